@@ -1,0 +1,38 @@
+# Two commands for a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test venv system-deps bench eval clean
+
+demo: $(STAMP)
+	$(VENV)/bin/lipdub demo -o out/demo.mp4
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) bench/speed.py
+
+eval: $(STAMP)
+	$(VENV)/bin/lipdub eval
+
+venv: $(STAMP)
+
+# espeak-ng (GPL) is used only as an external program: G2P for non-English transcripts and the demo's voice.
+system-deps:
+	@command -v espeak-ng >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q espeak-ng; }
+
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml | system-deps
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
+	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m lipdub.models --check
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) out
