@@ -1,0 +1,158 @@
+"""Command line: `lipdub dub`, `lipdub demo`, `lipdub eval`. Thin: parsing, progress and errors only."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from .errors import LipdubError, ParameterError
+
+
+def _face_box(text: str) -> tuple[float, float, float, float]:
+    try:
+        parts = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 4:
+        raise argparse.ArgumentTypeError("expected x,y,w,h in pixels, e.g. 420,80,300,300")
+    return parts  # type: ignore[return-value]
+
+
+def read_transcript(value: str | None) -> str | None:
+    """--transcript takes the text itself or the path of a text file."""
+    if value is None:
+        return None
+    p = Path(value)
+    if len(value) < 4096 and p.suffix.lower() in (".txt", ".lab", ".srt", "") and p.is_file():
+        return p.read_text(encoding="utf-8", errors="replace")
+    return value
+
+
+class ProgressBar:
+    """One tqdm bar per stage, with ETA; silent with --quiet."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bars: dict = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        bar = self.bars.get(stage)
+        if bar is None:
+            for other in self.bars.values():
+                other.close()
+            bar = self.bars[stage] = tqdm(total=total, desc=f"{stage:>6}", unit="frame", leave=True,
+                                          dynamic_ncols=True, file=sys.stderr)
+        if total != bar.total:
+            bar.total = total
+        bar.update(done - bar.n)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def _add_dub_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--transcript", help="what the new audio says (text, or a .txt file): enables forced alignment")
+    p.add_argument("--language", help="language of the new audio, e.g. en, es, fr, de, ko (default: English)")
+    p.add_argument("--length", default="audio", choices=["audio", "video", "loop", "pingpong", "pad"],
+                   help="output length: audio (default: as long as the audio, video played back and forth), "
+                        "video, loop, pingpong, pad (hold the last frame)")
+    p.add_argument("--strength", type=float, default=1.0, help="articulation strength, 0..3 (default 1)")
+    p.add_argument("--face-index", type=int, help="which face to dub: 0 = largest persistent face (default)")
+    p.add_argument("--face-box", type=_face_box, help="dub the face inside x,y,w,h (pixels of the displayed frame)")
+    p.add_argument("--crf", type=float, default=16.0, help="H.264 quality, lower is better (default 16)")
+    p.add_argument("--preset", default="veryfast", help="x264 preset (default veryfast)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the face-track cache")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lipdub", description="Re-animate a speaker's mouth to new speech.")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("dub", help="dub VIDEO (or a photo) with AUDIO")
+    d.add_argument("video", nargs="?", help="video or photo of the speaker")
+    d.add_argument("audio", nargs="?", help="the new speech (any audio or video file)")
+    d.add_argument("-o", "--output", "--outfile", dest="output", help="output video (.mp4, .mov, .mkv)")
+    d.add_argument("--face", dest="video_alias", help="same as VIDEO (Wav2Lip-compatible)")
+    d.add_argument("--audio", dest="audio_alias", help="same as AUDIO (Wav2Lip-compatible)")
+    _add_dub_options(d)
+
+    demo = sub.add_parser("demo", help="dub the embedded default: a portrait saying a synthesised sentence")
+    demo.add_argument("-o", "--output", default="out/demo.mp4")
+
+    ev = sub.add_parser("eval", help="cross-dub sync evaluation on the shared clips")
+    ev.add_argument("--data", help="folder with video/ and audio/ (default ../shared/data)")
+    ev.add_argument("--cases", help="comma-separated case names (default: all)")
+    ev.add_argument("--json", help="also write the results as JSON here")
+    return parser
+
+
+def _dub(args, progress) -> int:
+    from .pipeline import DubOptions, dub
+
+    video = args.video or args.video_alias
+    audio = args.audio or args.audio_alias
+    if not video or not audio or not args.output:
+        raise ParameterError("usage: lipdub dub VIDEO AUDIO -o OUT.mp4 (or --face VIDEO --audio AUDIO --outfile OUT)")
+    opts = DubOptions(transcript=read_transcript(args.transcript), language=args.language, length=args.length,
+                      strength=args.strength, face_index=args.face_index, face_box=args.face_box, crf=args.crf,
+                      preset=args.preset, cache=not args.no_cache)
+    t = time.perf_counter()
+    report = dub(video, audio, args.output, opts, progress=progress)
+    progress.close()
+    if not args.quiet:
+        print(f"wrote {report.output}: {report.frames} frames at {report.fps:.3f} fps ({report.duration:.2f} s), "
+              f"mouth rendered on {report.faces_rendered} frames, speech: {report.speech_method}, "
+              f"{time.perf_counter() - t:.1f} s", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="lipdub: %(message)s")
+    progress = ProgressBar(enabled=not args.quiet and sys.stderr.isatty())
+    try:
+        if args.command == "dub":
+            return _dub(args, progress)
+        if args.command == "demo":
+            from .demo import run_demo
+
+            out = run_demo(args.output, progress=progress)
+            progress.close()
+            print(f"wrote {out}", file=sys.stderr)
+            return 0
+        if args.command == "eval":
+            from .evaluate import main as eval_main
+
+            return eval_main(args)
+    except LipdubError as exc:
+        progress.close()
+        if args.debug:
+            raise
+        print(f"lipdub: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        progress.close()
+        print("lipdub: interrupted; no output was written", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an unexpected failure still ends in one line, not a traceback
+        progress.close()
+        if args.debug:
+            raise
+        print(f"lipdub: internal error: {type(exc).__name__}: {exc} (run with --debug for details; please report it)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

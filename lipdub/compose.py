@@ -1,0 +1,67 @@
+"""compose: put a rendered lower face back into the frame without seams.
+
+Mask = hull of the old and the new lower face (so a raised chin covers the old one), feathered inwards so every pixel
+outside the hull stays byte-identical. Colour is matched on the mask's border band (LAB mean shift, smoothed over
+time so it cannot flicker), then a plain alpha blend: it drifted less than Poisson blending and is faster.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def region_of_interest(points: np.ndarray, width: int, height: int, margin: int) -> tuple[int, int, int, int]:
+    x0, y0 = np.floor(points[:, :2].min(0)).astype(int) - margin
+    x1, y1 = np.ceil(points[:, :2].max(0)).astype(int) + margin
+    return max(0, x0), max(0, y0), min(width, x1), min(height, y1)
+
+
+def feathered_mask(hull_points: np.ndarray, roi: tuple[int, int, int, int], feather: float) -> np.ndarray:
+    """float32 alpha in roi: 1 well inside the hull, falling to 0 at its edge (never outside)."""
+    x0, y0, x1, y1 = roi
+    hard = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    hull = cv2.convexHull(np.round((hull_points[:, :2] - [x0, y0]) * 16).astype(np.int32))
+    cv2.fillConvexPoly(hard, hull, 255, lineType=cv2.LINE_8, shift=4)
+    # distance to the edge gives a feather that stays inside the hull
+    dist = cv2.distanceTransform(hard, cv2.DIST_L2, 3)
+    alpha = np.clip(dist / max(feather, 1.0), 0.0, 1.0)
+    return (alpha * alpha * (3 - 2 * alpha)).astype(np.float32)  # smoothstep
+
+
+class ColourMatcher:
+    """LAB mean offset between the rendered patch and the frame on the mask's border band, smoothed over time."""
+
+    def __init__(self, smoothing: float = 0.7):
+        self.smoothing = smoothing
+        self.offset: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self.offset = None
+
+    def __call__(self, patch: np.ndarray, target: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        band = (alpha > 0.02) & (alpha < 0.9)
+        if band.sum() < 30:
+            return patch
+        lab_p = cv2.cvtColor(patch, cv2.COLOR_RGB2LAB).astype(np.float32)
+        lab_t = cv2.cvtColor(target, cv2.COLOR_RGB2LAB).astype(np.float32)
+        off = np.median(lab_t[band], axis=0) - np.median(lab_p[band], axis=0)
+        if self.offset is None:
+            self.offset = off
+        else:
+            self.offset = self.smoothing * self.offset + (1 - self.smoothing) * off
+        lab_p += self.offset
+        return cv2.cvtColor(np.clip(lab_p, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+
+
+def blend(frame: np.ndarray, patch: np.ndarray, alpha: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
+    """frame with patch alpha-blended into roi (a new array; the input frame is not modified)."""
+    x0, y0, x1, y1 = roi
+    out = frame.copy()
+    a = alpha[..., None]
+    region = out[y0:y1, x0:x1].astype(np.float32)
+    out[y0:y1, x0:x1] = np.clip(region + a * (patch.astype(np.float32) - region) + 0.5, 0, 255).astype(np.uint8)
+    # pixels with zero alpha must stay byte-identical (rounding above could move them by one)
+    keep = alpha <= 0
+    out[y0:y1, x0:x1][keep] = frame[y0:y1, x0:x1][keep]
+    return out

@@ -1,0 +1,446 @@
+"""face: find the speaker, track MediaPipe's 478-point 3D mesh on every frame, smooth it, normalise head pose.
+
+Frames without the speaker's face are marked invalid and later pass through untouched. Tracks are cached per input
+file (keyed by path, size and mtime) so a second dub of the same video skips tracking.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from .errors import ParameterError
+from .models import face_landmarker_path
+
+os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging to stderr
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+TRACK_VERSION = 3  # bump when tracking or smoothing changes so stale caches are ignored
+
+# Lip contours (MediaPipe indices), ordered corner to corner.
+OUTER_UPPER = [61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291]
+OUTER_LOWER = [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291]
+INNER_UPPER = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308]
+INNER_LOWER = [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308]
+# Points fixed to the skull (forehead, nose bridge and base, eye corners, temples): the pose fit uses only these.
+STABLE = [10, 151, 9, 8, 168, 6, 197, 195, 5, 4, 1, 2, 98, 327, 33, 133, 362, 263, 127, 356, 234, 454, 122, 351]
+EYE_OUTER = (33, 263)
+# Jaw line from ear to ear through the chin, and the chin tip.
+JAW = [234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397, 288, 361, 323, 454]
+CHIN = 152
+
+
+@dataclass
+class FaceTrack:
+    """The speaker's face in every frame of one video, in pixel coordinates of the displayed frame."""
+
+    times: np.ndarray  # (T,) seconds
+    landmarks: np.ndarray  # (T, 478, 3) float32: x, y in pixels; z in the same pixel scale
+    valid: np.ndarray  # (T,) bool: the speaker's face was found
+    width: int
+    height: int
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, times=self.times, landmarks=self.landmarks.astype(np.float32), valid=self.valid,
+                 size=np.array([self.width, self.height]), version=np.array(TRACK_VERSION),
+                 meta=np.array(repr(self.meta)))
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "FaceTrack":
+        with np.load(path, allow_pickle=False) as z:
+            if int(z["version"]) != TRACK_VERSION:
+                raise ValueError("stale track version")
+            w, h = (int(v) for v in z["size"])
+            return cls(z["times"], z["landmarks"], z["valid"].astype(bool), w, h)
+
+
+# --------------------------------------------------------------------------------------------------- detection
+
+class Landmarker:
+    """MediaPipe FaceLandmarker in IMAGE mode on crops: each call is independent, so crops may move freely."""
+
+    def __init__(self, num_faces: int = 4):
+        import mediapipe as mp
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        self._mp = mp
+        options = vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=str(face_landmarker_path())),
+            running_mode=vision.RunningMode.IMAGE, num_faces=num_faces,
+            min_face_detection_confidence=0.5, min_face_presence_confidence=0.5)
+        self._landmarker = vision.FaceLandmarker.create_from_options(options)
+
+    def detect(self, rgb: np.ndarray, box: tuple[int, int, int, int] | None = None) -> list[np.ndarray]:
+        """Faces in `rgb` (optionally only inside crop box x0,y0,x1,y1) as (478,3) pixel arrays of the full frame."""
+        x0, y0 = 0, 0
+        img = rgb
+        if box is not None:
+            x0, y0, x1, y1 = box
+            img = rgb[y0:y1, x0:x1]
+        if img.shape[0] < 32 or img.shape[1] < 32:
+            return []
+        image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(img))
+        result = self._landmarker.detect(image)
+        h, w = img.shape[:2]
+        faces = []
+        for lms in result.face_landmarks:
+            a = np.array([(p.x, p.y, p.z) for p in lms], dtype=np.float32)
+            a[:, 0] = a[:, 0] * w + x0
+            a[:, 1] = a[:, 1] * h + y0
+            a[:, 2] = a[:, 2] * w
+            faces.append(a)
+        return faces
+
+    def close(self) -> None:
+        if self._landmarker is not None:
+            self._landmarker.close()
+            self._landmarker = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def face_box(lms: np.ndarray) -> np.ndarray:
+    """x, y, w, h of a face's landmarks."""
+    x0, y0 = lms[:, 0].min(), lms[:, 1].min()
+    return np.array([x0, y0, lms[:, 0].max() - x0, lms[:, 1].max() - y0], dtype=np.float32)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
+    iw = max(0.0, min(ax1, bx1) - max(a[0], b[0]))
+    ih = max(0.0, min(ay1, by1) - max(a[1], b[1]))
+    inter = iw * ih
+    return inter / max(a[2] * a[3] + b[2] * b[3] - inter, 1e-6)
+
+
+def _tiles(width: int, height: int) -> list[tuple[int, int, int, int]]:
+    """Overlapping square crops: the detector misses faces narrower than ~12 % of the frame's long side."""
+    tiles = []
+    for frac in (1.0, 0.55):
+        side = int(min(width, height) * frac)
+        nx = max(1, int(np.ceil((width - side) / (side * 0.6))) + 1)
+        ny = max(1, int(np.ceil((height - side) / (side * 0.6))) + 1)
+        for ix in range(nx):
+            for iy in range(ny):
+                x0 = int(round(ix * (width - side) / max(nx - 1, 1)))
+                y0 = int(round(iy * (height - side) / max(ny - 1, 1)))
+                tiles.append((x0, y0, x0 + side, y0 + side))
+    return tiles
+
+
+def detect_all(landmarker: Landmarker, rgb: np.ndarray) -> list[np.ndarray]:
+    """Every face in the frame: full frame first, then tiles for small faces (duplicates merged)."""
+    faces = landmarker.detect(rgb)
+    if faces and max(face_box(f)[2] for f in faces) > 0.12 * max(rgb.shape[:2]):
+        return faces
+    h, w = rgb.shape[:2]
+    for tile in _tiles(w, h):
+        for f in landmarker.detect(rgb, tile):
+            if all(_iou(face_box(f), face_box(g)) < 0.3 for g in faces):
+                faces.append(f)
+    return faces
+
+
+def _roi(box: np.ndarray, width: int, height: int, scale: float = 2.2) -> tuple[int, int, int, int]:
+    cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+    side = max(box[2], box[3]) * scale
+    x0, y0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+    x1, y1 = int(min(width, cx + side / 2)), int(min(height, cy + side / 2))
+    return x0, y0, x1, y1
+
+
+# --------------------------------------------------------------------------------------------------- speaker choice
+
+@dataclass
+class SurveyTrack:
+    samples: list[int]  # survey sample numbers
+    boxes: list[np.ndarray]
+
+    @property
+    def score(self) -> float:  # persistence x size: the default speaker is the largest persistent face
+        return float(sum(b[2] * b[3] for b in self.boxes))
+
+
+def link_tracks(samples: list[list[np.ndarray]], max_gap: int = 3) -> list[SurveyTrack]:
+    """Greedy IoU linking of per-sample face boxes into tracks."""
+    tracks: list[SurveyTrack] = []
+    for s, boxes in enumerate(samples):
+        taken: set[int] = set()
+        for box in sorted(boxes, key=lambda b: -b[2] * b[3]):
+            best, best_iou = None, 0.2
+            for i, tr in enumerate(tracks):
+                if i in taken or s - tr.samples[-1] > max_gap:
+                    continue
+                iou = _iou(tr.boxes[-1], box)
+                if iou > best_iou:
+                    best, best_iou = i, iou
+            if best is None:
+                tracks.append(SurveyTrack([s], [box]))
+                taken.add(len(tracks) - 1)
+            else:
+                tracks[best].samples.append(s)
+                tracks[best].boxes.append(box)
+                taken.add(best)
+    return tracks
+
+
+def choose_speaker(tracks: list[SurveyTrack], face_index: int | None = None,
+                   face_box_hint: tuple[float, float, float, float] | None = None) -> SurveyTrack | None:
+    if not tracks:
+        return None
+    ranked = sorted(tracks, key=lambda t: -t.score)
+    if face_box_hint is not None:
+        hint = np.asarray(face_box_hint, dtype=np.float32)
+        best = max(ranked, key=lambda t: max(_iou(b, hint) for b in t.boxes))
+        if max(_iou(b, hint) for b in best.boxes) <= 0.0:
+            raise ParameterError(f"no face overlaps --face-box {','.join(str(int(v)) for v in hint)}; "
+                                 "give x,y,w,h in pixels of the displayed frame around the speaker's face")
+        return best
+    if face_index is not None:
+        if not 0 <= face_index < len(ranked):
+            raise ParameterError(f"--face-index {face_index} is out of range: {len(ranked)} face(s) found "
+                                 "(0 = largest persistent face)")
+        return ranked[face_index]
+    return ranked[0]
+
+
+# --------------------------------------------------------------------------------------------------- tracking
+
+FrameSource = Callable[[], Iterable]  # yields objects with .index, .time, .rgb
+
+
+def track_frames(frames: Callable[[], Iterator], width: int, height: int, n_frames: int, fps: float,
+                 face_index: int | None = None, face_box_hint=None,
+                 on_frame: Callable[[int, np.ndarray, np.ndarray | None], None] | None = None,
+                 progress: Callable[[int], None] | None = None) -> FaceTrack:
+    """Track the speaker through `frames()` (called twice: a sparse survey, then the dense pass).
+
+    on_frame(index, rgb, raw_landmarks_or_None) is called during the dense pass, so later stages can collect what
+    they need from the pixels without decoding again.
+    """
+    step = max(1, int(round(fps / 2)))
+    with Landmarker(num_faces=4) as lmk:
+        survey: list[list[np.ndarray]] = []
+        survey_frames: list[int] = []
+        for fr in frames():
+            if fr.index % step == 0:
+                survey.append([face_box(f) for f in detect_all(lmk, fr.rgb)])
+                survey_frames.append(fr.index)
+        speaker = choose_speaker(link_tracks(survey), face_index, face_box_hint)
+        hint_at: dict[int, np.ndarray] = {}
+        if speaker is not None:
+            for s, box in zip(speaker.samples, speaker.boxes):
+                hint_at[survey_frames[s]] = box
+        hint_idx = np.array(sorted(hint_at), dtype=np.int64)
+
+        times = np.zeros(n_frames, np.float64)
+        lms = np.zeros((n_frames, 478, 3), np.float32)
+        valid = np.zeros(n_frames, bool)
+        last_box, last_seen = None, -10**9
+        count = 0
+        for fr in frames():
+            i = fr.index
+            if i >= n_frames:  # probe undercounted: grow
+                grow = i + 1 - n_frames
+                times = np.concatenate([times, np.zeros(grow)])
+                lms = np.concatenate([lms, np.zeros((grow, 478, 3), np.float32)])
+                valid = np.concatenate([valid, np.zeros(grow, bool)])
+                n_frames = i + 1
+            times[i] = fr.time
+            expected = None
+            if last_box is not None and i - last_seen <= 2 * step:
+                expected = last_box
+            elif len(hint_idx):
+                j = hint_idx[np.argmin(np.abs(hint_idx - i))]
+                if abs(int(j) - i) <= 2 * step:
+                    expected = hint_at[int(j)]
+            found = None
+            if expected is not None:
+                cands = lmk.detect(fr.rgb, _roi(expected, width, height))
+                found = _closest(cands, expected)
+            if found is None and speaker is not None and (expected is None or i % step == 0):
+                # lost the face: look again over the whole frame, but only accept the speaker's track
+                ref = expected if expected is not None else (
+                    hint_at[int(hint_idx[np.argmin(np.abs(hint_idx - i))])] if len(hint_idx) else None)
+                found = _closest(detect_all(lmk, fr.rgb), ref) if ref is not None else None
+            if found is not None:
+                lms[i], valid[i] = found, True
+                last_box, last_seen = face_box(found), i
+            if on_frame is not None:
+                on_frame(i, fr.rgb, found)
+            count += 1
+            if progress is not None:
+                progress(1)
+    n = count
+    track = FaceTrack(times[:n], lms[:n], valid[:n], width, height,
+                      meta={"speaker_found": speaker is not None})
+    return smooth_track(track)
+
+
+def _closest(cands: list[np.ndarray], expected: np.ndarray | None) -> np.ndarray | None:
+    """The candidate face that continues `expected` (same place, similar size), or None."""
+    if not cands:
+        return None
+    if expected is None:
+        return max(cands, key=lambda f: face_box(f)[2] * face_box(f)[3])
+    ec = expected[:2] + expected[2:] / 2
+    best, best_d = None, np.inf
+    for f in cands:
+        b = face_box(f)
+        d = np.linalg.norm(b[:2] + b[2:] / 2 - ec) / max(expected[2], 1.0)
+        ratio = b[2] / max(expected[2], 1.0)
+        if d < 0.6 and 0.5 < ratio < 2.0 and d < best_d:
+            best, best_d = f, d
+    return best
+
+
+# --------------------------------------------------------------------------------------------------- smoothing
+
+def _segments(valid: np.ndarray, lms: np.ndarray) -> list[tuple[int, int]]:
+    """Runs of valid frames, split at jumps (scene cuts, re-detections of a different face)."""
+    runs, start = [], None
+    for i in range(len(valid) + 1):
+        cut = False
+        if i < len(valid) and valid[i] and start is not None and i > 0 and valid[i - 1]:
+            size = np.ptp(lms[i - 1, :, 0])
+            cut = np.linalg.norm(lms[i, 1, :2] - lms[i - 1, 1, :2]) > 0.25 * max(size, 1.0)
+        if start is not None and (i == len(valid) or not valid[i] or cut):
+            runs.append((start, i))
+            start = None
+        if i < len(valid) and valid[i] and start is None:
+            start = i
+    return runs
+
+
+def smooth_track(track: FaceTrack, sigma_stable: float = 1.5, sigma_mouth: float = 0.8) -> FaceTrack:
+    """Zero-phase Gaussian smoothing inside each segment: heavier for the rigid head, lighter for lips and jaw so
+    closures survive. MediaPipe jitters ~0.4 px on still faces; the rendered mouth inherits any head jitter."""
+    from scipy.ndimage import gaussian_filter1d
+
+    lms = track.landmarks.copy()
+    mouth = np.zeros(478, bool)
+    mouth[OUTER_UPPER + OUTER_LOWER + INNER_UPPER + INNER_LOWER + JAW] = True
+    for a, b in _segments(track.valid, track.landmarks):
+        if b - a < 3:
+            continue
+        seg = track.landmarks[a:b]
+        lms[a:b, ~mouth] = gaussian_filter1d(seg[:, ~mouth], sigma_stable, axis=0, mode="nearest")
+        lms[a:b, mouth] = gaussian_filter1d(seg[:, mouth], sigma_mouth, axis=0, mode="nearest")
+    return FaceTrack(track.times, lms, track.valid, track.width, track.height, dict(track.meta))
+
+
+# --------------------------------------------------------------------------------------------------- pose
+
+@dataclass
+class Pose:
+    """Per-frame similarity transform: frame_point = scale * R @ canonical_point + t."""
+
+    scale: np.ndarray  # (T,)
+    rotation: np.ndarray  # (T, 3, 3)
+    translation: np.ndarray  # (T, 3)
+
+    def to_frame(self, i: int, pts: np.ndarray) -> np.ndarray:
+        return self.scale[i] * pts @ self.rotation[i].T + self.translation[i]
+
+    def to_canonical(self, i: int, pts: np.ndarray) -> np.ndarray:
+        return ((pts - self.translation[i]) @ self.rotation[i]) / self.scale[i]
+
+
+def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Least-squares similarity dst ≈ s R src + t (Umeyama 1991)."""
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    xs, xd = src - mu_s, dst - mu_d
+    cov = xd.T @ xs / len(src)
+    u, d, vt = np.linalg.svd(cov)
+    sign = np.ones(3)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[-1] = -1
+    rot = u @ np.diag(sign) @ vt
+    scale = float((d * sign).sum() / xs.var(0).sum())
+    return scale, rot, mu_d - scale * rot @ mu_s
+
+
+def canonical_shape(track: FaceTrack) -> np.ndarray:
+    """The track's mean face in a canonical frame: eye corners 1 unit apart, upright, centred on the nose bridge."""
+    idx = np.flatnonzero(track.valid)
+    if len(idx) == 0:
+        raise ValueError("no valid frames")
+    sample = track.landmarks[idx[:: max(1, len(idx) // 200)]]
+    ref = sample[len(sample) // 2].astype(np.float64)
+    for _ in range(2):  # generalised Procrustes, two rounds are plenty
+        aligned = []
+        for lm in sample:
+            s, r, t = umeyama(lm[STABLE].astype(np.float64), ref[STABLE])
+            aligned.append(s * lm @ r.T + t)
+        ref = np.mean(aligned, axis=0)
+    # upright: eye line horizontal; unit: outer eye-corner distance; origin: nose bridge (168)
+    left, right = ref[EYE_OUTER[0]], ref[EYE_OUTER[1]]
+    angle = np.arctan2(right[1] - left[1], right[0] - left[0])
+    c, s_ = np.cos(-angle), np.sin(-angle)
+    rz = np.array([[c, -s_, 0], [s_, c, 0], [0, 0, 1]])
+    ref = (ref - ref[168]) @ rz.T
+    return ref / np.linalg.norm(ref[EYE_OUTER[1], :2] - ref[EYE_OUTER[0], :2])
+
+
+def estimate_pose(track: FaceTrack, canonical: np.ndarray) -> Pose:
+    n = len(track)
+    scale = np.ones(n)
+    rot = np.tile(np.eye(3), (n, 1, 1))
+    trans = np.zeros((n, 3))
+    for i in np.flatnonzero(track.valid):
+        scale[i], rot[i], trans[i] = umeyama(canonical[STABLE], track.landmarks[i, STABLE].astype(np.float64))
+    return Pose(scale, rot, trans)
+
+
+def normalised_landmarks(track: FaceTrack, pose: Pose) -> np.ndarray:
+    """(T, 478, 3) landmarks with head pose removed (canonical units: eye-corner distance = 1)."""
+    out = np.zeros_like(track.landmarks, dtype=np.float32)
+    for i in np.flatnonzero(track.valid):
+        out[i] = pose.to_canonical(i, track.landmarks[i].astype(np.float64))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------- mouth measures
+
+def inner_opening(lms: np.ndarray) -> np.ndarray:
+    """Inner-lip gap over eye-corner distance, from (…, 478, 2|3) landmarks: the sync measure used everywhere."""
+    gap = np.mean([np.linalg.norm(lms[..., a, :2] - lms[..., b, :2], axis=-1)
+                   for a, b in ((82, 87), (13, 14), (312, 317))], axis=0)
+    iod = np.linalg.norm(lms[..., EYE_OUTER[0], :2] - lms[..., EYE_OUTER[1], :2], axis=-1)
+    return gap / np.maximum(iod, 1e-6)
+
+
+def mouth_width(lms: np.ndarray) -> np.ndarray:
+    iod = np.linalg.norm(lms[..., EYE_OUTER[0], :2] - lms[..., EYE_OUTER[1], :2], axis=-1)
+    return np.linalg.norm(lms[..., 61, :2] - lms[..., 291, :2], axis=-1) / np.maximum(iod, 1e-6)
+
+
+# --------------------------------------------------------------------------------------------------- cache
+
+def cache_dir() -> Path:
+    base = os.environ.get("LIPDUB_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"),
+                                                         "lipdub")
+    return Path(base)
+
+
+def cache_key(path: str | Path, **options) -> str:
+    p = Path(path).resolve()
+    st = p.stat()
+    text = f"{p}|{st.st_size}|{st.st_mtime_ns}|v{TRACK_VERSION}|{sorted(options.items())}"
+    return hashlib.sha1(text.encode()).hexdigest()[:20]

@@ -1,0 +1,119 @@
+"""motion: phones + acoustics → a mouth trajectory sampled at the output frame times.
+
+Coarticulation follows Cohen & Massaro's dominance model: every phone pulls the mouth towards its viseme target with a
+dominance that decays away from the phone's centre, so transitions anticipate the next sound and weak consonants
+(t, k, h) borrow the shape of their neighbouring vowels. Bilabials (p, b, m) are then forced fully shut at their
+centre, and the mouth rests closed wherever voice activity says there is no speech.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ParameterError
+
+# viseme targets: (opening 0..1 of the speaker's wide-open, width change -1 (rounded) .. +1 (spread), dominance)
+_V = {
+    "SIL": (0.0, 0.0, 0.6),
+    "P": (0.0, 0.0, 6.0), "B": (0.0, 0.0, 6.0), "M": (0.0, 0.0, 6.0),
+    "F": (0.08, -0.05, 3.0), "V": (0.08, -0.05, 3.0),
+    "TH": (0.22, 0.05, 1.2), "DH": (0.22, 0.05, 1.0),
+    "T": (0.25, 0.1, 0.5), "D": (0.25, 0.1, 0.5), "N": (0.22, 0.1, 0.5), "L": (0.3, 0.0, 0.5),
+    "S": (0.12, 0.3, 1.2), "Z": (0.12, 0.3, 1.0),
+    "K": (0.35, 0.0, 0.35), "G": (0.35, 0.0, 0.35), "NG": (0.3, 0.0, 0.35), "HH": (0.45, 0.0, 0.2),
+    "CH": (0.18, -0.5, 1.5), "JH": (0.18, -0.5, 1.5), "SH": (0.18, -0.5, 1.5), "ZH": (0.18, -0.5, 1.5),
+    "R": (0.22, -0.4, 0.9), "W": (0.1, -0.8, 2.0), "Y": (0.2, 0.3, 0.8),
+    "AA": (0.95, 0.0, 1.0), "AE": (0.8, 0.25, 1.0), "AH": (0.65, 0.0, 0.9), "AO": (0.8, -0.35, 1.0),
+    "AW": (0.8, -0.2, 1.0), "AY": (0.8, 0.1, 1.0), "EH": (0.6, 0.25, 0.9), "ER": (0.35, -0.4, 0.9),
+    "EY": (0.5, 0.35, 0.9), "IH": (0.38, 0.3, 0.8), "IY": (0.26, 0.5, 0.9), "OW": (0.55, -0.6, 1.0),
+    "OY": (0.6, -0.45, 1.0), "UH": (0.32, -0.5, 0.9), "UW": (0.2, -0.8, 1.1),
+}
+BILABIALS = {"P", "B", "M"}
+
+
+@dataclass
+class MouthTrack:
+    """Per output frame: the wanted mouth, relative to the speaker (rendering turns it into landmarks)."""
+
+    times: np.ndarray  # (T,) seconds
+    opening: np.ndarray  # (T,) 0 closed .. 1 the speaker's wide-open
+    width: np.ndarray  # (T,) -1 rounded .. +1 spread, 0 = rest
+    closed: np.ndarray  # (T,) bool: lips must touch (bilabial or silence)
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+
+def viseme_target(label: str) -> tuple[float, float, float]:
+    return _V.get(label.upper().rstrip("012"), (0.3, 0.0, 0.5))
+
+
+def phone_curves(phones, duration: float, hop: float = 0.01, lead: float = 0.02):
+    """Dominance-blended opening/width at `hop` resolution plus a mask of bilabial closure centres."""
+    n = max(1, int(np.ceil(duration / hop)))
+    t = (np.arange(n) + 0.5) * hop
+    num_o, num_w, den = np.zeros(n), np.zeros(n), np.full(n, 1e-6)
+    closure = np.zeros(n, bool)
+    for ph in phones:
+        o, w, dom = viseme_target(ph.label)
+        centre = 0.5 * (ph.start + ph.end) - lead  # lips move slightly ahead of the sound
+        half = max(0.5 * (ph.end - ph.start), 0.02)
+        # dominance: flat over the phone, exponential decay outside; anticipation reaches further than carry-over
+        dist = np.abs(t - centre) - half
+        tight = ph.label.upper() in BILABIALS  # lips shut fast and let go fast: strong but short-reaching
+        reach = np.where(t < centre, 0.035 if tight else 0.09, 0.025 if tight else 0.06)
+        d = dom * np.exp(-np.maximum(dist, 0.0) / reach)
+        num_o += d * o
+        num_w += d * w
+        den += d
+        if ph.label.upper() in BILABIALS:
+            closure |= np.abs(t - centre) <= max(half * 0.5, 0.02)
+    return t, num_o / den, num_w / den, closure
+
+
+def mouth_track(speech, frame_times: np.ndarray, strength: float = 1.0, acoustic_weight: float = 0.35) -> MouthTrack:
+    """Sample the wanted mouth at `frame_times` (seconds on the audio's clock)."""
+    if not np.isfinite(strength) or strength < 0 or strength > 3:
+        raise ParameterError(f"--strength must be between 0 and 3 (1 = natural), got {strength}")
+    hop = speech.hop
+    n = len(speech.voiced)
+    voiced = np.asarray(speech.voiced, bool)
+    jaw = np.asarray(speech.jaw, np.float64)
+    phones = [p for p in speech.phones if p.label.upper() != "SIL"]
+    if phones:
+        _, opening, width, closure = phone_curves(speech.phones, n * hop, hop)
+        opening, width, closure = opening[:n], width[:n], closure[:n]
+        # loudness modulates emphasis; phones decide shape and closures
+        opening = opening * ((1 - acoustic_weight) + acoustic_weight * 1.6 * np.clip(jaw, 0, 1))
+    else:  # no phones recognised: the acoustic jaw curve alone (no closures from acoustics)
+        opening, width, closure = np.clip(jaw, 0, 1) * 0.85, np.zeros(n), np.zeros(n, bool)
+    from scipy.ndimage import binary_dilation, gaussian_filter1d
+
+    # silence: the mouth rests closed; keep a short ramp so it does not snap
+    speaking = binary_dilation(voiced, iterations=3)
+    opening = np.where(speaking, opening, 0.0)
+    opening = gaussian_filter1d(opening, 2.0)  # jaw inertia (~20 ms)
+    width = gaussian_filter1d(np.where(speaking, width, 0.0), 3.0)
+    opening[closure] = 0.0
+    shut = closure | ~speaking
+
+    # sample at frame times: average over each frame's exposure, but a closure anywhere in it wins
+    frame_times = np.asarray(frame_times, np.float64)
+    idx = np.clip(np.round(frame_times / hop).astype(int), 0, n - 1)
+    o = opening[idx]
+    w = width[idx]
+    shut_f = shut[idx]
+    if len(frame_times) > 1:
+        span = max(1, int(round(np.median(np.diff(frame_times)) / hop / 2)))
+        lo, hi = np.clip(idx - span, 0, n - 1), np.clip(idx + span, 0, n - 1)
+        cs = np.concatenate([[0], np.cumsum(opening)])
+        o = (cs[hi + 1] - cs[lo]) / (hi + 1 - lo)
+        cc = np.concatenate([[0], np.cumsum(closure)])
+        has_closure = (cc[hi + 1] - cc[lo]) > 0
+        o[has_closure] = 0.0
+        shut_f = shut_f | has_closure
+    o = np.clip(o * strength, 0.0, 1.2)
+    w = np.clip(w * strength, -1.0, 1.0)
+    return MouthTrack(frame_times, o.astype(np.float32), w.astype(np.float32), shut_f)

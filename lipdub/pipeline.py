@@ -1,0 +1,241 @@
+"""The dubbing pipeline: media → face → speech → motion → render → compose → media.
+
+Each stage's result is a plain value; tracks and speech analyses are cached as files a user can reuse.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import compose, face, media, motion, render, speech
+from .errors import InputError, LipdubError, ParameterError
+
+log = logging.getLogger("lipdub")
+
+LENGTH_POLICIES = ("audio", "video", "loop", "pingpong", "pad")
+
+
+@dataclass
+class DubOptions:
+    transcript: str | None = None
+    language: str | None = None
+    length: str = "audio"
+    strength: float = 1.0
+    face_index: int | None = None
+    face_box: tuple[float, float, float, float] | None = None
+    crf: float = 16.0
+    preset: str = "veryfast"
+    cache: bool = True
+
+    def validate(self) -> None:
+        if self.length not in LENGTH_POLICIES:
+            raise ParameterError(f"--length must be one of {', '.join(LENGTH_POLICIES)}, got {self.length!r}")
+        if not 0 <= self.crf <= 51:
+            raise ParameterError(f"--crf must be between 0 (lossless) and 51, got {self.crf}")
+        if not 0 <= self.strength <= 3:
+            raise ParameterError(f"--strength must be between 0 and 3 (1 = natural), got {self.strength}")
+        if self.face_box is not None and (len(self.face_box) != 4 or min(self.face_box[2:]) <= 0):
+            raise ParameterError("--face-box must be x,y,w,h in pixels with positive width and height")
+
+
+@dataclass
+class DubReport:
+    output: Path
+    frames: int
+    fps: float
+    duration: float
+    faces_rendered: int
+    speech_method: str
+    timings: dict = field(default_factory=dict)
+
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+def _frames(path: Path):
+    return lambda: media.iter_frames(path)
+
+
+def load_track(video: Path, info: media.VideoInfo, opts: DubOptions, progress: Progress | None) -> face.FaceTrack:
+    key = face.cache_key(video, face_index=opts.face_index, face_box=opts.face_box)
+    cache_file = face.cache_dir() / "tracks" / f"{key}.npz"
+    if opts.cache and cache_file.is_file():
+        try:
+            track = face.FaceTrack.load(cache_file)
+            log.info("face track from cache %s", cache_file)
+            return track
+        except Exception:  # stale or damaged cache: track again
+            pass
+    done = [0]
+
+    def tick(n: int) -> None:
+        done[0] += n
+        if progress:
+            progress("track", done[0], info.n_frames)
+
+    track = face.track_frames(_frames(video), info.width, info.height, info.n_frames, info.fps,
+                              face_index=opts.face_index, face_box_hint=opts.face_box, progress=tick)
+    if opts.cache:
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            track.save(cache_file)
+        except OSError as exc:  # a read-only cache must not stop the dub
+            log.warning("could not cache the face track: %s", exc)
+    return track
+
+
+def _pose_features(pose: face.Pose, idx: np.ndarray) -> np.ndarray:
+    # direction of the face normal in the image: sin(yaw), sin(pitch)
+    return pose.rotation[idx][:, :2, 2]
+
+
+def dub(video, audio, output, options: DubOptions | None = None, progress: Progress | None = None) -> DubReport:
+    opts = options or DubOptions()
+    opts.validate()
+    video, audio = Path(video), Path(audio)
+    for p, what in ((video, "video"), (audio, "audio")):
+        if not p.exists():
+            raise InputError(f"{what} file not found: {p}")
+    output = media.check_output_path(output, [video, audio])
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    info = media.probe_video(video)
+    samples16, _ = media.load_audio(audio, 16000)
+    if len(samples16) < 160:
+        raise InputError(f"{audio} holds no audio (or less than 10 ms); pass a file with speech")
+    native, native_sr = media.load_audio(audio, None, mono=False)
+    duration = len(samples16) / 16000.0
+    timings["load"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    speech_track = speech.analyse(samples16, 16000, transcript=opts.transcript, language=opts.language)
+    timings["speech"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    track = load_track(video, info, opts, progress)
+    timings["track"] = time.perf_counter() - t
+
+    schedule = media.output_schedule(len(track), info.fps, duration, "pingpong" if opts.length == "audio"
+                                     else opts.length)
+    n_out = len(schedule)
+    out_times = np.arange(n_out) / info.fps
+    mouth = motion.mouth_track(speech_track, out_times, opts.strength)
+
+    faces_rendered = 0
+    t = time.perf_counter()
+    with media.VideoWriter(output, info.width, info.height, info.fps, audio=native, audio_sr=native_sr,
+                           crf=opts.crf, preset=opts.preset) as writer:
+        if track.valid.any():
+            renderer = Renderer(video, info, track, progress)
+            timings["atlas"] = time.perf_counter() - t
+            t = time.perf_counter()
+            frames_out = renderer.render(schedule, mouth)
+        else:
+            log.warning("no face found in %s: writing the video unchanged with the new audio", video)
+            frames_out = _passthrough(video, info, schedule)
+        with media.FrameReader(video, info) as reader:
+            for k, (j, frame) in enumerate(frames_out(reader)):
+                writer.write(frame)
+                faces_rendered += bool(track.valid[j]) if j < len(track) else 0
+                if progress:
+                    progress("render", k + 1, n_out)
+    timings["render"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+    return DubReport(output, n_out, info.fps, n_out / info.fps, faces_rendered, speech_track.method, timings)
+
+
+def _passthrough(video, info, schedule):
+    def gen(reader):
+        for j in schedule:
+            yield int(j), reader.get(int(j))
+    return gen
+
+
+class Renderer:
+    """Holds the clip's appearance atlas and mouth model; renders output frames in order."""
+
+    def __init__(self, video: Path, info: media.VideoInfo, track: face.FaceTrack, progress: Progress | None = None):
+        self.info, self.track = info, track
+        self.canonical = face.canonical_shape(track)
+        self.pose = face.estimate_pose(track, self.canonical)
+        self.norm = face.normalised_landmarks(track, self.pose)
+        self.model = render.MouthModel(self.canonical, 0.26, 0.9)
+        built = render.build_mouth_model(self.canonical, self.norm, track.valid)
+        self.model.open_max, self.model.rest_width = built.open_max, built.rest_width
+        self.warper = render.MeshWarper(self.canonical)
+        px_per_unit = float(np.median(self.pose.scale[track.valid]))
+        self.px_per_unit = px_per_unit
+        self.atlas = render.Atlas(self.canonical, px_per_unit, len(track))
+        for fr in media.iter_frames(video):
+            i = fr.index
+            if i < len(track) and track.valid[i] and self.atlas.wants(i):
+                self.atlas.add(i, fr.rgb, track.landmarks[i])
+            if progress:
+                progress("atlas", i + 1, len(track))
+        if self.atlas.n == 0:
+            raise LipdubError(f"could not build a mouth atlas from {video}; is the face too small or turned away?")
+        self.colour = compose.ColourMatcher()
+
+    def plan(self, schedule: np.ndarray, mouth: motion.MouthTrack):
+        """Wanted canonical opening/width per output frame and the atlas frame to draw each from."""
+        m = self.model
+        open_c = mouth.opening * m.open_max
+        width_c = m.rest_width * (1 + 0.12 * mouth.width)
+        a = self.atlas
+        desc = render.descriptors(self.norm[a.frame_index[: a.n]])
+        scale = np.array([1 / m.open_max, 3 / m.rest_width])
+        want = np.stack([open_c, width_c], 1) * scale
+        sel = render.select_frames(desc * scale, _pose_features(self.pose, a.frame_index[: a.n]),
+                                   a.frame_index[: a.n], want, _pose_features(self.pose, schedule),
+                                   jump_cost=0.05, pose_weight=2.0)
+        return open_c, width_c, sel
+
+    def render(self, schedule: np.ndarray, mouth: motion.MouthTrack):
+        open_c, width_c, sel = self.plan(schedule, mouth)
+
+        def gen(reader):
+            prev_j = None
+            for k, j in enumerate(schedule):
+                j = int(j)
+                frame = reader.get(j)
+                if j >= len(self.track) or not self.track.valid[j]:
+                    self.colour.reset()
+                    yield j, frame
+                    continue
+                if prev_j is not None and abs(j - prev_j) > 1:
+                    self.colour.reset()
+                prev_j = j
+                yield j, self.render_frame(frame, j, int(sel[k]), float(open_c[k]), float(width_c[k]))
+        return gen
+
+    def render_frame(self, frame: np.ndarray, j: int, a: int, opening: float, width: float) -> np.ndarray:
+        atlas, pose, warper = self.atlas, self.pose, self.warper
+        fa = int(atlas.frame_index[a])
+        shape = render.target_shape(self.model, self.norm[fa], opening, width)
+        dst = pose.to_frame(j, warper.control_points(shape))[:, :2]
+        n_ctrl = len(render.CONTROL)
+        # the top edge stays exactly where this frame has it, so the seam lines up with the unchanged cheeks
+        edge_pos = [render.CONTROL.index(i) for i in render.UPPER_EDGE]
+        dst[edge_pos] = self.track.landmarks[j, render.UPPER_EDGE, :2]
+        src_frame = pose.to_frame(fa, warper.control_points(self.norm[fa]))[:, :2]
+        src_frame[:n_ctrl] = self.track.landmarks[fa, render.CONTROL, :2]
+        src = src_frame @ atlas.affine[a][:, :2].T + atlas.affine[a][:, 2]
+        h, w = frame.shape[:2]
+        scale = pose.scale[j]
+        roi = compose.region_of_interest(dst, w, h, margin=2)
+        warped, cover = warper.warp(atlas.crops[a], src, dst, roi)
+        hull = np.concatenate([dst[: n_ctrl][[render.CONTROL.index(i) for i in face.JAW]],
+                               self.track.landmarks[j, face.JAW, :2],
+                               self.track.landmarks[j, render.UPPER_EDGE, :2]])
+        alpha = compose.feathered_mask(hull, roi, feather=0.12 * scale)
+        alpha *= cover.astype(np.float32) / 255.0
+        x0, y0, x1, y1 = roi
+        warped = self.colour(warped, frame[y0:y1, x0:x1], alpha)
+        return compose.blend(frame, warped, alpha, roi)

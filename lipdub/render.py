@@ -1,0 +1,256 @@
+"""render: real mouths from the clip itself, chosen and warped to the wanted shape.
+
+The clip is its own appearance source. While tracking, every usable frame's lower face is stored pose-normalised in an
+atlas (a crop plus its landmarks). For each output frame a dynamic-programming pass picks an atlas frame whose mouth is
+close to the wanted one (favouring runs of consecutive real frames), then a piecewise-affine warp moves it onto the
+target frame's head pose with the lip contour exactly at the wanted shape. Where the chosen mouth is less open than
+asked, the interior (teeth, tongue) comes from the clip's most open frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy.spatial import Delaunay
+
+from . import face as F
+
+LIPS = sorted(set(F.OUTER_UPPER + F.OUTER_LOWER + F.INNER_UPPER + F.INNER_LOWER))
+# nose base and upper cheeks: the top edge of the replaced region
+UPPER_EDGE = [2, 97, 326, 98, 327, 129, 358, 203, 423, 36, 266, 205, 425, 50, 280, 187, 411, 147, 376, 123, 352]
+LOWER_FACE = [57, 287, 43, 273, 106, 335, 182, 406, 83, 313, 18, 200, 199, 175, 32, 262, 140, 369, 171, 396,
+              208, 428, 214, 434, 212, 432, 202, 422, 210, 430, 169, 394, 135, 364, 138, 367, 192, 416, 207, 427,
+              216, 436, 204, 424, 194, 418, 201, 421, 164, 167, 393, 165, 391, 92, 322, 186, 410]
+CONTROL = sorted(set(LIPS + F.JAW + UPPER_EDGE + LOWER_FACE))
+INNER_PAIRS = list(zip(F.INNER_UPPER[1:-1], F.INNER_LOWER[1:-1]))  # vertically opposite inner-lip points
+OUTER_PAIRS = list(zip(F.OUTER_UPPER[1:-1], F.OUTER_LOWER[1:-1]))
+
+
+# --------------------------------------------------------------------------------------------------- mouth geometry
+
+@dataclass
+class MouthModel:
+    """The speaker's mouth in canonical units (eye-corner distance = 1)."""
+
+    canonical: np.ndarray  # (478, 3) mean face
+    open_max: float  # inner-lip gap of the speaker's wide-open mouth
+    rest_width: float  # corner-to-corner width at rest
+
+    def __post_init__(self):
+        c = self.canonical
+        xs = np.array([c[u, 0] for u, _ in INNER_PAIRS])
+        half = max(0.5 * abs(c[308, 0] - c[78, 0]), 1e-3)
+        # gap profile of an opening mouth whose source is closed: widest at the centre, zero at the corners
+        self.closed_profile = np.clip(1 - ((xs - 0.5 * (c[78, 0] + c[308, 0])) / half) ** 2, 0, 1) ** 0.6
+        self.jaw_weight = self._jaw_weight()
+
+    def _jaw_weight(self) -> np.ndarray:
+        """How much each point follows a jaw drop (0 skull .. ~0.85 chin), from its canonical position."""
+        c = self.canonical
+        mc = 0.5 * (c[13] + c[14])
+        corner_y = 0.5 * (c[61, 1] + c[291, 1])
+        half_jaw = 0.5 * (c[F.JAW, 0].max() - c[F.JAW, 0].min())
+        dx = np.abs(c[:, 0] - mc[0]) / half_jaw
+        below = np.clip((c[:, 1] - corner_y) / 0.12, 0.0, 1.0)
+        w = 0.85 * np.clip(1 - dx ** 1.5, 0, 1) * below
+        return w
+
+
+def descriptors(norm: np.ndarray) -> np.ndarray:
+    """(…, 478, 3) canonical landmarks → (…, 2): inner opening, mouth width."""
+    gap = np.mean([norm[..., lo, 1] - norm[..., up, 1] for up, lo in INNER_PAIRS[3:6]], axis=0)
+    width = np.linalg.norm(norm[..., 61, :2] - norm[..., 291, :2], axis=-1)
+    return np.stack([np.maximum(gap, 0.0), width], axis=-1)
+
+
+def build_mouth_model(canonical: np.ndarray, norm: np.ndarray, valid: np.ndarray) -> MouthModel:
+    d = descriptors(norm[valid]) if valid.any() else np.zeros((0, 2))
+    if len(d) >= 10 and np.percentile(d[:, 0], 95) > 0.08:
+        open_max = float(np.clip(np.percentile(d[:, 0], 97), 0.16, 0.45))
+    else:  # a photo or a clip that never opens: a typical speaker's wide-open mouth
+        open_max = 0.26
+    closed = d[d[:, 0] < 0.04, 1] if len(d) else np.zeros(0)
+    rest_width = float(np.median(closed)) if len(closed) >= 3 else float(np.median(d[:, 1])) if len(d) else 0.9
+    return MouthModel(canonical, open_max, rest_width)
+
+
+def target_shape(model: MouthModel, source: np.ndarray, opening: float, width: float) -> np.ndarray:
+    """Move `source` (478,3 canonical) so its inner-lip gap is `opening` and its width `width` (canonical units).
+
+    Each inner-lip pair gets exactly the wanted gap (keeping the source's gap profile when it has one); the outer
+    lower lip follows its inner partner; chin and jaw follow the centre of the lower lip through jaw_weight."""
+    out = source.astype(np.float64).copy()
+    ups = [u for u, _ in INNER_PAIRS]
+    los = [l for _, l in INNER_PAIRS]
+    src_gap = source[los, 1] - source[ups, 1]
+    centre_gap = max(float(descriptors(source)[0]), 0.0)
+    if centre_gap > 0.03:
+        profile = np.clip(src_gap, 0, None) / centre_gap
+    else:
+        profile = model.closed_profile
+    want = opening * profile
+    raise_up = 0.08 * (want - np.clip(src_gap, 0, None))  # the upper lip lifts a little as the mouth opens
+    out[ups, 1] -= raise_up
+    new_lo = out[ups, 1] + want
+    drop = new_lo - source[los, 1]
+    centre_drop = float(drop[len(drop) // 2])
+    jaw = model.jaw_weight * centre_drop
+    jaw[LIPS] = 0.0
+    out[:, 1] += jaw
+    out[los, 1] = new_lo
+    outer_lo = [l for _, l in OUTER_PAIRS]
+    out[outer_lo, 1] = source[outer_lo, 1] + 0.9 * drop
+    outer_up = [u for u, _ in OUTER_PAIRS]
+    out[outer_up, 1] -= 0.7 * raise_up
+    for corner in (61, 291, 78, 308):
+        out[corner, 1] += 0.3 * centre_drop
+    # width: corners and nearby lip/cheek points slide horizontally, fading with vertical distance
+    cur_w = float(np.linalg.norm(out[61, :2] - out[291, :2]))
+    dw = width - cur_w
+    mc = 0.5 * (out[13] + out[14])
+    rel = np.clip((out[:, 0] - mc[0]) / max(0.5 * cur_w, 1e-3), -1.3, 1.3)
+    fall = np.exp(-((out[:, 1] - mc[1]) / 0.22) ** 2) * np.exp(-np.maximum(np.abs(rel) - 1, 0) / 0.3)
+    out[:, 0] += 0.5 * dw * rel * fall
+    return out
+
+
+# --------------------------------------------------------------------------------------------------- atlas
+
+class Atlas:
+    """Pose-normalised lower-face crops of the clip's own frames (bounded memory: strided when long)."""
+
+    def __init__(self, canonical: np.ndarray, px_per_unit: float, n_frames: int, budget_bytes: int = 400 << 20):
+        self.canonical = canonical
+        self.scale = float(np.clip(px_per_unit, 40.0, 260.0))
+        lower = canonical[F.JAW + UPPER_EDGE + [1]]
+        x0, x1 = lower[:, 0].min() - 0.3, lower[:, 0].max() + 0.3
+        y0, y1 = canonical[[1, 4]][:, 1].min() - 0.25, canonical[F.CHIN, 1] + 0.45
+        self.origin = np.array([x0, y0])
+        self.size = (int(np.ceil((x1 - x0) * self.scale)), int(np.ceil((y1 - y0) * self.scale)))  # w, h
+        per = self.size[0] * self.size[1] * 3
+        self.stride = max(1, int(np.ceil(n_frames * per / budget_bytes)))
+        cap = int(np.ceil(n_frames / self.stride)) + 1
+        self.crops = np.zeros((cap, self.size[1], self.size[0], 3), np.uint8)
+        self.points = np.zeros((cap, 478, 2), np.float32)  # landmarks in crop pixels
+        self.frame_index = np.zeros(cap, np.int64)
+        self.affine = np.zeros((cap, 2, 3), np.float64)  # frame pixels -> crop pixels
+        self.n = 0
+
+    def canonical_to_crop(self, pts: np.ndarray) -> np.ndarray:
+        return (pts[..., :2] - self.origin) * self.scale
+
+    def wants(self, index: int) -> bool:
+        return index % self.stride == 0 and self.n < len(self.crops)
+
+    def add(self, index: int, rgb: np.ndarray, landmarks: np.ndarray) -> None:
+        """Store frame `index`'s lower face, upright and scaled by a 2D similarity on the stable points."""
+        src = landmarks[F.STABLE, :2].astype(np.float64)
+        dst = self.canonical_to_crop(self.canonical[F.STABLE])
+        m, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.LMEDS)
+        if m is None:
+            return
+        self.crops[self.n] = cv2.warpAffine(rgb, m, self.size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        self.points[self.n] = landmarks[:, :2] @ m[:, :2].T + m[:, 2]
+        self.frame_index[self.n] = index
+        self.affine[self.n] = m
+        self.n += 1
+
+
+# --------------------------------------------------------------------------------------------------- selection
+
+def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_frames: np.ndarray,
+                  want: np.ndarray, want_pose: np.ndarray, k: int = 24, jump_cost: float = 0.6,
+                  pose_weight: float = 1.0) -> np.ndarray:
+    """Viterbi over the k best atlas candidates per output frame (unit selection).
+
+    atlas_desc (A,2) and want (T,2) are normalised descriptors (opening scaled to matter most); continuing to the next
+    real frame costs nothing, holding a frame costs a little, any other jump costs `jump_cost`."""
+    T, A = len(want), len(atlas_desc)
+    if A == 1:
+        return np.zeros(T, np.int64)
+    k = min(k, A)
+    cand = np.zeros((T, k), np.int64)
+    cost = np.zeros((T, k))
+    for t in range(T):
+        d = ((atlas_desc - want[t]) ** 2).sum(1) + pose_weight * ((atlas_pose - want_pose[t]) ** 2).sum(1)
+        c = np.argpartition(d, k - 1)[:k]
+        cand[t], cost[t] = c, d[c]
+    acc = cost[0].copy()
+    back = np.zeros((T, k), np.int64)
+    for t in range(1, T):
+        prev_f = atlas_frames[cand[t - 1]][:, None]
+        cur_f = atlas_frames[cand[t]][None, :]
+        step = cur_f - prev_f
+        trans = np.full((k, k), jump_cost)
+        trans[(step >= 1) & (step <= 2)] = 0.0
+        trans[step == 0] = 0.15 * jump_cost
+        tot = acc[:, None] + trans
+        back[t] = np.argmin(tot, axis=0)
+        acc = tot[back[t], np.arange(k)] + cost[t]
+    path = np.zeros(T, np.int64)
+    j = int(np.argmin(acc))
+    for t in range(T - 1, -1, -1):
+        path[t] = cand[t, j]
+        j = back[t, j]
+    return path
+
+
+# --------------------------------------------------------------------------------------------------- warping
+
+class MeshWarper:
+    """Piecewise-affine warp over a fixed triangulation of the lower-face control points (+ an outer ring)."""
+
+    def __init__(self, canonical: np.ndarray, ring_offset: float = 0.35):
+        self.canonical = canonical
+        c2 = canonical[CONTROL, :2]
+        centre = 0.5 * (canonical[13, :2] + canonical[14, :2])
+        jaw = canonical[F.JAW, :2]
+        direction = jaw - centre
+        direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+        self.ring = np.concatenate([canonical[F.JAW], np.zeros((len(F.JAW), 0))], axis=1).copy()
+        self.ring[:, :2] = jaw + ring_offset * direction  # fixed to the skull: the neck stretches under a jaw drop
+        upper = canonical[UPPER_EDGE, :2]
+        self.ring_up = canonical[UPPER_EDGE].copy()
+        self.ring_up[:, 1] -= 0.12  # above the top edge, so the mesh covers the whole feathered mask
+        pts = np.concatenate([c2, self.ring[:, :2], self.ring_up[:, :2]])
+        self.triangles = Delaunay(pts).simplices.astype(np.int32)
+        # drop sliver triangles spanning the concave ring corners
+        a, b, cc = pts[self.triangles[:, 0]], pts[self.triangles[:, 1]], pts[self.triangles[:, 2]]
+        area = 0.5 * np.abs((b[:, 0] - a[:, 0]) * (cc[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (cc[:, 0] - a[:, 0]))
+        self.triangles = self.triangles[area > 1e-5]
+        del upper
+
+    def control_points(self, shape: np.ndarray) -> np.ndarray:
+        """(N,3) canonical control points for a 478-point canonical shape (ring fixed to the skull)."""
+        return np.concatenate([shape[CONTROL], self.ring, self.ring_up])
+
+    def warp(self, src_img: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray, roi: tuple[int, int, int, int]):
+        """Pixels of src_img moved so src_pts land on dst_pts, inside roi (x0,y0,x1,y1) of the destination.
+        Returns (warped roi image, coverage mask uint8)."""
+        x0, y0, x1, y1 = roi
+        h, w = y1 - y0, x1 - x0
+        tri = self.triangles
+        d = dst_pts[tri] - np.array([x0, y0], np.float64)  # (M,3,2)
+        s = src_pts[tri].astype(np.float64)
+        # affine per triangle: src = A @ [x, y, 1]
+        m = np.concatenate([d, np.ones((len(tri), 3, 1))], axis=2)  # (M,3,3)
+        det = np.linalg.det(m)
+        ok = np.abs(det) > 1e-6
+        affine = np.zeros((len(tri), 3, 2))
+        affine[ok] = np.linalg.solve(m[ok], s[ok])
+        idx = np.full((h, w), -1, np.int32)
+        for t in np.flatnonzero(ok):
+            cv2.fillConvexPoly(idx, np.round(d[t] * 16).astype(np.int32), int(t), lineType=cv2.LINE_8, shift=4)
+        covered = idx >= 0
+        a = affine[np.maximum(idx, 0)]  # (h,w,3,2)
+        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+        map_x = (a[..., 0, 0] * xs + a[..., 1, 0] * ys + a[..., 2, 0]).astype(np.float32)
+        map_y = (a[..., 0, 1] * xs + a[..., 1, 1] * ys + a[..., 2, 1]).astype(np.float32)
+        out = cv2.remap(src_img, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return out, covered.astype(np.uint8) * 255
+
+
+def inner_polygon(points: np.ndarray) -> np.ndarray:
+    return np.concatenate([points[F.INNER_UPPER], points[F.INNER_LOWER[::-1][1:-1]]])[:, :2]

@@ -1,0 +1,96 @@
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from lipdub import motion
+from lipdub.errors import ParameterError
+
+
+@dataclass
+class P:
+    label: str
+    start: float
+    end: float
+
+
+@dataclass
+class FakeSpeech:
+    phones: list
+    voiced: np.ndarray
+    jaw: np.ndarray
+    hop: float = 0.01
+
+
+def speech_of(phones, duration=2.0):
+    n = int(duration / 0.01)
+    t = (np.arange(n) + 0.5) * 0.01
+    voiced = np.zeros(n, bool)
+    for p in phones:
+        if p.label != "SIL":
+            voiced[(t >= p.start) & (t < p.end)] = True
+    jaw = voiced * 0.6
+    return FakeSpeech(phones, voiced, jaw.astype(np.float32))
+
+
+def frames(duration=2.0, fps=25.0):
+    return np.arange(int(duration * fps)) / fps
+
+
+def test_bilabial_closes_between_open_vowels():
+    # "ah-m-ah": the M must shut the lips completely even though both neighbours are wide open
+    ph = [P("SIL", 0, 0.4), P("AA", 0.4, 0.7), P("M", 0.7, 0.8), P("AA", 0.8, 1.1), P("SIL", 1.1, 2.0)]
+    m = motion.mouth_track(speech_of(ph), frames())
+    t = m.times
+    at_m = (t >= 0.72) & (t <= 0.78)
+    assert at_m.any() and np.all(m.opening[at_m] == 0.0)
+    assert m.closed[at_m].all()
+    assert m.opening[(t > 0.5) & (t < 0.62)].max() > 0.5
+    assert m.opening[(t > 0.88) & (t < 1.0)].max() > 0.5
+
+
+def test_silence_rests_closed_and_speech_opens():
+    ph = [P("SIL", 0, 0.8), P("AA", 0.8, 1.2), P("SIL", 1.2, 2.0)]
+    m = motion.mouth_track(speech_of(ph), frames())
+    assert np.all(m.opening[m.times < 0.6] == 0)
+    assert np.all(m.opening[m.times > 1.5] == 0)
+    assert m.opening[(m.times > 0.9) & (m.times < 1.1)].min() > 0.4
+
+
+def test_vowel_classes_order_and_rounding():
+    def peak(label):
+        ph = [P("SIL", 0, 0.5), P(label, 0.5, 0.9), P("SIL", 0.9, 2.0)]
+        m = motion.mouth_track(speech_of(ph), frames())
+        mid = (m.times > 0.6) & (m.times < 0.8)
+        return m.opening[mid].mean(), m.width[mid].mean()
+    aa, iy, uw = peak("AA"), peak("IY"), peak("UW")
+    assert aa[0] > iy[0] and aa[0] > uw[0]
+    assert uw[1] < -0.3 < 0.2 < iy[1]  # rounded vs spread
+
+
+def test_transition_anticipates_next_vowel():
+    # the mouth starts opening before the vowel's acoustic onset (coarticulation)
+    ph = [P("SIL", 0, 0.5), P("T", 0.5, 0.6), P("AA", 0.6, 0.9), P("SIL", 0.9, 2.0)]
+    m = motion.mouth_track(speech_of(ph), frames(fps=100.0), strength=1.0)
+    before = m.opening[(m.times > 0.55) & (m.times < 0.6)]
+    assert before.max() > 0.2
+
+
+def test_strength_scales_and_is_validated():
+    ph = [P("SIL", 0, 0.5), P("AA", 0.5, 0.9), P("SIL", 0.9, 2.0)]
+    s = speech_of(ph)
+    a = motion.mouth_track(s, frames(), 1.0).opening
+    b = motion.mouth_track(s, frames(), 0.5).opening
+    assert np.allclose(b, a * 0.5, atol=1e-6)
+    with pytest.raises(ParameterError):
+        motion.mouth_track(s, frames(), -1)
+
+
+def test_acoustic_only_without_phones_follows_jaw():
+    s = speech_of([], 2.0)
+    s.voiced[50:150] = True
+    s.jaw = np.where(s.voiced, 0.5 + 0.4 * np.sin(np.arange(len(s.voiced)) / 5.0), 0).astype(np.float32)
+    m = motion.mouth_track(s, frames())
+    idx = np.clip(np.round(m.times / 0.01).astype(int), 0, len(s.jaw) - 1)
+    inside = (m.times > 0.6) & (m.times < 1.4)
+    assert np.corrcoef(m.opening[inside], s.jaw[idx][inside])[0, 1] > 0.8
