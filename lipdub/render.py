@@ -112,6 +112,7 @@ def target_shape(model: MouthModel, source: np.ndarray, opening: float, width: f
     mc = 0.5 * (out[13] + out[14])
     rel = np.clip((out[:, 0] - mc[0]) / max(0.5 * cur_w, 1e-3), -1.3, 1.3)
     fall = np.exp(-((out[:, 1] - mc[1]) / 0.22) ** 2) * np.exp(-np.maximum(np.abs(rel) - 1, 0) / 0.3)
+    fall *= np.clip((out[:, 1] - model.canonical[2, 1]) / 0.08, 0.0, 1.0)  # nothing above the nose base moves
     out[:, 0] += 0.5 * dw * rel * fall
     return out
 

@@ -1,0 +1,112 @@
+import itertools
+
+import numpy as np
+import pytest
+
+from lipdub import face, media
+from lipdub.errors import ParameterError
+
+from conftest import require_data
+
+
+def _track(path, start=0, stop=None):
+    info = media.probe_video(path)
+
+    def frames():
+        for fr in itertools.islice(media.iter_frames(path), start, stop):
+            fr.index -= start
+            yield fr
+
+    n = (stop or info.n_frames) - start
+    return face.track_frames(frames, info.width, info.height, n, info.fps)
+
+
+@pytest.fixture(scope="module")
+def katie():
+    data = require_data("video/hdtf_katiehill_8s.mp4")
+    return _track(data / "video/hdtf_katiehill_8s.mp4", 0, 75)
+
+
+def test_tracks_every_frame_of_a_frontal_clip(katie):
+    assert len(katie) == 75 and katie.valid.all()
+    lms = katie.landmarks
+    assert lms.shape == (75, 478, 3)
+    # the face is in the middle of a 512x512 HDTF crop, mouth below the eyes
+    assert 150 < lms[:, 1, 0].mean() < 360
+    assert (lms[:, 14, 1] > lms[:, 33, 1]).all()
+    assert np.all(np.diff(katie.times) > 0)
+
+
+def test_smoothing_reduces_head_jitter_but_keeps_mouth_motion(katie):
+    raw_jitter = np.abs(np.diff(katie.landmarks[:, face.STABLE, :2], 2, axis=0)).mean()
+    assert raw_jitter < 1.0  # the stored track is already smoothed: sub-pixel second differences
+    opening = face.inner_opening(katie.landmarks)
+    assert opening.max() - opening.min() > 0.05  # the speaker's mouth still moves
+
+
+def test_pose_normalisation_is_scale_and_rotation_free(katie):
+    canonical = face.canonical_shape(katie)
+    assert np.linalg.norm(canonical[263, :2] - canonical[33, :2]) == pytest.approx(1.0, abs=1e-6)
+    pose = face.estimate_pose(katie, canonical)
+    norm = face.normalised_landmarks(katie, pose)
+    spread = norm[:, face.STABLE].std(axis=0).mean()
+    assert spread < 0.03  # skull points coincide after removing pose
+    # a rotated and scaled copy of a frame normalises to the same canonical shape
+    a = 0.3
+    rot = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    moved = face.FaceTrack(katie.times[:1], (katie.landmarks[:1] @ rot.T * 1.7 + 40).astype(np.float32),
+                           katie.valid[:1], 512, 512)
+    pose2 = face.estimate_pose(moved, canonical)
+    norm2 = face.normalised_landmarks(moved, pose2)
+    assert np.abs(norm2[0] - norm[0]).max() < 1e-3
+
+
+def test_umeyama_recovers_a_known_similarity():
+    rng = np.random.default_rng(0)
+    src = rng.normal(size=(30, 3))
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    if np.linalg.det(q) < 0:
+        q[:, 0] *= -1
+    dst = 2.5 * src @ q.T + [1, -2, 3]
+    s, r, t = face.umeyama(src, dst)
+    assert s == pytest.approx(2.5) and np.allclose(r, q) and np.allclose(t, [1, -2, 3])
+
+
+def test_face_less_frames_are_marked_invalid():
+    data = require_data("video/face_gap_23s.mov")
+    # frames 300-450 span the cut-away graphic (no face) with the speaker on both sides
+    track = _track(data / "video/face_gap_23s.mov", 300, 450)
+    assert track.valid[:10].all() and track.valid[-5:].all()
+    gap = ~track.valid
+    assert 60 <= gap.sum() <= 130
+    runs = np.flatnonzero(np.diff(gap.astype(int)))
+    assert len(runs) == 2  # one contiguous gap
+
+
+def test_speaker_choice_default_index_and_box():
+    big = [np.array([100, 100, 200, 200], np.float32)] * 6
+    small = [np.array([600, 120, 80, 80], np.float32)] * 6
+    samples = [[b, s] for b, s in zip(big, small)]
+    tracks = face.link_tracks(samples)
+    assert len(tracks) == 2
+    assert face.choose_speaker(tracks).boxes[0][0] == 100
+    assert face.choose_speaker(tracks, face_index=1).boxes[0][0] == 600
+    assert face.choose_speaker(tracks, face_box_hint=(590, 110, 100, 100)).boxes[0][0] == 600
+    with pytest.raises(ParameterError):
+        face.choose_speaker(tracks, face_index=2)
+    with pytest.raises(ParameterError):
+        face.choose_speaker(tracks, face_box_hint=(1000, 1000, 10, 10))
+
+
+def test_a_brief_face_loses_to_a_persistent_one():
+    persistent = [[np.array([500, 100, 120, 120], np.float32)] for _ in range(10)]
+    persistent[0].append(np.array([0, 0, 300, 300], np.float32))  # a big face seen once
+    assert face.choose_speaker(face.link_tracks(persistent)).boxes[0][0] == 500
+
+
+def test_track_cache_round_trip(tmp_path, katie):
+    path = tmp_path / "t.npz"
+    katie.save(path)
+    back = face.FaceTrack.load(path)
+    assert np.array_equal(back.landmarks, katie.landmarks) and np.array_equal(back.valid, katie.valid)
+    assert (back.width, back.height) == (katie.width, katie.height)

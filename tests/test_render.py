@@ -1,0 +1,102 @@
+import numpy as np
+import pytest
+
+from lipdub import compose, face, render
+
+
+@pytest.fixture(scope="module")
+def canonical():
+    # a plausible canonical face: MediaPipe's mesh topology is needed, so build one from a real track when possible;
+    # otherwise fall back to a synthetic layout that keeps the lip/jaw ordering the renderer relies on
+    from conftest import require_data
+    from lipdub import media
+    import itertools
+
+    data = require_data("video/hdtf_katiehill_8s.mp4")
+    path = data / "video/hdtf_katiehill_8s.mp4"
+    info = media.probe_video(path)
+    track = face.track_frames(lambda: itertools.islice(media.iter_frames(path), 0, 12), info.width, info.height, 12,
+                              info.fps)
+    return face.canonical_shape(track), face.normalised_landmarks(track, face.estimate_pose(track, face.canonical_shape(track)))
+
+
+@pytest.mark.parametrize("opening", [0.0, 0.08, 0.2, 0.35])
+def test_target_shape_has_exactly_the_wanted_opening(canonical, opening):
+    can, norm = canonical
+    model = render.MouthModel(can, 0.25, 0.6)
+    for src in (norm[0], can):
+        shape = render.target_shape(model, src, opening, 0.62)
+        got_open, got_width = render.descriptors(shape)
+        assert got_open == pytest.approx(opening, abs=2e-3)
+        assert got_width == pytest.approx(0.62, abs=0.01)
+        # the skull does not move, the chin follows a jaw drop
+        assert np.allclose(shape[face.STABLE], src[face.STABLE], atol=1e-3)
+        drop = opening - render.descriptors(src)[0]
+        assert np.sign(shape[face.CHIN, 1] - src[face.CHIN, 1]) == pytest.approx(np.sign(drop), abs=0.5)
+
+
+def test_closed_mouth_has_touching_lips(canonical):
+    can, norm = canonical
+    shape = render.target_shape(render.MouthModel(can, 0.25, 0.6), norm[0], 0.0, 0.6)
+    gaps = [shape[lo, 1] - shape[up, 1] for up, lo in render.INNER_PAIRS]
+    assert np.allclose(gaps, 0.0, atol=1e-6)
+
+
+def test_selection_prefers_runs_of_real_frames():
+    # atlas: 40 frames whose opening rises and falls; the wanted curve is the same shape shifted in time
+    frames = np.arange(40)
+    desc = np.stack([np.sin(frames / 6.0), np.zeros(40)], 1)
+    pose = np.zeros((40, 2))
+    want = desc[10:30] + 0.01
+    sel = render.select_frames(desc, pose, frames, want, np.zeros((20, 2)), k=10, jump_cost=0.05)
+    steps = np.diff(sel)
+    assert np.all((steps >= 1) & (steps <= 2))  # one continuous run of real frames, no jumps
+    assert np.abs(desc[sel, 0] - want[:, 0]).mean() < 0.05
+
+
+def test_selection_matches_openings_when_jumps_are_cheap():
+    rng = np.random.default_rng(1)
+    desc = np.stack([rng.uniform(0, 1, 60), np.zeros(60)], 1)
+    want = np.stack([rng.uniform(0, 1, 30), np.zeros(30)], 1)
+    sel = render.select_frames(desc, np.zeros((60, 2)), np.arange(60), want, np.zeros((30, 2)), jump_cost=0.0)
+    best = np.argmin(np.abs(desc[:, 0][None] - want[:, 0][:, None]), axis=1)
+    assert np.allclose(desc[sel, 0], desc[best, 0])
+
+
+def test_identity_warp_reproduces_the_image(canonical):
+    can, _ = canonical
+    warper = render.MeshWarper(can)
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (300, 300, 3), dtype=np.uint8)
+    pts = warper.control_points(can)[:, :2] * 100 + [150, 40]
+    roi = compose.region_of_interest(pts, 300, 300, 0)
+    out, cover = warper.warp(img, pts, pts, roi)
+    x0, y0, x1, y1 = roi
+    inside = cover > 0
+    assert inside.mean() > 0.5
+    diff = np.abs(out.astype(int) - img[y0:y1, x0:x1].astype(int))[inside]
+    assert np.percentile(diff, 99) <= 1
+
+
+def test_blend_leaves_pixels_outside_the_mask_identical():
+    rng = np.random.default_rng(2)
+    frame = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    patch = np.full((60, 80, 3), 200, np.uint8)
+    hull = np.array([[50, 40], [110, 40], [110, 90], [50, 90]], float)
+    roi = (40, 30, 120, 90)
+    alpha = compose.feathered_mask(hull, roi, feather=8)
+    out = compose.blend(frame, patch, alpha, roi)
+    assert alpha.max() == pytest.approx(1.0) and alpha.min() == 0.0
+    changed = np.any(out != frame, axis=2)
+    # nothing outside the hull changes
+    assert not changed[:40].any() and not changed[91:].any() and not changed[:, :50].any()
+    assert changed[60:70, 75:85].all()
+    assert frame is not out
+
+
+def test_colour_matcher_removes_a_constant_shift():
+    base = np.full((40, 40, 3), 120, np.uint8)
+    patch = np.full((40, 40, 3), 150, np.uint8)
+    alpha = compose.feathered_mask(np.array([[2, 2], [38, 2], [38, 38], [2, 38]], float), (0, 0, 40, 40), 10)
+    fixed = compose.ColourMatcher(smoothing=0.0)(patch, base, alpha)
+    assert np.abs(fixed.astype(int) - 120).max() <= 3
