@@ -118,7 +118,8 @@ def _dub(args, progress) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="lipdub: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="lipdub: %(message)s")
+    logging.getLogger("lipdub").setLevel(logging.DEBUG if args.debug else logging.WARNING)
     progress = ProgressBar(enabled=not args.quiet and sys.stderr.isatty())
     try:
         if args.command == "dub":

@@ -226,6 +226,9 @@ class Renderer:
         dst[edge_pos] = self.track.landmarks[j, render.UPPER_EDGE, :2]
         src_frame = pose.to_frame(fa, warper.control_points(self.norm[fa]))[:, :2]
         src_frame[:n_ctrl] = self.track.landmarks[fa, render.CONTROL, :2]
+        if opening < 0.04:
+            # closing lips: sample the seam from inside the lips, not from teeth squeezed into a line
+            src_frame[:n_ctrl] = render.pull_inner_lips(src_frame[:n_ctrl], 0.35 * (1 - opening / 0.04))
         src = src_frame @ atlas.affine[a][:, :2].T + atlas.affine[a][:, 2]
         h, w = frame.shape[:2]
         scale = pose.scale[j]

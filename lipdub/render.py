@@ -238,12 +238,17 @@ class MeshWarper:
         # affine per triangle: src = A @ [x, y, 1]
         m = np.concatenate([d, np.ones((len(tri), 3, 1))], axis=2)  # (M,3,3)
         det = np.linalg.det(m)
-        ok = np.abs(det) > 1e-6
+        ok = np.abs(det) > 1.0  # |det| = twice the area in pixels: collapsed triangles would sample wildly
         affine = np.zeros((len(tri), 3, 2))
         affine[ok] = np.linalg.solve(m[ok], s[ok])
         idx = np.full((h, w), -1, np.int32)
         for t in np.flatnonzero(ok):
             cv2.fillConvexPoly(idx, np.round(d[t] * 16).astype(np.int32), int(t), lineType=cv2.LINE_8, shift=4)
+        # collapsed triangles (a closing mouth) leave hairline cracks: give them a neighbouring triangle's affine
+        holes = idx < 0
+        if holes.any():
+            grown = cv2.dilate((idx + 1).astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int32) - 1
+            idx[holes] = grown[holes]
         covered = idx >= 0
         a = affine[np.maximum(idx, 0)]  # (h,w,3,2)
         ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -251,6 +256,18 @@ class MeshWarper:
         map_y = (a[..., 0, 1] * xs + a[..., 1, 1] * ys + a[..., 2, 1]).astype(np.float32)
         out = cv2.remap(src_img, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return out, covered.astype(np.uint8) * 255
+
+
+_INNER_TO_OUTER = [(CONTROL.index(i), CONTROL.index(o)) for i, o in
+                   zip(F.INNER_UPPER[1:-1] + F.INNER_LOWER[1:-1], F.OUTER_UPPER[1:-1] + F.OUTER_LOWER[1:-1])]
+
+
+def pull_inner_lips(control: np.ndarray, amount: float) -> np.ndarray:
+    """Move the inner-lip control points `amount` of the way towards the outer contour (control-point order)."""
+    out = control.copy()
+    for i, o in _INNER_TO_OUTER:
+        out[i] = control[i] + amount * (control[o] - control[i])
+    return out
 
 
 def inner_polygon(points: np.ndarray) -> np.ndarray:
