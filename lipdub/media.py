@@ -1,0 +1,546 @@
+"""Video/audio I/O, in-process with PyAV: probing, streaming decode, bounded random access, atomic H.264+AAC writing.
+
+Conventions:
+- Frame indices are 0-based in presentation order of the frames the decoder actually produces.
+- `rotation` is the display-matrix rotation in counter-clockwise degrees, normalised to 0/90/180/270; frames are
+  returned upright (np.rot90 applied). EXIF orientation of JPEG/WebP photos arrives the same way. Mirrored
+  orientations (EXIF 2/4/5/7) are treated as their rotation only: PyAV exposes only the rotation component.
+- Width/height are stored pixels after rotation; a non-square sample aspect ratio is not resampled.
+- Colours: untagged YUV is read as BT.709 when HD (>= 1280x720), else BT.601 (what players assume); output is
+  always written as BT.709 limited range and tagged so.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import os
+import tempfile
+from collections import OrderedDict
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+
+from lipdub.errors import InputError, OutputError, ParameterError
+
+av.logging.set_level(None)  # PyAV's no-op callback: FFmpeg warnings about damaged packets never reach the user
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
+VIDEO_OUT_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".m4v"})
+POLICIES = ("audio", "pingpong", "loop", "pad", "video")
+IMAGE_FPS = 25.0
+AAC_SR = 48000
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+_BT709, _BT601, _MPEG_RANGE = 1, 5, 1
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: Path
+    width: int
+    height: int
+    fps: float
+    n_frames: int
+    duration: float
+    rotation: int
+    is_image: bool
+    has_audio: bool
+
+
+@dataclass
+class Frame:
+    index: int
+    time: float
+    rgb: np.ndarray
+
+
+def is_image_path(path) -> bool:
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def _open_input(path, kind: str) -> av.container.InputContainer:
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{kind} file not found: {p}; check the path")
+    if not p.is_file():
+        raise InputError(f"{kind} path is not a file: {p}; pass a media file")
+    try:
+        return av.open(str(p), "r")
+    except (av.FFmpegError, OSError, ValueError) as e:
+        raise InputError(f"cannot read {kind} file {p} ({e}); is it a supported, undamaged media file?") from None
+
+
+def _video_stream(container, path):
+    streams = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    if not streams:
+        container.close()
+        raise InputError(f"{path} has no video stream; pass a video or a photo of a face")
+    s = streams[0]
+    s.thread_type = "AUTO"
+    return s
+
+
+def _decode(container, stream) -> Iterator[av.frame.Frame]:
+    """Decoded frames of `stream` (video or audio). A packet the decoder rejects is skipped; a demuxer error ends
+    the stream after flushing what the decoder holds."""
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            break
+        except av.FFmpegError:  # damaged container data: keep what was decoded, flush below
+            packet = None
+        try:
+            frames = stream.decode(packet)
+        except av.FFmpegError:
+            frames = []
+        yield from frames
+        if packet is None:
+            break
+
+
+def _rot_k(frame) -> int:
+    return (int(round(frame.rotation / 90.0)) % 4) if frame.rotation else 0
+
+
+def _to_rgb(frame, k: int) -> np.ndarray:
+    kw = {}
+    if frame.format.name.startswith(("yuv", "nv", "p0", "p2")):
+        if frame.colorspace == 2:  # unspecified
+            kw["src_colorspace"] = _BT709 if (frame.width >= 1280 or frame.height >= 720) else _BT601
+        if frame.color_range:
+            kw["src_color_range"] = frame.color_range
+    a = frame.to_ndarray(format="rgb24", **kw)
+    return np.ascontiguousarray(np.rot90(a, k) if k else a)
+
+
+def probe_video(path) -> VideoInfo:
+    path = Path(path)
+    c = _open_input(path, "video")
+    try:
+        s = _video_stream(c, path)
+        first = next(_decode(c, s), None)
+        if first is None:
+            raise InputError(f"{path}: no video frame could be decoded; the file is damaged or its codec unsupported")
+        k = _rot_k(first)
+        w, h = (first.height, first.width) if k % 2 else (first.width, first.height)
+        c.close()
+        c = _open_input(path, "video")
+        s = _video_stream(c, path)
+        n, lo, hi = 0, None, None
+        try:  # demux only: count packets (those a mov edit list drops are flagged is_discard) and their time span
+            for p in c.demux(s):
+                if p.size and not p.is_discard:
+                    n += 1
+                    if p.pts is not None and p.duration:
+                        lo = p.pts if lo is None else min(lo, p.pts)
+                        hi = p.pts + p.duration if hi is None else max(hi, p.pts + p.duration)
+        except av.FFmpegError:
+            pass
+        is_image = is_image_path(path) or n <= 1
+        n = max(n, 1)
+        if is_image:
+            fps, duration = IMAGE_FPS, n / IMAGE_FPS
+        else:
+            if hi is not None and hi > lo:
+                duration = float((hi - lo) * s.time_base)
+            else:
+                duration = float(s.duration * s.time_base) if s.duration else (c.duration or 0) / 1e6
+            avg = float(s.average_rate) if s.average_rate else 0.0
+            if duration > 0 and not (avg > 0 and abs(n / duration - avg) <= 0.01 * avg):
+                fps = n / duration  # VFR or no usable average rate
+            else:
+                fps = avg or float(s.guessed_rate or IMAGE_FPS)
+            if duration <= 0:
+                duration = n / fps
+        return VideoInfo(path, w, h, fps, n, duration, k * 90, is_image, bool(c.streams.audio))
+    finally:
+        c.close()
+
+
+def iter_frames(path, start: int = 0) -> Iterator[Frame]:
+    path = Path(path)
+    c = _open_input(path, "video")
+    try:
+        s = _video_stream(c, path)
+        image = is_image_path(path)
+        t0 = s.start_time
+        tb = s.time_base
+        fps = float(s.average_rate or IMAGE_FPS)
+        for i, f in enumerate(_decode(c, s)):
+            if t0 is None and f.pts is not None:
+                t0 = f.pts
+            if i >= start:
+                t = float((f.pts - t0) * tb) if f.pts is not None and tb else i / fps
+                yield Frame(i, t, _to_rgb(f, _rot_k(f)))
+            if image:
+                break
+    finally:
+        c.close()
+
+
+class FrameReader:
+    """Frame access by index with bounded memory (see module doc for index semantics).
+
+    Forward reads stream through one decoder. A read behind the decoder seeks to the nearest keyframe already seen
+    (or restarts from the beginning) and decodes up to the target, keeping the frames just before it in an LRU
+    cache bounded by `cache_bytes`, so a following backward walk is mostly cache hits. Returned arrays are copies.
+    If a damaged stream yields fewer frames than probed, indices past the end return the last decoded frame.
+    """
+
+    def __init__(self, path, info: VideoInfo | None = None, cache_bytes: int = 256 << 20):
+        self.path = Path(path)
+        self.info = info or probe_video(self.path)
+        self._frame_bytes = self.info.width * self.info.height * 3
+        self._budget = max(int(cache_bytes), 2 * self._frame_bytes)
+        self._window = max(1, self._budget // self._frame_bytes - 1)
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._container = self._stream = self._gen = None
+        self._next = 0  # index the decoder yields next
+        self._pts: dict[int, int] = {}  # pts -> index of every frame seen
+        self._idx_pts: dict[int, int] = {}
+        self._keys = [0]  # indices of keyframes seen
+        self._seekable = True
+        self._end: int | None = None  # frames actually decodable, once the end was reached
+        self._image: np.ndarray | None = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        if self._container is not None:
+            self._container.close()
+        self._container = self._stream = self._gen = None
+        self._cache.clear()
+
+    def get(self, index: int) -> np.ndarray:
+        index = int(index)
+        if self.info.is_image and index >= 0:
+            if self._image is None:
+                self._image = next(iter_frames(self.path)).rgb
+            return self._image.copy()
+        if not 0 <= index < self.info.n_frames:
+            raise ParameterError(f"frame index {index} is outside 0..{self.info.n_frames - 1} of {self.path}")
+        if self._end is not None:
+            index = min(index, self._end - 1)
+        for _ in range(2):  # a second round only when the stream ended before `index` (damaged packets)
+            if index in self._cache:
+                break
+            if self._gen is None or index < self._next:
+                self._rewind(index)
+            self._advance(index)
+            if self._end is not None:
+                index = min(index, self._end - 1)
+                if index < 0:
+                    break
+        if index not in self._cache:
+            raise InputError(f"frame {index} of {self.path} could not be decoded; the file is damaged")
+        self._cache.move_to_end(index)
+        return self._cache[index].copy()
+
+    def _restart(self):
+        if self._container is not None:
+            self._container.close()
+        self._container = _open_input(self.path, "video")
+        self._stream = _video_stream(self._container, self.path)
+        self._gen = _decode(self._container, self._stream)
+        self._next = 0
+
+    def _rewind(self, index: int):
+        """Position the decoder at or before `index`: seek to the last known keyframe <= index if possible."""
+        k = self._keys[bisect.bisect_right(self._keys, index) - 1]
+        if k == 0 or not self._seekable or self._gen is None or k not in self._idx_pts:
+            return self._restart()
+        try:
+            self._container.seek(self._idx_pts[k], stream=self._stream, backward=True)
+        except av.FFmpegError:
+            return self._restart()
+        self._gen = _decode(self._container, self._stream)
+        for f in self._gen:  # sync: frames before the keyframe (possibly broken leading B-frames) are skipped
+            i = self._pts.get(f.pts) if f.pts is not None else None
+            if i is None or i > k:
+                break
+            if i == k:
+                self._store(k, f, index - self._window + 1)
+                self._next = k + 1
+                return None
+        return self._restart()
+
+    def _advance(self, index: int):
+        lo = index - self._window + 1
+        while self._next <= index:
+            f = next(self._gen, None)
+            if f is None:
+                self._end = self._next
+                return
+            i = self._next
+            if f.pts is not None:
+                known = self._pts.get(f.pts)
+                if known is not None and known >= i:
+                    i = known  # frames were dropped before this one on an earlier pass
+            self._store(i, f, lo)
+            self._next = i + 1
+
+    def _store(self, i: int, f, lo: int):
+        if f.pts is not None and i not in self._idx_pts:
+            if f.pts in self._pts:
+                self._seekable = False  # duplicate timestamps: pts cannot identify frames after a seek
+            self._pts.setdefault(f.pts, i)
+            self._idx_pts[i] = f.pts
+        if f.key_frame and i not in self._keys:
+            bisect.insort(self._keys, i)
+        if i >= lo and i not in self._cache:
+            self._cache[i] = _to_rgb(f, _rot_k(f))
+            while len(self._cache) * self._frame_bytes > self._budget:
+                self._cache.popitem(last=False)
+
+
+def load_audio(path, sr: int | None = 16000, mono: bool = True) -> tuple[np.ndarray, int]:
+    path = Path(path)
+    if sr is not None and (not isinstance(sr, (int, np.integer)) or sr <= 0):
+        raise ParameterError(f"audio sample rate must be a positive integer, got {sr!r}")
+    c = _open_input(path, "audio")
+    try:
+        if not c.streams.audio:
+            raise InputError(f"{path} has no audio track; pass an audio file or a video with sound")
+        s = c.streams.audio[0]
+        s.thread_type = "AUTO"
+        resampler = None
+        chunks = []
+        for f in _decode(c, s):
+            if resampler is None:  # keep the channel layout; downmix to mono ourselves (plain mean, no gain tricks)
+                rate = sr or f.sample_rate
+                resampler = av.AudioResampler(format="fltp", layout=f.layout, rate=rate)
+            chunks += [r.to_ndarray() for r in resampler.resample(f)]
+        if resampler is not None:
+            chunks += [r.to_ndarray() for r in resampler.resample(None)]
+        if not chunks or sum(ch.shape[1] for ch in chunks) == 0:
+            raise InputError(f"{path}: the audio track holds no decodable samples; pass another audio file")
+    finally:
+        c.close()
+    x = np.clip(np.concatenate(chunks, axis=1), -1.0, 1.0).astype(np.float32, copy=False)
+    return (x.mean(axis=0) if mono else np.ascontiguousarray(x)), rate
+
+
+def output_schedule(n_src_frames: int, src_fps: float, duration: float | None, policy: str = "audio") -> np.ndarray:
+    if policy not in POLICIES:
+        raise ParameterError(f"unknown loop policy {policy!r}; use one of: {', '.join(POLICIES)}")
+    n = int(n_src_frames)
+    if n < 1:
+        raise ParameterError("the source has no frames; pass a video with at least one frame or a photo")
+    if not src_fps or src_fps <= 0 or not math.isfinite(src_fps):
+        raise ParameterError(f"frame rate must be positive, got {src_fps!r}")
+    if policy == "video":
+        n_out = n
+    else:
+        if duration is None or not math.isfinite(duration) or duration <= 0:
+            raise ParameterError(f"audio duration must be positive, got {duration!r}; is the audio empty?")
+        n_out = max(1, round(duration * src_fps))
+    k = np.arange(n_out, dtype=np.int64)
+    if n == 1:
+        return np.zeros(n_out, dtype=np.int64)
+    if policy in ("audio", "pingpong"):
+        k %= 2 * (n - 1)
+        return np.where(k < n, k, 2 * (n - 1) - k)
+    if policy == "loop":
+        return k % n
+    return np.minimum(k, n - 1)  # pad; for "video" this is the identity
+
+
+def _as_rate(fps) -> Fraction:
+    """Exact frame rate: NTSC-style x/1.001 rates become N*1000/1001, others the closest fraction (den <= 1001)."""
+    if isinstance(fps, Fraction):
+        return fps
+    f = float(fps)
+    ntsc = round(f * 1.001)
+    if ntsc >= 1 and abs(f - ntsc * 1000 / 1001) < 1e-3 and abs(f - ntsc) > 1e-3:
+        return Fraction(ntsc * 1000, 1001)
+    return Fraction(f).limit_denominator(1001)
+
+
+class VideoWriter:
+    """H.264 + AAC writer that replaces the destination atomically in close().
+
+    Pixel format: yuv420p when width and height are both even; otherwise yuv444p, because H.264 4:2:0 cannot code
+    an odd size (its cropping works in 2-pixel units) and the output must keep the source resolution. yuv444p
+    (High 4:4:4 profile) plays in FFmpeg-based players (VLC, mpv) but not in browsers or QuickTime.
+    Audio is muxed progressively as frames arrive and ends exactly at n_frames/fps (zero-padded or trimmed).
+    """
+
+    def __init__(self, path, width: int, height: int, fps: float, audio: np.ndarray | None = None,
+                 audio_sr: int = 16000, crf: float = 16, preset: str = "veryfast"):
+        self.path = Path(path)
+        if self.path.suffix.lower() not in VIDEO_OUT_SUFFIXES:
+            raise OutputError(f"cannot write {self.path.suffix!r} files; name the output .mp4, .mov, .mkv or .m4v")
+        if int(width) < 1 or int(height) < 1:
+            raise ParameterError(f"video size must be positive, got {width}x{height}")
+        if not fps or float(fps) <= 0 or not math.isfinite(float(fps)):
+            raise ParameterError(f"frame rate must be positive, got {fps!r}")
+        if not 0 <= float(crf) <= 51:
+            raise ParameterError(f"crf must be between 0 and 51, got {crf}")
+        if preset not in X264_PRESETS:
+            raise ParameterError(f"unknown x264 preset {preset!r}; use one of: {', '.join(X264_PRESETS)}")
+        self.width, self.height, self.rate = int(width), int(height), _as_rate(fps)
+        self.n_frames = 0
+        self._audio = self._prepare_audio(audio, audio_sr)
+        self._audio_sent = 0
+        self._container = None
+        try:
+            fd, tmp = tempfile.mkstemp(suffix=self.path.suffix, prefix=f".{self.path.stem}.", dir=self.path.parent)
+        except OSError as e:
+            raise OutputError(f"cannot create a file in {self.path.parent} ({e.strerror}); "
+                              "check that the folder exists and is writable") from None
+        os.close(fd)
+        self._tmp = Path(tmp)
+        try:
+            opts = {"movflags": "+faststart"} if self.path.suffix.lower() != ".mkv" else {}
+            self._container = av.open(tmp, "w", options=opts)
+            v = self._container.add_stream("libx264", rate=self.rate)
+            v.width, v.height = self.width, self.height
+            v.pix_fmt = "yuv420p" if self.width % 2 == 0 and self.height % 2 == 0 else "yuv444p"
+            cc = v.codec_context
+            cc.colorspace = cc.color_primaries = cc.color_trc = _BT709
+            cc.color_range = _MPEG_RANGE
+            v.options = {"crf": f"{float(crf):g}", "preset": str(preset)}
+            self._v = v
+            self._a = None
+            if self._audio is not None:
+                self._layout = "mono" if self._audio.shape[0] == 1 else "stereo"
+                self._a = self._container.add_stream("aac", rate=AAC_SR, layout=self._layout)
+                self._a.bit_rate = 96000 if self._layout == "mono" else 128000
+        except av.FFmpegError as e:
+            self.abort()
+            raise OutputError(f"cannot start writing {self.path} ({e}); check the preset/crf and disk space") from None
+        except BaseException:
+            self.abort()
+            raise
+
+    @staticmethod
+    def _prepare_audio(audio, sr):
+        if audio is None:
+            return None
+        x = np.asarray(audio, dtype=np.float32)
+        if x.ndim == 1:
+            x = x[None]
+        if x.ndim != 2 or x.shape[0] not in (1, 2):
+            raise ParameterError(f"audio must have shape (N,) or (C, N) with 1 or 2 channels, got {np.shape(audio)}")
+        if not sr or sr <= 0:
+            raise ParameterError(f"audio sample rate must be positive, got {sr!r}")
+        x = np.nan_to_num(x)
+        if sr != AAC_SR:
+            from scipy.signal import resample_poly
+
+            g = math.gcd(int(sr), AAC_SR)
+            x = resample_poly(x, AAC_SR // g, int(sr) // g, axis=1).astype(np.float32)
+        return np.ascontiguousarray(np.clip(x, -1.0, 1.0))
+
+    def write(self, rgb: np.ndarray) -> None:
+        if self._container is None:
+            raise OutputError(f"{self.path}: writer is already closed")
+        rgb = np.asarray(rgb)
+        if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
+            raise ParameterError(f"frame must be uint8 of shape {(self.height, self.width, 3)}, "
+                                 f"got {rgb.dtype} {rgb.shape}")
+        f = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        f = f.reformat(format=self._v.pix_fmt, dst_colorspace=_BT709, dst_color_range=_MPEG_RANGE)
+        f.pts, f.time_base = self.n_frames, 1 / self.rate
+        try:
+            self._mux(self._v.encode(f))
+            self.n_frames += 1
+            self._send_audio(final=False)
+        except av.FFmpegError as e:
+            raise OutputError(f"encoding {self.path} failed ({e}); check disk space and the encoder options") from None
+
+    def _send_audio(self, final: bool):
+        if self._a is None:
+            return
+        end = round(self.n_frames * AAC_SR / self.rate)
+        if not final:
+            end -= end % 1024
+        while self._audio_sent < end:
+            m = min(1024, end - self._audio_sent)
+            chunk = np.zeros((self._audio.shape[0], m), np.float32)
+            have = self._audio[:, self._audio_sent:self._audio_sent + m]
+            chunk[:, :have.shape[1]] = have
+            af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=self._layout)
+            af.sample_rate, af.pts, af.time_base = AAC_SR, self._audio_sent, Fraction(1, AAC_SR)
+            self._mux(self._a.encode(af))
+            self._audio_sent += m
+
+    def _mux(self, packets):
+        for p in packets:
+            self._container.mux(p)
+
+    def close(self) -> None:
+        if self._container is None:
+            return
+        try:
+            if self.n_frames == 0:
+                raise OutputError(f"no frames were written to {self.path}; nothing to save")
+            self._mux(self._v.encode(None))
+            self._send_audio(final=True)
+            if self._a is not None:
+                self._mux(self._a.encode(None))
+            self._container.close()
+            self._container = None
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self._tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the output normal permissions
+            os.replace(self._tmp, self.path)
+        except (av.FFmpegError, OSError) as e:
+            self.abort()
+            raise OutputError(f"could not write {self.path} ({e}); check free disk space and permissions") from None
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        if self._container is not None:
+            try:
+                self._container.close()
+            except Exception:  # the file is discarded anyway
+                pass
+            self._container = None
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def __del__(self):
+        if getattr(self, "_container", None) is not None:
+            self.abort()
+
+
+def check_output_path(out, inputs: list) -> Path:
+    out = Path(out).expanduser()
+    resolved = out.resolve()
+    if resolved.suffix.lower() not in VIDEO_OUT_SUFFIXES:
+        raise OutputError(f"output {out} must end in .mp4, .mov, .mkv or .m4v")
+    if resolved.is_dir():
+        raise OutputError(f"output {out} is a folder; give a file name such as {out / 'dubbed.mp4'}")
+    parent = resolved.parent
+    if not parent.is_dir():
+        raise OutputError(f"output folder {parent} does not exist; create it first")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"output folder {parent} is not writable; choose another location")
+    for inp in inputs:
+        if inp is None:
+            continue
+        p = Path(inp).expanduser().resolve()
+        if p == resolved or (p.exists() and resolved.exists() and os.path.samefile(p, resolved)):
+            raise OutputError(f"output {out} would overwrite the input {inp}; choose another output name")
+    return resolved

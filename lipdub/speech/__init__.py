@@ -1,0 +1,13 @@
+"""Speech analysis: voice activity, phones with times (forced-aligned to a transcript when given), acoustic jaw.
+
+    track = analyse(audio_16k_mono_float32, 16000, transcript="...", language="en")
+    track.phones        # [Phone("SIL", 0.0, 0.31), Phone("AE", 0.31, 0.48), ...] tiling [0, duration]
+    track.jaw[i]        # acoustic jaw opening at frame i (time i·hop), 0 outside speech
+    track.save("speech.json"); SpeechTrack.load("speech.json")
+"""
+
+from .analysis import analyse
+from .g2p import ARPABET
+from .track import METHODS, Phone, SpeechTrack
+
+__all__ = ["ARPABET", "METHODS", "Phone", "SpeechTrack", "analyse"]

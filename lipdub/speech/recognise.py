@@ -1,0 +1,84 @@
+"""Phone recognition without a transcript: hama's waveform CTC model (English phones, IPA, numpy only).
+
+For other languages it still yields a phone-like string with usable timing. Spans are coarse (CTC is peaky) and
+run ~70 ms late; the caller force-aligns the recognised words with pocketsphinx for precise boundaries.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from .g2p import ipa_to_arpabet
+
+log = logging.getLogger(__name__)
+
+HAMA_DELAY = 0.07  # hama spans start ~70 ms after the phone
+_lock = threading.Lock()
+
+
+@dataclass
+class RecognisedWord:
+    phones: list[str]  # ARPAbet
+    start: float  # seconds, delay-corrected, relative to the audio passed in
+    end: float
+    spans: list[tuple[str, float, float]] = field(default_factory=list)  # per-phone (ARPAbet, start, end)
+
+
+@lru_cache(maxsize=1)
+def _model():
+    import hama
+
+    return hama.ASRModel()
+
+
+def recognise(audio: np.ndarray, sr: int = 16000) -> list[RecognisedWord]:
+    """hama's phone words for `audio`, mapped to ARPAbet; [] when nothing was recognised."""
+    audio = np.asarray(audio, np.float32)
+    if audio.size < sr // 10:
+        return []
+    with _lock:
+        model = _model()
+        result = model.transcribe_waveform(audio, sr)
+        spans = model.phoneme_spans(result)
+    wb = model.decode_cfg.word_boundary_token
+    blank = model.blank_id
+    frame = 1.0 / 50.0  # one output frame = 320 samples at 16 kHz
+    # word boundaries: a <wb> emission separates words; recover them from the frame token stream
+    words: list[RecognisedWord] = []
+    cur: list[tuple[str, float, float]] = []
+    boundary_frames = set()
+    prev = -1
+    for i, tok in enumerate(result.frame_token_ids):
+        if tok != prev and tok != blank and model.decoder_tokens[tok] == wb:
+            boundary_frames.add(i)
+        prev = tok
+    total = len(audio) / sr
+
+    def flush():
+        if cur:
+            phones = [p for p, _, _ in cur]
+            words.append(RecognisedWord(phones, cur[0][1], cur[-1][2], list(cur)))
+            cur.clear()
+
+    bounds = sorted(boundary_frames)
+    bi = 0
+    for sp in spans:
+        while bi < len(bounds) and bounds[bi] <= sp.start_frame:
+            flush()
+            bi += 1
+        arpa = ipa_to_arpabet(sp.phoneme)
+        if not arpa:
+            continue
+        start = max(0.0, sp.start_frame * frame - HAMA_DELAY)
+        # CTC spans run until the next emission: cap a phone at 250 ms (the rest is silence or a held sound)
+        end = min(total, max(start + 0.02, min(sp.end_frame * frame - HAMA_DELAY, start + 0.25)))
+        step = (end - start) / len(arpa)
+        for j, p in enumerate(arpa):
+            cur.append((p, start + j * step, start + (j + 1) * step))
+    flush()
+    return words

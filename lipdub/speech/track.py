@@ -1,0 +1,100 @@
+"""The speech stage's output: phones plus frame-wise voice activity, jaw opening and loudness, saved as JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+FORMAT = "lipdub-speech"
+VERSION = 1
+METHODS = ("forced-alignment", "forced-alignment-espeak", "hama+align", "allphone", "acoustic-only")
+
+
+@dataclass
+class Phone:
+    label: str  # ARPAbet without stress, upper case (AA, B, M, ...); SIL for silence and pauses
+    start: float  # seconds, corrected for the aligner's known bias
+    end: float
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass
+class SpeechTrack:
+    duration: float
+    hop: float  # seconds between frames; frame i covers [i·hop, (i+1)·hop)
+    voiced: np.ndarray  # (N,) bool speech activity
+    jaw: np.ndarray  # (N,) float32 acoustic jaw opening in [0, 1], 0 outside speech
+    loudness: np.ndarray  # (N,) float32 loudness (dB scale) normalised to [0, 1] over the clip
+    phones: list[Phone] = field(default_factory=list)  # covers [0, duration] with SIL in pauses; [] if unrecognised
+    method: str = "acoustic-only"
+    language: str | None = None
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.voiced.size)
+
+    def times(self) -> np.ndarray:
+        """Start time of each frame."""
+        return np.arange(self.n_frames) * self.hop
+
+    def phone_at(self, t: float) -> Phone | None:
+        for p in self.phones:
+            if p.start <= t < p.end:
+                return p
+        return None
+
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "duration": round(float(self.duration), 6),
+            "hop": float(self.hop),
+            "method": self.method,
+            "language": self.language,
+            "phones": [[p.label, round(float(p.start), 4), round(float(p.end), 4)] for p in self.phones],
+            "voiced": "".join("1" if v else "0" for v in np.asarray(self.voiced, bool)),
+            "jaw": [round(float(v), 4) for v in self.jaw],
+            "loudness": [round(float(v), 4) for v in self.loudness],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SpeechTrack":
+        if d.get("format") != FORMAT:
+            raise InputError("not a lipdub speech track (missing \"format\": \"lipdub-speech\")")
+        try:
+            voiced = np.array([c == "1" for c in d["voiced"]], dtype=bool)
+            jaw = np.asarray(d["jaw"], np.float32)
+            loud = np.asarray(d["loudness"], np.float32)
+            phones = [Phone(str(lab).upper(), float(s), float(e)) for lab, s, e in d.get("phones", [])]
+            track = cls(float(d["duration"]), float(d["hop"]), voiced, jaw, loud, phones, str(d.get("method", "")),
+                        d.get("language"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"speech track is malformed ({exc}); re-run the analysis or fix the JSON") from exc
+        if not (voiced.size == jaw.size == loud.size):
+            raise InputError("speech track arrays 'voiced', 'jaw' and 'loudness' differ in length")
+        if any(p.end < p.start for p in phones):
+            raise InputError("speech track has a phone that ends before it starts")
+        return track
+
+    def save(self, path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), separators=(",", ":")), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path) -> "SpeechTrack":
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise InputError(f"speech track {path} does not exist") from exc
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read speech track {path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise InputError(f"{path} is not a lipdub speech track")
+        return cls.from_dict(data)

@@ -1,0 +1,36 @@
+"""Shared test helpers: the real-media folder (read-only, outside the repo) and a skip when it is absent.
+
+Use `needs_data` as a decorator/pytestmark, or call `require_data()` inside a test or fixture; `data` is a fixture
+returning the folder. Never copy files from DATA into the repository.
+"""
+
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+_REASON = f"test media folder {DATA} is absent (the repository's sibling ../shared/data)"
+
+needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=_REASON)
+
+
+def require_data(*relative: str) -> Path:
+    """Skip the calling test unless DATA (and every `relative` file in it) exists; returns DATA."""
+    if not DATA.is_dir():
+        pytest.skip(_REASON)
+    for rel in relative:
+        if not (DATA / rel).is_file():
+            pytest.skip(f"test media file {DATA / rel} is absent")
+    return DATA
+
+
+@pytest.fixture
+def data() -> Path:
+    return require_data()
+
+
+# Tests never read or fill the user's face-track cache: one fresh cache per test session (CI starts empty too).
+import os as _os
+import tempfile as _tempfile
+
+_os.environ["LIPDUB_CACHE"] = _tempfile.mkdtemp(prefix="lipdub-test-cache-")

@@ -1,0 +1,489 @@
+"""lipdub.media: probing, decoding, random access, audio loading, schedules, atomic writing, output checks."""
+
+import os
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+from conftest import DATA, needs_data, require_data
+
+from lipdub.errors import InputError, OutputError, ParameterError
+from lipdub.media import (
+    FrameReader,
+    VideoWriter,
+    check_output_path,
+    is_image_path,
+    iter_frames,
+    load_audio,
+    output_schedule,
+    probe_video,
+)
+
+V = "video/"
+
+
+def decode_count(path):
+    """Independent oracle: frames PyAV decodes with a plain loop."""
+    with av.open(str(path)) as c:
+        return sum(1 for _ in c.decode(video=0))
+
+
+def pattern(k, h, w):
+    """Distinct, orientation-revealing synthetic frame number k."""
+    a = np.zeros((h, w, 3), np.uint8)
+    a[..., 0] = (k * 37) % 256
+    a[..., 1] = np.linspace(0, 255, w, dtype=np.uint8)[None]
+    a[..., 2] = np.linspace(0, 255, h, dtype=np.uint8)[:, None]
+    a[: h // 4, : w // 4] = 255  # bright top-left corner
+    return a
+
+
+def make_video(path, n, w=64, h=48, fps=25, gop=None, bframes=None, rotation=None, codec="libx264"):
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=fps)
+        s.width, s.height = w, h
+        s.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        if codec == "libx264":
+            s.options = {"crf": "10", **({"g": str(gop), "keyint_min": str(gop)} if gop else {}),
+                         **({"bf": str(bframes)} if bframes is not None else {})}
+        if rotation is not None:
+            s.set_display_rotation(rotation)
+        for k in range(n):
+            for p in s.encode(av.VideoFrame.from_ndarray(pattern(k, h, w), format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+def damage_packet(src, dst, bad_index):
+    """Remux src into dst, replacing one packet's payload with random bytes."""
+    with av.open(str(src)) as i, av.open(str(dst), "w") as o:
+        si = i.streams.video[0]
+        so = o.add_stream_from_template(si)
+        for j, p in enumerate(pk for pk in i.demux(si) if pk.dts is not None):
+            if j == bad_index:
+                q = av.Packet(np.random.default_rng(1).integers(0, 256, p.size, dtype=np.uint8).tobytes())
+                q.pts, q.dts, q.time_base, q.duration, q.is_keyframe = p.pts, p.dts, p.time_base, p.duration, True
+                p = q
+            p.stream = so
+            o.mux(p)
+    return dst
+
+
+def tone(seconds, sr=16000, freq=440.0, channels=1):
+    t = np.arange(int(round(seconds * sr))) / sr
+    x = (0.4 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    return x if channels == 1 else np.stack([x, -x])
+
+
+def dominant_freq(x, sr):
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return np.argmax(spec) * sr / len(x)
+
+
+# ---------------------------------------------------------------- probe / decode on real clips
+
+
+@needs_data
+@pytest.mark.parametrize(
+    "name,w,h,fps,n,dur,audio",
+    [
+        (V + "grid_bbaf2n.mpg", 360, 288, 25.0, 75, 3.0, True),
+        (V + "interview_vfr_6s.mp4", 700, 700, 22.131, 135, 6.1, True),
+        (V + "face_gap_23s.mov", 1280, 720, 30.0, 681, 22.7, True),
+        (V + "selfie_noaudio_12s.mp4", 720, 1280, 30.0, 352, 11.733, False),
+        (V + "woman_outdoor_10s.mp4", 1080, 1920, 25.0, 250, 10.0, True),
+    ],
+)
+def test_probe_real_clips(name, w, h, fps, n, dur, audio):
+    info = probe_video(DATA / name)
+    assert (info.width, info.height, info.n_frames, info.has_audio) == (w, h, n, audio)
+    assert info.fps == pytest.approx(fps, abs=0.01)
+    assert info.duration == pytest.approx(dur, abs=0.02)
+    assert info.rotation == 0 and not info.is_image
+
+
+@needs_data
+@pytest.mark.parametrize("name", [V + "grid_bbaf2n.mpg", V + "face_gap_23s.mov"])
+def test_probe_frame_count_matches_decoder(name):
+    # face_gap's last packet is dropped by the mov edit list: a naive packet count says 682
+    assert probe_video(DATA / name).n_frames == decode_count(DATA / name)
+
+
+@needs_data
+def test_probe_images():
+    for name, (w, h) in {"images/obama_portrait.jpg": (910, 1137), "images/man_microphone.png": (704, 612)}.items():
+        info = probe_video(DATA / name)
+        assert info.is_image and info.n_frames == 1 and not info.has_audio
+        assert (info.width, info.height) == (w, h)
+        frames = list(iter_frames(DATA / name))
+        assert len(frames) == 1 and frames[0].rgb.shape == (h, w, 3) and frames[0].rgb.dtype == np.uint8
+
+
+@needs_data
+def test_vfr_timestamps_are_real():
+    path = DATA / V / "interview_vfr_6s.mp4"
+    info = probe_video(path)
+    frames = list(iter_frames(path))
+    t = np.array([f.time for f in frames])
+    assert len(frames) == info.n_frames and [f.index for f in frames] == list(range(len(frames)))
+    assert t[0] == pytest.approx(0.0, abs=1e-6)
+    d = np.diff(t)
+    assert (d > 0).all()
+    assert d.max() - d.min() > 0.02  # 30 fps capture with dropped frames: gaps of 1/30 and 2/30 s
+    assert t[-1] == pytest.approx(info.duration - d[-1], abs=0.04)
+    assert frames[0].rgb.shape == (700, 700, 3) and frames[0].rgb.flags.c_contiguous
+
+
+@needs_data
+def test_iter_frames_start_offset():
+    path = DATA / V / "grid_bbaf2n.mpg"
+    full = list(iter_frames(path))
+    tail = list(iter_frames(path, start=70))
+    assert [f.index for f in tail] == [70, 71, 72, 73, 74]
+    for a, b in zip(tail, full[70:]):
+        assert a.time == b.time and np.array_equal(a.rgb, b.rgb)
+
+
+@needs_data
+def test_frame_reader_backward_equals_forward_real_clips():
+    for name in ("grid_bbaf2n.mpg", "interview_vfr_6s.mp4"):
+        path = DATA / V / name
+        ref = [f.rgb for f in iter_frames(path)]
+        with FrameReader(path, cache_bytes=12 * ref[0].nbytes) as r:
+            for i in list(range(len(ref) - 1, -1, -1)) + [3, 90 % len(ref), 1]:
+                assert np.array_equal(r.get(i), ref[i]), (name, i)
+
+
+# ---------------------------------------------------------------- synthetic decode / random access
+
+
+def test_frame_reader_gops_and_bframes(tmp_path):
+    path = make_video(tmp_path / "g.mp4", 40, gop=7, bframes=2)
+    ref = [f.rgb for f in iter_frames(path)]
+    assert len(ref) == 40 == probe_video(path).n_frames
+    assert len({r[0, -1, 0] for r in ref}) > 30  # frames really differ
+    order = list(range(39, -1, -1)) + list(np.random.default_rng(0).permutation(40)) + list(range(40))
+    with FrameReader(path, cache_bytes=5 * ref[0].nbytes) as r:
+        for i in order:
+            got = r.get(int(i))
+            assert np.array_equal(got, ref[i]), i
+        got[:] = 0  # returned arrays are copies: the cache stays intact
+        assert np.array_equal(r.get(39), ref[39])
+        assert len(r._cache) <= 5  # bounded by the byte budget
+        with pytest.raises(ParameterError):
+            r.get(40)
+
+
+def test_frame_reader_image_any_index(tmp_path):
+    from PIL import Image
+
+    p = tmp_path / "face.png"
+    Image.fromarray(pattern(3, 30, 41)).save(p)
+    with FrameReader(p) as r:
+        a, b = r.get(0), r.get(57)
+    assert a.shape == (30, 41, 3) and np.array_equal(a, b) and np.array_equal(a, pattern(3, 30, 41))
+
+
+def test_corrupt_packet_is_skipped(tmp_path):
+    for codec, suffix in (("mjpeg", ".avi"), ("libx264", ".mp4")):
+        src = make_video(tmp_path / f"ok{suffix}", 20, codec=codec)
+        bad = damage_packet(src, tmp_path / f"bad{suffix}", 10)
+        with pytest.raises(av.error.InvalidDataError):  # the naive decode loop aborts on this file
+            decode_count(bad)
+        frames = list(iter_frames(bad))
+        assert 15 <= len(frames) < 20 and frames[-1].index == len(frames) - 1
+        ref = [f.rgb for f in frames]
+        with FrameReader(bad, cache_bytes=3 * ref[0].nbytes) as r:
+            for i in range(len(ref) - 1, -1, -1):
+                assert np.array_equal(r.get(i), ref[i]), (codec, i)
+            # probe counts packets (20); indices past the decodable end hold the last frame
+            assert np.array_equal(r.get(probe_video(bad).n_frames - 1), ref[-1])
+
+
+@pytest.mark.parametrize("rotation,k", [(90, 1), (-90, 3), (180, 2)])
+def test_rotation_metadata_applied(tmp_path, rotation, k):
+    path = make_video(tmp_path / "r.mp4", 3, w=64, h=32, rotation=rotation)
+    info = probe_video(path)
+    assert info.rotation == k * 90
+    assert (info.width, info.height) == ((32, 64) if k % 2 else (64, 32))
+    rgb = next(iter_frames(path)).rgb
+    expect = np.rot90(pattern(0, 32, 64), k)
+    assert rgb.shape == expect.shape and rgb.flags.c_contiguous
+    assert np.abs(rgb.astype(int) - expect).mean() < 6
+    with FrameReader(path, info) as r:
+        assert np.array_equal(r.get(0), rgb)
+
+
+def test_exif_orientation_applied(tmp_path):
+    from PIL import Image
+
+    im = Image.fromarray(pattern(0, 20, 40))
+    exif = im.getexif()
+    exif[0x0112] = 6  # "rotate 90 clockwise to display"
+    im.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    info = probe_video(tmp_path / "phone.jpg")
+    assert info.is_image and (info.width, info.height, info.rotation) == (20, 40, 270)
+    rgb = next(iter_frames(tmp_path / "phone.jpg")).rgb
+    assert np.abs(rgb.astype(int) - np.rot90(pattern(0, 20, 40), -1)).mean() < 6
+
+
+def test_single_frame_video_is_image(tmp_path):
+    info = probe_video(make_video(tmp_path / "one.mp4", 1))
+    assert info.is_image and info.n_frames == 1
+
+
+def test_probe_errors(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        probe_video(tmp_path / "nope.mp4")
+    (tmp_path / "notes.mp4").write_text("not a video")
+    with pytest.raises(InputError, match="cannot read"):
+        probe_video(tmp_path / "notes.mp4")
+    with av.open(str(tmp_path / "a.wav"), "w") as c:
+        s = c.add_stream("pcm_s16le", rate=16000, layout="mono")
+        f = av.AudioFrame.from_ndarray(np.zeros((1, 1600), np.int16), format="s16", layout="mono")
+        f.sample_rate = 16000
+        for p in s.encode(f):
+            c.mux(p)
+    with pytest.raises(InputError, match="no video stream"):
+        probe_video(tmp_path / "a.wav")
+
+
+# ---------------------------------------------------------------- audio
+
+
+@needs_data
+@pytest.mark.parametrize(
+    "name,seconds",
+    [
+        ("audio/en_jfk_11s.wav", 11.0),
+        ("audio/de_48k24bit_stereo_9s.wav", 9.342667),
+        ("audio/en_accented_17s.m4a", 16.574667),
+        (V + "interview_vfr_6s.mp4", 6.13),
+        (V + "grid_bbaf2n.mpg", 2.98),
+    ],
+)
+def test_load_audio_formats(name, seconds):
+    x, sr = load_audio(DATA / name)
+    assert sr == 16000 and x.dtype == np.float32 and x.ndim == 1
+    assert abs(len(x) - seconds * 16000) < 0.03 * 16000
+    assert np.abs(x).max() <= 1.0 and np.abs(x).max() > 0.1 and x.std() > 0.01
+
+
+@needs_data
+@pytest.mark.filterwarnings("ignore::scipy.io.wavfile.WavFileWarning")
+def test_load_audio_24bit_native_is_exact():
+    from scipy.io import wavfile
+
+    path = DATA / "audio/de_48k24bit_stereo_9s.wav"
+    x, sr = load_audio(path, sr=None, mono=False)
+    rate, ref = wavfile.read(path)  # 24-bit arrives as int32, left-justified
+    assert sr == rate == 48000 and x.shape == (2, ref.shape[0])
+    assert np.abs(x - ref.T / 2.0**31).max() < 1e-6
+    mono, _ = load_audio(path, sr=None)
+    assert np.allclose(mono, x.mean(axis=0), atol=1e-6)
+
+
+@needs_data
+def test_load_audio_no_track():
+    with pytest.raises(InputError, match="no audio track; pass an audio file or a video with sound"):
+        load_audio(DATA / V / "selfie_noaudio_12s.mp4")
+
+
+def test_load_audio_errors(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        load_audio(tmp_path / "missing.wav")
+    (tmp_path / "junk.wav").write_bytes(b"RIFF....nonsense" * 4)
+    with pytest.raises(InputError):
+        load_audio(tmp_path / "junk.wav")
+    with pytest.raises(InputError, match="no audio track"):
+        load_audio(make_video(tmp_path / "silent.mp4", 3))
+
+
+# ---------------------------------------------------------------- schedule
+
+
+def test_output_schedule_policies():
+    pp = [0, 1, 2, 3, 2, 1, 0, 1, 2, 3, 2]
+    assert output_schedule(4, 25, 11 / 25, "pingpong").tolist() == pp
+    assert output_schedule(4, 25, 11 / 25, "audio").tolist() == pp
+    assert output_schedule(4, 25, 11 / 25, "loop").tolist() == [0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2]
+    assert output_schedule(4, 25, 11 / 25, "pad").tolist() == [0, 1, 2, 3, 3, 3, 3, 3, 3, 3, 3]
+    assert output_schedule(2, 10, 0.5, "pingpong").tolist() == [0, 1, 0, 1, 0]
+    for policy in ("audio", "loop", "pad", "pingpong"):  # audio shorter than the video: truncate
+        assert output_schedule(10, 25, 3 / 25, policy).tolist() == [0, 1, 2]
+    assert output_schedule(6, 25, 100.0, "video").tolist() == [0, 1, 2, 3, 4, 5]
+    assert output_schedule(6, 25, None, "video").tolist() == list(range(6))
+
+
+def test_output_schedule_lengths_and_image():
+    s = output_schedule(135, 22.131, 9.6, "audio")
+    assert s.dtype == np.int64 and len(s) == round(9.6 * 22.131) and s.min() == 0 and s.max() == 134
+    assert np.abs(np.diff(s)).max() == 1  # ping-pong never jumps
+    assert len(output_schedule(500, 25, 60.0)) == 1500
+    img = output_schedule(1, 25, 4.5, "loop")
+    assert len(img) == 112 and not img.any()
+    assert output_schedule(1, 25, 4.5, "audio").tolist() == [0] * 112
+
+
+def test_output_schedule_errors():
+    with pytest.raises(ParameterError, match="policy"):
+        output_schedule(10, 25, 1.0, "bounce")
+    for bad in (0.0, -1.0, None):
+        with pytest.raises(ParameterError):
+            output_schedule(10, 25, bad, "audio")
+
+
+# ---------------------------------------------------------------- writer
+
+
+@pytest.mark.parametrize(
+    "fps,w,h,suffix,audio_s,channels",
+    [(22.13, 64, 48, ".mp4", 2.0, 1), (30, 65, 47, ".mov", 1.5, 2), (29.97, 64, 48, ".mkv", 1.0, 1)],
+)
+def test_writer_round_trip(tmp_path, fps, w, h, suffix, audio_s, channels):
+    n = int(round(audio_s * fps))
+    out = tmp_path / f"out{suffix}"
+    frames = [pattern(k, h, w) for k in range(n)]
+    with VideoWriter(out, w, h, fps, audio=tone(audio_s, channels=channels), audio_sr=16000) as wr:
+        for f in frames:
+            wr.write(f)
+    info = probe_video(out)
+    assert (info.width, info.height, info.n_frames, info.has_audio) == (w, h, n, True)  # odd size kept exactly
+    assert info.fps == pytest.approx(fps, rel=1e-3)
+    assert info.duration == pytest.approx(n / fps, abs=1 / fps)
+    got = [f.rgb for f in iter_frames(out)]
+    assert len(got) == n
+    assert max(np.abs(a.astype(int) - b).mean() for a, b in zip(got, frames)) < 6  # lossy; a flip or BGR is >30
+    x, sr = load_audio(out, sr=None, mono=False)
+    assert sr == 48000 and x.shape[0] == channels
+    assert abs(x.shape[1] / sr - n / fps) < 1024 / 48000 + 0.005
+    assert dominant_freq(x[0], sr) == pytest.approx(440, abs=5)
+    with av.open(str(out)) as c:
+        v = c.streams.video[0].codec_context
+        assert v.name == "h264" and c.streams.audio[0].codec_context.name == "aac"
+        assert v.pix_fmt == ("yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p")
+
+
+def test_writer_colours_survive(tmp_path):
+    # a BT.601/709 matrix mismatch between writing and reading shifts saturated colours by 10+ levels
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (200, 180, 40), (128, 128, 128)]
+    for size in ((64, 48), (1280, 32)):  # SD and HD (width >= 1280) take different paths for untagged input
+        out = tmp_path / f"c{size[0]}.mp4"
+        with VideoWriter(out, *size, 25) as wr:
+            for c in colours:
+                wr.write(np.full((size[1], size[0], 3), c, np.uint8))
+        for f, c in zip(iter_frames(out), colours):
+            assert np.abs(f.rgb.reshape(-1, 3).mean(0) - c).max() < 3, (size, c)
+        # untagged input (most phone/web SD clips): read as BT.709 when HD, BT.601 otherwise, like players do
+        raw = tmp_path / f"untagged{size[0]}.mp4"
+        with av.open(str(raw), "w") as out_c:
+            s = out_c.add_stream("libx264", rate=25)
+            s.width, s.height, s.pix_fmt = *size, "yuv420p"
+            for c in colours:
+                f = av.VideoFrame.from_ndarray(np.full((size[1], size[0], 3), c, np.uint8), format="rgb24")
+                f = f.reformat(format="yuv420p", dst_colorspace=1 if size[0] >= 1280 else 5, dst_color_range=1)
+                f.colorspace, f.color_range = 2, 0
+                for p in s.encode(f):
+                    out_c.mux(p)
+            for p in s.encode():
+                out_c.mux(p)
+        for f, c in zip(iter_frames(raw), colours):
+            assert np.abs(f.rgb.reshape(-1, 3).mean(0) - c).max() < 3, ("untagged", size, c)
+
+
+def test_writer_trims_and_pads_audio(tmp_path):
+    for audio_s, n in ((5.0, 25), (0.5, 50)):
+        out = tmp_path / f"a{n}.mp4"
+        with VideoWriter(out, 32, 32, 25, audio=tone(audio_s, sr=22050), audio_sr=22050) as wr:
+            for k in range(n):
+                wr.write(pattern(k, 32, 32))
+        x, sr = load_audio(out)
+        assert abs(len(x) / sr - n / 25) < 1024 / 48000 + 0.005
+        if audio_s < n / 25:
+            assert np.abs(x[int(0.7 * sr):]).max() < 0.01 < np.abs(x[: int(0.4 * sr)]).max()
+
+
+def test_writer_is_atomic(tmp_path):
+    out = tmp_path / "keep.mp4"
+    out.write_bytes(b"previous result")
+    with pytest.raises(RuntimeError, match="boom"):
+        with VideoWriter(out, 32, 32, 25, audio=tone(1.0)) as wr:
+            wr.write(pattern(0, 32, 32))
+            assert len(list(tmp_path.iterdir())) == 2  # the temp file lives next to the destination
+            raise RuntimeError("boom")
+    assert out.read_bytes() == b"previous result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.mp4"]
+
+    wr = VideoWriter(tmp_path / "new.mp4", 32, 32, 25)
+    wr.write(pattern(0, 32, 32))
+    wr.abort()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.mp4"]
+
+    with pytest.raises(OutputError, match="no frames"):
+        with VideoWriter(tmp_path / "empty.mp4", 32, 32, 25):
+            pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.mp4"]
+
+    with VideoWriter(out, 32, 32, 25) as wr:
+        wr.write(pattern(0, 32, 32))
+    assert probe_video(out).n_frames == 1
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.mp4"]
+
+
+def test_writer_rejects_bad_input(tmp_path):
+    with VideoWriter(tmp_path / "x.mp4", 32, 32, 25) as wr:
+        with pytest.raises(ParameterError, match="shape"):
+            wr.write(np.zeros((32, 33, 3), np.uint8))
+        with pytest.raises(ParameterError):
+            wr.write(np.zeros((32, 32, 3), np.float32))
+        wr.write(pattern(0, 32, 32))
+    with pytest.raises(ParameterError):
+        VideoWriter(tmp_path / "y.mp4", 32, 32, 25, audio=np.zeros((3, 100), np.float32))
+    with pytest.raises(OutputError):
+        VideoWriter(tmp_path / "y.avi", 32, 32, 25)
+    with pytest.raises(ParameterError, match="preset"):
+        VideoWriter(tmp_path / "y.mp4", 32, 32, 25, preset="bogus")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.mp4"]
+
+
+# ---------------------------------------------------------------- paths
+
+
+def test_is_image_path():
+    assert is_image_path("a/B.JPG") and is_image_path("x.png") and is_image_path("x.webp")
+    assert not is_image_path("x.mp4") and not is_image_path("x.gif")
+
+
+def test_check_output_path(tmp_path, monkeypatch):
+    inp = tmp_path / "in.mp4"
+    inp.write_bytes(b"x")
+    (tmp_path / "sub").mkdir()
+    assert check_output_path(tmp_path / "sub" / ".." / "out.mkv", [inp]) == (tmp_path / "out.mkv").resolve()
+    with pytest.raises(OutputError, match="overwrite the input"):
+        check_output_path(tmp_path / "sub" / ".." / "in.mp4", [None, inp])
+    (tmp_path / "link.mp4").symlink_to(inp)
+    with pytest.raises(OutputError, match="overwrite the input"):
+        check_output_path(tmp_path / "link.mp4", [inp])
+    with pytest.raises(OutputError, match="does not exist"):
+        check_output_path(tmp_path / "nodir" / "out.mp4", [inp])
+    for bad in ("out.avi", "out.gif", "out.wav", "out"):
+        with pytest.raises(OutputError, match=r"\.mp4"):
+            check_output_path(tmp_path / bad, [inp])
+    (tmp_path / "dir.mp4").mkdir()
+    with pytest.raises(OutputError, match="folder"):
+        check_output_path(tmp_path / "dir.mp4", [inp])
+    monkeypatch.setattr("lipdub.media.os.access", lambda *a, **k: False)
+    with pytest.raises(OutputError, match="not writable"):
+        check_output_path(tmp_path / "out.mp4", [inp])
+
+
+def test_conftest_data_location():
+    assert DATA.name == "data" and DATA.parent.name == "shared"
+    if DATA.is_dir():
+        assert require_data("MANIFEST.md") == DATA

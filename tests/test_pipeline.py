@@ -1,0 +1,154 @@
+"""End to end on real clips: `lipdub dub` as a user runs it."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import lipdub
+from lipdub import face, media
+from lipdub.errors import ParameterError
+
+from conftest import require_data
+
+JFK = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
+
+
+def _mean_abs(a, b):
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+def _worst_block(a, b, block=16):
+    """Largest mean difference over block x block tiles: a re-rendered mouth stands out, codec noise does not."""
+    import cv2
+
+    d = np.abs(a.astype(np.float32) - b.astype(np.float32)).mean(axis=2)
+    return float(cv2.resize(d, (d.shape[1] // block, d.shape[0] // block), interpolation=cv2.INTER_AREA).max())
+
+
+@pytest.fixture(scope="module")
+def katie_jfk(tmp_path_factory):
+    data = require_data("video/hdtf_katiehill_8s.mp4", "audio/en_jfk_11s.wav")
+    out = tmp_path_factory.mktemp("dub") / "katie_jfk.mp4"
+    report = lipdub.dub(data / "video/hdtf_katiehill_8s.mp4", data / "audio/en_jfk_11s.wav", out, transcript=JFK)
+    return data / "video/hdtf_katiehill_8s.mp4", out, report
+
+
+def test_output_lasts_as_long_as_the_audio_at_source_size_and_rate(katie_jfk):
+    src, out, report = katie_jfk
+    info, src_info = media.probe_video(out), media.probe_video(src)
+    assert (info.width, info.height) == (src_info.width, src_info.height)
+    assert info.fps == pytest.approx(src_info.fps, abs=0.01)
+    assert abs(info.n_frames - 275) <= 1  # 11.0 s at 25 fps, to the frame
+    assert info.has_audio
+    audio, sr = media.load_audio(out, 16000)
+    assert len(audio) / sr == pytest.approx(11.0, abs=0.05)
+    assert report.speech_method == "forced-alignment"
+
+
+def test_upper_face_unchanged_and_mouth_speaks(katie_jfk):
+    src, out, _ = katie_jfk
+    src_info = media.probe_video(src)
+    track = face.track_frames(lambda: media.iter_frames(src), src_info.width, src_info.height, src_info.n_frames,
+                              src_info.fps)
+    schedule = media.output_schedule(len(track), src_info.fps, 11.0, "pingpong")
+    upper, mouth = [], []
+    with media.FrameReader(src) as orig, media.FrameReader(out) as dubbed:
+        for k in range(0, len(schedule), 10):
+            j = int(schedule[k])
+            a, b = orig.get(j), dubbed.get(k)
+            lm = track.landmarks[j]
+            eyes_y = int(lm[[33, 263], 1].mean())
+            upper.append(_mean_abs(a[: eyes_y + 10], b[: eyes_y + 10]))
+            x0, x1 = int(lm[61, 0]) - 5, int(lm[291, 0]) + 5
+            y0, y1 = int(lm[0, 1]) - 5, int(lm[17, 1]) + 15
+            mouth.append(_mean_abs(a[y0:y1, x0:x1], b[y0:y1, x0:x1]))
+    assert max(upper) < 3.0  # codec noise only: a plain CRF-16 re-encode of this mpeg4 clip differs by 2.3
+    assert np.mean(mouth) > 3 * np.mean(upper)
+    # the re-tracked mouth opens and closes with the new speech
+    out_info = media.probe_video(out)
+    dub_track = face.track_frames(lambda: media.iter_frames(out), out_info.width, out_info.height, out_info.n_frames,
+                                  out_info.fps)
+    opening = face.inner_opening(dub_track.landmarks)
+    speech, _ = media.load_audio(out, 16000)
+    hop = 16000 // 25
+    rms = np.array([np.sqrt(np.mean(speech[i * hop:(i + 1) * hop] ** 2)) for i in range(len(opening))])
+    assert opening[rms < 0.3 * np.median(rms[rms > 0])].mean() < opening[rms > np.median(rms)].mean()
+    assert np.corrcoef(opening, rms)[0, 1] > 0.3
+
+
+def test_face_less_frames_pass_through(tmp_path):
+    data = require_data("video/face_gap_23s.mov", "audio/en_jfk_11s.wav")
+    src = data / "video/face_gap_23s.mov"
+    # a 6 s cut that spans the face-less cut-away (frames ~318-437 of the file)
+    cut = tmp_path / "cut.mp4"
+    info = media.probe_video(src)
+    with media.VideoWriter(cut, info.width, info.height, info.fps, crf=12) as w:
+        for fr in media.iter_frames(src):
+            if 280 <= fr.index < 460:
+                w.write(fr.rgb)
+            if fr.index >= 460:
+                break
+    out = tmp_path / "out.mp4"
+    report = lipdub.dub(cut, data / "audio/en_jfk_11s.wav", out, length="video", cache=False)
+    cut_info = media.probe_video(cut)
+    track = face.track_frames(lambda: media.iter_frames(cut), cut_info.width, cut_info.height, cut_info.n_frames,
+                              cut_info.fps)
+    assert 0 < report.faces_rendered < report.frames
+    faceless = np.flatnonzero(~track.valid)
+    assert len(faceless) > 60
+    # the same frames through the same encoder, untouched: the dub must match it wherever there is no face
+    plain = tmp_path / "plain.mp4"
+    with media.VideoWriter(plain, cut_info.width, cut_info.height, cut_info.fps) as w:
+        for fr in media.iter_frames(cut):
+            w.write(fr.rgb)
+    with media.FrameReader(plain) as a, media.FrameReader(out) as b:
+        untouched = [_worst_block(a.get(int(j)), b.get(int(j))) for j in faceless[::10]]
+        rendered = [_worst_block(a.get(int(j)), b.get(int(j))) for j in np.flatnonzero(track.valid)[::10]]
+    assert max(untouched) < 3.0
+    assert np.median(rendered) > 2 * max(untouched)
+
+
+def test_a_photo_speaks(tmp_path):
+    data = require_data("images/woman_frontal.png", "audio/es_spanish1_5s.wav")
+    out = tmp_path / "photo.mp4"
+    report = lipdub.dub(data / "images/woman_frontal.png", data / "audio/es_spanish1_5s.wav", out, language="es")
+    info = media.probe_video(out)
+    assert abs(info.n_frames - round(4.512 * info.fps)) <= 1
+    assert report.faces_rendered == info.n_frames
+    track = face.track_frames(lambda: media.iter_frames(out), info.width, info.height, info.n_frames, info.fps)
+    opening = face.inner_opening(track.landmarks)
+    assert opening.max() - opening.min() > 0.08  # the still face's mouth moves
+
+
+def test_api_rejects_unknown_options(tmp_path):
+    with pytest.raises(ParameterError):
+        lipdub.dub("a.mp4", "b.wav", tmp_path / "o.mp4", wobble=3)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "lipdub.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_cli_errors_are_one_line_with_exit_codes(tmp_path):
+    data = require_data("video/grid_bbaf2n.mpg")
+    video = data / "video/grid_bbaf2n.mpg"
+    missing = _cli("dub", tmp_path / "nope.mp4", video, "-o", tmp_path / "o.mp4")
+    assert missing.returncode == 3 and "not found" in missing.stderr and "Traceback" not in missing.stderr
+    same = _cli("dub", video, video, "-o", video)
+    assert same.returncode == 4 and "Traceback" not in same.stderr
+    bad = _cli("dub", video, video, "-o", tmp_path / "o.mp4", "--strength", "9")
+    assert bad.returncode == 2 and "strength" in bad.stderr
+    assert not list(tmp_path.iterdir())  # nothing partial left behind
+
+
+def test_cli_wav2lip_aliases(tmp_path):
+    data = require_data("video/grid_bbaf2n.mpg", "video/grid_brbk7n.mpg")
+    out = tmp_path / "alias.mp4"
+    r = _cli("-q", "dub", "--face", data / "video/grid_bbaf2n.mpg", "--audio", data / "video/grid_brbk7n.mpg",
+             "--outfile", out)
+    assert r.returncode == 0, r.stderr
+    info = media.probe_video(out)
+    assert info.has_audio and abs(info.duration - 3.0) < 0.1
