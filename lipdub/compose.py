@@ -30,7 +30,10 @@ def feathered_mask(hull_points: np.ndarray, roi: tuple[int, int, int, int], feat
 
 
 class ColourMatcher:
-    """LAB mean offset between the rendered patch and the frame on the mask's border band, smoothed over time."""
+    """Per-channel offset between the rendered patch and the frame on the mask's border band, smoothed over time.
+
+    The patch comes from the same clip, so the differences are small lighting drifts: a median RGB offset is enough
+    and costs no colour-space conversion of the whole patch."""
 
     def __init__(self, smoothing: float = 0.7):
         self.smoothing = smoothing
@@ -43,15 +46,12 @@ class ColourMatcher:
         band = (alpha > 0.02) & (alpha < 0.9)
         if band.sum() < 30:
             return patch
-        lab_p = cv2.cvtColor(patch, cv2.COLOR_RGB2LAB).astype(np.float32)
-        lab_t = cv2.cvtColor(target, cv2.COLOR_RGB2LAB).astype(np.float32)
-        off = np.median(lab_t[band], axis=0) - np.median(lab_p[band], axis=0)
+        off = np.median(target[band].astype(np.float32) - patch[band].astype(np.float32), axis=0)
         if self.offset is None:
             self.offset = off
         else:
             self.offset = self.smoothing * self.offset + (1 - self.smoothing) * off
-        lab_p += self.offset
-        return cv2.cvtColor(np.clip(lab_p, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+        return np.clip(patch.astype(np.float32) + self.offset + 0.5, 0, 255).astype(np.uint8)
 
 
 def blend(frame: np.ndarray, patch: np.ndarray, alpha: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:

@@ -128,34 +128,75 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
     out_times = np.arange(n_out) / info.fps
     mouth = motion.mouth_track(speech_track, out_times, opts.strength)
 
-    faces_rendered = 0
     t = time.perf_counter()
+    renderer = None
+    if track.valid.any():
+        renderer = Renderer(video, info, track, progress)
+        plan = renderer.plan(schedule, mouth)
+    else:
+        log.warning("no face found in %s: writing the video unchanged with the new audio", video)
+    timings["atlas"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    faces_rendered = 0
     with media.VideoWriter(output, info.width, info.height, info.fps, audio=native, audio_sr=native_sr,
-                           crf=opts.crf, preset=opts.preset) as writer:
-        if track.valid.any():
-            renderer = Renderer(video, info, track, progress)
-            timings["atlas"] = time.perf_counter() - t
-            t = time.perf_counter()
-            frames_out = renderer.render(schedule, mouth)
-        else:
-            log.warning("no face found in %s: writing the video unchanged with the new audio", video)
-            frames_out = _passthrough(video, info, schedule)
-        with media.FrameReader(video, info) as reader:
-            for k, (j, frame) in enumerate(frames_out(reader)):
-                writer.write(frame)
-                faces_rendered += bool(track.valid[j]) if j < len(track) else 0
-                if progress:
-                    progress("render", k + 1, n_out)
+                           crf=opts.crf, preset=opts.preset) as writer, \
+            BackgroundWriter(writer) as sink, media.FrameReader(video, info) as reader:
+        for k, j in enumerate(schedule):
+            j = int(j)
+            frame = reader.get(j)
+            if renderer is not None:
+                frame, rendered = renderer.frame(k, j, frame, plan)
+                faces_rendered += rendered
+            sink.write(frame)
+            if progress:
+                progress("render", k + 1, n_out)
     timings["render"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     return DubReport(output, n_out, info.fps, n_out / info.fps, faces_rendered, speech_track.method, timings)
 
 
-def _passthrough(video, info, schedule):
-    def gen(reader):
-        for j in schedule:
-            yield int(j), reader.get(int(j))
-    return gen
+class BackgroundWriter:
+    """Encodes on a second thread (x264 releases the GIL) while the next frame renders; errors surface on the
+    caller's thread, and leaving the block with an exception discards queued frames."""
+
+    def __init__(self, writer: media.VideoWriter, depth: int = 6):
+        import queue
+        import threading
+
+        self.writer = writer
+        self.queue: "queue.Queue" = queue.Queue(depth)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="lipdub-encoder", daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            frame = self.queue.get()
+            if frame is None:
+                return
+            if self.error is None:
+                try:
+                    self.writer.write(frame)
+                except BaseException as exc:  # re-raised on the caller's thread
+                    self.error = exc
+
+    def write(self, frame: np.ndarray) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(frame)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.error = self.error or exc
+        self.queue.put(None)
+        self.thread.join()
+        if exc_type is None and self.error is not None:
+            raise self.error
+        return False
 
 
 class Renderer:
@@ -182,6 +223,7 @@ class Renderer:
         if self.atlas.n == 0:
             raise LipdubError(f"could not build a mouth atlas from {video}; is the face too small or turned away?")
         self.colour = compose.ColourMatcher()
+        self.prev_j: int | None = None
 
     def plan(self, schedule: np.ndarray, mouth: motion.MouthTrack):
         """Wanted canonical opening/width per output frame and the atlas frame to draw each from."""
@@ -197,23 +239,17 @@ class Renderer:
                                    jump_cost=0.05, pose_weight=2.0)
         return open_c, width_c, sel
 
-    def render(self, schedule: np.ndarray, mouth: motion.MouthTrack):
-        open_c, width_c, sel = self.plan(schedule, mouth)
-
-        def gen(reader):
-            prev_j = None
-            for k, j in enumerate(schedule):
-                j = int(j)
-                frame = reader.get(j)
-                if j >= len(self.track) or not self.track.valid[j]:
-                    self.colour.reset()
-                    yield j, frame
-                    continue
-                if prev_j is not None and abs(j - prev_j) > 1:
-                    self.colour.reset()
-                prev_j = j
-                yield j, self.render_frame(frame, j, int(sel[k]), float(open_c[k]), float(width_c[k]))
-        return gen
+    def frame(self, k: int, j: int, frame: np.ndarray, plan) -> tuple[np.ndarray, bool]:
+        """Output frame k drawn over source frame j; frames without the speaker pass through untouched."""
+        open_c, width_c, sel = plan
+        if j >= len(self.track) or not self.track.valid[j]:
+            self.colour.reset()
+            self.prev_j = None
+            return frame, False
+        if self.prev_j is not None and abs(j - self.prev_j) > 1:
+            self.colour.reset()  # a loop jump: the lighting may differ
+        self.prev_j = j
+        return self.render_frame(frame, j, int(sel[k]), float(open_c[k]), float(width_c[k])), True
 
     def render_frame(self, frame: np.ndarray, j: int, a: int, opening: float, width: float) -> np.ndarray:
         atlas, pose, warper = self.atlas, self.pose, self.warper

@@ -250,10 +250,11 @@ class MeshWarper:
             grown = cv2.dilate((idx + 1).astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int32) - 1
             idx[holes] = grown[holes]
         covered = idx >= 0
-        a = affine[np.maximum(idx, 0)]  # (h,w,3,2)
-        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-        map_x = (a[..., 0, 0] * xs + a[..., 1, 0] * ys + a[..., 2, 0]).astype(np.float32)
-        map_y = (a[..., 0, 1] * xs + a[..., 1, 1] * ys + a[..., 2, 1]).astype(np.float32)
+        coef = affine.reshape(len(tri), 6).astype(np.float32)[np.maximum(idx, 0)]  # (h,w,6): ax ay a1 bx by b1
+        xs = np.arange(w, dtype=np.float32)[None, :]
+        ys = np.arange(h, dtype=np.float32)[:, None]
+        map_x = coef[..., 0] * xs + coef[..., 2] * ys + coef[..., 4]
+        map_y = coef[..., 1] * xs + coef[..., 3] * ys + coef[..., 5]
         out = cv2.remap(src_img, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return out, covered.astype(np.uint8) * 255
 

@@ -17,7 +17,7 @@ from math import gcd
 import numpy as np
 from scipy.signal import resample_poly
 
-from ..errors import ParameterError
+from ..errors import DependencyError, ParameterError
 from . import align, g2p, recognise, vad
 from .acoustic import frame_rms, jaw_opening, loudness as loudness_curve, n_frames
 from .align import PHONE_BIAS, Seg
@@ -208,9 +208,13 @@ def _finalise(segs: list[Seg], voiced: np.ndarray, duration: float) -> list[Phon
 def analyse(audio: np.ndarray, sr: int = SR, transcript: str | None = None, language: str | None = None
             ) -> SpeechTrack:
     """Analyse speech audio (mono float, any rate; 16 kHz expected) into a `SpeechTrack`."""
-    language = language.strip() or None if isinstance(language, str) else language
+    if language is not None and not isinstance(language, str):
+        raise ParameterError(f"language must be a language code such as 'en' or 'es', got {language!r}")
+    language = (language.strip() or None) if language is not None else None
     if language is not None:
         g2p.espeak_voice(language)  # validates the tag (ParameterError)
+    if transcript is not None and not isinstance(transcript, str):
+        raise ParameterError(f"transcript must be text, got {type(transcript).__name__}")
     x = _prepare_audio(audio, sr)
     duration = x.size / SR
     n = n_frames(x.size, SR, HOP)
@@ -222,6 +226,23 @@ def analyse(audio: np.ndarray, sr: int = SR, transcript: str | None = None, lang
     if n == 0:
         return track
 
+    try:
+        segs, methods = _phones(x, transcript, language, voiced, rms)
+    except DependencyError as exc:  # pocketsphinx/espeak-ng broken: the acoustic cues still drive the mouth
+        log.warning("phone analysis unavailable (%s); using the acoustic jaw only", exc)
+        return track
+    if not methods:
+        return track
+    track.method = max(methods, key=lambda m: _RANK[m])
+    track.phones = _finalise(segs, voiced, duration)
+    if not any(p.label != "SIL" for p in track.phones):
+        track.phones, track.method = [], "acoustic-only"
+    return track
+
+
+def _phones(x: np.ndarray, transcript: str | None, language: str | None, voiced: np.ndarray, rms: np.ndarray
+            ) -> tuple[list[Seg], list[str]]:
+    """Raw phone spans (seconds, not bias-corrected) and the method used for each chunk that produced phones."""
     words = g2p.tokenize(transcript) if transcript else []
     segs: list[Seg] = []
     methods: list[str] = []
@@ -250,10 +271,4 @@ def analyse(audio: np.ndarray, sr: int = SR, transcript: str | None = None, lang
             if got:
                 segs += _shift(got, a * HOP)
                 methods.append(method)
-    if not methods:
-        return track
-    track.method = max(methods, key=lambda m: _RANK[m])
-    track.phones = _finalise(segs, voiced, duration)
-    if not any(p.label != "SIL" for p in track.phones):
-        track.phones, track.method = [], "acoustic-only"
-    return track
+    return segs, methods
