@@ -15,7 +15,7 @@ Per case:
                the re-tracked face, grown 30 %) over the same measure on V's own frames that the dub was made from,
                in the same region (≈ 1: flickers like real footage),
        base_r  the do-nothing baseline: V's own mouth opening over the frames the dub used, against the same truth,
-               scored exactly like the dub (best lag within ±MAX_LAG; base_r0 at lag 0 is in the JSON).
+               scored exactly like the dub (best lag within ±MAX_LAG), and base_r0 at lag 0 (the unbiased one).
 
 The numbers are a report, not a pass/fail: `main` exits 0 unless a case crashed.
 """
@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -133,22 +133,21 @@ def flicker(frames_iter: Iterable, boxes: Sequence) -> float:
     frame has no box are skipped. Returns the mean over pairs of the per-pair mean |difference| (gray levels), NaN
     if no pair counts.
     """
-    prev_gray, prev_ok = None, False
+    prev, prev_ok = None, False
     total, count = 0.0, 0
     for k, fr in enumerate(frames_iter):
         rgb = getattr(fr, "rgb", fr)
         box = boxes[k] if k < len(boxes) else None
         ok = box is not None
-        if ok and prev_ok and prev_gray is not None:
+        if ok and prev_ok:
             h, w = rgb.shape[:2]
             x0, y0, x1, y1 = (int(round(v)) for v in box)
             x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
             if x1 > x0 and y1 > y0:
-                cur = _gray(rgb[y0:y1, x0:x1])
-                total += float(np.mean(np.abs(cur - prev_gray[y0:y1, x0:x1])))
+                diff = _gray(rgb[y0:y1, x0:x1]) - _gray(prev[y0:y1, x0:x1])
+                total += float(np.mean(np.abs(diff)))
                 count += 1
-        prev_gray = _gray(rgb) if ok or k + 1 < len(boxes) else None
-        prev_ok = ok
+        prev, prev_ok = rgb, ok
     return total / count if count else math.nan
 
 
@@ -385,11 +384,12 @@ def run_case(case: Case | str, data: str | Path | None = None, max_seconds: floa
         t_dub, y_dub = np.asarray(dub_track.times, np.float64), _opening(dub_track)
         n_out = len(dub_track)
         out_info = media.probe_video(out)
+        src_info = media.probe_video(src)
 
         # V itself over the frames the dub used (the pipeline's default length policy plays V back and forth)
         src_track = _track_path(src, None, None, cache=True)
         y_src = _opening(src_track)
-        schedule = media.output_schedule(len(src_track), out_info.fps, audio_s, "pingpong")
+        schedule = media.output_schedule(len(src_track), src_info.fps, audio_s, "pingpong")
         if len(schedule) != n_out:
             log.warning("%s: dub has %d frames, the expected schedule %d; using the first %d", case.name, n_out,
                         len(schedule), min(n_out, len(schedule)))
@@ -431,7 +431,7 @@ def run_case(case: Case | str, data: str | Path | None = None, max_seconds: floa
 
 COLUMNS = [("case", "case", "s"), ("r", "r", ".3f"), ("lag", "lag", "+d"), ("r0", "r@0", ".3f"),
            ("amp", "amp", ".2f"), ("flicker", "flicker", ".2f"), ("base_r", "base r", ".3f"),
-           ("seconds", "sec", ".1f")]
+           ("base_r0", "base r@0", ".3f"), ("seconds", "sec", ".1f")]
 
 
 def _mean(rows: list[dict], key: str) -> float:
@@ -439,36 +439,33 @@ def _mean(rows: list[dict], key: str) -> float:
     return float(np.mean(vals)) if vals else math.nan
 
 
+def _cell(v, spec: str) -> str:
+    if spec == "s":
+        return str(v)
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "nan"
+    return format(v, spec)
+
+
 def format_table(rows: list[dict]) -> str:
+    """One line per case, then the mean over the cases that ran (lag: mean of signed lags; sec: the sum)."""
     ok = [r for r in rows if "error" not in r]
-    lines = []
-    table = []
-    for r in rows:
-        if "error" in r:
-            table.append([r["case"], "ERROR: " + r["error"]])
-            continue
-        cells = []
-        for key, _, spec in COLUMNS:
-            v = r[key]
-            cells.append(v if spec == "s" else ("nan" if isinstance(v, float) and not math.isfinite(v)
-                                                 else format(v, spec)))
-        table.append(cells)
+    table = [[_cell(r[key], spec) for key, _, spec in COLUMNS] for r in ok]
     if ok:
-        mean = ["mean"] + [_fmt(_mean(ok, k), ".2f" if k in ("lag",) else spec if spec != "+d" else ".2f")
-                           for k, _, spec in COLUMNS[1:]]
-        mean[-1] = _fmt(sum(r["seconds"] for r in ok), ".1f") + " (sum)"
-        table.append(mean)
-    widths = [max(len(h), *(len(row[i]) for row in table if len(row) == len(COLUMNS)))
-              for i, (_, h, _) in enumerate(COLUMNS)]
-    lines.append("  ".join(h.ljust(widths[i]) if i == 0 else h.rjust(widths[i]) for i, (_, h, _) in enumerate(COLUMNS)))
-    for row in table:
-        if len(row) != len(COLUMNS):
-            lines.append("  ".join(row))
-            continue
-        lines.append("  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(row)))
+        mean = ["mean"] + [_cell(_mean(ok, key), ".2f" if spec == "+d" else spec) for key, _, spec in COLUMNS[1:-1]]
+        table.append(mean + [_cell(sum(r["seconds"] for r in ok), ".1f")])
+    heads = [h for _, h, _ in COLUMNS]
+    widths = [max([len(h)] + [len(row[i]) for row in table]) for i, h in enumerate(heads)]
+
+    def line(cells):
+        return "  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(cells))
+
+    lines = [line(heads)] + [line(row) for row in table]
+    lines += [f"{r['case']}: ERROR {r['error']}" for r in rows if "error" in r]
     lines.append(f"r: Pearson r of the re-tracked dub's mouth opening vs the clip's own, best lag within ±{MAX_LAG} "
-                 "frames (lag > 0: dub late); amp: std ratio dub/truth; flicker: mouth-region frame-difference ratio "
-                 "dub/original; base r: the undubbed video scored the same way.")
+                 "truth frames (lag > 0: dub late); r@0: at lag 0; amp: std ratio dub/truth; flicker: mouth-region "
+                 "frame-difference ratio dub/original; base r / base r@0: the undubbed video scored like the dub; "
+                 "sec: per case (mean row: total).")
     return "\n".join(lines)
 
 

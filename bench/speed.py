@@ -1,0 +1,124 @@
+"""Speed benchmark: how long a dub takes against a plain re-encode of the same clip, and the real-time ratio.
+
+    .venv/bin/python bench/speed.py [--video V] [--audio A] [--keep OUT.mp4]
+
+Default clip: 512x512 HDTF crop (../shared/data/video/hdtf_katiehill_8s.mp4) dubbed with an 8 s English clip.
+Measures, in one process:
+  1. dub with an empty cache (LIPDUB_CACHE points at a fresh temp folder): includes model loading and face tracking;
+  2. the same dub again, with the face track cached;
+  3. baseline: PyAV decode + libx264 encode of the same clip (preset veryfast, crf 16), once passing the decoded
+     frames straight to the encoder and once through RGB arrays as the pipeline does;
+and prints wall times, the real-time ratio (output duration / wall time; >= 1 is faster than real time), the ratio
+to the baseline, per-stage timings when the DubReport has them, and the process's peak RSS. No assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+
+
+def peak_rss_mb() -> float:
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux (bytes on macOS)
+    return kb / (1024 * 1024) if sys.platform == "darwin" else kb / 1024
+
+
+def baseline_transcode(video: Path, out: Path, via_rgb: bool, crf: float = 16, preset: str = "veryfast"
+                       ) -> tuple[float, int]:
+    """Decode `video` and encode it again with libx264 (no audio); returns (seconds, frames)."""
+    import av
+
+    t = time.perf_counter()
+    n = 0
+    with av.open(str(video)) as src, av.open(str(out), "w") as dst:
+        vs = src.streams.video[0]
+        vs.thread_type = "AUTO"
+        rate = vs.average_rate or 25
+        enc = dst.add_stream("libx264", rate=rate)
+        enc.width, enc.height = vs.codec_context.width, vs.codec_context.height
+        enc.pix_fmt = "yuv420p"
+        enc.options = {"crf": f"{crf:g}", "preset": preset}
+        for frame in src.decode(vs):
+            if via_rgb:
+                frame = av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")
+            frame = frame.reformat(format="yuv420p")
+            frame.pts, frame.time_base = n, 1 / rate
+            for p in enc.encode(frame):
+                dst.mux(p)
+            n += 1
+        for p in enc.encode(None):
+            dst.mux(p)
+    return time.perf_counter() - t, n
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--video", default=str(DATA / "video" / "hdtf_katiehill_8s.mp4"))
+    ap.add_argument("--audio", default=str(DATA / "audio" / "en_radio34_other_8s.wav"))
+    ap.add_argument("--keep", help="keep the (second) dub here")
+    args = ap.parse_args()
+    video, audio = Path(args.video), Path(args.audio)
+    for p in (video, audio):
+        if not p.is_file():
+            print(f"speed: {p} is missing", file=sys.stderr)
+            return 2
+
+    with tempfile.TemporaryDirectory(prefix="lipdub-bench-") as tmp:
+        tmp = Path(tmp)
+        os.environ["LIPDUB_CACHE"] = str(tmp / "cache")  # before lipdub reads it: the first dub starts cold
+
+        t = time.perf_counter()
+        import lipdub
+        from lipdub import media
+
+        import_s = time.perf_counter() - t
+        info = media.probe_video(video)
+        print(f"machine: {platform.machine()}, {os.cpu_count()} CPU(s), Python {platform.python_version()}")
+        print(f"clip:    {video.name} {info.width}x{info.height} @ {info.fps:.3f} fps, {info.n_frames} frames, "
+              f"{info.duration:.2f} s; audio {audio.name}")
+        print(f"import lipdub: {import_s:.2f} s")
+
+        runs = []
+        for label, out in (("dub, cold cache (incl. tracking)", tmp / "dub1.mp4"),
+                           ("dub, track cached", Path(args.keep) if args.keep else tmp / "dub2.mp4")):
+            t = time.perf_counter()
+            report = lipdub.dub(video, audio, out, progress=None)
+            wall = time.perf_counter() - t
+            duration = float(getattr(report, "duration", 0.0)) or media.probe_video(out).duration
+            runs.append((label, wall, duration, report))
+            print(f"\n{label}: {wall:.2f} s wall for {duration:.2f} s of output "
+                  f"({getattr(report, 'frames', '?')} frames) -> real-time ratio {duration / wall:.2f}x "
+                  f"({getattr(report, 'frames', 0) / wall:.1f} frames/s); peak RSS so far {peak_rss_mb():.0f} MB")
+            timings = getattr(report, "timings", None)
+            if isinstance(timings, dict) and timings:
+                print("  stages: " + ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()))
+
+        base_plain, n_plain = baseline_transcode(video, tmp / "plain.mp4", via_rgb=False)
+        base_rgb, n_rgb = baseline_transcode(video, tmp / "rgb.mp4", via_rgb=True)
+        src_dur = n_plain / info.fps
+        print(f"\nbaseline decode + libx264 veryfast crf 16 (no audio): {base_plain:.2f} s for {n_plain} frames "
+              f"-> real-time ratio {src_dur / base_plain:.1f}x")
+        print(f"baseline through RGB arrays (as the pipeline):        {base_rgb:.2f} s for {n_rgb} frames "
+              f"-> real-time ratio {src_dur / base_rgb:.1f}x")
+
+        print("\nsummary")
+        for label, wall, duration, _ in runs:
+            # compare per output second: the dub's length follows the audio, the baseline's the video
+            per_s = wall / duration
+            print(f"  {label:34s} {wall:6.2f} s  real-time {duration / wall:5.2f}x  "
+                  f"{per_s / (base_plain / src_dur):5.1f}x the plain re-encode's time per output second")
+        print(f"  peak RSS {peak_rss_mb():.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
