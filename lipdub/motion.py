@@ -9,6 +9,8 @@ centre, and the mouth rests closed wherever voice activity says there is no spee
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -73,28 +75,132 @@ def phone_curves(phones, duration: float, hop: float = 0.01, lead: float = 0.02)
     return t, num_o / den, num_w / den, closure
 
 
-def mouth_track(speech, frame_times: np.ndarray, strength: float = 1.0, acoustic_weight: float = 0.35) -> MouthTrack:
+# ------------------------------------------------------------------------------------------ learned opening model
+# A ridge regression from audio to mouth opening, trained by bench/train_motion.py on real speakers' filmed mouths:
+# features = phone-class dominance (what is said), log-mel context ±120 ms (how it sounds), jaw, loudness, voicing.
+MODEL_PATH = Path(__file__).resolve().parent / "assets" / "motion_model.npz"
+MEL_CONTEXT = (-12, -8, -4, 0, 4, 8, 12)  # hops
+FEATURE_LABELS = sorted(_V)
+
+
+def dominance_features(phones, n: int, hop: float, lead: float = 0.02) -> np.ndarray:
+    """(n, len(FEATURE_LABELS)): each phone class's share of the dominance-blended mouth at every hop."""
+    t = (np.arange(n) + 0.5) * hop
+    feats = np.zeros((n, len(FEATURE_LABELS)))
+    den = np.full(n, 1e-6)
+    column = {label: i for i, label in enumerate(FEATURE_LABELS)}
+    for ph in phones:
+        label = ph.label.upper().rstrip("012")
+        _, _, dom = viseme_target(label)
+        centre = 0.5 * (ph.start + ph.end) - lead
+        half = max(0.5 * (ph.end - ph.start), 0.02)
+        dist = np.abs(t - centre) - half
+        tight = label in BILABIALS
+        reach = np.where(t < centre, 0.035 if tight else 0.09, 0.025 if tight else 0.06)
+        d = dom * np.exp(-np.maximum(dist, 0.0) / reach)
+        if label in column:
+            feats[:, column[label]] += d
+        den += d
+    return feats / den[:, None]
+
+
+def model_features(speech) -> np.ndarray:
+    """(N, F) features of the learned opening model at every hop of `speech`."""
+    n = len(speech.voiced)
+    mel = np.asarray(speech.mel, np.float32)[:n]
+    if len(mel) < n:
+        mel = np.concatenate([mel, np.zeros((n - len(mel), mel.shape[1]), np.float32)])
+    idx = np.arange(n)
+    context = [mel[np.clip(idx + off, 0, n - 1)] for off in MEL_CONTEXT]
+    acoustic = np.stack([speech.jaw[:n], speech.loudness[:n], np.asarray(speech.voiced[:n], np.float32)], 1)
+    return np.concatenate([dominance_features(speech.phones, n, speech.hop)] + context + [acoustic], 1)
+
+
+@lru_cache(maxsize=4)
+def _load_weights(path: str) -> np.ndarray | None:
+    try:
+        with np.load(path) as z:
+            return z["weights"].astype(np.float64)
+    except (OSError, KeyError):
+        return None
+
+
+def load_model() -> np.ndarray | None:
+    """The shipped model, or the one named by $LIPDUB_MOTION_MODEL (held-out evaluation, experiments)."""
+    import os
+
+    return _load_weights(os.environ.get("LIPDUB_MOTION_MODEL") or str(MODEL_PATH))
+
+
+def learned_opening(speech, weights: np.ndarray) -> np.ndarray:
+    x = model_features(speech)
+    return np.clip(weights[0] + x @ weights[1:], 0.0, 1.2)
+
+
+@dataclass
+class MotionParams:
+    """Knobs of the motion model; defaults are tuned on the shared clips' own audio vs. filmed mouths
+    (bench/motion_eval.py)."""
+
+    acoustic_weight: float = 0.35  # how much loudness/jaw modulates the phone-driven opening
+    lead: float = 0.02  # s: lips lead the sound
+    smooth: float = 0.02  # s: Gaussian inertia of the jaw
+    pause_bridge: float = 0.8  # s: pauses shorter than this belong to the utterance (the mouth may stay open)
+    pause_open: float = 0.0  # fixed opening held through such pauses; 0 = what the learned model predicts
+    force_closures: bool = True  # p/b/m shut the lips completely
+    learned: bool = True  # use the learned opening model when it and log-mel features are available
+    weights: np.ndarray | None = None  # override the shipped model (training, experiments)
+
+
+def mouth_track(speech, frame_times: np.ndarray, strength: float = 1.0, acoustic_weight: float | None = None,
+                params: MotionParams | None = None) -> MouthTrack:
     """Sample the wanted mouth at `frame_times` (seconds on the audio's clock)."""
     if not np.isfinite(strength) or strength < 0 or strength > 3:
         raise ParameterError(f"--strength must be between 0 and 3 (1 = natural), got {strength}")
+    prm = params or MotionParams()
+    if acoustic_weight is not None:
+        from dataclasses import replace
+
+        prm = replace(prm, acoustic_weight=acoustic_weight)
+    from scipy.ndimage import binary_closing, binary_dilation, gaussian_filter1d
+
     hop = speech.hop
     n = len(speech.voiced)
     voiced = np.asarray(speech.voiced, bool)
     jaw = np.asarray(speech.jaw, np.float64)
     phones = [p for p in speech.phones if p.label.upper() != "SIL"]
     if phones:
-        _, opening, width, closure = phone_curves(speech.phones, n * hop, hop)
+        _, opening, width, closure = phone_curves(speech.phones, n * hop, hop, prm.lead)
         opening, width, closure = opening[:n], width[:n], closure[:n]
         # loudness modulates emphasis; phones decide shape and closures
-        opening = opening * ((1 - acoustic_weight) + acoustic_weight * 1.6 * np.clip(jaw, 0, 1))
+        aw = prm.acoustic_weight
+        opening = opening * ((1 - aw) + aw * 1.6 * np.clip(jaw, 0, 1))
     else:  # no phones recognised: the acoustic jaw curve alone (no closures from acoustics)
         opening, width, closure = np.clip(jaw, 0, 1) * 0.85, np.zeros(n), np.zeros(n, bool)
-    from scipy.ndimage import binary_dilation, gaussian_filter1d
+    weights = prm.weights if prm.weights is not None else (load_model() if prm.learned else None)
+    if weights is not None and getattr(speech, "mel", None) is not None and len(speech.mel):
+        opening = learned_opening(speech, weights)
+    else:
+        weights = None
+    if not prm.force_closures:
+        closure = np.zeros(n, bool)
 
-    # silence: the mouth rests closed; keep a short ramp so it does not snap
+    # silence: the mouth rests closed; short pauses inside speech keep a relaxed opening; ramps, no snapping
     speaking = binary_dilation(voiced, iterations=3)
+    opening_model = opening
     opening = np.where(speaking, opening, 0.0)
-    opening = gaussian_filter1d(opening, 2.0)  # jaw inertia (~20 ms)
+    bridge = int(round(prm.pause_bridge / hop))
+    if bridge > 0:
+        # a pause shorter than pause_bridge is part of the utterance: the mouth does what the model says there
+        # (speakers breathe with their mouth open); only longer silences rest closed
+        bridged = binary_closing(np.pad(speaking, bridge), np.ones(bridge, bool))[bridge:-bridge] & ~speaking
+        if weights is not None and prm.pause_open <= 0:
+            opening = np.where(bridged, opening_model, opening)
+        else:
+            opening = np.where(bridged, prm.pause_open, opening)
+        speaking = speaking | bridged
+    if prm.smooth > 0:
+        opening = gaussian_filter1d(opening, prm.smooth / hop)
     width = gaussian_filter1d(np.where(speaking, width, 0.0), 3.0)
     opening[closure] = 0.0
     shut = closure | ~speaking

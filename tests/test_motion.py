@@ -94,3 +94,33 @@ def test_acoustic_only_without_phones_follows_jaw():
     idx = np.clip(np.round(m.times / 0.01).astype(int), 0, len(s.jaw) - 1)
     inside = (m.times > 0.6) & (m.times < 1.4)
     assert np.corrcoef(m.opening[inside], s.jaw[idx][inside])[0, 1] > 0.8
+
+
+def test_learned_model_ships_with_matching_features():
+    w = motion.load_model()
+    assert w is not None, "lipdub/assets/motion_model.npz is missing: run bench/train_motion.py"
+    n_features = len(motion.FEATURE_LABELS) + 26 * len(motion.MEL_CONTEXT) + 3
+    assert w.shape == (n_features + 1,)
+
+
+def test_learned_motion_follows_a_real_speakers_mouth():
+    """The clip's own audio predicts its own filmed mouth better than loudness does, and the mouth is shut in the
+    long silence we append."""
+    from conftest import require_data
+    from lipdub import evaluate, media, speech
+
+    data = require_data("video/hdtf_radio34_8s.mp4")
+    path = data / "video/hdtf_radio34_8s.mp4"
+    times, truth = evaluate.mouth_curve(path, cache=False)
+    audio, sr = media.load_audio(path, 16000)
+    audio = np.concatenate([audio, np.zeros(2 * sr, np.float32)])
+    track = speech.analyse(audio, sr)
+    assert track.mel is not None and track.mel.shape == (len(track.voiced), 26)
+    all_times = np.arange(int((len(audio) / sr) * 25)) / 25
+    m = motion.mouth_track(track, all_times)
+    pred = m.opening[: len(times)]
+    r, lag, _ = evaluate.pearson_at_best_lag(pred, truth)
+    idx = np.clip(np.round(times / track.hop).astype(int), 0, len(track.loudness) - 1)
+    r_loud, _, _ = evaluate.pearson_at_best_lag(track.loudness[idx], truth)
+    assert r > 0.45 and r > r_loud + 0.1 and abs(lag) <= 1
+    assert np.all(m.opening[all_times > len(times) / 25 + 1.0] == 0)

@@ -19,7 +19,7 @@ from scipy.signal import resample_poly
 
 from ..errors import DependencyError, ParameterError
 from . import align, g2p, recognise, vad
-from .acoustic import frame_rms, jaw_opening, loudness as loudness_curve, n_frames
+from .acoustic import frame_rms, jaw_opening, log_mel, loudness as loudness_curve, n_frames
 from .align import PHONE_BIAS, Seg
 from .track import Phone, SpeechTrack
 
@@ -222,7 +222,7 @@ def analyse(audio: np.ndarray, sr: int = SR, transcript: str | None = None, lang
     rms = frame_rms(x, SR, HOP)
     jaw = jaw_opening(x, voiced, SR, HOP, rms=rms)
     loud = loudness_curve(rms)
-    track = SpeechTrack(duration, HOP, voiced, jaw, loud, [], "acoustic-only", language)
+    track = SpeechTrack(duration, HOP, voiced, jaw, loud, [], "acoustic-only", language, log_mel(x, SR, HOP)[:n])
     if n == 0:
         return track
 

@@ -36,6 +36,7 @@ class SpeechTrack:
     phones: list[Phone] = field(default_factory=list)  # covers [0, duration] with SIL in pauses; [] if unrecognised
     method: str = "acoustic-only"
     language: str | None = None
+    mel: np.ndarray | None = None  # (N, 26) standardised log-mel energies for the learned mouth model
 
     @property
     def n_frames(self) -> int:
@@ -63,6 +64,7 @@ class SpeechTrack:
             "voiced": "".join("1" if v else "0" for v in np.asarray(self.voiced, bool)),
             "jaw": [round(float(v), 4) for v in self.jaw],
             "loudness": [round(float(v), 4) for v in self.loudness],
+            "mel": None if self.mel is None else np.round(np.asarray(self.mel, np.float64), 2).tolist(),
         }
 
     @classmethod
@@ -74,8 +76,9 @@ class SpeechTrack:
             jaw = np.asarray(d["jaw"], np.float32)
             loud = np.asarray(d["loudness"], np.float32)
             phones = [Phone(str(lab).upper(), float(s), float(e)) for lab, s, e in d.get("phones", [])]
+            mel = None if d.get("mel") is None else np.asarray(d["mel"], np.float32)
             track = cls(float(d["duration"]), float(d["hop"]), voiced, jaw, loud, phones, str(d.get("method", "")),
-                        d.get("language"))
+                        d.get("language"), mel)
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"speech track is malformed ({exc}); re-run the analysis or fix the JSON") from exc
         if not (voiced.size == jaw.size == loud.size):
