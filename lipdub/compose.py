@@ -55,13 +55,9 @@ class ColourMatcher:
 
 
 def blend(frame: np.ndarray, patch: np.ndarray, alpha: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
-    """frame with patch alpha-blended into roi (a new array; the input frame is not modified)."""
+    """frame with patch alpha-blended into roi (a new array; the input frame is not modified). Where alpha is 0 the
+    result is exactly the frame."""
     x0, y0, x1, y1 = roi
     out = frame.copy()
-    a = alpha[..., None]
-    region = out[y0:y1, x0:x1].astype(np.float32)
-    out[y0:y1, x0:x1] = np.clip(region + a * (patch.astype(np.float32) - region) + 0.5, 0, 255).astype(np.uint8)
-    # pixels with zero alpha must stay byte-identical (rounding above could move them by one)
-    keep = alpha <= 0
-    out[y0:y1, x0:x1][keep] = frame[y0:y1, x0:x1][keep]
+    out[y0:y1, x0:x1] = cv2.blendLinear(patch, frame[y0:y1, x0:x1], alpha, 1.0 - alpha)
     return out

@@ -114,13 +114,21 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
     duration = len(samples16) / 16000.0
     timings["load"] = time.perf_counter() - t0
 
-    t = time.perf_counter()
-    speech_track = speech.analyse(samples16, 16000, transcript=opts.transcript, language=opts.language)
-    timings["speech"] = time.perf_counter() - t
+    # speech analysis runs beside face tracking: both spend their time in native code that releases the GIL
+    from concurrent.futures import ThreadPoolExecutor
 
-    t = time.perf_counter()
-    track = load_track(video, info, opts, progress)
-    timings["track"] = time.perf_counter() - t
+    def analyse_speech():
+        t_s = time.perf_counter()
+        result = speech.analyse(samples16, 16000, transcript=opts.transcript, language=opts.language)
+        timings["speech"] = time.perf_counter() - t_s
+        return result
+
+    with ThreadPoolExecutor(1, thread_name_prefix="lipdub-speech") as pool:
+        speech_future = pool.submit(analyse_speech)
+        t = time.perf_counter()
+        track = load_track(video, info, opts, progress)
+        timings["track"] = time.perf_counter() - t
+        speech_track = speech_future.result()
 
     schedule = media.output_schedule(len(track), info.fps, duration, "pingpong" if opts.length == "audio"
                                      else opts.length)
@@ -269,7 +277,11 @@ class Renderer:
         h, w = frame.shape[:2]
         scale = pose.scale[j]
         roi = compose.region_of_interest(dst, w, h, margin=2)
-        warped, cover = warper.warp(atlas.crops[a], src, dst, roi)
+        lips = dst[[render.CONTROL.index(i) for i in render.LIPS]]
+        margin = 0.08 * scale
+        detail = (int(lips[:, 0].min() - margin), int(lips[:, 1].min() - margin),
+                  int(lips[:, 0].max() + margin) + 1, int(lips[:, 1].max() + margin) + 1)
+        warped, cover = warper.warp(atlas.crops[a], src, dst, roi, detail)
         hull = np.concatenate([dst[: n_ctrl][[render.CONTROL.index(i) for i in face.JAW]],
                                self.track.landmarks[j, face.JAW, :2],
                                self.track.landmarks[j, render.UPPER_EDGE, :2]])

@@ -227,9 +227,13 @@ class MeshWarper:
         """(N,3) canonical control points for a 478-point canonical shape (ring fixed to the skull)."""
         return np.concatenate([shape[CONTROL], self.ring, self.ring_up])
 
-    def warp(self, src_img: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray, roi: tuple[int, int, int, int]):
+    def warp(self, src_img: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray, roi: tuple[int, int, int, int],
+             detail: tuple[int, int, int, int] | None = None):
         """Pixels of src_img moved so src_pts land on dst_pts, inside roi (x0,y0,x1,y1) of the destination.
-        Returns (warped roi image, coverage mask uint8)."""
+
+        The map is piecewise affine and continuous except where a triangle collapses (closing lips), so it is built
+        at half resolution on large regions and upsampled; inside `detail` (the lips, destination coordinates) it is
+        built at full resolution so the lip line stays sharp. Returns (warped roi image, coverage mask uint8)."""
         x0, y0, x1, y1 = roi
         h, w = y1 - y0, x1 - x0
         tri = self.triangles
@@ -241,22 +245,51 @@ class MeshWarper:
         ok = np.abs(det) > 1.0  # |det| = twice the area in pixels: collapsed triangles would sample wildly
         affine = np.zeros((len(tri), 3, 2))
         affine[ok] = np.linalg.solve(m[ok], s[ok])
-        idx = np.full((h, w), -1, np.int32)
-        for t in np.flatnonzero(ok):
-            cv2.fillConvexPoly(idx, np.round(d[t] * 16).astype(np.int32), int(t), lineType=cv2.LINE_8, shift=4)
-        # collapsed triangles (a closing mouth) leave hairline cracks: give them a neighbouring triangle's affine
-        holes = idx < 0
-        if holes.any():
-            grown = cv2.dilate((idx + 1).astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int32) - 1
-            idx[holes] = grown[holes]
-        covered = idx >= 0
-        coef = affine.reshape(len(tri), 6).astype(np.float32)[np.maximum(idx, 0)]  # (h,w,6): ax ay a1 bx by b1
-        xs = np.arange(w, dtype=np.float32)[None, :]
-        ys = np.arange(h, dtype=np.float32)[:, None]
-        map_x = coef[..., 0] * xs + coef[..., 2] * ys + coef[..., 4]
-        map_y = coef[..., 1] * xs + coef[..., 3] * ys + coef[..., 5]
+        coefs = affine.reshape(len(tri), 6).astype(np.float32)
+        step = 2 if h * w > 120 * 120 else 1
+        map_x, map_y, covered = _affine_maps(d[ok], np.flatnonzero(ok), coefs, 0, 0, w, h, step)
+        if step > 1 and detail is not None:
+            dx0, dy0 = max(0, detail[0] - x0), max(0, detail[1] - y0)
+            dx1, dy1 = min(w, detail[2] - x0), min(h, detail[3] - y0)
+            if dx1 > dx0 and dy1 > dy0:
+                fx, fy, fc = _affine_maps(d[ok], np.flatnonzero(ok), coefs, dx0, dy0, dx1 - dx0, dy1 - dy0, 1)
+                map_x[dy0:dy1, dx0:dx1], map_y[dy0:dy1, dx0:dx1], covered[dy0:dy1, dx0:dx1] = fx, fy, fc
         out = cv2.remap(src_img, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return out, covered.astype(np.uint8) * 255
+
+
+def _affine_maps(corners: np.ndarray, ids: np.ndarray, coefs: np.ndarray, x0: int, y0: int, w: int, h: int,
+                 step: int):
+    """remap maps for the w x h window at (x0, y0) of a piecewise-affine warp (triangles `corners`, affines `coefs`
+    indexed by `ids`), computed every `step` pixels and upsampled."""
+    pad = step - 1  # one coarse cell of margin: cv2.resize clamps at the edges, margins keep those exact
+    hs, ws = -(-h // step) + 2 * pad, -(-w // step) + 2 * pad
+    idx = np.full((hs, ws), -1, np.int32)
+    offset = (step - 1) / 2 - pad * step  # window coordinate of coarse pixel 0's centre
+    polys = np.round((corners - np.array([x0, y0]) - offset) / step * 16).astype(np.int32)
+    for t, poly in zip(ids, polys):
+        cv2.fillConvexPoly(idx, poly, int(t), lineType=cv2.LINE_8, shift=4)
+    # collapsed triangles (a closing mouth) leave hairline cracks: give them a neighbouring triangle's affine
+    holes = idx < 0
+    if holes.any():
+        grown = cv2.dilate((idx + 1).astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int32) - 1
+        idx[holes] = grown[holes]
+    covered = idx >= 0
+    if step > 1:  # extend affines past the edge so bilinear upsampling never mixes in an undefined map
+        grown = cv2.dilate((idx + 1).astype(np.float32), np.ones((3, 3), np.uint8), iterations=2)
+        idx = np.where(covered, idx, grown.astype(np.int32) - 1)
+    c = coefs[np.maximum(idx, 0)]  # (hs,ws,6): ax ay a1 bx by b1
+    xs = np.arange(ws, dtype=np.float32)[None, :] * step + offset + x0
+    ys = np.arange(hs, dtype=np.float32)[:, None] * step + offset + y0
+    map_x = c[..., 0] * xs + c[..., 2] * ys + c[..., 4]
+    map_y = c[..., 1] * xs + c[..., 3] * ys + c[..., 5]
+    if step > 1:
+        size = (ws * step, hs * step)
+        m = pad * step
+        map_x = cv2.resize(map_x, size, interpolation=cv2.INTER_LINEAR)[m:m + h, m:m + w]
+        map_y = cv2.resize(map_y, size, interpolation=cv2.INTER_LINEAR)[m:m + h, m:m + w]
+        covered = cv2.resize(covered.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)[m:m + h, m:m + w] > 0
+    return np.ascontiguousarray(map_x), np.ascontiguousarray(map_y), covered
 
 
 _INNER_TO_OUTER = [(CONTROL.index(i), CONTROL.index(o)) for i, o in
