@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import cv2
 import numpy as np
 
 from . import compose, face, media, motion, render, speech
@@ -230,6 +231,10 @@ class Renderer:
                 progress("atlas", i + 1, len(track))
         if self.atlas.n == 0:
             raise LipdubError(f"could not build a mouth atlas from {video}; is the face too small or turned away?")
+        self.atlas_open = render.descriptors(self.norm[self.atlas.frame_index[: self.atlas.n]])[:, 0]
+        self.donor = int(np.argmax(self.atlas_open))  # the clip's most open mouth: interior donor
+        self._edge_pos = [render.CONTROL.index(i) for i in render.UPPER_EDGE]
+        self.donor_src = self._crop_controls(self.donor)
         self.colour = compose.ColourMatcher()
         self.prev_j: int | None = None
 
@@ -259,6 +264,47 @@ class Renderer:
         self.prev_j = j
         return self.render_frame(frame, j, int(sel[k]), float(open_c[k]), float(width_c[k])), True
 
+    def _crop_controls(self, a: int) -> np.ndarray:
+        """Control points of atlas entry a in its crop's pixels."""
+        atlas, pose, warper = self.atlas, self.pose, self.warper
+        fa = int(atlas.frame_index[a])
+        pts = pose.to_frame(fa, warper.control_points(self.norm[fa]))[:, :2]
+        pts[: len(render.CONTROL)] = self.track.landmarks[fa, render.CONTROL, :2]
+        return pts @ atlas.affine[a][:, :2].T + atlas.affine[a][:, 2]
+
+    def _to_frame(self, j: int, shape: np.ndarray) -> np.ndarray:
+        dst = self.pose.to_frame(j, self.warper.control_points(shape))[:, :2]
+        # the top edge stays exactly where this frame has it, so the seam lines up with the unchanged cheeks
+        dst[self._edge_pos] = self.track.landmarks[j, render.UPPER_EDGE, :2]
+        return dst
+
+    def interior(self, patch: np.ndarray, j: int, dst: np.ndarray, roi, detail, opening: float, width: float):
+        """Mouth interior for a target opening wider than the chosen atlas mouth."""
+        d, n_ctrl = self.donor, len(render.CONTROL)
+        donor_open = float(self.atlas_open[d])
+        if donor_open >= 0.85 * opening:  # the clip has a mouth this open: use it whole
+            return self.warper.warp(self.atlas.crops[d], self.donor_src, dst, roi, detail)[0]
+        # wider than the clip ever opens (a photo, a mumbler): the donor's upper teeth stay under the upper lip,
+        # its lower teeth ride down with the jaw, and the gap between them is a dark cavity
+        cavity = render.synthetic_cavity(patch, dst[:n_ctrl], roi)
+        if donor_open < 0.02:
+            return cavity
+        fd = int(self.atlas.frame_index[d])
+        dst_u = self._to_frame(j, render.target_shape(self.model, self.norm[fd], donor_open, width))
+        teeth = self.warper.warp(self.atlas.crops[d], self.donor_src, dst_u, roi, detail)[0]
+        drop = dst[render.CONTROL.index(14)] - dst_u[render.CONTROL.index(14)]
+        shift = np.float32([[1, 0, drop[0]], [0, 1, drop[1]]])
+        teeth_low = cv2.warpAffine(teeth, shift, teeth.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
+        mask_u = render.inner_lip_mask(dst_u[:n_ctrl], roi)
+        mask_l = cv2.warpAffine(mask_u, shift, mask_u.shape[1::-1])
+        rows = np.arange(mask_u.shape[0], dtype=np.float32)[:, None]
+        mid = 0.5 * (dst_u[render.CONTROL.index(13), 1] + dst_u[render.CONTROL.index(14), 1]) - roi[1]
+        fade = max(1.5, 0.012 * float(self.pose.scale[j]))  # teeth edges fade into the cavity, no cut line
+        mask_u = (mask_u * np.clip((mid - rows) / fade + 0.5, 0, 1))[..., None]
+        mask_l = (mask_l * np.clip((rows - mid - drop[1]) / fade + 0.5, 0, 1))[..., None]
+        out = cavity * (1 - mask_u) + teeth * mask_u
+        return (out * (1 - mask_l) + teeth_low * mask_l + 0.5).astype(np.uint8)
+
     def render_frame(self, frame: np.ndarray, j: int, a: int, opening: float, width: float) -> np.ndarray:
         atlas, pose, warper = self.atlas, self.pose, self.warper
         fa = int(atlas.frame_index[a])
@@ -282,6 +328,14 @@ class Renderer:
         detail = (int(lips[:, 0].min() - margin), int(lips[:, 1].min() - margin),
                   int(lips[:, 0].max() + margin) + 1, int(lips[:, 1].max() + margin) + 1)
         warped, cover = warper.warp(atlas.crops[a], src, dst, roi, detail)
+        lack = opening - self.atlas_open[a]
+        if opening > 0.05 and lack > 0.2 * opening:
+            # the chosen mouth is less open than asked: a stretched interior looks smeared, so the opening shows
+            # the clip's most open mouth: real teeth and tongue, anchored to the lips
+            weight = min(1.0, lack / (0.5 * opening))
+            interior = self.interior(warped, j, dst, roi, detail, opening, width)
+            m = (render.inner_lip_mask(dst[:n_ctrl], roi) * weight)[..., None]
+            warped = (warped * (1 - m) + interior * m + 0.5).astype(np.uint8)
         hull = np.concatenate([dst[: n_ctrl][[render.CONTROL.index(i) for i in face.JAW]],
                                self.track.landmarks[j, face.JAW, :2],
                                self.track.landmarks[j, render.UPPER_EDGE, :2]])

@@ -43,7 +43,7 @@ class MouthModel:
         xs = np.array([c[u, 0] for u, _ in INNER_PAIRS])
         half = max(0.5 * abs(c[308, 0] - c[78, 0]), 1e-3)
         # gap profile of an opening mouth whose source is closed: widest at the centre, zero at the corners
-        self.closed_profile = np.clip(1 - ((xs - 0.5 * (c[78, 0] + c[308, 0])) / half) ** 2, 0, 1) ** 0.6
+        self.closed_profile = np.clip(1 - ((xs - 0.5 * (c[78, 0] + c[308, 0])) / half) ** 2, 0, 1) ** 0.9
         self.jaw_weight = self._jaw_weight()
 
     def _jaw_weight(self) -> np.ndarray:
@@ -302,6 +302,45 @@ def pull_inner_lips(control: np.ndarray, amount: float) -> np.ndarray:
     for i, o in _INNER_TO_OUTER:
         out[i] = control[i] + amount * (control[o] - control[i])
     return out
+
+
+_INNER_RING = [CONTROL.index(i) for i in F.INNER_UPPER + F.INNER_LOWER[::-1][1:-1]]
+_OUTER_RING = [CONTROL.index(i) for i in F.OUTER_UPPER + F.OUTER_LOWER[::-1][1:-1]]
+
+
+def _rounded(poly: np.ndarray, iterations: int = 2) -> np.ndarray:
+    """Chaikin corner cutting: the 20-point lip contour becomes a smooth outline instead of a polygon."""
+    for _ in range(iterations):
+        nxt = np.roll(poly, -1, axis=0)
+        poly = np.stack([0.75 * poly + 0.25 * nxt, 0.25 * poly + 0.75 * nxt], 1).reshape(-1, 2)
+    return poly
+
+
+def inner_lip_mask(control: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
+    """float32 mask of the mouth opening (inside the inner lip contour, corners rounded) in roi, soft-edged."""
+    x0, y0, x1, y1 = roi
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    poly = np.round((_rounded(control[_INNER_RING, :2]) - [x0, y0]) * 16).astype(np.int32)
+    cv2.fillPoly(mask, [poly], 255, lineType=cv2.LINE_AA, shift=4)
+    return cv2.GaussianBlur(mask, (5, 5), 0).astype(np.float32) / 255.0
+
+
+def synthetic_cavity(patch: np.ndarray, control: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
+    """A mouth interior for faces whose clip never shows one: dark at the top (shadow under the upper lip),
+    a dim tongue-coloured glow towards the bottom, tinted like the lips."""
+    x0, y0, x1, y1 = roi
+    lips = np.zeros(patch.shape[:2], np.uint8)
+    cv2.fillPoly(lips, [np.round(control[_OUTER_RING, :2] - [x0, y0]).astype(np.int32)], 255)
+    inner = inner_lip_mask(control, roi) > 0.5
+    ring = (lips > 0) & ~inner
+    tint = np.median(patch[ring], axis=0).astype(np.float32) if ring.any() else np.array([150, 70, 70], np.float32)
+    ys = np.arange(patch.shape[0], dtype=np.float32)[:, None]
+    top, bottom = control[_INNER_RING, 1].min() - y0, control[_INNER_RING, 1].max() - y0
+    depth = np.clip((ys - top) / max(bottom - top, 1.0), 0, 1)  # 0 under the upper lip .. 1 at the lower lip
+    shade = (0.14 + 0.30 * depth ** 1.5)[..., None]
+    tongue = np.array([1.0, 0.75, 0.75], np.float32)  # redder than the lips' tint
+    out = tint[None, None, :] * tongue * shade
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8) * np.ones_like(patch)
 
 
 def inner_polygon(points: np.ndarray) -> np.ndarray:
