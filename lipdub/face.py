@@ -227,13 +227,15 @@ FrameSource = Callable[[], Iterable]  # yields objects with .index, .time, .rgb
 
 def track_frames(frames: Callable[[], Iterator], width: int, height: int, n_frames: int, fps: float,
                  face_index: int | None = None, face_box_hint=None,
-                 on_frame: Callable[[int, np.ndarray, np.ndarray | None], None] | None = None,
-                 progress: Callable[[int], None] | None = None) -> FaceTrack:
-    """Track the speaker through `frames()` (called twice: a sparse survey, then the dense pass).
+                 progress: Callable[[int], None] | None = None,
+                 frames_from: Callable[[int], Iterator] | None = None, workers: int = 1) -> FaceTrack:
+    """Track the speaker through `frames()`: a sparse survey picks the speaker, then a dense pass follows them.
 
-    on_frame(index, rgb, raw_landmarks_or_None) is called during the dense pass, so later stages can collect what
-    they need from the pixels without decoding again.
+    With `frames_from(start)` (frames from index `start` on) and workers=2, the dense pass runs as two threads on the
+    two halves of the video: MediaPipe runs in native code without the GIL, so this uses both cores.
     """
+    import threading
+
     step = max(1, int(round(fps / 2)))
     with Landmarker(num_faces=4) as lmk:
         survey: list[list[np.ndarray]] = []
@@ -242,54 +244,68 @@ def track_frames(frames: Callable[[], Iterator], width: int, height: int, n_fram
             if fr.index % step == 0:
                 survey.append([face_box(f) for f in detect_all(lmk, fr.rgb)])
                 survey_frames.append(fr.index)
-        speaker = choose_speaker(link_tracks(survey), face_index, face_box_hint)
-        hint_at: dict[int, np.ndarray] = {}
-        if speaker is not None:
-            for s, box in zip(speaker.samples, speaker.boxes):
-                hint_at[survey_frames[s]] = box
-        hint_idx = np.array(sorted(hint_at), dtype=np.int64)
+            n_frames = max(n_frames, fr.index + 1)  # the probe may undercount
+    speaker = choose_speaker(link_tracks(survey), face_index, face_box_hint)
+    hint_at: dict[int, np.ndarray] = {}
+    if speaker is not None:
+        for s, box in zip(speaker.samples, speaker.boxes):
+            hint_at[survey_frames[s]] = box
+    hint_idx = np.array(sorted(hint_at), dtype=np.int64)
 
-        times = np.zeros(n_frames, np.float64)
-        lms = np.zeros((n_frames, 478, 3), np.float32)
-        valid = np.zeros(n_frames, bool)
+    times = np.zeros(n_frames, np.float64)
+    lms = np.zeros((n_frames, 478, 3), np.float32)
+    valid = np.zeros(n_frames, bool)
+    seen = np.zeros(n_frames, bool)
+
+    def hint_near(i: int) -> np.ndarray | None:
+        if not len(hint_idx):
+            return None
+        j = int(hint_idx[np.argmin(np.abs(hint_idx - i))])
+        return hint_at[j] if abs(j - i) <= 2 * step else None
+
+    def dense(iterator: Iterator, stop: int) -> None:
         last_box, last_seen = None, -10**9
-        count = 0
-        for fr in frames():
-            i = fr.index
-            if i >= n_frames:  # probe undercounted: grow
-                grow = i + 1 - n_frames
-                times = np.concatenate([times, np.zeros(grow)])
-                lms = np.concatenate([lms, np.zeros((grow, 478, 3), np.float32)])
-                valid = np.concatenate([valid, np.zeros(grow, bool)])
-                n_frames = i + 1
-            times[i] = fr.time
-            expected = None
-            if last_box is not None and i - last_seen <= 2 * step:
-                expected = last_box
-            elif len(hint_idx):
-                j = hint_idx[np.argmin(np.abs(hint_idx - i))]
-                if abs(int(j) - i) <= 2 * step:
-                    expected = hint_at[int(j)]
-            found = None
-            if expected is not None:
-                cands = lmk.detect(fr.rgb, _roi(expected, width, height))
-                found = _closest(cands, expected)
-            if found is None and speaker is not None and (expected is None or i % step == 0):
-                # lost the face: look again over the whole frame, but only accept the speaker's track
-                ref = expected if expected is not None else (
-                    hint_at[int(hint_idx[np.argmin(np.abs(hint_idx - i))])] if len(hint_idx) else None)
-                found = _closest(detect_all(lmk, fr.rgb), ref) if ref is not None else None
-            if found is not None:
-                lms[i], valid[i] = found, True
-                last_box, last_seen = face_box(found), i
-            if on_frame is not None:
-                on_frame(i, fr.rgb, found)
-            count += 1
-            if progress is not None:
-                progress(1)
-    n = count
-    track = FaceTrack(times[:n], lms[:n], valid[:n], width, height,
-                      meta={"speaker_found": speaker is not None})
+        with Landmarker(num_faces=4) as det:
+            for fr in iterator:
+                i = fr.index
+                if i >= stop:
+                    break
+                times[i], seen[i] = fr.time, True
+                expected = last_box if last_box is not None and i - last_seen <= 2 * step else hint_near(i)
+                found = None
+                if expected is not None:
+                    found = _closest(det.detect(fr.rgb, _roi(expected, width, height)), expected)
+                if found is None and speaker is not None and (expected is None or i % step == 0):
+                    # lost the face: look again over the whole frame, but only accept the speaker's track
+                    ref = expected if expected is not None else (
+                        hint_at[int(hint_idx[np.argmin(np.abs(hint_idx - i))])] if len(hint_idx) else None)
+                    found = _closest(detect_all(det, fr.rgb), ref) if ref is not None else None
+                if found is not None:
+                    lms[i], valid[i] = found, True
+                    last_box, last_seen = face_box(found), i
+                if progress is not None:
+                    progress(1)
+
+    if workers > 1 and frames_from is not None and n_frames >= 50:
+        mid = n_frames // 2
+        errors: list[BaseException] = []
+
+        def run(it, stop):
+            try:
+                dense(it, stop)
+            except BaseException as exc:  # re-raised below
+                errors.append(exc)
+
+        second = threading.Thread(target=run, args=(frames_from(mid), n_frames), name="lipdub-track")
+        second.start()
+        run(frames(), mid)
+        second.join()
+        if errors:
+            raise errors[0]
+    else:
+        dense(frames(), n_frames)
+    n = int(np.flatnonzero(seen).max()) + 1 if seen.any() else 0
+    track = FaceTrack(times[:n], lms[:n], valid[:n], width, height, meta={"speaker_found": speaker is not None})
     return smooth_track(track)
 
 

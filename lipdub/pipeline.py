@@ -81,7 +81,8 @@ def load_track(video: Path, info: media.VideoInfo, opts: DubOptions, progress: P
             progress("track", done[0], info.n_frames)
 
     track = face.track_frames(_frames(video), info.width, info.height, info.n_frames, info.fps,
-                              face_index=opts.face_index, face_box_hint=opts.face_box, progress=tick)
+                              face_index=opts.face_index, face_box_hint=opts.face_box, progress=tick,
+                              frames_from=lambda start: media.iter_frames(video, start), workers=2)
     if opts.cache:
         try:
             cache_file.parent.mkdir(parents=True, exist_ok=True)

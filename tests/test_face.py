@@ -110,3 +110,14 @@ def test_track_cache_round_trip(tmp_path, katie):
     back = face.FaceTrack.load(path)
     assert np.array_equal(back.landmarks, katie.landmarks) and np.array_equal(back.valid, katie.valid)
     assert (back.width, back.height) == (katie.width, katie.height)
+
+
+def test_two_thread_tracking_matches_one(katie):
+    data = require_data("video/hdtf_katiehill_8s.mp4")
+    path = data / "video/hdtf_katiehill_8s.mp4"
+    info = media.probe_video(path)
+    both = face.track_frames(lambda: itertools.islice(media.iter_frames(path), 0, 75), info.width, info.height, 75,
+                             info.fps, frames_from=lambda s: itertools.islice(media.iter_frames(path, s), 0, 75 - s),
+                             workers=2)
+    assert len(both) == 75 and both.valid.all()
+    assert np.abs(both.landmarks[:, :, :2] - katie.landmarks[:, :, :2]).mean() < 1.0
