@@ -68,6 +68,28 @@ class FaceTrack:
 
 # --------------------------------------------------------------------------------------------------- detection
 
+_STDERR_LOCK = __import__("threading").Lock()
+
+
+class _native_stderr_silenced:
+    """Point file descriptor 2 at /dev/null for a moment: native libraries log there, bypassing Python."""
+
+    def __enter__(self):
+        _STDERR_LOCK.acquire()
+        import sys
+
+        sys.stderr.flush()
+        self._saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+
+    def __exit__(self, *exc):
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        _STDERR_LOCK.release()
+
+
 class Landmarker:
     """MediaPipe FaceLandmarker in IMAGE mode on crops: each call is independent, so crops may move freely."""
 
@@ -80,7 +102,9 @@ class Landmarker:
             base_options=BaseOptions(model_asset_path=str(face_landmarker_path())),
             running_mode=vision.RunningMode.IMAGE, num_faces=num_faces,
             min_face_detection_confidence=0.5, min_face_presence_confidence=0.5)
-        self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        with _native_stderr_silenced():  # MediaPipe's C++ start-up chatter is not for the user
+            self._landmarker = vision.FaceLandmarker.create_from_options(options)
+            self._landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.zeros((64, 64, 3), np.uint8)))
 
     def detect(self, rgb: np.ndarray, box: tuple[int, int, int, int] | None = None) -> list[np.ndarray]:
         """Faces in `rgb` (optionally only inside crop box x0,y0,x1,y1) as (478,3) pixel arrays of the full frame."""

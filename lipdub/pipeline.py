@@ -250,8 +250,16 @@ class Renderer:
         want = np.stack([open_c, width_c], 1) * scale
         sel = render.select_frames(desc * scale, _pose_features(self.pose, a.frame_index[: a.n]),
                                    a.frame_index[: a.n], want, _pose_features(self.pose, schedule),
-                                   jump_cost=0.05, pose_weight=2.0)
+                                   jump_cost=0.05, pose_weight=2.0, atlas_cost=self.blur_cost())
         return open_c, width_c, sel
+
+    def blur_cost(self) -> np.ndarray:
+        """Penalty for atlas frames blurrier than the clip's typical frame (motion blur ghosts the lips)."""
+        sharp = self.atlas.sharpness[: self.atlas.n].astype(np.float64)
+        typical = float(np.median(sharp)) if len(sharp) else 0.0
+        if typical <= 0:
+            return np.zeros(len(sharp))
+        return 0.3 * np.clip(1 - sharp / typical, 0, 1) ** 2
 
     def frame(self, k: int, j: int, frame: np.ndarray, plan) -> tuple[np.ndarray, bool]:
         """Output frame k drawn over source frame j; frames without the speaker pass through untouched."""
@@ -317,9 +325,12 @@ class Renderer:
         dst[edge_pos] = self.track.landmarks[j, render.UPPER_EDGE, :2]
         src_frame = pose.to_frame(fa, warper.control_points(self.norm[fa]))[:, :2]
         src_frame[:n_ctrl] = self.track.landmarks[fa, render.CONTROL, :2]
-        if opening < 0.04:
-            # closing lips: sample the seam from inside the lips, not from teeth squeezed into a line
-            src_frame[:n_ctrl] = render.pull_inner_lips(src_frame[:n_ctrl], 0.35 * (1 - opening / 0.04))
+        src_open = float(self.atlas_open[a])
+        squeeze = max(1 - opening / 0.04, (1 - opening / src_open) if src_open > 0.02 else 0.0)
+        if squeeze > 0:
+            # a mouth closing over its source: the lips cover the teeth instead of teeth being squeezed onto
+            # the lips (MediaPipe's inner contour often sits on the teeth' edge, not the lip's)
+            src_frame[:n_ctrl] = render.pull_inner_lips(src_frame[:n_ctrl], 0.35 * min(squeeze, 1.0))
         src = src_frame @ atlas.affine[a][:, :2].T + atlas.affine[a][:, 2]
         h, w = frame.shape[:2]
         scale = pose.scale[j]
@@ -333,7 +344,8 @@ class Renderer:
         if opening > 0.05 and lack > 0.2 * opening:
             # the chosen mouth is less open than asked: a stretched interior looks smeared, so the opening shows
             # the clip's most open mouth: real teeth and tongue, anchored to the lips
-            weight = min(1.0, lack / (0.5 * opening))
+            # a steep ramp: half-blended interiors show two sets of teeth (ghosting)
+            weight = float(np.clip((lack / opening - 0.2) / 0.15, 0.0, 1.0))
             interior = self.interior(warped, j, dst, roi, detail, opening, width)
             m = (render.inner_lip_mask(dst[:n_ctrl], roi) * weight)[..., None]
             warped = (warped * (1 - m) + interior * m + 0.5).astype(np.uint8)

@@ -137,6 +137,7 @@ class Atlas:
         self.points = np.zeros((cap, 478, 2), np.float32)  # landmarks in crop pixels
         self.frame_index = np.zeros(cap, np.int64)
         self.affine = np.zeros((cap, 2, 3), np.float64)  # frame pixels -> crop pixels
+        self.sharpness = np.zeros(cap, np.float32)
         self.n = 0
 
     def canonical_to_crop(self, pts: np.ndarray) -> np.ndarray:
@@ -152,10 +153,16 @@ class Atlas:
         m, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.LMEDS)
         if m is None:
             return
-        self.crops[self.n] = cv2.warpAffine(rgb, m, self.size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        # cubic here and in the final remap: two linear resamplings in a row visibly soften lips and teeth
+        self.crops[self.n] = cv2.warpAffine(rgb, m, self.size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
         self.points[self.n] = landmarks[:, :2] @ m[:, :2].T + m[:, 2]
         self.frame_index[self.n] = index
         self.affine[self.n] = m
+        # sharpness of the mouth: motion-blurred frames make ghosted lips, selection avoids them
+        lips = self.points[self.n, F.OUTER_UPPER + F.OUTER_LOWER]
+        (x0, y0), (x1, y1) = np.floor(lips.min(0)).astype(int), np.ceil(lips.max(0)).astype(int)
+        gray = cv2.cvtColor(self.crops[self.n, max(y0, 0):y1, max(x0, 0):x1], cv2.COLOR_RGB2GRAY)
+        self.sharpness[self.n] = cv2.Laplacian(gray, cv2.CV_32F).var() if gray.size else 0.0
         self.n += 1
 
 
@@ -163,11 +170,12 @@ class Atlas:
 
 def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_frames: np.ndarray,
                   want: np.ndarray, want_pose: np.ndarray, k: int = 24, jump_cost: float = 0.6,
-                  pose_weight: float = 1.0) -> np.ndarray:
+                  pose_weight: float = 1.0, atlas_cost: np.ndarray | None = None) -> np.ndarray:
     """Viterbi over the k best atlas candidates per output frame (unit selection).
 
-    atlas_desc (A,2) and want (T,2) are normalised descriptors (opening scaled to matter most); continuing to the next
-    real frame costs nothing, holding a frame costs a little, any other jump costs `jump_cost`."""
+    atlas_desc (A,2) and want (T,2) are normalised descriptors (opening scaled to matter most); atlas_cost (A,) is a
+    per-frame penalty (blur); continuing to the next real frame costs nothing, holding a frame costs a little, any
+    other jump costs `jump_cost`."""
     T, A = len(want), len(atlas_desc)
     if A == 1:
         return np.zeros(T, np.int64)
@@ -176,6 +184,8 @@ def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_frames: 
     cost = np.zeros((T, k))
     for t in range(T):
         d = ((atlas_desc - want[t]) ** 2).sum(1) + pose_weight * ((atlas_pose - want_pose[t]) ** 2).sum(1)
+        if atlas_cost is not None:
+            d = d + atlas_cost
         c = np.argpartition(d, k - 1)[:k]
         cand[t], cost[t] = c, d[c]
     acc = cost[0].copy()
@@ -254,7 +264,7 @@ class MeshWarper:
             if dx1 > dx0 and dy1 > dy0:
                 fx, fy, fc = _affine_maps(d[ok], np.flatnonzero(ok), coefs, dx0, dy0, dx1 - dx0, dy1 - dy0, 1)
                 map_x[dy0:dy1, dx0:dx1], map_y[dy0:dy1, dx0:dx1], covered[dy0:dy1, dx0:dx1] = fx, fy, fc
-        out = cv2.remap(src_img, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        out = cv2.remap(src_img, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
         return out, covered.astype(np.uint8) * 255
 
 
