@@ -1,7 +1,7 @@
 """`lipdub eval` with honest motion: each cross-dub case is driven by a motion model that never saw the speaker
 whose audio (and filmed mouth) is the truth.
 
-    .venv/bin/python bench/train_motion.py     # writes ~/.cache/lipdub/motion_loso.npz
+    .venv/bin/python bench/train_motion.py     # writes ~/.cache/lipdub/motion_loso/<speaker group>.npz
     .venv/bin/python bench/heldout_eval.py
 
 The shipped model was trained on every shared clip, including the truth clips of `lipdub eval`; this script shows how
@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from motion_eval import SELF_CLIPS  # noqa: E402
@@ -32,20 +29,16 @@ def truth_group(case: evaluate.Case) -> str:
 
 
 def main() -> int:
-    loso_path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path.home() / ".cache" / "lipdub" / "motion_loso.npz"
-    loso = np.load(loso_path)
+    from train_motion import LOSO_DIR
+
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for case in evaluate.CASES.values():
-            group = truth_group(case)
-            model = Path(tmp) / f"{group}.npz"
-            np.savez(model, weights=loso[group])
-            os.environ["LIPDUB_MOTION_MODEL"] = str(model)
-            row = evaluate.run_case(case)
-            row["held_out_group"] = group
-            rows.append(row)
-            print(f"[held-out] {case.name} (model without '{group}'): r={row['r']:.3f} lag={row['lag']:+d}",
-                  flush=True)
+    for case in evaluate.CASES.values():
+        group = truth_group(case)
+        os.environ["LIPDUB_MOTION_MODEL"] = str(LOSO_DIR / f"{group}.npz")
+        row = evaluate.run_case(case)
+        row["held_out_group"] = group
+        rows.append(row)
+        print(f"[held-out] {case.name} (model without '{group}'): r={row['r']:.3f} lag={row['lag']:+d}", flush=True)
     os.environ.pop("LIPDUB_MOTION_MODEL", None)
     print(evaluate.format_table(rows))
     return 0

@@ -76,7 +76,7 @@ def phone_curves(phones, duration: float, hop: float = 0.01, lead: float = 0.02)
 
 
 # ------------------------------------------------------------------------------------------ learned opening model
-# A ridge regression from audio to mouth opening, trained by bench/train_motion.py on real speakers' filmed mouths:
+# Small neural nets from audio to mouth opening, trained by bench/train_motion.py on real speakers' filmed mouths:
 # features = phone-class dominance (what is said), log-mel context ±120 ms (how it sounds), jaw, loudness, voicing.
 MODEL_PATH = Path(__file__).resolve().parent / "assets" / "motion_model.npz"
 MEL_CONTEXT = (-12, -8, -4, 0, 4, 8, 12)  # hops
@@ -116,25 +116,49 @@ def model_features(speech) -> np.ndarray:
     return np.concatenate([dominance_features(speech.phones, n, speech.hop)] + context + [acoustic], 1)
 
 
+class OpeningModel:
+    """Audio features → mouth opening (fraction of the speaker's wide-open mouth): an average of small tanh MLPs
+    (plain numpy; a single ridge regression when the file holds only `weights`)."""
+
+    def __init__(self, arrays: dict):
+        self.arrays = {k: np.asarray(v, np.float64) for k, v in arrays.items()}
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        a = self.arrays
+        if "w1" not in a:
+            w = a["weights"]
+            return w[0] + x @ w[1:]
+        z = (x[None] - a["mean"][:, None]) / a["std"][:, None]  # (E, N, F)
+        hidden = np.tanh(np.einsum("enf,efh->enh", z, a["w1"]) + a["b1"][:, None])
+        return (np.einsum("enh,eh->en", hidden, a["w2"]) + a["b2"][:, None]).mean(0)
+
+    def save(self, path) -> None:
+        np.savez(path, **{k: v.astype(np.float32) for k, v in self.arrays.items()})
+
+    @property
+    def n_features(self) -> int:
+        a = self.arrays
+        return a["w1"].shape[1] if "w1" in a else a["weights"].shape[0] - 1
+
+
 @lru_cache(maxsize=4)
-def _load_weights(path: str) -> np.ndarray | None:
+def _load(path: str) -> OpeningModel | None:
     try:
         with np.load(path) as z:
-            return z["weights"].astype(np.float64)
-    except (OSError, KeyError):
+            return OpeningModel({k: z[k] for k in z.files if k in ("weights", "mean", "std", "w1", "b1", "w2", "b2")})
+    except (OSError, KeyError, ValueError):
         return None
 
 
-def load_model() -> np.ndarray | None:
+def load_model() -> OpeningModel | None:
     """The shipped model, or the one named by $LIPDUB_MOTION_MODEL (held-out evaluation, experiments)."""
     import os
 
-    return _load_weights(os.environ.get("LIPDUB_MOTION_MODEL") or str(MODEL_PATH))
+    return _load(os.environ.get("LIPDUB_MOTION_MODEL") or str(MODEL_PATH))
 
 
-def learned_opening(speech, weights: np.ndarray) -> np.ndarray:
-    x = model_features(speech)
-    return np.clip(weights[0] + x @ weights[1:], 0.0, 1.2)
+def learned_opening(speech, model: OpeningModel) -> np.ndarray:
+    return np.clip(model.predict(model_features(speech)), 0.0, 1.2)
 
 
 @dataclass
@@ -149,7 +173,7 @@ class MotionParams:
     pause_open: float = 0.0  # fixed opening held through such pauses; 0 = what the learned model predicts
     force_closures: bool = True  # p/b/m shut the lips completely
     learned: bool = True  # use the learned opening model when it and log-mel features are available
-    weights: np.ndarray | None = None  # override the shipped model (training, experiments)
+    model: "OpeningModel | None" = None  # override the shipped model (training, experiments)
 
 
 def mouth_track(speech, frame_times: np.ndarray, strength: float = 1.0, acoustic_weight: float | None = None,
@@ -177,11 +201,11 @@ def mouth_track(speech, frame_times: np.ndarray, strength: float = 1.0, acoustic
         opening = opening * ((1 - aw) + aw * 1.6 * np.clip(jaw, 0, 1))
     else:  # no phones recognised: the acoustic jaw curve alone (no closures from acoustics)
         opening, width, closure = np.clip(jaw, 0, 1) * 0.85, np.zeros(n), np.zeros(n, bool)
-    weights = prm.weights if prm.weights is not None else (load_model() if prm.learned else None)
-    if weights is not None and getattr(speech, "mel", None) is not None and len(speech.mel):
-        opening = learned_opening(speech, weights)
+    model = prm.model if prm.model is not None else (load_model() if prm.learned else None)
+    if model is not None and getattr(speech, "mel", None) is not None and len(speech.mel):
+        opening = learned_opening(speech, model)
     else:
-        weights = None
+        model = None
     if not prm.force_closures:
         closure = np.zeros(n, bool)
 
@@ -194,7 +218,7 @@ def mouth_track(speech, frame_times: np.ndarray, strength: float = 1.0, acoustic
         # a pause shorter than pause_bridge is part of the utterance: the mouth does what the model says there
         # (speakers breathe with their mouth open); only longer silences rest closed
         bridged = binary_closing(np.pad(speaking, bridge), np.ones(bridge, bool))[bridge:-bridge] & ~speaking
-        if weights is not None and prm.pause_open <= 0:
+        if model is not None and prm.pause_open <= 0:
             opening = np.where(bridged, opening_model, opening)
         else:
             opening = np.where(bridged, prm.pause_open, opening)

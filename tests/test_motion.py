@@ -97,10 +97,12 @@ def test_acoustic_only_without_phones_follows_jaw():
 
 
 def test_learned_model_ships_with_matching_features():
-    w = motion.load_model()
-    assert w is not None, "lipdub/assets/motion_model.npz is missing: run bench/train_motion.py"
+    model = motion.load_model()
+    assert model is not None, "lipdub/assets/motion_model.npz is missing: run bench/train_motion.py"
     n_features = len(motion.FEATURE_LABELS) + 26 * len(motion.MEL_CONTEXT) + 3
-    assert w.shape == (n_features + 1,)
+    assert model.n_features == n_features
+    x = np.zeros((5, n_features))
+    assert model.predict(x).shape == (5,)
 
 
 def test_learned_motion_follows_a_real_speakers_mouth():
