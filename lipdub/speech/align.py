@@ -88,6 +88,13 @@ def _decode(d, pcm: bytes) -> None:
     d.end_utt()
 
 
+def _word_pass(d, pcm: bytes, tokens: list[str]) -> bool:
+    """First alignment pass (words); True when pocketsphinx found a path through the whole text."""
+    d.set_align_text(" ".join(tokens))
+    _decode(d, pcm)
+    return d.hyp() is not None
+
+
 def align_words(audio: np.ndarray, tokens: list[str]) -> list[Seg] | None:
     """Word-level forced alignment (first pass only): word and '<sil>' spans, or None on failure."""
     if not tokens:
@@ -96,9 +103,7 @@ def align_words(audio: np.ndarray, tokens: list[str]) -> list[Seg] | None:
     with _lock:
         d = _align_decoder()
         try:
-            d.set_align_text(" ".join(tokens))
-            _decode(d, pcm)
-            if d.hyp() is None:
+            if not _word_pass(d, pcm, tokens):
                 return None
             return [Seg(s.word, s.start_frame * FRAME, (s.end_frame + 1) * FRAME) for s in d.seg()]
         except RuntimeError as exc:
@@ -117,9 +122,7 @@ def align_phones(audio: np.ndarray, tokens: list[str]) -> list[Seg] | None:
     with _lock:
         d = _align_decoder()
         try:
-            d.set_align_text(" ".join(tokens))
-            _decode(d, pcm)
-            if d.hyp() is None:
+            if not _word_pass(d, pcm, tokens):
                 return None
             d.set_alignment()
             _decode(d, pcm)
