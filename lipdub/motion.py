@@ -244,6 +244,8 @@ def mouth_track(speech, frame_times: np.ndarray, strength: float = 1.0, acoustic
         has_closure = (cc[hi + 1] - cc[lo]) > 0
         o[has_closure] = 0.0
         shut_f = shut_f | has_closure
+    after = frame_times >= n * hop  # past the end of the audio (--length video): the mouth rests
+    o[after], w[after], shut_f = 0.0, 0.0, shut_f | after
     o = np.clip(o * strength, 0.0, 1.2)
     w = np.clip(w * strength, -1.0, 1.0)
     return MouthTrack(frame_times, o.astype(np.float32), w.astype(np.float32), shut_f)

@@ -217,9 +217,7 @@ class Renderer:
         self.canonical = face.canonical_shape(track)
         self.pose = face.estimate_pose(track, self.canonical)
         self.norm = face.normalised_landmarks(track, self.pose)
-        self.model = render.MouthModel(self.canonical, 0.26, 0.9)
-        built = render.build_mouth_model(self.canonical, self.norm, track.valid)
-        self.model.open_max, self.model.rest_width = built.open_max, built.rest_width
+        self.model = render.build_mouth_model(self.canonical, self.norm, track.valid)
         self.warper = render.MeshWarper(self.canonical)
         px_per_unit = float(np.median(self.pose.scale[track.valid]))
         self.px_per_unit = px_per_unit

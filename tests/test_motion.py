@@ -126,3 +126,11 @@ def test_learned_motion_follows_a_real_speakers_mouth():
     r_loud, _, _ = evaluate.pearson_at_best_lag(track.loudness[idx], truth)
     assert r > 0.45 and r > r_loud + 0.1 and abs(lag) <= 1
     assert np.all(m.opening[all_times > len(times) / 25 + 1.0] == 0)
+
+
+def test_mouth_rests_after_the_audio_ends():
+    ph = [P("SIL", 0, 0.2), P("AA", 0.2, 1.0)]  # still speaking when the audio stops at 1 s
+    s = speech_of(ph, duration=1.0)
+    m = motion.mouth_track(s, frames(duration=2.0))
+    assert m.opening[m.times < 0.9].max() > 0.4
+    assert np.all(m.opening[m.times >= 1.0] == 0) and m.closed[m.times >= 1.0].all()

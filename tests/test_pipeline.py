@@ -197,3 +197,15 @@ def test_choosing_the_speaker_among_two_faces(tmp_path, choice):
             right.append(_worst_block(fa[:, split:], fb[:, split:]))
     assert max(left) < 3.0  # the other person is untouched
     assert np.median(right) > 6.0  # the chosen speaker's mouth was re-rendered
+
+
+@pytest.mark.parametrize("audio", ["audio/ko_korean1_10s.wav", "audio/fr_french1_7s.wav"])
+def test_other_languages_dub_without_a_transcript(tmp_path, audio):
+    data = require_data("video/grid_lbbc2a.mpg", audio)
+    out = tmp_path / "dub.mp4"
+    report = lipdub.dub(data / "video/grid_lbbc2a.mpg", data / audio, out, length="video", cache=False)
+    assert report.speech_method in ("hama+align", "allphone")
+    info = media.probe_video(out)
+    track = face.track_frames(lambda: media.iter_frames(out), info.width, info.height, info.n_frames, info.fps)
+    opening = face.inner_opening(track.landmarks)
+    assert track.valid.all() and np.percentile(opening, 90) - np.percentile(opening, 10) > 0.08
