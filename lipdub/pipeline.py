@@ -216,8 +216,6 @@ class Renderer:
         self.info, self.track = info, track
         self.canonical = face.canonical_shape(track)
         self.pose = face.estimate_pose(track, self.canonical)
-        self.norm = face.normalised_landmarks(track, self.pose)
-        self.model = render.build_mouth_model(self.canonical, self.norm, track.valid)
         self.warper = render.MeshWarper(self.canonical)
         px_per_unit = float(np.median(self.pose.scale[track.valid]))
         self.px_per_unit = px_per_unit
@@ -230,7 +228,11 @@ class Renderer:
                 progress("atlas", i + 1, len(track))
         if self.atlas.n == 0:
             raise LipdubError(f"could not build a mouth atlas from {video}; is the face too small or turned away?")
-        self.atlas_open = render.descriptors(self.norm[self.atlas.frame_index[: self.atlas.n]])[:, 0]
+        # pose-free landmarks of the atlas frames only (memory stays bounded by the atlas, not the video length)
+        self.norm = np.stack([self.pose.to_canonical(int(i), track.landmarks[int(i)].astype(np.float64))
+                              for i in self.atlas.frame_index[: self.atlas.n]]).astype(np.float32)
+        self.model = render.build_mouth_model(self.canonical, self.norm, np.ones(len(self.norm), bool))
+        self.atlas_open = render.descriptors(self.norm)[:, 0]
         self.donor = int(np.argmax(self.atlas_open))  # the clip's most open mouth: interior donor
         self._edge_pos = [render.CONTROL.index(i) for i in render.UPPER_EDGE]
         self.donor_src = self._crop_controls(self.donor)
@@ -243,7 +245,7 @@ class Renderer:
         open_c = mouth.opening * m.open_max
         width_c = m.rest_width * (1 + 0.12 * mouth.width)
         a = self.atlas
-        desc = render.descriptors(self.norm[a.frame_index[: a.n]])
+        desc = render.descriptors(self.norm)
         scale = np.array([1 / m.open_max, 3 / m.rest_width])
         want = np.stack([open_c, width_c], 1) * scale
         sel = render.select_frames(desc * scale, _pose_features(self.pose, a.frame_index[: a.n]),
@@ -275,7 +277,7 @@ class Renderer:
         """Control points of atlas entry a in its crop's pixels."""
         atlas, pose, warper = self.atlas, self.pose, self.warper
         fa = int(atlas.frame_index[a])
-        pts = pose.to_frame(fa, warper.control_points(self.norm[fa]))[:, :2]
+        pts = pose.to_frame(fa, warper.control_points(self.norm[a]))[:, :2]
         pts[: len(render.CONTROL)] = self.track.landmarks[fa, render.CONTROL, :2]
         return pts @ atlas.affine[a][:, :2].T + atlas.affine[a][:, 2]
 
@@ -296,8 +298,7 @@ class Renderer:
         cavity = render.synthetic_cavity(patch, dst[:n_ctrl], roi)
         if donor_open < 0.02:
             return cavity
-        fd = int(self.atlas.frame_index[d])
-        dst_u = self._to_frame(j, render.target_shape(self.model, self.norm[fd], donor_open, width))
+        dst_u = self._to_frame(j, render.target_shape(self.model, self.norm[d], donor_open, width))
         teeth = self.warper.warp(self.atlas.crops[d], self.donor_src, dst_u, roi, detail)[0]
         drop = dst[render.CONTROL.index(14)] - dst_u[render.CONTROL.index(14)]
         shift = np.float32([[1, 0, drop[0]], [0, 1, drop[1]]])
@@ -315,13 +316,13 @@ class Renderer:
     def render_frame(self, frame: np.ndarray, j: int, a: int, opening: float, width: float) -> np.ndarray:
         atlas, pose, warper = self.atlas, self.pose, self.warper
         fa = int(atlas.frame_index[a])
-        shape = render.target_shape(self.model, self.norm[fa], opening, width)
+        shape = render.target_shape(self.model, self.norm[a], opening, width)
         dst = pose.to_frame(j, warper.control_points(shape))[:, :2]
         n_ctrl = len(render.CONTROL)
         # the top edge stays exactly where this frame has it, so the seam lines up with the unchanged cheeks
         edge_pos = [render.CONTROL.index(i) for i in render.UPPER_EDGE]
         dst[edge_pos] = self.track.landmarks[j, render.UPPER_EDGE, :2]
-        src_frame = pose.to_frame(fa, warper.control_points(self.norm[fa]))[:, :2]
+        src_frame = pose.to_frame(fa, warper.control_points(self.norm[a]))[:, :2]
         src_frame[:n_ctrl] = self.track.landmarks[fa, render.CONTROL, :2]
         src_open = float(self.atlas_open[a])
         squeeze = max(1 - opening / 0.04, (1 - opening / src_open) if src_open > 0.02 else 0.0)
