@@ -210,6 +210,16 @@ def mouth_track(speech, frame_times: np.ndarray, strength: float = 1.0, acoustic
         closure = np.zeros(n, bool)
 
     # silence: the mouth rests closed; short pauses inside speech keep a relaxed opening; ramps, no snapping
+    hard_silence = np.zeros(n, bool)
+    if phones:
+        # voice activity fires on breaths and background noise too: where the phones say a long silence, it is one
+        t = (np.arange(n) + 0.5) * hop
+        for p in speech.phones:
+            if p.label.upper() == "SIL" and p.end - p.start >= 0.3:
+                lo = p.start + 0.05 if p.start > 0 else -1.0
+                hi = p.end - 0.05 if p.end < n * hop - 0.01 else np.inf
+                hard_silence |= (t >= lo) & (t < hi)
+        voiced = voiced & ~hard_silence
     speaking = binary_dilation(voiced, iterations=3)
     opening_model = opening
     opening = np.where(speaking, opening, 0.0)
@@ -218,6 +228,7 @@ def mouth_track(speech, frame_times: np.ndarray, strength: float = 1.0, acoustic
         # a pause shorter than pause_bridge is part of the utterance: the mouth does what the model says there
         # (speakers breathe with their mouth open); only longer silences rest closed
         bridged = binary_closing(np.pad(speaking, bridge), np.ones(bridge, bool))[bridge:-bridge] & ~speaking
+        bridged &= ~hard_silence
         if model is not None and prm.pause_open <= 0:
             opening = np.where(bridged, opening_model, opening)
         else:
