@@ -215,7 +215,10 @@ def mouth_track(speech, frame_times: np.ndarray, strength: float = 1.0, acoustic
         # voice activity fires on breaths and background noise too: where the phones say a long silence, it is one
         t = (np.arange(n) + 0.5) * hop
         for p in speech.phones:
-            if p.label.upper() == "SIL" and p.end - p.start >= 0.3:
+            at_end = p.start <= 0 or p.end >= n * hop - 0.01
+            # pauses inside speech shorter than pause_bridge stay natural (speakers often pause open-mouthed);
+            # leading and trailing silence always rests
+            if p.label.upper() == "SIL" and (at_end or p.end - p.start >= max(prm.pause_bridge, 0.3)):
                 lo = p.start + 0.05 if p.start > 0 else -1.0
                 hi = p.end - 0.05 if p.end < n * hop - 0.01 else np.inf
                 hard_silence |= (t >= lo) & (t < hi)
