@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import LipdubError, ParameterError
+from .errors import InputError, LipdubError, ParameterError
 
 
 def _face_box(text: str) -> tuple[float, float, float, float]:
@@ -26,9 +26,21 @@ def read_transcript(value: str | None) -> str | None:
     if value is None:
         return None
     p = Path(value)
-    if len(value) < 4096 and p.suffix.lower() in (".txt", ".lab", ".srt", "") and p.is_file():
-        return p.read_text(encoding="utf-8", errors="replace")
+    try:
+        if len(value) < 4096 and p.suffix.lower() in (".txt", ".lab", ".srt", "") and p.is_file():
+            return p.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:  # a file we may not read, a name too long for the file system: say so
+        if p.is_file():
+            raise InputError(f"cannot read the transcript file {p} ({exc.strerror}); "
+                             "check its permissions or pass the text itself") from None
     return value
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a bad command line as one `lipdub: error:` line (exit code 2), like every other error."""
+
+    def error(self, message: str):
+        self.exit(2, f"lipdub: error: {message}; see `{self.prog} --help`\n")
 
 
 class ProgressBar:
@@ -73,7 +85,7 @@ def _add_dub_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lipdub", description="Re-animate a speaker's mouth to new speech.")
+    parser = ArgumentParser(prog="lipdub", description="Re-animate a speaker's mouth to new speech.")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -62,16 +62,75 @@ def is_image_path(path) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
+# Demuxers never used on an input: those that open further files or URLs named inside the input (playlists, concat
+# scripts, manifests, stream descriptions, subtitle companions), capture devices and filter graphs, script hosts,
+# and text renderers. An input is one local media file and nothing else.
+_REFUSED_DEMUXERS = frozenset({
+    "hls", "applehttp", "concat", "dash", "imf", "webm_dash_manifest", "sdp", "rtp", "rtsp", "sap", "vobsub",
+    "ffmetadata", "tty", "lavfi", "avisynth", "vapoursynth", "dvdvideo", "alsa", "fbdev", "kmsgrab", "oss", "pulse",
+    "jack", "openal", "sndio", "video4linux2", "v4l2", "x11grab", "xcbgrab", "gdigrab", "dshow", "vfwcap",
+    "avfoundation", "android_camera", "decklink", "iec61883", "libcdio", "libdc1394",
+})
+_PLAYLIST_HEADS = (b"#EXTM3U", b"ffconcat version", b"<?xml", b"<MPD", b"v=0", b"[playlist]")
+_WHITELIST: str | None = None  # built on first use
+
+
+def _format_whitelist() -> str:
+    """Every demuxer FFmpeg has minus the refused ones, as FFmpeg's `format_whitelist` option: FFmpeg checks it
+    after probing and before the demuxer reads anything, so a refused demuxer never opens what an input names."""
+    global _WHITELIST
+    if _WHITELIST is None:
+        names = set()
+        for n in av.formats_available:
+            try:
+                parts = av.ContainerFormat(n, "r").name.split(",")
+            except (ValueError, av.FFmpegError):
+                continue  # an output-only format
+            if not _REFUSED_DEMUXERS.intersection(parts):
+                names.update(parts)
+        _WHITELIST = ",".join(sorted(names))
+    return _WHITELIST
+
+
+def _input_options() -> dict[str, str]:
+    return {
+        "protocol_whitelist": "file",  # the input itself and anything a demuxer opens: local files only
+        "format_whitelist": _format_whitelist(),
+        "pattern_type": "none",  # image2: "pic%d.jpg" is that file, not a sequence of other files
+        "enable_drefs": "0",  # mov: no external data references
+        "safe": "1",  # concat (refused anyway): no absolute or parent paths
+    }
+
+
 def _open_input(path, kind: str) -> av.container.InputContainer:
+    """Open one local media file. Only the file protocol is allowed, and demuxers that follow references to other
+    files or URLs (HLS playlists, concat scripts, image sequences...) are refused before they read anything."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"{kind} file not found: {p}; check the path")
     if not p.is_file():
         raise InputError(f"{kind} path is not a file: {p}; pass a media file")
     try:
-        return av.open(str(p), "r")
+        with open(p, "rb") as fh:
+            head = fh.read(64)
+    except OSError as e:
+        raise InputError(f"cannot read {kind} file {p} ({e.strerror}); check its permissions") from None
+    if not head:
+        raise InputError(f"{kind} file {p} is empty; pass a media file")
+    try:
+        # an absolute path: a name such as "http:x" or "concat:a|b" is a file name here, never a protocol
+        c = av.open(os.path.abspath(p), "r", container_options=_input_options())
     except (av.FFmpegError, OSError, ValueError) as e:
-        raise InputError(f"cannot read {kind} file {p} ({e}); is it a supported, undamaged media file?") from None
+        if head.lstrip().startswith(_PLAYLIST_HEADS):
+            raise InputError(f"{kind} file {p} is a playlist or list of other files; lipdub reads only a single "
+                             "media file: pass the video or audio file itself") from None
+        reason = getattr(e, "strerror", None) or str(e)  # FFmpeg's words without the errno and the path again
+        raise InputError(f"cannot read {kind} file {p} ({reason}); is it a supported, undamaged media file?") from None
+    if _REFUSED_DEMUXERS.intersection(c.format.name.split(",")):  # the whitelist already excludes these
+        c.close()
+        raise InputError(f"{kind} file {p} is a {c.format.name} file, which refers to other files; "
+                         "pass the video or audio file itself")
+    return c
 
 
 def _video_stream(container, path):
@@ -304,6 +363,8 @@ class FrameReader:
 
 
 def load_audio(path, sr: int | None = 16000, mono: bool = True) -> tuple[np.ndarray, int]:
+    """Samples as float32 in [-1, 1] at `sr` (None: the file's rate): (N,) when mono (plain channel mean), else
+    (C, N) with C = 1 or 2: more channels (5.1, 7.1, ...) are downmixed to stereo by FFmpeg's matrix."""
     path = Path(path)
     if sr is not None and (not isinstance(sr, (int, np.integer)) or sr <= 0):
         raise ParameterError(f"audio sample rate must be a positive integer, got {sr!r}")
@@ -313,12 +374,19 @@ def load_audio(path, sr: int | None = 16000, mono: bool = True) -> tuple[np.ndar
             raise InputError(f"{path} has no audio track; pass an audio file or a video with sound")
         s = c.streams.audio[0]
         s.thread_type = "AUTO"
-        resampler = None
+        resampler = setup = None
         chunks = []
         for f in _decode(c, s):
             if resampler is None:  # keep the channel layout; downmix to mono ourselves (plain mean, no gain tricks)
                 rate = sr or f.sample_rate
-                resampler = av.AudioResampler(format="fltp", layout=f.layout, rate=rate)
+                layout = f.layout if mono or f.layout.nb_channels <= 2 else "stereo"
+            if (f.format.name, f.layout.name, f.sample_rate) != setup:
+                # first frame, or the stream changed rate/channels midway (concatenated files): a new resampler to
+                # the same output layout and rate
+                if resampler is not None:
+                    chunks += [r.to_ndarray() for r in resampler.resample(None)]
+                resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+                setup = (f.format.name, f.layout.name, f.sample_rate)
             chunks += [r.to_ndarray() for r in resampler.resample(f)]
         if resampler is not None:
             chunks += [r.to_ndarray() for r in resampler.resample(None)]
@@ -326,7 +394,9 @@ def load_audio(path, sr: int | None = 16000, mono: bool = True) -> tuple[np.ndar
             raise InputError(f"{path}: the audio track holds no decodable samples; pass another audio file")
     finally:
         c.close()
-    x = np.clip(np.concatenate(chunks, axis=1), -1.0, 1.0).astype(np.float32, copy=False)
+    x = np.concatenate(chunks, axis=1)
+    # float files may hold NaN/inf (a broken export): silence and full scale, not poison for the speech analysis
+    x = np.clip(np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0).astype(np.float32, copy=False)
     return (x.mean(axis=0) if mono else np.ascontiguousarray(x)), rate
 
 
@@ -533,6 +603,8 @@ def check_output_path(out, inputs: list) -> Path:
     if resolved.is_dir():
         raise OutputError(f"output {out} is a folder; give a file name such as {out / 'dubbed.mp4'}")
     parent = resolved.parent
+    if parent.exists() and not parent.is_dir():
+        raise OutputError(f"output folder {parent} is a file, not a folder; choose another output path")
     if not parent.is_dir():
         raise OutputError(f"output folder {parent} does not exist; create it first")
     if not os.access(parent, os.W_OK | os.X_OK):

@@ -35,14 +35,35 @@ class DubOptions:
     cache: bool = True
 
     def validate(self) -> None:
+        """Every option checked before any work starts (a bad value must not cost a face track first)."""
         if self.length not in LENGTH_POLICIES:
             raise ParameterError(f"--length must be one of {', '.join(LENGTH_POLICIES)}, got {self.length!r}")
-        if not 0 <= self.crf <= 51:
+        if not 0 <= _number(self.crf, "--crf") <= 51:
             raise ParameterError(f"--crf must be between 0 (lossless) and 51, got {self.crf}")
-        if not 0 <= self.strength <= 3:
+        if not 0 <= _number(self.strength, "--strength") <= 3:
             raise ParameterError(f"--strength must be between 0 and 3 (1 = natural), got {self.strength}")
-        if self.face_box is not None and (len(self.face_box) != 4 or min(self.face_box[2:]) <= 0):
-            raise ParameterError("--face-box must be x,y,w,h in pixels with positive width and height")
+        if self.preset not in media.X264_PRESETS:
+            raise ParameterError(f"unknown --preset {self.preset!r}; use one of: {', '.join(media.X264_PRESETS)}")
+        if self.face_index is not None and (isinstance(self.face_index, bool) or not isinstance(
+                self.face_index, (int, np.integer)) or self.face_index < 0):
+            raise ParameterError(f"--face-index must be 0 or more (0 = the largest face), got {self.face_index!r}")
+        if self.face_box is not None:
+            try:
+                box = [float(v) for v in self.face_box]
+            except (TypeError, ValueError):
+                box = []
+            if len(box) != 4 or not np.isfinite(box).all() or min(box[2:]) <= 0:
+                raise ParameterError("--face-box must be x,y,w,h in pixels with positive width and height")
+        for name in ("transcript", "language"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise ParameterError(f"--{name} must be text, got {type(getattr(self, name)).__name__}")
+
+
+def _number(value, option: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{option} must be a number, got {value!r}") from None
 
 
 @dataclass
@@ -109,6 +130,11 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
     t0 = time.perf_counter()
 
     info = media.probe_video(video)
+    if opts.face_box is not None:
+        x, y, w, h = (float(v) for v in opts.face_box)
+        if x >= info.width or y >= info.height or x + w <= 0 or y + h <= 0:
+            raise ParameterError(f"--face-box {x:g},{y:g},{w:g},{h:g} lies outside the {info.width}x{info.height} "
+                                 "frame; give x,y,w,h in pixels of the displayed (upright) frame")
     samples16, _ = media.load_audio(audio, 16000)
     if len(samples16) < 160:
         raise InputError(f"{audio} holds no audio (or less than 10 ms); pass a file with speech")
