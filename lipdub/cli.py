@@ -82,6 +82,10 @@ def _add_dub_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crf", type=float, default=16.0, help="H.264 quality, lower is better (default 16)")
     p.add_argument("--preset", default="veryfast", help="x264 preset (default veryfast)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the face-track cache")
+    p.add_argument("--save-alignment", metavar="FILE.json",
+                   help="write the speech analysis (phones with times, voicing, jaw) for reuse or editing")
+    p.add_argument("--alignment", metavar="FILE.json",
+                   help="use a saved (possibly edited) speech analysis instead of analysing AUDIO again")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,6 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="dub the embedded default: a portrait saying a synthesised sentence")
     demo.add_argument("-o", "--output", default="out/demo.mp4")
 
+    vis = sub.add_parser("visemes", help="the mouth track of AUDIO without video: Rhubarb TSV, CSV, JSON, PNG plot")
+    vis.add_argument("audio", help="speech (any audio or video file)")
+    vis.add_argument("-o", "--output", action="append", required=True,
+                     help="cues.tsv (Rhubarb mouth cues), curves.csv / curves.json (per-frame parameters and "
+                          "ARKit-style blendshapes) or plot.png; repeat -o for several")
+    vis.add_argument("--transcript", help="what the audio says (text, or a .txt file)")
+    vis.add_argument("--language", help="language of the audio (default: English)")
+    vis.add_argument("--fps", type=float, default=100.0, help="frame rate of the per-frame curves (default 100)")
+    vis.add_argument("--strength", type=float, default=1.0, help="articulation strength, 0..3 (default 1)")
+
     ev = sub.add_parser("eval", help="cross-dub sync evaluation on the shared clips")
     ev.add_argument("--data", help="folder with video/ and audio/ (default ../shared/data)")
     ev.add_argument("--cases", help="comma-separated case names (default: all)")
@@ -117,7 +131,8 @@ def _dub(args, progress) -> int:
         raise ParameterError("usage: lipdub dub VIDEO AUDIO -o OUT.mp4 (or --face VIDEO --audio AUDIO --outfile OUT)")
     opts = DubOptions(transcript=read_transcript(args.transcript), language=args.language, length=args.length,
                       strength=args.strength, face_index=args.face_index, face_box=args.face_box, crf=args.crf,
-                      preset=args.preset, cache=not args.no_cache)
+                      preset=args.preset, cache=not args.no_cache, alignment=args.alignment,
+                      save_alignment=args.save_alignment)
     t = time.perf_counter()
     report = dub(video, audio, args.output, opts, progress=progress)
     progress.close()
@@ -142,6 +157,14 @@ def main(argv: list[str] | None = None) -> int:
             out = run_demo(args.output, progress=progress)
             progress.close()
             print(f"wrote {out}", file=sys.stderr)
+            return 0
+        if args.command == "visemes":
+            from .export import export
+
+            written = export(args.audio, args.output, transcript=read_transcript(args.transcript),
+                             language=args.language, fps=args.fps, strength=args.strength)
+            if not args.quiet:
+                print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
             return 0
         if args.command == "eval":
             from .evaluate import main as eval_main

@@ -267,9 +267,9 @@ def mouth_curve(path, start: float | None = None, end: float | None = None, cach
 
 def _stream_starts(path: Path) -> tuple[float, float]:
     """Start times (s) of the first video and audio streams (0 where unknown)."""
-    import av
+    from .media import open_input
 
-    with av.open(str(path)) as c:
+    with open_input(path, "media") as c:
         def start(streams):
             for s in streams:
                 if s.start_time is not None and s.time_base:

@@ -102,7 +102,7 @@ def _input_options() -> dict[str, str]:
     }
 
 
-def _open_input(path, kind: str) -> av.container.InputContainer:
+def open_input(path, kind: str) -> av.container.InputContainer:
     """Open one local media file. Only the file protocol is allowed, and demuxers that follow references to other
     files or URLs (HLS playlists, concat scripts, image sequences...) are refused before they read anything."""
     p = Path(path)
@@ -180,7 +180,7 @@ def _to_rgb(frame, k: int) -> np.ndarray:
 
 def probe_video(path) -> VideoInfo:
     path = Path(path)
-    c = _open_input(path, "video")
+    c = open_input(path, "video")
     try:
         s = _video_stream(c, path)
         first = next(_decode(c, s), None)
@@ -189,7 +189,7 @@ def probe_video(path) -> VideoInfo:
         k = _rot_k(first)
         w, h = (first.height, first.width) if k % 2 else (first.width, first.height)
         c.close()
-        c = _open_input(path, "video")
+        c = open_input(path, "video")
         s = _video_stream(c, path)
         n, lo, hi = 0, None, None
         try:  # demux only: count packets (those a mov edit list drops are flagged is_discard) and their time span
@@ -224,7 +224,7 @@ def probe_video(path) -> VideoInfo:
 
 def iter_frames(path, start: int = 0) -> Iterator[Frame]:
     path = Path(path)
-    c = _open_input(path, "video")
+    c = open_input(path, "video")
     try:
         s = _video_stream(c, path)
         image = is_image_path(path)
@@ -308,7 +308,7 @@ class FrameReader:
     def _restart(self):
         if self._container is not None:
             self._container.close()
-        self._container = _open_input(self.path, "video")
+        self._container = open_input(self.path, "video")
         self._stream = _video_stream(self._container, self.path)
         self._gen = _decode(self._container, self._stream)
         self._next = 0
@@ -368,7 +368,7 @@ def load_audio(path, sr: int | None = 16000, mono: bool = True) -> tuple[np.ndar
     path = Path(path)
     if sr is not None and (not isinstance(sr, (int, np.integer)) or sr <= 0):
         raise ParameterError(f"audio sample rate must be a positive integer, got {sr!r}")
-    c = _open_input(path, "audio")
+    c = open_input(path, "audio")
     try:
         if not c.streams.audio:
             raise InputError(f"{path} has no audio track; pass an audio file or a video with sound")

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from . import compose, face, media, motion, render, speech
-from .errors import InputError, LipdubError, ParameterError
+from .errors import InputError, LipdubError, OutputError, ParameterError
 
 log = logging.getLogger("lipdub")
 
@@ -33,6 +33,8 @@ class DubOptions:
     crf: float = 16.0
     preset: str = "veryfast"
     cache: bool = True
+    alignment: str | None = None  # a saved SpeechTrack JSON to use instead of analysing the audio
+    save_alignment: str | None = None  # where to write the speech analysis for reuse
 
     def validate(self) -> None:
         """Every option checked before any work starts (a bad value must not cost a face track first)."""
@@ -145,9 +147,20 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
     # speech analysis runs beside face tracking: both spend their time in native code that releases the GIL
     from concurrent.futures import ThreadPoolExecutor
 
+    saved = None
+    if opts.alignment:  # checked before any tracking: a wrong file must fail fast
+        saved = speech.SpeechTrack.load(opts.alignment)
+        if abs(saved.duration - duration) > 0.1:
+            raise ParameterError(f"--alignment {opts.alignment} describes {saved.duration:.2f} s of audio but "
+                                 f"{audio} lasts {duration:.2f} s; save the alignment from this audio")
+    if opts.save_alignment and not Path(opts.save_alignment).resolve().parent.is_dir():
+        raise OutputError(f"cannot save the alignment: folder {Path(opts.save_alignment).parent} does not exist")
+
     def analyse_speech():
         t_s = time.perf_counter()
-        result = speech.analyse(samples16, 16000, transcript=opts.transcript, language=opts.language)
+        result = saved or speech.analyse(samples16, 16000, transcript=opts.transcript, language=opts.language)
+        if opts.save_alignment:
+            _save_atomically(result, Path(opts.save_alignment))
         timings["speech"] = time.perf_counter() - t_s
         return result
 
@@ -190,6 +203,20 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
     timings["render"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     return DubReport(output, n_out, info.fps, n_out / info.fps, faces_rendered, speech_track.method, timings)
+
+
+def _save_atomically(track, path: Path) -> None:
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".json", dir=path.parent)
+    os.close(fd)
+    try:
+        track.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 class BackgroundWriter:
