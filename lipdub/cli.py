@@ -98,8 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("video", nargs="?", help="video or photo of the speaker")
     d.add_argument("audio", nargs="?", help="the new speech (any audio or video file)")
     d.add_argument("-o", "--output", "--outfile", dest="output", help="output video (.mp4, .mov, .mkv)")
-    d.add_argument("--face", dest="video_alias", help="same as VIDEO (Wav2Lip-compatible)")
-    d.add_argument("--audio", dest="audio_alias", help="same as AUDIO (Wav2Lip-compatible)")
+    d.add_argument("--face", dest="video_alias", metavar="VIDEO", help="same as VIDEO (Wav2Lip-compatible)")
+    d.add_argument("--audio", dest="audio_alias", metavar="AUDIO", help="same as AUDIO (Wav2Lip-compatible)")
     _add_dub_options(d)
 
     demo = sub.add_parser("demo", help="dub the embedded default: a portrait saying a synthesised sentence")
