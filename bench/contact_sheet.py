@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lipdub import face, media
+from lipdub import media
 from lipdub.pipeline import DubOptions, load_track
 
 

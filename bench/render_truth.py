@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lipdub import evaluate, face, media, motion
-from lipdub.pipeline import DubOptions, Renderer, load_track
+from lipdub import evaluate, media, motion
+from lipdub.pipeline import DubOptions, load_track
+from lipdub.render import Renderer
 
 PAIRS = [("hdtf_katiehill_8s.mp4", "hdtf_radio34_8s.mp4"), ("woman_bluebg_7s.mp4", "german_anchor_20s.mp4"),
          ("grid_bbaf2n.mpg", "grid_brbk7n.mpg"), ("interview_vfr_6s.mp4", "hdtf_katiehill_8s.mp4")]

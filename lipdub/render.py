@@ -10,12 +10,16 @@ asked, the interior (teeth, tongue) comes from the clip's most open frame.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
 from scipy.spatial import Delaunay
 
+from . import compose, media, motion
 from . import face as F
+from .errors import InputError
 
 LIPS = sorted(set(F.OUTER_UPPER + F.OUTER_LOWER + F.INNER_UPPER + F.INNER_LOWER))
 # nose base and upper cheeks: the top edge of the replaced region
@@ -355,3 +359,160 @@ def synthetic_cavity(patch: np.ndarray, control: np.ndarray, roi: tuple[int, int
 
 def inner_polygon(points: np.ndarray) -> np.ndarray:
     return np.concatenate([points[F.INNER_UPPER], points[F.INNER_LOWER[::-1][1:-1]]])[:, :2]
+
+
+# --------------------------------------------------------------------------------------------------- renderer
+
+def _pose_features(pose: F.Pose, idx: np.ndarray) -> np.ndarray:
+    # direction of the face normal in the image: sin(yaw), sin(pitch)
+    return pose.rotation[idx][:, :2, 2]
+
+
+class Renderer:
+    """Holds the clip's appearance atlas and mouth model; renders output frames in order."""
+
+    def __init__(self, video: Path, info: media.VideoInfo, track: F.FaceTrack,
+                 progress: Callable[[str, int, int], None] | None = None):
+        self.info, self.track = info, track
+        self.canonical = F.canonical_shape(track)
+        self.pose = F.estimate_pose(track, self.canonical)
+        self.warper = MeshWarper(self.canonical)
+        px_per_unit = float(np.median(self.pose.scale[track.valid]))
+        self.px_per_unit = px_per_unit
+        self.atlas = Atlas(self.canonical, px_per_unit, len(track))
+        for fr in media.iter_frames(video):
+            i = fr.index
+            if i < len(track) and track.valid[i] and self.atlas.wants(i):
+                self.atlas.add(i, fr.rgb, track.landmarks[i])
+            if progress:
+                progress("atlas", i + 1, len(track))
+        if self.atlas.n == 0:
+            raise InputError(f"could not build a mouth atlas from {video}; is the face too small or turned away?")
+        # pose-free landmarks of the atlas frames only (memory stays bounded by the atlas, not the video length)
+        self.norm = np.stack([self.pose.to_canonical(int(i), track.landmarks[int(i)].astype(np.float64))
+                              for i in self.atlas.frame_index[: self.atlas.n]]).astype(np.float32)
+        self.model = build_mouth_model(self.canonical, self.norm, np.ones(len(self.norm), bool))
+        self.atlas_open = descriptors(self.norm)[:, 0]
+        self.donor = int(np.argmax(self.atlas_open))  # the clip's most open mouth: interior donor
+        self._edge_pos = [CONTROL.index(i) for i in UPPER_EDGE]
+        self.donor_src = self._crop_controls(self.donor)
+        self.colour = compose.ColourMatcher()
+        self.prev_j: int | None = None
+
+    def plan(self, schedule: np.ndarray, mouth: motion.MouthTrack):
+        """Wanted canonical opening/width per output frame and the atlas frame to draw each from."""
+        m = self.model
+        open_c = mouth.opening * m.open_max
+        width_c = m.rest_width * (1 + 0.12 * mouth.width)
+        a = self.atlas
+        desc = descriptors(self.norm)
+        scale = np.array([1 / m.open_max, 3 / m.rest_width])
+        want = np.stack([open_c, width_c], 1) * scale
+        sel = select_frames(desc * scale, _pose_features(self.pose, a.frame_index[: a.n]),
+                                   a.frame_index[: a.n], want, _pose_features(self.pose, schedule),
+                                   jump_cost=0.05, pose_weight=2.0, atlas_cost=self.blur_cost())
+        return open_c, width_c, sel
+
+    def blur_cost(self) -> np.ndarray:
+        """Penalty for atlas frames blurrier than the clip's typical frame (motion blur ghosts the lips)."""
+        sharp = self.atlas.sharpness[: self.atlas.n].astype(np.float64)
+        typical = float(np.median(sharp)) if len(sharp) else 0.0
+        if typical <= 0:
+            return np.zeros(len(sharp))
+        return 0.3 * np.clip(1 - sharp / typical, 0, 1) ** 2
+
+    def frame(self, k: int, j: int, frame: np.ndarray, plan) -> tuple[np.ndarray, bool]:
+        """Output frame k drawn over source frame j; frames without the speaker pass through untouched."""
+        open_c, width_c, sel = plan
+        if j >= len(self.track) or not self.track.valid[j]:
+            self.colour.reset()
+            self.prev_j = None
+            return frame, False
+        if self.prev_j is not None and abs(j - self.prev_j) > 1:
+            self.colour.reset()  # a loop jump: the lighting may differ
+        self.prev_j = j
+        return self.render_frame(frame, j, int(sel[k]), float(open_c[k]), float(width_c[k])), True
+
+    def _crop_controls(self, a: int) -> np.ndarray:
+        """Control points of atlas entry a in its crop's pixels."""
+        atlas, pose, warper = self.atlas, self.pose, self.warper
+        fa = int(atlas.frame_index[a])
+        pts = pose.to_frame(fa, warper.control_points(self.norm[a]))[:, :2]
+        pts[: len(CONTROL)] = self.track.landmarks[fa, CONTROL, :2]
+        return pts @ atlas.affine[a][:, :2].T + atlas.affine[a][:, 2]
+
+    def _to_frame(self, j: int, shape: np.ndarray) -> np.ndarray:
+        dst = self.pose.to_frame(j, self.warper.control_points(shape))[:, :2]
+        # the top edge stays exactly where this frame has it, so the seam lines up with the unchanged cheeks
+        dst[self._edge_pos] = self.track.landmarks[j, UPPER_EDGE, :2]
+        return dst
+
+    def interior(self, patch: np.ndarray, j: int, dst: np.ndarray, roi, detail, opening: float, width: float):
+        """Mouth interior for a target opening wider than the chosen atlas mouth."""
+        d, n_ctrl = self.donor, len(CONTROL)
+        donor_open = float(self.atlas_open[d])
+        if donor_open >= 0.85 * opening:  # the clip has a mouth this open: use it whole
+            return self.warper.warp(self.atlas.crops[d], self.donor_src, dst, roi, detail)[0]
+        # wider than the clip ever opens (a photo, a mumbler): the donor's upper teeth stay under the upper lip,
+        # its lower teeth ride down with the jaw, and the gap between them is a dark cavity
+        cavity = synthetic_cavity(patch, dst[:n_ctrl], roi)
+        if donor_open < 0.02:
+            return cavity
+        dst_u = self._to_frame(j, target_shape(self.model, self.norm[d], donor_open, width))
+        teeth = self.warper.warp(self.atlas.crops[d], self.donor_src, dst_u, roi, detail)[0]
+        drop = dst[CONTROL.index(14)] - dst_u[CONTROL.index(14)]
+        shift = np.float32([[1, 0, drop[0]], [0, 1, drop[1]]])
+        teeth_low = cv2.warpAffine(teeth, shift, teeth.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
+        mask_u = inner_lip_mask(dst_u[:n_ctrl], roi)
+        mask_l = cv2.warpAffine(mask_u, shift, mask_u.shape[1::-1])
+        rows = np.arange(mask_u.shape[0], dtype=np.float32)[:, None]
+        mid = 0.5 * (dst_u[CONTROL.index(13), 1] + dst_u[CONTROL.index(14), 1]) - roi[1]
+        fade = max(1.5, 0.012 * float(self.pose.scale[j]))  # teeth edges fade into the cavity, no cut line
+        mask_u = (mask_u * np.clip((mid - rows) / fade + 0.5, 0, 1))[..., None]
+        mask_l = (mask_l * np.clip((rows - mid - drop[1]) / fade + 0.5, 0, 1))[..., None]
+        out = cavity * (1 - mask_u) + teeth * mask_u
+        return (out * (1 - mask_l) + teeth_low * mask_l + 0.5).astype(np.uint8)
+
+    def render_frame(self, frame: np.ndarray, j: int, a: int, opening: float, width: float) -> np.ndarray:
+        atlas, pose, warper = self.atlas, self.pose, self.warper
+        fa = int(atlas.frame_index[a])
+        shape = target_shape(self.model, self.norm[a], opening, width)
+        dst = pose.to_frame(j, warper.control_points(shape))[:, :2]
+        n_ctrl = len(CONTROL)
+        # the top edge stays exactly where this frame has it, so the seam lines up with the unchanged cheeks
+        edge_pos = [CONTROL.index(i) for i in UPPER_EDGE]
+        dst[edge_pos] = self.track.landmarks[j, UPPER_EDGE, :2]
+        src_frame = pose.to_frame(fa, warper.control_points(self.norm[a]))[:, :2]
+        src_frame[:n_ctrl] = self.track.landmarks[fa, CONTROL, :2]
+        src_open = float(self.atlas_open[a])
+        squeeze = max(1 - opening / 0.04, (1 - opening / src_open) if src_open > 0.02 else 0.0)
+        if squeeze > 0:
+            # a mouth closing over its source: the lips cover the teeth instead of teeth being squeezed onto
+            # the lips (MediaPipe's inner contour often sits on the teeth' edge, not the lip's)
+            src_frame[:n_ctrl] = pull_inner_lips(src_frame[:n_ctrl], 0.35 * min(squeeze, 1.0))
+        src = src_frame @ atlas.affine[a][:, :2].T + atlas.affine[a][:, 2]
+        h, w = frame.shape[:2]
+        scale = pose.scale[j]
+        roi = compose.region_of_interest(dst, w, h, margin=2)
+        lips = dst[[CONTROL.index(i) for i in LIPS]]
+        margin = 0.08 * scale
+        detail = (int(lips[:, 0].min() - margin), int(lips[:, 1].min() - margin),
+                  int(lips[:, 0].max() + margin) + 1, int(lips[:, 1].max() + margin) + 1)
+        warped, cover = warper.warp(atlas.crops[a], src, dst, roi, detail)
+        lack = opening - self.atlas_open[a]
+        if opening > 0.05 and lack > 0.2 * opening:
+            # the chosen mouth is less open than asked: a stretched interior looks smeared, so the opening shows
+            # the clip's most open mouth: real teeth and tongue, anchored to the lips
+            # a steep ramp: half-blended interiors show two sets of teeth (ghosting)
+            weight = float(np.clip((lack / opening - 0.2) / 0.15, 0.0, 1.0))
+            interior = self.interior(warped, j, dst, roi, detail, opening, width)
+            m = (inner_lip_mask(dst[:n_ctrl], roi) * weight)[..., None]
+            warped = (warped * (1 - m) + interior * m + 0.5).astype(np.uint8)
+        hull = np.concatenate([dst[: n_ctrl][[CONTROL.index(i) for i in F.JAW]],
+                               self.track.landmarks[j, F.JAW, :2],
+                               self.track.landmarks[j, UPPER_EDGE, :2]])
+        alpha = compose.feathered_mask(hull, roi, feather=0.12 * scale)
+        alpha *= cover.astype(np.float32) / 255.0
+        x0, y0, x1, y1 = roi
+        warped = self.colour(warped, frame[y0:y1, x0:x1], alpha)
+        return compose.blend(frame, warped, alpha, roi)

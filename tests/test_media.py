@@ -1,7 +1,6 @@
 """lipdub.media: probing, decoding, random access, audio loading, schedules, atomic writing, output checks."""
 
 import os
-from fractions import Fraction
 
 import av
 import numpy as np
