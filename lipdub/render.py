@@ -262,13 +262,19 @@ class MeshWarper:
         coefs = affine.reshape(len(tri), 6).astype(np.float32)
         step = 2 if h * w > 120 * 120 else 1
         map_x, map_y, covered = _affine_maps(d[ok], np.flatnonzero(ok), coefs, 0, 0, w, h, step)
-        if step > 1 and detail is not None:
+        out = cv2.remap(src_img, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if detail is not None:
+            # the lips: exact full-resolution map and cubic sampling (lip lines and teeth stay crisp)
             dx0, dy0 = max(0, detail[0] - x0), max(0, detail[1] - y0)
             dx1, dy1 = min(w, detail[2] - x0), min(h, detail[3] - y0)
             if dx1 > dx0 and dy1 > dy0:
-                fx, fy, fc = _affine_maps(d[ok], np.flatnonzero(ok), coefs, dx0, dy0, dx1 - dx0, dy1 - dy0, 1)
-                map_x[dy0:dy1, dx0:dx1], map_y[dy0:dy1, dx0:dx1], covered[dy0:dy1, dx0:dx1] = fx, fy, fc
-        out = cv2.remap(src_img, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+                if step > 1:
+                    fx, fy, fc = _affine_maps(d[ok], np.flatnonzero(ok), coefs, dx0, dy0, dx1 - dx0, dy1 - dy0, 1)
+                    covered[dy0:dy1, dx0:dx1] = fc
+                else:
+                    fx = np.ascontiguousarray(map_x[dy0:dy1, dx0:dx1])
+                    fy = np.ascontiguousarray(map_y[dy0:dy1, dx0:dx1])
+                out[dy0:dy1, dx0:dx1] = cv2.remap(src_img, fx, fy, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
         return out, covered.astype(np.uint8) * 255
 
 
@@ -280,8 +286,11 @@ def _affine_maps(corners: np.ndarray, ids: np.ndarray, coefs: np.ndarray, x0: in
     hs, ws = -(-h // step) + 2 * pad, -(-w // step) + 2 * pad
     idx = np.full((hs, ws), -1, np.int32)
     offset = (step - 1) / 2 - pad * step  # window coordinate of coarse pixel 0's centre
-    polys = np.round((corners - np.array([x0, y0]) - offset) / step * 16).astype(np.int32)
-    for t, poly in zip(ids, polys):
+    lo, hi = corners.min(axis=1), corners.max(axis=1)
+    inside = (hi[:, 0] >= x0 - step) & (lo[:, 0] <= x0 + w + step) & (hi[:, 1] >= y0 - step) & \
+        (lo[:, 1] <= y0 + h + step)  # only triangles that reach this window
+    polys = np.round((corners[inside] - np.array([x0, y0]) - offset) / step * 16).astype(np.int32)
+    for t, poly in zip(ids[inside], polys):
         cv2.fillConvexPoly(idx, poly, int(t), lineType=cv2.LINE_8, shift=4)
     # collapsed triangles (a closing mouth) leave hairline cracks: give them a neighbouring triangle's affine
     holes = idx < 0
@@ -303,7 +312,7 @@ def _affine_maps(corners: np.ndarray, ids: np.ndarray, coefs: np.ndarray, x0: in
         map_x = cv2.resize(map_x, size, interpolation=cv2.INTER_LINEAR)[m:m + h, m:m + w]
         map_y = cv2.resize(map_y, size, interpolation=cv2.INTER_LINEAR)[m:m + h, m:m + w]
         covered = cv2.resize(covered.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)[m:m + h, m:m + w] > 0
-    return np.ascontiguousarray(map_x), np.ascontiguousarray(map_y), covered
+    return np.ascontiguousarray(map_x, np.float32), np.ascontiguousarray(map_y, np.float32), covered
 
 
 _INNER_TO_OUTER = [(CONTROL.index(i), CONTROL.index(o)) for i, o in
