@@ -28,7 +28,7 @@ def run(video: Path, driver: Path) -> tuple[float, float, float]:
     info = media.probe_video(video)
     track = load_track(video, info, DubOptions(), None)
     t_drv, want = evaluate.mouth_curve(driver)
-    renderer = Renderer(video, info, track)
+    renderer = Renderer.for_video(video, info, track)
     n = min(int(info.duration * info.fps), int(t_drv[-1] * info.fps))
     times = np.arange(n) / info.fps
     wanted = np.nan_to_num(evaluate.resample(t_drv, want, times))

@@ -174,7 +174,7 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
     t = time.perf_counter()
     renderer = None
     if track.valid.any():
-        renderer = render.Renderer(video, info, track, progress)
+        renderer = render.Renderer.for_video(video, info, track, progress)
         plan = renderer.plan(schedule, mouth)
     else:
         log.warning("no face found in %s: writing the video unchanged with the new audio", video)

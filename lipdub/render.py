@@ -9,6 +9,7 @@ asked, the interior (teeth, tongue) comes from the clip's most open frame.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -123,81 +124,202 @@ def target_shape(model: MouthModel, source: np.ndarray, opening: float, width: f
 
 # --------------------------------------------------------------------------------------------------- atlas
 
-class Atlas:
-    """Pose-normalised lower-face crops of the clip's own frames (bounded memory: strided when long)."""
+JPEG_PARAMS = [cv2.IMWRITE_JPEG_QUALITY, 95, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+ATLAS_FIELDS = ("src_controls", "norm", "seq", "pose_feat", "sharpness", "teeth")
 
-    def __init__(self, canonical: np.ndarray, px_per_unit: float, n_frames: int, budget_bytes: int = 400 << 20):
-        self.canonical = canonical
+
+class Atlas:
+    """Pose-normalised lower-face crops of real frames: the appearance source of rendering.
+
+    Crops are kept as JPEG (quality 95, 4:4:4: ~45 dB, a tenth of the raw size) and decoded on demand, so minutes of
+    footage fit in memory. Per entry: control points in crop pixels, pose-free landmarks, a sequence number
+    (consecutive real frames have consecutive numbers, so selection can prefer runs), head-pose features, mouth
+    sharpness and teeth visibility. The same class is the clip's own atlas and an actor profile's."""
+
+    def __init__(self, canonical: np.ndarray, px_per_unit: float):
+        self.canonical = np.asarray(canonical, np.float64)
         self.scale = float(np.clip(px_per_unit, 40.0, 260.0))
-        lower = canonical[F.JAW + UPPER_EDGE + [1]]
+        c = self.canonical
+        lower = c[F.JAW + UPPER_EDGE + [1]]
         x0, x1 = lower[:, 0].min() - 0.3, lower[:, 0].max() + 0.3
-        y0, y1 = canonical[[1, 4]][:, 1].min() - 0.25, canonical[F.CHIN, 1] + 0.45
+        y0, y1 = c[[1, 4]][:, 1].min() - 0.25, c[F.CHIN, 1] + 0.45
         self.origin = np.array([x0, y0])
         self.size = (int(np.ceil((x1 - x0) * self.scale)), int(np.ceil((y1 - y0) * self.scale)))  # w, h
-        per = self.size[0] * self.size[1] * 3
-        self.stride = max(1, int(np.ceil(n_frames * per / budget_bytes)))
-        cap = int(np.ceil(n_frames / self.stride)) + 1
-        self.crops = np.zeros((cap, self.size[1], self.size[0], 3), np.uint8)
-        self.points = np.zeros((cap, 478, 2), np.float32)  # landmarks in crop pixels
-        self.frame_index = np.zeros(cap, np.int64)
-        self.affine = np.zeros((cap, 2, 3), np.float64)  # frame pixels -> crop pixels
-        self.sharpness = np.zeros(cap, np.float32)
-        self.n = 0
+        self.warper = MeshWarper(self.canonical)
+        self.jpeg: list[bytes] = []
+        self._rows: dict[str, list] = {k: [] for k in ATLAS_FIELDS}
+        self._arrays: dict[str, np.ndarray] | None = None
+        self._decoded: "OrderedDict[int, np.ndarray]" = OrderedDict()
+
+    @property
+    def n(self) -> int:
+        return len(self.jpeg)
+
+    def __getattr__(self, name):
+        if name in ATLAS_FIELDS:
+            return self.arrays()[name]
+        raise AttributeError(name)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        if self._arrays is None:
+            self._arrays = {k: np.asarray(v) for k, v in self._rows.items()}
+            shapes = {"src_controls": (0, len(CONTROL) + len(F.JAW) + len(UPPER_EDGE), 2), "norm": (0, 478, 3),
+                      "pose_feat": (0, 2)}
+            for k, shape in shapes.items():
+                if not len(self._rows[k]):
+                    self._arrays[k] = np.zeros(shape, np.float32)
+        return self._arrays
 
     def canonical_to_crop(self, pts: np.ndarray) -> np.ndarray:
         return (pts[..., :2] - self.origin) * self.scale
 
-    def wants(self, index: int) -> bool:
-        return index % self.stride == 0 and self.n < len(self.crops)
+    def bytes_per_entry(self) -> int:
+        return self.size[0] * self.size[1] * 3 // 9 + 478 * 3 * 4 + 600
 
-    def add(self, index: int, rgb: np.ndarray, landmarks: np.ndarray) -> None:
-        """Store frame `index`'s lower face, upright and scaled by a 2D similarity on the stable points."""
+    def add(self, seq: int, rgb: np.ndarray, landmarks: np.ndarray, pose: tuple) -> bool:
+        """Store one frame's lower face, upright and scaled by a 2D similarity on the skull points.
+
+        pose = (scale, rotation, translation) of this frame against the atlas canonical (face.Pose terms)."""
         src = landmarks[F.STABLE, :2].astype(np.float64)
         dst = self.canonical_to_crop(self.canonical[F.STABLE])
         m, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.LMEDS)
         if m is None:
-            return
+            return False
         # cubic here and in the final remap: two linear resamplings in a row visibly soften lips and teeth
-        self.crops[self.n] = cv2.warpAffine(rgb, m, self.size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-        self.points[self.n] = landmarks[:, :2] @ m[:, :2].T + m[:, 2]
-        self.frame_index[self.n] = index
-        self.affine[self.n] = m
-        # sharpness of the mouth: motion-blurred frames make ghosted lips, selection avoids them
-        lips = self.points[self.n, F.OUTER_UPPER + F.OUTER_LOWER]
-        (x0, y0), (x1, y1) = np.floor(lips.min(0)).astype(int), np.ceil(lips.max(0)).astype(int)
-        gray = cv2.cvtColor(self.crops[self.n, max(y0, 0):y1, max(x0, 0):x1], cv2.COLOR_RGB2GRAY)
-        self.sharpness[self.n] = cv2.Laplacian(gray, cv2.CV_32F).var() if gray.size else 0.0
-        self.n += 1
+        crop = cv2.warpAffine(rgb, m, self.size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        scale, rot, trans = pose
+        norm = ((landmarks.astype(np.float64) - trans) @ rot) / scale
+        # control points: the frame's own landmarks, plus the skull-fixed outer ring placed by the head pose
+        ctrl = scale * self.warper.control_points(norm) @ rot.T + trans
+        ctrl = ctrl[:, :2]
+        ctrl[: len(CONTROL)] = landmarks[CONTROL, :2]
+        ctrl = ctrl @ m[:, :2].T + m[:, 2]
+        pts = landmarks[:, :2] @ m[:, :2].T + m[:, 2]
+        ok, buf = cv2.imencode(".jpg", crop, JPEG_PARAMS)
+        if not ok:
+            return False
+        self.jpeg.append(buf.tobytes())
+        rows = self._rows
+        rows["src_controls"].append(ctrl.astype(np.float32))
+        rows["norm"].append(norm.astype(np.float32))
+        rows["seq"].append(int(seq))
+        rows["pose_feat"].append(rot[:2, 2].astype(np.float32))  # face normal in the image: sin(yaw), sin(pitch)
+        rows["sharpness"].append(mouth_sharpness(crop, pts))
+        rows["teeth"].append(teeth_visibility(crop, pts, self.scale))
+        self._arrays = None
+        return True
+
+    def crop(self, a: int) -> np.ndarray:
+        """Decoded crop of entry a (RGB; a small cache keeps the current run's frames)."""
+        a = int(a)
+        img = self._decoded.get(a)
+        if img is None:
+            img = cv2.imdecode(np.frombuffer(self.jpeg[a], np.uint8), cv2.IMREAD_UNCHANGED)
+            self._decoded[a] = img
+            if len(self._decoded) > 32:
+                self._decoded.popitem(last=False)
+        else:
+            self._decoded.move_to_end(a)
+        return img
+
+    def select(self, keep: np.ndarray) -> "Atlas":
+        """A new atlas with only the entries where `keep` is True."""
+        out = Atlas.__new__(Atlas)
+        out.__dict__.update({k: v for k, v in self.__dict__.items() if k not in ("jpeg", "_rows", "_decoded",
+                                                                                "_arrays")})
+        idx = np.flatnonzero(keep)
+        out.jpeg = [self.jpeg[i] for i in idx]
+        arr = self.arrays()
+        out._rows = {k: list(arr[k][idx]) for k in ATLAS_FIELDS}
+        out._arrays = {k: arr[k][idx] for k in ATLAS_FIELDS}
+        out._decoded = OrderedDict()
+        return out
+
+    # files: an atlas is part of an actor profile
+    def to_arrays(self, prefix: str = "atlas_") -> dict[str, np.ndarray]:
+        lengths = np.array([len(b) for b in self.jpeg], np.int64)
+        blob = np.frombuffer(b"".join(self.jpeg), np.uint8) if self.jpeg else np.zeros(0, np.uint8)
+        out = {f"{prefix}{k}": v for k, v in self.arrays().items()}
+        out.update({f"{prefix}jpeg": blob, f"{prefix}jpeg_lengths": lengths, f"{prefix}canonical": self.canonical,
+                    f"{prefix}geometry": np.array([self.scale])})
+        return out
+
+    @classmethod
+    def from_arrays(cls, z, prefix: str = "atlas_") -> "Atlas":
+        atlas = cls(z[f"{prefix}canonical"], float(z[f"{prefix}geometry"][0]))
+        blob, lengths = z[f"{prefix}jpeg"], z[f"{prefix}jpeg_lengths"]
+        ends = np.cumsum(lengths)
+        atlas.jpeg = [blob[e - n:e].tobytes() for e, n in zip(ends, lengths)]
+        atlas._arrays = {k: np.asarray(z[f"{prefix}{k}"]) for k in ATLAS_FIELDS}
+        atlas._rows = {k: list(v) for k, v in atlas._arrays.items()}
+        return atlas
+
+
+def mouth_sharpness(crop: np.ndarray, pts: np.ndarray) -> float:
+    """Laplacian variance over the lips: motion-blurred frames make ghosted lips, selection avoids them."""
+    lips = pts[F.OUTER_UPPER + F.OUTER_LOWER]
+    (x0, y0), (x1, y1) = np.floor(lips.min(0)).astype(int), np.ceil(lips.max(0)).astype(int)
+    gray = cv2.cvtColor(crop[max(y0, 0):y1, max(x0, 0):x1], cv2.COLOR_RGB2GRAY)
+    return float(cv2.Laplacian(gray, cv2.CV_32F).var()) if gray.size else 0.0
+
+
+def teeth_visibility(crop: np.ndarray, pts: np.ndarray, px_per_unit: float) -> float:
+    """Visible teeth area (canonical units², ×100): pixels inside the inner lip contour that are lighter and less red
+    than the lips themselves (teeth are bright and grey-white; tongue is red, the cavity dark)."""
+    inner = np.round(inner_polygon(pts)).astype(np.int32)
+    outer = np.round(np.concatenate([pts[F.OUTER_UPPER], pts[F.OUTER_LOWER[::-1][1:-1]]])).astype(np.int32)
+    x0, y0 = np.maximum(outer.min(0) - 2, 0)
+    x1, y1 = outer.max(0) + 3
+    if x1 <= x0 or y1 <= y0:
+        return 0.0
+    box = crop[y0:y1, x0:x1]
+    lab = cv2.cvtColor(box, cv2.COLOR_RGB2LAB).astype(np.int16)
+    m_in = np.zeros(box.shape[:2], np.uint8)
+    m_out = np.zeros(box.shape[:2], np.uint8)
+    cv2.fillPoly(m_in, [inner - [x0, y0]], 1)
+    cv2.fillPoly(m_out, [outer - [x0, y0]], 1)
+    lips = (m_out > 0) & (m_in == 0)
+    if m_in.sum() < 3 or lips.sum() < 10:
+        return 0.0
+    l_lip, a_lip = np.median(lab[lips, 0]), np.median(lab[lips, 1])
+    inside = lab[m_in > 0]
+    teeth = (inside[:, 0] > l_lip + 12) & (inside[:, 1] < a_lip - 6)
+    return float(teeth.sum()) / px_per_unit ** 2 * 100.0
 
 
 # --------------------------------------------------------------------------------------------------- selection
 
-def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_frames: np.ndarray,
+def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.ndarray,
                   want: np.ndarray, want_pose: np.ndarray, k: int = 24, jump_cost: float = 0.6,
                   pose_weight: float = 1.0, atlas_cost: np.ndarray | None = None) -> np.ndarray:
     """Viterbi over the k best atlas candidates per output frame (unit selection).
 
-    atlas_desc (A,2) and want (T,2) are normalised descriptors (opening scaled to matter most); atlas_cost (A,) is a
-    per-frame penalty (blur); continuing to the next real frame costs nothing, holding a frame costs a little, any
-    other jump costs `jump_cost`."""
+    atlas_desc (A,D) and want (T,D) are weighted descriptors (opening, width, teeth…); atlas_cost (A,) is a per-entry
+    penalty (blur); continuing to the next real frame (next sequence number) costs nothing, holding a frame costs a
+    little, any other jump costs `jump_cost`. Candidates come from a k-d tree, so the cost grows with log(A), not A:
+    minutes of profile footage stay cheap."""
+    from scipy.spatial import cKDTree
+
     T, A = len(want), len(atlas_desc)
     if A == 1:
         return np.zeros(T, np.int64)
+    w = np.sqrt(pose_weight)
+    feats = np.concatenate([atlas_desc, w * atlas_pose], 1)
+    query = np.concatenate([want, w * want_pose], 1)
+    extra = atlas_cost if atlas_cost is not None else np.zeros(A)
+    # the k nearest by descriptor, then re-ranked with the per-entry penalty among 2k
+    kq = min(A, 2 * k)
+    dist, idx = cKDTree(feats).query(query, k=kq)
+    dist, idx = dist.reshape(T, kq), idx.reshape(T, kq)
+    full = dist ** 2 + extra[idx]
     k = min(k, A)
-    cand = np.zeros((T, k), np.int64)
-    cost = np.zeros((T, k))
-    for t in range(T):
-        d = ((atlas_desc - want[t]) ** 2).sum(1) + pose_weight * ((atlas_pose - want_pose[t]) ** 2).sum(1)
-        if atlas_cost is not None:
-            d = d + atlas_cost
-        c = np.argpartition(d, k - 1)[:k]
-        cand[t], cost[t] = c, d[c]
+    order = np.argsort(full, axis=1)[:, :k]
+    cand = np.take_along_axis(idx, order, 1)
+    cost = np.take_along_axis(full, order, 1)
     acc = cost[0].copy()
     back = np.zeros((T, k), np.int64)
     for t in range(1, T):
-        prev_f = atlas_frames[cand[t - 1]][:, None]
-        cur_f = atlas_frames[cand[t]][None, :]
-        step = cur_f - prev_f
+        step = atlas_seq[cand[t]][None, :] - atlas_seq[cand[t - 1]][:, None]
         trans = np.full((k, k), jump_cost)
         trans[(step >= 1) & (step <= 2)] = 0.0
         trans[step == 0] = 0.15 * jump_cost
@@ -377,54 +499,84 @@ def _pose_features(pose: F.Pose, idx: np.ndarray) -> np.ndarray:
     return pose.rotation[idx][:, :2, 2]
 
 
-class Renderer:
-    """Holds the clip's appearance atlas and mouth model; renders output frames in order."""
+def fill_atlas(atlas: Atlas, video: Path, track: F.FaceTrack, pose: F.Pose, seq_offset: int = 0,
+               keep: np.ndarray | None = None, stride: int = 1,
+               progress: Callable[[str, int, int], None] | None = None) -> int:
+    """Add `video`'s usable frames (valid, and `keep` where given; every `stride`-th) to the atlas; returns the
+    number added. Sequence numbers continue runs of kept frames, so selection prefers playing them in order."""
+    added = 0
+    for fr in media.iter_frames(video):
+        i = fr.index
+        if i >= len(track):
+            break
+        if track.valid[i] and i % stride == 0 and (keep is None or keep[i]):
+            added += atlas.add(seq_offset + i // stride, fr.rgb, track.landmarks[i],
+                               (pose.scale[i], pose.rotation[i], pose.translation[i]))
+        if progress:
+            progress("atlas", i + 1, len(track))
+    return added
 
-    def __init__(self, video: Path, info: media.VideoInfo, track: F.FaceTrack,
-                 progress: Callable[[str, int, int], None] | None = None):
-        self.info, self.track = info, track
-        self.canonical = F.canonical_shape(track)
-        self.pose = F.estimate_pose(track, self.canonical)
-        self.warper = MeshWarper(self.canonical)
-        px_per_unit = float(np.median(self.pose.scale[track.valid]))
-        self.px_per_unit = px_per_unit
-        self.atlas = Atlas(self.canonical, px_per_unit, len(track))
-        for fr in media.iter_frames(video):
-            i = fr.index
-            if i < len(track) and track.valid[i] and self.atlas.wants(i):
-                self.atlas.add(i, fr.rgb, track.landmarks[i])
-            if progress:
-                progress("atlas", i + 1, len(track))
-        if self.atlas.n == 0:
-            raise InputError(f"could not build a mouth atlas from {video}; is the face too small or turned away?")
-        # pose-free landmarks of the atlas frames only (memory stays bounded by the atlas, not the video length)
-        self.norm = np.stack([self.pose.to_canonical(int(i), track.landmarks[int(i)].astype(np.float64))
-                              for i in self.atlas.frame_index[: self.atlas.n]]).astype(np.float32)
-        self.model = build_mouth_model(self.canonical, self.norm, np.ones(len(self.norm), bool))
-        self.atlas_open = descriptors(self.norm)[:, 0]
-        self.donor = int(np.argmax(self.atlas_open))  # the clip's most open mouth: interior donor
+
+class Renderer:
+    """Renders output frames in order: mouths from an atlas (the clip's own, or an actor profile's) warped onto the
+    target track's head pose at the wanted opening and width."""
+
+    def __init__(self, atlas: Atlas, track: F.FaceTrack, pose: F.Pose | None = None, model: MouthModel | None = None,
+                 colour: compose.ColourMatcher | None = None):
+        if atlas.n == 0:
+            raise InputError("the mouth atlas is empty: no usable face frames to draw mouths from")
+        self.atlas, self.track = atlas, track
+        self.canonical = atlas.canonical
+        self.pose = pose if pose is not None else F.estimate_pose(track, self.canonical)
+        self.warper = atlas.warper
+        self.norm = atlas.norm
+        self.model = model or build_mouth_model(self.canonical, self.norm, np.ones(len(self.norm), bool))
+        self.atlas_desc = descriptors(self.norm)
+        self.atlas_open = self.atlas_desc[:, 0]
+        self.donor = int(np.argmax(self.atlas_open))  # the most open mouth: interior donor
         self._edge_pos = [CONTROL.index(i) for i in UPPER_EDGE]
-        self.donor_src = self._crop_controls(self.donor)
-        self.colour = compose.ColourMatcher()
+        self.donor_src = atlas.src_controls[self.donor].astype(np.float64)
+        self.colour = colour or compose.ColourMatcher()
         self.prev_j: int | None = None
 
-    def plan(self, schedule: np.ndarray, mouth: motion.MouthTrack):
-        """Wanted canonical opening/width per output frame and the atlas frame to draw each from."""
+    @classmethod
+    def for_video(cls, video: Path, info: media.VideoInfo, track: F.FaceTrack,
+                  progress: Callable[[str, int, int], None] | None = None, budget_bytes: int = 300 << 20):
+        """The clip as its own appearance source."""
+        canonical = F.canonical_shape(track)
+        pose = F.estimate_pose(track, canonical)
+        atlas = Atlas(canonical, float(np.median(pose.scale[track.valid])))
+        stride = max(1, int(np.ceil(int(track.valid.sum()) * atlas.bytes_per_entry() / budget_bytes)))
+        if fill_atlas(atlas, video, track, pose, stride=stride, progress=progress) == 0:
+            raise InputError(f"could not build a mouth atlas from {video}; is the face too small or turned away?")
+        return cls(atlas, track, pose)
+
+    def wanted(self, mouth: motion.MouthTrack) -> tuple[np.ndarray, np.ndarray]:
+        """Canonical opening and width per output frame."""
         m = self.model
-        open_c = mouth.opening * m.open_max
-        width_c = m.rest_width * (1 + 0.12 * mouth.width)
-        a = self.atlas
-        desc = descriptors(self.norm)
+        return mouth.opening * m.open_max, m.rest_width * (1 + 0.12 * mouth.width)
+
+    def plan(self, schedule: np.ndarray, mouth: motion.MouthTrack, teeth: np.ndarray | None = None,
+             teeth_weight: float = 0.5):
+        """Wanted canonical opening/width per output frame and the atlas entry to draw each from. `teeth`
+        (per output frame, atlas teeth units) makes selection match teeth visibility too."""
+        m = self.model
+        open_c, width_c = self.wanted(mouth)
         scale = np.array([1 / m.open_max, 3 / m.rest_width])
+        desc = self.atlas_desc * scale
         want = np.stack([open_c, width_c], 1) * scale
-        sel = select_frames(desc * scale, _pose_features(self.pose, a.frame_index[: a.n]),
-                                   a.frame_index[: a.n], want, _pose_features(self.pose, schedule),
-                                   jump_cost=0.05, pose_weight=2.0, atlas_cost=self.blur_cost())
+        if teeth is not None:
+            t_scale = teeth_weight / max(float(np.percentile(self.atlas.teeth, 90)), 1e-3)
+            desc = np.concatenate([desc, self.atlas.teeth[:, None] * t_scale], 1)
+            want = np.concatenate([want, np.asarray(teeth, np.float64)[:, None] * t_scale], 1)
+        sel = select_frames(desc, self.atlas.pose_feat.astype(np.float64), self.atlas.seq, want,
+                            _pose_features(self.pose, np.minimum(schedule, len(self.track) - 1)),
+                            jump_cost=0.05, pose_weight=2.0, atlas_cost=self.blur_cost())
         return open_c, width_c, sel
 
     def blur_cost(self) -> np.ndarray:
-        """Penalty for atlas frames blurrier than the clip's typical frame (motion blur ghosts the lips)."""
-        sharp = self.atlas.sharpness[: self.atlas.n].astype(np.float64)
+        """Penalty for atlas frames blurrier than the atlas's typical frame (motion blur ghosts the lips)."""
+        sharp = self.atlas.sharpness.astype(np.float64)
         typical = float(np.median(sharp)) if len(sharp) else 0.0
         if typical <= 0:
             return np.zeros(len(sharp))
@@ -442,14 +594,6 @@ class Renderer:
         self.prev_j = j
         return self.render_frame(frame, j, int(sel[k]), float(open_c[k]), float(width_c[k])), True
 
-    def _crop_controls(self, a: int) -> np.ndarray:
-        """Control points of atlas entry a in its crop's pixels."""
-        atlas, pose, warper = self.atlas, self.pose, self.warper
-        fa = int(atlas.frame_index[a])
-        pts = pose.to_frame(fa, warper.control_points(self.norm[a]))[:, :2]
-        pts[: len(CONTROL)] = self.track.landmarks[fa, CONTROL, :2]
-        return pts @ atlas.affine[a][:, :2].T + atlas.affine[a][:, 2]
-
     def _to_frame(self, j: int, shape: np.ndarray) -> np.ndarray:
         dst = self.pose.to_frame(j, self.warper.control_points(shape))[:, :2]
         # the top edge stays exactly where this frame has it, so the seam lines up with the unchanged cheeks
@@ -461,14 +605,14 @@ class Renderer:
         d, n_ctrl = self.donor, len(CONTROL)
         donor_open = float(self.atlas_open[d])
         if donor_open >= 0.85 * opening:  # the clip has a mouth this open: use it whole
-            return self.warper.warp(self.atlas.crops[d], self.donor_src, dst, roi, detail)[0]
+            return self.warper.warp(self.atlas.crop(d), self.donor_src, dst, roi, detail)[0]
         # wider than the clip ever opens (a photo, a mumbler): the donor's upper teeth stay under the upper lip,
         # its lower teeth ride down with the jaw, and the gap between them is a dark cavity
         cavity = synthetic_cavity(patch, dst[:n_ctrl], roi)
         if donor_open < 0.02:
             return cavity
         dst_u = self._to_frame(j, target_shape(self.model, self.norm[d], donor_open, width))
-        teeth = self.warper.warp(self.atlas.crops[d], self.donor_src, dst_u, roi, detail)[0]
+        teeth = self.warper.warp(self.atlas.crop(d), self.donor_src, dst_u, roi, detail)[0]
         drop = dst[CONTROL.index(14)] - dst_u[CONTROL.index(14)]
         shift = np.float32([[1, 0, drop[0]], [0, 1, drop[1]]])
         teeth_low = cv2.warpAffine(teeth, shift, teeth.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
@@ -483,31 +627,25 @@ class Renderer:
         return (out * (1 - mask_l) + teeth_low * mask_l + 0.5).astype(np.uint8)
 
     def render_frame(self, frame: np.ndarray, j: int, a: int, opening: float, width: float) -> np.ndarray:
-        atlas, pose, warper = self.atlas, self.pose, self.warper
-        fa = int(atlas.frame_index[a])
+        atlas = self.atlas
         shape = target_shape(self.model, self.norm[a], opening, width)
-        dst = pose.to_frame(j, warper.control_points(shape))[:, :2]
+        dst = self._to_frame(j, shape)
         n_ctrl = len(CONTROL)
-        # the top edge stays exactly where this frame has it, so the seam lines up with the unchanged cheeks
-        edge_pos = [CONTROL.index(i) for i in UPPER_EDGE]
-        dst[edge_pos] = self.track.landmarks[j, UPPER_EDGE, :2]
-        src_frame = pose.to_frame(fa, warper.control_points(self.norm[a]))[:, :2]
-        src_frame[:n_ctrl] = self.track.landmarks[fa, CONTROL, :2]
+        src = atlas.src_controls[a].astype(np.float64)
         src_open = float(self.atlas_open[a])
         squeeze = max(1 - opening / 0.04, (1 - opening / src_open) if src_open > 0.02 else 0.0)
         if squeeze > 0:
             # a mouth closing over its source: the lips cover the teeth instead of teeth being squeezed onto
             # the lips (MediaPipe's inner contour often sits on the teeth' edge, not the lip's)
-            src_frame[:n_ctrl] = pull_inner_lips(src_frame[:n_ctrl], 0.35 * min(squeeze, 1.0))
-        src = src_frame @ atlas.affine[a][:, :2].T + atlas.affine[a][:, 2]
+            src[:n_ctrl] = pull_inner_lips(src[:n_ctrl], 0.35 * min(squeeze, 1.0))
         h, w = frame.shape[:2]
-        scale = pose.scale[j]
+        scale = self.pose.scale[j]
         roi = compose.region_of_interest(dst, w, h, margin=2)
         lips = dst[[CONTROL.index(i) for i in LIPS]]
         margin = 0.08 * scale
         detail = (int(lips[:, 0].min() - margin), int(lips[:, 1].min() - margin),
                   int(lips[:, 0].max() + margin) + 1, int(lips[:, 1].max() + margin) + 1)
-        warped, cover = warper.warp(atlas.crops[a], src, dst, roi, detail)
+        warped, cover = self.warper.warp(atlas.crop(a), src, dst, roi, detail)
         lack = opening - self.atlas_open[a]
         if opening > 0.05 and lack > 0.2 * opening:
             # the chosen mouth is less open than asked: a stretched interior looks smeared, so the opening shows
