@@ -1,4 +1,4 @@
-"""Command line: `lipdub dub`, `lipdub demo`, `lipdub eval`. Thin: parsing, progress and errors only."""
+"""Command line: `lipdub dub`, `lipdub profile`, `lipdub demo`, `lipdub visemes`, `lipdub eval`. Thin: parsing, progress and errors only."""
 
 from __future__ import annotations
 
@@ -86,6 +86,8 @@ def _add_dub_options(p: argparse.ArgumentParser) -> None:
                    help="write the speech analysis (phones with times, voicing, jaw) for reuse or editing")
     p.add_argument("--alignment", metavar="FILE.json",
                    help="use a saved (possibly edited) speech analysis instead of analysing AUDIO again")
+    p.add_argument("--profile", metavar="ACTOR.lipdub",
+                   help="an actor profile (lipdub profile build): mouths and articulation from the actor's footage")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,6 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
     vis.add_argument("--fps", type=float, default=100.0, help="frame rate of the per-frame curves (default 100)")
     vis.add_argument("--strength", type=float, default=1.0, help="articulation strength, 0..3 (default 1)")
 
+    prof = sub.add_parser("profile", help="actor profiles: learn an actor from their footage")
+    psub = prof.add_subparsers(dest="profile_command", required=True)
+    pb = psub.add_parser("build", help="build a profile from footage of one actor (any number of clips)")
+    pb.add_argument("footage", nargs="+", help="video clips of the actor speaking (their own audio is used too)")
+    pb.add_argument("-o", "--output", required=True, help="profile file to write (e.g. actor.lipdub)")
+    pb.add_argument("--no-cache", action="store_true", help="do not read or write the face-track cache")
+    pi = psub.add_parser("info", help="what a profile holds: minutes, frames, mouth-shape coverage")
+    pi.add_argument("profile", help="a .lipdub profile")
+
     ev = sub.add_parser("eval", help="cross-dub sync evaluation on the shared clips")
     ev.add_argument("--data", help="folder with video/ and audio/ (default ../shared/data)")
     ev.add_argument("--cases", help="comma-separated case names (default: all)")
@@ -132,7 +143,7 @@ def _dub(args, progress) -> int:
     opts = DubOptions(transcript=read_transcript(args.transcript), language=args.language, length=args.length,
                       strength=args.strength, face_index=args.face_index, face_box=args.face_box, crf=args.crf,
                       preset=args.preset, cache=not args.no_cache, alignment=args.alignment,
-                      save_alignment=args.save_alignment)
+                      save_alignment=args.save_alignment, profile=args.profile)
     t = time.perf_counter()
     report = dub(video, audio, args.output, opts, progress=progress)
     progress.close()
@@ -157,6 +168,19 @@ def main(argv: list[str] | None = None) -> int:
             out = run_demo(args.output, progress=progress)
             progress.close()
             print(f"wrote {out}", file=sys.stderr)
+            return 0
+        if args.command == "profile":
+            from . import profile as profiles
+
+            if args.profile_command == "build":
+                prof = profiles.build(args.footage, progress=progress, cache=not args.no_cache)
+                path = prof.save(args.output)
+                progress.close()
+                if not args.quiet:
+                    print(prof.info(), file=sys.stderr)
+                    print(f"wrote {path} in {prof.meta['build_seconds']:.1f} s", file=sys.stderr)
+                return 0
+            print(profiles.load(args.profile).info())
             return 0
         if args.command == "visemes":
             from .export import export

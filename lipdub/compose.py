@@ -30,13 +30,16 @@ def feathered_mask(hull_points: np.ndarray, roi: tuple[int, int, int, int], feat
 
 
 class ColourMatcher:
-    """Per-channel offset between the rendered patch and the frame on the mask's border band, smoothed over time.
+    """Per-channel correction of the rendered patch towards the frame, measured on the mask's border band and smoothed
+    over time so it cannot flicker.
 
-    The patch comes from the same clip, so the differences are small lighting drifts: a median RGB offset is enough
-    and costs no colour-space conversion of the whole patch."""
+    From the same clip the differences are small lighting drifts: a median RGB offset is enough. From an actor
+    profile (another shot, other lighting) the change is multiplicative, so `gain=True` fits a per-channel gain on the
+    band (teeth and lips then darken or brighten with the skin)."""
 
-    def __init__(self, smoothing: float = 0.7):
+    def __init__(self, smoothing: float = 0.7, gain: bool = False):
         self.smoothing = smoothing
+        self.gain = gain
         self.offset: np.ndarray | None = None
 
     def reset(self) -> None:
@@ -46,11 +49,17 @@ class ColourMatcher:
         band = (alpha > 0.02) & (alpha < 0.9)
         if band.sum() < 30:
             return patch
-        off = np.median(target[band].astype(np.float32) - patch[band].astype(np.float32), axis=0)
+        t, p = target[band].astype(np.float32), patch[band].astype(np.float32)
+        if self.gain:
+            off = np.clip(np.median(t, axis=0) / np.maximum(np.median(p, axis=0), 1.0), 0.5, 2.0)
+        else:
+            off = np.median(t - p, axis=0)
         if self.offset is None:
             self.offset = off
         else:
             self.offset = self.smoothing * self.offset + (1 - self.smoothing) * off
+        if self.gain:
+            return np.clip(patch.astype(np.float32) * self.offset + 0.5, 0, 255).astype(np.uint8)
         return np.clip(patch.astype(np.float32) + self.offset + 0.5, 0, 255).astype(np.uint8)
 
 

@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import face, media, motion, render, speech
+from . import compose, face, media, motion, render, speech
 from .errors import InputError, OutputError, ParameterError
 
 log = logging.getLogger("lipdub")
@@ -34,6 +34,7 @@ class DubOptions:
     cache: bool = True
     alignment: str | None = None  # a saved SpeechTrack JSON to use instead of analysing the audio
     save_alignment: str | None = None  # where to write the speech analysis for reuse
+    profile: str | None = None  # an actor profile (`lipdub profile build`) to draw mouths and articulation from
 
     def validate(self) -> None:
         """Every option checked before any work starts (a bad value must not cost a face track first)."""
@@ -147,6 +148,11 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
         if abs(saved.duration - duration) > 0.1:
             raise ParameterError(f"--alignment {opts.alignment} describes {saved.duration:.2f} s of audio but "
                                  f"{audio} lasts {duration:.2f} s; save the alignment from this audio")
+    actor = None
+    if opts.profile:  # loaded before any tracking: a wrong file must fail fast
+        from . import profile as profiles
+
+        actor = profiles.load(opts.profile)
     if opts.save_alignment and not Path(opts.save_alignment).resolve().parent.is_dir():
         raise OutputError(f"cannot save the alignment: folder {Path(opts.save_alignment).parent} does not exist")
 
@@ -169,13 +175,23 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
                                      else opts.length)
     n_out = len(schedule)
     out_times = np.arange(n_out) / info.fps
-    mouth = motion.mouth_track(speech_track, out_times, opts.strength)
+    mouth = motion.mouth_track(speech_track, out_times, 1.0 if actor is not None else opts.strength)
+    teeth = None
+    if actor is not None:  # this actor's articulation, then the requested strength on top
+        mouth = actor.articulation.apply(mouth, speech_track)
+        mouth = motion.MouthTrack(mouth.times, np.clip(mouth.opening * opts.strength, 0, 1.2).astype(np.float32),
+                                  np.clip(mouth.width * opts.strength, -1, 1).astype(np.float32), mouth.closed)
+        teeth = actor.articulation.teeth(mouth, speech_track)
 
     t = time.perf_counter()
     renderer = None
     if track.valid.any():
-        renderer = render.Renderer.for_video(video, info, track, progress)
-        plan = renderer.plan(schedule, mouth)
+        if actor is not None:
+            renderer = render.Renderer(actor.atlas, track, model=actor.model,
+                                       colour=compose.ColourMatcher(gain=True))
+        else:
+            renderer = render.Renderer.for_video(video, info, track, progress)
+        plan = renderer.plan(schedule, mouth, teeth)
     else:
         log.warning("no face found in %s: writing the video unchanged with the new audio", video)
     timings["atlas"] = time.perf_counter() - t

@@ -72,7 +72,11 @@ def descriptors(norm: np.ndarray) -> np.ndarray:
 
 def build_mouth_model(canonical: np.ndarray, norm: np.ndarray, valid: np.ndarray) -> MouthModel:
     d = descriptors(norm[valid]) if valid.any() else np.zeros((0, 2))
-    if len(d) >= 10 and np.percentile(d[:, 0], 95) > 0.08:
+    if len(d) >= 100 and np.percentile(d[:, 0], 95) > 0.06:
+        # seconds of speech show how wide this speaker opens (some anchors barely do: asking for more than they
+        # ever show gives oversized, painted mouths)
+        open_max = float(np.clip(np.percentile(d[:, 0], 97), 0.09, 0.45))
+    elif len(d) >= 10 and np.percentile(d[:, 0], 95) > 0.08:
         open_max = float(np.clip(np.percentile(d[:, 0], 97), 0.16, 0.45))
     else:  # a photo or a clip that never opens: a typical speaker's wide-open mouth
         open_max = 0.26
@@ -125,7 +129,7 @@ def target_shape(model: MouthModel, source: np.ndarray, opening: float, width: f
 # --------------------------------------------------------------------------------------------------- atlas
 
 JPEG_PARAMS = [cv2.IMWRITE_JPEG_QUALITY, 95, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
-ATLAS_FIELDS = ("src_controls", "norm", "seq", "pose_feat", "sharpness", "teeth")
+ATLAS_FIELDS = ("src_controls", "norm", "seq", "pose_feat", "sharpness", "teeth", "lip_lab")
 
 
 class Atlas:
@@ -164,7 +168,7 @@ class Atlas:
         if self._arrays is None:
             self._arrays = {k: np.asarray(v) for k, v in self._rows.items()}
             shapes = {"src_controls": (0, len(CONTROL) + len(F.JAW) + len(UPPER_EDGE), 2), "norm": (0, 478, 3),
-                      "pose_feat": (0, 2)}
+                      "pose_feat": (0, 2), "lip_lab": (0, 3)}
             for k, shape in shapes.items():
                 if not len(self._rows[k]):
                     self._arrays[k] = np.zeros(shape, np.float32)
@@ -205,7 +209,9 @@ class Atlas:
         rows["seq"].append(int(seq))
         rows["pose_feat"].append(rot[:2, 2].astype(np.float32))  # face normal in the image: sin(yaw), sin(pitch)
         rows["sharpness"].append(mouth_sharpness(crop, pts))
-        rows["teeth"].append(teeth_visibility(crop, pts, self.scale))
+        teeth, lip_lab = teeth_visibility(crop, pts, self.scale)
+        rows["teeth"].append(teeth)
+        rows["lip_lab"].append(lip_lab)
         self._arrays = None
         return True
 
@@ -263,15 +269,17 @@ def mouth_sharpness(crop: np.ndarray, pts: np.ndarray) -> float:
     return float(cv2.Laplacian(gray, cv2.CV_32F).var()) if gray.size else 0.0
 
 
-def teeth_visibility(crop: np.ndarray, pts: np.ndarray, px_per_unit: float) -> float:
+def teeth_visibility(crop: np.ndarray, pts: np.ndarray, px_per_unit: float) -> tuple[float, np.ndarray]:
     """Visible teeth area (canonical units², ×100): pixels inside the inner lip contour that are lighter and less red
-    than the lips themselves (teeth are bright and grey-white; tongue is red, the cavity dark)."""
+    than the lips themselves (teeth are bright and grey-white; tongue is red, the cavity dark). Also returns the
+    lips' median LAB colour (a hand or microphone over the mouth changes it)."""
     inner = np.round(inner_polygon(pts)).astype(np.int32)
     outer = np.round(np.concatenate([pts[F.OUTER_UPPER], pts[F.OUTER_LOWER[::-1][1:-1]]])).astype(np.int32)
     x0, y0 = np.maximum(outer.min(0) - 2, 0)
     x1, y1 = outer.max(0) + 3
+    none = np.zeros(3, np.float32)
     if x1 <= x0 or y1 <= y0:
-        return 0.0
+        return 0.0, none
     box = crop[y0:y1, x0:x1]
     lab = cv2.cvtColor(box, cv2.COLOR_RGB2LAB).astype(np.int16)
     m_in = np.zeros(box.shape[:2], np.uint8)
@@ -279,12 +287,15 @@ def teeth_visibility(crop: np.ndarray, pts: np.ndarray, px_per_unit: float) -> f
     cv2.fillPoly(m_in, [inner - [x0, y0]], 1)
     cv2.fillPoly(m_out, [outer - [x0, y0]], 1)
     lips = (m_out > 0) & (m_in == 0)
-    if m_in.sum() < 3 or lips.sum() < 10:
-        return 0.0
-    l_lip, a_lip = np.median(lab[lips, 0]), np.median(lab[lips, 1])
+    if lips.sum() < 10:
+        return 0.0, none
+    lip_lab = np.median(lab[lips], axis=0).astype(np.float32)
+    if m_in.sum() < 3:
+        return 0.0, lip_lab
+    l_lip, a_lip = lip_lab[0], lip_lab[1]
     inside = lab[m_in > 0]
     teeth = (inside[:, 0] > l_lip + 12) & (inside[:, 1] < a_lip - 6)
-    return float(teeth.sum()) / px_per_unit ** 2 * 100.0
+    return float(teeth.sum()) / px_per_unit ** 2 * 100.0, lip_lab
 
 
 # --------------------------------------------------------------------------------------------------- selection
