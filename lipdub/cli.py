@@ -79,6 +79,9 @@ def _add_dub_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strength", type=float, default=1.0, help="articulation strength, 0..3 (default 1)")
     p.add_argument("--face-index", type=int, help="which face to dub: 0 = largest persistent face (default)")
     p.add_argument("--face-box", type=_face_box, help="dub the face inside x,y,w,h (pixels of the displayed frame)")
+    p.add_argument("--speaker", default="largest", choices=["largest", "auto"],
+                   help="which face speaks when there are several: largest (default: the largest persistent face) "
+                        "or auto (the face whose mouth moves with the video's own sound)")
     p.add_argument("--crf", type=float, default=16.0, help="H.264 quality, lower is better (default 16)")
     p.add_argument("--preset", default="veryfast", help="x264 preset (default veryfast)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the face-track cache")
@@ -141,9 +144,9 @@ def _dub(args, progress) -> int:
     if not video or not audio or not args.output:
         raise ParameterError("usage: lipdub dub VIDEO AUDIO -o OUT.mp4 (or --face VIDEO --audio AUDIO --outfile OUT)")
     opts = DubOptions(transcript=read_transcript(args.transcript), language=args.language, length=args.length,
-                      strength=args.strength, face_index=args.face_index, face_box=args.face_box, crf=args.crf,
-                      preset=args.preset, cache=not args.no_cache, alignment=args.alignment,
-                      save_alignment=args.save_alignment, profile=args.profile)
+                      strength=args.strength, face_index=args.face_index, face_box=args.face_box,
+                      speaker=args.speaker, crf=args.crf, preset=args.preset, cache=not args.no_cache,
+                      alignment=args.alignment, save_alignment=args.save_alignment, profile=args.profile)
     t = time.perf_counter()
     report = dub(video, audio, args.output, opts, progress=progress)
     progress.close()

@@ -267,15 +267,9 @@ def mouth_curve(path, start: float | None = None, end: float | None = None, cach
 
 def _stream_starts(path: Path) -> tuple[float, float]:
     """Start times (s) of the first video and audio streams (0 where unknown)."""
-    from .media import open_input
+    from .media import stream_starts
 
-    with open_input(path, "media") as c:
-        def start(streams):
-            for s in streams:
-                if s.start_time is not None and s.time_base:
-                    return float(s.start_time * s.time_base)
-            return 0.0
-        return start(c.streams.video), start(c.streams.audio)
+    return stream_starts(path)
 
 
 def cut_audio(path: Path, start: float | None, end: float | None, out: Path) -> float:

@@ -400,6 +400,31 @@ def load_audio(path, sr: int | None = 16000, mono: bool = True) -> tuple[np.ndar
     return (x.mean(axis=0) if mono else np.ascontiguousarray(x)), rate
 
 
+def stream_starts(path) -> tuple[float, float]:
+    """Start times (s) of the first video and audio streams (0 where unknown)."""
+    with open_input(Path(path), "media") as c:
+        def start(streams):
+            for s in streams:
+                if s.start_time is not None and s.time_base:
+                    return float(s.start_time * s.time_base)
+            return 0.0
+        return start(c.streams.video), start(c.streams.audio)
+
+
+def video_audio(path, sr: int = 16000) -> np.ndarray | None:
+    """A video's own sound as mono float32 at `sr` on the video's clock (sample 0 = the first frame's time: leading
+    audio is cut, late audio is preceded by silence); None when the file has no audio track."""
+    with open_input(Path(path), "video") as c:
+        if not c.streams.audio:
+            return None
+    samples, sr = load_audio(path, sr)
+    v0, a0 = stream_starts(path)
+    shift = int(round((a0 - v0) * sr))  # > 0: the audio starts after the first frame
+    if shift > 0:
+        return np.concatenate([np.zeros(shift, np.float32), samples])
+    return samples[-shift:]
+
+
 def output_schedule(n_src_frames: int, src_fps: float, duration: float | None, policy: str = "audio") -> np.ndarray:
     if policy not in POLICIES:
         raise ParameterError(f"unknown loop policy {policy!r}; use one of: {', '.join(POLICIES)}")

@@ -29,6 +29,7 @@ class DubOptions:
     strength: float = 1.0
     face_index: int | None = None
     face_box: tuple[float, float, float, float] | None = None
+    speaker: str = "largest"  # "largest" persistent face, or "auto": the face whose mouth moves with the video's sound
     crf: float = 16.0
     preset: str = "veryfast"
     cache: bool = True
@@ -56,6 +57,11 @@ class DubOptions:
                 box = []
             if len(box) != 4 or not np.isfinite(box).all() or min(box[2:]) <= 0:
                 raise ParameterError("--face-box must be x,y,w,h in pixels with positive width and height")
+        if self.speaker not in face.SPEAKER_MODES:
+            raise ParameterError(f"--speaker must be one of {', '.join(face.SPEAKER_MODES)}, got {self.speaker!r}")
+        if self.speaker == "auto" and (self.face_index is not None or self.face_box is not None):
+            raise ParameterError("--speaker auto chooses the face itself: leave out --face-index and --face-box "
+                                 "(or use them with --speaker largest)")
         for name in ("transcript", "language"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise ParameterError(f"--{name} must be text, got {type(getattr(self, name)).__name__}")
@@ -87,7 +93,10 @@ def _frames(path: Path):
 
 
 def load_track(video: Path, info: media.VideoInfo, opts: DubOptions, progress: Progress | None) -> face.FaceTrack:
-    key = face.cache_key(video, face_index=opts.face_index, face_box=opts.face_box)
+    keyed = {"face_index": opts.face_index, "face_box": opts.face_box}
+    if opts.speaker != "largest":  # the default keeps the cache keys it always had
+        keyed["speaker"] = opts.speaker
+    key = face.cache_key(video, **keyed)
     cache_file = face.cache_dir() / "tracks" / f"{key}.npz"
     if opts.cache and cache_file.is_file():
         try:
@@ -103,9 +112,16 @@ def load_track(video: Path, info: media.VideoInfo, opts: DubOptions, progress: P
         if progress:
             progress("track", done[0], info.n_frames)
 
+    own_audio = None
+    if opts.speaker == "auto" and info.has_audio and not info.is_image:
+        try:
+            own_audio = media.video_audio(video, 16000)
+        except InputError as exc:  # a damaged sound track only costs the automatic choice, not the dub
+            log.warning("--speaker auto: cannot read the sound of %s (%s)", video, exc)
     track = face.track_frames(_frames(video), info.width, info.height, info.n_frames, info.fps,
                               face_index=opts.face_index, face_box_hint=opts.face_box, progress=tick,
-                              frames_from=lambda start: media.iter_frames(video, start), workers=2)
+                              frames_from=lambda start: media.iter_frames(video, start), workers=2,
+                              speaker=opts.speaker, audio=own_audio)
     if opts.cache:
         try:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
