@@ -141,7 +141,20 @@ def main() -> int:
     ap.add_argument("--sheet", help="write a contact sheet PNG here")
     ap.add_argument("--memory", action="store_true", help="also measure a 10-minute footage build (slow)")
     ap.add_argument("--json", help="write the numbers here")
+    ap.add_argument("--heldout", action="store_true",
+                    help="drive both dubs with a motion model that never saw the CNN anchor (a new actor; "
+                         "bench/train_motion.py writes it); the shipped model was trained on this clip")
     args = ap.parse_args()
+    if args.heldout:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from train_motion import LOSO_DIR
+
+        model = LOSO_DIR / "cnn.npz"
+        if not model.is_file():
+            print(f"{model} is missing: run .venv/bin/python bench/train_motion.py first", file=sys.stderr)
+            return 2
+        os.environ["LIPDUB_MOTION_MODEL"] = str(model)
+        print(f"motion model: {model} (never saw the CNN anchor)")
     work = Path(args.work)
     parts = prepare(work)
     results: dict = {}

@@ -83,6 +83,7 @@ class DubReport:
     faces_rendered: int
     speech_method: str
     timings: dict = field(default_factory=dict)
+    appearance: str = "video"  # where the mouths came from: "video" (the clip itself) or "profile:NAME"
 
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -228,7 +229,9 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
                 progress("render", k + 1, n_out)
     timings["render"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
-    return DubReport(output, n_out, info.fps, n_out / info.fps, faces_rendered, speech_track.method, timings)
+    appearance = f"profile:{Path(opts.profile).name}" if actor is not None else "video"
+    return DubReport(output, n_out, info.fps, n_out / info.fps, faces_rendered, speech_track.method, timings,
+                     appearance)
 
 
 def _save_atomically(track, path: Path) -> None:

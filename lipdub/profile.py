@@ -35,7 +35,8 @@ log = logging.getLogger("lipdub")
 FORMAT = "lipdub-profile"
 VERSION = 1
 MAX_YAW_PITCH = 0.45  # sin of the head's turn/tilt beyond which a frame is not frontal enough (~27°)
-BUDGET_BYTES = 320 << 20  # atlas size in memory; longer footage is thinned evenly beyond it
+BUDGET_BYTES = 320 << 20
+RIDGE_LAMBDAS = (30.0, 100.0, 300.0, 1000.0, 3000.0)  # regularisation tried (held-out halves choose)  # atlas size in memory; longer footage is thinned evenly beyond it
 
 Progress = Callable[[str, int, int], None]
 
@@ -130,7 +131,7 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def learn_articulation(samples: list[dict], open_max: float, ridge_lambda: float = 300.0) -> Articulation:
+def learn_articulation(samples: list[dict], open_max: float) -> Articulation:
     """Fit the actor's articulation from footage samples.
 
     samples: per clip {"speech": SpeechTrack, "times": (T,), "opening": (T,) filmed canonical opening (NaN where no
@@ -165,7 +166,8 @@ def learn_articulation(samples: list[dict], open_max: float, ridge_lambda: float
     def fit(train, variant):
         gain, off = np.polyfit(g[train], y[train], 1)
         ridge = None
-        if variant == "ridge":
+        if variant.startswith("ridge"):
+            ridge_lambda = float(variant[5:])
             resid = y[train] - (off + gain * g[train])
             xm = x[train].mean(0)
             xs = x[train].std(0) + 1e-6
@@ -183,17 +185,18 @@ def learn_articulation(samples: list[dict], open_max: float, ridge_lambda: float
         return np.clip(p, 0, 1.2)
 
     scores = {"generic": np.mean([_pearson(g[half == h], y[half == h]) for h in (0, 1)])}
-    for variant in ("linear", "ridge"):
+    variants = ["linear"] + [f"ridge{lam:g}" for lam in RIDGE_LAMBDAS]
+    for variant in variants:
         rs = []
         for h in (0, 1):
             rs.append(_pearson(predict(fit(half != h, variant), half == h), y[half == h]))
         scores[variant] = float(np.mean(rs))
-    all_idx = np.ones(len(g), bool)
-    best = max(("generic", "linear", "ridge"), key=lambda v: scores[v])
+    best = max(scores, key=lambda v: scores[v])
     if best != "generic":
-        art.gain, art.offset, art.ridge = fit(all_idx, best)
-        # the calibration must also keep the actor's range: amplitude follows the filmed mouth
-    art.scores = {k: round(float(v), 4) for k, v in scores.items()} | {"chosen": best, "frames": int(len(g))}
+        art.gain, art.offset, art.ridge = fit(np.ones(len(g), bool), best)
+    ridge_best = max((v for v in scores if v.startswith("ridge")), key=lambda v: scores[v])
+    art.scores = {"generic": round(float(scores["generic"]), 4), "linear": round(float(scores["linear"]), 4),
+                  "ridge": round(float(scores[ridge_best]), 4), "chosen": best, "frames": int(len(g))}
 
     # per-phone width (motion units: relative change of the rest width / 0.12) and teeth
     rest = float(np.median(np.concatenate(rest_w))) if sum(len(r) for r in rest_w) >= 10 else float(np.median(w_all))
@@ -383,6 +386,7 @@ def build(footage: Sequence, progress: Progress | None = None, cache: bool = Tru
                         "kept": atlas.n - before})
     if atlas.n == 0:
         raise InputError("no usable frames in the footage (faces too turned away); give frontal footage")
+    t_atlas = time.perf_counter() - t0 - t_track
 
     # quality: drop motion-blurred mouths and mouths whose lip colour is off (a hand, a microphone in front)
     sharp = atlas.sharpness
@@ -424,7 +428,8 @@ def build(footage: Sequence, progress: Progress | None = None, cache: bool = Tru
     meta = {"format": FORMAT, "version": VERSION, "lipdub": __version__,
             "created": time.strftime("%Y-%m-%d %H:%M:%S"), "sources": sources, "frames": frames_total,
             "seconds": round(sum(s["seconds"] for s in sources), 3), "stride": stride, "rejected": rejected,
-            "build_seconds": round(time.perf_counter() - t0, 2), "track_seconds": round(t_track, 2)}
+            "build_seconds": round(time.perf_counter() - t0, 2), "track_seconds": round(t_track, 2),
+            "atlas_seconds": round(t_atlas, 2)}
     return Profile(atlas, model, art, meta)
 
 

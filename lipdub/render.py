@@ -293,8 +293,11 @@ def teeth_visibility(crop: np.ndarray, pts: np.ndarray, px_per_unit: float) -> t
     if m_in.sum() < 3:
         return 0.0, lip_lab
     l_lip, a_lip = lip_lab[0], lip_lab[1]
+    # off the inner lip edge (lip pixels), then: lit (teeth in the mouth's shadow are often no lighter than the
+    # lips, but far lighter than the cavity) and clearly less red than the lips (tongue and gums are as red)
+    m_in = cv2.erode(m_in, np.ones((3, 3), np.uint8), iterations=max(1, int(round(0.012 * px_per_unit))))
     inside = lab[m_in > 0]
-    teeth = (inside[:, 0] > l_lip + 12) & (inside[:, 1] < a_lip - 6)
+    teeth = (inside[:, 0] > 0.7 * l_lip) & (inside[:, 1] < a_lip - 4)
     return float(teeth.sum()) / px_per_unit ** 2 * 100.0, lip_lab
 
 
@@ -568,7 +571,7 @@ class Renderer:
         return mouth.opening * m.open_max, m.rest_width * (1 + 0.12 * mouth.width)
 
     def plan(self, schedule: np.ndarray, mouth: motion.MouthTrack, teeth: np.ndarray | None = None,
-             teeth_weight: float = 0.5):
+             teeth_weight: float = 0.25):
         """Wanted canonical opening/width per output frame and the atlas entry to draw each from. `teeth`
         (per output frame, atlas teeth units) makes selection match teeth visibility too."""
         m = self.model

@@ -1,0 +1,157 @@
+"""Actor profiles: build from footage, save/load, info, and dubbing another shot of the actor with it."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import lipdub
+from lipdub import compose, evaluate, media, render
+from lipdub import profile as profiles
+from lipdub.errors import InputError
+
+from conftest import require_data
+
+CNN = "video/cnn_anchor_71s.mp4"
+
+
+def _cut(src, start, end, out, audio=True):
+    """A piece of `src` with its own audio (footage for a profile must carry the actor's voice)."""
+    info = media.probe_video(src)
+    samples = sr = None
+    if audio:
+        wav = out.with_suffix(".wav")
+        evaluate.cut_audio(src, start, end, wav)
+        samples, sr = media.load_audio(wav, None, mono=False)
+    with media.VideoWriter(out, info.width, info.height, info.fps, audio=samples, audio_sr=sr, crf=14) as w:
+        for fr in evaluate._RangeFrames(src, start, end, info.fps)():
+            w.write(fr.rgb)
+    return out
+
+
+@pytest.fixture(scope="module")
+def cnn_parts(tmp_path_factory):
+    data = require_data(CNN)
+    d = tmp_path_factory.mktemp("profile")
+    footage = _cut(data / CNN, 0.0, 12.0, d / "footage.mp4")
+    shot = _cut(data / CNN, 50.0, 58.0, d / "shot.mp4", audio=False)
+    speech = d / "speech.wav"
+    evaluate.cut_audio(data / CNN, 30.0, 38.0, speech)
+    prof = profiles.build([footage])
+    path = prof.save(d / "anchor.lipdub")
+    return {"dir": d, "footage": footage, "shot": shot, "speech": speech, "profile": prof, "path": path,
+            "data": data}
+
+
+def test_profile_holds_the_footage_and_learns_articulation(cnn_parts):
+    prof = cnn_parts["profile"]
+    assert prof.meta["frames"] == 300 and prof.atlas.n >= 250  # a frontal anchor: nearly every frame usable
+    assert prof.meta["sources"][0]["name"] == "footage.mp4"
+    # the articulation was scored on held-out halves of the footage and something was learned per phone
+    sc = prof.articulation.scores
+    assert sc["chosen"] in ("generic", "linear", "ridge") and sc["frames"] > 100
+    assert len(prof.articulation.phone_width) >= 5
+    # atlas entries carry geometry that matches their crops
+    crop = prof.atlas.crop(0)
+    assert crop.shape == (prof.atlas.size[1], prof.atlas.size[0], 3)
+    ctrl = prof.atlas.src_controls[0]
+    assert (ctrl[:, 0].min() > -5) and ctrl[:, 0].max() < crop.shape[1] + 5
+
+
+def test_profile_file_round_trip_and_info(cnn_parts):
+    prof, path = cnn_parts["profile"], cnn_parts["path"]
+    loaded = profiles.load(path)
+    assert loaded.atlas.n == prof.atlas.n
+    assert loaded.atlas.jpeg[5] == prof.atlas.jpeg[5]
+    assert np.array_equal(loaded.atlas.norm, prof.atlas.norm) and np.array_equal(loaded.atlas.seq, prof.atlas.seq)
+    assert loaded.model.open_max == pytest.approx(prof.model.open_max)
+    assert loaded.articulation.gain == pytest.approx(prof.articulation.gain)
+    assert loaded.articulation.phone_width == prof.articulation.phone_width
+    text = subprocess.run([sys.executable, "-m", "lipdub", "profile", "info", str(path)], capture_output=True,
+                          text=True, check=True).stdout
+    assert "0.20 min" in text and "frames" in text and "mouth opening coverage" in text
+
+
+def test_dub_with_profile_follows_the_speech(cnn_parts):
+    p = cnn_parts
+    out = p["dir"] / "dub_profile.mp4"
+    report = lipdub.dub(p["shot"], p["speech"], out, profile=str(p["path"]))
+    assert report.appearance == "profile:anchor.lipdub"
+    info = media.probe_video(out)
+    assert abs(info.n_frames - 200) <= 1 and (info.width, info.height) == (512, 512)
+    # re-tracked mouth of the dub against what the anchor really did with this audio (30–38 s)
+    t_truth, truth = evaluate.mouth_curve(p["data"] / CNN, 30.0, 38.0)
+    t_dub, got = evaluate.mouth_curve(out, cache=False)
+    r, lag, _ = evaluate.pearson_at_best_lag(evaluate.resample(t_dub, got, t_truth), truth, 3)
+    assert r > 0.45 and abs(lag) <= 1
+
+
+def test_profile_dubs_another_framing(cnn_parts):
+    """The same profile on the shot cropped to its centre and scaled up: no rebuild, mouth still moves."""
+    import cv2
+
+    p = cnn_parts
+    src = media.probe_video(p["shot"])
+    reframed = p["dir"] / "reframed.mp4"
+    with media.VideoWriter(reframed, 640, 640, src.fps, crf=14) as w:
+        for fr in media.iter_frames(p["shot"]):
+            w.write(cv2.resize(fr.rgb[51:461, 51:461], (640, 640), interpolation=cv2.INTER_CUBIC))
+    out = p["dir"] / "dub_reframed.mp4"
+    lipdub.dub(reframed, p["speech"], out, profile=str(p["path"]))
+    _, got = evaluate.mouth_curve(out, cache=False)
+    _, orig = evaluate.mouth_curve(reframed, cache=False)
+    assert np.nanstd(got) > 0.5 * np.nanstd(orig)  # the dubbed mouth moves like speech, not frozen
+    assert media.probe_video(out).width == 640
+
+
+def test_long_footage_is_thinned_to_the_memory_budget(cnn_parts):
+    prof = profiles.build([cnn_parts["footage"]], budget_bytes=80 * cnn_parts["profile"].atlas.bytes_per_entry())
+    assert prof.meta["stride"] >= 3 and prof.atlas.n <= 100
+    # thinned entries still form runs: consecutive sequence numbers
+    assert np.mean(np.diff(prof.atlas.seq) == 1) > 0.8
+
+
+def test_bad_profile_files_are_refused(tmp_path, cnn_parts):
+    junk = tmp_path / "junk.lipdub"
+    junk.write_bytes(b"not a profile at all")
+    with pytest.raises(InputError, match="cannot read profile"):
+        profiles.load(junk)
+    truncated = tmp_path / "cut.lipdub"
+    truncated.write_bytes(cnn_parts["path"].read_bytes()[:5000])
+    with pytest.raises(InputError):
+        profiles.load(truncated)
+    with pytest.raises(InputError, match="not found"):
+        profiles.load(tmp_path / "missing.lipdub")
+    res = subprocess.run([sys.executable, "-m", "lipdub", "-q", "dub", str(cnn_parts["shot"]),
+                          str(cnn_parts["speech"]), "-o", str(tmp_path / "o.mp4"), "--profile", str(junk)],
+                         capture_output=True, text=True)
+    assert res.returncode == 3 and res.stderr.count("\n") == 1 and "profile" in res.stderr
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_profile_build_refuses_photos_and_missing_files(tmp_path):
+    data = require_data("images/woman_frontal.png")
+    with pytest.raises(InputError, match="still image"):
+        profiles.build([data / "images/woman_frontal.png"])
+    with pytest.raises(InputError, match="not found"):
+        profiles.build([tmp_path / "nope.mp4"])
+
+
+def test_gain_colour_matcher_undoes_a_lighting_change():
+    rng = np.random.default_rng(0)
+    target = rng.integers(90, 160, (40, 40, 3)).astype(np.uint8)
+    patch = (target * 0.7).astype(np.uint8)  # the same skin under dimmer light
+    alpha = compose.feathered_mask(np.array([[2, 2], [38, 2], [38, 38], [2, 38]], float), (0, 0, 40, 40), 10)
+    fixed = compose.ColourMatcher(smoothing=0.0, gain=True)(patch, target, alpha)
+    assert np.abs(fixed.astype(int) - target.astype(int)).mean() < 2.0
+
+
+def test_selection_matches_teeth_when_asked():
+    # two groups of atlas frames with the same opening, with and without teeth; asking for teeth picks the former
+    desc = np.stack([np.full(40, 0.5), np.zeros(40)], 1)
+    teeth = np.r_[np.zeros(20), np.ones(20)]
+    atlas = np.concatenate([desc, teeth[:, None]], 1)
+    want = np.array([[0.5, 0.0, 1.0]] * 10)
+    sel = render.select_frames(atlas, np.zeros((40, 2)), np.arange(40), want, np.zeros((10, 2)), k=8)
+    assert (sel >= 20).all()
