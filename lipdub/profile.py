@@ -269,16 +269,16 @@ class Profile:
             path = path.with_suffix(".lipdub")
         if not path.resolve().parent.is_dir():
             raise OutputError(f"cannot write the profile: folder {path.parent} does not exist")
-        arrays = self.atlas.to_arrays()
+        arrays = self.atlas.to_arrays(with_jpeg=False)
         arrays.update(self.articulation.to_arrays())
         arrays["model"] = np.array([self.model.open_max, self.model.rest_width])
         arrays["meta"] = np.array(json.dumps(self.meta))
         arrays["format"] = np.array(FORMAT)
         arrays["version"] = np.array(VERSION)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.resolve().parent)
+        os.close(fd)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **arrays)
+            _write_npz(tmp, arrays, {"atlas_jpeg": self.atlas.jpeg})
             os.replace(tmp, path)
         except OSError as exc:
             Path(tmp).unlink(missing_ok=True)
@@ -288,6 +288,24 @@ class Profile:
             raise
         self.meta["bytes"] = path.stat().st_size
         return path
+
+
+def _write_npz(path, arrays: dict, byte_chunks: dict) -> None:
+    """np.load-compatible archive, with each of `byte_chunks` (lists of bytes) written as one uint8 array piece by
+    piece: a profile's JPEG crops are never joined in memory."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, arr in arrays.items():
+            with zf.open(name + ".npy", "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asanyarray(arr), allow_pickle=False)
+        for name, chunks in byte_chunks.items():
+            total = sum(len(c) for c in chunks)
+            header = {"descr": "|u1", "fortran_order": False, "shape": (total,)}
+            with zf.open(name + ".npy", "w", force_zip64=True) as fh:
+                np.lib.format.write_array_header_1_0(fh, header)
+                for c in chunks:
+                    fh.write(c)
 
 
 def load(path) -> Profile:
@@ -311,6 +329,12 @@ def load(path) -> Profile:
         raise InputError(f"cannot read profile {path} ({type(exc).__name__}: {exc}); rebuild it") from exc
     meta["bytes"] = path.stat().st_size
     return Profile(atlas, render.MouthModel(atlas.canonical, open_max, rest_width), art, meta)
+
+
+def _subsample(track: F.FaceTrack, n: int) -> F.FaceTrack:
+    idx = np.flatnonzero(track.valid)
+    idx = idx[:: max(1, len(idx) // max(n, 1))]
+    return F.FaceTrack(track.times[idx], track.landmarks[idx], track.valid[idx], track.width, track.height)
 
 
 def _concat_tracks(tracks: Sequence[F.FaceTrack]) -> F.FaceTrack:
@@ -356,7 +380,8 @@ def build(footage: Sequence, progress: Progress | None = None, cache: bool = Tru
     if not any(t.valid.any() for t in tracks):
         raise InputError("no face found in the footage; give clips where the actor's face is visible")
 
-    canonical = F.canonical_shape(_concat_tracks([t for t in tracks if t.valid.any()]))
+    canonical = F.canonical_shape(_concat_tracks([_subsample(t, 400 // len(tracks) + 1) for t in tracks
+                                                  if t.valid.any()]))
     poses = [F.estimate_pose(t, canonical) for t in tracks]
     scales = np.concatenate([ps.scale[t.valid] for ps, t in zip(poses, tracks)])
     atlas = render.Atlas(canonical, float(np.median(scales)))
@@ -375,15 +400,29 @@ def build(footage: Sequence, progress: Progress | None = None, cache: bool = Tru
         log.warning("footage is long: keeping every %d. frame in the profile (memory budget %d MB)", stride,
                     budget_bytes >> 20)
     sources, samples, seq_offset, frames_total = [], [], 0, 0
-    entry_clip = []
-    for k, (p, t, ps, keep) in enumerate(zip(paths, tracks, poses, keeps)):
+    entry_clip, filmed = [], []
+    for k, (p, keep) in enumerate(zip(paths, keeps)):
+        t, ps = tracks[k], poses[k]
         before = atlas.n
-        render.fill_atlas(atlas, p, t, ps, seq_offset=seq_offset, keep=keep, stride=stride, progress=progress)
+        # two halves on two threads (decoding, warping and JPEG coding run in native code without the GIL)
+        second = render.Atlas(canonical, atlas.scale)
+        mid = len(t) // 2
+        with ThreadPoolExecutor(1, thread_name_prefix="lipdub-atlas") as pool:
+            job = pool.submit(render.fill_atlas, second, p, t, ps, seq_offset, keep, stride, None, mid)
+            render.fill_atlas(atlas, p, t, ps, seq_offset=seq_offset, keep=keep, stride=stride, progress=progress,
+                              stop=mid)
+            job.result()
+        atlas.merge(second)
         entry_clip += [k] * (atlas.n - before)
         seq_offset += len(t) // stride + 10  # no run continues across clips
         frames_total += len(t)
         sources.append({"name": p.name, "frames": len(t), "seconds": round(len(t) / infos[k].fps, 3),
                         "kept": atlas.n - before})
+        # what articulation learning needs of this clip, then its track is let go (memory stays bounded by the
+        # atlas budget, not by minutes of footage)
+        d = render.descriptors(F.normalised_landmarks(t, ps)) if learn else np.zeros((len(t), 2))
+        filmed.append((np.where(t.valid, d[:, 0], np.nan), d[:, 1], t.times - (t.times[0] if len(t) else 0.0)))
+        tracks[k] = poses[k] = None
     if atlas.n == 0:
         raise InputError("no usable frames in the footage (faces too turned away); give frontal footage")
     t_atlas = time.perf_counter() - t0 - t_track
@@ -407,21 +446,17 @@ def build(footage: Sequence, progress: Progress | None = None, cache: bool = Tru
         # filmed opening/width per footage frame (pose-free), teeth where the frame is in the atlas
         seq = atlas.seq
         offset = 0
-        for k, (t, ps) in enumerate(zip(tracks, poses)):
-            if speeches[k] is None:
-                offset += len(t) // stride + 10
-                continue
-            norm = F.normalised_landmarks(t, ps)
-            d = render.descriptors(norm)
-            opening = np.where(t.valid, d[:, 0], np.nan)
-            teeth = np.full(len(t), np.nan)
-            mine = (seq >= offset) & (seq < offset + len(t) // stride + 1)
-            frames = (seq[mine] - offset) * stride
-            ok = frames < len(t)
-            teeth[frames[ok]] = atlas.teeth[mine][ok]
-            samples.append({"speech": speeches[k], "times": t.times - (t.times[0] if len(t.times) else 0.0),
-                            "opening": opening, "width": d[:, 1], "teeth": teeth})
-            offset += len(t) // stride + 10
+        for k, (opening, width, times) in enumerate(filmed):
+            n = len(opening)
+            if speeches[k] is not None:
+                teeth = np.full(n, np.nan)
+                mine = (seq >= offset) & (seq < offset + n // stride + 1)
+                frames = (seq[mine] - offset) * stride
+                ok = frames < n
+                teeth[frames[ok]] = atlas.teeth[mine][ok]
+                samples.append({"speech": speeches[k], "times": times, "opening": opening, "width": width,
+                                "teeth": teeth})
+            offset += n // stride + 10
         art = learn_articulation(samples, model.open_max)
     from . import __version__
 

@@ -215,6 +215,13 @@ class Atlas:
         self._arrays = None
         return True
 
+    def merge(self, other: "Atlas") -> None:
+        """Append another atlas's entries (same canonical face and scale: halves filled on two threads)."""
+        self.jpeg += other.jpeg
+        for k in ATLAS_FIELDS:
+            self._rows[k] += other._rows[k]
+        self._arrays = None
+
     def crop(self, a: int) -> np.ndarray:
         """Decoded crop of entry a (RGB; a small cache keeps the current run's frames)."""
         a = int(a)
@@ -242,20 +249,30 @@ class Atlas:
         return out
 
     # files: an atlas is part of an actor profile
-    def to_arrays(self, prefix: str = "atlas_") -> dict[str, np.ndarray]:
+    def to_arrays(self, prefix: str = "atlas_", with_jpeg: bool = True) -> dict[str, np.ndarray]:
+        """Everything as named arrays; the crops as one byte array `jpeg` (left out with with_jpeg=False, for
+        writers that stream `self.jpeg` instead of joining it in memory)."""
         lengths = np.array([len(b) for b in self.jpeg], np.int64)
-        blob = np.frombuffer(b"".join(self.jpeg), np.uint8) if self.jpeg else np.zeros(0, np.uint8)
         out = {f"{prefix}{k}": v for k, v in self.arrays().items()}
-        out.update({f"{prefix}jpeg": blob, f"{prefix}jpeg_lengths": lengths, f"{prefix}canonical": self.canonical,
+        out.update({f"{prefix}jpeg_lengths": lengths, f"{prefix}canonical": self.canonical,
                     f"{prefix}geometry": np.array([self.scale])})
+        if with_jpeg:
+            out[f"{prefix}jpeg"] = np.frombuffer(b"".join(self.jpeg), np.uint8) if self.jpeg else np.zeros(0, np.uint8)
         return out
 
     @classmethod
     def from_arrays(cls, z, prefix: str = "atlas_") -> "Atlas":
         atlas = cls(z[f"{prefix}canonical"], float(z[f"{prefix}geometry"][0]))
-        blob, lengths = z[f"{prefix}jpeg"], z[f"{prefix}jpeg_lengths"]
-        ends = np.cumsum(lengths)
-        atlas.jpeg = [blob[e - n:e].tobytes() for e, n in zip(ends, lengths)]
+        lengths = z[f"{prefix}jpeg_lengths"]
+        # crops are read one by one from the archive (never the whole byte array plus its pieces in memory)
+        with z.zip.open(f"{prefix}jpeg.npy") as fh:
+            version = np.lib.format.read_magic(fh)
+            shape, _, _ = np.lib.format._read_array_header(fh, version)
+            if shape != (int(lengths.sum()),):
+                raise ValueError("crop data and crop lengths disagree")
+            atlas.jpeg = [fh.read(int(n)) for n in lengths]
+        if any(len(b) != n for b, n in zip(atlas.jpeg, lengths)):
+            raise ValueError("crop data is truncated")
         atlas._arrays = {k: np.asarray(z[f"{prefix}{k}"]) for k in ATLAS_FIELDS}
         atlas._rows = {k: list(v) for k, v in atlas._arrays.items()}
         return atlas
@@ -515,13 +532,16 @@ def _pose_features(pose: F.Pose, idx: np.ndarray) -> np.ndarray:
 
 def fill_atlas(atlas: Atlas, video: Path, track: F.FaceTrack, pose: F.Pose, seq_offset: int = 0,
                keep: np.ndarray | None = None, stride: int = 1,
-               progress: Callable[[str, int, int], None] | None = None) -> int:
-    """Add `video`'s usable frames (valid, and `keep` where given; every `stride`-th) to the atlas; returns the
-    number added. Sequence numbers continue runs of kept frames, so selection prefers playing them in order."""
+               progress: Callable[[str, int, int], None] | None = None, start: int = 0,
+               stop: int | None = None) -> int:
+    """Add `video`'s usable frames in [start, stop) (valid, and `keep` where given; every `stride`-th) to the atlas;
+    returns the number added. Sequence numbers continue runs of kept frames, so selection prefers playing them in
+    order."""
     added = 0
-    for fr in media.iter_frames(video):
+    stop = len(track) if stop is None else min(stop, len(track))
+    for fr in media.iter_frames(video, start):
         i = fr.index
-        if i >= len(track):
+        if i >= stop:
             break
         if track.valid[i] and i % stride == 0 and (keep is None or keep[i]):
             added += atlas.add(seq_offset + i // stride, fr.rgb, track.landmarks[i],
