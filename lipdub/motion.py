@@ -123,11 +123,13 @@ class OpeningModel:
     def __init__(self, arrays: dict):
         self.arrays = {k: np.asarray(v, np.float64) for k, v in arrays.items()}
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
+    def predict(self, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
         a = self.arrays
         if "w1" not in a:
             w = a["weights"]
             return w[0] + x @ w[1:]
+        if len(x) > chunk:  # bounded memory on hour-long audio: the ensemble's (E, N, F) temporaries stay small
+            return np.concatenate([self.predict(x[i:i + chunk], chunk) for i in range(0, len(x), chunk)])
         z = (x[None] - a["mean"][:, None]) / a["std"][:, None]  # (E, N, F)
         hidden = np.tanh(np.einsum("enf,efh->enh", z, a["w1"]) + a["b1"][:, None])
         return (np.einsum("enh,eh->en", hidden, a["w2"]) + a["b2"][:, None]).mean(0)

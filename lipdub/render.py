@@ -167,6 +167,8 @@ class Atlas:
     def arrays(self) -> dict[str, np.ndarray]:
         if self._arrays is None:
             self._arrays = {k: np.asarray(v) for k, v in self._rows.items()}
+            # rows become views of the stacked arrays: the per-row copies are let go (half the memory)
+            self._rows = {k: list(v) for k, v in self._arrays.items()}
             shapes = {"src_controls": (0, len(CONTROL) + len(F.JAW) + len(UPPER_EDGE), 2), "norm": (0, 478, 3),
                       "pose_feat": (0, 2), "lip_lab": (0, 3)}
             for k, shape in shapes.items():
@@ -243,8 +245,8 @@ class Atlas:
         idx = np.flatnonzero(keep)
         out.jpeg = [self.jpeg[i] for i in idx]
         arr = self.arrays()
-        out._rows = {k: list(arr[k][idx]) for k in ATLAS_FIELDS}
         out._arrays = {k: arr[k][idx] for k in ATLAS_FIELDS}
+        out._rows = {k: list(v) for k, v in out._arrays.items()}
         out._decoded = OrderedDict()
         return out
 
