@@ -89,6 +89,13 @@ def _add_dub_options(p: argparse.ArgumentParser) -> None:
                    help="write the speech analysis (phones with times, voicing, jaw) for reuse or editing")
     p.add_argument("--alignment", metavar="FILE.json",
                    help="use a saved (possibly edited) speech analysis instead of analysing AUDIO again")
+    p.add_argument("--region", default="lower", choices=["lips", "lower", "face", "head"],
+                   help="what moves: lips; lower (lips, jaw, chin: default); face (+ eyes and brows: blinks, brow "
+                        "raises, cheeks); head (+ head motion driven by the speech: photos and static shots)")
+    p.add_argument("--emotion", default="neutral", choices=["neutral", "happy", "sad", "angry", "surprised"],
+                   help="a steady emotion: mouth corners, cheeks, brows and eyes (eyes and brows need --region "
+                        "face or head)")
+    p.add_argument("--emotion-strength", type=float, default=1.0, help="0..2 (default 1)")
     p.add_argument("--profile", metavar="ACTOR.lipdub",
                    help="an actor profile (lipdub profile build): mouths and articulation from the actor's footage")
 
@@ -146,7 +153,8 @@ def _dub(args, progress) -> int:
     opts = DubOptions(transcript=read_transcript(args.transcript), language=args.language, length=args.length,
                       strength=args.strength, face_index=args.face_index, face_box=args.face_box,
                       speaker=args.speaker, crf=args.crf, preset=args.preset, cache=not args.no_cache,
-                      alignment=args.alignment, save_alignment=args.save_alignment, profile=args.profile)
+                      alignment=args.alignment, save_alignment=args.save_alignment, profile=args.profile,
+                      region=args.region, emotion=args.emotion, emotion_strength=args.emotion_strength)
     t = time.perf_counter()
     report = dub(video, audio, args.output, opts, progress=progress)
     progress.close()

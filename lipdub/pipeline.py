@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import compose, face, media, motion, render, speech
+from . import compose, expression, face, media, motion, render, speech
 from .errors import InputError, OutputError, ParameterError
 
 log = logging.getLogger("lipdub")
@@ -36,6 +36,9 @@ class DubOptions:
     alignment: str | None = None  # a saved SpeechTrack JSON to use instead of analysing the audio
     save_alignment: str | None = None  # where to write the speech analysis for reuse
     profile: str | None = None  # an actor profile (`lipdub profile build`) to draw mouths and articulation from
+    region: str = "lower"  # lips | lower (lips, jaw, chin) | face (+ eyes, brows, cheeks) | head (+ head motion)
+    emotion: str = "neutral"  # neutral | happy | sad | angry | surprised
+    emotion_strength: float = 1.0
 
     def validate(self) -> None:
         """Every option checked before any work starts (a bad value must not cost a face track first)."""
@@ -57,6 +60,7 @@ class DubOptions:
                 box = []
             if len(box) != 4 or not np.isfinite(box).all() or min(box[2:]) <= 0:
                 raise ParameterError("--face-box must be x,y,w,h in pixels with positive width and height")
+        expression.check(self.region, self.emotion, self.emotion_strength)
         if self.speaker not in face.SPEAKER_MODES:
             raise ParameterError(f"--speaker must be one of {', '.join(face.SPEAKER_MODES)}, got {self.speaker!r}")
         if self.speaker == "auto" and (self.face_index is not None or self.face_box is not None):
@@ -84,6 +88,9 @@ class DubReport:
     speech_method: str
     timings: dict = field(default_factory=dict)
     appearance: str = "video"  # where the mouths came from: "video" (the clip itself) or "profile:NAME"
+    wanted_opening: np.ndarray | None = None  # (frames,) inner-lip gap asked for, in eye-corner distances
+    head: np.ndarray | None = None  # (frames, 3) head pitch/yaw/roll added (degrees), with --region head
+    blink: np.ndarray | None = None  # (frames,) eye closure added (0..1), for photos with --region face/head
 
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -199,16 +206,27 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
         mouth = motion.MouthTrack(mouth.times, np.clip(mouth.opening * opts.strength, 0, 1.2).astype(np.float32),
                                   np.clip(mouth.width * opts.strength, -1, 1).astype(np.float32), mouth.closed)
         teeth = actor.articulation.teeth(mouth, speech_track)
+    scale_o, floor_o = expression.mouth_bias(opts.emotion, opts.emotion_strength)
+    if (scale_o, floor_o) != (1.0, 0.0):
+        speaking = (mouth.opening > 0) & ~mouth.closed
+        opened = np.where(speaking, np.maximum(mouth.opening * scale_o, floor_o), mouth.opening)
+        mouth = motion.MouthTrack(mouth.times, np.clip(opened, 0, 1.2).astype(np.float32), mouth.width, mouth.closed)
 
     t = time.perf_counter()
-    renderer = None
+    renderer = styler = None
     if track.valid.any():
         if actor is not None:
             renderer = render.Renderer(actor.atlas, track, model=actor.model,
-                                       colour=compose.ColourMatcher(gain=True))
+                                       colour=compose.ColourMatcher(gain=True), region=opts.region)
         else:
             renderer = render.Renderer.for_video(video, info, track, progress)
-        plan = renderer.plan(schedule, mouth, teeth)
+            renderer.region = opts.region
+        if opts.region in ("face", "head") or opts.emotion != "neutral":
+            styler = FaceStyler(renderer, track, schedule, speech_track, samples16, opts, info.is_image, info.fps)
+            renderer = styler.renderer
+            plan = renderer.plan(np.arange(n_out), mouth, teeth)
+        else:
+            plan = renderer.plan(schedule, mouth, teeth)
     else:
         log.warning("no face found in %s: writing the video unchanged with the new audio", video)
     timings["atlas"] = time.perf_counter() - t
@@ -221,7 +239,10 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
         for k, j in enumerate(schedule):
             j = int(j)
             frame = reader.get(j)
-            if renderer is not None:
+            if styler is not None:
+                frame, rendered = styler.frame(k, j, frame, plan)
+                faces_rendered += rendered
+            elif renderer is not None:
                 frame, rendered = renderer.frame(k, j, frame, plan)
                 faces_rendered += rendered
             sink.write(frame)
@@ -230,8 +251,90 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
     timings["render"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     appearance = f"profile:{Path(opts.profile).name}" if actor is not None else "video"
-    return DubReport(output, n_out, info.fps, n_out / info.fps, faces_rendered, speech_track.method, timings,
-                     appearance)
+    report = DubReport(output, n_out, info.fps, n_out / info.fps, faces_rendered, speech_track.method, timings,
+                       appearance)
+    if renderer is not None:
+        report.wanted_opening = renderer.wanted(mouth)[0].astype(np.float32)
+    if styler is not None:
+        report.head = styler.motion.head if styler.head else None
+        report.blink = styler.motion.blink if styler.blinks and styler.warp_face else None
+    return report
+
+
+class FaceStyler:
+    """Expression and head motion on top of the mouth: per output frame, the speaker's landmarks are moved (emotion,
+    blinks and brow raises for the face region, a small head rotation for the head region), the frame is warped to
+    them, and the mouth is rendered onto the moved face."""
+
+    def __init__(self, renderer: render.Renderer, track: face.FaceTrack, schedule: np.ndarray, speech_track,
+                 samples16: np.ndarray, opts: DubOptions, still: bool, fps: float):
+        import zlib
+
+        self.opts, self.track, self.schedule = opts, track, np.asarray(schedule, np.int64)
+        canonical = renderer.canonical
+        self.pose = renderer.pose  # source frames against the atlas's canonical face
+        times = np.arange(len(schedule)) / fps
+        seed = zlib.crc32(np.asarray(samples16[:16000], np.float32).tobytes())
+        self.motion = expression.face_motion(speech_track, samples16, times, opts.emotion, opts.emotion_strength,
+                                             seed=seed)
+        self.emotion = expression.emotion_offsets(canonical, opts.emotion, opts.emotion_strength)
+        self.warp_face = opts.region in ("face", "head")
+        self.head = opts.region == "head"
+        # a video blinks by itself; a photo or a frozen shot needs blinks
+        self.blinks = still or _is_static(track)
+        self.warper = render.FaceWarper(canonical)
+        n = len(schedule)
+        moved = np.zeros((n, 478, 3), np.float32)
+        valid = np.zeros(n, bool)
+        self.rotations = np.tile(np.eye(3), (n, 1, 1))
+        self.offsets: list = [None] * n
+        for k, j in enumerate(self.schedule):
+            if j >= len(track) or not track.valid[j]:
+                continue
+            off = expression.frame_offsets(self.motion, k, canonical,
+                                           self.emotion if self.warp_face else _mouth_only(self.emotion),
+                                           blinks=self.blinks and self.warp_face)
+            if not self.warp_face:
+                off[:, :] = _mouth_only(off)
+            p = self.pose
+            lm = track.landmarks[j].astype(np.float64) + p.scale[j] * off @ p.rotation[j].T
+            if self.head:
+                rot = expression.rotation(*self.motion.head[k])
+                piv = self.warper.pivot((p.scale[j], p.rotation[j], p.translation[j]))
+                lm = (lm - piv) @ rot.T + piv
+                self.rotations[k] = rot
+            moved[k], valid[k] = lm, True
+            self.offsets[k] = off
+        self.moved = face.FaceTrack(times, moved, valid, track.width, track.height)
+        self.renderer = renderer.retarget(self.moved)
+
+    def frame(self, k: int, j: int, frame: np.ndarray, plan) -> tuple[np.ndarray, bool]:
+        if not self.moved.valid[k]:
+            return self.renderer.frame(k, k, frame, plan)
+        if self.warp_face:
+            p = self.pose
+            frame = self.warper.warp(frame, (p.scale[j], p.rotation[j], p.translation[j]),
+                                     self.track.landmarks[j].astype(np.float64), self.moved.landmarks[k],
+                                     self.rotations[k] if self.head else None)
+            b = float(self.motion.blink[k]) if self.blinks else 0.0
+            if b > 0.2:
+                frame = render.close_eyes(frame, self.moved.landmarks[k], min(1.0, (b - 0.2) / 0.6),
+                                          float(p.scale[j]))
+        return self.renderer.frame(k, k, frame, plan, _mouth_only(self.offsets[k]))
+
+
+def _mouth_only(off: np.ndarray) -> np.ndarray:
+    """The part of a landmark displacement that the mouth renderer draws (lips and the skin around them)."""
+    out = np.zeros_like(off)
+    keep = render.CONTROL
+    out[keep] = off[keep]
+    return out
+
+
+def _is_static(track: face.FaceTrack) -> bool:
+    """A still image or a shot whose face never moves or blinks by itself (a looped frame, a freeze)."""
+    lm = track.landmarks[track.valid]
+    return len(lm) < 3 or float(np.abs(np.diff(lm[:, :, :2], axis=0)).max()) < 0.5
 
 
 def _save_atomically(track, path: Path) -> None:

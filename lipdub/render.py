@@ -19,6 +19,7 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 from . import compose, media, motion
+from . import expression as _expression
 from . import face as F
 from .errors import InputError
 
@@ -29,6 +30,7 @@ LOWER_FACE = [57, 287, 43, 273, 106, 335, 182, 406, 83, 313, 18, 200, 199, 175, 
               208, 428, 214, 434, 212, 432, 202, 422, 210, 430, 169, 394, 135, 364, 138, 367, 192, 416, 207, 427,
               216, 436, 204, 424, 194, 418, 201, 421, 164, 167, 393, 165, 391, 92, 322, 186, 410]
 CONTROL = sorted(set(LIPS + F.JAW + UPPER_EDGE + LOWER_FACE))
+_NOT_LIPS = sorted(set(range(478)) - set(LIPS))
 INNER_PAIRS = list(zip(F.INNER_UPPER[1:-1], F.INNER_LOWER[1:-1]))  # vertically opposite inner-lip points
 OUTER_PAIRS = list(zip(F.OUTER_UPPER[1:-1], F.OUTER_LOWER[1:-1]))
 
@@ -369,32 +371,16 @@ def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.
 
 # --------------------------------------------------------------------------------------------------- warping
 
-class MeshWarper:
-    """Piecewise-affine warp over a fixed triangulation of the lower-face control points (+ an outer ring)."""
+class TriangleMesh:
+    """Piecewise-affine warp over a fixed Delaunay triangulation of a point set (canonical positions)."""
 
-    def __init__(self, canonical: np.ndarray, ring_offset: float = 0.35):
-        self.canonical = canonical
-        c2 = canonical[CONTROL, :2]
-        centre = 0.5 * (canonical[13, :2] + canonical[14, :2])
-        jaw = canonical[F.JAW, :2]
-        direction = jaw - centre
-        direction /= np.linalg.norm(direction, axis=1, keepdims=True)
-        self.ring = np.concatenate([canonical[F.JAW], np.zeros((len(F.JAW), 0))], axis=1).copy()
-        self.ring[:, :2] = jaw + ring_offset * direction  # fixed to the skull: the neck stretches under a jaw drop
-        upper = canonical[UPPER_EDGE, :2]
-        self.ring_up = canonical[UPPER_EDGE].copy()
-        self.ring_up[:, 1] -= 0.12  # above the top edge, so the mesh covers the whole feathered mask
-        pts = np.concatenate([c2, self.ring[:, :2], self.ring_up[:, :2]])
+    def __init__(self, points: np.ndarray):
+        pts = np.asarray(points, np.float64)[:, :2]
         self.triangles = Delaunay(pts).simplices.astype(np.int32)
-        # drop sliver triangles spanning the concave ring corners
+        # drop sliver triangles spanning concave outlines
         a, b, cc = pts[self.triangles[:, 0]], pts[self.triangles[:, 1]], pts[self.triangles[:, 2]]
         area = 0.5 * np.abs((b[:, 0] - a[:, 0]) * (cc[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (cc[:, 0] - a[:, 0]))
         self.triangles = self.triangles[area > 1e-5]
-        del upper
-
-    def control_points(self, shape: np.ndarray) -> np.ndarray:
-        """(N,3) canonical control points for a 478-point canonical shape (ring fixed to the skull)."""
-        return np.concatenate([shape[CONTROL], self.ring, self.ring_up])
 
     def warp(self, src_img: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray, roi: tuple[int, int, int, int],
              detail: tuple[int, int, int, int] | None = None):
@@ -431,6 +417,127 @@ class MeshWarper:
                     fy = np.ascontiguousarray(map_y[dy0:dy1, dx0:dx1])
                 out[dy0:dy1, dx0:dx1] = cv2.remap(src_img, fx, fy, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
         return out, covered.astype(np.uint8) * 255
+
+
+class MeshWarper(TriangleMesh):
+    """Piecewise-affine warp over a fixed triangulation of the lower-face control points (+ an outer ring)."""
+
+    def __init__(self, canonical: np.ndarray, ring_offset: float = 0.35):
+        self.canonical = canonical
+        c2 = canonical[CONTROL, :2]
+        centre = 0.5 * (canonical[13, :2] + canonical[14, :2])
+        jaw = canonical[F.JAW, :2]
+        direction = jaw - centre
+        direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+        self.ring = np.concatenate([canonical[F.JAW], np.zeros((len(F.JAW), 0))], axis=1).copy()
+        self.ring[:, :2] = jaw + ring_offset * direction  # fixed to the skull: the neck stretches under a jaw drop
+        upper = canonical[UPPER_EDGE, :2]
+        self.ring_up = canonical[UPPER_EDGE].copy()
+        self.ring_up[:, 1] -= 0.12  # above the top edge, so the mesh covers the whole feathered mask
+        super().__init__(np.concatenate([c2, self.ring[:, :2], self.ring_up[:, :2]]))
+        del upper
+
+    def control_points(self, shape: np.ndarray) -> np.ndarray:
+        """(N,3) canonical control points for a 478-point canonical shape (ring fixed to the skull)."""
+        return np.concatenate([shape[CONTROL], self.ring, self.ring_up])
+
+
+FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148, 176,
+             149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109]
+NOSE = [168, 6, 197, 195, 5, 4, 1, 2, 98, 327, 129, 358, 48, 278]
+
+
+class FaceWarper:
+    """Moves the whole face (and, for head motion, the hair around it) in a frame: eyes, brows, cheeks and lids to
+    new landmark positions, and optionally the head by a small 3D rotation.
+
+    The mesh joins the face landmarks to two rings around the face oval: the inner one (hair, ears) follows the head,
+    the outer one is fixed to the frame, so the background and body stay still and the warp is continuous (no
+    tearing). Ring points outside the frame are pinned, so nothing is dragged in from beyond the frame edge."""
+
+    POINTS = sorted(set(FACE_OVAL + NOSE + F.JAW + F.OUTER_UPPER + F.OUTER_LOWER + F.STABLE +
+                        [33, 133, 263, 362] + _expression.UPPER_FACE))
+
+    def __init__(self, canonical: np.ndarray, hair: float = 1.35, fixed: float = 2.1):
+        c = np.asarray(canonical, np.float64)
+        self.canonical = c
+        centre = c[FACE_OVAL].mean(0)
+        oval = c[FACE_OVAL]
+        self.hair = centre + hair * (oval - centre)
+        self.fixed = centre + fixed * (oval - centre)
+        # how much of the head's motion the hair ring takes: all above the eyes, little at the chin (the neck)
+        eye_y, chin_y = c[[33, 263], 1].mean(), c[F.CHIN, 1]
+        self.follow = np.clip(1 - (oval[:, 1] - eye_y) / max(chin_y - eye_y, 1e-3) * 0.7, 0.25, 1.0)
+        self.mesh = TriangleMesh(np.concatenate([c[self.POINTS, :2], self.hair[:, :2], self.fixed[:, :2]]))
+
+    def pivot(self, pose: tuple) -> np.ndarray:
+        """The neck joint in frame coordinates: behind the face, below the chin."""
+        scale, rot, trans = pose
+        c = self.canonical
+        p = np.array([c[FACE_OVAL, 0].mean(), c[F.CHIN, 1] + 0.25, c[FACE_OVAL, 2].mean() + 0.9])
+        return scale * rot @ p + trans
+
+    def warp(self, frame: np.ndarray, pose: tuple, src: np.ndarray, dst: np.ndarray,
+             head: np.ndarray | None = None) -> np.ndarray:
+        """frame with landmarks `src` (478,3 frame px) moved to `dst`; `head` (3x3) additionally turns the hair ring
+        about the neck (dst already includes the head's motion for the face itself)."""
+        scale, rot, trans = pose
+        h, w = frame.shape[:2]
+        hair_src = scale * self.hair @ rot.T + trans
+        fixed_src = scale * self.fixed @ rot.T + trans
+        hair_dst = hair_src.copy()
+        if head is not None:
+            piv = self.pivot(pose)
+            moved = (hair_src - piv) @ head.T + piv
+            hair_dst = hair_src + self.follow[:, None] * (moved - hair_src)
+        inside = (hair_src[:, 0] > 1) & (hair_src[:, 0] < w - 2) & (hair_src[:, 1] > 1) & (hair_src[:, 1] < h - 2)
+        hair_dst[~inside] = hair_src[~inside]
+        s_pts = np.concatenate([src[self.POINTS, :2], hair_src[:, :2], fixed_src[:, :2]])
+        d_pts = np.concatenate([dst[self.POINTS, :2], hair_dst[:, :2], fixed_src[:, :2]])
+        # the fixed ring is clipped to the frame: the warp leaves the frame's edge where it is
+        d_pts[-len(self.fixed):] = np.clip(d_pts[-len(self.fixed):], [0, 0], [w - 1, h - 1])
+        s_pts[-len(self.fixed):] = d_pts[-len(self.fixed):]
+        x0, y0 = np.floor(np.maximum(d_pts.min(0), 0)).astype(int)
+        x1, y1 = np.ceil(np.minimum(d_pts.max(0) + 1, [w, h])).astype(int)
+        if x1 - x0 < 4 or y1 - y0 < 4:
+            return frame
+        warped, cover = self.mesh.warp(frame, s_pts, d_pts, (x0, y0, x1, y1))
+        out = frame.copy()
+        m = cover > 0
+        out[y0:y1, x0:x1][m] = warped[m]
+        return out
+
+
+def close_eyes(frame: np.ndarray, landmarks: np.ndarray, amount: float, px_per_unit: float) -> np.ndarray:
+    """A closing eye after the lid warp: what is left of the eye between the (moved) lids is filled from the lid
+    skin around it, and the lash line is drawn along the lid's edge; `amount` 0..1 blends it in."""
+    out = frame
+    h, w = frame.shape[:2]
+    grow = max(1, int(round(0.012 * px_per_unit)))
+    for upper, lower, corners in ((_expression.RIGHT_UPPER_LID, _expression.RIGHT_LOWER_LID, (33, 133)),
+                                  (_expression.LEFT_UPPER_LID, _expression.LEFT_LOWER_LID, (263, 362))):
+        lid = np.concatenate([landmarks[[corners[0]], :2], landmarks[upper, :2], landmarks[[corners[1]], :2]])
+        poly = np.concatenate([lid, landmarks[lower[::-1], :2]])
+        x0, y0 = np.floor(poly.min(0)).astype(int) - 4 * grow
+        x1, y1 = np.ceil(poly.max(0)).astype(int) + 4 * grow
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        if x1 - x0 < 4 or y1 - y0 < 3:
+            continue
+        patch = np.ascontiguousarray(out[y0:y1, x0:x1])
+        mask = np.zeros(patch.shape[:2], np.uint8)
+        cv2.fillPoly(mask, [np.round(poly - [x0, y0]).astype(np.int32)], 255)
+        mask = cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=grow)
+        filled = cv2.inpaint(patch, mask, 3, cv2.INPAINT_TELEA)
+        lash = np.percentile(patch.reshape(-1, 3), 5, axis=0) * 0.8
+        line = filled.copy()
+        cv2.polylines(line, [np.round((lid - [x0, y0]) * 4).astype(np.int32)], False, tuple(float(v) for v in lash),
+                      thickness=max(1, grow), lineType=cv2.LINE_AA, shift=2)
+        soft = cv2.GaussianBlur(mask, (0, 0), grow).astype(np.float32)[..., None] / 255.0 * amount
+        mixed = (patch * (1 - soft) + line * soft + 0.5).astype(np.uint8)
+        if out is frame:
+            out = frame.copy()
+        out[y0:y1, x0:x1] = mixed
+    return out
 
 
 def _affine_maps(corners: np.ndarray, ids: np.ndarray, coefs: np.ndarray, x0: int, y0: int, w: int, h: int,
@@ -558,7 +665,7 @@ class Renderer:
     target track's head pose at the wanted opening and width."""
 
     def __init__(self, atlas: Atlas, track: F.FaceTrack, pose: F.Pose | None = None, model: MouthModel | None = None,
-                 colour: compose.ColourMatcher | None = None):
+                 colour: compose.ColourMatcher | None = None, region: str = "lower"):
         if atlas.n == 0:
             raise InputError("the mouth atlas is empty: no usable face frames to draw mouths from")
         self.atlas, self.track = atlas, track
@@ -573,6 +680,7 @@ class Renderer:
         self._edge_pos = [CONTROL.index(i) for i in UPPER_EDGE]
         self.donor_src = atlas.src_controls[self.donor].astype(np.float64)
         self.colour = colour or compose.ColourMatcher()
+        self.region = region
         self.prev_j: int | None = None
 
     @classmethod
@@ -618,8 +726,14 @@ class Renderer:
             return np.zeros(len(sharp))
         return 0.3 * np.clip(1 - sharp / typical, 0, 1) ** 2
 
-    def frame(self, k: int, j: int, frame: np.ndarray, plan) -> tuple[np.ndarray, bool]:
-        """Output frame k drawn over source frame j; frames without the speaker pass through untouched."""
+    def retarget(self, track: F.FaceTrack) -> "Renderer":
+        """The same atlas and mouth model drawing onto another track (landmarks moved by head motion or expression)."""
+        return Renderer(self.atlas, track, model=self.model, colour=self.colour, region=self.region)
+
+    def frame(self, k: int, j: int, frame: np.ndarray, plan, offsets: np.ndarray | None = None
+              ) -> tuple[np.ndarray, bool]:
+        """Output frame k drawn over source frame j; frames without the speaker pass through untouched. `offsets`
+        (478,3 canonical) move the wanted face (an emotion's mouth corners)."""
         open_c, width_c, sel = plan
         if j >= len(self.track) or not self.track.valid[j]:
             self.colour.reset()
@@ -628,7 +742,7 @@ class Renderer:
         if self.prev_j is not None and abs(j - self.prev_j) > 1:
             self.colour.reset()  # a loop jump: the lighting may differ
         self.prev_j = j
-        return self.render_frame(frame, j, int(sel[k]), float(open_c[k]), float(width_c[k])), True
+        return self.render_frame(frame, j, int(sel[k]), float(open_c[k]), float(width_c[k]), offsets), True
 
     def _to_frame(self, j: int, shape: np.ndarray) -> np.ndarray:
         dst = self.pose.to_frame(j, self.warper.control_points(shape))[:, :2]
@@ -662,9 +776,14 @@ class Renderer:
         out = cavity * (1 - mask_u) + teeth * mask_u
         return (out * (1 - mask_l) + teeth_low * mask_l + 0.5).astype(np.uint8)
 
-    def render_frame(self, frame: np.ndarray, j: int, a: int, opening: float, width: float) -> np.ndarray:
+    def render_frame(self, frame: np.ndarray, j: int, a: int, opening: float, width: float,
+                     offsets: np.ndarray | None = None) -> np.ndarray:
         atlas = self.atlas
         shape = target_shape(self.model, self.norm[a], opening, width)
+        if self.region == "lips":  # the jaw and chin stay as they are in the frame: only the lips move
+            shape[_NOT_LIPS] = self.norm[a][_NOT_LIPS]
+        if offsets is not None:
+            shape = shape + offsets
         dst = self._to_frame(j, shape)
         n_ctrl = len(CONTROL)
         src = atlas.src_controls[a].astype(np.float64)
@@ -691,10 +810,19 @@ class Renderer:
             interior = self.interior(warped, j, dst, roi, detail, opening, width)
             m = (inner_lip_mask(dst[:n_ctrl], roi) * weight)[..., None]
             warped = (warped * (1 - m) + interior * m + 0.5).astype(np.uint8)
-        hull = np.concatenate([dst[: n_ctrl][[CONTROL.index(i) for i in F.JAW]],
-                               self.track.landmarks[j, F.JAW, :2],
-                               self.track.landmarks[j, UPPER_EDGE, :2]])
-        alpha = compose.feathered_mask(hull, roi, feather=0.12 * scale)
+        if self.region == "lips":
+            # lips and a little skin around them: grown outer lip contours of the frame and of the new mouth
+            outer = [CONTROL.index(i) for i in F.OUTER_UPPER + F.OUTER_LOWER]
+            lips_now = self.track.landmarks[j, F.OUTER_UPPER + F.OUTER_LOWER, :2]
+            both = np.concatenate([dst[outer], lips_now])
+            centre = both.mean(0)
+            hull = centre + 1.35 * (both - centre)
+            alpha = compose.feathered_mask(hull, roi, feather=0.06 * scale)
+        else:
+            hull = np.concatenate([dst[: n_ctrl][[CONTROL.index(i) for i in F.JAW]],
+                                   self.track.landmarks[j, F.JAW, :2],
+                                   self.track.landmarks[j, UPPER_EDGE, :2]])
+            alpha = compose.feathered_mask(hull, roi, feather=0.12 * scale)
         alpha *= cover.astype(np.float32) / 255.0
         x0, y0, x1, y1 = roi
         warped = self.colour(warped, frame[y0:y1, x0:x1], alpha)
