@@ -1,5 +1,6 @@
 """`lipdub demo`: needs no user files. scikit-image's astronaut portrait (public domain, inside its wheel) says a
-sentence synthesised offline by espeak-ng; the transcript is known, so the demo exercises forced alignment too."""
+sentence synthesised offline by espeak-ng, with head motion and blinks (`--region head`); the transcript is known, so
+the demo exercises forced alignment too."""
 
 from __future__ import annotations
 
@@ -38,5 +39,6 @@ def run_demo(output: str | Path = "out/demo.mp4", progress=None) -> Path:
     with tempfile.TemporaryDirectory(prefix="lipdub-demo-") as tmp:
         photo = portrait(Path(tmp) / "astronaut.png")
         speech = synthesise(SENTENCE, Path(tmp) / "sentence.wav")
-        report = dub(photo, speech, output, DubOptions(transcript=SENTENCE, language="en"), progress=progress)
+        report = dub(photo, speech, output, DubOptions(transcript=SENTENCE, language="en", region="head"),
+                     progress=progress)
     return report.output

@@ -30,7 +30,6 @@ LOWER_FACE = [57, 287, 43, 273, 106, 335, 182, 406, 83, 313, 18, 200, 199, 175, 
               208, 428, 214, 434, 212, 432, 202, 422, 210, 430, 169, 394, 135, 364, 138, 367, 192, 416, 207, 427,
               216, 436, 204, 424, 194, 418, 201, 421, 164, 167, 393, 165, 391, 92, 322, 186, 410]
 CONTROL = sorted(set(LIPS + F.JAW + UPPER_EDGE + LOWER_FACE))
-_NOT_LIPS = sorted(set(range(478)) - set(LIPS))
 INNER_PAIRS = list(zip(F.INNER_UPPER[1:-1], F.INNER_LOWER[1:-1]))  # vertically opposite inner-lip points
 OUTER_PAIRS = list(zip(F.OUTER_UPPER[1:-1], F.OUTER_LOWER[1:-1]))
 
@@ -610,22 +609,58 @@ def inner_lip_mask(control: np.ndarray, roi: tuple[int, int, int, int]) -> np.nd
     return cv2.GaussianBlur(mask, (5, 5), 0).astype(np.float32) / 255.0
 
 
-def synthetic_cavity(patch: np.ndarray, control: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
-    """A mouth interior for faces whose clip never shows one: dark at the top (shadow under the upper lip),
-    a dim tongue-coloured glow towards the bottom, tinted like the lips."""
+def synthetic_cavity(patch: np.ndarray, control: np.ndarray, roi: tuple[int, int, int, int],
+                     px_per_unit: float | None = None, teeth: bool = True) -> np.ndarray:
+    """A mouth interior for faces whose footage never shows one (a closed-mouth photo): a shaded cavity tinted like
+    the lips, with a tongue towards the bottom and, when `teeth`, a row of upper teeth under the upper lip (and the
+    lower teeth's edges once the mouth is wide open), lit like the face and receding into shadow at the sides."""
     x0, y0, x1, y1 = roi
-    lips = np.zeros(patch.shape[:2], np.uint8)
+    h, w = patch.shape[:2]
+    lips = np.zeros((h, w), np.uint8)
     cv2.fillPoly(lips, [np.round(control[_OUTER_RING, :2] - [x0, y0]).astype(np.int32)], 255)
     inner = inner_lip_mask(control, roi) > 0.5
     ring = (lips > 0) & ~inner
     tint = np.median(patch[ring], axis=0).astype(np.float32) if ring.any() else np.array([150, 70, 70], np.float32)
-    ys = np.arange(patch.shape[0], dtype=np.float32)[:, None]
-    top, bottom = control[_INNER_RING, 1].min() - y0, control[_INNER_RING, 1].max() - y0
-    depth = np.clip((ys - top) / max(bottom - top, 1.0), 0, 1)  # 0 under the upper lip .. 1 at the lower lip
+    grey = float(np.ptp(np.median(patch.reshape(-1, 3), axis=0))) < 4  # a black-and-white picture stays grey
+    ys = np.arange(h, dtype=np.float32)[:, None]
+    xs = np.arange(w, dtype=np.float32)[None, :]
+    up = control[[CONTROL.index(i) for i in F.INNER_UPPER], :2] - [x0, y0]
+    lo = control[[CONTROL.index(i) for i in F.INNER_LOWER], :2] - [x0, y0]
+    order = np.argsort(up[:, 0])
+    y_up = np.interp(xs[0], up[order, 0], up[order, 1])[None, :]  # upper inner lip per column
+    order = np.argsort(lo[:, 0])
+    y_lo = np.interp(xs[0], lo[order, 0], lo[order, 1])[None, :]
+    gap = np.maximum(y_lo - y_up, 1.0)
+    depth = np.clip((ys - y_up) / gap, 0, 1)  # 0 under the upper lip .. 1 at the lower lip
     shade = (0.14 + 0.30 * depth ** 1.5)[..., None]
-    tongue = np.array([1.0, 0.75, 0.75], np.float32)  # redder than the lips' tint
+    tongue = np.array([1.0, 1.0, 1.0] if grey else [1.0, 0.75, 0.75], np.float32)  # redder than the lips' tint
     out = tint[None, None, :] * tongue * shade
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8) * np.ones_like(patch)
+    if teeth and px_per_unit:
+        left, right = control[CONTROL.index(78), :2] - [x0, y0], control[CONTROL.index(308), :2] - [x0, y0]
+        cx, half = 0.5 * (left[0] + right[0]), max(0.5 * abs(right[0] - left[0]), 1.0)
+        rel = (xs - cx) / half  # -1 .. 1 corner to corner
+        light = float(np.clip(np.mean(tint) / 140.0, 0.55, 1.15))
+        enamel = np.array([226, 226, 226] if grey else [232, 226, 212], np.float32) * light
+        # crowns: about 0.05 face units tall, never more than 55 % of the gap; darker away from the front
+        crown = np.minimum(0.05 * px_per_unit, 0.55 * gap)
+        in_upper = np.clip((y_up + crown - ys) / 1.5, 0, 1) * (ys >= y_up - 1)
+        lower_crown = np.minimum(0.03 * px_per_unit, np.maximum(gap - 0.11 * px_per_unit, 0) * 0.5)
+        in_lower = np.clip((ys - (y_lo - lower_crown)) / 1.5, 0, 1) * (ys <= y_lo + 1)
+        recede = np.clip(1 - 0.65 * np.abs(rel) ** 1.6, 0.2, 1)
+        # gaps between teeth: incisors ~0.085 units wide, then narrower towards the canines
+        edges = np.array([0.0, 0.085, 0.155, 0.215, 0.265, 0.31]) * px_per_unit
+        dist = np.min(np.abs(np.abs(xs - cx)[..., None] - edges[None, None, :]), axis=-1)
+        seam = 1 - 0.25 * np.exp(-(dist / max(0.006 * px_per_unit, 0.6)) ** 2)
+        # a little shade under the lip and towards the biting edge
+        top_shadow = np.clip((ys - y_up) / max(0.012 * px_per_unit, 1.0), 0.55, 1.0)
+        t_up = (enamel * (recede * seam * top_shadow)[..., None])
+        t_lo = enamel * 0.8 * (recede * seam)[..., None]
+        m_up = (in_upper * np.clip(1.3 - np.abs(rel), 0, 1))[..., None]
+        m_lo = (in_lower * np.clip(1.2 - np.abs(rel), 0, 1))[..., None]
+        out = out * (1 - m_up) + t_up * m_up
+        out = out * (1 - m_lo) + t_lo * m_lo
+    out = cv2.GaussianBlur(np.clip(out, 0, 255).astype(np.float32), (0, 0), 0.6)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
 def inner_polygon(points: np.ndarray) -> np.ndarray:
@@ -758,7 +793,7 @@ class Renderer:
             return self.warper.warp(self.atlas.crop(d), self.donor_src, dst, roi, detail)[0]
         # wider than the clip ever opens (a photo, a mumbler): the donor's upper teeth stay under the upper lip,
         # its lower teeth ride down with the jaw, and the gap between them is a dark cavity
-        cavity = synthetic_cavity(patch, dst[:n_ctrl], roi)
+        cavity = synthetic_cavity(patch, dst[:n_ctrl], roi, float(self.pose.scale[j]), teeth=donor_open < 0.02)
         if donor_open < 0.02:
             return cavity
         dst_u = self._to_frame(j, target_shape(self.model, self.norm[d], donor_open, width))
@@ -780,15 +815,14 @@ class Renderer:
                      offsets: np.ndarray | None = None) -> np.ndarray:
         atlas = self.atlas
         shape = target_shape(self.model, self.norm[a], opening, width)
-        if self.region == "lips":  # the jaw and chin stay as they are in the frame: only the lips move
-            shape[_NOT_LIPS] = self.norm[a][_NOT_LIPS]
         if offsets is not None:
             shape = shape + offsets
         dst = self._to_frame(j, shape)
         n_ctrl = len(CONTROL)
         src = atlas.src_controls[a].astype(np.float64)
         src_open = float(self.atlas_open[a])
-        squeeze = max(1 - opening / 0.04, (1 - opening / src_open) if src_open > 0.02 else 0.0)
+        # (a closed source has no teeth to cover: pulling its lips apart only folds them into a hard seam)
+        squeeze = max(1 - opening / 0.04, 1 - opening / src_open) if src_open > 0.02 else 0.0
         if squeeze > 0:
             # a mouth closing over its source: the lips cover the teeth instead of teeth being squeezed onto
             # the lips (MediaPipe's inner contour often sits on the teeth' edge, not the lip's)
@@ -811,7 +845,8 @@ class Renderer:
             m = (inner_lip_mask(dst[:n_ctrl], roi) * weight)[..., None]
             warped = (warped * (1 - m) + interior * m + 0.5).astype(np.uint8)
         if self.region == "lips":
-            # lips and a little skin around them: grown outer lip contours of the frame and of the new mouth
+            # lips and a little skin around them (grown outer lip contours of the frame and of the new mouth): the
+            # jaw and chin outside stay as filmed (moving them with fixed neighbours would fold the mesh)
             outer = [CONTROL.index(i) for i in F.OUTER_UPPER + F.OUTER_LOWER]
             lips_now = self.track.landmarks[j, F.OUTER_UPPER + F.OUTER_LOWER, :2]
             both = np.concatenate([dst[outer], lips_now])
