@@ -43,6 +43,7 @@ VERSION = 1
 # a full disk, a missing program on one cluster node, an unexpected exception) is retried.
 NOT_RETRIED = ("ParameterError", "InputError")
 RAY_PIN = "ray==2.60.0"
+_STOP = threading.Event()  # set when the batch is interrupted: no new attempt starts
 
 
 @dataclass
@@ -217,9 +218,7 @@ def write_json(path: Path, data: dict) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=1)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600: give the file normal permissions
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; reports are for everyone to read
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -293,6 +292,8 @@ def attempt_in_child(job: Job) -> dict:
     try:
         proc = subprocess.run([sys.executable, "-m", "lipdub.batch", result], input=json.dumps(asdict(job)),
                               text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+        if _STOP.is_set():  # Ctrl-C reached the child too: neither a result nor a failure of the job
+            raise KeyboardInterrupt
         outcome = _read_json(Path(result))
         if proc.returncode == 0 and outcome is not None:
             return outcome
@@ -327,7 +328,8 @@ def run_job(job: Job, retries: int = 1, runner: str = "local", one_attempt: Call
     if n:
         _remove_stale_temporaries(output)
     if job.error is not None:
-        outcome = {"ok": False, "error": job.error, "error_type": job.error_type, "exit_code": 2}
+        outcome = {"ok": False, "error": job.error, "error_type": job.error_type,
+                   "exit_code": 3 if job.error_type == "InputError" else 2}
         errors.append(job.error)
     for _ in range(retries + 1 if job.error is None else 0):
         n += 1
@@ -456,10 +458,16 @@ def _run_local(jobs: list[Job], retries: int, workers: int, record) -> None:
     def one(job: Job) -> tuple[Job, dict]:
         return job, run_job(job, retries, "local", attempt_in_child)
 
+    _STOP.clear()
     with ThreadPoolExecutor(workers, thread_name_prefix="lipdub-batch") as pool:
-        for fut in as_completed([pool.submit(one, job) for job in jobs]):
-            job, report = fut.result()
-            record(job, report, "ok" if report["status"] == "ok" else "failed")
+        try:
+            for fut in as_completed([pool.submit(one, job) for job in jobs]):
+                job, report = fut.result()
+                record(job, report, "ok" if report["status"] == "ok" else "failed")
+        except KeyboardInterrupt:
+            _STOP.set()  # running children got the signal too; queued jobs never start
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def import_ray():
@@ -483,6 +491,8 @@ def _run_ray(jobs: list[Job], retries: int, workers: int | None, address: str, r
             else:
                 ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         except Exception as exc:  # noqa: BLE001 - Ray raises many kinds for an unreachable cluster
+            if address == "local":
+                raise DependencyError(f"cannot start a local Ray instance ({exc}); run without --ray") from None
             raise DependencyError(f"cannot connect to the Ray cluster at {address!r} ({exc}); check the address "
                                   "(`ray status` on the head node) or run `lipdub batch CSV --ray` for a local one") \
                 from None

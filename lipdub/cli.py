@@ -219,8 +219,13 @@ def _batch(args) -> int:
         seconds = f" ({entry['wall_seconds']:.1f} s{attempts})" if entry["status"] != "skipped" else ""
         print(f"[{done}/{total}] row {entry['row']}: {entry['output']}: {what}{seconds}", file=sys.stderr)
 
-    summary = run_batch(csv_path, args.out_dir, retries=args.retries, workers=args.workers, ray=ray,
-                        force=args.force, on_job=show)
+    try:
+        summary = run_batch(csv_path, args.out_dir, retries=args.retries, workers=args.workers, ray=ray,
+                            force=args.force, on_job=show)
+    except KeyboardInterrupt:
+        print("lipdub: interrupted; finished jobs keep their outputs and reports, run the batch again to go on",
+              file=sys.stderr)
+        return 130
     c = summary.data["counts"]
     if not args.quiet:
         print(f"batch: {c['ok']} done, {c['skipped']} skipped (already done), {c['failed']} failed of {c['total']} "

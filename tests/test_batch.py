@@ -170,6 +170,7 @@ def local_batch(tmp_path_factory):
     return jobs_csv, d / "local", code, time.perf_counter() - t
 
 
+@pytest.mark.slow
 def test_local_batch_reports_every_job_and_isolates_the_broken_one(local_batch):
     jobs_csv, out, code, seconds = local_batch
     assert code == 1  # one job failed
@@ -206,6 +207,7 @@ def _ray_workers_running(name: str = "ray::run_job") -> list[int]:
     return pids
 
 
+@pytest.mark.slow
 def test_ray_batch_survives_a_killed_worker_and_matches_the_local_run(local_batch, tmp_path):
     pytest.importorskip("ray")
     jobs_csv, local_out, _, _ = local_batch
