@@ -7,7 +7,8 @@ from .errors import ParameterError
 
 def dub(video, audio, output, progress=None, **options):
     """Dub `video` (or a photo) with `audio` into `output`; options as in `lipdub dub --help`
-    (transcript, language, length, strength, face_index, face_box, speaker, crf, preset, cache, profile). Returns a DubReport."""
+    (transcript, language, length, strength, face_index, face_box, speaker, crf, preset, repeatable, cache, profile).
+    Returns a DubReport."""
     from .pipeline import DubOptions, dub as run
 
     try:

@@ -1,4 +1,5 @@
-"""Command line: `lipdub dub`, `lipdub profile`, `lipdub demo`, `lipdub visemes`, `lipdub eval`. Thin: parsing, progress and errors only."""
+"""Command line: `lipdub dub`, `lipdub batch`, `lipdub say`, `lipdub profile`, `lipdub demo`, `lipdub visemes`,
+`lipdub eval`. Thin: parsing, progress and errors only."""
 
 from __future__ import annotations
 
@@ -70,34 +71,56 @@ class ProgressBar:
             bar.close()
 
 
-def _add_dub_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--transcript", help="what the new audio says (text, or a .txt file): enables forced alignment")
-    p.add_argument("--language", help="language of the new audio, e.g. en, es, fr, de, ko (default: English)")
-    p.add_argument("--length", default="audio", choices=["audio", "video", "loop", "pingpong", "pad"],
-                   help="output length: audio (default: as long as the audio, video played back and forth), "
-                        "video, loop, pingpong, pad (hold the last frame)")
-    p.add_argument("--strength", type=float, default=1.0, help="articulation strength, 0..3 (default 1)")
-    p.add_argument("--face-index", type=int, help="which face to dub: 0 = largest persistent face (default)")
-    p.add_argument("--face-box", type=_face_box, help="dub the face inside x,y,w,h (pixels of the displayed frame)")
-    p.add_argument("--speaker", default="largest", choices=["largest", "auto"],
-                   help="which face speaks when there are several: largest (default: the largest persistent face) "
-                        "or auto (the face whose mouth moves with the video's own sound)")
-    p.add_argument("--crf", type=float, default=16.0, help="H.264 quality, lower is better (default 16)")
-    p.add_argument("--preset", default="veryfast", help="x264 preset (default veryfast)")
-    p.add_argument("--no-cache", action="store_true", help="do not read or write the face-track cache")
-    p.add_argument("--save-alignment", metavar="FILE.json",
-                   help="write the speech analysis (phones with times, voicing, jaw) for reuse or editing")
-    p.add_argument("--alignment", metavar="FILE.json",
-                   help="use a saved (possibly edited) speech analysis instead of analysing AUDIO again")
-    p.add_argument("--region", default="lower", choices=["lips", "lower", "face", "head"],
-                   help="what moves: lips; lower (lips, jaw, chin: default); face (+ eyes and brows: blinks, brow "
-                        "raises, cheeks); head (+ head motion driven by the speech: photos and static shots)")
-    p.add_argument("--emotion", default="neutral", choices=["neutral", "happy", "sad", "angry", "surprised"],
-                   help="a steady emotion: mouth corners, cheeks, brows and eyes (eyes and brows need --region "
-                        "face or head)")
-    p.add_argument("--emotion-strength", type=float, default=1.0, help="0..2 (default 1)")
-    p.add_argument("--profile", metavar="ACTOR.lipdub",
-                   help="an actor profile (lipdub profile build): mouths and articulation from the actor's footage")
+def _add_dub_options(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
+    """The options of `lipdub dub` (also parsed from a batch CSV's options column); `exclude` leaves some out."""
+
+    def add(*names, **kw):
+        if names[0] not in exclude:
+            parser.add_argument(*names, **kw)
+
+    add("--transcript", help="what the new audio says (text, or a .txt file): enables forced alignment")
+    add("--language", help="language of the new audio, e.g. en, es, fr, de, ko (default: English)")
+    add("--length", default="audio", choices=["audio", "video", "loop", "pingpong", "pad"],
+        help="output length: audio (default: as long as the audio, video played back and forth), "
+             "video, loop, pingpong, pad (hold the last frame)")
+    add("--strength", type=float, default=1.0, help="articulation strength, 0..3 (default 1)")
+    add("--face-index", type=int, help="which face to dub: 0 = largest persistent face (default)")
+    add("--face-box", type=_face_box, help="dub the face inside x,y,w,h (pixels of the displayed frame)")
+    add("--speaker", default="largest", choices=["largest", "auto"],
+        help="which face speaks when there are several: largest (default: the largest persistent face) "
+             "or auto (the face whose mouth moves with the video's own sound)")
+    add("--crf", type=float, default=16.0, help="H.264 quality, lower is better (default 16)")
+    add("--preset", default="veryfast", help="x264 preset (default veryfast)")
+    add("--repeatable", action="store_true",
+        help="bit-repeatable encoding: the same inputs always give the same file (about 1.5x larger)")
+    add("--no-cache", action="store_true", help="do not read or write the face-track cache")
+    add("--save-alignment", metavar="FILE.json",
+        help="write the speech analysis (phones with times, voicing, jaw) for reuse or editing")
+    add("--alignment", metavar="FILE.json",
+        help="use a saved (possibly edited) speech analysis instead of analysing AUDIO again")
+    add("--region", default="lower", choices=["lips", "lower", "face", "head"],
+        help="what moves: lips; lower (lips, jaw, chin: default); face (+ eyes and brows: blinks, brow "
+             "raises, cheeks); head (+ head motion driven by the speech: photos and static shots)")
+    add("--emotion", default="neutral", choices=["neutral", "happy", "sad", "angry", "surprised"],
+        help="a steady emotion: mouth corners, cheeks, brows and eyes (eyes and brows need --region face or head)")
+    add("--emotion-strength", type=float, default=1.0, help="0..2 (default 1)")
+    add("--profile", metavar="ACTOR.lipdub",
+        help="an actor profile (lipdub profile build): mouths and articulation from the actor's footage")
+
+
+def dub_options(args: argparse.Namespace, **overrides):
+    """DubOptions from the options `_add_dub_options` parsed (shared by `dub`, `batch` and `say`)."""
+    from .pipeline import DubOptions
+
+    values = dict(transcript=read_transcript(getattr(args, "transcript", None)), language=args.language,
+                  length=args.length, strength=args.strength, face_index=args.face_index, face_box=args.face_box,
+                  speaker=args.speaker, crf=args.crf, preset=args.preset, repeatable=args.repeatable,
+                  cache=not args.no_cache,
+                  alignment=getattr(args, "alignment", None), save_alignment=args.save_alignment,
+                  profile=args.profile, region=args.region, emotion=args.emotion,
+                  emotion_strength=args.emotion_strength)
+    values.update(overrides)
+    return DubOptions(**values)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,6 +136,30 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--face", dest="video_alias", metavar="VIDEO", help="same as VIDEO (Wav2Lip-compatible)")
     d.add_argument("--audio", dest="audio_alias", metavar="AUDIO", help="same as AUDIO (Wav2Lip-compatible)")
     _add_dub_options(d)
+
+    b = sub.add_parser("batch", help="dub every row of a CSV (video, audio, transcript, options, output)")
+    b.add_argument("csv", nargs="?", metavar="JOBS.csv",
+                   help="one job per row: video, audio, transcript, options, output (paths relative to the CSV)")
+    b.add_argument("--out-dir", help="folder for outputs, reports and the summary (default: the CSV's folder)")
+    b.add_argument("--retries", type=int, default=1, help="retries of a failed job (default 1)")
+    b.add_argument("--workers", type=int, help="jobs at a time (default 1; with --ray: 2 on a local instance, "
+                                               "as many as the cluster takes otherwise)")
+    b.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="run the jobs as Ray tasks: on the cluster at ADDRESS (e.g. auto, ray://head:10001), or on "
+                        "a local Ray instance when no address is given (needs `pip install ray`)")
+    b.add_argument("--force", action="store_true", help="run finished jobs again too")
+
+    say = sub.add_parser("say", help="make the face in a video or photo say typed text (offline speech, espeak-ng)")
+    say.add_argument("source", metavar="VIDEO_OR_PROFILE",
+                     help="video or photo of the speaker, or an actor profile (.lipdub) together with --video")
+    say.add_argument("text", help="what to say (text, or a .txt file)")
+    say.add_argument("-o", "--output", required=True, help="output video (.mp4, .mov, .mkv)")
+    say.add_argument("--video", help="with a .lipdub profile as SOURCE: the shot of the actor to dub")
+    say.add_argument("--voice", help="espeak-ng voice, e.g. en-us, en-gb, en-us+f3, es, fr (`espeak-ng --voices`); "
+                                     "default: the language's")
+    say.add_argument("--language", help="language of the text, e.g. en, es, fr, de (default: the voice's, else en)")
+    say.add_argument("--speed", type=int, default=150, help="words per minute (default 150)")
+    _add_dub_options(say, exclude=("--transcript", "--alignment", "--language"))
 
     demo = sub.add_parser("demo", help="dub the embedded default: a portrait saying a synthesised sentence")
     demo.add_argument("-o", "--output", default="out/demo.mp4")
@@ -144,17 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _dub(args, progress) -> int:
-    from .pipeline import DubOptions, dub
+    from .pipeline import dub
 
     video = args.video or args.video_alias
     audio = args.audio or args.audio_alias
     if not video or not audio or not args.output:
         raise ParameterError("usage: lipdub dub VIDEO AUDIO -o OUT.mp4 (or --face VIDEO --audio AUDIO --outfile OUT)")
-    opts = DubOptions(transcript=read_transcript(args.transcript), language=args.language, length=args.length,
-                      strength=args.strength, face_index=args.face_index, face_box=args.face_box,
-                      speaker=args.speaker, crf=args.crf, preset=args.preset, cache=not args.no_cache,
-                      alignment=args.alignment, save_alignment=args.save_alignment, profile=args.profile,
-                      region=args.region, emotion=args.emotion, emotion_strength=args.emotion_strength)
+    opts = dub_options(args)
     t = time.perf_counter()
     report = dub(video, audio, args.output, opts, progress=progress)
     progress.close()
@@ -162,6 +205,53 @@ def _dub(args, progress) -> int:
         print(f"wrote {report.output}: {report.frames} frames at {report.fps:.3f} fps ({report.duration:.2f} s), "
               f"mouth rendered on {report.faces_rendered} frames, speech: {report.speech_method}, "
               f"{time.perf_counter() - t:.1f} s", file=sys.stderr)
+    return 0
+
+
+def _batch(args) -> int:
+    from .batch import run_batch
+
+    csv_path, ray = args.csv, args.ray
+    if csv_path is None and ray is not None and ray.lower().endswith(".csv"):  # `lipdub batch --ray jobs.csv`
+        csv_path, ray = ray, "local"
+    if csv_path is None:
+        raise ParameterError("usage: lipdub batch JOBS.csv [--out-dir DIR] [--retries N] [--workers N] "
+                             "[--ray [ADDRESS]]")
+
+    def show(entry: dict, done: int, total: int) -> None:
+        if args.quiet:
+            return
+        what = entry["status"] if entry["status"] != "failed" else f"FAILED: {entry['error']}"
+        attempts = f", {entry['attempts']} attempts" if (entry["attempts"] or 1) > 1 else ""
+        seconds = f" ({entry['wall_seconds']:.1f} s{attempts})" if entry["status"] != "skipped" else ""
+        print(f"[{done}/{total}] row {entry['row']}: {entry['output']}: {what}{seconds}", file=sys.stderr)
+
+    try:
+        summary = run_batch(csv_path, args.out_dir, retries=args.retries, workers=args.workers, ray=ray,
+                            force=args.force, on_job=show)
+    except KeyboardInterrupt:
+        print("lipdub: interrupted; finished jobs keep their outputs and reports, run the batch again to go on",
+              file=sys.stderr)
+        return 130
+    c = summary.data["counts"]
+    if not args.quiet:
+        print(f"batch: {c['ok']} done, {c['skipped']} skipped (already done), {c['failed']} failed of {c['total']} "
+              f"in {summary.data['wall_seconds']:.1f} s; summary: {summary.path}", file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+def _say(args, progress) -> int:
+    from .say import say
+
+    text = read_transcript(args.text) or ""
+    t = time.perf_counter()
+    report, track = say(args.source, text, args.output, voice=args.voice, language=args.language, speed=args.speed,
+                        video=args.video, options=dub_options(args, language=None), progress=progress)
+    progress.close()
+    if not args.quiet:
+        closures = sum(p.label in ("P", "B", "M") for p in track.phones)
+        print(f"wrote {report.output}: {report.frames} frames ({report.duration:.2f} s), {closures} lip closures "
+              f"(p/b/m), {time.perf_counter() - t:.1f} s", file=sys.stderr)
     return 0
 
 
@@ -173,6 +263,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "dub":
             return _dub(args, progress)
+        if args.command == "say":
+            return _say(args, progress)
+        if args.command == "batch":
+            return _batch(args)
         if args.command == "demo":
             from .demo import run_demo
 

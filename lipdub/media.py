@@ -471,7 +471,7 @@ class VideoWriter:
     """
 
     def __init__(self, path, width: int, height: int, fps: float, audio: np.ndarray | None = None,
-                 audio_sr: int = 16000, crf: float = 16, preset: str = "veryfast"):
+                 audio_sr: int = 16000, crf: float = 16, preset: str = "veryfast", repeatable: bool = False):
         self.path = Path(path)
         if self.path.suffix.lower() not in VIDEO_OUT_SUFFIXES:
             raise OutputError(f"cannot write {self.path.suffix!r} files; name the output .mp4, .mov, .mkv or .m4v")
@@ -505,6 +505,9 @@ class VideoWriter:
             cc.colorspace = cc.color_primaries = cc.color_trc = _BT709
             cc.color_range = _MPEG_RANGE
             v.options = {"crf": f"{float(crf):g}", "preset": str(preset)}
+            if repeatable:  # with x264's macroblock-tree rate control the same frames do not always encode to the
+                # same stream (measured, with one encoder thread too); without it they do, ~1.5x larger at one crf
+                v.options = {**v.options, "x264-params": "mbtree=0"}
             self._v = v
             self._a = None
             if self._audio is not None:

@@ -32,6 +32,7 @@ class DubOptions:
     speaker: str = "largest"  # "largest" persistent face, or "auto": the face whose mouth moves with the video's sound
     crf: float = 16.0
     preset: str = "veryfast"
+    repeatable: bool = False  # bit-repeatable encoding: the same inputs always give the same file (larger)
     cache: bool = True
     alignment: str | None = None  # a saved SpeechTrack JSON to use instead of analysing the audio
     save_alignment: str | None = None  # where to write the speech analysis for reuse
@@ -39,6 +40,7 @@ class DubOptions:
     region: str = "lower"  # lips | lower (lips, jaw, chin) | face (+ eyes, brows, cheeks) | head (+ head motion)
     emotion: str = "neutral"  # neutral | happy | sad | angry | surprised
     emotion_strength: float = 1.0
+    speech_track: "speech.SpeechTrack | None" = None  # an analysis in memory (`lipdub say`): used like `alignment`
 
     def validate(self) -> None:
         """Every option checked before any work starts (a bad value must not cost a face track first)."""
@@ -66,6 +68,11 @@ class DubOptions:
         if self.speaker == "auto" and (self.face_index is not None or self.face_box is not None):
             raise ParameterError("--speaker auto chooses the face itself: leave out --face-index and --face-box "
                                  "(or use them with --speaker largest)")
+        if self.speech_track is not None and not isinstance(self.speech_track, speech.SpeechTrack):
+            raise ParameterError("speech_track must be a lipdub.speech.SpeechTrack, got "
+                                 f"{type(self.speech_track).__name__}")
+        if self.speech_track is not None and self.alignment:
+            raise ParameterError("give either a speech track or --alignment, not both")
         for name in ("transcript", "language"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise ParameterError(f"--{name} must be text, got {type(getattr(self, name)).__name__}")
@@ -88,6 +95,7 @@ class DubReport:
     speech_method: str
     timings: dict = field(default_factory=dict)
     appearance: str = "video"  # where the mouths came from: "video" (the clip itself) or "profile:NAME"
+    frames_sha256: str = ""  # of the rendered frames before encoding: equal wherever and whenever the dub runs
     wanted_opening: np.ndarray | None = None  # (frames,) inner-lip gap asked for, in eye-corner distances
     head: np.ndarray | None = None  # (frames, 3) head pitch/yaw/roll added (degrees), with --region head
     blink: np.ndarray | None = None  # (frames,) eye closure added (0..1), for photos with --region face/head
@@ -166,12 +174,13 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
     # speech analysis runs beside face tracking: both spend their time in native code that releases the GIL
     from concurrent.futures import ThreadPoolExecutor
 
-    saved = None
+    saved = opts.speech_track
     if opts.alignment:  # checked before any tracking: a wrong file must fail fast
         saved = speech.SpeechTrack.load(opts.alignment)
-        if abs(saved.duration - duration) > 0.1:
-            raise ParameterError(f"--alignment {opts.alignment} describes {saved.duration:.2f} s of audio but "
-                                 f"{audio} lasts {duration:.2f} s; save the alignment from this audio")
+    if saved is not None and abs(saved.duration - duration) > 0.1:
+        what = f"--alignment {opts.alignment}" if opts.alignment else "the speech track"
+        raise ParameterError(f"{what} describes {saved.duration:.2f} s of audio but {audio} lasts {duration:.2f} s; "
+                             "save the alignment from this audio")
     actor = None
     if opts.profile:  # loaded before any tracking: a wrong file must fail fast
         from . import profile as profiles
@@ -234,7 +243,7 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
     t = time.perf_counter()
     faces_rendered = 0
     with media.VideoWriter(output, info.width, info.height, info.fps, audio=native, audio_sr=native_sr,
-                           crf=opts.crf, preset=opts.preset) as writer, \
+                           crf=opts.crf, preset=opts.preset, repeatable=bool(opts.repeatable)) as writer, \
             BackgroundWriter(writer) as sink, media.FrameReader(video, info) as reader:
         for k, j in enumerate(schedule):
             j = int(j)
@@ -251,6 +260,8 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
     timings["render"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     appearance = f"profile:{Path(opts.profile).name}" if actor is not None else "video"
+    return DubReport(output, n_out, info.fps, n_out / info.fps, faces_rendered, speech_track.method, timings,
+                     appearance, sink.digest)
     report = DubReport(output, n_out, info.fps, n_out / info.fps, faces_rendered, speech_track.method, timings,
                        appearance)
     if renderer is not None:
@@ -353,13 +364,17 @@ def _save_atomically(track, path: Path) -> None:
 
 class BackgroundWriter:
     """Encodes on a second thread (x264 releases the GIL) while the next frame renders; errors surface on the
-    caller's thread, and leaving the block with an exception discards queued frames."""
+    caller's thread, and leaving the block with an exception discards queued frames. Also hashes the frames (SHA-256
+    over their pixels, in order): `digest` identifies the rendered video independently of the encoder."""
 
     def __init__(self, writer: media.VideoWriter, depth: int = 6):
+        import hashlib
         import queue
         import threading
 
         self.writer = writer
+        self._hash = hashlib.sha256()
+        self.digest = ""
         self.queue: "queue.Queue" = queue.Queue(depth)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="lipdub-encoder", daemon=True)
@@ -371,6 +386,7 @@ class BackgroundWriter:
                 return
             if self.error is None:
                 try:
+                    self._hash.update(np.ascontiguousarray(frame).data)
                     self.writer.write(frame)
                 except BaseException as exc:  # re-raised on the caller's thread
                     self.error = exc
@@ -389,6 +405,7 @@ class BackgroundWriter:
             self.error = self.error or exc
         self.queue.put(None)
         self.thread.join()
+        self.digest = self._hash.hexdigest()
         if exc_type is None and self.error is not None:
             raise self.error
         return False

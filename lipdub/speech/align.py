@@ -1,9 +1,10 @@
 """pocketsphinx (en-us acoustic model): forced alignment of a word/pronunciation sequence, and allphone decoding.
 
 Forced alignment runs `set_align_text` → decode (word level) → `set_alignment` → decode again (phone level), with
-`bestpath=False` and wide beams (narrow beams end in "impossible duration"). Decoders are built once per process and
-guarded by a lock (they are not thread-safe). Frame times are 10 ms; phone starts come ~9 ms early (corrected by the
-caller through `PHONE_BIAS`).
+`bestpath=False` and wide beams (narrow beams end in "impossible duration"). Every alignment or decoding gets a
+fresh decoder: a reused one answers differently depending on what it decoded before, and the same audio must give
+the same phones in any process (batch workers run many jobs each). Decoding is guarded by a lock. Frame times are
+10 ms; phone starts come ~9 ms early (corrected by the caller through `PHONE_BIAS`).
 """
 
 from __future__ import annotations
@@ -42,8 +43,7 @@ def _ps():
     return pocketsphinx
 
 
-@lru_cache(maxsize=1)
-def _align_decoder():
+def _new_align_decoder():
     ps = _ps()
     # Beams are effectively open: espeak-mapped or recognised pronunciations score poorly on the en-us model and
     # get pruned to "no alignment" at 1e-80 (measured on 7 s of Spanish); the cost is ~15 % more time.
@@ -51,7 +51,23 @@ def _align_decoder():
 
 
 @lru_cache(maxsize=1)
-def _allphone_decoder():
+def _align_decoder():
+    """The dictionary: cmudict look-ups, and where pronunciation entries are registered (never decodes)."""
+    return _new_align_decoder()
+
+
+def _decoder_for(tokens: list[str]):
+    """A fresh decoder holding `tokens`' pronunciation entries. One decoder reused across alignments gives results
+    that depend on what it aligned before (measured: the same audio and words aligned differently after another
+    clip's analysis), so every alignment gets its own (~0.1 s): the result depends on the audio and words alone."""
+    d = _new_align_decoder()
+    extra = sorted({t for t in tokens if t.startswith("lipdub-") and d.lookup_word(t) is None})
+    for k, name in enumerate(extra):
+        d.add_word(name, " ".join(p.upper() for p in name[len("lipdub-"):].split("-")), k == len(extra) - 1)
+    return d
+
+
+def _allphone_decoder():  # a fresh one per call (~0.1 s), for the same reason as _decoder_for
     ps = _ps()
     return ps.Decoder(lm=None, allphone=ps.get_model_path("en-us/en-us-phone.lm.bin"), lw=2.0, pip=0.3,
                       beam=1e-20, pbeam=1e-20, bestpath=False, loglevel="FATAL")
@@ -101,7 +117,7 @@ def align_words(audio: np.ndarray, tokens: list[str]) -> list[Seg] | None:
         return None
     pcm = to_pcm16(audio)
     with _lock:
-        d = _align_decoder()
+        d = _decoder_for(tokens)
         try:
             if not _word_pass(d, pcm, tokens):
                 return None
@@ -120,7 +136,7 @@ def align_phones(audio: np.ndarray, tokens: list[str]) -> list[Seg] | None:
         return None
     pcm = to_pcm16(audio)
     with _lock:
-        d = _align_decoder()
+        d = _decoder_for(tokens)
         try:
             if not _word_pass(d, pcm, tokens):
                 return None

@@ -205,9 +205,12 @@ def _finalise(segs: list[Seg], voiced: np.ndarray, duration: float) -> list[Phon
 
 
 # ------------------------------------------------------------------------------------------------------ analyse
-def analyse(audio: np.ndarray, sr: int = SR, transcript: str | None = None, language: str | None = None
-            ) -> SpeechTrack:
-    """Analyse speech audio (mono float, any rate; 16 kHz expected) into a `SpeechTrack`."""
+def analyse(audio: np.ndarray, sr: int = SR, transcript: str | None = None, language: str | None = None,
+            pronunciations: list[list[str]] | None = None) -> SpeechTrack:
+    """Analyse speech audio (mono float, any rate; 16 kHz expected) into a `SpeechTrack`.
+
+    `pronunciations` (ARPAbet phones per word) replaces the transcript's dictionary/G2P lookup when the exact
+    pronunciation is known, as for speech synthesised by espeak-ng (`lipdub say`)."""
     if language is not None and not isinstance(language, str):
         raise ParameterError(f"language must be a language code such as 'en' or 'es', got {language!r}")
     language = (language.strip() or None) if language is not None else None
@@ -227,7 +230,7 @@ def analyse(audio: np.ndarray, sr: int = SR, transcript: str | None = None, lang
         return track
 
     try:
-        segs, methods = _phones(x, transcript, language, voiced, rms)
+        segs, methods = _phones(x, transcript, language, voiced, rms, pronunciations)
     except DependencyError as exc:  # pocketsphinx/espeak-ng broken: the acoustic cues still drive the mouth
         log.warning("phone analysis unavailable (%s); using the acoustic jaw only", exc)
         return track
@@ -240,19 +243,23 @@ def analyse(audio: np.ndarray, sr: int = SR, transcript: str | None = None, lang
     return track
 
 
-def _phones(x: np.ndarray, transcript: str | None, language: str | None, voiced: np.ndarray, rms: np.ndarray
-            ) -> tuple[list[Seg], list[str]]:
+def _phones(x: np.ndarray, transcript: str | None, language: str | None, voiced: np.ndarray, rms: np.ndarray,
+            pronunciations: list[list[str]] | None = None) -> tuple[list[Seg], list[str]]:
     """Raw phone spans (seconds, not bias-corrected) and the method used for each chunk that produced phones."""
     words = g2p.tokenize(transcript) if transcript else []
     segs: list[Seg] = []
     methods: list[str] = []
-    if words:
+    if words and not pronunciations:
         english = language is None or language.lower().replace("_", "-").split("-")[0] == "en"
         if not english and not g2p.espeak_available():
             log.warning("espeak-ng is not installed: ignoring the %s transcript and recognising phones", language)
             words = []
-    if words:
-        tokens, text_method = _transcript_tokens(words, language)
+    if words or pronunciations:
+        if pronunciations:
+            tokens = [t for t in (align.dictionary_token(None, list(p)) for p in pronunciations) if t]
+            text_method = "forced-alignment-espeak"
+        else:
+            tokens, text_method = _transcript_tokens(words, language)
         for a, b, toks in _word_chunks(x, tokens, voiced, rms):
             chunk = x[int(a * HOP * SR) : int(b * HOP * SR)]
             got = align.align_phones(chunk, toks) if toks else None

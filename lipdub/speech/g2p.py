@@ -181,6 +181,13 @@ def espeak_ipa(words: list[str], voice: str) -> list[str]:
     return [_espeak_word(w, voice) for w in words]  # espeak split/joined lines: one call per word
 
 
+def espeak_text_phones(text: str, voice: str) -> list[list[str]]:
+    """ARPAbet phones of each word of running text as espeak-ng's synthesiser speaks it with `voice`: in context
+    (weak forms such as 'a' → ɐ, numbers spelled out), words espeak-ng joins or splits as it does."""
+    out = _run_espeak([" ".join(text.split())], voice)
+    return [p for p in (ipa_to_arpabet(w) for line in out for w in line.split()) if p]
+
+
 def g2p(words: list[str], language: str | None = None) -> list[list[str]]:
     """ARPAbet pronunciation of each word via espeak-ng (empty list where a word has no phones)."""
     voice = espeak_voice(language)

@@ -1,0 +1,73 @@
+"""`lipdub say`: a face says typed text. The anchor of cnn_anchor_71s.mp4 (first 6 s) says a sentence full of p, b
+and m; re-tracking the output, the lips must be shut at every bilabial of the script's phone timing."""
+
+import numpy as np
+import pytest
+
+from lipdub import cli
+from lipdub.errors import ParameterError
+from lipdub.say import close_stops, voice_and_language
+from lipdub.speech import Phone
+
+from conftest import require_data
+
+SENTENCE = "Bob picked a big map of Boston."
+
+
+def test_a_pause_before_p_or_b_is_its_closure():
+    phones = [Phone("SIL", 0.0, 0.1), Phone("B", 0.1, 0.15), Phone("AA", 0.15, 0.3), Phone("SIL", 0.3, 0.5),
+              Phone("P", 0.5, 0.55), Phone("IH", 0.55, 0.6), Phone("SIL", 0.6, 0.65), Phone("M", 0.65, 0.7)]
+    out = close_stops(phones)
+    assert [(p.label, p.start, p.end) for p in out] == [
+        ("SIL", 0.0, 0.1), ("B", 0.1, 0.15), ("AA", 0.15, 0.3), ("SIL", 0.3, 0.38), ("P", 0.38, 0.55),
+        ("IH", 0.55, 0.6), ("SIL", 0.6, 0.65), ("M", 0.65, 0.7)]  # leading silence and m untouched
+
+
+def test_voice_and_language_give_each_other():
+    assert voice_and_language(None, None) == ("en-us", "en-us")
+    assert voice_and_language(None, "es") == ("es", "es")
+    assert voice_and_language("en-gb+f3", None) == ("en-gb+f3", "en-gb")
+    with pytest.raises(ParameterError, match="espeak-ng voice"):
+        voice_and_language("en; rm -rf /", None)
+
+
+def test_a_profile_source_needs_the_shot(tmp_path, capsys):
+    (tmp_path / "actor.lipdub").write_bytes(b"x")
+    assert cli.main(["say", str(tmp_path / "actor.lipdub"), "Hello.", "-o", str(tmp_path / "o.mp4")]) == 2
+    assert "add --video SHOT.mp4" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_anchor_closes_the_lips_on_every_bilabial(tmp_path):
+    from lipdub.evaluate import cut_video, mouth_curve
+    from lipdub.say import say
+
+    data = require_data("video/cnn_anchor_71s.mp4")
+    shot = tmp_path / "anchor6.mp4"
+    cut_video(data / "video/cnn_anchor_71s.mp4", 0.0, 6.0, shot)
+    out = tmp_path / "say.mp4"
+    report, track = say(shot, SENTENCE, out)
+    assert report.speech_method == "forced-alignment-espeak" and report.faces_rendered == report.frames
+    labels = [p.label for p in track.phones if p.label != "SIL"]
+    assert labels[:3] == ["B", "AA", "B"] and labels.count("M") == 1  # "Bob ... map"
+
+    times, opening = mouth_curve(out, cache=False)
+    speaking = np.zeros(len(times), bool)
+    for p in track.phones:
+        if p.label != "SIL":
+            speaking |= (times >= p.start) & (times < p.end)
+    wide = np.nanpercentile(opening[speaking], 90)
+    fps = 1 / np.median(np.diff(times))
+    rows = []
+    for p in track.phones:
+        if p.label in ("P", "B", "M"):
+            k = int(round(0.5 * (p.start + p.end) * fps))
+            closed = float(np.nanmin(opening[max(k - 1, 0):k + 2]) / wide)
+            rows.append((p.label, round(p.start, 3), round(p.end, 3), round(closed, 3)))
+    print("bilabial, start, end, min opening within ±1 frame / speaking p90:", *rows, sep="\n  ")
+    assert len(rows) == 7  # Bob (2), picked, big, map (2), Boston
+    assert all(r[3] < 0.25 for r in rows), rows
+    for p in track.phones:  # and it opens between them: every open vowel (Bob, map, Boston) shows an open mouth
+        if p.label in ("AA", "AE", "AO"):
+            k = int(round(0.5 * (p.start + p.end) * fps))
+            assert np.nanmax(opening[max(k - 1, 0):k + 2]) > 0.5 * wide, p
