@@ -69,6 +69,7 @@ def emotion_offsets(canonical: np.ndarray, emotion: str, strength: float = 1.0) 
         for k in MOUTH_CORNERS:
             d = np.linalg.norm(c[:, :2] - c[k, :2], axis=1)
             w = np.exp(-(d / 0.13) ** 2)
+            w[w < 0.02] = 0.0  # nothing far from the corners moves (the skull stays put)
             side = np.sign(c[k, 0] - centre_x)
             off[:, 1] -= lift * w
             off[:, 0] += side * spread * w

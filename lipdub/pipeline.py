@@ -260,10 +260,8 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
     timings["render"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     appearance = f"profile:{Path(opts.profile).name}" if actor is not None else "video"
-    return DubReport(output, n_out, info.fps, n_out / info.fps, faces_rendered, speech_track.method, timings,
-                     appearance, sink.digest)
     report = DubReport(output, n_out, info.fps, n_out / info.fps, faces_rendered, speech_track.method, timings,
-                       appearance)
+                       appearance, sink.digest)
     if renderer is not None:
         report.wanted_opening = renderer.wanted(mouth)[0].astype(np.float32)
     if styler is not None:

@@ -733,7 +733,10 @@ class Renderer:
     def wanted(self, mouth: motion.MouthTrack) -> tuple[np.ndarray, np.ndarray]:
         """Canonical opening and width per output frame."""
         m = self.model
-        return mouth.opening * m.open_max, m.rest_width * (1 + 0.12 * mouth.width)
+        opening = mouth.opening * m.open_max
+        if self.region == "lips":  # lips part without the jaw: only as far as lips alone can open
+            opening = np.minimum(opening, 0.07)
+        return opening, m.rest_width * (1 + 0.12 * mouth.width)
 
     def plan(self, schedule: np.ndarray, mouth: motion.MouthTrack, teeth: np.ndarray | None = None,
              teeth_weight: float = 0.25):
