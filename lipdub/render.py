@@ -382,7 +382,7 @@ class TriangleMesh:
         self.triangles = self.triangles[area > 1e-5]
 
     def warp(self, src_img: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray, roi: tuple[int, int, int, int],
-             detail: tuple[int, int, int, int] | None = None):
+             detail: tuple[int, int, int, int] | None = None, step: int | None = None):
         """Pixels of src_img moved so src_pts land on dst_pts, inside roi (x0,y0,x1,y1) of the destination.
 
         The map is piecewise affine and continuous except where a triangle collapses (closing lips), so it is built
@@ -400,7 +400,8 @@ class TriangleMesh:
         affine = np.zeros((len(tri), 3, 2))
         affine[ok] = np.linalg.solve(m[ok], s[ok])
         coefs = affine.reshape(len(tri), 6).astype(np.float32)
-        step = 2 if h * w > 120 * 120 else 1
+        if step is None:
+            step = 2 if h * w > 120 * 120 else 1
         map_x, map_y, covered = _affine_maps(d[ok], np.flatnonzero(ok), coefs, 0, 0, w, h, step)
         out = cv2.remap(src_img, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if detail is not None:
@@ -500,7 +501,9 @@ class FaceWarper:
         x1, y1 = np.ceil(np.minimum(d_pts.max(0) + 1, [w, h])).astype(int)
         if x1 - x0 < 4 or y1 - y0 < 4:
             return frame
-        warped, cover = self.mesh.warp(frame, s_pts, d_pts, (x0, y0, x1, y1))
+        # the face warp is smooth (a few pixels of motion): on large photos its map is built coarser
+        step = int(np.clip(np.sqrt((x1 - x0) * (y1 - y0)) / 300, 2, 4))
+        warped, cover = self.mesh.warp(frame, s_pts, d_pts, (x0, y0, x1, y1), step=step)
         out = frame.copy()
         np.copyto(out[y0:y1, x0:x1], warped, where=(cover > 0)[..., None])
         return out
