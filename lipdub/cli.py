@@ -93,6 +93,9 @@ def _add_dub_options(parser: argparse.ArgumentParser, exclude: tuple[str, ...] =
     add("--preset", default="veryfast", help="x264 preset (default veryfast)")
     add("--repeatable", action="store_true",
         help="bit-repeatable encoding: the same inputs always give the same file (about 1.5x larger)")
+    add("--resume", action="store_true",
+        help="render in pieces kept beside the output; after a crash or Ctrl-C the same command continues where "
+             "it stopped (the result equals an uninterrupted run)")
     add("--no-cache", action="store_true", help="do not read or write the face-track cache")
     add("--save-alignment", metavar="FILE.json",
         help="write the speech analysis (phones with times, voicing, jaw) for reuse or editing")
@@ -115,6 +118,7 @@ def dub_options(args: argparse.Namespace, **overrides):
     values = dict(transcript=read_transcript(getattr(args, "transcript", None)), language=args.language,
                   length=args.length, strength=args.strength, face_index=args.face_index, face_box=args.face_box,
                   speaker=args.speaker, crf=args.crf, preset=args.preset, repeatable=args.repeatable,
+                  resume=getattr(args, "resume", False),
                   cache=not args.no_cache,
                   alignment=getattr(args, "alignment", None), save_alignment=args.save_alignment,
                   profile=args.profile, region=args.region, emotion=args.emotion,

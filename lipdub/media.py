@@ -471,7 +471,8 @@ class VideoWriter:
     """
 
     def __init__(self, path, width: int, height: int, fps: float, audio: np.ndarray | None = None,
-                 audio_sr: int = 16000, crf: float = 16, preset: str = "veryfast", repeatable: bool = False):
+                 audio_sr: int = 16000, crf: float = 16, preset: str = "veryfast", repeatable: bool = False,
+                 segment: bool = False):
         self.path = Path(path)
         if self.path.suffix.lower() not in VIDEO_OUT_SUFFIXES:
             raise OutputError(f"cannot write {self.path.suffix!r} files; name the output .mp4, .mov, .mkv or .m4v")
@@ -505,9 +506,15 @@ class VideoWriter:
             cc.colorspace = cc.color_primaries = cc.color_trc = _BT709
             cc.color_range = _MPEG_RANGE
             v.options = {"crf": f"{float(crf):g}", "preset": str(preset)}
-            if repeatable:  # with x264's macroblock-tree rate control the same frames do not always encode to the
-                # same stream (measured, with one encoder thread too); without it they do, ~1.5x larger at one crf
-                v.options = {**v.options, "x264-params": "mbtree=0"}
+            params = []
+            if repeatable or segment:  # with x264's macroblock-tree rate control the same frames do not always
+                # encode to the same stream (measured, with one encoder thread too); without it they do, ~1.5x larger
+                params.append("mbtree=0")
+            if segment:  # a piece of a longer video (resumable dubs): no B-frames, so decode order = display order
+                # and pieces join by shifting timestamps
+                params.append("bframes=0")
+            if params:
+                v.options = {**v.options, "x264-params": ":".join(params)}
             self._v = v
             self._a = None
             if self._audio is not None:
@@ -621,6 +628,86 @@ class VideoWriter:
     def __del__(self):
         if getattr(self, "_container", None) is not None:
             self.abort()
+
+
+def join_segments(segments: list, path, fps: float, audio: np.ndarray | None = None, audio_sr: int = 16000) -> int:
+    """Write the video pieces `segments` (VideoWriter(segment=True) files, in order) one after the other into `path`
+    without re-encoding, with `audio` muxed alongside; atomic like VideoWriter. Returns the number of frames."""
+    path = Path(path)
+    rate = _as_rate(fps)
+    audio = VideoWriter._prepare_audio(audio, audio_sr)
+    fd, tmp = tempfile.mkstemp(suffix=path.suffix, prefix=f".{path.stem}.", dir=path.parent)
+    os.close(fd)
+    out = None
+    try:
+        opts = {"movflags": "+faststart"} if path.suffix.lower() != ".mkv" else {}
+        out = av.open(tmp, "w", options=opts)
+        frames = 0
+        v_out = a_out = None
+        layout = None
+        sent = 0
+
+        def send_audio(end: int, final: bool) -> None:
+            nonlocal sent
+            if a_out is None:
+                return
+            if not final:
+                end -= end % 1024
+            while sent < end:
+                m = min(1024, end - sent)
+                chunk = np.zeros((audio.shape[0], m), np.float32)
+                have = audio[:, sent:sent + m]
+                chunk[:, :have.shape[1]] = have
+                af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
+                af.sample_rate, af.pts, af.time_base = AAC_SR, sent, Fraction(1, AAC_SR)
+                for pkt in a_out.encode(af):
+                    out.mux(pkt)
+                sent += m
+
+        for seg in segments:
+            with av.open(str(seg)) as c:
+                s_in = c.streams.video[0]
+                if v_out is None:
+                    v_out = out.add_stream_from_template(s_in)
+                    if audio is not None:
+                        layout = "mono" if audio.shape[0] == 1 else "stereo"
+                        a_out = out.add_stream("aac", rate=AAC_SR, layout=layout)
+                        a_out.bit_rate = 96000 if layout == "mono" else 128000
+                tb = s_in.time_base
+                shift = int(round(frames / rate / tb))  # this piece starts where the previous ones end
+                n = 0
+                for pkt in c.demux(s_in):
+                    if pkt.dts is None:
+                        continue
+                    pkt.pts += shift
+                    pkt.dts += shift
+                    pkt.stream = v_out
+                    out.mux(pkt)
+                    n += 1
+                frames += n
+                send_audio(round(frames * AAC_SR / rate), final=False)
+        if v_out is None or frames == 0:
+            raise OutputError(f"no frames to write to {path}")
+        send_audio(round(frames * AAC_SR / rate), final=True)
+        if a_out is not None:
+            for pkt in a_out.encode(None):
+                out.mux(pkt)
+        out.close()
+        out = None
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+        return frames
+    except (av.FFmpegError, OSError) as e:
+        raise OutputError(f"could not write {path} ({e}); check free disk space and permissions") from None
+    finally:
+        if out is not None:
+            try:
+                out.close()
+            except Exception:  # discarded anyway
+                pass
+        Path(tmp).unlink(missing_ok=True)
 
 
 def check_output_path(out, inputs: list) -> Path:

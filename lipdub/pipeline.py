@@ -33,6 +33,8 @@ class DubOptions:
     crf: float = 16.0
     preset: str = "veryfast"
     repeatable: bool = False  # bit-repeatable encoding: the same inputs always give the same file (larger)
+    resume: bool = False  # render in pieces kept beside the output, so a killed run continues where it stopped
+    piece_seconds: float = 10.0  # length of those pieces
     cache: bool = True
     alignment: str | None = None  # a saved SpeechTrack JSON to use instead of analysing the audio
     save_alignment: str | None = None  # where to write the speech analysis for reuse
@@ -242,32 +244,120 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
 
     t = time.perf_counter()
     faces_rendered = 0
-    with media.VideoWriter(output, info.width, info.height, info.fps, audio=native, audio_sr=native_sr,
-                           crf=opts.crf, preset=opts.preset, repeatable=bool(opts.repeatable)) as writer, \
-            BackgroundWriter(writer) as sink, media.FrameReader(video, info) as reader:
-        for k, j in enumerate(schedule):
-            j = int(j)
-            frame = reader.get(j)
-            if styler is not None:
-                frame, rendered = styler.frame(k, j, frame, plan)
+
+    def render_one(k: int, j: int, frame: np.ndarray) -> tuple[np.ndarray, bool]:
+        if styler is not None:
+            return styler.frame(k, j, frame, plan)
+        if renderer is not None:
+            return renderer.frame(k, j, frame, plan)
+        return frame, False
+
+    if opts.resume:
+        faces_rendered, digest = _render_in_pieces(video, audio, output, info, opts, schedule, render_one,
+                                                   renderer, native, native_sr, progress)
+    else:
+        with media.VideoWriter(output, info.width, info.height, info.fps, audio=native, audio_sr=native_sr,
+                               crf=opts.crf, preset=opts.preset, repeatable=bool(opts.repeatable)) as writer, \
+                BackgroundWriter(writer) as sink, media.FrameReader(video, info) as reader:
+            for k, j in enumerate(schedule):
+                frame, rendered = render_one(k, int(j), reader.get(int(j)))
                 faces_rendered += rendered
-            elif renderer is not None:
-                frame, rendered = renderer.frame(k, j, frame, plan)
-                faces_rendered += rendered
-            sink.write(frame)
-            if progress:
-                progress("render", k + 1, n_out)
+                sink.write(frame)
+                if progress:
+                    progress("render", k + 1, n_out)
+        digest = sink.digest
     timings["render"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     appearance = f"profile:{Path(opts.profile).name}" if actor is not None else "video"
     report = DubReport(output, n_out, info.fps, n_out / info.fps, faces_rendered, speech_track.method, timings,
-                       appearance, sink.digest)
+                       appearance, digest)
     if renderer is not None:
         report.wanted_opening = renderer.wanted(mouth)[0].astype(np.float32)
     if styler is not None:
         report.head = styler.motion.head if styler.head else None
         report.blink = styler.motion.blink if styler.blinks and styler.warp_face else None
     return report
+
+
+WARM_UP = 8  # frames rendered (not written) before each piece, so colour smoothing enters it as it left the last
+
+
+def _render_in_pieces(video: Path, audio: Path, output: Path, info, opts: DubOptions, schedule, render_one,
+                      renderer, native, native_sr, progress) -> tuple[int, str]:
+    """Render the output in pieces of `opts.piece_seconds`, each encoded on its own into a folder beside the output,
+    then joined with the audio. A piece already there (from a killed run of the same dub) is kept, so the run
+    continues where it stopped; every piece starts from the same state either way (colour smoothing warmed up over
+    the frames before it), so a resumed dub equals an uninterrupted one."""
+    import hashlib
+    import json
+    import shutil
+
+    work = output.parent / f".{output.name}.lipdub-parts"
+    key_src = {"video": _stat_key(video), "audio": _stat_key(audio), "frames": len(schedule),
+               "options": {k: v for k, v in vars(opts).items() if k not in ("resume", "cache", "save_alignment",
+                                                                         "speech_track")}}
+    key = hashlib.sha256(json.dumps(key_src, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    manifest = work / "manifest.json"
+    if work.is_dir():
+        try:
+            same = json.loads(manifest.read_text())["key"] == key
+        except (OSError, ValueError, KeyError):
+            same = False
+        if not same:  # another dub's pieces: start over
+            shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(exist_ok=True)
+    manifest.write_text(json.dumps({"key": key, "inputs": key_src}, default=str))
+    n_out = len(schedule)
+    per = max(1, int(round(opts.piece_seconds * info.fps)))
+    pieces = [(k0, min(k0 + per, n_out)) for k0 in range(0, n_out, per)]
+    faces, digests = 0, []
+    with media.FrameReader(video, info) as reader:
+        for c, (k0, k1) in enumerate(pieces):
+            part, meta = work / f"part{c:05d}.mp4", work / f"part{c:05d}.json"
+            if part.is_file() and meta.is_file():
+                try:
+                    done = json.loads(meta.read_text())
+                    faces += int(done["faces"])
+                    digests.append(str(done["digest"]))
+                    if progress:
+                        progress("render", k1, n_out)
+                    continue
+                except (OSError, ValueError, KeyError):
+                    pass  # a damaged record: render the piece again
+            if renderer is not None:
+                renderer.colour.reset()
+                renderer.prev_j = None
+            for k in range(max(0, k0 - WARM_UP), k0):
+                render_one(k, int(schedule[k]), reader.get(int(schedule[k])))
+            n_faces = 0
+            with media.VideoWriter(part, info.width, info.height, info.fps, crf=opts.crf, preset=opts.preset,
+                                   segment=True) as writer, BackgroundWriter(writer) as sink:
+                for k in range(k0, k1):
+                    frame, rendered = render_one(k, int(schedule[k]), reader.get(int(schedule[k])))
+                    n_faces += rendered
+                    sink.write(frame)
+                    if progress:
+                        progress("render", k + 1, n_out)
+            _write_text_atomically(meta, json.dumps({"faces": n_faces, "digest": sink.digest}))
+            faces += n_faces
+            digests.append(sink.digest)
+    media.join_segments([work / f"part{c:05d}.mp4" for c in range(len(pieces))], output, info.fps, native,
+                        native_sr)
+    shutil.rmtree(work, ignore_errors=True)
+    return faces, hashlib.sha256("".join(digests).encode()).hexdigest()
+
+
+def _stat_key(path: Path) -> list:
+    st = Path(path).stat()
+    return [str(Path(path).resolve()), st.st_size, st.st_mtime_ns]
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
+    import os
+
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 class FaceStyler:
