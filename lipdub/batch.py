@@ -403,15 +403,42 @@ def _summary_entry(job: Job, report: dict, status: str) -> dict:
             "error": report.get("error")}
 
 
+def audio_seconds(path: str) -> float:
+    """Length of a file's audio (0 when it cannot be read: the job will fail on its own with a clear message)."""
+    from .media import load_audio
+
+    try:
+        samples, sr = load_audio(path, 8000)
+        return len(samples) / sr
+    except Exception:  # noqa: BLE001
+        return 0.0
+
+
+def mark_long_jobs(jobs: list[Job], split_seconds: float | None, piece_seconds: float | None = None) -> None:
+    """Jobs at least `split_seconds` long render in pieces (`resume`): on Ray the pieces are spread over workers,
+    locally one process renders them all; the output is the same either way (and a killed batch resumes them)."""
+    if not split_seconds:
+        return
+    for job in jobs:
+        if job.error is None and audio_seconds(job.audio) >= split_seconds:
+            job.dub["resume"] = True
+            if piece_seconds:
+                job.dub["piece_seconds"] = float(piece_seconds)
+
+
 def run_batch(csv_path, out_dir=None, retries: int = 1, workers: int | None = None, ray: str | None = None,
-              force: bool = False, on_job: Callable[[dict, int, int], None] | None = None) -> Summary:
+              force: bool = False, on_job: Callable[[dict, int, int], None] | None = None,
+              split_seconds: float | None = 120.0, piece_seconds: float | None = None) -> Summary:
     """Run every job of `csv_path`; `ray` = None (local processes), "local" (a local Ray instance) or a Ray
-    cluster address. `on_job(summary_entry, done, total)` is called as jobs finish. Returns the summary."""
+    cluster address. `on_job(summary_entry, done, total)` is called as jobs finish. Jobs whose audio lasts at least
+    `split_seconds` are rendered in pieces (of `piece_seconds`, default 10 s), as several Ray tasks under Ray.
+    Returns the summary."""
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ParameterError(f"--retries must be 0 or more, got {retries!r}")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ParameterError(f"--workers must be 1 or more, got {workers!r}")
     jobs = read_jobs(csv_path, out_dir)
+    mark_long_jobs(jobs, split_seconds, piece_seconds)
     out_base = Path(out_dir).expanduser().resolve() if out_dir else Path(csv_path).resolve().parent
     try:
         out_base.mkdir(parents=True, exist_ok=True)
@@ -499,8 +526,19 @@ def _run_ray(jobs: list[Job], retries: int, workers: int | None, address: str, r
     # max_retries: Ray runs the task again when its worker process or node dies; errors inside a dub are retried
     # by run_job itself (and recorded), so the task never raises for them.
     task = ray.remote(num_cpus=1, max_retries=retries, retry_exceptions=False)(run_job)
+    prepare = ray.remote(num_cpus=1, max_retries=retries, retry_exceptions=False)(_prepare_job)
+    share = ray.remote(num_cpus=1, max_retries=retries, retry_exceptions=False)(_render_share)
     try:
         limit = workers or len(jobs)
+        # long jobs first: tracked once, then their pieces spread over the workers; run_job below only joins them
+        n_shares = max(1, workers or int(ray.cluster_resources().get("CPU", 2)))
+        for job in jobs:
+            if job.error is None and job.dub.get("resume"):
+                try:
+                    ray.get(prepare.remote(job))
+                    ray.get([share.remote(job, i, n_shares) for i in range(n_shares)])
+                except Exception:  # noqa: BLE001 - run_job renders whatever piece is missing and reports errors
+                    pass
         queue = list(jobs)
         pending: dict = {}
         while queue or pending:
@@ -525,6 +563,32 @@ def _run_ray(jobs: list[Job], retries: int, workers: int | None, address: str, r
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _job_options(job: Job, **extra):
+    from .pipeline import DubOptions
+
+    values = {k: (tuple(v) if k == "face_box" and v is not None else v) for k, v in job.dub.items()}
+    values.update(extra)
+    return DubOptions(**values)
+
+
+def _prepare_job(job: Job) -> None:
+    """Track the job's video once (cached), before its pieces are rendered by several workers."""
+    from . import media
+    from .pipeline import load_track
+
+    opts = _job_options(job)
+    if opts.cache:
+        load_track(Path(job.video), media.probe_video(job.video), opts, None)
+
+
+def _render_share(job: Job, i: int, n: int) -> None:
+    """Pieces i, i+n, i+2n… of a long job (kept beside its output; the job's own run joins them)."""
+    from .pipeline import dub
+
+    Path(job.output).parent.mkdir(parents=True, exist_ok=True)
+    dub(job.video, job.audio, job.output, _job_options(job, pieces=f"{i}/{n}"))
 
 
 def _child_main(argv: list[str]) -> int:

@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the jobs as Ray tasks: on the cluster at ADDRESS (e.g. auto, ray://head:10001), or on "
                         "a local Ray instance when no address is given (needs `pip install ray`)")
     b.add_argument("--force", action="store_true", help="run finished jobs again too")
+    b.add_argument("--split-seconds", type=float, default=120.0,
+                   help="jobs with at least this much audio render in 10 s pieces (resumable; spread over the "
+                        "workers with --ray); 0 = never (default 120)")
 
     say = sub.add_parser("say", help="make the face in a video or photo say typed text (offline speech, espeak-ng)")
     say.add_argument("source", metavar="VIDEO_OR_PROFILE",
@@ -232,7 +235,7 @@ def _batch(args) -> int:
 
     try:
         summary = run_batch(csv_path, args.out_dir, retries=args.retries, workers=args.workers, ray=ray,
-                            force=args.force, on_job=show)
+                            force=args.force, on_job=show, split_seconds=args.split_seconds or None)
     except KeyboardInterrupt:
         print("lipdub: interrupted; finished jobs keep their outputs and reports, run the batch again to go on",
               file=sys.stderr)

@@ -35,6 +35,7 @@ class DubOptions:
     repeatable: bool = False  # bit-repeatable encoding: the same inputs always give the same file (larger)
     resume: bool = False  # render in pieces kept beside the output, so a killed run continues where it stopped
     piece_seconds: float = 10.0  # length of those pieces
+    pieces: str | None = None  # "I/N" (scale-out): render only pieces I, I+N, I+2N…; a final resume run joins them
     cache: bool = True
     alignment: str | None = None  # a saved SpeechTrack JSON to use instead of analysing the audio
     save_alignment: str | None = None  # where to write the speech analysis for reuse
@@ -65,6 +66,16 @@ class DubOptions:
             if len(box) != 4 or not np.isfinite(box).all() or min(box[2:]) <= 0:
                 raise ParameterError("--face-box must be x,y,w,h in pixels with positive width and height")
         expression.check(self.region, self.emotion, self.emotion_strength)
+        if self.pieces is not None:
+            try:
+                i, n = (int(v) for v in str(self.pieces).split("/"))
+                ok = 0 <= i < n
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ParameterError(f"pieces must be 'I/N' with 0 <= I < N, got {self.pieces!r}")
+        if not 0.5 <= _number(self.piece_seconds, "piece_seconds") <= 3600:
+            raise ParameterError(f"piece_seconds must be between 0.5 and 3600, got {self.piece_seconds}")
         if self.speaker not in face.SPEAKER_MODES:
             raise ParameterError(f"--speaker must be one of {', '.join(face.SPEAKER_MODES)}, got {self.speaker!r}")
         if self.speaker == "auto" and (self.face_index is not None or self.face_box is not None):
@@ -252,7 +263,7 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
             return renderer.frame(k, j, frame, plan)
         return frame, False
 
-    if opts.resume:
+    if opts.resume or opts.pieces:
         faces_rendered, digest = _render_in_pieces(video, audio, output, info, opts, schedule, render_one,
                                                    renderer, native, native_sr, progress)
     else:
@@ -295,7 +306,7 @@ def _render_in_pieces(video: Path, audio: Path, output: Path, info, opts: DubOpt
     work = output.parent / f".{output.name}.lipdub-parts"
     key_src = {"video": _stat_key(video), "audio": _stat_key(audio), "frames": len(schedule),
                "options": {k: v for k, v in vars(opts).items() if k not in ("resume", "cache", "save_alignment",
-                                                                         "speech_track")}}
+                                                                         "speech_track", "pieces")}}
     key = hashlib.sha256(json.dumps(key_src, sort_keys=True, default=str).encode()).hexdigest()[:24]
     manifest = work / "manifest.json"
     if work.is_dir():
@@ -306,13 +317,20 @@ def _render_in_pieces(video: Path, audio: Path, output: Path, info, opts: DubOpt
         if not same:  # another dub's pieces: start over
             shutil.rmtree(work, ignore_errors=True)
     work.mkdir(exist_ok=True)
-    manifest.write_text(json.dumps({"key": key, "inputs": key_src}, default=str))
+    if not manifest.is_file():  # (written atomically: workers of one scale-out dub share the folder)
+        _write_text_atomically(manifest, json.dumps({"key": key, "inputs": key_src}, default=str))
     n_out = len(schedule)
     per = max(1, int(round(opts.piece_seconds * info.fps)))
     pieces = [(k0, min(k0 + per, n_out)) for k0 in range(0, n_out, per)]
+    mine = None
+    if opts.pieces:
+        i, n = (int(v) for v in opts.pieces.split("/"))
+        mine = {c for c in range(len(pieces)) if c % n == i}
     faces, digests = 0, []
     with media.FrameReader(video, info) as reader:
         for c, (k0, k1) in enumerate(pieces):
+            if mine is not None and c not in mine:
+                continue
             part, meta = work / f"part{c:05d}.mp4", work / f"part{c:05d}.json"
             if part.is_file() and meta.is_file():
                 try:
@@ -341,6 +359,8 @@ def _render_in_pieces(video: Path, audio: Path, output: Path, info, opts: DubOpt
             _write_text_atomically(meta, json.dumps({"faces": n_faces, "digest": sink.digest}))
             faces += n_faces
             digests.append(sink.digest)
+    if mine is not None:  # a share of a scale-out dub: the final run joins
+        return faces, ""
     media.join_segments([work / f"part{c:05d}.mp4" for c in range(len(pieces))], output, info.fps, native,
                         native_sr)
     shutil.rmtree(work, ignore_errors=True)
@@ -355,7 +375,7 @@ def _stat_key(path: Path) -> list:
 def _write_text_atomically(path: Path, text: str) -> None:
     import os
 
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
 

@@ -246,3 +246,36 @@ def test_ray_batch_survives_a_killed_worker_and_matches_the_local_run(local_batc
         assert report["frames_sha256"] == local["frames_sha256"], f"job{i}: rendered frames differ"
         assert _frame_hash(tmp_path / "ray" / f"job{i}.mp4") == _frame_hash(local_out / f"job{i}.mp4"), f"job{i}"
     print(f"Ray batch with worker {killed[0]} killed: {seconds:.1f} s; retried job: {lost[0]['output']}")
+
+
+@pytest.mark.slow
+def test_long_job_pieces_run_as_ray_tasks_and_match_the_local_run(tmp_path):
+    pytest.importorskip("ray")
+    from lipdub.evaluate import cut_audio, cut_video
+
+    data = require_data("video/hdtf_katiehill_8s.mp4", "audio/en_jfk_11s.wav")
+    cut_video(data / "video/hdtf_katiehill_8s.mp4", 0.0, 3.0, tmp_path / "v.mp4")
+    cut_audio(data / "audio/en_jfk_11s.wav", 0.0, 5.0, tmp_path / "a.wav")
+    jobs_csv = _csv(tmp_path / "jobs.csv", [["v.mp4", "a.wav", "", "", "long.mp4"]])
+    local = batch.run_batch(jobs_csv, tmp_path / "local", split_seconds=4.0, piece_seconds=1.0)
+    assert local.data["counts"]["ok"] == 1
+    seen: set = set()
+    stop = threading.Event()
+
+    def watch():  # the pieces' Ray tasks, seen as worker processes
+        while not stop.is_set():
+            seen.update(_ray_workers_running("ray::_render_share"))
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        spread = batch.run_batch(jobs_csv, tmp_path / "ray", ray="local", workers=2, split_seconds=4.0,
+                                 piece_seconds=1.0)
+    finally:
+        stop.set()
+        thread.join(5)
+    assert spread.data["counts"]["ok"] == 1
+    assert len(seen) >= 2, "the pieces did not run as Ray tasks on two workers"
+    assert _frame_hash(tmp_path / "ray" / "long.mp4") == _frame_hash(tmp_path / "local" / "long.mp4")
+    assert media.probe_video(tmp_path / "ray" / "long.mp4").n_frames == 125
