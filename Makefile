@@ -22,8 +22,10 @@ eval: $(STAMP)
 venv: $(STAMP)
 
 # espeak-ng (GPL) is used only as an external program: G2P for non-English transcripts and the demo's voice.
+# chromium (BSD-3-Clause and others) only runs the web app's browser test (tests/test_app.py).
 system-deps:
 	@command -v espeak-ng >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q espeak-ng; }
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
 
 $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml | system-deps
 	$(PYTHON) -m venv $(VENV)

@@ -1,5 +1,5 @@
-"""Command line: `lipdub dub`, `lipdub batch`, `lipdub say`, `lipdub profile`, `lipdub demo`, `lipdub visemes`,
-`lipdub eval`. Thin: parsing, progress and errors only."""
+"""Command line: `lipdub dub`, `lipdub batch`, `lipdub say`, `lipdub app`, `lipdub profile`, `lipdub demo`,
+`lipdub visemes`, `lipdub eval`. Thin: parsing, progress and errors only."""
 
 from __future__ import annotations
 
@@ -168,6 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
     say.add_argument("--speed", type=int, default=150, help="words per minute (default 150)")
     _add_dub_options(say, exclude=("--transcript", "--alignment", "--language"))
 
+    app = sub.add_parser("app", help="the web app: upload, dub, compare and download in a browser (needs gradio)")
+    app.add_argument("--host", default="127.0.0.1",
+                     help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the "
+                          "network, without any login)")
+    app.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    app.add_argument("--max-upload-mb", type=float, default=500.0, help="largest upload accepted (default 500 MB)")
+    app.add_argument("--work-dir", help="folder for uploads and jobs (default: a private temporary folder, removed "
+                                        "when the app stops)")
+
     demo = sub.add_parser("demo", help="dub the embedded default: a portrait saying a synthesised sentence")
     demo.add_argument("-o", "--output", default="out/demo.mp4")
 
@@ -274,6 +283,11 @@ def main(argv: list[str] | None = None) -> int:
             return _say(args, progress)
         if args.command == "batch":
             return _batch(args)
+        if args.command == "app":
+            from .app import serve
+
+            serve(args.host, args.port, args.max_upload_mb, args.work_dir)
+            return 0
         if args.command == "demo":
             from .demo import run_demo
 
