@@ -215,6 +215,12 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
         t = time.perf_counter()
         track = load_track(video, info, opts, progress)
         timings["track"] = time.perf_counter() - t
+        # the clip's own mouth atlas is built while the speech analysis may still run
+        t = time.perf_counter()
+        own_renderer = None
+        if actor is None and track.valid.any():
+            own_renderer = render.Renderer.for_video(video, info, track, progress)
+        timings["atlas"] = time.perf_counter() - t
         speech_track = speech_future.result()
 
     schedule = media.output_schedule(len(track), info.fps, duration, "pingpong" if opts.length == "audio"
@@ -241,7 +247,7 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
             renderer = render.Renderer(actor.atlas, track, model=actor.model,
                                        colour=compose.ColourMatcher(gain=True), region=opts.region)
         else:
-            renderer = render.Renderer.for_video(video, info, track, progress)
+            renderer = own_renderer
             renderer.region = opts.region
         if opts.region in ("face", "head") or opts.emotion != "neutral":
             styler = FaceStyler(renderer, track, schedule, speech_track, samples16, opts, info.is_image, info.fps)
@@ -251,7 +257,7 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
             plan = renderer.plan(schedule, mouth, teeth)
     else:
         log.warning("no face found in %s: writing the video unchanged with the new audio", video)
-    timings["atlas"] = time.perf_counter() - t
+    timings["plan"] = time.perf_counter() - t
 
     t = time.perf_counter()
     faces_rendered = 0

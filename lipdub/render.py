@@ -741,7 +741,20 @@ class Renderer:
         pose = F.estimate_pose(track, canonical)
         atlas = Atlas(canonical, float(np.median(pose.scale[track.valid])))
         stride = max(1, int(np.ceil(int(track.valid.sum()) * atlas.bytes_per_entry() / budget_bytes)))
-        if fill_atlas(atlas, video, track, pose, stride=stride, progress=progress) == 0:
+        # two halves on two threads (decoding, warping and JPEG coding run in native code without the GIL)
+        from concurrent.futures import ThreadPoolExecutor
+
+        if len(track) >= 50:
+            second = Atlas(canonical, atlas.scale)
+            mid = len(track) // 2
+            with ThreadPoolExecutor(1, thread_name_prefix="lipdub-atlas") as pool:
+                job = pool.submit(fill_atlas, second, video, track, pose, 0, None, stride, None, mid)
+                fill_atlas(atlas, video, track, pose, stride=stride, progress=progress, stop=mid)
+                job.result()
+            atlas.merge(second)
+        else:
+            fill_atlas(atlas, video, track, pose, stride=stride, progress=progress)
+        if atlas.n == 0:
             raise InputError(f"could not build a mouth atlas from {video}; is the face too small or turned away?")
         return cls(atlas, track, pose)
 
