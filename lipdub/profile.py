@@ -234,16 +234,16 @@ class Profile:
         m, a, art = self.meta, self.atlas, self.articulation
         lines = [f"lipdub actor profile v{m.get('version')}, built {m.get('created', '?')} by lipdub "
                  f"{m.get('lipdub', '?')}"]
+        rejected = ", ".join(f"{why} {n}" for why, n in m.get("rejected", {}).items() if n) or "none"
         lines.append(f"footage: {len(m.get('sources', []))} clip(s), {m.get('seconds', 0) / 60:.2f} min, "
-                     f"{m.get('frames', 0)} frames tracked, {a.n} kept in the atlas "
-                     f"({m.get('rejected', {})} rejected)")
+                     f"{m.get('frames', 0)} frames tracked, {a.n} kept in the atlas (rejected: {rejected})")
         for s in m.get("sources", []):
             lines.append(f"  {s['name']}: {s['seconds']:.1f} s, {s['kept']} of {s['frames']} frames kept")
         d = render.descriptors(a.norm) if a.n else np.zeros((0, 2))
         if len(d):
             op = d[:, 0] / self.model.open_max
             hist = np.histogram(np.clip(op, 0, 1.2), bins=[0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.21])[0]
-            lines.append("mouth opening coverage (fraction of wide-open): " + ", ".join(
+            lines.append("frames per mouth opening (fraction of wide-open): " + ", ".join(
                 f"{lo:.1f}-{hi:.1f}: {n}" for lo, hi, n in zip([0, .1, .3, .5, .7, .9], [.1, .3, .5, .7, .9, 1.2],
                                                                hist)))
             teeth = a.teeth

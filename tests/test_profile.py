@@ -70,7 +70,7 @@ def test_profile_file_round_trip_and_info(cnn_parts):
     assert loaded.articulation.phone_width == prof.articulation.phone_width
     text = subprocess.run([sys.executable, "-m", "lipdub", "profile", "info", str(path)], capture_output=True,
                           text=True, check=True).stdout
-    assert "0.20 min" in text and "frames" in text and "mouth opening coverage" in text
+    assert "0.20 min" in text and "frames" in text and "frames per mouth opening" in text
 
 
 def test_dub_with_profile_follows_the_speech(cnn_parts):
