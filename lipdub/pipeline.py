@@ -407,6 +407,9 @@ class FaceStyler:
         self.head = opts.region == "head"
         # a video blinks by itself; a photo or a frozen shot needs blinks
         self.blinks = still or _is_static(track)
+        if self.head and not self.blinks:
+            log.warning("--region head is meant for photos and static shots: on this moving shot the added head "
+                        "motion comes on top of the filmed one (use --region face to keep the filmed head)")
         self.warper = render.FaceWarper(canonical)
         n = len(schedule)
         moved = np.zeros((n, 478, 3), np.float32)

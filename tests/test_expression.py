@@ -167,3 +167,29 @@ def test_bad_region_and_emotion_options_are_one_line_errors(tmp_path, short_audi
         assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
     with pytest.raises(lipdub.ParameterError, match="emotion-strength"):
         lipdub.dub(data / PHOTO, short_audio, tmp_path / "y.mp4", emotion_strength=-1)
+
+
+@pytest.mark.parametrize("region", ["lips", "face"])
+def test_video_region_changes_only_its_part(tmp_path, short_audio, region):
+    data = require_data(VIDEO)
+    out = tmp_path / f"{region}.mp4"
+    lipdub.dub(data / VIDEO, short_audio, out, region=region, emotion="surprised" if region == "face" else "neutral")
+    track = evaluate._track_path(data / VIDEO, None, None, cache=True)
+    ks = [5, 25, 45, 65, 85]  # the 4 s audio is shorter than the clip: output frame k is drawn over source frame k
+    dubbed, source = _frames(out, ks), _frames(data / VIDEO, ks)
+    worst_out, worst_in = 0.0, 0.0
+    for k, a, b in zip(ks, dubbed, source):
+        lm = track.landmarks[k][:, :2]
+        iod = float(np.linalg.norm(lm[33] - lm[263]))
+        if region == "lips":
+            mouth = lm[face.OUTER_UPPER + face.OUTER_LOWER]
+            inside = np.zeros(a.shape[:2], bool)
+            x0, x1 = mouth[:, 0].min() - 0.35 * np.ptp(mouth[:, 0]), mouth[:, 0].max() + 0.35 * np.ptp(mouth[:, 0])
+            y0, y1 = lm[2, 1], mouth[:, 1].max() + 0.1 * iod + 0.3 * np.ptp(mouth[:, 1])
+            inside[int(y0):int(y1), int(x0):int(x1)] = True
+        else:
+            inside = _box_mask(a.shape, lm[FACE_OVAL], 0.15)
+        worst_out = max(worst_out, _worst_block(a - b, ~inside))
+        worst_in = max(worst_in, _worst_block(a - b, inside))
+    assert worst_out < 6.0, f"{region}: pixels outside the region changed ({worst_out:.1f} levels)"
+    assert worst_in > 12.0
