@@ -42,32 +42,70 @@ def analyse_clip(path: Path, rng):
     return _speech_cache[key]
 
 
-def variants(track, times):
-    full = motion.mouth_track(track, times).opening
+_allphone_cache: dict = {}
+
+
+def analyse_allphone(path: Path, rng):
+    """The same audio with pocketsphinx's allphone decoder instead of hama (the baseline phone recogniser)."""
+    key = (str(path), rng)
+    if key not in _allphone_cache:
+        from lipdub.speech import recognise
+
+        samples, sr = media.load_audio(path, 16000)
+        if rng is not None:
+            samples = samples[int(rng[0] * sr):int(rng[1] * sr)]
+        saved = recognise.recognise
+        recognise.recognise = lambda *a, **k: []  # no hama words: analysis falls back to allphone
+        try:
+            _allphone_cache[key] = speech.analyse(samples, sr)
+        finally:
+            recognise.recognise = saved
+    return _allphone_cache[key]
+
+
+def variants(track, times, allphone_track=None, model=None):
+    """Baselines and the full system, each an opening curve at `times`."""
+    rules = motion.MotionParams(learned=False, acoustic_weight=0.0)
+    full = motion.mouth_track(track, times, params=motion.MotionParams(model=model) if model else None).opening
     jaw = motion.mouth_track(speech.SpeechTrack(track.duration, track.hop, track.voiced, track.jaw, track.loudness,
-                                                [], "acoustic-only", None), times).opening
-    phones_only = motion.mouth_track(track, times, acoustic_weight=0.0).opening
+                                                [], "acoustic-only", None), times, params=rules).opening
+    visemes = motion.mouth_track(track, times, params=rules).opening
     idx = np.clip(np.round(times / track.hop).astype(int), 0, len(track.loudness) - 1)
-    return {"loudness": track.loudness[idx], "jaw": jaw, "phones": phones_only, "full": full}
+    out = {"loudness": track.loudness[idx], "jaw": jaw, "visemes": visemes}
+    if allphone_track is not None:
+        out["allphone"] = motion.mouth_track(allphone_track, times, params=rules).opening
+    out["full"] = full
+    return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(evaluate.default_data_dir()))
     ap.add_argument("--clips", help="comma-separated subset")
+    ap.add_argument("--heldout", action="store_true",
+                    help="full system = a model that never heard the clip's speaker (bench/train_motion.py's)")
     args = ap.parse_args()
     data = Path(args.data)
     names = args.clips.split(",") if args.clips else list(SELF_CLIPS)
     rows = []
-    print(f"{'clip':18s} {'method':12s} " + " ".join(f"{k:>14s}" for k in ("loudness", "jaw", "phones", "full")))
+    keys = ("loudness", "jaw", "visemes", "allphone", "full")
+    print("loudness: audio loudness alone; jaw: acoustic jaw curve; visemes: recognised phones through the generic "
+          "viseme table; allphone: pocketsphinx allphone phones through the same table; full: the system "
+          f"({'held-out' if args.heldout else 'shipped'} opening model)")
+    print(f"{'clip':18s} {'method':12s} " + " ".join(f"{k:>14s}" for k in keys))
     for name in names:
         rel, rng = SELF_CLIPS[name]
         path = data / rel
         t = time.perf_counter()
         times, truth = evaluate.mouth_curve(path, *(rng or (None, None)))
         tr = analyse_clip(path, rng)
+        model = None
+        if args.heldout:
+            from train_motion import LOSO_DIR, group_of
+
+            model = motion._load(str(LOSO_DIR / f"{group_of(name)}.npz"))
         res = {}
-        for k, pred in variants(tr, times).items():
+        for k, pred in variants(tr, times, analyse_allphone(path, rng), model).items():
             r, lag, _ = evaluate.pearson_at_best_lag(pred, truth)
             res[k] = (r, lag)
         rows.append(res)
