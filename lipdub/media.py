@@ -461,6 +461,42 @@ def _as_rate(fps) -> Fraction:
     return Fraction(f).limit_denominator(1001)
 
 
+class _AudioTrack:
+    """An AAC stream fed from a (channels, samples) array in 1024-sample frames up to a given sample, zero-padded past
+    the audio's end (the audio lasts exactly as long as the video)."""
+
+    def __init__(self, container, audio: np.ndarray):
+        self.audio = audio
+        self.layout = "mono" if audio.shape[0] == 1 else "stereo"
+        self.stream = container.add_stream("aac", rate=AAC_SR, layout=self.layout)
+        self.stream.bit_rate = 96000 if self.layout == "mono" else 128000
+        self.sent = 0
+
+    def packets(self, end: int, final: bool):
+        """Encoded packets of the samples up to `end` (a whole number of AAC frames unless `final`)."""
+        if not final:
+            end -= end % 1024
+        while self.sent < end:
+            m = min(1024, end - self.sent)
+            chunk = np.zeros((self.audio.shape[0], m), np.float32)
+            have = self.audio[:, self.sent:self.sent + m]
+            chunk[:, :have.shape[1]] = have
+            af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=self.layout)
+            af.sample_rate, af.pts, af.time_base = AAC_SR, self.sent, Fraction(1, AAC_SR)
+            yield from self.stream.encode(af)
+            self.sent += m
+        if final:
+            yield from self.stream.encode(None)
+
+
+def publish(tmp, path) -> None:
+    """Move a finished temporary file into place with ordinary permissions (mkstemp creates it 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 class VideoWriter:
     """H.264 + AAC writer that replaces the destination atomically in close().
 
@@ -487,7 +523,6 @@ class VideoWriter:
         self.width, self.height, self.rate = int(width), int(height), _as_rate(fps)
         self.n_frames = 0
         self._audio = self._prepare_audio(audio, audio_sr)
-        self._audio_sent = 0
         self._container = None
         try:
             fd, tmp = tempfile.mkstemp(suffix=self.path.suffix, prefix=f".{self.path.stem}.", dir=self.path.parent)
@@ -516,11 +551,7 @@ class VideoWriter:
             if params:
                 v.options = {**v.options, "x264-params": ":".join(params)}
             self._v = v
-            self._a = None
-            if self._audio is not None:
-                self._layout = "mono" if self._audio.shape[0] == 1 else "stereo"
-                self._a = self._container.add_stream("aac", rate=AAC_SR, layout=self._layout)
-                self._a.bit_rate = 96000 if self._layout == "mono" else 128000
+            self._a = _AudioTrack(self._container, self._audio) if self._audio is not None else None
         except av.FFmpegError as e:
             self.abort()
             raise OutputError(f"cannot start writing {self.path} ({e}); check the preset/crf and disk space") from None
@@ -565,20 +596,8 @@ class VideoWriter:
             raise OutputError(f"encoding {self.path} failed ({e}); check disk space and the encoder options") from None
 
     def _send_audio(self, final: bool):
-        if self._a is None:
-            return
-        end = round(self.n_frames * AAC_SR / self.rate)
-        if not final:
-            end -= end % 1024
-        while self._audio_sent < end:
-            m = min(1024, end - self._audio_sent)
-            chunk = np.zeros((self._audio.shape[0], m), np.float32)
-            have = self._audio[:, self._audio_sent:self._audio_sent + m]
-            chunk[:, :have.shape[1]] = have
-            af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=self._layout)
-            af.sample_rate, af.pts, af.time_base = AAC_SR, self._audio_sent, Fraction(1, AAC_SR)
-            self._mux(self._a.encode(af))
-            self._audio_sent += m
+        if self._a is not None:
+            self._mux(self._a.packets(round(self.n_frames * AAC_SR / self.rate), final))
 
     def _mux(self, packets):
         for p in packets:
@@ -592,14 +611,9 @@ class VideoWriter:
                 raise OutputError(f"no frames were written to {self.path}; nothing to save")
             self._mux(self._v.encode(None))
             self._send_audio(final=True)
-            if self._a is not None:
-                self._mux(self._a.encode(None))
             self._container.close()
             self._container = None
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(self._tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the output normal permissions
-            os.replace(self._tmp, self.path)
+            publish(self._tmp, self.path)
         except (av.FFmpegError, OSError) as e:
             self.abort()
             raise OutputError(f"could not write {self.path} ({e}); check free disk space and permissions") from None
@@ -644,35 +658,12 @@ def join_segments(segments: list, path, fps: float, audio: np.ndarray | None = N
         out = av.open(tmp, "w", options=opts)
         frames = 0
         v_out = a_out = None
-        layout = None
-        sent = 0
-
-        def send_audio(end: int, final: bool) -> None:
-            nonlocal sent
-            if a_out is None:
-                return
-            if not final:
-                end -= end % 1024
-            while sent < end:
-                m = min(1024, end - sent)
-                chunk = np.zeros((audio.shape[0], m), np.float32)
-                have = audio[:, sent:sent + m]
-                chunk[:, :have.shape[1]] = have
-                af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
-                af.sample_rate, af.pts, af.time_base = AAC_SR, sent, Fraction(1, AAC_SR)
-                for pkt in a_out.encode(af):
-                    out.mux(pkt)
-                sent += m
-
         for seg in segments:
             with av.open(str(seg)) as c:
                 s_in = c.streams.video[0]
                 if v_out is None:
                     v_out = out.add_stream_from_template(s_in)
-                    if audio is not None:
-                        layout = "mono" if audio.shape[0] == 1 else "stereo"
-                        a_out = out.add_stream("aac", rate=AAC_SR, layout=layout)
-                        a_out.bit_rate = 96000 if layout == "mono" else 128000
+                    a_out = _AudioTrack(out, audio) if audio is not None else None
                 tb = s_in.time_base
                 shift = int(round(frames / rate / tb))  # this piece starts where the previous ones end
                 n = 0
@@ -685,19 +676,15 @@ def join_segments(segments: list, path, fps: float, audio: np.ndarray | None = N
                     out.mux(pkt)
                     n += 1
                 frames += n
-                send_audio(round(frames * AAC_SR / rate), final=False)
+                if a_out is not None:
+                    out.mux(list(a_out.packets(round(frames * AAC_SR / rate), final=False)))
         if v_out is None or frames == 0:
             raise OutputError(f"no frames to write to {path}")
-        send_audio(round(frames * AAC_SR / rate), final=True)
         if a_out is not None:
-            for pkt in a_out.encode(None):
-                out.mux(pkt)
+            out.mux(list(a_out.packets(round(frames * AAC_SR / rate), final=True)))
         out.close()
         out = None
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
+        publish(tmp, path)
         return frames
     except (av.FFmpegError, OSError) as e:
         raise OutputError(f"could not write {path} ({e}); check free disk space and permissions") from None

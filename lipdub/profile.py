@@ -279,10 +279,7 @@ class Profile:
         os.close(fd)
         try:
             _write_npz(tmp, arrays, {"atlas_jpeg": self.atlas.jpeg})
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # a temp file is private; the profile is an ordinary file
-            os.replace(tmp, path)
+            media.publish(tmp, path)
         except OSError as exc:
             Path(tmp).unlink(missing_ok=True)
             raise OutputError(f"cannot write the profile {path}: {exc.strerror or exc}") from exc
