@@ -32,35 +32,24 @@ SELF_CLIPS = {
 _speech_cache: dict = {}
 
 
-def analyse_clip(path: Path, rng):
-    key = (str(path), rng)
+def analyse_clip(path: Path, rng, allphone: bool = False):
+    """The speech analysis of a clip's audio (cached); `allphone` decodes phones with pocketsphinx's allphone
+    decoder instead of hama (the baseline phone recogniser)."""
+    key = (str(path), rng, allphone)
     if key not in _speech_cache:
-        samples, sr = media.load_audio(path, 16000)
-        if rng is not None:
-            samples = samples[int(rng[0] * sr):int(rng[1] * sr)]
-        _speech_cache[key] = speech.analyse(samples, sr)
-    return _speech_cache[key]
-
-
-_allphone_cache: dict = {}
-
-
-def analyse_allphone(path: Path, rng):
-    """The same audio with pocketsphinx's allphone decoder instead of hama (the baseline phone recogniser)."""
-    key = (str(path), rng)
-    if key not in _allphone_cache:
         from lipdub.speech import recognise
 
         samples, sr = media.load_audio(path, 16000)
         if rng is not None:
             samples = samples[int(rng[0] * sr):int(rng[1] * sr)]
         saved = recognise.recognise
-        recognise.recognise = lambda *a, **k: []  # no hama words: analysis falls back to allphone
+        if allphone:
+            recognise.recognise = lambda *a, **k: []  # no hama words: analysis falls back to allphone
         try:
-            _allphone_cache[key] = speech.analyse(samples, sr)
+            _speech_cache[key] = speech.analyse(samples, sr)
         finally:
             recognise.recognise = saved
-    return _allphone_cache[key]
+    return _speech_cache[key]
 
 
 def variants(track, times, allphone_track=None, model=None):
@@ -105,7 +94,7 @@ def main() -> int:
 
             model = motion._load(str(LOSO_DIR / f"{group_of(name)}.npz"))
         res = {}
-        for k, pred in variants(tr, times, analyse_allphone(path, rng), model).items():
+        for k, pred in variants(tr, times, analyse_clip(path, rng, allphone=True), model).items():
             r, lag, _ = evaluate.pearson_at_best_lag(pred, truth)
             res[k] = (r, lag)
         rows.append(res)

@@ -37,38 +37,23 @@ CNN = DATA / "video/cnn_anchor_71s.mp4"
 
 def prepare(work: Path) -> dict[str, Path]:
     """The three parts of the CNN clip (cut once, kept in `work`)."""
-    from lipdub.evaluate import _RangeFrames, cut_audio
+    from lipdub.evaluate import cut_audio
 
     work.mkdir(parents=True, exist_ok=True)
     info = media.probe_video(CNN)
     out = {"footage": work / "footage_0_30.mp4", "speech": work / "speech_30_50.wav", "shot": work / "shot_50_71.mp4",
            "shot720": work / "shot_50_71_crop80_720p.mp4"}
 
-    def cut(a, b, path, audio=True, crop=None):
-        if path.is_file():
-            return
-        samples, sr = None, None
-        if audio:
-            wav = work / f"audio_{a}_{b}.wav"
-            cut_audio(CNN, a, b, wav)
-            samples, sr = media.load_audio(wav, None, mono=False)
-        w, h = (info.width, info.height) if crop is None else crop[1]
-        tmp = path.with_name(".tmp_" + path.name)
-        with media.VideoWriter(tmp, w, h, info.fps, audio=samples, audio_sr=sr, crf=12) as wr:
-            for fr in _RangeFrames(CNN, a, b, info.fps)():
-                rgb = fr.rgb
-                if crop is not None:
-                    import cv2
-
-                    (x0, y0, x1, y1), size = crop
-                    rgb = cv2.resize(rgb[y0:y1, x0:x1], size, interpolation=cv2.INTER_CUBIC)
-                wr.write(rgb)
-        tmp.rename(path)
+    def cut(a, b, path, crop=None, size=None):
+        if not path.is_file():
+            tmp = path.with_name(".tmp_" + path.name)
+            evaluate.cut_video(CNN, a, b, tmp, with_audio=True, crop=crop, size=size)
+            tmp.rename(path)
 
     cut(0.0, 30.0, out["footage"])
     cut(50.0, 71.2, out["shot"])
     m = int(round(info.width * 0.1)), int(round(info.height * 0.1))
-    cut(50.0, 71.2, out["shot720"], crop=((m[0], m[1], info.width - m[0], info.height - m[1]), (720, 720)))
+    cut(50.0, 71.2, out["shot720"], crop=(m[0], m[1], info.width - m[0], info.height - m[1]), size=(720, 720))
     if not out["speech"].is_file():
         cut_audio(CNN, 30.0, 50.0, out["speech"])
     return out

@@ -249,7 +249,7 @@ def finished(job: Job) -> dict | None:
 
 def attempt(job: Job) -> dict:
     """One dub, in this process. Never raises (but for KeyboardInterrupt): the outcome is a plain dict."""
-    from .pipeline import DubOptions, dub
+    from .pipeline import dub
 
     warnings: list[str] = []
 
@@ -263,8 +263,7 @@ def attempt(job: Job) -> dict:
     t = time.perf_counter()
     try:
         Path(job.output).parent.mkdir(parents=True, exist_ok=True)
-        opts = DubOptions(**{k: (tuple(v) if k == "face_box" and v is not None else v) for k, v in job.dub.items()})
-        report = dub(job.video, job.audio, job.output, opts)
+        report = dub(job.video, job.audio, job.output, _job_options(job))
         return {"ok": True, "seconds": time.perf_counter() - t, "frames": report.frames, "fps": report.fps,
                 "duration": report.duration, "faces_rendered": report.faces_rendered,
                 "face_coverage": report.faces_rendered / max(report.frames, 1),

@@ -292,15 +292,29 @@ def cut_audio(path: Path, start: float | None, end: float | None, out: Path) -> 
     return len(piece) / sr
 
 
-def cut_video(path: Path, start: float | None, end: float | None, out: Path) -> int:
-    """Write `path`'s frames over [start, end) seconds (no audio) with the project's writer; returns frame count."""
-    from .media import VideoWriter, probe_video
+def cut_video(path: Path, start: float | None, end: float | None, out: Path, with_audio: bool = False,
+              crop: tuple[int, int, int, int] | None = None, size: tuple[int, int] | None = None) -> int:
+    """Write `path`'s frames over [start, end) seconds with the project's writer (with the same span of its audio when
+    `with_audio`; each frame cropped to x0,y0,x1,y1 and resized to `size` when given); returns the frame count."""
+    import cv2
+
+    from .media import VideoWriter, load_audio, probe_video
 
     info = probe_video(path)
+    samples, sr = None, 16000
+    if with_audio:
+        with tempfile.TemporaryDirectory(prefix="lipdub-cut-") as tmp:
+            wav = Path(tmp) / "audio.wav"
+            cut_audio(path, start, end, wav)
+            samples, sr = load_audio(wav, None, mono=False)
+    w, h = size or ((crop[2] - crop[0], crop[3] - crop[1]) if crop else (info.width, info.height))
     n = 0
-    with VideoWriter(out, info.width, info.height, info.fps, crf=12) as w:
+    with VideoWriter(out, w, h, info.fps, audio=samples, audio_sr=sr, crf=12) as writer:
         for fr in _RangeFrames(path, start, end, info.fps)():
-            w.write(fr.rgb)
+            rgb = fr.rgb if crop is None else fr.rgb[crop[1]:crop[3], crop[0]:crop[2]]
+            if rgb.shape[1::-1] != (w, h):
+                rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_CUBIC)
+            writer.write(rgb)
             n += 1
     return n
 

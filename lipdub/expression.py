@@ -62,7 +62,6 @@ def emotion_offsets(canonical: np.ndarray, emotion: str, strength: float = 1.0) 
         return off
     c = canonical
     centre_x = 0.5 * (c[MOUTH_CORNERS[0], 0] + c[MOUTH_CORNERS[1], 0])
-    mouth_y = 0.5 * (c[13, 1] + c[14, 1])
 
     def corners(lift: float, spread: float) -> None:
         # corners and the lips/cheek near them move together, fading with distance from each corner
@@ -102,7 +101,6 @@ def emotion_offsets(canonical: np.ndarray, emotion: str, strength: float = 1.0) 
         move(RIGHT_LID_SKIN + LEFT_LID_SKIN, dy=-0.025 * s)
         move(RIGHT_UPPER_LID + LEFT_UPPER_LID, dy=-0.014 * s)
         corners(0.0, -0.012 * s)
-    del mouth_y
     return off
 
 
@@ -143,7 +141,7 @@ def pitch_track(samples: np.ndarray, sr: int = 16000, hop: float = 0.01) -> np.n
 
 def _prominence_peaks(loud: np.ndarray, voiced: np.ndarray, hop: float) -> list[tuple[int, float]]:
     """Stressed-syllable candidates: local loudness maxima above their surroundings, at least 0.25 s apart."""
-    from scipy.ndimage import gaussian_filter1d, maximum_filter1d
+    from scipy.ndimage import gaussian_filter1d
     from scipy.signal import find_peaks
 
     sm = gaussian_filter1d(np.asarray(loud, np.float64) * voiced, 3)
@@ -154,7 +152,6 @@ def _prominence_peaks(loud: np.ndarray, voiced: np.ndarray, hop: float) -> list[
     prom = props["prominences"]
     top = np.percentile(prom, 90) if len(prom) > 2 else prom.max()
     strength = np.clip(prom / max(top, 1e-6), 0, 1.2) * (sm[peaks] > base[peaks])
-    del maximum_filter1d
     return [(int(p), float(s)) for p, s in zip(peaks, strength) if s > 0.2]
 
 

@@ -419,11 +419,10 @@ class FaceStyler:
         for k, j in enumerate(self.schedule):
             if j >= len(track) or not track.valid[j]:
                 continue
-            off = expression.frame_offsets(self.motion, k, canonical,
-                                           self.emotion if self.warp_face else _mouth_only(self.emotion),
+            off = expression.frame_offsets(self.motion, k, canonical, self.emotion,
                                            blinks=self.blinks and self.warp_face)
             if not self.warp_face:
-                off[:, :] = _mouth_only(off)
+                off = _mouth_only(off)
             p = self.pose
             lm = track.landmarks[j].astype(np.float64) + p.scale[j] * off @ p.rotation[j].T
             if self.head:
@@ -432,7 +431,7 @@ class FaceStyler:
                 lm = (lm - piv) @ rot.T + piv
                 self.rotations[k] = rot
             moved[k], valid[k] = lm, True
-            self.offsets[k] = off
+            self.offsets[k] = _mouth_only(off)  # what the mouth renderer draws of it
         self.moved = face.FaceTrack(times, moved, valid, track.width, track.height)
         self.renderer = renderer.retarget(self.moved)
 
@@ -448,7 +447,7 @@ class FaceStyler:
             if b > 0.2:
                 frame = render.close_eyes(frame, self.moved.landmarks[k], min(1.0, (b - 0.2) / 0.6),
                                           float(p.scale[j]))
-        return self.renderer.frame(k, k, frame, plan, _mouth_only(self.offsets[k]))
+        return self.renderer.frame(k, k, frame, plan, self.offsets[k])
 
 
 def _mouth_only(off: np.ndarray) -> np.ndarray:

@@ -404,15 +404,7 @@ def build(footage: Sequence, progress: Progress | None = None, cache: bool = Tru
     for k, (p, keep) in enumerate(zip(paths, keeps)):
         t, ps = tracks[k], poses[k]
         before = atlas.n
-        # two halves on two threads (decoding, warping and JPEG coding run in native code without the GIL)
-        second = render.Atlas(canonical, atlas.scale)
-        mid = len(t) // 2
-        with ThreadPoolExecutor(1, thread_name_prefix="lipdub-atlas") as pool:
-            job = pool.submit(render.fill_atlas, second, p, t, ps, seq_offset, keep, stride, None, mid)
-            render.fill_atlas(atlas, p, t, ps, seq_offset=seq_offset, keep=keep, stride=stride, progress=progress,
-                              stop=mid)
-            job.result()
-        atlas.merge(second)
+        render.fill_atlas_in_halves(atlas, p, t, ps, seq_offset, keep, stride, progress)
         entry_clip += [k] * (atlas.n - before)
         seq_offset += len(t) // stride + 10  # no run continues across clips
         frames_total += len(t)

@@ -592,6 +592,12 @@ def pull_inner_lips(control: np.ndarray, amount: float) -> np.ndarray:
 
 _INNER_RING = [CONTROL.index(i) for i in F.INNER_UPPER + F.INNER_LOWER[::-1][1:-1]]
 _OUTER_RING = [CONTROL.index(i) for i in F.OUTER_UPPER + F.OUTER_LOWER[::-1][1:-1]]
+# positions within the control points, looked up once rather than on every frame
+_INNER_UPPER_POS = [CONTROL.index(i) for i in F.INNER_UPPER]
+_INNER_LOWER_POS = [CONTROL.index(i) for i in F.INNER_LOWER]
+_LIPS_POS = [CONTROL.index(i) for i in LIPS]
+_OUTER_LIPS_POS = [CONTROL.index(i) for i in F.OUTER_UPPER + F.OUTER_LOWER]
+_JAW_POS = [CONTROL.index(i) for i in F.JAW]
 
 
 def _rounded(poly: np.ndarray, iterations: int = 2) -> np.ndarray:
@@ -637,8 +643,8 @@ def synthetic_cavity(patch: np.ndarray, control: np.ndarray, roi: tuple[int, int
     grey = float(np.ptp(np.median(patch.reshape(-1, 3), axis=0))) < 4  # a black-and-white picture stays grey
     ys = np.arange(h, dtype=np.float32)[:, None]
     xs = np.arange(w, dtype=np.float32)[None, :]
-    up = control[[CONTROL.index(i) for i in F.INNER_UPPER], :2] - [x0, y0]
-    lo = control[[CONTROL.index(i) for i in F.INNER_LOWER], :2] - [x0, y0]
+    up = control[_INNER_UPPER_POS, :2] - [x0, y0]
+    lo = control[_INNER_LOWER_POS, :2] - [x0, y0]
     order = np.argsort(up[:, 0])
     y_up = np.interp(xs[0], up[order, 0], up[order, 1])[None, :]  # upper inner lip per column
     order = np.argsort(lo[:, 0])
@@ -710,6 +716,25 @@ def fill_atlas(atlas: Atlas, video: Path, track: F.FaceTrack, pose: F.Pose, seq_
     return added
 
 
+def fill_atlas_in_halves(atlas: Atlas, video: Path, track: F.FaceTrack, pose: F.Pose, seq_offset: int = 0,
+                         keep: np.ndarray | None = None, stride: int = 1,
+                         progress: Callable[[str, int, int], None] | None = None) -> int:
+    """fill_atlas on two threads, one per half of the video (decoding, warping and JPEG coding run in native code
+    without the GIL); short clips on one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if len(track) < 50:
+        return fill_atlas(atlas, video, track, pose, seq_offset, keep, stride, progress)
+    second = Atlas(atlas.canonical, atlas.scale)
+    mid = len(track) // 2
+    with ThreadPoolExecutor(1, thread_name_prefix="lipdub-atlas") as pool:
+        job = pool.submit(fill_atlas, second, video, track, pose, seq_offset, keep, stride, None, mid)
+        added = fill_atlas(atlas, video, track, pose, seq_offset, keep, stride, progress, stop=mid)
+        added += job.result()
+    atlas.merge(second)
+    return added
+
+
 class Renderer:
     """Renders output frames in order: mouths from an atlas (the clip's own, or an actor profile's) warped onto the
     target track's head pose at the wanted opening and width."""
@@ -741,19 +766,7 @@ class Renderer:
         pose = F.estimate_pose(track, canonical)
         atlas = Atlas(canonical, float(np.median(pose.scale[track.valid])))
         stride = max(1, int(np.ceil(int(track.valid.sum()) * atlas.bytes_per_entry() / budget_bytes)))
-        # two halves on two threads (decoding, warping and JPEG coding run in native code without the GIL)
-        from concurrent.futures import ThreadPoolExecutor
-
-        if len(track) >= 50:
-            second = Atlas(canonical, atlas.scale)
-            mid = len(track) // 2
-            with ThreadPoolExecutor(1, thread_name_prefix="lipdub-atlas") as pool:
-                job = pool.submit(fill_atlas, second, video, track, pose, 0, None, stride, None, mid)
-                fill_atlas(atlas, video, track, pose, stride=stride, progress=progress, stop=mid)
-                job.result()
-            atlas.merge(second)
-        else:
-            fill_atlas(atlas, video, track, pose, stride=stride, progress=progress)
+        fill_atlas_in_halves(atlas, video, track, pose, stride=stride, progress=progress)
         if atlas.n == 0:
             raise InputError(f"could not build a mouth atlas from {video}; is the face too small or turned away?")
         return cls(atlas, track, pose)
@@ -861,7 +874,7 @@ class Renderer:
         h, w = frame.shape[:2]
         scale = self.pose.scale[j]
         roi = compose.region_of_interest(dst, w, h, margin=2)
-        lips = dst[[CONTROL.index(i) for i in LIPS]]
+        lips = dst[_LIPS_POS]
         margin = 0.08 * scale
         detail = (int(lips[:, 0].min() - margin), int(lips[:, 1].min() - margin),
                   int(lips[:, 0].max() + margin) + 1, int(lips[:, 1].max() + margin) + 1)
@@ -878,14 +891,13 @@ class Renderer:
         if self.region == "lips":
             # lips and a little skin around them (grown outer lip contours of the frame and of the new mouth): the
             # jaw and chin outside stay as filmed (moving them with fixed neighbours would fold the mesh)
-            outer = [CONTROL.index(i) for i in F.OUTER_UPPER + F.OUTER_LOWER]
             lips_now = self.track.landmarks[j, F.OUTER_UPPER + F.OUTER_LOWER, :2]
-            both = np.concatenate([dst[outer], lips_now])
+            both = np.concatenate([dst[_OUTER_LIPS_POS], lips_now])
             centre = both.mean(0)
             hull = centre + 1.35 * (both - centre)
             alpha = compose.feathered_mask(hull, roi, feather=0.06 * scale)
         else:
-            hull = np.concatenate([dst[: n_ctrl][[CONTROL.index(i) for i in F.JAW]],
+            hull = np.concatenate([dst[_JAW_POS],
                                    self.track.landmarks[j, F.JAW, :2],
                                    self.track.landmarks[j, UPPER_EDGE, :2]])
             alpha = compose.feathered_mask(hull, roi, feather=0.12 * scale)

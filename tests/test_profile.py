@@ -18,15 +18,7 @@ CNN = "video/cnn_anchor_71s.mp4"
 
 def _cut(src, start, end, out, audio=True):
     """A piece of `src` with its own audio (footage for a profile must carry the actor's voice)."""
-    info = media.probe_video(src)
-    samples = sr = None
-    if audio:
-        wav = out.with_suffix(".wav")
-        evaluate.cut_audio(src, start, end, wav)
-        samples, sr = media.load_audio(wav, None, mono=False)
-    with media.VideoWriter(out, info.width, info.height, info.fps, audio=samples, audio_sr=sr, crf=14) as w:
-        for fr in evaluate._RangeFrames(src, start, end, info.fps)():
-            w.write(fr.rgb)
+    evaluate.cut_video(src, start, end, out, with_audio=audio)
     return out
 
 
