@@ -1,11 +1,13 @@
 """Score the motion stage alone: the mouth opening predicted from a clip's audio against the mouth filmed with it.
 
-    .venv/bin/python bench/motion_eval.py [--pairs self|cross|all]
+    .venv/bin/python bench/motion_eval.py [--clips a,b] [--heldout]
 
 Separates motion errors from rendering errors (the renderer follows a requested opening at r ≈ 0.95). Each talking
 clip's own audio predicts its own filmed mouth ("self"); the cross-dub cases of `lipdub eval` use the same scoring.
 Printed per clip with baselines measured in the same run: loudness alone, the acoustic jaw curve alone, phones
-without acoustics, and the full motion.
+without acoustics, the full offline motion, and the causal (live) motion at 0.05 / 0.10 / 0.15 s look-ahead (0.10
+streamed in 20 ms feeds exactly as live mode does, with its CPU cost per feed). Means of r, |lag| and amplitude
+(std of the prediction / std of the filmed opening as a fraction of the speaker's 97th percentile) close the table.
 """
 
 from __future__ import annotations
@@ -52,6 +54,23 @@ def analyse_clip(path: Path, rng, allphone: bool = False):
     return _speech_cache[key]
 
 
+def clip_audio(path: Path, rng) -> np.ndarray:
+    samples, sr = media.load_audio(path, 16000)
+    return samples[int(rng[0] * sr):int(rng[1] * sr)] if rng is not None else samples
+
+
+def stream_causal(audio: np.ndarray, fps: float, lookahead: float, model=None) -> tuple[np.ndarray, list[float]]:
+    """The live path as live mode drives it: 20 ms feeds; the opening of every frame and the CPU seconds per feed."""
+    sm = motion.StreamingMotion(fps=fps, lookahead=lookahead, model=model)
+    openings, cpu = [], []
+    for i in range(0, audio.size, 320):
+        t = time.process_time()
+        openings.append(sm.feed(audio[i:i + 320]).opening)
+        cpu.append(time.process_time() - t)
+    openings.append(sm.finish().opening)
+    return np.concatenate(openings), cpu
+
+
 def variants(track, times, allphone_track=None, model=None):
     """Baselines and the full system, each an opening curve at `times`."""
     rules = motion.MotionParams(learned=False, acoustic_weight=0.0)
@@ -67,40 +86,65 @@ def variants(track, times, allphone_track=None, model=None):
     return out
 
 
+CAUSAL = (0.05, 0.1, 0.15)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(evaluate.default_data_dir()))
     ap.add_argument("--clips", help="comma-separated subset")
     ap.add_argument("--heldout", action="store_true",
-                    help="full system = a model that never heard the clip's speaker (bench/train_motion.py's)")
+                    help="full system and causal rows = models that never heard the clip's speaker "
+                         "(bench/train_motion.py's, with and without --causal)")
     args = ap.parse_args()
     data = Path(args.data)
     names = args.clips.split(",") if args.clips else list(SELF_CLIPS)
     rows = []
-    keys = ("loudness", "jaw", "visemes", "allphone", "full")
+    keys = ("loudness", "jaw", "visemes", "allphone", "full") + tuple(f"causal {v:.2f}" for v in CAUSAL)
     print("loudness: audio loudness alone; jaw: acoustic jaw curve; visemes: recognised phones through the generic "
-          "viseme table; allphone: pocketsphinx allphone phones through the same table; full: the system "
-          f"({'held-out' if args.heldout else 'shipped'} opening model)")
+          "viseme table; allphone: pocketsphinx allphone phones through the same table; full: the offline system "
+          f"({'held-out' if args.heldout else 'shipped'} opening model); causal L: the live system with L s look-ahead "
+          "(latency L + 25 ms), 0.10 streamed in 20 ms feeds")
     print(f"{'clip':18s} {'method':12s} " + " ".join(f"{k:>14s}" for k in keys))
+    cpu_all = []
     for name in names:
         rel, rng = SELF_CLIPS[name]
         path = data / rel
         t = time.perf_counter()
         times, truth = evaluate.mouth_curve(path, *(rng or (None, None)))
         tr = analyse_clip(path, rng)
-        model = None
+        model = causal = None
         if args.heldout:
-            from train_motion import LOSO_DIR, group_of
+            from train_motion import CAUSAL_LOSO_DIR, LOSO_DIR, group_of
 
             model = motion._load(str(LOSO_DIR / f"{group_of(name)}.npz"))
+            causal = motion.CausalModel.load(CAUSAL_LOSO_DIR / f"{group_of(name)}.npz")
+        preds = variants(tr, times, analyse_clip(path, rng, allphone=True), model)
+        audio = clip_audio(path, rng)
+        fps = 1.0 / float(np.median(np.diff(times)))
+        for v in CAUSAL:
+            if v == 0.1:  # the exact live path; its frames sit at k / fps, the clip's frames at `times`
+                live, cpu = stream_causal(audio, fps, v, causal)
+                k = np.clip(np.round(times * fps).astype(int), 0, len(live) - 1)
+                preds[f"causal {v:.2f}"] = live[k]
+                cpu_all += cpu
+            else:
+                preds[f"causal {v:.2f}"] = motion.causal_mouth_track(audio, times, v, model=causal).opening
+        scale = np.nanpercentile(truth, 97)  # the opening is a fraction of the speaker's wide-open mouth
         res = {}
-        for k, pred in variants(tr, times, analyse_clip(path, rng, allphone=True), model).items():
+        for k, pred in preds.items():
             r, lag, _ = evaluate.pearson_at_best_lag(pred, truth)
-            res[k] = (r, lag)
+            res[k] = (r, lag, evaluate.amplitude_ratio(pred, truth / scale))
         rows.append(res)
-        print(f"{name:18s} {tr.method:12s} " + " ".join(f"{r:8.3f} ({lag:+d})" for r, lag in res.values()),
+        print(f"{name:18s} {tr.method:12s} " + " ".join(f"{r:8.3f} ({lag:+d})" for r, lag, _ in res.values()),
               f" {time.perf_counter() - t:.1f}s", flush=True)
-    print(f"{'mean':31s} " + " ".join(f"{np.mean([r[k][0] for r in rows]):8.3f}     " for k in rows[0]))
+    print(f"{'mean r':31s} " + " ".join(f"{np.mean([r[k][0] for r in rows]):8.3f}     " for k in rows[0]))
+    print(f"{'mean |lag| (frames)':31s} " + " ".join(f"{np.mean([abs(r[k][1]) for r in rows]):8.2f}     "
+                                                    for k in rows[0]))
+    print(f"{'mean amplitude':31s} " + " ".join(f"{np.nanmean([r[k][2] for r in rows]):8.2f}     " for k in rows[0]))
+    cpu_ms = 1e3 * np.asarray(cpu_all)
+    print(f"live path CPU per 20 ms feed: mean {cpu_ms.mean():.2f} ms, 99th percentile "
+          f"{np.percentile(cpu_ms, 99):.2f} ms, max {cpu_ms.max():.2f} ms over {cpu_ms.size} feeds")
     return 0
 
 

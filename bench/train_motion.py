@@ -8,12 +8,20 @@ target is the opening as a fraction of that speaker's wide-open mouth (97th perc
 5 small tanh MLPs (numpy, Adam). Honest accuracy is reported by leave-one-speaker-out: every clip is scored by models
 that never saw that speaker, after the full motion post-processing, next to a ridge regression and the rule-based
 motion, all measured in the same run. The held-out models are written for bench/heldout_eval.py.
+
+    .venv/bin/python bench/train_motion.py --causal [--dry-run]
+
+trains the live model (lipdub/assets/motion_model_causal.npz, motion.StreamingMotion) per look-ahead: a phone-class
+classifier on streaming log-mel (labels: the offline analysis' phones, also on the audio-only clips) and an opening
+MLP on the filmed mouths; reports leave-one-speaker-out r at 0.05/0.10/0.15 s look-ahead beside the offline held-out
+model (run the plain command first: it writes those).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +29,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from motion_eval import SELF_CLIPS, analyse_clip  # noqa: E402
 
-from lipdub import evaluate, motion  # noqa: E402
+from lipdub import evaluate, media, motion  # noqa: E402
+from lipdub.speech.acoustic import log_mel  # noqa: E402
+from lipdub.speech.stream import StreamingFeatures  # noqa: E402
 
 LOSO_DIR = Path.home() / ".cache" / "lipdub" / "motion_loso"
 
@@ -39,8 +49,9 @@ def fit_ridge(x: np.ndarray, y: np.ndarray, lam: float = 10.0) -> motion.Opening
 
 
 def fit_mlp(x: np.ndarray, y: np.ndarray, members: int = 5, hidden: int = 32, l2: float = 1e-2, epochs: int = 30,
-            lr: float = 3e-3) -> motion.OpeningModel:
-    """Average of `members` one-hidden-layer tanh nets, each from its own seed (averaging tames their variance)."""
+            lr: float = 3e-3, logistic: bool = False) -> motion.OpeningModel:
+    """Average of `members` one-hidden-layer tanh nets, each from its own seed (averaging tames their variance).
+    `logistic`: y is 0/1 and the nets output logits (cross-entropy loss)."""
     mean, std = x.mean(0), x.std(0) + 1e-6
     xn = (x - mean) / std
     out = {k: [] for k in ("mean", "std", "w1", "b1", "w2", "b2")}
@@ -58,7 +69,8 @@ def fit_mlp(x: np.ndarray, y: np.ndarray, members: int = 5, hidden: int = 32, l2
                 xb, yb = xn[batch], y[batch]
                 w1, b1, w2, b2 = params
                 h = np.tanh(xb @ w1 + b1)
-                err = h @ w2 + b2 - yb
+                pred = h @ w2 + b2
+                err = (1 / (1 + np.exp(-pred)) if logistic else pred) - yb  # both losses: d loss / d output
                 dh = np.outer(err, w2) * (1 - h ** 2)
                 grads = [xb.T @ dh / len(batch) + l2 * w1, dh.mean(0), h.T @ err / len(batch) + l2 * w2,
                          np.array(err.mean())]
@@ -72,11 +84,184 @@ def fit_mlp(x: np.ndarray, y: np.ndarray, members: int = 5, hidden: int = 32, l2
     return motion.OpeningModel({k: np.stack(v) for k, v in out.items()})
 
 
+# ------------------------------------------------------------------------------------------------ causal model
+CAUSAL_LOSO_DIR = Path.home() / ".cache" / "lipdub" / "motion_loso_causal"
+
+
+# audio-only clips (classifier material); a speaker also filmed in SELF_CLIPS shares that clip's group
+AUDIO_CLIPS = {"en_jfk_11s": "audio/en_jfk_11s.wav", "en_commentary_60s": "audio/en_commentary_60s.wav",
+               "hdtf_radio34": "audio/en_radio34_other_8s.wav", "woman_outdoor": "audio/en_woman_outdoor_dub_10s.wav",
+               "ko_korean1_10s": "audio/ko_korean1_10s.wav", "es_spanish1_5s": "audio/es_spanish1_5s.wav",
+               "fr_french1_7s": "audio/fr_french1_7s.wav", "de_48k24bit_stereo_9s": "audio/de_48k24bit_stereo_9s.wav",
+               "en_accented_17s": "audio/en_accented_17s.m4a"}
+
+
+@dataclass
+class CausalClip:
+    """One clip's training material: its audio and offline analysis, and the filmed truth at frame times."""
+
+    group: str  # speaker group (held out together)
+    audio: np.ndarray
+    speech: object
+    times: np.ndarray | None = None  # None: an audio-only clip (phone classifier material only)
+    truth: np.ndarray | None = None
+
+
+def load_causal_clips(data: Path) -> dict[str, CausalClip]:
+    clips = {}
+    for name, (rel, rng) in SELF_CLIPS.items():
+        times, truth = evaluate.mouth_curve(data / rel, *(rng or (None, None)))
+        audio, sr = media.load_audio(data / rel, 16000)
+        if rng is not None:
+            audio = audio[int(rng[0] * sr):int(rng[1] * sr)]
+        clips[name] = CausalClip(group_of(name), audio, analyse_clip(data / rel, rng), times, truth)
+        print(f"loaded {name}: {np.isfinite(truth).sum()} frames, {clips[name].speech.method}", flush=True)
+    for group, rel in AUDIO_CLIPS.items():
+        if (data / rel).is_file():
+            audio, _ = media.load_audio(data / rel, 16000)
+            clips[Path(rel).stem] = CausalClip(group_of(group), audio, analyse_clip(data / rel, None))
+            print(f"loaded {rel} (audio only)", flush=True)
+    return clips
+
+
+def mel_prior(clips) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of raw log-mel over the training audio: where the running normalisation starts."""
+    raw = np.concatenate([log_mel(c.audio, standardise=False) for c in clips])
+    return raw.mean(0).astype(np.float64), raw.std(0).astype(np.float64)
+
+
+def stream_features(audio: np.ndarray, prior) -> tuple[np.ndarray, np.ndarray, int]:
+    """Running-normalised log-mel and loudness of every hop, exactly as the live stream computes them."""
+    f = StreamingFeatures(prior, use_silero=False)
+    f.push(audio)
+    n = f.finish()
+    return f.mel, f.loudness, n
+
+
+def fit_softmax(x: np.ndarray, labels: np.ndarray, classes: int, hidden: int = 48, l2: float = 1e-3,
+                epochs: int = 8, lr: float = 3e-3, seed: int = 0) -> motion.OpeningModel:
+    """One tanh MLP with a softmax output (cross-entropy), stored like the opening nets (w2 is hidden × classes).
+    Trained on every other hop: neighbours are near-duplicates and the time halves."""
+    x, labels = x[::2], labels[::2]
+    rng = np.random.default_rng(seed)
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    xn = (x - mean) / std
+    onehot = np.eye(classes)[labels]
+    params = [rng.normal(0, 1 / np.sqrt(x.shape[1]), (x.shape[1], hidden)), np.zeros(hidden),
+              rng.normal(0, 1 / np.sqrt(hidden), (hidden, classes)), np.zeros(classes)]
+    m1 = [np.zeros_like(p) for p in params]
+    m2 = [np.zeros_like(p) for p in params]
+    t = 0
+    for _ in range(epochs):
+        order = rng.permutation(len(x))
+        for start in range(0, len(x), 256):
+            batch = order[start:start + 256]
+            w1, b1, w2, b2 = params
+            h = np.tanh(xn[batch] @ w1 + b1)
+            err = (motion.softmax(h @ w2 + b2) - onehot[batch]) / len(batch)
+            dh = (err @ w2.T) * (1 - h ** 2)
+            grads = [xn[batch].T @ dh + l2 * w1, dh.sum(0), h.T @ err + l2 * w2, err.sum(0)]
+            t += 1
+            for i, g in enumerate(grads):
+                m1[i] = 0.9 * m1[i] + 0.1 * g
+                m2[i] = 0.999 * m2[i] + 0.001 * g * g
+                params[i] = params[i] - lr * (m1[i] / (1 - 0.9 ** t)) / (np.sqrt(m2[i] / (1 - 0.999 ** t)) + 1e-8)
+    return motion.OpeningModel({k: v[None] for k, v in zip(("mean", "std", "w1", "b1", "w2", "b2"),
+                                                           (mean, std, *params))})
+
+
+def phone_labels(speech, n: int) -> np.ndarray:
+    """The offline analysis' phone class at every hop (by the hop's centre)."""
+    labels = np.zeros(n, int)
+    t = (np.arange(n) + 0.5) * speech.hop
+    for ph in speech.phones:
+        labels[(t >= ph.start) & (t < ph.end)] = motion.phone_class(ph.label)
+    return labels
+
+
+def fit_causal(clips: list[CausalClip], looks=motion.CAUSAL_LOOKAHEADS, folds: int = 2, members: int = 3,
+               hidden: int = 24) -> motion.CausalModel:
+    """Per look-ahead: the phone classifier on every hop of every clip, the opening MLP on the filmed frames.
+    The opening MLP is trained on posteriors the classifier gives for clips it did not train on (cross-fitting over
+    `folds`), so it learns how far unseen speakers' posteriors can be trusted."""
+    prior = mel_prior(clips)
+    feats = [stream_features(c.audio, prior) for c in clips]
+    labels = [phone_labels(c.speech, n) for c, (_, _, n) in zip(clips, feats)]
+    phones, opening = {}, {}
+    groups = sorted({c.group for c in clips})
+    fold_of = np.array([groups.index(c.group) % folds for c in clips])  # a speaker's clips share a fold
+    for look in looks:
+        taps = motion.causal_taps(look)
+        xs = [motion.causal_features(m, loud, np.arange(n), taps, 0, n - 1) for m, loud, n in feats]
+        phones[look] = fit_softmax(np.concatenate(xs), np.concatenate(labels), len(motion.PHONE_CLASSES))
+        held_post: list = [None] * len(clips)
+        for k in range(folds):
+            clf = fit_softmax(np.concatenate([x for x, f in zip(xs, fold_of) if f != k]),
+                              np.concatenate([y for y, f in zip(labels, fold_of) if f != k]),
+                              len(motion.PHONE_CLASSES))
+            for i in np.flatnonzero(fold_of == k):
+                held_post[i] = motion.softmax(clf.predict(xs[i]))
+        rows_x, rows_y = [], []
+        for c, x, post in zip(clips, xs, held_post):
+            if c.truth is None:
+                continue
+            n = len(x)
+            full = np.concatenate([x, motion.posterior_features(post, np.arange(n), 0)], 1)
+            at = np.clip(np.round(c.times / motion._HOP).astype(int), 0, n - 1)
+            ok = np.isfinite(c.truth)
+            rows_x.append(full[at[ok]])
+            rows_y.append((c.truth / np.nanpercentile(c.truth, 97))[ok])
+        opening[look] = fit_mlp(np.concatenate(rows_x), np.concatenate(rows_y), members, hidden)
+    return motion.CausalModel(phones, opening, prior)
+
+
+def loso_causal(clips: dict[str, CausalClip], looks=(0.05, 0.1, 0.15)) -> list[list[float]]:
+    """Every filmed clip scored by a causal model that never heard its speaker, next to the offline model that
+    never heard it (bench/train_motion.py without --causal writes those): rows of r at the best lag."""
+    CAUSAL_LOSO_DIR.mkdir(parents=True, exist_ok=True)
+    print(f"\n{'held-out clip':18s} {'offline':>8s} " + " ".join(f"{'causal ' + str(v):>12s}" for v in looks)
+          + "   (leave one speaker out: r at the best lag)")
+    rows = []
+    for group in sorted({c.group for c in clips.values() if c.truth is not None}):
+        model = fit_causal([c for c in clips.values() if c.group != group],
+                           sorted({int(round(v / motion._HOP)) for v in looks}))
+        model.save(CAUSAL_LOSO_DIR / f"{group}.npz")
+        offline = motion._load(str(LOSO_DIR / f"{group}.npz"))
+        for name, c in clips.items():
+            if c.group != group or c.truth is None:
+                continue
+            off = motion.mouth_track(c.speech, c.times, params=motion.MotionParams(model=offline) if offline else None)
+            res = [evaluate.pearson_at_best_lag(off.opening, c.truth)[0]]
+            res += [evaluate.pearson_at_best_lag(motion.causal_mouth_track(c.audio, c.times, v, model=model).opening,
+                                                 c.truth)[0] for v in looks]
+            rows.append(res)
+            print(f"{name:18s} " + " ".join(f"{r:8.3f}    " for r in res), flush=True)
+    print(f"{'mean':18s} " + " ".join(f"{r:8.3f}    " for r in np.mean(rows, 0)))
+    print(f"held-out causal models: {CAUSAL_LOSO_DIR}; offline column: {LOSO_DIR}")
+    return rows
+
+
+def main_causal(args) -> int:
+    """Train the causal (live) model; report leave-one-speaker-out next to the offline model."""
+    clips = load_causal_clips(Path(args.data))
+    loso_causal(clips)
+    if not args.dry_run:
+        model = fit_causal(list(clips.values()))
+        model.save(motion.CAUSAL_MODEL_PATH)
+        print(f"wrote {motion.CAUSAL_MODEL_PATH} ({motion.CAUSAL_MODEL_PATH.stat().st_size // 1024} KB, "
+              f"trained on all {len(clips)} clips)")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(evaluate.default_data_dir()))
     ap.add_argument("--dry-run", action="store_true", help="report only, do not write the model")
+    ap.add_argument("--causal", action="store_true",
+                    help="train the live (causal) model lipdub/assets/motion_model_causal.npz instead")
     args = ap.parse_args()
+    if args.causal:
+        return main_causal(args)
     data = Path(args.data)
     samples = {}
     for name, (rel, rng) in SELF_CLIPS.items():

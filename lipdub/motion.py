@@ -118,7 +118,8 @@ def model_features(speech) -> np.ndarray:
 
 class OpeningModel:
     """Audio features → mouth opening (fraction of the speaker's wide-open mouth): an average of small tanh MLPs
-    (plain numpy; a single ridge regression when the file holds only `weights`)."""
+    (plain numpy; a single ridge regression when the file holds only `weights`). Nets with a 2-D output layer
+    return one column per output (the causal model's phone-class logits)."""
 
     def __init__(self, arrays: dict):
         self.arrays = {k: np.asarray(v, np.float64) for k, v in arrays.items()}
@@ -132,6 +133,8 @@ class OpeningModel:
             return np.concatenate([self.predict(x[i:i + chunk], chunk) for i in range(0, len(x), chunk)])
         z = (x[None] - a["mean"][:, None]) / a["std"][:, None]  # (E, N, F)
         hidden = np.tanh(np.einsum("enf,efh->enh", z, a["w1"]) + a["b1"][:, None])
+        if a["w2"].ndim == 3:  # several outputs (class logits): (N, K)
+            return (np.einsum("enh,ehk->enk", hidden, a["w2"]) + a["b2"][:, None]).mean(0)
         return (np.einsum("enh,eh->en", hidden, a["w2"]) + a["b2"][:, None]).mean(0)
 
     def save(self, path) -> None:
@@ -265,3 +268,291 @@ def mouth_track(speech, frame_times: np.ndarray, strength: float = 1.0, acoustic
     o = np.clip(o * strength, 0.0, 1.2)
     w = np.clip(w * strength, -1.0, 1.0)
     return MouthTrack(frame_times, o.astype(np.float32), w.astype(np.float32), shut_f)
+
+
+# ------------------------------------------------------------------------------------------ causal (live) motion
+# The offline track needs the whole utterance (phones recognised over chunks, clip-wide normalisation, an 0.8 s pause
+# bridge, symmetric smoothing). The causal track uses streaming features only (speech/stream.py): running-normalised
+# log-mel and loudness at taps reaching at most `lookahead` into the future. A phone-class classifier (trained on the
+# phones the offline analysis finds) turns them into class posteriors; an opening MLP (trained on the filmed mouths)
+# reads the same taps plus the posteriors of the last 60 ms. Bilabial closures and width come from the posteriors.
+# Both are trained by bench/train_motion.py --causal, one pair per look-ahead in CAUSAL_LOOKAHEADS.
+CAUSAL_MODEL_PATH = Path(__file__).resolve().parent / "assets" / "motion_model_causal.npz"
+CAUSAL_PAST = (-24, -16, -10, -6, -3, 0)  # hops of log-mel context before the frame
+CAUSAL_FUTURE = (3, 6, 10, 15)  # hops after it, used as far as the look-ahead allows
+CAUSAL_LOOKAHEADS = (0, 5, 10, 15)  # hops: one trained model set per look-ahead
+POSTERIOR_TAPS = (-6, -3, 0)  # hops: the classifier's own look-ahead already reaches the limit, so only the past
+PHONE_CLASSES = (("SIL",), ("P", "B", "M"), ("F", "V"), ("TH", "DH"), ("T", "D", "N", "L"), ("S", "Z"),
+                 ("K", "G", "NG", "HH"), ("CH", "JH", "SH", "ZH"), ("R", "W", "ER"), ("Y", "IY", "IH", "EY"),
+                 ("AA", "AE", "AH", "AO", "AW", "AY", "EH"), ("OW", "OY", "UH", "UW"))
+BILABIAL_CLASS = 1
+CLASS_WIDTH = np.array([np.mean([_V[p][1] for p in group]) for group in PHONE_CLASSES])  # viseme table's width
+MAX_LOOKAHEAD = 0.15  # s
+_HOP = 0.01
+_MEL_WINDOW = 0.025  # s: a hop's log-mel window reaches this far past its start
+_VAD_MARGIN = 2  # hops: the silero window holding a hop's centre ends up to 37 ms later, i.e. 2 hops before the mel
+
+
+def phone_class(label: str) -> int:
+    """Index into PHONE_CLASSES (unknown labels count as t/d/n/l, the commonest consonants)."""
+    label = label.upper().rstrip("012")
+    for k, group in enumerate(PHONE_CLASSES):
+        if label in group:
+            return k
+    return 4
+
+
+def causal_taps(look_hops: int) -> tuple[int, ...]:
+    return CAUSAL_PAST + tuple(f for f in CAUSAL_FUTURE if f <= look_hops)
+
+
+def causal_features(mel: np.ndarray, loudness: np.ndarray, hops: np.ndarray, taps: tuple[int, ...], first: int,
+                    last: int | None) -> np.ndarray:
+    """(len(hops), len(taps) · 27) classifier inputs: log-mel and loudness at hop + tap, taps clamped to [0, last]
+    (`last` None: every tap exists). `mel`/`loudness` rows start at absolute hop `first`."""
+    idx = hops[:, None] + np.asarray(taps)[None, :]
+    idx = np.maximum(idx, 0) if last is None else np.clip(idx, 0, last)
+    idx = idx - first
+    return np.concatenate([mel[idx].reshape(len(hops), -1), loudness[idx]], 1)
+
+
+def posterior_features(post: np.ndarray, hops: np.ndarray, first: int) -> np.ndarray:
+    """(len(hops), len(POSTERIOR_TAPS) · classes): class posteriors at hop + tap (clamped at hop 0); `post` rows
+    start at absolute hop `first`."""
+    idx = np.maximum(hops[:, None] + np.asarray(POSTERIOR_TAPS)[None, :], 0) - first
+    return post[idx].reshape(len(hops), -1)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(1, keepdims=True))
+    return z / z.sum(1, keepdims=True)
+
+
+@dataclass
+class CausalModel:
+    """Per look-ahead (hops): the phone-class classifier (logits) and the opening model; plus the log-mel prior
+    (mean, std of raw log-mel over the training audio) that starts the running normalisation."""
+
+    phones: dict
+    opening: dict
+    mel_prior: tuple[np.ndarray, np.ndarray]
+    closure_threshold: float = 0.5  # posterior of p/b/m above which the lips shut
+    hangover: float = 0.5  # s: after voice activity ends the mouth follows the model this long, then rests
+
+    def save(self, path) -> None:
+        """float16 weights: a few hundred KB for all look-aheads, predictions change by < 1e-3."""
+        arrays = {"mel_mean": self.mel_prior[0], "mel_std": self.mel_prior[1],
+                  "closure_threshold": np.array(self.closure_threshold), "hangover": np.array(self.hangover)}
+        for head in ("phones", "opening"):
+            for look, model in getattr(self, head).items():
+                arrays.update({f"L{look}__{head}__{k}": v.astype(np.float16) for k, v in model.arrays.items()})
+        np.savez_compressed(path, **arrays)
+
+    @classmethod
+    def load(cls, path) -> "CausalModel":
+        heads: dict = {"phones": {}, "opening": {}}
+        with np.load(path) as z:
+            for key in z.files:
+                if key.count("__") == 2:
+                    look, head, name = key.split("__")
+                    heads[head].setdefault(int(look[1:]), {})[name] = z[key]
+            prior = (z["mel_mean"].astype(np.float64), z["mel_std"].astype(np.float64))
+            threshold, hangover = float(z["closure_threshold"]), float(z["hangover"])
+        models = {h: {look: OpeningModel(a) for look, a in v.items()} for h, v in heads.items()}
+        if not models["opening"] or models["opening"].keys() != models["phones"].keys():
+            raise ValueError("opening and phone models differ in look-aheads")
+        return cls(models["phones"], models["opening"], prior, threshold, hangover)
+
+
+@lru_cache(maxsize=4)
+def _load_causal(path: str) -> CausalModel:
+    try:
+        return CausalModel.load(path)
+    except (OSError, KeyError, ValueError) as exc:
+        from .errors import DependencyError
+
+        raise DependencyError(f"the causal motion model {path} is missing or unreadable ({exc}); "
+                              "reinstall lipdub or run bench/train_motion.py --causal") from exc
+
+
+def load_causal_model() -> CausalModel:
+    """The shipped causal model, or the one named by $LIPDUB_CAUSAL_MODEL (held-out evaluation, experiments)."""
+    import os
+
+    return _load_causal(os.environ.get("LIPDUB_CAUSAL_MODEL") or str(CAUSAL_MODEL_PATH))
+
+
+class _CausalHops:
+    """The causal mouth at 10 ms hops: hop i is final once audio up to i·hop + lookahead + 25 ms is in."""
+
+    def __init__(self, lookahead: float, model: CausalModel | None = None, use_silero: bool = True):
+        from .speech.stream import StreamingFeatures
+
+        if not np.isfinite(lookahead) or lookahead < 0 or lookahead > MAX_LOOKAHEAD + 1e-9:
+            raise ParameterError(f"lookahead must be between 0 and {MAX_LOOKAHEAD} s, got {lookahead}")
+        self.model = model or load_causal_model()
+        self.look = int(round(lookahead / _HOP))
+        self.model_look = max(k for k in self.model.opening if k <= self.look)
+        self.taps = causal_taps(self.model_look)
+        self.vad_look = self.look - _VAD_MARGIN
+        self.hangover = int(round(self.model.hangover / _HOP))
+        self.features = StreamingFeatures(self.model.mel_prior, use_silero)
+        self.next_hop = 0
+        self._post = np.zeros((0, len(PHONE_CLASSES)))  # posteriors of the last hops, from absolute hop _post0 on
+        self._post0 = 0
+        self._next_vad = 0  # first voice-activity hop not yet folded into _last_voiced
+        self._last_voiced = -(10 ** 9)
+        self.n_hops: int | None = None  # known at the end of the stream
+
+    def push(self, samples: np.ndarray):
+        self.features.push(samples)
+        return self._commit()
+
+    def finish(self):
+        self.n_hops = self.features.finish()
+        return self._commit()
+
+    def _commit(self):
+        """(first hop, opening, width, closed) of the hops that became final."""
+        f = self.features
+        if self.n_hops is None:
+            stop = min(f.n_mel - self.look, f.n_vad - self.vad_look)
+        else:
+            stop = self.n_hops
+        hops = np.arange(self.next_hop, max(stop, self.next_hop))
+        first = self.next_hop
+        if hops.size == 0:
+            return first, np.zeros(0), np.zeros(0), np.zeros(0, bool)
+        last = None if self.n_hops is None else self.n_hops - 1
+        x = causal_features(f.mel, f.loudness, hops, self.taps, f.mel_start, last)
+        post = softmax(self.model.phones[self.model_look].predict(x))
+        self._post = np.concatenate([self._post, post])
+        x = np.concatenate([x, posterior_features(self._post, hops, self._post0)], 1)
+        opening = np.clip(self.model.opening[self.model_look].predict(x), 0.0, 1.2)
+        width = np.clip(post @ CLASS_WIDTH, -1.0, 1.0)
+        closure = post[:, BILABIAL_CLASS] > self.model.closure_threshold
+        # voice activity: speaking = voiced somewhere in [hop - hangover, hop + vad_look]
+        vad_hops = np.arange(self._next_vad, min(hops[-1] + self.vad_look, f.n_vad - 1) + 1)
+        voiced_at = np.where(f.voiced[vad_hops - f.vad_start], vad_hops, -(10 ** 9))
+        last_voiced = np.maximum.accumulate(np.concatenate([[self._last_voiced], voiced_at]))
+        ask = np.minimum(hops + self.vad_look, f.n_vad - 1) - self._next_vad + 1  # index into last_voiced
+        speaking = np.where(ask >= 0, last_voiced[np.maximum(ask, 0)], self._last_voiced) >= hops - self.hangover
+        speaking &= hops + self.vad_look >= 0
+        if vad_hops.size:
+            self._last_voiced = int(last_voiced[-1])
+            self._next_vad = int(vad_hops[-1]) + 1
+        closed = (closure & speaking) | ~speaking
+        opening = np.where(closed, 0.0, opening)
+        width = np.where(speaking, width, 0.0)
+        self.next_hop = int(hops[-1]) + 1
+        f.trim(self.next_hop + min(self.taps), self._next_vad)
+        keep = max(0, self.next_hop + min(POSTERIOR_TAPS) - self._post0)
+        self._post, self._post0 = self._post[keep:], self._post0 + keep
+        return first, opening, width, closed
+
+
+class StreamingMotion:
+    """Live mouth motion: feed 16 kHz mono audio in chunks of any length, get each video frame's mouth once its
+    look-ahead has arrived. Frame k shows audio time k / fps; frames come out in order, each exactly once.
+
+        sm = StreamingMotion(fps=25.0, lookahead=0.1)
+        for chunk in microphone:            # e.g. 320 samples (20 ms)
+            track = sm.feed(chunk)          # MouthTrack of the frames committed now (often 0 or 1)
+        track = sm.finish()                 # the frames up to the end of the audio
+    """
+
+    def __init__(self, fps: float = 25.0, lookahead: float = 0.1, strength: float = 1.0,
+                 model: CausalModel | None = None):
+        if not np.isfinite(fps) or fps <= 0 or fps > 1000:
+            raise ParameterError(f"fps must be a positive frame rate, got {fps}")
+        if not np.isfinite(strength) or strength < 0 or strength > 3:
+            raise ParameterError(f"--strength must be between 0 and 3 (1 = natural), got {strength}")
+        self.fps = float(fps)
+        self.strength = float(strength)
+        self._hops = _CausalHops(lookahead, model)
+        self._next_frame = 0
+        # hop outputs not yet consumed by a frame, from absolute hop `_start` on
+        self._start = 0
+        self._opening, self._width, self._closed = np.zeros(0), np.zeros(0), np.zeros(0, bool)
+        self._done = False
+
+    @property
+    def latency(self) -> float:
+        """Seconds between the newest audio sample and the time shown by the newest committed frame (worst case):
+        the look-ahead, the log-mel window and, when frame times fall between 10 ms hops, the rounding to a hop."""
+        step = 1.0 / self.fps / _HOP
+        rounding = 0.0 if abs(step - round(step)) < 1e-9 else 0.5 * _HOP
+        return self._hops.look * _HOP + _MEL_WINDOW + rounding
+
+    def feed(self, samples) -> MouthTrack:
+        if self._done:
+            raise ParameterError("StreamingMotion.feed after finish(): start a new StreamingMotion for a new stream")
+        samples = np.asarray(samples, np.float32)
+        if samples.ndim != 1:
+            raise ParameterError(f"feed mono samples (1-D), got shape {samples.shape}")
+        return self._frames(*self._hops.push(samples), end=None)
+
+    def finish(self) -> MouthTrack:
+        if self._done:
+            return self._frames(0, np.zeros(0), np.zeros(0), np.zeros(0, bool), end=0.0)
+        self._done = True
+        got = self._hops.finish()
+        return self._frames(*got, end=self._hops.features.n_samples / 16000)
+
+    def _frames(self, first, opening, width, closed, end: float | None) -> MouthTrack:
+        if opening.size:
+            self._opening = np.concatenate([self._opening, opening])
+            self._width = np.concatenate([self._width, width])
+            self._closed = np.concatenate([self._closed, closed])
+        available = self._start + self._opening.size  # hops [._start, available) are final
+        if end is None:
+            k_stop = self._next_frame
+            while _frame_hop(k_stop, self.fps) < available:
+                k_stop += 1
+        else:  # every frame that shows a time before the end of the audio
+            k_stop = max(self._next_frame, int(np.ceil(end * self.fps - 1e-9)))
+        ks = np.arange(self._next_frame, k_stop)
+        hop = np.minimum(_frame_hop(ks, self.fps), available - 1) - self._start
+        track = _track(ks / self.fps, self._opening[hop], self._width[hop], self._closed[hop], self.strength)
+        self._next_frame = k_stop
+        if ks.size:  # drop hops no later frame will use
+            keep = min(int(_frame_hop(k_stop, self.fps)), available) - self._start
+            self._opening, self._width, self._closed = self._opening[keep:], self._width[keep:], self._closed[keep:]
+            self._start += keep
+        return track
+
+
+def _frame_hop(k, fps: float):
+    return np.round(np.asarray(k) / fps / _HOP).astype(np.int64)
+
+
+def _track(times, opening, width, closed, strength: float) -> MouthTrack:
+    return MouthTrack(np.asarray(times, np.float64), np.clip(opening * strength, 0.0, 1.2).astype(np.float32),
+                      np.clip(width * strength, -1.0, 1.0).astype(np.float32), np.asarray(closed, bool))
+
+
+def causal_hops(audio16k: np.ndarray, lookahead: float = 0.1, model: CausalModel | None = None,
+                use_silero: bool = True):
+    """The causal mouth at every 10 ms hop of a whole file: (opening, width, closed), as the stream commits them."""
+    engine = _CausalHops(lookahead, model, use_silero)
+    parts = [engine.push(np.asarray(audio16k, np.float32)), engine.finish()]
+    return tuple(np.concatenate([p[i] for p in parts]) for i in (1, 2, 3))
+
+
+def causal_mouth_track(audio16k: np.ndarray, frame_times: np.ndarray, lookahead: float = 0.1, strength: float = 1.0,
+                       model: CausalModel | None = None) -> MouthTrack:
+    """The mouth StreamingMotion commits, for a whole file at arbitrary frame times (after the audio: at rest)."""
+    if not np.isfinite(strength) or strength < 0 or strength > 3:
+        raise ParameterError(f"--strength must be between 0 and 3 (1 = natural), got {strength}")
+    audio16k = np.asarray(audio16k, np.float32)
+    if audio16k.ndim != 1:
+        raise ParameterError(f"causal_mouth_track needs mono 16 kHz samples (1-D), got shape {audio16k.shape}")
+    frame_times = np.asarray(frame_times, np.float64)
+    opening, width, closed = causal_hops(audio16k, lookahead, model)
+    if opening.size == 0:
+        return _track(frame_times, np.zeros(frame_times.size), np.zeros(frame_times.size),
+                      np.ones(frame_times.size, bool), strength)
+    hop = np.clip(np.round(frame_times / _HOP).astype(np.int64), 0, opening.size - 1)
+    after = frame_times >= audio16k.size / 16000  # past the end of the audio: the mouth rests
+    return _track(frame_times, np.where(after, 0.0, opening[hop]), np.where(after, 0.0, width[hop]),
+                  closed[hop] | after, strength)

@@ -124,7 +124,21 @@ def jaw_opening(audio: np.ndarray, voiced: np.ndarray, sr: int = SR, hop: float 
     return np.clip(jaw, 0, 1).astype(np.float32)
 
 
-def log_mel(audio: np.ndarray, sr: int = SR, hop: float = 0.01, win: float = 0.025, n_mels: int = 26) -> np.ndarray:
+def mel_bank(n_mels: int = 26, n_fft: int = 512, sr: int = SR) -> np.ndarray:
+    """(n_mels, n_fft // 2 + 1) triangular mel filters from 60 Hz to 7.6 kHz."""
+    mel = lambda f: 2595 * np.log10(1 + f / 700)  # noqa: E731
+    edges = 700 * (10 ** (np.linspace(mel(60), mel(7600), n_mels + 2) / 2595) - 1)
+    bins = np.floor((n_fft + 1) * edges / sr).astype(int)
+    bank = np.zeros((n_mels, n_fft // 2 + 1))
+    for i in range(n_mels):
+        a, b, c = bins[i], bins[i + 1], bins[i + 2]
+        bank[i, a:b] = np.linspace(0, 1, b - a, endpoint=False)
+        bank[i, b:c] = np.linspace(1, 0, c - b, endpoint=False)
+    return bank
+
+
+def log_mel(audio: np.ndarray, sr: int = SR, hop: float = 0.01, win: float = 0.025, n_mels: int = 26,
+            standardise: bool = True) -> np.ndarray:
     """(N, n_mels) float32 log-mel energies, standardised per band over the whole utterance (so the learned
     mouth model sees the spectrum's shape over time, not the microphone's level or colour)."""
     h, w, n_fft = int(round(hop * sr)), int(round(win * sr)), 512
@@ -134,14 +148,7 @@ def log_mel(audio: np.ndarray, sr: int = SR, hop: float = 0.01, win: float = 0.0
     padded = np.pad(np.asarray(audio, np.float32), (0, w + h * n))
     frames = np.lib.stride_tricks.sliding_window_view(padded, w)[::h][:n]
     spec = np.abs(np.fft.rfft(frames * np.hanning(w), n_fft)) ** 2
-    mel = lambda f: 2595 * np.log10(1 + f / 700)  # noqa: E731
-    edges = 700 * (10 ** (np.linspace(mel(60), mel(7600), n_mels + 2) / 2595) - 1)
-    bins = np.floor((n_fft + 1) * edges / sr).astype(int)
-    bank = np.zeros((n_mels, n_fft // 2 + 1))
-    for i in range(n_mels):
-        a, b, c = bins[i], bins[i + 1], bins[i + 2]
-        bank[i, a:b] = np.linspace(0, 1, b - a, endpoint=False)
-        bank[i, b:c] = np.linspace(1, 0, c - b, endpoint=False)
-    out = np.log(spec @ bank.T + 1e-8)
-    out = (out - out.mean(0)) / (out.std(0) + 1e-6)
+    out = np.log(spec @ mel_bank(n_mels, n_fft, sr).T + 1e-8)
+    if standardise:
+        out = (out - out.mean(0)) / (out.std(0) + 1e-6)
     return out.astype(np.float32)

@@ -112,11 +112,16 @@ def _dilate(mask: np.ndarray, n: int) -> np.ndarray:
     return np.convolve(mask.astype(float), k, mode="same") > 0
 
 
+def _hysteresis_step(state: bool, p: float, on: float, off: float) -> bool:
+    """Speech starts at probability `on` and lasts until it falls below `off`."""
+    return bool(p >= off) if state else bool(p >= on)
+
+
 def _hysteresis(p: np.ndarray, on: float, off: float) -> np.ndarray:
     out = np.zeros(p.size, bool)
     state = False
     for i, v in enumerate(p):
-        state = v >= on if not state else v >= off
+        state = _hysteresis_step(state, v, on, off)
         out[i] = state
     return out
 

@@ -1,0 +1,196 @@
+"""Streaming acoustic features for live use: log-mel, loudness and voice activity at a 10 ms hop, computed causally
+on audio fed in chunks of any length, with bounded state.
+
+Hop j has the same meaning as in `analyse`: its log-mel window covers samples [160·j, 160·j + 400), its loudness window
+is centred at (j + 0.5)·hop, its voice activity comes from the silero window holding the hop's centre. What the offline
+analysis normalises over the whole clip is normalised here by running estimates that use the past only:
+- log-mel: per-band exponential running mean and variance (time constant `MEL_TAU`), started from a prior;
+- loudness: dB below a peak tracker (instant attack, `PEAK_RELEASE` dB/s release) instead of the clip's 99th percentile.
+Every value is a fixed function of the audio before a fixed sample, so the output never depends on chunk sizes.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from scipy.signal import lfilter
+
+from .acoustic import mel_bank
+from .vad import _CONTEXT, _FRAME, _hysteresis_step
+
+log = logging.getLogger(__name__)
+
+SR = 16000
+HOP = 160  # samples (10 ms)
+WIN = 400  # log-mel window (25 ms)
+N_FFT = 512
+RMS_WIN = 400  # loudness window (25 ms), centred on the hop
+MEL_TAU = 2.0  # s: memory of the running log-mel normalisation
+PEAK_RELEASE = 3.0  # dB/s: how fast the loudness reference forgets a loud peak
+PEAK_FLOOR = -45.0  # dBFS: the reference never drops below this (silence must not become 'loud')
+LOUD_RANGE = 50.0  # dB mapped onto loudness 0..1, as offline
+
+
+class _Silero:
+    """silero-vad's streaming ONNX model: one 512-sample window per call, recurrent state carried."""
+
+    def __init__(self) -> None:
+        import onnxruntime as ort
+
+        from ..models import silero_vad_path
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(silero_vad_path()), sess_options=opts,
+                                            providers=["CPUExecutionProvider"])
+        self.state = np.zeros((2, 1, 128), np.float32)
+        self.sr = np.array(SR, np.int64)
+
+    def __call__(self, window: np.ndarray) -> float:
+        p, self.state = self.session.run(None, {"input": window[None], "state": self.state, "sr": self.sr})
+        return float(np.asarray(p).reshape(-1)[0])
+
+
+class StreamingFeatures:
+    """Push 16 kHz mono float32 audio; read hop-indexed features as they become final.
+
+    `mel` (hops × 26, running-normalised) and `loudness` are final for hop j once samples [0, 160·j + 400) are in;
+    `voiced` for hop j once the silero window holding sample 160·j + 80 is complete. Arrays hold only recent hops:
+    `mel_start`/`vad_start` are the absolute hop index of their first row; `trim(keep_from)` drops older rows."""
+
+    def __init__(self, mel_prior: tuple[np.ndarray, np.ndarray] | None = None, use_silero: bool = True):
+        self.n_samples = 0
+        self._buf = np.zeros(0, np.float32)  # audio from absolute sample `_buf0` on
+        self._buf0 = 0
+        self.n_mel = 0  # hops with final log-mel/loudness
+        self._bank = mel_bank(26, N_FFT, SR).T
+        self._window = np.hanning(WIN)
+        mean, std = mel_prior if mel_prior is not None else (np.zeros(26), np.ones(26))
+        self._beta = float(np.exp(-HOP / SR / MEL_TAU))
+        self._mean_zi = self._beta * np.asarray(mean, np.float64)[None, :]  # lfilter states: prior as history
+        self._var_zi = self._beta * np.asarray(std, np.float64)[None, :] ** 2
+        self._peak = -np.inf  # running max of (dB + release·hop index)
+        self._release = PEAK_RELEASE * HOP / SR
+        self.mel = np.zeros((0, 26))
+        self.loudness = np.zeros(0)
+        self.mel_start = 0
+        # voice activity
+        self._silero = None
+        if use_silero:
+            try:
+                self._silero = _Silero()
+            except Exception as exc:  # onnxruntime or the model missing: an energy detector instead
+                log.warning("silero VAD unavailable (%s); live mode uses an energy detector", exc)
+        self._n_windows = 0
+        self._vad_state = False
+        self._window_probs = np.zeros(0)  # probabilities of windows from `_win_start` on
+        self._win_start = 0
+        self.n_vad = 0  # hops with final voice activity
+        self.voiced = np.zeros(0, bool)
+        self.vad_start = 0
+
+    # ------------------------------------------------------------------------------------------------ input
+    def push(self, samples: np.ndarray) -> None:
+        x = np.asarray(samples, np.float32).reshape(-1)
+        self._buf = np.concatenate([self._buf, x])
+        self.n_samples += x.size
+        self._advance(final=False)
+
+    def finish(self) -> int:
+        """End of stream: zero-pad the last windows (as the offline analysis does); returns the number of hops."""
+        n_hops = int(np.ceil(self.n_samples / HOP - 1e-9))
+        self._advance(final=True, n_hops=n_hops)
+        return n_hops
+
+    def _samples(self, start: int, stop: int) -> np.ndarray:
+        """Audio [start, stop) in absolute samples, zeros outside what was pushed."""
+        out = np.zeros(stop - start, np.float32)
+        lo, hi = max(start, self._buf0), min(stop, self._buf0 + self._buf.size)
+        if hi > lo:
+            out[lo - start:hi - start] = self._buf[lo - self._buf0:hi - self._buf0]
+        return out
+
+    def _advance(self, final: bool, n_hops: int = 0) -> None:
+        # log-mel and loudness of every hop whose windows are complete (all remaining hops at the end)
+        ready = n_hops if final else max(0, (self.n_samples - WIN) // HOP + 1)
+        if ready > self.n_mel:
+            self._add_mel(self.n_mel, ready)
+        windows = -(-self.n_samples // _FRAME) if final else self.n_samples // _FRAME
+        if windows > self._n_windows:
+            self._add_windows(self._n_windows, windows)
+        # hops whose centre sample lies in a finished window (or all hops at the end)
+        vad_ready = n_hops if final else max(0, (self._n_windows * _FRAME - 80 + HOP - 1) // HOP)
+        if vad_ready > self.n_vad:
+            self._add_vad(self.n_vad, vad_ready)
+        # keep the audio still needed: the next log-mel window, loudness context and silero context
+        keep = min(self.n_mel * HOP - RMS_WIN, self._n_windows * _FRAME - _CONTEXT)
+        if keep > self._buf0:
+            self._buf = self._buf[keep - self._buf0:]
+            self._buf0 = keep
+
+    def _add_mel(self, a: int, b: int) -> None:
+        starts = np.arange(a, b) * HOP
+        audio = self._samples(a * HOP - RMS_WIN, (b - 1) * HOP + WIN)
+        base = a * HOP - RMS_WIN
+        frames = np.stack([audio[s - base:s - base + WIN] for s in starts])
+        spec = np.abs(np.fft.rfft(frames * self._window, N_FFT)) ** 2
+        raw = np.log(spec @ self._bank + 1e-8)
+        mean, self._mean_zi = lfilter([1 - self._beta], [1, -self._beta], raw, axis=0, zi=self._mean_zi)
+        var, self._var_zi = lfilter([1 - self._beta], [1, -self._beta], (raw - mean) ** 2, axis=0, zi=self._var_zi)
+        norm = (raw - mean) / (np.sqrt(var) + 1e-6)
+        # loudness: RMS of a window centred on the hop, relative to a decaying peak
+        lo = starts + HOP // 2 - RMS_WIN // 2 - base
+        around = np.stack([audio[s:s + RMS_WIN] for s in lo]).astype(np.float64)
+        rms = np.sqrt(np.einsum("ij,ij->i", around, around) / RMS_WIN)  # per row: the same sums in any chunking
+        db = 20 * np.log10(np.maximum(rms, 1e-7))
+        hop_idx = np.arange(a, b)
+        peak = np.maximum.accumulate(np.concatenate([[self._peak], db + self._release * hop_idx]))[1:]
+        self._peak = float(peak[-1])
+        top = np.maximum(peak - self._release * hop_idx, PEAK_FLOOR)
+        loud = np.clip((db - (top - LOUD_RANGE)) / LOUD_RANGE, 0, 1)
+        self.mel = np.concatenate([self.mel, norm])
+        self.loudness = np.concatenate([self.loudness, loud])
+        self.n_mel = b
+
+    def _add_windows(self, a: int, b: int) -> None:
+        audio = self._samples(a * _FRAME - _CONTEXT, b * _FRAME)
+        probs = np.zeros(b - a)
+        for k in range(b - a):
+            window = audio[k * _FRAME:(k + 1) * _FRAME + _CONTEXT]
+            if self._silero is not None:
+                probs[k] = self._silero(window)
+            else:  # energy fallback: -45 dBFS and up counts as speech
+                rms = float(np.sqrt(np.mean(window[_CONTEXT:].astype(np.float64) ** 2)))
+                probs[k] = 1.0 if 20 * np.log10(rms + 1e-9) > -45 else 0.0
+        self._window_probs = np.concatenate([self._window_probs, probs])
+        self._n_windows = b
+
+    def _add_vad(self, a: int, b: int) -> None:
+        win = (np.arange(a, b) * HOP + HOP // 2) // _FRAME
+        probs = self._window_probs[np.minimum(win, self._n_windows - 1) - self._win_start] if self._n_windows else \
+            np.zeros(b - a)
+        voiced = np.zeros(b - a, bool)
+        for k, p in enumerate(probs):
+            self._vad_state = _hysteresis_step(self._vad_state, p, 0.5, 0.35)
+            voiced[k] = self._vad_state
+        self.voiced = np.concatenate([self.voiced, voiced])
+        self.n_vad = b
+        # windows before the one holding hop b's centre are no longer needed
+        first = min(int((b * HOP + HOP // 2) // _FRAME), self._n_windows - 1)
+        if first > self._win_start:
+            self._window_probs = self._window_probs[first - self._win_start:]
+            self._win_start = first
+
+    def trim(self, mel_from: int, vad_from: int) -> None:
+        """Forget hops before these absolute indices (the caller no longer needs them)."""
+        if mel_from > self.mel_start:
+            cut = min(mel_from, self.n_mel) - self.mel_start
+            self.mel, self.loudness = self.mel[cut:], self.loudness[cut:]
+            self.mel_start += cut
+        if vad_from > self.vad_start:
+            cut = min(vad_from, self.n_vad) - self.vad_start
+            self.voiced = self.voiced[cut:]
+            self.vad_start += cut
