@@ -128,18 +128,27 @@ def test_causal_model_ships_for_every_lookahead():
 
 
 def test_causal_motion_follows_a_real_speakers_mouth():
-    """A GRID speaker's own audio, streamed in 20 ms chunks, predicts the filmed mouth (r well above what loudness
-    alone reaches on this clip), and p/b/m close the lips inside speech."""
+    """A speaker's own audio, streamed in 20 ms chunks, predicts her filmed mouth far better than loudness does on
+    this clip (r ≈ 0 there), and p/b/m close the lips inside speech ('European Central Bank'). The shipped model
+    heard this clip in training; bench/train_motion.py --causal reports held-out numbers (0.56 on this clip)."""
     from conftest import require_data
     from lipdub import evaluate, media
 
-    data = require_data("video/grid_lbax4n.mpg")
-    path = data / "video/grid_lbax4n.mpg"
+    data = require_data("video/woman_bluebg_7s.mp4")
+    path = data / "video/woman_bluebg_7s.mp4"
     times, truth = evaluate.mouth_curve(path, cache=False)
     audio, _ = media.load_audio(path, SR)
-    mt, _ = stream(audio, 320, fps=25.0, lookahead=0.1)
-    r, lag, _ = evaluate.pearson_at_best_lag(mt.opening[: len(truth)], truth)
-    assert r > 0.45 and abs(lag) <= 2, (r, lag)
-    speaking = mt.opening > 0.05
-    inside = np.flatnonzero(mt.closed & (np.convolve(speaking, np.ones(7), "same") > 2))
-    assert inside.size >= 1, "no bilabial closure inside speech ('bin blue ... please')"
+    fps = 1.0 / float(np.median(np.diff(times)))
+    mt, _ = stream(audio, 320, fps=fps, lookahead=0.1)
+    k = np.clip(np.round(times * fps).astype(int), 0, len(mt) - 1)
+    r, lag, _ = evaluate.pearson_at_best_lag(mt.opening[k], truth)
+    from lipdub.speech.stream import StreamingFeatures
+
+    features = StreamingFeatures(use_silero=False)
+    features.push(audio)
+    features.finish()
+    hop = np.clip(np.round(times / 0.01).astype(int), 0, len(features.loudness) - 1)
+    r_loud, _, _ = evaluate.pearson_at_best_lag(features.loudness[hop], truth)
+    assert r > 0.5 and r > r_loud + 0.3 and abs(lag) <= 2, (r, lag, r_loud)
+    speaking = np.convolve(mt.opening > 0.05, np.ones(7), "same") > 2
+    assert (mt.closed & speaking).sum() >= 3, "no bilabial closure inside speech"

@@ -1,12 +1,13 @@
 """Streaming acoustic features for live use: log-mel, loudness and voice activity at a 10 ms hop, computed causally
 on audio fed in chunks of any length, with bounded state.
 
-Hop j has the same meaning as in `analyse`: its log-mel window covers samples [160·j, 160·j + 400), its loudness window
+Hop j means what it means in `analyse`: its log-mel window covers samples [160·j, 160·j + 400), its loudness window
 is centred at (j + 0.5)·hop, its voice activity comes from the silero window holding the hop's centre. What the offline
 analysis normalises over the whole clip is normalised here by running estimates that use the past only:
 - log-mel: per-band exponential running mean and variance (time constant `MEL_TAU`), started from a prior;
 - loudness: dB below a peak tracker (instant attack, `PEAK_RELEASE` dB/s release) instead of the clip's 99th percentile.
-Every value is a fixed function of the audio before a fixed sample, so the output never depends on chunk sizes.
+Every value is a fixed function of the audio before a fixed sample, so the output does not depend on chunk sizes
+(up to float rounding in batched matrix products, ~1e-15).
 """
 
 from __future__ import annotations
