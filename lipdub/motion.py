@@ -487,10 +487,7 @@ class StreamingMotion:
     def feed(self, samples) -> MouthTrack:
         if self._done:
             raise ParameterError("StreamingMotion.feed after finish(): start a new StreamingMotion for a new stream")
-        samples = np.asarray(samples, np.float32)
-        if samples.ndim != 1:
-            raise ParameterError(f"feed mono samples (1-D), got shape {samples.shape}")
-        return self._frames(*self._hops.push(samples), end=None)
+        return self._frames(*self._hops.push(_mono_float(samples)), end=None)
 
     def finish(self) -> MouthTrack:
         if self._done:
@@ -522,6 +519,16 @@ class StreamingMotion:
         return track
 
 
+def _mono_float(samples) -> np.ndarray:
+    """1-D float32 samples in [-1, 1]; integer PCM is scaled by its full range."""
+    a = np.asarray(samples)
+    if a.ndim != 1:
+        raise ParameterError(f"causal motion needs mono 16 kHz samples (1-D), got shape {a.shape}")
+    if np.issubdtype(a.dtype, np.integer):
+        return (a.astype(np.float32) / float(max(abs(np.iinfo(a.dtype).min), np.iinfo(a.dtype).max)))
+    return np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+
+
 def _frame_hop(k, fps: float):
     return np.round(np.asarray(k) / fps / _HOP).astype(np.int64)
 
@@ -544,9 +551,7 @@ def causal_mouth_track(audio16k: np.ndarray, frame_times: np.ndarray, lookahead:
     """The mouth StreamingMotion commits, for a whole file at arbitrary frame times (after the audio: at rest)."""
     if not np.isfinite(strength) or strength < 0 or strength > 3:
         raise ParameterError(f"--strength must be between 0 and 3 (1 = natural), got {strength}")
-    audio16k = np.asarray(audio16k, np.float32)
-    if audio16k.ndim != 1:
-        raise ParameterError(f"causal_mouth_track needs mono 16 kHz samples (1-D), got shape {audio16k.shape}")
+    audio16k = _mono_float(audio16k)
     frame_times = np.asarray(frame_times, np.float64)
     opening, width, closed = causal_hops(audio16k, lookahead, model)
     if opening.size == 0:

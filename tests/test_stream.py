@@ -58,6 +58,8 @@ def test_streaming_equals_whole_file_for_any_chunk_size():
     same(tracks[320], tracks[16000])
     batch = motion.causal_mouth_track(audio, np.arange(expected_frames) / 25.0, lookahead=0.1)
     same(tracks[320], batch)
+    pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)  # integer PCM is scaled, not read as huge floats
+    same(motion.causal_mouth_track(pcm, batch.times), motion.causal_mouth_track(pcm / 32768.0, batch.times))
     assert tracks[320].opening.max() > 0.05, "the speech-like bursts open the mouth somewhere"
     assert ((tracks[320].opening >= 0) & (tracks[320].opening <= 1.2)).all()
     assert ((tracks[320].width >= -1) & (tracks[320].width <= 1)).all()
