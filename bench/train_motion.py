@@ -49,9 +49,8 @@ def fit_ridge(x: np.ndarray, y: np.ndarray, lam: float = 10.0) -> motion.Opening
 
 
 def fit_mlp(x: np.ndarray, y: np.ndarray, members: int = 5, hidden: int = 32, l2: float = 1e-2, epochs: int = 30,
-            lr: float = 3e-3, logistic: bool = False) -> motion.OpeningModel:
-    """Average of `members` one-hidden-layer tanh nets, each from its own seed (averaging tames their variance).
-    `logistic`: y is 0/1 and the nets output logits (cross-entropy loss)."""
+            lr: float = 3e-3) -> motion.OpeningModel:
+    """Average of `members` one-hidden-layer tanh nets, each from its own seed (averaging tames their variance)."""
     mean, std = x.mean(0), x.std(0) + 1e-6
     xn = (x - mean) / std
     out = {k: [] for k in ("mean", "std", "w1", "b1", "w2", "b2")}
@@ -69,8 +68,7 @@ def fit_mlp(x: np.ndarray, y: np.ndarray, members: int = 5, hidden: int = 32, l2
                 xb, yb = xn[batch], y[batch]
                 w1, b1, w2, b2 = params
                 h = np.tanh(xb @ w1 + b1)
-                pred = h @ w2 + b2
-                err = (1 / (1 + np.exp(-pred)) if logistic else pred) - yb  # both losses: d loss / d output
+                err = h @ w2 + b2 - yb
                 dh = np.outer(err, w2) * (1 - h ** 2)
                 grads = [xb.T @ dh / len(batch) + l2 * w1, dh.mean(0), h.T @ err / len(batch) + l2 * w2,
                          np.array(err.mean())]
