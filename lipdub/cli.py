@@ -1,5 +1,5 @@
-"""Command line: `lipdub dub`, `lipdub batch`, `lipdub say`, `lipdub app`, `lipdub profile`, `lipdub demo`,
-`lipdub visemes`, `lipdub eval`. Thin: parsing, progress and errors only."""
+"""Command line: `lipdub dub`, `lipdub batch`, `lipdub say`, `lipdub live`, `lipdub app`, `lipdub profile`,
+`lipdub demo`, `lipdub visemes`, `lipdub eval`. Thin: parsing, progress and errors only."""
 
 from __future__ import annotations
 
@@ -168,6 +168,27 @@ def build_parser() -> argparse.ArgumentParser:
     say.add_argument("--speed", type=int, default=150, help="words per minute (default 150)")
     _add_dub_options(say, exclude=("--transcript", "--alignment", "--language"))
 
+    lv = sub.add_parser("live", help="dub a stream as it arrives: video and voice from files, pipes or devices")
+    lv.add_argument("--video", required=True, metavar="SOURCE",
+                    help="video file or photo (played at real-time pace), a named pipe, - (standard input) "
+                         "or a camera (/dev/video0)")
+    lv.add_argument("--audio", required=True, metavar="SOURCE",
+                    help="audio file (real-time pace), a named pipe, - (standard input) or a microphone "
+                         "(alsa:default, pulse:default)")
+    lv.add_argument("-o", "--output", help="write the dubbed stream to this file (.mp4, .mkv)")
+    lv.add_argument("--preview", type=int, metavar="PORT",
+                    help="show the dubbed picture live at http://127.0.0.1:PORT/ (0 picks a free port)")
+    lv.add_argument("--profile", metavar="ACTOR.lipdub", help="an actor profile: the actor's own mouths")
+    lv.add_argument("--region", default="lower", choices=["lips", "lower"], help="what moves (default lower)")
+    lv.add_argument("--strength", type=float, default=1.0, help="articulation strength, 0..3 (default 1)")
+    lv.add_argument("--lookahead", type=float, default=0.1,
+                    help="seconds of speech the mouth may wait for (0..0.15, default 0.1): less delay, less accuracy")
+    lv.add_argument("--fast", action="store_true",
+                    help="read file sources as fast as the machine goes instead of at real-time pace")
+    lv.add_argument("--seconds", type=float, help="stop after this many seconds of stream")
+    lv.add_argument("--crf", type=float, default=20.0, help="H.264 quality of --output (default 20)")
+    lv.add_argument("--preset", default="superfast", help="x264 preset of --output (default superfast)")
+
     app = sub.add_parser("app", help="the web app: upload, dub, compare and download in a browser (needs gradio)")
     app.add_argument("--host", default="127.0.0.1",
                      help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the "
@@ -271,6 +292,27 @@ def _say(args, progress) -> int:
     return 0
 
 
+def _live(args) -> int:
+    from . import live
+
+    def announce(url: str) -> None:
+        if not args.quiet:
+            print(f"lipdub: live preview at {url} (the picture; the sound goes to --output)", file=sys.stderr)
+
+    report = live.run(args.video, args.audio, args.output, profile=args.profile, region=args.region,
+                      strength=args.strength, lookahead=args.lookahead, realtime=not args.fast,
+                      preview_port=args.preview, crf=args.crf, preset=args.preset, max_seconds=args.seconds,
+                      announce=announce)
+    if not args.quiet:
+        where = f"wrote {report.output}: " if report.output else ""
+        print(f"{where}{report.summary()}", file=sys.stderr)
+        if report.late_frames:
+            print(f"lipdub: {report.late_frames} frames came out more than 0.5 s behind real time: this machine "
+                  "is too slow for this stream live (smaller frames, --region lips or a faster --preset help)",
+                  file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="lipdub: %(message)s")
@@ -283,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
             return _say(args, progress)
         if args.command == "batch":
             return _batch(args)
+        if args.command == "live":
+            return _live(args)
         if args.command == "app":
             from .app import serve
 

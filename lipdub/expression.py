@@ -229,24 +229,35 @@ def face_motion(speech, samples: np.ndarray | None, times: np.ndarray, emotion: 
         head = gaussian_filter1d(head, max(0.5, 0.04 * fps), axis=0)
         brow = gaussian_filter1d(brow, max(0.5, 0.04 * fps))
 
-    # blinks: every 2–8 s (gamma-distributed gaps, mean ~4 s); the first within 1–3 s; snap towards phrase ends
+    # blinks: snapped towards phrase ends
     blink = np.zeros(T)
     if T:
         ends = np.array([p.start for p in getattr(speech, "phones", [])
                          if p.label.upper() == "SIL" and p.end - p.start > 0.3 and p.start > 0])
-        at = rng.uniform(1.0, 3.0)
-        while at < t[-1]:
-            if len(ends):
-                near = ends[np.abs(ends - at) < 0.8]
-                if len(near):
-                    at = float(near[0]) + 0.05
-            # ~80 ms closing, ~70 ms shut, ~150 ms opening
-            shut = np.maximum(_bump(t, at + 0.08, 0.08, 0.15), ((t >= at + 0.08) & (t <= at + 0.15)).astype(float))
-            shut = np.where(t > at + 0.15, _bump(t, at + 0.15, 0.08, 0.15), shut)
-            blink = np.maximum(blink, shut)
-            at += float(np.clip(rng.gamma(6.0, 4.0 / 6.0), 2.0, 8.0))
+        for at in blink_onsets(rng, float(t[-1]), ends):
+            blink = np.maximum(blink, blink_shape(t, at))
     return FaceMotion(t, head.astype(np.float32), blink.astype(np.float32), brow.astype(np.float32), emotion,
                       float(emotion_strength))
+
+
+def blink_onsets(rng, until: float, ends: np.ndarray | None = None, start: float | None = None):
+    """Blink start times up to `until`: every 2–8 s (gamma-distributed gaps, mean ~4 s), the first within 1–3 s
+    (or after `start`); each snaps to a phrase end in `ends` within 0.8 s. A generator, so a live stream can draw
+    its blinks as it goes."""
+    at = rng.uniform(1.0, 3.0) if start is None else start
+    while at < until:
+        if ends is not None and len(ends):
+            near = ends[np.abs(ends - at) < 0.8]
+            if len(near):
+                at = float(near[0]) + 0.05
+        yield at
+        at += float(np.clip(rng.gamma(6.0, 4.0 / 6.0), 2.0, 8.0))
+
+
+def blink_shape(t: np.ndarray, at: float) -> np.ndarray:
+    """Eye closure 0..1 at times `t` of a blink starting at `at`: ~80 ms closing, ~70 ms shut, ~150 ms opening."""
+    shut = np.maximum(_bump(t, at + 0.08, 0.08, 0.15), ((t >= at + 0.08) & (t <= at + 0.15)).astype(float))
+    return np.where(t > at + 0.15, _bump(t, at + 0.15, 0.08, 0.15), shut)
 
 
 def frame_offsets(motion: FaceMotion, k: int, canonical: np.ndarray, emotion: np.ndarray | None = None,

@@ -747,16 +747,23 @@ class Renderer:
         self.canonical = atlas.canonical
         self.pose = pose if pose is not None else F.estimate_pose(track, self.canonical)
         self.warper = atlas.warper
-        self.norm = atlas.norm
-        self.model = model or build_mouth_model(self.canonical, self.norm, np.ones(len(self.norm), bool))
-        self.atlas_desc = descriptors(self.norm)
-        self.atlas_open = self.atlas_desc[:, 0]
-        self.donor = int(np.argmax(self.atlas_open))  # the most open mouth: interior donor
+        self._own_model = model is None
+        self.model = model
+        self.index_atlas()
         self._edge_pos = [CONTROL.index(i) for i in UPPER_EDGE]
-        self.donor_src = atlas.src_controls[self.donor].astype(np.float64)
         self.colour = colour or compose.ColourMatcher()
         self.region = region
         self.prev_j: int | None = None
+
+    def index_atlas(self) -> None:
+        """(Re)read the atlas's descriptors: after entries were added (live mode grows its atlas as frames come)."""
+        self.norm = self.atlas.norm
+        if self._own_model:
+            self.model = build_mouth_model(self.canonical, self.norm, np.ones(len(self.norm), bool))
+        self.atlas_desc = descriptors(self.norm)
+        self.atlas_open = self.atlas_desc[:, 0]
+        self.donor = int(np.argmax(self.atlas_open))  # the most open mouth: interior donor
+        self.donor_src = self.atlas.src_controls[self.donor].astype(np.float64)
 
     @classmethod
     def for_video(cls, video: Path, info: media.VideoInfo, track: F.FaceTrack,

@@ -1,0 +1,205 @@
+"""lipdub live: streams in, dubbed frames out in order, each with its own audio, after a bounded delay."""
+
+import os
+import subprocess
+import sys
+import threading
+import urllib.request
+
+import numpy as np
+import pytest
+
+from lipdub import evaluate, face, live, media, motion
+
+from conftest import require_data
+
+VIDEO = "video/hdtf_katiehill_8s.mp4"
+AUDIO = "audio/en_jfk_11s.wav"
+
+
+class ScriptedMotion:
+    """A motion source with a known answer: frame k's opening is script(k), committed once the audio reaches
+    k/fps + lookahead, as the causal motion does."""
+
+    def __init__(self, fps, script, lookahead=0.1):
+        self.fps, self.script, self.latency = fps, script, lookahead
+        self.samples = self.done = 0
+
+    def _upto(self, n):
+        k = np.arange(self.done, max(n, self.done))
+        self.done = max(n, self.done)
+        o = np.array([self.script(i) for i in k], np.float32)
+        return motion.MouthTrack(k / self.fps, o, np.zeros(len(k), np.float32), o <= 0)
+
+    def feed(self, x):
+        self.samples += len(x)
+        t = self.samples / 16000 - self.latency
+        return self._upto(int(np.floor(t * self.fps)) + 1 if t >= 0 else 0)
+
+    def finish(self):
+        return self._upto(int(np.ceil(self.samples / 16000 * self.fps)))
+
+
+def _cli(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "lipdub", *map(str, args)], capture_output=True, text=True,
+                          timeout=600, env=dict(os.environ), **kw)
+
+
+def test_frames_come_out_once_in_order_with_their_own_audio():
+    # no face in these frames: each passes through unchanged, so output k must be input k exactly
+    fps, sr = 25.0, 48000
+    dubber = live.LiveDubber(fps, motion_source=ScriptedMotion(fps, lambda k: 0.0))
+    rng = np.random.default_rng(0)
+    audio = rng.uniform(-0.5, 0.5, (2 * sr, 2)).astype(np.float32)
+    frames = [np.full((48, 64, 3), k, np.uint8) for k in range(50)]
+
+    def feed_audio():
+        for i in range(0, len(audio), 960):  # 20 ms chunks
+            dubber.push_audio(audio[i:i + 960], sr)
+
+    t = threading.Thread(target=feed_audio)
+    t.start()
+    for f in frames:
+        dubber.push_frame(f)
+    t.join()
+    dubber.close()
+    out = []
+    while (fr := dubber.get(timeout=60)) is not None:
+        out.append(fr)
+    assert [fr.index for fr in out] == list(range(50))
+    assert all(np.array_equal(fr.rgb, frames[fr.index]) and not fr.rendered for fr in out)
+    assert all(fr.audio.shape == (2, 1920) for fr in out)
+    np.testing.assert_array_equal(np.concatenate([fr.audio for fr in out], 1), audio.T)
+
+
+def test_bad_parameters_are_refused_with_a_hint():
+    with pytest.raises(live.ParameterError, match="dub"):
+        live.LiveDubber(25, region="head", motion_source=ScriptedMotion(25, lambda k: 0))
+    dubber = live.LiveDubber(25, motion_source=ScriptedMotion(25, lambda k: 0))
+    with pytest.raises(live.ParameterError, match="uint8"):
+        dubber.push_frame(np.zeros((10, 10), np.float32))
+    dubber.push_audio(np.zeros(320, np.float32), 16000)
+    with pytest.raises(live.ParameterError, match="same"):
+        dubber.push_audio(np.zeros(441, np.float32), 44100)
+    dubber.close()
+
+
+def _stamped_clip(src, out, n):
+    """The first n frames of `src` with the frame number written as 10 black/white blocks in the top-left corner."""
+    with media.VideoWriter(out, 512, 512, 25, crf=12) as w:
+        for fr in media.iter_frames(src):
+            if fr.index >= n:
+                break
+            rgb = fr.rgb.copy()
+            for bit in range(10):
+                rgb[:16, bit * 16:(bit + 1) * 16] = 255 if fr.index >> bit & 1 else 0
+            w.write(rgb)
+
+
+def _stamps(path):
+    return [sum(1 << bit for bit in range(10) if fr.rgb[4:12, bit * 16 + 4:bit * 16 + 12].mean() > 128)
+            for fr in media.iter_frames(path)]
+
+
+def test_real_time_session_keeps_every_frame_and_follows_the_voice(tmp_path):
+    data = require_data(VIDEO, AUDIO)
+    clip = tmp_path / "stamped.mp4"
+    _stamped_clip(data / VIDEO, clip, 100)
+    out = tmp_path / "live.mp4"
+    script = lambda k: 0.8 * (0.5 + 0.5 * np.sin(2 * np.pi * k / 25))  # one open-close cycle per second
+    report = live.run(str(clip), str(data / AUDIO), out, realtime=True, max_seconds=3.0,
+                      motion_source=ScriptedMotion(25.0, script))
+    # paced like a live source: 3 s of stream cannot come out sooner than 3 s
+    assert report.frames == 75 and report.wall >= 2.9
+    assert _stamps(out) == list(range(75))  # none dropped, none repeated, in order
+    info = media.probe_video(out)
+    assert info.n_frames == 75 and abs(info.fps - 25) < 1e-6 and abs(info.duration - 3.0) < 0.05
+    assert abs(len(media.load_audio(out, 16000)[0]) / 16000 - 3.0) < 0.05
+    # the look-ahead is part of the delay (less one 20 ms chunk: a sample arrives with the end of its chunk)
+    assert np.isfinite(report.delay_p95) and report.delay_p50 >= 0.1 - 0.02
+    # the rendered mouth follows the scripted opening
+    tr = face.track_frames(lambda: media.iter_frames(out), info.width, info.height, info.n_frames, info.fps)
+    r, lag, _ = evaluate.pearson_at_best_lag(face.inner_opening(tr.landmarks), [script(k) for k in range(75)], 2)
+    assert r > 0.7 and abs(lag) <= 1
+
+
+def test_live_dub_matches_the_offline_dub_of_the_same_inputs(tmp_path):
+    data = require_data(VIDEO, AUDIO)
+    audio = tmp_path / "jfk6.wav"
+    evaluate.cut_audio(data / AUDIO, 0.0, 6.0, audio)
+    offline, online = tmp_path / "offline.mp4", tmp_path / "live.mp4"
+    import lipdub
+
+    lipdub.dub(data / VIDEO, audio, offline, cache=False, length="video")
+    r = _cli("-q", "live", "--video", data / VIDEO, "--audio", audio, "-o", online, "--fast")
+    assert r.returncode == 0, r.stderr
+    curves = []
+    for path in (offline, online):
+        info = media.probe_video(path)
+        tr = face.track_frames(lambda: media.iter_frames(path), info.width, info.height, info.n_frames, info.fps)
+        curves.append(face.inner_opening(tr.landmarks)[:150])
+    assert len(curves[1]) == 150
+    r_live, lag, _ = evaluate.pearson_at_best_lag(curves[1], curves[0], 3)
+    assert r_live > 0.6 and abs(lag) <= 2
+    # and the causal motion itself agrees with what the offline motion wanted
+    x, _ = media.load_audio(audio, 16000)
+    causal = motion.causal_mouth_track(x, np.arange(150) / 25.0)
+    assert evaluate.pearson_at_best_lag(curves[1], causal.opening, 2)[0] > 0.6
+
+
+def test_a_photo_speaks_live_and_a_pipe_delivers_the_voice(tmp_path):
+    data = require_data("images/obama_portrait.jpg", "audio/es_spanish1_5s.wav")
+    fifo = tmp_path / "voice.fifo"
+    os.mkfifo(fifo)
+    wav = (data / "audio/es_spanish1_5s.wav").read_bytes()
+
+    def speak():
+        with open(fifo, "wb") as pipe:
+            pipe.write(wav)
+
+    t = threading.Thread(target=speak, daemon=True)
+    t.start()
+    out = tmp_path / "avatar.mp4"
+    report = live.run(str(data / "images/obama_portrait.jpg"), str(fifo), out, realtime=False)
+    t.join(10)
+    assert report.frames == int(np.ceil(4.512 * 25)) and report.rendered == report.frames
+    info = media.probe_video(out)
+    tr = face.track_frames(lambda: media.iter_frames(out), info.width, info.height, info.n_frames, info.fps)
+    opening = face.inner_opening(tr.landmarks)
+    assert tr.valid.all() and np.percentile(opening, 90) - np.percentile(opening, 10) > 0.05
+
+
+def test_preview_serves_the_dubbed_picture(tmp_path):
+    data = require_data(VIDEO, AUDIO)
+    urls, got = [], {}
+
+    def fetch(url):
+        with urllib.request.urlopen(url + "stream.mjpg", timeout=30) as resp:
+            got["type"] = resp.headers["Content-Type"]
+            head = resp.read(4096)
+            got["jpeg"] = b"\xff\xd8" in head
+
+    def announce(url):
+        urls.append(url)
+        threading.Thread(target=fetch, args=(url,), daemon=True).start()
+
+    report = live.run(str(data / VIDEO), str(data / AUDIO), None, preview_port=0, max_seconds=2.0,
+                      announce=announce, motion_source=ScriptedMotion(25.0, lambda k: 0.3))
+    assert urls and urls[0].startswith("http://127.0.0.1:") and report.frames == 50
+    assert got.get("type", "").startswith("multipart/x-mixed-replace") and got.get("jpeg")
+
+
+def test_live_errors_are_one_line_and_leave_no_output(tmp_path):
+    data = require_data(VIDEO, AUDIO)
+    out = tmp_path / "x.mp4"
+    r = _cli("live", "--video", data / VIDEO, "--audio", data / AUDIO, "-o", out, "--region", "face")
+    assert r.returncode == 2 and "error" in r.stderr and "Traceback" not in r.stderr
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage" * 10)
+    r = _cli("live", "--video", data / VIDEO, "--audio", broken, "-o", out, "--fast")
+    assert r.returncode != 0 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+    r = _cli("live", "--video", data / VIDEO, "--audio", data / AUDIO, "--fast")
+    assert r.returncode == 2 and "--output" in r.stderr
+    r = _cli("live", "--video", data / VIDEO, "--audio", data / AUDIO, "-o", data / VIDEO, "--fast")
+    assert r.returncode != 0 and "overwrite" in r.stderr
+    assert not out.exists() and not any(p.name.startswith(".") for p in tmp_path.iterdir())
