@@ -69,13 +69,15 @@ def assemble_stream(out_video: Path, out_audio: Path, seconds: float) -> None:
         wf.writeframes((np.clip(full, -1, 1) * 32767).astype("<i2").tobytes())
 
 
-def speed(seconds: float, keep: Path | None) -> None:
+def speed(seconds: float, keep: Path | None, work_dir: Path | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="lipdub-bench-live-") as tmp:
         tmp = Path(tmp)
-        video, audio = tmp / "stream720.mp4", tmp / "voice.wav"
-        t = time.perf_counter()
-        assemble_stream(video, audio, seconds)
-        print(f"assembled a {seconds:g} s 1280x720 25 fps stream in {time.perf_counter() - t:.1f} s")
+        folder = work_dir or tmp
+        video, audio = folder / f"stream720_{seconds:g}s.mp4", folder / f"voice_{seconds:g}s.wav"
+        if not (video.is_file() and audio.is_file()):  # --work-dir keeps the assembled stream for the next run
+            t = time.perf_counter()
+            assemble_stream(video, audio, seconds)
+            print(f"assembled a {seconds:g} s 1280x720 25 fps stream in {time.perf_counter() - t:.1f} s")
         out = (keep / "live720.mp4") if keep else tmp / "live.mp4"
         report = live.run(str(video), str(audio), out, realtime=True)
         stamps = read_stamps(out)
@@ -136,6 +138,7 @@ def main() -> None:
     ap.add_argument("--skip-accuracy", action="store_true")
     ap.add_argument("--cases", help="comma-separated eval cases (default: all)")
     ap.add_argument("--keep", type=Path, help="keep the outputs in this folder")
+    ap.add_argument("--work-dir", type=Path, help="keep (and reuse) the assembled 720p stream in this folder")
     args = ap.parse_args()
     if not DATA.is_dir():
         sys.exit(f"bench/live.py needs the shared test media at {DATA}")
@@ -144,7 +147,9 @@ def main() -> None:
     if not args.skip_accuracy:
         accuracy(args.cases.split(",") if args.cases else list(evaluate.CASES), args.keep)
     if not args.skip_speed:
-        speed(args.seconds, args.keep)
+        if args.work_dir:
+            args.work_dir.mkdir(parents=True, exist_ok=True)
+        speed(args.seconds, args.keep, args.work_dir)
 
 
 if __name__ == "__main__":

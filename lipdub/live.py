@@ -123,6 +123,9 @@ class StreamTracker:
         lms = np.array([(p.x * w, p.y * h, p.z * w) for p in result.face_landmarks[0]], np.float32)
         return self._filter(lms)
 
+    def reset(self) -> None:
+        self._filter.reset()
+
     def close(self) -> None:
         if self._landmarker is not None:
             self._landmarker.close()
@@ -239,9 +242,17 @@ class LiveAppearance:
         open_c, width_c = r.wanted(motion.MouthTrack(np.zeros(1), np.float32([opening]), np.float32([width]),
                                                      np.zeros(1, bool)))
         want = np.array([open_c[0], width_c[0]]) * self._desc_scale
+        opening_c = float(open_c[0])
+        if self.grow and not self.still and r.atlas_open[r.donor] > 0.05:
+            # the stream's own atlas: ask for no more than its most open mouth yet (as offline dubs ask for no more
+            # than the clip shows); a synthetic interior costs ~30 ms a frame at 720p and looks painted. The range
+            # grows with the atlas. A photo or a stream that never opens still gets the synthetic interior.
+            opening_c = min(opening_c, 1.1 * float(r.atlas_open[r.donor]))
+            want[0] = opening_c * self._desc_scale[0]
         a = self.choose(want, rot[:2, 2])
-        with self._lock:  # the tracker thread may append to the atlas's JPEG list meanwhile
-            return r.render_frame(rgb, 0, a, float(open_c[0]), float(width_c[0])), True
+        # no lock: the renderer reads its own snapshot of the atlas arrays, and the tracker thread only appends
+        # (list appends and reads are atomic in CPython), so atlas growth never waits for a render
+        return r.render_frame(rgb, 0, a, opening_c, float(width_c[0])), True
 
 
 class _Blinks:
@@ -324,6 +335,7 @@ class LiveDubber:
         self._out: queue.Queue = queue.Queue(maxsize=16)
         self._error: BaseException | None = None
         self._tracker_done = False
+        self._tracker = StreamTracker(self.fps)  # loaded here: model start-up is not part of the first frame's delay
         self._tracker_thread = threading.Thread(target=self._track_loop, name="lipdub-live-track", daemon=True)
         self._render_thread = threading.Thread(target=self._render_loop, name="lipdub-live-render", daemon=True)
         self._tracker_thread.start()
@@ -435,10 +447,14 @@ class LiveDubber:
             raise self._error
 
     # --- workers ------------------------------------------------------------------------------------------------
+    def warm_up(self, rgb: np.ndarray) -> None:
+        """Run the tracker once on a frame before the stream starts: its first inference is slow."""
+        self._tracker.track(0, rgb)
+        self._tracker.reset()
+
     def _track_loop(self) -> None:
-        tracker = None
+        tracker = self._tracker
         try:
-            tracker = StreamTracker(self.fps)
             while True:
                 item = self._track_q.get()
                 if item is None:
@@ -509,9 +525,12 @@ class LiveDubber:
                         audio_end = (k + 1) / self.fps * (self.sr or 1)
                         have_mouth = k < self._committed or self._ended
                         have_audio = self._ended or (self.sr is not None and self._audio_total >= audio_end)
-                        if have_frame and have_mouth and have_audio:
+                        # the session ends with the voice: a frame that starts after its last sample is not dubbed
+                        past_audio = self._ended and self.sr and k >= np.ceil(self._audio_total / self.sr * self.fps
+                                                                               - 1e-6)
+                        if have_frame and have_mouth and have_audio and not past_audio:
                             break
-                        if self._tracker_done and not have_frame:
+                        if (self._tracker_done and not have_frame) or past_audio:
                             self._out.put(None)
                             return
                         self._cond.wait(0.5)
@@ -767,6 +786,7 @@ def run(video: str, audio: str, output=None, profile=None, region: str = "lower"
     height, width = first_rgb.shape[:2]
     dubber = LiveDubber(fps, profile=actor, region=region, strength=strength, lookahead=lookahead, still=still,
                         motion_source=motion_source)
+    dubber.warm_up(first_rgb)
     preview = _Preview(preview_port) if preview_port is not None else None
     if preview is not None and announce is not None:
         announce(f"http://127.0.0.1:{preview.port}/")
