@@ -857,10 +857,11 @@ class Renderer:
         rows = np.arange(mask_u.shape[0], dtype=np.float32)[:, None]
         mid = 0.5 * (dst_u[CONTROL.index(13), 1] + dst_u[CONTROL.index(14), 1]) - roi[1]
         fade = max(1.5, 0.012 * float(self.pose.scale[j]))  # teeth edges fade into the cavity, no cut line
-        mask_u = (mask_u * np.clip((mid - rows) / fade + 0.5, 0, 1))[..., None]
-        mask_l = (mask_l * np.clip((rows - mid - drop[1]) / fade + 0.5, 0, 1))[..., None]
-        out = cavity * (1 - mask_u) + teeth * mask_u
-        return (out * (1 - mask_l) + teeth_low * mask_l + 0.5).astype(np.uint8)
+        mask_u = (mask_u * np.clip((mid - rows) / fade + 0.5, 0, 1)).astype(np.float32)
+        mask_l = (mask_l * np.clip((rows - mid - drop[1]) / fade + 0.5, 0, 1)).astype(np.float32)
+        # OpenCV's per-pixel blends: native code without the GIL, a fifth of numpy's float64 arithmetic here
+        out = cv2.blendLinear(teeth, cavity, mask_u, 1.0 - mask_u)
+        return cv2.blendLinear(teeth_low, out, mask_l, 1.0 - mask_l)
 
     def render_frame(self, frame: np.ndarray, j: int, a: int, opening: float, width: float,
                      offsets: np.ndarray | None = None) -> np.ndarray:
@@ -893,8 +894,8 @@ class Renderer:
             # a steep ramp: half-blended interiors show two sets of teeth (ghosting)
             weight = float(np.clip((lack / opening - 0.2) / 0.15, 0.0, 1.0))
             interior = self.interior(warped, j, dst, roi, detail, opening, width)
-            m = (inner_lip_mask(dst[:n_ctrl], roi) * weight)[..., None]
-            warped = (warped * (1 - m) + interior * m + 0.5).astype(np.uint8)
+            m = (inner_lip_mask(dst[:n_ctrl], roi) * weight).astype(np.float32)
+            warped = cv2.blendLinear(interior, warped, m, 1.0 - m)
         if self.region == "lips":
             # lips and a little skin around them (grown outer lip contours of the frame and of the new mouth): the
             # jaw and chin outside stay as filmed (moving them with fixed neighbours would fold the mesh)
