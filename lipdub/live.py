@@ -189,7 +189,6 @@ class LiveAppearance:
                 self._steady_amplitude()
                 self._reindex(n)
             elif n - self._indexed >= REINDEX_EVERY or (n != self._indexed and n < 100):
-                self.atlas._arrays = None  # rows appended since the last read
                 self.renderer.index_atlas()
                 self._steady_amplitude()
                 self._reindex(n)

@@ -9,6 +9,7 @@ asked, the interior (teeth, tongue) comes from the clip's most open frame.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,6 +156,8 @@ class Atlas:
         self._rows: dict[str, list] = {k: [] for k in ATLAS_FIELDS}
         self._arrays: dict[str, np.ndarray] | None = None
         self._decoded: "OrderedDict[int, np.ndarray]" = OrderedDict()
+        # live mode grows an atlas on one thread while another renders from it: entries appear whole or not at all
+        self._lock = threading.RLock()
 
     @property
     def n(self) -> int:
@@ -166,6 +169,10 @@ class Atlas:
         raise AttributeError(name)
 
     def arrays(self) -> dict[str, np.ndarray]:
+        with self._lock:
+            return self._stacked()
+
+    def _stacked(self) -> dict[str, np.ndarray]:
         if self._arrays is None:
             self._arrays = {k: np.asarray(v) for k, v in self._rows.items()}
             # rows become views of the stacked arrays: the per-row copies are let go (half the memory)
@@ -205,25 +212,28 @@ class Atlas:
         ok, buf = cv2.imencode(".jpg", crop, JPEG_PARAMS)
         if not ok:
             return False
-        self.jpeg.append(buf.tobytes())
-        rows = self._rows
-        rows["src_controls"].append(ctrl.astype(np.float32))
-        rows["norm"].append(norm.astype(np.float32))
-        rows["seq"].append(int(seq))
-        rows["pose_feat"].append(rot[:2, 2].astype(np.float32))  # face normal in the image: sin(yaw), sin(pitch)
-        rows["sharpness"].append(mouth_sharpness(crop, pts))
+        sharpness = mouth_sharpness(crop, pts)
         teeth, lip_lab = teeth_visibility(crop, pts, self.scale)
-        rows["teeth"].append(teeth)
-        rows["lip_lab"].append(lip_lab)
-        self._arrays = None
+        with self._lock:
+            rows = self._rows
+            rows["src_controls"].append(ctrl.astype(np.float32))
+            rows["norm"].append(norm.astype(np.float32))
+            rows["seq"].append(int(seq))
+            rows["pose_feat"].append(rot[:2, 2].astype(np.float32))  # face normal in the image: sin(yaw), sin(pitch)
+            rows["sharpness"].append(sharpness)
+            rows["teeth"].append(teeth)
+            rows["lip_lab"].append(lip_lab)
+            self.jpeg.append(buf.tobytes())  # last: `n` counts only complete entries
+            self._arrays = None
         return True
 
     def merge(self, other: "Atlas") -> None:
         """Append another atlas's entries (same canonical face and scale: halves filled on two threads)."""
-        self.jpeg += other.jpeg
-        for k in ATLAS_FIELDS:
-            self._rows[k] += other._rows[k]
-        self._arrays = None
+        with self._lock:
+            for k in ATLAS_FIELDS:
+                self._rows[k] += other._rows[k]
+            self.jpeg += other.jpeg
+            self._arrays = None
 
     def crop(self, a: int) -> np.ndarray:
         """Decoded crop of entry a (RGB; a small cache keeps the current run's frames)."""
@@ -242,7 +252,8 @@ class Atlas:
         """A new atlas with only the entries where `keep` is True."""
         out = Atlas.__new__(Atlas)
         out.__dict__.update({k: v for k, v in self.__dict__.items() if k not in ("jpeg", "_rows", "_decoded",
-                                                                                "_arrays")})
+                                                                                "_arrays", "_lock")})
+        out._lock = threading.RLock()
         idx = np.flatnonzero(keep)
         out.jpeg = [self.jpeg[i] for i in idx]
         arr = self.arrays()
