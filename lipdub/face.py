@@ -667,6 +667,8 @@ def _segments(valid: np.ndarray, lms: np.ndarray) -> list[tuple[int, int]]:
     """Runs of valid frames, split at jumps (scene cuts, re-detections of a different face)."""
     runs, start = [], None
     for i in range(len(valid) + 1):
+        if i % BLOCK == BLOCK - 1:
+            release_pages(lms)  # a fast sweep: give the pages back as it goes (see landmark_array)
         cut = False
         if i < len(valid) and valid[i] and start is not None and i > 0 and valid[i - 1]:
             size = np.ptp(lms[i - 1, :, 0])
@@ -692,6 +694,7 @@ def smooth_track(track: FaceTrack, sigma_stable: float = 1.5, sigma_mouth: float
     for a in range(0, len(src), BLOCK):
         lms[a:a + BLOCK] = src[a:a + BLOCK]
         release_pages(lms)
+        release_pages(src)
     mouth = np.zeros(478, bool)
     mouth[OUTER_UPPER + OUTER_LOWER + INNER_UPPER + INNER_LOWER + JAW] = True
     reach = int(4.0 * max(sigma_stable, sigma_mouth) + 0.5) + 1  # gaussian_filter1d's radius (truncate=4), plus one

@@ -190,7 +190,7 @@ def _join_speech(tracks: list) -> "speech.SpeechTrack":
     import dataclasses
 
     first = tracks[0]
-    offsets = np.cumsum([0.0] + [t.n_frames * t.hop for t in tracks[:-1]])
+    offsets = np.cumsum([0.0] + [t.duration for t in tracks[:-1]])  # whole frames each: t.duration = n_frames * hop
     values = {}
     for f in dataclasses.fields(first):
         vals = [getattr(t, f.name) for t in tracks]
@@ -591,6 +591,7 @@ def _is_static(track: face.FaceTrack) -> bool:
     for a in range(0, len(idx) - 1, face.BLOCK):  # in blocks (one frame overlap): a long track may live on disk
         lm = track.landmarks[idx[a:a + face.BLOCK + 1], :, :2]
         moved = max(moved, float(np.abs(np.diff(lm, axis=0)).max()))
+        face.release_pages(track.landmarks)
     return moved < 0.5
 
 
