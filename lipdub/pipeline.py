@@ -117,15 +117,33 @@ class DubReport:
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
-def _memory(stage: str) -> None:
-    """After a stage: hand the C heap's free memory back to the system (glibc keeps what threads freed in their
-    arenas: the speech analysis and tracking leave hundreds of MB there), and log the process's memory (debug)."""
-    try:
-        import ctypes
+_LIBC: list = []
 
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
+
+def _trim_heap() -> None:
+    """Hand the C heap's free memory back to the system: glibc keeps what threads freed in their arenas (the speech
+    analysis and tracking leave hundreds of MB there, rendering frame-sized buffers)."""
+    if not _LIBC:
+        try:
+            import ctypes
+
+            _LIBC.append(ctypes.CDLL("libc.so.6").malloc_trim)
+        except (OSError, AttributeError):  # not glibc
+            _LIBC.append(None)
+    if _LIBC[0] is not None:
+        _LIBC[0](0)
+
+
+TRIM_EVERY = 100  # rendered frames between heap trims
+# The clip's own mouth atlas: by Atlas.bytes_per_entry's estimate (real JPEGs come out ~25 % smaller). 200 MB hold
+# ~2,300 frames of a face at the atlas's largest scale (90 s at 25 fps, every frame); longer clips give every 2nd,
+# 3rd... frame. Was 300 MB: lowered so a 1080p hour renders within 1 GB beside x264's ~180 MB.
+OWN_ATLAS_BYTES = 200 << 20
+
+
+def _memory(stage: str) -> None:
+    """After a stage: trim the heap (see _trim_heap) and log the process's memory (debug)."""
+    _trim_heap()
     if not log.isEnabledFor(logging.DEBUG):
         return
     try:
@@ -139,6 +157,19 @@ def _memory(stage: str) -> None:
 
 SPEECH_PIECE = 180.0  # s: audio longer than SPEECH_PIECE + SPEECH_SLACK is analysed in pieces of about this length,
 SPEECH_SLACK = 60.0  # cut at the quietest moment of the last SPEECH_SLACK s of each piece
+
+
+def _release_speech_models() -> None:
+    """Let go of the speech stage's cached models (they load again on the next analysis)."""
+    import gc
+
+    from .speech import align, recognise, vad
+
+    for holder in (getattr(recognise, "_model", None), getattr(align, "_align_decoder", None),
+                   getattr(vad, "_silero", None)):
+        if hasattr(holder, "cache_clear"):
+            holder.cache_clear()
+    gc.collect()
 
 
 def _count_samples(audio: Path) -> int:
@@ -330,10 +361,12 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
         t = time.perf_counter()
         own_renderer = None
         if actor is None and track.valid.any():
-            own_renderer = render.Renderer.for_video(video, info, track, progress)
+            own_renderer = render.Renderer.for_video(video, info, track, progress, budget_bytes=OWN_ATLAS_BYTES)
         timings["atlas"] = time.perf_counter() - t
         _memory("atlas")
         speech_track = speech_future.result()
+        if in_pieces:  # a long dub: the speech models (ASR, aligner, VAD: ~50 MB) are not needed again
+            _release_speech_models()
         _memory("speech")
 
     schedule = media.output_schedule(len(track), info.fps, duration, "pingpong" if opts.length == "audio"
@@ -396,6 +429,8 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
                 frame, rendered = render_one(k, int(j), reader.get(int(j)))
                 faces_rendered += rendered
                 sink.write(frame)
+                if k % TRIM_EVERY == TRIM_EVERY - 1:
+                    _trim_heap()
                 if progress:
                     progress("render", k + 1, n_out)
         digest = sink.digest
@@ -485,6 +520,8 @@ def _render_in_pieces(video: Path, audio: Path, output: Path, info, opts: DubOpt
                     frame, rendered = render_one(k, int(schedule[k]), reader.get(int(schedule[k])))
                     n_faces += rendered
                     sink.write(frame)
+                    if k % TRIM_EVERY == TRIM_EVERY - 1:
+                        _trim_heap()
                     if progress:
                         progress("render", k + 1, n_out)
             _write_text_atomically(meta, json.dumps({"faces": n_faces, "digest": sink.digest}))
@@ -614,7 +651,8 @@ class BackgroundWriter:
     caller's thread, and leaving the block with an exception discards queued frames. Also hashes the frames (SHA-256
     over their pixels, in order): `digest` identifies the rendered video independently of the encoder."""
 
-    def __init__(self, writer: media.VideoWriter, depth: int = 6):
+    def __init__(self, writer: media.VideoWriter, depth: int = 2):  # 2 frames ahead keep x264 busy; each more holds
+        # a frame (6 MB at 1080p), and measured on a 1080p dub, depth 6 peaked 134 MB higher at no gain in speed
         import hashlib
         import queue
         import threading
