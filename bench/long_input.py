@@ -249,9 +249,9 @@ def main() -> int:
               "of the dub's process)")
         print(f"{'minutes':>8} {'frames':>7} {'wall s':>8} {'frames/s':>8} {'peak RSS MB':>12}  status")
         for minutes, frames, r in rows:
-            status = "ok" if r["rc"] == 0 else f"exit {r['rc']}"
-            print(f"{minutes:>8g} {frames:>7d} {r['wall']:>8.0f} {frames / r['wall']:>8.1f} {r['peak_mb']:>12.0f}  "
-                  f"{r.get('label', status)}")
+            status = "ok" if r["rc"] == 0 else f"exit {r['rc']} (did not finish: wall and peak so far)"
+            fps = f"{frames / r['wall']:>8.1f}" if r["rc"] == 0 else f"{'-':>8}"
+            print(f"{minutes:>8g} {frames:>7d} {r['wall']:>8.0f} {fps} {r['peak_mb']:>12.0f}  {r.get('label', status)}")
     finally:
         if own_tmp is not None:
             shutil.rmtree(own_tmp, ignore_errors=True)
