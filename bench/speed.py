@@ -1,8 +1,10 @@
 """Speed benchmark: how long a dub takes against a plain re-encode of the same clip, and the real-time ratio.
 
-    .venv/bin/python bench/speed.py [--video V] [--audio A] [--keep OUT.mp4]
+    .venv/bin/python bench/speed.py [--video V] [--audio A] [--size WxH] [--keep OUT.mp4]
 
 Default clip: 512x512 HDTF crop (../shared/data/video/hdtf_katiehill_8s.mp4) dubbed with an 8 s English clip.
+--size 1280x720 first scales the clip to that height and pads it to that width (in the temporary folder, libx264
+veryfast crf 20; see bench/long_input.py make_unit), then measures on that version: frames per second at 720p.
 Measures, in one process:
   1. dub with an empty cache (LIPDUB_CACHE points at a fresh temp folder): includes model loading and face tracking;
   2. the same dub again, with the face track cached;
@@ -64,6 +66,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--video", default=str(DATA / "video" / "hdtf_katiehill_8s.mp4"))
     ap.add_argument("--audio", default=str(DATA / "audio" / "en_radio34_other_8s.wav"))
+    ap.add_argument("--size", help="scale and pad the clip to WIDTHxHEIGHT first, e.g. 1280x720")
     ap.add_argument("--keep", help="keep the (second) dub here")
     args = ap.parse_args()
     video, audio = Path(args.video), Path(args.audio)
@@ -81,6 +84,14 @@ def main() -> int:
         from lipdub import media
 
         import_s = time.perf_counter() - t
+        if args.size:
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            from long_input import make_unit
+
+            width, height = (int(v) for v in args.size.lower().split("x"))
+            scaled = tmp / f"{video.stem}_{width}x{height}.mp4"
+            make_unit(video, scaled, width, height)
+            video = scaled
         info = media.probe_video(video)
         print(f"machine: {platform.machine()}, {os.cpu_count()} CPU(s), Python {platform.python_version()}")
         print(f"clip:    {video.name} {info.width}x{info.height} @ {info.fps:.3f} fps, {info.n_frames} frames, "

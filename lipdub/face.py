@@ -62,12 +62,29 @@ class FaceTrack:
         return len(self.times)
 
     def save(self, path: str | Path) -> None:
+        """An .npz file (np.load reads it); the landmarks are written in blocks, so a long track held on disk
+        (landmark_array) is never loaded whole."""
+        import zipfile
+
         path = Path(path)
         tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, times=self.times, landmarks=self.landmarks.astype(np.float32), valid=self.valid,
-                 size=np.array([self.width, self.height]), version=np.array(TRACK_VERSION),
-                 meta=np.array(repr(self.meta)))
-        os.replace(tmp, path)
+        lm = self.landmarks
+        try:
+            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+                for name, arr in (("times", self.times), ("valid", self.valid),
+                                  ("size", np.array([self.width, self.height])), ("version", np.array(TRACK_VERSION)),
+                                  ("meta", np.array(repr(self.meta)))):
+                    with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
+                        np.lib.format.write_array(fh, np.asanyarray(arr), allow_pickle=False)
+                with zf.open("landmarks.npy", "w", force_zip64=True) as fh:
+                    np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(
+                        np.dtype("<f4")), "fortran_order": False, "shape": tuple(lm.shape)})
+                    for a in range(0, len(lm), BLOCK):
+                        fh.write(np.ascontiguousarray(lm[a:a + BLOCK], dtype="<f4").tobytes())
+                        release_pages(lm)
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
 
     @classmethod
     def load(cls, path: str | Path) -> "FaceTrack":
@@ -75,7 +92,86 @@ class FaceTrack:
             if int(z["version"]) != TRACK_VERSION:
                 raise ValueError("stale track version")
             w, h = (int(v) for v in z["size"])
-            return cls(z["times"], z["landmarks"], z["valid"].astype(bool), w, h)
+            with z.zip.open("landmarks.npy") as fh:  # read in blocks into a landmark_array (on disk when long)
+                version = np.lib.format.read_magic(fh)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, fortran, dtype = read_header(fh)
+                if fortran or len(shape) != 3 or shape[1:] != (478, 3):
+                    raise ValueError("unexpected landmark array")
+                lm = landmark_array(shape[0])
+                for a in range(0, shape[0], BLOCK):
+                    b = min(shape[0], a + BLOCK)
+                    lm[a:b] = np.frombuffer(fh.read((b - a) * 478 * 3 * dtype.itemsize), dtype).reshape(b - a, 478, 3)
+                    release_pages(lm)
+            return cls(z["times"], lm, z["valid"].astype(bool), w, h)
+
+
+# --------------------------------------------------------------------------------------------------- storage
+# A track's landmarks take 478 x 3 x 4 bytes a frame: 516 MB for an hour at 25 fps. Longer tracks than RAM_BYTES are
+# kept in a disk-backed array (a memory map of an unlinked temporary file): memory use then stays flat with the
+# video's length. The kernel counts the pages a process touched in a file map as its resident memory until they are
+# given back, so a background thread gives them back (madvise DONTNEED: the data stays in the file and the page cache)
+# every RELEASE_SECONDS, and code that sweeps a whole track does so in BLOCKs and gives them back after each.
+
+RAM_BYTES = 64 << 20  # landmark arrays up to this size stay in RAM (~11,700 frames, 7.8 min at 25 fps)
+BLOCK = 2048  # frames per block in whole-track sweeps
+RELEASE_SECONDS = 0.5
+
+
+def landmark_array(n: int) -> np.ndarray:
+    """A zeroed (n, 478, 3) float32 array: in RAM up to RAM_BYTES, else a memory map of an unlinked temporary
+    file whose touched pages are given back to the system regularly (see above)."""
+    if n * 478 * 3 * 4 <= RAM_BYTES:
+        return np.zeros((n, 478, 3), np.float32)
+    import tempfile
+
+    with tempfile.TemporaryFile(prefix="lipdub-landmarks-") as fh:  # the map keeps the data after the file closes
+        arr = np.memmap(fh, dtype=np.float32, mode="w+", shape=(n, 478, 3))
+    _Releaser.watch(arr)
+    return arr
+
+
+def release_pages(arr) -> None:
+    """Give back the resident pages of a disk-backed landmark array (no-op for arrays in RAM)."""
+    mm = getattr(arr, "_mmap", None)
+    if mm is not None:
+        try:
+            mm.madvise(__import__("mmap").MADV_DONTNEED)
+        except (ValueError, OSError, AttributeError):  # closed, or no madvise on this platform
+            pass
+
+
+class _Releaser:
+    """One daemon thread that calls release_pages on every live disk-backed landmark array twice a second."""
+
+    _arrays: "list" = []
+    _lock = __import__("threading").Lock()
+    _thread = None
+
+    @classmethod
+    def watch(cls, arr: np.ndarray) -> None:
+        import threading
+        import weakref
+
+        with cls._lock:
+            cls._arrays.append(weakref.ref(arr))
+            if cls._thread is None:
+                cls._thread = threading.Thread(target=cls._run, name="lipdub-pages", daemon=True)
+                cls._thread.start()
+
+    @classmethod
+    def _run(cls) -> None:
+        import time
+
+        while True:
+            time.sleep(RELEASE_SECONDS)
+            with cls._lock:
+                alive = [a for a in (r() for r in cls._arrays) if a is not None]
+                cls._arrays[:] = [r for r in cls._arrays if r() is not None]
+            for a in alive:
+                release_pages(a)
+            del alive
 
 
 # --------------------------------------------------------------------------------------------------- detection
@@ -361,7 +457,7 @@ def track_frames(frames: Callable[[], Iterator], width: int, height: int, n_fram
         chosen = choose_speaker(tracks, face_index, face_box_hint)
 
     times = np.zeros(n_frames, np.float64)
-    lms = np.zeros((n_frames, 478, 3), np.float32)
+    lms = landmark_array(n_frames)
     valid = np.zeros(n_frames, bool)
     seen = np.zeros(n_frames, bool)
 
@@ -571,6 +667,8 @@ def _segments(valid: np.ndarray, lms: np.ndarray) -> list[tuple[int, int]]:
     """Runs of valid frames, split at jumps (scene cuts, re-detections of a different face)."""
     runs, start = [], None
     for i in range(len(valid) + 1):
+        if i % BLOCK == BLOCK - 1:
+            release_pages(lms)  # a fast sweep: give the pages back as it goes (see landmark_array)
         cut = False
         if i < len(valid) and valid[i] and start is not None and i > 0 and valid[i - 1]:
             size = np.ptp(lms[i - 1, :, 0])
@@ -585,18 +683,33 @@ def _segments(valid: np.ndarray, lms: np.ndarray) -> list[tuple[int, int]]:
 
 def smooth_track(track: FaceTrack, sigma_stable: float = 1.5, sigma_mouth: float = 0.8) -> FaceTrack:
     """Zero-phase Gaussian smoothing inside each segment: heavier for the rigid head, lighter for lips and jaw so
-    closures survive. MediaPipe jitters ~0.4 px on still faces; the rendered mouth inherits any head jitter."""
+    closures survive. MediaPipe jitters ~0.4 px on still faces; the rendered mouth inherits any head jitter.
+
+    Filtered in blocks of BLOCK frames with enough neighbours on each side that every output equals filtering the
+    whole segment at once (the filter's reach is 4 sigma); the result goes to a new landmark_array."""
     from scipy.ndimage import gaussian_filter1d
 
-    lms = track.landmarks.copy()
+    src = track.landmarks
+    lms = landmark_array(len(src))
+    for a in range(0, len(src), BLOCK):
+        lms[a:a + BLOCK] = src[a:a + BLOCK]
+        release_pages(lms)
+        release_pages(src)
     mouth = np.zeros(478, bool)
     mouth[OUTER_UPPER + OUTER_LOWER + INNER_UPPER + INNER_LOWER + JAW] = True
-    for a, b in _segments(track.valid, track.landmarks):
+    reach = int(4.0 * max(sigma_stable, sigma_mouth) + 0.5) + 1  # gaussian_filter1d's radius (truncate=4), plus one
+    for a, b in _segments(track.valid, src):
         if b - a < 3:
             continue
-        seg = track.landmarks[a:b]
-        lms[a:b, ~mouth] = gaussian_filter1d(seg[:, ~mouth], sigma_stable, axis=0, mode="nearest")
-        lms[a:b, mouth] = gaussian_filter1d(seg[:, mouth], sigma_mouth, axis=0, mode="nearest")
+        for s0 in range(a, b, BLOCK):
+            s1 = min(b, s0 + BLOCK)
+            w0, w1 = max(a, s0 - reach), min(b, s1 + reach)
+            seg = np.asarray(src[w0:w1])
+            keep = slice(s0 - w0, s1 - w0)
+            lms[s0:s1, ~mouth] = gaussian_filter1d(seg[:, ~mouth], sigma_stable, axis=0, mode="nearest")[keep]
+            lms[s0:s1, mouth] = gaussian_filter1d(seg[:, mouth], sigma_mouth, axis=0, mode="nearest")[keep]
+            release_pages(lms)
+            release_pages(src)
     return FaceTrack(track.times, lms, track.valid, track.width, track.height, dict(track.meta))
 
 
@@ -658,8 +771,10 @@ def estimate_pose(track: FaceTrack, canonical: np.ndarray) -> Pose:
     scale = np.ones(n)
     rot = np.tile(np.eye(3), (n, 1, 1))
     trans = np.zeros((n, 3))
-    for i in np.flatnonzero(track.valid):
+    for c, i in enumerate(np.flatnonzero(track.valid)):
         scale[i], rot[i], trans[i] = umeyama(canonical[STABLE], track.landmarks[i, STABLE].astype(np.float64))
+        if c % BLOCK == BLOCK - 1:
+            release_pages(track.landmarks)
     return Pose(scale, rot, trans)
 
 

@@ -365,6 +365,29 @@ class FrameReader:
 def load_audio(path, sr: int | None = 16000, mono: bool = True) -> tuple[np.ndarray, int]:
     """Samples as float32 in [-1, 1] at `sr` (None: the file's rate): (N,) when mono (plain channel mean), else
     (C, N) with C = 1 or 2: more channels (5.1, 7.1, ...) are downmixed to stereo by FFmpeg's matrix."""
+    blocks = audio_blocks(path, sr, mono)
+    rate, est = next(blocks)
+    bufs: list[np.ndarray] = []  # one per channel, grown in place (ndarray.resize: realloc, which remaps the pages
+    n = 0  # of a large block): long audio is never held twice
+    for a in blocks:
+        if not bufs:
+            bufs[:] = [np.zeros(max(int(est * rate * 1.01) + 4096, a.shape[1]), np.float32) for _ in a]
+        if n + a.shape[1] > bufs[0].size:
+            for b in bufs:
+                b.resize(max(2 * b.size, n + a.shape[1]), refcheck=False)
+        for b, ch in zip(bufs, a):
+            b[n:n + a.shape[1]] = ch
+        n += a.shape[1]
+    if not bufs or n == 0:
+        raise InputError(f"{path}: the audio track holds no decodable samples; pass another audio file")
+    for b in bufs:
+        b.resize(n, refcheck=False)
+    return (bufs[0] if mono else np.stack(bufs)), rate
+
+
+def audio_blocks(path, sr: int | None = 16000, mono: bool = True) -> Iterator:
+    """load_audio's samples as a stream: first (rate, estimated duration in s), then float32 (1 or C, m) blocks that
+    join into exactly what load_audio returns, holding only one decoded frame at a time."""
     path = Path(path)
     if sr is not None and (not isinstance(sr, (int, np.integer)) or sr <= 0):
         raise ParameterError(f"audio sample rate must be a positive integer, got {sr!r}")
@@ -374,30 +397,39 @@ def load_audio(path, sr: int | None = 16000, mono: bool = True) -> tuple[np.ndar
             raise InputError(f"{path} has no audio track; pass an audio file or a video with sound")
         s = c.streams.audio[0]
         s.thread_type = "AUTO"
+        est = float(s.duration * s.time_base) if s.duration and s.time_base else (c.duration or 0) / 1e6
+        frames = _decode(c, s)
+        first = next(frames, None)
+        rate = sr or (first.sample_rate if first is not None else 16000)
+        yield rate, est
+        if first is None:
+            return
+        # keep the channel layout; downmix to mono ourselves (plain mean, no gain tricks)
+        layout = first.layout if mono or first.layout.nb_channels <= 2 else "stereo"
         resampler = setup = None
-        chunks = []
-        for f in _decode(c, s):
-            if resampler is None:  # keep the channel layout; downmix to mono ourselves (plain mean, no gain tricks)
-                rate = sr or f.sample_rate
-                layout = f.layout if mono or f.layout.nb_channels <= 2 else "stereo"
+
+        def converted(out):
+            for r in out:
+                a = r.to_ndarray()
+                if a.shape[1]:
+                    # float files may hold NaN/inf (a broken export): silence and full scale, not poison for the
+                    # speech analysis
+                    a = np.clip(np.nan_to_num(a, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0).astype(
+                        np.float32, copy=False)
+                    yield a.mean(axis=0, keepdims=True) if mono else a
+
+        for f in __import__("itertools").chain([first], frames):
             if (f.format.name, f.layout.name, f.sample_rate) != setup:
                 # first frame, or the stream changed rate/channels midway (concatenated files): a new resampler to
                 # the same output layout and rate
                 if resampler is not None:
-                    chunks += [r.to_ndarray() for r in resampler.resample(None)]
+                    yield from converted(resampler.resample(None))
                 resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
                 setup = (f.format.name, f.layout.name, f.sample_rate)
-            chunks += [r.to_ndarray() for r in resampler.resample(f)]
-        if resampler is not None:
-            chunks += [r.to_ndarray() for r in resampler.resample(None)]
-        if not chunks or sum(ch.shape[1] for ch in chunks) == 0:
-            raise InputError(f"{path}: the audio track holds no decodable samples; pass another audio file")
+            yield from converted(resampler.resample(f))
+        yield from converted(resampler.resample(None))
     finally:
         c.close()
-    x = np.concatenate(chunks, axis=1)
-    # float files may hold NaN/inf (a broken export): silence and full scale, not poison for the speech analysis
-    x = np.clip(np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0).astype(np.float32, copy=False)
-    return (x.mean(axis=0) if mono else np.ascontiguousarray(x)), rate
 
 
 def stream_starts(path) -> tuple[float, float]:
@@ -461,16 +493,104 @@ def _as_rate(fps) -> Fraction:
     return Fraction(f).limit_denominator(1001)
 
 
-class _AudioTrack:
-    """An AAC stream fed from a (channels, samples) array in 1024-sample frames up to a given sample, zero-padded past
-    the audio's end (the audio lasts exactly as long as the video)."""
+class AudioFile:
+    """An audio file's samples streamed at AAC_SR as float32 (channels, n) blocks, for muxing a long sound track
+    without holding it: mono files stay mono, everything else becomes stereo (more channels downmixed by FFmpeg's
+    matrix, as `load_audio(mono=False)`). NaN/inf become silence/full scale; reads past the end return zeros."""
 
-    def __init__(self, container, audio: np.ndarray):
+    def __init__(self, path):
+        self.path = Path(path)
+        self._c = open_input(self.path, "audio")
+        if not self._c.streams.audio:
+            self._c.close()
+            raise InputError(f"{self.path} has no audio track; pass an audio file or a video with sound")
+        s = self._c.streams.audio[0]
+        s.thread_type = "AUTO"
+        self._frames = _decode(self._c, s)
+        self._resampler = self._setup = None
+        self._pending: list[np.ndarray] = []
+        self._have = 0
+        self._done = False
+        self.layout = None
+        while self.layout is None and not self._done:  # the first decoded frame tells mono or stereo
+            self._pull()
+        if self.layout is None:
+            self.layout = "mono"
+        self.channels = 1 if self.layout == "mono" else 2
+
+    def _pull(self) -> None:
+        f = next(self._frames, None)
+        if f is None:
+            out = self._resampler.resample(None) if self._resampler is not None else []
+            self._done = True
+            self.close()
+        else:
+            if self.layout is None:
+                self.layout = "mono" if f.layout.nb_channels == 1 else "stereo"
+            out = []
+            if (f.format.name, f.layout.name, f.sample_rate) != self._setup:  # first frame or a change midway
+                if self._resampler is not None:
+                    out += self._resampler.resample(None)
+                self._resampler = av.AudioResampler(format="fltp", layout=self.layout, rate=AAC_SR)
+                self._setup = (f.format.name, f.layout.name, f.sample_rate)
+            out += self._resampler.resample(f)
+        for r in out:
+            x = r.to_ndarray()
+            if x.shape[1]:
+                x = np.clip(np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0).astype(np.float32)
+                self._pending.append(x)
+                self._have += x.shape[1]
+
+    def read(self, n: int) -> np.ndarray:
+        """The next `n` samples (channels, n), zero-padded past the end of the file."""
+        while self._have < n and not self._done:
+            self._pull()
+        out = np.zeros((self.channels, n), np.float32)
+        got = 0
+        while got < n and self._pending:
+            x = self._pending[0]
+            m = min(n - got, x.shape[1])
+            out[:, got:got + m] = x[:, :m]
+            got += m
+            if m == x.shape[1]:
+                self._pending.pop(0)
+            else:
+                self._pending[0] = x[:, m:]
+        self._have -= got
+        return out
+
+    def close(self) -> None:
+        if self._c is not None:
+            self._c.close()
+            self._c = None
+
+
+def _audio_source(audio, sr):
+    """VideoWriter/join_segments `audio`: a file path (streamed by AudioFile) or an array (prepared in memory)."""
+    if isinstance(audio, (str, os.PathLike)):
+        return AudioFile(audio)
+    return VideoWriter._prepare_audio(audio, sr)
+
+
+class _AudioTrack:
+    """An AAC stream fed in 1024-sample frames up to a given sample, zero-padded past the audio's end (the audio
+    lasts exactly as long as the video), from a (channels, samples) array at AAC_SR or an AudioFile."""
+
+    def __init__(self, container, audio):
         self.audio = audio
-        self.layout = "mono" if audio.shape[0] == 1 else "stereo"
+        self.layout = "mono" if (audio.channels if isinstance(audio, AudioFile) else audio.shape[0]) == 1 \
+            else "stereo"
         self.stream = container.add_stream("aac", rate=AAC_SR, layout=self.layout)
         self.stream.bit_rate = 96000 if self.layout == "mono" else 128000
         self.sent = 0
+
+    def _samples(self, m: int) -> np.ndarray:
+        if isinstance(self.audio, AudioFile):
+            return self.audio.read(m)
+        chunk = np.zeros((self.audio.shape[0], m), np.float32)
+        have = self.audio[:, self.sent:self.sent + m]
+        chunk[:, :have.shape[1]] = have
+        return chunk
 
     def packets(self, end: int, final: bool):
         """Encoded packets of the samples up to `end` (a whole number of AAC frames unless `final`)."""
@@ -478,15 +598,14 @@ class _AudioTrack:
             end -= end % 1024
         while self.sent < end:
             m = min(1024, end - self.sent)
-            chunk = np.zeros((self.audio.shape[0], m), np.float32)
-            have = self.audio[:, self.sent:self.sent + m]
-            chunk[:, :have.shape[1]] = have
-            af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=self.layout)
+            af = av.AudioFrame.from_ndarray(self._samples(m), format="fltp", layout=self.layout)
             af.sample_rate, af.pts, af.time_base = AAC_SR, self.sent, Fraction(1, AAC_SR)
             yield from self.stream.encode(af)
             self.sent += m
         if final:
             yield from self.stream.encode(None)
+            if isinstance(self.audio, AudioFile):
+                self.audio.close()
 
 
 def publish(tmp, path) -> None:
@@ -503,10 +622,11 @@ class VideoWriter:
     Pixel format: yuv420p when width and height are both even; otherwise yuv444p, because H.264 4:2:0 cannot code
     an odd size (its cropping works in 2-pixel units) and the output must keep the source resolution. yuv444p
     (High 4:4:4 profile) plays in FFmpeg-based players (VLC, mpv) but not in browsers or QuickTime.
-    Audio is muxed progressively as frames arrive and ends exactly at n_frames/fps (zero-padded or trimmed).
+    Audio is muxed progressively as frames arrive and ends exactly at n_frames/fps (zero-padded or trimmed); `audio`
+    is an array ((N,) or (C, N) at `audio_sr`) or an audio file's path, streamed from the file (long sound tracks).
     """
 
-    def __init__(self, path, width: int, height: int, fps: float, audio: np.ndarray | None = None,
+    def __init__(self, path, width: int, height: int, fps: float, audio=None,
                  audio_sr: int = 16000, crf: float = 16, preset: str = "veryfast", repeatable: bool = False,
                  segment: bool = False):
         self.path = Path(path)
@@ -522,7 +642,7 @@ class VideoWriter:
             raise ParameterError(f"unknown x264 preset {preset!r}; use one of: {', '.join(X264_PRESETS)}")
         self.width, self.height, self.rate = int(width), int(height), _as_rate(fps)
         self.n_frames = 0
-        self._audio = self._prepare_audio(audio, audio_sr)
+        self._audio = _audio_source(audio, audio_sr)
         self._container = None
         try:
             fd, tmp = tempfile.mkstemp(suffix=self.path.suffix, prefix=f".{self.path.stem}.", dir=self.path.parent)
@@ -628,6 +748,8 @@ class VideoWriter:
             except Exception:  # the file is discarded anyway
                 pass
             self._container = None
+        if isinstance(self._audio, AudioFile):
+            self._audio.close()
         self._tmp.unlink(missing_ok=True)
 
     def __enter__(self):
@@ -644,12 +766,13 @@ class VideoWriter:
             self.abort()
 
 
-def join_segments(segments: list, path, fps: float, audio: np.ndarray | None = None, audio_sr: int = 16000) -> int:
+def join_segments(segments: list, path, fps: float, audio=None, audio_sr: int = 16000) -> int:
     """Write the video pieces `segments` (VideoWriter(segment=True) files, in order) one after the other into `path`
-    without re-encoding, with `audio` muxed alongside; atomic like VideoWriter. Returns the number of frames."""
+    without re-encoding, with `audio` (array or file path, as VideoWriter's) muxed alongside; atomic like VideoWriter.
+    Returns the number of frames."""
     path = Path(path)
     rate = _as_rate(fps)
-    audio = VideoWriter._prepare_audio(audio, audio_sr)
+    audio = _audio_source(audio, audio_sr)
     fd, tmp = tempfile.mkstemp(suffix=path.suffix, prefix=f".{path.stem}.", dir=path.parent)
     os.close(fd)
     out = None
@@ -689,6 +812,8 @@ def join_segments(segments: list, path, fps: float, audio: np.ndarray | None = N
     except (av.FFmpegError, OSError) as e:
         raise OutputError(f"could not write {path} ({e}); check free disk space and permissions") from None
     finally:
+        if isinstance(audio, AudioFile):
+            audio.close()
         if out is not None:
             try:
                 out.close()

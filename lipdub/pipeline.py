@@ -117,6 +117,139 @@ class DubReport:
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
+_LIBC: list = []
+
+
+def _trim_heap() -> None:
+    """Hand the C heap's free memory back to the system: glibc keeps what threads freed in their arenas (the speech
+    analysis and tracking leave hundreds of MB there, rendering frame-sized buffers)."""
+    if not _LIBC:
+        try:
+            import ctypes
+
+            _LIBC.append(ctypes.CDLL("libc.so.6").malloc_trim)
+        except (OSError, AttributeError):  # not glibc
+            _LIBC.append(None)
+    if _LIBC[0] is not None:
+        _LIBC[0](0)
+
+
+TRIM_EVERY = 100  # rendered frames between heap trims
+# The clip's own mouth atlas: by Atlas.bytes_per_entry's estimate (real JPEGs come out ~25 % smaller). 200 MB hold
+# ~2,300 frames of a face at the atlas's largest scale (90 s at 25 fps, every frame); longer clips give every 2nd,
+# 3rd... frame. Was 300 MB: lowered so a 1080p hour renders within 1 GB beside x264's ~180 MB.
+OWN_ATLAS_BYTES = 200 << 20
+
+
+def _memory(stage: str) -> None:
+    """After a stage: trim the heap (see _trim_heap) and log the process's memory (debug)."""
+    _trim_heap()
+    if not log.isEnabledFor(logging.DEBUG):
+        return
+    try:
+        with open("/proc/self/status") as fh:
+            vals = {k: int(v.split()[0]) // 1024 for k, v in (line.split(":", 1) for line in fh)
+                    if k in ("VmRSS", "VmHWM")}
+    except (OSError, ValueError):
+        return
+    log.debug("memory after %s: RSS %s MB, peak %s MB", stage, vals.get("VmRSS"), vals.get("VmHWM"))
+
+
+SPEECH_PIECE = 180.0  # s: audio longer than SPEECH_PIECE + SPEECH_SLACK is analysed in pieces of about this length,
+SPEECH_SLACK = 60.0  # cut at the quietest moment of the last SPEECH_SLACK s of each piece
+
+
+def _release_speech_models() -> None:
+    """Let go of the speech stage's cached models (they load again on the next analysis)."""
+    import gc
+
+    from .speech import align, recognise, vad
+
+    for holder in (getattr(recognise, "_model", None), getattr(align, "_align_decoder", None),
+                   getattr(vad, "_silero", None)):
+        if hasattr(holder, "cache_clear"):
+            holder.cache_clear()
+    gc.collect()
+
+
+def _count_samples(audio: Path) -> int:
+    """Length of the audio at 16 kHz, streamed (an hour of samples is never held)."""
+    blocks = media.audio_blocks(audio, 16000)
+    next(blocks)
+    return sum(b.shape[1] for b in blocks)
+
+
+def _speech_in_pieces(audio: Path, language: str | None) -> "speech.SpeechTrack":
+    """speech.analyse on pieces of about SPEECH_PIECE s, cut in pauses, joined into one track, so the analysis's
+    memory stays that of one piece however long the audio is. Pieces are whole 10 ms frames long, so the frames line
+    up with those of a single analysis; levels (loudness, jaw, mel) are normalised per piece. Needs no transcript
+    (a transcript cannot be split by time here: audio with one is analysed whole)."""
+    sr, hop = 16000, 160
+    piece, slack = int(SPEECH_PIECE * sr), int(SPEECH_SLACK * sr)
+    blocks = media.audio_blocks(audio, sr)
+    next(blocks)
+    tracks: list = []
+    held: list[np.ndarray] = []
+    n_held = 0
+
+    def cut_and_analyse(final: bool) -> None:
+        nonlocal held, n_held
+        x = np.concatenate(held) if len(held) > 1 else held[0]
+        cut = len(x)
+        if not final:  # the quietest 300 ms (centre) among the frames in [piece - slack, piece)
+            lo = (piece - slack) // hop
+            energy = (x[: (piece // hop) * hop].reshape(-1, hop).astype(np.float64) ** 2).sum(1)
+            smooth = np.convolve(energy, np.ones(30), mode="same")
+            cut = (lo + int(np.argmin(smooth[lo:]))) * hop
+        tracks.append(speech.analyse(x[:cut], sr, language=language))
+        held, n_held = ([x[cut:]], len(x) - cut) if cut < len(x) else ([], 0)
+        del x
+
+    for b in blocks:
+        held.append(b[0])
+        n_held += b.shape[1]
+        if n_held >= piece + slack:
+            cut_and_analyse(final=False)
+    if n_held:
+        cut_and_analyse(final=True)
+    return _join_speech(tracks)
+
+
+def _join_speech(tracks: list) -> "speech.SpeechTrack":
+    """One SpeechTrack from consecutive pieces' tracks: frame-wise arrays joined, phones shifted and joined (a piece
+    without phones becomes silence), the weakest phone method of the pieces that have phones."""
+    import dataclasses
+
+    first = tracks[0]
+    offsets = np.cumsum([0.0] + [t.duration for t in tracks[:-1]])  # whole frames each: t.duration = n_frames * hop
+    values = {}
+    for f in dataclasses.fields(first):
+        vals = [getattr(t, f.name) for t in tracks]
+        if f.name == "duration":
+            values[f.name] = float(offsets[-1] + tracks[-1].duration)
+        elif f.name == "phones":
+            joined: list = []
+            with_phones = any(vals)
+            for t, off in zip(tracks, offsets):
+                phones = t.phones or ([speech.Phone("SIL", 0.0, t.duration)] if with_phones else [])
+                for p in phones:
+                    q = dataclasses.replace(p, start=p.start + off, end=p.end + off)
+                    if joined and q.label == "SIL" and joined[-1].label == "SIL":
+                        joined[-1] = dataclasses.replace(joined[-1], end=q.end)
+                    else:
+                        joined.append(q)
+            values[f.name] = joined
+        elif f.name == "method":
+            used = [t.method for t in tracks if t.phones]
+            rank = {m: i for i, m in enumerate(speech.METHODS)}
+            values[f.name] = max(used, key=lambda m: rank.get(m, len(rank))) if used else "acoustic-only"
+        elif all(isinstance(v, np.ndarray) and v.shape[:1] == (t.n_frames,) for v, t in zip(vals, tracks)):
+            values[f.name] = np.concatenate(vals)
+        else:
+            values[f.name] = vals[0]
+    return type(first)(**values)
+
+
 def _frames(path: Path):
     return lambda: media.iter_frames(path)
 
@@ -177,12 +310,15 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
         if x >= info.width or y >= info.height or x + w <= 0 or y + h <= 0:
             raise ParameterError(f"--face-box {x:g},{y:g},{w:g},{h:g} lies outside the {info.width}x{info.height} "
                                  "frame; give x,y,w,h in pixels of the displayed (upright) frame")
-    samples16, _ = media.load_audio(audio, 16000)
-    if len(samples16) < 160:
+    n16 = _count_samples(audio)
+    if n16 < 160:
         raise InputError(f"{audio} holds no audio (or less than 10 ms); pass a file with speech")
-    native, native_sr = media.load_audio(audio, None, mono=False)
-    duration = len(samples16) / 16000.0
+    duration = n16 / 16000.0
+    # short audio (and any with a transcript) is analysed whole; longer audio streams through the analysis in pieces
+    in_pieces = duration > SPEECH_PIECE + SPEECH_SLACK and not opts.transcript
+    samples16 = None if in_pieces else media.load_audio(audio, 16000)[0]
     timings["load"] = time.perf_counter() - t0
+    _memory("load")
 
     # speech analysis runs beside face tracking: both spend their time in native code that releases the GIL
     from concurrent.futures import ThreadPoolExecutor
@@ -204,7 +340,12 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
 
     def analyse_speech():
         t_s = time.perf_counter()
-        result = saved or speech.analyse(samples16, 16000, transcript=opts.transcript, language=opts.language)
+        if saved is not None:
+            result = saved
+        elif in_pieces:
+            result = _speech_in_pieces(audio, opts.language)
+        else:
+            result = speech.analyse(samples16, 16000, transcript=opts.transcript, language=opts.language)
         if opts.save_alignment:
             _save_atomically(result, Path(opts.save_alignment))
         timings["speech"] = time.perf_counter() - t_s
@@ -215,13 +356,18 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
         t = time.perf_counter()
         track = load_track(video, info, opts, progress)
         timings["track"] = time.perf_counter() - t
+        _memory("track")
         # the clip's own mouth atlas is built while the speech analysis may still run
         t = time.perf_counter()
         own_renderer = None
         if actor is None and track.valid.any():
-            own_renderer = render.Renderer.for_video(video, info, track, progress)
+            own_renderer = render.Renderer.for_video(video, info, track, progress, budget_bytes=OWN_ATLAS_BYTES)
         timings["atlas"] = time.perf_counter() - t
+        _memory("atlas")
         speech_track = speech_future.result()
+        if in_pieces:  # a long dub: the speech models (ASR, aligner, VAD: ~50 MB) are not needed again
+            _release_speech_models()
+        _memory("speech")
 
     schedule = media.output_schedule(len(track), info.fps, duration, "pingpong" if opts.length == "audio"
                                      else opts.length)
@@ -250,6 +396,8 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
             renderer = own_renderer
             renderer.region = opts.region
         if opts.region in ("face", "head") or opts.emotion != "neutral":
+            if samples16 is None:  # expression motion follows the whole sound track
+                samples16 = media.load_audio(audio, 16000)[0]
             styler = FaceStyler(renderer, track, schedule, speech_track, samples16, opts, info.is_image, info.fps)
             renderer = styler.renderer
             plan = renderer.plan(np.arange(n_out), mouth, teeth)
@@ -258,6 +406,7 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
     else:
         log.warning("no face found in %s: writing the video unchanged with the new audio", video)
     timings["plan"] = time.perf_counter() - t
+    _memory("plan")
 
     t = time.perf_counter()
     faces_rendered = 0
@@ -271,19 +420,22 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
 
     if opts.resume or opts.pieces:
         faces_rendered, digest = _render_in_pieces(video, audio, output, info, opts, schedule, render_one,
-                                                   renderer, native, native_sr, progress)
+                                                   renderer, progress)
     else:
-        with media.VideoWriter(output, info.width, info.height, info.fps, audio=native, audio_sr=native_sr,
+        with media.VideoWriter(output, info.width, info.height, info.fps, audio=audio,
                                crf=opts.crf, preset=opts.preset, repeatable=bool(opts.repeatable)) as writer, \
-                BackgroundWriter(writer) as sink, media.FrameReader(video, info) as reader:
+                BackgroundWriter(writer) as sink, _reader(video, info, schedule) as reader:
             for k, j in enumerate(schedule):
                 frame, rendered = render_one(k, int(j), reader.get(int(j)))
                 faces_rendered += rendered
                 sink.write(frame)
+                if k % TRIM_EVERY == TRIM_EVERY - 1:
+                    _trim_heap()
                 if progress:
                     progress("render", k + 1, n_out)
         digest = sink.digest
     timings["render"] = time.perf_counter() - t
+    _memory("render")
     timings["total"] = time.perf_counter() - t0
     appearance = f"profile:{Path(opts.profile).name}" if actor is not None else "video"
     report = DubReport(output, n_out, info.fps, n_out / info.fps, faces_rendered, speech_track.method, timings,
@@ -296,11 +448,19 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
     return report
 
 
+def _reader(video: Path, info, schedule: np.ndarray, back: int = 0) -> media.FrameReader:
+    """The source frames in `schedule` order: a cache for the backward walks of a looped (pingpong) schedule, only
+    the last `back` + 2 frames when the schedule only moves forward (a 1080p frame is 6 MB)."""
+    forward = len(schedule) < 2 or bool((np.diff(schedule) >= 0).all())
+    frame_bytes = info.width * info.height * 3
+    return media.FrameReader(video, info, cache_bytes=(back + 2) * frame_bytes if forward else 256 << 20)
+
+
 WARM_UP = 8  # frames rendered (not written) before each piece, so colour smoothing enters it as it left the last
 
 
 def _render_in_pieces(video: Path, audio: Path, output: Path, info, opts: DubOptions, schedule, render_one,
-                      renderer, native, native_sr, progress) -> tuple[int, str]:
+                      renderer, progress) -> tuple[int, str]:
     """Render the output in pieces of `opts.piece_seconds`, each encoded on its own into a folder beside the output,
     then joined with the audio. A piece already there (from a killed run of the same dub) is kept, so the run
     continues where it stopped; every piece starts from the same state either way (colour smoothing warmed up over
@@ -333,7 +493,7 @@ def _render_in_pieces(video: Path, audio: Path, output: Path, info, opts: DubOpt
         i, n = (int(v) for v in opts.pieces.split("/"))
         mine = {c for c in range(len(pieces)) if c % n == i}
     faces, digests = 0, []
-    with media.FrameReader(video, info) as reader:
+    with _reader(video, info, schedule, back=WARM_UP) as reader:  # each piece warms up on the frames before it
         for c, (k0, k1) in enumerate(pieces):
             if mine is not None and c not in mine:
                 continue
@@ -360,6 +520,8 @@ def _render_in_pieces(video: Path, audio: Path, output: Path, info, opts: DubOpt
                     frame, rendered = render_one(k, int(schedule[k]), reader.get(int(schedule[k])))
                     n_faces += rendered
                     sink.write(frame)
+                    if k % TRIM_EVERY == TRIM_EVERY - 1:
+                        _trim_heap()
                     if progress:
                         progress("render", k + 1, n_out)
             _write_text_atomically(meta, json.dumps({"faces": n_faces, "digest": sink.digest}))
@@ -367,8 +529,7 @@ def _render_in_pieces(video: Path, audio: Path, output: Path, info, opts: DubOpt
             digests.append(sink.digest)
     if mine is not None:  # a share of a scale-out dub: the final run joins
         return faces, ""
-    media.join_segments([work / f"part{c:05d}.mp4" for c in range(len(pieces))], output, info.fps, native,
-                        native_sr)
+    media.join_segments([work / f"part{c:05d}.mp4" for c in range(len(pieces))], output, info.fps, audio)
     shutil.rmtree(work, ignore_errors=True)
     return faces, hashlib.sha256("".join(digests).encode()).hexdigest()
 
@@ -412,7 +573,7 @@ class FaceStyler:
                         "motion comes on top of the filmed one (use --region face to keep the filmed head)")
         self.warper = render.FaceWarper(canonical)
         n = len(schedule)
-        moved = np.zeros((n, 478, 3), np.float32)
+        moved = face.landmark_array(n)
         valid = np.zeros(n, bool)
         self.rotations = np.tile(np.eye(3), (n, 1, 1))
         self.offsets: list = [None] * n
@@ -460,8 +621,15 @@ def _mouth_only(off: np.ndarray) -> np.ndarray:
 
 def _is_static(track: face.FaceTrack) -> bool:
     """A still image or a shot whose face never moves or blinks by itself (a looped frame, a freeze)."""
-    lm = track.landmarks[track.valid]
-    return len(lm) < 3 or float(np.abs(np.diff(lm[:, :, :2], axis=0)).max()) < 0.5
+    idx = np.flatnonzero(track.valid)
+    if len(idx) < 3:
+        return True
+    moved = 0.0
+    for a in range(0, len(idx) - 1, face.BLOCK):  # in blocks (one frame overlap): a long track may live on disk
+        lm = track.landmarks[idx[a:a + face.BLOCK + 1], :, :2]
+        moved = max(moved, float(np.abs(np.diff(lm, axis=0)).max()))
+        face.release_pages(track.landmarks)
+    return moved < 0.5
 
 
 def _save_atomically(track, path: Path) -> None:
@@ -483,7 +651,8 @@ class BackgroundWriter:
     caller's thread, and leaving the block with an exception discards queued frames. Also hashes the frames (SHA-256
     over their pixels, in order): `digest` identifies the rendered video independently of the encoder."""
 
-    def __init__(self, writer: media.VideoWriter, depth: int = 6):
+    def __init__(self, writer: media.VideoWriter, depth: int = 2):  # 2 frames ahead keep x264 busy; each more holds
+        # a frame (6 MB at 1080p), and measured on a 1080p dub, depth 6 peaked 134 MB higher at no gain in speed
         import hashlib
         import queue
         import threading

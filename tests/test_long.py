@@ -1,0 +1,113 @@
+"""Long inputs in bounded memory: sound tracks streamed from their file, long face tracks on disk, long speech
+analysed in pieces. Each path is checked on short material against the in-memory one it replaces (the hour-long case
+is a benchmark: bench/long_input.py)."""
+
+import wave
+
+import numpy as np
+import pytest
+
+import lipdub
+from lipdub import evaluate, face, media, pipeline, speech
+
+from conftest import require_data
+from test_media import dominant_freq, pattern, tone
+
+VIDEO = "video/hdtf_katiehill_8s.mp4"
+AUDIO = "audio/en_jfk_11s.wav"
+
+
+def _wav(path, x, sr):
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(x.shape[0] if x.ndim == 2 else 1)
+        w.setsampwidth(2)
+        w.setframerate(sr)
+        w.writeframes((np.clip(x.T if x.ndim == 2 else x, -1, 1) * 32767).astype("<i2").tobytes())
+
+
+@pytest.mark.parametrize("channels,sr", [(1, 16000), (2, 44100)])
+def test_writer_streams_the_sound_track_from_its_file(tmp_path, channels, sr):
+    src = tmp_path / "tone.wav"
+    _wav(src, tone(3.0, sr=sr, channels=channels), sr)
+    outs = {}
+    for kind, audio in (("file", src), ("array", media.load_audio(src, None, mono=False)[0])):
+        for n in (50, 100):  # audio longer than the video (trimmed) and shorter (zero-padded)
+            out = outs[kind, n] = tmp_path / f"{kind}{n}.mp4"
+            with media.VideoWriter(out, 32, 32, 25, audio=audio, audio_sr=sr) as wr:
+                for k in range(n):
+                    wr.write(pattern(k, 32, 32))
+    for n in (50, 100):
+        x, rate = media.load_audio(outs["file", n], None, mono=False)
+        y, _ = media.load_audio(outs["array", n], None, mono=False)
+        assert rate == media.AAC_SR and x.shape[0] == channels
+        assert abs(x.shape[1] / rate - n / 25) < 1024 / 48000 + 0.005
+        assert dominant_freq(x[0, : int(1.5 * rate)], rate) == pytest.approx(440, abs=5)
+        m = min(x.shape[1], y.shape[1], 3 * rate)
+        assert np.corrcoef(x[0, :m], y[0, :m])[0, 1] > 0.99  # the same sound as from the array
+        if n == 100:
+            assert np.abs(x[:, int(3.2 * rate):]).max() < 0.01  # silence past the audio's end
+
+
+def test_join_segments_streams_the_sound_track(tmp_path):
+    src = tmp_path / "tone.wav"
+    _wav(src, tone(2.0), 16000)
+    parts = []
+    for p in range(2):
+        parts.append(tmp_path / f"p{p}.mp4")
+        with media.VideoWriter(parts[-1], 32, 32, 25, segment=True) as wr:
+            for k in range(25):
+                wr.write(pattern(k, 32, 32))
+    out = tmp_path / "joined.mp4"
+    assert media.join_segments(parts, out, 25, src) == 50
+    x, rate = media.load_audio(out)
+    assert abs(len(x) / rate - 2.0) < 1024 / 48000 + 0.005
+    assert dominant_freq(x, rate) == pytest.approx(440, abs=5)
+
+
+def test_track_on_disk_smooths_saves_and_loads_like_one_in_ram(tmp_path, monkeypatch):
+    rng = np.random.default_rng(1)
+    n = 5000
+    lm = (rng.normal(size=(n, 478, 3)) * 2 + 300).astype(np.float32)
+    lm[3000:] += 200  # a cut: two segments
+    valid = rng.random(n) > 0.02
+    in_ram = face.smooth_track(face.FaceTrack(np.arange(n) / 25, lm, valid, 640, 480))
+    assert not isinstance(in_ram.landmarks, np.memmap)
+    monkeypatch.setattr(face, "RAM_BYTES", 0)
+    monkeypatch.setattr(face, "BLOCK", 700)  # blocks that cut segments: the filter must not see the seams
+    on_disk = face.smooth_track(face.FaceTrack(np.arange(n) / 25, lm, valid, 640, 480))
+    assert isinstance(on_disk.landmarks, np.memmap)
+    face.release_pages(on_disk.landmarks)  # the data survives giving the pages back
+    assert np.array_equal(np.asarray(on_disk.landmarks), in_ram.landmarks)
+    on_disk.save(tmp_path / "t.npz")
+    back = face.FaceTrack.load(tmp_path / "t.npz")
+    assert isinstance(back.landmarks, np.memmap)
+    assert np.array_equal(np.asarray(back.landmarks), in_ram.landmarks) and np.array_equal(back.valid, valid)
+    with np.load(tmp_path / "t.npz") as z:  # still an ordinary .npz
+        assert np.array_equal(z["landmarks"], in_ram.landmarks)
+
+
+def test_dub_with_the_track_on_disk_equals_the_dub_in_ram(tmp_path, monkeypatch):
+    data = require_data(VIDEO, AUDIO)
+    audio = tmp_path / "jfk3.wav"
+    evaluate.cut_audio(data / AUDIO, 0.0, 3.0, audio)
+    ram = lipdub.dub(data / VIDEO, audio, tmp_path / "ram.mp4", cache=False)
+    monkeypatch.setattr(face, "RAM_BYTES", 0)
+    disk = lipdub.dub(data / VIDEO, audio, tmp_path / "disk.mp4", cache=False)
+    assert ram.frames == disk.frames == 75 and ram.frames_sha256 == disk.frames_sha256
+
+
+def test_long_speech_is_analysed_in_pieces_that_line_up(monkeypatch):
+    data = require_data(AUDIO)
+    monkeypatch.setattr(pipeline, "SPEECH_PIECE", 4.0)
+    monkeypatch.setattr(pipeline, "SPEECH_SLACK", 2.0)
+    x, _ = media.load_audio(data / AUDIO, 16000)
+    whole = speech.analyse(x, 16000)
+    joined = pipeline._speech_in_pieces(data / AUDIO, None)
+    assert pipeline._count_samples(data / AUDIO) == len(x)
+    assert joined.n_frames == whole.n_frames and joined.duration == pytest.approx(whole.duration, abs=1e-6)
+    assert joined.jaw.shape == whole.jaw.shape and joined.mel.shape == whole.mel.shape
+    ph = joined.phones
+    assert ph[0].start == 0 and ph[-1].end == pytest.approx(joined.duration, abs=0.011)
+    assert all(a.end == pytest.approx(b.start) for a, b in zip(ph, ph[1:]))  # contiguous across the seams
+    assert joined.method in speech.METHODS and sum(p.label != "SIL" for p in ph) > 10
+    assert (joined.voiced == whole.voiced).mean() > 0.9
