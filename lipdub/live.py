@@ -906,8 +906,8 @@ def run(video: str, audio: str, output=None, profile=None, region: str = "lower"
             raise InputError("the live session produced no frames: did the audio or video source end at once?")
         if output is not None:
             wav_tmp.close()
-            samples, sr = media.load_audio(wav_tmp.path, None, mono=False)
-            media.join_segments([video_tmp], output, fps, samples, sr)
+            # the sound is streamed from the WAV on disk into the AAC track (hours of it never sit in memory)
+            media.join_segments([video_tmp], output, fps, wav_tmp.path if wav_tmp.path.exists() else None)
     finally:
         stop.set()
         if preview is not None:

@@ -80,7 +80,7 @@ def test_dub_with_profile_follows_the_speech(cnn_parts):
 
 
 def test_live_dub_with_profile_follows_the_speech(cnn_parts):
-    """Live mode draws the anchor's mouths from the profile (causal motion: a lower bar than offline)."""
+    """Live mode draws the anchor's mouths from the profile and follows his real mouth as an offline dub does."""
     from lipdub import live
 
     p = cnn_parts
@@ -90,7 +90,7 @@ def test_live_dub_with_profile_follows_the_speech(cnn_parts):
     t_truth, truth = evaluate.mouth_curve(p["data"] / CNN, 30.0, 38.0)
     t_dub, got = evaluate.mouth_curve(out, cache=False)
     r, lag, _ = evaluate.pearson_at_best_lag(evaluate.resample(t_dub, got, t_truth), truth, 3)
-    assert r > 0.3 and abs(lag) <= 2
+    assert r > 0.45 and abs(lag) <= 2  # measured 0.66 (offline profile dub test: > 0.45)
 
 
 def test_profile_dubs_another_framing(cnn_parts):

@@ -37,16 +37,10 @@ class _Silero:
     """silero-vad's streaming ONNX model: one 512-sample window per call, recurrent state carried."""
 
     def __init__(self) -> None:
-        import onnxruntime as ort
-
         from ..models import silero_vad_path
+        from .vad import onnx_session
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(silero_vad_path()), sess_options=opts,
-                                            providers=["CPUExecutionProvider"])
+        self.session = onnx_session(silero_vad_path())
         self.state = np.zeros((2, 1, 128), np.float32)
         self.sr = np.array(SR, np.int64)
 

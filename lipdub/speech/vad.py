@@ -21,30 +21,36 @@ _CONTEXT = 64  # samples of the previous window prefixed to each window (silero 
 _lock = threading.Lock()
 
 
+def onnx_session(path):
+    """A quiet, single-threaded ONNX Runtime CPU session: the VAD is tiny, and more threads would only contend
+    with face tracking for the two cores."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
 class _Silero:
     """Per-window speech probabilities; prefers the batched 'sequence' export (one ONNX call per ~16 s)."""
 
     def __init__(self) -> None:
-        import onnxruntime as ort
-
         from ..models import silero_vad_path
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
         streaming = silero_vad_path()
         sequence = streaming.with_name("silero_vad_16k_sequence.onnx")
         self.sequence = False
         if sequence.is_file():
             try:
-                self.session = ort.InferenceSession(str(sequence), sess_options=opts, providers=["CPUExecutionProvider"])
+                self.session = onnx_session(sequence)
                 names = {i.name for i in self.session.get_inputs()}
                 self.sequence = {"input", "h", "c"} <= names
             except Exception as exc:  # a broken optional file: use the streaming model
                 log.debug("silero sequence model unusable: %s", exc)
         if not self.sequence:
-            self.session = ort.InferenceSession(str(streaming), sess_options=opts, providers=["CPUExecutionProvider"])
+            self.session = onnx_session(streaming)
             inputs = {i.name: i for i in self.session.get_inputs()}
             if not {"input", "state", "sr"} <= set(inputs):
                 raise RuntimeError(f"unexpected silero-vad inputs {sorted(inputs)}")
