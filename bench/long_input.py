@@ -76,34 +76,18 @@ def make_unit(source: Path, out: Path, width: int, height: int, crf: float = 20)
 
 
 def repeat_video(unit: Path, out: Path, seconds: float) -> int:
-    """Copies of `unit`'s packets one after the other until `seconds` are covered; returns the frame count."""
+    """Copies of `unit` (no B-frames, like a resumable dub's pieces) joined without re-encoding until `seconds` are
+    covered; returns the frame count."""
     import av
 
-    tmp = out.with_name(out.name + ".tmp.mp4")
-    frames = 0
+    from lipdub import media
+
     with av.open(str(unit)) as probe:
         s = probe.streams.video[0]
         rate = Fraction(s.average_rate)
         unit_frames = sum(1 for p in probe.demux(s) if p.size)
     copies = math.ceil(seconds * rate / unit_frames)
-    with av.open(str(tmp), "w") as dst:
-        v_out = None
-        for c in range(copies):
-            with av.open(str(unit)) as src:
-                s = src.streams.video[0]
-                if v_out is None:
-                    v_out = dst.add_stream_from_template(s)
-                shift = int(round(Fraction(frames) / rate / s.time_base))
-                for pkt in src.demux(s):
-                    if pkt.dts is None:
-                        continue
-                    pkt.pts += shift
-                    pkt.dts += shift
-                    pkt.stream = v_out
-                    dst.mux(pkt)
-                    frames += 1
-    os.replace(tmp, out)
-    return frames
+    return media.join_segments([unit] * copies, out, rate)
 
 
 def make_audio(out: Path, seconds: float, sr: int = 16000) -> None:

@@ -135,6 +135,21 @@ def _trim_heap() -> None:
 
 
 TRIM_EVERY = 100  # rendered frames between heap trims
+
+
+def _render_frames(ks, schedule, reader, render_one, sink, progress) -> int:
+    """Render output frames `ks` (source frame schedule[k] each) into `sink`; returns how many had a face."""
+    faces = 0
+    for k in ks:
+        j = int(schedule[k])
+        frame, rendered = render_one(k, j, reader.get(j))
+        faces += rendered
+        sink.write(frame)
+        if k % TRIM_EVERY == TRIM_EVERY - 1:
+            _trim_heap()
+        if progress:
+            progress("render", k + 1, len(schedule))
+    return faces
 # The clip's own mouth atlas: by Atlas.bytes_per_entry's estimate (real JPEGs come out ~25 % smaller). 200 MB hold
 # ~2,300 frames of a face at the atlas's largest scale (90 s at 25 fps, every frame); longer clips give every 2nd,
 # 3rd... frame. Was 300 MB: lowered so a 1080p hour renders within 1 GB beside x264's ~180 MB.
@@ -425,14 +440,7 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
         with media.VideoWriter(output, info.width, info.height, info.fps, audio=audio,
                                crf=opts.crf, preset=opts.preset, repeatable=bool(opts.repeatable)) as writer, \
                 BackgroundWriter(writer) as sink, _reader(video, info, schedule) as reader:
-            for k, j in enumerate(schedule):
-                frame, rendered = render_one(k, int(j), reader.get(int(j)))
-                faces_rendered += rendered
-                sink.write(frame)
-                if k % TRIM_EVERY == TRIM_EVERY - 1:
-                    _trim_heap()
-                if progress:
-                    progress("render", k + 1, n_out)
+            faces_rendered = _render_frames(range(n_out), schedule, reader, render_one, sink, progress)
         digest = sink.digest
     timings["render"] = time.perf_counter() - t
     _memory("render")
@@ -513,17 +521,9 @@ def _render_in_pieces(video: Path, audio: Path, output: Path, info, opts: DubOpt
                 renderer.prev_j = None
             for k in range(max(0, k0 - WARM_UP), k0):
                 render_one(k, int(schedule[k]), reader.get(int(schedule[k])))
-            n_faces = 0
             with media.VideoWriter(part, info.width, info.height, info.fps, crf=opts.crf, preset=opts.preset,
                                    segment=True) as writer, BackgroundWriter(writer) as sink:
-                for k in range(k0, k1):
-                    frame, rendered = render_one(k, int(schedule[k]), reader.get(int(schedule[k])))
-                    n_faces += rendered
-                    sink.write(frame)
-                    if k % TRIM_EVERY == TRIM_EVERY - 1:
-                        _trim_heap()
-                    if progress:
-                        progress("render", k + 1, n_out)
+                n_faces = _render_frames(range(k0, k1), schedule, reader, render_one, sink, progress)
             _write_text_atomically(meta, json.dumps({"faces": n_faces, "digest": sink.digest}))
             faces += n_faces
             digests.append(sink.digest)
