@@ -437,79 +437,127 @@ def track_frames(frames: Callable[[], Iterator], width: int, height: int, n_fram
         raise ParameterError("--speaker auto chooses the face itself: leave out --face-index and --face-box "
                              "(or use them with --speaker largest)")
     step = max(1, int(round(fps / 2)))
-    survey: list[list[np.ndarray]] = []
-    survey_frames: list[int] = []
-    survey_times: list[float] = []
-    with Landmarker(num_faces=4) as lmk:
-        for fr in frames():
-            if fr.index % step == 0:
-                survey.append([face_box(f) for f in detect_all(lmk, fr.rgb)])
-                survey_frames.append(fr.index)
-                survey_times.append(fr.time)
-            n_frames = max(n_frames, fr.index + 1)  # the probe may undercount
-    tracks = link_tracks(survey)
-    meta: dict = {}
-    known: dict[int, np.ndarray | None] = {}  # frames the speaker choice already tracked (None: face not found)
-    if speaker == "auto":
-        chosen, known, meta["speaker"] = _auto_speaker(tracks, survey_frames, survey_times, frames, frames_from,
-                                                       width, height, fps, step, audio, workers)
-    else:
-        chosen = choose_speaker(tracks, face_index, face_box_hint)
+    surveyor = _LazyLandmarker(num_faces=4)  # the two survey threads' landmarkers go on into the dense pass
+    surveyor2 = _LazyLandmarker(num_faces=4)  # (0.4 s each to load)
+    try:
+        survey, survey_frames, survey_times, n_frames = _survey(frames, frames_from, n_frames, step, workers,
+                                                                surveyor, surveyor2)
+    except BaseException:
+        surveyor.close()
+        surveyor2.close()
+        raise
+    try:  # (the dense pass closes its landmarkers itself; closing twice is harmless)
+        tracks = link_tracks(survey)
+        meta: dict = {}
+        known: dict[int, np.ndarray | None] = {}  # frames the speaker choice already tracked (None: face not found)
+        if speaker == "auto":
+            chosen, known, meta["speaker"] = _auto_speaker(tracks, survey_frames, survey_times, frames, frames_from,
+                                                           width, height, fps, step, audio, workers)
+        else:
+            chosen = choose_speaker(tracks, face_index, face_box_hint)
 
-    times = np.zeros(n_frames, np.float64)
-    lms = landmark_array(n_frames)
-    valid = np.zeros(n_frames, bool)
-    seen = np.zeros(n_frames, bool)
+        times = np.zeros(n_frames, np.float64)
+        lms = landmark_array(n_frames)
+        valid = np.zeros(n_frames, bool)
+        seen = np.zeros(n_frames, bool)
 
-    def dense(iterator: Iterator, stop: int) -> None:
-        follow = _Follower(chosen, survey_frames, step, width, height)
-        det = _LazyLandmarker(num_faces=4)
-        try:
-            for fr in iterator:
-                i = fr.index
-                if i >= stop:
-                    break
-                times[i], seen[i] = fr.time, True
-                if i in known:
-                    found = known[i]
-                    if found is not None:
-                        follow.seen(i, found)
-                else:
-                    found = follow.find(det.get(), i, fr.rgb)
-                if found is not None:
-                    lms[i], valid[i] = found, True
-                if progress is not None:
-                    progress(1)
-        finally:
-            det.close()
-
-    if workers > 1 and frames_from is not None and n_frames >= 50:
-        mid = n_frames // 2
-        if known:  # split the frames still to track, not all frames, evenly between the two threads
-            todo = np.ones(n_frames)
-            todo[[i for i in known if i < n_frames]] = 0
-            if todo.sum() > 0:
-                mid = int(np.clip(np.searchsorted(np.cumsum(todo), todo.sum() / 2), 1, n_frames - 1))
-        errors: list[BaseException] = []
-
-        def run(it, stop):
+        def dense(iterator: Iterator, stop: int, det: _LazyLandmarker) -> None:
+            follow = _Follower(chosen, survey_frames, step, width, height)
             try:
-                dense(it, stop)
-            except BaseException as exc:  # re-raised below
-                errors.append(exc)
+                for fr in iterator:
+                    i = fr.index
+                    if i >= stop:
+                        break
+                    times[i], seen[i] = fr.time, True
+                    if i in known:
+                        found = known[i]
+                        if found is not None:
+                            follow.seen(i, found)
+                    else:
+                        found = follow.find(det.get(), i, fr.rgb)
+                    if found is not None:
+                        lms[i], valid[i] = found, True
+                    if progress is not None:
+                        progress(1)
+            finally:
+                det.close()
 
-        second = threading.Thread(target=run, args=(frames_from(mid), n_frames), name="lipdub-track")
-        second.start()
-        run(frames(), mid)
-        second.join()
-        if errors:
-            raise errors[0]
-    else:
-        dense(frames(), n_frames)
+        if workers > 1 and frames_from is not None and n_frames >= 50:
+            mid = n_frames // 2
+            if known:  # split the frames still to track, not all frames, evenly between the two threads
+                todo = np.ones(n_frames)
+                todo[[i for i in known if i < n_frames]] = 0
+                if todo.sum() > 0:
+                    mid = int(np.clip(np.searchsorted(np.cumsum(todo), todo.sum() / 2), 1, n_frames - 1))
+            errors: list[BaseException] = []
+
+            def run(it, stop, det):
+                try:
+                    dense(it, stop, det)
+                except BaseException as exc:  # re-raised below
+                    errors.append(exc)
+
+            second = threading.Thread(target=run, args=(frames_from(mid), n_frames, surveyor2), name="lipdub-track")
+            second.start()
+            run(frames(), mid, surveyor)
+            second.join()
+            if errors:
+                raise errors[0]
+        else:
+            dense(frames(), n_frames, surveyor)
+    finally:
+        surveyor.close()
+        surveyor2.close()
     n = int(np.flatnonzero(seen).max()) + 1 if seen.any() else 0
     meta["speaker_found"] = chosen is not None
     track = FaceTrack(times[:n], lms[:n], valid[:n], width, height, meta=meta)
     return smooth_track(track)
+
+
+def _survey(frames, frames_from, n_frames: int, step: int, workers: int, det: _LazyLandmarker,
+            det2: _LazyLandmarker) -> tuple[list, list[int], list[float], int]:
+    """Every face on every `step`-th frame: (boxes per surveyed frame, their indices, their times, frame count).
+    With frames_from and workers > 1, the second half runs on a second thread (the same frames as one thread)."""
+    import threading
+
+    def run(iterator, stop, lmk, out):
+        n = 0
+        for fr in iterator:
+            if stop is not None and fr.index >= stop:
+                break
+            if fr.index % step == 0:
+                out[0].append([face_box(f) for f in detect_all(lmk.get(), fr.rgb)])
+                out[1].append(fr.index)
+                out[2].append(fr.time)
+            n = max(n, fr.index + 1)  # the probe may undercount
+        out[3] = n
+
+    first: list = [[], [], [], 0]
+    if workers > 1 and frames_from is not None and n_frames >= 50:
+        mid = n_frames // 2 // step * step
+        second: list = [[], [], [], 0]
+        errors: list[BaseException] = []
+
+        def run_second():
+            try:
+                run(frames_from(mid), None, det2, second)
+            except BaseException as exc:  # re-raised below
+                errors.append(exc)
+
+        thread = threading.Thread(target=run_second, name="lipdub-survey")
+        thread.start()
+        try:
+            run(frames(), mid, det, first)
+        finally:
+            thread.join()
+        if errors:
+            raise errors[0]
+        for a, b in zip(first[:3], second[:3]):
+            a += b
+        first[3] = max(first[3], second[3])
+    else:
+        run(frames(), None, det, first)
+    return first[0], first[1], first[2], max(n_frames, first[3])
 
 
 def _auto_speaker(tracks: list[SurveyTrack], survey_frames: list[int], survey_times: list[float],

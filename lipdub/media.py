@@ -51,11 +51,22 @@ class VideoInfo:
     has_audio: bool
 
 
-@dataclass
 class Frame:
-    index: int
-    time: float
-    rgb: np.ndarray
+    """One decoded frame: index, time (s) and upright RGB pixels. Given a decoded PyAV frame instead of pixels, it
+    converts on first use of `rgb`, so a pass that looks at every 12th frame (the speaker survey) or every Nth (a
+    long clip's atlas) pays the colour conversion (2 ms per 1080p frame) only for those."""
+
+    __slots__ = ("index", "time", "_rgb", "_decoded")
+
+    def __init__(self, index: int, time: float, rgb: np.ndarray | None = None, decoded=None):
+        self.index, self.time, self._rgb, self._decoded = index, time, rgb, decoded
+
+    @property
+    def rgb(self) -> np.ndarray:
+        if self._rgb is None:
+            f, self._decoded = self._decoded, None
+            self._rgb = _to_rgb(f, _rot_k(f))
+        return self._rgb
 
 
 def is_image_path(path) -> bool:
@@ -167,15 +178,115 @@ def _rot_k(frame) -> int:
     return (int(round(frame.rotation / 90.0)) % 4) if frame.rotation else 0
 
 
-def _to_rgb(frame, k: int) -> np.ndarray:
+def _rgb_kwargs(frame) -> dict:
     kw = {}
     if frame.format.name.startswith(("yuv", "nv", "p0", "p2")):
         if frame.colorspace == 2:  # unspecified
             kw["src_colorspace"] = _BT709 if (frame.width >= 1280 or frame.height >= 720) else _BT601
         if frame.color_range:
             kw["src_color_range"] = frame.color_range
-    a = frame.to_ndarray(format="rgb24", **kw)
+    return kw
+
+
+def _to_rgb(frame, k: int) -> np.ndarray:
+    a = frame.to_ndarray(format="rgb24", **_rgb_kwargs(frame))
     return np.ascontiguousarray(np.rot90(a, k) if k else a)
+
+
+def _planar_ok(frame) -> bool:
+    """Whether `frame` can pass to the encoder as decoded: 8-bit 4:2:0, upright, even-sized, limited range, BT.709
+    (tagged, or untagged HD, as _to_rgb reads it): the output's own format and colours."""
+    return (frame.format.name == "yuv420p" and not _rot_k(frame) and frame.width % 2 == 0
+            and frame.height % 2 == 0 and frame.color_range in (0, _MPEG_RANGE)
+            and (frame.colorspace == _BT709 or (frame.colorspace == 2 and (frame.width >= 1280 or
+                                                                         frame.height >= 720))))
+
+
+# BT.709 limited range from 8-bit RGB: rows Y, Cb, Cr; the last column is the offset
+_RGB_TO_YUV709 = np.array([[0.2126 * 219 / 255, 0.7152 * 219 / 255, 0.0722 * 219 / 255, 16.0],
+                           [-0.2126 / 1.8556 * 224 / 255, -0.7152 / 1.8556 * 224 / 255, 0.5 * 224 / 255, 128.0],
+                           [0.5 * 224 / 255, -0.7152 / 1.5748 * 224 / 255, -0.0722 / 1.5748 * 224 / 255, 128.0]],
+                          np.float32)
+
+
+class PlanarFrame:
+    """A decoded frame kept as YUV 4:2:0 (one I420 array, as FFmpeg holds it), for the render stage: it converts only
+    the box it draws in to RGB and writes back only the pixels it changed, so every other pixel reaches the encoder
+    exactly as decoded. Whole-frame RGB round trips cost ~7 ms per 1080p frame and move luma by up to 5 levels."""
+
+    __slots__ = ("i420", "width", "height", "colorspace", "color_range")
+
+    def __init__(self, i420: np.ndarray, width: int, height: int, colorspace: int = _BT709,
+                 color_range: int = _MPEG_RANGE):
+        self.i420, self.width, self.height = i420, int(width), int(height)
+        self.colorspace, self.color_range = int(colorspace), int(color_range)
+
+    @classmethod
+    def from_av(cls, frame) -> "PlanarFrame":
+        return cls(frame.to_ndarray(), frame.width, frame.height, frame.colorspace, frame.color_range)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:  # as the RGB frame it stands for
+        return self.height, self.width, 3
+
+    @property
+    def nbytes(self) -> int:
+        return self.i420.nbytes
+
+    def copy(self) -> "PlanarFrame":
+        return PlanarFrame(self.i420.copy(), self.width, self.height, self.colorspace, self.color_range)
+
+    def planes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        h, w = self.height, self.width
+        y = self.i420[:h]
+        chroma = self.i420[h:].reshape(-1)  # U then V, each (h/2, w/2), packed into rows of width w (views)
+        n = (h // 2) * (w // 2)
+        return y, chroma[:n].reshape(h // 2, w // 2), chroma[n:2 * n].reshape(h // 2, w // 2)
+
+    def box(self, roi: tuple[int, int, int, int], pad: int = 0) -> tuple[int, int, int, int]:
+        """`roi` (x0, y0, x1, y1) grown by `pad` and to even edges (whole chroma samples), inside the frame."""
+        x0, y0, x1, y1 = roi
+        x0, y0 = max(0, (int(x0) - pad) // 2 * 2), max(0, (int(y0) - pad) // 2 * 2)
+        x1, y1 = min(self.width, -(-(int(x1) + pad) // 2) * 2), min(self.height, -(-(int(y1) + pad) // 2) * 2)
+        return x0, y0, max(x0, x1), max(y0, y1)
+
+    def _frame(self, box):
+        x0, y0, x1, y1 = box
+        y, u, v = self.planes()
+        h, w = y1 - y0, x1 - x0
+        packed = np.concatenate([y[y0:y1, x0:x1].ravel(), u[y0 // 2:y1 // 2, x0 // 2:x1 // 2].ravel(),
+                                 v[y0 // 2:y1 // 2, x0 // 2:x1 // 2].ravel()]).reshape(h * 3 // 2, w)
+        f = av.VideoFrame.from_ndarray(packed, format="yuv420p")
+        f.colorspace, f.color_range = self.colorspace, self.color_range
+        return f
+
+    def rgb(self, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        """RGB of `box` (even edges; default the whole frame): the same pixels as a whole-frame read gives there."""
+        f = self._frame(box or (0, 0, self.width, self.height))
+        return f.to_ndarray(format="rgb24", **_rgb_kwargs(f))
+
+    def put_rgb(self, box: tuple[int, int, int, int], rgb: np.ndarray, changed: np.ndarray) -> None:
+        """Write back the pixels of `rgb` (new RGB of `box`) where `changed` (bool, the box's shape) is set, as YUV;
+        a chroma sample is rewritten where any of its 2x2 pixels changed."""
+        import cv2
+
+        rows, cols = np.flatnonzero(changed.any(1)), np.flatnonzero(changed.any(0))
+        if not len(rows):
+            return
+        # only the changed pixels' bounding box (even edges) is converted
+        r0, c0 = rows[0] // 2 * 2, cols[0] // 2 * 2
+        r1, c1 = min(changed.shape[0], rows[-1] // 2 * 2 + 2), min(changed.shape[1], cols[-1] // 2 * 2 + 2)
+        x0, y0 = box[0] + c0, box[1] + r0
+        x1, y1 = box[0] + c1, box[1] + r1
+        sub = changed[r0:r1, c0:c1]
+        yuv = cv2.transform(np.ascontiguousarray(rgb[r0:r1, c0:c1]), _RGB_TO_YUV709)  # rounded, saturated uint8
+        y, u, v = self.planes()
+        np.copyto(y[y0:y1, x0:x1], yuv[..., 0], where=sub)
+        half = ((x1 - x0) // 2, (y1 - y0) // 2)
+        block = cv2.resize(sub.view(np.uint8), half, interpolation=cv2.INTER_AREA) > 0  # any of its 2x2 pixels
+        chroma = cv2.resize(yuv[..., 1:], half, interpolation=cv2.INTER_AREA)  # 2x2 means
+        np.copyto(u[y0 // 2:y1 // 2, x0 // 2:x1 // 2], chroma[..., 0], where=block)
+        np.copyto(v[y0 // 2:y1 // 2, x0 // 2:x1 // 2], chroma[..., 1], where=block)
 
 
 def probe_video(path) -> VideoInfo:
@@ -236,7 +347,7 @@ def iter_frames(path, start: int = 0) -> Iterator[Frame]:
                 t0 = f.pts
             if i >= start:
                 t = float((f.pts - t0) * tb) if f.pts is not None and tb else i / fps
-                yield Frame(i, t, _to_rgb(f, _rot_k(f)))
+                yield Frame(i, t, decoded=f)
             if image:
                 break
     finally:
@@ -252,8 +363,9 @@ class FrameReader:
     If a damaged stream yields fewer frames than probed, indices past the end return the last decoded frame.
     """
 
-    def __init__(self, path, info: VideoInfo | None = None, cache_bytes: int = 256 << 20):
+    def __init__(self, path, info: VideoInfo | None = None, cache_bytes: int = 256 << 20, planar: bool = False):
         self.path = Path(path)
+        self.planar = planar  # frames that can pass to the encoder as decoded come as PlanarFrame
         self.info = info or probe_video(self.path)
         self._frame_bytes = self.info.width * self.info.height * 3
         self._budget = max(int(cache_bytes), 2 * self._frame_bytes)
@@ -280,7 +392,8 @@ class FrameReader:
         self._container = self._stream = self._gen = None
         self._cache.clear()
 
-    def get(self, index: int) -> np.ndarray:
+    def get(self, index: int) -> "np.ndarray | PlanarFrame":
+        """Frame `index` as RGB, or (planar readers, where the frame allows) as a PlanarFrame; always a copy."""
         index = int(index)
         if self.info.is_image and index >= 0:
             if self._image is None:
@@ -357,7 +470,7 @@ class FrameReader:
         if f.key_frame and i not in self._keys:
             bisect.insort(self._keys, i)
         if i >= lo and i not in self._cache:
-            self._cache[i] = _to_rgb(f, _rot_k(f))
+            self._cache[i] = PlanarFrame.from_av(f) if self.planar and _planar_ok(f) else _to_rgb(f, _rot_k(f))
             while len(self._cache) * self._frame_bytes > self._budget:
                 self._cache.popitem(last=False)
 
@@ -698,15 +811,21 @@ class VideoWriter:
             x = resample_poly(x, AAC_SR // g, int(sr) // g, axis=1).astype(np.float32)
         return np.ascontiguousarray(np.clip(x, -1.0, 1.0))
 
-    def write(self, rgb: np.ndarray) -> None:
+    def write(self, rgb: "np.ndarray | PlanarFrame") -> None:
         if self._container is None:
             raise OutputError(f"{self.path}: writer is already closed")
+        if isinstance(rgb, PlanarFrame):
+            if (rgb.width, rgb.height) == (self.width, self.height) and self._v.pix_fmt == "yuv420p":
+                return self._encode(av.VideoFrame.from_ndarray(rgb.i420, format="yuv420p"))
+            rgb = rgb.rgb()
         rgb = np.asarray(rgb)
         if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
             raise ParameterError(f"frame must be uint8 of shape {(self.height, self.width, 3)}, "
                                  f"got {rgb.dtype} {rgb.shape}")
         f = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        f = f.reformat(format=self._v.pix_fmt, dst_colorspace=_BT709, dst_color_range=_MPEG_RANGE)
+        self._encode(f.reformat(format=self._v.pix_fmt, dst_colorspace=_BT709, dst_color_range=_MPEG_RANGE))
+
+    def _encode(self, f) -> None:
         f.pts, f.time_base = self.n_frames, 1 / self.rate
         try:
             self._mux(self._v.encode(f))

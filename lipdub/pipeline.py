@@ -269,12 +269,52 @@ def _frames(path: Path):
     return lambda: media.iter_frames(path)
 
 
-def load_track(video: Path, info: media.VideoInfo, opts: DubOptions, progress: Progress | None) -> face.FaceTrack:
-    keyed = {"face_index": opts.face_index, "face_box": opts.face_box}
+def _cache_file(kind: str, video: Path, opts: DubOptions, **more) -> Path:
+    """Where the cache keeps `kind` ("tracks", "atlases") for this video and face choice."""
+    keyed = {"face_index": opts.face_index, "face_box": opts.face_box, **more}
     if opts.speaker != "largest":  # the default keeps the cache keys it always had
         keyed["speaker"] = opts.speaker
-    key = face.cache_key(video, **keyed)
-    cache_file = face.cache_dir() / "tracks" / f"{key}.npz"
+    return face.cache_dir() / kind / f"{face.cache_key(video, **keyed)}.npz"
+
+
+def _track_fingerprint(track: face.FaceTrack) -> str:
+    import hashlib
+
+    h = hashlib.sha256(np.ascontiguousarray(track.valid).data)
+    h.update(np.ascontiguousarray(track.landmarks[::97]).data)  # a sample: an hour's track is 500 MB
+    return h.hexdigest()
+
+
+ATLAS_CACHE_VERSION = 1
+
+
+def own_renderer(video: Path, info: media.VideoInfo, track: face.FaceTrack, opts: DubOptions,
+                 progress: Progress | None) -> render.Renderer:
+    """The clip as its own appearance source, its atlas from the cache when this video was prepared before with
+    the same face track (building it decodes the whole video again)."""
+    cache_file = _cache_file("atlases", video, opts, atlas_bytes=OWN_ATLAS_BYTES, version=ATLAS_CACHE_VERSION)
+    fingerprint = _track_fingerprint(track) if opts.cache else ""
+    if opts.cache and cache_file.is_file():
+        try:
+            with np.load(cache_file, allow_pickle=False) as z:
+                if str(z["track_fingerprint"]) == fingerprint:
+                    atlas = render.Atlas.from_arrays(z)
+                    log.info("mouth atlas from cache %s", cache_file)
+                    return render.Renderer(atlas, track, face.estimate_pose(track, atlas.canonical))
+        except Exception:  # stale or damaged cache: build it again
+            pass
+    renderer = render.Renderer.for_video(video, info, track, progress, budget_bytes=OWN_ATLAS_BYTES)
+    if opts.cache:
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            renderer.atlas.save(cache_file, {"track_fingerprint": np.array(fingerprint)})
+        except OSError as exc:  # a read-only or full cache must not stop the dub
+            log.warning("could not cache the mouth atlas: %s", exc)
+    return renderer
+
+
+def load_track(video: Path, info: media.VideoInfo, opts: DubOptions, progress: Progress | None) -> face.FaceTrack:
+    cache_file = _cache_file("tracks", video, opts)
     if opts.cache and cache_file.is_file():
         try:
             track = face.FaceTrack.load(cache_file)
@@ -374,9 +414,9 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
         _memory("track")
         # the clip's own mouth atlas is built while the speech analysis may still run
         t = time.perf_counter()
-        own_renderer = None
+        own = None
         if actor is None and track.valid.any():
-            own_renderer = render.Renderer.for_video(video, info, track, progress, budget_bytes=OWN_ATLAS_BYTES)
+            own = own_renderer(video, info, track, opts, progress)
         timings["atlas"] = time.perf_counter() - t
         _memory("atlas")
         speech_track = speech_future.result()
@@ -408,7 +448,7 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
             renderer = render.Renderer(actor.atlas, track, model=actor.model,
                                        colour=compose.ColourMatcher(gain=True), region=opts.region)
         else:
-            renderer = own_renderer
+            renderer = own
             renderer.region = opts.region
         if opts.region in ("face", "head") or opts.emotion != "neutral":
             if samples16 is None:  # expression motion follows the whole sound track
@@ -426,20 +466,26 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
     t = time.perf_counter()
     faces_rendered = 0
 
-    def render_one(k: int, j: int, frame: np.ndarray) -> tuple[np.ndarray, bool]:
+    def render_one(k: int, j: int, frame) -> tuple:
         if styler is not None:
             return styler.frame(k, j, frame, plan)
         if renderer is not None:
+            if isinstance(frame, media.PlanarFrame):
+                return renderer.frame_planar(k, j, frame, plan)
             return renderer.frame(k, j, frame, plan)
         return frame, False
 
+    # the lower face alone is drawn in YUV frames, converting only its box (see media.PlanarFrame); the styler's
+    # whole-face warps take RGB frames
+    planar = styler is None
+
     if opts.resume or opts.pieces:
         faces_rendered, digest = _render_in_pieces(video, audio, output, info, opts, schedule, render_one,
-                                                   renderer, progress)
+                                                   renderer, progress, planar)
     else:
         with media.VideoWriter(output, info.width, info.height, info.fps, audio=audio,
                                crf=opts.crf, preset=opts.preset, repeatable=bool(opts.repeatable)) as writer, \
-                BackgroundWriter(writer) as sink, _reader(video, info, schedule) as reader:
+                BackgroundWriter(writer) as sink, _reader(video, info, schedule, planar=planar) as reader:
             faces_rendered = _render_frames(range(n_out), schedule, reader, render_one, sink, progress)
         digest = sink.digest
     timings["render"] = time.perf_counter() - t
@@ -456,19 +502,20 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
     return report
 
 
-def _reader(video: Path, info, schedule: np.ndarray, back: int = 0) -> media.FrameReader:
+def _reader(video: Path, info, schedule: np.ndarray, back: int = 0, planar: bool = False) -> media.FrameReader:
     """The source frames in `schedule` order: a cache for the backward walks of a looped (pingpong) schedule, only
     the last `back` + 2 frames when the schedule only moves forward (a 1080p frame is 6 MB)."""
     forward = len(schedule) < 2 or bool((np.diff(schedule) >= 0).all())
     frame_bytes = info.width * info.height * 3
-    return media.FrameReader(video, info, cache_bytes=(back + 2) * frame_bytes if forward else 256 << 20)
+    return media.FrameReader(video, info, cache_bytes=(back + 2) * frame_bytes if forward else 256 << 20,
+                             planar=planar)
 
 
 WARM_UP = 8  # frames rendered (not written) before each piece, so colour smoothing enters it as it left the last
 
 
 def _render_in_pieces(video: Path, audio: Path, output: Path, info, opts: DubOptions, schedule, render_one,
-                      renderer, progress) -> tuple[int, str]:
+                      renderer, progress, planar: bool = False) -> tuple[int, str]:
     """Render the output in pieces of `opts.piece_seconds`, each encoded on its own into a folder beside the output,
     then joined with the audio. A piece already there (from a killed run of the same dub) is kept, so the run
     continues where it stopped; every piece starts from the same state either way (colour smoothing warmed up over
@@ -501,7 +548,8 @@ def _render_in_pieces(video: Path, audio: Path, output: Path, info, opts: DubOpt
         i, n = (int(v) for v in opts.pieces.split("/"))
         mine = {c for c in range(len(pieces)) if c % n == i}
     faces, digests = 0, []
-    with _reader(video, info, schedule, back=WARM_UP) as reader:  # each piece warms up on the frames before it
+    # each piece warms up on the frames before it
+    with _reader(video, info, schedule, back=WARM_UP, planar=planar) as reader:
         for c, (k0, k1) in enumerate(pieces):
             if mine is not None and c not in mine:
                 continue
@@ -649,7 +697,8 @@ def _save_atomically(track, path: Path) -> None:
 class BackgroundWriter:
     """Encodes on a second thread (x264 releases the GIL) while the next frame renders; errors surface on the
     caller's thread, and leaving the block with an exception discards queued frames. Also hashes the frames (SHA-256
-    over their pixels, in order): `digest` identifies the rendered video independently of the encoder."""
+    over their pixels, RGB or I420 as given, in order): `digest` identifies the rendered video independently of the
+    encoder."""
 
     def __init__(self, writer: media.VideoWriter, depth: int = 2):  # 2 frames ahead keep x264 busy; each more holds
         # a frame (6 MB at 1080p), and measured on a 1080p dub, depth 6 peaked 134 MB higher at no gain in speed
@@ -671,7 +720,8 @@ class BackgroundWriter:
                 return
             if self.error is None:
                 try:
-                    self._hash.update(np.ascontiguousarray(frame).data)
+                    pixels = frame.i420 if isinstance(frame, media.PlanarFrame) else np.ascontiguousarray(frame)
+                    self._hash.update(pixels.data)
                     self.writer.write(frame)
                 except BaseException as exc:  # re-raised on the caller's thread
                     self.error = exc

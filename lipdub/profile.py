@@ -278,7 +278,7 @@ class Profile:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.resolve().parent)
         os.close(fd)
         try:
-            _write_npz(tmp, arrays, {"atlas_jpeg": self.atlas.jpeg})
+            render.write_npz(tmp, arrays, {"atlas_jpeg": self.atlas.jpeg})
             media.publish(tmp, path)
         except OSError as exc:
             Path(tmp).unlink(missing_ok=True)
@@ -288,24 +288,6 @@ class Profile:
             raise
         self.meta["bytes"] = path.stat().st_size
         return path
-
-
-def _write_npz(path, arrays: dict, byte_chunks: dict) -> None:
-    """np.load-compatible archive, with each of `byte_chunks` (lists of bytes) written as one uint8 array piece by
-    piece: a profile's JPEG crops are never joined in memory."""
-    import zipfile
-
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for name, arr in arrays.items():
-            with zf.open(name + ".npy", "w", force_zip64=True) as fh:
-                np.lib.format.write_array(fh, np.asanyarray(arr), allow_pickle=False)
-        for name, chunks in byte_chunks.items():
-            total = sum(len(c) for c in chunks)
-            header = {"descr": "|u1", "fortran_order": False, "shape": (total,)}
-            with zf.open(name + ".npy", "w", force_zip64=True) as fh:
-                np.lib.format.write_array_header_1_0(fh, header)
-                for c in chunks:
-                    fh.write(c)
 
 
 def load(path) -> Profile:

@@ -9,6 +9,8 @@ asked, the interior (teeth, tongue) comes from the clip's most open frame.
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -274,6 +276,18 @@ class Atlas:
             out[f"{prefix}jpeg"] = np.frombuffer(b"".join(self.jpeg), np.uint8) if self.jpeg else np.zeros(0, np.uint8)
         return out
 
+    def save(self, path, extra: dict | None = None) -> None:
+        """Write the atlas (and `extra` arrays) to `path` atomically, as an .npz archive."""
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            write_npz(tmp, {**self.to_arrays(with_jpeg=False), **(extra or {})}, {"atlas_jpeg": self.jpeg})
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
     @classmethod
     def from_arrays(cls, z, prefix: str = "atlas_") -> "Atlas":
         atlas = cls(z[f"{prefix}canonical"], float(z[f"{prefix}geometry"][0]))
@@ -290,6 +304,24 @@ class Atlas:
         atlas._arrays = {k: np.asarray(z[f"{prefix}{k}"]) for k in ATLAS_FIELDS}
         atlas._rows = {k: list(v) for k, v in atlas._arrays.items()}
         return atlas
+
+
+def write_npz(path, arrays: dict, byte_chunks: dict) -> None:
+    """np.load-compatible archive, with each of `byte_chunks` (lists of bytes) written as one uint8 array piece by
+    piece: an atlas's JPEG crops are never joined in memory."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, arr in arrays.items():
+            with zf.open(name + ".npy", "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asanyarray(arr), allow_pickle=False)
+        for name, chunks in byte_chunks.items():
+            total = sum(len(c) for c in chunks)
+            header = {"descr": "|u1", "fortran_order": False, "shape": (total,)}
+            with zf.open(name + ".npy", "w", force_zip64=True) as fh:
+                np.lib.format.write_array_header_1_0(fh, header)
+                for c in chunks:
+                    fh.write(c)
 
 
 def mouth_sharpness(crop: np.ndarray, pts: np.ndarray) -> float:
@@ -874,13 +906,48 @@ class Renderer:
         out = cv2.blendLinear(teeth, cavity, mask_u, 1.0 - mask_u)
         return cv2.blendLinear(teeth_low, out, mask_l, 1.0 - mask_l)
 
-    def render_frame(self, frame: np.ndarray, j: int, a: int, opening: float, width: float,
-                     offsets: np.ndarray | None = None) -> np.ndarray:
-        atlas = self.atlas
+    def _target(self, j: int, a: int, opening: float, width: float, offsets: np.ndarray | None) -> np.ndarray:
+        """Frame-j positions of the control points for atlas entry a drawn at this opening and width."""
         shape = target_shape(self.model, self.norm[a], opening, width)
         if offsets is not None:
             shape = shape + offsets
-        dst = self._to_frame(j, shape)
+        return self._to_frame(j, shape)
+
+    def frame_planar(self, k: int, j: int, frame: "media.PlanarFrame", plan) -> tuple["media.PlanarFrame", bool]:
+        """frame() on a decoded YUV frame, changed in place: only the box the mouth is drawn in goes to RGB and back,
+        and only the pixels the drawing changed are written, so the rest stays exactly as decoded."""
+        open_c, width_c, sel = plan
+        if j >= len(self.track) or not self.track.valid[j]:
+            self.colour.reset()
+            self.prev_j = None
+            return frame, False
+        if self.prev_j is not None and abs(j - self.prev_j) > 1:
+            self.colour.reset()
+        self.prev_j = j
+        a, opening, width = int(sel[k]), float(open_c[k]), float(width_c[k])
+        dst = self._target(j, a, opening, width, None)
+        # everything render_frame reads or writes lies in this roi (see there)
+        box = frame.box(compose.region_of_interest(dst, frame.width, frame.height, margin=2), pad=2)
+        x0, y0, x1, y1 = box
+        if x1 <= x0 or y1 <= y0:
+            return frame, True
+        canvas = np.empty((frame.height, frame.width, 3), np.uint8)  # only the box is ever filled or read
+        canvas[y0:y1, x0:x1] = frame.rgb(box)
+        self.render_frame(canvas, j, a, opening, width, dst=dst, inplace=True)
+        (rx0, ry0, rx1, ry1), alpha = self._drawn
+        changed = np.zeros((y1 - y0, x1 - x0), bool)
+        changed[ry0 - y0:ry1 - y0, rx0 - x0:rx1 - x0] = alpha > 0  # where the blend took anything of the patch
+        frame.put_rgb(box, canvas[y0:y1, x0:x1], changed)
+        return frame, True
+
+    def render_frame(self, frame: np.ndarray, j: int, a: int, opening: float, width: float,
+                     offsets: np.ndarray | None = None, dst: np.ndarray | None = None,
+                     inplace: bool = False) -> np.ndarray:
+        """Frame j with atlas entry a drawn at this opening and width; reads and writes only inside the roi of
+        the control points `dst` (computed when not given) with a 2-pixel margin."""
+        atlas = self.atlas
+        if dst is None:
+            dst = self._target(j, a, opening, width, offsets)
         n_ctrl = len(CONTROL)
         src = atlas.src_controls[a].astype(np.float64)
         src_open = float(self.atlas_open[a])
@@ -923,4 +990,5 @@ class Renderer:
         alpha *= cover.astype(np.float32) / 255.0
         x0, y0, x1, y1 = roi
         warped = self.colour(warped, frame[y0:y1, x0:x1], alpha)
-        return compose.blend(frame, warped, alpha, roi)
+        self._drawn = roi, alpha
+        return compose.blend(frame, warped, alpha, roi, out=frame if inplace else None)

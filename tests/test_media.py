@@ -10,6 +10,7 @@ from conftest import DATA, needs_data, require_data
 from lipdub.errors import InputError, OutputError, ParameterError
 from lipdub.media import (
     FrameReader,
+    PlanarFrame,
     VideoWriter,
     check_output_path,
     is_image_path,
@@ -486,3 +487,72 @@ def test_conftest_data_location():
     assert DATA.name == "data" and DATA.parent.name == "shared"
     if DATA.is_dir():
         assert require_data("MANIFEST.md") == DATA
+
+
+# ---------------------------------------------------------------- planar (YUV) frames for the render stage
+
+
+def make_hd_video(path, n=6, w=1280, h=720):
+    """A 720p clip written by our own writer (BT.709, limited range: frames a planar reader keeps as YUV)."""
+    with VideoWriter(path, w, h, 25) as wr:
+        for k in range(n):
+            wr.write(pattern(k, h, w))
+    return path
+
+
+def test_planar_reader_box_equals_whole_frame_read(tmp_path):
+    path = make_hd_video(tmp_path / "hd.mp4")
+    ref = [f.rgb for f in iter_frames(path)]
+    with FrameReader(path, planar=True) as r:
+        for i in (0, 3, 5, 1):
+            pf = r.get(i)
+            assert isinstance(pf, PlanarFrame) and pf.shape == ref[i].shape
+            assert np.array_equal(pf.rgb(), ref[i])
+            for roi in ((101, 37, 603, 411), (0, 0, 64, 64), (1200, 650, 1280, 720)):
+                box = pf.box(roi, pad=2)
+                assert all(v % 2 == 0 for v in box) and box[0] <= roi[0] and box[3] >= min(roi[3], 720)
+                x0, y0, x1, y1 = box
+                assert np.array_equal(pf.rgb(box), ref[i][y0:y1, x0:x1]), (i, roi)
+    # frames that cannot pass as decoded stay RGB: SD (read as BT.601), odd sizes, full-range MJPEG
+    sd = make_video(tmp_path / "sd.mp4", 3)
+    with FrameReader(sd, planar=True) as r:
+        assert isinstance(r.get(1), np.ndarray)
+
+
+def test_planar_put_rgb_changes_only_what_changed(tmp_path):
+    path = make_hd_video(tmp_path / "hd.mp4", n=2)  # (one frame would be a photo)
+    with FrameReader(path, planar=True) as r:
+        pf = r.get(0)
+    untouched = pf.i420.copy()
+    box = pf.box((300, 200, 500, 400))
+    x0, y0, x1, y1 = box
+    rgb = pf.rgb(box)
+    changed = np.zeros(rgb.shape[:2], bool)
+    changed[50:90, 60:121] = True  # odd edges: chroma samples half covered are rewritten too
+    new = rgb.copy()
+    new[changed] = (200, 30, 60)
+    pf.put_rgb(box, new, changed)
+    y, u, v = pf.planes()
+    y0_, u0, v0 = PlanarFrame(untouched, pf.width, pf.height).planes()
+    diff_y = y != y0_
+    assert diff_y.any() and not diff_y[:y0 + 50].any() and not diff_y[y0 + 90:].any()
+    assert not diff_y[:, :x0 + 60].any() and not diff_y[:, x0 + 121:].any()
+    diff_c = (u != u0) | (v != v0)
+    rows, cols = np.nonzero(diff_c)
+    assert rows.min() >= (y0 + 50) // 2 and rows.max() <= (y0 + 89) // 2
+    assert cols.min() >= (x0 + 60) // 2 and cols.max() <= (x0 + 120) // 2
+    # the written colour reads back as what was drawn (BT.709 limited range, the writer's own conversion)
+    back = pf.rgb(box)
+    assert np.abs(back[60:80, 70:110].reshape(-1, 3).astype(int) - (200, 30, 60)).max() <= 3
+
+
+def test_writer_takes_planar_frames_as_decoded(tmp_path):
+    src = make_hd_video(tmp_path / "hd.mp4", n=4)
+    out = tmp_path / "copy.mp4"
+    with FrameReader(src, planar=True) as r, VideoWriter(out, 1280, 720, 25, crf=0) as wr:
+        frames = [r.get(i) for i in range(4)]
+        for f in frames:
+            wr.write(f)
+    with FrameReader(out, planar=True) as r:
+        for i, f in enumerate(frames):  # lossless x264 (crf 0): the YUV samples come back exactly
+            assert np.array_equal(r.get(i).i420, f.i420), i
