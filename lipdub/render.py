@@ -864,14 +864,20 @@ class Renderer:
         """Output frame k drawn over source frame j; frames without the speaker pass through untouched. `offsets`
         (478,3 canonical) move the wanted face (an emotion's mouth corners)."""
         open_c, width_c, sel = plan
+        if not self._enter(j):
+            return frame, False
+        return self.render_frame(frame, j, int(sel[k]), float(open_c[k]), float(width_c[k]), offsets), True
+
+    def _enter(self, j: int) -> bool:
+        """Whether source frame j has the speaker to draw on; keeps colour smoothing to runs of the same shot."""
         if j >= len(self.track) or not self.track.valid[j]:
             self.colour.reset()
             self.prev_j = None
-            return frame, False
+            return False
         if self.prev_j is not None and abs(j - self.prev_j) > 1:
             self.colour.reset()  # a loop jump: the lighting may differ
         self.prev_j = j
-        return self.render_frame(frame, j, int(sel[k]), float(open_c[k]), float(width_c[k]), offsets), True
+        return True
 
     def _to_frame(self, j: int, shape: np.ndarray) -> np.ndarray:
         dst = self.pose.to_frame(j, self.warper.control_points(shape))[:, :2]
@@ -917,13 +923,8 @@ class Renderer:
         """frame() on a decoded YUV frame, changed in place: only the box the mouth is drawn in goes to RGB and back,
         and only the pixels the drawing changed are written, so the rest stays exactly as decoded."""
         open_c, width_c, sel = plan
-        if j >= len(self.track) or not self.track.valid[j]:
-            self.colour.reset()
-            self.prev_j = None
+        if not self._enter(j):
             return frame, False
-        if self.prev_j is not None and abs(j - self.prev_j) > 1:
-            self.colour.reset()
-        self.prev_j = j
         a, opening, width = int(sel[k]), float(open_c[k]), float(width_c[k])
         dst = self._target(j, a, opening, width, None)
         # everything render_frame reads or writes lies in this roi (see there)
