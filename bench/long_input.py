@@ -191,6 +191,9 @@ def main() -> int:
     ap.add_argument("--resume-check", action="store_true",
                     help="also dub with --resume killed at half and continued; compare frame hashes")
     ap.add_argument("--dub-args", default="", help="extra `lipdub dub` options, space-separated")
+    ap.add_argument("--cache-dir", help="LIPDUB_CACHE of the dubs (default: a fresh one per length, so each dub "
+                                        "tracks its input); pointing at an earlier run's keeps what it prepared "
+                                        "(face track, mouth atlas): say so when reporting")
     args = ap.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
     source = Path(args.source)
@@ -214,7 +217,7 @@ def main() -> int:
             print(f"\n{minutes:g} min at {width}x{height}: assembling")
             video, audio = assemble(work, minutes, width, height, source)
             out = work / f"dub_{minutes:g}min.mp4"
-            cache = Path(tempfile.mkdtemp(prefix="cache-", dir=work))
+            cache = Path(args.cache_dir) if args.cache_dir else Path(tempfile.mkdtemp(prefix="cache-", dir=work))
             print(f"  dubbing -> {out}")
             r = run_dub(video, audio, out, cache, extra, args.nice)
             frames = round(minutes * 60 * 25)
@@ -228,7 +231,8 @@ def main() -> int:
                 rows.append(resume_check(video, audio, work, cache, minutes, extra, args.nice))
             if not args.keep:
                 out.unlink(missing_ok=True)
-            shutil.rmtree(cache, ignore_errors=True)
+            if not args.cache_dir:
+                shutil.rmtree(cache, ignore_errors=True)
         print(f"\nsummary ({width}x{height} input, 25 fps, new audio as long as the input; peak RSS = ru_maxrss "
               "of the dub's process)")
         print(f"{'minutes':>8} {'frames':>7} {'wall s':>8} {'frames/s':>8} {'peak RSS MB':>12}  status")

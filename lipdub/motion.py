@@ -89,31 +89,50 @@ def dominance_features(phones, n: int, hop: float, lead: float = 0.02) -> np.nda
     feats = np.zeros((n, len(FEATURE_LABELS)))
     den = np.full(n, 1e-6)
     column = {label: i for i, label in enumerate(FEATURE_LABELS)}
+    # a phone's weight exp(-dist / reach) is exactly 0.0 in float64 beyond 746 reaches (67 s at the widest): each
+    # phone only touches the hops within that, the same numbers at a fraction of the work on long audio
+    span = 746 * 0.09 + hop
     for ph in phones:
         label = ph.label.upper().rstrip("012")
         _, _, dom = viseme_target(label)
         centre = 0.5 * (ph.start + ph.end) - lead
         half = max(0.5 * (ph.end - ph.start), 0.02)
-        dist = np.abs(t - centre) - half
+        lo, hi = max(0, int((centre - half - span) / hop)), min(n, int((centre + half + span) / hop) + 1)
+        if hi <= lo:
+            continue
+        tw = t[lo:hi]
+        dist = np.abs(tw - centre) - half
         tight = label in BILABIALS
-        reach = np.where(t < centre, 0.035 if tight else 0.09, 0.025 if tight else 0.06)
+        reach = np.where(tw < centre, 0.035 if tight else 0.09, 0.025 if tight else 0.06)
         d = dom * np.exp(-np.maximum(dist, 0.0) / reach)
         if label in column:
-            feats[:, column[label]] += d
-        den += d
+            feats[lo:hi, column[label]] += d
+        den[lo:hi] += d
     return feats / den[:, None]
 
 
-def model_features(speech) -> np.ndarray:
-    """(N, F) features of the learned opening model at every hop of `speech`."""
+def model_features(speech, start: int = 0, stop: int | None = None, dominance: np.ndarray | None = None
+                   ) -> np.ndarray:
+    """(N, F) features of the learned opening model at hops [start, stop) of `speech` (default: all);
+    `dominance` = dominance_features of the whole speech when the caller has it already."""
     n = len(speech.voiced)
+    stop = n if stop is None else min(stop, n)
     mel = np.asarray(speech.mel, np.float32)[:n]
-    if len(mel) < n:
-        mel = np.concatenate([mel, np.zeros((n - len(mel), mel.shape[1]), np.float32)])
-    idx = np.arange(n)
-    context = [mel[np.clip(idx + off, 0, n - 1)] for off in MEL_CONTEXT]
-    acoustic = np.stack([speech.jaw[:n], speech.loudness[:n], np.asarray(speech.voiced[:n], np.float32)], 1)
-    return np.concatenate([dominance_features(speech.phones, n, speech.hop)] + context + [acoustic], 1)
+    idx = np.arange(start, stop)
+
+    def mel_at(rows: np.ndarray) -> np.ndarray:  # rows past the analysed spectrum are silence (zeros)
+        rows = np.clip(rows, 0, n - 1)
+        out = np.zeros((len(rows), mel.shape[1]), np.float32)
+        inside = rows < len(mel)
+        out[inside] = mel[rows[inside]]
+        return out
+
+    context = [mel_at(idx + off) for off in MEL_CONTEXT]
+    acoustic = np.stack([speech.jaw[start:stop], speech.loudness[start:stop],
+                         np.asarray(speech.voiced[start:stop], np.float32)], 1)
+    if dominance is None:
+        dominance = dominance_features(speech.phones, n, speech.hop)
+    return np.concatenate([dominance[start:stop]] + context + [acoustic], 1)
 
 
 class OpeningModel:
@@ -162,8 +181,17 @@ def load_model() -> OpeningModel | None:
     return _load(os.environ.get("LIPDUB_MOTION_MODEL") or str(MODEL_PATH))
 
 
+FEATURE_BLOCK = 8 * 4096  # hops per block of features (a multiple of predict's chunk: the same arithmetic)
+
+
 def learned_opening(speech, model: OpeningModel) -> np.ndarray:
-    return np.clip(model.predict(model_features(speech)), 0.0, 1.2)
+    """The model's opening at every hop, its features built a block at a time: an hour of speech has 360,000 hops,
+    and all their features at once took ~1 GB."""
+    n = len(speech.voiced)
+    dominance = dominance_features(speech.phones, n, speech.hop)
+    blocks = [model.predict(model_features(speech, a, a + FEATURE_BLOCK, dominance))
+              for a in range(0, n, FEATURE_BLOCK)]
+    return np.clip(np.concatenate(blocks) if blocks else np.zeros(0), 0.0, 1.2)
 
 
 @dataclass

@@ -384,15 +384,18 @@ def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.
     feats = np.concatenate([atlas_desc, w * atlas_pose], 1)
     query = np.concatenate([want, w * want_pose], 1)
     extra = atlas_cost if atlas_cost is not None else np.zeros(A)
-    # the k nearest by descriptor, then re-ranked with the per-entry penalty among 2k
-    kq = min(A, 2 * k)
-    dist, idx = cKDTree(feats).query(query, k=kq)
-    dist, idx = dist.reshape(T, kq), idx.reshape(T, kq)
-    full = dist ** 2 + extra[idx]
-    k = min(k, A)
-    order = np.argsort(full, axis=1)[:, :k]
-    cand = np.take_along_axis(idx, order, 1)
-    cost = np.take_along_axis(full, order, 1)
+    # the k nearest by descriptor, then re-ranked with the per-entry penalty among 2k; a block of output frames at a
+    # time (an hour's 2k-wide temporaries took ~200 MB)
+    kq, k = min(A, 2 * k), min(k, A)
+    tree = cKDTree(feats)
+    cand, cost = np.zeros((T, k), np.int64), np.zeros((T, k))
+    for t0 in range(0, T, 8192):
+        dist, idx = tree.query(query[t0:t0 + 8192], k=kq)
+        dist, idx = dist.reshape(-1, kq), idx.reshape(-1, kq)
+        full = dist ** 2 + extra[idx]
+        order = np.argsort(full, axis=1)[:, :k]
+        cand[t0:t0 + 8192] = np.take_along_axis(idx, order, 1)
+        cost[t0:t0 + 8192] = np.take_along_axis(full, order, 1)
     acc = cost[0].copy()
     back = np.zeros((T, k), np.int64)
     for t in range(1, T):
