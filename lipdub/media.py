@@ -283,7 +283,8 @@ class PlanarFrame:
         y, u, v = self.planes()
         np.copyto(y[y0:y1, x0:x1], yuv[..., 0], where=sub)
         half = ((x1 - x0) // 2, (y1 - y0) // 2)
-        block = cv2.resize(sub.view(np.uint8), half, interpolation=cv2.INTER_AREA) > 0  # any of its 2x2 pixels
+        # any of its 2x2 pixels (a mean of 0/4 and 4s: one changed pixel of four still averages to 1)
+        block = cv2.resize(sub.view(np.uint8) * np.uint8(4), half, interpolation=cv2.INTER_AREA) > 0
         chroma = cv2.resize(yuv[..., 1:], half, interpolation=cv2.INTER_AREA)  # 2x2 means
         np.copyto(u[y0 // 2:y1 // 2, x0 // 2:x1 // 2], chroma[..., 0], where=block)
         np.copyto(v[y0 // 2:y1 // 2, x0 // 2:x1 // 2], chroma[..., 1], where=block)

@@ -528,19 +528,20 @@ def test_planar_put_rgb_changes_only_what_changed(tmp_path):
     x0, y0, x1, y1 = box
     rgb = pf.rgb(box)
     changed = np.zeros(rgb.shape[:2], bool)
-    changed[50:90, 60:121] = True  # odd edges: chroma samples half covered are rewritten too
+    changed[51:90, 61:121] = True  # odd edges: chroma samples with 1 or 2 of their 4 pixels changed
     new = rgb.copy()
     new[changed] = (200, 30, 60)
     pf.put_rgb(box, new, changed)
     y, u, v = pf.planes()
     y0_, u0, v0 = PlanarFrame(untouched, pf.width, pf.height).planes()
     diff_y = y != y0_
-    assert diff_y.any() and not diff_y[:y0 + 50].any() and not diff_y[y0 + 90:].any()
-    assert not diff_y[:, :x0 + 60].any() and not diff_y[:, x0 + 121:].any()
+    assert diff_y.any() and not diff_y[:y0 + 51].any() and not diff_y[y0 + 90:].any()
+    assert not diff_y[:, :x0 + 61].any() and not diff_y[:, x0 + 121:].any()
     diff_c = (u != u0) | (v != v0)
     rows, cols = np.nonzero(diff_c)
-    assert rows.min() >= (y0 + 50) // 2 and rows.max() <= (y0 + 89) // 2
-    assert cols.min() >= (x0 + 60) // 2 and cols.max() <= (x0 + 120) // 2
+    assert (rows.min(), rows.max()) == ((y0 + 51) // 2, (y0 + 89) // 2)  # partly covered samples too, no more
+    assert (cols.min(), cols.max()) == ((x0 + 61) // 2, (x0 + 120) // 2)
+    assert diff_c[(y0 + 51) // 2, (x0 + 61) // 2]  # the corner sample with one changed pixel of four
     # the written colour reads back as what was drawn (BT.709 limited range, the writer's own conversion)
     back = pf.rgb(box)
     assert np.abs(back[60:80, 70:110].reshape(-1, 3).astype(int) - (200, 30, 60)).max() <= 3
