@@ -266,10 +266,10 @@ def _batch(args) -> int:
     try:
         summary = run_batch(csv_path, args.out_dir, retries=args.retries, workers=args.workers, ray=ray,
                             force=args.force, on_job=show, split_seconds=args.split_seconds or None)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("lipdub: interrupted; finished jobs keep their outputs and reports, run the batch again to go on",
               file=sys.stderr)
-        return 130
+        return 128 + (exc.args[0] if exc.args else 2)
     c = summary.data["counts"]
     if not args.quiet:
         print(f"batch: {c['ok']} done, {c['skipped']} skipped (already done), {c['failed']} failed of {c['total']} "
@@ -313,7 +313,28 @@ def _live(args) -> int:
     return 0
 
 
+def _interrupt_on(signum, frame):
+    raise KeyboardInterrupt(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The command line. SIGTERM (a job scheduler, `kill`) ends a command like Ctrl-C: temporary files are removed and
+    no output is left half-written; the exit status is 128 + the signal's number."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return _main(argv)
+    previous = signal.signal(signal.SIGTERM, _interrupt_on)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt as exc:  # a signal that arrived outside the command's own handlers
+        return 128 + (exc.args[0] if exc.args else signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="lipdub: %(message)s")
     logging.getLogger("lipdub").setLevel(logging.DEBUG if args.debug else logging.WARNING)
@@ -370,10 +391,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"lipdub: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         progress.close()
         print("lipdub: interrupted; no output was written", file=sys.stderr)
-        return 130
+        return 128 + (exc.args[0] if exc.args else 2)
     except Exception as exc:  # an unexpected failure still ends in one line, not a traceback
         progress.close()
         if args.debug:

@@ -305,3 +305,27 @@ def test_the_clips_atlas_is_cached_with_its_track(tmp_path, monkeypatch):
     cached[0].write_bytes(b"not an archive")
     rebuilt = lipdub.dub(video, data / "audio/es_spanish1_5s.wav", tmp_path / "d.mp4")
     assert rebuilt.frames_sha256 == first.frames_sha256 and cached[0].stat().st_size > 10000
+
+
+def test_sigterm_leaves_no_partial_output(tmp_path):
+    """A dub stopped by SIGTERM (a scheduler, `kill`) ends like Ctrl-C: exit 143, no output, no temporary file."""
+    import os
+    import signal
+    import time
+
+    data = require_data("video/hdtf_katiehill_8s.mp4", "audio/en_jfk_11s.wav")
+    out = tmp_path / "out" / "dub.mp4"
+    out.parent.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "lipdub", "--quiet", "dub",
+                             str(data / "video/hdtf_katiehill_8s.mp4"), str(data / "audio/en_jfk_11s.wav"),
+                             "-o", str(out), "--no-cache"],
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    deadline = time.time() + 120
+    while not list(out.parent.glob(".dub.*")) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)  # until the encoder's temporary file exists: the dub is rendering
+    assert proc.poll() is None, "the dub ended before it could be stopped"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "interrupted" in err and "Traceback" not in err
+    assert list(out.parent.iterdir()) == []
