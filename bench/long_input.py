@@ -3,6 +3,7 @@
     .venv/bin/python bench/long_input.py --minutes 5 10 20 [--size 1920x1080] [--work-dir DIR] [--keep]
     .venv/bin/python bench/long_input.py --minutes 60                 # the goal case: peak RSS <= 1 GB
     .venv/bin/python bench/long_input.py --minutes 5 --resume-check   # kill at half + --resume = uninterrupted
+    .venv/bin/python bench/long_input.py --minutes 60 --work-dir W --cache-dir W/cache-X  # reuse a run's track
 
 The input is assembled at bench time in a temporary folder (never in the repository) from the shared test clips:
 ../shared/data/video/cnn_anchor_71s.mp4 scaled to the frame height and padded to WIDTHxHEIGHT, encoded once with
