@@ -68,3 +68,38 @@ def test_pieces_of_another_dub_are_not_reused(tmp_path):
     report = lipdub.dub(data / VIDEO, audio, out, resume=True, piece_seconds=1.0)
     assert report.faces_rendered == report.frames == 75
     assert media.probe_video(out).n_frames == 75
+
+
+def test_hd_dub_resumed_from_its_pieces_equals_uninterrupted(tmp_path, monkeypatch):
+    """HD frames go through the render stage as YUV (media.PlanarFrame): a dub continued from its first finished
+    pieces (each warmed up on the frames before it) equals an uninterrupted one, frame for frame."""
+    data = require_data("video/face_gap_23s.mov", "audio/es_spanish1_5s.wav")
+    cut = tmp_path / "cut.mp4"
+    info = media.probe_video(data / "video/face_gap_23s.mov")
+    with media.VideoWriter(cut, info.width, info.height, info.fps, crf=12) as w:
+        for fr in media.iter_frames(data / "video/face_gap_23s.mov"):
+            if fr.index >= 90:
+                break
+            w.write(fr.rgb)
+    with media.FrameReader(cut, planar=True) as r:
+        assert isinstance(r.get(0), media.PlanarFrame)  # this clip takes the YUV path
+    audio = data / "audio/es_spanish1_5s.wav"
+    whole = lipdub.dub(cut, audio, tmp_path / "whole.mp4", resume=True, piece_seconds=1.0)
+
+    def killed(*args, **kwargs):  # every piece is finished, the join never happens
+        raise RuntimeError("killed before the join")
+
+    out = tmp_path / "resumed.mp4"
+    with monkeypatch.context() as m:
+        m.setattr(media, "join_segments", killed)
+        with pytest.raises(RuntimeError):
+            lipdub.dub(cut, audio, out, resume=True, piece_seconds=1.0)
+    work = tmp_path / ".resumed.mp4.lipdub-parts"
+    records = sorted(work.glob("part*.json"))
+    assert len(records) == 5 and not out.exists()
+    for record in records[2:]:  # as if killed after two pieces
+        record.unlink()
+        record.with_suffix(".mp4").unlink()
+    resumed = lipdub.dub(cut, audio, out, resume=True, piece_seconds=1.0)
+    assert resumed.frames_sha256 == whole.frames_sha256
+    assert _frame_hashes(out) == _frame_hashes(tmp_path / "whole.mp4")
