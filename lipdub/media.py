@@ -609,51 +609,26 @@ def _as_rate(fps) -> Fraction:
 
 class AudioFile:
     """An audio file's samples streamed at AAC_SR as float32 (channels, n) blocks, for muxing a long sound track
-    without holding it: mono files stay mono, everything else becomes stereo (more channels downmixed by FFmpeg's
-    matrix, as `load_audio(mono=False)`). NaN/inf become silence/full scale; reads past the end return zeros."""
+    without holding it: `audio_blocks(path, AAC_SR, mono=False)` (mono stays mono, more channels become stereo;
+    NaN/inf become silence/full scale) read on demand; reads past the end return zeros."""
 
     def __init__(self, path):
         self.path = Path(path)
-        self._c = open_input(self.path, "audio")
-        if not self._c.streams.audio:
-            self._c.close()
-            raise InputError(f"{self.path} has no audio track; pass an audio file or a video with sound")
-        s = self._c.streams.audio[0]
-        s.thread_type = "AUTO"
-        self._frames = _decode(self._c, s)
-        self._resampler = self._setup = None
+        self._blocks = audio_blocks(self.path, AAC_SR, mono=False)
+        next(self._blocks)  # opens the file: InputError here when it has no sound
         self._pending: list[np.ndarray] = []
         self._have = 0
         self._done = False
-        self.layout = None
-        while self.layout is None and not self._done:  # the first decoded frame tells mono or stereo
-            self._pull()
-        if self.layout is None:
-            self.layout = "mono"
-        self.channels = 1 if self.layout == "mono" else 2
+        self._pull()  # the first block tells mono or stereo
+        self.channels = self._pending[0].shape[0] if self._pending else 1
 
     def _pull(self) -> None:
-        f = next(self._frames, None)
-        if f is None:
-            out = self._resampler.resample(None) if self._resampler is not None else []
-            self._done = True
+        x = next(self._blocks, None) if self._blocks is not None else None
+        if x is None:
             self.close()
         else:
-            if self.layout is None:
-                self.layout = "mono" if f.layout.nb_channels == 1 else "stereo"
-            out = []
-            if (f.format.name, f.layout.name, f.sample_rate) != self._setup:  # first frame or a change midway
-                if self._resampler is not None:
-                    out += self._resampler.resample(None)
-                self._resampler = av.AudioResampler(format="fltp", layout=self.layout, rate=AAC_SR)
-                self._setup = (f.format.name, f.layout.name, f.sample_rate)
-            out += self._resampler.resample(f)
-        for r in out:
-            x = r.to_ndarray()
-            if x.shape[1]:
-                x = np.clip(np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0).astype(np.float32)
-                self._pending.append(x)
-                self._have += x.shape[1]
+            self._pending.append(x)
+            self._have += x.shape[1]
 
     def read(self, n: int) -> np.ndarray:
         """The next `n` samples (channels, n), zero-padded past the end of the file."""
@@ -674,9 +649,10 @@ class AudioFile:
         return out
 
     def close(self) -> None:
-        if self._c is not None:
-            self._c.close()
-            self._c = None
+        self._done = True
+        if self._blocks is not None:
+            self._blocks.close()  # closes the file
+            self._blocks = None
 
 
 def _audio_source(audio, sr):
