@@ -429,8 +429,6 @@ def track_frames(frames: Callable[[], Iterator], width: int, height: int, n_fram
     sound (16 kHz mono float, sample 0 at the first frame's time; see media.video_audio); without sound, or when no
     face correlates, the largest face (with a warning). Its result is in `meta["speaker"]`.
     """
-    import threading
-
     if speaker not in SPEAKER_MODES:
         raise ParameterError(f"--speaker must be one of {', '.join(SPEAKER_MODES)}, got {speaker!r}")
     if speaker == "auto" and (face_index is not None or face_box_hint is not None):
@@ -489,20 +487,8 @@ def track_frames(frames: Callable[[], Iterator], width: int, height: int, n_fram
                 todo[[i for i in known if i < n_frames]] = 0
                 if todo.sum() > 0:
                     mid = int(np.clip(np.searchsorted(np.cumsum(todo), todo.sum() / 2), 1, n_frames - 1))
-            errors: list[BaseException] = []
-
-            def run(it, stop, det):
-                try:
-                    dense(it, stop, det)
-                except BaseException as exc:  # re-raised below
-                    errors.append(exc)
-
-            second = threading.Thread(target=run, args=(frames_from(mid), n_frames, surveyor2), name="lipdub-track")
-            second.start()
-            run(frames(), mid, surveyor)
-            second.join()
-            if errors:
-                raise errors[0]
+            _in_two_threads(lambda: dense(frames(), mid, surveyor),
+                            lambda: dense(frames_from(mid), n_frames, surveyor2), "lipdub-track")
         else:
             dense(frames(), n_frames, surveyor)
     finally:
@@ -514,11 +500,33 @@ def track_frames(frames: Callable[[], Iterator], width: int, height: int, n_fram
     return smooth_track(track)
 
 
+def _in_two_threads(here: Callable[[], None], beside: Callable[[], None], name: str) -> None:
+    """Run `beside` on a second thread while `here` runs on this one (MediaPipe and decoding release the GIL);
+    the first error of either is raised once both have ended."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def run(job):
+        try:
+            job()
+        except BaseException as exc:  # re-raised below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, args=(beside,), name=name)
+    thread.start()
+    try:
+        run(here)
+    finally:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
 def _survey(frames, frames_from, n_frames: int, step: int, workers: int, det: _LazyLandmarker,
             det2: _LazyLandmarker) -> tuple[list, list[int], list[float], int]:
     """Every face on every `step`-th frame: (boxes per surveyed frame, their indices, their times, frame count).
     With frames_from and workers > 1, the second half runs on a second thread (the same frames as one thread)."""
-    import threading
 
     def run(iterator, stop, lmk, out):
         n = 0
@@ -536,22 +544,8 @@ def _survey(frames, frames_from, n_frames: int, step: int, workers: int, det: _L
     if workers > 1 and frames_from is not None and n_frames >= 50:
         mid = n_frames // 2 // step * step
         second: list = [[], [], [], 0]
-        errors: list[BaseException] = []
-
-        def run_second():
-            try:
-                run(frames_from(mid), None, det2, second)
-            except BaseException as exc:  # re-raised below
-                errors.append(exc)
-
-        thread = threading.Thread(target=run_second, name="lipdub-survey")
-        thread.start()
-        try:
-            run(frames(), mid, det, first)
-        finally:
-            thread.join()
-        if errors:
-            raise errors[0]
+        _in_two_threads(lambda: run(frames(), mid, det, first), lambda: run(frames_from(mid), None, det2, second),
+                        "lipdub-survey")
         for a, b in zip(first[:3], second[:3]):
             a += b
         first[3] = max(first[3], second[3])
