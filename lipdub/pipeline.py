@@ -150,6 +150,8 @@ def _render_frames(ks, schedule, reader, render_one, sink, progress) -> int:
         if progress:
             progress("render", k + 1, len(schedule))
     return faces
+
+
 # The clip's own mouth atlas: by Atlas.bytes_per_entry's estimate (real JPEGs come out ~25 % smaller). 200 MB hold
 # ~2,300 frames of a face at the atlas's largest scale (90 s at 25 fps, every frame); longer clips give every 2nd,
 # 3rd... frame. Was 300 MB: lowered so a 1080p hour renders within 1 GB beside x264's ~180 MB.

@@ -29,6 +29,20 @@ def data() -> Path:
     return require_data()
 
 
+def write_cut(src: Path, out: Path, stop: int, start: int = 0, crf: float = 12) -> Path:
+    """Frames [start, stop) of `src` written by lipdub's own writer (tagged BT.709, so HD cuts take the YUV render
+    path); returns `out`."""
+    from lipdub import media
+
+    info = media.probe_video(src)
+    with media.VideoWriter(out, info.width, info.height, info.fps, crf=crf) as w:
+        for fr in media.iter_frames(src, start):
+            if fr.index >= stop:
+                break
+            w.write(fr.rgb)
+    return out
+
+
 # Tests never read or fill the user's face-track cache: one fresh cache per test session (CI starts empty too).
 import os as _os
 import tempfile as _tempfile

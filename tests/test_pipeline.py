@@ -10,7 +10,7 @@ import lipdub
 from lipdub import face, media, render
 from lipdub.errors import ParameterError
 
-from conftest import require_data
+from conftest import require_data, write_cut
 
 JFK = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
 
@@ -82,14 +82,7 @@ def test_face_less_frames_pass_through(tmp_path):
     data = require_data("video/face_gap_23s.mov", "audio/en_jfk_11s.wav")
     src = data / "video/face_gap_23s.mov"
     # a 6 s cut that spans the face-less cut-away (frames ~318-437 of the file)
-    cut = tmp_path / "cut.mp4"
-    info = media.probe_video(src)
-    with media.VideoWriter(cut, info.width, info.height, info.fps, crf=12) as w:
-        for fr in media.iter_frames(src):
-            if 280 <= fr.index < 460:
-                w.write(fr.rgb)
-            if fr.index >= 460:
-                break
+    cut = write_cut(src, tmp_path / "cut.mp4", 460, start=280)
     out = tmp_path / "out.mp4"
     report = lipdub.dub(cut, data / "audio/en_jfk_11s.wav", out, length="video", cache=False, crf=0,
                         preset="ultrafast")  # lossless: what passes through untouched must come back exactly
@@ -253,13 +246,7 @@ def test_hd_frames_pass_as_decoded_outside_the_mouth(tmp_path, monkeypatch):
     the rest of the frame skips the RGB round trip."""
     data = require_data("video/face_gap_23s.mov", "audio/es_spanish1_5s.wav")
     monkeypatch.setenv("LIPDUB_CACHE", str(tmp_path / "cache"))  # the track below is this clip's
-    cut = tmp_path / "cut.mp4"
-    info = media.probe_video(data / "video/face_gap_23s.mov")
-    with media.VideoWriter(cut, info.width, info.height, info.fps, crf=12) as w:
-        for fr in media.iter_frames(data / "video/face_gap_23s.mov"):
-            if fr.index >= 75:
-                break
-            w.write(fr.rgb)
+    cut = write_cut(data / "video/face_gap_23s.mov", tmp_path / "cut.mp4", 75)
     audio = data / "audio/es_spanish1_5s.wav"
     lossless = {"length": "video", "crf": 0, "preset": "ultrafast"}  # differences are the drawing's, not x264's
     planar = lipdub.dub(cut, audio, tmp_path / "planar.mp4", **lossless)

@@ -12,7 +12,7 @@ import pytest
 import lipdub
 from lipdub import evaluate, media
 
-from conftest import require_data
+from conftest import require_data, write_cut
 
 VIDEO = "video/hdtf_katiehill_8s.mp4"
 AUDIO = "audio/en_jfk_11s.wav"
@@ -74,13 +74,7 @@ def test_hd_dub_resumed_from_its_pieces_equals_uninterrupted(tmp_path, monkeypat
     """HD frames go through the render stage as YUV (media.PlanarFrame): a dub continued from its first finished
     pieces (each warmed up on the frames before it) equals an uninterrupted one, frame for frame."""
     data = require_data("video/face_gap_23s.mov", "audio/es_spanish1_5s.wav")
-    cut = tmp_path / "cut.mp4"
-    info = media.probe_video(data / "video/face_gap_23s.mov")
-    with media.VideoWriter(cut, info.width, info.height, info.fps, crf=12) as w:
-        for fr in media.iter_frames(data / "video/face_gap_23s.mov"):
-            if fr.index >= 90:
-                break
-            w.write(fr.rgb)
+    cut = write_cut(data / "video/face_gap_23s.mov", tmp_path / "cut.mp4", 90)
     with media.FrameReader(cut, planar=True) as r:
         assert isinstance(r.get(0), media.PlanarFrame)  # this clip takes the YUV path
     audio = data / "audio/es_spanish1_5s.wav"
