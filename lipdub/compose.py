@@ -71,13 +71,10 @@ class ColourMatcher:
 
 
 def blend(frame: np.ndarray, patch: np.ndarray, alpha: np.ndarray, roi: tuple[int, int, int, int],
-          out: np.ndarray | None = None) -> np.ndarray:
-    """frame with patch alpha-blended into roi: a new array, or `out` (which may be `frame` itself). Where alpha is 0
-    the result is exactly the frame."""
+          inplace: bool = False) -> np.ndarray:
+    """frame with patch alpha-blended into roi: a new array, or `frame` itself changed when `inplace`. Where alpha is
+    0 the result is exactly the frame."""
     x0, y0, x1, y1 = roi
-    if out is None:
-        out = frame.copy()
-    elif out is not frame:
-        out[:] = frame
+    out = frame if inplace else frame.copy()
     out[y0:y1, x0:x1] = cv2.blendLinear(patch, frame[y0:y1, x0:x1], alpha, 1.0 - alpha)
     return out

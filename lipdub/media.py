@@ -229,10 +229,6 @@ class PlanarFrame:
     def shape(self) -> tuple[int, int, int]:  # as the RGB frame it stands for
         return self.height, self.width, 3
 
-    @property
-    def nbytes(self) -> int:
-        return self.i420.nbytes
-
     def copy(self) -> "PlanarFrame":
         return PlanarFrame(self.i420.copy(), self.width, self.height, self.colorspace, self.color_range)
 

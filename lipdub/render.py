@@ -995,4 +995,4 @@ class Renderer:
         x0, y0, x1, y1 = roi
         warped = self.colour(warped, frame[y0:y1, x0:x1], alpha)
         self._drawn = roi, alpha
-        return compose.blend(frame, warped, alpha, roi, out=frame if inplace else None)
+        return compose.blend(frame, warped, alpha, roi, inplace=inplace)
