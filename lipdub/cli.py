@@ -188,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--seconds", type=float, help="stop after this many seconds of stream")
     lv.add_argument("--crf", type=float, default=20.0, help="H.264 quality of --output (default 20)")
     lv.add_argument("--preset", default="superfast", help="x264 preset of --output (default superfast)")
+    lv.add_argument("--no-prepare", action="store_true",
+                    help="a video file's mouths are normally prepared from its first minute before the session "
+                         "starts (cached); with this the session starts at once and takes them from the stream as it "
+                         "plays (its first seconds have few)")
 
     app = sub.add_parser("app", help="the web app: upload, dub, compare and download in a browser (needs gradio)")
     app.add_argument("--host", default="127.0.0.1",
@@ -292,8 +296,15 @@ def _say(args, progress) -> int:
     return 0
 
 
-def _live(args) -> int:
+def _live(args, progress) -> int:
     from . import live
+
+    def preparing(stage: str, done: int, total: int) -> None:
+        if stage == "prepare":
+            progress(stage, done, total)
+        elif progress.bars:  # the session has started: the preparation bar is finished
+            progress.close()
+            progress.bars.clear()
 
     def announce(url: str) -> None:
         if not args.quiet:
@@ -302,7 +313,7 @@ def _live(args) -> int:
     report = live.run(args.video, args.audio, args.output, profile=args.profile, region=args.region,
                       strength=args.strength, lookahead=args.lookahead, realtime=not args.fast,
                       preview_port=args.preview, crf=args.crf, preset=args.preset, max_seconds=args.seconds,
-                      announce=announce)
+                      announce=announce, prepare=not args.no_prepare, progress=preparing)
     if not args.quiet:
         where = f"wrote {report.output}: " if report.output else ""
         print(f"{where}{report.summary()}", file=sys.stderr)
@@ -347,7 +358,7 @@ def _main(argv: list[str] | None = None) -> int:
         if args.command == "batch":
             return _batch(args)
         if args.command == "live":
-            return _live(args)
+            return _live(args, progress)
         if args.command == "app":
             from .app import serve
 
