@@ -1,6 +1,7 @@
 """Live-mode benchmark: a 720p stream dubbed at real-time pace, and live vs offline accuracy on the cross-dub cases.
 
     .venv/bin/python bench/live.py [--seconds 120] [--skip-speed] [--skip-accuracy] [--cases a,b] [--keep DIR]
+                                   [--no-prepare]
 
 Speed: assembles (in a temp folder, never committed) a 1280x720 25 fps stream from the shared CNN clip (scaled to
 720 px high, padded, played back and forth) with each frame's number stamped in its top-left corner, and a voice of
@@ -11,7 +12,8 @@ in order (no drop, no repeat).
 
 Accuracy: every `lipdub eval` case dubbed offline (`lipdub dub`) and live (`lipdub.live.run`, fast, same inputs), both
 re-tracked and scored against the real speaker's filmed mouth (r at the best lag within ±5, lag, amplitude).
-No assertions: a report.
+Both parts prepare the video file's mouths before the session starts, as `lipdub live` does (not timed: it happens
+before the stream plays); --no-prepare takes them from the stream as it plays. No assertions: a report.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ def assemble_stream(out_video: Path, out_audio: Path, seconds: float) -> None:
         wf.writeframes((np.clip(full, -1, 1) * 32767).astype("<i2").tobytes())
 
 
-def speed(seconds: float, keep: Path | None, work_dir: Path | None = None) -> None:
+def speed(seconds: float, keep: Path | None, work_dir: Path | None = None, prepare: bool = True) -> None:
     with tempfile.TemporaryDirectory(prefix="lipdub-bench-live-") as tmp:
         tmp = Path(tmp)
         folder = work_dir or tmp
@@ -79,7 +81,7 @@ def speed(seconds: float, keep: Path | None, work_dir: Path | None = None) -> No
             assemble_stream(video, audio, seconds)
             print(f"assembled a {seconds:g} s 1280x720 25 fps stream in {time.perf_counter() - t:.1f} s")
         out = (keep / "live720.mp4") if keep else tmp / "live.mp4"
-        report = live.run(str(video), str(audio), out, realtime=True)
+        report = live.run(str(video), str(audio), out, realtime=True, prepare=prepare)
         stamps = read_stamps(out)
         expected = list(range(int(round(seconds * 25))))
         dropped = len(set(expected) - set(stamps))
@@ -102,7 +104,7 @@ def _score(out: Path, clip: Path, c0: float, c1: float | None) -> tuple[float, i
     return r, lag, evaluate.amplitude_ratio(on, y_truth)
 
 
-def accuracy(cases: list[str], keep: Path | None) -> None:
+def accuracy(cases: list[str], keep: Path | None, prepare: bool = True) -> None:
     from lipdub import api
 
     print("\nlive vs offline, cross-dub cases (no transcript), r / lag / amplitude against the real speaker")
@@ -119,7 +121,8 @@ def accuracy(cases: list[str], keep: Path | None) -> None:
             src = evaluate._cached_cut(DATA / case.video, *case.video_range) if case.video_range else DATA / case.video
             off, on = (keep or tmp) / f"{name}_offline.mp4", (keep or tmp) / f"{name}_live.mp4"
             api.dub(src, audio, off, progress=None, cache=True)
-            live.run(str(src), str(audio), on, realtime=False)  # same frames and motion as at real-time pace
+            # same frames and motion as at real-time pace
+            live.run(str(src), str(audio), on, realtime=False, prepare=prepare)
             a = _score(off, DATA / case.audio_clip, c0, c1)
             b = _score(on, DATA / case.audio_clip, c0, c1)
         rows.append((a, b))
@@ -135,6 +138,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=120.0, help="length of the real-time 720p stream")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-accuracy", action="store_true")
+    ap.add_argument("--no-prepare", action="store_true",
+                    help="live sessions take their mouths from the stream as it plays (lipdub live --no-prepare)")
     ap.add_argument("--cases", help="comma-separated eval cases (default: all)")
     ap.add_argument("--keep", type=Path, help="keep the outputs in this folder")
     ap.add_argument("--work-dir", type=Path, help="keep (and reuse) the assembled 720p stream in this folder")
@@ -144,11 +149,11 @@ def main() -> None:
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
     if not args.skip_accuracy:
-        accuracy(args.cases.split(",") if args.cases else list(evaluate.CASES), args.keep)
+        accuracy(args.cases.split(",") if args.cases else list(evaluate.CASES), args.keep, not args.no_prepare)
     if not args.skip_speed:
         if args.work_dir:
             args.work_dir.mkdir(parents=True, exist_ok=True)
-        speed(args.seconds, args.keep, args.work_dir)
+        speed(args.seconds, args.keep, args.work_dir, not args.no_prepare)
 
 
 if __name__ == "__main__":
