@@ -142,6 +142,20 @@ def release_pages(arr) -> None:
             pass
 
 
+def take_rows(arr, rows) -> np.ndarray:
+    """arr[rows] (a copy) for a sparse sample of frames: read a few at a time with the pages given back in between,
+    since each read of a disk-backed array maps megabytes of the kernel's read-ahead around it (a sample spread over
+    an hour's track maps all 540 MB of it in one fancy-indexing read)."""
+    rows = np.asarray(rows, np.int64)
+    if getattr(arr, "_mmap", None) is None:
+        return arr[rows]
+    out = np.empty((len(rows),) + arr.shape[1:], arr.dtype)
+    for a in range(0, len(rows), 16):
+        out[a:a + 16] = arr[rows[a:a + 16]]
+        release_pages(arr)
+    return out
+
+
 class _Releaser:
     """One daemon thread that calls release_pages on every live disk-backed landmark array twice a second."""
 
@@ -791,7 +805,7 @@ def canonical_shape(track: FaceTrack) -> np.ndarray:
     idx = np.flatnonzero(track.valid)
     if len(idx) == 0:
         raise ValueError("no valid frames")
-    sample = track.landmarks[idx[:: max(1, len(idx) // 200)]]
+    sample = take_rows(track.landmarks, idx[:: max(1, len(idx) // 200)])
     ref = sample[len(sample) // 2].astype(np.float64)
     for _ in range(2):  # generalised Procrustes, two rounds are plenty
         aligned = []
