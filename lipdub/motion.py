@@ -83,23 +83,28 @@ MEL_CONTEXT = (-12, -8, -4, 0, 4, 8, 12)  # hops
 FEATURE_LABELS = sorted(_V)
 
 
-def dominance_features(phones, n: int, hop: float, lead: float = 0.02) -> np.ndarray:
-    """(n, len(FEATURE_LABELS)): each phone class's share of the dominance-blended mouth at every hop."""
-    t = (np.arange(n) + 0.5) * hop
-    feats = np.zeros((n, len(FEATURE_LABELS)))
-    den = np.full(n, 1e-6)
+def dominance_features(phones, n: int, hop: float, lead: float = 0.02, start: int = 0, stop: int | None = None
+                       ) -> np.ndarray:
+    """(stop - start, len(FEATURE_LABELS)): each phone class's share of the dominance-blended mouth at hops
+    [start, stop) of n (default: all); any range gives the same numbers as those rows of the whole."""
+    stop = n if stop is None else min(stop, n)
+    m = max(0, stop - start)
+    t = (np.arange(start, start + m) + 0.5) * hop
+    feats = np.zeros((m, len(FEATURE_LABELS)))
+    den = np.full(m, 1e-6)
     column = {label: i for i, label in enumerate(FEATURE_LABELS)}
     # a phone's weight exp(-dist / reach) is exactly 0.0 in float64 beyond 746 reaches (67 s at the widest): each
     # phone only touches the hops within that, the same numbers at a fraction of the work on long audio
     span = 746 * 0.09 + hop
     for ph in phones:
-        label = ph.label.upper().rstrip("012")
-        _, _, dom = viseme_target(label)
         centre = 0.5 * (ph.start + ph.end) - lead
         half = max(0.5 * (ph.end - ph.start), 0.02)
         lo, hi = max(0, int((centre - half - span) / hop)), min(n, int((centre + half + span) / hop) + 1)
+        lo, hi = max(lo, start) - start, min(hi, stop) - start
         if hi <= lo:
             continue
+        label = ph.label.upper().rstrip("012")
+        _, _, dom = viseme_target(label)
         tw = t[lo:hi]
         dist = np.abs(tw - centre) - half
         tight = label in BILABIALS
@@ -111,10 +116,8 @@ def dominance_features(phones, n: int, hop: float, lead: float = 0.02) -> np.nda
     return feats / den[:, None]
 
 
-def model_features(speech, start: int = 0, stop: int | None = None, dominance: np.ndarray | None = None
-                   ) -> np.ndarray:
-    """(N, F) features of the learned opening model at hops [start, stop) of `speech` (default: all);
-    `dominance` = dominance_features of the whole speech when the caller has it already."""
+def model_features(speech, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """(N, F) features of the learned opening model at hops [start, stop) of `speech` (default: all)."""
     n = len(speech.voiced)
     stop = n if stop is None else min(stop, n)
     mel = np.asarray(speech.mel, np.float32)[:n]
@@ -130,9 +133,8 @@ def model_features(speech, start: int = 0, stop: int | None = None, dominance: n
     context = [mel_at(idx + off) for off in MEL_CONTEXT]
     acoustic = np.stack([speech.jaw[start:stop], speech.loudness[start:stop],
                          np.asarray(speech.voiced[start:stop], np.float32)], 1)
-    if dominance is None:
-        dominance = dominance_features(speech.phones, n, speech.hop)
-    return np.concatenate([dominance[start:stop]] + context + [acoustic], 1)
+    dominance = dominance_features(speech.phones, n, speech.hop, start=start, stop=stop)
+    return np.concatenate([dominance] + context + [acoustic], 1)
 
 
 class OpeningModel:
@@ -186,11 +188,9 @@ FEATURE_BLOCK = 8 * 4096  # hops per block of features (a multiple of predict's 
 
 def learned_opening(speech, model: OpeningModel) -> np.ndarray:
     """The model's opening at every hop, its features built a block at a time: an hour of speech has 360,000 hops,
-    and all their features at once took ~1 GB."""
+    and all their features at once took ~1 GB (the phone dominance alone ~250 MB)."""
     n = len(speech.voiced)
-    dominance = dominance_features(speech.phones, n, speech.hop)
-    blocks = [model.predict(model_features(speech, a, a + FEATURE_BLOCK, dominance))
-              for a in range(0, n, FEATURE_BLOCK)]
+    blocks = [model.predict(model_features(speech, a, a + FEATURE_BLOCK)) for a in range(0, n, FEATURE_BLOCK)]
     return np.clip(np.concatenate(blocks) if blocks else np.zeros(0), 0.0, 1.2)
 
 

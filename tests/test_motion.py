@@ -105,6 +105,22 @@ def test_learned_model_ships_with_matching_features():
     assert model.predict(x).shape == (5,)
 
 
+def test_phone_dominance_of_any_hop_range_equals_those_rows_of_the_whole():
+    # long audio builds its features a block at a time: blocks must not see their edges
+    rng = np.random.default_rng(3)
+    labels = ["AA", "M", "IY", "S", "UW", "B", "SIL", "EH", "F", "OW"]
+    t, phones = 0.0, []
+    while t < 30.0:
+        d = float(rng.uniform(0.04, 0.3))
+        phones.append(P(str(rng.choice(labels)), t, t + d))
+        t += d
+    n = 3000
+    whole = motion.dominance_features(phones, n, 0.01)
+    assert whole.shape == (n, len(motion.FEATURE_LABELS))
+    for a, b in ((0, 700), (700, 701), (1234, 2999), (2500, n), (2990, n + 40)):
+        assert np.array_equal(motion.dominance_features(phones, n, 0.01, start=a, stop=b), whole[a:b])
+
+
 def test_learned_motion_follows_a_real_speakers_mouth():
     """The clip's own audio predicts its own filmed mouth better than loudness does, and the mouth is shut in the
     long silence we append."""
