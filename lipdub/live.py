@@ -617,7 +617,7 @@ def prepare_atlas(video, seconds: float = PREPARE_SECONDS, progress=None, cache:
     """The mouths of a video file's first `seconds` (tracked and cut as `lipdub dub` does, cached beside its
     atlases), for a live session to draw from its first frame on. A stream's own atlas starts empty: in the first
     seconds it holds only the few mouths filmed so far, and on 3–8 s clips the dub followed its own motion at r
-    0.48–0.85 against 0.90–0.95 with the clip's mouths at hand. None for a photo, or when the file shows no usable
+    0.48–0.85 against 0.90–0.99 with the clip's mouths at hand. None for a photo, or when the file shows no usable
     face (the session then grows its atlas from the stream)."""
     import itertools
 
