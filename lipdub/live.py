@@ -649,6 +649,8 @@ def prepare_atlas(video, seconds: float = PREPARE_SECONDS, progress=None, cache:
                                   info.fps, progress=tick, workers=2,
                                   frames_from=lambda start: itertools.islice(media.iter_frames(path, start),
                                                                              max(0, n - start)))
+        if not track.valid.any():
+            raise InputError(f"no face in its first {n} frames")
         atlas = render.Renderer.for_video(path, info, track, budget_bytes=OWN_ATLAS_BYTES).atlas
     except InputError as exc:
         log.warning("live: no mouths prepared from %s (%s); the atlas grows from the stream", path, exc)

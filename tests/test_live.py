@@ -158,6 +158,14 @@ def test_a_video_file_is_prepared_so_every_mouth_is_there_from_the_start(tmp_pat
     again = live.prepare_atlas(data / clip, seconds=2.0)  # from the cache: the same mouths
     assert again.n == atlas.n and np.array_equal(again.norm, atlas.norm)
     assert live.prepare_atlas(data / photo) is None  # a photo is its own single mouth
+    faceless = tmp_path / "faceless.mp4"  # nothing to prepare: the session still runs, frames pass through
+    with media.VideoWriter(faceless, 160, 120, 25) as w:
+        for k in range(30):
+            w.write(np.full((120, 160, 3), 4 * k, np.uint8))
+    assert live.prepare_atlas(faceless) is None
+    report = live.run(str(faceless), str(data / AUDIO), tmp_path / "faceless_live.mp4", realtime=False,
+                      max_seconds=1.0)
+    assert report.frames == 25 and report.rendered == 0
     # a clip whose speaker starts with a closed mouth: a stream's own atlas has no open mouth to draw in its first
     # second (r 0.82 against the asked opening over 2 s, measured); prepared, the dub follows from frame 0
     script = lambda k: 0.8 * (0.5 + 0.5 * np.sin(2 * np.pi * k / 25))
