@@ -67,8 +67,10 @@ class ProgressBar:
         bar.update(done - bar.n)
 
     def close(self) -> None:
+        """Finish every bar; a later stage starts a new one."""
         for bar in self.bars.values():
             bar.close()
+        self.bars.clear()
 
 
 def _add_dub_options(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
@@ -302,9 +304,8 @@ def _live(args, progress) -> int:
     def preparing(stage: str, done: int, total: int) -> None:
         if stage == "prepare":
             progress(stage, done, total)
-        elif progress.bars:  # the session has started: the preparation bar is finished
+        else:  # the session has started: the preparation bar is finished
             progress.close()
-            progress.bars.clear()
 
     def announce(url: str) -> None:
         if not args.quiet:

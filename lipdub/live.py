@@ -622,7 +622,7 @@ def prepare_atlas(video, seconds: float = PREPARE_SECONDS, progress=None, cache:
     import itertools
 
     from . import face, media
-    from .pipeline import OWN_ATLAS_BYTES
+    from .pipeline import OWN_ATLAS_BYTES, load_cached_atlas, save_cached_atlas
 
     path = Path(video)
     info = media.probe_video(path)
@@ -630,12 +630,9 @@ def prepare_atlas(video, seconds: float = PREPARE_SECONDS, progress=None, cache:
         return None
     n = max(1, min(info.n_frames, int(round(seconds * info.fps))))
     cache_file = face.cache_dir() / "atlases" / f"{face.cache_key(path, live_frames=n, v=PREPARE_CACHE_VERSION)}.npz"
-    if cache and cache_file.is_file():
-        try:
-            with np.load(cache_file, allow_pickle=False) as z:
-                return render.Atlas.from_arrays(z)
-        except Exception:  # stale or damaged: prepare again
-            pass
+    atlas = load_cached_atlas(cache_file) if cache else None
+    if atlas is not None:
+        return atlas
 
     done = [0]
 
@@ -656,22 +653,8 @@ def prepare_atlas(video, seconds: float = PREPARE_SECONDS, progress=None, cache:
         log.warning("live: no mouths prepared from %s (%s); the atlas grows from the stream", path, exc)
         return None
     if cache:
-        try:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            atlas.save(cache_file)
-        except OSError as exc:  # a read-only or full cache must not stop the session
-            log.warning("could not cache the prepared mouths: %s", exc)
+        save_cached_atlas(cache_file, atlas)
     return atlas
-
-
-def _is_regular_file(source: str) -> bool:
-    import os
-    import stat
-
-    try:
-        return source != "-" and stat.S_ISREG(os.stat(source).st_mode)
-    except OSError:
-        return False
 
 
 def video_source(source: str, loop: bool = True):
@@ -863,7 +846,7 @@ def run(video: str, audio: str, output=None, profile=None, region: str = "lower"
 
         actor = profiles.load(profile)
     atlas = None
-    if prepare and actor is None and _is_regular_file(video):
+    if prepare and actor is None and video != "-" and Path(video).is_file():  # not a pipe, device or stdin
         atlas = prepare_atlas(video, progress=progress)
     frames = video_source(video)
     first_rgb, fps, still = next(frames)

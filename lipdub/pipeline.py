@@ -296,23 +296,36 @@ def own_renderer(video: Path, info: media.VideoInfo, track: face.FaceTrack, opts
     the same face track (building it decodes the whole video again)."""
     cache_file = _cache_file("atlases", video, opts, atlas_bytes=OWN_ATLAS_BYTES, version=ATLAS_CACHE_VERSION)
     fingerprint = _track_fingerprint(track) if opts.cache else ""
-    if opts.cache and cache_file.is_file():
-        try:
-            with np.load(cache_file, allow_pickle=False) as z:
-                if str(z["track_fingerprint"]) == fingerprint:
-                    atlas = render.Atlas.from_arrays(z)
-                    log.info("mouth atlas from cache %s", cache_file)
-                    return render.Renderer(atlas, track, face.estimate_pose(track, atlas.canonical))
-        except Exception:  # stale or damaged cache: build it again
-            pass
+    atlas = load_cached_atlas(cache_file, fingerprint) if opts.cache else None
+    if atlas is not None:
+        log.info("mouth atlas from cache %s", cache_file)
+        return render.Renderer(atlas, track, face.estimate_pose(track, atlas.canonical))
     renderer = render.Renderer.for_video(video, info, track, progress, budget_bytes=OWN_ATLAS_BYTES)
     if opts.cache:
-        try:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            renderer.atlas.save(cache_file, {"track_fingerprint": np.array(fingerprint)})
-        except OSError as exc:  # a read-only or full cache must not stop the dub
-            log.warning("could not cache the mouth atlas: %s", exc)
+        save_cached_atlas(cache_file, renderer.atlas, {"track_fingerprint": np.array(fingerprint)})
     return renderer
+
+
+def load_cached_atlas(cache_file: Path, fingerprint: str | None = None) -> render.Atlas | None:
+    """The atlas kept in `cache_file`; None when there is none, it is damaged or stale, or (given `fingerprint`) it
+    was cut along another face track: the caller builds it again."""
+    if not cache_file.is_file():
+        return None
+    try:
+        with np.load(cache_file, allow_pickle=False) as z:
+            if fingerprint is None or str(z["track_fingerprint"]) == fingerprint:
+                return render.Atlas.from_arrays(z)
+    except Exception:  # stale or damaged cache
+        pass
+    return None
+
+
+def save_cached_atlas(cache_file: Path, atlas: render.Atlas, extra: dict | None = None) -> None:
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        atlas.save(cache_file, extra)
+    except OSError as exc:  # a read-only or full cache must not stop the dub
+        log.warning("could not cache the mouth atlas: %s", exc)
 
 
 def load_track(video: Path, info: media.VideoInfo, opts: DubOptions, progress: Progress | None) -> face.FaceTrack:
