@@ -31,7 +31,7 @@ from motion_eval import SELF_CLIPS, analyse_clip  # noqa: E402
 
 from lipdub import evaluate, media, motion  # noqa: E402
 from lipdub.speech.acoustic import log_mel  # noqa: E402
-from lipdub.speech.stream import StreamingFeatures  # noqa: E402
+from lipdub.speech.stream import StreamingFeatures, StreamingPosteriors  # noqa: E402
 
 LOSO_DIR = Path.home() / ".cache" / "lipdub" / "motion_loso"
 
@@ -128,12 +128,13 @@ def mel_prior(clips) -> tuple[np.ndarray, np.ndarray]:
     return raw.mean(0).astype(np.float64), raw.std(0).astype(np.float64)
 
 
-def stream_features(audio: np.ndarray, prior) -> tuple[np.ndarray, np.ndarray, int]:
-    """Running-normalised log-mel and loudness of every hop, exactly as the live stream computes them."""
-    f = StreamingFeatures(prior, use_silero=False)
+def stream_features(audio: np.ndarray, prior) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+    """Running-normalised log-mel, loudness and voice activity of every hop, exactly as the live stream computes
+    them."""
+    f = StreamingFeatures(prior)
     f.push(audio)
     n = f.finish()
-    return f.mel, f.loudness, n
+    return f.mel, f.loudness, n, f.voiced
 
 
 def fit_softmax(x: np.ndarray, labels: np.ndarray, classes: int, hidden: int = 48, l2: float = 1e-3,
@@ -177,20 +178,32 @@ def phone_labels(speech, n: int) -> np.ndarray:
     return labels
 
 
+PHONE_STEP, PHONE_WINDOW = 0.08, 0.75  # s: streamed hama posteriors (speech.stream.StreamingPosteriors)
+
+
+def phone_runs(audio: np.ndarray, step: float = PHONE_STEP, window: float = PHONE_WINDOW) -> StreamingPosteriors:
+    """Every streamed phone recognition of a clip, as the live stream makes them (~1 min of CPU per 2 min audio)."""
+    phones = StreamingPosteriors(motion.hama_token_classes(), step, window, keep_all=True)
+    phones.push(audio)
+    phones.finish()
+    return phones
+
+
 def fit_causal(clips: list[CausalClip], looks=motion.CAUSAL_LOOKAHEADS, folds: int = 2, members: int = 3,
-               hidden: int = 24) -> motion.CausalModel:
+               hidden: int = 24, runs: dict | None = None) -> motion.CausalModel:
     """Per look-ahead: the phone classifier on every hop of every clip, the opening MLP on the filmed frames.
     The opening MLP is trained on posteriors the classifier gives for clips it did not train on (cross-fitting over
-    `folds`), so it learns how far unseen speakers' posteriors can be trusted."""
+    `folds`), so it learns how far unseen speakers' posteriors can be trusted. With `runs` (id(clip) → phone_runs)
+    the opening MLP also reads voice activity and the streamed phone posteriors the live stream would have had."""
     prior = mel_prior(clips)
     feats = [stream_features(c.audio, prior) for c in clips]
-    labels = [phone_labels(c.speech, n) for c, (_, _, n) in zip(clips, feats)]
+    labels = [phone_labels(c.speech, n) for c, (_, _, n, _) in zip(clips, feats)]
     phones, opening = {}, {}
     groups = sorted({c.group for c in clips})
     fold_of = np.array([groups.index(c.group) % folds for c in clips])  # a speaker's clips share a fold
     for look in looks:
         taps = motion.causal_taps(look)
-        xs = [motion.causal_features(m, loud, np.arange(n), taps, 0, n - 1) for m, loud, n in feats]
+        xs = [motion.causal_features(m, loud, np.arange(n), taps, 0, n - 1) for m, loud, n, _ in feats]
         phones[look] = fit_softmax(np.concatenate(xs), np.concatenate(labels), len(motion.PHONE_CLASSES))
         held_post: list = [None] * len(clips)
         for k in range(folds):
@@ -200,20 +213,24 @@ def fit_causal(clips: list[CausalClip], looks=motion.CAUSAL_LOOKAHEADS, folds: i
             for i in np.flatnonzero(fold_of == k):
                 held_post[i] = motion.softmax(clf.predict(xs[i]))
         rows_x, rows_y = [], []
-        for c, x, post in zip(clips, xs, held_post):
+        for c, x, post, (_, _, _, voiced) in zip(clips, xs, held_post, feats):
             if c.truth is None:
                 continue
             n = len(x)
-            full = np.concatenate([x, motion.posterior_features(post, np.arange(n), 0)], 1)
+            full = motion.causal_opening_inputs(x, post, voiced, None if runs is None else runs[id(c)], look)
             at = np.clip(np.round(c.times / motion._HOP).astype(int), 0, n - 1)
             ok = np.isfinite(c.truth)
             rows_x.append(full[at[ok]])
             rows_y.append((c.truth / np.nanpercentile(c.truth, 97))[ok])
         opening[look] = fit_mlp(np.concatenate(rows_x), np.concatenate(rows_y), members, hidden)
-    return motion.CausalModel(phones, opening, prior)
+    if runs is None:
+        return motion.CausalModel(phones, opening, prior)
+    step, window = (next(iter(runs.values())).step_samples / 16000, next(iter(runs.values())).window_samples / 16000)
+    return motion.CausalModel(phones, opening, prior, phone_step=step, phone_window=window)
 
 
-def loso_causal(clips: dict[str, CausalClip], looks=(0.05, 0.1, 0.15)) -> list[list[float]]:
+def loso_causal(clips: dict[str, CausalClip], looks=(0.05, 0.1, 0.15), runs: dict | None = None
+                ) -> list[list[float]]:
     """Every filmed clip scored by a causal model that never heard its speaker, next to the offline model that
     never heard it (bench/train_motion.py without --causal writes those): rows of r at the best lag."""
     CAUSAL_LOSO_DIR.mkdir(parents=True, exist_ok=True)
@@ -222,7 +239,7 @@ def loso_causal(clips: dict[str, CausalClip], looks=(0.05, 0.1, 0.15)) -> list[l
     rows = []
     for group in sorted({c.group for c in clips.values() if c.truth is not None}):
         model = fit_causal([c for c in clips.values() if c.group != group],
-                           sorted({int(round(v / motion._HOP)) for v in looks}))
+                           sorted({int(round(v / motion._HOP)) for v in looks}), runs=runs)
         model.save(CAUSAL_LOSO_DIR / f"{group}.npz")
         offline = motion._load(str(LOSO_DIR / f"{group}.npz"))
         for name, c in clips.items():
@@ -242,9 +259,13 @@ def loso_causal(clips: dict[str, CausalClip], looks=(0.05, 0.1, 0.15)) -> list[l
 def main_causal(args) -> int:
     """Train the causal (live) model; report leave-one-speaker-out next to the offline model."""
     clips = load_causal_clips(Path(args.data))
-    loso_causal(clips)
+    runs = None
+    if not args.no_phones:
+        runs = {id(c): phone_runs(c.audio) for c in clips.values() if c.truth is not None}
+        print(f"streamed phones of {len(runs)} filmed clips (every {PHONE_STEP} s, {PHONE_WINDOW} s window)")
+    loso_causal(clips, runs=runs)
     if not args.dry_run:
-        model = fit_causal(list(clips.values()))
+        model = fit_causal(list(clips.values()), runs=runs)
         model.save(motion.CAUSAL_MODEL_PATH)
         print(f"wrote {motion.CAUSAL_MODEL_PATH} ({motion.CAUSAL_MODEL_PATH.stat().st_size // 1024} KB, "
               f"trained on all {len(clips)} clips)")
@@ -255,6 +276,8 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(evaluate.default_data_dir()))
     ap.add_argument("--dry-run", action="store_true", help="report only, do not write the model")
+    ap.add_argument("--no-phones", action="store_true",
+                    help="--causal without streamed phone recognition (the opening reads log-mel and posteriors only)")
     ap.add_argument("--causal", action="store_true",
                     help="train the live (causal) model lipdub/assets/motion_model_causal.npz instead")
     args = ap.parse_args()

@@ -303,8 +303,9 @@ def mouth_track(speech, frame_times: np.ndarray, strength: float = 1.0, acoustic
 # bridge, symmetric smoothing). The causal track uses streaming features only (speech/stream.py): running-normalised
 # log-mel and loudness at taps reaching at most `lookahead` into the future. A phone-class classifier (trained on the
 # phones the offline analysis finds) turns them into class posteriors; an opening MLP (trained on the filmed mouths)
-# reads the same taps plus the posteriors of the last 60 ms. Bilabial closures and width come from the posteriors.
-# Both are trained by bench/train_motion.py --causal, one pair per look-ahead in CAUSAL_LOOKAHEADS.
+# reads the same taps, the posteriors of the last 60 ms, voice activity and hama's phone posteriors recomputed on the
+# last 0.75 s every 80 ms (speech.stream.StreamingPosteriors). Bilabial closures and width come from the classifier's
+# posteriors. Both are trained by bench/train_motion.py --causal, one pair per look-ahead in CAUSAL_LOOKAHEADS.
 CAUSAL_MODEL_PATH = Path(__file__).resolve().parent / "assets" / "motion_model_causal.npz"
 CAUSAL_PAST = (-24, -16, -10, -6, -3, 0)  # hops of log-mel context before the frame
 CAUSAL_FUTURE = (3, 6, 10, 15)  # hops after it, used as far as the look-ahead allows
@@ -365,12 +366,16 @@ class CausalModel:
     opening: dict
     mel_prior: tuple[np.ndarray, np.ndarray]
     closure_threshold: float = 0.35  # posterior of p/b/m above which the lips shut (held-out F1 best of 0.2..0.8)
-    hangover: float = 0.5  # s: after voice activity ends the mouth follows the model this long, then rests
+    hangover: float = 0.3  # s: after voice activity ends the mouth follows the model this long, then rests (held-out
+    # r the same for 0.15, 0.3 and 0.5 s, lower for 1 s: the shortest wait that does not cost accuracy)
+    phone_step: float = 0.0  # s: > 0: the opening model also reads hama's streamed phone posteriors
+    phone_window: float = 0.0  # s: audio each streamed recognition hears
 
     def save(self, path) -> None:
         """float16 weights: a few hundred KB for all look-aheads, predictions change by < 1e-3."""
         arrays = {"mel_mean": self.mel_prior[0], "mel_std": self.mel_prior[1],
-                  "closure_threshold": np.array(self.closure_threshold), "hangover": np.array(self.hangover)}
+                  "closure_threshold": np.array(self.closure_threshold), "hangover": np.array(self.hangover),
+                  "phone_step": np.array(self.phone_step), "phone_window": np.array(self.phone_window)}
         for head in ("phones", "opening"):
             for look, model in getattr(self, head).items():
                 arrays.update({f"L{look}__{head}__{k}": v.astype(np.float16) for k, v in model.arrays.items()})
@@ -386,10 +391,28 @@ class CausalModel:
                     heads[head].setdefault(int(look[1:]), {})[name] = z[key]
             prior = (z["mel_mean"].astype(np.float64), z["mel_std"].astype(np.float64))
             threshold, hangover = float(z["closure_threshold"]), float(z["hangover"])
+            step, window = (float(z[k]) if k in z.files else 0.0 for k in ("phone_step", "phone_window"))
         models = {h: {look: OpeningModel(a) for look, a in v.items()} for h, v in heads.items()}
         if not models["opening"] or models["opening"].keys() != models["phones"].keys():
             raise ValueError("opening and phone models differ in look-aheads")
-        return cls(models["phones"], models["opening"], prior, threshold, hangover)
+        return cls(models["phones"], models["opening"], prior, threshold, hangover, step, window)
+
+    def streaming_phones(self, keep_all: bool = False):
+        """The streamed phone posteriors this model's opening heads were trained with, or None."""
+        if self.phone_step <= 0:
+            return None
+        from .speech.stream import StreamingPosteriors
+
+        return StreamingPosteriors(hama_token_classes(), self.phone_step, self.phone_window, keep_all)
+
+
+@lru_cache(maxsize=1)
+def hama_token_classes() -> np.ndarray:
+    """Column of each hama output token in streamed posteriors: its phone class, or one extra column for blank,
+    word boundary and the other non-phones."""
+    from .speech.recognise import token_phones
+
+    return np.array([phone_class(p) if p else len(PHONE_CLASSES) for p in token_phones()])
 
 
 @lru_cache(maxsize=4)
@@ -422,9 +445,10 @@ class _CausalHops:
         self.look = int(round(lookahead / _HOP))
         self.model_look = max(k for k in self.model.opening if k <= self.look)
         self.taps = causal_taps(self.model_look)
-        self.vad_look = self.look - _VAD_MARGIN
+        self.vad_look = self.model_look - _VAD_MARGIN  # the voice features are trained at the model's look-ahead
         self.hangover = int(round(self.model.hangover / _HOP))
         self.features = StreamingFeatures(self.model.mel_prior, use_silero)
+        self.phones = self.model.streaming_phones()
         self.next_hop = 0
         self._post = np.zeros((0, len(PHONE_CLASSES)))  # posteriors of the last hops, from absolute hop _post0 on
         self._post0 = 0
@@ -434,10 +458,14 @@ class _CausalHops:
 
     def push(self, samples: np.ndarray):
         self.features.push(samples)
+        if self.phones is not None:
+            self.phones.push(samples)
         return self._commit()
 
     def finish(self):
         self.n_hops = self.features.finish()
+        if self.phones is not None:
+            self.phones.finish()
         return self._commit()
 
     def _commit(self):
@@ -452,23 +480,28 @@ class _CausalHops:
         if hops.size == 0:
             return first, np.zeros(0), np.zeros(0), np.zeros(0, bool)
         last = None if self.n_hops is None else self.n_hops - 1
+        # voice activity: the last voiced hop up to hop + vad_look (what the stream knows at that moment)
+        vad_hops = np.arange(self._next_vad, min(hops[-1] + self.vad_look, f.n_vad - 1) + 1)
+        voiced_at = np.where(f.voiced[vad_hops - f.vad_start], vad_hops, -(10 ** 9))
+        running = np.maximum.accumulate(np.concatenate([[self._last_voiced], voiced_at]))
+        ask = np.minimum(hops + self.vad_look, f.n_vad - 1) - self._next_vad + 1  # index into running
+        last_voiced = np.where(ask >= 0, running[np.maximum(ask, 0)], self._last_voiced)
+        voiced_now = (last_voiced == np.minimum(hops + self.vad_look, f.n_vad - 1)) & (hops + self.vad_look >= 0)
+        speaking = (last_voiced >= hops - self.hangover) & (hops + self.vad_look >= 0)
+        if vad_hops.size:
+            self._last_voiced = int(running[-1])
+            self._next_vad = int(vad_hops[-1]) + 1
         x = causal_features(f.mel, f.loudness, hops, self.taps, f.mel_start, last)
         post = softmax(self.model.phones[self.model_look].predict(x))
         self._post = np.concatenate([self._post, post])
         x = np.concatenate([x, posterior_features(self._post, hops, self._post0)], 1)
+        if self.phones is not None:
+            x = np.concatenate([x, voice_features(voiced_now, last_voiced, hops),
+                                streamed_posteriors(self.phones, hops, self.model_look)], 1)
+            self.phones.forget_before(int(self.phones.run_for(ready_sample(hops[-1] + 1, self.model_look))))
         opening = np.clip(self.model.opening[self.model_look].predict(x), 0.0, 1.2)
         width = np.clip(post @ CLASS_WIDTH, -1.0, 1.0)
         closure = post[:, BILABIAL_CLASS] > self.model.closure_threshold
-        # voice activity: speaking = voiced somewhere in [hop - hangover, hop + vad_look]
-        vad_hops = np.arange(self._next_vad, min(hops[-1] + self.vad_look, f.n_vad - 1) + 1)
-        voiced_at = np.where(f.voiced[vad_hops - f.vad_start], vad_hops, -(10 ** 9))
-        last_voiced = np.maximum.accumulate(np.concatenate([[self._last_voiced], voiced_at]))
-        ask = np.minimum(hops + self.vad_look, f.n_vad - 1) - self._next_vad + 1  # index into last_voiced
-        speaking = np.where(ask >= 0, last_voiced[np.maximum(ask, 0)], self._last_voiced) >= hops - self.hangover
-        speaking &= hops + self.vad_look >= 0
-        if vad_hops.size:
-            self._last_voiced = int(last_voiced[-1])
-            self._next_vad = int(vad_hops[-1]) + 1
         closed = (closure & speaking) | ~speaking
         opening = np.where(closed, 0.0, opening)
         width = np.where(speaking, width, 0.0)
@@ -477,6 +510,73 @@ class _CausalHops:
         keep = max(0, self.next_hop + min(POSTERIOR_TAPS) - self._post0)
         self._post, self._post0 = self._post[keep:], self._post0 + keep
         return first, opening, width, closed
+
+
+def ready_sample(hop, look: int):
+    """Audio samples needed before hop `hop` is final at `look` hops of look-ahead (its log-mel window's end)."""
+    return 160 * (np.asarray(hop) + look) + 400
+
+
+STREAMED_TAPS = (-0.08, -0.04, 0.0, 0.04, 0.08, 0.12)  # s around a hop's centre where hama's posteriors are read
+
+
+def streamed_posteriors(phones, hops: np.ndarray, look: int) -> np.ndarray:
+    """(len(hops), len(STREAMED_TAPS) · (classes + 1)) hama's class posteriors (smoothed over ±1 frame: CTC is peaky)
+    around ascending `hops`, each from the newest run of `phones` (a speech.stream.StreamingPosteriors) that was
+    complete when the hop's own features were; per tap one more column says whether that run reached it. What the
+    live stream knows of the phones around the hop at that moment, and the same numbers in training."""
+    width = phones.n_classes + 1
+    out = np.zeros((len(hops), len(STREAMED_TAPS) * width))
+    run = phones.run_for(ready_sample(hops, look))
+    for r in np.unique(run):
+        sel = np.flatnonzero(run == r)
+        t0, probs = phones.runs[int(r)]
+        if not len(probs):
+            continue
+        smooth = probs.astype(np.float64)
+        smooth[1:] += probs[:-1]
+        smooth[:-1] += probs[1:]
+        smooth /= 3.0
+        centre = (hops[sel] + 0.5) * _HOP
+        for j, tap in enumerate(STREAMED_TAPS):
+            frame = np.round((centre + tap - t0) / 0.02 - 0.5).astype(int)
+            ok = (frame >= 0) & (frame < len(smooth))
+            out[sel[ok], j * width:j * width + phones.n_classes] = smooth[frame[ok]]
+            out[sel, (j + 1) * width - 1] = ok
+    return out
+
+
+def voice_features(voiced_now: np.ndarray, last_voiced: np.ndarray, hops: np.ndarray) -> np.ndarray:
+    """(len(hops), 2): voice activity at the newest hop it is known for, and seconds since the last voiced hop
+    (clipped to [-0.2, 1.5]): lets the opening model learn how speakers' mouths settle in pauses."""
+    since = np.clip((hops - np.asarray(last_voiced, np.float64)) * _HOP, -0.2, 1.5)
+    return np.stack([np.asarray(voiced_now, np.float64), since], 1)
+
+
+def last_voiced_hops(voiced: np.ndarray, upto: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For a whole stream's voice activity: (the last voiced hop <= each `upto` clamped to the stream, or -1e9;
+    whether that hop is voiced), as the live engine knows them."""
+    voiced = np.asarray(voiced, bool)
+    if not voiced.size:
+        return np.full(len(upto), -(10 ** 9)), np.zeros(len(upto), bool)
+    upto = np.asarray(upto)
+    at = np.clip(upto, 0, voiced.size - 1)
+    last = np.maximum.accumulate(np.where(voiced, np.arange(voiced.size), -(10 ** 9)))
+    return np.where(upto >= 0, last[at], -(10 ** 9)), voiced[at] & (upto >= 0)
+
+
+def causal_opening_inputs(x: np.ndarray, post: np.ndarray, voiced: np.ndarray | None, phones, look: int
+                          ) -> np.ndarray:
+    """The opening model's inputs at every hop of a whole stream, as the live engine builds them hop by hop:
+    classifier inputs `x` (causal_features), class posteriors `post`, and with `phones` (StreamingPosteriors, all
+    runs kept) voice activity `voiced` and the streamed phone posteriors. Training uses this (tests check the
+    engine against it)."""
+    hops = np.arange(len(x))
+    parts = [x, posterior_features(post, hops, 0)]
+    if phones is not None:
+        last_voiced, voiced_now = last_voiced_hops(voiced, hops + look - _VAD_MARGIN)
+        parts += [voice_features(voiced_now, last_voiced, hops), streamed_posteriors(phones, hops, look)]
+    return np.concatenate(parts, 1)
 
 
 class StreamingMotion:

@@ -127,6 +127,7 @@ def test_causal_model_ships_for_every_lookahead():
     model = motion.load_causal_model()
     assert sorted(model.opening) == sorted(model.phones) == sorted(motion.CAUSAL_LOOKAHEADS)
     assert motion.CAUSAL_MODEL_PATH.stat().st_size < 400_000
+    assert model.phone_step > 0 and model.phone_window >= model.phone_step, "the opening reads streamed phones"
 
 
 def test_causal_motion_follows_a_real_speakers_mouth():
@@ -154,3 +155,102 @@ def test_causal_motion_follows_a_real_speakers_mouth():
     assert r > 0.5 and r > r_loud + 0.3 and abs(lag) <= 2, (r, lag, r_loud)
     speaking = np.convolve(mt.opening > 0.05, np.ones(7), "same") > 2
     assert (mt.closed & speaking).sum() >= 3, "no bilabial closure inside speech"
+
+
+def test_streamed_posteriors_depend_on_the_audio_only_never_on_its_future():
+    """The live opening model reads hama's phone posteriors computed every 80 ms on the last 0.75 s: the same numbers
+    whatever the chunking, and a hop's come from a run that ended before the hop's own look-ahead did."""
+    from conftest import require_data
+    from lipdub import media
+    from lipdub.speech.stream import StreamingPosteriors
+
+    data = require_data("video/woman_bluebg_7s.mp4")
+    audio, _ = media.load_audio(data / "video/woman_bluebg_7s.mp4", SR)
+    audio = audio[:4 * SR]
+    classes = motion.hama_token_classes()
+
+    def streamed(samples, chunk):
+        phones = StreamingPosteriors(classes, keep_all=True)
+        for i in range(0, samples.size, chunk):
+            phones.push(samples[i:i + chunk])
+        phones.finish()
+        return phones
+
+    whole, chunked = streamed(audio, audio.size), streamed(audio, 320)
+    assert whole.runs.keys() == chunked.runs.keys() and len(whole.runs) == 4 * SR // 1280 + 1
+    for k in whole.runs:
+        assert whole.runs[k][0] == chunked.runs[k][0]
+        np.testing.assert_array_equal(whole.runs[k][1], chunked.runs[k][1])
+    speech = np.concatenate([p for _, p in whole.runs.values()])
+    assert (speech[:, :-1].sum(1) > 0.5).sum() > 20, "speech gives phone evidence beyond blanks"
+
+    cut = int(2.0 * SR)
+    changed = audio.copy()
+    changed[cut:] = audio[::-1][:audio.size - cut]  # a different future
+    other = streamed(changed, audio.size)
+    hops = np.arange(audio.size // 160)
+    look = 10
+    a = motion.streamed_posteriors(whole, hops, look)
+    b = motion.streamed_posteriors(other, hops, look)
+    known = motion.ready_sample(hops, look) <= cut
+    np.testing.assert_array_equal(a[known], b[known])
+    assert not np.array_equal(a[~known], b[~known]), "the changed future changes later hops"
+
+
+def test_running_standardiser_is_the_clip_standardisation_made_causal():
+    """Standardising log-mel over all audio so far: the same numbers in any chunking; with no prior, the last row of
+    a clip shorter than the memory is standardised exactly by the whole clip's mean and std; beyond the memory old
+    audio is forgotten."""
+    from lipdub.speech.stream import RunningStandardiser
+
+    rng = np.random.default_rng(3)
+    rows = rng.normal(4.0, 2.0, (900, 5))
+    whole = RunningStandardiser(np.zeros(5), np.ones(5), 0, 1000)(rows)
+    chunked = RunningStandardiser(np.zeros(5), np.ones(5), 0, 1000)
+    pieces = np.concatenate([chunked(rows[i:i + 7]) for i in range(0, len(rows), 7)])
+    np.testing.assert_allclose(pieces, whole, atol=1e-12)
+    np.testing.assert_allclose(whole[-1], (rows[-1] - rows.mean(0)) / (rows.std(0) + 1e-6), rtol=1e-9)
+    # a level change: after many memory lengths the old level no longer shows
+    later = rng.normal(-6.0, 0.5, (20000, 5))
+    norm = RunningStandardiser(np.zeros(5), np.ones(5), 300, 1000)
+    norm(rows)
+    settled = norm(later)[-2000:]
+    assert abs(settled.mean()) < 0.2 and 0.7 < settled.std() < 1.3
+
+
+def test_the_live_engine_feeds_its_opening_model_what_training_built():
+    """Train/serve skew check: the inputs the streaming engine gives the opening model hop by hop (20 ms chunks)
+    equal the whole-stream inputs bench/train_motion.py trains on (motion.causal_opening_inputs)."""
+    from conftest import require_data
+    from lipdub import media
+    from lipdub.speech.stream import StreamingFeatures
+
+    data = require_data("video/hdtf_katiehill_8s.mp4")
+    audio, _ = media.load_audio(data / "video/hdtf_katiehill_8s.mp4", SR)
+    audio = audio[:3 * SR]
+    model = motion.load_causal_model()
+    look = 10
+    engine = motion._CausalHops(look * motion._HOP, model)
+    seen = []
+    head = model.opening[look]
+    original = head.predict
+    head.predict = lambda x, *a, **k: (seen.append(np.array(x)), original(x, *a, **k))[1]
+    try:
+        for i in range(0, audio.size, 320):
+            engine.push(audio[i:i + 320])
+        engine.finish()
+    finally:
+        head.predict = original
+    live = np.concatenate(seen)
+
+    f = StreamingFeatures(model.mel_prior)
+    f.push(audio)
+    n = f.finish()
+    x = motion.causal_features(f.mel, f.loudness, np.arange(n), motion.causal_taps(look), 0, n - 1)
+    post = motion.softmax(model.phones[look].predict(x))
+    phones = model.streaming_phones(keep_all=True)
+    phones.push(audio)
+    phones.finish()
+    whole = motion.causal_opening_inputs(x, post, f.voiced, phones, look)
+    assert live.shape == whole.shape and whole.shape[1] > x.shape[1] + 36 + 2
+    np.testing.assert_allclose(live, whole, atol=1e-6)

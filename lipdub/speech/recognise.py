@@ -36,6 +36,31 @@ def _model():
     return hama.ASRModel()
 
 
+POSTERIOR_FRAME = 0.02  # s: hama emits one distribution per 320 samples
+
+
+def token_phones() -> list[str]:
+    """Per hama output token: its first ARPAbet phone, or '' for blank, word boundary and other non-phones."""
+    tokens = _model().decoder_tokens
+    return [(ipa_to_arpabet(t) or [""])[0] if not t.startswith("<") else "" for t in tokens]
+
+
+def frame_posteriors(audio: np.ndarray, sr: int = 16000) -> np.ndarray:
+    """(frames, tokens) hama's per-frame token probabilities (one frame per 20 ms from the start of `audio`), before
+    CTC decoding: soft evidence of the phones even where the decoder would emit nothing yet."""
+    audio = np.asarray(audio, np.float32).reshape(1, -1)
+    if audio.shape[1] < sr // 10:
+        return np.zeros((0, len(_model().decoder_tokens)), np.float32)
+    with _lock:
+        model = _model()
+        log_probs, lengths = model.session.run(
+            [model._log_probs_output_name, model._out_lengths_output_name],
+            {model._waveform_input_name: audio, model._waveform_lengths_input_name: np.array([audio.shape[1]], np.int64)})
+    lp = np.asarray(log_probs[0][:int(np.asarray(lengths).reshape(-1)[0])], np.float64)
+    p = np.exp(lp - lp.max(1, keepdims=True))
+    return (p / p.sum(1, keepdims=True)).astype(np.float32)
+
+
 def recognise(audio: np.ndarray, sr: int = 16000) -> list[RecognisedWord]:
     """hama's phone words for `audio`, mapped to ARPAbet; [] when nothing was recognised."""
     audio = np.asarray(audio, np.float32)
