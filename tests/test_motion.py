@@ -52,9 +52,13 @@ def test_bilabial_closes_between_open_vowels():
 def test_silence_rests_closed_and_speech_opens():
     ph = [P("SIL", 0, 0.8), P("AA", 0.8, 1.2), P("SIL", 1.2, 2.0)]
     m = motion.mouth_track(speech_of(ph), frames())
-    assert np.all(m.opening[m.times < 0.6] == 0)
+    assert np.all(m.opening[m.times < 0.45] == 0)
     assert np.all(m.opening[m.times > 1.5] == 0)
     assert m.opening[(m.times > 0.9) & (m.times < 1.1)].min() > 0.4
+    # the lips part before the voice starts (onset_lead), not long before it
+    parts = m.times[np.flatnonzero(m.opening > 0.01)[0]]
+    late = motion.mouth_track(speech_of(ph), frames(), params=motion.MotionParams(onset_lead=0.0))
+    assert 0.5 <= parts < late.times[np.flatnonzero(late.opening > 0.01)[0]] <= 0.8
 
 
 def test_vowel_classes_order_and_rounding():
