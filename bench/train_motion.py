@@ -225,8 +225,9 @@ def fit_causal(clips: list[CausalClip], looks=motion.CAUSAL_LOOKAHEADS, folds: i
         opening[look] = fit_mlp(np.concatenate(rows_x), np.concatenate(rows_y), members, hidden)
     if runs is None:
         return motion.CausalModel(phones, opening, prior)
-    step, window = (next(iter(runs.values())).step_samples / 16000, next(iter(runs.values())).window_samples / 16000)
-    return motion.CausalModel(phones, opening, prior, phone_step=step, phone_window=window)
+    some = next(iter(runs.values()))  # every clip's runs share one step and window
+    return motion.CausalModel(phones, opening, prior, phone_step=some.step_samples / 16000,
+                              phone_window=some.window_samples / 16000)
 
 
 def loso_causal(clips: dict[str, CausalClip], looks=(0.05, 0.1, 0.15), runs: dict | None = None

@@ -535,6 +535,8 @@ def streamed_posteriors(phones, hops: np.ndarray, look: int) -> np.ndarray:
     around ascending `hops`, each from the newest run of `phones` (a speech.stream.StreamingPosteriors) that was
     complete when the hop's own features were; per tap one more column says whether that run reached it. What the
     live stream knows of the phones around the hop at that moment, and the same numbers in training."""
+    from .speech.recognise import POSTERIOR_FRAME
+
     width = phones.n_classes + 1
     out = np.zeros((len(hops), len(STREAMED_TAPS) * width))
     run = phones.run_for(ready_sample(hops, look))
@@ -549,7 +551,7 @@ def streamed_posteriors(phones, hops: np.ndarray, look: int) -> np.ndarray:
         smooth /= 3.0
         centre = (hops[sel] + 0.5) * _HOP
         for j, tap in enumerate(STREAMED_TAPS):
-            frame = np.round((centre + tap - t0) / 0.02 - 0.5).astype(int)
+            frame = np.round((centre + tap - t0) / POSTERIOR_FRAME - 0.5).astype(int)
             ok = (frame >= 0) & (frame < len(smooth))
             out[sel[ok], j * width:j * width + phones.n_classes] = smooth[frame[ok]]
             out[sel, (j + 1) * width - 1] = ok

@@ -72,7 +72,7 @@ def recognise(audio: np.ndarray, sr: int = 16000) -> list[RecognisedWord]:
         spans = model.phoneme_spans(result)
     wb = model.decode_cfg.word_boundary_token
     blank = model.blank_id
-    frame = 1.0 / 50.0  # one output frame = 320 samples at 16 kHz
+    frame = POSTERIOR_FRAME
     # word boundaries: a <wb> emission separates words; recover them from the frame token stream
     words: list[RecognisedWord] = []
     cur: list[tuple[str, float, float]] = []

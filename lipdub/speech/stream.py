@@ -61,8 +61,8 @@ class RunningStandardiser:
         if grow < k:
             beta = 1.0 - 1.0 / self.memory
             rest = rows[grow:]
-            means[grow:], zi = lfilter([1 - beta], [1, -beta], rest, axis=0, zi=beta * self.mean[None, :])
-            squares[grow:], zq = lfilter([1 - beta], [1, -beta], rest ** 2, axis=0, zi=beta * self.square[None, :])
+            means[grow:], _ = lfilter([1 - beta], [1, -beta], rest, axis=0, zi=beta * self.mean[None, :])
+            squares[grow:], _ = lfilter([1 - beta], [1, -beta], rest ** 2, axis=0, zi=beta * self.square[None, :])
             self.mean, self.square = means[-1].copy(), squares[-1].copy()
             self.count = self.memory
         var = np.maximum(squares - means ** 2, 1e-12)
