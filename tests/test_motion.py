@@ -61,6 +61,19 @@ def test_silence_rests_closed_and_speech_opens():
     assert 0.5 <= parts < late.times[np.flatnonzero(late.opening > 0.01)[0]] <= 0.8
 
 
+def test_speech_the_phones_missed_moves_the_mouth_and_true_silence_rests():
+    ph = [P("SIL", 0, 0.4), P("AA", 0.4, 0.7), P("SIL", 0.7, 2.6), P("AA", 2.6, 2.9), P("SIL", 2.9, 3.0)]
+    s = speech_of(ph, duration=3.0)
+    s.voiced[80:150] = True  # the voice goes on at 0.8-1.5 s where the recogniser heard nothing
+    s.jaw = np.where(s.voiced, 0.6, 0.0).astype(np.float32)
+    m = motion.mouth_track(s, frames(duration=3.0))
+    t = m.times
+    assert m.opening[(t > 0.9) & (t < 1.4)].min() > 0.3
+    assert np.all(m.opening[(t > 1.9) & (t < 2.3)] == 0)  # the rest of the long pause is silent: closed
+    deaf = motion.mouth_track(s, frames(duration=3.0), params=motion.MotionParams(missed_speech=1.0))
+    assert np.all(deaf.opening[(t > 0.9) & (t < 1.4)] == 0)
+
+
 def test_vowel_classes_order_and_rounding():
     def peak(label):
         ph = [P("SIL", 0, 0.5), P(label, 0.5, 0.9), P("SIL", 0.9, 2.0)]
