@@ -13,8 +13,9 @@ motion, all measured in the same run. The held-out models are written for bench/
 
 trains the live model (lipdub/assets/motion_model_causal.npz, motion.StreamingMotion) per look-ahead: a phone-class
 classifier on streaming log-mel (labels: the offline analysis' phones, also on the audio-only clips) and an opening
-MLP on the filmed mouths; reports leave-one-speaker-out r at 0.05/0.10/0.15 s look-ahead beside the offline held-out
-model (run the plain command first: it writes those).
+MLP on the filmed mouths (`--teacher`: also on the offline model's mouth at every 20 ms of all clips); reports
+leave-one-speaker-out r at 0.05/0.10/0.15 s look-ahead beside the offline held-out model (run the plain command
+first: it writes those, and with `--teacher` they are the held-out teachers).
 """
 
 from __future__ import annotations
@@ -189,16 +190,32 @@ def phone_runs(audio: np.ndarray, step: float = PHONE_STEP, window: float = PHON
     return phones
 
 
+def teacher_opening(clip: CausalClip, teacher: motion.OpeningModel) -> np.ndarray:
+    """The offline mouth (motion.mouth_track with the `teacher` opening model) at every 10 ms hop of a clip."""
+    n = len(clip.speech.voiced)
+    track = motion.mouth_track(clip.speech, np.arange(n) * motion._HOP, params=motion.MotionParams(model=teacher))
+    return track.opening
+
+
+TEACHER_EVERY = 2  # hops: the teacher's targets are read every 20 ms (neighbours are near-duplicates)
+
+
 def fit_causal(clips: list[CausalClip], looks=motion.CAUSAL_LOOKAHEADS, folds: int = 2, members: int = 3,
-               hidden: int = 24, runs: dict | None = None) -> motion.CausalModel:
+               hidden: int = 24, runs: dict | None = None, teacher: motion.OpeningModel | None = None
+               ) -> motion.CausalModel:
     """Per look-ahead: the phone classifier on every hop of every clip, the opening MLP on the filmed frames.
     The opening MLP is trained on posteriors the classifier gives for clips it did not train on (cross-fitting over
     `folds`), so it learns how far unseen speakers' posteriors can be trusted. With `runs` (id(clip) → phone_runs)
-    the opening MLP also reads voice activity and the streamed phone posteriors the live stream would have had."""
+    the opening MLP also reads voice activity and the streamed phone posteriors the live stream would have had.
+    With a `teacher` (an offline opening model that never heard the held-out speaker) the opening MLP also learns
+    the offline mouth at every 20 ms of every clip with runs, audio-only clips too (~10× the filmed frames). Not
+    the default: held out it raised motion alone at 0.10 s from 0.476 to 0.502 (the teacher alone: 0.489), but the
+    five held-out live cross-dubs stayed at 0.466 (0.467 without), and the shipped model fell from 0.629 to 0.545
+    on them (it fits the filmed speakers less)."""
     prior = mel_prior(clips)
     feats = [stream_features(c.audio, prior) for c in clips]
     labels = [phone_labels(c.speech, n) for c, (_, _, n, _) in zip(clips, feats)]
-    phones, opening = {}, {}
+    phones, opening, targets = {}, {}, {}
     groups = sorted({c.group for c in clips})
     fold_of = np.array([groups.index(c.group) % folds for c in clips])  # a speaker's clips share a fold
     for look in looks:
@@ -214,14 +231,22 @@ def fit_causal(clips: list[CausalClip], looks=motion.CAUSAL_LOOKAHEADS, folds: i
                 held_post[i] = motion.softmax(clf.predict(xs[i]))
         rows_x, rows_y = [], []
         for c, x, post, (_, _, _, voiced) in zip(clips, xs, held_post, feats):
-            if c.truth is None:
+            distil = teacher is not None and runs is not None and id(c) in runs
+            if c.truth is None and not distil:
                 continue
             n = len(x)
             full = motion.causal_opening_inputs(x, post, voiced, None if runs is None else runs[id(c)], look)
-            at = np.clip(np.round(c.times / motion._HOP).astype(int), 0, n - 1)
-            ok = np.isfinite(c.truth)
-            rows_x.append(full[at[ok]])
-            rows_y.append((c.truth / np.nanpercentile(c.truth, 97))[ok])
+            if c.truth is not None:
+                at = np.clip(np.round(c.times / motion._HOP).astype(int), 0, n - 1)
+                ok = np.isfinite(c.truth)
+                rows_x.append(full[at[ok]])
+                rows_y.append((c.truth / np.nanpercentile(c.truth, 97))[ok])
+            if distil:
+                if id(c) not in targets:
+                    targets[id(c)] = teacher_opening(c, teacher)
+                at = np.arange(0, min(n, len(targets[id(c)])), TEACHER_EVERY)
+                rows_x.append(full[at])
+                rows_y.append(targets[id(c)][at])
         opening[look] = fit_mlp(np.concatenate(rows_x), np.concatenate(rows_y), members, hidden)
     if runs is None:
         return motion.CausalModel(phones, opening, prior)
@@ -230,8 +255,8 @@ def fit_causal(clips: list[CausalClip], looks=motion.CAUSAL_LOOKAHEADS, folds: i
                               phone_window=some.window_samples / 16000)
 
 
-def loso_causal(clips: dict[str, CausalClip], looks=(0.05, 0.1, 0.15), runs: dict | None = None
-                ) -> list[list[float]]:
+def loso_causal(clips: dict[str, CausalClip], looks=(0.05, 0.1, 0.15), runs: dict | None = None,
+                distil: bool = False) -> list[list[float]]:
     """Every filmed clip scored by a causal model that never heard its speaker, next to the offline model that
     never heard it (bench/train_motion.py without --causal writes those): rows of r at the best lag."""
     CAUSAL_LOSO_DIR.mkdir(parents=True, exist_ok=True)
@@ -239,10 +264,11 @@ def loso_causal(clips: dict[str, CausalClip], looks=(0.05, 0.1, 0.15), runs: dic
           + "   (leave one speaker out: r at the best lag)")
     rows = []
     for group in sorted({c.group for c in clips.values() if c.truth is not None}):
-        model = fit_causal([c for c in clips.values() if c.group != group],
-                           sorted({int(round(v / motion._HOP)) for v in looks}), runs=runs)
-        model.save(CAUSAL_LOSO_DIR / f"{group}.npz")
         offline = motion._load(str(LOSO_DIR / f"{group}.npz"))
+        model = fit_causal([c for c in clips.values() if c.group != group],
+                           sorted({int(round(v / motion._HOP)) for v in looks}), runs=runs,
+                           teacher=offline if distil else None)
+        model.save(CAUSAL_LOSO_DIR / f"{group}.npz")
         for name, c in clips.items():
             if c.group != group or c.truth is None:
                 continue
@@ -259,14 +285,21 @@ def loso_causal(clips: dict[str, CausalClip], looks=(0.05, 0.1, 0.15), runs: dic
 
 def main_causal(args) -> int:
     """Train the causal (live) model; report leave-one-speaker-out next to the offline model."""
+    groups = sorted({group_of(name) for name in SELF_CLIPS})
+    missing = [g for g in groups if not (LOSO_DIR / f"{g}.npz").is_file()]
+    if missing and args.teacher:
+        print(f"no held-out offline models for {', '.join(missing)} in {LOSO_DIR}: run bench/train_motion.py "
+              "first", file=sys.stderr)
+        return 2
     clips = load_causal_clips(Path(args.data))
     runs = None
     if not args.no_phones:
-        runs = {id(c): phone_runs(c.audio) for c in clips.values() if c.truth is not None}
-        print(f"streamed phones of {len(runs)} filmed clips (every {PHONE_STEP} s, {PHONE_WINDOW} s window)")
-    loso_causal(clips, runs=runs)
+        # every clip's streamed phones: the filmed clips' for their truth, the audio-only clips' for the teacher
+        runs = {id(c): phone_runs(c.audio) for c in clips.values() if c.truth is not None or args.teacher}
+        print(f"streamed phones of {len(runs)} clips (every {PHONE_STEP} s, {PHONE_WINDOW} s window)")
+    loso_causal(clips, runs=runs, distil=args.teacher)
     if not args.dry_run:
-        model = fit_causal(list(clips.values()), runs=runs)
+        model = fit_causal(list(clips.values()), runs=runs, teacher=motion.load_model() if args.teacher else None)
         model.save(motion.CAUSAL_MODEL_PATH)
         print(f"wrote {motion.CAUSAL_MODEL_PATH} ({motion.CAUSAL_MODEL_PATH.stat().st_size // 1024} KB, "
               f"trained on all {len(clips)} clips)")
@@ -279,6 +312,8 @@ def main() -> int:
     ap.add_argument("--dry-run", action="store_true", help="report only, do not write the model")
     ap.add_argument("--no-phones", action="store_true",
                     help="--causal without streamed phone recognition (the opening reads log-mel and posteriors only)")
+    ap.add_argument("--teacher", action="store_true",
+                    help="--causal: the opening MLP also learns the offline model's mouth (see fit_causal)")
     ap.add_argument("--causal", action="store_true",
                     help="train the live (causal) model lipdub/assets/motion_model_causal.npz instead")
     args = ap.parse_args()
