@@ -285,9 +285,8 @@ def loso_causal(clips: dict[str, CausalClip], looks=(0.05, 0.1, 0.15), runs: dic
 
 def main_causal(args) -> int:
     """Train the causal (live) model; report leave-one-speaker-out next to the offline model."""
-    groups = sorted({group_of(name) for name in SELF_CLIPS})
-    missing = [g for g in groups if not (LOSO_DIR / f"{g}.npz").is_file()]
-    if missing and args.teacher:
+    missing = [g for g in sorted({group_of(name) for name in SELF_CLIPS}) if not (LOSO_DIR / f"{g}.npz").is_file()]
+    if args.teacher and missing:
         print(f"no held-out offline models for {', '.join(missing)} in {LOSO_DIR}: run bench/train_motion.py "
               "first", file=sys.stderr)
         return 2

@@ -232,6 +232,7 @@ def mouth_track(speech, frame_times: np.ndarray, strength: float = 1.0, acoustic
     n = len(speech.voiced)
     voiced = np.asarray(speech.voiced, bool)
     jaw = np.asarray(speech.jaw, np.float64)
+    jaw_opening = np.clip(jaw, 0, 1) * 0.85  # the acoustic jaw alone, where no phones are known
     phones = [p for p in speech.phones if p.label.upper() != "SIL"]
     if phones:
         _, opening, width, closure = phone_curves(speech.phones, n * hop, hop, prm.lead)
@@ -240,7 +241,7 @@ def mouth_track(speech, frame_times: np.ndarray, strength: float = 1.0, acoustic
         aw = prm.acoustic_weight
         opening = opening * ((1 - aw) + aw * 1.6 * np.clip(jaw, 0, 1))
     else:  # no phones recognised: the acoustic jaw curve alone (no closures from acoustics)
-        opening, width, closure = np.clip(jaw, 0, 1) * 0.85, np.zeros(n), np.zeros(n, bool)
+        opening, width, closure = jaw_opening, np.zeros(n), np.zeros(n, bool)
     model = prm.model if prm.model is not None else (load_model() if prm.learned else None)
     if model is not None and getattr(speech, "mel", None) is not None and len(speech.mel):
         opening = learned_opening(speech, model)
@@ -265,7 +266,7 @@ def mouth_track(speech, frame_times: np.ndarray, strength: float = 1.0, acoustic
                 span = (t >= lo) & (t < hi)
                 if span.any() and voiced[span].mean() > prm.missed_speech:
                     if model is None:  # no phones there to drive the rules: the acoustic jaw does
-                        opening = np.where(span, np.clip(jaw, 0, 1) * 0.85, opening)
+                        opening = np.where(span, jaw_opening, opening)
                     continue
                 hard_silence |= span
         voiced = voiced & ~hard_silence
