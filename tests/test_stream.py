@@ -254,3 +254,34 @@ def test_the_live_engine_feeds_its_opening_model_what_training_built():
     whole = motion.causal_opening_inputs(x, post, f.voiced, phones, look)
     assert live.shape == whole.shape and whole.shape[1] > x.shape[1] + 36 + 2
     np.testing.assert_allclose(live, whole, atol=1e-6)
+
+
+def test_training_pieces_of_restarted_streams_keep_their_phones_and_truth_in_place():
+    """bench/train_motion.py also trains the live model on long clips cut into streams that start mid-clip: each
+    piece's audio, phones, filmed mouth and its scale must be the clip's own over that span, shifted to start at 0."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    import train_motion
+    from lipdub.speech.track import Phone, SpeechTrack
+
+    n = 2000  # 20 s of 10 ms hops
+    phones = [Phone("SIL", 0.0, 2.0)] + [Phone("AA" if k % 2 else "M", 2.0 + 0.5 * k, 2.5 + 0.5 * k)
+                                         for k in range(36)]
+    speech = SpeechTrack(20.0, 0.01, np.ones(n, bool), np.linspace(0, 1, n, dtype=np.float32),
+                         np.zeros(n, np.float32), phones, "hama+align", None, np.zeros((n, 26), np.float32))
+    audio = np.arange(20 * SR, dtype=np.float32)
+    times = np.arange(500) / 25.0
+    truth = np.abs(np.sin(times))
+    clip = train_motion.CausalClip("g", audio, speech, times, truth)
+    pieces = train_motion.restarted_pieces("long", clip)
+    assert sorted(pieces) == ["long@15", "long@3", "long@9"]  # starts 3, 9, 15 s; 21 s would pass the end
+    piece = pieces["long@9"]
+    assert piece.restart_of == "long" and piece.group == "g"
+    assert np.array_equal(piece.audio, audio[9 * SR:12 * SR])
+    assert np.allclose(piece.times, times[225:300] - 9.0) and np.array_equal(piece.truth, truth[225:300])
+    assert np.allclose(piece.target(), truth[225:300] / np.nanpercentile(truth, 97))  # the whole clip's scale
+    assert piece.speech.phones[0].start == 0.0 and piece.speech.phones[-1].end == pytest.approx(3.0)
+    assert [p.label for p in piece.speech.phones[:2]] == ["M", "AA"]  # 9.0-9.5 s is phone 14 (an M)
+    assert np.array_equal(piece.speech.jaw, speech.jaw[900:1200])

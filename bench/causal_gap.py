@@ -1,0 +1,165 @@
+"""Where the live (causal) motion loses to the offline one: the offline opening model's recipe taken one step at a time
+towards what a stream knows, every step scored leave-one-speaker-out on the 14 filmed clips (motion alone).
+
+    .venv/bin/python bench/causal_gap.py [--look 0.15]
+
+Each step refits the offline opening MLP (bench/train_motion.fit_mlp) on the other speakers' clips with that step's
+inputs and scores the held-out clip through that step's post-processing:
+
+  offline        the shipped recipe: decoded phones (dominance), clip-standardised log-mel ±120 ms, jaw, loudness,
+                 voicing; motion.mouth_track (p/b/m shut, phone silences rest, 0.2 s onset lead, 0.8 s pause bridge)
+  streamed       the decoded phones replaced, as inputs, by hama's streamed posteriors (every PHONE_STEP on the last
+                 PHONE_WINDOW, read as live mode reads them at the look-ahead); post-processing still uses the phones
+  no phones      post-processing without the decoded phones (no forced closures, no phone silences)
+  lead           the onset lead cut to the look-ahead
+  running norm   log-mel, loudness and voice activity as the stream computes them (running normalisation)
+  bridge 0.3     pauses bridged only up to 0.3 s
+  causal         everything causal: log-mel, loudness and voice taps within the look-ahead, the mouth speaks where voice
+                 was heard within the last 0.3 s or is heard within the look-ahead (less the voice detector's lag),
+                 no symmetric smoothing
+The live system itself (bench/motion_eval.py --heldout, causal columns) scores about what the last step does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from motion_eval import SELF_CLIPS, analyse_clip  # noqa: E402
+from train_motion import PHONE_STEP, PHONE_WINDOW, fit_mlp, group_of, mel_prior, phone_runs, stream_features  # noqa
+
+from lipdub import evaluate, media, motion  # noqa: E402
+
+HANGOVER = 0.3  # s: the causal mouth keeps talking this long after the voice was last heard
+
+
+class Clip:
+    def __init__(self, name, rel, rng, data: Path, look: int):
+        self.name, self.group = name, group_of(name)
+        self.times, self.truth = evaluate.mouth_curve(data / rel, *(rng or (None, None)))
+        audio, sr = media.load_audio(data / rel, 16000)
+        self.audio = audio[int(rng[0] * sr):int(rng[1] * sr)] if rng else audio
+        self.speech = analyse_clip(data / rel, rng)
+        n = len(self.speech.voiced)
+        self.streamed = motion.streamed_posteriors(phone_runs(self.audio, PHONE_STEP, PHONE_WINDOW), np.arange(n),
+                                                   look)
+
+    def running(self, prior):
+        """The speech analysis with the stream's running-normalised log-mel, loudness and voice activity."""
+        mel, loud, m, voiced = stream_features(self.audio, prior)
+        sp = self.speech
+        n = len(sp.voiced)
+        m = min(m, n)
+        mm, ll, vv = np.zeros_like(sp.mel), np.zeros(n, np.float32), np.zeros(n, bool)
+        mm[:m], ll[:m], vv[:m] = mel[:m], loud[:m], voiced[:m]
+        return replace(sp, mel=mm, loudness=ll, voiced=vv, jaw=np.zeros(n, np.float32))
+
+
+def offline_step(clips, use_phones_in: bool, use_phones_after: bool, running: bool, prior, **params) -> list[float]:
+    """LOSO r of the offline recipe; features = model_features (dominance dropped unless use_phones_in) + streamed
+    posteriors (unless use_phones_in); post-processing = motion.mouth_track with `params`."""
+    nd = len(motion.FEATURE_LABELS)
+    speech = {}
+    for c in clips:
+        sp = c.running(prior) if running else c.speech
+        speech[c.name] = sp if use_phones_after else replace(sp, phones=[])
+
+    original = motion.model_features
+
+    def features(sp, start=0, stop=None, _streamed=None):
+        base = original(sp, start, stop)
+        if use_phones_in:
+            return base
+        stop = len(sp.voiced) if stop is None else min(stop, len(sp.voiced))
+        return np.concatenate([base[:, nd:], sp._streamed[start:stop]], 1)
+
+    for c in clips:
+        speech[c.name]._streamed = c.streamed
+    motion.model_features = features
+    try:
+        samples = {}
+        for c in clips:
+            sp = speech[c.name]
+            at = np.clip(np.round(c.times / sp.hop).astype(int), 0, len(sp.voiced) - 1)
+            ok = np.isfinite(c.truth)
+            samples[c.name] = (features(sp)[at][ok], (c.truth / np.nanpercentile(c.truth, 97))[ok])
+        rows = []
+        for c in clips:
+            train = [k.name for k in clips if k.group != c.group]
+            model = fit_mlp(np.concatenate([samples[k][0] for k in train]), np.concatenate([samples[k][1] for k in train]))
+            track = motion.mouth_track(speech[c.name], c.times, params=motion.MotionParams(model=model, **params))
+            rows.append(evaluate.pearson_at_best_lag(track.opening, c.truth)[0])
+        return rows
+    finally:
+        motion.model_features = original
+
+
+def causal_step(clips, prior, look: int) -> list[float]:
+    """LOSO r of a fully causal version of the same recipe."""
+    taps = tuple(t for t in (-12, -8, -4, 0, 4, 8, 12) if t < look) + (look,)
+    lag = 2  # hops: the voice detector's window ends this much after the mel's (motion._VAD_MARGIN)
+    feats, voiced_of = {}, {}
+    for c in clips:
+        mel, loud, n, voiced = stream_features(c.audio, prior)
+        hops = np.arange(n)
+        v = np.asarray(voiced, float)
+        cols = [mel[np.clip(hops + t, 0, n - 1)] for t in taps] + [loud[np.clip(hops + t, 0, n - 1), None] for t in taps]
+        cols += [v[np.clip(hops + t, 0, n - 1), None] for t in (-6, -3, 0, max(0, look - lag))]
+        cols.append(c.streamed[:n] if len(c.streamed) >= n else np.pad(c.streamed, ((0, n - len(c.streamed)), (0, 0))))
+        feats[c.name], voiced_of[c.name] = np.concatenate(cols, 1), np.asarray(voiced, bool)
+    samples = {}
+    for c in clips:
+        x = feats[c.name]
+        at = np.clip(np.round(c.times / motion._HOP).astype(int), 0, len(x) - 1)
+        ok = np.isfinite(c.truth)
+        samples[c.name] = (x[at[ok]], (c.truth / np.nanpercentile(c.truth, 97))[ok])
+    rows = []
+    for c in clips:
+        train = [k.name for k in clips if k.group != c.group]
+        model = fit_mlp(np.concatenate([samples[k][0] for k in train]), np.concatenate([samples[k][1] for k in train]))
+        opening = np.clip(model.predict(feats[c.name]), 0, 1.2)
+        v = voiced_of[c.name]
+        idx = np.arange(len(v))
+        last = np.maximum.accumulate(np.where(v, idx, -10 ** 6))
+        upcoming = np.minimum.accumulate(np.where(v, idx, 10 ** 7)[::-1])[::-1]
+        speaking = (idx - last <= HANGOVER / motion._HOP) | (upcoming - idx <= max(0, look - lag))
+        opening = np.where(speaking, opening, 0.0)
+        # a frame is the mean over its exposure (±2 hops at 25 fps): within the look-ahead
+        at = np.clip(np.round(c.times / motion._HOP).astype(int), 0, len(opening) - 1)
+        cs = np.concatenate([[0], np.cumsum(opening)])
+        lo, hi = np.clip(at - 2, 0, len(opening) - 1), np.clip(at + 2, 0, len(opening) - 1)
+        rows.append(evaluate.pearson_at_best_lag((cs[hi + 1] - cs[lo]) / (hi + 1 - lo), c.truth)[0])
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=str(evaluate.default_data_dir()))
+    ap.add_argument("--look", type=float, default=0.15, help="look-ahead in s (0.10 = live mode's default)")
+    args = ap.parse_args()
+    look = int(round(args.look / motion._HOP))
+    clips = [Clip(name, rel, rng, Path(args.data), look) for name, (rel, rng) in SELF_CLIPS.items()]
+    prior = mel_prior(clips)
+    lead = min(0.2, look * motion._HOP)
+    steps = [("offline", dict(use_phones_in=True, use_phones_after=True, running=False)),
+             ("streamed", dict(use_phones_in=False, use_phones_after=True, running=False)),
+             ("no phones", dict(use_phones_in=False, use_phones_after=False, running=False)),
+             ("lead", dict(use_phones_in=False, use_phones_after=False, running=False, onset_lead=lead)),
+             ("running norm", dict(use_phones_in=False, use_phones_after=False, running=True, onset_lead=lead)),
+             ("bridge 0.3", dict(use_phones_in=False, use_phones_after=False, running=True, onset_lead=lead,
+                                 pause_bridge=0.3))]
+    print(f"look-ahead {args.look:.2f} s; streamed phones every {PHONE_STEP} s on {PHONE_WINDOW} s; leave one speaker "
+          f"out, r at the best lag\n{'step':14s} {'mean':>6s}  " + " ".join(f"{c.name[:8]:>8s}" for c in clips))
+    for label, kw in steps + [("causal", None)]:
+        rows = causal_step(clips, prior, look) if kw is None else offline_step(clips, prior=prior, **kw)
+        print(f"{label:14s} {np.mean(rows):6.3f}  " + " ".join(f"{r:8.3f}" for r in rows), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
