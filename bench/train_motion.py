@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,7 @@ from motion_eval import SELF_CLIPS, analyse_clip  # noqa: E402
 from lipdub import evaluate, media, motion  # noqa: E402
 from lipdub.speech.acoustic import log_mel  # noqa: E402
 from lipdub.speech.stream import StreamingFeatures, StreamingPosteriors  # noqa: E402
+from lipdub.speech.track import Phone  # noqa: E402
 
 LOSO_DIR = Path.home() / ".cache" / "lipdub" / "motion_loso"
 
@@ -122,10 +123,7 @@ RESTART_FIRST, RESTART_EVERY, RESTART_PIECE = 3.0, 6.0, 3.0
 
 
 def restarted_pieces(name: str, clip: CausalClip) -> dict[str, CausalClip]:
-    from dataclasses import replace
-
-    from lipdub.speech.track import Phone
-
+    """The pieces of a filmed clip streamed as fresh streams: audio, phones, voicing, truth over each span, from 0."""
     pieces = {}
     duration = len(clip.audio) / 16000
     start = RESTART_FIRST
