@@ -71,7 +71,7 @@ def offline_step(clips, use_phones_in: bool, use_phones_after: bool, running: bo
 
     original = motion.model_features
 
-    def features(sp, start=0, stop=None, _streamed=None):
+    def features(sp, start=0, stop=None):
         base = original(sp, start, stop)
         if use_phones_in:
             return base
