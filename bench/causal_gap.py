@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from motion_eval import SELF_CLIPS, analyse_clip  # noqa: E402
+from motion_eval import SELF_CLIPS, analyse_clip, clip_audio  # noqa: E402
 from train_motion import PHONE_STEP, PHONE_WINDOW, fit_mlp, group_of, mel_prior, phone_runs, stream_features  # noqa
 
-from lipdub import evaluate, media, motion  # noqa: E402
+from lipdub import evaluate, motion  # noqa: E402
 
 HANGOVER = 0.3  # s: the causal mouth keeps talking this long after the voice was last heard
 
@@ -42,8 +42,7 @@ class Clip:
     def __init__(self, name, rel, rng, data: Path, look: int):
         self.name, self.group = name, group_of(name)
         self.times, self.truth = evaluate.mouth_curve(data / rel, *(rng or (None, None)))
-        audio, sr = media.load_audio(data / rel, 16000)
-        self.audio = audio[int(rng[0] * sr):int(rng[1] * sr)] if rng else audio
+        self.audio = clip_audio(data / rel, rng)
         self.speech = analyse_clip(data / rel, rng)
         n = len(self.speech.voiced)
         self.streamed = motion.streamed_posteriors(phone_runs(self.audio, PHONE_STEP, PHONE_WINDOW), np.arange(n),
@@ -60,6 +59,20 @@ class Clip:
         return replace(sp, mel=mm, loudness=ll, voiced=vv, jaw=np.zeros(n, np.float32))
 
 
+def heldout_models(clips, samples: dict):
+    """(clip, opening MLP fitted on the other speakers' frames) for every clip; `samples`: name -> (x, y) at frames."""
+    for c in clips:
+        train = [k.name for k in clips if k.group != c.group]
+        yield c, fit_mlp(np.concatenate([samples[k][0] for k in train]), np.concatenate([samples[k][1] for k in train]))
+
+
+def frame_samples(c: Clip, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of hop features `x` at the clip's filmed frames, and the opening there as a fraction of its wide-open."""
+    at = np.clip(np.round(c.times / motion._HOP).astype(int), 0, len(x) - 1)
+    ok = np.isfinite(c.truth)
+    return x[at[ok]], (c.truth / np.nanpercentile(c.truth, 97))[ok]
+
+
 def offline_step(clips, use_phones_in: bool, use_phones_after: bool, running: bool, prior, **params) -> list[float]:
     """LOSO r of the offline recipe; features = model_features (dominance dropped unless use_phones_in) + streamed
     posteriors (unless use_phones_in); post-processing = motion.mouth_track with `params`."""
@@ -69,6 +82,7 @@ def offline_step(clips, use_phones_in: bool, use_phones_after: bool, running: bo
         sp = c.running(prior) if running else c.speech
         speech[c.name] = sp if use_phones_after else replace(sp, phones=[])
 
+    streamed_of = {id(speech[c.name]): c.streamed for c in clips}  # by identity: the cached analyses stay untouched
     original = motion.model_features
 
     def features(sp, start=0, stop=None):
@@ -76,22 +90,13 @@ def offline_step(clips, use_phones_in: bool, use_phones_after: bool, running: bo
         if use_phones_in:
             return base
         stop = len(sp.voiced) if stop is None else min(stop, len(sp.voiced))
-        return np.concatenate([base[:, nd:], sp._streamed[start:stop]], 1)
+        return np.concatenate([base[:, nd:], streamed_of[id(sp)][start:stop]], 1)
 
-    for c in clips:
-        speech[c.name]._streamed = c.streamed
-    motion.model_features = features
+    motion.model_features = features  # mouth_track's learned opening reads the step's features
     try:
-        samples = {}
-        for c in clips:
-            sp = speech[c.name]
-            at = np.clip(np.round(c.times / sp.hop).astype(int), 0, len(sp.voiced) - 1)
-            ok = np.isfinite(c.truth)
-            samples[c.name] = (features(sp)[at][ok], (c.truth / np.nanpercentile(c.truth, 97))[ok])
+        samples = {c.name: frame_samples(c, features(speech[c.name])) for c in clips}
         rows = []
-        for c in clips:
-            train = [k.name for k in clips if k.group != c.group]
-            model = fit_mlp(np.concatenate([samples[k][0] for k in train]), np.concatenate([samples[k][1] for k in train]))
+        for c, model in heldout_models(clips, samples):
             track = motion.mouth_track(speech[c.name], c.times, params=motion.MotionParams(model=model, **params))
             rows.append(evaluate.pearson_at_best_lag(track.opening, c.truth)[0])
         return rows
@@ -102,7 +107,7 @@ def offline_step(clips, use_phones_in: bool, use_phones_after: bool, running: bo
 def causal_step(clips, prior, look: int) -> list[float]:
     """LOSO r of a fully causal version of the same recipe."""
     taps = tuple(t for t in (-12, -8, -4, 0, 4, 8, 12) if t < look) + (look,)
-    lag = 2  # hops: the voice detector's window ends this much after the mel's (motion._VAD_MARGIN)
+    lag = motion._VAD_MARGIN  # hops: the voice detector's window ends this much after the mel's
     feats, voiced_of = {}, {}
     for c in clips:
         mel, loud, n, voiced = stream_features(c.audio, prior)
@@ -112,16 +117,8 @@ def causal_step(clips, prior, look: int) -> list[float]:
         cols += [v[np.clip(hops + t, 0, n - 1), None] for t in (-6, -3, 0, max(0, look - lag))]
         cols.append(c.streamed[:n] if len(c.streamed) >= n else np.pad(c.streamed, ((0, n - len(c.streamed)), (0, 0))))
         feats[c.name], voiced_of[c.name] = np.concatenate(cols, 1), np.asarray(voiced, bool)
-    samples = {}
-    for c in clips:
-        x = feats[c.name]
-        at = np.clip(np.round(c.times / motion._HOP).astype(int), 0, len(x) - 1)
-        ok = np.isfinite(c.truth)
-        samples[c.name] = (x[at[ok]], (c.truth / np.nanpercentile(c.truth, 97))[ok])
     rows = []
-    for c in clips:
-        train = [k.name for k in clips if k.group != c.group]
-        model = fit_mlp(np.concatenate([samples[k][0] for k in train]), np.concatenate([samples[k][1] for k in train]))
+    for c, model in heldout_models(clips, {c.name: frame_samples(c, feats[c.name]) for c in clips}):
         opening = np.clip(model.predict(feats[c.name]), 0, 1.2)
         v = voiced_of[c.name]
         idx = np.arange(len(v))

@@ -126,10 +126,10 @@ def restarted_pieces(name: str, clip: CausalClip) -> dict[str, CausalClip]:
     """The pieces of a filmed clip streamed as fresh streams: audio, phones, voicing, truth over each span, from 0."""
     pieces = {}
     duration = len(clip.audio) / 16000
+    sp = clip.speech
     start = RESTART_FIRST
     while start + RESTART_PIECE <= duration + 1e-6:
         end = start + RESTART_PIECE
-        sp = clip.speech
         a, b = int(round(start / sp.hop)), int(round(end / sp.hop))
         phones = [Phone(ph.label, max(ph.start, start) - start, min(ph.end, end) - start)
                   for ph in sp.phones if ph.end > start and ph.start < end]
