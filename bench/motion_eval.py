@@ -7,7 +7,8 @@ clip's own audio predicts its own filmed mouth ("self"); the cross-dub cases of 
 Printed per clip with baselines measured in the same run: loudness alone, the acoustic jaw curve alone, phones
 without acoustics, the full offline motion, and the causal (live) motion at 0.05 / 0.10 / 0.15 s look-ahead (0.10
 streamed in 20 ms feeds exactly as live mode does, with its CPU cost per feed). Means of r, |lag| and amplitude
-(std of the prediction / std of the filmed opening as a fraction of the speaker's 97th percentile) close the table.
+(std of the prediction / std of the filmed opening as a fraction of the speaker's 97th percentile) close the table,
+then how many of the offline analysis' p/b/m find the mouth shut and how often it shuts for a single frame.
 """
 
 from __future__ import annotations
@@ -89,6 +90,18 @@ def variants(track, times, allphone_track=None, model=None):
 CAUSAL = (0.05, 0.1, 0.15)
 
 
+def closure_stats(opening: np.ndarray, times: np.ndarray, phones) -> tuple[int, int, int]:
+    """(p/b/m of the offline analysis with the mouth shut, opening 0, at a frame within 60 ms of the phone's centre;
+    how many p/b/m; one-frame shuts: a shut frame between two frames open more than 0.15, which real mouths do not
+    make at 25-30 fps and a viewer sees as a flicker)."""
+    shut = np.asarray(opening) <= 1e-6
+    centres = [0.5 * (p.start + p.end) for p in phones if p.label.upper().rstrip("012") in motion.BILABIALS]
+    caught = sum(bool(shut[np.abs(times - c) <= 0.06].any()) for c in centres)
+    o = np.asarray(opening)
+    flicker = int((shut[1:-1] & (o[:-2] > 0.15) & (o[2:] > 0.15)).sum())
+    return caught, len(centres), flicker
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(evaluate.default_data_dir()))
@@ -134,14 +147,17 @@ def main() -> int:
         res = {}
         for k, pred in preds.items():
             r, lag, _ = evaluate.pearson_at_best_lag(pred, truth)
-            res[k] = (r, lag, evaluate.amplitude_ratio(pred, truth / scale))
+            res[k] = (r, lag, evaluate.amplitude_ratio(pred, truth / scale), *closure_stats(pred, times, tr.phones))
         rows.append(res)
-        print(f"{name:18s} {tr.method:12s} " + " ".join(f"{r:8.3f} ({lag:+d})" for r, lag, _ in res.values()),
+        print(f"{name:18s} {tr.method:12s} " + " ".join(f"{r:8.3f} ({lag:+d})" for r, lag, *_ in res.values()),
               f" {time.perf_counter() - t:.1f}s", flush=True)
     print(f"{'mean r':31s} " + " ".join(f"{np.mean([r[k][0] for r in rows]):8.3f}     " for k in rows[0]))
     print(f"{'mean |lag| (frames)':31s} " + " ".join(f"{np.mean([abs(r[k][1]) for r in rows]):8.2f}     "
                                                     for k in rows[0]))
     print(f"{'mean amplitude':31s} " + " ".join(f"{np.nanmean([r[k][2] for r in rows]):8.2f}     " for k in rows[0]))
+    print(f"{'p/b/m shut within 60 ms':31s} " + " ".join(
+        f"{sum(r[k][3] for r in rows):>7d}/{sum(r[k][4] for r in rows):<6d}" for k in rows[0]))
+    print(f"{'one-frame shuts':31s} " + " ".join(f"{sum(r[k][5] for r in rows):8d}     " for k in rows[0]))
     cpu_ms = 1e3 * np.asarray(cpu_all)
     print(f"live path CPU per 20 ms feed: mean {cpu_ms.mean():.2f} ms, 99th percentile "
           f"{np.percentile(cpu_ms, 99):.2f} ms, max {cpu_ms.max():.2f} ms over {cpu_ms.size} feeds")

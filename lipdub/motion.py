@@ -324,8 +324,9 @@ def mouth_track(speech, frame_times: np.ndarray, strength: float = 1.0, acoustic
 # log-mel and loudness at taps reaching at most `lookahead` into the future. A phone-class classifier (trained on the
 # phones the offline analysis finds) turns them into class posteriors; an opening MLP (trained on the filmed mouths)
 # reads the same taps, the posteriors of the last 60 ms, voice activity and hama's phone posteriors recomputed on the
-# last 0.75 s every 80 ms (speech.stream.StreamingPosteriors). Bilabial closures and width come from the classifier's
-# posteriors. Both are trained by bench/train_motion.py --causal, one pair per look-ahead in CAUSAL_LOOKAHEADS.
+# last 0.75 s every 80 ms (speech.stream.StreamingPosteriors). Width comes from the classifier's posteriors, bilabial
+# closures from hama's streamed ones (the classifier's without them). Both are trained by bench/train_motion.py
+# --causal, one pair per look-ahead in CAUSAL_LOOKAHEADS.
 CAUSAL_MODEL_PATH = Path(__file__).resolve().parent / "assets" / "motion_model_causal.npz"
 CAUSAL_PAST = (-24, -16, -10, -6, -3, 0)  # hops of log-mel context before the frame
 CAUSAL_FUTURE = (3, 6, 10, 15)  # hops after it, used as far as the look-ahead allows
@@ -385,7 +386,8 @@ class CausalModel:
     phones: dict
     opening: dict
     mel_prior: tuple[np.ndarray, np.ndarray]
-    closure_threshold: float = 0.35  # posterior of p/b/m above which the lips shut (held-out F1 best of 0.2..0.8)
+    closure_threshold: float = 0.35  # log-mel p/b/m posterior above which the lips shut (held-out F1 best of
+    # 0.2..0.8); only for models without streamed phones, the others shut on hama's (STREAMED_CLOSURE)
     hangover: float = 0.3  # s: after voice activity ends the mouth follows the model this long, then rests (held-out
     # r the same for 0.15, 0.3 and 0.5 s, lower for 1 s: the shortest wait that does not cost accuracy)
     phone_step: float = 0.0  # s: > 0: the opening model also reads hama's streamed phone posteriors
@@ -516,12 +518,14 @@ class _CausalHops:
         self._post = np.concatenate([self._post, post])
         x = np.concatenate([x, posterior_features(self._post, hops, self._post0)], 1)
         if self.phones is not None:
-            x = np.concatenate([x, voice_features(voiced_now, last_voiced, hops),
-                                streamed_posteriors(self.phones, hops, self.model_look)], 1)
+            streamed = streamed_posteriors(self.phones, hops, self.model_look)
+            x = np.concatenate([x, voice_features(voiced_now, last_voiced, hops), streamed], 1)
             self.phones.forget_before(int(self.phones.run_for(ready_sample(hops[-1] + 1, self.model_look))))
+            closure = streamed_bilabial(streamed) > STREAMED_CLOSURE
+        else:
+            closure = post[:, BILABIAL_CLASS] > self.model.closure_threshold
         opening = np.clip(self.model.opening[self.model_look].predict(x), 0.0, 1.2)
         width = np.clip(post @ CLASS_WIDTH, -1.0, 1.0)
-        closure = post[:, BILABIAL_CLASS] > self.model.closure_threshold
         closed = (closure & speaking) | ~speaking
         opening = np.where(closed, 0.0, opening)
         width = np.where(speaking, width, 0.0)
@@ -566,6 +570,21 @@ def streamed_posteriors(phones, hops: np.ndarray, look: int) -> np.ndarray:
             out[sel[ok], j * width:j * width + phones.n_classes] = smooth[frame[ok]]
             out[sel, (j + 1) * width - 1] = ok
     return out
+
+
+# Live p/b/m closures from hama's streamed posteriors rather than the small log-mel classifier, which also fires on
+# n/ng and shut open mouths for one frame. Held out at 0.10 s over the 14 filmed clips (bench/motion_eval.py
+# --heldout): the offline analysis' p/b/m with the live mouth shut within 60 ms 47 -> 105 of 127, one-frame shuts
+# 63 -> 9, r 0.479 -> 0.483; the filmed opening where the live mouth is shut stays about 0.3 of its widest; the five
+# held-out live cross-dubs (bench/live.py) 0.484 -> 0.527.
+CLOSURE_TAPS = (0.0, 0.04, 0.08)  # s of STREAMED_TAPS where the evidence is read (hama is ~70 ms late)
+STREAMED_CLOSURE = 0.15  # p/b/m posterior (the most at those taps) above which the lips shut
+
+
+def streamed_bilabial(streamed: np.ndarray) -> np.ndarray:
+    """(N,) the p/b/m class posterior at CLOSURE_TAPS (the most of them) in streamed_posteriors output."""
+    width = streamed.shape[1] // len(STREAMED_TAPS)
+    return streamed[:, [STREAMED_TAPS.index(t) * width + BILABIAL_CLASS for t in CLOSURE_TAPS]].max(1)
 
 
 def voice_features(voiced_now: np.ndarray, last_voiced: np.ndarray, hops: np.ndarray) -> np.ndarray:

@@ -1,6 +1,9 @@
 """Causal (live) motion: streaming equals the whole-file function, whatever the chunking; nothing depends on audio
 beyond the look-ahead; silence rests; on a real speaker the causal mouth follows the filmed one."""
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -155,6 +158,25 @@ def test_causal_motion_follows_a_real_speakers_mouth():
     assert r > 0.5 and r > r_loud + 0.3 and abs(lag) <= 2, (r, lag, r_loud)
     speaking = np.convolve(mt.opening > 0.05, np.ones(7), "same") > 2
     assert (mt.closed & speaking).sum() >= 3, "no bilabial closure inside speech"
+
+
+def test_live_lips_shut_on_p_b_m_without_flicker():
+    """The live mouth shuts where the speech has p, b or m (as the offline analysis hears them) and does not snap shut
+    for single frames elsewhere: the small log-mel classifier used before also fired on n/ng (German speech: 14 of 19
+    p/b/m caught, 14 one-frame shuts in 20 s)."""
+    from conftest import require_data
+    from lipdub import media, speech
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from motion_eval import closure_stats
+
+    data = require_data("video/german_anchor_20s.mp4")
+    audio, _ = media.load_audio(data / "video/german_anchor_20s.mp4", SR)
+    times = np.arange(int(audio.size / SR * 25)) / 25
+    mt = motion.causal_mouth_track(audio, times, 0.1)
+    caught, n, flicker = closure_stats(mt.opening, times, speech.analyse(audio, SR).phones)
+    assert n >= 10 and caught >= 0.85 * n, (caught, n)
+    assert flicker <= 3, flicker
 
 
 def test_streamed_posteriors_depend_on_the_audio_only_never_on_its_future():
