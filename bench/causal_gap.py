@@ -128,9 +128,7 @@ def causal_step(clips, prior, look: int) -> list[float]:
         opening = np.where(speaking, opening, 0.0)
         # a frame is the mean over its exposure (±2 hops at 25 fps): within the look-ahead
         at = np.clip(np.round(c.times / motion._HOP).astype(int), 0, len(opening) - 1)
-        cs = np.concatenate([[0], np.cumsum(opening)])
-        lo, hi = np.clip(at - 2, 0, len(opening) - 1), np.clip(at + 2, 0, len(opening) - 1)
-        rows.append(evaluate.pearson_at_best_lag((cs[hi + 1] - cs[lo]) / (hi + 1 - lo), c.truth)[0])
+        rows.append(evaluate.pearson_at_best_lag(motion.exposure_mean(opening, at, 2), c.truth)[0])
     return rows
 
 

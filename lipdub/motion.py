@@ -304,11 +304,8 @@ def mouth_track(speech, frame_times: np.ndarray, strength: float = 1.0, acoustic
     shut_f = shut[idx]
     if len(frame_times) > 1:
         span = max(1, int(round(np.median(np.diff(frame_times)) / hop / 2)))
-        lo, hi = np.clip(idx - span, 0, n - 1), np.clip(idx + span, 0, n - 1)
-        cs = np.concatenate([[0], np.cumsum(opening)])
-        o = (cs[hi + 1] - cs[lo]) / (hi + 1 - lo)
-        cc = np.concatenate([[0], np.cumsum(closure)])
-        has_closure = (cc[hi + 1] - cc[lo]) > 0
+        o = exposure_mean(opening, idx, span)
+        has_closure = exposure_mean(closure.astype(np.float64), idx, span) > 0
         o[has_closure] = 0.0
         shut_f = shut_f | has_closure
     after = frame_times >= n * hop  # past the end of the audio (--length video): the mouth rests
@@ -316,6 +313,15 @@ def mouth_track(speech, frame_times: np.ndarray, strength: float = 1.0, acoustic
     o = np.clip(o * strength, 0.0, 1.2)
     w = np.clip(w * strength, -1.0, 1.0)
     return MouthTrack(frame_times, o.astype(np.float32), w.astype(np.float32), shut_f)
+
+
+def exposure_mean(values: np.ndarray, centres: np.ndarray, span: int) -> np.ndarray:
+    """Mean of `values` (hops) over [centre - span, centre + span] for each centre, clipped to the array: what a
+    frame exposed over that time shows."""
+    last = len(values) - 1
+    lo, hi = np.clip(centres - span, 0, last), np.clip(centres + span, 0, last)
+    cs = np.concatenate([[0.0], np.cumsum(values)])
+    return (cs[hi + 1] - cs[lo]) / (hi + 1 - lo)
 
 
 # ------------------------------------------------------------------------------------------ causal (live) motion
