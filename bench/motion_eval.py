@@ -8,7 +8,8 @@ Printed per clip with baselines measured in the same run: loudness alone, the ac
 without acoustics, the full offline motion, and the causal (live) motion at 0.05 / 0.10 / 0.15 s look-ahead (0.10
 streamed in 20 ms feeds exactly as live mode does, with its CPU cost per feed). Means of r, |lag| and amplitude
 (std of the prediction / std of the filmed opening as a fraction of the speaker's 97th percentile) close the table,
-then how many of the offline analysis' p/b/m find the mouth shut and how often it shuts for a single frame.
+then how many of the offline analysis' p/b/m find the mouth shut, how often it shuts for a single frame, and its
+jitter (mean |second difference| per frame) beside the filmed mouths'.
 """
 
 from __future__ import annotations
@@ -102,6 +103,12 @@ def closure_stats(opening: np.ndarray, times: np.ndarray, phones) -> tuple[int, 
     return caught, len(centres), flicker
 
 
+def jitter(opening: np.ndarray) -> float:
+    """Mean |second difference| per frame: how jerkily a mouth track moves (a fraction of the wide-open mouth)."""
+    o = np.asarray(opening, np.float64)
+    return float(np.nanmean(np.abs(o[2:] - 2 * o[1:-1] + o[:-2]))) if o.size > 2 else float("nan")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(evaluate.default_data_dir()))
@@ -119,7 +126,7 @@ def main() -> int:
           f"({'held-out' if args.heldout else 'shipped'} opening model); causal L: the live system with L s look-ahead "
           "(latency L + 25 ms), 0.10 streamed in 20 ms feeds")
     print(f"{'clip':18s} {'method':12s} " + " ".join(f"{k:>14s}" for k in keys))
-    cpu_all = []
+    cpu_all, filmed_jitter = [], []
     for name in names:
         rel, rng = SELF_CLIPS[name]
         path = data / rel
@@ -147,7 +154,9 @@ def main() -> int:
         res = {}
         for k, pred in preds.items():
             r, lag, _ = evaluate.pearson_at_best_lag(pred, truth)
-            res[k] = (r, lag, evaluate.amplitude_ratio(pred, truth / scale), *closure_stats(pred, times, tr.phones))
+            res[k] = (r, lag, evaluate.amplitude_ratio(pred, truth / scale), *closure_stats(pred, times, tr.phones),
+                      jitter(pred))
+        filmed_jitter.append(jitter(truth / scale))
         rows.append(res)
         print(f"{name:18s} {tr.method:12s} " + " ".join(f"{r:8.3f} ({lag:+d})" for r, lag, *_ in res.values()),
               f" {time.perf_counter() - t:.1f}s", flush=True)
@@ -158,6 +167,8 @@ def main() -> int:
     print(f"{'p/b/m shut within 60 ms':31s} " + " ".join(
         f"{sum(r[k][3] for r in rows):>7d}/{sum(r[k][4] for r in rows):<6d}" for k in rows[0]))
     print(f"{'one-frame shuts':31s} " + " ".join(f"{sum(r[k][5] for r in rows):8d}     " for k in rows[0]))
+    print(f"{'jitter':31s} " + " ".join(f"{np.nanmean([r[k][6] for r in rows]):8.3f}     " for k in rows[0])
+          + f"  (filmed mouths: {np.nanmean(filmed_jitter):.3f})")
     cpu_ms = 1e3 * np.asarray(cpu_all)
     print(f"live path CPU per 20 ms feed: mean {cpu_ms.mean():.2f} ms, 99th percentile "
           f"{np.percentile(cpu_ms, 99):.2f} ms, max {cpu_ms.max():.2f} ms over {cpu_ms.size} feeds")
