@@ -95,10 +95,10 @@ def closure_stats(opening: np.ndarray, times: np.ndarray, phones) -> tuple[int, 
     """(p/b/m of the offline analysis with the mouth shut, opening 0, at a frame within 60 ms of the phone's centre;
     how many p/b/m; one-frame shuts: a shut frame between two frames open more than 0.15, which real mouths do not
     make at 25-30 fps and a viewer sees as a flicker)."""
-    shut = np.asarray(opening) <= 1e-6
+    o = np.asarray(opening)
+    shut = o <= 1e-6
     centres = [0.5 * (p.start + p.end) for p in phones if p.label.upper().rstrip("012") in motion.BILABIALS]
     caught = sum(bool(shut[np.abs(times - c) <= 0.06].any()) for c in centres)
-    o = np.asarray(opening)
     flicker = int((shut[1:-1] & (o[:-2] > 0.15) & (o[2:] > 0.15)).sum())
     return caught, len(centres), flicker
 
