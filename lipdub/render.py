@@ -654,6 +654,63 @@ def _rounded(poly: np.ndarray, iterations: int = 2) -> np.ndarray:
     return poly
 
 
+def _open_chaikin(line: np.ndarray, iterations: int = 2) -> np.ndarray:
+    """Chaikin corner cutting of an open polyline: the end points stay where they are."""
+    for _ in range(iterations):
+        a, b = line[:-1], line[1:]
+        cut = np.stack([0.75 * a + 0.25 * b, 0.25 * a + 0.75 * b], 1).reshape(-1, 2)
+        line = np.concatenate([line[:1], cut, line[-1:]])
+    return line
+
+
+LIP_LINE_DEPTH = (0.25, 0.5)  # a closed lip line is this much darker than the lips: middle, corners
+CLOSED_LINE_OPENING = (0.02, 0.04)  # canonical gaps: squeezed lips below the first touch, above the second part
+
+
+def soften_lip_line(patch: np.ndarray, control: np.ndarray, roi: tuple[int, int, int, int], px_per_unit: float,
+                    amount: float, gap_px: float = 0.0) -> np.ndarray:
+    """Lips shut over an open source meet along a hard, pixel-stepped line (the collapsed gap takes its
+    neighbours' maps pixel by pixel, and strips of the source's teeth survive in it): blur a thin band along the
+    line and draw the soft, dark line that closed lips show there (`gap_px` wide when they are barely parted).
+    `amount` 0..1; patch is changed in place and returned."""
+    if amount <= 0:
+        return patch
+    x0, y0 = roi[:2]
+    line = 0.5 * (control[_INNER_UPPER_POS, :2] + control[_INNER_LOWER_POS, :2]) - [x0, y0]
+    line = _open_chaikin(line)
+    half = max(3.0, 0.04 * px_per_unit + gap_px)
+    bx0, by0 = np.maximum(np.floor(line.min(0) - half).astype(int), 0)
+    bx1, by1 = np.minimum(np.ceil(line.max(0) + half).astype(int) + 1, patch.shape[1::-1])
+    if bx1 - bx0 < 3 or by1 - by0 < 3:
+        return patch
+    sub = patch[by0:by1, bx0:bx1].astype(np.float32)
+    pts = np.round((line - [bx0, by0]) * 16).astype(np.int32)
+
+    def stroke(thickness: float, sigma: float) -> np.ndarray:
+        m = np.zeros(sub.shape[:2], np.uint8)
+        cv2.polylines(m, [pts], False, 255, thickness=max(1, int(round(thickness))), lineType=cv2.LINE_AA, shift=4)
+        m = cv2.GaussianBlur(m.astype(np.float32), (0, 0), sigma)
+        return m / max(float(m.max()), 1e-6)
+
+    band = stroke(max(2.0, 0.02 * px_per_unit + gap_px), max(0.8, 0.006 * px_per_unit))
+    crease = stroke(max(1.0, gap_px), max(0.6, 0.003 * px_per_unit))
+    lips = sub[(band > 0.3) & (crease < 0.2)]
+    lip_colour = np.median(lips, axis=0) if len(lips) else np.median(sub.reshape(-1, 3), axis=0)
+    soft = cv2.GaussianBlur(sub, (0, 0), max(0.8, 0.005 * px_per_unit))
+    a = (amount * band)[..., None]
+    sub = sub * (1 - a) + soft * a
+    # the line itself is painted (whatever the squeezed source left there, teeth included): a dark shade of the
+    # lips' colour, deepest at the corners, lighter where filmed closed lips press together in the middle
+    xs = np.arange(sub.shape[1], dtype=np.float32) + bx0
+    rel = (xs - 0.5 * (line[0, 0] + line[-1, 0])) / max(0.5 * abs(line[-1, 0] - line[0, 0]), 1.0)
+    depth = LIP_LINE_DEPTH[0] + (LIP_LINE_DEPTH[1] - LIP_LINE_DEPTH[0]) * np.clip(np.abs(rel), 0, 1) ** 2
+    target = lip_colour[None, None, :] * (1 - depth)[None, :, None]
+    c = (amount * crease)[..., None]
+    sub = sub * (1 - c) + target * c
+    patch[by0:by1, bx0:bx1] = np.clip(sub + 0.5, 0, 255).astype(np.uint8)
+    return patch
+
+
 def inner_lip_mask(control: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
     """float32 mask of the mouth opening (inside the inner lip contour, corners rounded) in roi, soft-edged."""
     x0, y0, x1, y1 = roi
@@ -969,6 +1026,12 @@ class Renderer:
         detail = (int(lips[:, 0].min() - margin), int(lips[:, 1].min() - margin),
                   int(lips[:, 0].max() + margin) + 1, int(lips[:, 1].max() + margin) + 1)
         warped, cover = self.warper.warp(atlas.crop(a), src, dst, roi, detail)
+        touch, part = CLOSED_LINE_OPENING
+        if squeeze > 0 and opening < part:
+            # a shut or barely parted mouth drawn from an open one: its lip line needs redrawing
+            soften_lip_line(warped, dst[:n_ctrl], roi, float(scale),
+                            min(1.0, squeeze) * float(np.clip((part - opening) / (part - touch), 0, 1)),
+                            gap_px=opening * float(scale))
         lack = opening - self.atlas_open[a]
         if opening > 0.05 and lack > 0.2 * opening:
             # the chosen mouth is less open than asked: a stretched interior looks smeared, so the opening shows
