@@ -1,10 +1,11 @@
 """Cross-dub over many pairs (issue: motion accuracy): every talking clip's audio (its first seconds) drives each of
-a set of target clips; the re-tracked dubbed mouth is scored against the driving clip's own filmed mouth. Prints per
-pair, per driving language and overall: r at the best lag (±5), lag, amplitude ratio. `--heldout` drives each pair
+a set of target clips of other speakers, and each half of the long CNN clip drives the other (the same speaker at
+another time); the re-tracked dubbed mouth is scored against the driving clip's own filmed mouth. Prints per pair,
+per driving language, cross-speaker, same-speaker and overall: r at the best lag (±5), lag, amplitude ratio. `--heldout` drives each pair
 with a motion model that never heard the driving speaker (bench/train_motion.py's leave-one-speaker-out models);
 the shipped model was trained on all of these clips.
 
-    .venv/bin/python bench/all_pairs.py [--seconds 6] [--heldout] [--targets a,b,c]
+    .venv/bin/python bench/all_pairs.py [--seconds 6] [--heldout] [--targets a,b,c] [--cross-only]
 """
 
 from __future__ import annotations
@@ -25,47 +26,58 @@ from lipdub import evaluate  # noqa: E402
 
 LANGUAGE = {"german_anchor": "de"}  # the others are English (MANIFEST); man_kitchen/woman_outdoor unverified
 TARGETS = ["grid_lbax4n", "hdtf_katiehill", "woman_bluebg", "german_anchor", "interview_vfr"]
+# the same speaker at another time (driver -> target): the long clip's two halves, each dubbed with the other's audio
+SAME_SPEAKER = [("cnn_anchor_40_70", "cnn_anchor_0_30"), ("cnn_anchor_0_30", "cnn_anchor_40_70")]
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=6.0, help="length of each driving piece")
     ap.add_argument("--heldout", action="store_true")
-    ap.add_argument("--targets", default=",".join(TARGETS))
+    ap.add_argument("--targets", default=",".join(TARGETS), help="comma-separated; \"\" for none")
+    ap.add_argument("--cross-only", action="store_true", help="leave out the same-speaker pairs")
     args = ap.parse_args()
-    targets = args.targets.split(",")
+    targets = [t for t in args.targets.split(",") if t]  # empty: the same-speaker pairs alone
+    pairs = [(d, t) for d in SELF_CLIPS for t in targets if group_of(t) != group_of(d)]  # cross-speaker
+    if not args.cross_only:
+        pairs += SAME_SPEAKER
     rows = []
-    for driver, (rel, rng) in SELF_CLIPS.items():
+    for driver, target in pairs:
+        rel, rng = SELF_CLIPS[driver]
         start = rng[0] if rng else 0.0
-        for target in targets:
-            if group_of(target) == group_of(driver):
-                continue  # the same speaker: not a cross-dub
-            t_rel, t_rng = SELF_CLIPS[target]
-            case = evaluate.Case(f"{driver}->{target}", t_rel, rel, t_rng, (start, start + args.seconds))
-            if args.heldout:
-                os.environ["LIPDUB_MOTION_MODEL"] = str(LOSO_DIR / f"{group_of(driver)}.npz")
-            try:
-                res = evaluate.run_case(case, max_seconds=args.seconds)
-            except Exception as exc:  # noqa: BLE001 - one failed pair is reported, the table goes on
-                print(f"{case.name:40s} failed: {exc}", flush=True)
-                continue
-            res["language"] = LANGUAGE.get(driver, "en")
-            rows.append(res)
-            print(f"{case.name:40s} r {res['r']:.3f} lag {res['lag']:+d} amp {res['amp']:.2f} "
-                  f"base@0 {res['base_r0']:+.3f}", flush=True)
+        t_rel, t_rng = SELF_CLIPS[target]
+        case = evaluate.Case(f"{driver}->{target}", t_rel, rel, t_rng, (start, start + args.seconds))
+        if args.heldout:
+            os.environ["LIPDUB_MOTION_MODEL"] = str(LOSO_DIR / f"{group_of(driver)}.npz")
+        try:
+            res = evaluate.run_case(case, max_seconds=args.seconds)
+        except Exception as exc:  # noqa: BLE001 - one failed pair is reported, the table goes on
+            print(f"{case.name:40s} failed: {exc}", flush=True)
+            continue
+        res["language"] = LANGUAGE.get(driver, "en")
+        res["same"] = group_of(target) == group_of(driver)
+        rows.append(res)
+        print(f"{case.name:40s} r {res['r']:.3f} lag {res['lag']:+d} amp {res['amp']:.2f} "
+              f"base@0 {res['base_r0']:+.3f}", flush=True)
 
     def mean(sel, key):
         v = [r[key] for r in sel if r.get(key) is not None and math.isfinite(r[key])]
         return float(np.mean(v)) if v else math.nan
 
-    print()
-    for lang in sorted({r["language"] for r in rows}):
-        sel = [r for r in rows if r["language"] == lang]
-        print(f"driving language {lang}: {len(sel)} pairs, mean r {mean(sel, 'r'):.3f}, "
+    def line(label, sel):
+        print(f"{label}: {len(sel)} pairs, mean r {mean(sel, 'r'):.3f}, "
               f"|lag| {np.mean([abs(r['lag']) for r in sel]):.2f}, amp {mean(sel, 'amp'):.2f}, "
               f"do-nothing r@0 {mean(sel, 'base_r0'):+.3f}")
-    print(f"all: {len(rows)} pairs, mean r {mean(rows, 'r'):.3f}, amp {mean(rows, 'amp'):.2f}, "
-          f"do-nothing r@0 {mean(rows, 'base_r0'):+.3f} ({'held-out' if args.heldout else 'shipped'} motion model)")
+
+    print()
+    cross = [r for r in rows if not r["same"]]
+    for lang in sorted({r["language"] for r in cross}):
+        line(f"driving language {lang}", [r for r in cross if r["language"] == lang])
+    line("cross-speaker, all", cross)
+    if any(r["same"] for r in rows):
+        line("same speaker, another time", [r for r in rows if r["same"]])
+    line("every pair", rows)
+    print(f"({'held-out' if args.heldout else 'shipped'} motion model)")
     return 0
 
 
