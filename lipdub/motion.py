@@ -212,6 +212,10 @@ class MotionParams:
     # a long phone silence where voice activity covers more than this share is speech the phones missed (man_kitchen:
     # the mouth is open 0.74 of its widest there): the learned model drives it. Held out motion alone 0.583 -> 0.610
     missed_speech: float = 0.3
+    # s: voice activity runs on past the last phone and starts before the first (hysteresis, padding, gap closing);
+    # in a silence that opens or closes the audio, that much next to the recognised speech is not counted as missed
+    # speech (jfk: applause after the last word kept the mouth open 0.7 of its widest to the end)
+    edge_margin: float = 0.15
     learned: bool = True  # use the learned opening model when it and log-mel features are available
     model: "OpeningModel | None" = None  # override the shipped model (training, experiments)
 
@@ -264,7 +268,12 @@ def mouth_track(speech, frame_times: np.ndarray, strength: float = 1.0, acoustic
                 lo = p.start + 0.05 if p.start > 0 else -1.0
                 hi = p.end - 0.05 if p.end < n * hop - 0.01 else np.inf
                 span = (t >= lo) & (t < hi)
-                if span.any() and voiced[span].mean() > prm.missed_speech:
+                judged = span
+                if at_end:  # only speech on one side: voice activity's overhang there is no missed speech
+                    inner = span & (t >= (lo if p.start <= 0 else p.start + prm.edge_margin)) & \
+                        (t < (hi if p.end >= n * hop - 0.01 else p.end - prm.edge_margin))
+                    judged = inner if inner.any() else span
+                if span.any() and voiced[judged].mean() > prm.missed_speech:
                     if model is None:  # no phones there to drive the rules: the acoustic jaw does
                         opening = np.where(span, jaw_opening, opening)
                     continue

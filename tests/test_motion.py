@@ -74,6 +74,43 @@ def test_speech_the_phones_missed_moves_the_mouth_and_true_silence_rests():
     assert np.all(deaf.opening[(t > 0.9) & (t < 1.4)] == 0)
 
 
+def test_noise_after_the_last_word_rests_but_a_word_cut_by_the_end_speaks():
+    # the last word ends at 1.0 s; voice activity overhangs it to 1.12 s and fires again on applause at 1.5-1.6 s:
+    # 37 % of the trailing silence, but none of it speech, so the mouth rests there
+    ph = [P("SIL", 0, 0.4), P("AA", 0.4, 1.0), P("SIL", 1.0, 1.6)]
+    s = speech_of(ph, duration=1.6)
+    s.voiced[100:112] = True
+    s.voiced[150:160] = True
+    s.jaw = np.where(s.voiced, 0.6, 0.0).astype(np.float32)
+    t = frames(duration=1.6)
+    m = motion.mouth_track(s, t)
+    assert m.opening[(t > 0.5) & (t < 0.9)].min() > 0.3
+    assert np.all(m.opening[t > 1.3] == 0)
+    old = motion.mouth_track(s, t, params=motion.MotionParams(edge_margin=0.05))  # the overhang counted
+    assert old.opening[t > 1.3].max() > 0.1
+    # a word cut by the end of the audio (voice to the end, no phones there) still moves the mouth
+    cut = speech_of([P("SIL", 0, 0.4), P("AA", 0.4, 1.0), P("SIL", 1.0, 1.2)], duration=1.2)
+    cut.voiced[100:] = True
+    cut.jaw = np.where(cut.voiced, 0.6, 0.0).astype(np.float32)
+    tc = frames(duration=1.2)
+    assert motion.mouth_track(cut, tc).opening[tc > 1.05].min() > 0.1
+
+
+def test_the_mouth_closes_after_the_last_word_of_real_speech_with_applause():
+    from conftest import require_data
+    from lipdub import media, speech
+
+    path = require_data("audio/en_jfk_11s.wav") / "audio/en_jfk_11s.wav"
+    samples, sr = media.load_audio(path, 16000)
+    sp = speech.analyse(samples, sr)
+    last = max(p.end for p in sp.phones if p.label.upper() != "SIL")
+    t = np.arange(0, sp.duration, 0.04)
+    m = motion.mouth_track(sp, t)
+    assert 10.2 < last < 10.7  # "...for your country", then the crowd
+    assert np.all(m.opening[t > last + 0.25] == 0)
+    assert m.opening[(t > last - 0.5) & (t < last)].max() > 0.2
+
+
 def test_vowel_classes_order_and_rounding():
     def peak(label):
         ph = [P("SIL", 0, 0.5), P(label, 0.5, 0.9), P("SIL", 0.9, 2.0)]
