@@ -9,6 +9,10 @@ target is the opening as a fraction of that speaker's wide-open mouth (97th perc
 that never saw that speaker, after the full motion post-processing, next to a ridge regression and the rule-based
 motion, all measured in the same run. The held-out models are written for bench/heldout_eval.py.
 
+    .venv/bin/python bench/train_motion.py --curve
+
+reports held-out r against the number of speakers the model learned from (does more filmed data still help?).
+
     .venv/bin/python bench/train_motion.py --causal [--dry-run]
 
 trains the live model (lipdub/assets/motion_model_causal.npz, motion.StreamingMotion) per look-ahead: a phone-class
@@ -348,6 +352,35 @@ def main_causal(args) -> int:
     return 0
 
 
+CURVE_SIZES = (1, 3, 5, 9)  # training speaker groups per held-out group (9: all the others)
+
+
+def learning_curve(samples: dict, stacked) -> int:
+    """Held-out r against how many speakers the model learned from: every speaker group is scored by models fitted
+    on random subsets of the other groups (two draws per size, 3 ensemble members). Whether more filmed speakers
+    would still help, and roughly how much."""
+    groups = sorted({group_of(k) for k in samples})
+    rng = np.random.default_rng(0)
+    sizes = [k for k in CURVE_SIZES if k < len(groups)]
+    table = {k: [] for k in sizes}
+    print(f"\n{'held-out group':18s} " + " ".join(f"{str(k) + ' spk':>8s}" for k in sizes))
+    for held in groups:
+        others = [g for g in groups if g != held]
+        for k in sizes:
+            draws = [others] if k >= len(others) else [list(rng.choice(others, k, replace=False)) for _ in range(2)]
+            rs = []
+            for draw in draws:
+                model = fit_mlp(*stacked([n for n in samples if group_of(n) in draw]), members=3)
+                for name, (times, truth, speech, _, _) in samples.items():
+                    if group_of(name) == held:
+                        opening = motion.mouth_track(speech, times, params=motion.MotionParams(model=model)).opening
+                        rs.append(evaluate.pearson_at_best_lag(opening, truth)[0])
+            table[k].append(float(np.mean(rs)))
+        print(f"{held:18s} " + " ".join(f"{table[k][-1]:8.3f}" for k in sizes), flush=True)
+    print(f"{'mean':18s} " + " ".join(f"{np.mean(table[k]):8.3f}" for k in sizes))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(evaluate.default_data_dir()))
@@ -358,6 +391,8 @@ def main() -> int:
                     help="--causal: the opening MLP also learns the offline model's mouth (see fit_causal)")
     ap.add_argument("--no-restarts", action="store_true",
                     help="--causal: without the long clips' restarted pieces (see RESTART_EVERY)")
+    ap.add_argument("--curve", action="store_true",
+                    help="only report held-out r against the number of training speakers (learning_curve)")
     ap.add_argument("--causal", action="store_true",
                     help="train the live (causal) model lipdub/assets/motion_model_causal.npz instead")
     args = ap.parse_args()
@@ -376,6 +411,9 @@ def main() -> int:
 
     def stacked(names):
         return np.concatenate([samples[k][3] for k in names]), np.concatenate([samples[k][4] for k in names])
+
+    if args.curve:
+        return learning_curve(samples, stacked)
 
     def score(speech, times, truth, model):
         params = motion.MotionParams(model=model) if model is not None else motion.MotionParams(learned=False)
