@@ -721,7 +721,8 @@ def inner_lip_mask(control: np.ndarray, roi: tuple[int, int, int, int]) -> np.nd
 
 
 def synthetic_cavity(patch: np.ndarray, control: np.ndarray, roi: tuple[int, int, int, int],
-                     px_per_unit: float | None = None, teeth: bool = True) -> np.ndarray:
+                     px_per_unit: float | None = None, teeth: bool = True,
+                     visible: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """A mouth interior for faces whose footage never shows one (a closed-mouth photo): a shaded cavity tinted like
     the lips, with a tongue towards the bottom and, when `teeth`, a row of upper teeth under the upper lip (and the
     lower teeth's edges once the mouth is wide open), lit like the face and receding into shadow at the sides."""
@@ -754,6 +755,9 @@ def synthetic_cavity(patch: np.ndarray, control: np.ndarray, roi: tuple[int, int
     y_lo = np.interp(xs[0], lo[order, 0], lo[order, 1])[None, :]
     gap = np.maximum(y_lo - y_up, 1.0)
     depth = np.clip((ys - y_up) / gap, 0, 1)  # 0 under the upper lip .. 1 at the lower lip
+    if visible is not None:  # (top, bottom) rows per roi column of what shows between the real teeth
+        top, bottom = (np.asarray(v, np.float32)[bx0 - rx0:bx1 - rx0][None, :] + ry0 - y0 for v in visible)
+        depth = np.clip((ys - top) / np.maximum(bottom - top, 1.0), 0, 1)
     shade = (0.14 + 0.30 * depth ** 1.5)[..., None]
     tongue = np.array([1.0, 1.0, 1.0] if grey else [1.0, 0.75, 0.75], np.float32)  # redder than the lips' tint
     out = tint[None, None, :] * tongue * shade
@@ -945,29 +949,41 @@ class Renderer:
         dst[self._edge_pos] = self.track.landmarks[j, UPPER_EDGE, :2]
         return dst
 
-    def interior(self, patch: np.ndarray, j: int, dst: np.ndarray, roi, detail, opening: float, width: float):
+    def interior(self, patch: np.ndarray, j: int, dst: np.ndarray, roi, detail, opening: float, width: float,
+                 whole_when_close: bool = True):
         """Mouth interior for a target opening wider than the chosen atlas mouth."""
         d, n_ctrl = self.donor, len(CONTROL)
         donor_open = float(self.atlas_open[d])
-        if donor_open >= 0.85 * opening:  # the clip has a mouth this open: use it whole
+        if whole_when_close and donor_open >= 0.85 * opening:  # the clip has a mouth this open: use it whole
             return self.warper.warp(self.atlas.crop(d), self.donor_src, dst, roi, detail)[0]
         # wider than the clip ever opens (a photo, a mumbler): the donor's upper teeth stay under the upper lip,
         # its lower teeth ride down with the jaw, and the gap between them is a dark cavity
-        cavity = synthetic_cavity(patch, dst[:n_ctrl], roi, float(self.pose.scale[j]), teeth=donor_open < 0.02)
         if donor_open < 0.02:
-            return cavity
+            return synthetic_cavity(patch, dst[:n_ctrl], roi, float(self.pose.scale[j]), teeth=True)
         dst_u = self._to_frame(j, target_shape(self.model, self.norm[d], donor_open, width))
         teeth = self.warper.warp(self.atlas.crop(d), self.donor_src, dst_u, roi, detail)[0]
-        drop = dst[CONTROL.index(14)] - dst_u[CONTROL.index(14)]
-        shift = np.float32([[1, 0, drop[0]], [0, 1, drop[1]]])
-        teeth_low = cv2.warpAffine(teeth, shift, teeth.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
+        # per column: where the donor's teeth meet (midway between its inner lips, following the smile's curve) and
+        # how far the jaw drops there (most at the centre, nothing at the corners), so the gap opens as a lens
+        x0, y0 = roi[:2]
+        h, w = teeth.shape[:2]
+        cols = np.arange(w, dtype=np.float32) + x0
+        up_u, lo_u, lo_d = (dst_u[_INNER_UPPER_POS], dst_u[_INNER_LOWER_POS], dst[_INNER_LOWER_POS])
+        order = np.argsort(lo_u[:, 0])
+        meet = np.interp(cols, lo_u[order, 0], 0.5 * (up_u[order, 1] + lo_u[order, 1])) - y0
+        drop = np.interp(cols, lo_u[order, 0], np.maximum(lo_d[order, 1] - lo_u[order, 1], 0.0), left=0.0, right=0.0)
+        slide = np.interp(cols, lo_u[order, 0], lo_d[order, 0] - lo_u[order, 0], left=0.0, right=0.0)  # a tilted jaw
+        rows = np.arange(h, dtype=np.float32)[:, None]
+        map_x = np.broadcast_to((np.arange(w) - slide).astype(np.float32)[None, :], (h, w)).copy()
+        map_y = np.broadcast_to((rows - drop[None, :]).astype(np.float32), (h, w)).copy()
+        teeth_low = cv2.remap(teeth, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        # the cavity is shaded over what shows between the teeth: dark under the upper teeth, the tongue below
+        cavity = synthetic_cavity(patch, dst[:n_ctrl], roi, float(self.pose.scale[j]), teeth=False,
+                                  visible=(meet, meet + drop))
         mask_u = inner_lip_mask(dst_u[:n_ctrl], roi)
-        mask_l = cv2.warpAffine(mask_u, shift, mask_u.shape[1::-1])
-        rows = np.arange(mask_u.shape[0], dtype=np.float32)[:, None]
-        mid = 0.5 * (dst_u[CONTROL.index(13), 1] + dst_u[CONTROL.index(14), 1]) - roi[1]
+        mask_l = cv2.remap(mask_u, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         fade = max(1.5, 0.012 * float(self.pose.scale[j]))  # teeth edges fade into the cavity, no cut line
-        mask_u = (mask_u * np.clip((mid - rows) / fade + 0.5, 0, 1)).astype(np.float32)
-        mask_l = (mask_l * np.clip((rows - mid - drop[1]) / fade + 0.5, 0, 1)).astype(np.float32)
+        mask_u = (mask_u * np.clip((meet[None, :] - rows) / fade + 0.5, 0, 1)).astype(np.float32)
+        mask_l = (mask_l * np.clip((rows - meet[None, :] - drop[None, :]) / fade + 0.5, 0, 1)).astype(np.float32)
         # OpenCV's per-pixel blends: native code without the GIL, a fifth of numpy's float64 arithmetic here
         out = cv2.blendLinear(teeth, cavity, mask_u, 1.0 - mask_u)
         return cv2.blendLinear(teeth_low, out, mask_l, 1.0 - mask_l)
@@ -1033,12 +1049,15 @@ class Renderer:
                             min(1.0, squeeze) * float(np.clip((part - opening) / (part - touch), 0, 1)),
                             gap_px=opening * float(scale))
         lack = opening - self.atlas_open[a]
-        if opening > 0.05 and lack > 0.2 * opening:
+        # the chosen mouth is the interior donor itself (a photo's only mouth): its teeth split along the jaw as soon
+        # as the mouth opens past it, in full (half-blended with the stretched mouth they showed a grey bar)
+        own = a == self.donor and lack > 0
+        if opening > 0.05 and (lack > 0.2 * opening or own):
             # the chosen mouth is less open than asked: a stretched interior looks smeared, so the opening shows
             # the clip's most open mouth: real teeth and tongue, anchored to the lips
             # a steep ramp: half-blended interiors show two sets of teeth (ghosting)
-            weight = float(np.clip((lack / opening - 0.2) / 0.15, 0.0, 1.0))
-            interior = self.interior(warped, j, dst, roi, detail, opening, width)
+            weight = 1.0 if own else float(np.clip((lack / opening - 0.2) / 0.15, 0.0, 1.0))
+            interior = self.interior(warped, j, dst, roi, detail, opening, width, whole_when_close=not own)
             m = (inner_lip_mask(dst[:n_ctrl], roi) * weight).astype(np.float32)
             warped = cv2.blendLinear(interior, warped, m, 1.0 - m)
         if self.region == "lips":

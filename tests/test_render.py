@@ -159,3 +159,50 @@ def test_lips_shut_over_an_open_source_meet_along_a_soft_line(open_mouths, openi
         gradient, teeth = _lip_line_stats(renderer, frames[j], j, int(a), opening)
         assert gradient < 80, (renderer.atlas_open[a], gradient)
         assert teeth < 0.015, (renderer.atlas_open[a], teeth)
+
+
+@pytest.fixture(scope="module")
+def smiling_photo():
+    """A renderer over one photo whose smile shows both rows of teeth (its only mouth is the interior donor)."""
+    from conftest import require_data
+    from lipdub import media
+    import itertools
+
+    path = require_data("images/obama_portrait.jpg") / "images/obama_portrait.jpg"
+    info = media.probe_video(path)
+    decoded = list(itertools.islice(media.iter_frames(path), 0, 1))
+    track = face.track_frames(lambda: iter(decoded), info.width, info.height, 1, info.fps)
+    can = face.canonical_shape(track)
+    pose = face.estimate_pose(track, can)
+    atlas = render.Atlas(can, float(pose.scale[0]))
+    atlas.add(0, decoded[0].rgb, track.landmarks[0], (pose.scale[0], pose.rotation[0], pose.translation[0]))
+    return render.Renderer(atlas, track, pose), decoded[0].rgb
+
+
+def _dark_gap_heights(renderer, rgb, opening):
+    """Dark pixels (the cavity) per column inside the drawn inner lips: at the centre, and a third of the way out."""
+    width = float(renderer.model.rest_width)
+    out = renderer.render_frame(rgb.copy(), 0, 0, opening, width)
+    dst = renderer._target(0, 0, opening, width, None)
+    x0, y0 = np.floor(dst[render._OUTER_RING].min(0)).astype(int) - 2
+    x1, y1 = np.ceil(dst[render._OUTER_RING].max(0)).astype(int) + 2
+    inside = render.inner_lip_mask(dst[:len(render.CONTROL)], (x0, y0, x1, y1)) > 0.5
+    dark = (out[y0:y1, x0:x1].astype(np.float32).mean(2) < 70) & inside
+    cols = np.flatnonzero(inside.any(0))
+    centre, third = (cols[0] + cols[-1]) // 2, (cols[-1] - cols[0]) // 3
+    heights = dark.sum(0).astype(float)
+    return heights[centre - 2:centre + 3].mean(), 0.5 * (heights[centre - third - 2:centre - third + 3].mean()
+                                                         + heights[centre + third - 2:centre + third + 3].mean())
+
+
+def test_a_photo_smile_opens_between_its_teeth_along_the_lips(smiling_photo):
+    # opened past the photo's own mouth, its upper teeth stay under the lip and the lower ones ride down with the
+    # jaw. Before: a quarter wider was a grey half-blend of stretched and split teeth (no dark gap: 0 px), and
+    # wider still a flat bar as high at the sides as in the middle (ratio 0.98); now 5.8 px, and a lens (0.79)
+    renderer, rgb = smiling_photo
+    own = float(renderer.atlas_open[0])
+    assert 0.08 < own < 0.25  # the photo shows teeth: its mouth counts as open
+    centre, _ = _dark_gap_heights(renderer, rgb, own / 0.75)
+    assert centre >= 3
+    centre, side = _dark_gap_heights(renderer, rgb, 2 * own)
+    assert centre >= 10 and side / centre < 0.9
