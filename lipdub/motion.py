@@ -268,11 +268,13 @@ def mouth_track(speech, frame_times: np.ndarray, strength: float = 1.0, acoustic
                 lo = p.start + 0.05 if p.start > 0 else -1.0
                 hi = p.end - 0.05 if p.end < n * hop - 0.01 else np.inf
                 span = (t >= lo) & (t < hi)
-                judged = span
-                if at_end:  # only speech on one side: voice activity's overhang there is no missed speech
-                    inner = span & (t >= (lo if p.start <= 0 else p.start + prm.edge_margin)) & \
-                        (t < (hi if p.end >= n * hop - 0.01 else p.end - prm.edge_margin))
-                    judged = inner if inner.any() else span
+                # whether the voice fills it is judged away from the recognised speech: in a silence that opens or
+                # closes the audio, voice activity's overhang next to that speech is no missed speech
+                edge = max(prm.edge_margin, 0.05) if at_end else 0.05
+                judged = (t >= (p.start + edge if p.start > 0 else -1.0)) & \
+                    (t < (p.end - edge if p.end < n * hop - 0.01 else np.inf))
+                if not judged.any():
+                    judged = span
                 if span.any() and voiced[judged].mean() > prm.missed_speech:
                     if model is None:  # no phones there to drive the rules: the acoustic jaw does
                         opening = np.where(span, jaw_opening, opening)

@@ -646,21 +646,14 @@ _OUTER_LIPS_POS = [CONTROL.index(i) for i in F.OUTER_UPPER + F.OUTER_LOWER]
 _JAW_POS = [CONTROL.index(i) for i in F.JAW]
 
 
-def _rounded(poly: np.ndarray, iterations: int = 2) -> np.ndarray:
-    """Chaikin corner cutting: the 20-point lip contour becomes a smooth outline instead of a polygon."""
+def _rounded(poly: np.ndarray, iterations: int = 2, closed: bool = True) -> np.ndarray:
+    """Chaikin corner cutting: the 20-point lip contour becomes a smooth outline instead of a polygon; an open
+    polyline (`closed=False`) keeps its end points."""
     for _ in range(iterations):
-        nxt = np.roll(poly, -1, axis=0)
-        poly = np.stack([0.75 * poly + 0.25 * nxt, 0.25 * poly + 0.75 * nxt], 1).reshape(-1, 2)
+        nxt = np.roll(poly, -1, axis=0) if closed else poly[1:]
+        cut = np.stack([0.75 * poly[:len(nxt)] + 0.25 * nxt, 0.25 * poly[:len(nxt)] + 0.75 * nxt], 1).reshape(-1, 2)
+        poly = cut if closed else np.concatenate([poly[:1], cut, poly[-1:]])
     return poly
-
-
-def _open_chaikin(line: np.ndarray, iterations: int = 2) -> np.ndarray:
-    """Chaikin corner cutting of an open polyline: the end points stay where they are."""
-    for _ in range(iterations):
-        a, b = line[:-1], line[1:]
-        cut = np.stack([0.75 * a + 0.25 * b, 0.25 * a + 0.75 * b], 1).reshape(-1, 2)
-        line = np.concatenate([line[:1], cut, line[-1:]])
-    return line
 
 
 LIP_LINE_DEPTH = (0.25, 0.5)  # a closed lip line is this much darker than the lips: middle, corners
@@ -677,7 +670,7 @@ def soften_lip_line(patch: np.ndarray, control: np.ndarray, roi: tuple[int, int,
         return patch
     x0, y0 = roi[:2]
     line = 0.5 * (control[_INNER_UPPER_POS, :2] + control[_INNER_LOWER_POS, :2]) - [x0, y0]
-    line = _open_chaikin(line)
+    line = _rounded(line, closed=False)
     half = max(3.0, 0.04 * px_per_unit + gap_px)
     bx0, by0 = np.maximum(np.floor(line.min(0) - half).astype(int), 0)
     bx1, by1 = np.minimum(np.ceil(line.max(0) + half).astype(int) + 1, patch.shape[1::-1])

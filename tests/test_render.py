@@ -102,16 +102,15 @@ def test_colour_matcher_removes_a_constant_shift():
     assert np.abs(fixed.astype(int) - 120).max() <= 3
 
 
-@pytest.fixture(scope="module")
-def open_mouths():
-    """A renderer over the first 50 frames of a real clip, all with the mouth open (0.03–0.23 canonical)."""
+def _renderer_over(relative: str, n_frames: int):
+    """A renderer whose atlas is the first `n_frames` frames of a shared clip or photo, drawing onto them."""
     from conftest import require_data
     from lipdub import media
     import itertools
 
-    path = require_data("video/hdtf_katiehill_8s.mp4") / "video/hdtf_katiehill_8s.mp4"
+    path = require_data(relative) / relative
     info = media.probe_video(path)
-    decoded = list(itertools.islice(media.iter_frames(path), 0, 50))
+    decoded = list(itertools.islice(media.iter_frames(path), 0, n_frames))
     track = face.track_frames(lambda: iter(decoded), info.width, info.height, len(decoded), info.fps)
     frames = [f.rgb for f in decoded]
     can = face.canonical_shape(track)
@@ -120,6 +119,12 @@ def open_mouths():
     for i, rgb in enumerate(frames):
         atlas.add(i, rgb, track.landmarks[i], (pose.scale[i], pose.rotation[i], pose.translation[i]))
     return render.Renderer(atlas, track, pose), frames
+
+
+@pytest.fixture(scope="module")
+def open_mouths():
+    """A renderer over the first 50 frames of a real clip, all with the mouth open (0.03–0.23 canonical)."""
+    return _renderer_over("video/hdtf_katiehill_8s.mp4", 50)
 
 
 def _lip_line_stats(renderer, frame, j, a, opening):
@@ -164,19 +169,8 @@ def test_lips_shut_over_an_open_source_meet_along_a_soft_line(open_mouths, openi
 @pytest.fixture(scope="module")
 def smiling_photo():
     """A renderer over one photo whose smile shows both rows of teeth (its only mouth is the interior donor)."""
-    from conftest import require_data
-    from lipdub import media
-    import itertools
-
-    path = require_data("images/obama_portrait.jpg") / "images/obama_portrait.jpg"
-    info = media.probe_video(path)
-    decoded = list(itertools.islice(media.iter_frames(path), 0, 1))
-    track = face.track_frames(lambda: iter(decoded), info.width, info.height, 1, info.fps)
-    can = face.canonical_shape(track)
-    pose = face.estimate_pose(track, can)
-    atlas = render.Atlas(can, float(pose.scale[0]))
-    atlas.add(0, decoded[0].rgb, track.landmarks[0], (pose.scale[0], pose.rotation[0], pose.translation[0]))
-    return render.Renderer(atlas, track, pose), decoded[0].rgb
+    renderer, frames = _renderer_over("images/obama_portrait.jpg", 1)
+    return renderer, frames[0]
 
 
 def _dark_gap_heights(renderer, rgb, opening):
