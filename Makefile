@@ -17,7 +17,7 @@ bench: $(STAMP)
 	$(PY) bench/speed.py
 
 eval: $(STAMP)
-	$(VENV)/bin/lipdub eval
+	$(PY) -m training.evaluate
 
 venv: $(STAMP)
 
@@ -33,7 +33,7 @@ $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml | system-deps
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
 	$(PY) -m pip install -q --no-deps -e .
-	$(PY) -m lipdub.models --check
+	$(PY) -m lipdub.core.assets --check
 	touch $(STAMP)
 
 clean:

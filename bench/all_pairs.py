@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from motion_eval import SELF_CLIPS  # noqa: E402
 from train_motion import LOSO_DIR, group_of  # noqa: E402
 
-from lipdub import evaluate  # noqa: E402
+from training import evaluate
 
 LANGUAGE = {"german_anchor": "de"}  # the others are English (MANIFEST); man_kitchen/woman_outdoor unverified
 TARGETS = ["grid_lbax4n", "hdtf_katiehill", "woman_bluebg", "german_anchor", "interview_vfr"]

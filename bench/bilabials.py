@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 import lipdub
-from lipdub import evaluate, speech
+from training import evaluate
+from lipdub import speech
 
 JFK = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
 BILABIAL_LINE = ("Bob picked a big map of Boston, and Pam brought a purple umbrella. "
@@ -55,7 +56,7 @@ def main() -> int:
     data = evaluate.default_data_dir()
     cases = [tuple(args.case)] if args.case else [(data / v, data / a, t) for v, a, t in CASES]
     if not args.case:  # plus a line rich in bilabials, spoken by espeak-ng (a second voice, many more p/b/m)
-        from lipdub.demo import synthesise
+        from lipdub.apps.demo import synthesise
 
         tmp = Path(tempfile.mkdtemp(prefix="lipdub-bilabials-"))
         wav = synthesise(BILABIAL_LINE, tmp / "line.wav")

@@ -33,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from motion_eval import SELF_CLIPS, analyse_clip, clip_audio  # noqa: E402
 from train_motion import PHONE_STEP, PHONE_WINDOW, fit_mlp, group_of, mel_prior, phone_runs, stream_features  # noqa
 
-from lipdub import evaluate, motion  # noqa: E402
+from training import evaluate
+from lipdub import motion
 
 HANGOVER = 0.3  # s: the causal mouth keeps talking this long after the voice was last heard
 

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from motion_eval import SELF_CLIPS  # noqa: E402
 from train_motion import group_of  # noqa: E402
 
-from lipdub import evaluate  # noqa: E402
+from training import evaluate
 
 
 def truth_group(case: evaluate.Case) -> str:

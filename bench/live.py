@@ -5,12 +5,12 @@
 
 Speed: assembles (in a temp folder, never committed) a 1280x720 25 fps stream from the shared CNN clip (scaled to
 720 px high, padded, played back and forth) with each frame's number stamped in its top-left corner, and a voice of
-the same length from the shared commentary audio; `lipdub.live.run` plays both at real-time pace and writes the dub.
+the same length from the shared commentary audio; `lipdub.pipeline.live.run` plays both at real-time pace and writes the dub.
 Prints frames per second, p50/p95/max delay (audio sample arriving → the frame that shows it leaving the dubber), CPU
 use, frames later than 0.5 s behind real time, and checks the stamps of the output: every input frame exactly once,
 in order (no drop, no repeat).
 
-Accuracy: every `lipdub eval` case dubbed offline (`lipdub dub`) and live (`lipdub.live.run`, fast, same inputs), both
+Accuracy: every `lipdub eval` case dubbed offline (`lipdub dub`) and live (`lipdub.pipeline.live.run`, fast, same inputs), both
 re-tracked and scored against the real speaker's filmed mouth (r at the best lag within ±5, lag, amplitude).
 Both parts prepare the video file's mouths before the session starts, as `lipdub live` does (not timed: it happens
 before the stream plays); --no-prepare takes them from the stream as it plays. No assertions: a report.
@@ -29,7 +29,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lipdub import evaluate, live, media  # noqa: E402
+from training import evaluate
+from lipdub.pipeline import live
+from lipdub import media
 
 DATA = ROOT.parent / "shared" / "data"
 STAMP_BITS = 12
@@ -105,7 +107,7 @@ def _score(out: Path, clip: Path, c0: float, c1: float | None) -> tuple[float, i
 
 
 def accuracy(cases: list[str], keep: Path | None, prepare: bool = True) -> None:
-    from lipdub import api
+    import lipdub
 
     print("\nlive vs offline, cross-dub cases (no transcript), r / lag / amplitude against the real speaker")
     print(f"{'case':16s} {'offline r':>9s} {'lag':>4s} {'amp':>5s} {'live r':>7s} {'lag':>4s} {'amp':>5s} "
@@ -120,7 +122,7 @@ def accuracy(cases: list[str], keep: Path | None, prepare: bool = True) -> None:
             evaluate.cut_audio(DATA / case.audio_clip, c0, c1, audio)
             src = evaluate._cached_cut(DATA / case.video, *case.video_range) if case.video_range else DATA / case.video
             off, on = (keep or tmp) / f"{name}_offline.mp4", (keep or tmp) / f"{name}_live.mp4"
-            api.dub(src, audio, off, progress=None, cache=True)
+            lipdub.dub(src, audio, off, progress=None, cache=True)
             # same frames and motion as at real-time pace
             live.run(str(src), str(audio), on, realtime=False, prepare=prepare)
             a = _score(off, DATA / case.audio_clip, c0, c1)

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lipdub import evaluate, media, motion, speech
+from training import evaluate
+from lipdub import media, motion, speech
 
 SELF_CLIPS = {
     "grid_bbaf2n": ("video/grid_bbaf2n.mpg", None), "grid_brbk7n": ("video/grid_brbk7n.mpg", None),

@@ -22,7 +22,8 @@ import cv2
 import numpy as np
 
 import lipdub
-from lipdub import evaluate, face, media
+from training import evaluate
+from lipdub import face, media
 
 PHOTOS = ["images/obama_portrait.jpg", "images/man_frontal_hires.jpg", "images/woman_frontal.png",
           "images/man_bw_vintage.jpg"]

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lipdub import evaluate, media
+from training import evaluate
+from lipdub import media
 from lipdub import profile as profiles
 from lipdub.pipeline import DubOptions, dub
 
@@ -37,7 +38,7 @@ CNN = DATA / "video/cnn_anchor_71s.mp4"
 
 def prepare(work: Path) -> dict[str, Path]:
     """The three parts of the CNN clip (cut once, kept in `work`)."""
-    from lipdub.evaluate import cut_audio
+    from training.evaluate import cut_audio
 
     work.mkdir(parents=True, exist_ok=True)
     info = media.probe_video(CNN)

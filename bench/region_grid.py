@@ -15,7 +15,8 @@ import cv2
 import numpy as np
 
 import lipdub
-from lipdub import evaluate, media
+from training import evaluate
+from lipdub import media
 
 SETTINGS = [("lips", "neutral"), ("lower", "neutral"), ("face", "neutral"), ("head", "neutral"),
             ("face", "happy"), ("face", "sad"), ("face", "angry"), ("face", "surprised")]

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lipdub import evaluate, media, motion
+from training import evaluate
+from lipdub import media, motion
 from lipdub.pipeline import DubOptions, load_track
 from lipdub.render import Renderer
 

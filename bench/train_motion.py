@@ -35,10 +35,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from motion_eval import SELF_CLIPS, analyse_clip  # noqa: E402
 
-from lipdub import evaluate, media, motion  # noqa: E402
-from lipdub.speech.acoustic import log_mel  # noqa: E402
-from lipdub.speech.stream import StreamingFeatures, StreamingPosteriors  # noqa: E402
-from lipdub.speech.track import Phone  # noqa: E402
+from training import evaluate
+from lipdub import media, motion
+from lipdub.speech.acoustic import log_mel
+from lipdub.speech.stream import StreamingFeatures, StreamingPosteriors
+from lipdub.speech.track import Phone
 
 LOSO_DIR = Path.home() / ".cache" / "lipdub" / "motion_loso"
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lipdub import media, webjobs
+from lipdub import media
+from lipdub.apps.web import jobs as webjobs
 from lipdub.errors import DependencyError
 
 from conftest import require_data
@@ -68,7 +69,8 @@ def test_gradio_is_imported_only_by_the_app():
 
 
 def test_missing_gradio_says_how_to_install_it(monkeypatch, tmp_path, capsys):
-    from lipdub import app, cli
+    from lipdub.apps.web import app
+    from lipdub.apps import cli
 
     monkeypatch.setitem(sys.modules, "gradio", None)  # makes `import gradio` fail
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))  # serve() sets it: restored afterwards

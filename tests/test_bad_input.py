@@ -228,7 +228,7 @@ def listing(folder: Path):
 
 def run_cli(*args, timeout: float = 120, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "lipdub.cli", "-q", "dub", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "lipdub", "-q", "dub", *map(str, args)], capture_output=True,
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL, env=env, cwd=cwd)
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from lipdub import batch, cli, media
+from lipdub.apps import batch, cli
+from lipdub import media
 from lipdub.errors import DependencyError, ParameterError
 
 from conftest import require_data
@@ -151,7 +152,7 @@ def _frame_hash(path) -> str:
 @pytest.fixture(scope="module")
 def local_batch(tmp_path_factory):
     """Six short jobs and one broken row, run locally on two workers."""
-    from lipdub.evaluate import cut_audio, cut_video
+    from training.evaluate import cut_audio, cut_video
 
     data = require_data(*{j[0] for j in JOBS}, *{j[1][0] for j in JOBS})
     d = tmp_path_factory.mktemp("batch")
@@ -251,7 +252,7 @@ def test_ray_batch_survives_a_killed_worker_and_matches_the_local_run(local_batc
 @pytest.mark.slow
 def test_long_job_pieces_run_as_ray_tasks_and_match_the_local_run(tmp_path):
     pytest.importorskip("ray")
-    from lipdub.evaluate import cut_audio, cut_video
+    from training.evaluate import cut_audio, cut_video
 
     data = require_data("video/hdtf_katiehill_8s.mp4", "audio/en_jfk_11s.wav")
     cut_video(data / "video/hdtf_katiehill_8s.mp4", 0.0, 3.0, tmp_path / "v.mp4")

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from lipdub import evaluate as ev
+from training import evaluate as ev
 
 from conftest import require_data
 

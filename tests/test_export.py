@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from lipdub import export
+from lipdub.apps import visemes as export
 from lipdub.errors import ParameterError
 
 from conftest import require_data

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 import lipdub
-from lipdub import evaluate, expression, face, media, speech
+from training import evaluate
+from lipdub.motion import expression
+from lipdub import face, media, speech
 from lipdub.render import FACE_OVAL
 
 from conftest import require_data

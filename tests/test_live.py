@@ -9,7 +9,9 @@ import urllib.request
 import numpy as np
 import pytest
 
-from lipdub import evaluate, face, live, media, motion
+from training import evaluate
+from lipdub import face, media, motion
+from lipdub.pipeline import live
 
 from conftest import require_data
 

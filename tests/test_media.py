@@ -8,17 +8,7 @@ import pytest
 from conftest import DATA, needs_data, require_data
 
 from lipdub.errors import InputError, OutputError, ParameterError
-from lipdub.media import (
-    FrameReader,
-    PlanarFrame,
-    VideoWriter,
-    check_output_path,
-    is_image_path,
-    iter_frames,
-    load_audio,
-    output_schedule,
-    probe_video,
-)
+from lipdub.media import FrameReader, PlanarFrame, VideoWriter, check_output_path, is_image_path, iter_frames, load_audio, output_schedule, probe_video
 
 V = "video/"
 

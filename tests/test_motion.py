@@ -179,7 +179,8 @@ def test_learned_motion_follows_a_real_speakers_mouth():
     """The clip's own audio predicts its own filmed mouth better than loudness does, and the mouth is shut in the
     long silence we append."""
     from conftest import require_data
-    from lipdub import evaluate, media, speech
+    from training import evaluate
+    from lipdub import media, speech
 
     data = require_data("video/hdtf_radio34_8s.mp4")
     path = data / "video/hdtf_radio34_8s.mp4"

@@ -117,7 +117,7 @@ def test_api_rejects_unknown_options(tmp_path):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "lipdub.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "lipdub", *map(str, args)], capture_output=True, text=True,
                           timeout=300)
 
 

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 import lipdub
-from lipdub import compose, evaluate, media, render
+from lipdub.render import compose
+from training import evaluate
+from lipdub import media, render
 from lipdub import profile as profiles
 from lipdub.errors import InputError
 
@@ -81,7 +83,7 @@ def test_dub_with_profile_follows_the_speech(cnn_parts):
 
 def test_live_dub_with_profile_follows_the_speech(cnn_parts):
     """Live mode draws the anchor's mouths from the profile and follows his real mouth as an offline dub does."""
-    from lipdub import live
+    from lipdub.pipeline import live
 
     p = cnn_parts
     out = p["dir"] / "live_profile.mp4"

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from lipdub import compose, face, render
+from lipdub.render import compose
+from lipdub import face, render
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ import time
 import pytest
 
 import lipdub
-from lipdub import evaluate, media
+from training import evaluate
+from lipdub import media
 
 from conftest import require_data, write_cut
 

@@ -4,9 +4,9 @@ and m; re-tracking the output, the lips must be shut at every bilabial of the sc
 import numpy as np
 import pytest
 
-from lipdub import cli
+from lipdub.apps import cli
 from lipdub.errors import ParameterError
-from lipdub.say import close_stops, voice_and_language
+from lipdub.apps.say import close_stops, voice_and_language
 from lipdub.speech import Phone
 
 from conftest import require_data
@@ -39,8 +39,8 @@ def test_a_profile_source_needs_the_shot(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_anchor_closes_the_lips_on_every_bilabial(tmp_path):
-    from lipdub.evaluate import cut_video, mouth_curve
-    from lipdub.say import say
+    from training.evaluate import cut_video, mouth_curve
+    from lipdub.apps.say import say
 
     data = require_data("video/cnn_anchor_71s.mp4")
     shot = tmp_path / "anchor6.mp4"

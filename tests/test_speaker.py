@@ -15,6 +15,7 @@ import pytest
 
 from lipdub import face, media
 from lipdub.pipeline import DubOptions, load_track
+from lipdub.pipeline.speaker import mouth_from_sound
 
 from conftest import require_data
 
@@ -87,17 +88,17 @@ def test_auto_falls_back_to_the_largest_face_with_a_warning(composites, caplog):
     info = media.probe_video(path)
     with caplog.at_level(logging.WARNING, logger="lipdub"):
         silent = face.track_frames(_frames(path, 40), info.width, info.height, 40, info.fps, speaker="auto",
-                                   audio=None)
+                                   audio=None, mouth_from_sound=mouth_from_sound)
     assert _centre_x(silent) > 512 and "no sound" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="lipdub"):
         quiet = face.track_frames(_frames(path, 40), info.width, info.height, 40, info.fps, speaker="auto",
-                                  audio=np.zeros(16000 * 2, np.float32))
+                                  audio=np.zeros(16000 * 2, np.float32), mouth_from_sound=mouth_from_sound)
     assert _centre_x(quiet) > 512 and "cannot tell who speaks" in caplog.text
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "lipdub.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "lipdub", *map(str, args)], capture_output=True, text=True,
                           timeout=120)
 
 

@@ -138,7 +138,8 @@ def test_causal_motion_follows_a_real_speakers_mouth():
     this clip (r ≈ 0 there), and p/b/m close the lips inside speech ('European Central Bank'). The shipped model
     heard this clip in training; bench/train_motion.py --causal reports held-out numbers (0.56 on this clip)."""
     from conftest import require_data
-    from lipdub import evaluate, media
+    from training import evaluate
+    from lipdub import media
 
     data = require_data("video/woman_bluebg_7s.mp4")
     path = data / "video/woman_bluebg_7s.mp4"

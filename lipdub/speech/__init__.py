@@ -6,8 +6,8 @@
     track.save("speech.json"); SpeechTrack.load("speech.json")
 """
 
-from .analysis import analyse
-from .g2p import ARPABET
-from .track import METHODS, Phone, SpeechTrack
+from lipdub.speech.analysis import analyse
+from lipdub.speech.g2p import ARPABET
+from lipdub.speech.track import METHODS, Phone, SpeechTrack
 
 __all__ = ["ARPABET", "METHODS", "Phone", "SpeechTrack", "analyse"]

@@ -16,8 +16,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..errors import DependencyError
-from .g2p import ARPABET
+from lipdub.errors import DependencyError
+from lipdub.speech.g2p import ARPABET
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ from math import gcd
 import numpy as np
 from scipy.signal import resample_poly
 
-from ..errors import DependencyError, ParameterError
-from . import align, g2p, recognise, vad
-from .acoustic import frame_rms, jaw_opening, log_mel, loudness as loudness_curve, n_frames
-from .align import PHONE_BIAS, Seg
-from .track import Phone, SpeechTrack
+from lipdub.errors import DependencyError, ParameterError
+from lipdub.speech import align, g2p, recognise, vad
+from lipdub.speech.acoustic import frame_rms, jaw_opening, log_mel, loudness as loudness_curve, n_frames
+from lipdub.speech.align import PHONE_BIAS, Seg
+from lipdub.speech.track import Phone, SpeechTrack
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import subprocess
 import unicodedata
 from functools import lru_cache
 
-from ..errors import DependencyError, ParameterError
+from lipdub.errors import DependencyError, ParameterError
 
 # The en-us acoustic model's phones (pocketsphinx), without SIL and noise phones.
 ARPABET = frozenset(

@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .g2p import ipa_to_arpabet
+from lipdub.speech.g2p import ipa_to_arpabet
 
 log = logging.getLogger(__name__)
 

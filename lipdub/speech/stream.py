@@ -19,8 +19,8 @@ import logging
 import numpy as np
 from scipy.signal import lfilter
 
-from .acoustic import mel_bank
-from .vad import _CONTEXT, _FRAME, _hysteresis_step
+from lipdub.speech.acoustic import mel_bank
+from lipdub.speech.vad import _CONTEXT, _FRAME, _hysteresis_step
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,8 @@ class _Silero:
     """silero-vad's streaming ONNX model: one 512-sample window per call, recurrent state carried."""
 
     def __init__(self) -> None:
-        from ..models import silero_vad_path
-        from .vad import onnx_session
+        from lipdub.core.assets import silero_vad_path
+        from lipdub.speech.vad import onnx_session
 
         self.session = onnx_session(silero_vad_path())
         self.state = np.zeros((2, 1, 128), np.float32)
@@ -265,7 +265,7 @@ class StreamingPosteriors:
         self.finished = True
 
     def _run(self, k: int, end: int) -> None:
-        from .recognise import frame_posteriors
+        from lipdub.speech.recognise import frame_posteriors
 
         start = max(0, end - self.window_samples)
         probs = frame_posteriors(self._buf[start - self._buf0:end - self._buf0], SR)

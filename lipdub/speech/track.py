@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from lipdub.errors import InputError
 
 FORMAT = "lipdub-speech"
 VERSION = 1

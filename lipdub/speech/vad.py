@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .acoustic import frame_rms
+from lipdub.speech.acoustic import frame_rms
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class _Silero:
     """Per-window speech probabilities; prefers the batched 'sequence' export (one ONNX call per ~16 s)."""
 
     def __init__(self) -> None:
-        from ..models import silero_vad_path
+        from lipdub.core.assets import silero_vad_path
 
         streaming = silero_vad_path()
         sequence = streaming.with_name("silero_vad_16k_sequence.onnx")

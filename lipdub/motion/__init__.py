@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ParameterError
+from lipdub.errors import ParameterError
 
 # viseme targets: (opening 0..1 of the speaker's wide-open, width change -1 (rounded) .. +1 (spread), dominance)
 _V = {
@@ -78,7 +78,7 @@ def phone_curves(phones, duration: float, hop: float = 0.01, lead: float = 0.02)
 # ------------------------------------------------------------------------------------------ learned opening model
 # Small neural nets from audio to mouth opening, trained by bench/train_motion.py on real speakers' filmed mouths:
 # features = phone-class dominance (what is said), log-mel context ±120 ms (how it sounds), jaw, loudness, voicing.
-MODEL_PATH = Path(__file__).resolve().parent / "assets" / "motion_model.npz"
+MODEL_PATH = Path(__file__).resolve().parents[1] / "assets" / "motion_model.npz"
 MEL_CONTEXT = (-12, -8, -4, 0, 4, 8, 12)  # hops
 FEATURE_LABELS = sorted(_V)
 
@@ -344,7 +344,7 @@ def exposure_mean(values: np.ndarray, centres: np.ndarray, span: int) -> np.ndar
 # last 0.75 s every 80 ms (speech.stream.StreamingPosteriors). Width comes from the classifier's posteriors, bilabial
 # closures from hama's streamed ones (the classifier's without them). Both are trained by bench/train_motion.py
 # --causal, one pair per look-ahead in CAUSAL_LOOKAHEADS.
-CAUSAL_MODEL_PATH = Path(__file__).resolve().parent / "assets" / "motion_model_causal.npz"
+CAUSAL_MODEL_PATH = Path(__file__).resolve().parents[1] / "assets" / "motion_model_causal.npz"
 CAUSAL_PAST = (-24, -16, -10, -6, -3, 0)  # hops of log-mel context before the frame
 CAUSAL_FUTURE = (3, 6, 10, 15)  # hops after it, used as far as the look-ahead allows
 CAUSAL_LOOKAHEADS = (0, 5, 10, 15)  # hops: one trained model set per look-ahead
@@ -440,7 +440,7 @@ class CausalModel:
         """The streamed phone posteriors this model's opening heads were trained with, or None."""
         if self.phone_step <= 0:
             return None
-        from .speech.stream import StreamingPosteriors
+        from lipdub.speech.stream import StreamingPosteriors
 
         return StreamingPosteriors(hama_token_classes(), self.phone_step, self.phone_window, keep_all)
 
@@ -449,7 +449,7 @@ class CausalModel:
 def hama_token_classes() -> np.ndarray:
     """Column of each hama output token in streamed posteriors: its phone class, or one extra column for blank,
     word boundary and the other non-phones."""
-    from .speech.recognise import token_phones
+    from lipdub.speech.recognise import token_phones
 
     return np.array([phone_class(p) if p else len(PHONE_CLASSES) for p in token_phones()])
 
@@ -459,7 +459,7 @@ def _load_causal(path: str) -> CausalModel:
     try:
         return CausalModel.load(path)
     except (OSError, KeyError, ValueError) as exc:
-        from .errors import DependencyError
+        from lipdub.errors import DependencyError
 
         raise DependencyError(f"the causal motion model {path} is missing or unreadable ({exc}); "
                               "reinstall lipdub or run bench/train_motion.py --causal") from exc
@@ -476,7 +476,7 @@ class _CausalHops:
     """The causal mouth at 10 ms hops: hop i is final once audio up to i·hop + lookahead + 25 ms is in."""
 
     def __init__(self, lookahead: float, model: CausalModel | None = None, use_silero: bool = True):
-        from .speech.stream import StreamingFeatures
+        from lipdub.speech.stream import StreamingFeatures
 
         if not np.isfinite(lookahead) or lookahead < 0 or lookahead > MAX_LOOKAHEAD + 1e-9:
             raise ParameterError(f"lookahead must be between 0 and {MAX_LOOKAHEAD} s, got {lookahead}")
@@ -576,7 +576,7 @@ def streamed_posteriors(phones, hops: np.ndarray, look: int) -> np.ndarray:
     around ascending `hops`, each from the newest run of `phones` (a speech.stream.StreamingPosteriors) that was
     complete when the hop's own features were; per tap one more column says whether that run reached it. What the
     live stream knows of the phones around the hop at that moment, and the same numbers in training."""
-    from .speech.recognise import POSTERIOR_FRAME
+    from lipdub.speech.recognise import POSTERIOR_FRAME
 
     width = phones.n_classes + 1
     out = np.zeros((len(hops), len(STREAMED_TAPS) * width))

@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from .errors import DependencyError, InputError, LipdubError, OutputError, ParameterError
+from lipdub.errors import DependencyError, InputError, LipdubError, OutputError, ParameterError
 
 log = logging.getLogger("lipdub")
 
@@ -82,7 +82,7 @@ class _OptionsParser(argparse.ArgumentParser):
 
 
 def _options_parser() -> argparse.ArgumentParser:
-    from .cli import _add_dub_options
+    from lipdub.apps.cli import _add_dub_options
 
     parser = _OptionsParser(prog="options", add_help=False, allow_abbrev=False)
     _add_dub_options(parser)
@@ -91,7 +91,7 @@ def _options_parser() -> argparse.ArgumentParser:
 
 def _transcript(value: str, base: Path) -> str:
     """A transcript cell or --transcript value: the text itself, or a text file relative to the CSV's folder."""
-    from .cli import read_transcript
+    from lipdub.apps.cli import read_transcript
 
     candidate = base / value
     if len(value) < 4096 and candidate.suffix.lower() in (".txt", ".lab", ".srt") and candidate.is_file():
@@ -101,7 +101,7 @@ def _transcript(value: str, base: Path) -> str:
 
 def parse_options(text: str, base: Path, transcript: str | None = None) -> dict:
     """DubOptions fields from an options cell; relative paths are taken from `base` (the CSV's folder)."""
-    from .cli import dub_options
+    from lipdub.apps.cli import dub_options
 
     try:
         tokens = shlex.split(text or "")
@@ -249,7 +249,7 @@ def finished(job: Job) -> dict | None:
 
 def attempt(job: Job) -> dict:
     """One dub, in this process. Never raises (but for KeyboardInterrupt): the outcome is a plain dict."""
-    from .pipeline import dub
+    from lipdub.pipeline import dub
 
     warnings: list[str] = []
 
@@ -289,7 +289,7 @@ def attempt_in_child(job: Job) -> dict:
     os.close(fd)
     t = time.perf_counter()
     try:
-        proc = subprocess.run([sys.executable, "-m", "lipdub.batch", result], input=json.dumps(asdict(job)),
+        proc = subprocess.run([sys.executable, "-m", "lipdub.apps.batch", result], input=json.dumps(asdict(job)),
                               text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
         if _STOP.is_set():  # Ctrl-C reached the child too: neither a result nor a failure of the job
             raise KeyboardInterrupt
@@ -404,7 +404,7 @@ def _summary_entry(job: Job, report: dict, status: str) -> dict:
 
 def audio_seconds(path: str) -> float:
     """Length of a file's audio (0 when it cannot be read: the job will fail on its own with a clear message)."""
-    from .media import load_audio
+    from lipdub.media import load_audio
 
     try:
         samples, sr = load_audio(path, 8000)
@@ -565,7 +565,7 @@ def _run_ray(jobs: list[Job], retries: int, workers: int | None, address: str, r
 
 
 def _job_options(job: Job, **extra):
-    from .pipeline import DubOptions
+    from lipdub.pipeline import DubOptions
 
     values = {k: (tuple(v) if k == "face_box" and v is not None else v) for k, v in job.dub.items()}
     values.update(extra)
@@ -574,8 +574,8 @@ def _job_options(job: Job, **extra):
 
 def _prepare_job(job: Job) -> None:
     """Track the job's video once (cached), before its pieces are rendered by several workers."""
-    from . import media
-    from .pipeline import load_track
+    from lipdub import media
+    from lipdub.pipeline import load_track
 
     opts = _job_options(job)
     if opts.cache:
@@ -584,14 +584,14 @@ def _prepare_job(job: Job) -> None:
 
 def _render_share(job: Job, i: int, n: int) -> None:
     """Pieces i, i+n, i+2n… of a long job (kept beside its output; the job's own run joins them)."""
-    from .pipeline import dub
+    from lipdub.pipeline import dub
 
     Path(job.output).parent.mkdir(parents=True, exist_ok=True)
     dub(job.video, job.audio, job.output, _job_options(job, pieces=f"{i}/{n}"))
 
 
 def _child_main(argv: list[str]) -> int:
-    """`python -m lipdub.batch RESULT.json` with a job as JSON on stdin: one attempt, outcome written to RESULT."""
+    """`python -m lipdub.apps.batch RESULT.json` with a job as JSON on stdin: one attempt, outcome written to RESULT."""
     logging.basicConfig(level=logging.WARNING, format="lipdub: %(message)s")
     job = Job(**json.loads(sys.stdin.read()))
     outcome = attempt(job)

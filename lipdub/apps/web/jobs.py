@@ -11,7 +11,7 @@ Safety rules (the browser is not trusted):
 - text fields are passed as text (never taken as a path, unlike the CLI's `--transcript FILE`);
 - the results handed back are files of the job's folder only.
 
-The job's process is lipdub.webworker.
+The job's process is lipdub.apps.web.worker.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from .errors import InputError, LipdubError, ParameterError
+from lipdub.errors import InputError, LipdubError, ParameterError
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".m4v", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts",
                             ".m2ts", ".wmv", ".flv", ".3gp", ".ogv"})
@@ -267,7 +267,7 @@ def _in_child(job_dir: Path) -> Iterator[tuple[str, dict]]:
     JSON lines on the child's stdout; its stderr goes to JOB_DIR/worker.log. `-P`: the job folder (its working
     directory) is never on the module path."""
     with open(job_dir / "worker.log", "wb") as errlog:
-        proc = subprocess.Popen([sys.executable, "-P", "-m", "lipdub.webworker", str(job_dir)], stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen([sys.executable, "-P", "-m", "lipdub.apps.web.worker", str(job_dir)], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=errlog, cwd=job_dir, text=True, encoding="utf-8")
         try:
             assert proc.stdout is not None

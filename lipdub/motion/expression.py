@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ParameterError
+from lipdub.errors import ParameterError
 
 REGIONS = ("lips", "lower", "face", "head")
 EMOTIONS = ("neutral", "happy", "sad", "angry", "surprised")

@@ -1,6 +1,6 @@
-"""The web app's job process: `python -m lipdub.webworker JOB_DIR`.
+"""The web app's job process: `python -m lipdub.apps.web.worker JOB_DIR`.
 
-It reads JOB_DIR/spec.json (written by lipdub.webjobs after the uploads were copied in), checks the uploads' content
+It reads JOB_DIR/spec.json (written by lipdub.apps.web.jobs after the uploads were copied in), checks the uploads' content
 with lipdub.media's restricted opener, makes the original playable in a browser, dubs (or says the script), plots
 the mouth curves, and writes JOB_DIR/result.json. Progress goes to stdout as JSON lines. Untrusted media are only
 ever parsed here, in a process of their own.
@@ -17,15 +17,15 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .errors import InputError, LipdubError
-from .webjobs import MAX_PIXELS, OUTPUT, write_json
+from lipdub.errors import InputError, LipdubError
+from lipdub.apps.web.jobs import MAX_PIXELS, OUTPUT, write_json
 
 log = logging.getLogger("lipdub")
 
 
 def check_video(path: Path):
     """A video or photo lipdub can dub: one local media file with a decodable video frame of a sane size."""
-    from . import media
+    from lipdub import media
 
     try:
         info = media.probe_video(path)
@@ -40,7 +40,7 @@ def check_audio(path: Path) -> None:
     """An audio (or video) file with a sound track whose first frame decodes."""
     import av
 
-    from . import media
+    from lipdub import media
 
     try:
         with media.open_input(path, "audio") as c:
@@ -60,7 +60,7 @@ def check_profile(path: Path) -> None:
     """A lipdub actor profile: an .npz archive (no pickles) that says so; the dub loads the rest."""
     import numpy as np
 
-    from . import profile
+    from lipdub import profile
 
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -80,7 +80,7 @@ def photo_preview(src: Path, dst: Path, max_side: int = 1280) -> Path:
     """A photo as PNG for the browser (any format lipdub reads, upright, at most `max_side` pixels)."""
     import cv2
 
-    from . import media
+    from lipdub import media
 
     rgb = next(media.iter_frames(src)).rgb
     scale = min(1.0, max_side / max(rgb.shape[:2]))
@@ -96,7 +96,7 @@ def preview(src: Path, dst: Path, max_side: int = 1280) -> Path:
     import cv2
     import numpy as np
 
-    from . import media
+    from lipdub import media
 
     info = media.probe_video(src)
     scale = min(1.0, max_side / max(info.width, info.height))
@@ -120,7 +120,8 @@ def plot(job_dir: Path, audio: Path, track, frames: int, fps: float, strength: f
     """The mouth curves the dub followed (opening, width, closures, mouth shapes) over the waveform."""
     import numpy as np
 
-    from . import export, media, motion
+    from lipdub.apps import visemes as export
+    from lipdub import media, motion
 
     samples, sr = media.load_audio(audio, 16000)
     mouth = motion.mouth_track(track, np.arange(frames) / fps, strength)
@@ -159,8 +160,8 @@ def _work(job_dir: Path, emit: Callable[[str, dict], None]) -> dict:
     audio = job_dir / spec["audio"] if spec.get("audio") else None
     profile = job_dir / spec["profile"] if spec.get("profile") else None
     emit("progress", {"stage": "check", "done": 0, "total": 0})
-    from .pipeline import DubOptions, dub
-    from .speech import SpeechTrack
+    from lipdub.pipeline import DubOptions, dub
+    from lipdub.speech import SpeechTrack
 
     opts = DubOptions(**spec["options"], profile=str(profile) if profile else None,
                       save_alignment=str(job_dir / "alignment.json"))
@@ -191,7 +192,7 @@ def _work(job_dir: Path, emit: Callable[[str, dict], None]) -> dict:
     if spec["script"]:
         from dataclasses import replace
 
-        from .say import say
+        from lipdub.apps.say import say
 
         emit("progress", {"stage": "speech", "done": 0, "total": 0})
         report, track = say(video, spec["script"], output, voice=spec["voice"], language=opts.language,
@@ -224,7 +225,7 @@ def _work(job_dir: Path, emit: Callable[[str, dict], None]) -> dict:
 
 
 def _child_main(argv: list[str]) -> int:
-    """`python -m lipdub.webworker JOB_DIR`: events go to the original stdout; anything a library prints goes to
+    """`python -m lipdub.apps.web.worker JOB_DIR`: events go to the original stdout; anything a library prints goes to
     stderr, so it cannot be mistaken for an event."""
     events = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
     os.dup2(2, 1)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import OutputError, ParameterError
+from lipdub.errors import OutputError, ParameterError
 
 # Rhubarb's mouth shapes: A closed (p b m), B slightly open/clenched (most consonants, ee), C open (eh, ae),
 # D wide open (aa), E slightly rounded (ao, er), F puckered (uw, ow, w), G teeth on lip (f v), H tongue up (l), X rest
@@ -187,7 +187,7 @@ def write_plot(path: Path, audio: np.ndarray, sr: int, speech, mouth, cues: list
 def export(audio_path, outputs: list, transcript: str | None = None, language: str | None = None,
            fps: float = 100.0, strength: float = 1.0) -> list[Path]:
     """Analyse `audio_path` and write each of `outputs` (format by suffix)."""
-    from . import media, motion, speech as speech_mod
+    from lipdub import media, motion, speech as speech_mod
 
     if not outputs:
         raise ParameterError("give at least one output: -o cues.tsv, -o curves.csv, -o curves.json or -o plot.png")

@@ -35,11 +35,11 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from lipdub.core.metrics import (MAX_LAG, MIN_PAIRS, BOX_GROW, amplitude_ratio, flicker, mouth_boxes,
+                                 pearson_at_best_lag, resample)
+
 log = logging.getLogger("lipdub")
 
-MAX_LAG = 5  # frames of the truth grid
-MIN_PAIRS = 8  # fewer valid pairs than this at a lag: r is undefined there
-BOX_GROW = 0.30  # mouth box for flicker: lip landmarks' bounding box grown by 30 % (15 % each side)
 EVAL_VERSION = 1  # bump when the cut/range logic changes so cached truth tracks are ignored
 
 
@@ -65,136 +65,6 @@ def default_data_dir() -> Path:
     return Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-# --------------------------------------------------------------------------------------------------- metrics
-
-def _pearson(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
-    """Pearson r over the pairs where both are finite, and how many pairs that was (r is NaN if undefined)."""
-    m = np.isfinite(a) & np.isfinite(b)
-    n = int(m.sum())
-    if n < MIN_PAIRS:
-        return math.nan, n
-    x, y = a[m] - a[m].mean(), b[m] - b[m].mean()
-    den = math.sqrt(float(x @ x) * float(y @ y))
-    if den <= 1e-12:
-        return math.nan, n
-    return float(x @ y) / den, n
-
-
-def _shifted(a: np.ndarray, b: np.ndarray, lag: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (a[i + lag], b[i]): with positive lag, a is compared with earlier b, i.e. a is late."""
-    n = min(len(a), len(b))
-    a, b = a[:n], b[:n]
-    if lag >= 0:
-        return a[lag:], b[: n - lag]
-    return a[: n + lag], b[-lag:]
-
-
-def pearson_at_best_lag(a: Sequence[float], b: Sequence[float], max_lag: int = MAX_LAG) -> tuple[float, int, float]:
-    """Pearson r of `a` (the dub) against `b` (the truth) at the lag in [-max_lag, max_lag] that maximises it.
-
-    Returns (r, lag, r0): lag > 0 means `a` is late (a[i + lag] matches b[i]); r0 is r at lag 0. NaN entries are
-    left out pairwise; a lag with fewer than MIN_PAIRS valid pairs is skipped. (nan, 0, nan) if nothing is defined.
-    """
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    r0, _ = _pearson(*_shifted(a, b, 0))
-    best_r, best_lag = math.nan, 0
-    for lag in sorted(range(-max_lag, max_lag + 1), key=abs):  # ties go to the smaller |lag|
-        if abs(lag) >= min(len(a), len(b)):
-            continue
-        r, _ = _pearson(*_shifted(a, b, lag))
-        if math.isfinite(r) and (not math.isfinite(best_r) or r > best_r + 1e-12):
-            best_r, best_lag = r, lag
-    return best_r, best_lag, r0
-
-
-def amplitude_ratio(a: Sequence[float], b: Sequence[float]) -> float:
-    """std(a) / std(b) over the entries finite in both (NaN if fewer than MIN_PAIRS or b is constant)."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    n = min(len(a), len(b))
-    a, b = a[:n], b[:n]
-    m = np.isfinite(a) & np.isfinite(b)
-    if m.sum() < MIN_PAIRS:
-        return math.nan
-    sb = float(np.std(b[m]))
-    return float(np.std(a[m])) / sb if sb > 1e-12 else math.nan
-
-
-def _gray(rgb: np.ndarray) -> np.ndarray:
-    return rgb[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-
-
-def flicker(frames_iter: Iterable, boxes: Sequence) -> float:
-    """Mean absolute frame-to-frame grayscale difference inside per-frame boxes.
-
-    `frames_iter` yields RGB arrays (or objects with `.rgb`), `boxes[k]` is (x0, y0, x1, y1) in pixels for frame k or
-    None where there is no face. The pair (k-1, k) is compared at the same pixels, those of box k; pairs where either
-    frame has no box are skipped. Returns the mean over pairs of the per-pair mean |difference| (gray levels), NaN
-    if no pair counts.
-    """
-    prev, prev_ok = None, False
-    total, count = 0.0, 0
-    for k, fr in enumerate(frames_iter):
-        rgb = getattr(fr, "rgb", fr)
-        box = boxes[k] if k < len(boxes) else None
-        ok = box is not None
-        if ok and prev_ok:
-            h, w = rgb.shape[:2]
-            x0, y0, x1, y1 = (int(round(v)) for v in box)
-            x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
-            if x1 > x0 and y1 > y0:
-                diff = _gray(rgb[y0:y1, x0:x1]) - _gray(prev[y0:y1, x0:x1])
-                total += float(np.mean(np.abs(diff)))
-                count += 1
-        prev, prev_ok = rgb, ok
-    return total / count if count else math.nan
-
-
-def mouth_boxes(landmarks: np.ndarray, valid: np.ndarray, grow: float = BOX_GROW) -> list:
-    """Per frame: the lip landmarks' bounding box grown by `grow` (x0, y0, x1, y1), or None without a face."""
-    from .face import OUTER_LOWER, OUTER_UPPER
-
-    lips = sorted(set(OUTER_UPPER + OUTER_LOWER))
-    out: list = []
-    for lm, ok in zip(landmarks, valid):
-        if not ok:
-            out.append(None)
-            continue
-        x0, y0 = lm[lips, 0].min(), lm[lips, 1].min()
-        x1, y1 = lm[lips, 0].max(), lm[lips, 1].max()
-        gx, gy = (x1 - x0) * grow / 2, (y1 - y0) * grow / 2
-        out.append((float(x0 - gx), float(y0 - gy), float(x1 + gx), float(y1 + gy)))
-    return out
-
-
-def resample(t_src: np.ndarray, y_src: np.ndarray, t_dst: np.ndarray) -> np.ndarray:
-    """Linear interpolation of y_src(t_src) at t_dst; NaN where a bracketing sample is NaN or t_dst lies more than
-    half a source frame outside the source's span."""
-    t_src = np.asarray(t_src, np.float64)
-    y_src = np.asarray(y_src, np.float64)
-    t_dst = np.asarray(t_dst, np.float64)
-    out = np.full(len(t_dst), np.nan)
-    if len(t_src) == 0:
-        return out
-    if len(t_src) == 1:
-        out[np.abs(t_dst - t_src[0]) <= 0.02] = y_src[0]
-        return out
-    order = np.argsort(t_src, kind="stable")
-    t_src, y_src = t_src[order], y_src[order]
-    half = 0.5 * float(np.median(np.diff(t_src)))
-    inside = (t_dst >= t_src[0] - half) & (t_dst <= t_src[-1] + half)
-    tc = np.clip(t_dst, t_src[0], t_src[-1])
-    hi = np.clip(np.searchsorted(t_src, tc, side="left"), 1, len(t_src) - 1)
-    lo = hi - 1
-    span = t_src[hi] - t_src[lo]
-    w = np.where(span > 0, (tc - t_src[lo]) / np.where(span > 0, span, 1.0), 0.0)
-    ylo, yhi = y_src[lo], y_src[hi]
-    # an exact hit on a valid sample needs only that sample
-    val = np.where(w <= 1e-9, ylo, np.where(w >= 1 - 1e-9, yhi, ylo * (1 - w) + yhi * w))
-    return np.where(inside, val, np.nan)
-
-
 # --------------------------------------------------------------------------------------------------- tracking
 
 class _RangeFrames:
@@ -207,7 +77,7 @@ class _RangeFrames:
         self.tol = 0.5 / fps
 
     def __call__(self) -> Iterator:
-        from .media import Frame, iter_frames
+        from lipdub.media import Frame, iter_frames
 
         k = 0
         for fr in iter_frames(self.path):
@@ -221,7 +91,7 @@ class _RangeFrames:
 
 def _track_path(path: Path, start: float | None, end: float | None, cache: bool):
     """face.FaceTrack of `path` over [start, end) seconds (times relative to start), cached in cache_dir()/eval."""
-    from . import face, media
+    from lipdub import face, media
 
     path = Path(path)
     cache_file = None
@@ -248,7 +118,7 @@ def _track_path(path: Path, start: float | None, end: float | None, cache: bool)
 
 
 def _opening(track) -> np.ndarray:
-    from .face import inner_opening
+    from lipdub.face import inner_opening
 
     op = inner_opening(track.landmarks).astype(np.float64)
     op[~track.valid] = np.nan
@@ -267,7 +137,7 @@ def mouth_curve(path, start: float | None = None, end: float | None = None, cach
 
 def _stream_starts(path: Path) -> tuple[float, float]:
     """Start times (s) of the first video and audio streams (0 where unknown)."""
-    from .media import stream_starts
+    from lipdub.media import stream_starts
 
     return stream_starts(path)
 
@@ -276,7 +146,7 @@ def cut_audio(path: Path, start: float | None, end: float | None, out: Path) -> 
     """Write `path`'s audio over video-relative [start, end) seconds as a 16 kHz mono 16-bit WAV; returns seconds."""
     from scipy.io import wavfile
 
-    from .media import load_audio
+    from lipdub.media import load_audio
 
     samples, sr = load_audio(path, 16000)
     v0, a0 = _stream_starts(path)
@@ -298,7 +168,7 @@ def cut_video(path: Path, start: float | None, end: float | None, out: Path, wit
     `with_audio`; each frame cropped to x0,y0,x1,y1 and resized to `size` when given); returns the frame count."""
     import cv2
 
-    from .media import VideoWriter, load_audio, probe_video
+    from lipdub.media import VideoWriter, load_audio, probe_video
 
     info = probe_video(path)
     samples, sr = None, 16000
@@ -321,7 +191,7 @@ def cut_video(path: Path, start: float | None, end: float | None, out: Path, wit
 
 def _cached_cut(path: Path, start: float | None, end: float | None) -> Path:
     """A cut of `path` kept in the cache, so repeated evaluations reuse it (and the pipeline's track cache of it)."""
-    from .face import cache_dir, cache_key
+    from lipdub.face import cache_dir, cache_key
 
     key = cache_key(path, start=start, end=end, eval=EVAL_VERSION)
     out = cache_dir() / "eval" / "cuts" / f"{Path(path).stem}_{key}.mp4"
@@ -334,7 +204,7 @@ def _cached_cut(path: Path, start: float | None, end: float | None) -> Path:
 # --------------------------------------------------------------------------------------------------- a case
 
 def _frames_at(path: Path, indices: np.ndarray) -> Iterator[np.ndarray]:
-    from .media import FrameReader
+    from lipdub.media import FrameReader
 
     with FrameReader(path) as reader:
         for j in indices:
@@ -349,7 +219,8 @@ def run_case(case: Case | str, data: str | Path | None = None, max_seconds: floa
              keep: str | Path | None = None) -> dict:
     """Run one cross-dub case and return its measures (see the module doc). `max_seconds` shortens the audio clip
     (and V, so the dub does not track frames it will not use) for quick runs; `keep` is a folder to keep the dub in."""
-    from . import api, media
+    import lipdub
+    from lipdub import media
 
     if isinstance(case, str):
         if case not in CASES:
@@ -380,7 +251,7 @@ def run_case(case: Case | str, data: str | Path | None = None, max_seconds: floa
             out.parent.mkdir(parents=True, exist_ok=True)
 
         t = time.perf_counter()
-        report = api.dub(src, audio, out, progress=None, transcript=None, cache=True)
+        report = lipdub.dub(src, audio, out, progress=None, transcript=None, cache=True)
         dub_s = time.perf_counter() - t
 
         # truth: C's own mouth over [c0, c1)
@@ -513,9 +384,19 @@ def evaluate(names: Sequence[str] | None = None, data: str | Path | None = None,
     return rows
 
 
-def main(args) -> int:
-    """`lipdub eval`: args.data (folder or None), args.cases (comma-separated or None), args.json (path or None)."""
-    from .errors import ParameterError
+def main(argv: list[str] | None = None) -> int:
+    """`python -m training.evaluate [--data DIR] [--cases a,b] [--json FILE]` (`make eval`): needs a checkout with the
+    shared clips beside it."""
+    import argparse
+
+    from lipdub.errors import ParameterError
+
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description="cross-dub sync evaluation")
+    parser.add_argument("--data", help="folder with video/ and audio/ (default ../shared/data)")
+    parser.add_argument("--cases", help="comma-separated case names (default: all)")
+    parser.add_argument("--json", help="also write the results as JSON here")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no per-case lines while running")
+    args = parser.parse_args(argv)
 
     names = [n.strip() for n in args.cases.split(",") if n.strip()] if getattr(args, "cases", None) else None
     unknown = [n for n in names or [] if n not in CASES]
@@ -533,3 +414,7 @@ def main(args) -> int:
         Path(args.json).write_text(json.dumps(_json_safe({"max_lag": MAX_LAG, "cases": rows, "mean": summary}),
                                               indent=2), encoding="utf-8")
     return 1 if any("error" in r for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

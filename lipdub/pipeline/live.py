@@ -22,9 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import face as F
-from . import compose, expression, motion, render
-from .errors import InputError, LipdubError, ParameterError
+from lipdub import face as F
+from lipdub.render import compose
+from lipdub.motion import expression
+from lipdub import motion, render
+from lipdub.errors import InputError, LipdubError, ParameterError
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +104,7 @@ class StreamTracker:
         import mediapipe as mp
         from mediapipe.tasks.python import BaseOptions, vision
 
-        from .models import face_landmarker_path
+        from lipdub.core.assets import face_landmarker_path
 
         self._mp = mp
         options = vision.FaceLandmarkerOptions(
@@ -322,7 +324,7 @@ class LiveDubber:
             motion_source = motion.StreamingMotion(fps=self.fps, lookahead=lookahead, strength=self.strength)
         self.motion = motion_source
         if isinstance(profile, (str, Path)):
-            from . import profile as profiles
+            from lipdub import profile as profiles
 
             profile = profiles.load(profile)
         if profile is not None:
@@ -592,7 +594,7 @@ def _open_source(source: str, kind: str):
 
     import av
 
-    from . import media
+    from lipdub import media
 
     opts = media._input_options()
     try:
@@ -621,8 +623,8 @@ def prepare_atlas(video, seconds: float = PREPARE_SECONDS, progress=None, cache:
     face (the session then grows its atlas from the stream)."""
     import itertools
 
-    from . import face, media
-    from .pipeline import OWN_ATLAS_BYTES, load_cached_atlas, save_cached_atlas
+    from lipdub import face, media
+    from lipdub.pipeline import OWN_ATLAS_BYTES, load_cached_atlas, save_cached_atlas
 
     path = Path(video)
     info = media.probe_video(path)
@@ -660,7 +662,7 @@ def prepare_atlas(video, seconds: float = PREPARE_SECONDS, progress=None, cache:
 def video_source(source: str, loop: bool = True):
     """Yields (rgb, fps, still) for each frame; a file loops from its start while `loop` (a shorter clip under a
     longer voice), a photo repeats forever (the caller stops it)."""
-    from . import media
+    from lipdub import media
 
     if source not in ("-",) and media.is_image_path(source):
         rgb = next(media.iter_frames(source)).rgb
@@ -689,7 +691,7 @@ def audio_source(source: str, chunk: float = AUDIO_CHUNK):
     """Yields ((n, channels) float32, sr) chunks of `chunk` seconds (the last may be shorter)."""
     import av
 
-    from . import media
+    from lipdub import media
 
     c, _ = _open_source(source, "audio")
     try:
@@ -826,8 +828,8 @@ def run(video: str, audio: str, output=None, profile=None, region: str = "lower"
     With `prepare` (and no profile) a video file's mouths are prepared before the session starts (prepare_atlas)."""
     import resource
 
-    from . import media
-    from .pipeline import BackgroundWriter
+    from lipdub import media
+    from lipdub.pipeline import BackgroundWriter
 
     if not (isinstance(lookahead, (int, float)) and 0 <= lookahead <= 0.15):
         raise ParameterError(f"--lookahead must be between 0 and 0.15 s, got {lookahead}")
@@ -842,7 +844,7 @@ def run(video: str, audio: str, output=None, profile=None, region: str = "lower"
         raise ParameterError("only one of --video and --audio can read standard input")
     actor = None
     if profile is not None:
-        from . import profile as profiles
+        from lipdub import profile as profiles
 
         actor = profiles.load(profile)
     atlas = None

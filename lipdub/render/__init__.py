@@ -21,10 +21,11 @@ import cv2
 import numpy as np
 from scipy.spatial import Delaunay
 
-from . import compose, media, motion
-from . import expression as _expression
-from . import face as F
-from .errors import InputError
+from lipdub.render import compose
+from lipdub import media, motion
+from lipdub.motion import expression as _expression
+from lipdub import face as F
+from lipdub.errors import InputError
 
 LIPS = sorted(set(F.OUTER_UPPER + F.OUTER_LOWER + F.INNER_UPPER + F.INNER_LOWER))
 # nose base and upper cheeks: the top edge of the replaced region

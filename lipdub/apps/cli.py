@@ -1,5 +1,5 @@
 """Command line: `lipdub dub`, `lipdub batch`, `lipdub say`, `lipdub live`, `lipdub app`, `lipdub profile`,
-`lipdub demo`, `lipdub visemes`, `lipdub eval`. Thin: parsing, progress and errors only."""
+`lipdub demo`, `lipdub visemes`. Thin: parsing, progress and errors only."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import InputError, LipdubError, ParameterError
+from lipdub.errors import InputError, LipdubError, ParameterError
 
 
 def _face_box(text: str) -> tuple[float, float, float, float]:
@@ -115,7 +115,7 @@ def _add_dub_options(parser: argparse.ArgumentParser, exclude: tuple[str, ...] =
 
 def dub_options(args: argparse.Namespace, **overrides):
     """DubOptions from the options `_add_dub_options` parsed (shared by `dub`, `batch` and `say`)."""
-    from .pipeline import DubOptions
+    from lipdub.pipeline import DubOptions
 
     values = dict(transcript=read_transcript(getattr(args, "transcript", None)), language=args.language,
                   length=args.length, strength=args.strength, face_index=args.face_index, face_box=args.face_box,
@@ -226,15 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     pi = psub.add_parser("info", help="what a profile holds: minutes, frames, mouth-shape coverage")
     pi.add_argument("profile", help="a .lipdub profile")
 
-    ev = sub.add_parser("eval", help="cross-dub sync evaluation on the shared clips")
-    ev.add_argument("--data", help="folder with video/ and audio/ (default ../shared/data)")
-    ev.add_argument("--cases", help="comma-separated case names (default: all)")
-    ev.add_argument("--json", help="also write the results as JSON here")
     return parser
 
 
 def _dub(args, progress) -> int:
-    from .pipeline import dub
+    from lipdub.pipeline import dub
 
     video = args.video or args.video_alias
     audio = args.audio or args.audio_alias
@@ -252,7 +248,7 @@ def _dub(args, progress) -> int:
 
 
 def _batch(args) -> int:
-    from .batch import run_batch
+    from lipdub.apps.batch import run_batch
 
     csv_path, ray = args.csv, args.ray
     if csv_path is None and ray is not None and ray.lower().endswith(".csv"):  # `lipdub batch --ray jobs.csv`
@@ -284,7 +280,7 @@ def _batch(args) -> int:
 
 
 def _say(args, progress) -> int:
-    from .say import say
+    from lipdub.apps.say import say
 
     text = read_transcript(args.text) or ""
     t = time.perf_counter()
@@ -299,7 +295,7 @@ def _say(args, progress) -> int:
 
 
 def _live(args, progress) -> int:
-    from . import live
+    from lipdub.pipeline import live
 
     def preparing(stage: str, done: int, total: int) -> None:
         if stage == "prepare":
@@ -361,19 +357,19 @@ def _main(argv: list[str] | None = None) -> int:
         if args.command == "live":
             return _live(args, progress)
         if args.command == "app":
-            from .app import serve
+            from lipdub.apps.web.app import serve
 
             serve(args.host, args.port, args.max_upload_mb, args.work_dir)
             return 0
         if args.command == "demo":
-            from .demo import run_demo
+            from lipdub.apps.demo import run_demo
 
             out = run_demo(args.output, progress=progress)
             progress.close()
             print(f"wrote {out}", file=sys.stderr)
             return 0
         if args.command == "profile":
-            from . import profile as profiles
+            from lipdub import profile as profiles
 
             if args.profile_command == "build":
                 prof = profiles.build(args.footage, progress=progress, cache=not args.no_cache)
@@ -386,17 +382,13 @@ def _main(argv: list[str] | None = None) -> int:
             print(profiles.load(args.profile).info())
             return 0
         if args.command == "visemes":
-            from .export import export
+            from lipdub.apps.visemes import export
 
             written = export(args.audio, args.output, transcript=read_transcript(args.transcript),
                              language=args.language, fps=args.fps, strength=args.strength)
             if not args.quiet:
                 print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
             return 0
-        if args.command == "eval":
-            from .evaluate import main as eval_main
-
-            return eval_main(args)
     except LipdubError as exc:
         progress.close()
         if args.debug:

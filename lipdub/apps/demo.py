@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .errors import DependencyError
+from lipdub.errors import DependencyError
 
 SENTENCE = "Hello! I am a photograph, and lipdub makes me speak any words you give me, in any language."
 
@@ -32,7 +32,7 @@ def portrait(path: Path) -> Path:
 
 
 def run_demo(output: str | Path = "out/demo.mp4", progress=None) -> Path:
-    from .pipeline import DubOptions, dub
+    from lipdub.pipeline import DubOptions, dub
 
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)

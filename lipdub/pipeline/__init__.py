@@ -13,8 +13,11 @@ from typing import Callable
 
 import numpy as np
 
-from . import compose, expression, face, media, motion, render, speech
-from .errors import InputError, OutputError, ParameterError
+from lipdub.render import compose
+from lipdub.motion import expression
+from lipdub import face, media, motion, render, speech
+from lipdub.pipeline.speaker import mouth_from_sound
+from lipdub.errors import InputError, OutputError, ParameterError
 
 log = logging.getLogger("lipdub")
 
@@ -180,7 +183,7 @@ def _release_speech_models() -> None:
     """Let go of the speech stage's cached models (they load again on the next analysis)."""
     import gc
 
-    from .speech import align, recognise, vad
+    from lipdub.speech import align, recognise, vad
 
     for holder in (getattr(recognise, "_model", None), getattr(align, "_align_decoder", None),
                    getattr(vad, "_silero", None)):
@@ -353,7 +356,8 @@ def load_track(video: Path, info: media.VideoInfo, opts: DubOptions, progress: P
     track = face.track_frames(_frames(video), info.width, info.height, info.n_frames, info.fps,
                               face_index=opts.face_index, face_box_hint=opts.face_box, progress=tick,
                               frames_from=lambda start: media.iter_frames(video, start), workers=2,
-                              speaker=opts.speaker, audio=own_audio)
+                              speaker=opts.speaker, audio=own_audio,
+                              mouth_from_sound=mouth_from_sound)
     if opts.cache:
         try:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
@@ -402,7 +406,7 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
                              "save the alignment from this audio")
     actor = None
     if opts.profile:  # loaded before any tracking: a wrong file must fail fast
-        from . import profile as profiles
+        from lipdub import profile as profiles
 
         actor = profiles.load(opts.profile)
     if opts.save_alignment and not Path(opts.save_alignment).resolve().parent.is_dir():

@@ -15,8 +15,11 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from .errors import ParameterError
-from .models import face_landmarker_path
+from lipdub.errors import ParameterError
+from lipdub.core.assets import face_landmarker_path
+from lipdub.core.cache import cache_dir, cache_key as core_cache_key
+from lipdub.core.metrics import pearson_at_best_lag
+from lipdub.core.landmarks import OUTER_UPPER, OUTER_LOWER, INNER_UPPER, INNER_LOWER, STABLE, EYE_OUTER, JAW, CHIN
 
 log = logging.getLogger("lipdub")
 
@@ -25,21 +28,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 TRACK_VERSION = 3  # bump when tracking or smoothing changes so stale caches are ignored
 
-# Lip contours (MediaPipe indices), ordered corner to corner.
-OUTER_UPPER = [61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291]
-OUTER_LOWER = [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291]
-INNER_UPPER = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308]
-INNER_LOWER = [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308]
-# Points fixed to the skull (forehead, nose bridge and base, eye corners, temples): the pose fit uses only these.
-STABLE = [10, 151, 9, 8, 168, 6, 197, 195, 5, 4, 1, 2, 98, 327, 33, 133, 362, 263, 127, 356, 234, 454, 122, 351]
-EYE_OUTER = (33, 263)
-# Jaw line from ear to ear through the chin, and the chin tip.
-JAW = [234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397, 288, 361, 323, 454]
-CHIN = 152
-
 # Speaker choice. "largest": the largest persistent face. "auto": among the few largest persistent faces, the one whose
 # mouth moves with the video's own sound (falls back to the largest when there is no sound or nothing correlates).
 SPEAKER_MODES = ("largest", "auto")
+# --speaker auto asks its caller how the mouth should move with a stretch of sound: given 16 kHz mono samples, a
+# function from frame times (s, from the stretch's start) to the predicted inner-lip opening, or None when the stretch
+# holds no speech. The face stage only compares mouths; the prediction is the speech and motion stages' (see
+# pipeline.speaker).
+MouthFromSound = Callable[[np.ndarray], "Callable[[np.ndarray], np.ndarray] | None"]
 AUTO_MAX_CANDIDATES = 4  # faces compared, by survey score
 AUTO_MIN_PRESENCE = 0.25  # share of the survey samples a candidate must appear in
 AUTO_WINDOW = 20.0  # s of video tracked densely per candidate
@@ -432,7 +428,8 @@ def track_frames(frames: Callable[[], Iterator], width: int, height: int, n_fram
                  face_index: int | None = None, face_box_hint=None,
                  progress: Callable[[int], None] | None = None,
                  frames_from: Callable[[int], Iterator] | None = None, workers: int = 1,
-                 speaker: str = "largest", audio: np.ndarray | None = None) -> FaceTrack:
+                 speaker: str = "largest", audio: np.ndarray | None = None,
+                 mouth_from_sound: MouthFromSound | None = None) -> FaceTrack:
     """Track the speaker through `frames()`: a sparse survey picks the speaker, then a dense pass follows them.
 
     With `frames_from(start)` (frames from index `start` on) and workers=2, the dense pass runs as two threads on the
@@ -441,13 +438,17 @@ def track_frames(frames: Callable[[], Iterator], width: int, height: int, n_fram
     speaker="largest" (default): the largest persistent face, or the one `face_index`/`face_box_hint` names.
     speaker="auto": among the few largest persistent faces, the one whose mouth moves with `audio`, the video's own
     sound (16 kHz mono float, sample 0 at the first frame's time; see media.video_audio); without sound, or when no
-    face correlates, the largest face (with a warning). Its result is in `meta["speaker"]`.
+    face correlates, the largest face (with a warning). Its result is in `meta["speaker"]`. `mouth_from_sound` is
+    how the mouth is predicted from that sound: the caller's speech and motion stages (see MouthFromSound).
     """
     if speaker not in SPEAKER_MODES:
         raise ParameterError(f"--speaker must be one of {', '.join(SPEAKER_MODES)}, got {speaker!r}")
     if speaker == "auto" and (face_index is not None or face_box_hint is not None):
         raise ParameterError("--speaker auto chooses the face itself: leave out --face-index and --face-box "
                              "(or use them with --speaker largest)")
+    if speaker == "auto" and mouth_from_sound is None:
+        raise ParameterError("speaker='auto' needs mouth_from_sound, the mouth the sound predicts "
+                             "(lipdub.pipeline.speaker.mouth_from_sound)")
     step = max(1, int(round(fps / 2)))
     surveyor = _LazyLandmarker(num_faces=4)  # the two survey threads' landmarkers go on into the dense pass
     surveyor2 = _LazyLandmarker(num_faces=4)  # (0.4 s each to load)
@@ -464,7 +465,8 @@ def track_frames(frames: Callable[[], Iterator], width: int, height: int, n_fram
         known: dict[int, np.ndarray | None] = {}  # frames the speaker choice already tracked (None: face not found)
         if speaker == "auto":
             chosen, known, meta["speaker"] = _auto_speaker(tracks, survey_frames, survey_times, frames, frames_from,
-                                                           width, height, fps, step, audio, workers)
+                                                           width, height, fps, step, audio, workers,
+                                                           mouth_from_sound)
         else:
             chosen = choose_speaker(tracks, face_index, face_box_hint)
 
@@ -570,7 +572,8 @@ def _survey(frames, frames_from, n_frames: int, step: int, workers: int, det: _L
 
 def _auto_speaker(tracks: list[SurveyTrack], survey_frames: list[int], survey_times: list[float],
                   frames: Callable[[], Iterator], frames_from: Callable[[int], Iterator] | None,
-                  width: int, height: int, fps: float, step: int, audio: np.ndarray | None, workers: int
+                  width: int, height: int, fps: float, step: int, audio: np.ndarray | None, workers: int,
+                  mouth_from_sound: MouthFromSound | None
                   ) -> tuple[SurveyTrack | None, dict[int, np.ndarray | None], dict]:
     """--speaker auto: the candidate face whose mouth opening follows the mouth the video's own sound predicts.
 
@@ -619,11 +622,6 @@ def _auto_speaker(tracks: list[SurveyTrack], survey_frames: list[int], survey_ti
     a0 = max(0.0, survey_times[s0])
     clip = np.asarray(audio[int(a0 * sr): int((a0 + win / fps) * sr) + sr // 10], np.float32)
 
-    def predicted_analysis():
-        from . import speech
-
-        return speech.analyse(clip, sr) if len(clip) >= sr // 2 else None
-
     followers = [_Follower(c, survey_frames, step, width, height) for c in cands]
     found: list[dict[int, np.ndarray | None]] = [{} for _ in cands]
     frame_times: dict[int, float] = {}
@@ -640,7 +638,7 @@ def _auto_speaker(tracks: list[SurveyTrack], survey_frames: list[int], survey_ti
     n_workers = max(1, min(max(workers, 2), len(cands)))
     with ThreadPoolExecutor(1, thread_name_prefix="lipdub-speaker-audio") as audio_pool, \
             ThreadPoolExecutor(n_workers, thread_name_prefix="lipdub-speaker") as pool:
-        analysis = audio_pool.submit(predicted_analysis)
+        analysis = audio_pool.submit(mouth_from_sound, clip)
         try:
             for fr in (frames_from(f0) if frames_from is not None else frames()):
                 if fr.index < f0:
@@ -652,19 +650,17 @@ def _auto_speaker(tracks: list[SurveyTrack], survey_frames: list[int], survey_ti
         finally:
             for det in made:
                 det.close()
+        analysed = True
         try:
-            speech_track = analysis.result()
+            predict = analysis.result()
         except Exception as exc:  # the sound cannot be analysed: the choice falls back, the dub goes on
             log.warning("--speaker auto: could not analyse the video's sound (%s)", exc)
-            speech_track = None
+            predict, analysed = None, False
 
     idx = np.array(sorted(frame_times), dtype=np.int64)
     rs: list[float] = []
-    if speech_track is not None and np.asarray(speech_track.voiced).any() and len(idx) >= 8:
-        from . import motion
-        from .evaluate import pearson_at_best_lag
-
-        predicted = motion.mouth_track(speech_track, np.array([frame_times[i] for i in idx]) - a0).opening
+    if predict is not None and len(idx) >= 8:
+        predicted = predict(np.array([frame_times[i] for i in idx]) - a0)
         for k, c in enumerate(cands):
             curve = np.full(len(idx), np.nan)
             hits = [n for n, i in enumerate(idx) if found[k].get(int(i)) is not None]
@@ -683,7 +679,7 @@ def _auto_speaker(tracks: list[SurveyTrack], survey_frames: list[int], survey_ti
     info["seconds"] = round(time.perf_counter() - t_start, 3)
     best = int(np.nanargmax(rs)) if rs and np.isfinite(rs).any() else None
     if best is None or rs[best] < AUTO_MIN_R:
-        if speech_track is None:
+        if not analysed:
             why = "its sound could not be analysed"
         elif not rs:
             why = "no speech in the sound there"
@@ -859,14 +855,6 @@ def mouth_width(lms: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------------- cache
 
-def cache_dir() -> Path:
-    base = os.environ.get("LIPDUB_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"),
-                                                         "lipdub")
-    return Path(base)
-
-
 def cache_key(path: str | Path, **options) -> str:
-    p = Path(path).resolve()
-    st = p.stat()
-    text = f"{p}|{st.st_size}|{st.st_mtime_ns}|v{TRACK_VERSION}|{sorted(options.items())}"
-    return hashlib.sha1(text.encode()).hexdigest()[:20]
+    """The cache key of `path` for face tracks and what is cut along them (TRACK_VERSION keys them)."""
+    return core_cache_key(path, TRACK_VERSION, **options)

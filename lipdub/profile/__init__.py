@@ -26,9 +26,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from . import face as F
-from . import media, motion, render, speech
-from .errors import InputError, OutputError, ParameterError
+from lipdub import face as F
+from lipdub import media, motion, render, speech
+from lipdub.errors import InputError, OutputError, ParameterError
 
 log = logging.getLogger("lipdub")
 
@@ -329,7 +329,7 @@ def build(footage: Sequence, progress: Progress | None = None, cache: bool = Tru
     """Track every footage clip, keep its usable frames in one atlas and learn the actor's articulation."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from .pipeline import DubOptions, load_track
+    from lipdub.pipeline import DubOptions, load_track
 
     paths = [Path(p) for p in footage]
     if not paths:
@@ -432,7 +432,7 @@ def build(footage: Sequence, progress: Progress | None = None, cache: bool = Tru
                                 "teeth": teeth})
             offset += n // stride + 10
         art = learn_articulation(samples, model.open_max)
-    from . import __version__
+    from lipdub.core import VERSION as __version__
 
     meta = {"format": FORMAT, "version": VERSION, "lipdub": __version__,
             "created": time.strftime("%Y-%m-%d %H:%M:%S"), "sources": sources, "frames": frames_total,

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import media, speech
-from .errors import DependencyError, InputError, ParameterError
-from .speech import g2p
-from .speech.track import Phone, SpeechTrack
+from lipdub import media, speech
+from lipdub.errors import DependencyError, InputError, ParameterError
+from lipdub.speech import g2p
+from lipdub.speech.track import Phone, SpeechTrack
 
 SPEED = 150  # words per minute: a little slower than espeak-ng's 175, nearer a presenter's pace
 STOP_CLOSURE = 0.12  # s of a preceding pause given to a p/b: a typical stop closure
@@ -86,7 +86,7 @@ def say(source, text: str, output, voice: str | None = None, language: str | Non
     Returns (DubReport, SpeechTrack): the track holds the phone timing the mouth follows."""
     from dataclasses import replace
 
-    from .pipeline import DubOptions, dub
+    from lipdub.pipeline import DubOptions, dub
 
     opts = options or DubOptions()
     if not isinstance(text, str) or not text.strip():

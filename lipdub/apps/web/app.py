@@ -15,8 +15,8 @@ import signal
 import sys
 import threading
 
-from . import webjobs
-from .errors import DependencyError, ParameterError
+from lipdub.apps.web import jobs as webjobs
+from lipdub.errors import DependencyError, ParameterError
 
 GRADIO_PIN = "gradio==6.31.0"
 LANGUAGES = ["en", "es", "fr", "de", "it", "pt", "nl", "pl", "ru", "tr", "ko", "ja", "cmn", "hi", "ar"]

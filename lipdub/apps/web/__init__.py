@@ -1,0 +1,1 @@
+"""lipdub/apps/web"""
