@@ -5,12 +5,12 @@
 
 Speed: assembles (in a temp folder, never committed) a 1280x720 25 fps stream from the shared CNN clip (scaled to
 720 px high, padded, played back and forth) with each frame's number stamped in its top-left corner, and a voice of
-the same length from the shared commentary audio; `lipdub.pipeline.live.run` plays both at real-time pace and writes the dub.
+the same length from the shared commentary audio; `lipdub.apps.live.run` plays both at real-time pace and writes the dub.
 Prints frames per second, p50/p95/max delay (audio sample arriving → the frame that shows it leaving the dubber), CPU
 use, frames later than 0.5 s behind real time, and checks the stamps of the output: every input frame exactly once,
 in order (no drop, no repeat).
 
-Accuracy: every `lipdub eval` case dubbed offline (`lipdub dub`) and live (`lipdub.pipeline.live.run`, fast, same inputs), both
+Accuracy: every `lipdub eval` case dubbed offline (`lipdub dub`) and live (`lipdub.apps.live.run`, fast, same inputs), both
 re-tracked and scored against the real speaker's filmed mouth (r at the best lag within ±5, lag, amplitude).
 Both parts prepare the video file's mouths before the session starts, as `lipdub live` does (not timed: it happens
 before the stream plays); --no-prepare takes them from the stream as it plays. No assertions: a report.
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from training import evaluate
-from lipdub.pipeline import live
+from lipdub.apps import live
 from lipdub import media
 
 DATA = ROOT.parent / "shared" / "data"

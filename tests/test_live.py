@@ -11,7 +11,7 @@ import pytest
 
 from training import evaluate
 from lipdub import face, media, motion
-from lipdub.pipeline import live
+from lipdub.apps import live
 
 from conftest import require_data
 

@@ -83,7 +83,7 @@ def test_dub_with_profile_follows_the_speech(cnn_parts):
 
 def test_live_dub_with_profile_follows_the_speech(cnn_parts):
     """Live mode draws the anchor's mouths from the profile and follows his real mouth as an offline dub does."""
-    from lipdub.pipeline import live
+    from lipdub.apps import live
 
     p = cnn_parts
     out = p["dir"] / "live_profile.mp4"

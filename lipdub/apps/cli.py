@@ -295,7 +295,7 @@ def _say(args, progress) -> int:
 
 
 def _live(args, progress) -> int:
-    from lipdub.pipeline import live
+    from lipdub.apps import live
 
     def preparing(stage: str, done: int, total: int) -> None:
         if stage == "prepare":

