@@ -22,7 +22,7 @@ from lipdub.motion import expression
 from lipdub import face, media, motion, render, speech
 from lipdub.pipeline.speaker import mouth_from_sound
 from lipdub.errors import InputError, OutputError, ParameterError
-from lipdub.options import LENGTH_POLICIES, DubOptions
+from lipdub.options import DubOptions
 
 log = logging.getLogger("lipdub")
 
