@@ -74,19 +74,6 @@ SPEECH_PIECE = 180.0  # s: audio longer than SPEECH_PIECE + SPEECH_SLACK is anal
 SPEECH_SLACK = 60.0  # cut at the quietest moment of the last SPEECH_SLACK s of each piece
 
 
-def _release_speech_models() -> None:
-    """Let go of the speech stage's cached models (they load again on the next analysis)."""
-    import gc
-
-    from lipdub.speech import align, recognise, vad
-
-    for holder in (getattr(recognise, "_model", None), getattr(align, "_align_decoder", None),
-                   getattr(vad, "_silero", None)):
-        if hasattr(holder, "cache_clear"):
-            holder.cache_clear()
-    gc.collect()
-
-
 def _count_samples(audio: Path) -> int:
     """Length of the audio at 16 kHz, streamed (an hour of samples is never held)."""
     blocks = media.audio_blocks(audio, 16000)
@@ -335,7 +322,7 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
         log_memory("atlas")
         speech_track = speech_future.result()
         if in_pieces:  # a long dub: the speech models (ASR, aligner, VAD: ~50 MB) are not needed again
-            _release_speech_models()
+            speech.release_models()
         log_memory("speech")
 
     schedule = media.output_schedule(len(track), info.fps, duration, "pingpong" if opts.length == "audio"

@@ -6,8 +6,8 @@
     track.save("speech.json"); SpeechTrack.load("speech.json")
 """
 
-from lipdub.speech.analysis import analyse
+from lipdub.speech.analysis import analyse, release_models
 from lipdub.speech.g2p import ARPABET
 from lipdub.speech.track import METHODS, Phone, SpeechTrack
 
-__all__ = ["ARPABET", "METHODS", "Phone", "SpeechTrack", "analyse"]
+__all__ = ["ARPABET", "METHODS", "Phone", "SpeechTrack", "analyse", "release_models"]

@@ -279,3 +279,13 @@ def _phones(x: np.ndarray, transcript: str | None, language: str | None, voiced:
                 segs += _shift(got, a * HOP)
                 methods.append(method)
     return segs, methods
+
+
+def release_models() -> None:
+    """Let go of the speech stage's cached models (recogniser, aligner, voice activity: ~50 MB); they load again on
+    the next analysis."""
+    import gc
+
+    for cached in (recognise._model, align._align_decoder, vad._silero):
+        cached.cache_clear()
+    gc.collect()
