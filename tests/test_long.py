@@ -73,8 +73,9 @@ def test_track_on_disk_smooths_saves_and_loads_like_one_in_ram(tmp_path, monkeyp
     valid = rng.random(n) > 0.02
     in_ram = face.smooth_track(face.FaceTrack(np.arange(n) / 25, lm, valid, 640, 480))
     assert not isinstance(in_ram.landmarks, np.memmap)
-    monkeypatch.setattr(face, "RAM_BYTES", 0)
-    monkeypatch.setattr(face, "BLOCK", 700)  # blocks that cut segments: the filter must not see the seams
+    monkeypatch.setattr(face.track, "RAM_BYTES", 0)
+    for module in (face.track, face.smooth):  # blocks that cut segments: the filter must not see the seams
+        monkeypatch.setattr(module, "BLOCK", 700)
     on_disk = face.smooth_track(face.FaceTrack(np.arange(n) / 25, lm, valid, 640, 480))
     assert isinstance(on_disk.landmarks, np.memmap)
     face.release_pages(on_disk.landmarks)  # the data survives giving the pages back
@@ -95,7 +96,7 @@ def _rss_file_mb() -> float:
 def test_sparse_reads_of_a_track_on_disk_keep_its_pages_out_of_memory(monkeypatch):
     # an hour's track is 540 MB on disk; reading a sample spread over all of it (the atlas cache's fingerprint, the
     # mean face) once mapped the whole file through the kernel's read-ahead, and ru_maxrss counts those pages
-    monkeypatch.setattr(face, "RAM_BYTES", 0)
+    monkeypatch.setattr(face.track, "RAM_BYTES", 0)
     n = 30000  # 172 MB
     lm = face.landmark_array(n)
     for a in range(0, n, face.BLOCK):
@@ -118,7 +119,7 @@ def test_dub_with_the_track_on_disk_equals_the_dub_in_ram(tmp_path, monkeypatch)
     audio = tmp_path / "jfk3.wav"
     evaluate.cut_audio(data / AUDIO, 0.0, 3.0, audio)
     ram = lipdub.dub(data / VIDEO, audio, tmp_path / "ram.mp4", cache=False)
-    monkeypatch.setattr(face, "RAM_BYTES", 0)
+    monkeypatch.setattr(face.track, "RAM_BYTES", 0)
     disk = lipdub.dub(data / VIDEO, audio, tmp_path / "disk.mp4", cache=False)
     assert ram.frames == disk.frames == 75 and ram.frames_sha256 == disk.frames_sha256
 

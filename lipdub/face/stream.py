@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lipdub import face as F
+from lipdub.core.assets import face_landmarker_path
+from lipdub.face.detect import native_stderr_silenced
 
 
 class _OneEuro:
@@ -47,14 +48,12 @@ class StreamTracker:
         import mediapipe as mp
         from mediapipe.tasks.python import BaseOptions, vision
 
-        from lipdub.core.assets import face_landmarker_path
-
         self._mp = mp
         options = vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=str(face_landmarker_path())),
             running_mode=vision.RunningMode.VIDEO, num_faces=1,
             min_face_detection_confidence=0.5, min_face_presence_confidence=0.5, min_tracking_confidence=0.5)
-        with F._native_stderr_silenced():
+        with native_stderr_silenced():  # MediaPipe's C++ start-up chatter is not for the user
             self._landmarker = vision.FaceLandmarker.create_from_options(options)
         self.fps = fps
         self._filter = _OneEuro(fps)

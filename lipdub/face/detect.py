@@ -1,0 +1,152 @@
+"""Face detection: MediaPipe's FaceLandmarker on whole frames and crops, with tiles for faces too small to be found
+in the whole frame, and the box arithmetic (face_box, iou, roi) the survey and the follower share."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+import numpy as np
+
+from lipdub.core.assets import face_landmarker_path
+
+os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging to stderr
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+_STDERR_LOCK = threading.Lock()
+
+
+class native_stderr_silenced:
+    """Point file descriptor 2 at /dev/null for a moment: native libraries log there, bypassing Python."""
+
+    def __enter__(self):
+        _STDERR_LOCK.acquire()
+        sys.stderr.flush()
+        self._saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+
+    def __exit__(self, *exc):
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        _STDERR_LOCK.release()
+
+
+class Landmarker:
+    """MediaPipe FaceLandmarker in IMAGE mode on crops: each call is independent, so crops may move freely."""
+
+    def __init__(self, num_faces: int = 4):
+        import mediapipe as mp
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        self._mp = mp
+        options = vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=str(face_landmarker_path())),
+            running_mode=vision.RunningMode.IMAGE, num_faces=num_faces,
+            min_face_detection_confidence=0.5, min_face_presence_confidence=0.5)
+        with native_stderr_silenced():  # MediaPipe's C++ start-up chatter is not for the user
+            self._landmarker = vision.FaceLandmarker.create_from_options(options)
+            self._landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.zeros((64, 64, 3), np.uint8)))
+
+    def detect(self, rgb: np.ndarray, box: tuple[int, int, int, int] | None = None) -> list[np.ndarray]:
+        """Faces in `rgb` (optionally only inside crop box x0,y0,x1,y1) as (478,3) pixel arrays of the full frame."""
+        x0, y0 = 0, 0
+        img = rgb
+        if box is not None:
+            x0, y0, x1, y1 = box
+            img = rgb[y0:y1, x0:x1]
+        if img.shape[0] < 32 or img.shape[1] < 32:
+            return []
+        image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(img))
+        result = self._landmarker.detect(image)
+        h, w = img.shape[:2]
+        faces = []
+        for lms in result.face_landmarks:
+            a = np.array([(p.x, p.y, p.z) for p in lms], dtype=np.float32)
+            a[:, 0] = a[:, 0] * w + x0
+            a[:, 1] = a[:, 1] * h + y0
+            a[:, 2] = a[:, 2] * w
+            faces.append(a)
+        return faces
+
+    def close(self) -> None:
+        if self._landmarker is not None:
+            self._landmarker.close()
+            self._landmarker = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class LazyLandmarker:
+    """A Landmarker created on first use (a thread whose frames are all known already never loads the model)."""
+
+    def __init__(self, num_faces: int = 4):
+        self.num_faces = num_faces
+        self.det: Landmarker | None = None
+
+    def get(self) -> Landmarker:
+        if self.det is None:
+            self.det = Landmarker(num_faces=self.num_faces)
+        return self.det
+
+    def close(self) -> None:
+        if self.det is not None:
+            self.det.close()
+
+
+def face_box(lms: np.ndarray) -> np.ndarray:
+    """x, y, w, h of a face's landmarks."""
+    x0, y0 = lms[:, 0].min(), lms[:, 1].min()
+    return np.array([x0, y0, lms[:, 0].max() - x0, lms[:, 1].max() - y0], dtype=np.float32)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two x, y, w, h boxes."""
+    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
+    iw = max(0.0, min(ax1, bx1) - max(a[0], b[0]))
+    ih = max(0.0, min(ay1, by1) - max(a[1], b[1]))
+    inter = iw * ih
+    return inter / max(a[2] * a[3] + b[2] * b[3] - inter, 1e-6)
+
+
+def tiles(width: int, height: int) -> list[tuple[int, int, int, int]]:
+    """Overlapping square crops: the detector misses faces narrower than ~12 % of the frame's long side."""
+    found = []
+    for frac in (1.0, 0.55):
+        side = int(min(width, height) * frac)
+        nx = max(1, int(np.ceil((width - side) / (side * 0.6))) + 1)
+        ny = max(1, int(np.ceil((height - side) / (side * 0.6))) + 1)
+        for ix in range(nx):
+            for iy in range(ny):
+                x0 = int(round(ix * (width - side) / max(nx - 1, 1)))
+                y0 = int(round(iy * (height - side) / max(ny - 1, 1)))
+                found.append((x0, y0, x0 + side, y0 + side))
+    return found
+
+
+def detect_all(landmarker: Landmarker, rgb: np.ndarray) -> list[np.ndarray]:
+    """Every face in the frame: full frame first, then tiles for small faces (duplicates merged)."""
+    faces = landmarker.detect(rgb)
+    if faces and max(face_box(f)[2] for f in faces) > 0.12 * max(rgb.shape[:2]):
+        return faces
+    h, w = rgb.shape[:2]
+    for tile in tiles(w, h):
+        for f in landmarker.detect(rgb, tile):
+            if all(iou(face_box(f), face_box(g)) < 0.3 for g in faces):
+                faces.append(f)
+    return faces
+
+
+def roi(box: np.ndarray, width: int, height: int, scale: float = 2.2) -> tuple[int, int, int, int]:
+    """The crop x0, y0, x1, y1 to search for the face last seen in `box`: `scale` times its size, inside the frame."""
+    cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+    side = max(box[2], box[3]) * scale
+    x0, y0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+    x1, y1 = int(min(width, cx + side / 2)), int(min(height, cy + side / 2))
+    return x0, y0, x1, y1
