@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-
 from scipy.spatial import cKDTree
 
 from lipdub import face as F
@@ -42,7 +41,7 @@ class LiveAppearance:
 
     Offline dubs choose atlas entries by Viterbi over the whole clip; live frames cannot wait for the future, so each
     frame takes the cheapest of the k nearest entries given the one before (continuing a real run of frames costs
-    nothing, holding costs a little, jumping costs more): the same costs, decided greedily."""
+    nothing, holding costs a little, jumping costs more): the same costs (render.selection), decided greedily."""
 
     def __init__(self, atlas: Atlas | None = None, model: MouthModel | None = None,
                  region: str = "lower", grow: bool = True, colour_gain: bool = False):

@@ -25,8 +25,8 @@ class Renderer:
     """Renders output frames in order: mouths from an atlas (the clip's own, or an actor profile's) warped onto the
     target track's head pose at the wanted opening and width."""
 
-    def __init__(self, atlas: Atlas, track: face.FaceTrack, pose: face.Pose | None = None, model: MouthModel | None = None,
-                 colour: compose.ColourMatcher | None = None, region: str = "lower"):
+    def __init__(self, atlas: Atlas, track: face.FaceTrack, pose: face.Pose | None = None,
+                 model: MouthModel | None = None, colour: compose.ColourMatcher | None = None, region: str = "lower"):
         if atlas.n == 0:
             raise InputError("the mouth atlas is empty: no usable face frames to draw mouths from")
         self.atlas, self.track = atlas, track
