@@ -137,12 +137,12 @@ def _lip_line_stats(renderer, frame, j, a, opening):
     width = float(renderer.model.rest_width)
     out = renderer.render_frame(frame.copy(), j, a, opening, width)
     dst = renderer._target(j, a, opening, width, None)
-    line = 0.5 * (dst[render._INNER_UPPER_POS] + dst[render._INNER_LOWER_POS])
+    line = 0.5 * (dst[render.INNER_UPPER_POS] + dst[render.INNER_LOWER_POS])
     band = np.zeros(out.shape[:2], np.uint8)
     cv2.polylines(band, [np.round(line * 16).astype(np.int32)], False, 255,
                   thickness=max(2, int(0.02 * renderer.pose.scale[j])), shift=4)
     lips = np.zeros_like(band)
-    cv2.fillPoly(lips, [np.round(dst[render._OUTER_RING]).astype(np.int32)], 255)
+    cv2.fillPoly(lips, [np.round(dst[render.OUTER_RING]).astype(np.int32)], 255)
     grey = out.astype(np.float32).mean(2)
     grad = np.zeros_like(grey)
     grad[:-1] += np.abs(np.diff(grey, axis=0))
@@ -179,8 +179,8 @@ def _dark_gap_heights(renderer, rgb, opening):
     width = float(renderer.model.rest_width)
     out = renderer.render_frame(rgb.copy(), 0, 0, opening, width)
     dst = renderer._target(0, 0, opening, width, None)
-    x0, y0 = np.floor(dst[render._OUTER_RING].min(0)).astype(int) - 2
-    x1, y1 = np.ceil(dst[render._OUTER_RING].max(0)).astype(int) + 2
+    x0, y0 = np.floor(dst[render.OUTER_RING].min(0)).astype(int) - 2
+    x1, y1 = np.ceil(dst[render.OUTER_RING].max(0)).astype(int) + 2
     inside = render.inner_lip_mask(dst[:len(render.CONTROL)], (x0, y0, x1, y1)) > 0.5
     dark = (out[y0:y1, x0:x1].astype(np.float32).mean(2) < 70) & inside
     cols = np.flatnonzero(inside.any(0))

@@ -11,3 +11,14 @@ EYE_OUTER = (33, 263)
 # Jaw line from ear to ear through the chin, and the chin tip.
 JAW = [234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397, 288, 361, 323, 454]
 CHIN = 152
+
+# render: nose base and upper cheeks, the top edge of the replaced lower face
+UPPER_EDGE = [2, 97, 326, 98, 327, 129, 358, 203, 423, 36, 266, 205, 425, 50, 280, 187, 411, 147, 376, 123, 352]
+# render: lower-face points between the lips, the jaw and the upper edge (the warp's control points with those)
+LOWER_FACE = [57, 287, 43, 273, 106, 335, 182, 406, 83, 313, 18, 200, 199, 175, 32, 262, 140, 369, 171, 396,
+              208, 428, 214, 434, 212, 432, 202, 422, 210, 430, 169, 394, 135, 364, 138, 367, 192, 416, 207, 427,
+              216, 436, 204, 424, 194, 418, 201, 421, 164, 167, 393, 165, 391, 92, 322, 186, 410]
+# render: the face outline (forehead round to the chin) and the nose, moved by the whole-face warp
+FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148, 176,
+             149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109]
+NOSE = [168, 6, 197, 195, 5, 4, 1, 2, 98, 327, 129, 358, 48, 278]

@@ -5,11 +5,19 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from lipdub import face as F
-from lipdub import motion, render
+from lipdub import motion
+from lipdub.core.landmarks import STABLE
 from lipdub.motion import expression
 from lipdub.render import compose
+from lipdub.render.atlas import Atlas
+from lipdub.render.mouth import MouthModel
+from lipdub.render.renderer import Renderer
+from lipdub.render.selection import (JUMP_COST, POSE_WEIGHT, descriptor_scale, match_cost, search_space,
+                                     squared_distance, transition_cost)
+from lipdub.render.warp import FaceWarper, close_eyes_for_blink
 
 
 ATLAS_STRIDE = 2  # every 2nd tracked frame joins the stream's own atlas
@@ -25,7 +33,7 @@ MIN_OPEN_MAX = 0.16  # canonical wide-open gap asked of the stream's own atlas a
 
 
 def _pose_of(canonical: np.ndarray, lms: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    return F.umeyama(canonical[F.STABLE], lms[F.STABLE].astype(np.float64))
+    return F.umeyama(canonical[STABLE], lms[STABLE].astype(np.float64))
 
 
 class LiveAppearance:
@@ -33,14 +41,14 @@ class LiveAppearance:
 
     Offline dubs choose atlas entries by Viterbi over the whole clip; live frames cannot wait for the future, so each
     frame takes the cheapest of the k nearest entries given the one before (continuing a real run of frames costs
-    nothing, holding costs a little, jumping costs more): the same costs, decided greedily."""
+    nothing, holding costs a little, jumping costs more): the same costs (render.selection), decided greedily."""
 
-    def __init__(self, atlas: render.Atlas | None = None, model: render.MouthModel | None = None,
+    def __init__(self, atlas: Atlas | None = None, model: MouthModel | None = None,
                  region: str = "lower", grow: bool = True, colour_gain: bool = False):
         self.atlas, self.model, self.region = atlas, model, region
         self.grow = grow and atlas is None  # a profile's atlas is complete; the stream's grows
         self.colour = compose.ColourMatcher(gain=colour_gain)
-        self.renderer: render.Renderer | None = None
+        self.renderer: Renderer | None = None
         self._slot = None
         self._indexed = 0
         self._tree = None
@@ -58,7 +66,7 @@ class LiveAppearance:
                 one = F.FaceTrack(np.zeros(1), lms[None], np.ones(1, bool), rgb.shape[1], rgb.shape[0])
                 canonical = F.canonical_shape(one)
                 scale = _pose_of(canonical, lms)[0]
-                self.atlas = render.Atlas(canonical, scale)
+                self.atlas = Atlas(canonical, scale)
             elif self.atlas.n >= ATLAS_MAX or (self.still and self.atlas.n):
                 return
         pose = _pose_of(self.atlas.canonical, lms)
@@ -75,7 +83,7 @@ class LiveAppearance:
                 self._slot = F.FaceTrack(np.zeros(1), np.zeros((1, 478, 3), np.float32), np.ones(1, bool),
                                          width, height)
                 pose = F.Pose(np.ones(1), np.eye(3)[None].copy(), np.zeros((1, 3)))
-                self.renderer = render.Renderer(self.atlas, self._slot, pose=pose, model=self.model,
+                self.renderer = Renderer(self.atlas, self._slot, pose=pose, model=self.model,
                                                 colour=self.colour, region=self.region)
                 self._steady_amplitude()
                 self._reindex(n)
@@ -94,38 +102,30 @@ class LiveAppearance:
             self.renderer.model.open_max = max(self.renderer.model.open_max, MIN_OPEN_MAX)
 
     def _reindex(self, n: int) -> None:
-        from scipy.spatial import cKDTree
-
         r = self.renderer
-        m = r.model
-        self._desc_scale = np.array([1 / m.open_max, 3 / m.rest_width])
+        self._desc_scale = descriptor_scale(r.model)
         self._desc = r.atlas_desc * self._desc_scale
         self._pose_feat = self.atlas.pose_feat.astype(np.float64)
         self._seq = self.atlas.seq
         self._blur = r.blur_cost()
-        self._tree = cKDTree(np.concatenate([self._desc, np.sqrt(2.0) * self._pose_feat], 1))
+        self._tree = cKDTree(search_space(self._desc, self._pose_feat, POSE_WEIGHT))
         self._indexed = n
 
-    def choose(self, want: np.ndarray, pose_feat: np.ndarray, k: int = 16, jump_cost: float = 0.05) -> int:
-        """The atlas entry for this frame (see the class doc)."""
+    def choose(self, want: np.ndarray, pose_feat: np.ndarray, k: int = 16, jump_cost: float = JUMP_COST) -> int:
+        """The atlas entry for this frame (see the class doc; the costs are render.selection's)."""
         n = len(self._desc)
         if n == 1:
             return 0
-        q = np.concatenate([want, np.sqrt(2.0) * pose_feat])
-        _, idx = self._tree.query(q, k=min(k, n))
+        _, idx = self._tree.query(search_space(want, pose_feat, POSE_WEIGHT), k=min(k, n))
         cand = np.atleast_1d(idx)
         if self.prev is not None and self.prev < n:
+            # the entries that continue or hold the previous one are always candidates
             follow = np.flatnonzero((self._seq - self._seq[self.prev] >= 0) & (self._seq - self._seq[self.prev] <= 2))
             cand = np.unique(np.concatenate([cand, follow[:4]]))
-        d = self._desc[cand] - want
-        pf = self._pose_feat[cand] - pose_feat
-        cost = (d ** 2).sum(1) + 2.0 * (pf ** 2).sum(1) + self._blur[cand]
+        cost = match_cost(squared_distance(self._desc[cand], self._pose_feat[cand], want, pose_feat, POSE_WEIGHT),
+                          self._blur[cand])
         if self.prev is not None and self.prev < n:
-            step = self._seq[cand] - self._seq[self.prev]
-            trans = np.full(len(cand), jump_cost)
-            trans[(step >= 1) & (step <= 2)] = 0.0
-            trans[step == 0] = 0.15 * jump_cost
-            cost = cost + trans
+            cost = cost + transition_cost(self._seq[cand] - self._seq[self.prev], jump_cost)
         a = int(cand[int(np.argmin(cost))])
         self.prev = a
         return a
@@ -150,12 +150,12 @@ class LiveAppearance:
         return r.render_frame(rgb, 0, a, opening_c, float(width_c[0])), True
 
 
-class _Blinks:
+class Blinks:
     """Blinks for a still photo (a video blinks by itself), drawn as the stream goes: every 2–8 s."""
 
     def __init__(self, canonical: np.ndarray, seed: int = 0):
         self.canonical = canonical
-        self.warper = render.FaceWarper(canonical)
+        self.warper = FaceWarper(canonical)
         self._onsets = expression.blink_onsets(np.random.default_rng(seed), np.inf)
         self._recent = [next(self._onsets)]
 
@@ -175,6 +175,7 @@ class _Blinks:
         off = expression.frame_offsets(motion_now, 0, self.canonical, None, blinks=True)
         moved = lms.astype(np.float64) + s * off @ rot.T
         out = self.warper.warp(rgb, (s, rot, tr), lms.astype(np.float64), moved, None)
-        if b > 0.2:
-            out = render.close_eyes(out, moved, min(1.0, (b - 0.2) / 0.6), s)
-        return out
+        return close_eyes_for_blink(out, moved, b, s)
+
+
+_Blinks = Blinks  # the name pipeline.live imports today

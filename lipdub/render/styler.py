@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+import zlib
 
 import numpy as np
 
-from lipdub import face, render
+from lipdub import face
 from lipdub.motion import expression
+from lipdub.render.mouth import CONTROL
+from lipdub.render.renderer import Renderer
+from lipdub.render.warp import FaceWarper, close_eyes_for_blink
 
 log = logging.getLogger("lipdub")
 
@@ -17,11 +21,9 @@ class FaceStyler:
     blinks and brow raises for the face region, a small head rotation for the head region), the frame is warped to
     them, and the mouth is rendered onto the moved face."""
 
-    def __init__(self, renderer: render.Renderer, track: face.FaceTrack, schedule: np.ndarray, speech_track,
+    def __init__(self, renderer: Renderer, track: face.FaceTrack, schedule: np.ndarray, speech_track,
                  samples16: np.ndarray, region: str, emotion: str, emotion_strength: float, still: bool,
                  fps: float):
-        import zlib
-
         self.track, self.schedule = track, np.asarray(schedule, np.int64)
         canonical = renderer.canonical
         self.pose = renderer.pose  # source frames against the atlas's canonical face
@@ -37,7 +39,7 @@ class FaceStyler:
         if self.head and not self.blinks:
             log.warning("--region head is meant for photos and static shots: on this moving shot the added head "
                         "motion comes on top of the filmed one (use --region face to keep the filmed head)")
-        self.warper = render.FaceWarper(canonical)
+        self.warper = FaceWarper(canonical)
         n = len(schedule)
         moved = face.landmark_array(n)
         valid = np.zeros(n, bool)
@@ -71,16 +73,14 @@ class FaceStyler:
                                      self.track.landmarks[j].astype(np.float64), self.moved.landmarks[k],
                                      self.rotations[k] if self.head else None)
             b = float(self.motion.blink[k]) if self.blinks else 0.0
-            if b > 0.2:
-                frame = render.close_eyes(frame, self.moved.landmarks[k], min(1.0, (b - 0.2) / 0.6),
-                                          float(p.scale[j]))
+            frame = close_eyes_for_blink(frame, self.moved.landmarks[k], b, float(p.scale[j]))
         return self.renderer.frame(k, k, frame, plan, self.offsets[k])
 
 
 def _mouth_only(off: np.ndarray) -> np.ndarray:
     """The part of a landmark displacement that the mouth renderer draws (lips and the skin around them)."""
     out = np.zeros_like(off)
-    keep = render.CONTROL
+    keep = CONTROL
     out[keep] = off[keep]
     return out
 

@@ -1,0 +1,288 @@
+"""atlas: the appearance source of rendering, pose-normalised lower-face crops of real frames, and how it is filled.
+
+An atlas is the clip's own (filled from the video while dubbing) or an actor profile's (saved inside the profile)."""
+
+from __future__ import annotations
+
+import threading
+import zipfile
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from lipdub import face, media
+from lipdub.core.files import atomic_path
+from lipdub.core.landmarks import CHIN, JAW, OUTER_LOWER, OUTER_UPPER, STABLE, UPPER_EDGE
+from lipdub.render.interior import inner_polygon
+from lipdub.render.mesh import MeshWarper
+from lipdub.render.mouth import CONTROL
+
+JPEG_PARAMS = [cv2.IMWRITE_JPEG_QUALITY, 95, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+ATLAS_FIELDS = ("src_controls", "norm", "seq", "pose_feat", "sharpness", "teeth", "lip_lab")
+
+
+class Atlas:
+    """Pose-normalised lower-face crops of real frames: the appearance source of rendering.
+
+    Crops are kept as JPEG (quality 95, 4:4:4: ~45 dB, a tenth of the raw size) and decoded on demand, so minutes of
+    footage fit in memory. Per entry: control points in crop pixels, pose-free landmarks, a sequence number
+    (consecutive real frames have consecutive numbers, so selection can prefer runs), head-pose features, mouth
+    sharpness and teeth visibility. The same class is the clip's own atlas and an actor profile's."""
+
+    def __init__(self, canonical: np.ndarray, px_per_unit: float):
+        self.canonical = np.asarray(canonical, np.float64)
+        self.scale = float(np.clip(px_per_unit, 40.0, 260.0))
+        c = self.canonical
+        lower = c[JAW + UPPER_EDGE + [1]]
+        x0, x1 = lower[:, 0].min() - 0.3, lower[:, 0].max() + 0.3
+        y0, y1 = c[[1, 4]][:, 1].min() - 0.25, c[CHIN, 1] + 0.45
+        self.origin = np.array([x0, y0])
+        self.size = (int(np.ceil((x1 - x0) * self.scale)), int(np.ceil((y1 - y0) * self.scale)))  # w, h
+        self.warper = MeshWarper(self.canonical)
+        self.jpeg: list[bytes] = []
+        self._rows: dict[str, list] = {k: [] for k in ATLAS_FIELDS}
+        self._arrays: dict[str, np.ndarray] | None = None
+        self._decoded: "OrderedDict[int, np.ndarray]" = OrderedDict()
+        # live mode grows an atlas on one thread while another renders from it: entries appear whole or not at all
+        self._lock = threading.RLock()
+
+    @property
+    def n(self) -> int:
+        return len(self.jpeg)
+
+    def __getattr__(self, name):
+        if name in ATLAS_FIELDS:
+            return self.arrays()[name]
+        raise AttributeError(name)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        with self._lock:
+            return self._stacked()
+
+    def _stacked(self) -> dict[str, np.ndarray]:
+        if self._arrays is None:
+            self._arrays = {k: np.asarray(v) for k, v in self._rows.items()}
+            # rows become views of the stacked arrays: the per-row copies are let go (half the memory)
+            self._rows = {k: list(v) for k, v in self._arrays.items()}
+            shapes = {"src_controls": (0, len(CONTROL) + len(JAW) + len(UPPER_EDGE), 2), "norm": (0, 478, 3),
+                      "pose_feat": (0, 2), "lip_lab": (0, 3)}
+            for k, shape in shapes.items():
+                if not len(self._rows[k]):
+                    self._arrays[k] = np.zeros(shape, np.float32)
+        return self._arrays
+
+    def canonical_to_crop(self, pts: np.ndarray) -> np.ndarray:
+        return (pts[..., :2] - self.origin) * self.scale
+
+    def bytes_per_entry(self) -> int:
+        return self.size[0] * self.size[1] * 3 // 9 + 478 * 3 * 4 + 600
+
+    def add(self, seq: int, rgb: np.ndarray, landmarks: np.ndarray, pose: tuple) -> bool:
+        """Store one frame's lower face, upright and scaled by a 2D similarity on the skull points.
+
+        pose = (scale, rotation, translation) of this frame against the atlas canonical (face.Pose terms)."""
+        src = landmarks[STABLE, :2].astype(np.float64)
+        dst = self.canonical_to_crop(self.canonical[STABLE])
+        m, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.LMEDS)
+        if m is None:
+            return False
+        # cubic here and in the final remap: two linear resamplings in a row visibly soften lips and teeth
+        crop = cv2.warpAffine(rgb, m, self.size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        scale, rot, trans = pose
+        norm = ((landmarks.astype(np.float64) - trans) @ rot) / scale
+        # control points: the frame's own landmarks, plus the skull-fixed outer ring placed by the head pose
+        ctrl = scale * self.warper.control_points(norm) @ rot.T + trans
+        ctrl = ctrl[:, :2]
+        ctrl[: len(CONTROL)] = landmarks[CONTROL, :2]
+        ctrl = ctrl @ m[:, :2].T + m[:, 2]
+        pts = landmarks[:, :2] @ m[:, :2].T + m[:, 2]
+        ok, buf = cv2.imencode(".jpg", crop, JPEG_PARAMS)
+        if not ok:
+            return False
+        sharpness = mouth_sharpness(crop, pts)
+        teeth, lip_lab = teeth_visibility(crop, pts, self.scale)
+        with self._lock:
+            rows = self._rows
+            rows["src_controls"].append(ctrl.astype(np.float32))
+            rows["norm"].append(norm.astype(np.float32))
+            rows["seq"].append(int(seq))
+            rows["pose_feat"].append(rot[:2, 2].astype(np.float32))  # face normal in the image: sin(yaw), sin(pitch)
+            rows["sharpness"].append(sharpness)
+            rows["teeth"].append(teeth)
+            rows["lip_lab"].append(lip_lab)
+            self.jpeg.append(buf.tobytes())  # last: `n` counts only complete entries
+            self._arrays = None
+        return True
+
+    def merge(self, other: "Atlas") -> None:
+        """Append another atlas's entries (same canonical face and scale: halves filled on two threads)."""
+        with self._lock:
+            for k in ATLAS_FIELDS:
+                self._rows[k] += other._rows[k]
+            self.jpeg += other.jpeg
+            self._arrays = None
+
+    def crop(self, a: int) -> np.ndarray:
+        """Decoded crop of entry a (RGB; a small cache keeps the current run's frames)."""
+        a = int(a)
+        img = self._decoded.get(a)
+        if img is None:
+            img = cv2.imdecode(np.frombuffer(self.jpeg[a], np.uint8), cv2.IMREAD_UNCHANGED)
+            self._decoded[a] = img
+            if len(self._decoded) > 32:
+                self._decoded.popitem(last=False)
+        else:
+            self._decoded.move_to_end(a)
+        return img
+
+    def select(self, keep: np.ndarray) -> "Atlas":
+        """A new atlas with only the entries where `keep` is True."""
+        out = Atlas.__new__(Atlas)
+        out.__dict__.update({k: v for k, v in self.__dict__.items() if k not in ("jpeg", "_rows", "_decoded",
+                                                                                "_arrays", "_lock")})
+        out._lock = threading.RLock()
+        idx = np.flatnonzero(keep)
+        out.jpeg = [self.jpeg[i] for i in idx]
+        arr = self.arrays()
+        out._arrays = {k: arr[k][idx] for k in ATLAS_FIELDS}
+        out._rows = {k: list(v) for k, v in out._arrays.items()}
+        out._decoded = OrderedDict()
+        return out
+
+    # files: an atlas is part of an actor profile
+    def to_arrays(self, prefix: str = "atlas_", with_jpeg: bool = True) -> dict[str, np.ndarray]:
+        """Everything as named arrays; the crops as one byte array `jpeg` (left out with with_jpeg=False, for
+        writers that stream `self.jpeg` instead of joining it in memory)."""
+        lengths = np.array([len(b) for b in self.jpeg], np.int64)
+        out = {f"{prefix}{k}": v for k, v in self.arrays().items()}
+        out.update({f"{prefix}jpeg_lengths": lengths, f"{prefix}canonical": self.canonical,
+                    f"{prefix}geometry": np.array([self.scale])})
+        if with_jpeg:
+            out[f"{prefix}jpeg"] = np.frombuffer(b"".join(self.jpeg), np.uint8) if self.jpeg else np.zeros(0, np.uint8)
+        return out
+
+    def save(self, path, extra: dict | None = None) -> None:
+        """Write the atlas (and `extra` arrays) to `path` atomically, as an .npz archive."""
+        with atomic_path(path, suffix=".tmp") as tmp:
+            write_npz(tmp, {**self.to_arrays(with_jpeg=False), **(extra or {})}, {"atlas_jpeg": self.jpeg})
+
+    @classmethod
+    def from_arrays(cls, z, prefix: str = "atlas_") -> "Atlas":
+        atlas = cls(z[f"{prefix}canonical"], float(z[f"{prefix}geometry"][0]))
+        lengths = z[f"{prefix}jpeg_lengths"]
+        # crops are read one by one from the archive (never the whole byte array plus its pieces in memory)
+        with z.zip.open(f"{prefix}jpeg.npy") as fh:
+            version = np.lib.format.read_magic(fh)
+            shape, _, _ = np.lib.format._read_array_header(fh, version)
+            if shape != (int(lengths.sum()),):
+                raise ValueError("crop data and crop lengths disagree")
+            atlas.jpeg = [fh.read(int(n)) for n in lengths]
+        if any(len(b) != n for b, n in zip(atlas.jpeg, lengths)):
+            raise ValueError("crop data is truncated")
+        atlas._arrays = {k: np.asarray(z[f"{prefix}{k}"]) for k in ATLAS_FIELDS}
+        atlas._rows = {k: list(v) for k, v in atlas._arrays.items()}
+        return atlas
+
+
+def write_npz(path, arrays: dict, byte_chunks: dict) -> None:
+    """np.load-compatible archive, with each of `byte_chunks` (lists of bytes) written as one uint8 array piece by
+    piece: an atlas's JPEG crops are never joined in memory. Writes `path` itself: callers wrap it in an atomic
+    write (Atlas.save, a profile's save)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, arr in arrays.items():
+            with zf.open(name + ".npy", "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asanyarray(arr), allow_pickle=False)
+        for name, chunks in byte_chunks.items():
+            total = sum(len(c) for c in chunks)
+            header = {"descr": "|u1", "fortran_order": False, "shape": (total,)}
+            with zf.open(name + ".npy", "w", force_zip64=True) as fh:
+                np.lib.format.write_array_header_1_0(fh, header)
+                for c in chunks:
+                    fh.write(c)
+
+
+def mouth_sharpness(crop: np.ndarray, pts: np.ndarray) -> float:
+    """Laplacian variance over the lips: motion-blurred frames make ghosted lips, selection avoids them."""
+    lips = pts[OUTER_UPPER + OUTER_LOWER]
+    (x0, y0), (x1, y1) = np.floor(lips.min(0)).astype(int), np.ceil(lips.max(0)).astype(int)
+    gray = cv2.cvtColor(crop[max(y0, 0):y1, max(x0, 0):x1], cv2.COLOR_RGB2GRAY)
+    return float(cv2.Laplacian(gray, cv2.CV_32F).var()) if gray.size else 0.0
+
+
+def teeth_visibility(crop: np.ndarray, pts: np.ndarray, px_per_unit: float) -> tuple[float, np.ndarray]:
+    """Visible teeth area (canonical units², ×100): pixels inside the inner lip contour that are lighter and less red
+    than the lips themselves (teeth are bright and grey-white; tongue is red, the cavity dark). Also returns the
+    lips' median LAB colour (a hand or microphone over the mouth changes it)."""
+    inner = np.round(inner_polygon(pts)).astype(np.int32)
+    outer = np.round(np.concatenate([pts[OUTER_UPPER], pts[OUTER_LOWER[::-1][1:-1]]])).astype(np.int32)
+    x0, y0 = np.maximum(outer.min(0) - 2, 0)
+    x1, y1 = outer.max(0) + 3
+    none = np.zeros(3, np.float32)
+    if x1 <= x0 or y1 <= y0:
+        return 0.0, none
+    box = crop[y0:y1, x0:x1]
+    lab = cv2.cvtColor(box, cv2.COLOR_RGB2LAB).astype(np.int16)
+    m_in = np.zeros(box.shape[:2], np.uint8)
+    m_out = np.zeros(box.shape[:2], np.uint8)
+    cv2.fillPoly(m_in, [inner - [x0, y0]], 1)
+    cv2.fillPoly(m_out, [outer - [x0, y0]], 1)
+    lips = (m_out > 0) & (m_in == 0)
+    if lips.sum() < 10:
+        return 0.0, none
+    lip_lab = np.median(lab[lips], axis=0).astype(np.float32)
+    if m_in.sum() < 3:
+        return 0.0, lip_lab
+    l_lip, a_lip = lip_lab[0], lip_lab[1]
+    # off the inner lip edge (lip pixels), then: lit (teeth in the mouth's shadow are often no lighter than the
+    # lips, but far lighter than the cavity) and clearly less red than the lips (tongue and gums are as red)
+    m_in = cv2.erode(m_in, np.ones((3, 3), np.uint8), iterations=max(1, int(round(0.012 * px_per_unit))))
+    inside = lab[m_in > 0]
+    teeth = (inside[:, 0] > 0.7 * l_lip) & (inside[:, 1] < a_lip - 4)
+    return float(teeth.sum()) / px_per_unit ** 2 * 100.0, lip_lab
+
+
+def pose_features(pose: face.Pose, idx: np.ndarray) -> np.ndarray:
+    """Head-pose features of frames `idx`: the face normal's direction in the image, sin(yaw) and sin(pitch)."""
+    return pose.rotation[idx][:, :2, 2]
+
+
+def fill_atlas(atlas: Atlas, video: Path, track: face.FaceTrack, pose: face.Pose, seq_offset: int = 0,
+               keep: np.ndarray | None = None, stride: int = 1,
+               progress: Callable[[str, int, int], None] | None = None, start: int = 0,
+               stop: int | None = None) -> int:
+    """Add `video`'s usable frames in [start, stop) (valid, and `keep` where given; every `stride`-th) to the atlas;
+    returns the number added. Sequence numbers continue runs of kept frames, so selection prefers playing them in
+    order."""
+    added = 0
+    stop = len(track) if stop is None else min(stop, len(track))
+    for fr in media.iter_frames(video, start):
+        i = fr.index
+        if i >= stop:
+            break
+        if track.valid[i] and i % stride == 0 and (keep is None or keep[i]):
+            added += atlas.add(seq_offset + i // stride, fr.rgb, track.landmarks[i],
+                               (pose.scale[i], pose.rotation[i], pose.translation[i]))
+        if progress:
+            progress("atlas", i + 1, len(track))
+    return added
+
+
+def fill_atlas_in_halves(atlas: Atlas, video: Path, track: face.FaceTrack, pose: face.Pose, seq_offset: int = 0,
+                         keep: np.ndarray | None = None, stride: int = 1,
+                         progress: Callable[[str, int, int], None] | None = None) -> int:
+    """fill_atlas on two threads, one per half of the video (decoding, warping and JPEG coding run in native code
+    without the GIL); short clips on one."""
+    if len(track) < 50:
+        return fill_atlas(atlas, video, track, pose, seq_offset, keep, stride, progress)
+    second = Atlas(atlas.canonical, atlas.scale)
+    mid = len(track) // 2
+    with ThreadPoolExecutor(1, thread_name_prefix="lipdub-atlas") as pool:
+        job = pool.submit(fill_atlas, second, video, track, pose, seq_offset, keep, stride, None, mid)
+        added = fill_atlas(atlas, video, track, pose, seq_offset, keep, stride, progress, stop=mid)
+        added += job.result()
+    atlas.merge(second)
+    return added

@@ -1,0 +1,163 @@
+"""interior: what shows between the lips (real teeth from a donor frame, or a synthetic cavity) and the lip line
+of a mouth closed over an open source."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from lipdub.core.landmarks import INNER_LOWER, INNER_UPPER, OUTER_LOWER, OUTER_UPPER
+from lipdub.render.mouth import CONTROL, INNER_LOWER_POS, INNER_RING, INNER_UPPER_POS, OUTER_RING
+
+_INNER_TO_OUTER = [(CONTROL.index(i), CONTROL.index(o)) for i, o in
+                   zip(INNER_UPPER[1:-1] + INNER_LOWER[1:-1], OUTER_UPPER[1:-1] + OUTER_LOWER[1:-1])]
+
+
+def pull_inner_lips(control: np.ndarray, amount: float) -> np.ndarray:
+    """Move the inner-lip control points `amount` of the way towards the outer contour (control-point order)."""
+    out = control.copy()
+    for i, o in _INNER_TO_OUTER:
+        out[i] = control[i] + amount * (control[o] - control[i])
+    return out
+
+
+def rounded(poly: np.ndarray, iterations: int = 2, closed: bool = True) -> np.ndarray:
+    """Chaikin corner cutting: the 20-point lip contour becomes a smooth outline instead of a polygon; an open
+    polyline (`closed=False`) keeps its end points."""
+    for _ in range(iterations):
+        nxt = np.roll(poly, -1, axis=0) if closed else poly[1:]
+        cut = np.stack([0.75 * poly[:len(nxt)] + 0.25 * nxt, 0.25 * poly[:len(nxt)] + 0.75 * nxt], 1).reshape(-1, 2)
+        poly = cut if closed else np.concatenate([poly[:1], cut, poly[-1:]])
+    return poly
+
+
+LIP_LINE_DEPTH = (0.25, 0.5)  # a closed lip line is this much darker than the lips: middle, corners
+CLOSED_LINE_OPENING = (0.02, 0.04)  # canonical gaps: squeezed lips below the first touch, above the second part
+
+
+def soften_lip_line(patch: np.ndarray, control: np.ndarray, roi: tuple[int, int, int, int], px_per_unit: float,
+                    amount: float, gap_px: float = 0.0) -> np.ndarray:
+    """Lips shut over an open source meet along a hard, pixel-stepped line (the collapsed gap takes its
+    neighbours' maps pixel by pixel, and strips of the source's teeth survive in it): blur a thin band along the
+    line and draw the soft, dark line that closed lips show there (`gap_px` wide when they are barely parted).
+    `amount` 0..1; patch is changed in place and returned."""
+    if amount <= 0:
+        return patch
+    x0, y0 = roi[:2]
+    line = 0.5 * (control[INNER_UPPER_POS, :2] + control[INNER_LOWER_POS, :2]) - [x0, y0]
+    line = rounded(line, closed=False)
+    half = max(3.0, 0.04 * px_per_unit + gap_px)
+    bx0, by0 = np.maximum(np.floor(line.min(0) - half).astype(int), 0)
+    bx1, by1 = np.minimum(np.ceil(line.max(0) + half).astype(int) + 1, patch.shape[1::-1])
+    if bx1 - bx0 < 3 or by1 - by0 < 3:
+        return patch
+    sub = patch[by0:by1, bx0:bx1].astype(np.float32)
+    pts = np.round((line - [bx0, by0]) * 16).astype(np.int32)
+
+    def stroke(thickness: float, sigma: float) -> np.ndarray:
+        m = np.zeros(sub.shape[:2], np.uint8)
+        cv2.polylines(m, [pts], False, 255, thickness=max(1, int(round(thickness))), lineType=cv2.LINE_AA, shift=4)
+        m = cv2.GaussianBlur(m.astype(np.float32), (0, 0), sigma)
+        return m / max(float(m.max()), 1e-6)
+
+    band = stroke(max(2.0, 0.02 * px_per_unit + gap_px), max(0.8, 0.006 * px_per_unit))
+    crease = stroke(max(1.0, gap_px), max(0.6, 0.003 * px_per_unit))
+    lips = sub[(band > 0.3) & (crease < 0.2)]
+    lip_colour = np.median(lips, axis=0) if len(lips) else np.median(sub.reshape(-1, 3), axis=0)
+    soft = cv2.GaussianBlur(sub, (0, 0), max(0.8, 0.005 * px_per_unit))
+    a = (amount * band)[..., None]
+    sub = sub * (1 - a) + soft * a
+    # the line itself is painted (whatever the squeezed source left there, teeth included): a dark shade of the
+    # lips' colour, deepest at the corners, lighter where filmed closed lips press together in the middle
+    xs = np.arange(sub.shape[1], dtype=np.float32) + bx0
+    rel = (xs - 0.5 * (line[0, 0] + line[-1, 0])) / max(0.5 * abs(line[-1, 0] - line[0, 0]), 1.0)
+    depth = LIP_LINE_DEPTH[0] + (LIP_LINE_DEPTH[1] - LIP_LINE_DEPTH[0]) * np.clip(np.abs(rel), 0, 1) ** 2
+    target = lip_colour[None, None, :] * (1 - depth)[None, :, None]
+    c = (amount * crease)[..., None]
+    sub = sub * (1 - c) + target * c
+    patch[by0:by1, bx0:bx1] = np.clip(sub + 0.5, 0, 255).astype(np.uint8)
+    return patch
+
+
+def inner_lip_mask(control: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
+    """float32 mask of the mouth opening (inside the inner lip contour, corners rounded) in roi, soft-edged."""
+    x0, y0, x1, y1 = roi
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    poly = np.round((rounded(control[INNER_RING, :2]) - [x0, y0]) * 16).astype(np.int32)
+    cv2.fillPoly(mask, [poly], 255, lineType=cv2.LINE_AA, shift=4)
+    return cv2.GaussianBlur(mask, (5, 5), 0).astype(np.float32) / 255.0
+
+
+def synthetic_cavity(patch: np.ndarray, control: np.ndarray, roi: tuple[int, int, int, int],
+                     px_per_unit: float | None = None, teeth: bool = True,
+                     visible: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """A mouth interior for faces whose footage never shows one (a closed-mouth photo): a shaded cavity tinted like
+    the lips, with a tongue towards the bottom and, when `teeth`, a row of upper teeth under the upper lip (and the
+    lower teeth's edges once the mouth is wide open), lit like the face and receding into shadow at the sides."""
+    # only the lips' box matters (the result is used inside the inner lip contour): on a large photo the whole
+    # lower-face window would cost a quarter second a frame
+    full = patch
+    rx0, ry0, rx1, ry1 = roi
+    outer = control[OUTER_RING, :2]
+    bx0, by0 = np.maximum(np.floor(outer.min(0)).astype(int) - 3, [rx0, ry0])
+    bx1, by1 = np.minimum(np.ceil(outer.max(0)).astype(int) + 4, [rx1, ry1])
+    if bx1 - bx0 < 2 or by1 - by0 < 2:
+        return full.copy()
+    patch = full[by0 - ry0:by1 - ry0, bx0 - rx0:bx1 - rx0]
+    roi = (bx0, by0, bx1, by1)
+    x0, y0, x1, y1 = roi
+    h, w = patch.shape[:2]
+    lips = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(lips, [np.round(control[OUTER_RING, :2] - [x0, y0]).astype(np.int32)], 255)
+    inner = inner_lip_mask(control, roi) > 0.5
+    ring = (lips > 0) & ~inner
+    tint = np.median(patch[ring], axis=0).astype(np.float32) if ring.any() else np.array([150, 70, 70], np.float32)
+    grey = float(np.ptp(np.median(patch.reshape(-1, 3), axis=0))) < 4  # a black-and-white picture stays grey
+    ys = np.arange(h, dtype=np.float32)[:, None]
+    xs = np.arange(w, dtype=np.float32)[None, :]
+    up = control[INNER_UPPER_POS, :2] - [x0, y0]
+    lo = control[INNER_LOWER_POS, :2] - [x0, y0]
+    order = np.argsort(up[:, 0])
+    y_up = np.interp(xs[0], up[order, 0], up[order, 1])[None, :]  # upper inner lip per column
+    order = np.argsort(lo[:, 0])
+    y_lo = np.interp(xs[0], lo[order, 0], lo[order, 1])[None, :]
+    gap = np.maximum(y_lo - y_up, 1.0)
+    depth = np.clip((ys - y_up) / gap, 0, 1)  # 0 under the upper lip .. 1 at the lower lip
+    if visible is not None:  # (top, bottom) rows per roi column of what shows between the real teeth
+        top, bottom = (np.asarray(v, np.float32)[bx0 - rx0:bx1 - rx0][None, :] + ry0 - y0 for v in visible)
+        depth = np.clip((ys - top) / np.maximum(bottom - top, 1.0), 0, 1)
+    shade = (0.14 + 0.30 * depth ** 1.5)[..., None]
+    tongue = np.array([1.0, 1.0, 1.0] if grey else [1.0, 0.75, 0.75], np.float32)  # redder than the lips' tint
+    out = tint[None, None, :] * tongue * shade
+    if teeth and px_per_unit:
+        left, right = control[CONTROL.index(78), :2] - [x0, y0], control[CONTROL.index(308), :2] - [x0, y0]
+        cx, half = 0.5 * (left[0] + right[0]), max(0.5 * abs(right[0] - left[0]), 1.0)
+        rel = (xs - cx) / half  # -1 .. 1 corner to corner
+        light = float(np.clip(np.mean(tint) / 140.0, 0.55, 1.15))
+        enamel = np.array([226, 226, 226] if grey else [232, 226, 212], np.float32) * light
+        # crowns: about 0.05 face units tall, never more than 55 % of the gap; darker away from the front
+        crown = np.minimum(0.05 * px_per_unit, 0.55 * gap)
+        in_upper = np.clip((y_up + crown - ys) / 1.5, 0, 1) * (ys >= y_up - 1)
+        lower_crown = np.minimum(0.03 * px_per_unit, np.maximum(gap - 0.11 * px_per_unit, 0) * 0.5)
+        in_lower = np.clip((ys - (y_lo - lower_crown)) / 1.5, 0, 1) * (ys <= y_lo + 1)
+        recede = np.clip(1 - 0.65 * np.abs(rel) ** 1.6, 0.2, 1)
+        # gaps between teeth: incisors ~0.085 units wide, then narrower towards the canines
+        edges = np.array([0.0, 0.085, 0.155, 0.215, 0.265, 0.31]) * px_per_unit
+        dist = np.min(np.abs(np.abs(xs - cx)[..., None] - edges[None, None, :]), axis=-1)
+        seam = 1 - 0.25 * np.exp(-(dist / max(0.006 * px_per_unit, 0.6)) ** 2)
+        # a little shade under the lip and towards the biting edge
+        top_shadow = np.clip((ys - y_up) / max(0.012 * px_per_unit, 1.0), 0.55, 1.0)
+        t_up = (enamel * (recede * seam * top_shadow)[..., None])
+        t_lo = enamel * 0.8 * (recede * seam)[..., None]
+        m_up = (in_upper * np.clip(1.3 - np.abs(rel), 0, 1))[..., None]
+        m_lo = (in_lower * np.clip(1.2 - np.abs(rel), 0, 1))[..., None]
+        out = out * (1 - m_up) + t_up * m_up
+        out = out * (1 - m_lo) + t_lo * m_lo
+    out = cv2.GaussianBlur(np.clip(out, 0, 255).astype(np.float32), (0, 0), 0.6)
+    result = full.copy()
+    result[by0 - ry0:by1 - ry0, bx0 - rx0:bx1 - rx0] = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    return result
+
+
+def inner_polygon(points: np.ndarray) -> np.ndarray:
+    return np.concatenate([points[INNER_UPPER], points[INNER_LOWER[::-1][1:-1]]])[:, :2]

@@ -1,0 +1,116 @@
+"""mesh: piecewise-affine warps over a fixed triangulation (the lower face's control points, or any point set)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from scipy.spatial import Delaunay
+
+from lipdub.core.landmarks import JAW, UPPER_EDGE
+from lipdub.render.mouth import CONTROL
+
+class TriangleMesh:
+    """Piecewise-affine warp over a fixed Delaunay triangulation of a point set (canonical positions)."""
+
+    def __init__(self, points: np.ndarray):
+        pts = np.asarray(points, np.float64)[:, :2]
+        self.triangles = Delaunay(pts).simplices.astype(np.int32)
+        # drop sliver triangles spanning concave outlines
+        a, b, cc = pts[self.triangles[:, 0]], pts[self.triangles[:, 1]], pts[self.triangles[:, 2]]
+        area = 0.5 * np.abs((b[:, 0] - a[:, 0]) * (cc[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (cc[:, 0] - a[:, 0]))
+        self.triangles = self.triangles[area > 1e-5]
+
+    def warp(self, src_img: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray, roi: tuple[int, int, int, int],
+             detail: tuple[int, int, int, int] | None = None, step: int | None = None):
+        """Pixels of src_img moved so src_pts land on dst_pts, inside roi (x0,y0,x1,y1) of the destination.
+
+        The map is piecewise affine and continuous except where a triangle collapses (closing lips), so it is built
+        at half resolution on large regions and upsampled; inside `detail` (the lips, destination coordinates) it is
+        built at full resolution so the lip line stays sharp. Returns (warped roi image, coverage mask uint8)."""
+        x0, y0, x1, y1 = roi
+        h, w = y1 - y0, x1 - x0
+        tri = self.triangles
+        d = dst_pts[tri] - np.array([x0, y0], np.float64)  # (M,3,2)
+        s = src_pts[tri].astype(np.float64)
+        # affine per triangle: src = A @ [x, y, 1]
+        m = np.concatenate([d, np.ones((len(tri), 3, 1))], axis=2)  # (M,3,3)
+        det = np.linalg.det(m)
+        ok = np.abs(det) > 1.0  # |det| = twice the area in pixels: collapsed triangles would sample wildly
+        affine = np.zeros((len(tri), 3, 2))
+        affine[ok] = np.linalg.solve(m[ok], s[ok])
+        coefs = affine.reshape(len(tri), 6).astype(np.float32)
+        if step is None:
+            step = 2 if h * w > 120 * 120 else 1
+        map_x, map_y, covered = _affine_maps(d[ok], np.flatnonzero(ok), coefs, 0, 0, w, h, step)
+        out = cv2.remap(src_img, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if detail is not None:
+            # the lips: exact full-resolution map and cubic sampling (lip lines and teeth stay crisp)
+            dx0, dy0 = max(0, detail[0] - x0), max(0, detail[1] - y0)
+            dx1, dy1 = min(w, detail[2] - x0), min(h, detail[3] - y0)
+            if dx1 > dx0 and dy1 > dy0:
+                if step > 1:
+                    fx, fy, fc = _affine_maps(d[ok], np.flatnonzero(ok), coefs, dx0, dy0, dx1 - dx0, dy1 - dy0, 1)
+                    covered[dy0:dy1, dx0:dx1] = fc
+                else:
+                    fx = np.ascontiguousarray(map_x[dy0:dy1, dx0:dx1])
+                    fy = np.ascontiguousarray(map_y[dy0:dy1, dx0:dx1])
+                out[dy0:dy1, dx0:dx1] = cv2.remap(src_img, fx, fy, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        return out, covered.astype(np.uint8) * 255
+
+
+class MeshWarper(TriangleMesh):
+    """Piecewise-affine warp over a fixed triangulation of the lower-face control points (+ an outer ring)."""
+
+    def __init__(self, canonical: np.ndarray, ring_offset: float = 0.35):
+        self.canonical = canonical
+        c2 = canonical[CONTROL, :2]
+        centre = 0.5 * (canonical[13, :2] + canonical[14, :2])
+        jaw = canonical[JAW, :2]
+        direction = jaw - centre
+        direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+        self.ring = np.concatenate([canonical[JAW], np.zeros((len(JAW), 0))], axis=1).copy()
+        self.ring[:, :2] = jaw + ring_offset * direction  # fixed to the skull: the neck stretches under a jaw drop
+        self.ring_up = canonical[UPPER_EDGE].copy()
+        self.ring_up[:, 1] -= 0.12  # above the top edge, so the mesh covers the whole feathered mask
+        super().__init__(np.concatenate([c2, self.ring[:, :2], self.ring_up[:, :2]]))
+
+    def control_points(self, shape: np.ndarray) -> np.ndarray:
+        """(N,3) canonical control points for a 478-point canonical shape (ring fixed to the skull)."""
+        return np.concatenate([shape[CONTROL], self.ring, self.ring_up])
+
+
+def _affine_maps(corners: np.ndarray, ids: np.ndarray, coefs: np.ndarray, x0: int, y0: int, w: int, h: int,
+                 step: int):
+    """remap maps for the w x h window at (x0, y0) of a piecewise-affine warp (triangles `corners`, affines `coefs`
+    indexed by `ids`), computed every `step` pixels and upsampled."""
+    pad = step - 1  # one coarse cell of margin: cv2.resize clamps at the edges, margins keep those exact
+    hs, ws = -(-h // step) + 2 * pad, -(-w // step) + 2 * pad
+    idx = np.full((hs, ws), -1, np.int32)
+    offset = (step - 1) / 2 - pad * step  # window coordinate of coarse pixel 0's centre
+    lo, hi = corners.min(axis=1), corners.max(axis=1)
+    inside = (hi[:, 0] >= x0 - step) & (lo[:, 0] <= x0 + w + step) & (hi[:, 1] >= y0 - step) & \
+        (lo[:, 1] <= y0 + h + step)  # only triangles that reach this window
+    polys = np.round((corners[inside] - np.array([x0, y0]) - offset) / step * 16).astype(np.int32)
+    for t, poly in zip(ids[inside], polys):
+        cv2.fillConvexPoly(idx, poly, int(t), lineType=cv2.LINE_8, shift=4)
+    # collapsed triangles (a closing mouth) leave hairline cracks: give them a neighbouring triangle's affine
+    holes = idx < 0
+    if holes.any():
+        grown = cv2.dilate((idx + 1).astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int32) - 1
+        idx[holes] = grown[holes]
+    covered = idx >= 0
+    if step > 1:  # extend affines past the edge so bilinear upsampling never mixes in an undefined map
+        grown = cv2.dilate((idx + 1).astype(np.float32), np.ones((3, 3), np.uint8), iterations=2)
+        idx = np.where(covered, idx, grown.astype(np.int32) - 1)
+    c = coefs[np.maximum(idx, 0)]  # (hs,ws,6): ax ay a1 bx by b1
+    xs = np.arange(ws, dtype=np.float32)[None, :] * step + offset + x0
+    ys = np.arange(hs, dtype=np.float32)[:, None] * step + offset + y0
+    map_x = c[..., 0] * xs + c[..., 2] * ys + c[..., 4]
+    map_y = c[..., 1] * xs + c[..., 3] * ys + c[..., 5]
+    if step > 1:
+        size = (ws * step, hs * step)
+        m = pad * step
+        map_x = cv2.resize(map_x, size, interpolation=cv2.INTER_LINEAR)[m:m + h, m:m + w]
+        map_y = cv2.resize(map_y, size, interpolation=cv2.INTER_LINEAR)[m:m + h, m:m + w]
+        covered = cv2.resize(covered.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)[m:m + h, m:m + w] > 0
+    return np.ascontiguousarray(map_x, np.float32), np.ascontiguousarray(map_y, np.float32), covered

@@ -1,0 +1,255 @@
+"""renderer: output frames in order, each with a real mouth from the atlas warped onto the frame's head pose at the
+wanted opening and width (the interior from the clip's most open mouth where the chosen one is less open)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from lipdub import face, media, motion
+from lipdub.core.landmarks import JAW, OUTER_LOWER, OUTER_UPPER, UPPER_EDGE
+from lipdub.errors import InputError
+from lipdub.render import compose
+from lipdub.render.atlas import Atlas, fill_atlas_in_halves, pose_features
+from lipdub.render.interior import (CLOSED_LINE_OPENING, inner_lip_mask, pull_inner_lips, soften_lip_line,
+                                    synthetic_cavity)
+from lipdub.render.mouth import (CONTROL, INNER_LOWER_POS, INNER_UPPER_POS, JAW_POS, LIPS_POS, OUTER_LIPS_POS,
+                                 UPPER_EDGE_POS, MouthModel, build_mouth_model, descriptors, target_shape)
+from lipdub.render.selection import JUMP_COST, POSE_WEIGHT, blur_cost, descriptor_scale, select_frames
+
+
+class Renderer:
+    """Renders output frames in order: mouths from an atlas (the clip's own, or an actor profile's) warped onto the
+    target track's head pose at the wanted opening and width."""
+
+    def __init__(self, atlas: Atlas, track: face.FaceTrack, pose: face.Pose | None = None,
+                 model: MouthModel | None = None, colour: compose.ColourMatcher | None = None, region: str = "lower"):
+        if atlas.n == 0:
+            raise InputError("the mouth atlas is empty: no usable face frames to draw mouths from")
+        self.atlas, self.track = atlas, track
+        self.canonical = atlas.canonical
+        self.pose = pose if pose is not None else face.estimate_pose(track, self.canonical)
+        self.warper = atlas.warper
+        self._own_model = model is None
+        self.model = model
+        self.index_atlas()
+        self._edge_pos = UPPER_EDGE_POS
+        self.colour = colour or compose.ColourMatcher()
+        self.region = region
+        self.prev_j: int | None = None
+
+    def index_atlas(self) -> None:
+        """(Re)read the atlas's descriptors: after entries were added (live mode grows its atlas as frames come)."""
+        self.norm = self.atlas.norm
+        if self._own_model:
+            self.model = build_mouth_model(self.canonical, self.norm, np.ones(len(self.norm), bool))
+        self.atlas_desc = descriptors(self.norm)
+        self.atlas_open = self.atlas_desc[:, 0]
+        self.donor = int(np.argmax(self.atlas_open))  # the most open mouth: interior donor
+        self.donor_src = self.atlas.src_controls[self.donor].astype(np.float64)
+
+    @classmethod
+    def for_video(cls, video: Path, info: media.VideoInfo, track: face.FaceTrack,
+                  progress: Callable[[str, int, int], None] | None = None, budget_bytes: int = 300 << 20):
+        """The clip as its own appearance source."""
+        canonical = face.canonical_shape(track)
+        pose = face.estimate_pose(track, canonical)
+        atlas = Atlas(canonical, float(np.median(pose.scale[track.valid])))
+        stride = max(1, int(np.ceil(int(track.valid.sum()) * atlas.bytes_per_entry() / budget_bytes)))
+        fill_atlas_in_halves(atlas, video, track, pose, stride=stride, progress=progress)
+        if atlas.n == 0:
+            raise InputError(f"could not build a mouth atlas from {video}; is the face too small or turned away?")
+        return cls(atlas, track, pose)
+
+    def wanted(self, mouth: motion.MouthTrack) -> tuple[np.ndarray, np.ndarray]:
+        """Canonical opening and width per output frame."""
+        m = self.model
+        opening = mouth.opening * m.open_max
+        if self.region == "lips":  # lips part without the jaw: only as far as lips alone can open
+            opening = np.minimum(opening, 0.07)
+        return opening, m.rest_width * (1 + 0.12 * mouth.width)
+
+    def plan(self, schedule: np.ndarray, mouth: motion.MouthTrack, teeth: np.ndarray | None = None,
+             teeth_weight: float = 0.25):
+        """Wanted canonical opening/width per output frame and the atlas entry to draw each from. `teeth`
+        (per output frame, atlas teeth units) makes selection match teeth visibility too."""
+        m = self.model
+        open_c, width_c = self.wanted(mouth)
+        scale = descriptor_scale(m)
+        desc = self.atlas_desc * scale
+        want = np.stack([open_c, width_c], 1) * scale
+        if teeth is not None:
+            t_scale = teeth_weight / max(float(np.percentile(self.atlas.teeth, 90)), 1e-3)
+            desc = np.concatenate([desc, self.atlas.teeth[:, None] * t_scale], 1)
+            want = np.concatenate([want, np.asarray(teeth, np.float64)[:, None] * t_scale], 1)
+        sel = select_frames(desc, self.atlas.pose_feat.astype(np.float64), self.atlas.seq, want,
+                            pose_features(self.pose, np.minimum(schedule, len(self.track) - 1)),
+                            jump_cost=JUMP_COST, pose_weight=POSE_WEIGHT, atlas_cost=self.blur_cost())
+        return open_c, width_c, sel
+
+    def blur_cost(self) -> np.ndarray:
+        """Penalty for atlas frames blurrier than the atlas's typical frame (motion blur ghosts the lips)."""
+        return blur_cost(self.atlas.sharpness)
+
+    def retarget(self, track: face.FaceTrack) -> "Renderer":
+        """The same atlas and mouth model drawing onto another track (landmarks moved by head motion or expression)."""
+        return Renderer(self.atlas, track, model=self.model, colour=self.colour, region=self.region)
+
+    def frame(self, k: int, j: int, frame: np.ndarray, plan, offsets: np.ndarray | None = None
+              ) -> tuple[np.ndarray, bool]:
+        """Output frame k drawn over source frame j; frames without the speaker pass through untouched. `offsets`
+        (478,3 canonical) move the wanted face (an emotion's mouth corners)."""
+        open_c, width_c, sel = plan
+        if not self._enter(j):
+            return frame, False
+        return self.render_frame(frame, j, int(sel[k]), float(open_c[k]), float(width_c[k]), offsets), True
+
+    def _enter(self, j: int) -> bool:
+        """Whether source frame j has the speaker to draw on; keeps colour smoothing to runs of the same shot."""
+        if j >= len(self.track) or not self.track.valid[j]:
+            self.colour.reset()
+            self.prev_j = None
+            return False
+        if self.prev_j is not None and abs(j - self.prev_j) > 1:
+            self.colour.reset()  # a loop jump: the lighting may differ
+        self.prev_j = j
+        return True
+
+    def _to_frame(self, j: int, shape: np.ndarray) -> np.ndarray:
+        dst = self.pose.to_frame(j, self.warper.control_points(shape))[:, :2]
+        # the top edge stays exactly where this frame has it, so the seam lines up with the unchanged cheeks
+        dst[self._edge_pos] = self.track.landmarks[j, UPPER_EDGE, :2]
+        return dst
+
+    def interior(self, patch: np.ndarray, j: int, dst: np.ndarray, roi, detail, opening: float, width: float,
+                 whole_when_close: bool = True):
+        """Mouth interior for a target opening wider than the chosen atlas mouth."""
+        d, n_ctrl = self.donor, len(CONTROL)
+        donor_open = float(self.atlas_open[d])
+        if whole_when_close and donor_open >= 0.85 * opening:  # the clip has a mouth this open: use it whole
+            return self.warper.warp(self.atlas.crop(d), self.donor_src, dst, roi, detail)[0]
+        # wider than the clip ever opens (a photo, a mumbler): the donor's upper teeth stay under the upper lip,
+        # its lower teeth ride down with the jaw, and the gap between them is a dark cavity
+        if donor_open < 0.02:
+            return synthetic_cavity(patch, dst[:n_ctrl], roi, float(self.pose.scale[j]), teeth=True)
+        dst_u = self._to_frame(j, target_shape(self.model, self.norm[d], donor_open, width))
+        teeth = self.warper.warp(self.atlas.crop(d), self.donor_src, dst_u, roi, detail)[0]
+        # per column: where the donor's teeth meet (midway between its inner lips, following the smile's curve) and
+        # how far the jaw drops there (most at the centre, nothing at the corners), so the gap opens as a lens
+        x0, y0 = roi[:2]
+        h, w = teeth.shape[:2]
+        cols = np.arange(w, dtype=np.float32) + x0
+        up_u, lo_u, lo_d = (dst_u[INNER_UPPER_POS], dst_u[INNER_LOWER_POS], dst[INNER_LOWER_POS])
+        order = np.argsort(lo_u[:, 0])
+        meet = np.interp(cols, lo_u[order, 0], 0.5 * (up_u[order, 1] + lo_u[order, 1])) - y0
+        drop = np.interp(cols, lo_u[order, 0], np.maximum(lo_d[order, 1] - lo_u[order, 1], 0.0), left=0.0, right=0.0)
+        slide = np.interp(cols, lo_u[order, 0], lo_d[order, 0] - lo_u[order, 0], left=0.0, right=0.0)  # a tilted jaw
+        rows = np.arange(h, dtype=np.float32)[:, None]
+        map_x = np.broadcast_to((np.arange(w) - slide).astype(np.float32)[None, :], (h, w)).copy()
+        map_y = np.broadcast_to((rows - drop[None, :]).astype(np.float32), (h, w)).copy()
+        teeth_low = cv2.remap(teeth, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        # the cavity is shaded over what shows between the teeth: dark under the upper teeth, the tongue below
+        cavity = synthetic_cavity(patch, dst[:n_ctrl], roi, float(self.pose.scale[j]), teeth=False,
+                                  visible=(meet, meet + drop))
+        mask_u = inner_lip_mask(dst_u[:n_ctrl], roi)
+        mask_l = cv2.remap(mask_u, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        fade = max(1.5, 0.012 * float(self.pose.scale[j]))  # teeth edges fade into the cavity, no cut line
+        mask_u = (mask_u * np.clip((meet[None, :] - rows) / fade + 0.5, 0, 1)).astype(np.float32)
+        mask_l = (mask_l * np.clip((rows - meet[None, :] - drop[None, :]) / fade + 0.5, 0, 1)).astype(np.float32)
+        # OpenCV's per-pixel blends: native code without the GIL, a fifth of numpy's float64 arithmetic here
+        out = cv2.blendLinear(teeth, cavity, mask_u, 1.0 - mask_u)
+        return cv2.blendLinear(teeth_low, out, mask_l, 1.0 - mask_l)
+
+    def _target(self, j: int, a: int, opening: float, width: float, offsets: np.ndarray | None) -> np.ndarray:
+        """Frame-j positions of the control points for atlas entry a drawn at this opening and width."""
+        shape = target_shape(self.model, self.norm[a], opening, width)
+        if offsets is not None:
+            shape = shape + offsets
+        return self._to_frame(j, shape)
+
+    def frame_planar(self, k: int, j: int, frame: "media.PlanarFrame", plan) -> tuple["media.PlanarFrame", bool]:
+        """frame() on a decoded YUV frame, changed in place: only the box the mouth is drawn in goes to RGB and back,
+        and only the pixels the drawing changed are written, so the rest stays exactly as decoded."""
+        open_c, width_c, sel = plan
+        if not self._enter(j):
+            return frame, False
+        a, opening, width = int(sel[k]), float(open_c[k]), float(width_c[k])
+        dst = self._target(j, a, opening, width, None)
+        # everything render_frame reads or writes lies in this roi (see there)
+        box = frame.box(compose.region_of_interest(dst, frame.width, frame.height, margin=2), pad=2)
+        x0, y0, x1, y1 = box
+        if x1 <= x0 or y1 <= y0:
+            return frame, True
+        canvas = np.empty((frame.height, frame.width, 3), np.uint8)  # only the box is ever filled or read
+        canvas[y0:y1, x0:x1] = frame.rgb(box)
+        self.render_frame(canvas, j, a, opening, width, dst=dst, inplace=True)
+        (rx0, ry0, rx1, ry1), alpha = self._drawn
+        changed = np.zeros((y1 - y0, x1 - x0), bool)
+        changed[ry0 - y0:ry1 - y0, rx0 - x0:rx1 - x0] = alpha > 0  # where the blend took anything of the patch
+        frame.put_rgb(box, canvas[y0:y1, x0:x1], changed)
+        return frame, True
+
+    def render_frame(self, frame: np.ndarray, j: int, a: int, opening: float, width: float,
+                     offsets: np.ndarray | None = None, dst: np.ndarray | None = None,
+                     inplace: bool = False) -> np.ndarray:
+        """Frame j with atlas entry a drawn at this opening and width; reads and writes only inside the roi of
+        the control points `dst` (computed when not given) with a 2-pixel margin."""
+        atlas = self.atlas
+        if dst is None:
+            dst = self._target(j, a, opening, width, offsets)
+        n_ctrl = len(CONTROL)
+        src = atlas.src_controls[a].astype(np.float64)
+        src_open = float(self.atlas_open[a])
+        # (a closed source has no teeth to cover: pulling its lips apart only folds them into a hard seam)
+        squeeze = max(1 - opening / 0.04, 1 - opening / src_open) if src_open > 0.02 else 0.0
+        if squeeze > 0:
+            # a mouth closing over its source: the lips cover the teeth instead of teeth being squeezed onto
+            # the lips (MediaPipe's inner contour often sits on the teeth' edge, not the lip's)
+            src[:n_ctrl] = pull_inner_lips(src[:n_ctrl], 0.35 * min(squeeze, 1.0))
+        h, w = frame.shape[:2]
+        scale = self.pose.scale[j]
+        roi = compose.region_of_interest(dst, w, h, margin=2)
+        lips = dst[LIPS_POS]
+        margin = 0.08 * scale
+        detail = (int(lips[:, 0].min() - margin), int(lips[:, 1].min() - margin),
+                  int(lips[:, 0].max() + margin) + 1, int(lips[:, 1].max() + margin) + 1)
+        warped, cover = self.warper.warp(atlas.crop(a), src, dst, roi, detail)
+        touch, part = CLOSED_LINE_OPENING
+        if squeeze > 0 and opening < part:
+            # a shut or barely parted mouth drawn from an open one: its lip line needs redrawing
+            soften_lip_line(warped, dst[:n_ctrl], roi, float(scale),
+                            min(1.0, squeeze) * float(np.clip((part - opening) / (part - touch), 0, 1)),
+                            gap_px=opening * float(scale))
+        lack = opening - self.atlas_open[a]
+        # the chosen mouth is the interior donor itself (a photo's only mouth): its teeth split along the jaw as soon
+        # as the mouth opens past it, in full (half-blended with the stretched mouth they showed a grey bar)
+        own = a == self.donor and lack > 0
+        if opening > 0.05 and (lack > 0.2 * opening or own):
+            # the chosen mouth is less open than asked: a stretched interior looks smeared, so the opening shows
+            # the clip's most open mouth: real teeth and tongue, anchored to the lips
+            # a steep ramp: half-blended interiors show two sets of teeth (ghosting)
+            weight = 1.0 if own else float(np.clip((lack / opening - 0.2) / 0.15, 0.0, 1.0))
+            interior = self.interior(warped, j, dst, roi, detail, opening, width, whole_when_close=not own)
+            m = (inner_lip_mask(dst[:n_ctrl], roi) * weight).astype(np.float32)
+            warped = cv2.blendLinear(interior, warped, m, 1.0 - m)
+        if self.region == "lips":
+            # lips and a little skin around them (grown outer lip contours of the frame and of the new mouth): the
+            # jaw and chin outside stay as filmed (moving them with fixed neighbours would fold the mesh)
+            lips_now = self.track.landmarks[j, OUTER_UPPER + OUTER_LOWER, :2]
+            both = np.concatenate([dst[OUTER_LIPS_POS], lips_now])
+            centre = both.mean(0)
+            hull = centre + 1.35 * (both - centre)
+            alpha = compose.feathered_mask(hull, roi, feather=0.06 * scale)
+        else:
+            hull = np.concatenate([dst[JAW_POS],
+                                   self.track.landmarks[j, JAW, :2],
+                                   self.track.landmarks[j, UPPER_EDGE, :2]])
+            alpha = compose.feathered_mask(hull, roi, feather=0.12 * scale)
+        alpha *= cover.astype(np.float32) / 255.0
+        x0, y0, x1, y1 = roi
+        warped = self.colour(warped, frame[y0:y1, x0:x1], alpha)
+        self._drawn = roi, alpha
+        return compose.blend(frame, warped, alpha, roi, inplace=inplace)

@@ -1,0 +1,106 @@
+"""selection: which atlas entry each output frame draws its mouth from, and the one cost both choices use.
+
+Offline dubs choose by Viterbi over the whole clip (select_frames); live mode, which cannot wait for the future, takes
+the cheapest of the nearest entries given the one before (render.live.LiveAppearance.choose). Both add up the same
+terms, defined once here:
+
+- match: squared distance between scaled mouth descriptors (opening, width, …) plus `pose_weight` × the squared
+  head-pose difference, plus a per-entry penalty (blur_cost);
+- transition: continuing to the next real frame (sequence number +1 or +2) is free, holding a frame costs
+  HOLD_SHARE × the jump cost, any other jump the jump cost.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from lipdub.render.mouth import MouthModel
+
+# the costs rendering chooses with, offline and live
+JUMP_COST = 0.05
+POSE_WEIGHT = 2.0
+HOLD_SHARE = 0.15  # holding a frame costs this share of a jump
+
+
+def descriptor_scale(model: MouthModel) -> np.ndarray:
+    """Weights of the (opening, width) descriptors: the speaker's wide-open gap counts as much as a third of the
+    mouth's rest width."""
+    return np.array([1 / model.open_max, 3 / model.rest_width])
+
+
+def blur_cost(sharpness: np.ndarray) -> np.ndarray:
+    """Penalty for atlas frames blurrier than the atlas's typical frame (motion blur ghosts the lips)."""
+    sharp = sharpness.astype(np.float64)
+    typical = float(np.median(sharp)) if len(sharp) else 0.0
+    if typical <= 0:
+        return np.zeros(len(sharp))
+    return 0.3 * np.clip(1 - sharp / typical, 0, 1) ** 2
+
+
+def search_space(desc: np.ndarray, pose: np.ndarray, pose_weight: float) -> np.ndarray:
+    """Descriptors and pose features side by side, pose scaled so that a squared Euclidean distance here is
+    squared_distance(): what the k-d trees search."""
+    return np.concatenate([desc, np.sqrt(pose_weight) * pose], -1)
+
+
+def squared_distance(desc: np.ndarray, pose: np.ndarray, want: np.ndarray, want_pose: np.ndarray,
+                     pose_weight: float) -> np.ndarray:
+    """Shape distance on scaled descriptors plus pose_weight × pose difference (both squared), per entry."""
+    return ((desc - want) ** 2).sum(-1) + pose_weight * ((pose - want_pose) ** 2).sum(-1)
+
+
+def match_cost(squared: np.ndarray, penalty: np.ndarray) -> np.ndarray:
+    """Cost of drawing from an entry at this squared distance with this per-entry penalty."""
+    return squared + penalty
+
+
+def transition_cost(step: np.ndarray, jump_cost: float) -> np.ndarray:
+    """Cost of moving between entries whose sequence numbers differ by `step`: continuing a real run is free,
+    holding a frame costs a little, any other jump `jump_cost`."""
+    trans = np.full(step.shape, jump_cost)
+    trans[(step >= 1) & (step <= 2)] = 0.0
+    trans[step == 0] = HOLD_SHARE * jump_cost
+    return trans
+
+
+def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.ndarray,
+                  want: np.ndarray, want_pose: np.ndarray, k: int = 24, jump_cost: float = 0.6,
+                  pose_weight: float = 1.0, atlas_cost: np.ndarray | None = None) -> np.ndarray:
+    """Viterbi over the k best atlas candidates per output frame (unit selection).
+
+    atlas_desc (A,D) and want (T,D) are weighted descriptors (opening, width, teeth…); atlas_cost (A,) is a per-entry
+    penalty (blur); continuing to the next real frame (next sequence number) costs nothing, holding a frame costs a
+    little, any other jump costs `jump_cost`. Candidates come from a k-d tree, so the cost grows with log(A), not A:
+    minutes of profile footage stay cheap."""
+    T, A = len(want), len(atlas_desc)
+    if A == 1:
+        return np.zeros(T, np.int64)
+    feats = search_space(atlas_desc, atlas_pose, pose_weight)
+    query = search_space(want, want_pose, pose_weight)
+    extra = atlas_cost if atlas_cost is not None else np.zeros(A)
+    # the k nearest by descriptor, then re-ranked with the per-entry penalty among 2k; a block of output frames at a
+    # time (an hour's 2k-wide temporaries took ~200 MB)
+    kq, k = min(A, 2 * k), min(k, A)
+    tree = cKDTree(feats)
+    cand, cost = np.zeros((T, k), np.int64), np.zeros((T, k))
+    for t0 in range(0, T, 8192):
+        dist, idx = tree.query(query[t0:t0 + 8192], k=kq)
+        dist, idx = dist.reshape(-1, kq), idx.reshape(-1, kq)
+        full = match_cost(dist ** 2, extra[idx])  # the tree's distance: squared_distance() over search_space()
+        order = np.argsort(full, axis=1)[:, :k]
+        cand[t0:t0 + 8192] = np.take_along_axis(idx, order, 1)
+        cost[t0:t0 + 8192] = np.take_along_axis(full, order, 1)
+    acc = cost[0].copy()
+    back = np.zeros((T, k), np.int64)
+    for t in range(1, T):
+        step = atlas_seq[cand[t]][None, :] - atlas_seq[cand[t - 1]][:, None]
+        tot = acc[:, None] + transition_cost(step, jump_cost)
+        back[t] = np.argmin(tot, axis=0)
+        acc = tot[back[t], np.arange(k)] + cost[t]
+    path = np.zeros(T, np.int64)
+    j = int(np.argmin(acc))
+    for t in range(T - 1, -1, -1):
+        path[t] = cand[t, j]
+        j = back[t, j]
+    return path
