@@ -468,7 +468,7 @@ def test_check_output_path(tmp_path, monkeypatch):
     (tmp_path / "dir.mp4").mkdir()
     with pytest.raises(OutputError, match="folder"):
         check_output_path(tmp_path / "dir.mp4", [inp])
-    monkeypatch.setattr("lipdub.media.os.access", lambda *a, **k: False)
+    monkeypatch.setattr("lipdub.media.probe.os.access", lambda *a, **k: False)
     with pytest.raises(OutputError, match="not writable"):
         check_output_path(tmp_path / "out.mp4", [inp])
 

@@ -250,7 +250,7 @@ def test_hd_frames_pass_as_decoded_outside_the_mouth(tmp_path, monkeypatch):
     audio = data / "audio/es_spanish1_5s.wav"
     lossless = {"length": "video", "crf": 0, "preset": "ultrafast"}  # differences are the drawing's, not x264's
     planar = lipdub.dub(cut, audio, tmp_path / "planar.mp4", **lossless)
-    monkeypatch.setattr(media, "_planar_ok", lambda frame: False)
+    monkeypatch.setattr(media.frames, "passes_as_decoded", lambda frame: False)
     rgb = lipdub.dub(cut, audio, tmp_path / "rgb.mp4", **lossless)
     assert planar.frames == rgb.frames == 75 and planar.faces_rendered == rgb.faces_rendered > 70
     track = face.FaceTrack.load(next((face.cache_dir() / "tracks").glob("*.npz")))

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from lipdub.errors import InputError, ParameterError
-from lipdub.speech import ARPABET, METHODS, Phone, SpeechTrack, analyse, analysis, g2p, vad
+from lipdub.speech import ARPABET, METHODS, Phone, SpeechTrack, analyse, analysis, g2p, silero, vad
 
 try:
     from conftest import require_data
@@ -241,7 +241,7 @@ def test_vad_silence_at_padded_ends_and_jaw(jfk, monkeypatch):
     assert mean_jaw({"AA", "AE", "AY", "AO", "AW"}) > mean_jaw({"M", "B", "P", "IY", "IH", "S", "F"}) + 0.2
 
     # energy fallback when the ONNX model cannot run
-    monkeypatch.setattr(vad, "_silero", lambda: (_ for _ in ()).throw(RuntimeError("no onnxruntime")))
+    monkeypatch.setattr(silero, "batch_model", lambda: (_ for _ in ()).throw(RuntimeError("no onnxruntime")))
     fallback = vad.detect_voice(x)
     assert fallback.shape == (n,) and not fallback[:95].any() and not fallback[-95:].any()
     assert fallback[135:160].all()

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import queue
+import threading
+
 import numpy as np
 
-from lipdub import media
+from lipdub.media.frames import PlanarFrame
+from lipdub.media.writing import VideoWriter
 
 
 class BackgroundWriter:
@@ -13,16 +18,12 @@ class BackgroundWriter:
     over their pixels, RGB or I420 as given, in order): `digest` identifies the rendered video independently of the
     encoder."""
 
-    def __init__(self, writer: media.VideoWriter, depth: int = 2):  # 2 frames ahead keep x264 busy; each more holds
+    def __init__(self, writer: VideoWriter, depth: int = 2):  # 2 frames ahead keep x264 busy; each more holds
         # a frame (6 MB at 1080p), and measured on a 1080p dub, depth 6 peaked 134 MB higher at no gain in speed
-        import hashlib
-        import queue
-        import threading
-
         self.writer = writer
         self._hash = hashlib.sha256()
         self.digest = ""
-        self.queue: "queue.Queue" = queue.Queue(depth)
+        self.queue: queue.Queue = queue.Queue(depth)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="lipdub-encoder", daemon=True)
 
@@ -33,7 +34,7 @@ class BackgroundWriter:
                 return
             if self.error is None:
                 try:
-                    pixels = frame.i420 if isinstance(frame, media.PlanarFrame) else np.ascontiguousarray(frame)
+                    pixels = frame.i420 if isinstance(frame, PlanarFrame) else np.ascontiguousarray(frame)
                     self._hash.update(pixels.data)
                     self.writer.write(frame)
                 except BaseException as exc:  # re-raised on the caller's thread

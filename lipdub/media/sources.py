@@ -3,28 +3,27 @@ device: /dev/videoN (v4l2) for pictures, "alsa:NAME" or "pulse:NAME" for sound."
 
 from __future__ import annotations
 
-import numpy as np
-
+import os
+import stat
+import sys
 from pathlib import Path
 
+import av
+import numpy as np
+
 from lipdub.errors import InputError
+from lipdub.media.frames import iter_frames, to_rgb
+from lipdub.media.probe import IMAGE_FPS, decode_frames, input_options, is_image_path, open_input, quarter_turns, \
+    video_stream
 
 
 AUDIO_CHUNK = 0.02  # s: what a microphone callback delivers
 
 
 def _open_source(source: str, kind: str):
-    """(container, is_live_device). Files go through media.open_input (file protocol only, no playlists); pipes and
+    """(container, is_live_device). Files go through open_input (file protocol only, no playlists); pipes and
     devices are opened with the same protocol whitelist."""
-    import os
-    import stat
-    import sys
-
-    import av
-
-    from lipdub import media
-
-    opts = media._input_options()
+    opts = input_options()
     try:
         if source == "-":
             return av.open(sys.stdin.buffer, "r", container_options=opts), False
@@ -39,28 +38,26 @@ def _open_source(source: str, kind: str):
     except (av.FFmpegError, OSError, ValueError) as e:
         raise InputError(f"cannot open the {kind} source {source} ({e}); check that the device or pipe exists "
                          "and delivers a media stream") from None
-    return media.open_input(source, kind), False
+    return open_input(source, kind), False
 
 
 def video_source(source: str, loop: bool = True):
     """Yields (rgb, fps, still) for each frame; a file loops from its start while `loop` (a shorter clip under a
     longer voice), a photo repeats forever (the caller stops it)."""
-    from lipdub import media
-
-    if source not in ("-",) and media.is_image_path(source):
-        rgb = next(media.iter_frames(source)).rgb
+    if source not in ("-",) and is_image_path(source):
+        rgb = next(iter_frames(source)).rgb
         while True:
-            yield rgb, media.IMAGE_FPS, True
+            yield rgb, IMAGE_FPS, True
     first = True
     while True:
         c, device = _open_source(source, "video")
         try:
-            s = media._video_stream(c, source)
-            fps = float(s.average_rate or s.guessed_rate or media.IMAGE_FPS)
+            s = video_stream(c, source)
+            fps = float(s.average_rate or s.guessed_rate or IMAGE_FPS)
             n = 0
-            for f in media._decode(c, s):
+            for f in decode_frames(c, s):
                 n += 1
-                yield media._to_rgb(f, media._rot_k(f)), fps, False
+                yield to_rgb(f, quarter_turns(f)), fps, False
         finally:
             c.close()
         if first and n == 0:
@@ -72,10 +69,6 @@ def video_source(source: str, loop: bool = True):
 
 def audio_source(source: str, chunk: float = AUDIO_CHUNK):
     """Yields ((n, channels) float32, sr) chunks of `chunk` seconds (the last may be shorter)."""
-    import av
-
-    from lipdub import media
-
     c, _ = _open_source(source, "audio")
     try:
         if not c.streams.audio:
@@ -84,7 +77,7 @@ def audio_source(source: str, chunk: float = AUDIO_CHUNK):
         resampler = None
         pending = np.zeros((0, 1), np.float32)
         size = None
-        for f in media._decode(c, s):
+        for f in decode_frames(c, s):
             if resampler is None:
                 layout = "mono" if f.layout.nb_channels == 1 else "stereo"
                 resampler = av.AudioResampler(format="flt", layout=layout, rate=f.sample_rate)

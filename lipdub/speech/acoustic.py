@@ -9,14 +9,14 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import lfilter, resample_poly
 
-SR = 16000
+from lipdub.core.constants import HOP_SECONDS, SR
 
 
-def n_frames(n_samples: int, sr: int = SR, hop: float = 0.01) -> int:
+def n_frames(n_samples: int, sr: int = SR, hop: float = HOP_SECONDS) -> int:
     return int(np.ceil(n_samples / sr / hop - 1e-9))
 
 
-def frame_rms(audio: np.ndarray, sr: int = SR, hop: float = 0.01, win: float = 0.025) -> np.ndarray:
+def frame_rms(audio: np.ndarray, sr: int = SR, hop: float = HOP_SECONDS, win: float = 0.025) -> np.ndarray:
     """RMS of `win`-second windows centred on each frame, via a running sum (no frame matrix)."""
     n = n_frames(audio.size, sr, hop)
     w = int(round(win * sr))
@@ -56,7 +56,7 @@ def _lpc(frames: np.ndarray, order: int) -> np.ndarray:
     return a
 
 
-def first_formant(audio: np.ndarray, sr: int = SR, hop: float = 0.01, win: float = 0.025) -> np.ndarray:
+def first_formant(audio: np.ndarray, sr: int = SR, hop: float = HOP_SECONDS, win: float = 0.025) -> np.ndarray:
     """F1 in Hz per frame (NaN where no plausible formant), from LPC roots at 10 kHz, order 12."""
     n = n_frames(audio.size, sr, hop)
     if n == 0:
@@ -95,7 +95,7 @@ def smooth(x: np.ndarray, frames: int = 2) -> np.ndarray:
     return np.convolve(np.pad(x, r, mode="edge"), k, mode="valid").astype(x.dtype)
 
 
-def jaw_opening(audio: np.ndarray, voiced: np.ndarray, sr: int = SR, hop: float = 0.01,
+def jaw_opening(audio: np.ndarray, voiced: np.ndarray, sr: int = SR, hop: float = HOP_SECONDS,
                 rms: np.ndarray | None = None) -> np.ndarray:
     """(N,) float32 jaw opening in [0, 1]; 0 outside `voiced`."""
     n = voiced.size
@@ -137,7 +137,7 @@ def mel_bank(n_mels: int = 26, n_fft: int = 512, sr: int = SR) -> np.ndarray:
     return bank
 
 
-def log_mel(audio: np.ndarray, sr: int = SR, hop: float = 0.01, win: float = 0.025, n_mels: int = 26,
+def log_mel(audio: np.ndarray, sr: int = SR, hop: float = HOP_SECONDS, win: float = 0.025, n_mels: int = 26,
             standardise: bool = True) -> np.ndarray:
     """(N, n_mels) float32 log-mel energies, standardised per band over the whole utterance (so the learned
     mouth model sees the spectrum's shape over time, not the microphone's level or colour)."""

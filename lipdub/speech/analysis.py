@@ -17,16 +17,15 @@ from math import gcd
 import numpy as np
 from scipy.signal import resample_poly
 
+from lipdub.core.constants import HOP_SECONDS, SR
 from lipdub.errors import DependencyError, ParameterError
-from lipdub.speech import align, g2p, recognise, vad
+from lipdub.speech import align, g2p, recognise, silero, vad
 from lipdub.speech.acoustic import frame_rms, jaw_opening, log_mel, loudness as loudness_curve, n_frames
 from lipdub.speech.align import PHONE_BIAS, Seg
 from lipdub.speech.track import Phone, SpeechTrack
 
 log = logging.getLogger(__name__)
 
-SR = 16000
-HOP = 0.01
 MAX_CHUNK = 30.0
 MIN_CHUNK = 10.0
 _RANK = {"forced-alignment": 0, "forced-alignment-espeak": 0, "hama+align": 1, "allphone": 2, "acoustic-only": 3}
@@ -51,7 +50,8 @@ def _prepare_audio(audio, sr: int) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------------------- chunks
 def plan_chunks(pause: np.ndarray, score: np.ndarray, allowed: np.ndarray | None = None,
-                max_len: float = MAX_CHUNK, min_len: float = MIN_CHUNK, hop: float = HOP) -> list[tuple[int, int]]:
+                max_len: float = MAX_CHUNK, min_len: float = MIN_CHUNK, hop: float = HOP_SECONDS
+                ) -> list[tuple[int, int]]:
     """Split frames [0, N) into chunks of at most `max_len` s, cutting in the longest pause (True in `pause`) found
     between `min_len` and `max_len` into the chunk, else at the frame of lowest `score`. Cuts only at `allowed`."""
     n = pause.size
@@ -122,7 +122,7 @@ def _word_chunks(audio: np.ndarray, tokens: list[str], voiced: np.ndarray, rms: 
                  ) -> list[tuple[int, int, list[str]]]:
     """Chunks ≤ 30 s with the transcript tokens each one holds, decided by a whole-file word-level alignment."""
     n = voiced.size
-    if n * HOP <= MAX_CHUNK:
+    if n * HOP_SECONDS <= MAX_CHUNK:
         return [(0, n, tokens)]
     words = align.align_words(audio, tokens)
     if words is None:
@@ -139,14 +139,15 @@ def _word_chunks(audio: np.ndarray, tokens: list[str], voiced: np.ndarray, rms: 
     in_word = np.zeros(n, bool)
     spans = [w for w in words if w.label != "<sil>" and not w.label.startswith("+")]
     for w in spans:
-        in_word[int(round(w.start / HOP)) : int(round(w.end / HOP))] = True
+        in_word[int(round(w.start / HOP_SECONDS)) : int(round(w.end / HOP_SECONDS))] = True
     allowed = ~in_word
-    allowed[[int(round(w.start / HOP)) for w in spans if int(round(w.start / HOP)) < n]] = True
+    allowed[[int(round(w.start / HOP_SECONDS)) for w in spans if int(round(w.start / HOP_SECONDS)) < n]] = True
     chunks = plan_chunks(~voiced & ~in_word, rms, allowed)
     mids = np.array([(w.start + w.end) / 2 for w in spans])
     out = []
     for a, b in chunks:
-        sel = np.flatnonzero((mids >= a * HOP) & (mids < b * HOP)) if b < n else np.flatnonzero(mids >= a * HOP)
+        sel = np.flatnonzero((mids >= a * HOP_SECONDS) & (mids < b * HOP_SECONDS)) if b < n \
+            else np.flatnonzero(mids >= a * HOP_SECONDS)
         out.append((a, b, [tokens[i] for i in sel]))
     if sum(len(t) for _, _, t in out) != len(tokens):  # alignment returned a different word count: keep order
         log.warning("word alignment lost words; aligning the file in one piece")
@@ -180,17 +181,17 @@ def _finalise(segs: list[Seg], voiced: np.ndarray, duration: float) -> list[Phon
         start, end = s.start + PHONE_BIAS, s.end + PHONE_BIAS
         label = s.label
         if label != "SIL":
-            a = min(max(int(np.floor(start / HOP + 1e-6)), 0), n)
-            b = min(max(int(np.ceil(end / HOP - 1e-6)), a), n)
+            a = min(max(int(np.floor(start / HOP_SECONDS + 1e-6)), 0), n)
+            b = min(max(int(np.ceil(end / HOP_SECONDS - 1e-6)), a), n)
             v = voiced[a:b]
             if v.size == 0 or v.mean() < 0.25:
                 label = "SIL"
             else:
                 idx = np.flatnonzero(v)
                 if idx[0] >= trim:
-                    start = (a + idx[0]) * HOP
+                    start = (a + idx[0]) * HOP_SECONDS
                 if v.size - 1 - idx[-1] >= trim:
-                    end = (a + idx[-1] + 1) * HOP
+                    end = (a + idx[-1] + 1) * HOP_SECONDS
         emit(label, start, end)
     if out and out[-1].end < duration - 1e-6:
         emit("SIL", out[-1].end, duration)
@@ -220,12 +221,13 @@ def analyse(audio: np.ndarray, sr: int = SR, transcript: str | None = None, lang
         raise ParameterError(f"transcript must be text, got {type(transcript).__name__}")
     x = _prepare_audio(audio, sr)
     duration = x.size / SR
-    n = n_frames(x.size, SR, HOP)
-    voiced = vad.detect_voice(x, HOP)[:n]
-    rms = frame_rms(x, SR, HOP)
-    jaw = jaw_opening(x, voiced, SR, HOP, rms=rms)
+    n = n_frames(x.size, SR, HOP_SECONDS)
+    voiced = vad.detect_voice(x, HOP_SECONDS)[:n]
+    rms = frame_rms(x, SR, HOP_SECONDS)
+    jaw = jaw_opening(x, voiced, SR, HOP_SECONDS, rms=rms)
     loud = loudness_curve(rms)
-    track = SpeechTrack(duration, HOP, voiced, jaw, loud, [], "acoustic-only", language, log_mel(x, SR, HOP)[:n])
+    track = SpeechTrack(duration, HOP_SECONDS, voiced, jaw, loud, [], "acoustic-only", language,
+                        log_mel(x, SR, HOP_SECONDS)[:n])
     if n == 0:
         return track
 
@@ -261,22 +263,23 @@ def _phones(x: np.ndarray, transcript: str | None, language: str | None, voiced:
         else:
             tokens, text_method = _transcript_tokens(words, language)
         for a, b, toks in _word_chunks(x, tokens, voiced, rms):
-            chunk = x[int(a * HOP * SR) : int(b * HOP * SR)]
+            chunk = x[int(a * HOP_SECONDS * SR) : int(b * HOP_SECONDS * SR)]
             got = align.align_phones(chunk, toks) if toks else None
             method = text_method
             if got is None and voiced[a:b].any():
-                log.warning("forced alignment failed for %.1f–%.1f s; recognising phones there", a * HOP, b * HOP)
+                log.warning("forced alignment failed for %.1f–%.1f s; recognising phones there", a * HOP_SECONDS,
+                            b * HOP_SECONDS)
                 got, method = _recognise_chunk(chunk)
             if got:
-                segs += _shift(got, a * HOP)
+                segs += _shift(got, a * HOP_SECONDS)
                 methods.append(method)
     elif voiced.any():
         for a, b in plan_chunks(~voiced, rms):
             if not voiced[a:b].any():
                 continue
-            got, method = _recognise_chunk(x[int(a * HOP * SR) : int(b * HOP * SR)])
+            got, method = _recognise_chunk(x[int(a * HOP_SECONDS * SR) : int(b * HOP_SECONDS * SR)])
             if got:
-                segs += _shift(got, a * HOP)
+                segs += _shift(got, a * HOP_SECONDS)
                 methods.append(method)
     return segs, methods
 
@@ -286,6 +289,6 @@ def release_models() -> None:
     the next analysis."""
     import gc
 
-    for cached in (recognise._model, align._align_decoder, vad._silero):
+    for cached in (recognise._model, align._align_decoder, silero.batch_model):
         cached.cache_clear()
     gc.collect()

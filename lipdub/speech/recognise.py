@@ -13,6 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from lipdub.core.constants import SR
 from lipdub.speech.g2p import ipa_to_arpabet
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def token_phones() -> list[str]:
     return [(ipa_to_arpabet(t) or [""])[0] if not t.startswith("<") else "" for t in tokens]
 
 
-def frame_posteriors(audio: np.ndarray, sr: int = 16000) -> np.ndarray:
+def frame_posteriors(audio: np.ndarray, sr: int = SR) -> np.ndarray:
     """(frames, tokens) hama's per-frame token probabilities (one frame per 20 ms from the start of `audio`), before
     CTC decoding: soft evidence of the phones even where the decoder would emit nothing yet."""
     audio = np.asarray(audio, np.float32).reshape(1, -1)
@@ -61,7 +62,7 @@ def frame_posteriors(audio: np.ndarray, sr: int = 16000) -> np.ndarray:
     return (p / p.sum(1, keepdims=True)).astype(np.float32)
 
 
-def recognise(audio: np.ndarray, sr: int = 16000) -> list[RecognisedWord]:
+def recognise(audio: np.ndarray, sr: int = SR) -> list[RecognisedWord]:
     """hama's phone words for `audio`, mapped to ARPAbet; [] when nothing was recognised."""
     audio = np.asarray(audio, np.float32)
     if audio.size < sr // 10:

@@ -19,13 +19,13 @@ import logging
 import numpy as np
 from scipy.signal import lfilter
 
+from lipdub.core.constants import HOP, SR
 from lipdub.speech.acoustic import mel_bank
-from lipdub.speech.vad import _CONTEXT, _FRAME, _hysteresis_step
+from lipdub.speech.recognise import frame_posteriors
+from lipdub.speech.silero import CONTEXT, FRAME, SPEECH_OFF, SPEECH_ON, SileroStream, hysteresis_step
 
 log = logging.getLogger(__name__)
 
-SR = 16000
-HOP = 160  # samples (10 ms)
 WIN = 400  # log-mel window (25 ms)
 N_FFT = 512
 RMS_WIN = 400  # loudness window (25 ms), centred on the hop
@@ -69,22 +69,6 @@ class RunningStandardiser:
         return (rows - means) / (np.sqrt(var) + 1e-6)
 
 
-class _Silero:
-    """silero-vad's streaming ONNX model: one 512-sample window per call, recurrent state carried."""
-
-    def __init__(self) -> None:
-        from lipdub.core.assets import silero_vad_path
-        from lipdub.speech.vad import onnx_session
-
-        self.session = onnx_session(silero_vad_path())
-        self.state = np.zeros((2, 1, 128), np.float32)
-        self.sr = np.array(SR, np.int64)
-
-    def __call__(self, window: np.ndarray) -> float:
-        p, self.state = self.session.run(None, {"input": window[None], "state": self.state, "sr": self.sr})
-        return float(np.asarray(p).reshape(-1)[0])
-
-
 class StreamingFeatures:
     """Push 16 kHz mono float32 audio; read hop-indexed features as they become final.
 
@@ -110,7 +94,7 @@ class StreamingFeatures:
         self._silero = None
         if use_silero:
             try:
-                self._silero = _Silero()
+                self._silero = SileroStream()
             except Exception as exc:  # onnxruntime or the model missing: an energy detector instead
                 log.warning("silero VAD unavailable (%s); live mode uses an energy detector", exc)
         self._n_windows = 0
@@ -147,15 +131,15 @@ class StreamingFeatures:
         ready = n_hops if final else max(0, (self.n_samples - WIN) // HOP + 1)
         if ready > self.n_mel:
             self._add_mel(self.n_mel, ready)
-        windows = -(-self.n_samples // _FRAME) if final else self.n_samples // _FRAME
+        windows = -(-self.n_samples // FRAME) if final else self.n_samples // FRAME
         if windows > self._n_windows:
             self._add_windows(self._n_windows, windows)
         # hops whose centre sample lies in a finished window (or all hops at the end)
-        vad_ready = n_hops if final else max(0, (self._n_windows * _FRAME - 80 + HOP - 1) // HOP)
+        vad_ready = n_hops if final else max(0, (self._n_windows * FRAME - HOP // 2 + HOP - 1) // HOP)
         if vad_ready > self.n_vad:
             self._add_vad(self.n_vad, vad_ready)
         # keep the audio still needed: the next log-mel window, loudness context and silero context
-        keep = min(self.n_mel * HOP - RMS_WIN, self._n_windows * _FRAME - _CONTEXT)
+        keep = min(self.n_mel * HOP - RMS_WIN, self._n_windows * FRAME - CONTEXT)
         if keep > self._buf0:
             self._buf = self._buf[keep - self._buf0:]
             self._buf0 = keep
@@ -183,30 +167,30 @@ class StreamingFeatures:
         self.n_mel = b
 
     def _add_windows(self, a: int, b: int) -> None:
-        audio = self._samples(a * _FRAME - _CONTEXT, b * _FRAME)
+        audio = self._samples(a * FRAME - CONTEXT, b * FRAME)
         probs = np.zeros(b - a)
         for k in range(b - a):
-            window = audio[k * _FRAME:(k + 1) * _FRAME + _CONTEXT]
+            window = audio[k * FRAME:(k + 1) * FRAME + CONTEXT]
             if self._silero is not None:
                 probs[k] = self._silero(window)
             else:  # energy fallback: -45 dBFS and up counts as speech
-                rms = float(np.sqrt(np.mean(window[_CONTEXT:].astype(np.float64) ** 2)))
+                rms = float(np.sqrt(np.mean(window[CONTEXT:].astype(np.float64) ** 2)))
                 probs[k] = 1.0 if 20 * np.log10(rms + 1e-9) > -45 else 0.0
         self._window_probs = np.concatenate([self._window_probs, probs])
         self._n_windows = b
 
     def _add_vad(self, a: int, b: int) -> None:
-        win = (np.arange(a, b) * HOP + HOP // 2) // _FRAME
+        win = (np.arange(a, b) * HOP + HOP // 2) // FRAME
         probs = self._window_probs[np.minimum(win, self._n_windows - 1) - self._win_start] if self._n_windows else \
             np.zeros(b - a)
         voiced = np.zeros(b - a, bool)
         for k, p in enumerate(probs):
-            self._vad_state = _hysteresis_step(self._vad_state, p, 0.5, 0.35)
+            self._vad_state = hysteresis_step(self._vad_state, p, SPEECH_ON, SPEECH_OFF)
             voiced[k] = self._vad_state
         self.voiced = np.concatenate([self.voiced, voiced])
         self.n_vad = b
         # windows before the one holding hop b's centre are no longer needed
-        first = min(int((b * HOP + HOP // 2) // _FRAME), self._n_windows - 1)
+        first = min(int((b * HOP + HOP // 2) // FRAME), self._n_windows - 1)
         if first > self._win_start:
             self._window_probs = self._window_probs[first - self._win_start:]
             self._win_start = first
@@ -265,8 +249,6 @@ class StreamingPosteriors:
         self.finished = True
 
     def _run(self, k: int, end: int) -> None:
-        from lipdub.speech.recognise import frame_posteriors
-
         start = max(0, end - self.window_samples)
         probs = frame_posteriors(self._buf[start - self._buf0:end - self._buf0], SR)
         grouped = np.zeros((len(probs), self.n_classes), np.float32)

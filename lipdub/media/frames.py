@@ -1,0 +1,289 @@
+"""Decoded frames: Frame (RGB on first use), PlanarFrame (YUV 4:2:0 as decoded, for drawing in place), the colour
+conversions, streaming decode (iter_frames) and bounded random access (FrameReader)."""
+
+from __future__ import annotations
+
+import bisect
+from collections import OrderedDict
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+
+from lipdub.errors import InputError, ParameterError
+from lipdub.media.probe import IMAGE_FPS, VideoInfo, decode_frames, is_image_path, open_input, probe_video, \
+    quarter_turns, video_stream
+
+BT709, BT601, MPEG_RANGE = 1, 5, 1  # FFmpeg's codes for the colour spaces and limited ("MPEG") range
+
+
+class Frame:
+    """One decoded frame: index, time (s) and upright RGB pixels. Given a decoded PyAV frame instead of pixels, it
+    converts on first use of `rgb`, so a pass that looks at every 12th frame (the speaker survey) or every Nth (a
+    long clip's atlas) pays the colour conversion (2 ms per 1080p frame) only for those."""
+
+    __slots__ = ("index", "time", "_rgb", "_decoded")
+
+    def __init__(self, index: int, time: float, rgb: np.ndarray | None = None, decoded=None):
+        self.index, self.time, self._rgb, self._decoded = index, time, rgb, decoded
+
+    @property
+    def rgb(self) -> np.ndarray:
+        if self._rgb is None:
+            f, self._decoded = self._decoded, None
+            self._rgb = to_rgb(f, quarter_turns(f))
+        return self._rgb
+
+
+def _rgb_kwargs(frame) -> dict:
+    kw = {}
+    if frame.format.name.startswith(("yuv", "nv", "p0", "p2")):
+        if frame.colorspace == 2:  # unspecified
+            kw["src_colorspace"] = BT709 if (frame.width >= 1280 or frame.height >= 720) else BT601
+        if frame.color_range:
+            kw["src_color_range"] = frame.color_range
+    return kw
+
+
+def to_rgb(frame, k: int) -> np.ndarray:
+    a = frame.to_ndarray(format="rgb24", **_rgb_kwargs(frame))
+    return np.ascontiguousarray(np.rot90(a, k) if k else a)
+
+
+def passes_as_decoded(frame) -> bool:
+    """Whether `frame` can pass to the encoder as decoded: 8-bit 4:2:0, upright, even-sized, limited range, BT.709
+    (tagged, or untagged HD, as to_rgb reads it): the output's own format and colours."""
+    return (frame.format.name == "yuv420p" and not quarter_turns(frame) and frame.width % 2 == 0
+            and frame.height % 2 == 0 and frame.color_range in (0, MPEG_RANGE)
+            and (frame.colorspace == BT709 or (frame.colorspace == 2 and (frame.width >= 1280 or
+                                                                         frame.height >= 720))))
+
+
+# BT.709 limited range from 8-bit RGB: rows Y, Cb, Cr; the last column is the offset
+_RGB_TO_YUV709 = np.array([[0.2126 * 219 / 255, 0.7152 * 219 / 255, 0.0722 * 219 / 255, 16.0],
+                           [-0.2126 / 1.8556 * 224 / 255, -0.7152 / 1.8556 * 224 / 255, 0.5 * 224 / 255, 128.0],
+                           [0.5 * 224 / 255, -0.7152 / 1.5748 * 224 / 255, -0.0722 / 1.5748 * 224 / 255, 128.0]],
+                          np.float32)
+
+
+class PlanarFrame:
+    """A decoded frame kept as YUV 4:2:0 (one I420 array, as FFmpeg holds it), for the render stage: it converts only
+    the box it draws in to RGB and writes back only the pixels it changed, so every other pixel reaches the encoder
+    exactly as decoded. Whole-frame RGB round trips cost ~7 ms per 1080p frame and move luma by up to 5 levels."""
+
+    __slots__ = ("i420", "width", "height", "colorspace", "color_range")
+
+    def __init__(self, i420: np.ndarray, width: int, height: int, colorspace: int = BT709,
+                 color_range: int = MPEG_RANGE):
+        self.i420, self.width, self.height = i420, int(width), int(height)
+        self.colorspace, self.color_range = int(colorspace), int(color_range)
+
+    @classmethod
+    def from_av(cls, frame) -> "PlanarFrame":
+        return cls(frame.to_ndarray(), frame.width, frame.height, frame.colorspace, frame.color_range)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:  # as the RGB frame it stands for
+        return self.height, self.width, 3
+
+    def copy(self) -> "PlanarFrame":
+        return PlanarFrame(self.i420.copy(), self.width, self.height, self.colorspace, self.color_range)
+
+    def planes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        h, w = self.height, self.width
+        y = self.i420[:h]
+        chroma = self.i420[h:].reshape(-1)  # U then V, each (h/2, w/2), packed into rows of width w (views)
+        n = (h // 2) * (w // 2)
+        return y, chroma[:n].reshape(h // 2, w // 2), chroma[n:2 * n].reshape(h // 2, w // 2)
+
+    def box(self, roi: tuple[int, int, int, int], pad: int = 0) -> tuple[int, int, int, int]:
+        """`roi` (x0, y0, x1, y1) grown by `pad` and to even edges (whole chroma samples), inside the frame."""
+        x0, y0, x1, y1 = roi
+        x0, y0 = max(0, (int(x0) - pad) // 2 * 2), max(0, (int(y0) - pad) // 2 * 2)
+        x1, y1 = min(self.width, -(-(int(x1) + pad) // 2) * 2), min(self.height, -(-(int(y1) + pad) // 2) * 2)
+        return x0, y0, max(x0, x1), max(y0, y1)
+
+    def _frame(self, box):
+        x0, y0, x1, y1 = box
+        y, u, v = self.planes()
+        h, w = y1 - y0, x1 - x0
+        packed = np.concatenate([y[y0:y1, x0:x1].ravel(), u[y0 // 2:y1 // 2, x0 // 2:x1 // 2].ravel(),
+                                 v[y0 // 2:y1 // 2, x0 // 2:x1 // 2].ravel()]).reshape(h * 3 // 2, w)
+        f = av.VideoFrame.from_ndarray(packed, format="yuv420p")
+        f.colorspace, f.color_range = self.colorspace, self.color_range
+        return f
+
+    def rgb(self, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        """RGB of `box` (even edges; default the whole frame): the same pixels as a whole-frame read gives there."""
+        f = self._frame(box or (0, 0, self.width, self.height))
+        return f.to_ndarray(format="rgb24", **_rgb_kwargs(f))
+
+    def put_rgb(self, box: tuple[int, int, int, int], rgb: np.ndarray, changed: np.ndarray) -> None:
+        """Write back the pixels of `rgb` (new RGB of `box`) where `changed` (bool, the box's shape) is set, as YUV;
+        a chroma sample is rewritten where any of its 2x2 pixels changed."""
+        import cv2
+
+        rows, cols = np.flatnonzero(changed.any(1)), np.flatnonzero(changed.any(0))
+        if not len(rows):
+            return
+        # only the changed pixels' bounding box (even edges) is converted
+        r0, c0 = rows[0] // 2 * 2, cols[0] // 2 * 2
+        r1, c1 = min(changed.shape[0], rows[-1] // 2 * 2 + 2), min(changed.shape[1], cols[-1] // 2 * 2 + 2)
+        x0, y0 = box[0] + c0, box[1] + r0
+        x1, y1 = box[0] + c1, box[1] + r1
+        sub = changed[r0:r1, c0:c1]
+        yuv = cv2.transform(np.ascontiguousarray(rgb[r0:r1, c0:c1]), _RGB_TO_YUV709)  # rounded, saturated uint8
+        y, u, v = self.planes()
+        np.copyto(y[y0:y1, x0:x1], yuv[..., 0], where=sub)
+        half = ((x1 - x0) // 2, (y1 - y0) // 2)
+        # any of its 2x2 pixels (a mean of 0/4 and 4s: one changed pixel of four still averages to 1)
+        block = cv2.resize(sub.view(np.uint8) * np.uint8(4), half, interpolation=cv2.INTER_AREA) > 0
+        chroma = cv2.resize(yuv[..., 1:], half, interpolation=cv2.INTER_AREA)  # 2x2 means
+        np.copyto(u[y0 // 2:y1 // 2, x0 // 2:x1 // 2], chroma[..., 0], where=block)
+        np.copyto(v[y0 // 2:y1 // 2, x0 // 2:x1 // 2], chroma[..., 1], where=block)
+
+
+def iter_frames(path, start: int = 0) -> Iterator[Frame]:
+    path = Path(path)
+    c = open_input(path, "video")
+    try:
+        s = video_stream(c, path)
+        image = is_image_path(path)
+        t0 = s.start_time
+        tb = s.time_base
+        fps = float(s.average_rate or IMAGE_FPS)
+        for i, f in enumerate(decode_frames(c, s)):
+            if t0 is None and f.pts is not None:
+                t0 = f.pts
+            if i >= start:
+                t = float((f.pts - t0) * tb) if f.pts is not None and tb else i / fps
+                yield Frame(i, t, decoded=f)
+            if image:
+                break
+    finally:
+        c.close()
+
+
+class FrameReader:
+    """Frame access by index with bounded memory (see module doc for index semantics).
+
+    Forward reads stream through one decoder. A read behind the decoder seeks to the nearest keyframe already seen
+    (or restarts from the beginning) and decodes up to the target, keeping the frames just before it in an LRU
+    cache bounded by `cache_bytes`, so a following backward walk is mostly cache hits. Returned arrays are copies.
+    If a damaged stream yields fewer frames than probed, indices past the end return the last decoded frame.
+    """
+
+    def __init__(self, path, info: VideoInfo | None = None, cache_bytes: int = 256 << 20, planar: bool = False):
+        self.path = Path(path)
+        self.planar = planar  # frames that can pass to the encoder as decoded come as PlanarFrame
+        self.info = info or probe_video(self.path)
+        self._frame_bytes = self.info.width * self.info.height * 3
+        self._budget = max(int(cache_bytes), 2 * self._frame_bytes)
+        self._window = max(1, self._budget // self._frame_bytes - 1)
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._container = self._stream = self._gen = None
+        self._next = 0  # index the decoder yields next
+        self._pts: dict[int, int] = {}  # pts -> index of every frame seen
+        self._idx_pts: dict[int, int] = {}
+        self._keys = [0]  # indices of keyframes seen
+        self._seekable = True
+        self._end: int | None = None  # frames actually decodable, once the end was reached
+        self._image: np.ndarray | None = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        if self._container is not None:
+            self._container.close()
+        self._container = self._stream = self._gen = None
+        self._cache.clear()
+
+    def get(self, index: int) -> "np.ndarray | PlanarFrame":
+        """Frame `index` as RGB, or (planar readers, where the frame allows) as a PlanarFrame; always a copy."""
+        index = int(index)
+        if self.info.is_image and index >= 0:
+            if self._image is None:
+                self._image = next(iter_frames(self.path)).rgb
+            return self._image.copy()
+        if not 0 <= index < self.info.n_frames:
+            raise ParameterError(f"frame index {index} is outside 0..{self.info.n_frames - 1} of {self.path}")
+        if self._end is not None:
+            index = min(index, self._end - 1)
+        for _ in range(2):  # a second round only when the stream ended before `index` (damaged packets)
+            if index in self._cache:
+                break
+            if self._gen is None or index < self._next:
+                self._rewind(index)
+            self._advance(index)
+            if self._end is not None:
+                index = min(index, self._end - 1)
+                if index < 0:
+                    break
+        if index not in self._cache:
+            raise InputError(f"frame {index} of {self.path} could not be decoded; the file is damaged")
+        self._cache.move_to_end(index)
+        return self._cache[index].copy()
+
+    def _restart(self):
+        if self._container is not None:
+            self._container.close()
+        self._container = open_input(self.path, "video")
+        self._stream = video_stream(self._container, self.path)
+        self._gen = decode_frames(self._container, self._stream)
+        self._next = 0
+
+    def _rewind(self, index: int):
+        """Position the decoder at or before `index`: seek to the last known keyframe <= index if possible."""
+        k = self._keys[bisect.bisect_right(self._keys, index) - 1]
+        if k == 0 or not self._seekable or self._gen is None or k not in self._idx_pts:
+            return self._restart()
+        try:
+            self._container.seek(self._idx_pts[k], stream=self._stream, backward=True)
+        except av.FFmpegError:
+            return self._restart()
+        self._gen = decode_frames(self._container, self._stream)
+        for f in self._gen:  # sync: frames before the keyframe (possibly broken leading B-frames) are skipped
+            i = self._pts.get(f.pts) if f.pts is not None else None
+            if i is None or i > k:
+                break
+            if i == k:
+                self._store(k, f, index - self._window + 1)
+                self._next = k + 1
+                return None
+        return self._restart()
+
+    def _advance(self, index: int):
+        lo = index - self._window + 1
+        while self._next <= index:
+            f = next(self._gen, None)
+            if f is None:
+                self._end = self._next
+                return
+            i = self._next
+            if f.pts is not None:
+                known = self._pts.get(f.pts)
+                if known is not None and known >= i:
+                    i = known  # frames were dropped before this one on an earlier pass
+            self._store(i, f, lo)
+            self._next = i + 1
+
+    def _store(self, i: int, f, lo: int):
+        if f.pts is not None and i not in self._idx_pts:
+            if f.pts in self._pts:
+                self._seekable = False  # duplicate timestamps: pts cannot identify frames after a seek
+            self._pts.setdefault(f.pts, i)
+            self._idx_pts[i] = f.pts
+        if f.key_frame and i not in self._keys:
+            bisect.insort(self._keys, i)
+        if i >= lo and i not in self._cache:
+            self._cache[i] = (PlanarFrame.from_av(f) if self.planar and passes_as_decoded(f)
+                              else to_rgb(f, quarter_turns(f)))
+            while len(self._cache) * self._frame_bytes > self._budget:
+                self._cache.popitem(last=False)
+
+
