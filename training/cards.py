@@ -53,8 +53,9 @@ def _git(*args: str) -> str:
 def file_commit(path: Path) -> tuple[str, str]:
     """(commit, ISO date) of the last commit that changed `path`; the working tree's HEAD and now when it is
     uncommitted or changed."""
-    rel = str(Path(path).resolve().relative_to(REPO))
-    if _git("status", "--porcelain", "--", rel):
+    resolved = Path(path).resolve()
+    rel = str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else None
+    if rel is None or _git("status", "--porcelain", "--", rel):
         now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
         return _git("rev-parse", "HEAD") + " (+ uncommitted)", now
     out = _git("log", "-1", "--format=%H %cI", "--", rel)
