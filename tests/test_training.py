@@ -129,3 +129,23 @@ def test_fitting_is_deterministic():
     y = np.tanh(x[:, 0]) + 0.1 * rng.normal(size=600)
     a, b = fit_mlp(x, y, members=2, epochs=2), fit_mlp(x, y, members=2, epochs=2)
     assert all(np.array_equal(a.arrays[k], b.arrays[k]) for k in a.arrays)
+
+
+def test_training_never_changes_a_model_file_unless_it_reproduces_it_exactly(tmp_path, monkeypatch):
+    from training import train_motion
+
+    monkeypatch.setattr(train_motion, "REBUILT", tmp_path / "rebuilt")
+    monkeypatch.setattr(train_motion, "write_card", lambda out, kind, held_out: models.card_path(out))
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(300, 4)), rng.normal(size=300)
+    model = fit_mlp(x, y, members=1, epochs=1)
+    arrays = {k: v.astype(np.float32) for k, v in model.arrays.items()}
+    out = tmp_path / "m.npz"
+    assert train_motion.publish_model(model, arrays, out, "opening", None) == out  # new: written
+    before = out.read_bytes()
+    assert train_motion.publish_model(model, arrays, out, "opening", None) == out  # the same arrays: left as is
+    assert out.read_bytes() == before
+    other = fit_mlp(x, y + 1, members=1, epochs=1)
+    side = train_motion.publish_model(other, {k: v.astype(np.float32) for k, v in other.arrays.items()}, out,
+                                      "opening", None)
+    assert side == tmp_path / "rebuilt" / "m.npz" and side.is_file() and out.read_bytes() == before

@@ -7,7 +7,9 @@ audio-only clips of training/dataset.json) and an opening MLP on the filmed mout
 started again every 6 s (RESTART_EVERY; `--no-restarts`: without), and with `--teacher` also on the offline model's
 mouth at every 20 ms of all clips; reports leave-one-speaker-out r at 0.05/0.10/0.15 s look-ahead beside the offline
 held-out model (run `python -m training.train_motion` first: it writes those, and with `--teacher` they are the
-held-out teachers). As with the offline model, a file holding exactly the fitted arrays is left unchanged.
+held-out teachers). As with the offline model, a file holding exactly the fitted arrays is left unchanged, and one with other arrays
+is only replaced with --replace (otherwise the new model goes to build/assets/). Not yet checked against the
+shipped file (a full fit takes long on a shared CPU).
 """
 
 from __future__ import annotations
@@ -239,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=None, help="the data root (default $LIPDUB_DATA or ../shared/data)")
     ap.add_argument("--out", default=str(motion.CAUSAL_MODEL_PATH), help="where the model and its card go")
     ap.add_argument("--dry-run", action="store_true", help="report only, do not write the model")
+    ap.add_argument("--replace", action="store_true", help="overwrite --out even when the arrays differ")
     ap.add_argument("--no-heldout", action="store_true", help="skip the leave-one-speaker-out report (faster)")
     ap.add_argument("--no-phones", action="store_true",
                     help="without streamed phone recognition (the opening reads log-mel and posteriors only)")
@@ -268,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
                     "measured_by": "python -m training.train_causal"}
     if not args.dry_run:
         model = fit_causal(list(clips.values()), runs=runs, teacher=motion.load_model() if args.teacher else None)
-        publish_model(model, model.arrays(), Path(args.out), "causal", held_out)
+        publish_model(model, model.arrays(), Path(args.out), "causal", held_out, args.replace)
     return 0
 
 
