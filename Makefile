@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test venv system-deps bench eval clean
+.PHONY: demo test venv system-deps bench eval train train-causal clean
 
 demo: $(STAMP)
 	$(VENV)/bin/lipdub demo -o out/demo.mp4
@@ -14,10 +14,18 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(PY) bench/speed.py
+	$(PY) -m bench.speed
 
+# training/ needs a checkout with the shared clips ($$LIPDUB_DATA, default ../shared/data); none of it ships.
 eval: $(STAMP)
 	$(PY) -m training.evaluate
+
+# Rebuild lipdub/assets/* and their cards from training/dataset.json (a file holding the same arrays is left as is).
+train: $(STAMP)
+	$(PY) -m training.train_motion --no-heldout
+
+train-causal: $(STAMP)
+	$(PY) -m training.train_causal --no-heldout
 
 venv: $(STAMP)
 

@@ -2,10 +2,10 @@
 a set of target clips of other speakers, and each half of the long CNN clip drives the other (the same speaker at
 another time); the re-tracked dubbed mouth is scored against the driving clip's own filmed mouth. Prints per pair,
 per driving language, cross-speaker, same-speaker and overall: r at the best lag (±5), lag, amplitude ratio. `--heldout` drives each pair
-with a motion model that never heard the driving speaker (bench/train_motion.py's leave-one-speaker-out models);
+with a motion model that never heard the driving speaker (python -m training.train_motion's leave-one-speaker-out models);
 the shipped model was trained on all of these clips.
 
-    .venv/bin/python bench/all_pairs.py [--seconds 6] [--heldout] [--targets a,b,c] [--cross-only]
+    .venv/bin/python -m bench.all_pairs [--seconds 6] [--heldout] [--targets a,b,c] [--cross-only]
 """
 
 from __future__ import annotations
@@ -14,15 +14,12 @@ import argparse
 import math
 import os
 import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from motion_eval import SELF_CLIPS  # noqa: E402
-from train_motion import LOSO_DIR, group_of  # noqa: E402
-
+from bench.motion_eval import SELF_CLIPS, SPEAKER
 from training import evaluate
+from training.manifest import HELD_OUT_DIR as LOSO_DIR
 
 LANGUAGE = {"german_anchor": "de"}  # the others are English (MANIFEST); man_kitchen/woman_outdoor unverified
 TARGETS = ["grid_lbax4n", "hdtf_katiehill", "woman_bluebg", "german_anchor", "interview_vfr"]
@@ -38,7 +35,7 @@ def main() -> int:
     ap.add_argument("--cross-only", action="store_true", help="leave out the same-speaker pairs")
     args = ap.parse_args()
     targets = [t for t in args.targets.split(",") if t]  # empty: the same-speaker pairs alone
-    pairs = [(d, t) for d in SELF_CLIPS for t in targets if group_of(t) != group_of(d)]  # cross-speaker
+    pairs = [(d, t) for d in SELF_CLIPS for t in targets if SPEAKER[t] != SPEAKER[d]]  # cross-speaker
     if not args.cross_only:
         pairs += SAME_SPEAKER
     rows = []
@@ -48,14 +45,14 @@ def main() -> int:
         t_rel, t_rng = SELF_CLIPS[target]
         case = evaluate.Case(f"{driver}->{target}", t_rel, rel, t_rng, (start, start + args.seconds))
         if args.heldout:
-            os.environ["LIPDUB_MOTION_MODEL"] = str(LOSO_DIR / f"{group_of(driver)}.npz")
+            os.environ["LIPDUB_MOTION_MODEL"] = str(LOSO_DIR / f"{SPEAKER[driver]}.npz")
         try:
             res = evaluate.run_case(case, max_seconds=args.seconds)
         except Exception as exc:  # noqa: BLE001 - one failed pair is reported, the table goes on
             print(f"{case.name:40s} failed: {exc}", flush=True)
             continue
         res["language"] = LANGUAGE.get(driver, "en")
-        res["same"] = group_of(target) == group_of(driver)
+        res["same"] = SPEAKER[target] == SPEAKER[driver]
         rows.append(res)
         print(f"{case.name:40s} r {res['r']:.3f} lag {res['lag']:+d} amp {res['amp']:.2f} "
               f"base@0 {res['base_r0']:+.3f}", flush=True)

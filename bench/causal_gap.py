@@ -3,7 +3,7 @@ towards what a stream knows, every step scored leave-one-speaker-out on the 14 f
 
     .venv/bin/python bench/causal_gap.py [--look 0.15]
 
-Each step refits the offline opening MLP (bench/train_motion.fit_mlp) on the other speakers' clips with that step's
+Each step refits the offline opening MLP (training.fit.fit_mlp) on the other speakers' clips with that step's
 inputs and scores the held-out clip through that step's post-processing:
 
   offline        the shipped recipe: decoded phones (dominance), clip-standardised log-mel ±120 ms, jaw, loudness,
@@ -29,19 +29,20 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from motion_eval import SELF_CLIPS, analyse_clip, clip_audio  # noqa: E402
-from train_motion import PHONE_STEP, PHONE_WINDOW, fit_mlp, group_of, mel_prior, phone_runs, stream_features  # noqa
-
-from training import evaluate
+from bench.motion_eval import SELF_CLIPS, SPEAKER
 from lipdub import motion
+from lipdub.core.constants import HOP_SECONDS
+from training import evaluate
+from training.clips import analyse_clip, clip_audio
+from training.fit import fit_mlp
+from training.train_causal import PHONE_STEP, PHONE_WINDOW, mel_prior, phone_runs, stream_features
 
 HANGOVER = 0.3  # s: the causal mouth keeps talking this long after the voice was last heard
 
 
 class Clip:
     def __init__(self, name, rel, rng, data: Path, look: int):
-        self.name, self.group = name, group_of(name)
+        self.name, self.group = name, SPEAKER[name]
         self.times, self.truth = evaluate.mouth_curve(data / rel, *(rng or (None, None)))
         self.audio = clip_audio(data / rel, rng)
         self.speech = analyse_clip(data / rel, rng)
@@ -69,7 +70,7 @@ def heldout_models(clips, samples: dict):
 
 def frame_samples(c: Clip, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows of hop features `x` at the clip's filmed frames, and the opening there as a fraction of its wide-open."""
-    at = np.clip(np.round(c.times / motion._HOP).astype(int), 0, len(x) - 1)
+    at = np.clip(np.round(c.times / HOP_SECONDS).astype(int), 0, len(x) - 1)
     ok = np.isfinite(c.truth)
     return x[at[ok]], (c.truth / np.nanpercentile(c.truth, 97))[ok]
 
@@ -108,7 +109,7 @@ def offline_step(clips, use_phones_in: bool, use_phones_after: bool, running: bo
 def causal_step(clips, prior, look: int) -> list[float]:
     """LOSO r of a fully causal version of the same recipe."""
     taps = tuple(t for t in (-12, -8, -4, 0, 4, 8, 12) if t < look) + (look,)
-    lag = motion._VAD_MARGIN  # hops: the voice detector's window ends this much after the mel's
+    lag = motion.VAD_MARGIN  # hops: the voice detector's window ends this much after the mel's
     feats, voiced_of = {}, {}
     for c in clips:
         mel, loud, n, voiced = stream_features(c.audio, prior)
@@ -125,10 +126,10 @@ def causal_step(clips, prior, look: int) -> list[float]:
         idx = np.arange(len(v))
         last = np.maximum.accumulate(np.where(v, idx, -10 ** 6))
         upcoming = np.minimum.accumulate(np.where(v, idx, 10 ** 7)[::-1])[::-1]
-        speaking = (idx - last <= HANGOVER / motion._HOP) | (upcoming - idx <= max(0, look - lag))
+        speaking = (idx - last <= HANGOVER / HOP_SECONDS) | (upcoming - idx <= max(0, look - lag))
         opening = np.where(speaking, opening, 0.0)
         # a frame is the mean over its exposure (±2 hops at 25 fps): within the look-ahead
-        at = np.clip(np.round(c.times / motion._HOP).astype(int), 0, len(opening) - 1)
+        at = np.clip(np.round(c.times / HOP_SECONDS).astype(int), 0, len(opening) - 1)
         rows.append(evaluate.pearson_at_best_lag(motion.exposure_mean(opening, at, 2), c.truth)[0])
     return rows
 
@@ -138,10 +139,10 @@ def main() -> int:
     ap.add_argument("--data", default=str(evaluate.default_data_dir()))
     ap.add_argument("--look", type=float, default=0.15, help="look-ahead in s (0.10 = live mode's default)")
     args = ap.parse_args()
-    look = int(round(args.look / motion._HOP))
+    look = int(round(args.look / HOP_SECONDS))
     clips = [Clip(name, rel, rng, Path(args.data), look) for name, (rel, rng) in SELF_CLIPS.items()]
     prior = mel_prior(clips)
-    lead = min(0.2, look * motion._HOP)
+    lead = min(0.2, look * HOP_SECONDS)
     steps = [("offline", dict(use_phones_in=True, use_phones_after=True, running=False)),
              ("streamed", dict(use_phones_in=False, use_phones_after=True, running=False)),
              ("no phones", dict(use_phones_in=False, use_phones_after=False, running=False)),

@@ -26,14 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from training import evaluate
-from lipdub.apps import live
 from lipdub import media
+from lipdub.apps import live
+from training import evaluate
+from training.manifest import data_root
 
-DATA = ROOT.parent / "shared" / "data"
+DATA = data_root()
 STAMP_BITS = 12
 
 

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path(os.environ.get("LIPDUB_DATA") or ROOT.parent / "shared" / "data")  # as training.manifest.data_root
 SOURCE = DATA / "video" / "cnn_anchor_71s.mp4"
 SPEECH = ["en_commentary_60s.wav", "en_jfk_11s.wav", "en_woman_outdoor_dub_10s.wav", "en_radio34_other_8s.wav"]
 
@@ -222,7 +222,6 @@ def main() -> int:
     if not source.is_file():
         print(f"long_input: {source} is missing (needs the shared test data)", file=sys.stderr)
         return 2
-    sys.path.insert(0, str(ROOT))
     extra = args.dub_args.split()
 
     own_tmp = None

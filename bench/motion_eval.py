@@ -1,6 +1,6 @@
 """Score the motion stage alone: the mouth opening predicted from a clip's audio against the mouth filmed with it.
 
-    .venv/bin/python bench/motion_eval.py [--clips a,b] [--heldout]
+    .venv/bin/python -m bench.motion_eval [--clips a,b] [--heldout]
 
 Separates motion errors from rendering errors (the renderer follows a requested opening at r ≈ 0.95). Each talking
 clip's own audio predicts its own filmed mouth ("self"); the cross-dub cases of `lipdub eval` use the same scoring.
@@ -21,45 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
+from lipdub import motion, speech
 from training import evaluate
-from lipdub import media, motion, speech
+from training.clips import analyse_clip, clip_audio
+from training.manifest import HELD_OUT_CAUSAL_DIR, HELD_OUT_DIR, filmed_clips
 
-SELF_CLIPS = {
-    "grid_bbaf2n": ("video/grid_bbaf2n.mpg", None), "grid_brbk7n": ("video/grid_brbk7n.mpg", None),
-    "grid_lbax4n": ("video/grid_lbax4n.mpg", None), "grid_lbbc2a": ("video/grid_lbbc2a.mpg", None),
-    "cnn_anchor_0_30": ("video/cnn_anchor_71s.mp4", (0.0, 30.0)),
-    "cnn_anchor_40_70": ("video/cnn_anchor_71s.mp4", (40.0, 70.0)),
-    "hdtf_katiehill": ("video/hdtf_katiehill_8s.mp4", None), "hdtf_radio34": ("video/hdtf_radio34_8s.mp4", None),
-    "woman_bluebg": ("video/woman_bluebg_7s.mp4", None), "german_anchor": ("video/german_anchor_20s.mp4", None),
-    "interview_vfr": ("video/interview_vfr_6s.mp4", None), "man_kitchen": ("video/man_kitchen_20s.mp4", None),
-    "woman_outdoor": ("video/woman_outdoor_10s.mp4", None), "face_gap": ("video/face_gap_23s.mov", None),
-}
-_speech_cache: dict = {}
-
-
-def analyse_clip(path: Path, rng, allphone: bool = False):
-    """The speech analysis of a clip's audio (cached); `allphone` decodes phones with pocketsphinx's allphone
-    decoder instead of hama (the baseline phone recogniser)."""
-    key = (str(path), rng, allphone)
-    if key not in _speech_cache:
-        from lipdub.speech import recognise
-
-        samples, sr = media.load_audio(path, 16000)
-        if rng is not None:
-            samples = samples[int(rng[0] * sr):int(rng[1] * sr)]
-        saved = recognise.recognise
-        if allphone:
-            recognise.recognise = lambda *a, **k: []  # no hama words: analysis falls back to allphone
-        try:
-            _speech_cache[key] = speech.analyse(samples, sr)
-        finally:
-            recognise.recognise = saved
-    return _speech_cache[key]
-
-
-def clip_audio(path: Path, rng) -> np.ndarray:
-    samples, sr = media.load_audio(path, 16000)
-    return samples[int(rng[0] * sr):int(rng[1] * sr)] if rng is not None else samples
+# name → (path relative to the data root, range or None), in the manifest's order (training/dataset.json)
+SELF_CLIPS = {c.name: (c.path, c.range) for c in filmed_clips()}
+SPEAKER = {c.name: c.speaker for c in filmed_clips()}
 
 
 def stream_causal(audio: np.ndarray, fps: float, lookahead: float, model=None) -> tuple[np.ndarray, list[float]]:
@@ -116,7 +85,7 @@ def main() -> int:
     ap.add_argument("--clips", help="comma-separated subset")
     ap.add_argument("--heldout", action="store_true",
                     help="full system and causal rows = models that never heard the clip's speaker "
-                         "(bench/train_motion.py's, with and without --causal)")
+                         "(python -m training.train_motion and training.train_causal write them)")
     args = ap.parse_args()
     data = Path(args.data)
     names = args.clips.split(",") if args.clips else list(SELF_CLIPS)
@@ -136,10 +105,8 @@ def main() -> int:
         tr = analyse_clip(path, rng)
         model = causal = None
         if args.heldout:
-            from train_motion import CAUSAL_LOSO_DIR, LOSO_DIR, group_of
-
-            model = motion._load(str(LOSO_DIR / f"{group_of(name)}.npz"))
-            causal = motion.CausalModel.load(CAUSAL_LOSO_DIR / f"{group_of(name)}.npz")
+            model = motion.load_opening_model(HELD_OUT_DIR / f"{SPEAKER[name]}.npz")
+            causal = motion.load_causal_file(HELD_OUT_CAUSAL_DIR / f"{SPEAKER[name]}.npz")
         preds = variants(tr, times, analyse_clip(path, rng, allphone=True), model)
         audio = clip_audio(path, rng)
         fps = 1.0 / float(np.median(np.diff(times)))

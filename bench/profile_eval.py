@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from training import evaluate
+from training.manifest import HELD_OUT_DIR
 from lipdub import media
 from lipdub import profile as profiles
 from lipdub.pipeline import DubOptions, dub
@@ -87,8 +88,7 @@ def timed_dub(video: Path, audio: Path, out: Path, **opts) -> tuple[float, float
 def sheet(parts: dict, with_profile: Path, without: Path, path: Path, n: int = 8) -> None:
     import cv2
 
-    sys.path.insert(0, str(Path(__file__).parent))
-    from contact_sheet import mouth_crop
+    from bench.contact_sheet import mouth_crop
 
     from lipdub.media import FrameReader
 
@@ -129,15 +129,12 @@ def main() -> int:
     ap.add_argument("--json", help="write the numbers here")
     ap.add_argument("--heldout", action="store_true",
                     help="drive both dubs with a motion model that never saw the CNN anchor (a new actor; "
-                         "bench/train_motion.py writes it); the shipped model was trained on this clip")
+                         "python -m training.train_motion writes it); the shipped model was trained on this clip")
     args = ap.parse_args()
     if args.heldout:
-        sys.path.insert(0, str(Path(__file__).parent))
-        from train_motion import LOSO_DIR
-
-        model = LOSO_DIR / "cnn.npz"
+        model = HELD_OUT_DIR / "cnn.npz"
         if not model.is_file():
-            print(f"{model} is missing: run .venv/bin/python bench/train_motion.py first", file=sys.stderr)
+            print(f"{model} is missing: run python -m training.train_motion first", file=sys.stderr)
             return 2
         os.environ["LIPDUB_MOTION_MODEL"] = str(model)
         print(f"motion model: {model} (never saw the CNN anchor)")

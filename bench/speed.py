@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path(os.environ.get("LIPDUB_DATA") or ROOT.parent / "shared" / "data")  # as training.manifest.data_root
 
 
 def peak_rss_mb() -> float:
@@ -86,8 +86,7 @@ def main() -> int:
 
         import_s = time.perf_counter() - t
         if args.size:
-            sys.path.insert(0, str(Path(__file__).resolve().parent))
-            from long_input import make_unit
+            from bench.long_input import make_unit
 
             width, height = (int(v) for v in args.size.lower().split("x"))
             scaled = tmp / f"{video.stem}_{width}x{height}.mp4"

@@ -1,6 +1,5 @@
 """The cross-dub metrics on synthetic curves and frames (fast, no media), plus one short end-to-end case (slow)."""
 
-import argparse
 import json
 import math
 
@@ -211,20 +210,30 @@ def test_table_and_json_handle_nan_and_errors(tmp_path, monkeypatch):
     text = ev.format_table([row, {"case": "y", "error": "RuntimeError: boom"}])
     assert "mean" in text and "nan" in text and "y: ERROR RuntimeError: boom" in text
     monkeypatch.setattr(ev, "evaluate", lambda names, data, max_seconds=None, echo=True: [dict(row)])
+    monkeypatch.setattr(ev, "require_data", lambda root, paths=None: root)  # no clips in tmp_path
     out = tmp_path / "r.json"
-    code = ev.main(argparse.Namespace(data=str(tmp_path), cases="grid_bbaf2n", json=str(out)))
+    code = ev.main(["--data", str(tmp_path), "--cases", "grid_bbaf2n", "--json", str(out)])
     assert code == 0
     doc = json.loads(out.read_text())
     assert doc["cases"][0]["amp"] is None and doc["mean"]["r"] == 0.5
     monkeypatch.setattr(ev, "evaluate", lambda names, data, max_seconds=None, echo=True: [{"case": "y", "error": "e"}])
-    assert ev.main(argparse.Namespace(data=str(tmp_path), cases=None, json=None)) == 1
+    assert ev.main(["--data", str(tmp_path)]) == 1
 
 
 def test_unknown_case_is_a_parameter_error(tmp_path):
     from lipdub.errors import ParameterError
 
     with pytest.raises(ParameterError):
-        ev.main(argparse.Namespace(data=str(tmp_path), cases="nope", json=None))
+        ev.main(["--data", str(tmp_path), "--cases", "nope"])
+
+
+def test_without_the_data_the_evaluation_says_what_it_needs(tmp_path):
+    from lipdub.errors import InputError, ParameterError
+
+    with pytest.raises(ParameterError, match="needs a checkout with the shared clips"):
+        ev.main(["--data", str(tmp_path / "absent")])
+    with pytest.raises(InputError, match="need the shared clips"):
+        ev.main(["--data", str(tmp_path), "--cases", "grid_bbaf2n"])
 
 
 # ----------------------------------------------------------------------------------------------- end to end

@@ -152,7 +152,7 @@ def test_acoustic_only_without_phones_follows_jaw():
 
 def test_learned_model_ships_with_matching_features():
     model = motion.load_model()
-    assert model is not None, "lipdub/assets/motion_model.npz is missing: run bench/train_motion.py"
+    assert model is not None, "lipdub/assets/motion_model.npz is missing: run make train"
     n_features = len(motion.FEATURE_LABELS) + 26 * len(motion.MEL_CONTEXT) + 3
     assert model.n_features == n_features
     x = np.zeros((5, n_features))

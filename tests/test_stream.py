@@ -1,13 +1,11 @@
 """Causal (live) motion: streaming equals the whole-file function, whatever the chunking; nothing depends on audio
 beyond the look-ahead; silence rests; on a real speaker the causal mouth follows the filmed one."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from lipdub import motion
+from lipdub.core.constants import HOP_SECONDS
 from lipdub.errors import ParameterError
 
 SR = 16000
@@ -136,7 +134,7 @@ def test_causal_model_ships_for_every_lookahead():
 def test_causal_motion_follows_a_real_speakers_mouth():
     """A speaker's own audio, streamed in 20 ms chunks, predicts her filmed mouth far better than loudness does on
     this clip (r ≈ 0 there), and p/b/m close the lips inside speech ('European Central Bank'). The shipped model
-    heard this clip in training; bench/train_motion.py --causal reports held-out numbers (0.56 on this clip)."""
+    heard this clip in training; python -m training.train_causal reports held-out numbers (0.56 on this clip)."""
     from conftest import require_data
     from training import evaluate
     from lipdub import media
@@ -168,8 +166,7 @@ def test_live_lips_shut_on_p_b_m_without_flicker():
     from conftest import require_data
     from lipdub import media, speech
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    from motion_eval import closure_stats
+    from bench.motion_eval import closure_stats
 
     data = require_data("video/german_anchor_20s.mp4")
     audio, _ = media.load_audio(data / "video/german_anchor_20s.mp4", SR)
@@ -243,7 +240,7 @@ def test_running_standardiser_is_the_clip_standardisation_made_causal():
 
 def test_the_live_engine_feeds_its_opening_model_what_training_built():
     """Train/serve skew check: the inputs the streaming engine gives the opening model hop by hop (20 ms chunks)
-    equal the whole-stream inputs bench/train_motion.py trains on (motion.causal_opening_inputs)."""
+    equal the whole-stream inputs training/train_causal.py trains on (motion.causal_opening_inputs)."""
     from conftest import require_data
     from lipdub import media
     from lipdub.speech.stream import StreamingFeatures
@@ -253,7 +250,7 @@ def test_the_live_engine_feeds_its_opening_model_what_training_built():
     audio = audio[:3 * SR]
     model = motion.load_causal_model()
     look = 10
-    engine = motion._CausalHops(look * motion._HOP, model)
+    engine = motion._CausalHops(look * HOP_SECONDS, model)
     seen = []
     head = model.opening[look]
     original = head.predict
@@ -280,13 +277,9 @@ def test_the_live_engine_feeds_its_opening_model_what_training_built():
 
 
 def test_training_pieces_of_restarted_streams_keep_their_phones_and_truth_in_place():
-    """bench/train_motion.py also trains the live model on long clips cut into streams that start mid-clip: each
+    """training/train_causal.py also trains the live model on long clips cut into streams that start mid-clip: each
     piece's audio, phones, filmed mouth and its scale must be the clip's own over that span, shifted to start at 0."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    import train_motion
+    from training import train_causal as train_motion
     from lipdub.speech.track import Phone, SpeechTrack
 
     n = 2000  # 20 s of 10 ms hops

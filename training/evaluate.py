@@ -1,5 +1,6 @@
-"""Cross-dub sync evaluation (`lipdub eval`): dub video V with the audio of another real clip C; C's own filmed
-mouth is the truth.
+"""Cross-dub sync evaluation (`python -m training.evaluate`, `make eval`; formerly `lipdub eval`): dub video V with
+the audio of another real clip C; C's own filmed mouth is the truth. Needs a checkout with the shared clips beside it
+(the data root: $LIPDUB_DATA, default ../shared/data); the cases are training/dataset.json's `eval_cases`.
 
 Per case:
   1. cut C's audio to [c0, c1] (16 kHz mono WAV) and, where the case says so, V to [v0, v1];
@@ -22,47 +23,35 @@ The numbers are a report, not a pass/fail: `main` exits 0 unless a case crashed.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import math
+import os
 import sys
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
-from lipdub.core.metrics import (MAX_LAG, MIN_PAIRS, BOX_GROW, amplitude_ratio, flicker, mouth_boxes,
-                                 pearson_at_best_lag, resample)
+from lipdub.core.metrics import MAX_LAG, amplitude_ratio, flicker, mouth_boxes, pearson_at_best_lag, resample
+from lipdub.errors import ParameterError
+from training.manifest import HELD_OUT_DIR, Case, data_root, eval_cases, require_data, speaker_of
 
 log = logging.getLogger("lipdub")
 
 EVAL_VERSION = 1  # bump when the cut/range logic changes so cached truth tracks are ignored
 
 
-@dataclass(frozen=True)
-class Case:
-    name: str
-    video: str  # relative to the data folder
-    audio_clip: str  # the clip C whose audio drives the dub and whose filmed mouth is the truth
-    video_range: tuple[float, float] | None = None  # seconds; None = whole file
-    clip_range: tuple[float, float] | None = None
-
-
-CASES: dict[str, Case] = {c.name: c for c in (
-    Case("cnn_anchor", "video/cnn_anchor_71s.mp4", "video/cnn_anchor_71s.mp4", (0.0, 30.0), (40.0, 70.0)),
-    Case("grid_bbaf2n", "video/grid_bbaf2n.mpg", "video/grid_brbk7n.mpg"),
-    Case("grid_lbax4n", "video/grid_lbax4n.mpg", "video/woman_bluebg_7s.mp4", None, (0.0, 3.0)),
-    Case("hdtf_katiehill", "video/hdtf_katiehill_8s.mp4", "video/hdtf_radio34_8s.mp4"),
-    Case("woman_bluebg", "video/woman_bluebg_7s.mp4", "video/german_anchor_20s.mp4", None, (0.0, 7.0)),
-)}
+CASES: dict[str, Case] = eval_cases()  # training/dataset.json
 
 
 def default_data_dir() -> Path:
-    return Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    """$LIPDUB_DATA, or ../shared/data beside the checkout (training.manifest.data_root)."""
+    return data_root()
 
 
 # --------------------------------------------------------------------------------------------------- tracking
@@ -384,17 +373,45 @@ def evaluate(names: Sequence[str] | None = None, data: str | Path | None = None,
     return rows
 
 
+def evaluate_heldout(names: Sequence[str] | None = None, data: str | Path | None = None,
+                     max_seconds: float | None = None, echo: bool = True) -> list[dict]:
+    """Like evaluate(), but each case's dub is driven by the offline motion model that never heard the speaker whose
+    audio (and filmed mouth) is the truth: HELD_OUT_DIR/<speaker>.npz, written by `python -m training.train_motion`
+    (leave-one-speaker-out). The shipped model learned from every filmed clip, the truth clips included; this shows
+    how much of the score survives on speakers the model has never heard."""
+    names = list(names) if names else list(CASES)
+    rows = []
+    saved = os.environ.get("LIPDUB_MOTION_MODEL")
+    try:
+        for name in names:
+            speaker = speaker_of(CASES[name].audio_clip)
+            model = HELD_OUT_DIR / f"{speaker}.npz"
+            if not model.is_file():
+                raise ParameterError(f"no held-out model {model}: run `python -m training.train_motion --dry-run` "
+                                     "first (it writes one per speaker)")
+            os.environ["LIPDUB_MOTION_MODEL"] = str(model)
+            row = evaluate([name], data, max_seconds, echo)[0]
+            row["held_out_speaker"] = speaker
+            rows.append(row)
+    finally:
+        if saved is None:
+            os.environ.pop("LIPDUB_MOTION_MODEL", None)
+        else:
+            os.environ["LIPDUB_MOTION_MODEL"] = saved
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
-    """`python -m training.evaluate [--data DIR] [--cases a,b] [--json FILE]` (`make eval`): needs a checkout with the
-    shared clips beside it."""
-    import argparse
-
-    from lipdub.errors import ParameterError
-
-    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description="cross-dub sync evaluation")
-    parser.add_argument("--data", help="folder with video/ and audio/ (default ../shared/data)")
+    """`python -m training.evaluate [--data DIR] [--cases a,b] [--json FILE] [--heldout]` (`make eval`): needs a
+    checkout with the shared clips beside it."""
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description="cross-dub sync evaluation "
+                                     "(needs a checkout with the shared clips: $LIPDUB_DATA or ../shared/data)")
+    parser.add_argument("--data", help="folder with video/ and audio/ (default $LIPDUB_DATA or ../shared/data)")
     parser.add_argument("--cases", help="comma-separated case names (default: all)")
     parser.add_argument("--json", help="also write the results as JSON here")
+    parser.add_argument("--heldout", action="store_true",
+                        help="HELD-OUT mode: each case dubbed by a motion model that never heard the truth's speaker "
+                             "(python -m training.train_motion writes them); not the default table")
     parser.add_argument("-q", "--quiet", action="store_true", help="no per-case lines while running")
     args = parser.parse_args(argv)
 
@@ -404,14 +421,21 @@ def main(argv: list[str] | None = None) -> int:
         raise ParameterError(f"unknown case(s) {', '.join(unknown)}; known: {', '.join(CASES)}")
     data = Path(args.data) if getattr(args, "data", None) else default_data_dir()
     if not data.is_dir():
-        raise ParameterError(f"evaluation data folder {data} does not exist; pass --data FOLDER (with video/)")
+        raise ParameterError(f"the evaluation needs a checkout with the shared clips: data folder {data} does not "
+                             "exist; set $LIPDUB_DATA or pass --data FOLDER (with video/)")
+    require_data(data, sorted({p for n in names or CASES for p in (CASES[n].video, CASES[n].audio_clip)}))
     max_seconds = getattr(args, "max_seconds", None)
-    rows = evaluate(names, data, max_seconds=max_seconds, echo=not getattr(args, "quiet", False))
+    run = evaluate_heldout if args.heldout else evaluate
+    rows = run(names, data, max_seconds=max_seconds, echo=not getattr(args, "quiet", False))
+    if args.heldout:
+        print(f"HELD-OUT motion models ({HELD_OUT_DIR}): each case dubbed by a model that never heard its truth's "
+              "speaker")
     print(format_table(rows))
     if getattr(args, "json", None):
         summary = {k: _mean([r for r in rows if "error" not in r], k)
                    for k in ("r", "lag", "r0", "amp", "flicker", "base_r", "base_r0")}
-        Path(args.json).write_text(json.dumps(_json_safe({"max_lag": MAX_LAG, "cases": rows, "mean": summary}),
+        Path(args.json).write_text(json.dumps(_json_safe({"max_lag": MAX_LAG, "heldout": bool(args.heldout),
+                                                          "cases": rows, "mean": summary}),
                                               indent=2), encoding="utf-8")
     return 1 if any("error" in r for r in rows) else 0
 

@@ -1,0 +1,204 @@
+"""The learned models' inputs, each column named: the feature schema a model file's card must match.
+
+Offline (motion.offline, OpeningModel): per 10 ms hop, each phone class's share of the dominance-blended mouth (what is
+said), log-mel at MEL_CONTEXT hops around it (how it sounds), then jaw, loudness and voicing.
+Live (motion.causal, CausalModel): per look-ahead, the phone classifier reads running-normalised log-mel and loudness
+at causal_taps(look); the opening model reads the same, the classifier's posteriors at POSTERIOR_TAPS and, when the
+model streams phones, voice activity and hama's streamed phone posteriors at STREAMED_TAPS.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from lipdub.core.constants import HOP_SECONDS
+from lipdub.motion.visemes import BILABIALS, PHONE_CLASSES, dominance, phone_class, viseme_target
+from lipdub.speech.recognise import POSTERIOR_FRAME, token_phones
+
+# ------------------------------------------------------------------------------------------ offline model inputs
+MEL_CONTEXT = (-12, -8, -4, 0, 4, 8, 12)  # hops
+MEL_BANDS = 26  # speech.acoustic.log_mel's bands
+# The dominance columns, in the order the shipped model was trained with (it was sorted(viseme table) then): named
+# here so that editing the viseme table cannot silently reorder the model's inputs.
+FEATURE_LABELS = ("AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH", "IH",
+                  "IY", "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "SIL", "T", "TH", "UH",
+                  "UW", "V", "W", "Y", "Z", "ZH")
+ACOUSTIC_COLUMNS = ("jaw", "loudness", "voiced")
+
+
+def offline_feature_names() -> list[str]:
+    """The offline model's input columns in order (model_features builds them so)."""
+    return ([f"dominance:{label}" for label in FEATURE_LABELS]
+            + [f"mel{off:+d}:{band}" for off in MEL_CONTEXT for band in range(MEL_BANDS)] + list(ACOUSTIC_COLUMNS))
+
+
+def dominance_features(phones, n: int, hop: float, lead: float = 0.02, start: int = 0, stop: int | None = None
+                       ) -> np.ndarray:
+    """(stop - start, len(FEATURE_LABELS)): each phone class's share of the dominance-blended mouth at hops
+    [start, stop) of n (default: all); any range gives the same numbers as those rows of the whole."""
+    stop = n if stop is None else min(stop, n)
+    m = max(0, stop - start)
+    t = (np.arange(start, start + m) + 0.5) * hop
+    feats = np.zeros((m, len(FEATURE_LABELS)))
+    den = np.full(m, 1e-6)
+    column = {label: i for i, label in enumerate(FEATURE_LABELS)}
+    # a phone's weight exp(-dist / reach) is exactly 0.0 in float64 beyond 746 reaches (67 s at the widest): each
+    # phone only touches the hops within that, the same numbers at a fraction of the work on long audio
+    span = 746 * 0.09 + hop
+    for ph in phones:
+        centre = 0.5 * (ph.start + ph.end) - lead
+        half = max(0.5 * (ph.end - ph.start), 0.02)
+        lo, hi = max(0, int((centre - half - span) / hop)), min(n, int((centre + half + span) / hop) + 1)
+        lo, hi = max(lo, start) - start, min(hi, stop) - start
+        if hi <= lo:
+            continue
+        label = ph.label.upper().rstrip("012")
+        _, _, dom = viseme_target(label)
+        d = dominance(t[lo:hi], centre, half, dom, label in BILABIALS)
+        if label in column:
+            feats[lo:hi, column[label]] += d
+        den[lo:hi] += d
+    return feats / den[:, None]
+
+
+def model_features(speech, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """(N, F) features of the learned opening model at hops [start, stop) of `speech` (default: all); columns as
+    offline_feature_names()."""
+    n = len(speech.voiced)
+    stop = n if stop is None else min(stop, n)
+    mel = np.asarray(speech.mel, np.float32)[:n]
+    idx = np.arange(start, stop)
+
+    def mel_at(rows: np.ndarray) -> np.ndarray:  # rows past the analysed spectrum are silence (zeros)
+        rows = np.clip(rows, 0, n - 1)
+        out = np.zeros((len(rows), mel.shape[1]), np.float32)
+        inside = rows < len(mel)
+        out[inside] = mel[rows[inside]]
+        return out
+
+    context = [mel_at(idx + off) for off in MEL_CONTEXT]
+    acoustic = np.stack([speech.jaw[start:stop], speech.loudness[start:stop],
+                         np.asarray(speech.voiced[start:stop], np.float32)], 1)
+    dominance_part = dominance_features(speech.phones, n, speech.hop, start=start, stop=stop)
+    return np.concatenate([dominance_part] + context + [acoustic], 1)
+
+
+# ------------------------------------------------------------------------------------------ live model inputs
+CAUSAL_PAST = (-24, -16, -10, -6, -3, 0)  # hops of log-mel context before the frame
+CAUSAL_FUTURE = (3, 6, 10, 15)  # hops after it, used as far as the look-ahead allows
+CAUSAL_LOOKAHEADS = (0, 5, 10, 15)  # hops: one trained model set per look-ahead
+POSTERIOR_TAPS = (-6, -3, 0)  # hops: the classifier's own look-ahead already reaches the limit, so only the past
+STREAMED_TAPS = (-0.08, -0.04, 0.0, 0.04, 0.08, 0.12)  # s around a hop's centre where hama's posteriors are read
+VAD_MARGIN = 2  # hops: the silero window holding a hop's centre ends up to 37 ms later, i.e. 2 hops before the mel
+CLASS_NAMES = tuple("+".join(group) for group in PHONE_CLASSES)
+
+
+def causal_taps(look_hops: int) -> tuple[int, ...]:
+    return CAUSAL_PAST + tuple(f for f in CAUSAL_FUTURE if f <= look_hops)
+
+
+def classifier_feature_names(look_hops: int) -> list[str]:
+    """The live phone classifier's input columns at a look-ahead (causal_features builds them so)."""
+    taps = causal_taps(look_hops)
+    return [f"mel{tap:+d}:{band}" for tap in taps for band in range(MEL_BANDS)] + [f"loudness{tap:+d}" for tap in taps]
+
+
+def opening_feature_names(look_hops: int, streamed_phones: bool) -> list[str]:
+    """The live opening model's input columns at a look-ahead (causal_opening_inputs builds them so)."""
+    names = classifier_feature_names(look_hops)
+    names += [f"posterior{tap:+d}:{cls}" for tap in POSTERIOR_TAPS for cls in CLASS_NAMES]
+    if streamed_phones:
+        names += ["voiced_now", "since_voiced"]
+        for tap in STREAMED_TAPS:
+            names += [f"streamed{tap:+.2f}:{cls}" for cls in CLASS_NAMES + ("other",)] + [f"streamed{tap:+.2f}:reached"]
+    return names
+
+
+def causal_features(mel: np.ndarray, loudness: np.ndarray, hops: np.ndarray, taps: tuple[int, ...], first: int,
+                    last: int | None) -> np.ndarray:
+    """(len(hops), len(taps) · 27) classifier inputs: log-mel and loudness at hop + tap, taps clamped to [0, last]
+    (`last` None: every tap exists). `mel`/`loudness` rows start at absolute hop `first`."""
+    idx = hops[:, None] + np.asarray(taps)[None, :]
+    idx = np.maximum(idx, 0) if last is None else np.clip(idx, 0, last)
+    idx = idx - first
+    return np.concatenate([mel[idx].reshape(len(hops), -1), loudness[idx]], 1)
+
+
+def posterior_features(post: np.ndarray, hops: np.ndarray, first: int) -> np.ndarray:
+    """(len(hops), len(POSTERIOR_TAPS) · classes): class posteriors at hop + tap (clamped at hop 0); `post` rows
+    start at absolute hop `first`."""
+    idx = np.maximum(hops[:, None] + np.asarray(POSTERIOR_TAPS)[None, :], 0) - first
+    return post[idx].reshape(len(hops), -1)
+
+
+@lru_cache(maxsize=1)
+def hama_token_classes() -> np.ndarray:
+    """Column of each hama output token in streamed posteriors: its phone class, or one extra column for blank,
+    word boundary and the other non-phones."""
+    return np.array([phone_class(p) if p else len(PHONE_CLASSES) for p in token_phones()])
+
+
+def ready_sample(hop, look: int):
+    """Audio samples needed before hop `hop` is final at `look` hops of look-ahead (its log-mel window's end)."""
+    return 160 * (np.asarray(hop) + look) + 400
+
+
+def streamed_posteriors(phones, hops: np.ndarray, look: int) -> np.ndarray:
+    """(len(hops), len(STREAMED_TAPS) · (classes + 1)) hama's class posteriors (smoothed over ±1 frame: CTC is peaky)
+    around ascending `hops`, each from the newest run of `phones` (a speech.stream.StreamingPosteriors) that was
+    complete when the hop's own features were; per tap one more column says whether that run reached it. What the
+    live stream knows of the phones around the hop at that moment, and the same numbers in training."""
+    width = phones.n_classes + 1
+    out = np.zeros((len(hops), len(STREAMED_TAPS) * width))
+    run = phones.run_for(ready_sample(hops, look))
+    for r in np.unique(run):
+        sel = np.flatnonzero(run == r)
+        t0, probs = phones.runs[int(r)]
+        if not len(probs):
+            continue
+        smooth = probs.astype(np.float64)
+        smooth[1:] += probs[:-1]
+        smooth[:-1] += probs[1:]
+        smooth /= 3.0
+        centre = (hops[sel] + 0.5) * HOP_SECONDS
+        for j, tap in enumerate(STREAMED_TAPS):
+            frame = np.round((centre + tap - t0) / POSTERIOR_FRAME - 0.5).astype(int)
+            ok = (frame >= 0) & (frame < len(smooth))
+            out[sel[ok], j * width:j * width + phones.n_classes] = smooth[frame[ok]]
+            out[sel, (j + 1) * width - 1] = ok
+    return out
+
+
+def voice_features(voiced_now: np.ndarray, last_voiced: np.ndarray, hops: np.ndarray) -> np.ndarray:
+    """(len(hops), 2): voice activity at the newest hop it is known for, and seconds since the last voiced hop
+    (clipped to [-0.2, 1.5]): lets the opening model learn how speakers' mouths settle in pauses."""
+    since = np.clip((hops - np.asarray(last_voiced, np.float64)) * HOP_SECONDS, -0.2, 1.5)
+    return np.stack([np.asarray(voiced_now, np.float64), since], 1)
+
+
+def last_voiced_hops(voiced: np.ndarray, upto: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For a whole stream's voice activity: (the last voiced hop <= each `upto` clamped to the stream, or -1e9;
+    whether that hop is voiced), as the live engine knows them."""
+    voiced = np.asarray(voiced, bool)
+    if not voiced.size:
+        return np.full(len(upto), -(10 ** 9)), np.zeros(len(upto), bool)
+    upto = np.asarray(upto)
+    at = np.clip(upto, 0, voiced.size - 1)
+    last = np.maximum.accumulate(np.where(voiced, np.arange(voiced.size), -(10 ** 9)))
+    return np.where(upto >= 0, last[at], -(10 ** 9)), voiced[at] & (upto >= 0)
+
+
+def causal_opening_inputs(x: np.ndarray, post: np.ndarray, voiced: np.ndarray | None, phones, look: int
+                          ) -> np.ndarray:
+    """The opening model's inputs at every hop of a whole stream, as the live engine builds them hop by hop:
+    classifier inputs `x` (causal_features), class posteriors `post`, and with `phones` (StreamingPosteriors, all
+    runs kept) voice activity `voiced` and the streamed phone posteriors. Training uses this (tests check the
+    engine against it)."""
+    hops = np.arange(len(x))
+    parts = [x, posterior_features(post, hops, 0)]
+    if phones is not None:
+        last_voiced, voiced_now = last_voiced_hops(voiced, hops + look - VAD_MARGIN)
+        parts += [voice_features(voiced_now, last_voiced, hops), streamed_posteriors(phones, hops, look)]
+    return np.concatenate(parts, 1)

@@ -1,0 +1,233 @@
+"""The learned motion models and their one loading policy.
+
+OpeningModel: audio features → mouth opening (the offline model, and each head of the live one). CausalModel: per
+look-ahead a phone-class classifier and an opening model, for live (causal) motion. Both ship in lipdub/assets/ with a
+model card beside each file (<name>.json: feature schema, sha256, training data, how to rebuild it). Loading is the
+same for both: a file that is missing, unreadable, differs from its card or whose inputs differ from the code's
+feature schema raises DependencyError saying what to do; nothing falls back silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from lipdub.errors import DependencyError
+from lipdub.motion.features import classifier_feature_names, hama_token_classes, offline_feature_names, \
+    opening_feature_names
+from lipdub.speech.stream import StreamingPosteriors
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+MODEL_PATH = ASSETS / "motion_model.npz"
+CAUSAL_MODEL_PATH = ASSETS / "motion_model_causal.npz"
+OPENING_ARRAYS = ("weights", "mean", "std", "w1", "b1", "w2", "b2")
+REBUILD = {MODEL_PATH.name: "make train", CAUSAL_MODEL_PATH.name: "make train-causal"}
+
+
+class OpeningModel:
+    """Audio features → mouth opening (fraction of the speaker's wide-open mouth): an average of small tanh MLPs
+    (plain numpy; a single ridge regression when the file holds only `weights`). Nets with a 2-D output layer
+    return one column per output (the causal model's phone-class logits)."""
+
+    def __init__(self, arrays: dict):
+        self.arrays = {k: np.asarray(v, np.float64) for k, v in arrays.items()}
+
+    def predict(self, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
+        a = self.arrays
+        if "w1" not in a:
+            w = a["weights"]
+            return w[0] + x @ w[1:]
+        if len(x) > chunk:  # bounded memory on hour-long audio: the ensemble's (E, N, F) temporaries stay small
+            return np.concatenate([self.predict(x[i:i + chunk], chunk) for i in range(0, len(x), chunk)])
+        z = (x[None] - a["mean"][:, None]) / a["std"][:, None]  # (E, N, F)
+        hidden = np.tanh(np.einsum("enf,efh->enh", z, a["w1"]) + a["b1"][:, None])
+        if a["w2"].ndim == 3:  # several outputs (class logits): (N, K)
+            return (np.einsum("enh,ehk->enk", hidden, a["w2"]) + a["b2"][:, None]).mean(0)
+        return (np.einsum("enh,eh->en", hidden, a["w2"]) + a["b2"][:, None]).mean(0)
+
+    def save(self, path) -> None:
+        np.savez(path, **{k: v.astype(np.float32) for k, v in self.arrays.items()})
+
+    @property
+    def n_features(self) -> int:
+        a = self.arrays
+        return a["w1"].shape[1] if "w1" in a else a["weights"].shape[0] - 1
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(1, keepdims=True))
+    return z / z.sum(1, keepdims=True)
+
+
+@dataclass
+class CausalModel:
+    """Per look-ahead (hops): the phone-class classifier (logits) and the opening model; plus the log-mel prior
+    (mean, std of raw log-mel over the training audio) that starts the running normalisation."""
+
+    phones: dict
+    opening: dict
+    mel_prior: tuple[np.ndarray, np.ndarray]
+    closure_threshold: float = 0.35  # log-mel p/b/m posterior above which the lips shut (held-out F1 best of
+    # 0.2..0.8); only for models without streamed phones, the others shut on hama's (STREAMED_CLOSURE)
+    hangover: float = 0.3  # s: after voice activity ends the mouth follows the model this long, then rests (held-out
+    # r the same for 0.15, 0.3 and 0.5 s, lower for 1 s: the shortest wait that does not cost accuracy)
+    phone_step: float = 0.0  # s: > 0: the opening model also reads hama's streamed phone posteriors
+    phone_window: float = 0.0  # s: audio each streamed recognition hears
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """What save() writes: float16 weights (a few hundred KB for all look-aheads, predictions change by
+        < 1e-3)."""
+        arrays = {"mel_mean": self.mel_prior[0], "mel_std": self.mel_prior[1],
+                  "closure_threshold": np.array(self.closure_threshold), "hangover": np.array(self.hangover),
+                  "phone_step": np.array(self.phone_step), "phone_window": np.array(self.phone_window)}
+        for head in ("phones", "opening"):
+            for look, model in getattr(self, head).items():
+                arrays.update({f"L{look}__{head}__{k}": v.astype(np.float16) for k, v in model.arrays.items()})
+        return arrays
+
+    def save(self, path) -> None:
+        np.savez_compressed(path, **self.arrays())
+
+    @classmethod
+    def load(cls, path) -> "CausalModel":
+        heads: dict = {"phones": {}, "opening": {}}
+        with np.load(path) as z:
+            for key in z.files:
+                if key.count("__") == 2:
+                    look, head, name = key.split("__")
+                    heads[head].setdefault(int(look[1:]), {})[name] = z[key]
+            prior = (z["mel_mean"].astype(np.float64), z["mel_std"].astype(np.float64))
+            threshold, hangover = float(z["closure_threshold"]), float(z["hangover"])
+            step, window = (float(z[k]) if k in z.files else 0.0 for k in ("phone_step", "phone_window"))
+        models = {h: {look: OpeningModel(a) for look, a in v.items()} for h, v in heads.items()}
+        if not models["opening"] or models["opening"].keys() != models["phones"].keys():
+            raise ValueError("opening and phone models differ in look-aheads")
+        return cls(models["phones"], models["opening"], prior, threshold, hangover, step, window)
+
+    def streaming_phones(self, keep_all: bool = False) -> StreamingPosteriors | None:
+        """The streamed phone posteriors this model's opening heads were trained with, or None."""
+        if self.phone_step <= 0:
+            return None
+        return StreamingPosteriors(hama_token_classes(), self.phone_step, self.phone_window, keep_all)
+
+
+# ------------------------------------------------------------------------------------------ feature schemas
+def opening_schema(model: OpeningModel) -> dict:
+    """The offline model's input columns, as the code builds them."""
+    return {"inputs": offline_feature_names()}
+
+
+def causal_schema(model: CausalModel) -> dict:
+    """Per look-ahead of `model`: the classifier's and the opening model's input columns, as the code builds them."""
+    streamed = model.phone_step > 0
+    return {"looks": {str(look): {"phones": classifier_feature_names(look),
+                                  "opening": opening_feature_names(look, streamed)}
+                      for look in sorted(model.opening)}}
+
+
+def _check_widths(model, schema: dict, path: Path) -> None:
+    """Every net's input width equals its schema's column count."""
+    if isinstance(model, OpeningModel):
+        pairs = [("inputs", model, schema["inputs"])]
+    else:
+        pairs = [(f"look {look} {head}", getattr(model, head)[int(look)], names)
+                 for look, heads in schema["looks"].items() for head, names in heads.items()]
+    for what, net, names in pairs:
+        if net.n_features != len(names):
+            raise DependencyError(f"{path} takes {net.n_features} inputs ({what}), the code builds {len(names)}: the "
+                                  f"model and the code's feature schema (lipdub/motion/features.py) differ; rebuild "
+                                  f"it ({REBUILD.get(path.name, 'see training/')}) or reinstall lipdub")
+
+
+# ------------------------------------------------------------------------------------------ model cards
+def card_path(model_path) -> Path:
+    return Path(model_path).with_suffix(".json")
+
+
+def file_sha256(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def array_shapes(arrays: dict) -> dict[str, list[int]]:
+    return {k: list(np.shape(v)) for k, v in sorted(arrays.items())}
+
+
+def check_card(path: Path, schema: dict, required: bool) -> None:
+    """The card beside `path` names this file (sha256) and the code's feature schema; without a card only
+    `required` files fail (the bundled ones; experiments' files may have none)."""
+    card_file = card_path(path)
+    fix = f"reinstall lipdub, or rebuild the model with its card ({REBUILD.get(path.name, 'python -m training')})"
+    if not card_file.is_file():
+        if required:
+            raise DependencyError(f"the model card {card_file} is missing; {fix}")
+        return
+    try:
+        card = json.loads(card_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DependencyError(f"the model card {card_file} is unreadable ({exc}); {fix}") from exc
+    digest = file_sha256(path)
+    if card.get("sha256") != digest:
+        raise DependencyError(f"{path} (sha256 {digest[:12]}…) is not the file its card {card_file.name} describes "
+                              f"(sha256 {str(card.get('sha256'))[:12]}…); {fix}")
+    if card.get("feature_schema") != schema:
+        raise DependencyError(f"{path} was trained on other inputs than lipdub/motion/features.py builds (its card's "
+                              f"feature schema differs from the code's); {fix}")
+
+
+# ------------------------------------------------------------------------------------------ loading
+def _unreadable(path: Path, exc: Exception) -> DependencyError:
+    return DependencyError(f"the motion model {path} is missing or unreadable ({exc}); reinstall lipdub or rebuild it "
+                           f"({REBUILD.get(path.name, 'see training/')})")
+
+
+@lru_cache(maxsize=8)
+def _load_opening(path: str, required: bool) -> OpeningModel:
+    p = Path(path)
+    try:
+        with np.load(p) as z:
+            model = OpeningModel({k: z[k] for k in z.files if k in OPENING_ARRAYS})
+    except (OSError, KeyError, ValueError) as exc:
+        raise _unreadable(p, exc) from exc
+    schema = opening_schema(model)
+    _check_widths(model, schema, p)
+    check_card(p, schema, required)
+    return model
+
+
+@lru_cache(maxsize=8)
+def _load_causal(path: str, required: bool) -> CausalModel:
+    p = Path(path)
+    try:
+        model = CausalModel.load(p)
+    except (OSError, KeyError, ValueError) as exc:
+        raise _unreadable(p, exc) from exc
+    schema = causal_schema(model)
+    _check_widths(model, schema, p)
+    check_card(p, schema, required)
+    return model
+
+
+def load_opening_model(path) -> OpeningModel:
+    """An offline opening model file (held-out models, experiments); its card is checked when it has one."""
+    return _load_opening(str(path), Path(path).resolve() == MODEL_PATH)
+
+
+def load_model() -> OpeningModel:
+    """The shipped offline model, or the one named by $LIPDUB_MOTION_MODEL (held-out evaluation, experiments)."""
+    return load_opening_model(os.environ.get("LIPDUB_MOTION_MODEL") or MODEL_PATH)
+
+
+def load_causal_file(path) -> CausalModel:
+    """A causal model file (held-out models, experiments); its card is checked when it has one."""
+    return _load_causal(str(path), Path(path).resolve() == CAUSAL_MODEL_PATH)
+
+
+def load_causal_model() -> CausalModel:
+    """The shipped causal model, or the one named by $LIPDUB_CAUSAL_MODEL (held-out evaluation, experiments)."""
+    return load_causal_file(os.environ.get("LIPDUB_CAUSAL_MODEL") or CAUSAL_MODEL_PATH)

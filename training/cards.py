@@ -1,0 +1,148 @@
+"""Model cards: the JSON beside each shipped model file (lipdub/assets/<name>.json).
+
+    python -m training.cards            check every shipped model against its card and the code (exit 1 if not)
+    python -m training.cards --write    (re)write the cards of the shipped files as they are (no retraining)
+
+A card holds: name, file, kind, sha256 of the file, the feature schema (input column names in order, per look-ahead
+for the live model), the arrays' names, shapes and dtypes, the training data (each clip of training/dataset.json:
+path relative to the data root, sha256, speaker, licence, source), the command that rebuilds it, the git commit and
+date of the file, and the held-out score where measured. lipdub.motion.models checks sha256 and schema on loading.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from lipdub.core.files import write_text
+from lipdub.motion import models
+from training.manifest import REPO, audio_clips, filmed_clips
+
+# Held-out scores as measured when the shipped files were made (reported beside the code that uses them); None
+# where not measured.
+HELD_OUT = {
+    models.MODEL_PATH.name: {
+        "metric": "Pearson r at the best lag, leave one speaker out (the model never heard the scored speaker)",
+        "motion_alone_14_filmed_clips": 0.610,
+        "cross_dubs_62_pairs": 0.632,
+        "measured_by": "python -m training.train_motion (motion alone), bench/all_pairs.py --heldout (cross-dubs); "
+                       "see MotionParams in lipdub/motion/offline.py",
+    },
+    models.CAUSAL_MODEL_PATH.name: {
+        "metric": "Pearson r at the best lag, leave one speaker out (the model never heard the scored speaker)",
+        "motion_alone_14_filmed_clips_at_0.10s": 0.496,
+        "measured_by": "bench/motion_eval.py --heldout; see LIVE_SMOOTHING in lipdub/motion/causal.py",
+    },
+}
+KINDS = {models.MODEL_PATH.name: "opening", models.CAUSAL_MODEL_PATH.name: "causal"}
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+def file_commit(path: Path) -> tuple[str, str]:
+    """(commit, ISO date) of the last commit that changed `path`; the working tree's HEAD and now when it is
+    uncommitted or changed."""
+    resolved = Path(path).resolve()
+    rel = str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else None
+    if rel is None or _git("status", "--porcelain", "--", rel):
+        now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+        return _git("rev-parse", "HEAD") + " (+ uncommitted)", now
+    out = _git("log", "-1", "--format=%H %cI", "--", rel)
+    commit, _, date = out.partition(" ")
+    return commit, date
+
+
+def schema_of(path: Path, kind: str) -> tuple[dict, object]:
+    """The code's feature schema for the model in `path` (read without its card)."""
+    if kind == "opening":
+        with np.load(path) as z:
+            model = models.OpeningModel({k: z[k] for k in z.files if k in models.OPENING_ARRAYS})
+        return models.opening_schema(model), model
+    model = models.CausalModel.load(path)
+    return models.causal_schema(model), model
+
+
+def build_card(path: Path, kind: str, clips, command: str, held_out: dict | None, commit: str, date: str) -> dict:
+    schema, _ = schema_of(path, kind)
+    with np.load(path) as z:
+        arrays = {k: {"shape": list(z[k].shape), "dtype": str(z[k].dtype)} for k in sorted(z.files)}
+    return {
+        "name": Path(path).stem,
+        "file": Path(path).name,
+        "kind": kind,
+        "sha256": models.file_sha256(path),
+        "feature_schema": schema,
+        "arrays": arrays,
+        "training_data": {
+            "data_root": "$LIPDUB_DATA, default ../shared/data beside the checkout (see its MANIFEST.md)",
+            "manifest": "training/dataset.json",
+            "clips": [{"name": c.name, "path": c.path, "range": list(c.range) if c.range else None,
+                       "speaker": c.speaker, "sha256": c.sha256, "licence": c.licence, "source": c.source,
+                       "filmed": c.filmed} for c in clips],
+        },
+        "rebuild": command,
+        "git_commit": commit,
+        "date": date,
+        "held_out": held_out,
+    }
+
+
+def training_clips(kind: str) -> list:
+    """The manifest's clips a model of `kind` learns from: the filmed ones; the live model also the audio-only."""
+    return filmed_clips() + (audio_clips() if kind == "causal" else [])
+
+
+def write_card(path: Path, kind: str, held_out: dict | None = None, commit: str | None = None,
+               date: str | None = None) -> Path:
+    path = Path(path)
+    if commit is None:
+        commit, date = file_commit(path)
+    card = build_card(path, kind, training_clips(kind), models.REBUILD.get(path.name, "python -m training"),
+                      held_out, commit, date or "")
+    out = models.card_path(path)
+    write_text(out, json.dumps(card, indent=1) + "\n")
+    return out
+
+
+def check_shipped() -> list[str]:
+    """Problems with the shipped files and their cards (empty: all consistent)."""
+    problems = []
+    for path, loader in ((models.MODEL_PATH, models.load_opening_model), (models.CAUSAL_MODEL_PATH,
+                                                                         models.load_causal_file)):
+        try:
+            loader(path)
+        except Exception as exc:  # report every file
+            problems.append(f"{path.name}: {exc}")
+            continue
+        card = json.loads(models.card_path(path).read_text(encoding="utf-8"))
+        want = [c.path for c in training_clips(KINDS[path.name])]
+        if [c["path"] for c in card["training_data"]["clips"]] != want:
+            problems.append(f"{path.name}: the card's training clips differ from training/dataset.json")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m training.cards", description=__doc__.split("\n")[0])
+    ap.add_argument("--write", action="store_true", help="(re)write the shipped files' cards as they are")
+    args = ap.parse_args(argv)
+    if args.write:
+        for path in (models.MODEL_PATH, models.CAUSAL_MODEL_PATH):
+            print(f"wrote {write_card(path, KINDS[path.name], HELD_OUT[path.name])}")
+    problems = check_shipped()
+    print("\n".join(problems) or "model cards: consistent with the files and the code")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

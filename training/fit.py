@@ -1,0 +1,81 @@
+"""The fitting routines of the motion models: ridge regression, an ensemble of small tanh MLPs (Adam), and a softmax
+MLP for the live phone classifier. Plain numpy, seeded: the same inputs give the same arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lipdub.motion import OpeningModel, softmax
+
+
+def fit_ridge(x: np.ndarray, y: np.ndarray, lam: float = 10.0) -> OpeningModel:
+    a = np.c_[np.ones(len(x)), x]
+    penalty = lam * np.eye(a.shape[1])
+    penalty[0, 0] = 0.0  # the intercept is not shrunk
+    return OpeningModel({"weights": np.linalg.solve(a.T @ a + penalty, a.T @ y)})
+
+
+def fit_mlp(x: np.ndarray, y: np.ndarray, members: int = 5, hidden: int = 32, l2: float = 1e-2, epochs: int = 30,
+            lr: float = 3e-3) -> OpeningModel:
+    """Average of `members` one-hidden-layer tanh nets, each from its own seed (averaging tames their variance)."""
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    xn = (x - mean) / std
+    out = {k: [] for k in ("mean", "std", "w1", "b1", "w2", "b2")}
+    for seed in range(members):
+        rng = np.random.default_rng(seed)
+        params = [rng.normal(0, 1 / np.sqrt(x.shape[1]), (x.shape[1], hidden)), np.zeros(hidden),
+                  rng.normal(0, 1 / np.sqrt(hidden), hidden), np.array(y.mean())]
+        m1 = [np.zeros_like(p) for p in params]
+        m2 = [np.zeros_like(p) for p in params]
+        t = 0
+        for _ in range(epochs):
+            order = rng.permutation(len(x))
+            for start in range(0, len(x), 256):
+                batch = order[start:start + 256]
+                xb, yb = xn[batch], y[batch]
+                w1, b1, w2, b2 = params
+                h = np.tanh(xb @ w1 + b1)
+                err = h @ w2 + b2 - yb
+                dh = np.outer(err, w2) * (1 - h ** 2)
+                grads = [xb.T @ dh / len(batch) + l2 * w1, dh.mean(0), h.T @ err / len(batch) + l2 * w2,
+                         np.array(err.mean())]
+                t += 1
+                for i, g in enumerate(grads):
+                    m1[i] = 0.9 * m1[i] + 0.1 * g
+                    m2[i] = 0.999 * m2[i] + 0.001 * g * g
+                    params[i] = params[i] - lr * (m1[i] / (1 - 0.9 ** t)) / (np.sqrt(m2[i] / (1 - 0.999 ** t)) + 1e-8)
+        for key, value in zip(("mean", "std", "w1", "b1", "w2", "b2"), (mean, std, *params)):
+            out[key].append(value)
+    return OpeningModel({k: np.stack(v) for k, v in out.items()})
+
+
+def fit_softmax(x: np.ndarray, labels: np.ndarray, classes: int, hidden: int = 48, l2: float = 1e-3,
+                epochs: int = 8, lr: float = 3e-3, seed: int = 0) -> OpeningModel:
+    """One tanh MLP with a softmax output (cross-entropy), stored like the opening nets (w2 is hidden × classes).
+    Trained on every other hop: neighbours are near-duplicates and the time halves."""
+    x, labels = x[::2], labels[::2]
+    rng = np.random.default_rng(seed)
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    xn = (x - mean) / std
+    onehot = np.eye(classes)[labels]
+    params = [rng.normal(0, 1 / np.sqrt(x.shape[1]), (x.shape[1], hidden)), np.zeros(hidden),
+              rng.normal(0, 1 / np.sqrt(hidden), (hidden, classes)), np.zeros(classes)]
+    m1 = [np.zeros_like(p) for p in params]
+    m2 = [np.zeros_like(p) for p in params]
+    t = 0
+    for _ in range(epochs):
+        order = rng.permutation(len(x))
+        for start in range(0, len(x), 256):
+            batch = order[start:start + 256]
+            w1, b1, w2, b2 = params
+            h = np.tanh(xn[batch] @ w1 + b1)
+            err = (softmax(h @ w2 + b2) - onehot[batch]) / len(batch)
+            dh = (err @ w2.T) * (1 - h ** 2)
+            grads = [xn[batch].T @ dh + l2 * w1, dh.sum(0), h.T @ err + l2 * w2, err.sum(0)]
+            t += 1
+            for i, g in enumerate(grads):
+                m1[i] = 0.9 * m1[i] + 0.1 * g
+                m2[i] = 0.999 * m2[i] + 0.001 * g * g
+                params[i] = params[i] - lr * (m1[i] / (1 - 0.9 ** t)) / (np.sqrt(m2[i] / (1 - 0.999 ** t)) + 1e-8)
+    return OpeningModel({k: v[None] for k, v in zip(("mean", "std", "w1", "b1", "w2", "b2"),
+                                                    (mean, std, *params))})
