@@ -1,8 +1,18 @@
-"""Dub options: what a dub can be asked to do, and the checks every value passes before any work starts."""
+"""Dub options: what a dub can be asked to do, and the checks every value passes before any work starts.
+
+`DUB_OPTIONS` is the one registry: each option is declared once here (name, type, default, choices or bounds, help,
+check) and everything else reads it: `DubOptions` (its fields and `validate`), the command line (`add_arguments`,
+`from_args`: `lipdub dub`, `say`, `live`, `visemes`), a batch CSV's options column, the web app's form and the job
+reports, and the README's option table (`python -m lipdub.options --markdown`).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import argparse
+import os
+import sys
+from dataclasses import dataclass, field, make_dataclass
+from typing import Any, Callable
 
 import numpy as np
 
@@ -10,78 +20,56 @@ from lipdub import face, media, speech
 from lipdub.errors import ParameterError
 from lipdub.motion import expression
 
+_AUTO = "auto"
 
-LENGTH_POLICIES = ("audio", "video", "loop", "pingpong", "pad")
 
+@dataclass(frozen=True)
+class Option:
+    """One dub option. `flag` is its command-line spelling (None: the Python API only); `choices` or `bounds` are the
+    values it takes; `message` is what a bad value is told ({value} is the value); `check` replaces the
+    choices/bounds check where an option needs more."""
 
-@dataclass
-class DubOptions:
-    transcript: str | None = None
-    language: str | None = None
-    length: str = "audio"
-    strength: float = 1.0
-    face_index: int | None = None
-    face_box: tuple[float, float, float, float] | None = None
-    speaker: str = "largest"  # "largest" persistent face, or "auto": the face whose mouth moves with the video's sound
-    crf: float = 16.0
-    preset: str = "veryfast"
-    repeatable: bool = False  # bit-repeatable encoding: the same inputs always give the same file (larger)
-    resume: bool = False  # render in pieces kept beside the output, so a killed run continues where it stopped
-    piece_seconds: float = 10.0  # length of those pieces
-    pieces: str | None = None  # "I/N" (scale-out): render only pieces I, I+N, I+2N…; a final resume run joins them
-    cache: bool = True
-    alignment: str | None = None  # a saved SpeechTrack JSON to use instead of analysing the audio
-    save_alignment: str | None = None  # where to write the speech analysis for reuse
-    profile: str | None = None  # an actor profile (`lipdub profile build`) to draw mouths and articulation from
-    region: str = "lower"  # lips | lower (lips, jaw, chin) | face (+ eyes, brows, cheeks) | head (+ head motion)
-    emotion: str = "neutral"  # neutral | happy | sad | angry | surprised
-    emotion_strength: float = 1.0
-    speech_track: "speech.SpeechTrack | None" = None  # an analysis in memory (`lipdub say`): used like `alignment`
+    name: str  # the DubOptions field and lipdub.dub keyword
+    type: Any  # str, float, int, bool, or a description for the others
+    default: Any
+    help: str
+    choices: tuple = ()
+    bounds: tuple[float, float] | None = None
+    message: str = ""
+    flag: str | None = _AUTO  # "--" + name with dashes unless given
+    metavar: str | None = None
+    parse: Callable[[str], Any] | None = None  # command-line text → value (default: `type`)
+    check_value: Callable[[Any], None] | None = None
 
-    def validate(self) -> None:
-        """Every option checked before any work starts (a bad value must not cost a face track first)."""
-        if self.length not in LENGTH_POLICIES:
-            raise ParameterError(f"--length must be one of {', '.join(LENGTH_POLICIES)}, got {self.length!r}")
-        if not 0 <= _number(self.crf, "--crf") <= 51:
-            raise ParameterError(f"--crf must be between 0 (lossless) and 51, got {self.crf}")
-        if not 0 <= _number(self.strength, "--strength") <= 3:
-            raise ParameterError(f"--strength must be between 0 and 3 (1 = natural), got {self.strength}")
-        if self.preset not in media.X264_PRESETS:
-            raise ParameterError(f"unknown --preset {self.preset!r}; use one of: {', '.join(media.X264_PRESETS)}")
-        if self.face_index is not None and (isinstance(self.face_index, bool) or not isinstance(
-                self.face_index, (int, np.integer)) or self.face_index < 0):
-            raise ParameterError(f"--face-index must be 0 or more (0 = the largest face), got {self.face_index!r}")
-        if self.face_box is not None:
-            try:
-                box = [float(v) for v in self.face_box]
-            except (TypeError, ValueError):
-                box = []
-            if len(box) != 4 or not np.isfinite(box).all() or min(box[2:]) <= 0:
-                raise ParameterError("--face-box must be x,y,w,h in pixels with positive width and height")
-        expression.check(self.region, self.emotion, self.emotion_strength)
-        if self.pieces is not None:
-            try:
-                i, n = (int(v) for v in str(self.pieces).split("/"))
-                ok = 0 <= i < n
-            except ValueError:
-                ok = False
-            if not ok:
-                raise ParameterError(f"pieces must be 'I/N' with 0 <= I < N, got {self.pieces!r}")
-        if not 0.5 <= _number(self.piece_seconds, "piece_seconds") <= 3600:
-            raise ParameterError(f"piece_seconds must be between 0.5 and 3600, got {self.piece_seconds}")
-        if self.speaker not in face.SPEAKER_MODES:
-            raise ParameterError(f"--speaker must be one of {', '.join(face.SPEAKER_MODES)}, got {self.speaker!r}")
-        if self.speaker == "auto" and (self.face_index is not None or self.face_box is not None):
-            raise ParameterError("--speaker auto chooses the face itself: leave out --face-index and --face-box "
-                                 "(or use them with --speaker largest)")
-        if self.speech_track is not None and not isinstance(self.speech_track, speech.SpeechTrack):
-            raise ParameterError("speech_track must be a lipdub.speech.SpeechTrack, got "
-                                 f"{type(self.speech_track).__name__}")
-        if self.speech_track is not None and self.alignment:
-            raise ParameterError("give either a speech track or --alignment, not both")
-        for name in ("transcript", "language"):
-            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
-                raise ParameterError(f"--{name} must be text, got {type(getattr(self, name)).__name__}")
+    @property
+    def cli(self) -> str | None:
+        return "--" + self.name.replace("_", "-") if self.flag == _AUTO else self.flag
+
+    @property
+    def label(self) -> str:
+        """How messages name it: the flag, or the Python keyword of an API-only option."""
+        return self.cli or self.name
+
+    def check(self, value) -> None:
+        """Raise a ParameterError naming the option when `value` is not one it takes."""
+        if self.check_value is not None:
+            self.check_value(value)
+            return
+        if value is None and self.default is None:
+            return
+        if self.choices:
+            if value not in self.choices:
+                raise ParameterError(self.message.format(value=value, choices=", ".join(self.choices)))
+        elif self.bounds is not None:
+            lo, hi = self.bounds
+            if not lo <= _number(value, self.label) <= hi:
+                raise ParameterError(self.message.format(value=value))
+        elif self.type is bool:
+            if not (isinstance(value, (bool, np.bool_, int, np.integer)) and value in (0, 1)):
+                raise ParameterError(f"{self.label} is on or off (True or False), got {value!r}")
+        elif self.type is str:
+            if not isinstance(value, str):
+                raise ParameterError(f"{self.label} must be text, got {type(value).__name__}")
 
 
 def _number(value, option: str) -> float:
@@ -89,3 +77,240 @@ def _number(value, option: str) -> float:
         return float(value)
     except (TypeError, ValueError):
         raise ParameterError(f"{option} must be a number, got {value!r}") from None
+
+
+def _face_box(text: str) -> tuple[float, float, float, float]:
+    try:
+        parts = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 4:
+        raise argparse.ArgumentTypeError("expected x,y,w,h in pixels, e.g. 420,80,300,300")
+    return parts  # type: ignore[return-value]
+
+
+def _check_face_index(value) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0):
+        raise ParameterError(f"--face-index must be 0 or more (0 = the largest face), got {value!r}")
+
+
+def _check_face_box(value) -> None:
+    if value is None:
+        return
+    try:
+        box = [float(v) for v in value]
+    except (TypeError, ValueError):
+        box = []
+    if len(box) != 4 or not np.isfinite(box).all() or min(box[2:]) <= 0:
+        raise ParameterError("--face-box must be x,y,w,h in pixels with positive width and height")
+
+
+def _check_pieces(value) -> None:
+    if value is None:
+        return
+    try:
+        i, n = (int(v) for v in str(value).split("/"))
+        ok = 0 <= i < n
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ParameterError(f"pieces must be 'I/N' with 0 <= I < N, got {value!r}")
+
+
+def _check_path(label: str) -> Callable[[Any], None]:
+    def check(value) -> None:
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise ParameterError(f"{label} must be a file path, got {type(value).__name__}")
+    return check
+
+
+def _check_speech_track(value) -> None:
+    if value is not None and not isinstance(value, speech.SpeechTrack):
+        raise ParameterError(f"speech_track must be a lipdub.speech.SpeechTrack, got {type(value).__name__}")
+
+
+# In the order of `lipdub dub --help`.
+DUB_OPTIONS: tuple[Option, ...] = (
+    Option("transcript", str, None, "what the new audio says (text, or a .txt file): enables forced alignment"),
+    Option("language", str, None, "language of the new audio, e.g. en, es, fr, de, ko (default: English)"),
+    Option("length", str, "audio",
+           "output length: audio (default: as long as the audio, video played back and forth), "
+           "video, loop, pingpong, pad (hold the last frame)",
+           choices=media.POLICIES, message="--length must be one of {choices}, got {value!r}"),
+    Option("strength", float, 1.0, "articulation strength, 0..3 (default 1)",
+           bounds=(0, 3), message="--strength must be between 0 and 3 (1 = natural), got {value}"),
+    Option("face_index", int, None, "which face to dub: 0 = largest persistent face (default)",
+           check_value=_check_face_index),
+    Option("face_box", "x,y,w,h", None, "dub the face inside x,y,w,h (pixels of the displayed frame)",
+           parse=_face_box, check_value=_check_face_box),
+    Option("speaker", str, "largest",
+           "which face speaks when there are several: largest (default: the largest persistent face) "
+           "or auto (the face whose mouth moves with the video's own sound)",
+           choices=face.SPEAKER_MODES, message="--speaker must be one of {choices}, got {value!r}"),
+    Option("crf", float, 16.0, "H.264 quality, lower is better (default 16)",
+           bounds=(0, 51), message="--crf must be between 0 (lossless) and 51, got {value}"),
+    Option("preset", str, "veryfast", "x264 preset (default veryfast)",
+           choices=media.X264_PRESETS, message="unknown --preset {value!r}; use one of: {choices}"),
+    Option("repeatable", bool, False,
+           "bit-repeatable encoding: the same inputs always give the same file (about 1.5x larger)"),
+    Option("resume", bool, False,
+           "render in pieces kept beside the output; after a crash or Ctrl-C the same command continues where "
+           "it stopped (the result equals an uninterrupted run)"),
+    Option("piece_seconds", float, 10.0, "length of the --resume pieces, seconds",
+           bounds=(0.5, 3600), message="piece_seconds must be between 0.5 and 3600, got {value}", flag=None),
+    Option("pieces", "I/N", None, "scale-out: render only pieces I, I+N, I+2N…; a final resume run joins them",
+           check_value=_check_pieces, flag=None),
+    Option("cache", bool, True, "do not read or write the face-track cache", flag="--no-cache"),
+    Option("save_alignment", str, None,
+           "write the speech analysis (phones with times, voicing, jaw) for reuse or editing",
+           metavar="FILE.json", check_value=_check_path("--save-alignment")),
+    Option("alignment", str, None,
+           "use a saved (possibly edited) speech analysis instead of analysing AUDIO again",
+           metavar="FILE.json", check_value=_check_path("--alignment")),
+    Option("region", str, "lower",
+           "what moves: lips; lower (lips, jaw, chin: default); face (+ eyes and brows: blinks, brow "
+           "raises, cheeks); head (+ head motion driven by the speech: photos and static shots)",
+           choices=expression.REGIONS, message="--region must be one of {choices}, got {value!r}"),
+    Option("emotion", str, "neutral",
+           "a steady emotion: mouth corners, cheeks, brows and eyes (eyes and brows need --region face or head)",
+           choices=expression.EMOTIONS, message="--emotion must be one of {choices}, got {value!r}"),
+    Option("emotion_strength", float, 1.0, "0..2 (default 1)",
+           bounds=(0, 2), message="--emotion-strength must be between 0 and 2 (1 = clear), got {value!r}"),
+    Option("profile", str, None,
+           "an actor profile (lipdub profile build): mouths and articulation from the actor's footage",
+           metavar="ACTOR.lipdub", check_value=_check_path("--profile")),
+    Option("speech_track", "SpeechTrack", None,
+           "a speech analysis in memory (as `lipdub say` makes): used like --alignment",
+           check_value=_check_speech_track, flag=None),
+)
+OPTIONS: dict[str, Option] = {o.name: o for o in DUB_OPTIONS}
+
+
+def check(name: str, value) -> None:
+    """Check one option's value (ParameterError naming the option when it is not one the option takes)."""
+    OPTIONS[name].check(value)
+
+
+def _validate(self) -> None:
+    """Every option checked before any work starts (a bad value must not cost a face track first)."""
+    for option in DUB_OPTIONS:
+        option.check(getattr(self, option.name))
+    if self.speaker == "auto" and (self.face_index is not None or self.face_box is not None):
+        raise ParameterError("--speaker auto chooses the face itself: leave out --face-index and --face-box "
+                             "(or use them with --speaker largest)")
+    if self.speech_track is not None and self.alignment:
+        raise ParameterError("give either a speech track or --alignment, not both")
+
+
+def _annotation(option: Option) -> str:
+    kind = option.type.__name__ if isinstance(option.type, type) else "Any"
+    return kind if option.default is not None else f"{kind} | None"
+
+
+# The dataclass of the registry's options, in its order, with its defaults.
+DubOptions = make_dataclass(
+    "DubOptions", [(o.name, _annotation(o), field(default=o.default)) for o in DUB_OPTIONS],
+    namespace={"validate": _validate,
+               "__doc__": "What a dub is asked to do: one field per option of lipdub.options.DUB_OPTIONS (whose "
+                          "help says what each does), with its default. `validate()` checks them all."})
+DubOptions.__module__ = __name__  # pickles and prints as lipdub.options.DubOptions
+
+
+# ------------------------------------------------------------------------------------------------- command line
+
+
+def add_argument(parser: argparse.ArgumentParser, name: str, **overrides) -> None:
+    """Add one registry option to an argparse parser (dest = the option's name); `overrides` change argparse
+    settings where a command differs (e.g. `lipdub live`'s own defaults)."""
+    option = OPTIONS[name]
+    if option.cli is None:
+        raise ValueError(f"{name} is not a command-line option")
+    kw: dict[str, Any] = {"dest": option.name, "help": option.help}
+    if option.type is bool:
+        kw["action"] = "store_false" if option.default else "store_true"
+    else:
+        if option.default is not None:
+            kw["default"] = option.default
+        if option.choices and option.name != "preset":  # the preset's long list is named by its own message
+            kw["choices"] = list(option.choices)
+        parse = option.parse or (option.type if option.type in (int, float) else None)
+        if parse is not None:
+            kw["type"] = parse
+        if option.metavar:
+            kw["metavar"] = option.metavar
+    kw.update(overrides)
+    parser.add_argument(option.cli, **kw)
+
+
+def add_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
+    """The command-line options of a dub (`lipdub dub`, a batch CSV's options column); `exclude` names some to
+    leave out."""
+    for option in DUB_OPTIONS:
+        if option.cli is not None and option.name not in exclude:
+            add_argument(parser, option.name)
+
+
+def cli_options() -> tuple[Option, ...]:
+    return tuple(o for o in DUB_OPTIONS if o.cli is not None)
+
+
+def from_args(args: argparse.Namespace, **overrides):
+    """DubOptions from what `add_arguments` parsed (options a parser left out keep their defaults)."""
+    values = {o.name: getattr(args, o.name) for o in cli_options() if hasattr(args, o.name)}
+    values.update(overrides)
+    return DubOptions(**values)
+
+
+def report(opts, names=None) -> dict:
+    """Options as plain JSON values (for job reports): `names`, or every option but an in-memory speech track."""
+    out = {}
+    for name in names or [o.name for o in DUB_OPTIONS if o.name != "speech_track"]:
+        value = getattr(opts, name)
+        out[name] = [float(v) for v in value] if name == "face_box" and value is not None else value
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------- README
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def markdown_table() -> str:
+    """The README's option table: every option, its default, its values and what it does."""
+    rows = ["| option | default | choices | what it does |", "|---|---|---|---|"]
+    for o in DUB_OPTIONS:
+        if o.cli is not None:
+            name = f"`{o.cli}`" if o.type is bool else f"`{o.cli} {o.metavar or o.name.upper()}`"
+        else:
+            name = f"`{o.name}=` (Python API)"
+        if o.type is bool and o.cli is not None:
+            default = "off"
+        else:
+            default = "—" if o.default is None else f"`{o.default:g}`" if isinstance(o.default, float) else \
+                f"`{o.default}`"
+        if o.choices:
+            values = ", ".join(o.choices)
+        elif o.bounds is not None:
+            values = f"{o.bounds[0]:g} … {o.bounds[1]:g}"
+        else:
+            values = ""
+        rows.append(f"| {_cell(name)} | {_cell(default)} | {_cell(values)} | {_cell(o.help)} |")
+    return "\n".join(rows) + "\n"
+
+
+def _main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lipdub.options", description="The dub option registry.")
+    parser.add_argument("--markdown", action="store_true", help="print the README's option table")
+    args = parser.parse_args(argv)
+    if args.markdown:
+        sys.stdout.write(markdown_table())
+    else:
+        for o in DUB_OPTIONS:
+            print(f"{o.label}: {o.default!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -64,7 +64,8 @@ def studio(tmp_path):
 
 
 def test_gradio_is_imported_only_by_the_app():
-    code = "import sys, lipdub, lipdub.cli, lipdub.webjobs, lipdub.app; assert 'gradio' not in sys.modules"
+    code = ("import sys, lipdub, lipdub.apps.cli, lipdub.apps.web.jobs, lipdub.apps.web.app; lipdub.dub; "
+            "assert 'gradio' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 

@@ -116,8 +116,12 @@ def test_ray_is_optional_with_a_clear_message(monkeypatch):
     # and nothing imports it unless --ray is used
     import subprocess
 
-    probe = "import sys, lipdub.cli, lipdub.batch, lipdub.pipeline; print('ray' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"
+    probe = ("import sys, lipdub, lipdub.apps.cli, lipdub.apps.batch, lipdub.pipeline; lipdub.run_batch; "
+             "print('ray' in sys.modules)")
+    repo = str(Path(__file__).resolve().parents[1])
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=repo,
+                          env={**os.environ, "PYTHONPATH": repo})
+    assert done.stdout.strip() == "False", done.stderr
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

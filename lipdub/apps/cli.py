@@ -5,36 +5,22 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 import time
-from pathlib import Path
 
-from lipdub.errors import InputError, LipdubError, ParameterError
-
-
-def _face_box(text: str) -> tuple[float, float, float, float]:
-    try:
-        parts = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        parts = ()
-    if len(parts) != 4:
-        raise argparse.ArgumentTypeError("expected x,y,w,h in pixels, e.g. 420,80,300,300")
-    return parts  # type: ignore[return-value]
-
-
-def read_transcript(value: str | None) -> str | None:
-    """--transcript takes the text itself or the path of a text file."""
-    if value is None:
-        return None
-    p = Path(value)
-    try:
-        if len(value) < 4096 and p.suffix.lower() in (".txt", ".lab", ".srt", "") and p.is_file():
-            return p.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:  # a file we may not read, a name too long for the file system: say so
-        if p.is_file():
-            raise InputError(f"cannot read the transcript file {p} ({exc.strerror}); "
-                             "check its permissions or pass the text itself") from None
-    return value
+from lipdub import options, profile as profiles
+from lipdub.apps import live
+from lipdub.apps.batch import run_batch
+from lipdub.apps.demo import run_demo
+from lipdub.apps.say import say as say_text
+from lipdub.apps.transcript import read_transcript
+from lipdub.apps.visemes import export as export_visemes
+from lipdub.apps.web.app import serve
+from lipdub.errors import LipdubError, ParameterError
+from lipdub.pipeline import dub
+from lipdub.pipeline.live import LIVE_REGIONS
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -73,77 +59,39 @@ class ProgressBar:
         self.bars.clear()
 
 
-def _add_dub_options(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
-    """The options of `lipdub dub` (also parsed from a batch CSV's options column); `exclude` leaves some out."""
-
-    def add(*names, **kw):
-        if names[0] not in exclude:
-            parser.add_argument(*names, **kw)
-
-    add("--transcript", help="what the new audio says (text, or a .txt file): enables forced alignment")
-    add("--language", help="language of the new audio, e.g. en, es, fr, de, ko (default: English)")
-    add("--length", default="audio", choices=["audio", "video", "loop", "pingpong", "pad"],
-        help="output length: audio (default: as long as the audio, video played back and forth), "
-             "video, loop, pingpong, pad (hold the last frame)")
-    add("--strength", type=float, default=1.0, help="articulation strength, 0..3 (default 1)")
-    add("--face-index", type=int, help="which face to dub: 0 = largest persistent face (default)")
-    add("--face-box", type=_face_box, help="dub the face inside x,y,w,h (pixels of the displayed frame)")
-    add("--speaker", default="largest", choices=["largest", "auto"],
-        help="which face speaks when there are several: largest (default: the largest persistent face) "
-             "or auto (the face whose mouth moves with the video's own sound)")
-    add("--crf", type=float, default=16.0, help="H.264 quality, lower is better (default 16)")
-    add("--preset", default="veryfast", help="x264 preset (default veryfast)")
-    add("--repeatable", action="store_true",
-        help="bit-repeatable encoding: the same inputs always give the same file (about 1.5x larger)")
-    add("--resume", action="store_true",
-        help="render in pieces kept beside the output; after a crash or Ctrl-C the same command continues where "
-             "it stopped (the result equals an uninterrupted run)")
-    add("--no-cache", action="store_true", help="do not read or write the face-track cache")
-    add("--save-alignment", metavar="FILE.json",
-        help="write the speech analysis (phones with times, voicing, jaw) for reuse or editing")
-    add("--alignment", metavar="FILE.json",
-        help="use a saved (possibly edited) speech analysis instead of analysing AUDIO again")
-    add("--region", default="lower", choices=["lips", "lower", "face", "head"],
-        help="what moves: lips; lower (lips, jaw, chin: default); face (+ eyes and brows: blinks, brow "
-             "raises, cheeks); head (+ head motion driven by the speech: photos and static shots)")
-    add("--emotion", default="neutral", choices=["neutral", "happy", "sad", "angry", "surprised"],
-        help="a steady emotion: mouth corners, cheeks, brows and eyes (eyes and brows need --region face or head)")
-    add("--emotion-strength", type=float, default=1.0, help="0..2 (default 1)")
-    add("--profile", metavar="ACTOR.lipdub",
-        help="an actor profile (lipdub profile build): mouths and articulation from the actor's footage")
-
-
 def dub_options(args: argparse.Namespace, **overrides):
-    """DubOptions from the options `_add_dub_options` parsed (shared by `dub`, `batch` and `say`)."""
-    from lipdub.pipeline import DubOptions
+    """DubOptions from the registry's options as parsed (shared by `dub` and `say`); --transcript read here."""
+    if getattr(args, "transcript", None) is not None and "transcript" not in overrides:
+        overrides["transcript"] = read_transcript(args.transcript)
+    return options.from_args(args, **overrides)
 
-    values = dict(transcript=read_transcript(getattr(args, "transcript", None)), language=args.language,
-                  length=args.length, strength=args.strength, face_index=args.face_index, face_box=args.face_box,
-                  speaker=args.speaker, crf=args.crf, preset=args.preset, repeatable=args.repeatable,
-                  resume=getattr(args, "resume", False),
-                  cache=not args.no_cache,
-                  alignment=getattr(args, "alignment", None), save_alignment=args.save_alignment,
-                  profile=args.profile, region=args.region, emotion=args.emotion,
-                  emotion_strength=args.emotion_strength)
-    values.update(overrides)
-    return DubOptions(**values)
+
+def _global_options(parser: argparse.ArgumentParser, top: bool = False) -> None:
+    """-q and --debug, before or after the command: a command's parser leaves them unset unless given there."""
+    default = False if top else argparse.SUPPRESS
+    parser.add_argument("-q", "--quiet", action="store_true", default=default, help="no progress bar")
+    parser.add_argument("--debug", action="store_true", default=default, help="show tracebacks and debug logs")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="lipdub", description="Re-animate a speaker's mouth to new speech.")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    _global_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    d = sub.add_parser("dub", help="dub VIDEO (or a photo) with AUDIO")
+    def command(subparsers, name: str, **kw) -> argparse.ArgumentParser:
+        p = subparsers.add_parser(name, **kw)
+        _global_options(p)
+        return p
+
+    d = command(sub, "dub", help="dub VIDEO (or a photo) with AUDIO")
     d.add_argument("video", nargs="?", help="video or photo of the speaker")
     d.add_argument("audio", nargs="?", help="the new speech (any audio or video file)")
     d.add_argument("-o", "--output", "--outfile", dest="output", help="output video (.mp4, .mov, .mkv)")
     d.add_argument("--face", dest="video_alias", metavar="VIDEO", help="same as VIDEO (Wav2Lip-compatible)")
     d.add_argument("--audio", dest="audio_alias", metavar="AUDIO", help="same as AUDIO (Wav2Lip-compatible)")
-    _add_dub_options(d)
+    options.add_arguments(d)
 
-    b = sub.add_parser("batch", help="dub every row of a CSV (video, audio, transcript, options, output)")
+    b = command(sub, "batch", help="dub every row of a CSV (video, audio, transcript, options, output)")
     b.add_argument("csv", nargs="?", metavar="JOBS.csv",
                    help="one job per row: video, audio, transcript, options, output (paths relative to the CSV)")
     b.add_argument("--out-dir", help="folder for outputs, reports and the summary (default: the CSV's folder)")
@@ -158,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="jobs with at least this much audio render in 10 s pieces (resumable; spread over the "
                         "workers with --ray); 0 = never (default 120)")
 
-    say = sub.add_parser("say", help="make the face in a video or photo say typed text (offline speech, espeak-ng)")
+    say = command(sub, "say", help="make the face in a video or photo say typed text (offline speech, espeak-ng)")
     say.add_argument("source", metavar="VIDEO_OR_PROFILE",
                      help="video or photo of the speaker, or an actor profile (.lipdub) together with --video")
     say.add_argument("text", help="what to say (text, or a .txt file)")
@@ -168,9 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "default: the language's")
     say.add_argument("--language", help="language of the text, e.g. en, es, fr, de (default: the voice's, else en)")
     say.add_argument("--speed", type=int, default=150, help="words per minute (default 150)")
-    _add_dub_options(say, exclude=("--transcript", "--alignment", "--language"))
+    options.add_arguments(say, exclude=("transcript", "alignment", "language"))
 
-    lv = sub.add_parser("live", help="dub a stream as it arrives: video and voice from files, pipes or devices")
+    lv = command(sub, "live", help="dub a stream as it arrives: video and voice from files, pipes or devices")
     lv.add_argument("--video", required=True, metavar="SOURCE",
                     help="video file or photo (played at real-time pace), a named pipe, - (standard input) "
                          "or a camera (/dev/video0)")
@@ -180,22 +128,22 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("-o", "--output", help="write the dubbed stream to this file (.mp4, .mkv)")
     lv.add_argument("--preview", type=int, metavar="PORT",
                     help="show the dubbed picture live at http://127.0.0.1:PORT/ (0 picks a free port)")
-    lv.add_argument("--profile", metavar="ACTOR.lipdub", help="an actor profile: the actor's own mouths")
-    lv.add_argument("--region", default="lower", choices=["lips", "lower"], help="what moves (default lower)")
-    lv.add_argument("--strength", type=float, default=1.0, help="articulation strength, 0..3 (default 1)")
+    options.add_argument(lv, "profile", help="an actor profile: the actor's own mouths")
+    options.add_argument(lv, "region", choices=list(LIVE_REGIONS), help="what moves (default lower)")
+    options.add_argument(lv, "strength")
     lv.add_argument("--lookahead", type=float, default=0.1,
                     help="seconds of speech the mouth may wait for (0..0.15, default 0.1): less delay, less accuracy")
     lv.add_argument("--fast", action="store_true",
                     help="read file sources as fast as the machine goes instead of at real-time pace")
     lv.add_argument("--seconds", type=float, help="stop after this many seconds of stream")
-    lv.add_argument("--crf", type=float, default=20.0, help="H.264 quality of --output (default 20)")
-    lv.add_argument("--preset", default="superfast", help="x264 preset of --output (default superfast)")
+    options.add_argument(lv, "crf", default=20.0, help="H.264 quality of --output (default 20)")
+    options.add_argument(lv, "preset", default="superfast", help="x264 preset of --output (default superfast)")
     lv.add_argument("--no-prepare", action="store_true",
                     help="a video file's mouths are normally prepared from its first minute before the session "
                          "starts (cached); with this the session starts at once and takes them from the stream as it "
                          "plays (its first seconds have few)")
 
-    app = sub.add_parser("app", help="the web app: upload, dub, compare and download in a browser (needs gradio)")
+    app = command(sub, "app", help="the web app: upload, dub, compare and download in a browser (needs gradio)")
     app.add_argument("--host", default="127.0.0.1",
                      help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the "
                           "network, without any login)")
@@ -204,34 +152,32 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--work-dir", help="folder for uploads and jobs (default: a private temporary folder, removed "
                                         "when the app stops)")
 
-    demo = sub.add_parser("demo", help="dub the embedded default: a portrait saying a synthesised sentence")
+    demo = command(sub, "demo", help="dub the embedded default: a portrait saying a synthesised sentence")
     demo.add_argument("-o", "--output", default="out/demo.mp4")
 
-    vis = sub.add_parser("visemes", help="the mouth track of AUDIO without video: Rhubarb TSV, CSV, JSON, PNG plot")
+    vis = command(sub, "visemes", help="the mouth track of AUDIO without video: Rhubarb TSV, CSV, JSON, PNG plot")
     vis.add_argument("audio", help="speech (any audio or video file)")
     vis.add_argument("-o", "--output", action="append", required=True,
                      help="cues.tsv (Rhubarb mouth cues), curves.csv / curves.json (per-frame parameters and "
                           "ARKit-style blendshapes) or plot.png; repeat -o for several")
-    vis.add_argument("--transcript", help="what the audio says (text, or a .txt file)")
-    vis.add_argument("--language", help="language of the audio (default: English)")
+    options.add_argument(vis, "transcript", help="what the audio says (text, or a .txt file)")
+    options.add_argument(vis, "language", help="language of the audio (default: English)")
     vis.add_argument("--fps", type=float, default=100.0, help="frame rate of the per-frame curves (default 100)")
-    vis.add_argument("--strength", type=float, default=1.0, help="articulation strength, 0..3 (default 1)")
+    options.add_argument(vis, "strength")
 
-    prof = sub.add_parser("profile", help="actor profiles: learn an actor from their footage")
+    prof = command(sub, "profile", help="actor profiles: learn an actor from their footage")
     psub = prof.add_subparsers(dest="profile_command", required=True)
-    pb = psub.add_parser("build", help="build a profile from footage of one actor (any number of clips)")
+    pb = command(psub, "build", help="build a profile from footage of one actor (any number of clips)")
     pb.add_argument("footage", nargs="+", help="video clips of the actor speaking (their own audio is used too)")
     pb.add_argument("-o", "--output", required=True, help="profile file to write (e.g. actor.lipdub)")
     pb.add_argument("--no-cache", action="store_true", help="do not read or write the face-track cache")
-    pi = psub.add_parser("info", help="what a profile holds: minutes, frames, mouth-shape coverage")
+    pi = command(psub, "info", help="what a profile holds: minutes, frames, mouth-shape coverage")
     pi.add_argument("profile", help="a .lipdub profile")
 
     return parser
 
 
 def _dub(args, progress) -> int:
-    from lipdub.pipeline import dub
-
     video = args.video or args.video_alias
     audio = args.audio or args.audio_alias
     if not video or not audio or not args.output:
@@ -248,8 +194,6 @@ def _dub(args, progress) -> int:
 
 
 def _batch(args) -> int:
-    from lipdub.apps.batch import run_batch
-
     csv_path, ray = args.csv, args.ray
     if csv_path is None and ray is not None and ray.lower().endswith(".csv"):  # `lipdub batch --ray jobs.csv`
         csv_path, ray = ray, "local"
@@ -280,11 +224,9 @@ def _batch(args) -> int:
 
 
 def _say(args, progress) -> int:
-    from lipdub.apps.say import say
-
     text = read_transcript(args.text) or ""
     t = time.perf_counter()
-    report, track = say(args.source, text, args.output, voice=args.voice, language=args.language, speed=args.speed,
+    report, track = say_text(args.source, text, args.output, voice=args.voice, language=args.language, speed=args.speed,
                         video=args.video, options=dub_options(args, language=None), progress=progress)
     progress.close()
     if not args.quiet:
@@ -295,8 +237,6 @@ def _say(args, progress) -> int:
 
 
 def _live(args, progress) -> int:
-    from lipdub.apps import live
-
     def preparing(stage: str, done: int, total: int) -> None:
         if stage == "prepare":
             progress(stage, done, total)
@@ -328,9 +268,6 @@ def _interrupt_on(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     """The command line. SIGTERM (a job scheduler, `kill`) ends a command like Ctrl-C: temporary files are removed and
     no output is left half-written; the exit status is 128 + the signal's number."""
-    import signal
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         return _main(argv)
     previous = signal.signal(signal.SIGTERM, _interrupt_on)
@@ -357,20 +294,14 @@ def _main(argv: list[str] | None = None) -> int:
         if args.command == "live":
             return _live(args, progress)
         if args.command == "app":
-            from lipdub.apps.web.app import serve
-
             serve(args.host, args.port, args.max_upload_mb, args.work_dir)
             return 0
         if args.command == "demo":
-            from lipdub.apps.demo import run_demo
-
             out = run_demo(args.output, progress=progress)
             progress.close()
             print(f"wrote {out}", file=sys.stderr)
             return 0
         if args.command == "profile":
-            from lipdub import profile as profiles
-
             if args.profile_command == "build":
                 prof = profiles.build(args.footage, progress=progress, cache=not args.no_cache)
                 path = prof.save(args.output)
@@ -382,9 +313,7 @@ def _main(argv: list[str] | None = None) -> int:
             print(profiles.load(args.profile).info())
             return 0
         if args.command == "visemes":
-            from lipdub.apps.visemes import export
-
-            written = export(args.audio, args.output, transcript=read_transcript(args.transcript),
+            written = export_visemes(args.audio, args.output, transcript=read_transcript(args.transcript),
                              language=args.language, fps=args.fps, strength=args.strength)
             if not args.quiet:
                 print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)

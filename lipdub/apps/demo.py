@@ -10,6 +10,8 @@ import tempfile
 from pathlib import Path
 
 from lipdub.errors import DependencyError
+from lipdub.options import DubOptions
+from lipdub.pipeline import dub
 
 SENTENCE = "Hello! I am a photograph, and lipdub makes me speak any words you give me, in any language."
 
@@ -32,8 +34,6 @@ def portrait(path: Path) -> Path:
 
 
 def run_demo(output: str | Path = "out/demo.mp4", progress=None) -> Path:
-    from lipdub.pipeline import DubOptions, dub
-
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="lipdub-demo-") as tmp:

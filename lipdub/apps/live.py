@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from lipdub import media, profile as profiles
 from lipdub.errors import InputError, ParameterError
+from lipdub.media.background import BackgroundWriter
 from lipdub.media.sources import audio_source, video_source
 from lipdub.pipeline.live import LiveDubber, prepare_atlas
 
@@ -118,9 +120,6 @@ def run(video: str, audio: str, output=None, profile=None, region: str = "lower"
     With `prepare` (and no profile) a video file's mouths are prepared before the session starts (prepare_atlas)."""
     import resource
 
-    from lipdub import media
-    from lipdub.media.background import BackgroundWriter
-
     if not (isinstance(lookahead, (int, float)) and 0 <= lookahead <= 0.15):
         raise ParameterError(f"--lookahead must be between 0 and 0.15 s, got {lookahead}")
     if preview_port is not None and not 0 <= int(preview_port) <= 65535:
@@ -134,8 +133,6 @@ def run(video: str, audio: str, output=None, profile=None, region: str = "lower"
         raise ParameterError("only one of --video and --audio can read standard input")
     actor = None
     if profile is not None:
-        from lipdub import profile as profiles
-
         actor = profiles.load(profile)
     atlas = None
     if prepare and actor is None and video != "-" and Path(video).is_file():  # not a pipe, device or stdin

@@ -15,12 +15,15 @@ import re
 import shutil
 import subprocess
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from lipdub import media, speech
 from lipdub.errors import DependencyError, InputError, ParameterError
+from lipdub.options import DubOptions
+from lipdub.pipeline import dub
 from lipdub.speech import g2p
 from lipdub.speech.track import Phone, SpeechTrack
 
@@ -84,10 +87,6 @@ def say(source, text: str, output, voice: str | None = None, language: str | Non
         video=None, options=None, progress=None):
     """Dub `source` (a video or photo; or an actor profile, then `video` is the shot to paint into) saying `text`.
     Returns (DubReport, SpeechTrack): the track holds the phone timing the mouth follows."""
-    from dataclasses import replace
-
-    from lipdub.pipeline import DubOptions, dub
-
     opts = options or DubOptions()
     if not isinstance(text, str) or not text.strip():
         raise ParameterError("nothing to say: give the text to speak (or a .txt file)")

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from lipdub import media, motion, speech as speech_mod
+from lipdub.core.files import write_atomically
 from lipdub.errors import OutputError, ParameterError
 
 # Rhubarb's mouth shapes: A closed (p b m), B slightly open/clenched (most consonants, ee), C open (eh, ae),
@@ -103,14 +103,7 @@ def blendshapes(mouth) -> dict[str, np.ndarray]:
 def _atomic_write(path: Path, write) -> None:
     if not path.parent.is_dir():
         raise OutputError(f"folder {path.parent} does not exist; create it or choose another output path")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, write)
 
 
 def write_tsv(path: Path, cues: list[Cue]) -> None:
@@ -187,8 +180,6 @@ def write_plot(path: Path, audio: np.ndarray, sr: int, speech, mouth, cues: list
 def export(audio_path, outputs: list, transcript: str | None = None, language: str | None = None,
            fps: float = 100.0, strength: float = 1.0) -> list[Path]:
     """Analyse `audio_path` and write each of `outputs` (format by suffix)."""
-    from lipdub import media, motion, speech as speech_mod
-
     if not outputs:
         raise ParameterError("give at least one output: -o cues.tsv, -o curves.csv, -o curves.json or -o plot.png")
     paths = [Path(o) for o in outputs]

@@ -3,7 +3,7 @@ options, watch the progress, compare the original and the dub side by side, read
 report, download the result.
 
 Gradio is imported only here, and only by `lipdub app`. Uploads, jobs and their safety rules live in
-lipdub.webjobs; this module is the page and the server.
+lipdub.apps.web.jobs; this module is the page and the server.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import threading
 
 from lipdub.apps.web import jobs as webjobs
 from lipdub.errors import DependencyError, ParameterError
+from lipdub.options import OPTIONS
 
 GRADIO_PIN = "gradio==6.31.0"
 LANGUAGES = ["en", "es", "fr", "de", "it", "pt", "nl", "pl", "ru", "tr", "ko", "ja", "cmn", "hi", "ar"]
@@ -56,6 +57,10 @@ def report_markdown(report: dict) -> str:
     return "**Sync report**\n\n" + "\n".join(f"- **{k}:** {v}" for k, v in rows)
 
 
+def _choices(name: str) -> list[str]:
+    return list(OPTIONS[name].choices)
+
+
 def build(studio: webjobs.Studio):
     """The page: inputs on the left, players, mouth curves, report and download on the right."""
     gr = import_gradio()
@@ -77,16 +82,17 @@ def build(studio: webjobs.Studio):
                                        elem_id="voice")
                 transcript = gr.Textbox(label="Transcript of the audio (optional: more precise lip closures)",
                                         lines=1, max_length=webjobs.MAX_TEXT, elem_id="transcript")
-                region = gr.Radio(["lips", "lower", "face", "head"], value="lower", label="What moves",
+                region = gr.Radio(_choices("region"), value=OPTIONS["region"].default, label="What moves",
                                   info="lips · lower (+ jaw, chin) · face (+ eyes, brows) · head (+ head motion)")
                 with gr.Row():
-                    emotion = gr.Dropdown(["neutral", "happy", "sad", "angry", "surprised"], value="neutral",
-                                          label="Emotion")
-                    emotion_strength = gr.Slider(0, 2, value=1, step=0.1, label="Emotion strength")
+                    emotion = gr.Dropdown(_choices("emotion"), value=OPTIONS["emotion"].default, label="Emotion")
+                    emotion_strength = gr.Slider(*OPTIONS["emotion_strength"].bounds,
+                                                 value=OPTIONS["emotion_strength"].default, step=0.1,
+                                                 label="Emotion strength")
                 with gr.Row():
-                    strength = gr.Slider(0, 3, value=1, step=0.1, label="Articulation strength")
-                    length = gr.Dropdown(["audio", "video", "loop", "pingpong", "pad"], value="audio",
-                                         label="Output length")
+                    strength = gr.Slider(*OPTIONS["strength"].bounds, value=OPTIONS["strength"].default, step=0.1,
+                                         label="Articulation strength")
+                    length = gr.Dropdown(_choices("length"), value=OPTIONS["length"].default, label="Output length")
                 profile = gr.File(label="Actor profile (.lipdub, optional)", file_types=[".lipdub"],
                                   elem_id="profile-input", height=120)
                 run = gr.Button("Dub", variant="primary", elem_id="dub-button")

@@ -29,7 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from lipdub.core.files import write_json
 from lipdub.errors import InputError, LipdubError, ParameterError
+from lipdub.options import OPTIONS
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".m4v", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts",
                             ".m2ts", ".wmv", ".flv", ".3gp", ".ogv"})
@@ -44,6 +46,8 @@ MAX_TEXT = 5000  # characters of a script or transcript: minutes of speech alrea
 MAX_PIXELS = 7680 * 4320  # 8K: larger frames would exhaust memory before anything useful happens
 KEEP_JOBS = 20  # finished job folders kept (the oldest go first)
 OUTPUT = "dubbed.mp4"
+# The dub options the form sets (the others keep their defaults; the profile and the speech analysis are the job's).
+FORM_OPTIONS = ("transcript", "language", "length", "strength", "region", "emotion", "emotion_strength")
 STAGES = {"check": "Checking the uploads", "preview": "Preparing the original for the player",
           "speech": "Synthesising the script", "track": "Tracking the face", "atlas": "Collecting mouths",
           "render": "Rendering", "plot": "Plotting the mouth curves"}
@@ -60,11 +64,11 @@ class Request:
     voice: str = ""
     transcript: str = ""
     language: str = ""
-    region: str = "lower"
-    emotion: str = "neutral"
-    emotion_strength: float = 1.0
-    strength: float = 1.0
-    length: str = "audio"
+    region: str = OPTIONS["region"].default
+    emotion: str = OPTIONS["emotion"].default
+    emotion_strength: float = OPTIONS["emotion_strength"].default
+    strength: float = OPTIONS["strength"].default
+    length: str = OPTIONS["length"].default
     profile: str | None = None
 
 
@@ -207,9 +211,8 @@ def _spec(studio: Studio, req: Request, job_dir: Path) -> dict:
         raise InputError("upload the new speech (an audio file) or type a script for the face to say")
     if script and transcript:
         raise ParameterError("a script is its own transcript: leave the transcript empty")
-    options = {"transcript": transcript or None, "language": (req.language or "").strip() or None,
-               "length": str(req.length), "strength": float(req.strength), "region": str(req.region),
-               "emotion": str(req.emotion), "emotion_strength": float(req.emotion_strength)}
+    options = {"transcript": transcript or None, "language": (req.language or "").strip() or None}
+    options.update({name: OPTIONS[name].type(getattr(req, name)) for name in FORM_OPTIONS if name not in options})
     # DubOptions.validate checks the values in the job's process (the server need not load the pipeline)
     spec = {"script": script, "voice": (req.voice or "").strip() or None, "options": options,
             "video": studio.accept(req.video, "video", job_dir).name}
@@ -289,12 +292,6 @@ def _in_child(job_dir: Path) -> Iterator[tuple[str, dict]]:
         outcome = {"ok": False, "error": f"the dub's process ended without a result ({why}); the input may be "
                                          "damaged or too large for this machine's memory"}
     yield "result", outcome
-
-
-def write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def read_json(path: Path) -> dict | None:

@@ -14,19 +14,29 @@ import os
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+import av
+import cv2
+import numpy as np
+
+from lipdub import media, motion, options, profile as profiles
+from lipdub.apps import visemes as export
+from lipdub.apps.say import say
+from lipdub.apps.web.jobs import FORM_OPTIONS, MAX_PIXELS, OUTPUT
+from lipdub.core.files import write_json
 from lipdub.errors import InputError, LipdubError
-from lipdub.apps.web.jobs import MAX_PIXELS, OUTPUT, write_json
+from lipdub.options import DubOptions
+from lipdub.pipeline import dub
+from lipdub.speech import SpeechTrack
 
 log = logging.getLogger("lipdub")
 
 
 def check_video(path: Path):
     """A video or photo lipdub can dub: one local media file with a decodable video frame of a sane size."""
-    from lipdub import media
-
     try:
         info = media.probe_video(path)
     except InputError as exc:
@@ -38,10 +48,6 @@ def check_video(path: Path):
 
 def check_audio(path: Path) -> None:
     """An audio (or video) file with a sound track whose first frame decodes."""
-    import av
-
-    from lipdub import media
-
     try:
         with media.open_input(path, "audio") as c:
             if not c.streams.audio:
@@ -58,13 +64,9 @@ def check_audio(path: Path) -> None:
 
 def check_profile(path: Path) -> None:
     """A lipdub actor profile: an .npz archive (no pickles) that says so; the dub loads the rest."""
-    import numpy as np
-
-    from lipdub import profile
-
     try:
         with np.load(path, allow_pickle=False) as z:
-            ok = "format" in z.files and str(z["format"]) == profile.FORMAT
+            ok = "format" in z.files and str(z["format"]) == profiles.FORMAT
     except Exception:  # noqa: BLE001 - anything unreadable is simply not a profile
         ok = False
     if not ok:
@@ -78,10 +80,6 @@ def _reason(exc: Exception, path: Path) -> str:
 
 def photo_preview(src: Path, dst: Path, max_side: int = 1280) -> Path:
     """A photo as PNG for the browser (any format lipdub reads, upright, at most `max_side` pixels)."""
-    import cv2
-
-    from lipdub import media
-
     rgb = next(media.iter_frames(src)).rgb
     scale = min(1.0, max_side / max(rgb.shape[:2]))
     if scale < 1:
@@ -93,11 +91,6 @@ def photo_preview(src: Path, dst: Path, max_side: int = 1280) -> Path:
 
 def preview(src: Path, dst: Path, max_side: int = 1280) -> Path:
     """`src` as a browser-playable H.264 4:2:0 MP4 with its own sound: even size, at most `max_side` pixels."""
-    import cv2
-    import numpy as np
-
-    from lipdub import media
-
     info = media.probe_video(src)
     scale = min(1.0, max_side / max(info.width, info.height))
     w, h = (max(2, int(info.width * scale) // 2 * 2), max(2, int(info.height * scale) // 2 * 2))
@@ -118,11 +111,6 @@ def preview(src: Path, dst: Path, max_side: int = 1280) -> Path:
 
 def plot(job_dir: Path, audio: Path, track, frames: int, fps: float, strength: float) -> Path:
     """The mouth curves the dub followed (opening, width, closures, mouth shapes) over the waveform."""
-    import numpy as np
-
-    from lipdub.apps import visemes as export
-    from lipdub import media, motion
-
     samples, sr = media.load_audio(audio, 16000)
     mouth = motion.mouth_track(track, np.arange(frames) / fps, strength)
     path = job_dir / "mouth_curves.png"
@@ -160,9 +148,6 @@ def _work(job_dir: Path, emit: Callable[[str, dict], None]) -> dict:
     audio = job_dir / spec["audio"] if spec.get("audio") else None
     profile = job_dir / spec["profile"] if spec.get("profile") else None
     emit("progress", {"stage": "check", "done": 0, "total": 0})
-    from lipdub.pipeline import DubOptions, dub
-    from lipdub.speech import SpeechTrack
-
     opts = DubOptions(**spec["options"], profile=str(profile) if profile else None,
                       save_alignment=str(job_dir / "alignment.json"))
     opts.validate()
@@ -190,10 +175,6 @@ def _work(job_dir: Path, emit: Callable[[str, dict], None]) -> dict:
 
     output = job_dir / OUTPUT
     if spec["script"]:
-        from dataclasses import replace
-
-        from lipdub.apps.say import say
-
         emit("progress", {"stage": "speech", "done": 0, "total": 0})
         report, track = say(video, spec["script"], output, voice=spec["voice"], language=opts.language,
                             options=replace(opts, language=None), progress=progress)
@@ -216,8 +197,7 @@ def _work(job_dir: Path, emit: Callable[[str, dict], None]) -> dict:
     rep = {"frames": report.frames, "duration": round(report.duration, 3), "fps": round(report.fps, 3),
            "speech_method": report.speech_method, "faces_rendered": report.faces_rendered,
            "appearance": report.appearance, "size": f"{info.width}x{info.height}",
-           "source": "photo" if info.is_image else "video", "region": opts.region, "emotion": opts.emotion,
-           "emotion_strength": opts.emotion_strength, "strength": opts.strength, "length": opts.length,
+           "source": "photo" if info.is_image else "video", **options.report(opts, FORM_OPTIONS),
            "language": track.language or opts.language or "en", "script": bool(spec["script"]),
            "timings": {k: round(v, 2) for k, v in report.timings.items()},
            "output_bytes": output.stat().st_size}
