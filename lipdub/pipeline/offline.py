@@ -31,6 +31,7 @@ log = logging.getLogger("lipdub")
 
 
 def dub(video, audio, output, options: DubOptions | None = None, progress: Progress | None = None) -> DubReport:
+    """Dub `video` (a clip or a photo) with `audio` into `output`; `progress(stage, done, total)` hears of each stage."""
     opts = options or DubOptions()
     video, audio, output = _check_paths(video, audio, output, opts)
     timings: dict[str, float] = {}

@@ -33,9 +33,8 @@ def speech_in_pieces(audio: Path, language: str | None) -> "speech.SpeechTrack":
     memory stays that of one piece however long the audio is. Pieces are whole 10 ms frames long, so the frames line
     up with those of a single analysis; levels (loudness, jaw, mel) are normalised per piece. Needs no transcript
     (a transcript cannot be split by time here: audio with one is analysed whole)."""
-    sr, hop = SR, HOP
-    piece, slack = int(SPEECH_PIECE * sr), int(SPEECH_SLACK * sr)
-    blocks = media.audio_blocks(audio, sr)
+    piece, slack = int(SPEECH_PIECE * SR), int(SPEECH_SLACK * SR)
+    blocks = media.audio_blocks(audio, SR)
     next(blocks)
     tracks: list = []
     held: list[np.ndarray] = []
@@ -46,11 +45,11 @@ def speech_in_pieces(audio: Path, language: str | None) -> "speech.SpeechTrack":
         x = np.concatenate(held) if len(held) > 1 else held[0]
         cut = len(x)
         if not final:  # the quietest 300 ms (centre) among the frames in [piece - slack, piece)
-            lo = (piece - slack) // hop
-            energy = (x[: (piece // hop) * hop].reshape(-1, hop).astype(np.float64) ** 2).sum(1)
+            lo = (piece - slack) // HOP
+            energy = (x[: (piece // HOP) * HOP].reshape(-1, HOP).astype(np.float64) ** 2).sum(1)
             smooth = np.convolve(energy, np.ones(30), mode="same")
-            cut = (lo + int(np.argmin(smooth[lo:]))) * hop
-        tracks.append(speech.analyse(x[:cut], sr, language=language))
+            cut = (lo + int(np.argmin(smooth[lo:]))) * HOP
+        tracks.append(speech.analyse(x[:cut], SR, language=language))
         held, n_held = ([x[cut:]], len(x) - cut) if cut < len(x) else ([], 0)
         del x
 
