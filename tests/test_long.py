@@ -10,6 +10,7 @@ import pytest
 import lipdub
 from training import evaluate
 from lipdub import face, media, pipeline, speech
+from lipdub.pipeline import speech_pieces
 
 from conftest import require_data
 from test_media import dominant_freq, pattern, tone
@@ -108,7 +109,7 @@ def test_sparse_reads_of_a_track_on_disk_keep_its_pages_out_of_memory(monkeypatc
     sample = face.take_rows(lm, rows)
     assert _rss_file_mb() - before < 40
     assert np.array_equal(sample[:, 0, 0], rows.astype(np.float32))
-    fingerprint = pipeline._track_fingerprint(track)
+    fingerprint = pipeline.track_fingerprint(track)
     assert _rss_file_mb() - before < 40
     import hashlib  # the same value as one read of the strided view (atlas caches stay valid)
     assert fingerprint == hashlib.sha256(np.ones(n, bool).tobytes() + np.ascontiguousarray(lm[::97]).tobytes()).hexdigest()
@@ -126,12 +127,12 @@ def test_dub_with_the_track_on_disk_equals_the_dub_in_ram(tmp_path, monkeypatch)
 
 def test_long_speech_is_analysed_in_pieces_that_line_up(monkeypatch):
     data = require_data(AUDIO)
-    monkeypatch.setattr(pipeline, "SPEECH_PIECE", 4.0)
-    monkeypatch.setattr(pipeline, "SPEECH_SLACK", 2.0)
+    monkeypatch.setattr(speech_pieces, "SPEECH_PIECE", 4.0)
+    monkeypatch.setattr(speech_pieces, "SPEECH_SLACK", 2.0)
     x, _ = media.load_audio(data / AUDIO, 16000)
     whole = speech.analyse(x, 16000)
-    joined = pipeline._speech_in_pieces(data / AUDIO, None)
-    assert pipeline._count_samples(data / AUDIO) == len(x)
+    joined = speech_pieces.speech_in_pieces(data / AUDIO, None)
+    assert speech_pieces.count_samples(data / AUDIO) == len(x)
     assert joined.n_frames == whole.n_frames and joined.duration == pytest.approx(whole.duration, abs=1e-6)
     assert joined.jaw.shape == whole.jaw.shape and joined.mel.shape == whole.mel.shape
     ph = joined.phones

@@ -13,6 +13,7 @@ every other tracked frame joins a growing atlas of the speaker's real mouths; a 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
@@ -20,17 +21,21 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import av
 import numpy as np
 
-from lipdub.face.stream import StreamTracker
-from lipdub.render.live import LiveAppearance, _Blinks
-
-from lipdub import motion, render
+from lipdub import face, media, motion, render
+from lipdub import profile as profiles
+from lipdub.core.cache import cache_dir
+from lipdub.core.constants import SR
 from lipdub.errors import InputError, LipdubError, ParameterError
+from lipdub.face.stream import StreamTracker
+from lipdub.pipeline.caches import OWN_ATLAS_BYTES, load_cached_atlas, save_cached_atlas
+from lipdub.render.live import LiveAppearance, _Blinks
 
 log = logging.getLogger(__name__)
 
-MOTION_SR = 16000
+MOTION_SR = SR
 LIVE_REGIONS = ("lips", "lower")  # face/head plan expression over the whole speech: offline only
 PREPARE_SECONDS = 60.0  # of a video file source: where its mouths are taken from before the session starts
 PREPARE_CACHE_VERSION = 1
@@ -90,8 +95,6 @@ class LiveDubber:
             motion_source = motion.StreamingMotion(fps=self.fps, lookahead=lookahead, strength=self.strength)
         self.motion = motion_source
         if isinstance(profile, (str, Path)):
-            from lipdub import profile as profiles
-
             profile = profiles.load(profile)
         if profile is not None:
             self.appearance = LiveAppearance(profile.atlas, profile.model, region, grow=False, colour_gain=True)
@@ -160,15 +163,11 @@ class LiveDubber:
         mono = x.mean(1) if x.shape[1] > 1 else x[:, 0]
         if self.sr == MOTION_SR:
             return mono
-        import av
-
         if self._resampler is None:  # swresample keeps its filter state between chunks: no seams every 20 ms
             self._resampler = av.AudioResampler(format="flt", layout="mono", rate=MOTION_SR)
         return self._resample(mono)
 
     def _resample(self, mono: np.ndarray | None) -> np.ndarray:
-        import av
-
         if mono is None:
             frames = self._resampler.resample(None)
         else:
@@ -356,17 +355,12 @@ def prepare_atlas(video, seconds: float = PREPARE_SECONDS, progress=None, cache:
     seconds it holds only the few mouths filmed so far, and on 3–8 s clips the dub followed its own motion at r
     0.48–0.85 against 0.90–0.99 with the clip's mouths at hand. None for a photo, or when the file shows no usable
     face (the session then grows its atlas from the stream)."""
-    import itertools
-
-    from lipdub import face, media
-    from lipdub.pipeline import OWN_ATLAS_BYTES, load_cached_atlas, save_cached_atlas
-
     path = Path(video)
     info = media.probe_video(path)
     if info.is_image:
         return None
     n = max(1, min(info.n_frames, int(round(seconds * info.fps))))
-    cache_file = face.cache_dir() / "atlases" / f"{face.cache_key(path, live_frames=n, v=PREPARE_CACHE_VERSION)}.npz"
+    cache_file = cache_dir() / "atlases" / f"{face.cache_key(path, live_frames=n, v=PREPARE_CACHE_VERSION)}.npz"
     atlas = load_cached_atlas(cache_file) if cache else None
     if atlas is not None:
         return atlas

@@ -1,0 +1,76 @@
+"""What the pipeline keeps in the cache besides face tracks (lipdub.face.cached): the clip's own mouth atlas, cut
+along its face track and keyed by the same face choice."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from lipdub import face, media, render
+from lipdub.face import cached
+from lipdub.options import DubOptions
+from lipdub.pipeline.report import Progress
+from lipdub.pipeline.speaker import mouth_from_sound
+
+log = logging.getLogger("lipdub")
+
+# The clip's own mouth atlas: by Atlas.bytes_per_entry's estimate (real JPEGs come out ~25 % smaller). 200 MB hold
+# ~2,300 frames of a face at the atlas's largest scale (90 s at 25 fps, every frame); longer clips give every 2nd,
+# 3rd... frame. Was 300 MB: lowered so a 1080p hour renders within 1 GB beside x264's ~180 MB.
+OWN_ATLAS_BYTES = 200 << 20
+
+ATLAS_CACHE_VERSION = 1
+
+
+def load_track(video: Path, info: media.VideoInfo, opts: DubOptions, progress: Progress | None) -> face.FaceTrack:
+    """The face track of `video` for the face choice in `opts`, through the cache (see lipdub.face.cached)."""
+    return cached.load_track(video, info, opts.face_index, opts.face_box, opts.speaker, opts.cache, progress,
+                             mouth_from_sound)
+
+
+def track_fingerprint(track: face.FaceTrack) -> str:
+    h = hashlib.sha256(np.ascontiguousarray(track.valid).data)
+    h.update(face.take_rows(track.landmarks, np.arange(0, len(track), 97)).data)  # a sample: an hour's is 500 MB
+    return h.hexdigest()
+
+
+def own_renderer(video: Path, info: media.VideoInfo, track: face.FaceTrack, opts: DubOptions,
+                 progress: Progress | None) -> render.Renderer:
+    """The clip as its own appearance source, its atlas from the cache when this video was prepared before with
+    the same face track (building it decodes the whole video again)."""
+    cache_file = cached.cache_file("atlases", video, opts.face_index, opts.face_box, opts.speaker,
+                                   atlas_bytes=OWN_ATLAS_BYTES, version=ATLAS_CACHE_VERSION)
+    fingerprint = track_fingerprint(track) if opts.cache else ""
+    atlas = load_cached_atlas(cache_file, fingerprint) if opts.cache else None
+    if atlas is not None:
+        log.info("mouth atlas from cache %s", cache_file)
+        return render.Renderer(atlas, track, face.estimate_pose(track, atlas.canonical))
+    renderer = render.Renderer.for_video(video, info, track, progress, budget_bytes=OWN_ATLAS_BYTES)
+    if opts.cache:
+        save_cached_atlas(cache_file, renderer.atlas, {"track_fingerprint": np.array(fingerprint)})
+    return renderer
+
+
+def load_cached_atlas(cache_file: Path, fingerprint: str | None = None) -> render.Atlas | None:
+    """The atlas kept in `cache_file`; None when there is none, it is damaged or stale, or (given `fingerprint`) it
+    was cut along another face track: the caller builds it again."""
+    if not cache_file.is_file():
+        return None
+    try:
+        with np.load(cache_file, allow_pickle=False) as z:
+            if fingerprint is None or str(z["track_fingerprint"]) == fingerprint:
+                return render.Atlas.from_arrays(z)
+    except Exception:  # stale or damaged cache
+        pass
+    return None
+
+
+def save_cached_atlas(cache_file: Path, atlas: render.Atlas, extra: dict | None = None) -> None:
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        atlas.save(cache_file, extra)
+    except OSError as exc:  # a read-only or full cache must not stop the dub
+        log.warning("could not cache the mouth atlas: %s", exc)

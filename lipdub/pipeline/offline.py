@@ -1,0 +1,228 @@
+"""The offline dub, as named steps: check the inputs, load what was given, analyse the speech beside face tracking,
+plan the motion, plan the rendering, render and encode, report."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from lipdub import media, motion, render, speech
+from lipdub import profile as profiles
+from lipdub.core.constants import HOP, SR
+from lipdub.core.files import write_atomically
+from lipdub.core.memory import log_memory
+from lipdub.errors import InputError, OutputError, ParameterError
+from lipdub.media.background import BackgroundWriter
+from lipdub.motion import expression
+from lipdub.options import DubOptions
+from lipdub.pipeline.caches import load_track, own_renderer
+from lipdub.pipeline.pieces import render_in_pieces
+from lipdub.pipeline.rendering import frame_reader, render_frames
+from lipdub.pipeline.report import DubReport, Progress
+from lipdub.pipeline.speech_pieces import analysed_in_pieces, count_samples, speech_in_pieces
+from lipdub.render import compose
+from lipdub.render.styler import FaceStyler
+
+log = logging.getLogger("lipdub")
+
+
+def dub(video, audio, output, options: DubOptions | None = None, progress: Progress | None = None) -> DubReport:
+    """Dub `video` (a clip or a photo) with `audio` into `output`; `progress(stage, done, total)` hears of each stage."""
+    opts = options or DubOptions()
+    video, audio, output = _check_paths(video, audio, output, opts)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    info, duration, in_pieces, samples16 = _probe(video, audio, opts)
+    timings["load"] = time.perf_counter() - t0
+    log_memory("load")
+    saved, actor = _load_given(opts, audio, duration)
+    speech_track, track, own = _analyse_speech_beside_tracking(video, audio, info, opts, saved, actor, in_pieces,
+                                                               samples16, timings, progress)
+    schedule, mouth, teeth = _plan_motion(speech_track, track, info, duration, opts, actor)
+    t = time.perf_counter()
+    renderer, styler, plan = _plan_rendering(video, audio, info, track, speech_track, schedule, mouth, teeth, opts,
+                                             actor, own, samples16)
+    timings["plan"] = time.perf_counter() - t
+    log_memory("plan")
+    t = time.perf_counter()
+    faces_rendered, digest = _render_and_encode(video, audio, output, info, opts, schedule, renderer, styler, plan,
+                                                progress)
+    timings["render"] = time.perf_counter() - t
+    log_memory("render")
+    timings["total"] = time.perf_counter() - t0
+    return _report(output, info, opts, actor, schedule, mouth, speech_track, renderer, styler, faces_rendered,
+                   digest, timings)
+
+
+def _check_paths(video, audio, output, opts: DubOptions) -> tuple[Path, Path, Path]:
+    """The options checked, the inputs found, the output writable (and never one of the inputs)."""
+    opts.validate()
+    video, audio = Path(video), Path(audio)
+    for p, what in ((video, "video"), (audio, "audio")):
+        if not p.exists():
+            raise InputError(f"{what} file not found: {p}")
+    return video, audio, media.check_output_path(output, [video, audio])
+
+
+def _probe(video: Path, audio: Path, opts: DubOptions) -> tuple[media.VideoInfo, float, bool, np.ndarray | None]:
+    """The video's stream facts, the audio's length, whether the speech is analysed in pieces, and the audio's
+    samples (None when it is analysed in pieces: an hour of samples is never held)."""
+    info = media.probe_video(video)
+    if opts.face_box is not None:
+        x, y, w, h = (float(v) for v in opts.face_box)
+        if x >= info.width or y >= info.height or x + w <= 0 or y + h <= 0:
+            raise ParameterError(f"--face-box {x:g},{y:g},{w:g},{h:g} lies outside the {info.width}x{info.height} "
+                                 "frame; give x,y,w,h in pixels of the displayed (upright) frame")
+    n16 = count_samples(audio)
+    if n16 < HOP:
+        raise InputError(f"{audio} holds no audio (or less than 10 ms); pass a file with speech")
+    duration = n16 / SR
+    in_pieces = analysed_in_pieces(duration, opts.transcript)
+    samples16 = None if in_pieces else media.load_audio(audio, SR)[0]
+    return info, duration, in_pieces, samples16
+
+
+def _load_given(opts: DubOptions, audio: Path, duration: float):
+    """The saved speech track (--alignment, or one passed in) and the actor profile, loaded and checked before any
+    tracking: a wrong file must fail fast."""
+    saved = opts.speech_track
+    if opts.alignment:
+        saved = speech.SpeechTrack.load(opts.alignment)
+    if saved is not None and abs(saved.duration - duration) > 0.1:
+        what = f"--alignment {opts.alignment}" if opts.alignment else "the speech track"
+        raise ParameterError(f"{what} describes {saved.duration:.2f} s of audio but {audio} lasts {duration:.2f} s; "
+                             "save the alignment from this audio")
+    actor = profiles.load(opts.profile) if opts.profile else None
+    if opts.save_alignment and not Path(opts.save_alignment).resolve().parent.is_dir():
+        raise OutputError(f"cannot save the alignment: folder {Path(opts.save_alignment).parent} does not exist")
+    return saved, actor
+
+
+def _analyse_speech_beside_tracking(video: Path, audio: Path, info, opts: DubOptions, saved, actor, in_pieces: bool,
+                                    samples16, timings: dict, progress: Progress | None):
+    """The speech track, the face track and (without a profile) the clip's own renderer. Speech analysis runs beside
+    face tracking: both spend their time in native code that releases the GIL."""
+
+    def analyse_speech():
+        t_s = time.perf_counter()
+        if saved is not None:
+            result = saved
+        elif in_pieces:
+            result = speech_in_pieces(audio, opts.language)
+        else:
+            result = speech.analyse(samples16, SR, transcript=opts.transcript, language=opts.language)
+        if opts.save_alignment:
+            write_atomically(Path(opts.save_alignment), result.save)
+        timings["speech"] = time.perf_counter() - t_s
+        return result
+
+    with ThreadPoolExecutor(1, thread_name_prefix="lipdub-speech") as pool:
+        speech_future = pool.submit(analyse_speech)
+        t = time.perf_counter()
+        track = load_track(video, info, opts, progress)
+        timings["track"] = time.perf_counter() - t
+        log_memory("track")
+        # the clip's own mouth atlas is built while the speech analysis may still run
+        t = time.perf_counter()
+        own = None
+        if actor is None and track.valid.any():
+            own = own_renderer(video, info, track, opts, progress)
+        timings["atlas"] = time.perf_counter() - t
+        log_memory("atlas")
+        speech_track = speech_future.result()
+        if in_pieces:  # a long dub: the speech models (ASR, aligner, VAD: ~50 MB) are not needed again
+            speech.release_models()
+        log_memory("speech")
+    return speech_track, track, own
+
+
+def _plan_motion(speech_track, track, info, duration: float, opts: DubOptions, actor):
+    """Which source frame each output frame shows, and the mouth (opening, width, closures; teeth with a profile) the
+    speech asks for at each output frame: the actor's articulation with a profile, the emotion's bias on top."""
+    schedule = media.output_schedule(len(track), info.fps, duration, "pingpong" if opts.length == "audio"
+                                     else opts.length)
+    out_times = np.arange(len(schedule)) / info.fps
+    mouth = motion.mouth_track(speech_track, out_times, 1.0 if actor is not None else opts.strength)
+    teeth = None
+    if actor is not None:  # this actor's articulation, then the requested strength on top
+        mouth = actor.articulation.apply(mouth, speech_track)
+        mouth = motion.MouthTrack(mouth.times, np.clip(mouth.opening * opts.strength, 0, 1.2).astype(np.float32),
+                                  np.clip(mouth.width * opts.strength, -1, 1).astype(np.float32), mouth.closed)
+        teeth = actor.articulation.teeth(mouth, speech_track)
+    scale_o, floor_o = expression.mouth_bias(opts.emotion, opts.emotion_strength)
+    if (scale_o, floor_o) != (1.0, 0.0):
+        speaking = (mouth.opening > 0) & ~mouth.closed
+        opened = np.where(speaking, np.maximum(mouth.opening * scale_o, floor_o), mouth.opening)
+        mouth = motion.MouthTrack(mouth.times, np.clip(opened, 0, 1.2).astype(np.float32), mouth.width, mouth.closed)
+    return schedule, mouth, teeth
+
+
+def _plan_rendering(video: Path, audio: Path, info, track, speech_track, schedule, mouth, teeth, opts: DubOptions,
+                    actor, own, samples16):
+    """The renderer (the profile's mouths or the clip's own), the styler for --region face/head or an emotion, and
+    the plan of mouths; all None when the video shows no face."""
+    renderer = styler = plan = None
+    if track.valid.any():
+        if actor is not None:
+            renderer = render.Renderer(actor.atlas, track, model=actor.model,
+                                       colour=compose.ColourMatcher(gain=True), region=opts.region)
+        else:
+            renderer = own
+            renderer.region = opts.region
+        if opts.region in ("face", "head") or opts.emotion != "neutral":
+            if samples16 is None:  # expression motion follows the whole sound track
+                samples16 = media.load_audio(audio, SR)[0]
+            styler = FaceStyler(renderer, track, schedule, speech_track, samples16, opts.region, opts.emotion,
+                                opts.emotion_strength, info.is_image, info.fps)
+            renderer = styler.renderer
+            plan = renderer.plan(np.arange(len(schedule)), mouth, teeth)
+        else:
+            plan = renderer.plan(schedule, mouth, teeth)
+    else:
+        log.warning("no face found in %s: writing the video unchanged with the new audio", video)
+    return renderer, styler, plan
+
+
+def _render_and_encode(video: Path, audio: Path, output: Path, info, opts: DubOptions, schedule, renderer, styler,
+                       plan, progress: Progress | None) -> tuple[int, str]:
+    """Every output frame rendered and encoded with the new audio, whole or in pieces (--resume, --pieces); returns
+    how many frames had a face and the digest of the rendered frames."""
+
+    def render_one(k: int, j: int, frame) -> tuple:
+        if styler is not None:
+            return styler.frame(k, j, frame, plan)
+        if renderer is not None:
+            if isinstance(frame, media.PlanarFrame):
+                return renderer.frame_planar(k, j, frame, plan)
+            return renderer.frame(k, j, frame, plan)
+        return frame, False
+
+    # the lower face alone is drawn in YUV frames, converting only its box (see media.PlanarFrame); the styler's
+    # whole-face warps take RGB frames
+    planar = styler is None
+
+    if opts.resume or opts.pieces:
+        return render_in_pieces(video, audio, output, info, opts, schedule, render_one, renderer, progress, planar)
+    with media.VideoWriter(output, info.width, info.height, info.fps, audio=audio,
+                           crf=opts.crf, preset=opts.preset, repeatable=bool(opts.repeatable)) as writer, \
+            BackgroundWriter(writer) as sink, frame_reader(video, info, schedule, planar=planar) as reader:
+        faces_rendered = render_frames(range(len(schedule)), schedule, reader, render_one, sink, progress)
+    return faces_rendered, sink.digest
+
+
+def _report(output: Path, info, opts: DubOptions, actor, schedule, mouth, speech_track, renderer, styler,
+            faces_rendered: int, digest: str, timings: dict) -> DubReport:
+    n_out = len(schedule)
+    appearance = f"profile:{Path(opts.profile).name}" if actor is not None else "video"
+    report = DubReport(output, n_out, info.fps, n_out / info.fps, faces_rendered, speech_track.method, timings,
+                       appearance, digest)
+    if renderer is not None:
+        report.wanted_opening = renderer.wanted(mouth)[0].astype(np.float32)
+    if styler is not None:
+        report.head = styler.motion.head if styler.head else None
+        report.blink = styler.motion.blink if styler.blinks and styler.warp_face else None
+    return report

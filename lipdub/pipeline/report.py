@@ -1,0 +1,27 @@
+"""What a dub reports: its progress while it runs, and its result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass
+class DubReport:
+    output: Path
+    frames: int
+    fps: float
+    duration: float
+    faces_rendered: int
+    speech_method: str
+    timings: dict = field(default_factory=dict)
+    appearance: str = "video"  # where the mouths came from: "video" (the clip itself) or "profile:NAME"
+    frames_sha256: str = ""  # of the rendered frames before encoding: equal wherever and whenever the dub runs
+    wanted_opening: np.ndarray | None = None  # (frames,) inner-lip gap asked for, in eye-corner distances
+    head: np.ndarray | None = None  # (frames, 3) head pitch/yaw/roll added (degrees), with --region head
+    blink: np.ndarray | None = None  # (frames,) eye closure added (0..1), for photos with --region face/head
