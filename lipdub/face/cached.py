@@ -16,8 +16,9 @@ from lipdub import media
 from lipdub.core.cache import cache_dir
 from lipdub.core.constants import SR
 from lipdub.errors import InputError
-# TODO(merge): import from the face package's own modules once it is split (this is its parent __init__)
-from lipdub.face import FaceTrack, MouthFromSound, cache_key, track_frames
+from lipdub.face.speaker import MouthFromSound
+from lipdub.face.track import FaceTrack, cache_key
+from lipdub.face.tracking import track_frames
 
 log = logging.getLogger("lipdub")
 

@@ -31,7 +31,7 @@ from lipdub.core.constants import SR
 from lipdub.errors import InputError, LipdubError, ParameterError
 from lipdub.face.stream import StreamTracker
 from lipdub.pipeline.caches import OWN_ATLAS_BYTES, load_cached_atlas, save_cached_atlas
-from lipdub.render.live import LiveAppearance, _Blinks
+from lipdub.render.live import LiveAppearance, Blinks
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class LiveDubber:
             self.appearance = LiveAppearance(region=region)
         self.appearance.still = still
         self.stats = LiveStats()
-        self._blinks: _Blinks | None = None
+        self._blinks: Blinks | None = None
         self._cond = threading.Condition()
         self._mouth: dict[int, tuple[float, float]] = {}
         self._committed = 0  # frames whose mouth is known
@@ -327,7 +327,7 @@ class LiveDubber:
                 c0 = time.thread_time()
                 if self.appearance.still and lms is not None and self.appearance.renderer is not None:
                     if self._blinks is None:
-                        self._blinks = _Blinks(self.appearance.renderer.canonical)
+                        self._blinks = Blinks(self.appearance.renderer.canonical)
                     rgb = self._blinks.apply(rgb, lms, k / self.fps)
                 out, rendered = self.appearance.render(rgb, lms, opening, width)
                 self.stats.render_cpu += time.thread_time() - c0

@@ -176,6 +176,3 @@ class Blinks:
         moved = lms.astype(np.float64) + s * off @ rot.T
         out = self.warper.warp(rgb, (s, rot, tr), lms.astype(np.float64), moved, None)
         return close_eyes_for_blink(out, moved, b, s)
-
-
-_Blinks = Blinks  # the name pipeline.live imports today
