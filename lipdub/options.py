@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from lipdub import face, media, speech
+from lipdub import face, media, motion, speech
 from lipdub.errors import ParameterError
 from lipdub.motion import expression
 
@@ -138,7 +138,7 @@ DUB_OPTIONS: tuple[Option, ...] = (
            "video, loop, pingpong, pad (hold the last frame)",
            choices=media.POLICIES, message="--length must be one of {choices}, got {value!r}"),
     Option("strength", float, 1.0, "articulation strength, 0..3 (default 1)",
-           bounds=(0, 3), message="--strength must be between 0 and 3 (1 = natural), got {value}"),
+           bounds=motion.STRENGTH_RANGE, check_value=motion.check_strength),
     Option("face_index", int, None, "which face to dub: 0 = largest persistent face (default)",
            check_value=_check_face_index),
     Option("face_box", "x,y,w,h", None, "dub the face inside x,y,w,h (pixels of the displayed frame)",

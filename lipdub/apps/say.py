@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lipdub.core.constants import SR
 from lipdub import media, speech
 from lipdub.errors import DependencyError, InputError, ParameterError
 from lipdub.options import DubOptions
@@ -107,7 +108,7 @@ def say(source, text: str, output, voice: str | None = None, language: str | Non
     voice, language = voice_and_language(voice, language)
     with tempfile.TemporaryDirectory(prefix="lipdub-say-") as tmp:
         wav = synthesise(text, Path(tmp) / "speech.wav", voice, speed)
-        samples, sr = media.load_audio(wav, 16000)
+        samples, sr = media.load_audio(wav, SR)
         track = script_track(samples, sr, text, voice, language)
         opts = replace(opts, speech_track=track, transcript=None, language=language, alignment=None)
         report = dub(source, wav, output, opts, progress=progress)

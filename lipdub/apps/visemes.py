@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lipdub.core.constants import SR
 from lipdub import media, motion, speech as speech_mod
 from lipdub.core.files import write_atomically
 from lipdub.errors import OutputError, ParameterError
@@ -188,7 +189,7 @@ def export(audio_path, outputs: list, transcript: str | None = None, language: s
             raise ParameterError(f"cannot write {p.suffix or 'files without a suffix'}: use {', '.join(FORMATS)}")
     if not 1 <= fps <= 1000:
         raise ParameterError(f"--fps must be between 1 and 1000, got {fps}")
-    audio, sr = media.load_audio(audio_path, 16000)
+    audio, sr = media.load_audio(audio_path, SR)
     track = speech_mod.analyse(audio, sr, transcript=transcript, language=language)
     times = np.arange(int(round(track.duration * fps))) / fps
     mouth = motion.mouth_track(track, times, strength)

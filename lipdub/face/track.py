@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import mmap
-import os
 import tempfile
 import threading
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from lipdub.core.cache import cache_key as core_cache_key
+from lipdub.core.files import atomic_path
 
 TRACK_VERSION = 3  # bump when tracking or smoothing changes so stale caches are ignored
 
@@ -37,24 +37,20 @@ class FaceTrack:
         """An .npz file (np.load reads it); the landmarks are written in blocks, so a long track held on disk
         (landmark_array) is never loaded whole."""
         path = Path(path)
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
         lm = self.landmarks
-        try:
-            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-                for name, arr in (("times", self.times), ("valid", self.valid),
-                                  ("size", np.array([self.width, self.height])), ("version", np.array(TRACK_VERSION)),
-                                  ("meta", np.array(repr(self.meta)))):
-                    with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
-                        np.lib.format.write_array(fh, np.asanyarray(arr), allow_pickle=False)
-                with zf.open("landmarks.npy", "w", force_zip64=True) as fh:
-                    np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(
-                        np.dtype("<f4")), "fortran_order": False, "shape": tuple(lm.shape)})
-                    for a in range(0, len(lm), BLOCK):
-                        fh.write(np.ascontiguousarray(lm[a:a + BLOCK], dtype="<f4").tobytes())
-                        release_pages(lm)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        with atomic_path(path, suffix=".tmp.npz") as tmp, \
+                zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for name, arr in (("times", self.times), ("valid", self.valid),
+                              ("size", np.array([self.width, self.height])), ("version", np.array(TRACK_VERSION)),
+                              ("meta", np.array(repr(self.meta)))):
+                with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
+                    np.lib.format.write_array(fh, np.asanyarray(arr), allow_pickle=False)
+            with zf.open("landmarks.npy", "w", force_zip64=True) as fh:
+                np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(
+                    np.dtype("<f4")), "fortran_order": False, "shape": tuple(lm.shape)})
+                for a in range(0, len(lm), BLOCK):
+                    fh.write(np.ascontiguousarray(lm[a:a + BLOCK], dtype="<f4").tobytes())
+                    release_pages(lm)
 
     @classmethod
     def load(cls, path: str | Path) -> "FaceTrack":

@@ -15,12 +15,12 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import lfilter
 
-from lipdub.core.constants import HOP_SECONDS
+from lipdub.core.constants import HOP_SECONDS, SR
 from lipdub.errors import ParameterError
 from lipdub.motion.features import POSTERIOR_TAPS, STREAMED_TAPS, VAD_MARGIN, causal_features, causal_taps, \
     posterior_features, ready_sample, streamed_posteriors, voice_features
 from lipdub.motion.models import CausalModel, load_causal_model, softmax
-from lipdub.motion.offline import MouthTrack
+from lipdub.motion.offline import MouthTrack, check_strength
 from lipdub.motion.visemes import BILABIAL_CLASS, CLASS_WIDTH, PHONE_CLASSES
 from lipdub.speech.stream import StreamingFeatures
 
@@ -151,8 +151,7 @@ class StreamingMotion:
                  model: CausalModel | None = None):
         if not np.isfinite(fps) or fps <= 0 or fps > 1000:
             raise ParameterError(f"fps must be a positive frame rate, got {fps}")
-        if not np.isfinite(strength) or strength < 0 or strength > 3:
-            raise ParameterError(f"--strength must be between 0 and 3 (1 = natural), got {strength}")
+        check_strength(strength)
         self.fps = float(fps)
         self.strength = float(strength)
         self._hops = _CausalHops(lookahead, model)
@@ -180,7 +179,7 @@ class StreamingMotion:
             return self._frames(0, np.zeros(0), np.zeros(0), np.zeros(0, bool), end=0.0)
         self._done = True
         got = self._hops.finish()
-        return self._frames(*got, end=self._hops.features.n_samples / 16000)
+        return self._frames(*got, end=self._hops.features.n_samples / SR)
 
     def _frames(self, first, opening, width, closed, end: float | None) -> MouthTrack:
         if opening.size:
@@ -235,8 +234,7 @@ def causal_hops(audio16k: np.ndarray, lookahead: float = 0.1, model: CausalModel
 def causal_mouth_track(audio16k: np.ndarray, frame_times: np.ndarray, lookahead: float = 0.1, strength: float = 1.0,
                        model: CausalModel | None = None) -> MouthTrack:
     """The mouth StreamingMotion commits, for a whole file at arbitrary frame times (after the audio: at rest)."""
-    if not np.isfinite(strength) or strength < 0 or strength > 3:
-        raise ParameterError(f"--strength must be between 0 and 3 (1 = natural), got {strength}")
+    check_strength(strength)
     audio16k = _mono_float(audio16k)
     frame_times = np.asarray(frame_times, np.float64)
     opening, width, closed = causal_hops(audio16k, lookahead, model)
@@ -244,6 +242,6 @@ def causal_mouth_track(audio16k: np.ndarray, frame_times: np.ndarray, lookahead:
         return _track(frame_times, np.zeros(frame_times.size), np.zeros(frame_times.size),
                       np.ones(frame_times.size, bool), strength)
     hop = np.clip(np.round(frame_times / HOP_SECONDS).astype(np.int64), 0, opening.size - 1)
-    after = frame_times >= audio16k.size / 16000  # past the end of the audio: the mouth rests
+    after = frame_times >= audio16k.size / SR  # past the end of the audio: the mouth rests
     return _track(frame_times, np.where(after, 0.0, opening[hop]), np.where(after, 0.0, width[hop]),
                   closed[hop] | after, strength)

@@ -18,39 +18,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lipdub.errors import ParameterError
+from lipdub.core.constants import SR
+from lipdub.core.landmarks import (LEFT_BROW, LEFT_BROW_INNER, LEFT_BROW_OUTER, LEFT_CHEEK, LEFT_LID_SKIN,
+                                     LEFT_LOWER_LID, LEFT_UPPER_LID, MOUTH_CORNERS, RIGHT_BROW, RIGHT_BROW_INNER,
+                                     RIGHT_BROW_OUTER, RIGHT_CHEEK, RIGHT_LID_SKIN, RIGHT_LOWER_LID, RIGHT_UPPER_LID)
+
 
 REGIONS = ("lips", "lower", "face", "head")
 EMOTIONS = ("neutral", "happy", "sad", "angry", "surprised")
-
-# MediaPipe face-mesh indices
-RIGHT_UPPER_LID = [246, 161, 160, 159, 158, 157, 173]  # subject's right eye (image left), corner 33 .. 133
-RIGHT_LOWER_LID = [7, 163, 144, 145, 153, 154, 155]
-LEFT_UPPER_LID = [466, 388, 387, 386, 385, 384, 398]  # corner 263 .. 362
-LEFT_LOWER_LID = [249, 390, 373, 374, 380, 381, 382]
-RIGHT_LID_SKIN = [247, 30, 29, 27, 28, 56, 190]  # skin between upper lid and brow: stretches over a closing eye
-LEFT_LID_SKIN = [467, 260, 259, 257, 258, 286, 414]
-RIGHT_BROW = [70, 63, 105, 66, 107, 46, 53, 52, 65, 55]  # outer .. inner (upper row, then lower row)
-LEFT_BROW = [300, 293, 334, 296, 336, 276, 283, 282, 295, 285]
-RIGHT_BROW_INNER, LEFT_BROW_INNER = [107, 66, 55, 65], [336, 296, 285, 295]
-RIGHT_BROW_OUTER, LEFT_BROW_OUTER = [70, 46, 63, 53], [300, 276, 293, 283]
-RIGHT_CHEEK, LEFT_CHEEK = [205, 50, 123, 187, 207, 216], [425, 280, 352, 411, 427, 436]
-MOUTH_CORNERS = (61, 291)
-UPPER_FACE = sorted(set(RIGHT_UPPER_LID + RIGHT_LOWER_LID + LEFT_UPPER_LID + LEFT_LOWER_LID + RIGHT_LID_SKIN +
-                        LEFT_LID_SKIN + RIGHT_BROW + LEFT_BROW + RIGHT_CHEEK + LEFT_CHEEK + [33, 133, 263, 362]))
-
-
-def check(region: str, emotion: str, emotion_strength: float) -> None:
-    if region not in REGIONS:
-        raise ParameterError(f"--region must be one of {', '.join(REGIONS)}, got {region!r}")
-    if emotion not in EMOTIONS:
-        raise ParameterError(f"--emotion must be one of {', '.join(EMOTIONS)}, got {emotion!r}")
-    try:
-        ok = 0 <= float(emotion_strength) <= 2
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ParameterError(f"--emotion-strength must be between 0 and 2 (1 = clear), got {emotion_strength!r}")
 
 
 # ----------------------------------------------------------------------------------------------------- emotion
@@ -113,7 +88,7 @@ def mouth_bias(emotion: str, strength: float) -> tuple[float, float]:
 
 # ----------------------------------------------------------------------------------------------------- speech cues
 
-def pitch_track(samples: np.ndarray, sr: int = 16000, hop: float = 0.01) -> np.ndarray:
+def pitch_track(samples: np.ndarray, sr: int = SR, hop: float = 0.01) -> np.ndarray:
     """Fundamental frequency per hop (Hz, 0 where unvoiced): normalised autocorrelation of 40 ms frames, 70–400 Hz."""
     x = np.asarray(samples, np.float32)
     n = int(np.ceil(len(x) / (hop * sr)))
@@ -203,7 +178,7 @@ def face_motion(speech, samples: np.ndarray | None, times: np.ndarray, emotion: 
     # pitch: a higher voice lifts the chin a little (relative to the speaker's own median)
     lift = np.zeros(T)
     if samples is not None and len(samples):
-        f0 = pitch_track(samples, 16000, hop)
+        f0 = pitch_track(samples, SR, hop)
         ok = f0 > 0
         if ok.sum() > 20:
             semis = np.zeros_like(f0, dtype=np.float64)

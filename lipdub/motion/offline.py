@@ -17,6 +17,20 @@ from lipdub.motion.features import model_features
 from lipdub.motion.models import OpeningModel, load_model
 from lipdub.motion.visemes import phone_curves
 
+STRENGTH_RANGE = (0.0, 3.0)  # articulation strength: 0 = still, 1 = natural
+
+
+def check_strength(strength) -> float:
+    """The articulation strength as a number, or a ParameterError that gives the range (the one check of it: dubs,
+    live sessions, `visemes` and the motion functions all call this)."""
+    try:
+        value = float(strength)
+    except (TypeError, ValueError):
+        raise ParameterError(f"--strength must be a number, got {strength!r}") from None
+    if not np.isfinite(value) or not STRENGTH_RANGE[0] <= value <= STRENGTH_RANGE[1]:
+        raise ParameterError(f"--strength must be between 0 and 3 (1 = natural), got {strength}")
+    return value
+
 
 @dataclass
 class MouthTrack:
@@ -71,8 +85,7 @@ class MotionParams:
 def mouth_track(speech, frame_times: np.ndarray, strength: float = 1.0, acoustic_weight: float | None = None,
                 params: MotionParams | None = None) -> MouthTrack:
     """Sample the wanted mouth at `frame_times` (seconds on the audio's clock)."""
-    if not np.isfinite(strength) or strength < 0 or strength > 3:
-        raise ParameterError(f"--strength must be between 0 and 3 (1 = natural), got {strength}")
+    check_strength(strength)
     prm = params or MotionParams()
     if acoustic_weight is not None:
         prm = replace(prm, acoustic_weight=acoustic_weight)

@@ -87,8 +87,7 @@ class LiveDubber:
         if region not in LIVE_REGIONS:
             raise ParameterError(f"live mode renders --region {' or '.join(LIVE_REGIONS)}; face and head plan "
                                  "expression over the whole speech: use `lipdub dub` for them")
-        if not 0 <= strength <= 3:
-            raise ParameterError(f"--strength must be between 0 and 3 (1 = natural), got {strength}")
+        motion.check_strength(strength)
         self.fps = float(fps)
         self.strength = float(strength)
         if motion_source is None:

@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from lipdub.core.constants import SR
 from lipdub import face as F
 from lipdub import media, render, speech
 from lipdub.core import VERSION as __version__
@@ -60,8 +61,8 @@ def build(footage: Sequence, progress: Progress | None = None, cache: bool = Tru
     def analyse(k: int):
         if not learn or not infos[k].has_audio:
             return None
-        samples, _ = media.load_audio(paths[k], 16000)
-        return speech.analyse(samples, 16000) if len(samples) >= 1600 else None
+        samples, _ = media.load_audio(paths[k], SR)
+        return speech.analyse(samples, SR) if len(samples) >= 1600 else None
 
     tracks = []
     with ThreadPoolExecutor(1, thread_name_prefix="lipdub-speech") as pool:

@@ -7,6 +7,7 @@ import zlib
 
 import numpy as np
 
+from lipdub.core.constants import SR
 from lipdub import face
 from lipdub.motion import expression
 from lipdub.render.mouth import CONTROL
@@ -28,7 +29,7 @@ class FaceStyler:
         canonical = renderer.canonical
         self.pose = renderer.pose  # source frames against the atlas's canonical face
         times = np.arange(len(schedule)) / fps
-        seed = zlib.crc32(np.asarray(samples16[:16000], np.float32).tobytes())
+        seed = zlib.crc32(np.asarray(samples16[:SR], np.float32).tobytes())
         self.motion = expression.face_motion(speech_track, samples16, times, emotion, emotion_strength,
                                              seed=seed)
         self.emotion = expression.emotion_offsets(canonical, emotion, emotion_strength)

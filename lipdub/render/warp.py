@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from lipdub.core.landmarks import CHIN, FACE_OVAL, JAW, NOSE, OUTER_LOWER, OUTER_UPPER, STABLE
-from lipdub.motion import expression
+from lipdub.core.landmarks import (CHIN, FACE_OVAL, JAW, LEFT_LOWER_LID, LEFT_UPPER_LID, NOSE, OUTER_LOWER, OUTER_UPPER,
+                                   RIGHT_LOWER_LID, RIGHT_UPPER_LID, STABLE, UPPER_FACE)
 from lipdub.render.mesh import TriangleMesh
 
 
@@ -19,7 +19,7 @@ class FaceWarper:
     tearing). Ring points outside the frame are pinned, so nothing is dragged in from beyond the frame edge."""
 
     POINTS = sorted(set(FACE_OVAL + NOSE + JAW + OUTER_UPPER + OUTER_LOWER + STABLE +
-                        [33, 133, 263, 362] + expression.UPPER_FACE))
+                        [33, 133, 263, 362] + UPPER_FACE))
 
     def __init__(self, canonical: np.ndarray, hair: float = 1.35, fixed: float = 2.1):
         c = np.asarray(canonical, np.float64)
@@ -78,8 +78,8 @@ def close_eyes(frame: np.ndarray, landmarks: np.ndarray, amount: float, px_per_u
     out = frame
     h, w = frame.shape[:2]
     grow = max(1, int(round(0.012 * px_per_unit)))
-    for upper, lower, corners in ((expression.RIGHT_UPPER_LID, expression.RIGHT_LOWER_LID, (33, 133)),
-                                  (expression.LEFT_UPPER_LID, expression.LEFT_LOWER_LID, (263, 362))):
+    for upper, lower, corners in ((RIGHT_UPPER_LID, RIGHT_LOWER_LID, (33, 133)),
+                                  (LEFT_UPPER_LID, LEFT_LOWER_LID, (263, 362))):
         lid = np.concatenate([landmarks[[corners[0]], :2], landmarks[upper, :2], landmarks[[corners[1]], :2]])
         poly = np.concatenate([lid, landmarks[lower[::-1], :2]])
         x0, y0 = np.floor(poly.min(0)).astype(int) - 4 * grow

@@ -22,6 +22,7 @@ import av
 import cv2
 import numpy as np
 
+from lipdub.core.constants import SR
 from lipdub import media, motion, options, profile as profiles
 from lipdub.apps import visemes as export
 from lipdub.apps.say import say
@@ -94,7 +95,7 @@ def preview(src: Path, dst: Path, max_side: int = 1280) -> Path:
     info = media.probe_video(src)
     scale = min(1.0, max_side / max(info.width, info.height))
     w, h = (max(2, int(info.width * scale) // 2 * 2), max(2, int(info.height * scale) // 2 * 2))
-    sound, sr = None, 16000
+    sound, sr = None, SR
     if info.has_audio:
         try:
             sound, sr = media.load_audio(src, None, mono=False)
@@ -111,7 +112,7 @@ def preview(src: Path, dst: Path, max_side: int = 1280) -> Path:
 
 def plot(job_dir: Path, audio: Path, track, frames: int, fps: float, strength: float) -> Path:
     """The mouth curves the dub followed (opening, width, closures, mouth shapes) over the waveform."""
-    samples, sr = media.load_audio(audio, 16000)
+    samples, sr = media.load_audio(audio, SR)
     mouth = motion.mouth_track(track, np.arange(frames) / fps, strength)
     path = job_dir / "mouth_curves.png"
     export.write_plot(path, samples, sr, track, mouth, export.mouth_cues(track, mouth))
