@@ -10,7 +10,7 @@ Prints frames per second, p50/p95/max delay (audio sample arriving → the frame
 use, frames later than 0.5 s behind real time, and checks the stamps of the output: every input frame exactly once,
 in order (no drop, no repeat).
 
-Accuracy: every `lipdub eval` case dubbed offline (`lipdub dub`) and live (`lipdub.apps.live.run`, fast, same inputs), both
+Accuracy: every evaluation case (`make eval`) dubbed offline (`lipdub dub`) and live (`lipdub.apps.live.run`, fast, same inputs), both
 re-tracked and scored against the real speaker's filmed mouth (r at the best lag within ±5, lag, amplitude).
 Both parts prepare the video file's mouths before the session starts, as `lipdub live` does (not timed: it happens
 before the stream plays); --no-prepare takes them from the stream as it plays. No assertions: a report.

@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.motion_eval [--clips a,b] [--heldout]
 
 Separates motion errors from rendering errors (the renderer follows a requested opening at r ≈ 0.95). Each talking
-clip's own audio predicts its own filmed mouth ("self"); the cross-dub cases of `lipdub eval` use the same scoring.
+clip's own audio predicts its own filmed mouth ("self"); the cross-dub cases of `make eval` use the same scoring.
 Printed per clip with baselines measured in the same run: loudness alone, the acoustic jaw curve alone, phones
 without acoustics, the full offline motion, and the causal (live) motion at 0.05 / 0.10 / 0.15 s look-ahead (0.10
 streamed in 20 ms feeds exactly as live mode does, with its CPU cost per feed). Means of r, |lag| and amplitude
