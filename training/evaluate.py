@@ -430,6 +430,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.heldout:
         print(f"HELD-OUT motion models ({HELD_OUT_DIR}): each case dubbed by a model that never heard its truth's "
               "speaker")
+    else:
+        print("IN-SAMPLE: the shipped motion model was trained on these clips, the truth speakers included; "
+              "--heldout scores speakers it never heard")
     print(format_table(rows))
     if getattr(args, "json", None):
         summary = {k: _mean([r for r in rows if "error" not in r], k)
