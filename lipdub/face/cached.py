@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Callable
 
+from lipdub.core.progress import Progress
 from lipdub import media
 from lipdub.core.cache import cache_dir
 from lipdub.core.constants import SR
@@ -22,7 +22,6 @@ from lipdub.face.tracking import track_frames
 
 log = logging.getLogger("lipdub")
 
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 def cache_file(kind: str, video: Path, face_index: int | None = None, face_box=None, speaker: str = "largest",

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
+from lipdub.core.progress import Progress  # noqa: F401 (re-exported: the pipeline's callers import it here)
 
 
 @dataclass

@@ -8,10 +8,11 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from lipdub.core.progress import Progress
 from lipdub.core.constants import SR
 from lipdub import face as F
 from lipdub import media, render, speech
@@ -26,7 +27,6 @@ log = logging.getLogger("lipdub")
 MAX_YAW_PITCH = 0.45  # sin of the head's turn/tilt beyond which a frame is not frontal enough (~27°)
 BUDGET_BYTES = 320 << 20  # atlas size in memory; longer footage is thinned evenly beyond it
 
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 def _subsample(track: F.FaceTrack, n: int) -> F.FaceTrack:
