@@ -30,7 +30,7 @@ from training import evaluate
 from training.clips import analyse_clip
 from training.fit import fit_mlp, fit_softmax
 from training.manifest import HELD_OUT_CAUSAL_DIR, HELD_OUT_DIR, audio_clips, data_root, filmed_clips, require_data
-from training.train_motion import publish_model
+from training.train_motion import add_training_arguments, publish_model
 
 LOSO_DIR, CAUSAL_LOSO_DIR = HELD_OUT_DIR, HELD_OUT_CAUSAL_DIR
 
@@ -238,11 +238,7 @@ def loso_causal(clips: dict[str, CausalClip], looks=(0.05, 0.1, 0.15), runs: dic
 def main(argv: list[str] | None = None) -> int:
     """Train the causal (live) model; report leave-one-speaker-out next to the offline model."""
     ap = argparse.ArgumentParser(prog="python -m training.train_causal", description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=None, help="the data root (default $LIPDUB_DATA or ../shared/data)")
-    ap.add_argument("--out", default=str(motion.CAUSAL_MODEL_PATH), help="where the model and its card go")
-    ap.add_argument("--dry-run", action="store_true", help="report only, do not write the model")
-    ap.add_argument("--replace", action="store_true", help="overwrite --out even when the arrays differ")
-    ap.add_argument("--no-heldout", action="store_true", help="skip the leave-one-speaker-out report (faster)")
+    add_training_arguments(ap, motion.CAUSAL_MODEL_PATH)
     ap.add_argument("--no-phones", action="store_true",
                     help="without streamed phone recognition (the opening reads log-mel and posteriors only)")
     ap.add_argument("--teacher", action="store_true",

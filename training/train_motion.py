@@ -141,6 +141,15 @@ def max_difference(path: Path, arrays: dict) -> float:
                    if k in z.files and z[k].shape == np.shape(v))
 
 
+def add_training_arguments(ap: argparse.ArgumentParser, asset: Path) -> None:
+    """The options every train script takes (the model file `asset` is where it goes by default)."""
+    ap.add_argument("--data", default=None, help="the data root (default $LIPDUB_DATA or ../shared/data)")
+    ap.add_argument("--out", default=str(asset), help="where the model and its card go")
+    ap.add_argument("--dry-run", action="store_true", help="report only, do not write the model")
+    ap.add_argument("--replace", action="store_true", help="overwrite --out even when the arrays differ")
+    ap.add_argument("--no-heldout", action="store_true", help="skip the leave-one-speaker-out report (faster)")
+
+
 def publish_model(model, arrays: dict, out: Path, kind: str, held_out: dict | None, replace: bool = False) -> Path:
     """Write the model and its card at `out`, unless the file there already holds exactly these arrays (then it is
     left as it is: same bytes, same card). A file there with other arrays is only replaced with `replace`; otherwise
@@ -161,11 +170,7 @@ def publish_model(model, arrays: dict, out: Path, kind: str, held_out: dict | No
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.train_motion", description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=None, help="the data root (default $LIPDUB_DATA or ../shared/data)")
-    ap.add_argument("--out", default=str(motion.MODEL_PATH), help="where the model and its card go")
-    ap.add_argument("--dry-run", action="store_true", help="report only, do not write the model")
-    ap.add_argument("--replace", action="store_true", help="overwrite --out even when the arrays differ")
-    ap.add_argument("--no-heldout", action="store_true", help="skip the leave-one-speaker-out report (faster)")
+    add_training_arguments(ap, motion.MODEL_PATH)
     ap.add_argument("--curve", action="store_true",
                     help="only report held-out r against the number of training speakers (learning_curve)")
     args = ap.parse_args(argv)
