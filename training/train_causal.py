@@ -209,7 +209,7 @@ def fit_causal(clips: list[CausalClip], looks=motion.CAUSAL_LOOKAHEADS, folds: i
 def loso_causal(clips: dict[str, CausalClip], looks=(0.05, 0.1, 0.15), runs: dict | None = None,
                 distil: bool = False) -> list[list[float]]:
     """Every filmed clip scored by a causal model that never heard its speaker, next to the offline model that
-    never heard it (bench/train_motion.py without --causal writes those): rows of r at the best lag."""
+    never heard it (training/train_motion.py writes those): rows of r at the best lag."""
     CAUSAL_LOSO_DIR.mkdir(parents=True, exist_ok=True)
     print(f"\n{'held-out clip':18s} {'offline':>8s} " + " ".join(f"{'causal ' + str(v):>12s}" for v in looks)
           + "   (leave one speaker out: r at the best lag)")

@@ -6,7 +6,7 @@ is centred at (j + 0.5)·hop, its voice activity comes from the silero window ho
 analysis normalises over the whole clip is normalised here by running estimates that use the past only:
 - log-mel: per-band running mean and variance over all the audio so far (`RunningStandardiser`: the training prior
   counts as `MEL_PRIOR_WEIGHT` seconds of audio, and memory is capped at `MEL_MEMORY`); held-out mouth r 0.548 with the
-  2 s exponential memory used before, 0.578 with this, 0.597 standardised over the whole clip (bench/train_motion.py);
+  2 s exponential memory used before, 0.578 with this, 0.597 standardised over the whole clip (training/train_causal.py);
 - loudness: dB below a peak tracker (instant attack, `PEAK_RELEASE` dB/s release) instead of the clip's 99th percentile.
 Every value is a fixed function of the audio before a fixed sample, so the output does not depend on chunk sizes
 (up to float rounding in batched matrix products, ~1e-15).
