@@ -1,0 +1,156 @@
+"""The realism benchmark's parts (bench/realism.py, bench/realism_detect.py) on small generated data; one check on the
+shared clips' list where they are present."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench import realism
+from bench import realism_detect as det
+from tests.conftest import require_data
+
+
+def test_matched_sample_gives_both_sides_one_opening_distribution():
+    rng = np.random.default_rng(1)
+    a = rng.gamma(2.0, 0.05, 400)  # mostly closed
+    b = rng.uniform(0, 0.5, 300)  # often wide open
+    ia, ib = det.matched_sample(a, b, bins=8, seed=3)
+    assert len(ia) == len(ib) > 50
+    assert len(set(ia)) == len(ia) and len(set(ib)) == len(ib)
+    edges = np.quantile(np.r_[a, b], np.linspace(0, 1, 9))
+    ha, _ = np.histogram(a[ia], edges)
+    hb, _ = np.histogram(b[ib], edges)
+    assert np.array_equal(ha, hb)
+    # unmatched, the shapes differ a lot; matched, the means are close
+    assert abs(a.mean() - b.mean()) > 0.1
+    assert abs(a[ia].mean() - b[ib].mean()) < 0.03
+
+
+def test_block_folds_keep_each_block_in_one_fold():
+    blocks = np.repeat(np.arange(12), 7)
+    folds = det.block_folds(np.r_[blocks, blocks[::-1]], k=5, seed=0)
+    for b in range(12):
+        assert len(np.unique(folds[np.r_[blocks, blocks[::-1]] == b])) == 1
+    assert set(folds) == set(range(5))
+
+
+def test_balanced_accuracy_ignores_class_sizes():
+    y = np.r_[np.zeros(90), np.ones(10)].astype(bool)
+    assert det.balanced_accuracy(y, np.zeros(100, bool)) == 0.5  # "always real" is chance, not 0.9
+    assert det.balanced_accuracy(y, y) == 1.0
+
+
+def _two_classes(shift: float, n: int = 240, d: int = 30, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(2 * n, d))
+    y = np.r_[np.zeros(n), np.ones(n)]
+    X[y == 1, :3] += shift
+    blocks = np.r_[np.arange(n) // 24, np.arange(n) // 24]  # 10 blocks, each with both classes
+    return X, y, blocks
+
+
+def test_cross_validation_tells_separable_classes_and_not_identical_ones():
+    acc, p = det.cross_validate(*_two_classes(2.0))
+    assert acc > 0.9 and np.isfinite(p).all()
+    acc_same, _ = det.cross_validate(*_two_classes(0.0))
+    assert 0.35 < acc_same < 0.65
+
+
+def test_cross_validation_needs_two_blocks():
+    X, y, _ = _two_classes(1.0, n=20)
+    with pytest.raises(ValueError):
+        det.cross_validate(X, y, np.zeros(len(y), int))
+
+
+def test_logistic_regularisation_shrinks_weights():
+    X, y, _ = _two_classes(1.0)
+    weak, strong = det.Logistic(l2=0.1).fit(X, y), det.Logistic(l2=1000).fit(X, y)
+    assert np.abs(strong.w[:-1]).sum() < np.abs(weak.w[:-1]).sum()
+    assert ((weak.proba(X) > 0.5) == y).mean() > 0.75
+
+
+def _face_crop(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = np.full((det.CROP, det.CROP, 3), (180, 120, 100), np.uint8)
+    img[50:78, 30:98] = (120, 40, 50)  # lips
+    img[60:68, 36:92] = (30, 10, 10)  # mouth gap
+    return np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
+
+
+def test_features_see_blur_colour_and_motion():
+    import cv2
+
+    sharp = _face_crop()
+    blurred = cv2.GaussianBlur(sharp, (0, 0), 2.5)
+    X = det.features([sharp, blurred, blurred], [False, True, True])
+    assert X.shape[0] == 3 and np.isfinite(X).all()
+    sharpness, change = X[:, -2], X[:, -1]
+    assert sharpness[0] > sharpness[1] + 1
+    assert change[1] > change[2]  # sharp -> blurred changed more than blurred -> the same blurred frame
+    assert change[0] == np.median(change[1:])  # missing (no frame before): the side's median
+    redder = sharp.copy()
+    redder[..., 0] = np.clip(redder[..., 0].astype(int) + 30, 0, 255)
+    lab = det.features([sharp, redder], [False, False])[:, -8:-5]  # Lab means
+    assert lab[1, 1] > lab[0, 1] + 5  # a* (red-green) rises
+
+
+def test_cut_is_centred_on_the_mouth_and_survives_the_frame_edge():
+    lms = np.zeros((478, 3), np.float32)
+    lms[33, :2], lms[263, :2] = (100, 100), (200, 100)  # eye corners: 100 px apart
+    for i in det.MOUTH_POINTS:
+        lms[i, :2] = (150, 180)
+    cx, cy, side = det.mouth_box(lms)
+    assert (cx, cy) == (150, 180) and side == pytest.approx(det.BOX_SCALE * 100)
+    frame = np.zeros((200, 300, 3), np.uint8)
+    frame[170:190, 140:160] = 255  # a white patch on the mouth centre
+    crop = det.cut(frame, (cx, cy, side))
+    assert crop.shape == (det.CROP, det.CROP, 3)
+    assert crop[det.CROP // 2, det.CROP // 2].min() > 200 and crop[5, 5].max() == 0
+    edge = det.cut(frame, (290, 195, 80))  # mostly outside the frame
+    assert edge.shape == (det.CROP, det.CROP, 3)
+
+
+def test_blind_pairs_key_says_where_the_real_crop_is():
+    real = [np.zeros((det.CROP, det.CROP, 3), np.uint8)] * 6
+    dubbed = [np.full((det.CROP, det.CROP, 3), 255, np.uint8)] * 6
+    sheet, key = det.blind_pairs(real, dubbed, seed=4, gap=8)
+    assert len(key) == 6 and set(key) == {"left", "right"}  # shuffled, not all one side
+    for r, side in enumerate(key):
+        y = r * (det.CROP + 8) + det.CROP // 2
+        left_dark = sheet[y, det.CROP // 2].max() == 0
+        assert left_dark == (side == "left")
+
+
+def test_pairing_is_fixed_and_never_gives_a_clip_its_own_speech():
+    names = [f"clip{i}" for i in range(9)]
+    p = realism.pairing(names)
+    assert p == realism.pairing(list(names))
+    assert sorted(p) == names and sorted(p.values()) == names
+    assert all(a != b for a, b in p.items())
+
+
+def test_trim_copies_the_first_seconds_and_decoding_keeps_colours(tmp_path):
+    from lipdub import media
+
+    colour = np.array([200, 60, 40], np.uint8)
+    src = tmp_path / "src.mp4"
+    with media.VideoWriter(src, 64, 48, 25) as w:
+        for i in range(100):  # 4 s
+            frame = np.zeros((48, 64, 3), np.uint8) + colour
+            frame[:, i % 64] = 255
+            w.write(frame)
+    cut = realism.trim(src, tmp_path / "cut.mp4", 1.0)
+    frames = list(media.iter_frames(cut))
+    assert 25 <= len(frames) <= 55  # 1 s and at most 1 s more
+    assert np.array_equal(frames[10].rgb, next(f for f in media.iter_frames(src) if f.index == 10).rgb)
+    # tagged BT.709: read back as written (a BT.601 reading would move red by ~20 levels)
+    assert np.abs(frames[0].rgb[:, 20:40].reshape(-1, 3).mean(0) - colour).max() < 4
+
+
+def test_clips_without_speech_are_listed_with_the_reason():
+    data = require_data("video/selfie_noaudio_12s.mp4")
+    clips = {c.name: c for c in realism.find_clips(data)}
+    assert clips["selfie_noaudio_12s"].skip and "no speech" in clips["selfie_noaudio_12s"].skip
+    assert clips["cnn_anchor_71s"].skip is None
+    assert clips["stNg_talk1_25s"].speech.suffix == ".wav"  # the paired sound
