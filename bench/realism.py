@@ -26,11 +26,11 @@ opening side by side, sides shuffled; key in the JSON beside it) is written for 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
 import wave
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,9 +199,11 @@ def compare(real: Side, fake: Side, seed: int = SEED) -> dict:
     return out
 
 
-def pair_sheet(real: Side, fake: Side, matched, path: Path, n: int = 8, seed: int = SEED) -> None:
+def pair_sheet(real: Side, fake: Side, matched, path: Path, n: int = 8) -> None:
     """The blind-pair PNG at `path` and its key (`path` with .json): n pairs of real and dubbed crops of the same
-    opening bin (matched samples in opening order), sides shuffled."""
+    opening bin (matched samples in opening order), sides shuffled (seeded by the file name: each sheet has its own
+    key)."""
+    seed = zlib.crc32(path.stem.encode())
     ia, ib = matched
     ia = ia[np.argsort(real.opening[ia], kind="stable")]
     ib = ib[np.argsort(fake.opening[ib], kind="stable")]
@@ -280,7 +282,8 @@ def table(rows: list[dict], skipped: list[dict]) -> str:
                      f"{fmt(c.get('hog'))} |")
     s = summary(rows)
     lines.append("")
-    for name in ("accuracy", "control", *(f"{a}_{g}_only" for a in ("accuracy", "control") for g in det.FEATURE_GROUPS)):
+    groups = [f"{a}_{g}_only" for a in ("accuracy", "control") for g in det.FEATURE_GROUPS]
+    for name in ("accuracy", "control", *groups):
         v = s[name]
         if v["n"]:
             lines.append(f"{name}: mean {v['mean']:.3f} (min {v['min']:.3f}, max {v['max']:.3f}) over {v['n']} clips")
