@@ -8,7 +8,7 @@ import pytest
 
 from bench import realism
 from bench import realism_detect as det
-from tests.conftest import require_data
+from conftest import require_data
 
 
 def test_matched_sample_gives_both_sides_one_opening_distribution():
