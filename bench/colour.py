@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 import lipdub
-from lipdub import media
+from lipdub import media, render
 from lipdub.core.landmarks import JAW, OUTER_LOWER, OUTER_UPPER, UPPER_EDGE
 from lipdub.pipeline import DubOptions, load_track
 
@@ -161,11 +161,27 @@ def measure(source: Path, dub: Path, track) -> dict:
             "tags": tags}
 
 
-def self_dub(kind: str, folder: Path, n: int, reuse: bool = False) -> dict:
-    src, out = folder / f"{kind}.mp4", folder / f"{kind}-dub.mp4"
+def own_mouths(renderer, schedule, mouth, teeth=None, **kw):
+    """Renderer.plan drawing every frame's own mouth at its own opening and width (short clips: one atlas entry a
+    frame): the redrawn region then shows what was there, so any difference is the drawing's bias."""
+    seq = np.asarray(renderer.atlas.seq)
+    sel = np.array([int(np.argmin(np.abs(seq - j))) for j in schedule])
+    return renderer.atlas_desc[sel, 0], renderer.atlas_desc[sel, 1], sel
+
+
+def self_dub(kind: str, folder: Path, n: int, reuse: bool = False, own: bool = False) -> dict:
+    """Source and dub of `kind` in `folder` (made, or with `reuse` found there), measured. `own`: each frame's own
+    mouth redrawn (see own_mouths) instead of the mouths the audio asks for."""
+    src, out = folder / f"{kind}.mp4", folder / f"{kind}-{'own' if own else 'dub'}.mp4"
     if not (reuse and src.is_file() and out.is_file()):
         make_source(kind, src, n)
-        lipdub.dub(src, DATA / KINDS[kind][0], out, length="video")
+        plan = render.Renderer.plan
+        if own:
+            render.Renderer.plan = own_mouths
+        try:
+            lipdub.dub(src, DATA / KINDS[kind][0], out, length="video")
+        finally:
+            render.Renderer.plan = plan
     track = load_track(src, media.probe_video(src), DubOptions(), None)
     return measure(src, out, track)
 
@@ -175,6 +191,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=40)
     ap.add_argument("--kinds", default=",".join(KINDS))
     ap.add_argument("--keep", help="folder to keep the sources and dubs in")
+    ap.add_argument("--own", action="store_true", help="redraw each frame's own mouth (the drawing's bias alone)")
     args = ap.parse_args()
     folder = Path(args.keep or tempfile.mkdtemp(prefix="lipdub-colour-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -183,7 +200,7 @@ def main() -> None:
           "| top ΔV |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for kind in args.kinds.split(","):
-        r = self_dub(kind, folder, args.frames, reuse=bool(args.keep))
+        r = self_dub(kind, folder, args.frames, reuse=bool(args.keep), own=args.own)
         (b, t), tags = (r["box"], r["top"]), r["tags"]
         cells = " | ".join(f"{x:+.2f}" for x in (*b, r["lips"], *t))
         print(f"| {kind} | {tags[0]} → {tags[1]} | {cells} |", flush=True)
