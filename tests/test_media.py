@@ -503,10 +503,17 @@ def test_planar_reader_box_equals_whole_frame_read(tmp_path):
                 assert all(v % 2 == 0 for v in box) and box[0] <= roi[0] and box[3] >= min(roi[3], 720)
                 x0, y0, x1, y1 = box
                 assert np.array_equal(pf.rgb(box), ref[i][y0:y1, x0:x1]), (i, roi)
-    # frames that cannot pass as decoded stay RGB: SD (read as BT.601), odd sizes, full-range MJPEG
+    # untagged SD is kept as YUV too (in BT.601, as read): its box reads as the whole frame there
     sd = make_video(tmp_path / "sd.mp4", 3)
     with FrameReader(sd, planar=True) as r:
-        assert isinstance(r.get(1), np.ndarray)
+        pf = r.get(1)
+        assert isinstance(pf, PlanarFrame) and pf.colorspace == 6
+        assert np.array_equal(pf.rgb((10, 8, 40, 30)), list(iter_frames(sd))[1].rgb[8:30, 10:40])
+    # frames that cannot pass as decoded stay RGB: odd sizes, full-range MJPEG
+    for odd in (make_video(tmp_path / "odd.mkv", 3, w=63, h=47, codec="ffv1"),
+                make_video(tmp_path / "mjpeg.mkv", 3, codec="mjpeg")):
+        with FrameReader(odd, planar=True) as r:
+            assert isinstance(r.get(1), np.ndarray)
 
 
 def test_planar_put_rgb_changes_only_what_changed(tmp_path):
@@ -547,3 +554,61 @@ def test_writer_takes_planar_frames_as_decoded(tmp_path):
     with FrameReader(out, planar=True) as r:
         for i, f in enumerate(frames):  # lossless x264 (crf 0): the YUV samples come back exactly
             assert np.array_equal(r.get(i).i420, f.i420), i
+
+
+def in_gamut(k, h, w):
+    """pattern() kept inside 30..210: colours that survive 4:2:0 without clipping (a mean is then unbiased)."""
+    return (30 + pattern(k, h, w) * (180 / 255)).astype(np.uint8)
+
+
+def test_planar_round_trip_keeps_the_samples_of_untagged_hd(tmp_path):
+    """An untagged HD frame is BT.709 however small the box read from it (the frame's size decides, not the box's),
+    and a box read to RGB and written back unchanged returns its samples within rounding, without a bias."""
+    path = tmp_path / "untagged.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt, s.options = 1280, 720, "yuv420p", {"qp": "0"}
+        for k in range(2):
+            f = av.VideoFrame.from_ndarray(in_gamut(k, 720, 1280), format="rgb24").reformat(
+                format="yuv420p", dst_colorspace=1, dst_color_range=1)
+            f.colorspace, f.color_range = 2, 0
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    whole = next(iter_frames(path)).rgb
+    with FrameReader(path, planar=True) as r:
+        pf = r.get(0)
+    assert isinstance(pf, PlanarFrame) and pf.colorspace == 1
+    before = [p.astype(np.float64) for p in pf.planes()]
+    box = x0, y0, x1, y1 = pf.box((300, 200, 420, 300))
+    rgb = pf.rgb(box)
+    assert np.array_equal(rgb, whole[y0:y1, x0:x1])
+    assert np.abs(rgb.reshape(-1, 3).mean(0) - in_gamut(0, 720, 1280)[y0:y1, x0:x1].reshape(-1, 3).mean(0)).max() < 1
+    pf.put_rgb(box, rgb, np.ones(rgb.shape[:2], bool))
+    for now, was, sl in zip(pf.planes(), before, ((y0, y1, x0, x1), (y0 // 2, y1 // 2, x0 // 2, x1 // 2),
+                                                   (y0 // 2, y1 // 2, x0 // 2, x1 // 2))):
+        d = now.astype(np.float64) - was
+        assert abs(d[sl[0]:sl[1], sl[2]:sl[3]].mean()) < 0.05 and np.abs(d).max() <= 1
+
+
+def test_writer_writes_in_the_matrix_it_is_given(tmp_path):
+    """The output is in the source's matrix (BT.601 for an SD source) and tagged so; RGB frames read back as
+    written, and an unchanged planar frame passes to the encoder as decoded."""
+    out = tmp_path / "601.mp4"
+    frames = [in_gamut(k, 48, 64) for k in range(3)]
+    with VideoWriter(out, 64, 48, 25, crf=0, matrix=6) as wr:
+        for f in frames:
+            wr.write(f)
+    with av.open(str(out)) as c:
+        cc = c.streams.video[0].codec_context
+        assert (cc.colorspace, cc.color_range) == (6, 1)
+    for f, ref in zip(iter_frames(out), frames):
+        assert np.abs(f.rgb.astype(int) - ref).mean() < 2.5  # 4:2:0 chroma of a busy pattern
+        assert np.abs(f.rgb.reshape(-1, 3).mean(0) - ref.reshape(-1, 3).mean(0)).max() < 0.5
+    with FrameReader(out, planar=True) as r, VideoWriter(tmp_path / "copy.mp4", 64, 48, 25, crf=0, matrix=6) as wr:
+        kept = [r.get(i) for i in range(3)]
+        for pf in kept:
+            wr.write(pf)
+    with FrameReader(tmp_path / "copy.mp4", planar=True) as r:
+        assert all(np.array_equal(r.get(i).i420, pf.i420) for i, pf in enumerate(kept))

@@ -268,7 +268,9 @@ def test_hd_frames_pass_as_decoded_outside_the_mouth(tmp_path, monkeypatch):
             err_planar.append(_mean_abs(s[:top], p[:top]))
             err_rgb.append(_mean_abs(s[:top], r[:top]))
     assert max(same) < 1.5 and np.mean(drawn) > 3 * np.mean(same)  # the same new mouths
-    assert max(err_planar) < 0.01 < 0.5 < np.mean(err_rgb)  # exactly as decoded vs an RGB round trip
+    # exactly as decoded; the RGB round trip is within rounding too since reading and writing share one exact
+    # matrix (FFmpeg's conversion moved it by 0.5+ levels)
+    assert max(err_planar) < 0.01 and max(err_rgb) < 0.05
 
 
 def test_the_clips_atlas_is_cached_with_its_track(tmp_path, monkeypatch):

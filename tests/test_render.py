@@ -201,3 +201,19 @@ def test_a_photo_smile_opens_between_its_teeth_along_the_lips(smiling_photo):
     assert centre >= 3
     centre, side = _dark_gap_heights(renderer, rgb, 2 * own)
     assert centre >= 10 and side / centre < 0.9
+
+
+@pytest.mark.parametrize("kind", ["sd-untagged", "sd-bt601", "hd-untagged", "hd-bt709"])
+def test_a_self_dub_keeps_the_colour_of_the_redrawn_region(tmp_path, monkeypatch, kind):
+    """A clip dubbed with its own audio, each frame's own mouth redrawn (so the content is what was there), keeps the
+    mean Y, U and V of the redrawn lower face and of the untouched top within half a level of the source, whatever
+    its colour tags (python -m bench.colour --own measures every kind).
+    Untagged HD read as BT.601 in the mouth's box came out ~3 levels darker and bluer; FFmpeg's YUV to RGB, ~1 darker."""
+    from conftest import require_data
+    from bench import colour
+
+    require_data(colour.SD, colour.HD)
+    monkeypatch.setenv("LIPDUB_CACHE", str(tmp_path / "cache"))
+    r = colour.self_dub(kind, tmp_path, 20, own=True)
+    assert r["frames"] >= 15
+    assert max(np.abs(r["box"]).max(), abs(r["lips"]), np.abs(r["top"]).max()) < 0.5, r

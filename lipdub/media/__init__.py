@@ -6,13 +6,15 @@ Conventions:
   returned upright (np.rot90 applied). EXIF orientation of JPEG/WebP photos arrives the same way. Mirrored
   orientations (EXIF 2/4/5/7) are treated as their rotation only: PyAV exposes only the rotation component.
 - Width/height are stored pixels after rotation; a non-square sample aspect ratio is not resampled.
-- Colours: untagged YUV is read as BT.709 when HD (>= 1280x720), else BT.601 (what players assume); output is
-  always written as BT.709 limited range and tagged so.
+- Colours: YUV is read in its tagged matrix and range; untagged, as BT.709 when the frame is HD (>= 1280 wide or
+  >= 720 high), else BT.601 (what players assume). Output is limited range in the source's matrix (BT.601 or BT.709;
+  BT.709 for anything else) and tagged so; reading and writing use the same exact matrices (media.colour).
 
 Modules:
 - probe: `open_input` (one local media file, nothing it names), `probe_video` → `VideoInfo`, `is_image_path`,
   `stream_starts`, `check_output_path`; the low-level `video_stream` and `decode_frames`
 - frames: `Frame`, `PlanarFrame` (YUV as decoded), `iter_frames`, `FrameReader` (random access)
+- colour: which matrix a frame is in (`matrix_of`) and the RGB <-> YUV conversions
 - audio: `load_audio`, `audio_blocks`, `video_audio`, `AudioFile`, and the AAC track a written video carries
 - writing: `VideoWriter`, `join_segments` (temporary file beside the output, moved over it when complete)
 - background: `BackgroundWriter` (encoding on a second thread)

@@ -12,16 +12,16 @@ import av
 import numpy as np
 
 from lipdub.errors import InputError, ParameterError
+from lipdub.media.colour import (BT709, JPEG_RANGE, MPEG_RANGE, SMPTE170M, chroma_420, frame_to_rgb, is_full_range,
+                                 matrix_of, rgb_to_yuv, to_levels, yuv_to_rgb)
 from lipdub.media.probe import IMAGE_FPS, VideoInfo, decode_frames, is_image_path, open_input, probe_video, \
     quarter_turns, video_stream
-
-BT709, BT601, MPEG_RANGE = 1, 5, 1  # FFmpeg's codes for the colour spaces and limited ("MPEG") range
 
 
 class Frame:
     """One decoded frame: index, time (s) and upright RGB pixels. Given a decoded PyAV frame instead of pixels, it
     converts on first use of `rgb`, so a pass that looks at every 12th frame (the speaker survey) or every Nth (a
-    long clip's atlas) pays the colour conversion (2 ms per 1080p frame) only for those."""
+    long clip's atlas) pays the colour conversion for those only."""
 
     __slots__ = ("index", "time", "_rgb", "_decoded")
 
@@ -36,35 +36,26 @@ class Frame:
         return self._rgb
 
 
-def _rgb_kwargs(frame) -> dict:
-    kw = {}
-    if frame.format.name.startswith(("yuv", "nv", "p0", "p2")):
-        if frame.colorspace == 2:  # unspecified
-            kw["src_colorspace"] = BT709 if (frame.width >= 1280 or frame.height >= 720) else BT601
-        if frame.color_range:
-            kw["src_color_range"] = frame.color_range
-    return kw
-
-
 def to_rgb(frame, k: int) -> np.ndarray:
-    a = frame.to_ndarray(format="rgb24", **_rgb_kwargs(frame))
+    """Upright RGB of a decoded frame: YUV in its tagged (or, untagged, the players') matrix and range (see
+    media.colour); other formats (RGB, grey, palettes, NV12) through FFmpeg."""
+    a = frame_to_rgb(frame)
+    if a is None:
+        kw = {}
+        if frame.format.name.startswith(("yuv", "nv", "p0", "p2")):
+            kw = {"src_colorspace": matrix_of(frame.colorspace, frame.width, frame.height),
+                  "src_color_range": JPEG_RANGE if is_full_range(frame) else MPEG_RANGE}
+        a = frame.to_ndarray(format="rgb24", **kw)
     return np.ascontiguousarray(np.rot90(a, k) if k else a)
 
 
 def passes_as_decoded(frame) -> bool:
-    """Whether `frame` can pass to the encoder as decoded: 8-bit 4:2:0, upright, even-sized, limited range, BT.709
-    (tagged, or untagged HD, as to_rgb reads it): the output's own format and colours."""
+    """Whether `frame` can pass to the encoder as decoded: 8-bit 4:2:0, upright, even-sized, limited range, in
+    BT.709 or BT.601 (tagged, or untagged as to_rgb reads it): a format the output can be written in as it is (the
+    writer writes in the source's matrix; see VideoWriter)."""
     return (frame.format.name == "yuv420p" and not quarter_turns(frame) and frame.width % 2 == 0
-            and frame.height % 2 == 0 and frame.color_range in (0, MPEG_RANGE)
-            and (frame.colorspace == BT709 or (frame.colorspace == 2 and (frame.width >= 1280 or
-                                                                         frame.height >= 720))))
-
-
-# BT.709 limited range from 8-bit RGB: rows Y, Cb, Cr; the last column is the offset
-_RGB_TO_YUV709 = np.array([[0.2126 * 219 / 255, 0.7152 * 219 / 255, 0.0722 * 219 / 255, 16.0],
-                           [-0.2126 / 1.8556 * 224 / 255, -0.7152 / 1.8556 * 224 / 255, 0.5 * 224 / 255, 128.0],
-                           [0.5 * 224 / 255, -0.7152 / 1.5748 * 224 / 255, -0.0722 / 1.5748 * 224 / 255, 128.0]],
-                          np.float32)
+            and frame.height % 2 == 0 and not is_full_range(frame)
+            and matrix_of(frame.colorspace, frame.width, frame.height) in (BT709, 5, SMPTE170M))
 
 
 class PlanarFrame:
@@ -77,7 +68,8 @@ class PlanarFrame:
     def __init__(self, i420: np.ndarray, width: int, height: int, colorspace: int = BT709,
                  color_range: int = MPEG_RANGE):
         self.i420, self.width, self.height = i420, int(width), int(height)
-        self.colorspace, self.color_range = int(colorspace), int(color_range)
+        # the matrix the samples are in (an untagged frame's as its whole size says: a box alone cannot tell)
+        self.colorspace, self.color_range = matrix_of(int(colorspace), self.width, self.height), int(color_range)
 
     @classmethod
     def from_av(cls, frame) -> "PlanarFrame":
@@ -104,20 +96,12 @@ class PlanarFrame:
         x1, y1 = min(self.width, -(-(int(x1) + pad) // 2) * 2), min(self.height, -(-(int(y1) + pad) // 2) * 2)
         return x0, y0, max(x0, x1), max(y0, y1)
 
-    def _frame(self, box):
-        x0, y0, x1, y1 = box
-        y, u, v = self.planes()
-        h, w = y1 - y0, x1 - x0
-        packed = np.concatenate([y[y0:y1, x0:x1].ravel(), u[y0 // 2:y1 // 2, x0 // 2:x1 // 2].ravel(),
-                                 v[y0 // 2:y1 // 2, x0 // 2:x1 // 2].ravel()]).reshape(h * 3 // 2, w)
-        f = av.VideoFrame.from_ndarray(packed, format="yuv420p")
-        f.colorspace, f.color_range = self.colorspace, self.color_range
-        return f
-
     def rgb(self, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
         """RGB of `box` (even edges; default the whole frame): the same pixels as a whole-frame read gives there."""
-        f = self._frame(box or (0, 0, self.width, self.height))
-        return f.to_ndarray(format="rgb24", **_rgb_kwargs(f))
+        x0, y0, x1, y1 = box or (0, 0, self.width, self.height)
+        y, u, v = self.planes()
+        return yuv_to_rgb(y[y0:y1, x0:x1], u[y0 // 2:y1 // 2, x0 // 2:x1 // 2], v[y0 // 2:y1 // 2, x0 // 2:x1 // 2],
+                          self.colorspace)
 
     def put_rgb(self, box: tuple[int, int, int, int], rgb: np.ndarray, changed: np.ndarray) -> None:
         """Write back the pixels of `rgb` (new RGB of `box`) where `changed` (bool, the box's shape) is set, as YUV;
@@ -133,13 +117,13 @@ class PlanarFrame:
         x0, y0 = box[0] + c0, box[1] + r0
         x1, y1 = box[0] + c1, box[1] + r1
         sub = changed[r0:r1, c0:c1]
-        yuv = cv2.transform(np.ascontiguousarray(rgb[r0:r1, c0:c1]), _RGB_TO_YUV709)  # rounded, saturated uint8
+        yuv = rgb_to_yuv(rgb[r0:r1, c0:c1], self.colorspace)  # the matrix rgb() read with, unrounded
         y, u, v = self.planes()
-        np.copyto(y[y0:y1, x0:x1], yuv[..., 0], where=sub)
+        np.copyto(y[y0:y1, x0:x1], to_levels(yuv[..., 0]), where=sub)
         half = ((x1 - x0) // 2, (y1 - y0) // 2)
         # any of its 2x2 pixels (a mean of 0/4 and 4s: one changed pixel of four still averages to 1)
         block = cv2.resize(sub.view(np.uint8) * np.uint8(4), half, interpolation=cv2.INTER_AREA) > 0
-        chroma = cv2.resize(yuv[..., 1:], half, interpolation=cv2.INTER_AREA)  # 2x2 means
+        chroma = chroma_420(yuv)  # 2x2 means
         np.copyto(u[y0 // 2:y1 // 2, x0 // 2:x1 // 2], chroma[..., 0], where=block)
         np.copyto(v[y0 // 2:y1 // 2, x0 // 2:x1 // 2], chroma[..., 1], where=block)
 

@@ -12,6 +12,7 @@ from typing import Iterator
 import av
 
 from lipdub.errors import InputError, OutputError
+from lipdub.media.colour import BT709, matrix_of
 
 av.logging.set_level(None)  # PyAV's no-op callback: FFmpeg warnings about damaged packets never reach the user
 
@@ -31,6 +32,7 @@ class VideoInfo:
     rotation: int
     is_image: bool
     has_audio: bool
+    matrix: int = BT709  # the YUV matrix the frames are in (FFmpeg's code; untagged: as players guess, see colour)
 
 
 
@@ -155,6 +157,7 @@ def probe_video(path) -> VideoInfo:
             raise InputError(f"{path}: no video frame could be decoded; the file is damaged or its codec unsupported")
         k = quarter_turns(first)
         w, h = (first.height, first.width) if k % 2 else (first.width, first.height)
+        matrix = matrix_of(first.colorspace, first.width, first.height)
         c.close()
         c = open_input(path, "video")
         s = video_stream(c, path)
@@ -184,7 +187,8 @@ def probe_video(path) -> VideoInfo:
                 fps = avg or float(s.guessed_rate or IMAGE_FPS)
             if duration <= 0:
                 duration = n / fps
-        return VideoInfo(path, w, h, fps, n, duration, k * 90, is_image, bool(c.streams.audio))
+        return VideoInfo(path, w, h, fps, n, duration, k * 90, is_image, bool(c.streams.audio),
+                         BT709 if is_image else matrix)
     finally:
         c.close()
 

@@ -16,7 +16,8 @@ from lipdub.core.constants import SR
 from lipdub.core.files import atomic_path, publish
 from lipdub.errors import OutputError, ParameterError
 from lipdub.media.audio import AAC_SR, AudioFile, AudioTrack, muxable_audio
-from lipdub.media.frames import BT709, MPEG_RANGE, PlanarFrame
+from lipdub.media.colour import BT709, MPEG_RANGE, SMPTE170M, rgb_to_i420, rgb_to_yuv, to_levels, writable_matrix
+from lipdub.media.frames import PlanarFrame
 from lipdub.media.probe import VIDEO_OUT_SUFFIXES
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
@@ -41,11 +42,13 @@ class VideoWriter:
     (High 4:4:4 profile) plays in FFmpeg-based players (VLC, mpv) but not in browsers or QuickTime.
     Audio is muxed progressively as frames arrive and ends exactly at n_frames/fps (zero-padded or trimmed); `audio`
     is an array ((N,) or (C, N) at `audio_sr`) or an audio file's path, streamed from the file (long sound tracks).
+    Colours: limited range in `matrix` (FFmpeg's code: BT.709, or BT.601 for a source in it, so that its frames pass
+    as decoded and players read both alike), tagged so; RGB frames are converted as media.colour reads them back.
     """
 
     def __init__(self, path, width: int, height: int, fps: float, audio=None,
                  audio_sr: int = SR, crf: float = 16, preset: str = "veryfast", repeatable: bool = False,
-                 segment: bool = False):
+                 segment: bool = False, matrix: int = BT709):
         self.path = Path(path)
         if self.path.suffix.lower() not in VIDEO_OUT_SUFFIXES:
             raise OutputError(f"cannot write {self.path.suffix!r} files; name the output .mp4, .mov, .mkv or .m4v")
@@ -59,6 +62,7 @@ class VideoWriter:
             raise ParameterError(f"unknown x264 preset {preset!r}; use one of: {', '.join(X264_PRESETS)}")
         self.width, self.height, self.rate = int(width), int(height), _as_rate(fps)
         self.n_frames = 0
+        self.matrix = writable_matrix(int(matrix))
         self._audio = muxable_audio(audio, audio_sr)
         self._container = None
         try:
@@ -75,7 +79,8 @@ class VideoWriter:
             v.width, v.height = self.width, self.height
             v.pix_fmt = "yuv420p" if self.width % 2 == 0 and self.height % 2 == 0 else "yuv444p"
             cc = v.codec_context
-            cc.colorspace = cc.color_primaries = cc.color_trc = BT709
+            cc.colorspace = cc.color_primaries = self.matrix
+            cc.color_trc = BT709 if self.matrix == BT709 else SMPTE170M  # (the same curve)
             cc.color_range = MPEG_RANGE
             v.options = {"crf": f"{float(crf):g}", "preset": str(preset)}
             params = []
@@ -100,15 +105,22 @@ class VideoWriter:
         if self._container is None:
             raise OutputError(f"{self.path}: writer is already closed")
         if isinstance(rgb, PlanarFrame):
-            if (rgb.width, rgb.height) == (self.width, self.height) and self._v.pix_fmt == "yuv420p":
+            if ((rgb.width, rgb.height) == (self.width, self.height) and self._v.pix_fmt == "yuv420p"
+                    and writable_matrix(rgb.colorspace) in self._same_matrix()):
                 return self._encode(av.VideoFrame.from_ndarray(rgb.i420, format="yuv420p"))
             rgb = rgb.rgb()
         rgb = np.asarray(rgb)
         if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
             raise ParameterError(f"frame must be uint8 of shape {(self.height, self.width, 3)}, "
                                  f"got {rgb.dtype} {rgb.shape}")
-        f = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        self._encode(f.reformat(format=self._v.pix_fmt, dst_colorspace=BT709, dst_color_range=MPEG_RANGE))
+        if self._v.pix_fmt == "yuv420p":
+            self._encode(av.VideoFrame.from_ndarray(rgb_to_i420(rgb, self.matrix), format="yuv420p"))
+        else:
+            yuv = np.ascontiguousarray(to_levels(rgb_to_yuv(rgb, self.matrix)).transpose(2, 0, 1))
+            self._encode(av.VideoFrame.from_ndarray(yuv, format="yuv444p"))
+
+    def _same_matrix(self) -> tuple[int, ...]:
+        return (BT709,) if self.matrix == BT709 else (5, SMPTE170M)
 
     def _encode(self, f) -> None:
         f.pts, f.time_base = self.n_frames, 1 / self.rate

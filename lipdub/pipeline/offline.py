@@ -208,7 +208,8 @@ def _render_and_encode(video: Path, audio: Path, output: Path, info, opts: DubOp
     if opts.resume or opts.pieces:
         return render_in_pieces(video, audio, output, info, opts, schedule, render_one, renderer, progress, planar)
     with media.VideoWriter(output, info.width, info.height, info.fps, audio=audio,
-                           crf=opts.crf, preset=opts.preset, repeatable=bool(opts.repeatable)) as writer, \
+                           crf=opts.crf, preset=opts.preset, repeatable=bool(opts.repeatable),
+                           matrix=info.matrix) as writer, \
             BackgroundWriter(writer) as sink, frame_reader(video, info, schedule, planar=planar) as reader:
         faces_rendered = render_frames(range(len(schedule)), schedule, reader, render_one, sink, progress)
     return faces_rendered, sink.digest

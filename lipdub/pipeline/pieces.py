@@ -68,7 +68,7 @@ def render_in_pieces(video: Path, audio: Path, output: Path, info, opts: DubOpti
             for k in range(max(0, k0 - WARM_UP), k0):
                 render_one(k, int(schedule[k]), reader.get(int(schedule[k])))
             with media.VideoWriter(part, info.width, info.height, info.fps, crf=opts.crf, preset=opts.preset,
-                                   segment=True) as writer, BackgroundWriter(writer) as sink:
+                                   segment=True, matrix=info.matrix) as writer, BackgroundWriter(writer) as sink:
                 n_faces = render_frames(range(k0, k1), schedule, reader, render_one, sink, progress)
             write_text(meta, json.dumps({"faces": n_faces, "digest": sink.digest}))
             faces += n_faces
