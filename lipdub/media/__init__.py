@@ -35,6 +35,6 @@ __all__ = [
     "AAC_SR", "AudioFile", "Frame", "FrameReader", "IMAGE_FPS", "IMAGE_SUFFIXES", "POLICIES", "PlanarFrame",
     "VIDEO_OUT_SUFFIXES", "VideoInfo", "VideoWriter", "X264_PRESETS", "audio_blocks", "check_output_path",
     "decode_frames", "input_options", "is_image_path", "iter_frames", "join_segments", "load_audio", "open_input",
-    "output_schedule", "passes_as_decoded", "photo_rgb", "photo_size", "probe_video", "publish", "quarter_turns", "stream_starts", "to_rgb",
-    "video_audio", "video_stream",
+    "output_schedule", "passes_as_decoded", "photo_rgb", "photo_size", "probe_video", "publish", "quarter_turns",
+    "stream_starts", "to_rgb", "video_audio", "video_stream",
 ]
