@@ -1,6 +1,6 @@
 """Fuzzing the input layer: mutated media files and profiles fed to lipdub.media.probe_video, iter_frames,
-load_audio and lipdub.profile.load. Every input must end in a result or a lipdub.errors.LipdubError: never another
-exception, a hang (over --timeout seconds) or a crash of the process.
+FrameReader (backward reads: seeks), load_audio and lipdub.profile.load. Every input must end in a result or a
+lipdub.errors.LipdubError: never another exception, a hang (over --timeout seconds) or a crash of the process.
 
     python -m bench.fuzz [--n 2000] [--seed 0] [--timeout 30] [--workers 2] [--seeds FILE...] [--keep DIR]
 
@@ -32,7 +32,7 @@ DATA = Path(os.environ.get("LIPDUB_DATA") or ROOT.parent / "shared" / "data")
 REAL_SEEDS = ("video/grid_bbaf2n.mpg", "video/hdtf_katiehill_8s.mp4", "video/interview_vfr_6s.mp4",
               "audio/es_spanish1_5s.wav", "audio/en_accented_17s.m4a", "images/obama_portrait.jpg",
               "images/woman_frontal.png")
-MEDIA_TARGETS = ("probe", "frames", "audio")
+MEDIA_TARGETS = ("probe", "frames", "reader", "audio")
 EXTENSIONS = (".mp4", ".mkv", ".mov", ".wav", ".m4a", ".mp3", ".jpg", ".png", ".webp", ".mpg", ".lipdub", "")
 MAX_FRAMES = 30  # frames read per input by the "frames" target
 
@@ -181,6 +181,12 @@ def run_target(target: str, path: str) -> str:
             if n >= MAX_FRAMES:
                 break
         return f"{n} frames"
+    if target == "reader":  # random access: forward, backward (seeks), past a damaged end
+        info = media.probe_video(path)
+        with media.FrameReader(path, info) as reader:
+            for i in sorted({info.n_frames - 1, 0, info.n_frames // 2, min(info.n_frames - 1, 3)}, reverse=True):
+                reader.get(i)
+        return f"{info.n_frames} frames"
     if target == "audio":
         x, sr = media.load_audio(path, 16000)
         return f"{len(x)} samples"
