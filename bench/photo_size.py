@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -95,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, (wall, rss) in results.items():
         if name != "ref-1920":
             print(f"{name} / ref-1920: time x{wall / ref_wall:.2f}, peak RSS x{rss / ref_rss:.2f}")
+    shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
