@@ -117,6 +117,17 @@ def _check_pieces(value) -> None:
         raise ParameterError(f"pieces must be 'I/N' with 0 <= I < N, got {value!r}")
 
 
+MAX_SIZE_RANGE = (64, 16384)  # a photo's long side: --max-size N (0: the photo's own size)
+
+
+def _check_max_size(value) -> None:
+    lo, hi = MAX_SIZE_RANGE
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or \
+            not (value == 0 or lo <= value <= hi):
+        raise ParameterError(f"--max-size must be 0 (keep the photo's own size) or a whole number of pixels from "
+                             f"{lo} to {hi}, got {value!r}")
+
+
 def _check_path(label: str) -> Callable[[Any], None]:
     def check(value) -> None:
         if value is not None and not isinstance(value, (str, os.PathLike)):
@@ -147,6 +158,10 @@ DUB_OPTIONS: tuple[Option, ...] = (
            "which face speaks when there are several: largest (default: the largest persistent face) "
            "or auto (the face whose mouth moves with the video's own sound)",
            choices=face.SPEAKER_MODES, message="--speaker must be one of {choices}, got {value!r}"),
+    Option("max_size", int, 1920,
+           "photos: the output's long side at most N pixels, even sizes (default 1920; 0 keeps the photo's own "
+           "size); videos keep their size",
+           bounds=(0, MAX_SIZE_RANGE[1]), check_value=_check_max_size, metavar="N"),
     Option("crf", float, 16.0, "H.264 quality, lower is better (default 16)",
            bounds=(0, 51), message="--crf must be between 0 (lossless) and 51, got {value}"),
     Option("preset", str, "veryfast", "x264 preset (default veryfast)",

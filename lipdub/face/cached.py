@@ -33,12 +33,17 @@ def cache_file(kind: str, video: Path, face_index: int | None = None, face_box=N
     return cache_dir() / kind / f"{cache_key(video, **keyed)}.npz"
 
 
+def scaled_key(info: media.VideoInfo) -> dict:
+    """What a cache key adds for a photo read at another size than its own (nothing otherwise: the keys stay)."""
+    return {} if info.scaled_to is None else {"size": info.scaled_to}
+
+
 def load_track(video: Path, info: media.VideoInfo, face_index: int | None = None, face_box=None,
                speaker: str = "largest", cache: bool = True, progress: Progress | None = None,
                mouth_from_sound: MouthFromSound | None = None) -> FaceTrack:
     """The speaker's face track in `video`: from the cache when it was tracked before with the same face choice,
     else tracked (and cached when `cache`). `mouth_from_sound` is needed with speaker="auto" only."""
-    path = cache_file("tracks", video, face_index, face_box, speaker)
+    path = cache_file("tracks", video, face_index, face_box, speaker, **scaled_key(info))
     if cache and path.is_file():
         try:
             track = FaceTrack.load(path)
@@ -59,9 +64,10 @@ def load_track(video: Path, info: media.VideoInfo, face_index: int | None = None
             own_audio = media.video_audio(video, SR)
         except InputError as exc:  # a damaged sound track only costs the automatic choice, not the dub
             log.warning("--speaker auto: cannot read the sound of %s (%s)", video, exc)
-    track = track_frames(lambda: media.iter_frames(video), info.width, info.height, info.n_frames, info.fps,
-                         face_index=face_index, face_box_hint=face_box, progress=tick,
-                         frames_from=lambda start: media.iter_frames(video, start), workers=2,
+    scaled_to = info.scaled_to
+    track = track_frames(lambda: media.iter_frames(video, scaled_to=scaled_to), info.width, info.height,
+                         info.n_frames, info.fps, face_index=face_index, face_box_hint=face_box, progress=tick,
+                         frames_from=lambda start: media.iter_frames(video, start, scaled_to), workers=2,
                          speaker=speaker, audio=own_audio, mouth_from_sound=mouth_from_sound)
     if cache:
         try:

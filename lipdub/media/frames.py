@@ -4,6 +4,7 @@ conversions, streaming decode (iter_frames) and bounded random access (FrameRead
 from __future__ import annotations
 
 import bisect
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Iterator
@@ -14,8 +15,8 @@ import numpy as np
 from lipdub.errors import InputError, ParameterError
 from lipdub.media.colour import (BT709, JPEG_RANGE, MPEG_RANGE, SMPTE170M, chroma_420, frame_to_rgb, is_full_range,
                                  matrix_of, rgb_to_yuv, to_levels, yuv_to_rgb)
-from lipdub.media.probe import IMAGE_FPS, VideoInfo, decode_frames, is_image_path, open_input, probe_video, \
-    quarter_turns, video_stream
+from lipdub.media.probe import IMAGE_FPS, VideoInfo, decode_frames, file_identity, is_image_path, open_input, \
+    probe_video, quarter_turns, take_probed_photo, video_stream
 
 
 class Frame:
@@ -128,8 +129,52 @@ class PlanarFrame:
         np.copyto(v[y0 // 2:y1 // 2, x0 // 2:x1 // 2], chroma[..., 1], where=block)
 
 
-def iter_frames(path, start: int = 0) -> Iterator[Frame]:
+_PHOTO_LOCK = threading.Lock()
+_PHOTO: dict = {}  # "last": (file identity, size, RGB) of the last scaled photo read
+
+
+def photo_rgb(path, size: tuple[int, int]) -> np.ndarray:
+    """The photo at `path` (upright) scaled to `size` (width, height) with INTER_AREA: decoded once (the frame
+    probe_video kept, else decoded here) and kept for the next read (the last photo only). Never holds more than the
+    decoded frame and one full-size RGB copy at a time; returns a copy."""
+    import cv2
+
     path = Path(path)
+    key = (file_identity(path), tuple(int(v) for v in size))
+    with _PHOTO_LOCK:
+        last = _PHOTO.get("last")
+        if last is not None and last[0] == key:
+            return last[1].copy()
+        _PHOTO.clear()
+        f = take_probed_photo(path)
+        if f is None:
+            c = open_input(path, "video")
+            try:
+                f = next(decode_frames(c, video_stream(c, path)), None)
+            finally:
+                c.close()
+            if f is None:
+                raise InputError(f"{path}: no picture could be decoded; the file is damaged or its format unsupported")
+        k = quarter_turns(f)
+        w, h = key[1] if k % 2 == 0 else key[1][::-1]  # scaled as stored, then turned upright (one small copy)
+        full = to_rgb(f, 0)
+        del f
+        rgb = cv2.resize(full, (w, h), interpolation=cv2.INTER_AREA)
+        del full
+        rgb = np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
+        rgb.flags.writeable = False
+        _PHOTO["last"] = (key, rgb)
+        return rgb.copy()
+
+
+def iter_frames(path, start: int = 0, scaled_to: tuple[int, int] | None = None) -> Iterator[Frame]:
+    """The frames of `path` from index `start`, decoded as they are read. `scaled_to` (VideoInfo.scaled_to): a photo
+    read at that size (photo_rgb)."""
+    path = Path(path)
+    if scaled_to is not None and is_image_path(path):
+        if start == 0:
+            yield Frame(0, 0.0, photo_rgb(path, scaled_to))
+        return
     c = open_input(path, "video")
     try:
         s = video_stream(c, path)
@@ -192,7 +237,8 @@ class FrameReader:
         index = int(index)
         if self.info.is_image and index >= 0:
             if self._image is None:
-                self._image = next(iter_frames(self.path)).rgb
+                self._image = (photo_rgb(self.path, self.info.scaled_to) if self.info.scaled_to is not None
+                               else next(iter_frames(self.path)).rgb)
             return self._image.copy()
         if not 0 <= index < self.info.n_frames:
             raise ParameterError(f"frame index {index} is outside 0..{self.info.n_frames - 1} of {self.path}")

@@ -5,6 +5,7 @@ an output path."""
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -33,7 +34,22 @@ class VideoInfo:
     is_image: bool
     has_audio: bool
     matrix: int = BT709  # the YUV matrix the frames are in (FFmpeg's code; untagged: as players guess, see colour)
+    # a photo scaled down to width x height (the output size): its own upright size; None when read as stored
+    source_size: tuple[int, int] | None = None
 
+    @property
+    def scaled_to(self) -> tuple[int, int] | None:
+        """(width, height) a scaled photo is read at (media.iter_frames' `scaled_to`); None when not scaled."""
+        return (self.width, self.height) if self.source_size is not None else None
+
+
+def photo_size(width: int, height: int, max_size: int) -> tuple[int, int] | None:
+    """The size a `width` x `height` photo is dubbed at: its long side at most `max_size` (0: no limit), both sides
+    even, the aspect kept; None when the photo is not over the limit (it keeps its own size)."""
+    if not max_size or max(width, height) <= max_size:
+        return None
+    scale = max_size / max(width, height)
+    return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
 
 
 def is_image_path(path) -> bool:
@@ -147,7 +163,28 @@ def quarter_turns(frame) -> int:
 
 
 
-def probe_video(path) -> VideoInfo:
+# The decoded frame of the last photo probe_video scaled, kept for the first read of it (take_probed_photo): a large
+# photo is decoded once. One photo at most; the reader takes it away.
+_PROBED_PHOTO: dict = {}
+_PROBED_LOCK = threading.Lock()
+
+
+def file_identity(path) -> tuple[str, int, int]:
+    p = Path(path).resolve()
+    st = p.stat()
+    return str(p), st.st_size, st.st_mtime_ns
+
+
+def take_probed_photo(path):
+    """The decoded frame probe_video kept of the photo at `path` (None when it kept none, or another file's)."""
+    with _PROBED_LOCK:
+        key, frame = _PROBED_PHOTO.pop("frame", (None, None))
+    return frame if key == file_identity(path) else None
+
+
+def probe_video(path, max_size: int = 0) -> VideoInfo:
+    """The facts of the video or photo at `path`. A photo whose long side is over `max_size` (0: no limit) is read at
+    `photo_size` from then on (VideoInfo.scaled_to): the width and height given are those."""
     path = Path(path)
     c = open_input(path, "video")
     try:
@@ -187,11 +224,16 @@ def probe_video(path) -> VideoInfo:
                 fps = avg or float(s.guessed_rate or IMAGE_FPS)
             if duration <= 0:
                 duration = n / fps
-        return VideoInfo(path, w, h, fps, n, duration, k * 90, is_image, bool(c.streams.audio),
-                         BT709 if is_image else matrix)
+        matrix = BT709 if is_image else matrix
+        scaled = photo_size(w, h, max_size) if is_image_path(path) else None
+        if scaled is not None:
+            with _PROBED_LOCK:
+                _PROBED_PHOTO["frame"] = (file_identity(path), first)
+            return VideoInfo(path, *scaled, fps, n, duration, k * 90, is_image, bool(c.streams.audio), matrix,
+                             source_size=(w, h))
+        return VideoInfo(path, w, h, fps, n, duration, k * 90, is_image, bool(c.streams.audio), matrix)
     finally:
         c.close()
-
 
 
 def stream_starts(path) -> tuple[float, float]:

@@ -42,7 +42,8 @@ def own_renderer(video: Path, info: media.VideoInfo, track: face.FaceTrack, opts
     """The clip as its own appearance source, its atlas from the cache when this video was prepared before with
     the same face track (building it decodes the whole video again)."""
     cache_file = cached.cache_file("atlases", video, opts.face_index, opts.face_box, opts.speaker,
-                                   atlas_bytes=OWN_ATLAS_BYTES, version=ATLAS_CACHE_VERSION)
+                                   atlas_bytes=OWN_ATLAS_BYTES, version=ATLAS_CACHE_VERSION,
+                                   **cached.scaled_key(info))
     fingerprint = track_fingerprint(track) if opts.cache else ""
     atlas = load_cached_atlas(cache_file, fingerprint) if opts.cache else None
     if atlas is not None:

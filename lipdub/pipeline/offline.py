@@ -3,6 +3,7 @@ plan the motion, plan the rendering, render and encode, report."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +38,7 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     info, duration, in_pieces, samples16 = _probe(video, audio, opts)
+    opts = _face_box_scaled(opts, info)
     timings["load"] = time.perf_counter() - t0
     log_memory("load")
     saved, actor = _load_given(opts, audio, duration)
@@ -71,11 +73,12 @@ def _check_paths(video, audio, output, opts: DubOptions) -> tuple[Path, Path, Pa
 def _probe(video: Path, audio: Path, opts: DubOptions) -> tuple[media.VideoInfo, float, bool, np.ndarray | None]:
     """The video's stream facts, the audio's length, whether the speech is analysed in pieces, and the audio's
     samples (None when it is analysed in pieces: an hour of samples is never held)."""
-    info = media.probe_video(video)
+    info = media.probe_video(video, opts.max_size)
     if opts.face_box is not None:
         x, y, w, h = (float(v) for v in opts.face_box)
-        if x >= info.width or y >= info.height or x + w <= 0 or y + h <= 0:
-            raise ParameterError(f"--face-box {x:g},{y:g},{w:g},{h:g} lies outside the {info.width}x{info.height} "
+        width, height = info.source_size or (info.width, info.height)
+        if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+            raise ParameterError(f"--face-box {x:g},{y:g},{w:g},{h:g} lies outside the {width}x{height} "
                                  "frame; give x,y,w,h in pixels of the displayed (upright) frame")
     n16 = count_samples(audio)
     if n16 < HOP:
@@ -84,6 +87,15 @@ def _probe(video: Path, audio: Path, opts: DubOptions) -> tuple[media.VideoInfo,
     in_pieces = analysed_in_pieces(duration, opts.transcript)
     samples16 = None if in_pieces else media.load_audio(audio, SR)[0]
     return info, duration, in_pieces, samples16
+
+
+def _face_box_scaled(opts: DubOptions, info: media.VideoInfo) -> DubOptions:
+    """--face-box is given in pixels of the photo as stored; a photo scaled down (--max-size) is tracked at its
+    output size, so the box is scaled with it."""
+    if opts.face_box is None or info.source_size is None:
+        return opts
+    k = info.width / info.source_size[0]
+    return dataclasses.replace(opts, face_box=tuple(float(v) * k for v in opts.face_box))
 
 
 def _load_given(opts: DubOptions, audio: Path, duration: float):

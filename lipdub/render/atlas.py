@@ -253,13 +253,13 @@ def pose_features(pose: face.Pose, idx: np.ndarray) -> np.ndarray:
 def fill_atlas(atlas: Atlas, video: Path, track: face.FaceTrack, pose: face.Pose, seq_offset: int = 0,
                keep: np.ndarray | None = None, stride: int = 1,
                progress: Callable[[str, int, int], None] | None = None, start: int = 0,
-               stop: int | None = None) -> int:
+               stop: int | None = None, scaled_to: tuple[int, int] | None = None) -> int:
     """Add `video`'s usable frames in [start, stop) (valid, and `keep` where given; every `stride`-th) to the atlas;
     returns the number added. Sequence numbers continue runs of kept frames, so selection prefers playing them in
     order."""
     added = 0
     stop = len(track) if stop is None else min(stop, len(track))
-    for fr in media.iter_frames(video, start):
+    for fr in media.iter_frames(video, start, scaled_to):
         i = fr.index
         if i >= stop:
             break
@@ -273,16 +273,17 @@ def fill_atlas(atlas: Atlas, video: Path, track: face.FaceTrack, pose: face.Pose
 
 def fill_atlas_in_halves(atlas: Atlas, video: Path, track: face.FaceTrack, pose: face.Pose, seq_offset: int = 0,
                          keep: np.ndarray | None = None, stride: int = 1,
-                         progress: Callable[[str, int, int], None] | None = None) -> int:
+                         progress: Callable[[str, int, int], None] | None = None,
+                         scaled_to: tuple[int, int] | None = None) -> int:
     """fill_atlas on two threads, one per half of the video (decoding, warping and JPEG coding run in native code
-    without the GIL); short clips on one."""
+    without the GIL); short clips on one. `scaled_to`: a photo read at that size (media.iter_frames)."""
     if len(track) < 50:
-        return fill_atlas(atlas, video, track, pose, seq_offset, keep, stride, progress)
+        return fill_atlas(atlas, video, track, pose, seq_offset, keep, stride, progress, scaled_to=scaled_to)
     second = Atlas(atlas.canonical, atlas.scale)
     mid = len(track) // 2
     with ThreadPoolExecutor(1, thread_name_prefix="lipdub-atlas") as pool:
-        job = pool.submit(fill_atlas, second, video, track, pose, seq_offset, keep, stride, None, mid)
-        added = fill_atlas(atlas, video, track, pose, seq_offset, keep, stride, progress, stop=mid)
+        job = pool.submit(fill_atlas, second, video, track, pose, seq_offset, keep, stride, None, mid, None, scaled_to)
+        added = fill_atlas(atlas, video, track, pose, seq_offset, keep, stride, progress, stop=mid, scaled_to=scaled_to)
         added += job.result()
     atlas.merge(second)
     return added

@@ -59,7 +59,7 @@ class Renderer:
         pose = face.estimate_pose(track, canonical)
         atlas = Atlas(canonical, float(np.median(pose.scale[track.valid])))
         stride = max(1, int(np.ceil(int(track.valid.sum()) * atlas.bytes_per_entry() / budget_bytes)))
-        fill_atlas_in_halves(atlas, video, track, pose, stride=stride, progress=progress)
+        fill_atlas_in_halves(atlas, video, track, pose, stride=stride, progress=progress, scaled_to=info.scaled_to)
         if atlas.n == 0:
             raise InputError(f"could not build a mouth atlas from {video}; is the face too small or turned away?")
         return cls(atlas, track, pose)

@@ -202,7 +202,7 @@ def _prepare_job(job: Job) -> None:
     """Track the job's video once (cached), before its pieces are rendered by several workers."""
     opts = job_options(job)
     if opts.cache:
-        load_track(Path(job.video), media.probe_video(job.video), opts, None)
+        load_track(Path(job.video), media.probe_video(job.video, opts.max_size), opts, None)
 
 
 def _render_share(job: Job, i: int, n: int) -> None:
