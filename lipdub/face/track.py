@@ -16,7 +16,7 @@ import numpy as np
 from lipdub.core.cache import cache_key as core_cache_key
 from lipdub.core.files import atomic_path
 
-TRACK_VERSION = 3  # bump when tracking or smoothing changes so stale caches are ignored
+TRACK_VERSION = 4  # bump when tracking or smoothing changes so stale caches are ignored (4: exact YUV colour)
 
 
 @dataclass
