@@ -15,6 +15,14 @@ def fit_ridge(x: np.ndarray, y: np.ndarray, lam: float = 10.0) -> OpeningModel:
     return OpeningModel({"weights": np.linalg.solve(a.T @ a + penalty, a.T @ y)})
 
 
+def adam_step(params: list, grads: list, m1: list, m2: list, t: int, lr: float) -> None:
+    """One Adam update (beta 0.9 / 0.999) of `params` in place, `t` the step count from 1."""
+    for i, g in enumerate(grads):
+        m1[i] = 0.9 * m1[i] + 0.1 * g
+        m2[i] = 0.999 * m2[i] + 0.001 * g * g
+        params[i] = params[i] - lr * (m1[i] / (1 - 0.9 ** t)) / (np.sqrt(m2[i] / (1 - 0.999 ** t)) + 1e-8)
+
+
 def fit_mlp(x: np.ndarray, y: np.ndarray, members: int = 5, hidden: int = 32, l2: float = 1e-2, epochs: int = 30,
             lr: float = 3e-3) -> OpeningModel:
     """Average of `members` one-hidden-layer tanh nets, each from its own seed (averaging tames their variance)."""
@@ -40,10 +48,7 @@ def fit_mlp(x: np.ndarray, y: np.ndarray, members: int = 5, hidden: int = 32, l2
                 grads = [xb.T @ dh / len(batch) + l2 * w1, dh.mean(0), h.T @ err / len(batch) + l2 * w2,
                          np.array(err.mean())]
                 t += 1
-                for i, g in enumerate(grads):
-                    m1[i] = 0.9 * m1[i] + 0.1 * g
-                    m2[i] = 0.999 * m2[i] + 0.001 * g * g
-                    params[i] = params[i] - lr * (m1[i] / (1 - 0.9 ** t)) / (np.sqrt(m2[i] / (1 - 0.999 ** t)) + 1e-8)
+                adam_step(params, grads, m1, m2, t, lr)
         for key, value in zip(("mean", "std", "w1", "b1", "w2", "b2"), (mean, std, *params)):
             out[key].append(value)
     return OpeningModel({k: np.stack(v) for k, v in out.items()})
@@ -73,9 +78,6 @@ def fit_softmax(x: np.ndarray, labels: np.ndarray, classes: int, hidden: int = 4
             dh = (err @ w2.T) * (1 - h ** 2)
             grads = [xn[batch].T @ dh + l2 * w1, dh.sum(0), h.T @ err + l2 * w2, err.sum(0)]
             t += 1
-            for i, g in enumerate(grads):
-                m1[i] = 0.9 * m1[i] + 0.1 * g
-                m2[i] = 0.999 * m2[i] + 0.001 * g * g
-                params[i] = params[i] - lr * (m1[i] / (1 - 0.9 ** t)) / (np.sqrt(m2[i] / (1 - 0.999 ** t)) + 1e-8)
+            adam_step(params, grads, m1, m2, t, lr)
     return OpeningModel({k: v[None] for k, v in zip(("mean", "std", "w1", "b1", "w2", "b2"),
                                                     (mean, std, *params))})
