@@ -130,7 +130,8 @@ def reencode(src: Path, dst: Path, crf: float = CRF, preset: str = PRESET) -> Pa
         return dst
     info = media.probe_video(src)
     with media.FrameReader(src, info, planar=True) as reader, \
-            media.VideoWriter(dst, info.width, info.height, info.fps, crf=crf, preset=preset) as writer:
+            media.VideoWriter(dst, info.width, info.height, info.fps, crf=crf, preset=preset,
+                              matrix=info.matrix) as writer:  # the matrix a dub of it is written in
         for i in range(info.n_frames):
             writer.write(reader.get(i))
     return dst
