@@ -52,6 +52,21 @@ def test_photo_size_policy():
     assert media.photo_size(1001, 3001, 1920) == (640, 1920)  # even sides
     assert media.photo_size(1920, 1080, 1920) is None  # not over the limit: its own size
     assert media.photo_size(8000, 8000, 0) is None
+    assert media.photo_size(910, 1137, 1920) == (910, 1136)  # an odd side loses a row: 4:2:0, as players want
+    assert media.photo_size(910, 1137, 0) is None  # 0: the photo's own size, exactly
+
+
+def test_an_odd_sized_photo_is_cropped_to_even_sides_not_resampled(tmp_path):
+    import cv2
+
+    data = require_data(SMALL)
+    odd = tmp_path / "odd.png"
+    img = cv2.imread(str(data / SMALL))[:473, :471]
+    cv2.imwrite(str(odd), img)
+    info = media.probe_video(odd, max_size=1920)
+    assert (info.width, info.height) == (470, 472)
+    rgb = next(media.iter_frames(odd, scaled_to=info.scaled_to)).rgb
+    np.testing.assert_array_equal(rgb, img[:472, :470, ::-1])  # the photo's own pixels, less the last row and column
 
 
 def test_a_large_photo_is_read_once_at_the_output_size(large):

@@ -134,7 +134,8 @@ _PHOTO: dict = {}  # "last": (file identity, size, RGB) of the last scaled photo
 
 
 def photo_rgb(path, size: tuple[int, int]) -> np.ndarray:
-    """The photo at `path` (upright) scaled to `size` (width, height) with INTER_AREA: decoded once (the frame
+    """The photo at `path` (upright) scaled to `size` (width, height) with INTER_AREA (or, one pixel smaller, cropped
+    to it): decoded once (the frame
     probe_video kept, else decoded here) and kept for the next read (the last photo only). Never holds more than the
     decoded frame and one full-size RGB copy at a time; returns a copy."""
     import cv2
@@ -159,7 +160,10 @@ def photo_rgb(path, size: tuple[int, int]) -> np.ndarray:
         w, h = key[1] if k % 2 == 0 else key[1][::-1]  # scaled as stored, then turned upright (one small copy)
         full = to_rgb(f, 0)
         del f
-        rgb = cv2.resize(full, (w, h), interpolation=cv2.INTER_AREA)
+        if 0 <= full.shape[1] - w <= 1 and 0 <= full.shape[0] - h <= 1:  # an odd side made even: crop, never blur
+            rgb = np.ascontiguousarray(full[:h, :w])
+        else:
+            rgb = cv2.resize(full, (w, h), interpolation=cv2.INTER_AREA)
         del full
         rgb = np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
         rgb.flags.writeable = False

@@ -44,10 +44,15 @@ class VideoInfo:
 
 
 def photo_size(width: int, height: int, max_size: int) -> tuple[int, int] | None:
-    """The size a `width` x `height` photo is dubbed at: its long side at most `max_size` (0: no limit), both sides
-    even, the aspect kept; None when the photo is not over the limit (it keeps its own size)."""
-    if not max_size or max(width, height) <= max_size:
+    """The size a `width` x `height` photo is dubbed at: its long side at most `max_size` (0: the photo's own size,
+    exactly), both sides even, the aspect kept; None when it keeps its own size. A photo under the limit with an odd
+    side loses its last row or column (photo_rgb crops it, nothing is resampled): an odd size can only be written as
+    H.264 4:4:4, which browsers and most players refuse."""
+    if not max_size or min(width, height) < 2:
         return None
+    if max(width, height) <= max_size:
+        even = (width - width % 2, height - height % 2)
+        return None if even == (width, height) else even
     scale = max_size / max(width, height)
     return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
 
