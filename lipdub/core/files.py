@@ -23,10 +23,11 @@ def publish(tmp: str | Path, path: str | Path) -> None:
 
 @contextmanager
 def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
-    """A fresh temporary path in `path`'s folder (named after it, same suffix unless `suffix` is given); when the
-    block ends without an error it replaces `path`, else it is removed."""
+    """A fresh temporary path in `path`'s folder, `.STEM.XXXXXXXX.SUFFIX` (the suffix `suffix` when given), the names
+    media.VideoWriter's temporaries have too, so one rule finds what a killed run left (apps.batch); when the block
+    ends without an error it replaces `path`, else it is removed."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix if suffix is None else suffix,
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix if suffix is None else suffix,
                                dir=path.parent)
     os.close(fd)
     try:
