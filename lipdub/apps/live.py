@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -242,7 +243,7 @@ def run(video: str, audio: str, output=None, profile=None, region: str = "lower"
         except BaseException:
             stop.set()
             if sink is not None:
-                sink.__exit__(*__import__("sys").exc_info())
+                sink.__exit__(*sys.exc_info())
                 writer.abort()
             raise
         if sink is not None:

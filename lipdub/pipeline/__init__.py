@@ -13,7 +13,8 @@ from lipdub.pipeline.caches import (ATLAS_CACHE_VERSION, OWN_ATLAS_BYTES, load_c
                                     own_renderer, save_cached_atlas, track_fingerprint)
 from lipdub.pipeline.offline import dub
 from lipdub.pipeline.pieces import WARM_UP, render_in_pieces
-from lipdub.pipeline.report import DubReport, Progress
+from lipdub.core.progress import Progress
+from lipdub.pipeline.report import DubReport
 from lipdub.pipeline.speech_pieces import SPEECH_PIECE, SPEECH_SLACK, count_samples, join_speech, speech_in_pieces
 
 __all__ = ["ATLAS_CACHE_VERSION", "DubOptions", "DubReport", "OWN_ATLAS_BYTES", "Progress", "SPEECH_PIECE",

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from lipdub import face, media, render
+from lipdub.core.progress import Progress
 from lipdub.face import cached
 from lipdub.options import DubOptions
-from lipdub.pipeline.report import Progress
 from lipdub.pipeline.speaker import mouth_from_sound
 
 log = logging.getLogger("lipdub")

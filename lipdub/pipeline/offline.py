@@ -16,6 +16,7 @@ from lipdub import profile as profiles
 from lipdub.core.constants import HOP, SR
 from lipdub.core.files import write_atomically
 from lipdub.core.memory import log_memory
+from lipdub.core.progress import Progress
 from lipdub.errors import InputError, OutputError, ParameterError
 from lipdub.media.background import BackgroundWriter
 from lipdub.motion import expression
@@ -23,7 +24,7 @@ from lipdub.options import DubOptions
 from lipdub.pipeline.caches import load_track, own_renderer
 from lipdub.pipeline.pieces import render_in_pieces
 from lipdub.pipeline.rendering import frame_reader, render_frames
-from lipdub.pipeline.report import DubReport, Progress
+from lipdub.pipeline.report import DubReport
 from lipdub.pipeline.speech_pieces import analysed_in_pieces, count_samples, speech_in_pieces
 from lipdub.render import compose
 from lipdub.render.styler import FaceStyler

@@ -1,4 +1,4 @@
-"""What a dub reports: its progress while it runs, and its result."""
+"""What a dub reports when it is done."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from lipdub.core.progress import Progress  # noqa: F401 (re-exported: the pipeline's callers import it here)
 
 
 @dataclass
