@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from dataclasses import dataclass, field, make_dataclass
 from typing import Any, Callable
@@ -40,6 +41,7 @@ class Option:
     metavar: str | None = None
     parse: Callable[[str], Any] | None = None  # command-line text → value (default: `type`)
     check_value: Callable[[Any], None] | None = None
+    repeat: bool = False  # the flag may be given several times; the value is a tuple of what each gave
 
     @property
     def cli(self) -> str | None:
@@ -105,6 +107,71 @@ def _check_face_box(value) -> None:
         raise ParameterError("--face-box must be x,y,w,h in pixels with positive width and height")
 
 
+def parse_binding(text: str) -> int | tuple[float, float, float, float]:
+    """A face binding: `N` (a face index, as --face-index) or `x,y,w,h` (a box in displayed-frame pixels); a
+    ParameterError saying both forms otherwise."""
+    text = str(text).strip()
+    try:
+        if "," not in text:
+            index = int(text)
+            if index >= 0:
+                return index
+        else:
+            box = tuple(float(v) for v in text.split(","))
+            if len(box) == 4 and np.isfinite(box).all() and min(box[2:]) > 0:
+                return box  # type: ignore[return-value]
+    except ValueError:
+        pass
+    raise ParameterError(f"a face binding is N (a face index, 0 = the largest persistent face) or x,y,w,h (a box "
+                         f"in pixels of the displayed frame), got {text!r}")
+
+
+def split_voice(text) -> tuple[str, int | tuple[float, float, float, float] | None]:
+    """`voice.wav@N` or `voice.wav@x,y,w,h` → (path, binding); a plain path (an existing file whose name holds
+    an @ included) → (path, None)."""
+    text = os.fspath(text)
+    path, at, binding = text.rpartition("@")
+    if not at or os.path.exists(text) or not re.fullmatch(r"[-+0-9.,\s]+", binding):
+        return text, None
+    return path, parse_binding(binding)
+
+
+def _speaker_face(text: str) -> str:
+    label, eq, binding = str(text).partition("=")
+    if not eq or not label.strip():
+        raise argparse.ArgumentTypeError("expected LABEL=N, e.g. spk0=1 (the RTTM label and a face index)")
+    try:
+        parse_binding(binding)
+    except ParameterError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return f"{label.strip()}={binding.strip()}"
+
+
+def _check_speaker_face(value) -> None:
+    if value is None:
+        return
+    if isinstance(value, (str, bytes)) or not all(isinstance(v, str) for v in value):
+        raise ParameterError("--speaker-face takes LABEL=N bindings (a list of such strings in Python)")
+    labels = []
+    for v in value:
+        label, eq, binding = v.partition("=")
+        if not eq or not label.strip():
+            raise ParameterError(f"--speaker-face takes LABEL=N (the RTTM label and a face index), got {v!r}")
+        parse_binding(binding)
+        labels.append(label.strip())
+    if len(set(labels)) < len(labels):
+        raise ParameterError(f"--speaker-face binds a label twice ({', '.join(labels)}); give each label once")
+
+
+def speaker_faces(value) -> dict[str, int | tuple[float, float, float, float]]:
+    """--speaker-face's LABEL=N bindings as {label: binding}."""
+    out = {}
+    for v in value or ():
+        label, _, binding = v.partition("=")
+        out[label.strip()] = parse_binding(binding)
+    return out
+
+
 def _check_pieces(value) -> None:
     if value is None:
         return
@@ -158,6 +225,16 @@ DUB_OPTIONS: tuple[Option, ...] = (
            "which face speaks when there are several: largest (default: the largest persistent face) "
            "or auto (the face whose mouth moves with the video's own sound)",
            choices=face.SPEAKER_MODES, message="--speaker must be one of {choices}, got {value!r}"),
+    Option("speakers", str, None,
+           "one mixed AUDIO track and who speaks when in it (an RTTM speaker map, as diarisation tools write): "
+           "each label's turns drive the face --speaker-face binds it to", metavar="MAP.rttm",
+           check_value=_check_path("--speakers")),
+    Option("speaker_face", "LABEL=N", None,
+           "with --speakers: the face a label's voice drives, N as --face-index or x,y,w,h (repeat per label)",
+           metavar="LABEL=N", parse=_speaker_face, check_value=_check_speaker_face, repeat=True),
+    Option("mix", str, None,
+           "several voices: the finished sound track of the output (e.g. with music and effects) instead of "
+           "the voices' own mix", metavar="FILE", check_value=_check_path("--mix")),
     Option("max_size", int, 1920,
            "photos: the output's long side at most N pixels, even sizes (default 1920; 0 keeps the photo's own "
            "size); videos keep their size",
@@ -213,6 +290,9 @@ def _validate(self) -> None:
     if self.speaker == "auto" and (self.face_index is not None or self.face_box is not None):
         raise ParameterError("--speaker auto chooses the face itself: leave out --face-index and --face-box "
                              "(or use them with --speaker largest)")
+    if (self.speakers is None) != (not self.speaker_face):
+        raise ParameterError("--speakers MAP.rttm and --speaker-face LABEL=N go together: bind each RTTM label "
+                             "to a face")
     if self.speech_track is not None and self.alignment:
         raise ParameterError("give either a speech track or --alignment, not both")
 
@@ -241,6 +321,8 @@ def add_argument(parser: argparse.ArgumentParser, name: str, **overrides) -> Non
     if option.cli is None:
         raise ValueError(f"{name} is not a command-line option")
     kw: dict[str, Any] = {"dest": option.name, "help": option.help}
+    if option.repeat:
+        kw["action"] = "append"
     if option.type is bool:
         kw["action"] = "store_false" if option.default else "store_true"
     else:
@@ -272,6 +354,9 @@ def cli_options() -> tuple[Option, ...]:
 def from_args(args: argparse.Namespace, **overrides):
     """DubOptions from what `add_arguments` parsed (options a parser left out keep their defaults)."""
     values = {o.name: getattr(args, o.name) for o in cli_options() if hasattr(args, o.name)}
+    for o in cli_options():  # repeated flags arrive as argparse's list
+        if o.repeat and isinstance(values.get(o.name), list):
+            values[o.name] = tuple(values[o.name])
     values.update(overrides)
     return DubOptions(**values)
 
@@ -281,7 +366,8 @@ def report(opts, names=None) -> dict:
     out = {}
     for name in names or [o.name for o in DUB_OPTIONS if o.name != "speech_track"]:
         value = getattr(opts, name)
-        out[name] = [float(v) for v in value] if name == "face_box" and value is not None else value
+        out[name] = [float(v) for v in value] if name == "face_box" and value is not None else \
+            list(value) if OPTIONS[name].repeat and value is not None else value
     return out
 
 

@@ -55,7 +55,7 @@ def test_rows_parse_with_the_dub_option_parser_and_paths_relative_to_the_csv(tmp
     assert jobs[1].output == str(tmp_path / "o/v_a.mp4")  # no output named: VIDEO_AUDIO.mp4
     assert "--strength must be between 0 and 3" in jobs[2].error
     assert "unrecognized arguments: --no-such-option" in jobs[3].error
-    assert jobs[4].error == "row needs a video and an audio file"
+    assert jobs[4].error.startswith("row needs a video and an audio file")
     # the key changes with the options and with an input's size or modification time
     again = batch.read_jobs(path, out_dir=tmp_path / "o")
     assert [j.key for j in again] == [j.key for j in jobs]

@@ -83,9 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
         _global_options(p)
         return p
 
-    d = command(sub, "dub", help="dub VIDEO (or a photo) with AUDIO")
-    d.add_argument("video", nargs="?", help="video or photo of the speaker")
-    d.add_argument("audio", nargs="?", help="the new speech (any audio or video file)")
+    d = command(sub, "dub", help="dub VIDEO (or a photo) with AUDIO; several voices: each drives its own face",
+                description="Dub VIDEO with AUDIO. A conversation: several voices, each bound to a face with "
+                            "voice.wav@N (N as --face-index: faces ranked by size x time on screen, 0 = the largest "
+                            "persistent face, 1 the next...) or voice.wav@x,y,w,h (a box around the face, pixels of "
+                            "the displayed frame); each face speaks its voice and rests while it is silent; the "
+                            "output carries the voices' mix (or --mix FILE). Or one mixed track with --speakers "
+                            "map.rttm --speaker-face LABEL=N ...",
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    d.add_argument("video", nargs="?", help="video or photo of the speaker(s)")
+    d.add_argument("audio", nargs="*", metavar="AUDIO",
+                   help="the new speech (any audio or video file); several: voice.wav@N or voice.wav@x,y,w,h each")
     d.add_argument("-o", "--output", "--outfile", dest="output", help="output video (.mp4, .mov, .mkv)")
     d.add_argument("--face", dest="video_alias", metavar="VIDEO", help="same as VIDEO (Wav2Lip-compatible)")
     d.add_argument("--audio", dest="audio_alias", metavar="AUDIO", help="same as AUDIO (Wav2Lip-compatible)")
@@ -179,17 +187,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _dub(args, progress) -> int:
     video = args.video or args.video_alias
-    audio = args.audio or args.audio_alias
+    audio = args.audio or ([args.audio_alias] if args.audio_alias else [])
     if not video or not audio or not args.output:
         raise ParameterError("usage: lipdub dub VIDEO AUDIO -o OUT.mp4 (or --face VIDEO --audio AUDIO --outfile OUT)")
     opts = dub_options(args)
     t = time.perf_counter()
-    report = dub(video, audio, args.output, opts, progress=progress)
+    report = dub(video, audio if len(audio) > 1 else audio[0], args.output, opts, progress=progress)
     progress.close()
     if not args.quiet:
         print(f"wrote {report.output}: {report.frames} frames at {report.fps:.3f} fps ({report.duration:.2f} s), "
               f"mouth rendered on {report.faces_rendered} frames, speech: {report.speech_method}, "
               f"{time.perf_counter() - t:.1f} s", file=sys.stderr)
+        for v in report.voices:
+            doubt = v["overlap_frames"] + v["doubtful_frames"]
+            print(f"  {v['voice']}: {v['face']}, mouth drawn on {v['frames_rendered']} frames"
+                  + (f", {doubt} frame(s) left as filmed (faces overlap or look different)" if doubt else ""),
+                  file=sys.stderr)
+        if report.mix_gain is not None and report.mix_gain < 1:
+            print(f"  the voices overlap: their mix is scaled by {report.mix_gain:.2f} so it does not clip",
+                  file=sys.stderr)
     return 0
 
 

@@ -22,3 +22,5 @@ class DubReport:
     wanted_opening: np.ndarray | None = None  # (frames,) inner-lip gap asked for, in eye-corner distances
     head: np.ndarray | None = None  # (frames, 3) head pitch/yaw/roll added (degrees), with --region head
     blink: np.ndarray | None = None  # (frames,) eye closure added (0..1), for photos with --region face/head
+    voices: list = field(default_factory=list)  # several voices: per voice, its face, frames drawn, frames in doubt
+    mix_gain: float | None = None  # several voices mixed: the one gain applied so that the mix does not clip

@@ -78,7 +78,7 @@ def attempt(job: Job) -> dict:
     t = time.perf_counter()
     try:
         Path(job.output).parent.mkdir(parents=True, exist_ok=True)
-        report = dub(job.video, job.audio, job.output, job_options(job))
+        report = dub(job.video, job.voices or job.audio, job.output, job_options(job))
         return {"ok": True, "seconds": time.perf_counter() - t, "frames": report.frames, "fps": report.fps,
                 "duration": report.duration, "faces_rendered": report.faces_rendered,
                 "face_coverage": report.faces_rendered / max(report.frames, 1),
@@ -183,6 +183,7 @@ def job_report(job: Job, outcome: dict, attempts: int, errors: list[str], starte
                runner: str) -> dict:
     report = {"format": REPORT_FORMAT, "version": VERSION, "status": "ok" if outcome["ok"] else "failed",
               "row": job.row, "video": job.video, "audio": job.audio, "output": job.output, "options": job.options,
+              **({"voices": job.voices} if job.voices else {}),
               "transcript": job.dub.get("transcript"), "key": job.key, "attempts": attempts,
               "wall_seconds": round(seconds, 3), "started": started, "finished": utc_now(), "runner": runner,
               "host": socket.gethostname(),

@@ -17,7 +17,7 @@ from lipdub.apps.transcript import read_transcript
 from lipdub.errors import InputError, LipdubError, ParameterError
 from lipdub.options import DubOptions
 
-COLUMNS = ("video", "audio", "transcript", "options", "output")
+COLUMNS = ("video", "audio", "transcript", "options", "output", "voices")
 VERSION = 1
 
 
@@ -32,6 +32,7 @@ class Job:
     key: str = ""  # hash of inputs and options: decides whether a finished job is still current
     error: str | None = None  # the row cannot run (bad options, missing cell): it fails without an attempt
     error_type: str = "ParameterError"
+    voices: list = field(default_factory=list)  # a conversation: voice files, each with its @face binding
 
     @property
     def report_path(self) -> Path:
@@ -71,6 +72,20 @@ def _transcript(value: str, base: Path) -> str:
     return value
 
 
+def _voices(text: str, base: Path) -> list[str]:
+    """A voices cell: voice files (relative to the CSV's folder) each bound to a face, `a.wav@0 b.wav@1`, space
+    separated (quote a name with spaces)."""
+    try:
+        tokens = shlex.split(text or "")
+    except ValueError as exc:
+        raise ParameterError(f"cannot split the voices {text!r} ({exc}); check the quotes") from None
+    out = []
+    for token in tokens:
+        path, binding = dub_options.split_voice(str(base / token))
+        out.append(str(Path(path).resolve()) + (token[token.rindex("@"):] if binding is not None else ""))
+    return out
+
+
 def parse_options(text: str, base: Path, transcript: str | None = None) -> dict:
     """DubOptions fields from an options cell; relative paths are taken from `base` (the CSV's folder)."""
     try:
@@ -85,7 +100,7 @@ def parse_options(text: str, base: Path, transcript: str | None = None) -> dict:
         raise ParameterError("the row has a transcript column and a --transcript option; keep one")
     if args.transcript:
         transcript = _transcript(args.transcript, base)
-    for name in ("alignment", "save_alignment", "profile"):
+    for name in ("alignment", "save_alignment", "profile", "speakers", "mix"):
         if getattr(args, name):
             setattr(args, name, str((base / getattr(args, name)).resolve()))
     opts = dub_options.from_args(args, transcript=transcript or None)
@@ -112,8 +127,8 @@ def _stat(path: str | None) -> list:
 
 def job_key(job: Job) -> str:
     """Inputs (path, size, mtime) + options + output: a finished job is current while this is unchanged."""
-    files = [_stat(job.video), _stat(job.audio)]
-    files += [_stat(job.dub.get(name)) for name in ("alignment", "profile")]
+    files = [_stat(job.video), _stat(job.audio)] + [_stat(dub_options.split_voice(v)[0]) for v in job.voices]
+    files += [_stat(job.dub.get(name)) for name in ("alignment", "profile", "speakers", "mix")]
     text = json.dumps({"files": files, "dub": job.dub, "output": job.output, "format": VERSION}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
@@ -149,14 +164,22 @@ def read_jobs(csv_path, out_dir=None) -> list[Job]:
         else:
             error = None
         video, audio = cell.get("video", ""), cell.get("audio", "")
+        try:
+            voices = _voices(cell.get("voices", ""), base)
+        except LipdubError as exc:
+            voices, error = [], error or str(exc)
+        if voices and not audio:  # (the output's default name and the audio column: the first voice)
+            audio = dub_options.split_voice(voices[0])[0]
         if cell.get("output"):
             output = out_base / cell["output"]
         else:  # no output named: VIDEO-STEM_AUDIO-STEM.mp4 in the output folder
             output = out_base / (f"{Path(video).stem}_{Path(audio).stem}.mp4" if video and audio else f"row{line}.mp4")
         job = Job(line, str((base / video).resolve()) if video else "", str((base / audio).resolve()) if audio else "",
-                  str(output.resolve()), cell.get("options", ""))
+                  str(output.resolve()), cell.get("options", ""), voices=voices)
         if error is None and not (video and audio):
-            error = "row needs a video and an audio file"
+            error = "row needs a video and an audio file (or a voices cell: voice.wav@N ...)"
+        if error is None and voices and cell.get("audio"):
+            error = "row has an audio and a voices cell; keep one (voices: voice.wav@N voice2.wav@M ...)"
         if error is None:
             try:
                 transcript = _transcript(cell["transcript"], base) if cell.get("transcript") else None

@@ -53,7 +53,7 @@ def mark_long_jobs(jobs: list[Job], split_seconds: float | None, piece_seconds: 
     if not split_seconds:
         return
     for job in jobs:
-        if job.error is None and audio_seconds(job.audio) >= split_seconds:
+        if job.error is None and not job.voices and audio_seconds(job.audio) >= split_seconds:
             job.dub["resume"] = True
             if piece_seconds:
                 job.dub["piece_seconds"] = float(piece_seconds)

@@ -1,0 +1,206 @@
+"""A conversation: two faces side by side, two voices taking turns, each face dubbed with its own voice.
+
+The composite (built at test time in a temporary folder, never stored) puts hdtf_katiehill (left, face 1) beside
+hdtf_radio34 (right, face 0: its face is ~8 % larger), 6 s of each. The voices are cut from the clips' own sound, so
+the mouth each voice came from is filmed: the left voice is katiehill's audio at 3–6 s, spoken at 0–3 s (where the
+left face was filmed saying something else), then 3 s of silence; the right voice is 3 s of silence, then radio34's
+audio at 0–3 s, spoken at 3–6 s. The dub is re-tracked per face and each face's mouth opening is compared with the
+filmed mouth of its voice (Pearson r at the best lag within ±5 frames, the evaluation's) and, while the other face
+speaks, with its own speaking spread.
+"""
+
+import numpy as np
+import pytest
+from scipy.io import wavfile
+
+import lipdub
+from lipdub import face, media
+from lipdub.apps import cli
+from lipdub.core.constants import SR
+from lipdub.core.metrics import pearson_at_best_lag
+from lipdub.media.mixing import HEADROOM, mix
+from lipdub.pipeline import DubOptions, load_track
+from lipdub.speech import rttm
+
+from conftest import require_data
+
+LEFT, RIGHT = "video/hdtf_katiehill_8s.mp4", "video/hdtf_radio34_8s.mp4"
+FPS, TURN = 25, 75  # frames per turn: 3 s
+EDGE = 8  # frames next to a change of turn left out of the rest check (the mouth closes / opens over them)
+
+
+def _wav(path, samples):
+    wavfile.write(path, SR, np.asarray(samples, np.float32))
+    return path
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    data = require_data(LEFT, RIGHT)
+    folder = tmp_path_factory.mktemp("conversation")
+    video = folder / "two_faces.mp4"
+    li = media.probe_video(data / LEFT)
+    with media.VideoWriter(video, 2 * li.width, li.height, li.fps, crf=18) as w:
+        for a, b in zip(media.iter_frames(data / LEFT), media.iter_frames(data / RIGHT)):
+            if a.index >= 2 * TURN:
+                break
+            w.write(np.concatenate([a.rgb, b.rgb], axis=1))
+    kate = media.load_audio(data / LEFT, SR)[0]
+    radio = media.load_audio(data / RIGHT, SR)[0]
+    quiet = np.zeros(3 * SR, np.float32)
+    left = np.concatenate([kate[3 * SR:6 * SR], quiet])
+    right = np.concatenate([quiet, radio[:3 * SR]])
+    return {"dir": folder, "video": video, "left": _wav(folder / "left.wav", left),
+            "right": _wav(folder / "right.wav", right), "mixed": _wav(folder / "mixed.wav", left + right),
+            "left_samples": left, "right_samples": right}
+
+
+def _opening(path, face_index=None, face_box=None, cache=True):
+    track = load_track(path, media.probe_video(path), DubOptions(face_index=face_index, face_box=face_box,
+                                                                  cache=cache), None)
+    o = face.inner_opening(track.landmarks).astype(np.float64)
+    o[~track.valid] = np.nan
+    return o
+
+
+def _check_turns(scene, out):
+    """Each face follows its own voice's filmed mouth and rests while the other speaks; returns the numbers."""
+    filmed_left = _opening(scene["video"], face_index=1)  # the composite's tracks (the dub cached them)
+    filmed_right = _opening(scene["video"], face_index=0)
+    got = {"left": _opening(out, face_box=(0, 0, 512, 512), cache=False),
+           "right": _opening(out, face_box=(512, 0, 512, 512), cache=False)}
+    speak, rest = slice(0, TURN), slice(TURN + EDGE, 2 * TURN)
+    cases = {"left": (speak, rest, filmed_left[TURN:2 * TURN], filmed_left[:TURN]),
+             "right": (slice(TURN, 2 * TURN), slice(0, TURN - EDGE), filmed_right[:TURN], filmed_right[TURN:])}
+    measured = {}
+    for side, (own, other, voice_mouth, frames_mouth) in cases.items():
+        o = got[side]
+        assert np.isfinite(o).mean() > 0.95, f"{side} face lost in the dub"
+        r = pearson_at_best_lag(o[own], voice_mouth, 5)[0]
+        r_frames = pearson_at_best_lag(o[own], frames_mouth, 5)[0]
+        ratio = np.nanstd(o[other]) / np.nanstd(o[own])
+        measured[side] = (round(r, 3), round(r_frames, 3), round(ratio, 3))
+        assert r >= 0.5, (side, measured[side])
+        assert r > r_frames, f"{side}: the dub follows the filmed frames, not its voice: {measured[side]}"
+        assert ratio <= 0.3, f"{side} face does not rest while the other speaks: {measured[side]}"
+        assert np.nanmean(o[other]) < 0.25 * np.nanmean(o[own]), f"{side} face is not closed at rest"
+    return measured
+
+
+def test_two_voices_each_drive_their_own_face(scene):
+    out = scene["dir"] / "dub_two_voices.mp4"
+    code = cli.main(["dub", str(scene["video"]), f"{scene['left']}@1", f"{scene['right']}@0", "-o", str(out), "-q"])
+    assert code == 0 and out.is_file()
+    print("r, r against the frames' own mouth, rest/speaking spread:", _check_turns(scene, out))
+    # the output's sound is the two voices' mix, at their own levels (they take turns: no gain)
+    sound = media.load_audio(out, SR)[0]
+    want = scene["left_samples"] + scene["right_samples"]
+    n = min(len(sound), len(want))
+    assert np.corrcoef(sound[:n], want[:n])[0, 1] > 0.95
+    assert 0.8 < np.std(sound[:n]) / np.std(want[:n]) < 1.25
+
+
+def test_one_mixed_track_with_an_rttm_speaker_map(scene):
+    rttm_file = scene["dir"] / "map.rttm"
+    rttm_file.write_text(";; two turns\nSPEAKER mixed 1 0.00 3.00 <NA> <NA> kate <NA> <NA>\n"
+                         "SPEAKER mixed 1 3.00 3.00 <NA> <NA> radio <NA> <NA>\n")
+    out = scene["dir"] / "dub_rttm.mp4"
+    report = lipdub.dub(scene["video"], scene["mixed"], out, speakers=str(rttm_file),
+                        speaker_face=("kate=1", "radio=0"))
+    assert [v["voice"] for v in report.voices] == ["speaker kate", "speaker radio"]
+    assert all(v["frames_rendered"] == 2 * TURN for v in report.voices)
+    print("RTTM: r, r against the frames' own mouth, rest/speaking spread:", _check_turns(scene, out))
+
+
+@pytest.mark.parametrize("case", ["face_not_there", "voice_longer_than_video", "label_unbound", "same_index",
+                                  "same_face_twice"])
+def test_bad_conversations_fail_clearly_with_no_output(scene, case, capsys):
+    d, v = scene["dir"], scene["video"]
+    out = d / f"bad_{case}.mp4"
+    args = {
+        "face_not_there": [f"{scene['left']}@1", f"{scene['right']}@5"],
+        "voice_longer_than_video": [f"{_wav(d / 'long.wav', np.zeros(7 * SR))}@1", f"{scene['right']}@0",
+                                    "--length", "video"],
+        "label_unbound": [str(scene["mixed"]), "--speakers", str(_rttm(d)), "--speaker-face", "kate=1"],
+        "same_index": [f"{scene['left']}@0", f"{scene['right']}@0"],
+        # a box around the face that index 0 names: found once both are tracked
+        "same_face_twice": [f"{scene['left']}@0", f"{scene['right']}@560,40,420,440"],
+    }[case]
+    code = cli.main(["dub", str(v), *args, "-o", str(out), "-q"])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert not out.exists() and not list(d.glob(f".bad_{case}*"))
+    assert err.startswith("lipdub: error: ") and err.count("\n") == 1
+    assert {"face_not_there": "not there", "voice_longer_than_video": "--length video",
+            "label_unbound": "--speaker-face radio=", "same_index": "overlapping faces",
+            "same_face_twice": "same face"}[case] in err, err
+
+
+def _rttm(d):
+    path = d / "map_two.rttm"
+    path.write_text("SPEAKER mixed 1 0.00 3.00 <NA> <NA> kate <NA> <NA>\n"
+                    "SPEAKER mixed 1 3.00 3.00 <NA> <NA> radio <NA> <NA>\n")
+    return path
+
+
+# ------------------------------------------------------------------------------------------- without test media
+
+
+def test_rttm_turns_cut_a_mixed_track_per_speaker(tmp_path):
+    path = tmp_path / "m.rttm"
+    path.write_text(";; comment\nSPKR-INFO x 1 <NA> <NA> <NA> unknown a <NA> <NA>\n"
+                    "SPEAKER x 1 1.0 1.0 <NA> <NA> b <NA> <NA>\nSPEAKER x 1 0.0 1.5 <NA> <NA> a <NA> <NA>\n")
+    turns = rttm.read_rttm(path)
+    assert rttm.labels(turns) == ["a", "b"] and turns[0] == rttm.Turn("x", 0.0, 1.5, "a")
+    x = np.ones(3 * SR, np.float32)
+    a, b = rttm.cut_for(x, SR, turns, "a"), rttm.cut_for(x, SR, turns, "b")
+    # a keeps its own turn, the overlap (both speak) and the stretch nobody speaks in; b's own turn is silenced
+    assert a[:int(1.5 * SR)].min() == 1 and a[int(1.55 * SR):int(1.97 * SR)].max() == 0 and a[int(2.1 * SR):].min() == 1
+    assert b[:int(0.97 * SR)].max() == 0 and b[SR:2 * SR].min() == 1
+    ramp = a[int(1.97 * SR):2 * SR]  # no click: a fade back in at the end of the silenced turn
+    assert 0 < ramp[len(ramp) // 2] < 1 and np.all(np.diff(ramp) >= 0)
+    bad = tmp_path / "bad.rttm"
+    bad.write_text("SPEAKER x 1 zero 1.0 <NA> <NA> a <NA> <NA>\n")
+    with pytest.raises(lipdub.InputError, match="line 1"):
+        rttm.read_rttm(bad)
+    bad.write_text("SPEAKER x 1 0 1 <NA> <NA> a <NA> <NA>\nSPEAKER y 1 0 1 <NA> <NA> b <NA> <NA>\n")
+    with pytest.raises(lipdub.InputError, match="2 recordings"):
+        rttm.read_rttm(bad)
+
+
+def test_the_mix_keeps_levels_and_never_clips():
+    a, b = np.full(100, 0.3, np.float32), np.full(60, -0.2, np.float32)
+    out, gain = mix([a, b])
+    assert gain == 1.0 and np.allclose(out[:60], 0.1) and np.allclose(out[60:], 0.3)
+    loud, gain = mix([np.full(10, 0.8, np.float32), np.full(10, 0.7, np.float32)])
+    assert gain == pytest.approx(HEADROOM / 1.5) and np.abs(loud).max() <= HEADROOM + 1e-6
+
+
+def test_voice_bindings_parse():
+    from lipdub.options import split_voice
+
+    assert split_voice("a.wav@2") == ("a.wav", 2)
+    assert split_voice("a.wav@10,20,30,40.5") == ("a.wav", (10.0, 20.0, 30.0, 40.5))
+    assert split_voice("a.wav") == ("a.wav", None)
+    assert split_voice("me@home.wav") == ("me@home.wav", None)  # not a binding: part of the name
+    with pytest.raises(lipdub.ParameterError, match="--speakers"):
+        DubOptions(speaker_face=("a=1",)).validate()
+    with pytest.raises(lipdub.ParameterError, match="twice"):
+        DubOptions(speakers="m.rttm", speaker_face=("a=1", "a=2")).validate()
+
+
+def test_a_batch_row_takes_a_voices_column(tmp_path):
+    from lipdub.apps.batch.jobs import read_jobs
+
+    for name in ("v.mp4", "a.wav", "b.wav", "m.wav", "map.rttm"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "jobs.csv").write_text(
+        "video,audio,voices,options,output\n"
+        'v.mp4,,"a.wav@1 b.wav@10,20,30,40",,two.mp4\n'
+        "v.mp4,m.wav,,--speakers map.rttm --speaker-face s0=0 --speaker-face s1=1,rttm.mp4\n"
+        "v.mp4,a.wav,b.wav@0,,both.mp4\n")
+    two, mapped, both = read_jobs(tmp_path / "jobs.csv")
+    assert two.error is None and two.voices == [f"{tmp_path}/a.wav@1", f"{tmp_path}/b.wav@10,20,30,40"]
+    assert mapped.error is None and mapped.dub["speakers"] == str(tmp_path / "map.rttm")
+    assert mapped.dub["speaker_face"] == ["s0=0", "s1=1"]
+    assert "keep one" in both.error
