@@ -1,6 +1,6 @@
 """Contact sheet: original frames beside dubbed frames, with 2x mouth crops, as one PNG to look at.
 
-    .venv/bin/python bench/contact_sheet.py ORIGINAL DUBBED -o sheet.png [--frames 8] [--start 0]
+    .venv/bin/python bench/contact_sheet.py ORIGINAL DUBBED -o sheet.png [--frames 8] [--start 0] [--face-index N ...]
 
 The dubbed video's frame k is shown next to the original frame it was made from (ping-pong schedule of the default
 length policy), so seams, colour shifts, teeth and chin outlines can be compared directly.
@@ -37,10 +37,13 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=6)
     ap.add_argument("--start", type=int, default=0)
     ap.add_argument("--length", default="pingpong")
+    ap.add_argument("--face-index", type=int, action="append",
+                    help="whose mouth to crop (repeat for several faces: a conversation); default the largest")
     args = ap.parse_args()
     orig, dubbed = Path(args.original), Path(args.dubbed)
     io, idub = media.probe_video(orig), media.probe_video(dubbed)
-    track = load_track(orig, io, DubOptions(), None)
+    tracks = [load_track(orig, io, DubOptions(face_index=i), None) for i in (args.face_index or [None])]
+    track = tracks[0]
     schedule = media.output_schedule(len(track), io.fps, idub.n_frames / idub.fps, args.length)
     ks = np.linspace(args.start, idub.n_frames - 1, args.frames).astype(int)
     rows = []
@@ -52,16 +55,18 @@ def main() -> None:
             scale = thumb_h / a.shape[0]
             ta = cv2.resize(a, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
             tb = cv2.resize(b, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            if track.valid[j]:
-                ca, cb = mouth_crop(a, track.landmarks[j]), mouth_crop(b, track.landmarks[j])
-            else:
-                ca = cb = np.zeros((240, 320, 3), np.uint8)
-            row = np.concatenate([ta, tb, ca, cb], 1)
+            crops = []
+            for t in tracks:
+                if t.valid[j]:
+                    crops += [mouth_crop(a, t.landmarks[j]), mouth_crop(b, t.landmarks[j])]
+                else:
+                    crops += [np.zeros((240, 320, 3), np.uint8)] * 2
+            row = np.concatenate([ta, tb, *crops], 1)
             cv2.putText(row, f"out {k} / src {j}", (6, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 0), 2)
             rows.append(row)
     sheet = np.concatenate(rows, 0)
     cv2.imwrite(args.output, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
-    print(f"wrote {args.output}: columns = original, dubbed, original mouth x2, dubbed mouth x2")
+    print(f"wrote {args.output}: columns = original, dubbed, then per face original mouth x2, dubbed mouth x2")
 
 
 if __name__ == "__main__":

@@ -112,6 +112,29 @@ def test_one_mixed_track_with_an_rttm_speaker_map(scene):
     print("RTTM: r, r against the frames' own mouth, rest/speaking spread:", _check_turns(scene, out))
 
 
+def test_after_a_cut_to_other_people_the_faces_stay_as_filmed(scene):
+    """At 4 s the two clips swap sides (a cut): each bound face's place now shows the other person. Those frames are
+    left as filmed, with a warning, instead of giving a person the other's voice."""
+    data = require_data(LEFT, RIGHT)
+    video = scene["dir"] / "cut.mp4"
+    with media.VideoWriter(video, 1024, 512, FPS, crf=18) as w:
+        for a, b in zip(media.iter_frames(data / LEFT), media.iter_frames(data / RIGHT)):
+            if a.index >= 2 * TURN:
+                break
+            w.write(np.concatenate([a.rgb, b.rgb] if a.index < 100 else [b.rgb, a.rgb], axis=1))
+    out = scene["dir"] / "dub_cut.mp4"
+    report = lipdub.dub(video, [f"{scene['left']}@1", f"{scene['right']}@0"], out)
+    for v in report.voices:
+        assert v["shot_changes"] == [100] and v["doubtful_frames"] == 50, v
+        assert v["frames_rendered"] == 100, v  # drawn up to the cut only
+    with media.FrameReader(out) as dubbed, media.FrameReader(video) as filmed:
+        for j in (60, 110, 140):  # before the cut a mouth is drawn; after it the frames are as filmed (up to the
+            # encoder's noise): the largest change of a 16x16 block tells
+            diff = np.abs(dubbed.get(j).astype(np.float32) - filmed.get(j).astype(np.float32)).mean(axis=2)
+            blocks = diff[:512 // 16 * 16].reshape(32, 16, 64, 16).mean(axis=(1, 3))
+            assert (blocks.max() > 8) if j < 100 else (blocks.max() < 5), (j, blocks.max())
+
+
 @pytest.mark.parametrize("case", ["face_not_there", "voice_longer_than_video", "label_unbound", "same_index",
                                   "same_face_twice"])
 def test_bad_conversations_fail_clearly_with_no_output(scene, case, capsys):

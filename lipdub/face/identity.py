@@ -1,10 +1,10 @@
 """Several tracked faces in one shot: is each track the same person throughout?
 
 Each track follows its face by position (face.follow). Where that can go wrong: two faces cross (both tracks sit on
-one face), a face leaves and another takes its place, a cut puts someone else where the face was. A track is split
-into runs where its face jumps or is lost; each run's appearance (skin colour at the cheeks and forehead, and the
-face's proportions) is compared with the track's longest run. A run that looks like someone else, and frames where
-two tracks overlap, are "in doubt": the caller leaves them as filmed and warns.
+one face), a face leaves and another takes its place, a cut puts someone else where the face was. So the frames
+where two tracks' faces overlap, and those where a track's face does not look like the person it holds most of the
+time (after a shot change or a loss of the face, skin colour at the cheeks and forehead), are "in doubt": the caller
+leaves them as filmed and warns.
 """
 
 from __future__ import annotations
@@ -13,19 +13,17 @@ from typing import Iterable
 
 import numpy as np
 
-from lipdub.core.landmarks import EYE_OUTER, LEFT_CHEEK, RIGHT_CHEEK
+from lipdub.core.landmarks import LEFT_CHEEK, RIGHT_CHEEK
 from lipdub.face.detect import face_box, iou
 from lipdub.face.track import FaceTrack
 
 OVERLAP_IOU = 0.3  # two tracks' boxes overlapping this much on a frame: one of them (or both) is on the wrong face
 SAME_FACE_SHARE = 0.5  # two tracks on the same face on this share of their common frames: one face bound twice
-JUMP = 0.35  # face-width shift of the face centre between consecutive frames that starts a new run
 SKIN = RIGHT_CHEEK + LEFT_CHEEK + [10, 151, 9]  # cheeks and forehead: skin that speech does not move
-# proportions that speech does not change, each over the eye-corner distance: nose bridge to tip, brow to chin is
-# left out (the jaw moves), face width at the cheekbones, eye-corner to nose-tip on each side
-PROPORTIONS = ((168, 1), (234, 454), (33, 1), (263, 1))
-COLOUR_LIMIT = 28.0  # mean RGB difference (0..255) between runs beyond which a run is someone else
-PROPORTION_LIMIT = 0.18  # relative difference in proportions beyond which a run is someone else
+COLOUR_LIMIT = 12.0  # mean RGB difference (0..255) of a segment's skin from the track's main one: someone else
+CUT_CHANGE = 20.0  # mean grey change (0..255) between consecutive frames that is a shot change ...
+CUT_RATIO = 6.0  # ... when it is also this many times the clip's typical change
+LOST_S = 0.5  # s without the face: what comes after may be someone else
 SAMPLE_STEP_S = 0.2  # appearance is sampled this often (s)
 
 
@@ -58,82 +56,92 @@ def overlaps(tracks: list[FaceTrack]) -> list[np.ndarray]:
     return out
 
 
-def runs(track: FaceTrack) -> list[tuple[int, int]]:
-    """[start, stop) runs of valid frames without a jump of the face centre."""
-    bs = boxes(track)
-    centre = bs[:, :2] + bs[:, 2:] / 2
-    out, start = [], None
-    for i in range(len(track)):
-        if not track.valid[i]:
-            if start is not None:
-                out.append((start, i))
-                start = None
-            continue
-        if start is not None and np.linalg.norm(centre[i] - centre[i - 1]) > JUMP * max(bs[i - 1][2], 1.0):
-            out.append((start, i))
-            start = None
-        if start is None:
-            start = i
-    if start is not None:
-        out.append((start, len(track)))
-    return out
-
-
-def _proportions(lms: np.ndarray) -> np.ndarray:
-    eye = np.linalg.norm(lms[EYE_OUTER[0], :2] - lms[EYE_OUTER[1], :2])
-    return np.array([np.linalg.norm(lms[a, :2] - lms[b, :2]) for a, b in PROPORTIONS]) / max(eye, 1e-6)
-
-
 def _skin(rgb: np.ndarray, lms: np.ndarray) -> np.ndarray:
     h, w = rgb.shape[:2]
     pts = np.clip(np.round(lms[SKIN, :2]).astype(int), 2, [w - 3, h - 3])
     return np.mean([rgb[y - 2:y + 3, x - 2:x + 3].reshape(-1, 3).mean(0) for x, y in pts], axis=0)
 
 
+def _thumb(rgb: np.ndarray) -> np.ndarray:
+    """A 32-pixel-wide grey thumbnail: enough to see a shot change, cheap on every frame."""
+    h, w = rgb.shape[:2]
+    k = max(1, w // 32)
+    return rgb[::k, ::k].mean(axis=2, dtype=np.float32)
+
+
 def appearance_doubts(tracks: list[FaceTrack], frames: Iterable, fps: float) -> tuple[list[np.ndarray], list[dict]]:
-    """Per track, the frames of runs that do not look like the track's longest run; and per track what was measured
-    (each run's colour and proportion difference). `frames` yields objects with .index and .rgb (every frame of the
-    video, in order; only some are looked at)."""
+    """Per track, the frames where its face may be someone else; and per track what was measured.
+
+    A track is cut into segments at shot changes (a jump of the whole picture) and where its face was lost for more
+    than LOST_S. Within one segment a face is the same person (the follower only takes the face that continues it);
+    across segments, each segment's skin colour (median over samples every SAMPLE_STEP_S) is compared with that of
+    the track's longest segment, and a segment that differs by more than COLOUR_LIMIT is in doubt. (Per-frame
+    colour and face proportions were tried first: within one continuous shot they varied as much as between two
+    people, with pose and light, and flagged good frames.) `frames` yields objects with .index and .rgb (every
+    frame of the video, in order)."""
+    n = max((len(t) for t in tracks), default=0)
     step = max(1, int(round(SAMPLE_STEP_S * fps)))
-    track_runs = [runs(t) for t in tracks]
-    wanted: list[dict[int, int]] = []  # per track: frame -> run number, for the frames sampled
-    for rs in track_runs:
-        pick: dict[int, int] = {}
-        for r, (a, b) in enumerate(rs if len(rs) > 1 else ()):  # one run: nothing to compare it with
-            for i in list(range(a, b, step)) + [(a + b - 1) // 2]:
-                pick[i] = r
-        wanted.append(pick)
-    every = set().union(*[set(p) for p in wanted]) if wanted else set()
-    colour = [[[] for _ in rs] for rs in track_runs]
-    shape = [[[] for _ in rs] for rs in track_runs]
-    last = max(every) if every else -1
-    for fr in (frames if every else ()):
-        if fr.index > last:
+    picks = set()
+    for t in tracks:
+        picks.update(np.flatnonzero(t.valid)[::step].tolist())
+    change = np.zeros(n, np.float32)  # mean absolute change of the picture from the frame before
+    colour: list[dict[int, np.ndarray]] = [{} for _ in tracks]
+    prev = None
+    for fr in frames:
+        if fr.index >= n:
             break
-        if fr.index not in every:
-            continue
-        for k, t in enumerate(tracks):
-            r = wanted[k].get(fr.index)
-            if r is not None:
-                colour[k][r].append(_skin(fr.rgb, t.landmarks[fr.index]))
-                shape[k][r].append(_proportions(t.landmarks[fr.index]))
+        thumb = _thumb(fr.rgb)
+        if prev is not None and prev.shape == thumb.shape:
+            change[fr.index] = float(np.abs(thumb - prev).mean())
+        prev = thumb
+        if fr.index in picks:
+            for k, t in enumerate(tracks):
+                if fr.index < len(t) and t.valid[fr.index]:
+                    colour[k][fr.index] = _skin(fr.rgb, t.landmarks[fr.index])
+    typical = float(np.median(change[1:])) if n > 1 else 0.0
+    cuts = np.flatnonzero(change > max(CUT_CHANGE, CUT_RATIO * typical))
     doubts, measured = [], []
+    lost = max(1, int(round(LOST_S * fps)))
     for k, t in enumerate(tracks):
         doubt = np.zeros(len(t), bool)
-        rs = track_runs[k]
-        info: dict = {"runs": len(rs), "doubtful_runs": []}
-        if len(rs) > 1:
-            ref = int(np.argmax([b - a for a, b in rs]))
-            c0, s0 = np.median(colour[k][ref], axis=0), np.median(shape[k][ref], axis=0)
-            for r, (a, b) in enumerate(rs):
-                if r == ref or not colour[k][r]:
+        segments = _segments(t.valid, cuts, lost)
+        info: dict = {"shot_changes": [int(c) for c in cuts], "segments": len(segments), "colour_differences": []}
+        if len(segments) > 1:
+            medians = []
+            for a, b in segments:
+                got = [c for i, c in colour[k].items() if a <= i < b]
+                medians.append(np.median(got, axis=0) if got else None)
+            ref = int(np.argmax([b - a for a, b in segments]))
+            for (a, b), m in zip(segments, medians):
+                if m is None or medians[ref] is None:
                     continue
-                dc = float(np.abs(np.median(colour[k][r], axis=0) - c0).mean())
-                ds = float(np.abs(np.median(shape[k][r], axis=0) / s0 - 1).max())
-                if dc > COLOUR_LIMIT or ds > PROPORTION_LIMIT:
+                diff = float(np.abs(m - medians[ref]).mean())
+                info["colour_differences"].append(round(diff, 1))
+                if diff > COLOUR_LIMIT:
                     doubt[a:b] = True
-                    info["doubtful_runs"].append({"frames": [a, b], "colour": round(dc, 1), "proportion":
-                                                  round(ds, 3)})
-        doubts.append(doubt)
+        doubts.append(doubt & t.valid)
         measured.append(info)
     return doubts, measured
+
+
+def _segments(valid: np.ndarray, cuts: np.ndarray, lost: int) -> list[tuple[int, int]]:
+    """[start, stop) stretches of a track between shot changes and losses of its face longer than `lost` frames."""
+    out: list[tuple[int, int]] = []
+    bounds = set(int(c) for c in cuts)
+    start, gap = None, 0
+    for i in range(len(valid)):
+        if i in bounds and start is not None:
+            out.append((start, i))
+            start = None
+        if valid[i]:
+            if start is None:
+                start = i
+            gap = 0
+        elif start is not None:
+            gap += 1
+            if gap > lost:
+                out.append((start, i - gap + 1))
+                start = None
+    if start is not None:
+        out.append((start, len(valid)))
+    return out
