@@ -227,3 +227,25 @@ def test_a_batch_row_takes_a_voices_column(tmp_path):
     assert mapped.error is None and mapped.dub["speakers"] == str(tmp_path / "map.rttm")
     assert mapped.dub["speaker_face"] == ["s0=0", "s1=1"]
     assert "keep one" in both.error
+
+
+def test_the_web_app_dubs_a_conversation(scene, tmp_path):
+    import os
+    import shutil
+
+    from lipdub.apps.web import jobs as webjobs
+
+    studio = webjobs.Studio(tmp_path / "app", max_upload_mb=50)
+
+    def upload(path):
+        folder = studio.uploads / os.urandom(8).hex()
+        folder.mkdir(parents=True)
+        return str(shutil.copy(path, folder / path.name))
+
+    video, left, right = upload(scene["video"]), upload(scene["left"]), upload(scene["right"])
+    refused = list(webjobs.run(studio, webjobs.Request(video=video, audio=left, voices=[right], faces="1")))[-1]
+    assert not refused.ok and "one face per voice" in refused.message
+    done = list(webjobs.run(studio, webjobs.Request(video=video, audio=left, voices=[right], faces="1 0")))[-1]
+    assert done.ok, done.message
+    assert [v["face"] for v in done.report["voices"]] == ["face 1", "face 0"]
+    assert done.output.is_file() and done.plot is None

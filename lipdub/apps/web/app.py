@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from lipdub.apps.web import jobs as webjobs
 from lipdub.errors import DependencyError, ParameterError
@@ -52,6 +53,8 @@ def report_markdown(report: dict) -> str:
         ("job time", f"{report.get('job_seconds', 0):.1f} s (with the job's process start, previews and plot)"),
         ("output", f"{report['output_bytes'] / 1e6:.2f} MB"),
     ]
+    for v in report.get("voices", []):
+        rows.append(("voice", f"{Path(v['voice']).name} → {v['face']}, mouth on {v['frames_rendered']} frames"))
     for w in report.get("warnings", []):
         rows.append(("warning", w))
     return "**Sync report**\n\n" + "\n".join(f"- **{k}:** {v}" for k, v in rows)
@@ -95,6 +98,15 @@ def build(studio: webjobs.Studio):
                     length = gr.Dropdown(_choices("length"), value=OPTIONS["length"].default, label="Output length")
                 profile = gr.File(label="Actor profile (.lipdub, optional)", file_types=[".lipdub"],
                                   elem_id="profile-input", height=120)
+                with gr.Accordion("Conversation: several speakers, each with their own voice", open=False):
+                    voices = gr.File(label="More voices (the new speech above is the first)", file_count="multiple",
+                                     file_types=sorted(kinds["voice"]), elem_id="voices-input", height=120)
+                    faces = gr.Textbox(label="Face of each voice, in order: its index (0 = the largest face, 1 the "
+                                             "next...) or x,y,w,h", placeholder="e.g. 1 0", elem_id="faces")
+                    speakers = gr.File(label="…or a speaker map (.rttm) of one mixed track (the new speech above)",
+                                       file_types=[".rttm"], elem_id="speakers-input", height=120)
+                    speaker_faces = gr.Textbox(label="Face of each speaker in the map: LABEL=N ...",
+                                               placeholder="e.g. spk0=1 spk1=0", elem_id="speaker-faces")
                 run = gr.Button("Dub", variant="primary", elem_id="dub-button")
             with gr.Column(scale=3, min_width=420):
                 status = gr.Markdown("Upload a video or photo and the new speech, then press **Dub**.",
@@ -111,13 +123,14 @@ def build(studio: webjobs.Studio):
         outputs = [status, original_video, original_image, dubbed, plot, report, download]
 
         def on_dub(video_path, audio_path, script_text, language_tag, voice_name, transcript_text, region_name,
-                   emotion_name, emotion_amount, strength_amount, length_policy, profile_path,
-                   progress=gr.Progress()):
+                   emotion_name, emotion_amount, strength_amount, length_policy, profile_path, voice_paths,
+                   face_text, speakers_path, speaker_face_text, progress=gr.Progress()):
             req = webjobs.Request(video=video_path, audio=audio_path, script=script_text or "",
                                   voice=voice_name or "", transcript=transcript_text or "",
                                   language=language_tag or "", region=region_name, emotion=emotion_name,
                                   emotion_strength=emotion_amount, strength=strength_amount, length=length_policy,
-                                  profile=profile_path)
+                                  profile=profile_path, voices=list(voice_paths or []), faces=face_text or "",
+                                  speakers=speakers_path, speaker_faces=speaker_face_text or "")
             yield {status: "**Working:** starting the job", original_video: None, original_image: None, dubbed: None,
                    plot: None, report: "", download: gr.update(value=None, visible=False)}
             for event in webjobs.run(studio, req):
@@ -137,7 +150,8 @@ def build(studio: webjobs.Studio):
                            download: gr.update(value=str(event.output), visible=True)}
 
         run.click(on_dub, inputs=[video, audio, script, language, voice, transcript, region, emotion,
-                                  emotion_strength, strength, length, profile],
+                                  emotion_strength, strength, length, profile, voices, faces, speakers,
+                                  speaker_faces],
                   outputs=outputs, api_name="dub", concurrency_limit=1,
                   show_progress_on=[dubbed, plot])  # the original stays visible while the dub is made
     return ui

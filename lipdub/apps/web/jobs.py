@@ -31,7 +31,7 @@ from typing import Iterator
 
 from lipdub.core.files import write_json
 from lipdub.errors import InputError, LipdubError, ParameterError
-from lipdub.options import OPTIONS
+from lipdub.options import OPTIONS, parse_binding
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".m4v", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts",
                             ".m2ts", ".wmv", ".flv", ".3gp", ".ogv"})
@@ -40,8 +40,11 @@ AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".o
                             ".aiff", ".caf"}) | VIDEO_SUFFIXES  # a video's sound works as the new speech too
 PROFILE_SUFFIXES = frozenset({".lipdub"})
 KINDS: dict[str, frozenset[str]] = {"video": VIDEO_SUFFIXES | IMAGE_SUFFIXES, "audio": AUDIO_SUFFIXES,
-                                    "profile": PROFILE_SUFFIXES}
-WHAT = {"video": "video or photo", "audio": "audio file", "profile": "actor profile"}
+                                    "voice": AUDIO_SUFFIXES, "profile": PROFILE_SUFFIXES,
+                                    "speakers": frozenset({".rttm"})}
+WHAT = {"video": "video or photo", "audio": "audio file", "voice": "voice file", "profile": "actor profile",
+        "speakers": "speaker map"}
+MAX_VOICES = 8  # voices of one conversation
 MAX_TEXT = 5000  # characters of a script or transcript: minutes of speech already
 MAX_PIXELS = 7680 * 4320  # 8K: larger frames would exhaust memory before anything useful happens
 KEEP_JOBS = 20  # finished job folders kept (the oldest go first)
@@ -70,6 +73,10 @@ class Request:
     strength: float = OPTIONS["strength"].default
     length: str = OPTIONS["length"].default
     profile: str | None = None
+    voices: list = field(default_factory=list)  # a conversation: more voices besides `audio`
+    faces: str = ""  # a conversation: the face of `audio` and of each voice, e.g. "1 0" (index or x,y,w,h)
+    speakers: str | None = None  # a conversation in one mixed `audio`: its RTTM speaker map
+    speaker_faces: str = ""  # with `speakers`: LABEL=N bindings, space separated
 
 
 @dataclass
@@ -143,8 +150,9 @@ class Studio:
         for p in old[:max(0, len(old) - KEEP_JOBS + 1)]:
             shutil.rmtree(p, ignore_errors=True)
 
-    def accept(self, client_path, kind: str, job_dir: Path) -> Path:
-        """Copy one upload into `job_dir` as `KIND.SUFFIX` after checking where it is, its size and its suffix.
+    def accept(self, client_path, kind: str, job_dir: Path, name: str | None = None) -> Path:
+        """Copy one upload into `job_dir` as `KIND.SUFFIX` (or NAME.SUFFIX) after checking where it is, its size and
+        its suffix.
         Raises InputError with a message for the user. The content is checked later, in the job's process."""
         what = WHAT[kind]
         if not isinstance(client_path, (str, os.PathLike)) or not str(client_path):
@@ -161,7 +169,7 @@ class Studio:
             fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW)
         except OSError:
             raise InputError(f"the {what} upload cannot be read; upload it again") from None
-        target = job_dir / f"{kind}{suffix}"
+        target = job_dir / f"{name or kind}{suffix}"
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
@@ -220,7 +228,36 @@ def _spec(studio: Studio, req: Request, job_dir: Path) -> dict:
         spec["audio"] = studio.accept(req.audio, "audio", job_dir).name
     if req.profile:
         spec["profile"] = studio.accept(req.profile, "profile", job_dir).name
+    _conversation(studio, req, job_dir, spec)
     return spec
+
+
+def _conversation(studio: Studio, req: Request, job_dir: Path, spec: dict) -> None:
+    """Several voices, each with its face; or one mixed track with a speaker map and LABEL=N bindings."""
+    extra = [v for v in (req.voices or []) if v]
+    faces = (req.faces or "").split()
+    if not (extra or faces or req.speakers or (req.speaker_faces or "").strip()):
+        return
+    if not req.audio:
+        raise InputError("a conversation needs the first voice (or the mixed track) as the new speech")
+    if req.speakers or (req.speaker_faces or "").strip():
+        if extra or faces:
+            raise ParameterError("give either several voices with their faces or one mixed track with a speaker "
+                                 "map, not both")
+        if not req.speakers:
+            raise InputError("upload the speaker map (.rttm) that the LABEL=N bindings refer to")
+        spec["speakers"] = studio.accept(req.speakers, "speakers", job_dir).name
+        spec["options"]["speaker_face"] = (req.speaker_faces or "").split()
+        return
+    if len(extra) + 1 > MAX_VOICES:
+        raise ParameterError(f"this app dubs at most {MAX_VOICES} voices at once")
+    if len(faces) != len(extra) + 1:
+        raise ParameterError(f"give one face per voice ({len(extra) + 1} voices, {len(faces)} faces): its index "
+                             "(0 = the largest face) or x,y,w,h, in the order of the voices")
+    for f in faces:
+        parse_binding(f)
+    names = [spec["audio"]] + [studio.accept(v, "voice", job_dir, f"voice{n + 2}").name for n, v in enumerate(extra)]
+    spec["voices"] = [f"{name}@{f}" for name, f in zip(names, faces)]
 
 
 def run(studio: Studio, req: Request) -> Iterator[Event]:

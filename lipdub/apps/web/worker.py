@@ -29,7 +29,7 @@ from lipdub.apps.say import say
 from lipdub.apps.web.jobs import FORM_OPTIONS, MAX_PIXELS, OUTPUT
 from lipdub.core.files import write_json
 from lipdub.errors import InputError, LipdubError
-from lipdub.options import DubOptions
+from lipdub.options import DubOptions, split_voice
 from lipdub.pipeline import dub
 from lipdub.speech import SpeechTrack
 
@@ -148,13 +148,19 @@ def _work(job_dir: Path, emit: Callable[[str, dict], None]) -> dict:
     video = job_dir / spec["video"]
     audio = job_dir / spec["audio"] if spec.get("audio") else None
     profile = job_dir / spec["profile"] if spec.get("profile") else None
+    voices = [str(job_dir / v) for v in spec.get("voices", [])]  # a conversation: name@face each
+    speakers = job_dir / spec["speakers"] if spec.get("speakers") else None
+    conversation = bool(voices or speakers)
     emit("progress", {"stage": "check", "done": 0, "total": 0})
-    opts = DubOptions(**spec["options"], profile=str(profile) if profile else None,
-                      save_alignment=str(job_dir / "alignment.json"))
+    opts = DubOptions(**{**spec["options"], "speaker_face": tuple(spec["options"].get("speaker_face") or ()) or None},
+                      profile=str(profile) if profile else None, speakers=str(speakers) if speakers else None,
+                      save_alignment=None if conversation else str(job_dir / "alignment.json"))
     opts.validate()
     info = check_video(video)
     if audio is not None:
         check_audio(audio)
+    for v in voices[1:]:
+        check_audio(Path(split_voice(v)[0]))
     if profile is not None:
         check_profile(profile)
 
@@ -181,27 +187,30 @@ def _work(job_dir: Path, emit: Callable[[str, dict], None]) -> dict:
                             options=replace(opts, language=None), progress=progress)
         speech_audio = output  # the synthesised speech lives on only in the dub's sound track
     else:
-        report = dub(video, audio, output, opts, progress=progress)
-        track = SpeechTrack.load(job_dir / "alignment.json")
+        report = dub(video, voices or audio, output, opts, progress=progress)
+        track = None if conversation else SpeechTrack.load(job_dir / "alignment.json")
         speech_audio = audio
     files["output"] = output.name
     files["player"] = output.name
     if report.frames and (info.width % 2 or info.height % 2):  # 4:4:4 H.264: browsers do not play it
         emit("progress", {"stage": "preview", "done": 0, "total": 0})
         files["player"] = preview(output, job_dir / "dubbed_preview.mp4").name
-    emit("progress", {"stage": "plot", "done": 0, "total": 0})
-    try:
-        files["plot"] = plot(job_dir, speech_audio, track, report.frames, report.fps,
-                             1.0 if profile else opts.strength).name
-    except (LipdubError, ValueError) as exc:  # the dub is done; a missing plot must not lose it
-        log.warning("no mouth-curve plot: %s", exc)
+    if track is not None:  # (a conversation has one mouth track per voice: no plot)
+        emit("progress", {"stage": "plot", "done": 0, "total": 0})
+        try:
+            files["plot"] = plot(job_dir, speech_audio, track, report.frames, report.fps,
+                                 1.0 if profile else opts.strength).name
+        except (LipdubError, ValueError) as exc:  # the dub is done; a missing plot must not lose it
+            log.warning("no mouth-curve plot: %s", exc)
     rep = {"frames": report.frames, "duration": round(report.duration, 3), "fps": round(report.fps, 3),
            "speech_method": report.speech_method, "faces_rendered": report.faces_rendered,
            "appearance": report.appearance, "size": f"{info.width}x{info.height}",
            "source": "photo" if info.is_image else "video", **options.report(opts, FORM_OPTIONS),
-           "language": track.language or opts.language or "en", "script": bool(spec["script"]),
+           "language": (track.language if track is not None else None) or opts.language or "en",
+           "script": bool(spec["script"]),
            "timings": {k: round(v, 2) for k, v in report.timings.items()},
-           "output_bytes": output.stat().st_size}
+           "output_bytes": output.stat().st_size,
+           **({"voices": report.voices} if report.voices else {})}
     return {"ok": True, "files": files, "report": rep, "original_is_image": info.is_image}
 
 
