@@ -213,7 +213,8 @@ DUB_OPTIONS: tuple[Option, ...] = (
     Option("language", str, None, "language of the new audio, e.g. en, es, fr, de, ko (default: English)"),
     Option("length", str, "audio",
            "output length: audio (default: as long as the audio, video played back and forth), "
-           "video, loop, pingpong, pad (hold the last frame)",
+           "video, loop, pingpong, pad (hold the last frame), fit (new phrases where the original's were: "
+           "pauses absorb the difference)",
            choices=media.POLICIES, message="--length must be one of {choices}, got {value!r}"),
     Option("strength", float, 1.0, "articulation strength, 0..3 (default 1)",
            bounds=motion.STRENGTH_RANGE, check_value=motion.check_strength),

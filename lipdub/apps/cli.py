@@ -203,6 +203,13 @@ def _dub(args, progress) -> int:
             print(f"  {v['voice']}: {v['face']}, mouth drawn on {v['frames_rendered']} frames"
                   + (f", {doubt} frame(s) left as filmed (faces overlap or look different)" if doubt else ""),
                   file=sys.stderr)
+        fit = report.retiming
+        if fit:
+            for p in fit["phrases"]:
+                print(f"  phrase {p['phrase']}: new {p['new'][0]:.2f}-{p['new'][1]:.2f} s on the original's "
+                      f"{p['original'][0]:.2f}-{p['original'][1]:.2f} s, shift {p['shift']:+.2f} s", file=sys.stderr)
+            print(f"  pauses: {fit['held']} frame(s) held, {fit['dropped']} dropped"
+                  + "".join(f"; {note}" for note in fit["notes"]), file=sys.stderr)
         if report.mix_gain is not None and report.mix_gain < 1:
             print(f"  the voices overlap: their mix is scaled by {report.mix_gain:.2f} so it does not clip",
                   file=sys.stderr)

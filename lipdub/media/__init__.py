@@ -21,6 +21,8 @@ Modules:
 - writing: `VideoWriter`, `join_segments` (temporary file beside the output, moved over it when complete)
 - background: `BackgroundWriter` (encoding on a second thread)
 - schedule: `output_schedule`, `POLICIES` (which source frame each output frame shows)
+- retime: `fit_schedule`, `FitPlan` (--length fit: new phrases where the original's were, pauses absorbing the rest)
+- mixing: `mix` (several voices as one sound track)
 - sources: live sources (files at real-time pace, pipes, capture devices)
 """
 
@@ -30,11 +32,14 @@ from lipdub.media.frames import Frame, FrameReader, PlanarFrame, iter_frames, pa
 from lipdub.media.probe import (IMAGE_FPS, IMAGE_SUFFIXES, VIDEO_OUT_SUFFIXES, VideoInfo, check_output_path,
                                 decode_frames, input_options, is_image_path, open_input, photo_size, probe_video,
                                 quarter_turns, stream_starts, video_stream)
+from lipdub.media.mixing import mix
+from lipdub.media.retime import FitPlan, fit_schedule
 from lipdub.media.schedule import POLICIES, output_schedule
 from lipdub.media.writing import X264_PRESETS, VideoWriter, join_segments
 
 __all__ = [
-    "AAC_SR", "AudioFile", "Frame", "FrameReader", "IMAGE_FPS", "IMAGE_SUFFIXES", "POLICIES", "PlanarFrame",
+    "AAC_SR", "AudioFile", "FitPlan", "Frame", "FrameReader", "IMAGE_FPS", "IMAGE_SUFFIXES", "POLICIES", "PlanarFrame",
+    "fit_schedule", "mix",
     "VIDEO_OUT_SUFFIXES", "VideoInfo", "VideoWriter", "X264_PRESETS", "audio_blocks", "check_output_path",
     "decode_frames", "input_options", "is_image_path", "iter_frames", "join_segments", "load_audio", "open_input",
     "output_schedule", "passes_as_decoded", "photo_rgb", "photo_size", "probe_video", "publish", "quarter_turns",

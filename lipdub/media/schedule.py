@@ -8,12 +8,15 @@ import numpy as np
 
 from lipdub.errors import ParameterError
 
-POLICIES = ("audio", "pingpong", "loop", "pad", "video")
+POLICIES = ("audio", "pingpong", "loop", "pad", "video", "fit")  # fit: planned from phrases (media.retime)
 
 
 def output_schedule(n_src_frames: int, src_fps: float, duration: float | None, policy: str = "audio") -> np.ndarray:
     if policy not in POLICIES:
         raise ParameterError(f"unknown loop policy {policy!r}; use one of: {', '.join(POLICIES)}")
+    if policy == "fit":
+        raise ParameterError("--length fit is planned from the phrases of both sound tracks (media.fit_schedule), "
+                             "not here")
     n = int(n_src_frames)
     if n < 1:
         raise ParameterError("the source has no frames; pass a video with at least one frame or a photo")

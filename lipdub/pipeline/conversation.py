@@ -30,6 +30,7 @@ from lipdub.pipeline import offline
 from lipdub.pipeline.caches import load_track, own_renderer
 from lipdub.pipeline.rendering import frame_reader, render_frames
 from lipdub.pipeline.report import DubReport
+from lipdub.pipeline.retiming import fit_plan, plan_report
 from lipdub.speech import rttm
 
 log = logging.getLogger("lipdub")
@@ -229,14 +230,17 @@ def dub_conversation(video, audio: list, output, opts: DubOptions, progress: Pro
     analyses = [speech.analyse(v.samples, SR, language=opts.language) for v in voices]
     timings["speech"] = time.perf_counter() - t
     t = time.perf_counter()
-    faces, schedule = [], None
+    fit = None
+    if opts.length == "fit":  # the phrases of all the voices together against the original's
+        fit = fit_plan(video, info, tracks[0], mix([v.samples for v in voices])[0], duration)
+    faces, schedule = [], fit.schedule if fit is not None else None
     for v, track, analysis in zip(voices, tracks, analyses):
         if not track.valid.any():
             log.warning("%s: %s is in doubt on every frame; it is left as filmed", v.name, v.face_text)
             faces.append(None)
             continue
         face_opts = dataclasses.replace(opts, **v.face_options)
-        schedule, mouth, teeth = offline._plan_motion(analysis, track, info, duration, face_opts, None)
+        schedule, mouth, teeth = offline._plan_motion(analysis, track, info, duration, face_opts, None, schedule)
         own = own_renderer(video, info, track, face_opts, progress)
         renderer, _, plan = offline._plan_rendering(video, None, info, track, analysis, schedule, mouth, teeth,
                                                     face_opts, None, own, v.samples)
@@ -270,4 +274,5 @@ def dub_conversation(video, audio: list, output, opts: DubOptions, progress: Pro
     report.voices = [{"voice": v.name, "face": v.face_text, "frames_rendered": per_face[n], **notes[n]}
                      for n, v in enumerate(voices)]
     report.mix_gain = gain
+    report.retiming = plan_report(fit)
     return report

@@ -25,6 +25,7 @@ from lipdub.pipeline.caches import load_track, own_renderer
 from lipdub.pipeline.pieces import render_in_pieces
 from lipdub.pipeline.rendering import frame_reader, render_frames
 from lipdub.pipeline.report import DubReport
+from lipdub.pipeline.retiming import fit_plan, plan_report
 from lipdub.pipeline.speech_pieces import analysed_in_pieces, count_samples, speech_in_pieces
 from lipdub.render import compose
 from lipdub.render.styler import FaceStyler
@@ -45,7 +46,12 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
     saved, actor = _load_given(opts, audio, duration)
     speech_track, track, own = _analyse_speech_beside_tracking(video, audio, info, opts, saved, actor, in_pieces,
                                                                samples16, timings, progress)
-    schedule, mouth, teeth = _plan_motion(speech_track, track, info, duration, opts, actor)
+    fit = None
+    if opts.length == "fit":
+        fit = fit_plan(video, info, track, samples16 if samples16 is not None else media.load_audio(audio, SR)[0],
+                       duration)
+    schedule, mouth, teeth = _plan_motion(speech_track, track, info, duration, opts, actor,
+                                          fit.schedule if fit is not None else None)
     t = time.perf_counter()
     renderer, styler, plan = _plan_rendering(video, audio, info, track, speech_track, schedule, mouth, teeth, opts,
                                              actor, own, samples16)
@@ -57,8 +63,10 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
     timings["render"] = time.perf_counter() - t
     log_memory("render")
     timings["total"] = time.perf_counter() - t0
-    return _report(output, info, opts, actor, schedule, mouth, speech_track, renderer, styler, faces_rendered,
-                   digest, timings)
+    report = _report(output, info, opts, actor, schedule, mouth, speech_track, renderer, styler, faces_rendered,
+                     digest, timings)
+    report.retiming = plan_report(fit)
+    return report
 
 
 def _check_paths(video, audio, output, opts: DubOptions) -> tuple[Path, Path, Path]:
@@ -153,11 +161,13 @@ def _analyse_speech_beside_tracking(video: Path, audio: Path, info, opts: DubOpt
     return speech_track, track, own
 
 
-def _plan_motion(speech_track, track, info, duration: float, opts: DubOptions, actor):
-    """Which source frame each output frame shows, and the mouth (opening, width, closures; teeth with a profile) the
-    speech asks for at each output frame: the actor's articulation with a profile, the emotion's bias on top."""
-    schedule = media.output_schedule(len(track), info.fps, duration, "pingpong" if opts.length == "audio"
-                                     else opts.length)
+def _plan_motion(speech_track, track, info, duration: float, opts: DubOptions, actor, schedule=None):
+    """Which source frame each output frame shows (unless `schedule` says: --length fit), and the mouth (opening,
+    width, closures; teeth with a profile) the speech asks for at each output frame: the actor's articulation with a
+    profile, the emotion's bias on top."""
+    if schedule is None:
+        schedule = media.output_schedule(len(track), info.fps, duration, "pingpong" if opts.length == "audio"
+                                         else opts.length)
     out_times = np.arange(len(schedule)) / info.fps
     mouth = motion.mouth_track(speech_track, out_times, 1.0 if actor is not None else opts.strength)
     teeth = None

@@ -24,3 +24,4 @@ class DubReport:
     blink: np.ndarray | None = None  # (frames,) eye closure added (0..1), for photos with --region face/head
     voices: list = field(default_factory=list)  # several voices: per voice, its face, frames drawn, frames in doubt
     mix_gain: float | None = None  # several voices mixed: the one gain applied so that the mix does not clip
+    retiming: dict | None = None  # --length fit: each phrase's times and shift, frames held and dropped, notes

@@ -81,3 +81,15 @@ def detect_voice(audio: np.ndarray, hop: float = HOP_SECONDS, max_gap: float = 0
     mask = drop_short(mask, int(round(0.06 / hop)))
     mask = _dilate(mask, int(round(pad / hop)))
     return close_gaps(mask, int(round(max_gap / hop)))
+
+
+PHRASE_PAUSE = 0.3  # s of silence that separates two phrases (shorter ones are breaths inside a phrase)
+PHRASE_MIN = 0.2  # s: shorter bursts of voice (a click, a cough) are no phrase
+
+
+def phrases(audio: np.ndarray, pause: float = PHRASE_PAUSE, shortest: float = PHRASE_MIN) -> list[tuple[float, float]]:
+    """The phrases of 16 kHz mono speech: (start, end) in seconds of its voice activity, pauses shorter than `pause`
+    closed, bursts shorter than `shortest` left out."""
+    mask = detect_voice(audio, HOP_SECONDS, max_gap=pause)
+    mask = drop_short(mask, int(round(shortest / HOP_SECONDS)))
+    return [(a * HOP_SECONDS, b * HOP_SECONDS) for a, b in segments(mask)]
