@@ -1,89 +1,47 @@
 """A conversation: two faces side by side, two voices taking turns, each face dubbed with its own voice.
 
-The composite (built at test time in a temporary folder, never stored) puts hdtf_katiehill (left, face 1) beside
-hdtf_radio34 (right, face 0: its face is ~8 % larger), 6 s of each. The voices are cut from the clips' own sound, so
-the mouth each voice came from is filmed: the left voice is katiehill's audio at 3–6 s, spoken at 0–3 s (where the
-left face was filmed saying something else), then 3 s of silence; the right voice is 3 s of silence, then radio34's
-audio at 0–3 s, spoken at 3–6 s. The dub is re-tracked per face and each face's mouth opening is compared with the
-filmed mouth of its voice (Pearson r at the best lag within ±5 frames, the evaluation's) and, while the other face
-speaks, with its own speaking spread.
+The composite (built at test time in a temporary folder, never stored, by bench.conversation) puts hdtf_katiehill
+(left, face 1) beside hdtf_radio34 (right, face 0: its face is ~8 % larger), 6 s of each. The voices are cut from the
+clips' own sound, so the mouth each voice came from is filmed: the left voice is katiehill's audio at 3–6 s, spoken at
+0–3 s (where the left face was filmed saying something else), then 3 s of silence; the right voice is 3 s of silence,
+then radio34's audio at 0–3 s, spoken at 3–6 s. The dub is re-tracked per face and each face's mouth opening is
+compared with the filmed mouth of its voice (Pearson r at the best lag within ±5 frames, the evaluation's) and, while
+the other face speaks, with its own speaking spread.
 """
 
 import numpy as np
 import pytest
-from scipy.io import wavfile
 
 import lipdub
-from lipdub import face, media
+from lipdub import media
 from lipdub.apps import cli
 from lipdub.core.constants import SR
-from lipdub.core.metrics import pearson_at_best_lag
 from lipdub.media.mixing import HEADROOM, mix
-from lipdub.pipeline import DubOptions, load_track
+from lipdub.options import DubOptions
 from lipdub.speech import rttm
 
+from bench.conversation import LEFT, RIGHT, TURN, build_scene, measure_turns, write_wav
 from conftest import require_data
 
-LEFT, RIGHT = "video/hdtf_katiehill_8s.mp4", "video/hdtf_radio34_8s.mp4"
-FPS, TURN = 25, 75  # frames per turn: 3 s
-EDGE = 8  # frames next to a change of turn left out of the rest check (the mouth closes / opens over them)
+FPS = 25  # the two clips'
 
-
-def _wav(path, samples):
-    wavfile.write(path, SR, np.asarray(samples, np.float32))
-    return path
 
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory):
     data = require_data(LEFT, RIGHT)
-    folder = tmp_path_factory.mktemp("conversation")
-    video = folder / "two_faces.mp4"
-    li = media.probe_video(data / LEFT)
-    with media.VideoWriter(video, 2 * li.width, li.height, li.fps, crf=18) as w:
-        for a, b in zip(media.iter_frames(data / LEFT), media.iter_frames(data / RIGHT)):
-            if a.index >= 2 * TURN:
-                break
-            w.write(np.concatenate([a.rgb, b.rgb], axis=1))
-    kate = media.load_audio(data / LEFT, SR)[0]
-    radio = media.load_audio(data / RIGHT, SR)[0]
-    quiet = np.zeros(3 * SR, np.float32)
-    left = np.concatenate([kate[3 * SR:6 * SR], quiet])
-    right = np.concatenate([quiet, radio[:3 * SR]])
-    return {"dir": folder, "video": video, "left": _wav(folder / "left.wav", left),
-            "right": _wav(folder / "right.wav", right), "mixed": _wav(folder / "mixed.wav", left + right),
-            "left_samples": left, "right_samples": right}
-
-
-def _opening(path, face_index=None, face_box=None, cache=True):
-    track = load_track(path, media.probe_video(path), DubOptions(face_index=face_index, face_box=face_box,
-                                                                  cache=cache), None)
-    o = face.inner_opening(track.landmarks).astype(np.float64)
-    o[~track.valid] = np.nan
-    return o
+    return build_scene(tmp_path_factory.mktemp("conversation"), data)
 
 
 def _check_turns(scene, out):
     """Each face follows its own voice's filmed mouth and rests while the other speaks; returns the numbers."""
-    filmed_left = _opening(scene["video"], face_index=1)  # the composite's tracks (the dub cached them)
-    filmed_right = _opening(scene["video"], face_index=0)
-    got = {"left": _opening(out, face_box=(0, 0, 512, 512), cache=False),
-           "right": _opening(out, face_box=(512, 0, 512, 512), cache=False)}
-    speak, rest = slice(0, TURN), slice(TURN + EDGE, 2 * TURN)
-    cases = {"left": (speak, rest, filmed_left[TURN:2 * TURN], filmed_left[:TURN]),
-             "right": (slice(TURN, 2 * TURN), slice(0, TURN - EDGE), filmed_right[:TURN], filmed_right[TURN:])}
-    measured = {}
-    for side, (own, other, voice_mouth, frames_mouth) in cases.items():
-        o = got[side]
-        assert np.isfinite(o).mean() > 0.95, f"{side} face lost in the dub"
-        r = pearson_at_best_lag(o[own], voice_mouth, 5)[0]
-        r_frames = pearson_at_best_lag(o[own], frames_mouth, 5)[0]
-        ratio = np.nanstd(o[other]) / np.nanstd(o[own])
-        measured[side] = (round(r, 3), round(r_frames, 3), round(ratio, 3))
-        assert r >= 0.5, (side, measured[side])
-        assert r > r_frames, f"{side}: the dub follows the filmed frames, not its voice: {measured[side]}"
-        assert ratio <= 0.3, f"{side} face does not rest while the other speaks: {measured[side]}"
-        assert np.nanmean(o[other]) < 0.25 * np.nanmean(o[own]), f"{side} face is not closed at rest"
+    measured = measure_turns(scene, out)
+    for side, m in measured.items():
+        assert m["tracked"] > 0.95, f"{side} face lost in the dub"
+        assert m["r"] >= 0.5, (side, m)
+        assert m["r"] > m["r_frames"], f"{side}: the dub follows the filmed frames, not its voice: {m}"
+        assert m["rest_spread"] <= 0.3, f"{side} face does not rest while the other speaks: {m}"
+        assert m["rest_mean"] < 0.25, f"{side} face is not closed at rest: {m}"
     return measured
 
 
@@ -101,11 +59,8 @@ def test_two_voices_each_drive_their_own_face(scene):
 
 
 def test_one_mixed_track_with_an_rttm_speaker_map(scene):
-    rttm_file = scene["dir"] / "map.rttm"
-    rttm_file.write_text(";; two turns\nSPEAKER mixed 1 0.00 3.00 <NA> <NA> kate <NA> <NA>\n"
-                         "SPEAKER mixed 1 3.00 3.00 <NA> <NA> radio <NA> <NA>\n")
     out = scene["dir"] / "dub_rttm.mp4"
-    report = lipdub.dub(scene["video"], scene["mixed"], out, speakers=str(rttm_file),
+    report = lipdub.dub(scene["video"], scene["mixed"], out, speakers=str(scene["rttm"]),
                         speaker_face=("kate=1", "radio=0"))
     assert [v["voice"] for v in report.voices] == ["speaker kate", "speaker radio"]
     assert all(v["frames_rendered"] == 2 * TURN for v in report.voices)
@@ -142,9 +97,9 @@ def test_bad_conversations_fail_clearly_with_no_output(scene, case, capsys):
     out = d / f"bad_{case}.mp4"
     args = {
         "face_not_there": [f"{scene['left']}@1", f"{scene['right']}@5"],
-        "voice_longer_than_video": [f"{_wav(d / 'long.wav', np.zeros(7 * SR))}@1", f"{scene['right']}@0",
+        "voice_longer_than_video": [f"{write_wav(d / 'long.wav', np.zeros(7 * SR))}@1", f"{scene['right']}@0",
                                     "--length", "video"],
-        "label_unbound": [str(scene["mixed"]), "--speakers", str(_rttm(d)), "--speaker-face", "kate=1"],
+        "label_unbound": [str(scene["mixed"]), "--speakers", str(scene["rttm"]), "--speaker-face", "kate=1"],
         "same_index": [f"{scene['left']}@0", f"{scene['right']}@0"],
         # a box around the face that index 0 names: found once both are tracked
         "same_face_twice": [f"{scene['left']}@0", f"{scene['right']}@560,40,420,440"],
@@ -157,13 +112,6 @@ def test_bad_conversations_fail_clearly_with_no_output(scene, case, capsys):
     assert {"face_not_there": "not there", "voice_longer_than_video": "--length video",
             "label_unbound": "--speaker-face radio=", "same_index": "overlapping faces",
             "same_face_twice": "same face"}[case] in err, err
-
-
-def _rttm(d):
-    path = d / "map_two.rttm"
-    path.write_text("SPEAKER mixed 1 0.00 3.00 <NA> <NA> kate <NA> <NA>\n"
-                    "SPEAKER mixed 1 3.00 3.00 <NA> <NA> radio <NA> <NA>\n")
-    return path
 
 
 # ------------------------------------------------------------------------------------------- without test media

@@ -9,11 +9,9 @@ import lipdub
 from lipdub import media
 from lipdub.core.constants import SR
 from lipdub.media.retime import MAX_PACE, MIN_PACE, fit_schedule
-from lipdub.speech.vad import phrases
 
+from bench.conversation import RIGHT as VOICE, SELFIE, build_fit, measure_fit
 from conftest import require_data
-
-SELFIE, VOICE = "video/selfie_expressive_15s.mp4", "video/hdtf_radio34_8s.mp4"
 
 
 def _steps(schedule):
@@ -55,54 +53,26 @@ def test_no_phrases_plays_back_and_forth():
 def test_new_phrases_start_where_the_originals_did(tmp_path):
     """The original: selfie_expressive 0.9–6.5 s with its own sound, two phrases and a pause (measured by the same
     voice activity). The new audio: speech cut from another clip, phrase 1 30 % longer, phrase 2 20 % shorter, a 1 s
-    pause between. In the dub, the frame at each new phrase's start is matched to the original's frames by the upper
-    face (the mouth is redrawn); it must be the original phrase's first frame (after the shift the plan lists), and
-    no frame-to-frame change may exceed the original clip's own largest."""
-    data = require_data(SELFIE, VOICE)
-    info = media.probe_video(data / SELFIE)
-    fps = info.fps
-    own = media.video_audio(data / SELFIE, SR)
-    original = tmp_path / "original.mp4"
-    a0, a1 = 0.9, 6.5
-    with media.VideoWriter(original, info.width, info.height, fps, audio=own[int(a0 * SR):int(a1 * SR)],
-                           audio_sr=SR, crf=14) as w:
-        for fr in media.iter_frames(data / SELFIE, int(round(a0 * fps))):
-            if fr.index >= int(round(a1 * fps)):
-                break
-            w.write(fr.rgb)
-    said = phrases(media.video_audio(original, SR))
-    assert len(said) == 2, said  # the setup: two phrases and a pause
-    (s1, e1), (s2, e2) = said
-    voice = media.load_audio(data / VOICE, SR)[0]
-    quiet = lambda t: np.zeros(int(t * SR), np.float32)  # noqa: E731
-    new = np.concatenate([quiet(s1), voice[SR // 2:SR // 2 + int(1.3 * (e1 - s1) * SR)], quiet(1.0),
-                          voice[3 * SR:3 * SR + int(0.8 * (e2 - s2) * SR)], quiet(0.4)])
-    wavfile.write(tmp_path / "new.wav", SR, new)
-    heard = phrases(new)
+    pause between (bench.conversation.build_fit). In the dub, the frame at each new phrase's start is matched to the
+    original's frames by the upper face (the mouth is redrawn); it must be the original phrase's first frame (after
+    the shift the plan lists), and no frame-to-frame change may exceed the original clip's own largest."""
+    case = build_fit(tmp_path, require_data(SELFIE, VOICE))
+    (s1, e1), (s2, e2) = case["said"]
+    assert len(case["said"]) == 2, case["said"]  # the setup: two phrases and a pause
+    heard = case["heard"]
     assert len(heard) == 2 and abs((heard[0][1] - heard[0][0]) / (e1 - s1) - 1.3) < 0.1
     assert abs((heard[1][1] - heard[1][0]) / (e2 - s2) - 0.8) < 0.1
-
     out = tmp_path / "fit.mp4"
-    report = lipdub.dub(original, tmp_path / "new.wav", out, length="fit")
-    assert report.frames == round(len(new) / SR * fps)
-    listed = report.retiming["phrases"]
-    assert len(listed) == 2
-
-    def frames(path, upper=False):
-        return np.stack([(f.rgb[: f.rgb.shape[0] * 2 // 5] if upper else f.rgb).astype(np.float32)
-                         for f in media.iter_frames(path)])
-
-    src, dub = frames(original, upper=True), frames(out, upper=True)
-    for phrase, (start, _) in zip(listed, heard):
-        k = int(round(start * fps))
-        shown = int(np.argmin(np.abs(src - dub[k][None]).mean(axis=(1, 2, 3))))
-        want = int(round((phrase["original"][0] + phrase["shift"]) * fps))
-        assert abs(shown - want) <= 2, (phrase, shown, want)
-        assert abs(phrase["shift"]) <= 0.1, phrase  # these pauses can absorb the differences
-    whole_src, whole_dub = frames(original), frames(out)
-    largest = np.abs(np.diff(whole_src, axis=0)).mean(axis=(1, 2, 3)).max()
-    assert np.abs(np.diff(whole_dub, axis=0)).mean(axis=(1, 2, 3)).max() <= largest
-    assert report.retiming["held"] + report.retiming["dropped"] > 0
+    report = lipdub.dub(case["original"], case["new"], out, length="fit")
+    assert report.frames == round(case["samples"] / SR * case["fps"])
+    assert len(report.retiming["phrases"]) == 2
+    measured = measure_fit(case, out, report)
+    print(measured)
+    for start in measured["starts"]:
+        assert abs(start["shown"] - start["want"]) <= 2, start
+        assert abs(start["shift"]) <= 0.1, start  # these pauses can absorb the differences
+    assert measured["largest_change_dub"] <= measured["largest_change_original"]
+    assert measured["held"] + measured["dropped"] > 0
 
 
 def test_fit_needs_the_videos_own_sound(tmp_path):
