@@ -20,7 +20,9 @@ def _options(function: str, options: dict) -> DubOptions:
 def dub(video, audio, output, progress=None, **options) -> DubReport:
     """Dub `video` (or a photo) with `audio` into `output`; options as in `lipdub dub --help`
     (transcript, language, length, strength, face_index, face_box, speaker, crf, preset, repeatable, cache, profile).
-    Returns a DubReport."""
+    A conversation: `audio` a list of voices each bound to a face (`["a.wav@0", "b.wav@1"]`, or `@x,y,w,h`), or one
+    mixed track with speakers="map.rttm", speaker_face=("spk0=0", "spk1=1"); mix="final.wav" for the output's sound.
+    Returns a DubReport (its `voices` and, with length="fit", `retiming` say what was done)."""
     return pipeline.dub(video, audio, output, _options("dub", options), progress=progress)
 
 
