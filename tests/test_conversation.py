@@ -197,3 +197,51 @@ def test_the_web_app_dubs_a_conversation(scene, tmp_path):
     assert done.ok, done.message
     assert [v["face"] for v in done.report["voices"]] == ["face 1", "face 0"]
     assert done.output.is_file() and done.plot is None
+
+
+def test_segments_split_at_shot_changes_losses_and_crossings():
+    from lipdub.face.identity import _segments
+
+    valid = np.ones(40, bool)
+    valid[10:13] = False  # a 3-frame loss: the same face (under `lost`)
+    valid[20:30] = False  # a 10-frame loss: what comes after may be someone else
+    assert _segments(valid, np.array([35]), lost=5) == [(0, 20), (30, 35), (35, 40)]
+
+
+def test_two_faces_that_cross_and_come_out_swapped_are_left_as_filmed():
+    """Synthetic: two faces (a pink and a brown patch) cross; after the crossing each track follows the other person.
+    The frames of the crossing and those after it are in doubt for both tracks; before it, none."""
+    from types import SimpleNamespace
+
+    from lipdub.face.identity import appearance_doubts, overlaps
+    from lipdub.face.track import FaceTrack
+
+    n, fps = 60, 25.0
+    rng = np.random.default_rng(1)
+    grid = rng.uniform(-40, 40, (478, 2))
+
+    def track(xs):
+        lms = np.zeros((n, 478, 3), np.float32)
+        lms[:, :, :2] = grid[None] + np.stack([xs, np.full(n, 100.0)], axis=1)[:, None]
+        return FaceTrack(np.arange(n) / fps, lms, np.ones(n, bool), 400, 200)
+
+    a_x = np.r_[np.full(20, 100.0), np.linspace(100, 300, 10), np.full(30, 300.0)]  # left to right
+    b_x = a_x[::-1].copy()  # right to left: they meet at frames 24-25
+    tracks = [track(a_x), track(b_x)]
+    pink, brown = (230, 170, 160), (140, 90, 60)
+
+    def frames():
+        for i in range(n):
+            rgb = np.full((200, 400, 3), 20, np.uint8)
+            # the people really move the other way: each track's position holds the other person after frame 25
+            for x, colour in ((a_x[i] if i < 25 else b_x[i], pink), (b_x[i] if i < 25 else a_x[i], brown)):
+                rgb[55:145, int(x) - 45:int(x) + 45] = colour
+            yield SimpleNamespace(index=i, rgb=rgb)
+
+    crossing = overlaps(tracks)
+    assert crossing[0].any() and not crossing[0][:20].any()
+    doubts, measured = appearance_doubts(tracks, frames(), fps, crossing)
+    for d, m in zip(doubts, measured):
+        after = np.flatnonzero(~crossing[0] & (np.arange(n) > 25))
+        assert not d[:20].any(), m  # before the crossing: as tracked
+        assert d[after].all(), m  # after it: someone else, left as filmed

@@ -1,10 +1,10 @@
 """Several tracked faces in one shot: is each track the same person throughout?
 
 Each track follows its face by position (face.follow). Where that can go wrong: two faces cross (both tracks sit on
-one face), a face leaves and another takes its place, a cut puts someone else where the face was. So the frames
-where two tracks' faces overlap, and those where a track's face does not look like the person it holds most of the
-time (after a shot change or a loss of the face, skin colour at the cheeks and forehead), are "in doubt": the caller
-leaves them as filmed and warns.
+one face, or come out of it swapped), a face leaves and another takes its place, a cut puts someone else where the
+face was. So the frames where two tracks' faces overlap, and those where a track's face does not look like the person
+it showed first (after a crossing, a shot change or a loss of the face: skin colour at the cheeks and forehead), are
+"in doubt": the caller leaves them as filmed and warns.
 """
 
 from __future__ import annotations
@@ -69,13 +69,16 @@ def _thumb(rgb: np.ndarray) -> np.ndarray:
     return rgb[::k, ::k].mean(axis=2, dtype=np.float32)
 
 
-def appearance_doubts(tracks: list[FaceTrack], frames: Iterable, fps: float) -> tuple[list[np.ndarray], list[dict]]:
+def appearance_doubts(tracks: list[FaceTrack], frames: Iterable, fps: float,
+                      crossing: list[np.ndarray] | None = None) -> tuple[list[np.ndarray], list[dict]]:
     """Per track, the frames where its face may be someone else; and per track what was measured.
 
-    A track is cut into segments at shot changes (a jump of the whole picture) and where its face was lost for more
-    than LOST_S. Within one segment a face is the same person (the follower only takes the face that continues it);
+    A track is cut into segments at shot changes (a jump of the whole picture), where its face was lost for more
+    than LOST_S, and where it overlapped another track (`crossing`, from overlaps(): two faces that cross may come
+    out of it swapped). Within one segment a face is the same person (the follower only takes the face that continues it);
     across segments, each segment's skin colour (median over samples every SAMPLE_STEP_S) is compared with that of
-    the track's longest segment, and a segment that differs by more than COLOUR_LIMIT is in doubt. (Per-frame
+    the track's first segment of at least a second (its longest when none is), and a segment that differs by more
+    than COLOUR_LIMIT is in doubt. (Per-frame
     colour and face proportions were tried first: within one continuous shot they varied as much as between two
     people, with pose and light, and flagged good frames.) `frames` yields objects with .index and .rgb (every
     frame of the video, in order)."""
@@ -104,14 +107,22 @@ def appearance_doubts(tracks: list[FaceTrack], frames: Iterable, fps: float) -> 
     lost = max(1, int(round(LOST_S * fps)))
     for k, t in enumerate(tracks):
         doubt = np.zeros(len(t), bool)
-        segments = _segments(t.valid, cuts, lost)
+        seen, breaks = t.valid, cuts
+        if crossing is not None and crossing[k].any():  # the overlap itself is in doubt; after it, a new segment
+            cross = crossing[k][:len(t)]
+            seen = t.valid & ~cross
+            breaks = np.union1d(cuts, np.flatnonzero(cross[:-1] & ~cross[1:]) + 1)
+        segments = _segments(seen, breaks, lost)
         info: dict = {"shot_changes": [int(c) for c in cuts], "segments": len(segments), "colour_differences": []}
         if len(segments) > 1:
             medians = []
             for a, b in segments:
                 got = [c for i, c in colour[k].items() if a <= i < b]
                 medians.append(np.median(got, axis=0) if got else None)
-            ref = int(np.argmax([b - a for a, b in segments]))
+            # the person as first seen for a while is the one bound (a face index or box names a face in the shot
+            # as it starts); a shot without such a stretch: its longest
+            long = [n for n, (a, b) in enumerate(segments) if b - a >= fps and medians[n] is not None]
+            ref = long[0] if long else int(np.argmax([b - a for a, b in segments]))
             for (a, b), m in zip(segments, medians):
                 if m is None or medians[ref] is None:
                     continue

@@ -189,7 +189,8 @@ def _guard_identities(video: Path, info, voices: list[Voice], tracks: list) -> t
                                  f"({voices[b].face_text}) are bound to the same face; bind each voice to a face "
                                  "of its own (see the face order in `lipdub dub --help`)")
     crossing = overlaps(tracks)
-    looks, measured = appearance_doubts(tracks, media.iter_frames(video, scaled_to=info.scaled_to), info.fps)
+    looks, measured = appearance_doubts(tracks, media.iter_frames(video, scaled_to=info.scaled_to), info.fps,
+                                        crossing)
     guarded, notes = [], []
     for v, t, c, d, m in zip(voices, tracks, crossing, looks, measured):
         doubt = (c | d) & t.valid
