@@ -72,6 +72,11 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
             raise ParameterError(f"{voices[0]} names its face: leave out --face-index and --face-box")
         return offline.dub(video, path, output, dataclasses.replace(opts, **Voice("", None, binding).face_options),
                            progress)
+    if len(voices) == 1 and not opts.speakers and split_voice(voices[0])[1] is None and \
+            (opts.face_index is not None or opts.face_box is not None):  # one voice with --mix: its face as given
+        box = ",".join(f"{float(v):g}" for v in opts.face_box) if opts.face_box is not None else None
+        voices = [f"{voices[0]}@{box if box is not None else opts.face_index}"]
+        opts = dataclasses.replace(opts, face_index=None, face_box=None)
     return dub_conversation(video, voices, output, opts, progress)
 
 
