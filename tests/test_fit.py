@@ -36,7 +36,10 @@ def test_pauses_absorb_the_difference_within_the_cap():
     # phrase 1 is 95 % longer and the new pause short: beyond the cap, so phrase 2 starts later, and says so
     plan = fit_schedule(original, [(1.0, 4.9), (5.4, 7.4)], n_src, fps, 8.0, motion)
     steps = _steps(plan.schedule)
-    assert set(steps) <= {0, 1} and not np.any((steps[1:] == 0) & (steps[:-1] == 0))  # a frame shown twice at most
+    assert set(steps) <= {0, 1} and not np.any((steps[1:] == 0) & (steps[:-1] == 0))  # a frame held once at most
+    held = np.flatnonzero(steps == 0) + 1
+    assert len(held) and np.all(plan.shown[held] == plan.schedule[held] + 0.5)  # shown as the blend with the next
+    assert np.all(plan.shown[np.setdiff1d(np.arange(200), held)] == plan.schedule[np.setdiff1d(np.arange(200), held)])
     shift = plan.phrases[1]["shift"]
     assert shift > 0 and "phrase 2 starts" in plan.notes[0]
     pause = slice(int(round(4.9 * fps)), int(round(5.4 * fps)))

@@ -612,3 +612,13 @@ def test_writer_writes_in_the_matrix_it_is_given(tmp_path):
             wr.write(pf)
     with FrameReader(tmp_path / "copy.mp4", planar=True) as r:
         assert all(np.array_equal(r.get(i).i420, pf.i420) for i, pf in enumerate(kept))
+
+
+def test_blend_makes_an_in_between_frame():
+    from lipdub.media import PlanarFrame, blend
+
+    a, b = np.zeros((4, 6, 3), np.uint8), np.full((4, 6, 3), 200, np.uint8)
+    assert (blend(a, b, 0.5) == 100).all() and (blend(a, b, 0.25) == 50).all()
+    pa, pb = PlanarFrame(np.zeros((6, 6), np.uint8), 6, 4), PlanarFrame(np.full((6, 6), 90, np.uint8), 6, 4)
+    mixed = blend(pa, pb, 0.5)
+    assert isinstance(mixed, PlanarFrame) and (mixed.i420 == 45).all() and (pa.i420 == 0).all()

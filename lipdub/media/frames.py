@@ -133,6 +133,14 @@ _PHOTO_LOCK = threading.Lock()
 _PHOTO: dict = {}  # "last": (file identity, size, RGB) of the last scaled photo read
 
 
+def blend(a, b, weight: float):
+    """`a` and `b` (RGB arrays or PlanarFrames of one size) mixed, `weight` of `b`: an in-between frame."""
+    if isinstance(a, PlanarFrame):
+        return PlanarFrame(blend(a.i420, b.i420, weight), a.width, a.height, a.colorspace, a.color_range)
+    mixed = a.astype(np.float32) * (1.0 - weight) + b.astype(np.float32) * weight
+    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+
+
 def photo_rgb(path, size: tuple[int, int]) -> np.ndarray:
     """The photo at `path` (upright) scaled to `size` (width, height) with INTER_AREA (or, one pixel smaller, cropped
     to it): decoded once (the frame

@@ -3,8 +3,8 @@
 New phrases are mapped to the original's phrases in order. While a new phrase is spoken the source plays at its own
 pace from the start of the matching original phrase (its speaking frames are kept, never slowed or sped); the length
 difference is absorbed in the pause before each phrase: frames are dropped or held once more there, at the stillest
-frames (least face motion), never two neighbours, so the picture never jumps by more than one skipped frame and never
-shows a frame more than twice. At most a third of a pause's frames are dropped or held: that caps its pace at
+frames (least face motion), never two neighbours, so the picture never jumps by more than one skipped frame; a held
+frame is shown as the blend of it and the next (j, j + 1/2, j + 1), so it never freezes. At most a third of a pause's frames are dropped or held: that caps its pace at
 MIN_PACE..MAX_PACE (and always leaves enough non-neighbours to pick from); where a pause cannot absorb the
 difference, the next phrase starts that much earlier or later in the source than its original, and the plan says so.
 """
@@ -23,6 +23,7 @@ MIN_PACE = 0.75  # ... and at least 0.75x as fast (every third frame held once m
 @dataclass
 class FitPlan:
     schedule: np.ndarray  # (n_out,) source frame per output frame
+    shown: np.ndarray | None = None  # (n_out,) the same with a fraction where a held frame is blended with the next
     phrases: list[dict] = field(default_factory=list)  # per mapped phrase: times, source start, shift
     notes: list[str] = field(default_factory=list)  # what could not be done as asked
     held: int = 0  # output frames that repeat the frame before
@@ -44,12 +45,12 @@ def _pick(motion: np.ndarray, a: int, b: int, count: int) -> list[int]:
     return sorted(taken)
 
 
-def _pause(out: list[int], motion: np.ndarray, start: int, advance: int, n_out: int) -> tuple[int, int]:
+def _pause(out: list[float], motion: np.ndarray, start: int, advance: int, n_out: int) -> tuple[int, int]:
     """Append `n_out` output frames that play the source from `start` over `advance` frames; returns (held,
     dropped)."""
     if n_out <= 0:
         return 0, 0
-    frames = list(range(start, start + advance))
+    frames: list[float] = list(range(start, start + advance))
     held = dropped = 0
     if advance > n_out:  # drop the stillest frames
         gone = set(_pick(motion, start, start + advance, advance - n_out))
@@ -57,7 +58,7 @@ def _pause(out: list[int], motion: np.ndarray, start: int, advance: int, n_out: 
         dropped = len(gone)
     elif advance < n_out:  # hold the stillest frames once more
         again = set(_pick(motion, start, start + advance, n_out - advance))
-        frames = [j for f in frames for j in ([f, f] if f in again else [f])]
+        frames = [j for f in frames for j in ([f, f + 0.5] if f in again else [f])]  # f, its blend with f + 1
         held = len(again)
     frames = (frames + [start + advance - 1] * n_out)[:n_out]  # (rounding: never short)
     out.extend(frames)
@@ -83,6 +84,7 @@ def fit_schedule(original: list[tuple[float, float]], new: list[tuple[float, flo
                           ": the video plays back and forth as with --length audio")
         k = np.arange(n_out) % max(1, 2 * (n_src - 1))
         plan.schedule = np.where(k < n_src, k, 2 * (n_src - 1) - k) if n_src > 1 else np.zeros(n_out, np.int64)
+        plan.shown = plan.schedule.astype(np.float64)
         return plan
     new = list(new)
     if len(new) > len(original):  # more new phrases than original ones: the last original phrase takes the rest
@@ -93,7 +95,7 @@ def fit_schedule(original: list[tuple[float, float]], new: list[tuple[float, flo
         plan.notes.append(f"the original has {len(original)} phrases, the new audio {len(new)}: the original's last "
                           f"{len(original) - len(new)} phrase(s) are played through without a new phrase")
     to_frame = lambda t: int(round(t * fps))  # noqa: E731
-    out: list[int] = []
+    out: list[float] = []
     source = 0  # where the source is at the next output frame
     for i, (ns, ne) in enumerate(new):
         target = to_frame(original[i][0])
@@ -121,10 +123,13 @@ def fit_schedule(original: list[tuple[float, float]], new: list[tuple[float, flo
                               f"plays at {MIN_PACE:g}x–{MAX_PACE:g}x)")
         source += length
     out.extend(range(source, source + n_out - len(out)))  # after the last phrase: at its own pace
-    k = np.asarray(out[:n_out], np.int64)
+    shown = np.asarray(out[:n_out], np.float64)
+    k = np.floor(shown).astype(np.int64)
     if n_src > 1 and k.max() >= n_src:  # past the clip's end: back and forth, as --length audio does
         plan.notes.append("the new audio runs past the end of the video: it plays back from there")
         k %= 2 * (n_src - 1)
         k = np.where(k < n_src, k, 2 * (n_src - 1) - k)
     plan.schedule = np.minimum(k, n_src - 1)
+    fraction = shown - np.floor(shown)
+    plan.shown = plan.schedule + np.where(plan.schedule + 1 < n_src, fraction, 0.0)
     return plan

@@ -268,11 +268,12 @@ def dub_conversation(video, audio: list, output, opts: DubOptions, progress: Pro
         return frame, drawn
 
     audio_out, audio_sr, gain = (sound if isinstance(sound, tuple) else (sound, SR, None))
+    shown = fit.shown if fit is not None else schedule  # --length fit: held frames blended with the next
     with media.VideoWriter(output, info.width, info.height, info.fps, audio=audio_out, audio_sr=audio_sr,
                            crf=opts.crf, preset=opts.preset, repeatable=bool(opts.repeatable),
                            matrix=info.matrix) as writer, \
-            BackgroundWriter(writer) as sink, frame_reader(video, info, schedule, planar=True) as reader:
-        rendered = render_frames(range(len(schedule)), schedule, reader, render_one, sink, progress)
+            BackgroundWriter(writer) as sink, frame_reader(video, info, shown, planar=True) as reader:
+        rendered = render_frames(range(len(schedule)), shown, reader, render_one, sink, progress)
     timings["render"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     report = DubReport(output, len(schedule), info.fps, len(schedule) / info.fps, rendered,

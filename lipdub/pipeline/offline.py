@@ -58,7 +58,8 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
     timings["plan"] = time.perf_counter() - t
     log_memory("plan")
     t = time.perf_counter()
-    faces_rendered, digest = _render_and_encode(video, audio, output, info, opts, schedule, renderer, styler, plan,
+    shown = fit.shown if fit is not None else schedule  # --length fit: held frames blended with the next
+    faces_rendered, digest = _render_and_encode(video, audio, output, info, opts, shown, renderer, styler, plan,
                                                 progress)
     timings["render"] = time.perf_counter() - t
     log_memory("render")

@@ -11,7 +11,7 @@ from lipdub import media
 from lipdub.core.files import write_text
 from lipdub.media.background import BackgroundWriter
 from lipdub.options import DubOptions
-from lipdub.pipeline.rendering import frame_reader, render_frames
+from lipdub.pipeline.rendering import frame_reader, render_frames, source
 
 WARM_UP = 8  # frames rendered (not written) before each piece, so colour smoothing enters it as it left the last
 
@@ -66,7 +66,7 @@ def render_in_pieces(video: Path, audio: Path, output: Path, info, opts: DubOpti
                 renderer.colour.reset()
                 renderer.prev_j = None
             for k in range(max(0, k0 - WARM_UP), k0):
-                render_one(k, int(schedule[k]), reader.get(int(schedule[k])))
+                render_one(k, *source(reader, schedule, k))
             with media.VideoWriter(part, info.width, info.height, info.fps, crf=opts.crf, preset=opts.preset,
                                    segment=True, matrix=info.matrix) as writer, BackgroundWriter(writer) as sink:
                 n_faces = render_frames(range(k0, k1), schedule, reader, render_one, sink, progress)

@@ -12,12 +12,23 @@ from lipdub.core.memory import trim_heap
 TRIM_EVERY = 100  # rendered frames between heap trims
 
 
+def source(reader, schedule, k: int) -> tuple[int, object]:
+    """Output frame k's source frame j = int(schedule[k]) as read; a fractional schedule (--length fit's held
+    frames) blends in that fraction of frame j + 1."""
+    j = int(schedule[k])
+    frame = reader.get(j)
+    weight = float(schedule[k]) - j
+    if weight > 0:
+        frame = media.blend(frame, reader.get(j + 1), weight)
+    return j, frame
+
+
 def render_frames(ks, schedule, reader, render_one, sink, progress) -> int:
     """Render output frames `ks` (source frame schedule[k] each) into `sink`; returns how many had a face."""
     faces = 0
     for k in ks:
-        j = int(schedule[k])
-        frame, rendered = render_one(k, j, reader.get(j))
+        j, frame = source(reader, schedule, k)
+        frame, rendered = render_one(k, j, frame)
         faces += rendered
         sink.write(frame)
         if k % TRIM_EVERY == TRIM_EVERY - 1:
