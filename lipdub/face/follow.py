@@ -88,7 +88,9 @@ class Follower:
         j = int(self.hint_idx[np.argmin(np.abs(self.hint_idx - i))])
         return j, self.hint_at[j]
 
-    def find(self, det: Landmarker, i: int, rgb: np.ndarray) -> np.ndarray | None:
+    def find(self, det: Landmarker, i: int, image) -> np.ndarray | None:
+        """The followed face's landmarks in frame `i` (an RGB array or a media.Frame: then only the crop searched is
+        converted), or None."""
         step = self.step
         expected = self.last_box if self.last_box is not None and i - self.last_seen <= 2 * step else None
         if expected is None and len(self.hint_idx):
@@ -96,11 +98,11 @@ class Follower:
             expected = box if abs(j - i) <= 2 * step else None
         found = None
         if expected is not None:
-            found = closest(det.detect(rgb, roi(expected, self.width, self.height)), expected)
+            found = closest(det.detect(image, roi(expected, self.width, self.height)), expected)
         if found is None and self.active and (expected is None or i % step == 0):
             # lost the face: look again over the whole frame, but only accept this track's face
             ref = expected if expected is not None else (self._nearest_hint(i)[1] if len(self.hint_idx) else None)
-            found = closest(detect_all(det, rgb), ref) if ref is not None else None
+            found = closest(detect_all(det, image), ref) if ref is not None else None
         if found is not None:
             self.seen(i, found)
         return found

@@ -36,6 +36,17 @@ class Frame:
             self._rgb = to_rgb(f, quarter_turns(f))
         return self._rgb
 
+    def rgb_box(self, box: tuple[int, int, int, int]) -> np.ndarray:
+        """RGB of the box x0, y0, x1, y1 (upright pixels, inside the frame): the same pixels as `rgb[y0:y1, x0:x1]`,
+        converting only the box when the frame is still as decoded (upright planar YUV)."""
+        x0, y0, x1, y1 = box
+        f = self._decoded
+        if self._rgb is None and f is not None and not quarter_turns(f):
+            a = frame_to_rgb(f, box)
+            if a is not None:
+                return a
+        return self.rgb[y0:y1, x0:x1]
+
 
 def to_rgb(frame, k: int) -> np.ndarray:
     """Upright RGB of a decoded frame: YUV in its tagged (or, untagged, the players') matrix and range (see
