@@ -36,6 +36,20 @@ class Frame:
             self._rgb = to_rgb(f, quarter_turns(f))
         return self._rgb
 
+    @property
+    def width(self) -> int:  # upright
+        return self._size()[0]
+
+    @property
+    def height(self) -> int:
+        return self._size()[1]
+
+    def _size(self) -> tuple[int, int]:
+        if self._rgb is not None:
+            return self._rgb.shape[1], self._rgb.shape[0]
+        f = self._decoded
+        return (f.height, f.width) if quarter_turns(f) % 2 else (f.width, f.height)
+
     def rgb_box(self, box: tuple[int, int, int, int]) -> np.ndarray:
         """RGB of the box x0, y0, x1, y1 (upright pixels, inside the frame): the same pixels as `rgb[y0:y1, x0:x1]`,
         converting only the box when the frame is still as decoded (upright planar YUV)."""
