@@ -242,3 +242,23 @@ def test_atlas_crop_from_a_frame_box_equals_the_whole_frame_warp(tmp_path):
         got = cv2.warpAffine(rgb, shifted, (150, 110), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
         ref = cv2.warpAffine(whole, m, (150, 110), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
         assert np.array_equal(got, ref), (angle, scale, tx, ty)
+
+
+def test_atlas_keeps_few_large_decoded_crops():
+    # a 4K close-up's crops are ~9 MB each: the decoded-crop cache is bounded in bytes, not only in count
+    import cv2
+    from collections import OrderedDict
+    from lipdub.render.atlas import DECODED_BYTES, Atlas
+
+    def atlas_of(side: int) -> Atlas:
+        a = Atlas.__new__(Atlas)  # only what crop() uses
+        img = np.random.default_rng(0).integers(0, 256, (side, side, 3), np.uint8)
+        a.jpeg, a._decoded = [cv2.imencode(".jpg", img)[1].tobytes()] * 40, OrderedDict()
+        return a
+
+    small, large = atlas_of(64), atlas_of(1800)
+    for i in range(40):
+        assert small.crop(i).shape == (64, 64, 3) and large.crop(i).shape == (1800, 1800, 3)
+    assert len(small._decoded) == 32
+    assert 1 <= len(large._decoded) < 32
+    assert sum(c.nbytes for c in large._decoded.values()) <= DECODED_BYTES

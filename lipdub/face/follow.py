@@ -151,6 +151,23 @@ def in_two_threads(here: Callable[[], None], beside: Callable[[], None], name: s
         raise errors[0]
 
 
+SURVEY_SIDE = 1920  # the survey looks at larger frames scaled down to this long side: it only needs boxes, and
+# MediaPipe's copies of a whole 4K frame on two threads cost ~300 MB
+
+
+def survey_boxes(det: Landmarker, frame) -> list[np.ndarray]:
+    """The boxes (x, y, w, h in the frame's pixels) of every face in `frame` (a media.Frame), found on the frame
+    scaled to SURVEY_SIDE when it is larger (a face there is as large as in a 1080p video)."""
+    import cv2
+
+    rgb = frame.rgb
+    k = SURVEY_SIDE / max(rgb.shape[:2])
+    if k >= 1:
+        return [face_box(f) for f in detect_all(det, rgb)]
+    small = cv2.resize(rgb, (round(rgb.shape[1] * k), round(rgb.shape[0] * k)), interpolation=cv2.INTER_AREA)
+    return [face_box(f) / k for f in detect_all(det, small)]
+
+
 def survey_faces(frames, frames_from, n_frames: int, step: int, workers: int, det: LazyLandmarker,
                  det2: LazyLandmarker) -> tuple[list, list[int], list[float], int]:
     """Every face on every `step`-th frame: (boxes per surveyed frame, their indices, their times, frame count).
@@ -162,7 +179,7 @@ def survey_faces(frames, frames_from, n_frames: int, step: int, workers: int, de
             if stop is not None and fr.index >= stop:
                 break
             if fr.index % step == 0:
-                out[0].append([face_box(f) for f in detect_all(lmk.get(), fr.rgb)])
+                out[0].append(survey_boxes(lmk.get(), fr))
                 out[1].append(fr.index)
                 out[2].append(fr.time)
             n = max(n, fr.index + 1)  # the probe may undercount

@@ -25,6 +25,8 @@ JPEG_PARAMS = [cv2.IMWRITE_JPEG_QUALITY, 95, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, c
 ATLAS_FIELDS = ("src_controls", "norm", "seq", "pose_feat", "sharpness", "teeth", "lip_lab")
 
 
+DECODED_BYTES = 64 << 20  # decoded crops kept for the current run of frames (Atlas.crop)
+
 class Atlas:
     """Pose-normalised lower-face crops of real frames: the appearance source of rendering.
 
@@ -135,7 +137,9 @@ class Atlas:
         if img is None:
             img = cv2.imdecode(np.frombuffer(self.jpeg[a], np.uint8), cv2.IMREAD_UNCHANGED)
             self._decoded[a] = img
-            if len(self._decoded) > 32:
+            # 32 crops, and never over DECODED_BYTES: a 4K close-up's crop is ~9 MB (32 of them: 300 MB)
+            while len(self._decoded) > 1 and (len(self._decoded) > 32 or
+                                              len(self._decoded) * img.nbytes > DECODED_BYTES):
                 self._decoded.popitem(last=False)
         else:
             self._decoded.move_to_end(a)
@@ -275,13 +279,13 @@ def pose_features(pose: face.Pose, idx: np.ndarray) -> np.ndarray:
 def fill_atlas(atlas: Atlas, video: Path, track: face.FaceTrack, pose: face.Pose, seq_offset: int = 0,
                keep: np.ndarray | None = None, stride: int = 1,
                progress: Callable[[str, int, int], None] | None = None, start: int = 0,
-               stop: int | None = None, scaled_to: tuple[int, int] | None = None) -> int:
+               stop: int | None = None, scaled_to: tuple[int, int] | None = None, threads: int = 0) -> int:
     """Add `video`'s usable frames in [start, stop) (valid, and `keep` where given; every `stride`-th) to the atlas;
     returns the number added. Sequence numbers continue runs of kept frames, so selection prefers playing them in
-    order."""
+    order. `threads`: decoding threads (media.iter_frames)."""
     added = 0
     stop = len(track) if stop is None else min(stop, len(track))
-    for fr in media.iter_frames(video, start, scaled_to):
+    for fr in media.iter_frames(video, start, scaled_to, threads):
         i = fr.index
         if i >= stop:
             break
@@ -303,9 +307,12 @@ def fill_atlas_in_halves(atlas: Atlas, video: Path, track: face.FaceTrack, pose:
         return fill_atlas(atlas, video, track, pose, seq_offset, keep, stride, progress, scaled_to=scaled_to)
     second = Atlas(atlas.canonical, atlas.scale)
     mid = len(track) // 2
+    threads = media.beside_decoder_threads(track.width, track.height)
     with ThreadPoolExecutor(1, thread_name_prefix="lipdub-atlas") as pool:
-        job = pool.submit(fill_atlas, second, video, track, pose, seq_offset, keep, stride, None, mid, None, scaled_to)
-        added = fill_atlas(atlas, video, track, pose, seq_offset, keep, stride, progress, stop=mid, scaled_to=scaled_to)
+        job = pool.submit(fill_atlas, second, video, track, pose, seq_offset, keep, stride, None, mid, None, scaled_to,
+                          threads)
+        added = fill_atlas(atlas, video, track, pose, seq_offset, keep, stride, progress, stop=mid, scaled_to=scaled_to,
+                           threads=threads)
         added += job.result()
     atlas.merge(second)
     return added
