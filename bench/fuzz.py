@@ -1,6 +1,7 @@
 """Fuzzing the input layer: mutated media files and profiles fed to lipdub.media.probe_video, iter_frames,
 FrameReader (backward reads: seeks), load_audio and lipdub.profile.load. Every input must end in a result or a
-lipdub.errors.LipdubError: never another exception, a hang (over --timeout seconds) or a crash of the process.
+lipdub.errors.LipdubError: never another exception, a hang (over --timeout seconds of CPU on one input, or ten times
+that of wall clock) or a crash of the process.
 
     python -m bench.fuzz [--n 2000] [--seed 0] [--timeout 30] [--workers 2] [--seeds FILE...] [--keep DIR]
 
@@ -215,6 +216,15 @@ def _worker(conn) -> None:
         conn.send(outcome)
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process `pid` (all its threads) from /proc; None where there is no /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Pool:
     """Worker processes fed one case at a time; a worker past `timeout` is killed and replaced."""
 
@@ -227,18 +237,28 @@ class Pool:
         parent, child = self.ctx.Pipe()
         proc = self.ctx.Process(target=_worker, args=(child,), daemon=True)
         proc.start()
-        return [proc, parent, None, 0.0]  # process, pipe, case, start time
+        return [proc, parent, None, 0.0, 0.0]  # process, pipe, case, start time, CPU seconds at the start
+
+    def _overdue(self, proc, t0: float, cpu0: float) -> bool:
+        """A hang: over `timeout` seconds of the worker's CPU on one input (spinning), or 10x that of wall clock
+        (blocked). Wall time alone flagged inputs that were only starved on a loaded host (a 2.7 s input took over
+        30 s at nice 19 beside other jobs)."""
+        wall = time.monotonic() - t0
+        if wall <= self.timeout:
+            return False
+        cpu = cpu_seconds(proc.pid)
+        return wall > 10 * self.timeout or cpu is None or cpu - cpu0 > self.timeout
 
     def run(self, cases: list[Case], on_result) -> None:
         pending = list(reversed(cases))
         while pending or any(s[2] is not None for s in self.slots):
             for i, slot in enumerate(self.slots):
-                proc, conn, case, t0 = slot
+                proc, conn, case, t0, cpu0 = slot
                 if case is None:
                     if pending:
                         case = pending.pop()
                         conn.send((case.target, case.path))
-                        self.slots[i] = [proc, conn, case, time.monotonic()]
+                        self.slots[i] = [proc, conn, case, time.monotonic(), cpu_seconds(proc.pid) or 0.0]
                     continue
                 if conn.poll(0.01):
                     try:
@@ -247,19 +267,19 @@ class Pool:
                         outcome = None
                     if outcome is not None:
                         on_result(case, outcome)
-                        self.slots[i] = [proc, conn, None, 0.0]
+                        self.slots[i] = [proc, conn, None, 0.0, 0.0]
                         continue
                 if not proc.is_alive() or conn.closed:
                     on_result(case, f"crash (exit {proc.exitcode})")
                     self.slots[i] = self._start()
-                elif time.monotonic() - t0 > self.timeout:
+                elif self._overdue(proc, t0, cpu0):
                     proc.kill()
                     proc.join()
-                    on_result(case, f"hang (over {self.timeout:g} s)")
+                    on_result(case, f"hang (over {self.timeout:g} s of CPU or {10 * self.timeout:g} s)")
                     self.slots[i] = self._start()
 
     def close(self) -> None:
-        for proc, conn, _, _ in self.slots:
+        for proc, conn, *_ in self.slots:
             try:
                 conn.send(None)
             except OSError:

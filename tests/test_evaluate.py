@@ -248,3 +248,17 @@ def test_short_cross_dub_runs_end_to_end(tmp_path, monkeypatch):
     for key in ("r", "r0", "amp", "flicker", "base_r"):
         assert math.isfinite(row[key]), key
     assert -5 <= row["lag"] <= 5 and -1 <= row["r"] <= 1 and row["r"] >= row["r0"]
+
+
+@pytest.mark.slow
+def test_wide_shot_keeps_sync(tmp_path, monkeypatch):
+    # issue 22: a face 60-80 px wide in a 720p frame (a standing speaker) dubs with r within 0.1 of the same clip at
+    # full size, every dubbed frame re-tracked
+    from bench import wide_shot
+
+    require_data("video/hdtf_katiehill_8s.mp4", "video/hdtf_radio34_8s.mp4")
+    monkeypatch.setenv("LIPDUB_CACHE", str(tmp_path / "cache"))
+    row = wide_shot.run("hdtf_katiehill", 66.0, (1280, 720), max_seconds=5.0, keep=None)
+    assert 60 <= row["face_px_wide"] <= 80 and row["face_px_full"] > 200
+    assert row["wide_dub_valid"] == row["wide_dub_frames"] == row["full_dub_frames"]
+    assert row["wide_r"] >= row["full_r"] - 0.1 and row["wide_r"] > 0.45, row

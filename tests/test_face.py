@@ -121,3 +121,22 @@ def test_two_thread_tracking_matches_one(katie):
                              workers=2)
     assert len(both) == 75 and both.valid.all()
     assert np.abs(both.landmarks[:, :, :2] - katie.landmarks[:, :, :2]).mean() < 1.0
+
+
+def test_survey_of_a_4k_frame_finds_the_face_where_the_full_frame_does():
+    # the survey scales frames past SURVEY_SIDE down (MediaPipe's copies of whole 4K frames cost ~300 MB)
+    import cv2
+    from lipdub.face.detect import Landmarker, detect_all, face_box, iou
+    from lipdub.face.follow import SURVEY_SIDE, survey_boxes
+
+    data = require_data("images/woman_frontal.png")
+    portrait = cv2.cvtColor(cv2.imread(str(data / "images/woman_frontal.png")), cv2.COLOR_BGR2RGB)
+    canvas = np.full((2160, 3840, 3), 90, np.uint8)
+    small = cv2.resize(portrait, (900, round(portrait.shape[0] * 900 / portrait.shape[1])))[:2000]
+    canvas[100:100 + small.shape[0], 2500:3400] = small
+    assert max(canvas.shape[:2]) > SURVEY_SIDE
+    with Landmarker(num_faces=4) as det:
+        surveyed = survey_boxes(det, media.Frame(0, 0.0, canvas))
+        whole = [face_box(f) for f in detect_all(det, canvas)]
+    assert len(surveyed) == len(whole) == 1
+    assert iou(surveyed[0], whole[0]) > 0.9 and 2500 < surveyed[0][0] < 3400

@@ -516,6 +516,36 @@ def test_planar_reader_box_equals_whole_frame_read(tmp_path):
             assert isinstance(r.get(1), np.ndarray)
 
 
+def test_frame_box_reads_as_the_whole_frame_there(tmp_path):
+    # the tracker converts only the crop it searches: it must see the pixels the whole frame's conversion gives
+    def deep(path, fmt):
+        with av.open(str(path), "w") as c:
+            s = c.add_stream("ffv1", rate=25)
+            s.width, s.height, s.pix_fmt = 63, 47, fmt
+            for k in range(2):
+                for p in s.encode(av.VideoFrame.from_ndarray(pattern(k, 47, 64)[:, :63].copy(), format="rgb24")):
+                    c.mux(p)
+            for p in s.encode():
+                c.mux(p)
+        return path
+
+    sources = [make_video(tmp_path / "a.mp4", 2), make_hd_video(tmp_path / "hd.mp4", n=2),
+               make_video(tmp_path / "odd.mkv", 2, w=63, h=47, codec="ffv1"),
+               make_video(tmp_path / "mjpeg.mkv", 2, codec="mjpeg"),
+               make_video(tmp_path / "r.mp4", 2, w=64, h=32, rotation=90),
+               deep(tmp_path / "p10.mkv", "yuv420p10le"), deep(tmp_path / "p422.mkv", "yuv422p"),
+               deep(tmp_path / "p444.mkv", "yuv444p")]
+    for path in sources:
+        whole = [f.rgb for f in iter_frames(path)]
+        h, w = whole[0].shape[:2]
+        for box in ((0, 0, w, h), (1, 3, 30, 21), (2, 2, 31, 22), (w - 9, h - 7, w, h), (5, 0, 6, 1)):
+            for f, ref in zip(iter_frames(path), whole):
+                x0, y0, x1, y1 = box
+                got = f.rgb_box(box)
+                assert got.shape == (y1 - y0, x1 - x0, 3), (path.name, box)
+                assert np.array_equal(got, ref[y0:y1, x0:x1]), (path.name, box)
+
+
 def test_planar_put_rgb_changes_only_what_changed(tmp_path):
     path = make_hd_video(tmp_path / "hd.mp4", n=2)  # (one frame would be a photo)
     with FrameReader(path, planar=True) as r:

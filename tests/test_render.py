@@ -217,3 +217,48 @@ def test_a_self_dub_keeps_the_colour_of_the_redrawn_region(tmp_path, monkeypatch
     r = colour.self_dub(kind, tmp_path, 20, own=True)
     assert r["frames"] >= 15
     assert max(np.abs(r["box"]).max(), abs(r["lips"]), np.abs(r["top"]).max()) < 0.5, r
+
+
+def test_atlas_crop_from_a_frame_box_equals_the_whole_frame_warp(tmp_path):
+    # building the atlas converts only the region a crop samples: the crop must be the one the whole frame gives,
+    # inside the frame and where the crop runs over its edges (BORDER_REPLICATE)
+    import cv2
+    from lipdub import media
+    from lipdub.render.atlas import sampled_region
+
+    rng = np.random.default_rng(3)
+    path = tmp_path / "noise.mp4"
+    with media.VideoWriter(path, 320, 240, 25) as wr:
+        for _ in range(2):
+            wr.write(cv2.GaussianBlur(rng.integers(0, 256, (240, 320, 3), np.uint8), (5, 5), 1.5))
+    whole = next(media.iter_frames(path)).rgb
+    for angle, scale, tx, ty in ((0.0, 1.0, -40, -30), (0.3, 1.7, -250, -120), (-0.2, 0.8, 30, 20),
+                                 (0.1, 1.2, -420, -300)):
+        c, s = scale * np.cos(angle), scale * np.sin(angle)
+        m = np.array([[c, -s, tx], [s, c, ty]], np.float64)
+        frame = next(media.iter_frames(path))
+        rgb, shifted = sampled_region(frame, m, (150, 110))
+        assert rgb.shape[0] * rgb.shape[1] <= whole.shape[0] * whole.shape[1]
+        got = cv2.warpAffine(rgb, shifted, (150, 110), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        ref = cv2.warpAffine(whole, m, (150, 110), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        assert np.array_equal(got, ref), (angle, scale, tx, ty)
+
+
+def test_atlas_keeps_few_large_decoded_crops():
+    # a 4K close-up's crops are ~9 MB each: the decoded-crop cache is bounded in bytes, not only in count
+    import cv2
+    from collections import OrderedDict
+    from lipdub.render.atlas import DECODED_BYTES, Atlas
+
+    def atlas_of(side: int) -> Atlas:
+        a = Atlas.__new__(Atlas)  # only what crop() uses
+        img = np.random.default_rng(0).integers(0, 256, (side, side, 3), np.uint8)
+        a.jpeg, a._decoded = [cv2.imencode(".jpg", img)[1].tobytes()] * 40, OrderedDict()
+        return a
+
+    small, large = atlas_of(64), atlas_of(1800)
+    for i in range(40):
+        assert small.crop(i).shape == (64, 64, 3) and large.crop(i).shape == (1800, 1800, 3)
+    assert len(small._decoded) == 32
+    assert 1 <= len(large._decoded) < 32
+    assert sum(c.nbytes for c in large._decoded.values()) <= DECODED_BYTES

@@ -65,9 +65,11 @@ def load_track(video: Path, info: media.VideoInfo, face_index: int | None = None
         except InputError as exc:  # a damaged sound track only costs the automatic choice, not the dub
             log.warning("--speaker auto: cannot read the sound of %s (%s)", video, exc)
     scaled_to = info.scaled_to
-    track = track_frames(lambda: media.iter_frames(video, scaled_to=scaled_to), info.width, info.height,
-                         info.n_frames, info.fps, face_index=face_index, face_box_hint=face_box, progress=tick,
-                         frames_from=lambda start: media.iter_frames(video, start, scaled_to), workers=2,
+    threads = media.beside_decoder_threads(info.width, info.height)  # the two halves decode side by side
+    track = track_frames(lambda: media.iter_frames(video, scaled_to=scaled_to, threads=threads), info.width,
+                         info.height, info.n_frames, info.fps, face_index=face_index, face_box_hint=face_box,
+                         progress=tick, frames_from=lambda start: media.iter_frames(video, start, scaled_to, threads),
+                         workers=2,
                          speaker=speaker, audio=own_audio, mouth_from_sound=mouth_from_sound)
     if cache:
         try:

@@ -50,13 +50,14 @@ class Landmarker:
             self._landmarker = vision.FaceLandmarker.create_from_options(options)
             self._landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.zeros((64, 64, 3), np.uint8)))
 
-    def detect(self, rgb: np.ndarray, box: tuple[int, int, int, int] | None = None) -> list[np.ndarray]:
-        """Faces in `rgb` (optionally only inside crop box x0,y0,x1,y1) as (478,3) pixel arrays of the full frame."""
+    def detect(self, image, box: tuple[int, int, int, int] | None = None) -> list[np.ndarray]:
+        """Faces in `image` (optionally only inside crop box x0,y0,x1,y1) as (478,3) pixel arrays of the full frame.
+        `image` is an RGB array or a media.Frame, of which only the box is converted."""
         x0, y0 = 0, 0
-        img = rgb
+        img = rgb_of(image) if box is None else None
         if box is not None:
             x0, y0, x1, y1 = box
-            img = rgb[y0:y1, x0:x1]
+            img = image[y0:y1, x0:x1] if isinstance(image, np.ndarray) else image.rgb_box(box)
         if img.shape[0] < 32 or img.shape[1] < 32:
             return []
         image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(img))
@@ -100,6 +101,11 @@ class LazyLandmarker:
             self.det.close()
 
 
+def rgb_of(image) -> np.ndarray:
+    """The whole RGB frame of an RGB array or a media.Frame."""
+    return image if isinstance(image, np.ndarray) else image.rgb
+
+
 def face_box(lms: np.ndarray) -> np.ndarray:
     """x, y, w, h of a face's landmarks."""
     x0, y0 = lms[:, 0].min(), lms[:, 1].min()
@@ -130,8 +136,10 @@ def tiles(width: int, height: int) -> list[tuple[int, int, int, int]]:
     return found
 
 
-def detect_all(landmarker: Landmarker, rgb: np.ndarray) -> list[np.ndarray]:
-    """Every face in the frame: full frame first, then tiles for small faces (duplicates merged)."""
+def detect_all(landmarker: Landmarker, image) -> list[np.ndarray]:
+    """Every face in the frame (an RGB array or a media.Frame): full frame first, then tiles for small faces
+    (duplicates merged)."""
+    rgb = rgb_of(image)
     faces = landmarker.detect(rgb)
     if faces and max(face_box(f)[2] for f in faces) > 0.12 * max(rgb.shape[:2]):
         return faces

@@ -88,7 +88,9 @@ class Follower:
         j = int(self.hint_idx[np.argmin(np.abs(self.hint_idx - i))])
         return j, self.hint_at[j]
 
-    def find(self, det: Landmarker, i: int, rgb: np.ndarray) -> np.ndarray | None:
+    def find(self, det: Landmarker, i: int, image) -> np.ndarray | None:
+        """The followed face's landmarks in frame `i` (an RGB array or a media.Frame: then only the crop searched is
+        converted), or None."""
         step = self.step
         expected = self.last_box if self.last_box is not None and i - self.last_seen <= 2 * step else None
         if expected is None and len(self.hint_idx):
@@ -96,11 +98,11 @@ class Follower:
             expected = box if abs(j - i) <= 2 * step else None
         found = None
         if expected is not None:
-            found = closest(det.detect(rgb, roi(expected, self.width, self.height)), expected)
+            found = closest(det.detect(image, roi(expected, self.width, self.height)), expected)
         if found is None and self.active and (expected is None or i % step == 0):
             # lost the face: look again over the whole frame, but only accept this track's face
             ref = expected if expected is not None else (self._nearest_hint(i)[1] if len(self.hint_idx) else None)
-            found = closest(detect_all(det, rgb), ref) if ref is not None else None
+            found = closest(detect_all(det, image), ref) if ref is not None else None
         if found is not None:
             self.seen(i, found)
         return found
@@ -149,6 +151,23 @@ def in_two_threads(here: Callable[[], None], beside: Callable[[], None], name: s
         raise errors[0]
 
 
+SURVEY_SIDE = 1920  # the survey looks at larger frames scaled down to this long side: it only needs boxes, and
+# MediaPipe's copies of a whole 4K frame on two threads cost ~300 MB
+
+
+def survey_boxes(det: Landmarker, frame) -> list[np.ndarray]:
+    """The boxes (x, y, w, h in the frame's pixels) of every face in `frame` (a media.Frame), found on the frame
+    scaled to SURVEY_SIDE when it is larger (a face there is as large as in a 1080p video)."""
+    import cv2
+
+    rgb = frame.rgb
+    k = SURVEY_SIDE / max(rgb.shape[:2])
+    if k >= 1:
+        return [face_box(f) for f in detect_all(det, rgb)]
+    small = cv2.resize(rgb, (round(rgb.shape[1] * k), round(rgb.shape[0] * k)), interpolation=cv2.INTER_AREA)
+    return [face_box(f) / k for f in detect_all(det, small)]
+
+
 def survey_faces(frames, frames_from, n_frames: int, step: int, workers: int, det: LazyLandmarker,
                  det2: LazyLandmarker) -> tuple[list, list[int], list[float], int]:
     """Every face on every `step`-th frame: (boxes per surveyed frame, their indices, their times, frame count).
@@ -160,7 +179,7 @@ def survey_faces(frames, frames_from, n_frames: int, step: int, workers: int, de
             if stop is not None and fr.index >= stop:
                 break
             if fr.index % step == 0:
-                out[0].append([face_box(f) for f in detect_all(lmk.get(), fr.rgb)])
+                out[0].append(survey_boxes(lmk.get(), fr))
                 out[1].append(fr.index)
                 out[2].append(fr.time)
             n = max(n, fr.index + 1)  # the probe may undercount

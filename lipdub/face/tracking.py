@@ -79,7 +79,7 @@ def track_frames(frames: Callable[[], Iterator], width: int, height: int, n_fram
                         if found is not None:
                             follow.seen(i, found)
                     else:
-                        found = follow.find(det.get(), i, fr.rgb)
+                        found = follow.find(det.get(), i, fr)
                     if found is not None:
                         lms[i], valid[i] = found, True
                     if progress is not None:

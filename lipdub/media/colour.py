@@ -119,9 +119,11 @@ def rgb_to_i420(rgb: np.ndarray, matrix: int) -> np.ndarray:
                           ).reshape(-1, w)
 
 
-def frame_to_rgb(frame) -> np.ndarray | None:
+def frame_to_rgb(frame, box: tuple[int, int, int, int] | None = None) -> np.ndarray | None:
     """Upright-as-stored uint8 RGB of a decoded PyAV frame in a planar YUV format (8 or 10-bit), converted with its
-    own (or guessed) matrix and range; None for other formats."""
+    own (or guessed) matrix and range; None for other formats. `box` (x0, y0, x1, y1, in stored pixels): only that
+    region, the same pixels the whole frame's conversion gives there (the tracker reads a face's crop, not the
+    frame)."""
     name = frame.format.name
     if name not in YUV_FORMATS:
         return None
@@ -131,4 +133,14 @@ def frame_to_rgb(frame) -> np.ndarray | None:
     for i, p in enumerate(frame.planes):
         a = np.frombuffer(p, np.uint16 if deep else np.uint8).reshape(p.height, -1)
         planes.append(a[:, :p.width])
-    return yuv_to_rgb(*planes[:3], matrix_of(frame.colorspace, w, h), is_full_range(frame))
+    matrix, full = matrix_of(frame.colorspace, w, h), is_full_range(frame)
+    if box is None:
+        return yuv_to_rgb(*planes[:3], matrix, full)
+    x0, y0, x1, y1 = (int(v) for v in box)
+    sx, sy = -(-w // planes[1].shape[1]), -(-h // planes[1].shape[0])  # chroma subsampling (1 or 2 each way)
+    # grown to whole chroma samples, so each is repeated over the same pixels as in the whole frame's conversion
+    ax, ay = x0 // sx * sx, y0 // sy * sy
+    bx, by = min(w, -(-x1 // sx) * sx), min(h, -(-y1 // sy) * sy)
+    chroma = (slice(ay // sy, -(-by // sy)), slice(ax // sx, -(-bx // sx)))
+    rgb = yuv_to_rgb(planes[0][ay:by, ax:bx], planes[1][chroma], planes[2][chroma], matrix, full)
+    return rgb[y0 - ay:y1 - ay, x0 - ax:x1 - ax]

@@ -15,8 +15,8 @@ import numpy as np
 from lipdub.errors import InputError, ParameterError
 from lipdub.media.colour import (BT709, JPEG_RANGE, MPEG_RANGE, SMPTE170M, chroma_420, frame_to_rgb, is_full_range,
                                  matrix_of, rgb_to_yuv, to_levels, yuv_to_rgb)
-from lipdub.media.probe import IMAGE_FPS, VideoInfo, decode_frames, file_identity, is_image_path, open_input, \
-    probe_video, quarter_turns, take_probed_photo, video_stream
+from lipdub.media.probe import (IMAGE_FPS, LARGE_FRAME, VideoInfo, decode_frames, file_identity, is_image_path,
+                                open_input, probe_video, quarter_turns, take_probed_photo, video_stream)
 
 
 class Frame:
@@ -35,6 +35,31 @@ class Frame:
             f, self._decoded = self._decoded, None
             self._rgb = to_rgb(f, quarter_turns(f))
         return self._rgb
+
+    @property
+    def width(self) -> int:  # upright
+        return self._size()[0]
+
+    @property
+    def height(self) -> int:
+        return self._size()[1]
+
+    def _size(self) -> tuple[int, int]:
+        if self._rgb is not None:
+            return self._rgb.shape[1], self._rgb.shape[0]
+        f = self._decoded
+        return (f.height, f.width) if quarter_turns(f) % 2 else (f.width, f.height)
+
+    def rgb_box(self, box: tuple[int, int, int, int]) -> np.ndarray:
+        """RGB of the box x0, y0, x1, y1 (upright pixels, inside the frame): the same pixels as `rgb[y0:y1, x0:x1]`,
+        converting only the box when the frame is still as decoded (upright planar YUV)."""
+        x0, y0, x1, y1 = box
+        f = self._decoded
+        if self._rgb is None and f is not None and not quarter_turns(f):
+            a = frame_to_rgb(f, box)
+            if a is not None:
+                return a
+        return self.rgb[y0:y1, x0:x1]
 
 
 def to_rgb(frame, k: int) -> np.ndarray:
@@ -179,9 +204,17 @@ def photo_rgb(path, size: tuple[int, int]) -> np.ndarray:
         return rgb.copy()
 
 
-def iter_frames(path, start: int = 0, scaled_to: tuple[int, int] | None = None) -> Iterator[Frame]:
-    """The frames of `path` from index `start`, decoded as they are read. `scaled_to` (VideoInfo.scaled_to): a photo
-    read at that size (photo_rgb)."""
+def beside_decoder_threads(width: int, height: int) -> int:
+    """Decoding threads for one of two decoders that run side by side (a pass split in halves): one for frames
+    larger than 1080p, where each of FFmpeg's frame threads holds frames of its own (measured on 4K: two decoders
+    with their own threads +280 MB, with one each +120 MB; two decoders already keep both cores busy); else
+    FFmpeg's choice (0)."""
+    return 1 if width * height > LARGE_FRAME else 0
+
+
+def iter_frames(path, start: int = 0, scaled_to: tuple[int, int] | None = None, threads: int = 0) -> Iterator[Frame]:
+    """The frames of `path` from index `start`, decoded as they are read (`threads`: see probe.video_stream).
+    `scaled_to` (VideoInfo.scaled_to): a photo read at that size (photo_rgb)."""
     path = Path(path)
     if scaled_to is not None and is_image_path(path):
         if start == 0:
@@ -189,7 +222,7 @@ def iter_frames(path, start: int = 0, scaled_to: tuple[int, int] | None = None) 
         return
     c = open_input(path, "video")
     try:
-        s = video_stream(c, path)
+        s = video_stream(c, path, threads)
         image = is_image_path(path)
         t0 = s.start_time
         tb = s.time_base

@@ -20,6 +20,7 @@ av.logging.set_level(None)  # PyAV's no-op callback: FFmpeg warnings about damag
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 VIDEO_OUT_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".m4v"})
 IMAGE_FPS = 25.0
+LARGE_FRAME = 1920 * 1088  # pixels: above this (past 1080p) decoders and the encoder trade speed for memory
 
 
 @dataclass(frozen=True)
@@ -132,13 +133,17 @@ def open_input(path, kind: str) -> av.container.InputContainer:
     return c
 
 
-def video_stream(container, path):
+def video_stream(container, path, threads: int = 0):
+    """The video stream to decode, with `threads` decoding threads (0: FFmpeg's choice, frame and slice threads)."""
     streams = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
     if not streams:
         container.close()
         raise InputError(f"{path} has no video stream; pass a video or a photo of a face")
     s = streams[0]
-    s.thread_type = "AUTO"
+    if threads:
+        s.codec_context.thread_count = threads
+    else:
+        s.thread_type = "AUTO"
     return s
 
 

@@ -25,6 +25,8 @@ JPEG_PARAMS = [cv2.IMWRITE_JPEG_QUALITY, 95, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, c
 ATLAS_FIELDS = ("src_controls", "norm", "seq", "pose_feat", "sharpness", "teeth", "lip_lab")
 
 
+DECODED_BYTES = 64 << 20  # decoded crops kept for the current run of frames (Atlas.crop)
+
 class Atlas:
     """Pose-normalised lower-face crops of real frames: the appearance source of rendering.
 
@@ -81,8 +83,9 @@ class Atlas:
     def bytes_per_entry(self) -> int:
         return self.size[0] * self.size[1] * 3 // 9 + 478 * 3 * 4 + 600
 
-    def add(self, seq: int, rgb: np.ndarray, landmarks: np.ndarray, pose: tuple) -> bool:
-        """Store one frame's lower face, upright and scaled by a 2D similarity on the skull points.
+    def add(self, seq: int, image, landmarks: np.ndarray, pose: tuple) -> bool:
+        """Store one frame's lower face (`image`: an RGB frame, or a media.Frame of which only the region the crop
+        samples is converted), upright and scaled by a 2D similarity on the skull points.
 
         pose = (scale, rotation, translation) of this frame against the atlas canonical (face.Pose terms)."""
         src = landmarks[STABLE, :2].astype(np.float64)
@@ -90,8 +93,9 @@ class Atlas:
         m, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.LMEDS)
         if m is None:
             return False
+        rgb, shifted = sampled_region(image, m, self.size)
         # cubic here and in the final remap: two linear resamplings in a row visibly soften lips and teeth
-        crop = cv2.warpAffine(rgb, m, self.size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        crop = cv2.warpAffine(rgb, shifted, self.size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
         scale, rot, trans = pose
         norm = ((landmarks.astype(np.float64) - trans) @ rot) / scale
         # control points: the frame's own landmarks, plus the skull-fixed outer ring placed by the head pose
@@ -133,7 +137,9 @@ class Atlas:
         if img is None:
             img = cv2.imdecode(np.frombuffer(self.jpeg[a], np.uint8), cv2.IMREAD_UNCHANGED)
             self._decoded[a] = img
-            if len(self._decoded) > 32:
+            # 32 crops, and never over DECODED_BYTES: a 4K close-up's crop is ~9 MB (32 of them: 300 MB)
+            while len(self._decoded) > 1 and (len(self._decoded) > 32 or
+                                              len(self._decoded) * img.nbytes > DECODED_BYTES):
                 self._decoded.popitem(last=False)
         else:
             self._decoded.move_to_end(a)
@@ -245,6 +251,26 @@ def teeth_visibility(crop: np.ndarray, pts: np.ndarray, px_per_unit: float) -> t
     return float(teeth.sum()) / px_per_unit ** 2 * 100.0, lip_lab
 
 
+def sampled_region(image, m: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels of `image` (an RGB array or a media.Frame) that warpAffine(image, m, size) samples, and `m` shifted
+    to them: the box the crop's corners map back to, grown by the cubic kernel's reach. The warp gives the same
+    crop from it (a box cut at the frame's edge keeps that edge, so BORDER_REPLICATE repeats the same pixels)."""
+    if isinstance(image, np.ndarray):
+        return image, m
+    h, w = image.height, image.width
+    w_out, h_out = size
+    corners = np.array([[0, 0], [w_out, 0], [0, h_out], [w_out, h_out]], np.float64)
+    inv = cv2.invertAffineTransform(m)
+    src = corners @ inv[:, :2].T + inv[:, 2]
+    x0, y0 = (max(0, int(np.floor(v)) - 4) for v in src.min(0))
+    x1, y1 = min(w, int(np.ceil(src[:, 0].max())) + 5), min(h, int(np.ceil(src[:, 1].max())) + 5)
+    if x1 - x0 < 2 or y1 - y0 < 2:  # the crop lies off the frame: the whole frame, as before
+        return image.rgb, m
+    shifted = m.copy()
+    shifted[:, 2] += m[:, :2] @ np.array([x0, y0], np.float64)
+    return image.rgb_box((x0, y0, x1, y1)), shifted
+
+
 def pose_features(pose: face.Pose, idx: np.ndarray) -> np.ndarray:
     """Head-pose features of frames `idx`: the face normal's direction in the image, sin(yaw) and sin(pitch)."""
     return pose.rotation[idx][:, :2, 2]
@@ -253,18 +279,18 @@ def pose_features(pose: face.Pose, idx: np.ndarray) -> np.ndarray:
 def fill_atlas(atlas: Atlas, video: Path, track: face.FaceTrack, pose: face.Pose, seq_offset: int = 0,
                keep: np.ndarray | None = None, stride: int = 1,
                progress: Callable[[str, int, int], None] | None = None, start: int = 0,
-               stop: int | None = None, scaled_to: tuple[int, int] | None = None) -> int:
+               stop: int | None = None, scaled_to: tuple[int, int] | None = None, threads: int = 0) -> int:
     """Add `video`'s usable frames in [start, stop) (valid, and `keep` where given; every `stride`-th) to the atlas;
     returns the number added. Sequence numbers continue runs of kept frames, so selection prefers playing them in
-    order."""
+    order. `threads`: decoding threads (media.iter_frames)."""
     added = 0
     stop = len(track) if stop is None else min(stop, len(track))
-    for fr in media.iter_frames(video, start, scaled_to):
+    for fr in media.iter_frames(video, start, scaled_to, threads):
         i = fr.index
         if i >= stop:
             break
         if track.valid[i] and i % stride == 0 and (keep is None or keep[i]):
-            added += atlas.add(seq_offset + i // stride, fr.rgb, track.landmarks[i],
+            added += atlas.add(seq_offset + i // stride, fr, track.landmarks[i],
                                (pose.scale[i], pose.rotation[i], pose.translation[i]))
         if progress:
             progress("atlas", i + 1, len(track))
@@ -281,9 +307,12 @@ def fill_atlas_in_halves(atlas: Atlas, video: Path, track: face.FaceTrack, pose:
         return fill_atlas(atlas, video, track, pose, seq_offset, keep, stride, progress, scaled_to=scaled_to)
     second = Atlas(atlas.canonical, atlas.scale)
     mid = len(track) // 2
+    threads = media.beside_decoder_threads(track.width, track.height)
     with ThreadPoolExecutor(1, thread_name_prefix="lipdub-atlas") as pool:
-        job = pool.submit(fill_atlas, second, video, track, pose, seq_offset, keep, stride, None, mid, None, scaled_to)
-        added = fill_atlas(atlas, video, track, pose, seq_offset, keep, stride, progress, stop=mid, scaled_to=scaled_to)
+        job = pool.submit(fill_atlas, second, video, track, pose, seq_offset, keep, stride, None, mid, None, scaled_to,
+                          threads)
+        added = fill_atlas(atlas, video, track, pose, seq_offset, keep, stride, progress, stop=mid, scaled_to=scaled_to,
+                           threads=threads)
         added += job.result()
     atlas.merge(second)
     return added
