@@ -24,6 +24,7 @@ from lipdub.render.selection import JUMP_COST, POSE_WEIGHT, blur_cost, descripto
 
 
 EXPRESSION_SECONDS = 1.0  # the filmed expression: a running median of mouth width and corner lift this long
+INNER_MIDDLE = [82, 87, 13, 14, 312, 317]  # inner-lip pairs (upper, lower) at the middle: the opening
 EXPRESSION_WEIGHT = 8.0  # descriptor scale of corner lift (canonical units): a smile's 0.02 costs 0.026
 
 
@@ -81,43 +82,51 @@ class Renderer:
         """Every how many frames the clip's own atlas takes one, to stay within `budget_bytes`."""
         return max(1, int(np.ceil(int(track.valid.sum()) * atlas.bytes_per_entry() / budget_bytes)))
 
-    def filmed_expression(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per frame of the filmed track: its mouth width over the clip's median width and its corner lift, both
-        as a running median over EXPRESSION_SECONDS (speech moves them back and forth; what stays is the
-        expression: a smile widens and lifts). A retargeted renderer keeps its filmed track's."""
+    def filmed_expression(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The filmed track's expression, per frame: (width offset, corner lift) and the fit (a, b) of its mouth
+        width against its opening (width = a + b × opening: how this speaker's mouth widens or narrows as it opens).
+        The width offset is the frame's width above that fit and the lift its corner lift, both as a running median
+        over EXPRESSION_SECONDS: speech moves them back and forth, what stays is the expression (a smile widens
+        and lifts). A retargeted renderer keeps its filmed track's."""
         if self._expression is None:
             tr, p = self.track, self.pose
             n = len(tr)
-            width, lift = np.full(n, np.nan), np.full(n, np.nan)
+            width, lift, opening = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
             for i in np.flatnonzero(tr.valid):
-                pts = p.to_canonical(i, tr.landmarks[i, EXPRESSION_POINTS].astype(np.float64))
+                pts = p.to_canonical(i, tr.landmarks[i, EXPRESSION_POINTS + INNER_MIDDLE].astype(np.float64))
                 width[i] = np.linalg.norm(pts[0, :2] - pts[1, :2])
-                lift[i] = corner_lift(pts)
+                lift[i] = corner_lift(pts[:3])
+                opening[i] = np.mean(pts[4::2, 1] - pts[3::2, 1])
             ok = np.isfinite(width)
             if not ok.any():
-                self._expression = np.ones(n), np.zeros(n)
+                self._expression = np.zeros(n), np.zeros(n), np.array([self.model.rest_width, 0.0])
                 return self._expression
+            fit = np.array([float(np.median(width[ok])), 0.0])
+            if ok.sum() >= 30 and np.std(opening[ok]) > 0.01:  # a photo or a still mouth: no slope to fit
+                b, a = np.polyfit(opening[ok], width[ok], 1)
+                fit = np.array([a, float(np.clip(b, -1.0, 1.0))])
             fps = (ok.sum() - 1) / max(float(np.ptp(tr.times[ok])), 1e-6) if ok.sum() > 1 else 1.0
             size = max(1, int(round(EXPRESSION_SECONDS * fps)) | 1)
             idx = np.flatnonzero(ok)
-            width_s = median_filter(width[ok], size=size, mode="nearest")
+            resid = median_filter(width[ok] - fit[0] - fit[1] * opening[ok], size=size, mode="nearest")
             lift_s = median_filter(lift[ok], size=size, mode="nearest")
             at = np.arange(n)
-            self._expression = (np.interp(at, idx, width_s) / float(np.median(width[ok])), np.interp(at, idx, lift_s))
+            self._expression = np.interp(at, idx, resid), np.interp(at, idx, lift_s), fit
         return self._expression
 
     def wanted(self, mouth: motion.MouthTrack, source: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Canonical opening and width per output frame; given `source` (the filmed frame each output frame
-        shows), the width follows that frame's expression (filmed_expression) as well as the speech."""
+        """Canonical opening and width per output frame. Given `source` (the filmed frame each output frame
+        shows), the width is the filmed speaker's own at that opening plus that frame's expression
+        (filmed_expression), with the speech's rounding and spreading on top; else the rest width with it."""
         m = self.model
         opening = mouth.opening * m.open_max
         if self.region == "lips":  # lips part without the jaw: only as far as lips alone can open
             opening = np.minimum(opening, 0.07)
-        width = m.rest_width * (1 + 0.12 * mouth.width)
-        if source is not None:
-            ratio = self.filmed_expression()[0]
-            width = width * ratio[np.minimum(source, len(ratio) - 1)]
-        return opening, width
+        speech = 0.12 * m.rest_width * mouth.width
+        if source is None:
+            return opening, m.rest_width + speech
+        resid, _, (a, b) = self.filmed_expression()
+        return opening, a + b * opening + resid[np.minimum(source, len(resid) - 1)] + speech
 
     def plan(self, schedule: np.ndarray, mouth: motion.MouthTrack, teeth: np.ndarray | None = None,
              teeth_weight: float = 0.25, source: np.ndarray | None = None):
