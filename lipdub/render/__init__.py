@@ -12,7 +12,7 @@ the offline Viterbi and the live greedy choice), warp (whole-face warp, blinks),
 renderer (Renderer), styler (expression and head motion for offline dubs: FaceStyler), live (live mouths and blinks).
 
 Public interface (what other stages and tests use): Renderer; Atlas, write_npz, fill_atlas_in_halves; MouthModel,
-build_mouth_model, descriptors, target_shape; own_times; select_frames; MeshWarper; inner_lip_mask; the control-point tables.
+build_mouth_model, corner_lift, descriptors, target_shape; own_times; select_frames; MeshWarper; inner_lip_mask; the control-point tables.
 """
 
 from lipdub.core.landmarks import FACE_OVAL
@@ -20,7 +20,7 @@ from lipdub.render.atlas import Atlas, fill_atlas_in_halves, write_npz
 from lipdub.render.interior import inner_lip_mask
 from lipdub.render.mesh import MeshWarper
 from lipdub.render.mouth import (CONTROL, INNER_LOWER_POS, INNER_PAIRS, INNER_UPPER_POS, OUTER_RING, MouthModel,
-                                 build_mouth_model, descriptors, target_shape)
+                                 build_mouth_model, corner_lift, descriptors, target_shape)
 from lipdub.render.renderer import Renderer, own_times
 from lipdub.render.selection import select_frames
 
@@ -30,7 +30,7 @@ __all__ = [
     "inner_lip_mask",
     "MeshWarper",
     "CONTROL", "INNER_LOWER_POS", "INNER_PAIRS", "INNER_UPPER_POS", "OUTER_RING",
-    "MouthModel", "build_mouth_model", "descriptors", "target_shape",
+    "MouthModel", "build_mouth_model", "corner_lift", "descriptors", "target_shape",
     "Renderer", "own_times",
     "select_frames",
 ]
