@@ -1,5 +1,9 @@
 """renderer: output frames in order, each with a real mouth from the atlas warped onto the frame's head pose at the
-wanted opening and width (the interior from the clip's most open mouth where the chosen one is less open)."""
+wanted opening and width (the interior from the clip's most open mouth where the chosen one is less open).
+
+Articulation is applied to what the filmed frame shows: the wanted width is the filmed speaker's own at the wanted
+opening plus the frame's expression (a smile widens), and selection prefers mouths with the frame's corner lift and,
+from the clip's own atlas, mouths filmed around it (render.selection's proximity cost)."""
 
 from __future__ import annotations
 
