@@ -126,11 +126,11 @@ class Renderer:
         opening = mouth.opening * m.open_max
         if self.region == "lips":  # lips part without the jaw: only as far as lips alone can open
             opening = np.minimum(opening, 0.07)
-        speech = 0.12 * m.rest_width * mouth.width
+        width = m.rest_width * (1 + 0.12 * mouth.width)
         if source is None:
-            return opening, m.rest_width + speech
+            return opening, width
         resid, _, (a, b) = self.filmed_expression()
-        return opening, a + b * opening + resid[np.minimum(source, len(resid) - 1)] + speech
+        return opening, a + b * opening + resid[np.minimum(source, len(resid) - 1)] + (width - m.rest_width)
 
     def plan(self, schedule: np.ndarray, mouth: motion.MouthTrack, teeth: np.ndarray | None = None,
              teeth_weight: float = 0.25, source: np.ndarray | None = None):
