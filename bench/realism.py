@@ -18,7 +18,10 @@ paired .wav beside it, and a face):
 Reported per clip: balanced accuracy real-vs-dub (0.5 = indistinguishable, 1 = always told apart), and the control:
 the decoded source against its own re-encode through the same encode (same frames, same mouth: must be ~0.5, else
 the detector sees the codec and the benchmark is broken). A blind-pair PNG per clip (real and dubbed crops of the same
-opening side by side, sides shuffled; key in the JSON beside it) is written for eyes.
+opening side by side, sides shuffled; key in the JSON beside it) is written for eyes. Also the dub's sync: its
+re-tracked mouth opening against the filmed opening of the clip whose speech it carries (Pearson r at the best lag,
+as `make eval` scores; in-sample for the shipped motion model), so a change that fools the detector by giving up sync
+shows.
 
     PYTHONPATH=$PWD nice -n 10 .venv/bin/python -m bench.realism [--clips a,b] [--max-seconds 8] [--out DIR] [--json F]
 """
@@ -41,6 +44,7 @@ import numpy as np
 from bench import realism_detect as det
 from lipdub import dub, media
 from lipdub.core.files import write_json
+from lipdub.core.metrics import pearson_at_best_lag, resample
 from lipdub.errors import LipdubError
 from lipdub.face.cached import load_track
 from lipdub.face.measure import inner_opening
@@ -200,6 +204,28 @@ def compare(real: Side, fake: Side, seed: int = SEED) -> dict:
     return out
 
 
+def sync_r(dub_times: np.ndarray, dub_opening: np.ndarray, truth_times: np.ndarray, truth_opening: np.ndarray,
+           period: float) -> float | None:
+    """Sync of a dub: its mouth opening against the filmed opening of the speaker whose speech it carries, that
+    speech looped every `period` seconds as write_speech loops it (Pearson r at the best lag, core.metrics, as `make
+    eval` scores); None when undefined."""
+    want = resample(truth_times, truth_opening, np.mod(dub_times, period))
+    r, _, _ = pearson_at_best_lag(dub_opening, want)
+    return None if r != r else round(float(r), 3)
+
+
+def speech_sync(fake: Side, speech: Clip) -> float | None:
+    """sync_r of the dubbed side against `speech`'s own filmed mouth (its video's face track, cached)."""
+    info = media.probe_video(speech.video)
+    track = load_track(speech.video, info)
+    if not track.valid.any():
+        return None
+    truth = np.where(track.valid, inner_opening(track.landmarks), np.nan)
+    audio, sr = media.load_audio(speech.speech)
+    period = len(audio) / sr
+    return sync_r(fake.times, fake.opening, track.times, truth, period)
+
+
 def pair_sheet(real: Side, fake: Side, matched, path: Path, n: int = 8) -> None:
     """The blind-pair PNG at `path` and its key (`path` with .json): n pairs of real and dubbed crops of the same
     opening bin (matched samples in opening order), sides shuffled (seeded by the file name: each sheet has its own
@@ -243,6 +269,7 @@ def run_clip(clip: Clip, speech: Clip, out: Path, max_seconds: float | None) -> 
     fake = read_side(dubbed, max_seconds)
     main, control = compare(real, fake), compare(source, real)
     row["accuracy"], row["control"] = main.pop("accuracy"), control.pop("accuracy")
+    row["sync"] = speech_sync(fake, speech)
     matched = main.pop("_matched", None)
     control.pop("_matched", None)
     row["main"], row["control_detail"] = main, control
@@ -262,7 +289,8 @@ def _stat(v: list) -> dict:
 
 def summary(rows: list[dict]) -> dict:
     out = {"accuracy": _stat([r["accuracy"] for r in rows if r.get("accuracy") is not None]),
-           "control": _stat([r["control"] for r in rows if r.get("control") is not None])}
+           "control": _stat([r["control"] for r in rows if r.get("control") is not None]),
+           "sync": _stat([r["sync"] for r in rows if r.get("sync") is not None])}
     for side, detail in (("accuracy", "main"), ("control", "control_detail")):
         for group in det.FEATURE_GROUPS:
             v = [r[detail]["by_features"][group] for r in rows if "by_features" in r.get(detail, {})]
@@ -272,7 +300,7 @@ def summary(rows: list[dict]) -> dict:
 
 def table(rows: list[dict], skipped: list[dict]) -> str:
     lines = ["| clip | dubbed with | size | matched frames/side | balanced accuracy | HOG only | colour only | control "
-             "| control, HOG only |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| control, HOG only | sync r |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
     for r in rows:
         if "skip" in r:
@@ -280,11 +308,11 @@ def table(rows: list[dict], skipped: list[dict]) -> str:
         m, c = r["main"].get("by_features", {}), r["control_detail"].get("by_features", {})
         lines.append(f"| {r['clip']} | {r['speech']} | {r['size']} | {r['main']['samples']} | "
                      f"{fmt(r['accuracy'])} | {fmt(m.get('hog'))} | {fmt(m.get('colour'))} | {fmt(r['control'])} | "
-                     f"{fmt(c.get('hog'))} |")
+                     f"{fmt(c.get('hog'))} | {fmt(r.get('sync'))} |")
     s = summary(rows)
     lines.append("")
     groups = [f"{a}_{g}_only" for a in ("accuracy", "control") for g in det.FEATURE_GROUPS]
-    for name in ("accuracy", "control", *groups):
+    for name in ("accuracy", "control", "sync", *groups):
         v = s[name]
         if v["n"]:
             lines.append(f"{name}: mean {v['mean']:.3f} (min {v['min']:.3f}, max {v['max']:.3f}) over {v['n']} clips")

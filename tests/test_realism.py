@@ -122,6 +122,20 @@ def test_blind_pairs_key_says_where_the_real_crop_is():
         assert left_dark == (side == "left")
 
 
+def test_sync_follows_the_looped_speech():
+    # a 3 s speech looped under an 8 s dub: the dub that opens with the looped truth scores ~1, a shuffled one not
+    rng = np.random.default_rng(4)
+    t_truth = np.arange(75) / 25.0
+    truth = 0.1 + np.convolve(rng.normal(0, 0.02, 75), np.ones(3) / 3, mode="same")
+    t_dub = np.arange(200) / 25.0
+    looped = np.interp(np.mod(t_dub, 3.0), t_truth, truth)
+    assert realism.sync_r(t_dub, looped, t_truth, truth, 3.0) > 0.99
+    assert realism.sync_r(t_dub, rng.permutation(looped), t_truth, truth, 3.0) < 0.3
+    # the loop matters: read with the wrong period the same dub matches only its first pass
+    assert realism.sync_r(t_dub, looped, t_truth, truth, 2.0) < 0.7
+    assert realism.sync_r(t_dub, np.full(200, np.nan), t_truth, truth, 3.0) is None
+
+
 def test_pairing_is_fixed_and_never_gives_a_clip_its_own_speech():
     names = [f"clip{i}" for i in range(9)]
     p = realism.pairing(names)

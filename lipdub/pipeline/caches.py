@@ -48,7 +48,8 @@ def own_renderer(video: Path, info: media.VideoInfo, track: face.FaceTrack, opts
     atlas = load_cached_atlas(cache_file, fingerprint) if opts.cache else None
     if atlas is not None:
         log.info("mouth atlas from cache %s", cache_file)
-        return render.Renderer(atlas, track, face.estimate_pose(track, atlas.canonical))
+        return render.Renderer(atlas, track, face.estimate_pose(track, atlas.canonical),
+                               filmed=render.own_times(atlas, track, OWN_ATLAS_BYTES))
     renderer = render.Renderer.for_video(video, info, track, progress, budget_bytes=OWN_ATLAS_BYTES)
     if opts.cache:
         save_cached_atlas(cache_file, renderer.atlas, {"track_fingerprint": np.array(fingerprint)})

@@ -203,7 +203,7 @@ def _plan_rendering(video: Path, audio: Path, info, track, speech_track, schedul
             styler = FaceStyler(renderer, track, schedule, speech_track, samples16, opts.region, opts.emotion,
                                 opts.emotion_strength, info.is_image, info.fps)
             renderer = styler.renderer
-            plan = renderer.plan(np.arange(len(schedule)), mouth, teeth)
+            plan = renderer.plan(np.arange(len(schedule)), mouth, teeth, source=schedule)
         else:
             plan = renderer.plan(schedule, mouth, teeth)
     else:

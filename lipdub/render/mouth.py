@@ -60,6 +60,17 @@ def descriptors(norm: np.ndarray) -> np.ndarray:
     return np.stack([np.maximum(gap, 0.0), width], axis=-1)
 
 
+EXPRESSION_POINTS = [61, 291, 13]  # the mouth corners and the upper inner lip's middle
+
+
+def corner_lift(pts: np.ndarray) -> np.ndarray:
+    """How far the mouth corners sit above the upper lip's middle (canonical units; a smile lifts them), from
+    (…, 478, 2|3) canonical landmarks or (…, 3, 2|3) EXPRESSION_POINTS."""
+    if pts.shape[-2] != len(EXPRESSION_POINTS):
+        pts = pts[..., EXPRESSION_POINTS, :]
+    return pts[..., 2, 1] - 0.5 * (pts[..., 0, 1] + pts[..., 1, 1])
+
+
 def build_mouth_model(canonical: np.ndarray, norm: np.ndarray, valid: np.ndarray) -> MouthModel:
     d = descriptors(norm[valid]) if valid.any() else np.zeros((0, 2))
     if len(d) >= 100 and np.percentile(d[:, 0], 95) > 0.06:

@@ -1,5 +1,9 @@
 """renderer: output frames in order, each with a real mouth from the atlas warped onto the frame's head pose at the
-wanted opening and width (the interior from the clip's most open mouth where the chosen one is less open)."""
+wanted opening and width (the interior from the clip's most open mouth where the chosen one is less open).
+
+Articulation is applied to what the filmed frame shows: the wanted width is the filmed speaker's own at the wanted
+opening plus the frame's expression (a smile widens), and selection prefers mouths with the frame's corner lift and,
+from the clip's own atlas, mouths filmed around it (render.selection's proximity cost)."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Callable
 
 import cv2
 import numpy as np
+from scipy.ndimage import median_filter
 
 from lipdub import face, media, motion
 from lipdub.core.landmarks import JAW, OUTER_LOWER, OUTER_UPPER, UPPER_EDGE
@@ -16,9 +21,15 @@ from lipdub.render import compose
 from lipdub.render.atlas import Atlas, fill_atlas_in_halves, pose_features
 from lipdub.render.interior import (CLOSED_LINE_OPENING, inner_lip_mask, pull_inner_lips, soften_lip_line,
                                     synthetic_cavity)
-from lipdub.render.mouth import (CONTROL, INNER_LOWER_POS, INNER_UPPER_POS, JAW_POS, LIPS_POS, OUTER_LIPS_POS,
-                                 UPPER_EDGE_POS, MouthModel, build_mouth_model, descriptors, target_shape)
+from lipdub.render.mouth import (CONTROL, EXPRESSION_POINTS, INNER_LOWER_POS, INNER_UPPER_POS, JAW_POS, LIPS_POS,
+                                 OUTER_LIPS_POS, UPPER_EDGE_POS, MouthModel, build_mouth_model, corner_lift,
+                                 descriptors, target_shape)
 from lipdub.render.selection import JUMP_COST, POSE_WEIGHT, blur_cost, descriptor_scale, select_frames
+
+
+EXPRESSION_SECONDS = 1.0  # the filmed expression: a running median of mouth width and corner lift this long
+INNER_MIDDLE = [82, 87, 13, 14, 312, 317]  # inner-lip pairs (upper, lower) at the middle: the opening
+EXPRESSION_WEIGHT = 8.0  # descriptor scale of corner lift (canonical units): a smile's 0.02 costs 0.026
 
 
 class Renderer:
@@ -26,7 +37,11 @@ class Renderer:
     target track's head pose at the wanted opening and width."""
 
     def __init__(self, atlas: Atlas, track: face.FaceTrack, pose: face.Pose | None = None,
-                 model: MouthModel | None = None, colour: compose.ColourMatcher | None = None, region: str = "lower"):
+                 model: MouthModel | None = None, colour: compose.ColourMatcher | None = None, region: str = "lower",
+                 filmed: tuple[np.ndarray, np.ndarray] | None = None,
+                 expression: tuple[np.ndarray, np.ndarray] | None = None):
+        """`filmed`, for an atlas cut from this very clip: when each atlas entry and each source frame was filmed
+        (seconds), so selection prefers mouths filmed around the frame they are drawn over (own_times())."""
         if atlas.n == 0:
             raise InputError("the mouth atlas is empty: no usable face frames to draw mouths from")
         self.atlas, self.track = atlas, track
@@ -40,6 +55,8 @@ class Renderer:
         self.colour = colour or compose.ColourMatcher()
         self.region = region
         self.prev_j: int | None = None
+        self.filmed = filmed
+        self._expression = expression
 
     def index_atlas(self) -> None:
         """(Re)read the atlas's descriptors: after entries were added (live mode grows its atlas as frames come)."""
@@ -58,37 +75,93 @@ class Renderer:
         canonical = face.canonical_shape(track)
         pose = face.estimate_pose(track, canonical)
         atlas = Atlas(canonical, float(np.median(pose.scale[track.valid])))
-        stride = max(1, int(np.ceil(int(track.valid.sum()) * atlas.bytes_per_entry() / budget_bytes)))
+        stride = cls.own_stride(track, atlas, budget_bytes)
         fill_atlas_in_halves(atlas, video, track, pose, stride=stride, progress=progress, scaled_to=info.scaled_to)
         if atlas.n == 0:
             raise InputError(f"could not build a mouth atlas from {video}; is the face too small or turned away?")
-        return cls(atlas, track, pose)
+        return cls(atlas, track, pose, filmed=own_times(atlas, track, budget_bytes))
 
-    def wanted(self, mouth: motion.MouthTrack) -> tuple[np.ndarray, np.ndarray]:
-        """Canonical opening and width per output frame."""
+    @staticmethod
+    def own_stride(track: face.FaceTrack, atlas: Atlas, budget_bytes: int) -> int:
+        """Every how many frames the clip's own atlas takes one, to stay within `budget_bytes`."""
+        return max(1, int(np.ceil(int(track.valid.sum()) * atlas.bytes_per_entry() / budget_bytes)))
+
+    def filmed_expression(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The filmed track's expression, per frame: (width offset, corner lift) and the fit (a, b) of its mouth
+        width against its opening (width = a + b × opening: how this speaker's mouth widens or narrows as it opens).
+        The width offset is the frame's width above that fit and the lift its corner lift, both as a running median
+        over EXPRESSION_SECONDS: speech moves them back and forth, what stays is the expression (a smile widens
+        and lifts). A retargeted renderer keeps its filmed track's."""
+        if self._expression is None:
+            tr, p = self.track, self.pose
+            n = len(tr)
+            width, lift, opening = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+            for i in np.flatnonzero(tr.valid):
+                pts = p.to_canonical(i, tr.landmarks[i, EXPRESSION_POINTS + INNER_MIDDLE].astype(np.float64))
+                width[i] = np.linalg.norm(pts[0, :2] - pts[1, :2])
+                lift[i] = corner_lift(pts[:3])
+                opening[i] = np.mean(pts[4::2, 1] - pts[3::2, 1])
+            ok = np.isfinite(width)
+            if not ok.any():
+                self._expression = np.zeros(n), np.zeros(n), np.array([self.model.rest_width, 0.0])
+                return self._expression
+            fit = np.array([float(np.median(width[ok])), 0.0])
+            if ok.sum() >= 30 and np.std(opening[ok]) > 0.01:  # a photo or a still mouth: no slope to fit
+                b, a = np.polyfit(opening[ok], width[ok], 1)
+                fit = np.array([a, float(np.clip(b, -1.0, 1.0))])
+            fps = (ok.sum() - 1) / max(float(np.ptp(tr.times[ok])), 1e-6) if ok.sum() > 1 else 1.0
+            size = max(1, int(round(EXPRESSION_SECONDS * fps)) | 1)
+            idx = np.flatnonzero(ok)
+            resid = median_filter(width[ok] - fit[0] - fit[1] * opening[ok], size=size, mode="nearest")
+            lift_s = median_filter(lift[ok], size=size, mode="nearest")
+            at = np.arange(n)
+            self._expression = np.interp(at, idx, resid), np.interp(at, idx, lift_s), fit
+        return self._expression
+
+    def wanted(self, mouth: motion.MouthTrack, source: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Canonical opening and width per output frame. Given `source` (the filmed frame each output frame
+        shows), the width is the filmed speaker's own at that opening plus that frame's expression
+        (filmed_expression), with the speech's rounding and spreading on top; else the rest width with it."""
         m = self.model
         opening = mouth.opening * m.open_max
         if self.region == "lips":  # lips part without the jaw: only as far as lips alone can open
             opening = np.minimum(opening, 0.07)
-        return opening, m.rest_width * (1 + 0.12 * mouth.width)
+        width = m.rest_width * (1 + 0.12 * mouth.width)
+        if source is None:
+            return opening, width
+        resid, _, (a, b) = self.filmed_expression()
+        return opening, a + b * opening + resid[np.minimum(source, len(resid) - 1)] + (width - m.rest_width)
 
     def plan(self, schedule: np.ndarray, mouth: motion.MouthTrack, teeth: np.ndarray | None = None,
-             teeth_weight: float = 0.25):
+             teeth_weight: float = 0.25, source: np.ndarray | None = None):
         """Wanted canonical opening/width per output frame and the atlas entry to draw each from. `teeth`
-        (per output frame, atlas teeth units) makes selection match teeth visibility too."""
+        (per output frame, atlas teeth units) makes selection match teeth visibility too. `schedule`: this
+        renderer's track frame per output frame; `source` (default `schedule`): the filmed frame it shows."""
         m = self.model
-        open_c, width_c = self.wanted(mouth)
+        source = schedule if source is None else source
+        open_c, width_c = self.wanted(mouth, source)
         scale = descriptor_scale(m)
-        desc = self.atlas_desc * scale
-        want = np.stack([open_c, width_c], 1) * scale
+        # the filmed frame's expression: entries with its corner lift are preferred (a smile keeps smiling)
+        lift = self.filmed_expression()[1]
+        lift = lift[np.minimum(source, len(lift) - 1)]
+        desc = np.concatenate([self.atlas_desc * scale, EXPRESSION_WEIGHT * corner_lift(self.norm)[:, None]], 1)
+        want = np.concatenate([np.stack([open_c, width_c], 1) * scale, EXPRESSION_WEIGHT * lift[:, None]], 1)
         if teeth is not None:
             t_scale = teeth_weight / max(float(np.percentile(self.atlas.teeth, 90)), 1e-3)
             desc = np.concatenate([desc, self.atlas.teeth[:, None] * t_scale], 1)
             want = np.concatenate([want, np.asarray(teeth, np.float64)[:, None] * t_scale], 1)
         sel = select_frames(desc, self.atlas.pose_feat.astype(np.float64), self.atlas.seq, want,
                             pose_features(self.pose, np.minimum(schedule, len(self.track) - 1)),
-                            jump_cost=JUMP_COST, pose_weight=POSE_WEIGHT, atlas_cost=self.blur_cost())
+                            jump_cost=JUMP_COST, pose_weight=POSE_WEIGHT, atlas_cost=self.blur_cost(),
+                            **self._times(source))
         return open_c, width_c, sel
+
+    def _times(self, source: np.ndarray) -> dict:
+        """select_frames' proximity arguments for output frames showing filmed frames `source`."""
+        if self.filmed is None:
+            return {}
+        entry_time, frame_time = self.filmed
+        return {"atlas_time": entry_time, "want_time": frame_time[np.minimum(source, len(frame_time) - 1)]}
 
     def blur_cost(self) -> np.ndarray:
         """Penalty for atlas frames blurrier than the atlas's typical frame (motion blur ghosts the lips)."""
@@ -96,7 +169,8 @@ class Renderer:
 
     def retarget(self, track: face.FaceTrack) -> "Renderer":
         """The same atlas and mouth model drawing onto another track (landmarks moved by head motion or expression)."""
-        return Renderer(self.atlas, track, model=self.model, colour=self.colour, region=self.region)
+        return Renderer(self.atlas, track, model=self.model, colour=self.colour, region=self.region,
+                        filmed=self.filmed, expression=self.filmed_expression())
 
     def frame(self, k: int, j: int, frame: np.ndarray, plan, offsets: np.ndarray | None = None
               ) -> tuple[np.ndarray, bool]:
@@ -253,3 +327,12 @@ class Renderer:
         warped = self.colour(warped, frame[y0:y1, x0:x1], alpha)
         self._drawn = roi, alpha
         return compose.blend(frame, warped, alpha, roi, inplace=inplace)
+
+
+def own_times(atlas: Atlas, track: face.FaceTrack, budget_bytes: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Renderer's `filmed` for the clip's own atlas (entry seq × stride is its frame), None when the atlas does not
+    fit the track (then selection goes without proximity)."""
+    frames = atlas.seq.astype(np.int64) * Renderer.own_stride(track, atlas, budget_bytes)
+    if not len(frames) or frames.max() >= len(track):
+        return None
+    return track.times[frames].astype(np.float64), track.times.astype(np.float64)

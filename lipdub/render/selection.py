@@ -7,7 +7,10 @@ terms, defined once here:
 - match: squared distance between scaled mouth descriptors (opening, width, …) plus `pose_weight` × the squared
   head-pose difference, plus a per-entry penalty (blur_cost);
 - transition: continuing to the next real frame (sequence number +1 or +2) is free, holding a frame costs
-  HOLD_SHARE × the jump cost, any other jump the jump cost.
+  HOLD_SHARE × the jump cost, any other jump the jump cost;
+- proximity (the clip's own atlas, offline): a mouth filmed far in time from the frame it is drawn over costs up to
+  PROXIMITY_WEIGHT more (proximity_cost), so each frame prefers mouths filmed around it: they carry that moment's
+  expression (a smile), light and stubble, and one mouth is no longer drawn all over the clip.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from lipdub.render.mouth import MouthModel
 JUMP_COST = 0.05
 POSE_WEIGHT = 2.0
 HOLD_SHARE = 0.15  # holding a frame costs this share of a jump
+PROXIMITY_WEIGHT = 0.1  # the most a mouth filmed far from the frame it is drawn over costs
+PROXIMITY_SECONDS = 1.0  # ... reached this far apart (quadratic up to there)
 
 
 def descriptor_scale(model: MouthModel) -> np.ndarray:
@@ -55,6 +60,12 @@ def match_cost(squared: np.ndarray, penalty: np.ndarray) -> np.ndarray:
     return squared + penalty
 
 
+def proximity_cost(entry_time: np.ndarray, want_time: np.ndarray) -> np.ndarray:
+    """Cost of drawing a mouth filmed at `entry_time` over a frame filmed at `want_time` (seconds, broadcast):
+    quadratic in the distance, PROXIMITY_WEIGHT from PROXIMITY_SECONDS apart on."""
+    return PROXIMITY_WEIGHT * np.minimum(1.0, ((entry_time - want_time) / PROXIMITY_SECONDS) ** 2)
+
+
 def transition_cost(step: np.ndarray, jump_cost: float) -> np.ndarray:
     """Cost of moving between entries whose sequence numbers differ by `step`: continuing a real run is free,
     holding a frame costs a little, any other jump `jump_cost`."""
@@ -66,13 +77,15 @@ def transition_cost(step: np.ndarray, jump_cost: float) -> np.ndarray:
 
 def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.ndarray,
                   want: np.ndarray, want_pose: np.ndarray, k: int = 24, jump_cost: float = 0.6,
-                  pose_weight: float = 1.0, atlas_cost: np.ndarray | None = None) -> np.ndarray:
+                  pose_weight: float = 1.0, atlas_cost: np.ndarray | None = None,
+                  atlas_time: np.ndarray | None = None, want_time: np.ndarray | None = None) -> np.ndarray:
     """Viterbi over the k best atlas candidates per output frame (unit selection).
 
     atlas_desc (A,D) and want (T,D) are weighted descriptors (opening, width, teeth…); atlas_cost (A,) is a per-entry
     penalty (blur); continuing to the next real frame (next sequence number) costs nothing, holding a frame costs a
-    little, any other jump costs `jump_cost`. Candidates come from a k-d tree, so the cost grows with log(A), not A:
-    minutes of profile footage stay cheap."""
+    little, any other jump costs `jump_cost`. With atlas_time (A,) and want_time (T,) (when each entry and each
+    output frame's source frame were filmed: the clip's own atlas), proximity_cost is added. Candidates come from
+    k-d trees, so the cost grows with log(A), not A: minutes of profile footage stay cheap."""
     T, A = len(want), len(atlas_desc)
     if A == 1:
         return np.zeros(T, np.int64)
@@ -83,11 +96,25 @@ def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.
     # time (an hour's 2k-wide temporaries took ~200 MB)
     kq, k = min(A, 2 * k), min(k, A)
     tree = cKDTree(feats)
+    near = None
+    if atlas_time is not None and want_time is not None:
+        # a second search with time as one more (quadratic) axis finds the fitting mouths filmed nearby
+        w = np.sqrt(PROXIMITY_WEIGHT) / PROXIMITY_SECONDS
+        near = cKDTree(np.concatenate([feats, w * atlas_time[:, None]], 1))
+        query_t = np.concatenate([query, w * np.asarray(want_time, np.float64)[:, None]], 1)
     cand, cost = np.zeros((T, k), np.int64), np.zeros((T, k))
     for t0 in range(0, T, 8192):
         dist, idx = tree.query(query[t0:t0 + 8192], k=kq)
         dist, idx = dist.reshape(-1, kq), idx.reshape(-1, kq)
         full = match_cost(dist ** 2, extra[idx])  # the tree's distance: squared_distance() over search_space()
+        if near is not None:
+            _, idx_t = near.query(query_t[t0:t0 + 8192], k=kq)
+            idx = np.concatenate([idx, idx_t.reshape(-1, kq)], 1)
+            idx.sort(axis=1)
+            wt = np.asarray(want_time, np.float64)[t0:t0 + 8192, None]
+            d2 = ((feats[idx] - query[t0:t0 + 8192, None, :]) ** 2).sum(-1)
+            full = match_cost(d2, extra[idx]) + proximity_cost(atlas_time[idx], wt)
+            full[:, 1:][idx[:, 1:] == idx[:, :-1]] = np.inf  # found by both searches: counted once
         order = np.argsort(full, axis=1)[:, :k]
         cand[t0:t0 + 8192] = np.take_along_axis(idx, order, 1)
         cost[t0:t0 + 8192] = np.take_along_axis(full, order, 1)

@@ -1,0 +1,134 @@
+"""What keeps a dubbed mouth looking like the speaker's own (issue 21): mouths filmed near the frame they are drawn
+over, the filmed frame's expression (width, corner lift) kept. Synthetic atlases and tracks; the face topology comes
+from a real track (skips without ../shared/data)."""
+
+import numpy as np
+import pytest
+
+from lipdub import face, motion, render
+from lipdub.render import selection
+
+
+# ------------------------------------------------------------------------------------------------ proximity
+
+def _flat_atlas(n=300, fps=30.0, best=7):
+    """n entries of nearly the same mouth, one of them (`best`) an exact fit: without a reason to vary, selection
+    would draw that one mouth all over the clip."""
+    rng = np.random.default_rng(3)
+    desc = np.stack([0.5 + rng.uniform(0.02, 0.05, n), np.zeros(n)], 1)
+    desc[best, 0] = 0.5
+    return desc, np.arange(n), np.arange(n) / fps
+
+
+def test_selection_without_times_draws_one_mouth_all_over():
+    # the case the proximity cost is for: the same entry comes back for the whole 10 s
+    desc, seq, _ = _flat_atlas()
+    want = np.tile([0.5, 0.0], (300, 1))
+    sel = render.select_frames(desc, np.zeros((300, 2)), seq, want, np.zeros((300, 2)), jump_cost=0.05)
+    assert np.bincount(sel).max() > 250
+
+
+def test_selection_draws_mouths_filmed_near_the_frame():
+    desc, seq, times = _flat_atlas()
+    want = np.tile([0.5, 0.0], (300, 1))
+    sel = render.select_frames(desc, np.zeros((300, 2)), seq, want, np.zeros((300, 2)), jump_cost=0.05,
+                               atlas_time=times, want_time=times)
+    # every mouth was filmed within the proximity window of the frame it is drawn over ...
+    assert np.abs(times[sel] - times).max() <= selection.PROXIMITY_SECONDS
+    # ... so no entry is reused across the clip: the frames drawing one entry span at most two windows
+    for a in np.unique(sel):
+        used = times[sel == a]
+        assert used.max() - used.min() <= 2 * selection.PROXIMITY_SECONDS
+    assert len(np.unique(sel)) > 50
+
+
+def test_proximity_never_beats_a_fitting_mouth():
+    # a far but fitting mouth against near ones that are clearly wrong: the fit wins (the cost is bounded)
+    times = np.arange(300) / 30.0
+    desc = np.stack([np.full(300, 0.1), np.zeros(300)], 1)
+    desc[280, 0] = 0.9  # the only open mouth, filmed 9 s after the frames that want it
+    want = np.tile([0.9, 0.0], (20, 1))
+    sel = render.select_frames(desc, np.zeros((300, 2)), np.arange(300), want, np.zeros((20, 2)),
+                               jump_cost=0.05, atlas_time=times, want_time=times[:20])
+    assert np.all(sel == 280)
+
+
+def test_proximity_cost_is_bounded_and_grows_with_distance():
+    d = np.array([0.0, 0.5, 1.0, 2.0, 10.0]) * selection.PROXIMITY_SECONDS
+    c = selection.proximity_cost(d, 0.0)
+    assert c[0] == 0 and np.all(np.diff(c) >= 0) and c[-1] == selection.PROXIMITY_WEIGHT
+
+
+# ------------------------------------------------------------------------------------------------ expression
+
+@pytest.fixture(scope="module")
+def topology():
+    """A real canonical face (MediaPipe topology) from the shared clip."""
+    from conftest import require_data
+    from lipdub import media
+    import itertools
+
+    path = require_data("video/hdtf_katiehill_8s.mp4") / "video/hdtf_katiehill_8s.mp4"
+    info = media.probe_video(path)
+    track = face.track_frames(lambda: itertools.islice(media.iter_frames(path), 0, 6), info.width, info.height, 6,
+                              info.fps)
+    return face.canonical_shape(track)
+
+
+def _smiling_track(can, n=60, widen=0.0, lift=0.0, fps=30.0):
+    """n frames of one face (100 px per canonical unit) whose second half smiles: mouth corners `widen` further
+    apart and `lift` higher (canonical units), the lip points next to them half as much. The opening wobbles a
+    little, as a speaking mouth does."""
+    shapes = np.repeat(can[None].astype(np.float64), n, 0)
+    rng = np.random.default_rng(0)
+    for k in range(n):
+        for up, lo in render.INNER_PAIRS:
+            shapes[k, lo, 1] = shapes[k, up, 1] + 0.02 + 0.01 * rng.random()
+    for left, right, share in ((61, 291, 1.0), (78, 308, 1.0), (146, 375, 0.5), (185, 409, 0.5)):
+        shapes[n // 2:, left, 0] -= share * widen / 2
+        shapes[n // 2:, right, 0] += share * widen / 2
+        shapes[n // 2:, [left, right], 1] -= share * lift
+    lms = (shapes * 100 + [200, 120, 0]).astype(np.float32)
+    return face.FaceTrack(np.arange(n) / fps, lms, np.ones(n, bool), 400, 400)
+
+
+def _renderer(track, can):
+    pose = face.estimate_pose(track, can)
+    atlas = render.Atlas(can, float(np.median(pose.scale)))
+    img = np.random.default_rng(1).integers(60, 200, (400, 400, 3), dtype=np.uint8)
+    for i in range(len(track)):
+        assert atlas.add(i, img, track.landmarks[i], (pose.scale[i], pose.rotation[i], pose.translation[i]))
+    return render.Renderer(atlas, track, pose)
+
+
+def _speech(n, width=0.0):
+    return motion.MouthTrack(np.arange(n) / 30.0, np.full(n, 0.3, np.float32), np.full(n, width, np.float32),
+                             np.zeros(n, bool))
+
+
+def test_wanted_width_follows_the_filmed_smile(topology):
+    track = _smiling_track(topology, widen=0.12)
+    r = _renderer(track, topology)
+    n = len(track)
+    _, width = r.wanted(_speech(n), np.arange(n))
+    neutral, smiling = np.median(width[: n // 2 - 15]), np.median(width[n // 2 + 15:])
+    assert smiling - neutral == pytest.approx(0.12, abs=0.03)
+    # the speech's own spreading still comes on top
+    _, spread = r.wanted(_speech(n, width=1.0), np.arange(n))
+    assert np.all(spread > width)
+    # without the filmed frames (live, a bare call) the width is the rest width with the speech's
+    _, bare = r.wanted(_speech(n))
+    assert np.ptp(bare) == 0
+
+
+def test_selection_keeps_the_filmed_corner_lift(topology):
+    # the smile only lifts the corners (no widening), so the width cannot tell the entries apart: only the lift can
+    track = _smiling_track(topology, lift=0.04)
+    r = _renderer(track, topology)
+    r.filmed = None  # no proximity: as with a profile's atlas, which is not filmed in this clip
+    n = len(track)
+    entry_lift = render.corner_lift(r.norm)
+    assert entry_lift[n // 2:].mean() - entry_lift[: n // 2].mean() == pytest.approx(0.04, abs=0.01)
+    _, _, sel = r.plan(np.arange(n), _speech(n))
+    lifted = entry_lift[sel] > entry_lift[: n // 2].mean() + 0.02
+    assert lifted[n // 2 + 15:].all() and not lifted[: n // 2 - 15].any()
