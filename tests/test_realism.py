@@ -168,3 +168,21 @@ def test_clips_without_speech_are_listed_with_the_reason():
     assert clips["selfie_noaudio_12s"].skip and "no speech" in clips["selfie_noaudio_12s"].skip
     assert clips["cnn_anchor_71s"].skip is None
     assert clips["stNg_talk1_25s"].speech.suffix == ".wav"  # the paired sound
+
+
+def test_profile_footage_carries_its_paired_speech(tmp_path):
+    # bench.realism_profile builds profiles from footage whose speech is a paired .wav (the video has no sound track):
+    # the cut must carry that speech over the same span, or the profile learns no articulation
+    from bench import realism_profile
+    from lipdub import media
+
+    data = require_data("train/stNg_talk2_27s.mp4", "train/stNg_talk2_27s.wav")
+    assert not media.probe_video(data / "train/stNg_talk2_27s.mp4").has_audio
+    out = realism_profile.footage_clip(data, "train/stNg_talk2_27s.mp4", 1.0, 3.0, tmp_path / "f.mp4")
+    info = media.probe_video(out)
+    assert info.has_audio and abs(info.duration - 2.0) < 0.1
+    cut, sr = media.load_audio(out, 16000)
+    wav, _ = media.load_audio(data / "train/stNg_talk2_27s.wav", 16000)
+    ref = wav[sr:3 * sr]
+    n = min(len(cut), len(ref)) - 2000  # (AAC's priming and tail)
+    assert np.corrcoef(cut[1000:1000 + n], ref[1000:1000 + n])[0, 1] > 0.9
