@@ -39,6 +39,14 @@ class Clip:
     licence: str
     source: str  # repository:path@commit it was taken from
     filmed: bool  # False: audio only (the live phone classifier's material)
+    audio: str | None = None  # a paired sound file beside a video without an audio track (None: the file's own)
+    language: str = "en"
+    marginal: bool = False  # MANIFEST.md marks it low-confidence (short, head turned, ...); still trained on
+
+    @property
+    def audio_path(self) -> str:
+        """The file whose sound is this clip's speech (relative to the data root)."""
+        return self.audio or self.path
 
 
 @dataclass(frozen=True)
@@ -64,7 +72,8 @@ def _range(value) -> tuple[float, float] | None:
 def _clips(key: str, filmed: bool) -> list[Clip]:
     doc = _document()
     return [Clip(c["name"], c["path"], _range(c["range"]), c["speaker"], doc["files"][c["path"]]["sha256"],
-                 doc["files"][c["path"]]["licence"], doc["files"][c["path"]]["source"], filmed) for c in doc[key]]
+                 doc["files"][c["path"]]["licence"], doc["files"][c["path"]]["source"], filmed, c.get("audio"),
+                 c.get("language", "en"), bool(c.get("marginal", False))) for c in doc[key]]
 
 
 def filmed_clips() -> list[Clip]:

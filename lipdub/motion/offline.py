@@ -52,7 +52,8 @@ def learned_opening(speech, model: OpeningModel) -> np.ndarray:
     """The model's opening at every hop, its features built a block at a time: an hour of speech has 360,000 hops,
     and all their features at once took ~1 GB (the phone dominance alone ~250 MB)."""
     n = len(speech.voiced)
-    blocks = [model.predict(model_features(speech, a, a + FEATURE_BLOCK)) for a in range(0, n, FEATURE_BLOCK)]
+    blocks = [model.predict(model_features(speech, a, a + FEATURE_BLOCK, model.mel_context))
+              for a in range(0, n, FEATURE_BLOCK)]
     return np.clip(np.concatenate(blocks) if blocks else np.zeros(0), 0.0, 1.2)
 
 
@@ -78,6 +79,8 @@ class MotionParams:
     # in a silence that opens or closes the audio, that much next to the recognised speech is not counted as missed
     # speech (jfk: applause after the last word kept the mouth open 0.7 of its widest to the end)
     edge_margin: float = 0.15
+    # s: the finished mouth is sampled this much ahead of each frame's time (> 0: earlier mouth). See ADVANCE.
+    advance: float = 0.0
     learned: bool = True  # use the learned opening model when it and log-mel features are available
     model: "OpeningModel | None" = None  # override the shipped model (training, experiments)
 
@@ -167,7 +170,7 @@ def mouth_track(speech, frame_times: np.ndarray, strength: float = 1.0, acoustic
 
     # sample at frame times: average over each frame's exposure, but a closure anywhere in it wins
     frame_times = np.asarray(frame_times, np.float64)
-    idx = np.clip(np.round(frame_times / hop).astype(int), 0, n - 1)
+    idx = np.clip(np.round((frame_times + prm.advance) / hop).astype(int), 0, n - 1)
     o = opening[idx]
     w = width[idx]
     shut_f = shut[idx]
