@@ -205,3 +205,33 @@ def test_mouth_rests_after_the_audio_ends():
     m = motion.mouth_track(s, frames(duration=2.0))
     assert m.opening[m.times < 0.9].max() > 0.4
     assert np.all(m.opening[m.times >= 1.0] == 0) and m.closed[m.times >= 1.0].all()
+
+
+def test_advance_moves_the_whole_mouth_earlier():
+    """MotionParams.advance samples the finished mouth that much ahead: the mouth of a frame at t is the one at
+    t + advance without it (openings, closures and the rest alike)."""
+    ph = [P("SIL", 0, 0.4), P("AA", 0.4, 0.7), P("M", 0.7, 0.8), P("AA", 0.8, 1.1), P("SIL", 1.1, 2.0)]
+    s = speech_of(ph)
+    t = frames()
+    base = motion.mouth_track(s, t + 0.08, params=motion.MotionParams(advance=0.0))
+    early = motion.mouth_track(s, t, params=motion.MotionParams(advance=0.08))
+    inside = t + 0.08 < 1.9
+    assert np.array_equal(early.opening[inside], base.opening[inside])
+    assert np.array_equal(early.closed[inside], base.closed[inside])
+    assert not np.array_equal(early.opening, motion.mouth_track(s, t, params=motion.MotionParams(advance=0.0)).opening)
+
+
+def test_a_model_file_names_its_own_log_mel_taps():
+    """An opening model may read other log-mel taps than MEL_CONTEXT (its `mel_context` array): the schema and the
+    features follow the file."""
+    from lipdub.motion import models
+    from training.fit import fit_mlp
+
+    taps = (-20, 0, 20)
+    width = len(motion.FEATURE_LABELS) + 26 * len(taps) + 3
+    rng = np.random.default_rng(0)
+    model = fit_mlp(rng.normal(size=(64, width)), rng.normal(size=64), members=1, epochs=1)
+    model.arrays["mel_context"] = np.array(taps, float)
+    assert model.mel_context == taps
+    assert len(models.opening_schema(model)["inputs"]) == width and "mel+20:0" in models.opening_schema(model)["inputs"]
+    assert motion.load_model().mel_context == motion.MEL_CONTEXT  # files without the array: the default taps
