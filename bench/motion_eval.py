@@ -25,9 +25,11 @@ from lipdub import motion, speech
 from training import evaluate
 from training.clips import analyse_clip, clip_audio
 from training.manifest import HELD_OUT_CAUSAL_DIR, HELD_OUT_DIR, filmed_clips
+from training.train_causal import fold_group
 
 # name → (path relative to the data root, range or None), in the manifest's order (training/dataset.json)
-SELF_CLIPS = {c.name: (c.path, c.range) for c in filmed_clips()}
+# the clips the shipped models learned from (the train/ clips are scored by python -m training.train_motion)
+SELF_CLIPS = {c.name: (c.path, c.range) for c in filmed_clips() if c.shipped}
 AUDIO_OF = {c.path: c.audio_path for c in filmed_clips()}  # a paired sound file where the video has no sound track
 SPEAKER = {c.name: c.speaker for c in filmed_clips()}
 
@@ -108,7 +110,7 @@ def main() -> int:
         model = causal = None
         if args.heldout:
             model = motion.load_opening_model(HELD_OUT_DIR / f"{SPEAKER[name]}.npz")
-            causal = motion.load_causal_file(HELD_OUT_CAUSAL_DIR / f"{SPEAKER[name]}.npz")
+            causal = motion.load_causal_file(HELD_OUT_CAUSAL_DIR / f"{fold_group(SPEAKER[name])}.npz")
         preds = variants(tr, times, analyse_clip(sound, rng, allphone=True), model)
         audio = clip_audio(sound, rng)
         fps = 1.0 / float(np.median(np.diff(times)))

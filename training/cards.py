@@ -99,8 +99,9 @@ def build_card(path: Path, kind: str, clips, command: str, held_out: dict | None
 
 
 def training_clips(kind: str) -> list:
-    """The manifest's clips a model of `kind` learns from: the filmed ones; the live model also the audio-only."""
-    return filmed_clips() + (audio_clips() if kind == "causal" else [])
+    """The manifest's clips a shipped model of `kind` learns from: the filmed ones marked shipped; the live model also
+    the audio-only."""
+    return [c for c in filmed_clips() if c.shipped] + (audio_clips() if kind == "causal" else [])
 
 
 def write_card(path: Path, kind: str, held_out: dict | None = None, commit: str | None = None,

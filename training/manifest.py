@@ -41,7 +41,10 @@ class Clip:
     filmed: bool  # False: audio only (the live phone classifier's material)
     audio: str | None = None  # a paired sound file beside a video without an audio track (None: the file's own)
     language: str = "en"
-    marginal: bool = False  # MANIFEST.md marks it low-confidence (short, head turned, ...); still trained on
+    marginal: bool = False  # MANIFEST.md marks it low-confidence (short, head turned, ...)
+    # whether the shipped models learned from it. The train/ clips do not (research-only footage, and no held-out
+    # gain: docs/RESULTS.md, Motion alone); held-out evaluation and `train_motion --all-clips` use every clip
+    shipped: bool = True
 
     @property
     def audio_path(self) -> str:
@@ -73,7 +76,8 @@ def _clips(key: str, filmed: bool) -> list[Clip]:
     doc = _document()
     return [Clip(c["name"], c["path"], _range(c["range"]), c["speaker"], doc["files"][c["path"]]["sha256"],
                  doc["files"][c["path"]]["licence"], doc["files"][c["path"]]["source"], filmed, c.get("audio"),
-                 c.get("language", "en"), bool(c.get("marginal", False))) for c in doc[key]]
+                 c.get("language", "en"), bool(c.get("marginal", False)), bool(c.get("shipped", True)))
+            for c in doc[key]]
 
 
 def filmed_clips() -> list[Clip]:

@@ -229,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--curve", action="store_true",
                     help="only report held-out r against the number of training speakers (learning_curve)")
     ap.add_argument("--lags", action="store_true", help="also report the held-out lag against MotionParams.advance")
+    ap.add_argument("--all-clips", action="store_true",
+                    help="fit the model on every filmed clip, also those the shipped model did not learn from")
     ap.add_argument("--members", type=int, default=5, help="nets per held-out model (the shipped model has 5)")
     args = ap.parse_args(argv)
     needed = [p for c in filmed_clips() for p in dict.fromkeys((c.path, c.audio_path))]
@@ -240,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     held_out = None if args.no_heldout else leave_one_speaker_out(samples, stacked, args.members, args.lags)
     if not args.dry_run:
-        model = fit_mlp(*stacked(list(samples)))
+        shipped = {c.name for c in filmed_clips() if c.shipped or args.all_clips}
+        model = fit_mlp(*stacked([k for k in samples if k in shipped]))
         arrays = {k: v.astype(np.float32) for k, v in model.arrays.items()}  # as OpeningModel.save writes them
         publish_model(model, arrays, Path(args.out), "opening", held_out, args.replace)
     return 0
