@@ -42,9 +42,9 @@ class Clip:
     audio: str | None = None  # a paired sound file beside a video without an audio track (None: the file's own)
     language: str = "en"
     marginal: bool = False  # MANIFEST.md marks it low-confidence (short, head turned, ...)
-    # whether the shipped models learned from it. The train/ clips do not (research-only footage, and no held-out
-    # gain: docs/RESULTS.md, Motion alone); held-out evaluation and `train_motion --all-clips` use every clip
-    shipped: bool = True
+    # whether the live (causal) model learns from it: not yet from the train/ clips (its fit takes long on a shared
+    # CPU); the offline model learns from every filmed clip
+    live: bool = True
 
     @property
     def audio_path(self) -> str:
@@ -76,7 +76,7 @@ def _clips(key: str, filmed: bool) -> list[Clip]:
     doc = _document()
     return [Clip(c["name"], c["path"], _range(c["range"]), c["speaker"], doc["files"][c["path"]]["sha256"],
                  doc["files"][c["path"]]["licence"], doc["files"][c["path"]]["source"], filmed, c.get("audio"),
-                 c.get("language", "en"), bool(c.get("marginal", False)), bool(c.get("shipped", True)))
+                 c.get("language", "en"), bool(c.get("marginal", False)), bool(c.get("live", True)))
             for c in doc[key]]
 
 

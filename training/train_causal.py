@@ -90,7 +90,7 @@ def fold_group(speaker: str) -> str:
 
 def load_causal_clips(data: Path, restarts: bool = True) -> dict[str, CausalClip]:
     clips = {}
-    for clip in (c for c in filmed_clips() if c.shipped):  # the train/ clips: docs/RESULTS.md, Motion alone
+    for clip in (c for c in filmed_clips() if c.live):  # not yet the train/ clips (Clip.live)
         name, rng = clip.name, clip.range
         times, truth, speech = clip_material(data, clip, evaluate.mouth_curve)
         audio, sr = media.load_audio(data / clip.audio_path, 16000)  # a paired sound file where the video has none
