@@ -1,14 +1,17 @@
 """Train the learned mouth-opening model (lipdub/assets/motion_model.npz and its card) on real speakers.
 
-    python -m training.train_motion [--no-heldout] [--dry-run] [--out PATH]       (`make train`: --no-heldout)
+    python -m training.train_motion [--no-heldout] [--dry-run] [--lags] [--out PATH]  (`make train`: --no-heldout)
 
-Each filmed clip of training/dataset.json gives pairs (its own audio → its own filmed mouth opening, re-tracked with
-the face stage). Features are motion.model_features (columns: motion.offline_feature_names(): phone-class dominance,
-log-mel context ±120 ms, jaw, loudness, voicing); the target is the opening as a fraction of that speaker's wide-open
-mouth (97th percentile). The model is an average of 5 small tanh MLPs (numpy, Adam, seeded). Honest accuracy is
-reported by leave-one-speaker-out: every clip is scored by models that never saw that speaker, after the full motion
-post-processing, next to a ridge regression and the rule-based motion, all measured in the same run. The held-out
-models are written to training.manifest.HELD_OUT_DIR for `python -m training.evaluate --heldout`.
+Each filmed clip of training/dataset.json (the 14 in video/ and the 55 in train/; a paired sound file where the video
+has none) gives pairs (its own audio → its own filmed mouth opening, re-tracked with the face stage); the analyses are
+kept on disk (training.clips.clip_material). Features are motion.model_features (columns:
+motion.offline_feature_names(): phone-class dominance, log-mel context ±120 ms, jaw, loudness, voicing); the target
+is the opening as a fraction of that speaker's wide-open mouth (97th percentile), moved by the clip's own lag
+(clip_lag; --no-align: as filmed). The model is an average of 5 small tanh MLPs (numpy, Adam, seeded). Honest accuracy
+is reported by leave-one-speaker-out: every clip is scored by models that never saw that speaker, after the full
+motion post-processing, next to a ridge regression and the rule-based motion, all measured in the same run; --lags
+adds the held-out lag against MotionParams.advance. The held-out models are written to
+training.manifest.HELD_OUT_DIR for `python -m training.evaluate --heldout`.
 
     python -m training.train_motion --curve
 
@@ -16,13 +19,8 @@ reports held-out r against the number of speakers the model learned from (does m
 
 The final model is fitted on every filmed clip in the manifest's order (seeded: the same frames give the same
 arrays). When the arrays equal those already at --out (default: the shipped asset) the file is left as it is (same
-bytes, same card); when they differ the new model goes to build/assets/ unless --replace.
-
-Reproduction, measured 2026-12 on this checkout: the rebuilt model is not bit-identical to the shipped one (trained at
-an earlier commit): the training features' means differ by up to 5e-4 of their size (the face and speech analyses of
-the clips have changed slightly since), the weights by up to 7e-3; on 5000 inputs drawn around the training
-distribution the opening predictions differ by 0.0013 on average, 0.006 at most (of a 0..1 opening whose spread is
-0.20), correlation 0.99997.
+bytes, same card); when they differ the new model goes to build/assets/ unless --replace. Fit with
+OMP_NUM_THREADS=1 on a shared CPU: the small matrix products are ~10x slower with competing BLAS threads.
 """
 
 from __future__ import annotations
