@@ -22,7 +22,7 @@ class FakeSpeech:
     hop: float = 0.01
 
 
-# the default mouth of a frame at t is the one wanted at t + ADV (MotionParams.advance: unseen speakers' mouths ran late)
+# the default mouth of a frame at t is the one wanted at t + ADV (MotionParams.advance: unseen speakers ran late)
 ADV = motion.MotionParams().advance
 
 

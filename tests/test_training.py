@@ -58,7 +58,7 @@ def test_manifest_agrees_with_the_data_folder():
         if m := re.match(r"\| `([^`]+)` \|", line):
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
             table[m.group(1)] = (cells[4], cells[-1])
-    # train/MANIFEST.md: file, speaker id, repo, path, commit, sha256 prefix, ..., audio, language, licence, note, checks
+    # train/MANIFEST.md: file, speaker id, repo, path, commit, sha256 prefix, ..., audio, language, licence, note, …
     for line in (root / "train" / "MANIFEST.md").read_text().splitlines():
         if (m := re.match(r"\| `([^`/]+)` \|", line)) and line.count("|") == 14:
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
