@@ -181,6 +181,9 @@ def mouth_track(speech, frame_times: np.ndarray, strength: float = 1.0, acoustic
         span = max(1, int(round(np.median(np.diff(frame_times)) / hop / 2)))
         o = exposure_mean(opening, idx, span)
         has_closure = exposure_mean(closure.astype(np.float64), idx, span) > 0
+        # no frame shows the audio before the first frame's advanced time: a closure there (a "b" at the very
+        # start) shows on the first frame
+        has_closure[0] |= bool(closure[:max(idx[0] - span, 0)].any())
         o[has_closure] = 0.0
         shut_f = shut_f | has_closure
     after = frame_times >= n * hop  # past the end of the audio (--length video): the mouth rests
