@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.motion_eval import SELF_CLIPS, SPEAKER
+from bench.motion_eval import AUDIO_OF, SELF_CLIPS, SPEAKER
 from lipdub import motion
 from lipdub.core.constants import HOP_SECONDS
 from training import evaluate
@@ -44,8 +44,8 @@ class Clip:
     def __init__(self, name, rel, rng, data: Path, look: int):
         self.name, self.group = name, SPEAKER[name]
         self.times, self.truth = evaluate.mouth_curve(data / rel, *(rng or (None, None)))
-        self.audio = clip_audio(data / rel, rng)
-        self.speech = analyse_clip(data / rel, rng)
+        self.audio = clip_audio(data / AUDIO_OF[rel], rng)
+        self.speech = analyse_clip(data / AUDIO_OF[rel], rng)
         n = len(self.speech.voiced)
         self.streamed = motion.streamed_posteriors(phone_runs(self.audio, PHONE_STEP, PHONE_WINDOW), np.arange(n),
                                                    look)
@@ -87,8 +87,8 @@ def offline_step(clips, use_phones_in: bool, use_phones_after: bool, running: bo
     streamed_of = {id(speech[c.name]): c.streamed for c in clips}  # by identity: the cached analyses stay untouched
     original = motion.model_features
 
-    def features(sp, start=0, stop=None):
-        base = original(sp, start, stop)
+    def features(sp, start=0, stop=None, mel_context=motion.MEL_CONTEXT):
+        base = original(sp, start, stop, mel_context)
         if use_phones_in:
             return base
         stop = len(sp.voiced) if stop is None else min(stop, len(sp.voiced))

@@ -25,9 +25,12 @@ from lipdub import motion, speech
 from training import evaluate
 from training.clips import analyse_clip, clip_audio
 from training.manifest import HELD_OUT_CAUSAL_DIR, HELD_OUT_DIR, filmed_clips
+from training.train_causal import fold_group
 
 # name → (path relative to the data root, range or None), in the manifest's order (training/dataset.json)
-SELF_CLIPS = {c.name: (c.path, c.range) for c in filmed_clips()}
+# the clips both models learned from, with live held-out models (all clips: python -m training.train_motion)
+SELF_CLIPS = {c.name: (c.path, c.range) for c in filmed_clips() if c.live}
+AUDIO_OF = {c.path: c.audio_path for c in filmed_clips()}  # a paired sound file where the video has no sound track
 SPEAKER = {c.name: c.speaker for c in filmed_clips()}
 
 
@@ -102,13 +105,14 @@ def main() -> int:
         path = data / rel
         t = time.perf_counter()
         times, truth = evaluate.mouth_curve(path, *(rng or (None, None)))
-        tr = analyse_clip(path, rng)
+        sound = data / AUDIO_OF[rel]
+        tr = analyse_clip(sound, rng)
         model = causal = None
         if args.heldout:
             model = motion.load_opening_model(HELD_OUT_DIR / f"{SPEAKER[name]}.npz")
-            causal = motion.load_causal_file(HELD_OUT_CAUSAL_DIR / f"{SPEAKER[name]}.npz")
-        preds = variants(tr, times, analyse_clip(path, rng, allphone=True), model)
-        audio = clip_audio(path, rng)
+            causal = motion.load_causal_file(HELD_OUT_CAUSAL_DIR / f"{fold_group(SPEAKER[name])}.npz")
+        preds = variants(tr, times, analyse_clip(sound, rng, allphone=True), model)
+        audio = clip_audio(sound, rng)
         fps = 1.0 / float(np.median(np.diff(times)))
         for v in CAUSAL:
             if v == 0.1:  # the exact live path; its frames sit at k / fps, the clip's frames at `times`

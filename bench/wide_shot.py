@@ -1,12 +1,14 @@
 """Wide shots: does a dub keep its sync when the face is small (60-100 px wide, a standing speaker in 720p)?
 
     python -m bench.wide_shot [--cases hdtf_katiehill,woman_bluebg] [--face-px 70] [--size 1280x720]
-                              [--max-seconds S] [--keep DIR]
+                              [--max-seconds S] [--keep DIR] [--heldout]
 
 For each `make eval` case (training/dataset.json), the case's video V is scaled so its face (the landmarks' box)
 is --face-px wide and centred on a flat grey --size frame; then the case is run twice through
 training.evaluate.run_case, on V as filmed and on the wide shot, in the same run: r (best lag), r@0, lag, amplitude
 and how many dubbed frames re-track with a face. The issue's goal: the wide shot's r within 0.1 of the full size's.
+--heldout dubs each case with the leave-one-speaker-out model of its driving speaker (python -m
+training.train_motion --dry-run writes them); without it the shipped model, which heard these clips (in-sample).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from training import evaluate
-from training.manifest import data_root
+from training.manifest import HELD_OUT_DIR, data_root, speaker_of
 
 GREY = 118
 
@@ -66,8 +68,11 @@ def make_wide_shot(source: Path, out: Path, scale: float, width: int, height: in
     return sw, sh
 
 
-def run(case_name: str, face_px: float, size: tuple[int, int], max_seconds: float | None, keep: Path | None) -> dict:
+def run(case_name: str, face_px: float, size: tuple[int, int], max_seconds: float | None, keep: Path | None,
+        heldout: bool = False) -> dict:
     case = evaluate.CASES[case_name]
+    if heldout:  # both dubs of this case with the model that never heard its driving speaker
+        os.environ["LIPDUB_MOTION_MODEL"] = str(HELD_OUT_DIR / f"{speaker_of(case.audio_clip)}.npz")
     data = data_root()
     full = evaluate.run_case(case, data, max_seconds, keep=keep / "full" if keep else None)
     track = evaluate._track_path(data / case.video, None, None, cache=True)
@@ -99,13 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-seconds", type=float, default=None)
     ap.add_argument("--keep", help="keep the dubs in this folder")
     ap.add_argument("--json", help="write the rows here")
+    ap.add_argument("--heldout", action="store_true", help="models that never heard the driving speaker")
     args = ap.parse_args(argv)
     size = tuple(int(v) for v in args.size.lower().split("x"))
     rows = []
     print(f"{'case':16s} {'face px':>13s} {'r full':>7s} {'r wide':>7s} {'r@0 full':>8s} {'r@0 wide':>8s} "
           f"{'lag f/w':>8s} {'amp f/w':>10s} {'tracked wide':>12s}")
     for name in args.cases.split(","):
-        row = run(name, args.face_px, size, args.max_seconds, Path(args.keep) if args.keep else None)
+        row = run(name, args.face_px, size, args.max_seconds, Path(args.keep) if args.keep else None, args.heldout)
         rows.append(row)
         print(f"{name:16s} {row['face_px_full']:5.0f}->{row['face_px_wide']:5.0f} {row['full_r']:7.3f} "
               f"{row['wide_r']:7.3f} {row['full_r0']:8.3f} {row['wide_r0']:8.3f} "

@@ -141,8 +141,10 @@ def test_live_dub_matches_the_offline_dub_of_the_same_inputs(tmp_path):
         tr = face.track_frames(lambda: media.iter_frames(path), info.width, info.height, info.n_frames, info.fps)
         curves.append(face.inner_opening(tr.landmarks)[:150])
     assert len(curves[1]) == 150
-    r_live, lag, _ = evaluate.pearson_at_best_lag(curves[1], curves[0], 3)
-    assert r_live > 0.6 and abs(lag) <= 2
+    r_live, lag, _ = evaluate.pearson_at_best_lag(curves[1], curves[0], 4)
+    # the live mouth trails the filmed one by ~1.5 frames (docs/RESULTS.md, Live (causal) motion) and the offline one
+    # now leads it by MotionParams.advance (0.04 s, one frame here): 3 frames apart on this clip
+    assert r_live > 0.6 and abs(lag) <= 3
     # and the causal motion itself agrees with what the offline motion wanted
     x, _ = media.load_audio(audio, 16000)
     causal = motion.causal_mouth_track(x, np.arange(150) / 25.0)

@@ -29,14 +29,23 @@ def test_manifest_names_every_file_once_with_sha256_speaker_and_licence():
     for case in manifest.eval_cases().values():
         assert case.video in files and case.audio_clip in files
         manifest.speaker_of(case.audio_clip)  # every truth clip is a filmed clip with a speaker
-    # every file the manifest names is used by a clip or a case
-    used = {c.path for c in clips} | {p for c in manifest.eval_cases().values() for p in (c.video, c.audio_clip)}
+    # every file the manifest names is used by a clip (its video or its paired sound) or a case
+    used = {p for c in clips for p in (c.path, c.audio_path)} | {
+        p for c in manifest.eval_cases().values() for p in (c.video, c.audio_clip)}
     assert used == set(files)
 
 
 def test_the_evaluation_cases_come_from_the_manifest():
     assert evaluate.CASES == manifest.eval_cases()
     assert list(evaluate.CASES) == ["cnn_anchor", "grid_bbaf2n", "grid_lbax4n", "hdtf_katiehill", "woman_bluebg"]
+
+
+def cells_speaker(root, path):
+    """The speaker id train/MANIFEST.md gives the file at `path`."""
+    for line in (root / "train" / "MANIFEST.md").read_text().splitlines():
+        if line.startswith(f"| `{path.removeprefix('train/')}` |"):
+            return line.strip().strip("|").split("|")[1].strip()
+    raise KeyError(path)
 
 
 def test_manifest_agrees_with_the_data_folder():
@@ -49,6 +58,17 @@ def test_manifest_agrees_with_the_data_folder():
         if m := re.match(r"\| `([^`]+)` \|", line):
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
             table[m.group(1)] = (cells[4], cells[-1])
+    # train/MANIFEST.md: file, speaker id, repo, path, commit, sha256 prefix, ..., audio, language, licence, note, …
+    for line in (root / "train" / "MANIFEST.md").read_text().splitlines():
+        if (m := re.match(r"\| `([^`/]+)` \|", line)) and line.count("|") == 14:
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            table["train/" + m.group(1)] = (cells[5], cells[10])
+            if wav := re.search(r"paired `([^`]+)`.*sha256 ([0-9a-f]+)\)", cells[8]):  # its sound, beside the video
+                table["train/" + wav.group(1)] = (wav.group(2), cells[10])
+    filmed = {c.path: c for c in manifest.filmed_clips()}
+    for clip in filmed.values():
+        if clip.path.startswith("train/"):
+            assert clip.speaker == cells_speaker(root, clip.path), clip
     for path, meta in manifest.files().items():
         prefix, licence = table[path]
         assert meta["sha256"].startswith(prefix) and meta["licence"] == licence, path

@@ -1,16 +1,21 @@
-"""The clips' material for training and benchmarks: the speech analysis of a clip's audio (cached per process) and
-its samples."""
+"""The clips' material for training and benchmarks: the speech analysis of a clip's audio (cached per process, and
+on disk for the filmed training clips) and its samples."""
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
 
 from lipdub import media, speech
+from lipdub.core.cache import cache_dir, cache_key
+from lipdub.core.files import write_atomically
 from lipdub.speech import recognise
 
 _speech_cache: dict = {}
+# Bump when the speech analysis or the truth tracking changes: the per-clip material on disk is then made again.
+MATERIAL_VERSION = 1
 
 
 def analyse_clip(path: Path, rng, allphone: bool = False):
@@ -34,3 +39,30 @@ def analyse_clip(path: Path, rng, allphone: bool = False):
 def clip_audio(path: Path, rng) -> np.ndarray:
     samples, sr = media.load_audio(path, 16000)
     return samples[int(rng[0] * sr):int(rng[1] * sr)] if rng is not None else samples
+
+
+def clip_material(data: Path, clip, mouth_curve) -> tuple[np.ndarray, np.ndarray, object]:
+    """(frame times, filmed opening, speech analysis of its own audio) of a filmed manifest clip, kept on disk in
+    the one cache (keyed by both files' identity and the range): the analysis of 69 clips takes most of an hour on a
+    shared CPU, a re-run seconds. `mouth_curve(path, start, end)` tracks the truth (training.evaluate's)."""
+    video, audio = data / clip.path, data / clip.audio_path
+    key = cache_key(video, MATERIAL_VERSION, range=clip.range, audio=cache_key(audio, MATERIAL_VERSION))
+    file = cache_dir() / "train" / f"{key}.pkl"
+    if file.is_file():
+        try:
+            with open(file, "rb") as f:
+                return pickle.load(f)
+        except Exception:  # damaged or from other code: made again
+            pass
+    times, truth = mouth_curve(video, *(clip.range or (None, None)))
+    material = (times, truth, analyse_clip(audio, clip.range))
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            pickle.dump(material, f, protocol=pickle.HIGHEST_PROTOCOL)
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(file, write)
+    except OSError:
+        pass  # no cache: slower next time, same numbers
+    return material

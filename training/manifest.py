@@ -39,6 +39,17 @@ class Clip:
     licence: str
     source: str  # repository:path@commit it was taken from
     filmed: bool  # False: audio only (the live phone classifier's material)
+    audio: str | None = None  # a paired sound file beside a video without an audio track (None: the file's own)
+    language: str = "en"
+    marginal: bool = False  # MANIFEST.md marks it low-confidence (short, head turned, ...)
+    # whether the live (causal) model learns from it: not yet from the train/ clips (its fit takes long on a shared
+    # CPU); the offline model learns from every filmed clip
+    live: bool = True
+
+    @property
+    def audio_path(self) -> str:
+        """The file whose sound is this clip's speech (relative to the data root)."""
+        return self.audio or self.path
 
 
 @dataclass(frozen=True)
@@ -64,7 +75,9 @@ def _range(value) -> tuple[float, float] | None:
 def _clips(key: str, filmed: bool) -> list[Clip]:
     doc = _document()
     return [Clip(c["name"], c["path"], _range(c["range"]), c["speaker"], doc["files"][c["path"]]["sha256"],
-                 doc["files"][c["path"]]["licence"], doc["files"][c["path"]]["source"], filmed) for c in doc[key]]
+                 doc["files"][c["path"]]["licence"], doc["files"][c["path"]]["source"], filmed, c.get("audio"),
+                 c.get("language", "en"), bool(c.get("marginal", False)), bool(c.get("live", True)))
+            for c in doc[key]]
 
 
 def filmed_clips() -> list[Clip]:

@@ -28,10 +28,10 @@ FEATURE_LABELS = ("AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH"
 ACOUSTIC_COLUMNS = ("jaw", "loudness", "voiced")
 
 
-def offline_feature_names() -> list[str]:
+def offline_feature_names(mel_context=MEL_CONTEXT) -> list[str]:
     """The offline model's input columns in order (model_features builds them so)."""
     return ([f"dominance:{label}" for label in FEATURE_LABELS]
-            + [f"mel{off:+d}:{band}" for off in MEL_CONTEXT for band in range(MEL_BANDS)] + list(ACOUSTIC_COLUMNS))
+            + [f"mel{off:+d}:{band}" for off in mel_context for band in range(MEL_BANDS)] + list(ACOUSTIC_COLUMNS))
 
 
 def dominance_features(phones, n: int, hop: float, lead: float = 0.02, start: int = 0, stop: int | None = None
@@ -63,9 +63,9 @@ def dominance_features(phones, n: int, hop: float, lead: float = 0.02, start: in
     return feats / den[:, None]
 
 
-def model_features(speech, start: int = 0, stop: int | None = None) -> np.ndarray:
+def model_features(speech, start: int = 0, stop: int | None = None, mel_context=MEL_CONTEXT) -> np.ndarray:
     """(N, F) features of the learned opening model at hops [start, stop) of `speech` (default: all); columns as
-    offline_feature_names()."""
+    offline_feature_names(mel_context) (a model file may name its own log-mel taps: OpeningModel.mel_context)."""
     n = len(speech.voiced)
     stop = n if stop is None else min(stop, n)
     mel = np.asarray(speech.mel, np.float32)[:n]
@@ -78,7 +78,7 @@ def model_features(speech, start: int = 0, stop: int | None = None) -> np.ndarra
         out[inside] = mel[rows[inside]]
         return out
 
-    context = [mel_at(idx + off) for off in MEL_CONTEXT]
+    context = [mel_at(idx + off) for off in mel_context]
     acoustic = np.stack([speech.jaw[start:stop], speech.loudness[start:stop],
                          np.asarray(speech.voiced[start:stop], np.float32)], 1)
     dominance_part = dominance_features(speech.phones, n, speech.hop, start=start, stop=stop)

@@ -19,14 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from lipdub.errors import DependencyError
-from lipdub.motion.features import classifier_feature_names, hama_token_classes, offline_feature_names, \
-    opening_feature_names
+from lipdub.motion.features import MEL_CONTEXT, classifier_feature_names, hama_token_classes, \
+    offline_feature_names, opening_feature_names
 from lipdub.speech.stream import StreamingPosteriors
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 MODEL_PATH = ASSETS / "motion_model.npz"
 CAUSAL_MODEL_PATH = ASSETS / "motion_model_causal.npz"
-OPENING_ARRAYS = ("weights", "mean", "std", "w1", "b1", "w2", "b2")
+OPENING_ARRAYS = ("weights", "mean", "std", "w1", "b1", "w2", "b2", "mel_context")
 REBUILD = {MODEL_PATH.name: "make train", CAUSAL_MODEL_PATH.name: "make train-causal"}
 
 
@@ -53,6 +53,12 @@ class OpeningModel:
 
     def save(self, path) -> None:
         np.savez(path, **{k: v.astype(np.float32) for k, v in self.arrays.items()})
+
+    @property
+    def mel_context(self) -> tuple[int, ...]:
+        """The hops around each frame whose log-mel the model reads (files without `mel_context`: MEL_CONTEXT)."""
+        taps = self.arrays.get("mel_context")
+        return MEL_CONTEXT if taps is None else tuple(int(round(v)) for v in np.ravel(taps))
 
     @property
     def n_features(self) -> int:
@@ -120,7 +126,7 @@ class CausalModel:
 # ------------------------------------------------------------------------------------------ feature schemas
 def opening_schema(model: OpeningModel) -> dict:
     """The offline model's input columns, as the code builds them."""
-    return {"inputs": offline_feature_names()}
+    return {"inputs": offline_feature_names(model.mel_context)}
 
 
 def causal_schema(model: CausalModel) -> dict:
