@@ -945,3 +945,45 @@ def test_more_than_two_channels_become_stereo(tmp_path):
     x = np.stack([speech_like(0.5) * g for g in (1, 0.5, 0.7, 0.2, 0.3, 0.3)])
     y, sr = media.load_audio(write_audio(tmp_path / "six.wav", x), None, mono=False)
     assert sr == SR and y.shape == (2, x.shape[1]) and np.abs(y).max() > 0.1
+
+
+def test_an_audio_frame_nothing_can_convert_becomes_silence_in_time(tmp_path, monkeypatch):
+    # bench.fuzz found AAC frames that decode with 47 channels: FFmpeg cannot build a downmix for them and the
+    # resampler raised av.ArgumentError out of load_audio. Such a frame is now silence of its own length.
+    import av
+
+    from lipdub.media import audio as audio_module
+
+    x = speech_like(1.0, 48000)
+    path = tmp_path / "speech.m4a"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("aac", rate=48000, layout="mono")
+        for a in range(0, len(x), 1024):
+            f = av.AudioFrame.from_ndarray(x[None, a:a + 1024].copy(), format="fltp", layout="mono")
+            f.sample_rate, f.pts = 48000, a
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    clean, sr = media.load_audio(path, SR)
+    real, calls = audio_module.av.AudioResampler, [0]
+
+    class Damaged:  # the 10th frame's conversion fails as the fuzzed file's did
+        def __init__(self, **kw):
+            self.inner = real(**kw)
+
+        def resample(self, frame):
+            if frame is not None:
+                calls[0] += 1
+                if calls[0] == 10:
+                    raise av.ArgumentError(22, "Invalid argument")
+            return self.inner.resample(frame)
+
+    monkeypatch.setattr(audio_module.av, "AudioResampler", Damaged)
+    damaged, sr2 = media.load_audio(path, SR)
+    assert sr2 == sr and calls[0] > 10
+    assert abs(len(damaged) - len(clean)) <= 32  # the sound after the frame stays in time
+    start = int(round(9 * 1024 * SR / 48000))  # the 10th AAC frame (1024 samples each at 48 kHz)
+    assert np.abs(damaged[start + 40:start + 300]).max() == 0.0
+    late = slice(len(clean) // 2, len(clean) // 2 + 4000)
+    assert np.corrcoef(damaged[late], clean[late])[0, 1] > 0.99

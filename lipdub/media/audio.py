@@ -76,16 +76,32 @@ def audio_blocks(path, sr: int | None = SR, mono: bool = True) -> Iterator:
                         np.float32, copy=False)
                     yield a.mean(axis=0, keepdims=True) if mono else a
 
+        channels = 1 if mono else max(1, min(first.layout.nb_channels, 2))
         for f in itertools.chain([first], frames):
-            if (f.format.name, f.layout.name, f.sample_rate) != setup:
-                # first frame, or the stream changed rate/channels midway (concatenated files): a new resampler to
-                # the same output layout and rate
+            try:
+                if (f.format.name, f.layout.name, f.sample_rate) != setup:
+                    # first frame, or the stream changed rate/channels midway (concatenated files): a new resampler
+                    # to the same output layout and rate
+                    if resampler is not None:
+                        yield from converted(resampler.resample(None))
+                    resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+                    setup = (f.format.name, f.layout.name, f.sample_rate)
+                yield from converted(resampler.resample(f))
+            except av.FFmpegError:
+                # a damaged frame that decoded with a layout or rate nothing can convert (found by bench.fuzz):
+                # silence of its length, so the sound after it stays in time, and a fresh resampler after it (what
+                # the failed one still holds comes first)
                 if resampler is not None:
-                    yield from converted(resampler.resample(None))
-                resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
-                setup = (f.format.name, f.layout.name, f.sample_rate)
-            yield from converted(resampler.resample(f))
-        yield from converted(resampler.resample(None))
+                    try:
+                        yield from converted(resampler.resample(None))
+                    except av.FFmpegError:
+                        pass
+                resampler = setup = None
+                n = int(round(f.samples * rate / f.sample_rate)) if f.sample_rate > 0 and f.samples > 0 else 0
+                if 0 < n <= 10 * rate:
+                    yield np.zeros((channels, n), np.float32)
+        if resampler is not None:
+            yield from converted(resampler.resample(None))
     finally:
         c.close()
 
