@@ -19,7 +19,6 @@ import json
 import os
 import sys
 import tempfile
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +38,6 @@ def face_width(track) -> float:
 def make_wide_shot(source: Path, out: Path, scale: float, width: int, height: int) -> tuple[int, int]:
     """`source` scaled by `scale` and centred (a little low, like a standing speaker's head) on a flat grey
     WIDTHxHEIGHT frame (video only); returns the scaled size."""
-    import av
     import cv2
 
     from lipdub import media
@@ -48,23 +46,10 @@ def make_wide_shot(source: Path, out: Path, scale: float, width: int, height: in
     sw, sh = max(2, int(round(info.width * scale / 2)) * 2), max(2, int(round(info.height * scale / 2)) * 2)
     x0, y0 = (width - sw) // 2, max(0, min(height - sh, int(height * 0.35) - sh // 2))
     canvas = np.full((height, width, 3), GREY, np.uint8)
-    tmp = out.with_name(out.name + ".tmp.mp4")
-    with av.open(str(tmp), "w") as dst:
-        rate = Fraction(info.fps).limit_denominator(1001)
-        enc = dst.add_stream("libx264", rate=rate)
-        enc.width, enc.height, enc.pix_fmt = width, height, "yuv420p"
-        enc.options = {"crf": "18", "preset": "veryfast"}
-        n = 0
+    with media.VideoWriter(out, width, height, info.fps, crf=18) as writer:  # (written whole, then moved in place)
         for fr in media.iter_frames(source):
             canvas[y0:y0 + sh, x0:x0 + sw] = cv2.resize(fr.rgb, (sw, sh), interpolation=cv2.INTER_AREA)
-            f = av.VideoFrame.from_ndarray(canvas, format="rgb24").reformat(format="yuv420p")
-            f.pts, f.time_base = n, 1 / rate
-            for p in enc.encode(f):
-                dst.mux(p)
-            n += 1
-        for p in enc.encode(None):
-            dst.mux(p)
-    os.replace(tmp, out)
+            writer.write(canvas)
     return sw, sh
 
 
