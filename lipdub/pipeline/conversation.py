@@ -150,13 +150,12 @@ def _exist(paths: list[Path]) -> None:
 
 def _check_bindings(voices: list[Voice], info) -> None:
     """Two voices bound to one face (the same index, or overlapping boxes), or a box outside the frame."""
-    width, height = info.source_size or (info.width, info.height)
     for a, va in enumerate(voices):
-        if isinstance(va.binding, tuple):
+        frame = offline.frame_missed_by(va.binding, info) if isinstance(va.binding, tuple) else None
+        if frame:
             x, y, w, h = va.binding
-            if x >= width or y >= height or x + w <= 0 or y + h <= 0:
-                raise InputError(f"{va.name} is bound to the box {x:g},{y:g},{w:g},{h:g}, outside the {width}x{height} "
-                                 "frame; give x,y,w,h in pixels of the displayed (upright) frame")
+            raise InputError(f"{va.name} is bound to the box {x:g},{y:g},{w:g},{h:g}, outside the {frame} frame; "
+                             "give x,y,w,h in pixels of the displayed (upright) frame")
         for vb in voices[a + 1:]:
             same = va.binding == vb.binding
             if isinstance(va.binding, tuple) and isinstance(vb.binding, tuple):

@@ -85,11 +85,11 @@ def _probe(video: Path, audio: Path, opts: DubOptions) -> tuple[media.VideoInfo,
     samples (None when it is analysed in pieces: an hour of samples is never held)."""
     info = media.probe_video(video, opts.max_size)
     if opts.face_box is not None:
-        x, y, w, h = (float(v) for v in opts.face_box)
-        width, height = info.source_size or (info.width, info.height)
-        if x >= width or y >= height or x + w <= 0 or y + h <= 0:
-            raise ParameterError(f"--face-box {x:g},{y:g},{w:g},{h:g} lies outside the {width}x{height} "
-                                 "frame; give x,y,w,h in pixels of the displayed (upright) frame")
+        frame = frame_missed_by(opts.face_box, info)
+        if frame:
+            x, y, w, h = (float(v) for v in opts.face_box)
+            raise ParameterError(f"--face-box {x:g},{y:g},{w:g},{h:g} lies outside the {frame} frame; give x,y,w,h "
+                                 "in pixels of the displayed (upright) frame")
     n16 = count_samples(audio)
     if n16 < HOP:
         raise InputError(f"{audio} holds no audio (or less than 10 ms); pass a file with speech")
@@ -97,6 +97,14 @@ def _probe(video: Path, audio: Path, opts: DubOptions) -> tuple[media.VideoInfo,
     in_pieces = analysed_in_pieces(duration, opts.transcript)
     samples16 = None if in_pieces else media.load_audio(audio, SR)[0]
     return info, duration, in_pieces, samples16
+
+
+def frame_missed_by(box, info: media.VideoInfo) -> str | None:
+    """The frame's size ("WxH") when a face box x, y, w, h (pixels of the displayed frame, as stored) lies wholly
+    outside it; None when the box reaches into it."""
+    x, y, w, h = (float(v) for v in box)
+    width, height = info.source_size or (info.width, info.height)
+    return f"{width}x{height}" if x >= width or y >= height or x + w <= 0 or y + h <= 0 else None
 
 
 def _face_box_scaled(opts: DubOptions, info: media.VideoInfo) -> DubOptions:
