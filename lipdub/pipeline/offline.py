@@ -159,7 +159,7 @@ def _analyse_speech_beside_tracking(video: Path, audio: Path, info, opts: DubOpt
         # the clip's own mouth atlas is built while the speech analysis may still run
         t = time.perf_counter()
         own = None
-        if actor is None and track.valid.any():
+        if track.valid.any():  # with a profile too: the shot's own mouths are preferred where one fits
             own = own_renderer(video, info, track, opts, progress)
         timings["atlas"] = time.perf_counter() - t
         log_memory("atlas")
@@ -199,7 +199,12 @@ def _plan_rendering(video: Path, audio: Path, info, track, speech_track, schedul
     the plan of mouths; all None when the video shows no face."""
     renderer = styler = plan = None
     if track.valid.any():
-        if actor is not None:
+        if actor is not None and own is not None:
+            # the profile's mouths matched to the shot's look, mixed with the shot's own (render.foreign)
+            atlas = render.mixed_atlas(actor.atlas, own.atlas)
+            renderer = render.Renderer(atlas, track, model=actor.model, region=opts.region,
+                                       filmed=render.mixed_times(atlas, own.filmed))
+        elif actor is not None:
             renderer = render.Renderer(actor.atlas, track, model=actor.model,
                                        colour=compose.ColourMatcher(gain=True), region=opts.region)
         else:

@@ -19,6 +19,7 @@ from lipdub.core.landmarks import JAW, OUTER_LOWER, OUTER_UPPER, UPPER_EDGE
 from lipdub.errors import InputError
 from lipdub.render import compose
 from lipdub.render.atlas import Atlas, fill_atlas_in_halves, pose_features
+from lipdub.render.foreign import foreign_cost
 from lipdub.render.interior import (CLOSED_LINE_OPENING, inner_lip_mask, pull_inner_lips, soften_lip_line,
                                     synthetic_cavity)
 from lipdub.render.mouth import (CONTROL, EXPRESSION_POINTS, INNER_LOWER_POS, INNER_UPPER_POS, JAW_POS, LIPS_POS,
@@ -164,8 +165,11 @@ class Renderer:
         return {"atlas_time": entry_time, "want_time": frame_time[np.minimum(source, len(frame_time) - 1)]}
 
     def blur_cost(self) -> np.ndarray:
-        """Penalty for atlas frames blurrier than the atlas's typical frame (motion blur ghosts the lips)."""
-        return blur_cost(self.atlas.sharpness)
+        """Per-entry selection penalty: atlas frames blurrier than the atlas's typical frame (motion blur ghosts the
+        lips); on a mixed atlas (render.foreign) the profile's mouths cost more than the shot's own."""
+        cost = blur_cost(self.atlas.sharpness)
+        extra = foreign_cost(self.atlas)
+        return cost if extra is None else cost + extra
 
     def retarget(self, track: face.FaceTrack) -> "Renderer":
         """The same atlas and mouth model drawing onto another track (landmarks moved by head motion or expression)."""

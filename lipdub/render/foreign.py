@@ -1,0 +1,208 @@
+"""foreign: an actor profile's mouths made to belong to the shot, mixed with the shot's own mouths.
+
+A profile's mouths were filmed elsewhere (other light, colour, lens, codec), and a detector tells them from the shot's
+own far more easily (docs/RESULTS.md, Realism with an actor profile). So a dub with a profile draws from both atlases
+in one selection (mixed_atlas): the shot's own entries, and the profile's matched to the shot first (ShotLook: scaled
+to the shot's crop size, its lower face given the shot's Lab mean and spread, its lip colour, then blurred or given
+grain until its fine detail matches). A profile entry costs FOREIGN_COST more, about a jump, so the shot's own mouths
+serve wherever one fits and the profile fills in what the shot never shows (a wider opening, teeth).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import cv2
+import numpy as np
+
+from lipdub.core.geometry import umeyama
+from lipdub.core.landmarks import STABLE
+from lipdub.render.atlas import ATLAS_FIELDS, Atlas
+from lipdub.render.mouth import CONTROL, INNER_RING, OUTER_RING
+
+FOREIGN_COST = 0.05  # a profile mouth costs this more than the shot's own (a jump's cost: render.selection)
+FAR = 1e4  # seconds: a profile mouth counts as filmed far from every frame (the proximity cost's maximum)
+SAMPLE = 48  # entries of each atlas the look statistics are measured on
+SIGMAS = (0.0, 0.4, 0.6, 0.8, 1.0, 1.3, 1.7)  # blurs tried to match fine detail
+
+
+def _masks(crop: np.ndarray, ctrl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(lower face, lips) masks of a crop from its control points (crop pixels)."""
+    h, w = crop.shape[:2]
+    face = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(face, cv2.convexHull(np.round(ctrl[: len(CONTROL)]).astype(np.int32)), 1)
+    lips = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(lips, [np.round(ctrl[OUTER_RING]).astype(np.int32)], 1)
+    cv2.fillPoly(lips, [np.round(ctrl[INNER_RING]).astype(np.int32)], 0)
+    return face > 0, lips > 0
+
+
+def _detail(grey: np.ndarray, mask: np.ndarray) -> float:
+    """Fine detail (grain and sharpness together): std of the grey crop minus its σ=1 blur, inside `mask`."""
+    hp = grey - cv2.GaussianBlur(grey, (0, 0), 1.0)
+    return float(hp[mask].std()) if mask.any() else 0.0
+
+
+def _scaled_points(pts: np.ndarray, f: float) -> np.ndarray:
+    """Crop-pixel points of a crop resized by f (pixel centres stay centres)."""
+    pts = pts.astype(np.float64)
+    return pts if abs(f - 1) < 1e-3 else (pts + 0.5) * f - 0.5
+
+
+def _sample(atlas: Atlas, start: int, stop: int) -> np.ndarray:
+    n = stop - start
+    return start + np.unique(np.linspace(0, n - 1, min(n, SAMPLE)).round().astype(int)) if n > 0 else np.zeros(0, int)
+
+
+class ShotLook:
+    """How a profile crop is changed to look filmed in the shot: scale, Lab mean/spread of the lower face, lip colour
+    and fine detail, each measured on a sample of both atlases."""
+
+    def __init__(self, profile: Atlas, own: Atlas):
+        self.factor = own.scale / profile.scale
+        stats = {}
+        for name, atlas, idx, f in (("own", own, _sample(own, 0, own.n), 1.0),
+                                    ("profile", profile, _sample(profile, 0, profile.n), self.factor)):
+            faces, lips, greys, masks = [], [], [], []
+            for a in idx:
+                crop, ctrl = self._scaled(atlas.crop(a), atlas.src_controls[a], f)
+                face, lip = _masks(crop, ctrl)
+                lab = cv2.cvtColor(crop, cv2.COLOR_RGB2LAB).astype(np.float32)
+                faces.append(lab[face & ~lip])
+                lips.append(lab[lip])
+                greys.append(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32))
+                masks.append(cv2.erode(face.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0)
+            skin = np.concatenate(faces) if faces else np.zeros((0, 3), np.float32)
+            lip = np.concatenate(lips) if lips else np.zeros((0, 3), np.float32)
+            stats[name] = (skin, lip, greys, masks)
+        skin_o, lip_o, grey_o, mask_o = stats["own"]
+        skin_p, lip_p, grey_p, mask_p = stats["profile"]
+        self.ok = len(skin_o) > 100 and len(skin_p) > 100
+        if not self.ok:
+            return
+        mu_o, mu_p = skin_o.mean(0), skin_p.mean(0)
+        self.gain = np.clip(skin_o.std(0) / np.maximum(skin_p.std(0), 1e-3), 0.7, 1.4)
+        self.shift = mu_o - self.gain * mu_p
+        # the lips after the skin's transfer still differ (gloss, lipstick, another white balance on red): a shift of
+        # their own, faded in over the lip mask
+        self.lip_shift = np.zeros(3, np.float32)
+        if len(lip_o) > 50 and len(lip_p) > 50:
+            self.lip_shift = np.clip(np.median(lip_o, 0) - np.median(lip_p * self.gain + self.shift, 0), -12, 12)
+        # fine detail: the blur that brings the profile's down to the shot's, or grain that brings it up
+        want = float(np.median([_detail(g, m) for g, m in zip(grey_o, mask_o)]))
+        self.sigma, self.grain = 0.0, 0.0
+        have = [float(np.median([_detail(self._look_grey(g, s), m) for g, m in zip(grey_p, mask_p)]))
+                for s in SIGMAS]
+        if have[0] > want:
+            self.sigma = SIGMAS[int(np.argmin(np.abs(np.array(have) - want)))]
+        else:  # high-pass keeps ~0.76 of white noise's variance (σ=1 Gaussian)
+            self.grain = float(min(4.0, np.sqrt(max(want ** 2 - have[0] ** 2, 0.0) / 0.76)))
+
+    @staticmethod
+    def _scaled(crop: np.ndarray, ctrl: np.ndarray, f: float) -> tuple[np.ndarray, np.ndarray]:
+        if abs(f - 1) < 1e-3:
+            return crop, ctrl.astype(np.float64)
+        h, w = crop.shape[:2]
+        size = (max(2, int(round(w * f))), max(2, int(round(h * f))))
+        interp = cv2.INTER_AREA if f < 1 else cv2.INTER_CUBIC
+        return cv2.resize(crop, size, interpolation=interp), _scaled_points(ctrl, f)
+
+    @staticmethod
+    def _look_grey(grey: np.ndarray, sigma: float) -> np.ndarray:
+        return cv2.GaussianBlur(grey, (0, 0), sigma) if sigma > 0 else grey
+
+    def apply(self, crop: np.ndarray, ctrl: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """The profile crop (RGB) and its control points as if filmed in the shot; the same seed gives the same
+        grain, so an entry drawn twice looks the same."""
+        crop, ctrl = self._scaled(crop, ctrl, self.factor)
+        if not self.ok:
+            return crop, ctrl
+        lab = cv2.cvtColor(crop, cv2.COLOR_RGB2LAB).astype(np.float32)
+        lab = lab * self.gain + self.shift
+        if np.any(self.lip_shift):
+            _, lips = _masks(crop, ctrl)
+            soft = cv2.GaussianBlur(lips.astype(np.float32), (0, 0), max(1.0, 0.01 * crop.shape[1]))
+            lab += soft[..., None] * self.lip_shift
+        out = cv2.cvtColor(np.clip(lab + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+        if self.sigma > 0:
+            out = cv2.GaussianBlur(out, (0, 0), self.sigma)
+        if self.grain > 0:
+            noise = np.random.default_rng(seed).normal(0.0, self.grain, out.shape[:2]).astype(np.float32)
+            out = np.clip(out.astype(np.float32) + noise[..., None] + 0.5, 0, 255).astype(np.uint8)
+        return out, ctrl
+
+
+class MixedAtlas(Atlas):
+    """The profile's entries (first `n_foreign`, drawn through a ShotLook) followed by the shot's own, in the
+    profile's canonical frame: one atlas for selection and drawing."""
+
+    n_foreign: int
+    look: ShotLook
+
+    def crop(self, a: int) -> np.ndarray:
+        a = int(a)
+        if a >= self.n_foreign:
+            return super().crop(a)
+        img = self._looked.get(a)
+        if img is None:
+            img = self.look.apply(super().crop(a), self._raw_controls[a], seed=a)[0]
+            self._looked[a] = img
+            while len(self._looked) > 32:
+                self._looked.popitem(last=False)
+        else:
+            self._looked.move_to_end(a)
+        return img
+
+
+def mixed_atlas(profile: Atlas, own: Atlas) -> MixedAtlas:
+    """One atlas of the profile's mouths (matched to the shot) and the shot's own (moved into the profile's canonical
+    frame). Per entry: the extra selection cost (FOREIGN_COST for the profile's) is `foreign_cost(atlas)`."""
+    look = ShotLook(profile, own)
+    out = MixedAtlas(profile.canonical, profile.scale)
+    out.look, out.n_foreign = look, profile.n
+    out._looked = OrderedDict()
+    p, o = profile.arrays(), own.arrays()
+    # the shot's landmarks in the profile's canonical frame (both are the same person's mean face, eye corners 1 apart:
+    # a near-identity similarity)
+    s, r, t = umeyama(own.canonical[STABLE], profile.canonical[STABLE])
+    norm_o = (s * o["norm"].astype(np.float64) @ r.T + t).astype(np.float32)
+    scaled_p = _scaled_points(p["src_controls"], look.factor)
+    # blur_cost compares an entry's sharpness with the atlas median: each source against its own (crop scales differ)
+    sharp_p = p["sharpness"].astype(np.float64)
+    sharp_o = o["sharpness"].astype(np.float64)
+    if len(sharp_p) and len(sharp_o) and np.median(sharp_p) > 0:
+        sharp_p = sharp_p * np.median(sharp_o) / np.median(sharp_p)
+    seq_o = o["seq"].astype(np.int64) + (int(p["seq"].max()) + 10 if len(p["seq"]) else 0)
+    arrays = {"src_controls": np.concatenate([scaled_p.astype(np.float32), o["src_controls"].astype(np.float32)]),
+              "norm": np.concatenate([p["norm"].astype(np.float32), norm_o]),
+              "seq": np.concatenate([p["seq"].astype(np.int64), seq_o]),
+              "pose_feat": np.concatenate([p["pose_feat"], o["pose_feat"]]).astype(np.float32),
+              "sharpness": np.concatenate([sharp_p, sharp_o]),
+              "teeth": np.concatenate([p["teeth"], o["teeth"]]).astype(np.float64),
+              "lip_lab": np.concatenate([p["lip_lab"], o["lip_lab"]]).astype(np.float32)}
+    assert set(arrays) == set(ATLAS_FIELDS)
+    out._raw_controls = p["src_controls"]
+    out.jpeg = list(profile.jpeg) + list(own.jpeg)
+    out._arrays = arrays
+    out._rows = {k: list(v) for k, v in arrays.items()}
+    out._lock = threading.RLock()
+    return out
+
+
+def foreign_cost(atlas: Atlas) -> np.ndarray | None:
+    """Selection's extra per-entry cost: FOREIGN_COST on a mixed atlas's profile entries; None on any other atlas."""
+    if not isinstance(atlas, MixedAtlas):
+        return None
+    cost = np.zeros(atlas.n)
+    cost[: atlas.n_foreign] = FOREIGN_COST
+    return cost
+
+
+def mixed_times(atlas: MixedAtlas, own_filmed: tuple[np.ndarray, np.ndarray] | None
+                ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The Renderer's `filmed` for a mixed atlas: the shot's own entries when filmed, the profile's FAR away."""
+    if own_filmed is None:
+        return None
+    entry_time, frame_time = own_filmed
+    return np.concatenate([np.full(atlas.n_foreign, -FAR), entry_time]), frame_time
