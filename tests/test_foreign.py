@@ -56,8 +56,8 @@ def _skin_lab(atlas, crop_of, n):
 
 
 def test_profile_mouths_take_the_shots_look(shot_and_profile):
-    own, profile = shot_and_profile[:2]
-    mixed = foreign.mixed_atlas(profile, own)
+    own, profile, track, pose, _ = shot_and_profile
+    mixed = foreign.mixed_atlas(profile, own, track, pose, np.arange(own.n))
     assert mixed.n == own.n + profile.n and mixed.n_foreign == profile.n
     want = _skin_lab(own, own.crop, own.n)
     before = _skin_lab(profile, profile.crop, profile.n)
@@ -78,13 +78,13 @@ def test_profile_mouths_take_the_shots_look(shot_and_profile):
 
 
 def test_selection_prefers_the_shots_own_mouth(shot_and_profile):
-    own, _, track, _, twin = shot_and_profile
-    mixed = foreign.mixed_atlas(twin, own)
-    cost = foreign.foreign_cost(mixed)
+    own, profile, track, pose, twin = shot_and_profile
+    mixed = foreign.mixed_atlas(twin, own, track, pose, np.arange(own.n))
+    cost = mixed.entry_cost
     assert np.all(cost[: twin.n] == foreign.FOREIGN_COST) and np.all(cost[twin.n:] == 0)
-    assert foreign.foreign_cost(own) is None
-    # the shot's own landmarks moved into the profile's canonical frame (here the same frame: unchanged)
+    # the shot's own entries measured again in the profile's canonical frame (here the same frame: unchanged)
     assert np.abs(mixed.norm[twin.n:] - own.norm).max() < 1e-4
+    assert np.abs(mixed.pose_feat[twin.n:] - own.pose_feat).max() < 1e-5
     model = render.build_mouth_model(own.canonical, own.norm, np.ones(own.n, bool))
     renderer = render.Renderer(mixed, track, model=model)
     assert np.allclose(renderer.blur_cost() - selection.blur_cost(mixed.sharpness), cost)
@@ -103,6 +103,21 @@ def test_selection_prefers_the_shots_own_mouth(shot_and_profile):
     wide = motion.MouthTrack(track.times[:3], np.full(3, 1.2, np.float32), np.zeros(3, np.float32),
                              np.zeros(3, bool))
     opening = render.descriptors(own.norm)[:, 0]
-    only_profile = render.Renderer(foreign.mixed_atlas(shot_and_profile[1], own.select(
-        opening < np.percentile(opening, 30))), track, model=model)
-    assert np.all(only_profile.plan(np.arange(3), wide)[2] < shot_and_profile[1].n)
+    few = opening < np.percentile(opening, 30)
+    only_profile = render.Renderer(foreign.mixed_atlas(profile, own.select(few), track, pose,
+                                                       np.flatnonzero(few)), track, model=model)
+    assert np.all(only_profile.plan(np.arange(3), wide)[2] < profile.n)
+
+
+def test_a_profile_dub_draws_from_both(shot_and_profile):
+    own_atlas, profile, track, pose, _ = shot_and_profile
+    own = render.Renderer(own_atlas, track, pose, filmed=render.own_times(own_atlas, track, 300 << 20))
+    mixed = render.mixed_renderer(profile, own.model, own)
+    assert mixed.atlas.n == profile.n + own_atlas.n
+    # the profile's entries count as filmed far away, the shot's own when they were filmed
+    entry_time, frame_time = mixed.filmed
+    assert np.all(entry_time[: profile.n] < -1000) and np.array_equal(entry_time[profile.n:], track.times[:20])
+    # a shot whose atlas is not known frame by frame: the profile's mouths alone, colour by gain as before
+    own.filmed = None
+    alone = render.mixed_renderer(profile, own.model, own)
+    assert alone.atlas is profile and alone.colour.gain

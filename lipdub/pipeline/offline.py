@@ -201,9 +201,7 @@ def _plan_rendering(video: Path, audio: Path, info, track, speech_track, schedul
     if track.valid.any():
         if actor is not None and own is not None:
             # the profile's mouths matched to the shot's look, mixed with the shot's own (render.foreign)
-            atlas = render.mixed_atlas(actor.atlas, own.atlas)
-            renderer = render.Renderer(atlas, track, model=actor.model, region=opts.region,
-                                       filmed=render.mixed_times(atlas, own.filmed))
+            renderer = render.mixed_renderer(actor.atlas, actor.model, own, opts.region)
         elif actor is not None:
             renderer = render.Renderer(actor.atlas, track, model=actor.model,
                                        colour=compose.ColourMatcher(gain=True), region=opts.region)

@@ -14,25 +14,25 @@ the offline Viterbi and the live greedy choice), warp (whole-face warp, blinks),
 renderer (Renderer), styler (expression and head motion for offline dubs: FaceStyler), live (live mouths and blinks).
 
 Public interface (what other stages and tests use): Renderer, own_times; Atlas, write_npz, fill_atlas_in_halves;
-mixed_atlas, mixed_times (an actor profile's mouths matched to the shot and mixed with its own: foreign);
+mixed_renderer (an actor profile's mouths matched to the shot and mixed with its own: foreign);
 MouthModel, build_mouth_model, corner_lift, descriptors, target_shape; select_frames; MeshWarper; inner_lip_mask;
 the control-point tables.
 """
 
 from lipdub.core.landmarks import FACE_OVAL
 from lipdub.render.atlas import Atlas, fill_atlas_in_halves, write_npz
-from lipdub.render.foreign import mixed_atlas, mixed_times
 from lipdub.render.interior import inner_lip_mask
 from lipdub.render.mesh import MeshWarper
 from lipdub.render.mouth import (CONTROL, INNER_LOWER_POS, INNER_PAIRS, INNER_UPPER_POS, OUTER_RING, MouthModel,
                                  build_mouth_model, corner_lift, descriptors, target_shape)
 from lipdub.render.renderer import Renderer, own_times
+from lipdub.render.foreign import mixed_renderer
 from lipdub.render.selection import select_frames
 
 __all__ = [
     "FACE_OVAL",
     "Atlas", "fill_atlas_in_halves", "write_npz",
-    "mixed_atlas", "mixed_times",
+    "mixed_renderer",
     "inner_lip_mask",
     "MeshWarper",
     "CONTROL", "INNER_LOWER_POS", "INNER_PAIRS", "INNER_UPPER_POS", "OUTER_RING",

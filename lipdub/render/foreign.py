@@ -2,7 +2,7 @@
 
 A profile's mouths were filmed elsewhere (other light, colour, lens, codec), and a detector tells them from the shot's
 own far more easily (docs/RESULTS.md, Realism with an actor profile). So a dub with a profile draws from both atlases
-in one selection (mixed_atlas): the shot's own entries, and the profile's matched to the shot first (ShotLook: scaled
+in one selection (mixed_renderer, mixed_atlas): the shot's own entries, and the profile's matched to the shot first (ShotLook: scaled
 to the shot's crop size, its lower face given the shot's Lab mean and spread, its lip colour, then blurred or given
 grain until its fine detail matches). A profile entry costs FOREIGN_COST more, about a jump, so the shot's own mouths
 serve wherever one fits and the profile fills in what the shot never shows (a wider opening, teeth).
@@ -16,10 +16,12 @@ from collections import OrderedDict
 import cv2
 import numpy as np
 
-from lipdub.core.geometry import umeyama
-from lipdub.core.landmarks import STABLE
+from lipdub.core.geometry import Pose
+from lipdub.face import FaceTrack, estimate_pose
 from lipdub.render.atlas import ATLAS_FIELDS, Atlas
-from lipdub.render.mouth import CONTROL, INNER_RING, OUTER_RING
+from lipdub.render.compose import ColourMatcher
+from lipdub.render.mouth import CONTROL, INNER_RING, OUTER_RING, MouthModel
+from lipdub.render.renderer import Renderer
 
 FOREIGN_COST = 0.05  # a profile mouth costs this more than the shot's own (a jump's cost: render.selection)
 FAR = 1e4  # seconds: a profile mouth counts as filmed far from every frame (the proximity cost's maximum)
@@ -135,10 +137,12 @@ class ShotLook:
 
 class MixedAtlas(Atlas):
     """The profile's entries (first `n_foreign`, drawn through a ShotLook) followed by the shot's own, in the
-    profile's canonical frame: one atlas for selection and drawing."""
+    profile's canonical frame: one atlas for selection and drawing. `entry_cost`: selection's extra cost per entry
+    (FOREIGN_COST on the profile's; the Renderer adds it to its blur cost)."""
 
     n_foreign: int
     look: ShotLook
+    entry_cost: np.ndarray
 
     def crop(self, a: int) -> np.ndarray:
         a = int(a)
@@ -155,29 +159,29 @@ class MixedAtlas(Atlas):
         return img
 
 
-def mixed_atlas(profile: Atlas, own: Atlas) -> MixedAtlas:
-    """One atlas of the profile's mouths (matched to the shot) and the shot's own (moved into the profile's canonical
-    frame). Per entry: the extra selection cost (FOREIGN_COST for the profile's) is `foreign_cost(atlas)`."""
+def mixed_atlas(profile: Atlas, own: Atlas, track: FaceTrack, pose: Pose, own_frames: np.ndarray) -> MixedAtlas:
+    """One atlas of the profile's mouths (matched to the shot) and the shot's own. The shot's entries are measured
+    again in the profile's canonical frame from their track frames (`own_frames`) and `pose` (the track against the
+    profile's canonical face), as the profile's own were: canonical faces of two shots can differ by a large turn."""
     look = ShotLook(profile, own)
     out = MixedAtlas(profile.canonical, profile.scale)
     out.look, out.n_foreign = look, profile.n
     out._looked = OrderedDict()
     p, o = profile.arrays(), own.arrays()
-    # the shot's landmarks in the profile's canonical frame (both are the same person's mean face, eye corners 1 apart:
-    # a near-identity similarity)
-    s, r, t = umeyama(own.canonical[STABLE], profile.canonical[STABLE])
-    norm_o = (s * o["norm"].astype(np.float64) @ r.T + t).astype(np.float32)
-    scaled_p = _scaled_points(p["src_controls"], look.factor)
+    f = np.asarray(own_frames, np.int64)
+    norm_o = ((track.landmarks[f].astype(np.float64) - pose.translation[f][:, None]) @ pose.rotation[f]
+              ) / pose.scale[f][:, None, None]
     # blur_cost compares an entry's sharpness with the atlas median: each source against its own (crop scales differ)
     sharp_p = p["sharpness"].astype(np.float64)
     sharp_o = o["sharpness"].astype(np.float64)
     if len(sharp_p) and len(sharp_o) and np.median(sharp_p) > 0:
         sharp_p = sharp_p * np.median(sharp_o) / np.median(sharp_p)
     seq_o = o["seq"].astype(np.int64) + (int(p["seq"].max()) + 10 if len(p["seq"]) else 0)
-    arrays = {"src_controls": np.concatenate([scaled_p.astype(np.float32), o["src_controls"].astype(np.float32)]),
-              "norm": np.concatenate([p["norm"].astype(np.float32), norm_o]),
+    arrays = {"src_controls": np.concatenate([_scaled_points(p["src_controls"], look.factor).astype(np.float32),
+                                              o["src_controls"].astype(np.float32)]),
+              "norm": np.concatenate([p["norm"].astype(np.float32), norm_o.astype(np.float32)]),
               "seq": np.concatenate([p["seq"].astype(np.int64), seq_o]),
-              "pose_feat": np.concatenate([p["pose_feat"], o["pose_feat"]]).astype(np.float32),
+              "pose_feat": np.concatenate([p["pose_feat"], pose.rotation[f][:, :2, 2]]).astype(np.float32),
               "sharpness": np.concatenate([sharp_p, sharp_o]),
               "teeth": np.concatenate([p["teeth"], o["teeth"]]).astype(np.float64),
               "lip_lab": np.concatenate([p["lip_lab"], o["lip_lab"]]).astype(np.float32)}
@@ -187,22 +191,20 @@ def mixed_atlas(profile: Atlas, own: Atlas) -> MixedAtlas:
     out._arrays = arrays
     out._rows = {k: list(v) for k, v in arrays.items()}
     out._lock = threading.RLock()
+    out.entry_cost = np.where(np.arange(out.n) < profile.n, FOREIGN_COST, 0.0)
     return out
 
 
-def foreign_cost(atlas: Atlas) -> np.ndarray | None:
-    """Selection's extra per-entry cost: FOREIGN_COST on a mixed atlas's profile entries; None on any other atlas."""
-    if not isinstance(atlas, MixedAtlas):
-        return None
-    cost = np.zeros(atlas.n)
-    cost[: atlas.n_foreign] = FOREIGN_COST
-    return cost
-
-
-def mixed_times(atlas: MixedAtlas, own_filmed: tuple[np.ndarray, np.ndarray] | None
-                ) -> tuple[np.ndarray, np.ndarray] | None:
-    """The Renderer's `filmed` for a mixed atlas: the shot's own entries when filmed, the profile's FAR away."""
-    if own_filmed is None:
-        return None
-    entry_time, frame_time = own_filmed
-    return np.concatenate([np.full(atlas.n_foreign, -FAR), entry_time]), frame_time
+def mixed_renderer(profile: Atlas, model: MouthModel, own: Renderer, region: str = "lower") -> Renderer:
+    """The renderer of a dub with an actor profile: the profile's mouths (matched to the shot) and the shot's own
+    (`own`: the clip's own renderer), the shot's own preferred, each mouth filmed near its frame more so; the
+    profile's alone when the own atlas's frames are not known."""
+    track = own.track
+    if own.filmed is None:
+        return Renderer(profile, track, model=model, colour=ColourMatcher(gain=True), region=region)
+    entry_time, frame_time = own.filmed
+    frames = np.clip(np.searchsorted(frame_time, entry_time), 0, len(track) - 1)
+    pose = estimate_pose(track, profile.canonical)
+    atlas = mixed_atlas(profile, own.atlas, track, pose, frames)
+    filmed = np.concatenate([np.full(profile.n, -FAR), entry_time]), frame_time
+    return Renderer(atlas, track, pose, model=model, region=region, filmed=filmed)

@@ -19,7 +19,6 @@ from lipdub.core.landmarks import JAW, OUTER_LOWER, OUTER_UPPER, UPPER_EDGE
 from lipdub.errors import InputError
 from lipdub.render import compose
 from lipdub.render.atlas import Atlas, fill_atlas_in_halves, pose_features
-from lipdub.render.foreign import foreign_cost
 from lipdub.render.interior import (CLOSED_LINE_OPENING, inner_lip_mask, pull_inner_lips, soften_lip_line,
                                     synthetic_cavity)
 from lipdub.render.mouth import (CONTROL, EXPRESSION_POINTS, INNER_LOWER_POS, INNER_UPPER_POS, JAW_POS, LIPS_POS,
@@ -168,7 +167,7 @@ class Renderer:
         """Per-entry selection penalty: atlas frames blurrier than the atlas's typical frame (motion blur ghosts the
         lips); on a mixed atlas (render.foreign) the profile's mouths cost more than the shot's own."""
         cost = blur_cost(self.atlas.sharpness)
-        extra = foreign_cost(self.atlas)
+        extra = getattr(self.atlas, "entry_cost", None)
         return cost if extra is None else cost + extra
 
     def retarget(self, track: face.FaceTrack) -> "Renderer":
