@@ -81,6 +81,25 @@ def test_dub_with_profile_follows_the_speech(cnn_parts):
     assert r > 0.45 and abs(lag) <= 1
 
 
+def test_profile_dub_without_a_usable_shot_atlas_draws_the_profile_alone(cnn_parts, monkeypatch):
+    """A profile dub mixes the shot's own mouths in (render.foreign); a shot whose own atlas cannot be built is
+    dubbed from the profile alone, as before, while a dub without a profile still fails with that error."""
+    from lipdub.pipeline import offline
+
+    def no_atlas(*args, **kwargs):
+        raise InputError("could not build a mouth atlas")
+
+    monkeypatch.setattr(offline, "own_renderer", no_atlas)
+    p = cnn_parts
+    short = _cut(p["shot"], 0.0, 2.0, p["dir"] / "short.mp4", audio=False)
+    speech = p["dir"] / "speech2.wav"
+    evaluate.cut_audio(p["speech"], 0.0, 2.0, speech)
+    report = lipdub.dub(short, speech, p["dir"] / "profile_alone.mp4", profile=str(p["path"]))
+    assert report.faces_rendered > 40
+    with pytest.raises(InputError, match="mouth atlas"):
+        lipdub.dub(short, speech, p["dir"] / "no_profile.mp4")
+
+
 def test_live_dub_with_profile_follows_the_speech(cnn_parts):
     """Live mode draws the anchor's mouths from the profile and follows his real mouth as an offline dub does."""
     from lipdub.apps import live

@@ -160,7 +160,11 @@ def _analyse_speech_beside_tracking(video: Path, audio: Path, info, opts: DubOpt
         t = time.perf_counter()
         own = None
         if track.valid.any():  # with a profile too: the shot's own mouths are preferred where one fits
-            own = own_renderer(video, info, track, opts, progress)
+            try:
+                own = own_renderer(video, info, track, opts, progress)
+            except InputError:  # no usable mouth in the shot: a profile draws all of them, as it did before
+                if actor is None:
+                    raise
         timings["atlas"] = time.perf_counter() - t
         log_memory("atlas")
         speech_track = speech_future.result()
