@@ -2,10 +2,10 @@
 
 A profile's mouths were filmed elsewhere (other light, colour, lens, codec), and a detector tells them from the shot's
 own far more easily (docs/RESULTS.md, Realism with an actor profile). So a dub with a profile draws from both atlases
-in one selection (mixed_renderer, mixed_atlas): the shot's own entries, and the profile's matched to the shot first (ShotLook: scaled
-to the shot's crop size, its lower face given the shot's Lab mean and spread, its lip colour, then blurred or given
-grain until its fine detail matches). A profile entry costs FOREIGN_COST more, about a jump, so the shot's own mouths
-serve wherever one fits and the profile fills in what the shot never shows (a wider opening, teeth).
+in one selection (mixed_renderer): the shot's own entries, and the profile's matched to the shot first (ShotLook:
+scaled to the shot's crop size, the lower face given the shot's Lab mean and spread and the lips its lip colour, then
+blurred or given grain until its fine detail matches). A profile entry costs FOREIGN_COST more, about a jump, so the
+shot's own mouths serve wherever one fits and the profile fills in what the shot never shows (a wider opening, teeth).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 
 from lipdub.core.geometry import Pose
 from lipdub.face import FaceTrack, estimate_pose
-from lipdub.render.atlas import ATLAS_FIELDS, Atlas
+from lipdub.render.atlas import Atlas
 from lipdub.render.compose import ColourMatcher
 from lipdub.render.mouth import CONTROL, INNER_RING, OUTER_RING, MouthModel
 from lipdub.render.renderer import Renderer
@@ -52,9 +52,9 @@ def _scaled_points(pts: np.ndarray, f: float) -> np.ndarray:
     return pts if abs(f - 1) < 1e-3 else (pts + 0.5) * f - 0.5
 
 
-def _sample(atlas: Atlas, start: int, stop: int) -> np.ndarray:
-    n = stop - start
-    return start + np.unique(np.linspace(0, n - 1, min(n, SAMPLE)).round().astype(int)) if n > 0 else np.zeros(0, int)
+def _sample(n: int) -> np.ndarray:
+    """Up to SAMPLE entry indices spread evenly over an atlas of n."""
+    return np.unique(np.linspace(0, n - 1, min(n, SAMPLE)).round().astype(int)) if n > 0 else np.zeros(0, int)
 
 
 class ShotLook:
@@ -64,8 +64,8 @@ class ShotLook:
     def __init__(self, profile: Atlas, own: Atlas):
         self.factor = own.scale / profile.scale
         stats = {}
-        for name, atlas, idx, f in (("own", own, _sample(own, 0, own.n), 1.0),
-                                    ("profile", profile, _sample(profile, 0, profile.n), self.factor)):
+        for name, atlas, idx, f in (("own", own, _sample(own.n), 1.0),
+                                    ("profile", profile, _sample(profile.n), self.factor)):
             faces, lips, greys, masks = [], [], [], []
             for a in idx:
                 crop, ctrl = self._scaled(atlas.crop(a), atlas.src_controls[a], f)
@@ -185,7 +185,6 @@ def mixed_atlas(profile: Atlas, own: Atlas, track: FaceTrack, pose: Pose, own_fr
               "sharpness": np.concatenate([sharp_p, sharp_o]),
               "teeth": np.concatenate([p["teeth"], o["teeth"]]).astype(np.float64),
               "lip_lab": np.concatenate([p["lip_lab"], o["lip_lab"]]).astype(np.float32)}
-    assert set(arrays) == set(ATLAS_FIELDS)
     out._raw_controls = p["src_controls"]
     out.jpeg = list(profile.jpeg) + list(own.jpeg)
     out._arrays = arrays
@@ -197,8 +196,8 @@ def mixed_atlas(profile: Atlas, own: Atlas, track: FaceTrack, pose: Pose, own_fr
 
 def mixed_renderer(profile: Atlas, model: MouthModel, own: Renderer, region: str = "lower") -> Renderer:
     """The renderer of a dub with an actor profile: the profile's mouths (matched to the shot) and the shot's own
-    (`own`: the clip's own renderer), the shot's own preferred, each mouth filmed near its frame more so; the
-    profile's alone when the own atlas's frames are not known."""
+    (`own`: the clip's own renderer), the shot's own preferred and, among them, those filmed near the frame drawn
+    over (proximity, as without a profile); the profile's alone when the own atlas's frames are not known."""
     track = own.track
     if own.filmed is None:
         return Renderer(profile, track, model=model, colour=ColourMatcher(gain=True), region=region)
