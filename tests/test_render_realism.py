@@ -132,3 +132,24 @@ def test_selection_keeps_the_filmed_corner_lift(topology):
     _, _, sel = r.plan(np.arange(n), _speech(n))
     lifted = entry_lift[sel] > entry_lift[: n // 2].mean() + 0.02
     assert lifted[n // 2 + 15:].all() and not lifted[: n // 2 - 15].any()
+
+
+def test_small_openings_are_matched_closely():
+    # a barely parted mouth is wanted; the atlas holds one mouth more open (it would need its lip line redrawn) with
+    # the right width, and one as barely parted a little narrower: the stretched opening axis takes the second
+    from lipdub.render.selection import SMALL_OPEN_STRETCH, small_open_axis
+
+    entries = np.array([[0.035, 0.50], [0.005, 0.46]])
+    want = np.array([[0.005, 0.50]])
+    scale = np.array([1 / 0.2, 3 / 0.5])
+
+    def pick(transform):
+        return int(render.select_frames(transform(entries) * scale, np.zeros((2, 2)), np.array([0, 5]),
+                                        transform(want) * scale, np.zeros((1, 2)))[0])
+
+    assert SMALL_OPEN_STRETCH > 0
+    assert pick(lambda d: d) == 0  # on the plain axis the wider match wins ...
+    assert pick(small_open_axis) == 1  # ... stretched, the barely parted one
+    # above a parted mouth the axis is only shifted: open mouths compare as before
+    d = small_open_axis(np.array([[0.1, 0.5], [0.2, 0.5]]))
+    assert d[1, 0] - d[0, 0] == pytest.approx(0.1)

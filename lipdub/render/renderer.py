@@ -24,7 +24,8 @@ from lipdub.render.interior import (CLOSED_LINE_OPENING, inner_lip_mask, pull_in
 from lipdub.render.mouth import (CONTROL, EXPRESSION_POINTS, INNER_LOWER_POS, INNER_UPPER_POS, JAW_POS, LIPS_POS,
                                  OUTER_LIPS_POS, UPPER_EDGE_POS, MouthModel, build_mouth_model, corner_lift,
                                  descriptors, target_shape)
-from lipdub.render.selection import JUMP_COST, POSE_WEIGHT, blur_cost, descriptor_scale, select_frames
+from lipdub.render.selection import (JUMP_COST, POSE_WEIGHT, blur_cost, descriptor_scale, select_frames,
+                                     small_open_axis)
 
 
 EXPRESSION_SECONDS = 1.0  # the filmed expression: a running median of mouth width and corner lift this long
@@ -144,8 +145,11 @@ class Renderer:
         # the filmed frame's expression: entries with its corner lift are preferred (a smile keeps smiling)
         lift = self.filmed_expression()[1]
         lift = lift[np.minimum(source, len(lift) - 1)]
-        desc = np.concatenate([self.atlas_desc * scale, EXPRESSION_WEIGHT * corner_lift(self.norm)[:, None]], 1)
-        want = np.concatenate([np.stack([open_c, width_c], 1) * scale, EXPRESSION_WEIGHT * lift[:, None]], 1)
+        # small openings matched closely (selection.small_open_axis: fewer lip lines redrawn)
+        desc = np.concatenate([small_open_axis(self.atlas_desc) * scale,
+                               EXPRESSION_WEIGHT * corner_lift(self.norm)[:, None]], 1)
+        want = np.concatenate([small_open_axis(np.stack([open_c, width_c], 1)) * scale,
+                               EXPRESSION_WEIGHT * lift[:, None]], 1)
         if teeth is not None:
             t_scale = teeth_weight / max(float(np.percentile(self.atlas.teeth, 90)), 1e-3)
             desc = np.concatenate([desc, self.atlas.teeth[:, None] * t_scale], 1)

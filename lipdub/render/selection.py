@@ -5,7 +5,8 @@ the cheapest of the nearest entries given the one before (render.live.LiveAppear
 terms, defined once here:
 
 - match: squared distance between scaled mouth descriptors (opening, width, …) plus `pose_weight` × the squared
-  head-pose difference, plus a per-entry penalty (blur_cost);
+  head-pose difference, plus a per-entry penalty (blur_cost); offline, the opening axis is stretched below a parted
+  mouth (small_open_axis; live mode not yet);
 - transition: continuing to the next real frame (sequence number +1 or +2) is free, holding a frame costs
   HOLD_SHARE × the jump cost, any other jump the jump cost;
 - proximity (the clip's own atlas, offline): a mouth filmed far in time from the frame it is drawn over costs up to
@@ -18,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
+from lipdub.render.interior import CLOSED_LINE_OPENING
 from lipdub.render.mouth import MouthModel
 
 # the costs rendering chooses with, offline and live
@@ -26,12 +28,22 @@ POSE_WEIGHT = 2.0
 HOLD_SHARE = 0.15  # holding a frame costs this share of a jump
 PROXIMITY_WEIGHT = 0.1  # the most a mouth filmed far from the frame it is drawn over costs
 PROXIMITY_SECONDS = 1.0  # ... reached this far apart (quadratic up to there)
+SMALL_OPEN_STRETCH = 2.0  # offline selection tells openings under a parted mouth's apart this much more
 
 
 def descriptor_scale(model: MouthModel) -> np.ndarray:
     """Weights of the (opening, width) descriptors: the speaker's wide-open gap counts as much as a third of the
     mouth's rest width."""
     return np.array([1 / model.open_max, 3 / model.rest_width])
+
+
+def small_open_axis(desc: np.ndarray) -> np.ndarray:
+    """(opening, width, …) descriptors with the opening axis stretched (1 + SMALL_OPEN_STRETCH)-fold below a parted
+    mouth (CLOSED_LINE_OPENING's second gap) and shifted above it. A shut or barely parted mouth drawn from a more
+    open one needs its lip line redrawn, the tell a detector catches most, so small openings are matched closely."""
+    out = desc.astype(np.float64).copy()
+    out[:, 0] += SMALL_OPEN_STRETCH * np.minimum(out[:, 0], CLOSED_LINE_OPENING[1])
+    return out
 
 
 def blur_cost(sharpness: np.ndarray) -> np.ndarray:
