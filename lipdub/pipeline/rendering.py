@@ -14,8 +14,10 @@ from lipdub.core.memory import trim_heap
 
 TRIM_EVERY = 100  # rendered frames between heap trims
 # frames drawn ahead on the drawing thread: while it draws the next mouths, this thread decodes, puts the drawn mouth
-# into its frame and hands it to the encoder (each frame ahead holds a decoded frame and a drawn patch)
+# into its frame and hands it to the encoder. Each frame ahead holds a decoded frame and a drawn patch, so large
+# frames go one ahead (a 4K frame is 12 MB as decoded: the 4K dub's peak memory is what is short)
 AHEAD = 2
+AHEAD_BYTES = 8 << 20
 
 
 class FrameDrawer:
@@ -61,12 +63,16 @@ def render_frames(ks, schedule, reader, render_one, sink, progress) -> int:
             done(k, *render_one(k, j, frame))
         return faces
     pending: deque = deque()
+    ahead = AHEAD
     with ThreadPoolExecutor(1, thread_name_prefix="lipdub-draw") as pool:
         try:
             for k in ks:
                 j, frame = source(reader, schedule, k)
+                if not pending:
+                    size = frame.i420.nbytes if isinstance(frame, media.PlanarFrame) else np.asarray(frame).nbytes
+                    ahead = max(1, min(AHEAD, AHEAD_BYTES // max(size, 1)))
                 pending.append((k, j, frame, pool.submit(render_one.draw, k, j, frame)))
-                if len(pending) > AHEAD:
+                if len(pending) > ahead:
                     k0, j0, frame0, drawn = pending.popleft()
                     done(k0, *render_one.finish(j0, frame0, drawn.result()))
             while pending:
