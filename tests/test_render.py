@@ -262,3 +262,68 @@ def test_atlas_keeps_few_large_decoded_crops():
     assert len(small._decoded) == 32
     assert 1 <= len(large._decoded) < 32
     assert sum(c.nbytes for c in large._decoded.values()) <= DECODED_BYTES
+
+
+class _Reader:
+    """As media.FrameReader: source frames by index, each a copy."""
+
+    def __init__(self, frames):
+        self.frames = frames
+
+    def get(self, j):
+        return self.frames[j].copy()
+
+
+class _Sink:
+    def __init__(self):
+        self.frames = []
+
+    def write(self, frame):
+        self.frames.append(frame.i420.copy() if hasattr(frame, "i420") else frame.copy())
+
+
+@pytest.mark.parametrize("planar", [False, True])
+def test_frames_drawn_ahead_are_the_frames_drawn_in_turn(open_mouths, planar):
+    # the dub draws mouths frames ahead on a second thread and puts them in in order: the result must be exactly
+    # that of drawing each frame in turn (colour smoothing carries from frame to frame, so order matters)
+    from lipdub import media
+    from lipdub.media.colour import BT709, rgb_to_i420
+    from lipdub.pipeline.rendering import AHEAD, FrameDrawer, render_frames
+
+    renderer, rgb = open_mouths
+    frames = [media.PlanarFrame(rgb_to_i420(f, BT709), f.shape[1], f.shape[0]) for f in rgb] if planar else rgb
+    n = len(frames)
+    plan = (np.linspace(0.0, 0.3, n), np.full(n, float(renderer.model.rest_width)), (np.arange(n) * 7) % n)
+    schedule = np.r_[np.arange(n), np.arange(n)[::-1]]  # a loop back: colour smoothing restarts on the jump
+    plan = tuple(np.r_[p, p[::-1]] for p in plan)
+
+    def run(render_one):
+        renderer.colour.reset()
+        renderer.prev_j = None
+        sink = _Sink()
+        faces = render_frames(range(len(schedule)), schedule, _Reader(frames), render_one, sink, None)
+        return faces, sink.frames
+
+    in_turn = renderer.frame_planar if planar else renderer.frame
+    faces, want = run(lambda k, j, f: in_turn(k, j, f, plan))
+    got_faces, got = run(FrameDrawer(lambda k, j, f: renderer.draw(k, j, f, plan), renderer.finish))
+    assert AHEAD >= 1 and got_faces == faces == len(schedule)
+    assert len(got) == len(want) and all(np.array_equal(a, b) for a, b in zip(got, want))
+    assert not np.array_equal(want[0], (frames[0].i420 if planar else frames[0]))  # a mouth was drawn
+
+
+def test_an_error_while_drawing_ahead_stops_the_render():
+    from lipdub.pipeline.rendering import FrameDrawer, render_frames
+
+    frames = [np.full((4, 4, 3), i, np.uint8) for i in range(20)]
+
+    def draw(k, j, frame):
+        if k == 9:
+            raise ValueError("cannot draw frame 9")
+        return k
+
+    sink = _Sink()
+    with pytest.raises(ValueError, match="frame 9"):
+        render_frames(range(20), np.arange(20), _Reader(frames), FrameDrawer(draw, lambda j, f, d: (f, True)), sink,
+                      None)
+    assert len(sink.frames) == 9 and all(f[0, 0, 0] == i for i, f in enumerate(sink.frames))  # none after it

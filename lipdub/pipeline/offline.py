@@ -23,7 +23,7 @@ from lipdub.motion import expression
 from lipdub.options import DubOptions
 from lipdub.pipeline.caches import load_track, own_renderer
 from lipdub.pipeline.pieces import render_in_pieces
-from lipdub.pipeline.rendering import frame_reader, render_frames
+from lipdub.pipeline.rendering import FrameDrawer, frame_reader, render_frames
 from lipdub.pipeline.report import DubReport
 from lipdub.pipeline.retiming import fit_plan, plan_report
 from lipdub.pipeline.speech_pieces import analysed_in_pieces, count_samples, speech_in_pieces
@@ -234,11 +234,10 @@ def _render_and_encode(video: Path, audio: Path, output: Path, info, opts: DubOp
     def render_one(k: int, j: int, frame) -> tuple:
         if styler is not None:
             return styler.frame(k, j, frame, plan)
-        if renderer is not None:
-            if isinstance(frame, media.PlanarFrame):
-                return renderer.frame_planar(k, j, frame, plan)
-            return renderer.frame(k, j, frame, plan)
         return frame, False
+
+    if styler is None and renderer is not None:  # the mouth alone: drawn frames ahead on a second thread
+        render_one = FrameDrawer(lambda k, j, frame: renderer.draw(k, j, frame, plan), renderer.finish)
 
     # the lower face alone is drawn in YUV frames, converting only its box (see media.PlanarFrame); the styler's
     # whole-face warps take RGB frames

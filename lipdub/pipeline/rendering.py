@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -10,6 +13,22 @@ from lipdub import media
 from lipdub.core.memory import trim_heap
 
 TRIM_EVERY = 100  # rendered frames between heap trims
+# frames drawn ahead on the drawing thread: while it draws the next mouths, this thread decodes, puts the drawn mouth
+# into its frame and hands it to the encoder. Each frame ahead holds a decoded frame and a drawn patch, so large
+# frames go one ahead (a 4K frame is 12 MB as decoded: the 4K dub's peak memory is what is short)
+AHEAD = 2
+AHEAD_BYTES = 8 << 20
+
+
+class FrameDrawer:
+    """A render_one that draws in two steps: `draw(k, j, frame)` (no state changed: it runs on a second thread, frames
+    ahead) and `finish(j, frame, drawn)` -> (frame, rendered), in frame order (colour smoothing carries over)."""
+
+    def __init__(self, draw: Callable, finish: Callable):
+        self.draw, self.finish = draw, finish
+
+    def __call__(self, k: int, j: int, frame) -> tuple:
+        return self.finish(j, frame, self.draw(k, j, frame))
 
 
 def source(reader, schedule, k: int) -> tuple[int, object]:
@@ -24,17 +43,44 @@ def source(reader, schedule, k: int) -> tuple[int, object]:
 
 
 def render_frames(ks, schedule, reader, render_one, sink, progress) -> int:
-    """Render output frames `ks` (source frame schedule[k] each) into `sink`; returns how many had a face."""
+    """Render output frames `ks` (source frame schedule[k] each) into `sink`; returns how many had a face. A
+    FrameDrawer draws AHEAD frames ahead on a second thread (drawing is mostly OpenCV and numpy, which release the
+    GIL); the frames come out the same, in the same order."""
     faces = 0
-    for k in ks:
-        j, frame = source(reader, schedule, k)
-        frame, rendered = render_one(k, j, frame)
+
+    def done(k: int, frame, rendered: bool) -> None:
+        nonlocal faces
         faces += rendered
         sink.write(frame)
         if k % TRIM_EVERY == TRIM_EVERY - 1:
             trim_heap()
         if progress:
             progress("render", k + 1, len(schedule))
+
+    if not isinstance(render_one, FrameDrawer):
+        for k in ks:
+            j, frame = source(reader, schedule, k)
+            done(k, *render_one(k, j, frame))
+        return faces
+    pending: deque = deque()
+    ahead = AHEAD
+    with ThreadPoolExecutor(1, thread_name_prefix="lipdub-draw") as pool:
+        try:
+            for k in ks:
+                j, frame = source(reader, schedule, k)
+                if not pending:
+                    size = frame.i420.nbytes if isinstance(frame, media.PlanarFrame) else np.asarray(frame).nbytes
+                    ahead = max(1, min(AHEAD, AHEAD_BYTES // max(size, 1)))
+                pending.append((k, j, frame, pool.submit(render_one.draw, k, j, frame)))
+                if len(pending) > ahead:
+                    k0, j0, frame0, drawn = pending.popleft()
+                    done(k0, *render_one.finish(j0, frame0, drawn.result()))
+            while pending:
+                k0, j0, frame0, drawn = pending.popleft()
+                done(k0, *render_one.finish(j0, frame0, drawn.result()))
+        finally:
+            for *_, drawn in pending:  # an error: drop what is still queued
+                drawn.cancel()
     return faces
 
 

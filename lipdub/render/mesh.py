@@ -102,11 +102,13 @@ def _affine_maps(corners: np.ndarray, ids: np.ndarray, coefs: np.ndarray, x0: in
     if step > 1:  # extend affines past the edge so bilinear upsampling never mixes in an undefined map
         grown = cv2.dilate((idx + 1).astype(np.float32), np.ones((3, 3), np.uint8), iterations=2)
         idx = np.where(covered, idx, grown.astype(np.int32) - 1)
-    c = coefs[np.maximum(idx, 0)]  # (hs,ws,6): ax ay a1 bx by b1
+    # each coefficient looked up on its own: contiguous planes, half the time of one (hs, ws, 6) gather
+    idx = np.maximum(idx, 0)
+    ax, bx, ay, by, a1, b1 = (np.take(col, idx) for col in coefs.T)  # src x = ax x + ay y + a1, src y = bx ...
     xs = np.arange(ws, dtype=np.float32)[None, :] * step + offset + x0
     ys = np.arange(hs, dtype=np.float32)[:, None] * step + offset + y0
-    map_x = c[..., 0] * xs + c[..., 2] * ys + c[..., 4]
-    map_y = c[..., 1] * xs + c[..., 3] * ys + c[..., 5]
+    map_x = ax * xs + ay * ys + a1
+    map_y = bx * xs + by * ys + b1
     if step > 1:
         size = (ws * step, hs * step)
         m = pad * step

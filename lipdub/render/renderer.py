@@ -8,7 +8,7 @@ from the clip's own atlas, mouths filmed around it (render.selection's proximity
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import cv2
 import numpy as np
@@ -31,6 +31,17 @@ from lipdub.render.selection import (JUMP_COST, POSE_WEIGHT, blur_cost, descript
 EXPRESSION_SECONDS = 1.0  # the filmed expression: a running median of mouth width and corner lift this long
 INNER_MIDDLE = [82, 87, 13, 14, 312, 317]  # inner-lip pairs (upper, lower) at the middle: the opening
 EXPRESSION_WEIGHT = 8.0  # descriptor scale of corner lift (canonical units): a smile's 0.02 costs 0.026
+
+
+class Drawn(NamedTuple):
+    """A mouth drawn for one frame (Renderer.draw), to be put in by Renderer.finish: the frame's box it was drawn in
+    and that box's RGB (None for an RGB frame, drawn on the whole frame), the roi (frame pixels; None when the box is
+    empty), the patch and its alpha."""
+    box: tuple[int, int, int, int]
+    canvas: np.ndarray | None
+    roi: tuple[int, int, int, int] | None
+    patch: np.ndarray | None
+    alpha: np.ndarray | None
 
 
 class Renderer:
@@ -254,33 +265,64 @@ class Renderer:
     def frame_planar(self, k: int, j: int, frame: "media.PlanarFrame", plan) -> tuple["media.PlanarFrame", bool]:
         """frame() on a decoded YUV frame, changed in place: only the box the mouth is drawn in goes to RGB and back,
         and only the pixels the drawing changed are written, so the rest stays exactly as decoded."""
+        return self.finish(j, frame, self.draw(k, j, frame, plan))
+
+    def draw(self, k: int, j: int, frame, plan) -> Drawn | None:
+        """The mouth of output frame k over source frame j (an RGB array or a PlanarFrame), not yet put in: changes
+        no state of the renderer, so a second thread may draw the next frames while finish() completes this one
+        (only one drawing thread: the atlas's crop cache is not shared). None where the frame has no speaker."""
         open_c, width_c, sel = plan
-        if not self._enter(j):
-            return frame, False
+        if j >= len(self.track) or not self.track.valid[j]:
+            return None
         a, opening, width = int(sel[k]), float(open_c[k]), float(width_c[k])
         dst = self._target(j, a, opening, width, None)
-        # everything render_frame reads or writes lies in this roi (see there)
+        if isinstance(frame, np.ndarray):
+            return Drawn((0, 0, frame.shape[1], frame.shape[0]), None,
+                         *self._draw(frame.shape, j, a, opening, width, dst))
+        # everything drawing reads or writes lies in this roi (see render_frame)
         box = frame.box(compose.region_of_interest(dst, frame.width, frame.height, margin=2), pad=2)
-        x0, y0, x1, y1 = box
-        if x1 <= x0 or y1 <= y0:
+        if box[2] <= box[0] or box[3] <= box[1]:
+            return Drawn(box, None, None, None, None)
+        return Drawn(box, frame.rgb(box), *self._draw(frame.shape, j, a, opening, width, dst))
+
+    def finish(self, j: int, frame, drawn: Drawn | None) -> tuple:
+        """Put a drawn mouth into its frame, in frame order (colour matching is smoothed from frame to frame):
+        (the frame, whether it has the speaker). A PlanarFrame is changed in place, an RGB array copied."""
+        if not self._enter(j) or drawn is None:
+            return frame, False
+        if drawn.roi is None:
             return frame, True
-        canvas = np.empty((frame.height, frame.width, 3), np.uint8)  # only the box is ever filled or read
-        canvas[y0:y1, x0:x1] = frame.rgb(box)
-        self.render_frame(canvas, j, a, opening, width, dst=dst, inplace=True)
-        (rx0, ry0, rx1, ry1), alpha = self._drawn
+        if drawn.canvas is None:
+            return self._put(frame, drawn.roi, drawn.patch, drawn.alpha), True
+        (x0, y0, x1, y1), (rx0, ry0, rx1, ry1) = drawn.box, drawn.roi
+        roi = rx0 - x0, ry0 - y0, rx1 - x0, ry1 - y0  # in the box
+        self._put(drawn.canvas, roi, drawn.patch, drawn.alpha, inplace=True)
         changed = np.zeros((y1 - y0, x1 - x0), bool)
-        changed[ry0 - y0:ry1 - y0, rx0 - x0:rx1 - x0] = alpha > 0  # where the blend took anything of the patch
-        frame.put_rgb(box, canvas[y0:y1, x0:x1], changed)
+        changed[roi[1]:roi[3], roi[0]:roi[2]] = drawn.alpha > 0  # where the blend took anything of the patch
+        frame.put_rgb(drawn.box, drawn.canvas, changed)
         return frame, True
+
+    def _put(self, frame: np.ndarray, roi, patch: np.ndarray, alpha: np.ndarray, inplace: bool = False) -> np.ndarray:
+        """The drawn patch colour-matched to the frame and blended into its roi."""
+        x0, y0, x1, y1 = roi
+        patch = self.colour(patch, frame[y0:y1, x0:x1], alpha)
+        return compose.blend(frame, patch, alpha, roi, inplace=inplace)
 
     def render_frame(self, frame: np.ndarray, j: int, a: int, opening: float, width: float,
                      offsets: np.ndarray | None = None, dst: np.ndarray | None = None,
                      inplace: bool = False) -> np.ndarray:
         """Frame j with atlas entry a drawn at this opening and width; reads and writes only inside the roi of
         the control points `dst` (computed when not given) with a 2-pixel margin."""
-        atlas = self.atlas
         if dst is None:
             dst = self._target(j, a, opening, width, offsets)
+        roi, patch, alpha = self._draw(frame.shape, j, a, opening, width, dst)
+        return self._put(frame, roi, patch, alpha, inplace=inplace)
+
+    def _draw(self, shape: tuple, j: int, a: int, opening: float, width: float, dst: np.ndarray
+              ) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]:
+        """(roi, patch, alpha) of atlas entry a drawn onto control points `dst` of a frame of this shape; reads
+        nothing of the frame's pixels and changes no state."""
+        atlas = self.atlas
         n_ctrl = len(CONTROL)
         src = atlas.src_controls[a].astype(np.float64)
         src_open = float(self.atlas_open[a])
@@ -290,7 +332,7 @@ class Renderer:
             # a mouth closing over its source: the lips cover the teeth instead of teeth being squeezed onto
             # the lips (MediaPipe's inner contour often sits on the teeth' edge, not the lip's)
             src[:n_ctrl] = pull_inner_lips(src[:n_ctrl], 0.35 * min(squeeze, 1.0))
-        h, w = frame.shape[:2]
+        h, w = shape[:2]
         scale = self.pose.scale[j]
         roi = compose.region_of_interest(dst, w, h, margin=2)
         lips = dst[LIPS_POS]
@@ -330,10 +372,7 @@ class Renderer:
                                    self.track.landmarks[j, UPPER_EDGE, :2]])
             alpha = compose.feathered_mask(hull, roi, feather=0.12 * scale)
         alpha *= cover.astype(np.float32) / 255.0
-        x0, y0, x1, y1 = roi
-        warped = self.colour(warped, frame[y0:y1, x0:x1], alpha)
-        self._drawn = roi, alpha
-        return compose.blend(frame, warped, alpha, roi, inplace=inplace)
+        return roi, warped, alpha
 
 
 def own_times(atlas: Atlas, track: face.FaceTrack, budget_bytes: int) -> tuple[np.ndarray, np.ndarray] | None:
