@@ -75,7 +75,7 @@ def test_manifest_agrees_with_the_data_folder():
     manifest.require_data(root)  # every file there, with its sha256
 
 
-@pytest.mark.parametrize("path", [models.MODEL_PATH, models.CAUSAL_MODEL_PATH], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", cards.SHIPPED, ids=lambda p: p.name)
 def test_each_shipped_model_has_a_card_matching_file_code_and_manifest(path):
     card = json.loads(models.card_path(path).read_text())
     assert card["file"] == path.name and card["sha256"] == models.file_sha256(path)
@@ -84,7 +84,8 @@ def test_each_shipped_model_has_a_card_matching_file_code_and_manifest(path):
     assert card["feature_schema"] == schema
     with np.load(path) as z:
         assert card["arrays"] == {k: {"shape": list(z[k].shape), "dtype": str(z[k].dtype)} for k in sorted(z.files)}
-    want = cards.training_clips(kind)
+    want = cards.training_clips(kind, cards.sources_of(path))
+    assert card["training_data"]["sources"] == cards.sources_of(path)
     assert [(c["path"], c["range"], c["speaker"], c["sha256"], c["licence"]) for c in card["training_data"]["clips"]] \
         == [(c.path, list(c.range) if c.range else None, c.speaker, c.sha256, c.licence) for c in want]
     assert card["rebuild"] in ("make train", "make train-causal")
@@ -155,7 +156,7 @@ def test_training_never_changes_a_model_file_unless_it_reproduces_it_exactly(tmp
     from training import train_motion
 
     monkeypatch.setattr(train_motion, "REBUILT", tmp_path / "rebuilt")
-    monkeypatch.setattr(train_motion, "write_card", lambda out, kind, held_out: models.card_path(out))
+    monkeypatch.setattr(train_motion, "write_card", lambda out, kind, held_out, **kw: models.card_path(out))
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(300, 4)), rng.normal(size=300)
     model = fit_mlp(x, y, members=1, epochs=1)

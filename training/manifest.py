@@ -45,6 +45,7 @@ class Clip:
     # whether the live (causal) model learns from it: not yet from the train/ clips (its fit takes long on a shared
     # CPU); the offline model learns from every filmed clip
     live: bool = True
+    permissive: str | None = None  # the footage's own permissive terms (dataset.json); None: research-only
 
     @property
     def audio_path(self) -> str:
@@ -76,7 +77,8 @@ def _clips(key: str, filmed: bool) -> list[Clip]:
     doc = _document()
     return [Clip(c["name"], c["path"], _range(c["range"]), c["speaker"], doc["files"][c["path"]]["sha256"],
                  doc["files"][c["path"]]["licence"], doc["files"][c["path"]]["source"], filmed, c.get("audio"),
-                 c.get("language", "en"), bool(c.get("marginal", False)), bool(c.get("live", True)))
+                 c.get("language", "en"), bool(c.get("marginal", False)), bool(c.get("live", True)),
+                 doc["files"][c["path"]].get("permissive"))
             for c in doc[key]]
 
 
@@ -88,6 +90,28 @@ def filmed_clips() -> list[Clip]:
 def audio_clips() -> list[Clip]:
     """Audio-only clips the live phone classifier also learns from, in training order."""
     return _clips("audio_only", False)
+
+
+SOURCES = ("all", "permissive")  # what a model may learn from: every clip, or the permissively licensed ones
+
+
+def heldout_dir(sources: str = "all") -> Path:
+    """Where the leave-one-speaker-out offline models of a --sources recipe go (the permissive ones beside, never
+    over, the others)."""
+    return HELD_OUT_DIR if sources == "all" else HELD_OUT_DIR.with_name(f"{HELD_OUT_DIR.name}_{sources}")
+
+
+def training_clips(kind: str, sources: str = "all") -> list[Clip]:
+    """The clips a model of `kind` ("opening": the offline model, "causal": the live one) learns from, in training
+    order: the filmed clips (the live model: those marked live, and the audio-only clips too); with
+    sources="permissive" only clips whose footage (and paired sound) is permissively licensed, every such filmed
+    clip for either kind."""
+    if sources not in SOURCES:
+        raise ValueError(f"sources must be one of {SOURCES}, got {sources!r}")
+    if sources == "permissive":
+        ok = [c for c in filmed_clips() + (audio_clips() if kind == "causal" else []) if c.permissive]
+        return [c for c in ok if files()[c.audio_path].get("permissive")]
+    return [c for c in filmed_clips() if c.live or kind != "causal"] + (audio_clips() if kind == "causal" else [])
 
 
 def eval_cases() -> dict[str, Case]:

@@ -9,7 +9,9 @@ mouth at every 20 ms of all clips; reports leave-one-speaker-out r at 0.05/0.10/
 held-out model (run `python -m training.train_motion` first: it writes those, and with `--teacher` they are the
 held-out teachers). As with the offline model, a file holding exactly the fitted arrays is left unchanged, and one with other arrays
 is only replaced with --replace (otherwise the new model goes to build/assets/). Not yet checked against the
-shipped file (a full fit takes long on a shared CPU).
+shipped file (a full fit takes long on a shared CPU). `--sources permissive` fits the same recipe on the
+permissively licensed clips alone (GRID's filmed clips, each GRID speaker its own group; the public-domain JFK
+sample) into lipdub/assets/motion_model_causal_permissive.npz (--motion-model permissive in live mode).
 """
 
 from __future__ import annotations
@@ -29,10 +31,13 @@ from lipdub.speech.track import Phone
 from training import evaluate
 from training.clips import analyse_clip, clip_material
 from training.fit import fit_mlp, fit_softmax
-from training.manifest import HELD_OUT_CAUSAL_DIR, HELD_OUT_DIR, audio_clips, data_root, filmed_clips, require_data
+from training.manifest import HELD_OUT_CAUSAL_DIR, HELD_OUT_DIR, SOURCES, data_root, filmed_clips, require_data, \
+    training_clips
+from training.manifest import heldout_dir
 from training.train_motion import add_training_arguments, publish_model
 
 LOSO_DIR, CAUSAL_LOSO_DIR = HELD_OUT_DIR, HELD_OUT_CAUSAL_DIR
+MODEL_OF = {"all": motion.CAUSAL_MODEL_PATH, "permissive": motion.PERMISSIVE_CAUSAL_MODEL_PATH}  # --sources → file
 
 
 @dataclass
@@ -81,22 +86,23 @@ def restarted_pieces(name: str, clip: CausalClip) -> dict[str, CausalClip]:
     return pieces
 
 
-def fold_group(speaker: str) -> str:
+def fold_group(speaker: str, sources: str = "all") -> str:
     """The live model's hold-out and cross-fitting group: the speaker, but the GRID speakers as one corpus, as the
     shipped live model was fitted (its folds follow these groups; per speaker, make train-causal would not reproduce
-    it)."""
-    return "grid" if speaker.startswith("grid") else speaker
+    it). The permissive model learns from GRID alone: its groups are the speakers."""
+    return "grid" if speaker.startswith("grid") and sources == "all" else speaker
 
 
-def load_causal_clips(data: Path, restarts: bool = True) -> dict[str, CausalClip]:
+def load_causal_clips(data: Path, restarts: bool = True, sources: str = "all") -> dict[str, CausalClip]:
     clips = {}
-    for clip in (c for c in filmed_clips() if c.live):  # not yet the train/ clips (Clip.live)
+    learn = training_clips("causal", sources)
+    for clip in (c for c in learn if c.filmed):  # "all": not yet the train/ clips (Clip.live)
         name, rng = clip.name, clip.range
         times, truth, speech = clip_material(data, clip, evaluate.mouth_curve)
         audio, sr = media.load_audio(data / clip.audio_path, 16000)  # a paired sound file where the video has none
         if rng is not None:
             audio = audio[int(rng[0] * sr):int(rng[1] * sr)]
-        clips[name] = CausalClip(fold_group(clip.speaker), audio, speech, times, truth)
+        clips[name] = CausalClip(fold_group(clip.speaker, sources), audio, speech, times, truth)
         print(f"loaded {name}: {np.isfinite(truth).sum()} frames, {clips[name].speech.method}", flush=True)
     if restarts:
         for name in list(clips):
@@ -104,7 +110,7 @@ def load_causal_clips(data: Path, restarts: bool = True) -> dict[str, CausalClip
             clips.update(pieces)
         print(f"restarted streams: {sum(c.restart_of is not None for c in clips.values())} pieces of "
               f"{RESTART_PIECE:g} s", flush=True)
-    for clip in audio_clips():
+    for clip in (c for c in learn if not c.filmed):
         rel = clip.path
         if (data / rel).is_file():
             audio, _ = media.load_audio(data / rel, 16000)
@@ -214,20 +220,22 @@ def fit_causal(clips: list[CausalClip], looks=motion.CAUSAL_LOOKAHEADS, folds: i
 
 
 def loso_causal(clips: dict[str, CausalClip], looks=(0.05, 0.1, 0.15), runs: dict | None = None,
-                distil: bool = False) -> list[list[float]]:
+                distil: bool = False, sources: str = "all") -> list[list[float]]:
     """Every filmed clip scored by a causal model that never heard its speaker, next to the offline model that
-    never heard it (training/train_motion.py writes those): rows of r at the best lag."""
-    CAUSAL_LOSO_DIR.mkdir(parents=True, exist_ok=True)
+    never heard it (training/train_motion.py --sources writes those): rows of r at the best lag."""
+    offline_dir = heldout_dir(sources)
+    causal_dir = CAUSAL_LOSO_DIR.with_name(heldout_dir(sources).name.replace(LOSO_DIR.name, CAUSAL_LOSO_DIR.name))
+    causal_dir.mkdir(parents=True, exist_ok=True)
     print(f"\n{'held-out clip':18s} {'offline':>8s} " + " ".join(f"{'causal ' + str(v):>12s}" for v in looks)
           + "   (leave one speaker out: r at the best lag)")
     rows = []
     for group in sorted({c.group for c in clips.values() if c.truth is not None}):
-        held = LOSO_DIR / f"{group}.npz"
+        held = offline_dir / f"{group}.npz"
         offline = motion.load_opening_model(held) if held.is_file() else None
         model = fit_causal([c for c in clips.values() if c.group != group],
                            sorted({int(round(v / HOP_SECONDS)) for v in looks}), runs=runs,
                            teacher=offline if distil else None)
-        model.save(CAUSAL_LOSO_DIR / f"{group}.npz")
+        model.save(causal_dir / f"{group}.npz")
         for name, c in clips.items():
             if c.group != group or c.truth is None or c.restart_of is not None:
                 continue
@@ -238,14 +246,17 @@ def loso_causal(clips: dict[str, CausalClip], looks=(0.05, 0.1, 0.15), runs: dic
             rows.append(res)
             print(f"{name:18s} " + " ".join(f"{r:8.3f}    " for r in res), flush=True)
     print(f"{'mean':18s} " + " ".join(f"{r:8.3f}    " for r in np.mean(rows, 0)))
-    print(f"held-out causal models: {CAUSAL_LOSO_DIR}; offline column: {LOSO_DIR}")
+    print(f"held-out causal models: {causal_dir}; offline column: {offline_dir}")
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     """Train the causal (live) model; report leave-one-speaker-out next to the offline model."""
     ap = argparse.ArgumentParser(prog="python -m training.train_causal", description=__doc__.split("\n")[0])
-    add_training_arguments(ap, motion.CAUSAL_MODEL_PATH)
+    add_training_arguments(ap, None)
+    ap.add_argument("--sources", choices=SOURCES, default="all",
+                    help="learn from all the live model's clips (default; motion_model_causal.npz) or the permissively "
+                         "licensed ones only (motion_model_causal_permissive.npz)")
     ap.add_argument("--no-phones", action="store_true",
                     help="without streamed phone recognition (the opening reads log-mel and posteriors only)")
     ap.add_argument("--teacher", action="store_true",
@@ -258,9 +269,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no held-out offline models for {', '.join(missing)} in {LOSO_DIR}: run python -m training.train_motion "
               "first", file=sys.stderr)
         return 2
-    needed = [p for c in filmed_clips() + audio_clips() for p in dict.fromkeys((c.path, c.audio_path))]
+    needed = [p for c in training_clips("causal", args.sources) for p in dict.fromkeys((c.path, c.audio_path))]
     data = require_data(Path(args.data) if args.data else data_root(), needed)
-    clips = load_causal_clips(data, restarts=not args.no_restarts)
+    clips = load_causal_clips(data, restarts=not args.no_restarts, sources=args.sources)
     runs = None
     if not args.no_phones:
         # every clip's streamed phones: the filmed clips' for their truth, the audio-only clips' for the teacher
@@ -268,14 +279,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"streamed phones of {len(runs)} clips (every {PHONE_STEP} s, {PHONE_WINDOW} s window)")
     held_out = None
     if not args.no_heldout:
-        rows = loso_causal(clips, runs=runs, distil=args.teacher)
+        rows = loso_causal(clips, runs=runs, distil=args.teacher, sources=args.sources)
         held_out = {"metric": "Pearson r at the best lag, leave one speaker out (motion alone, filmed clips)",
                     **{"offline" if i == 0 else f"causal_{v}s": float(r)
                        for i, (v, r) in enumerate(zip((None, 0.05, 0.1, 0.15), np.mean(rows, 0)))},
                     "measured_by": "python -m training.train_causal"}
     if not args.dry_run:
         model = fit_causal(list(clips.values()), runs=runs, teacher=motion.load_model() if args.teacher else None)
-        publish_model(model, model.arrays(), Path(args.out), "causal", held_out, args.replace)
+        publish_model(model, model.arrays(), Path(args.out or MODEL_OF[args.sources]), "causal", held_out,
+                      args.replace, args.sources)
     return 0
 
 
