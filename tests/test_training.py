@@ -170,3 +170,16 @@ def test_training_never_changes_a_model_file_unless_it_reproduces_it_exactly(tmp
     side = train_motion.publish_model(other, {k: v.astype(np.float32) for k, v in other.arrays.items()}, out,
                                       "opening", None)
     assert side == tmp_path / "rebuilt" / "m.npz" and side.is_file() and out.read_bytes() == before
+
+
+def test_each_recipe_learns_from_its_own_clips():
+    """all: every filmed clip (the live model too, and the audio-only clips); video: the 14 filmed clips of video/
+    (the live model's recipe before the train/ clips, its baseline); permissive: GRID and the public-domain sample."""
+    filmed, audio = manifest.filmed_clips(), manifest.audio_clips()
+    assert manifest.training_clips("opening") == filmed and manifest.training_clips("causal") == filmed + audio
+    video = manifest.training_clips("causal", "video")
+    assert [c.path for c in video if c.filmed] == [c.path for c in filmed if c.path.startswith("video/")]
+    assert len([c for c in video if c.filmed]) == 14 and [c for c in video if not c.filmed] == audio
+    assert all(c.permissive for c in manifest.training_clips("causal", "permissive"))
+    with pytest.raises(ValueError, match="sources"):
+        manifest.training_clips("opening", "everything")
