@@ -20,12 +20,15 @@ bench: $(STAMP)
 eval: $(STAMP)
 	$(PY) -m training.evaluate
 
-# Rebuild lipdub/assets/* and their cards from training/dataset.json (a file holding the same arrays is left as is).
+# Rebuild lipdub/assets/* and their cards from training/dataset.json (a file holding the same arrays is left as is):
+# each model from all clips (--motion-model research) and from the permissively licensed ones (permissive).
 train: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m training.train_motion --no-heldout  # one BLAS thread: ~10x faster small fits
+	OMP_NUM_THREADS=1 $(PY) -m training.train_motion --no-heldout --sources permissive
 
 train-causal: $(STAMP)
 	$(PY) -m training.train_causal --no-heldout
+	$(PY) -m training.train_causal --no-heldout --sources permissive
 
 venv: $(STAMP)
 

@@ -41,7 +41,7 @@ def main() -> int:
     clips, speaker, language = dict(SELF_CLIPS), dict(SPEAKER), dict(LANGUAGE)
     if args.unseen:
         unseen = list({c.speaker: c for c in reversed(filmed_clips())
-                       if not c.live and c.audio is None}.values())[::-1][:args.unseen]
+                       if c.path.startswith("train/") and c.audio is None}.values())[::-1][:args.unseen]
         clips.update({c.name: (c.path, c.range) for c in unseen})
         speaker.update({c.name: c.speaker for c in unseen})
         language.update({c.name: c.language for c in unseen})

@@ -218,6 +218,10 @@ DUB_OPTIONS: tuple[Option, ...] = (
            choices=media.POLICIES, message="--length must be one of {choices}, got {value!r}"),
     Option("strength", float, 1.0, "articulation strength, 0..3 (default 1)",
            bounds=motion.STRENGTH_RANGE, check_value=motion.check_strength),
+    Option("motion_model", str, motion.MODEL_CHOICES[0],
+           "research (default: learned from 60 filmed speakers, the better sync; mostly non-commercial research "
+           "footage) or permissive (learned from CC BY 4.0 footage only, for commercial use; weaker sync)",
+           choices=motion.MODEL_CHOICES, message="--motion-model must be one of {choices}, got {value!r}"),
     Option("face_index", int, None, "which face to dub: 0 = largest persistent face (default)",
            check_value=_check_face_index),
     Option("face_box", "x,y,w,h", None, "dub the face inside x,y,w,h (pixels of the displayed frame)",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lipdub import face, media, options
+from lipdub import face, media, motion, options
 from lipdub.apps import cli
 from lipdub.apps.batch import jobs as batch_jobs
 from lipdub.apps.web import jobs as webjobs
@@ -26,7 +26,7 @@ BAD = {"transcript": 5, "language": ["en"], "length": "forever", "strength": 3.5
        "face_box": (0, 0, 0, 10), "speaker": "loudest", "max_size": 12, "crf": 52, "preset": "warp9",
        "repeatable": "yes", "resume": 2, "piece_seconds": 0.1, "pieces": "3/2", "cache": "no", "save_alignment": 7, "alignment": 1.5,
        "region": "body", "emotion": "bored", "emotion_strength": -0.5, "profile": 3, "speech_track": "phones",
-       "speakers": 4, "speaker_face": ("spk0",), "mix": 2.5}
+       "speakers": 4, "speaker_face": ("spk0",), "mix": 2.5, "motion_model": "commercial"}
 
 
 def _flags(parser) -> set[str]:
@@ -99,3 +99,4 @@ def test_choices_are_the_stages_own():
     assert OPTIONS["speaker"].choices is face.SPEAKER_MODES
     assert OPTIONS["region"].choices is expression.REGIONS
     assert OPTIONS["emotion"].choices is expression.EMOTIONS
+    assert OPTIONS["motion_model"].choices is motion.MODEL_CHOICES

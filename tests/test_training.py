@@ -75,7 +75,7 @@ def test_manifest_agrees_with_the_data_folder():
     manifest.require_data(root)  # every file there, with its sha256
 
 
-@pytest.mark.parametrize("path", [models.MODEL_PATH, models.CAUSAL_MODEL_PATH], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", cards.SHIPPED, ids=lambda p: p.name)
 def test_each_shipped_model_has_a_card_matching_file_code_and_manifest(path):
     card = json.loads(models.card_path(path).read_text())
     assert card["file"] == path.name and card["sha256"] == models.file_sha256(path)
@@ -84,7 +84,8 @@ def test_each_shipped_model_has_a_card_matching_file_code_and_manifest(path):
     assert card["feature_schema"] == schema
     with np.load(path) as z:
         assert card["arrays"] == {k: {"shape": list(z[k].shape), "dtype": str(z[k].dtype)} for k in sorted(z.files)}
-    want = cards.training_clips(kind)
+    want = cards.training_clips(kind, cards.sources_of(path))
+    assert card["training_data"]["sources"] == cards.sources_of(path)
     assert [(c["path"], c["range"], c["speaker"], c["sha256"], c["licence"]) for c in card["training_data"]["clips"]] \
         == [(c.path, list(c.range) if c.range else None, c.speaker, c.sha256, c.licence) for c in want]
     assert card["rebuild"] in ("make train", "make train-causal")
@@ -155,7 +156,7 @@ def test_training_never_changes_a_model_file_unless_it_reproduces_it_exactly(tmp
     from training import train_motion
 
     monkeypatch.setattr(train_motion, "REBUILT", tmp_path / "rebuilt")
-    monkeypatch.setattr(train_motion, "write_card", lambda out, kind, held_out: models.card_path(out))
+    monkeypatch.setattr(train_motion, "write_card", lambda out, kind, held_out, **kw: models.card_path(out))
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(300, 4)), rng.normal(size=300)
     model = fit_mlp(x, y, members=1, epochs=1)
@@ -169,3 +170,16 @@ def test_training_never_changes_a_model_file_unless_it_reproduces_it_exactly(tmp
     side = train_motion.publish_model(other, {k: v.astype(np.float32) for k, v in other.arrays.items()}, out,
                                       "opening", None)
     assert side == tmp_path / "rebuilt" / "m.npz" and side.is_file() and out.read_bytes() == before
+
+
+def test_each_recipe_learns_from_its_own_clips():
+    """all: every filmed clip (the live model too, and the audio-only clips); video: the 14 filmed clips of video/
+    (the live model's recipe before the train/ clips, its baseline); permissive: GRID and the public-domain sample."""
+    filmed, audio = manifest.filmed_clips(), manifest.audio_clips()
+    assert manifest.training_clips("opening") == filmed and manifest.training_clips("causal") == filmed + audio
+    video = manifest.training_clips("causal", "video")
+    assert [c.path for c in video if c.filmed] == [c.path for c in filmed if c.path.startswith("video/")]
+    assert len([c for c in video if c.filmed]) == 14 and [c for c in video if not c.filmed] == audio
+    assert all(c.permissive for c in manifest.training_clips("causal", "permissive"))
+    with pytest.raises(ValueError, match="sources"):
+        manifest.training_clips("opening", "everything")

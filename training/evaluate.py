@@ -39,7 +39,7 @@ import numpy as np
 
 from lipdub.core.metrics import MAX_LAG, amplitude_ratio, flicker, mouth_boxes, pearson_at_best_lag, resample
 from lipdub.errors import ParameterError
-from training.manifest import HELD_OUT_DIR, Case, data_root, eval_cases, require_data, speaker_of
+from training.manifest import SOURCES, Case, data_root, eval_cases, heldout_dir, require_data, speaker_of
 
 log = logging.getLogger("lipdub")
 
@@ -374,10 +374,10 @@ def evaluate(names: Sequence[str] | None = None, data: str | Path | None = None,
 
 
 def evaluate_heldout(names: Sequence[str] | None = None, data: str | Path | None = None,
-                     max_seconds: float | None = None, echo: bool = True) -> list[dict]:
+                     max_seconds: float | None = None, echo: bool = True, sources: str = "all") -> list[dict]:
     """Like evaluate(), but each case's dub is driven by the offline motion model that never heard the speaker whose
-    audio (and filmed mouth) is the truth: HELD_OUT_DIR/<speaker>.npz, written by `python -m training.train_motion`
-    (leave-one-speaker-out). The shipped model learned from every filmed clip, the truth clips included; this shows
+    audio (and filmed mouth) is the truth: heldout_dir(sources)/<speaker>.npz, written by `python -m
+    training.train_motion [--sources permissive]` (leave-one-speaker-out). The shipped model learned from every filmed clip, the truth clips included; this shows
     how much of the score survives on speakers the model has never heard."""
     names = list(names) if names else list(CASES)
     rows = []
@@ -385,10 +385,10 @@ def evaluate_heldout(names: Sequence[str] | None = None, data: str | Path | None
     try:
         for name in names:
             speaker = speaker_of(CASES[name].audio_clip)
-            model = HELD_OUT_DIR / f"{speaker}.npz"
+            model = heldout_dir(sources) / f"{speaker}.npz"
             if not model.is_file():
-                raise ParameterError(f"no held-out model {model}: run `python -m training.train_motion --dry-run` "
-                                     "first (it writes one per speaker)")
+                raise ParameterError(f"no held-out model {model}: run `python -m training.train_motion --dry-run "
+                                     f"--sources {sources}` first (it writes one per speaker)")
             os.environ["LIPDUB_MOTION_MODEL"] = str(model)
             row = evaluate([name], data, max_seconds, echo)[0]
             row["held_out_speaker"] = speaker
@@ -412,6 +412,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heldout", action="store_true",
                         help="HELD-OUT mode: each case dubbed by a motion model that never heard the truth's speaker "
                              "(python -m training.train_motion writes them); not the default table")
+    parser.add_argument("--sources", choices=SOURCES, default="all",
+                        help="with --heldout: the held-out models of this recipe (permissive: learned from the "
+                             "permissively licensed clips of the other speakers)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no per-case lines while running")
     args = parser.parse_args(argv)
 
@@ -425,12 +428,13 @@ def main(argv: list[str] | None = None) -> int:
                              "exist; set $LIPDUB_DATA or pass --data FOLDER (with video/)")
     require_data(data, sorted({p for n in names or CASES for p in (CASES[n].video, CASES[n].audio_clip)}))
     max_seconds = getattr(args, "max_seconds", None)
-    run = evaluate_heldout if args.heldout else evaluate
-    rows = run(names, data, max_seconds=max_seconds, echo=not getattr(args, "quiet", False))
+    echo = not getattr(args, "quiet", False)
     if args.heldout:
-        print(f"HELD-OUT motion models ({HELD_OUT_DIR}): each case dubbed by a model that never heard its truth's "
-              "speaker")
+        rows = evaluate_heldout(names, data, max_seconds=max_seconds, echo=echo, sources=args.sources)
+        print(f"HELD-OUT motion models ({heldout_dir(args.sources)}): each case dubbed by a model that never heard "
+              "its truth's speaker")
     else:
+        rows = evaluate(names, data, max_seconds=max_seconds, echo=echo)
         print("IN-SAMPLE: the shipped motion model was trained on these clips, the truth speakers included; "
               "--heldout scores speakers it never heard")
     print(format_table(rows))

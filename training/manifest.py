@@ -42,9 +42,7 @@ class Clip:
     audio: str | None = None  # a paired sound file beside a video without an audio track (None: the file's own)
     language: str = "en"
     marginal: bool = False  # MANIFEST.md marks it low-confidence (short, head turned, ...)
-    # whether the live (causal) model learns from it: not yet from the train/ clips (its fit takes long on a shared
-    # CPU); the offline model learns from every filmed clip
-    live: bool = True
+    permissive: str | None = None  # the footage's own permissive terms (dataset.json); None: research-only
 
     @property
     def audio_path(self) -> str:
@@ -76,7 +74,7 @@ def _clips(key: str, filmed: bool) -> list[Clip]:
     doc = _document()
     return [Clip(c["name"], c["path"], _range(c["range"]), c["speaker"], doc["files"][c["path"]]["sha256"],
                  doc["files"][c["path"]]["licence"], doc["files"][c["path"]]["source"], filmed, c.get("audio"),
-                 c.get("language", "en"), bool(c.get("marginal", False)), bool(c.get("live", True)))
+                 c.get("language", "en"), bool(c.get("marginal", False)), doc["files"][c["path"]].get("permissive"))
             for c in doc[key]]
 
 
@@ -88,6 +86,31 @@ def filmed_clips() -> list[Clip]:
 def audio_clips() -> list[Clip]:
     """Audio-only clips the live phone classifier also learns from, in training order."""
     return _clips("audio_only", False)
+
+
+# What a model may learn from: every clip, the permissively licensed ones, or the 14 filmed clips of video/ (the
+# recipe before the train/ clips came: the baseline of the live model's retrain on all of them)
+SOURCES = ("all", "permissive", "video")
+
+
+def heldout_dir(sources: str = "all") -> Path:
+    """Where the leave-one-speaker-out offline models of a --sources recipe go (the permissive ones beside, never
+    over, the others)."""
+    return HELD_OUT_DIR if sources == "all" else HELD_OUT_DIR.with_name(f"{HELD_OUT_DIR.name}_{sources}")
+
+
+def training_clips(kind: str, sources: str = "all") -> list[Clip]:
+    """The clips a model of `kind` ("opening": the offline model, "causal": the live one) learns from, in training
+    order: the filmed clips (the live model: the audio-only clips too); with sources="permissive" only clips whose
+    footage (and paired sound) is permissively licensed; with "video" only the filmed clips of video/."""
+    if sources not in SOURCES:
+        raise ValueError(f"sources must be one of {SOURCES}, got {sources!r}")
+    clips = filmed_clips() + (audio_clips() if kind == "causal" else [])
+    if sources == "permissive":
+        return [c for c in clips if c.permissive and files()[c.audio_path].get("permissive")]
+    if sources == "video":
+        return [c for c in clips if not c.filmed or c.path.startswith("video/")]
+    return clips
 
 
 def eval_cases() -> dict[str, Case]:

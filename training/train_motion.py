@@ -13,6 +13,12 @@ motion post-processing, next to a ridge regression and the rule-based motion, al
 adds the held-out lag against MotionParams.advance. The held-out models are written to
 training.manifest.HELD_OUT_DIR for `python -m training.evaluate --heldout`.
 
+    python -m training.train_motion --sources permissive [--dry-run]
+
+fits the same recipe on the permissively licensed clips alone (dataset.json's 'permissive': GRID) into
+lipdub/assets/motion_model_permissive.npz (--motion-model permissive); held out, every filmed clip is scored by a
+model that learned from the permissive clips of the other speakers.
+
     python -m training.train_motion --curve
 
 reports held-out r against the number of speakers the model learned from (does more filmed data still help?).
@@ -37,9 +43,11 @@ from training import evaluate
 from training.cards import write_card
 from training.clips import clip_material
 from training.fit import fit_mlp, fit_ridge
-from training.manifest import HELD_OUT_DIR, REPO, data_root, filmed_clips, require_data
+from training.manifest import HELD_OUT_DIR, REPO, SOURCES, data_root, filmed_clips, heldout_dir, require_data, \
+    training_clips
 
 LOSO_DIR = HELD_OUT_DIR
+MODEL_OF = {"all": motion.MODEL_PATH, "permissive": motion.PERMISSIVE_MODEL_PATH}  # --sources → the shipped file
 REBUILT = REPO / "build" / "assets"  # rebuilt models that differ from the shipped ones (git-ignored)
 
 
@@ -125,14 +133,19 @@ def learning_curve(samples: dict, stacked, members: int = 2) -> dict:
     return means
 
 
-def heldout_models(samples: dict, stacked, members: int = 5) -> dict:
-    """One model per speaker group, fitted on every other group (written to LOSO_DIR as <group>.npz)."""
+def heldout_models(samples: dict, stacked, members: int = 5, learn=None, out: Path = LOSO_DIR) -> dict:
+    """One model per speaker group, fitted on every other group's clips of `learn` (default: all; names of
+    `samples`), written to `out` as <group>.npz. Groups with the same training clips share one fit."""
     group_of = speaker_of_name()
-    LOSO_DIR.mkdir(parents=True, exist_ok=True)
-    models = {}
+    learn = list(samples) if learn is None else learn
+    out.mkdir(parents=True, exist_ok=True)
+    models, fits = {}, {}
     for group in dict.fromkeys(group_of[k] for k in samples):
-        models[group] = fit_mlp(*stacked([k for k in samples if group_of[k] != group]), members=members)
-        models[group].save(LOSO_DIR / f"{group}.npz")
+        names = tuple(k for k in learn if group_of[k] != group)
+        if names not in fits:
+            fits[names] = fit_mlp(*stacked(list(names)), members=members)
+        models[group] = fits[names]
+        models[group].save(out / f"{group}.npz")
     return models
 
 
@@ -167,18 +180,21 @@ def timing(samples: dict, models: dict, advances=ADVANCES) -> dict:
     return {"chosen": chosen, "r": float(np.mean([v[0] for v in cv])), "lags": [v[1] for v in cv]}
 
 
-def leave_one_speaker_out(samples: dict, stacked, members: int = 5, lags: bool = False) -> dict:
-    """Every clip scored by models that never saw its speaker (written to LOSO_DIR); returns the held-out means."""
+def leave_one_speaker_out(samples: dict, stacked, members: int = 5, lags: bool = False, sources: str = "all"
+                          ) -> dict:
+    """Every clip scored by models that never saw its speaker, learned from the `sources` clips of the other
+    speakers (written to heldout_dir(sources)); returns the held-out means."""
     group_of = speaker_of_name()
     language = {c.name: c.language for c in filmed_clips()}
-    models = heldout_models(samples, stacked, members)
+    learn = [c.name for c in training_clips("opening", sources)]
+    models = heldout_models(samples, stacked, members, learn, heldout_dir(sources))
     if lags:
         timing(samples, models)
     print(f"\n{'held-out clip':32s} {'rule-based':>12s} {'ridge':>12s} {'MLP':>12s}   (leave one speaker out)")
     rows, by_group, by_language = [], {}, {}
     for name, sample in samples.items():
         group = group_of[name]
-        x, y = stacked([k for k in samples if group_of[k] != group])
+        x, y = stacked([k for k in learn if group_of[k] != group])
         res = [score_clip(sample, m) for m in (None, fit_ridge(x, y), models[group])]
         rows.append([r for r, _, _ in res] + [res[2][1]])
         by_group.setdefault(group, []).append(res[2][0])
@@ -189,8 +205,9 @@ def leave_one_speaker_out(samples: dict, stacked, members: int = 5, lags: bool =
     print(f"{'mean of ' + str(len(rows)) + ' clips':32s} {mean[0]:6.3f}       {mean[1]:6.3f}       {mean[2]:6.3f}")
     print(f"MLP: mean over {len(by_group)} speaker groups {speakers:.3f}; {lag_summary([r[3] for r in rows])}")
     print("per language (clips): " + ", ".join(f"{k} {np.mean(v):.3f} ({len(v)})" for k, v in by_language.items()))
-    print(f"held-out models: {LOSO_DIR}")
+    print(f"held-out models: {heldout_dir(sources)}")
     return {"metric": "Pearson r at the best lag, leave one speaker out (motion alone, filmed clips)",
+            "learned_from": f"{sources} clips ({len(learn)}) of the other speakers",
             "rule_based": float(mean[0]), "ridge": float(mean[1]), "mlp": float(mean[2]), "mlp_speakers": speakers,
             "clips": len(rows), "speaker_groups": len(by_group), "measured_by": "python -m training.train_motion"}
 
@@ -210,16 +227,19 @@ def max_difference(path: Path, arrays: dict) -> float:
                    if k in z.files and z[k].shape == np.shape(v))
 
 
-def add_training_arguments(ap: argparse.ArgumentParser, asset: Path) -> None:
-    """The options every train script takes (the model file `asset` is where it goes by default)."""
+def add_training_arguments(ap: argparse.ArgumentParser, asset: Path | None) -> None:
+    """The options every train script takes (the model file `asset` is where it goes by default; None: the script
+    chooses by --sources)."""
     ap.add_argument("--data", default=None, help="the data root (default $LIPDUB_DATA or ../shared/data)")
-    ap.add_argument("--out", default=str(asset), help="where the model and its card go")
+    ap.add_argument("--out", default=None if asset is None else str(asset),
+                    help="where the model and its card go" + ("" if asset is not None else " (default: the shipped file)"))
     ap.add_argument("--dry-run", action="store_true", help="report only, do not write the model")
     ap.add_argument("--replace", action="store_true", help="overwrite --out even when the arrays differ")
     ap.add_argument("--no-heldout", action="store_true", help="skip the leave-one-speaker-out report (faster)")
 
 
-def publish_model(model, arrays: dict, out: Path, kind: str, held_out: dict | None, replace: bool = False) -> Path:
+def publish_model(model, arrays: dict, out: Path, kind: str, held_out: dict | None, replace: bool = False,
+                  sources: str = "all") -> Path:
     """Write the model and its card at `out`, unless the file there already holds exactly these arrays (then it is
     left as it is: same bytes, same card). A file there with other arrays is only replaced with `replace`; otherwise
     the new model goes to build/assets/ and the difference is reported (the shipped bytes never change by accident)."""
@@ -233,13 +253,16 @@ def publish_model(model, arrays: dict, out: Path, kind: str, held_out: dict | No
               "pass --replace to overwrite", flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)
-    print(f"wrote {out} and its card {write_card(out, kind, held_out)}")
+    print(f"wrote {out} and its card {write_card(out, kind, held_out, sources=sources)}")
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.train_motion", description=__doc__.split("\n")[0])
-    add_training_arguments(ap, motion.MODEL_PATH)
+    add_training_arguments(ap, None)
+    ap.add_argument("--sources", choices=SOURCES, default="all",
+                    help="learn from all clips (default; lipdub/assets/motion_model.npz) or the permissively "
+                         "licensed ones only (motion_model_permissive.npz); held out, every clip is scored")
     ap.add_argument("--curve", action="store_true",
                     help="only report held-out r against the number of training speakers (learning_curve)")
     ap.add_argument("--lags", action="store_true", help="also report the held-out lag against MotionParams.advance")
@@ -253,11 +276,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.curve:
         learning_curve(samples, stacked)
         return 0
-    held_out = None if args.no_heldout else leave_one_speaker_out(samples, stacked, args.members, args.lags)
+    held_out = None if args.no_heldout else leave_one_speaker_out(samples, stacked, args.members, args.lags,
+                                                                  args.sources)
     if not args.dry_run:
-        model = fit_mlp(*stacked(list(samples)))
+        model = fit_mlp(*stacked([c.name for c in training_clips("opening", args.sources)]))
         arrays = {k: v.astype(np.float32) for k, v in model.arrays.items()}  # as OpeningModel.save writes them
-        publish_model(model, arrays, Path(args.out), "opening", held_out, args.replace)
+        publish_model(model, arrays, Path(args.out or MODEL_OF[args.sources]), "opening", held_out, args.replace,
+                      args.sources)
     return 0
 
 

@@ -139,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_argument(lv, "profile", help="an actor profile: the actor's own mouths")
     options.add_argument(lv, "region", choices=list(LIVE_REGIONS), help="what moves (default lower)")
     options.add_argument(lv, "strength")
+    options.add_argument(lv, "motion_model")
     lv.add_argument("--lookahead", type=float, default=0.1,
                     help="seconds of speech the mouth may wait for (0..0.15, default 0.1): less delay, less accuracy")
     lv.add_argument("--fast", action="store_true",
@@ -172,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_argument(vis, "language", help="language of the audio (default: English)")
     vis.add_argument("--fps", type=float, default=100.0, help="frame rate of the per-frame curves (default 100)")
     options.add_argument(vis, "strength")
+    options.add_argument(vis, "motion_model")
 
     prof = command(sub, "profile", help="actor profiles: learn an actor from their footage")
     psub = prof.add_subparsers(dest="profile_command", required=True)
@@ -273,7 +275,8 @@ def _live(args, progress) -> int:
     report = live.run(args.video, args.audio, args.output, profile=args.profile, region=args.region,
                       strength=args.strength, lookahead=args.lookahead, realtime=not args.fast,
                       preview_port=args.preview, crf=args.crf, preset=args.preset, max_seconds=args.seconds,
-                      announce=announce, prepare=not args.no_prepare, progress=preparing)
+                      announce=announce, prepare=not args.no_prepare, progress=preparing,
+                      motion_model=args.motion_model)
     if not args.quiet:
         where = f"wrote {report.output}: " if report.output else ""
         print(f"{where}{report.summary()}", file=sys.stderr)
@@ -337,7 +340,8 @@ def _main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "visemes":
             written = export_visemes(args.audio, args.output, transcript=read_transcript(args.transcript),
-                             language=args.language, fps=args.fps, strength=args.strength)
+                             language=args.language, fps=args.fps, strength=args.strength,
+                                       motion_model=args.motion_model)
             if not args.quiet:
                 print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
             return 0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lipdub import media, profile as profiles
+from lipdub import media, motion, profile as profiles
 from lipdub.errors import InputError, ParameterError
 from lipdub.media.background import BackgroundWriter
 from lipdub.media.sources import audio_source, video_source
@@ -115,7 +115,7 @@ class _Preview:
 def run(video: str, audio: str, output=None, profile=None, region: str = "lower", strength: float = 1.0,
         lookahead: float = 0.1, realtime: bool = True, preview_port: int | None = None, crf: float = 20,
         preset: str = "superfast", max_seconds: float | None = None, progress=None, motion_source=None,
-        announce=None, prepare: bool = True) -> LiveReport:
+        announce=None, prepare: bool = True, motion_model: str = motion.MODEL_CHOICES[0]) -> LiveReport:
     """A live session from sources to a file and/or a browser preview; ends when the audio ends (or after
     `max_seconds`). File sources are played at real-time pace unless realtime=False (as fast as the machine goes).
     With `prepare` (and no profile) a video file's mouths are prepared before the session starts (prepare_atlas)."""
@@ -144,7 +144,7 @@ def run(video: str, audio: str, output=None, profile=None, region: str = "lower"
         raise InputError(f"the video source {video} reports {fps} frames per second; pass a 1–120 fps stream")
     height, width = first_rgb.shape[:2]
     dubber = LiveDubber(fps, profile=actor, region=region, strength=strength, lookahead=lookahead, still=still,
-                        motion_source=motion_source, atlas=atlas)
+                        motion_source=motion_source, atlas=atlas, motion_model=motion_model)
     dubber.warm_up(first_rgb)
     preview = _Preview(preview_port) if preview_port is not None else None
     if preview is not None and announce is not None:

@@ -179,7 +179,7 @@ def write_plot(path: Path, audio: np.ndarray, sr: int, speech, mouth, cues: list
 
 
 def export(audio_path, outputs: list, transcript: str | None = None, language: str | None = None,
-           fps: float = 100.0, strength: float = 1.0) -> list[Path]:
+           fps: float = 100.0, strength: float = 1.0, motion_model: str = motion.MODEL_CHOICES[0]) -> list[Path]:
     """Analyse `audio_path` and write each of `outputs` (format by suffix)."""
     if not outputs:
         raise ParameterError("give at least one output: -o cues.tsv, -o curves.csv, -o curves.json or -o plot.png")
@@ -192,7 +192,8 @@ def export(audio_path, outputs: list, transcript: str | None = None, language: s
     audio, sr = media.load_audio(audio_path, SR)
     track = speech_mod.analyse(audio, sr, transcript=transcript, language=language)
     times = np.arange(int(round(track.duration * fps))) / fps
-    mouth = motion.mouth_track(track, times, strength)
+    mouth = motion.mouth_track(track, times, strength,
+                               params=motion.MotionParams(model=motion.load_model(motion_model)))
     cues = mouth_cues(track, mouth)
     for p in paths:
         kind = p.suffix.lower()

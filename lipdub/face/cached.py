@@ -40,10 +40,11 @@ def scaled_key(info: media.VideoInfo) -> dict:
 
 def load_track(video: Path, info: media.VideoInfo, face_index: int | None = None, face_box=None,
                speaker: str = "largest", cache: bool = True, progress: Progress | None = None,
-               mouth_from_sound: MouthFromSound | None = None) -> FaceTrack:
+               mouth_from_sound: MouthFromSound | None = None, key: dict | None = None) -> FaceTrack:
     """The speaker's face track in `video`: from the cache when it was tracked before with the same face choice,
-    else tracked (and cached when `cache`). `mouth_from_sound` is needed with speaker="auto" only."""
-    path = cache_file("tracks", video, face_index, face_box, speaker, **scaled_key(info))
+    else tracked (and cached when `cache`). `mouth_from_sound` is needed with speaker="auto" only; `key` adds what
+    else the choice depends on (the caller's motion model behind `mouth_from_sound`) to the cache key."""
+    path = cache_file("tracks", video, face_index, face_box, speaker, **scaled_key(info), **(key or {}))
     if cache and path.is_file():
         try:
             track = FaceTrack.load(path)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lipdub.errors import DependencyError
+from lipdub.errors import DependencyError, ParameterError
 from lipdub.motion.features import MEL_CONTEXT, classifier_feature_names, hama_token_classes, \
     offline_feature_names, opening_feature_names
 from lipdub.speech.stream import StreamingPosteriors
@@ -26,8 +26,17 @@ from lipdub.speech.stream import StreamingPosteriors
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 MODEL_PATH = ASSETS / "motion_model.npz"
 CAUSAL_MODEL_PATH = ASSETS / "motion_model_causal.npz"
+# The same recipes fitted on permissively licensed footage only (GRID, CC BY 4.0): for commercial use, weaker sync
+PERMISSIVE_MODEL_PATH = ASSETS / "motion_model_permissive.npz"
+PERMISSIVE_CAUSAL_MODEL_PATH = ASSETS / "motion_model_causal_permissive.npz"
+# --motion-model: which shipped pair (offline, live) a dub uses; the first is the default
+MODEL_CHOICES = ("research", "permissive")
+MODEL_FILES = {"research": (MODEL_PATH, CAUSAL_MODEL_PATH),
+               "permissive": (PERMISSIVE_MODEL_PATH, PERMISSIVE_CAUSAL_MODEL_PATH)}
+SHIPPED = {p for pair in MODEL_FILES.values() for p in pair}  # a card is required beside each of these
 OPENING_ARRAYS = ("weights", "mean", "std", "w1", "b1", "w2", "b2", "mel_context")
-REBUILD = {MODEL_PATH.name: "make train", CAUSAL_MODEL_PATH.name: "make train-causal"}
+REBUILD = {MODEL_PATH.name: "make train", PERMISSIVE_MODEL_PATH.name: "make train",
+           CAUSAL_MODEL_PATH.name: "make train-causal", PERMISSIVE_CAUSAL_MODEL_PATH.name: "make train-causal"}
 
 
 class OpeningModel:
@@ -221,19 +230,28 @@ def _load_causal(path: str, required: bool) -> CausalModel:
 
 def load_opening_model(path) -> OpeningModel:
     """An offline opening model file (held-out models, experiments); its card is checked when it has one."""
-    return _load_opening(str(path), Path(path).resolve() == MODEL_PATH)
+    return _load_opening(str(path), Path(path).resolve() in SHIPPED)
 
 
-def load_model() -> OpeningModel:
-    """The shipped offline model, or the one named by $LIPDUB_MOTION_MODEL (held-out evaluation, experiments)."""
-    return load_opening_model(os.environ.get("LIPDUB_MOTION_MODEL") or MODEL_PATH)
+def model_files(choice: str = MODEL_CHOICES[0]) -> tuple[Path, Path]:
+    """(offline, live) model files of a --motion-model choice."""
+    if choice not in MODEL_FILES:
+        raise ParameterError(f"--motion-model must be one of {', '.join(MODEL_CHOICES)}, got {choice!r}")
+    return MODEL_FILES[choice]
+
+
+def load_model(choice: str = MODEL_CHOICES[0]) -> OpeningModel:
+    """The shipped offline model of a --motion-model choice, or the one named by $LIPDUB_MOTION_MODEL (held-out
+    evaluation, experiments)."""
+    return load_opening_model(os.environ.get("LIPDUB_MOTION_MODEL") or model_files(choice)[0])
 
 
 def load_causal_file(path) -> CausalModel:
     """A causal model file (held-out models, experiments); its card is checked when it has one."""
-    return _load_causal(str(path), Path(path).resolve() == CAUSAL_MODEL_PATH)
+    return _load_causal(str(path), Path(path).resolve() in SHIPPED)
 
 
-def load_causal_model() -> CausalModel:
-    """The shipped causal model, or the one named by $LIPDUB_CAUSAL_MODEL (held-out evaluation, experiments)."""
-    return load_causal_file(os.environ.get("LIPDUB_CAUSAL_MODEL") or CAUSAL_MODEL_PATH)
+def load_causal_model(choice: str = MODEL_CHOICES[0]) -> CausalModel:
+    """The shipped causal model of a --motion-model choice, or the one named by $LIPDUB_CAUSAL_MODEL (held-out
+    evaluation, experiments)."""
+    return load_causal_file(os.environ.get("LIPDUB_CAUSAL_MODEL") or model_files(choice)[1])

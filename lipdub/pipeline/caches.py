@@ -3,6 +3,7 @@ along its face track and keyed by the same face choice."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 from lipdub import face, media, render
 from lipdub.core.progress import Progress
 from lipdub.face import cached
-from lipdub.options import DubOptions
+from lipdub.options import OPTIONS, DubOptions
 from lipdub.pipeline.speaker import mouth_from_sound
 
 log = logging.getLogger("lipdub")
@@ -25,10 +26,19 @@ OWN_ATLAS_BYTES = 200 << 20
 ATLAS_CACHE_VERSION = 1
 
 
+def _choice_key(opts: DubOptions) -> dict:
+    """What the face choice also depends on: --speaker auto compares the faces with the --motion-model's mouth
+    (the default model keeps the cache keys it always had)."""
+    if opts.speaker == "auto" and opts.motion_model != OPTIONS["motion_model"].default:
+        return {"motion_model": opts.motion_model}
+    return {}
+
+
 def load_track(video: Path, info: media.VideoInfo, opts: DubOptions, progress: Progress | None) -> face.FaceTrack:
     """The face track of `video` for the face choice in `opts`, through the cache (see lipdub.face.cached)."""
     return cached.load_track(video, info, opts.face_index, opts.face_box, opts.speaker, opts.cache, progress,
-                             mouth_from_sound)
+                             functools.partial(mouth_from_sound, motion_model=opts.motion_model),
+                             key=_choice_key(opts))
 
 
 def track_fingerprint(track: face.FaceTrack) -> str:
@@ -43,7 +53,7 @@ def own_renderer(video: Path, info: media.VideoInfo, track: face.FaceTrack, opts
     the same face track (building it decodes the whole video again)."""
     cache_file = cached.cache_file("atlases", video, opts.face_index, opts.face_box, opts.speaker,
                                    atlas_bytes=OWN_ATLAS_BYTES, version=ATLAS_CACHE_VERSION,
-                                   **cached.scaled_key(info))
+                                   **cached.scaled_key(info), **_choice_key(opts))
     fingerprint = track_fingerprint(track) if opts.cache else ""
     atlas = load_cached_atlas(cache_file, fingerprint) if opts.cache else None
     if atlas is not None:

@@ -78,10 +78,11 @@ class LiveDubber:
     own frame interval, so whoever writes or plays it delays the sound by exactly the same amount. `profile` is an
     actor profile (path or loaded) for photoreal mouths; `atlas` the source's own mouths prepared beforehand
     (prepare_atlas); without either the atlas grows from the stream. `still` says the frames are one photo (it gets
-    blinks)."""
+    blinks). `motion_model` is a --motion-model choice (which shipped live model moves the mouth)."""
 
     def __init__(self, fps: float, profile=None, region: str = "lower", strength: float = 1.0,
-                 lookahead: float = 0.1, still: bool = False, motion_source=None, atlas: render.Atlas | None = None):
+                 lookahead: float = 0.1, still: bool = False, motion_source=None, atlas: render.Atlas | None = None,
+                 motion_model: str = motion.MODEL_CHOICES[0]):
         if not np.isfinite(fps) or fps <= 0 or fps > 120:
             raise ParameterError(f"frame rate must be between 0 and 120, got {fps}")
         if region not in LIVE_REGIONS:
@@ -91,7 +92,8 @@ class LiveDubber:
         self.fps = float(fps)
         self.strength = float(strength)
         if motion_source is None:
-            motion_source = motion.StreamingMotion(fps=self.fps, lookahead=lookahead, strength=self.strength)
+            motion_source = motion.StreamingMotion(fps=self.fps, lookahead=lookahead, strength=self.strength,
+                                                   model=motion.load_causal_model(motion_model))
         self.motion = motion_source
         if isinstance(profile, (str, Path)):
             profile = profiles.load(profile)

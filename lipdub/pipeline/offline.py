@@ -182,7 +182,8 @@ def _plan_motion(speech_track, track, info, duration: float, opts: DubOptions, a
         schedule = media.output_schedule(len(track), info.fps, duration, "pingpong" if opts.length == "audio"
                                          else opts.length)
     out_times = np.arange(len(schedule)) / info.fps
-    mouth = motion.mouth_track(speech_track, out_times, 1.0 if actor is not None else opts.strength)
+    mouth = motion.mouth_track(speech_track, out_times, 1.0 if actor is not None else opts.strength,
+                               params=motion.MotionParams(model=motion.load_model(opts.motion_model)))
     teeth = None
     if actor is not None:  # this actor's articulation, then the requested strength on top
         mouth = actor.articulation.apply(mouth, speech_track)

@@ -13,13 +13,15 @@ from lipdub import motion, speech
 from lipdub.core.constants import SR
 
 
-def mouth_from_sound(samples: np.ndarray) -> Callable[[np.ndarray], np.ndarray] | None:
+def mouth_from_sound(samples: np.ndarray, motion_model: str = motion.MODEL_CHOICES[0]
+                     ) -> Callable[[np.ndarray], np.ndarray] | None:
     """The predicted inner-lip opening at given frame times (s from the first sample) of 16 kHz mono `samples`, by
-    the same speech analysis and motion model that drive the dub; None when the stretch is too short (< 0.5 s) or
-    holds no voiced speech."""
+    the same speech analysis and motion model (--motion-model) that drive the dub; None when the stretch is too
+    short (< 0.5 s) or holds no voiced speech."""
     if len(samples) < SR // 2:
         return None
     analysis = speech.analyse(samples, SR)
     if not np.asarray(analysis.voiced).any():
         return None
-    return lambda times: motion.mouth_track(analysis, times).opening
+    params = motion.MotionParams(model=motion.load_model(motion_model))
+    return lambda times: motion.mouth_track(analysis, times, params=params).opening

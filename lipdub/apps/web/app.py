@@ -96,6 +96,10 @@ def build(studio: webjobs.Studio):
                     strength = gr.Slider(*OPTIONS["strength"].bounds, value=OPTIONS["strength"].default, step=0.1,
                                          label="Articulation strength")
                     length = gr.Dropdown(_choices("length"), value=OPTIONS["length"].default, label="Output length")
+                motion_model = gr.Radio(_choices("motion_model"), value=OPTIONS["motion_model"].default,
+                                        label="Motion model", elem_id="motion-model",
+                                        info="research: better sync (non-commercial training footage) · "
+                                             "permissive: CC BY 4.0 training footage, for commercial use")
                 profile = gr.File(label="Actor profile (.lipdub, optional)", file_types=[".lipdub"],
                                   elem_id="profile-input", height=120)
                 with gr.Accordion("Conversation: several speakers, each with their own voice", open=False):
@@ -124,13 +128,14 @@ def build(studio: webjobs.Studio):
 
         def on_dub(video_path, audio_path, script_text, language_tag, voice_name, transcript_text, region_name,
                    emotion_name, emotion_amount, strength_amount, length_policy, profile_path, voice_paths,
-                   face_text, speakers_path, speaker_face_text, progress=gr.Progress()):
+                   face_text, speakers_path, speaker_face_text, model_name, progress=gr.Progress()):
             req = webjobs.Request(video=video_path, audio=audio_path, script=script_text or "",
                                   voice=voice_name or "", transcript=transcript_text or "",
                                   language=language_tag or "", region=region_name, emotion=emotion_name,
                                   emotion_strength=emotion_amount, strength=strength_amount, length=length_policy,
                                   profile=profile_path, voices=list(voice_paths or []), faces=face_text or "",
-                                  speakers=speakers_path, speaker_faces=speaker_face_text or "")
+                                  speakers=speakers_path, speaker_faces=speaker_face_text or "",
+                                  motion_model=model_name or OPTIONS["motion_model"].default)
             yield {status: "**Working:** starting the job", original_video: None, original_image: None, dubbed: None,
                    plot: None, report: "", download: gr.update(value=None, visible=False)}
             for event in webjobs.run(studio, req):
@@ -151,7 +156,7 @@ def build(studio: webjobs.Studio):
 
         run.click(on_dub, inputs=[video, audio, script, language, voice, transcript, region, emotion,
                                   emotion_strength, strength, length, profile, voices, faces, speakers,
-                                  speaker_faces],
+                                  speaker_faces, motion_model],
                   outputs=outputs, api_name="dub", concurrency_limit=1,
                   show_progress_on=[dubbed, plot])  # the original stays visible while the dub is made
     return ui

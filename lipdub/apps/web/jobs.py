@@ -50,7 +50,8 @@ MAX_PIXELS = 7680 * 4320  # 8K: larger frames would exhaust memory before anythi
 KEEP_JOBS = 20  # finished job folders kept (the oldest go first)
 OUTPUT = "dubbed.mp4"
 # The dub options the form sets (the others keep their defaults; the profile and the speech analysis are the job's).
-FORM_OPTIONS = ("transcript", "language", "length", "strength", "region", "emotion", "emotion_strength")
+FORM_OPTIONS = ("transcript", "language", "length", "strength", "region", "emotion", "emotion_strength",
+                "motion_model")
 STAGES = {"check": "Checking the uploads", "preview": "Preparing the original for the player",
           "speech": "Synthesising the script", "track": "Tracking the face", "atlas": "Collecting mouths",
           "render": "Rendering", "plot": "Plotting the mouth curves"}
@@ -72,6 +73,7 @@ class Request:
     emotion_strength: float = OPTIONS["emotion_strength"].default
     strength: float = OPTIONS["strength"].default
     length: str = OPTIONS["length"].default
+    motion_model: str = OPTIONS["motion_model"].default
     profile: str | None = None
     voices: list = field(default_factory=list)  # a conversation: more voices besides `audio`
     faces: str = ""  # a conversation: the face of `audio` and of each voice, e.g. "1 0" (index or x,y,w,h)

@@ -110,10 +110,12 @@ def preview(src: Path, dst: Path, max_side: int = 1280) -> Path:
     return dst
 
 
-def plot(job_dir: Path, audio: Path, track, frames: int, fps: float, strength: float) -> Path:
+def plot(job_dir: Path, audio: Path, track, frames: int, fps: float, strength: float,
+         motion_model: str = motion.MODEL_CHOICES[0]) -> Path:
     """The mouth curves the dub followed (opening, width, closures, mouth shapes) over the waveform."""
     samples, sr = media.load_audio(audio, SR)
-    mouth = motion.mouth_track(track, np.arange(frames) / fps, strength)
+    mouth = motion.mouth_track(track, np.arange(frames) / fps, strength,
+                               params=motion.MotionParams(model=motion.load_model(motion_model)))
     path = job_dir / "mouth_curves.png"
     export.write_plot(path, samples, sr, track, mouth, export.mouth_cues(track, mouth))
     return path
@@ -199,7 +201,7 @@ def _work(job_dir: Path, emit: Callable[[str, dict], None]) -> dict:
         emit("progress", {"stage": "plot", "done": 0, "total": 0})
         try:
             files["plot"] = plot(job_dir, speech_audio, track, report.frames, report.fps,
-                                 1.0 if profile else opts.strength).name
+                                 1.0 if profile else opts.strength, opts.motion_model).name
         except (LipdubError, ValueError) as exc:  # the dub is done; a missing plot must not lose it
             log.warning("no mouth-curve plot: %s", exc)
     rep = {"frames": report.frames, "duration": round(report.duration, 3), "fps": round(report.fps, 3),
