@@ -36,7 +36,7 @@ from lipdub import motion
 from training import evaluate
 from training.cards import write_card
 from training.clips import clip_material
-from training.fit import fit_mlp, fit_ridge
+from training.fit import fit_mlp, fit_ridge, fit_temporal
 from training.manifest import HELD_OUT_DIR, REPO, data_root, filmed_clips, require_data
 
 LOSO_DIR = HELD_OUT_DIR
@@ -57,12 +57,15 @@ def load_samples(data: Path, align: bool = True) -> dict:
         idx = np.clip(np.round(times / speech.hop).astype(int), 0, len(speech.voiced) - 1)
         x, target = motion.model_features(speech)[idx], truth / np.nanpercentile(truth, 97)
         lag = clip_lag(times, truth, speech) if align else 0
+        centres = idx
         if lag > 0:  # the audio's mouth is late against the film: frame i's mouth goes with the audio of i + lag
-            x, target = x[lag:], target[:len(target) - lag]
+            x, target, centres = x[lag:], target[:len(target) - lag], idx[lag:]
         elif lag < 0:
-            x, target = x[:len(x) + lag], target[-lag:]
+            x, target, centres = x[:len(x) + lag], target[-lag:], idx[:len(idx) + lag]
         ok = np.isfinite(target)
-        samples[clip.name] = (times, truth, speech, x[ok], target[ok])
+        # the last two, for temporal models: every hop's features and the hop of each target
+        samples[clip.name] = (times, truth, speech, x[ok], target[ok], motion.model_features(speech), centres[ok],
+                              lag)
         print(f"loaded {clip.name}: {ok.sum()} frames, {speech.method}, lag {lag:+d}", flush=True)
     return samples
 
@@ -83,6 +86,22 @@ def stacked_from(samples: dict):
     return stacked
 
 
+MODELS = ("mlp", "temporal")
+
+
+def fitter_from(samples: dict, kind: str = "mlp"):
+    """fit(names, members) -> the opening model of `kind` fitted on those clips: "mlp" (fit_mlp on each target
+    frame's features) or "temporal" (fit_temporal on the clips' hop sequences)."""
+    stacked = stacked_from(samples)
+
+    def fit(names, members: int = 5):
+        if kind == "temporal":
+            return fit_temporal([samples[k][5] for k in names], [samples[k][6] for k in names],
+                                [samples[k][4] for k in names], members=members)
+        return fit_mlp(*stacked(names), members=members)
+    return fit
+
+
 CURVE_SIZES = (1, 3, 5, 9, 20, 40)  # training speaker groups per fold (then: all of the other folds' groups)
 CURVE_FOLDS = 5  # the speaker groups are split in this many folds; each is scored by models fitted on the others
 
@@ -96,7 +115,7 @@ def score_clip(sample, model, params: motion.MotionParams | None = None) -> tupl
     return evaluate.pearson_at_best_lag(motion.mouth_track(speech, times, params=params).opening, truth)
 
 
-def learning_curve(samples: dict, stacked, members: int = 2) -> dict:
+def learning_curve(samples: dict, fit, members: int = 2) -> dict:
     """Held-out r against how many speakers the model learned from. The speaker groups are split at random into
     CURVE_FOLDS folds; each fold's clips are scored by models fitted on k groups drawn from the other folds (two
     draws for each k below all of them; `members` nets per model to keep this light on a shared CPU). Whether more
@@ -113,7 +132,7 @@ def learning_curve(samples: dict, stacked, members: int = 2) -> dict:
         for k in sizes:
             draws = [others] if k >= len(others) else [list(rng.choice(others, k, replace=False)) for _ in range(2)]
             for draw in draws:
-                model = fit_mlp(*stacked([n for n in samples if group_of[n] in draw]), members=members)
+                model = fit([n for n in samples if group_of[n] in draw], members)
                 for name, sample in samples.items():
                     if group_of[name] in held:
                         table[k].setdefault(group_of[name], []).append(score_clip(sample, model)[0])
@@ -125,15 +144,41 @@ def learning_curve(samples: dict, stacked, members: int = 2) -> dict:
     return means
 
 
-def heldout_models(samples: dict, stacked, members: int = 5) -> dict:
-    """One model per speaker group, fitted on every other group (written to LOSO_DIR as <group>.npz)."""
+def heldout_models(samples: dict, fit, members: int = 5, folds: int = 0, out: Path | None = LOSO_DIR) -> dict:
+    """One model per speaker group, fitted on every other group (written to `out` as <group>.npz). With `folds`
+    (a quicker screen of recipes, not written): the groups are split at random into that many folds, and each
+    group's model is the one fitted on the other folds."""
     group_of = speaker_of_name()
-    LOSO_DIR.mkdir(parents=True, exist_ok=True)
+    groups = list(dict.fromkeys(group_of[k] for k in samples))
+    if folds:
+        split = np.array_split(np.random.default_rng(0).permutation(groups), folds)
+        models = {}
+        for fold in split:
+            model = fit([k for k in samples if group_of[k] not in set(fold)], members)
+            models.update({g: model for g in fold})
+            print(f"fitted the model for a fold of {len(fold)} groups", flush=True)
+        return models
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
     models = {}
-    for group in dict.fromkeys(group_of[k] for k in samples):
-        models[group] = fit_mlp(*stacked([k for k in samples if group_of[k] != group]), members=members)
-        models[group].save(LOSO_DIR / f"{group}.npz")
+    for group in groups:
+        models[group] = fit([k for k in samples if group_of[k] != group], members)
+        if out is not None:
+            models[group].save(out / f"{group}.npz")
     return models
+
+
+def own_offsets(samples: dict, lags) -> dict:
+    """How much of the held-out lag spread is each clip's own: the lag of the viseme rules (nothing learned, no
+    advance; clip_lag) against the model's. Where they agree clip by clip, the offset is in the clip (its film and
+    sound, the speaker's timing), which no model of the audio can know; what is left after it is the model's."""
+    own = np.array([s[7] for s in samples.values()], float)
+    lags = np.asarray(lags, float)
+    rest = lags - own
+    r = float(np.corrcoef(own, lags)[0, 1]) if own.std() > 0 and lags.std() > 0 else float("nan")
+    print(f"the clips' own lag (viseme rules, no advance): {lag_summary(own)}; r with the model's lag {r:.2f}; "
+          f"model's lag minus the clip's own: {lag_summary(rest)}, spread (std) {lags.std():.2f} -> {rest.std():.2f}")
+    return {"own": own, "rest": rest, "r": r}
 
 
 def lag_summary(lags) -> str:
@@ -167,11 +212,14 @@ def timing(samples: dict, models: dict, advances=ADVANCES) -> dict:
     return {"chosen": chosen, "r": float(np.mean([v[0] for v in cv])), "lags": [v[1] for v in cv]}
 
 
-def leave_one_speaker_out(samples: dict, stacked, members: int = 5, lags: bool = False) -> dict:
-    """Every clip scored by models that never saw its speaker (written to LOSO_DIR); returns the held-out means."""
+def leave_one_speaker_out(samples: dict, fit, members: int = 5, lags: bool = False, folds: int = 0,
+                          out: Path | None = LOSO_DIR) -> dict:
+    """Every clip scored by models that never saw its speaker (written to `out`; with `folds`: a screen, models
+    that never saw its fold of speakers, not written); returns the held-out means."""
     group_of = speaker_of_name()
     language = {c.name: c.language for c in filmed_clips()}
-    models = heldout_models(samples, stacked, members)
+    stacked = stacked_from(samples)
+    models = heldout_models(samples, fit, members, folds, out)
     if lags:
         timing(samples, models)
     print(f"\n{'held-out clip':32s} {'rule-based':>12s} {'ridge':>12s} {'MLP':>12s}   (leave one speaker out)")
@@ -187,7 +235,8 @@ def leave_one_speaker_out(samples: dict, stacked, members: int = 5, lags: bool =
     mean = np.nanmean(rows, axis=0)
     speakers = float(np.mean([np.mean(v) for v in by_group.values()]))
     print(f"{'mean of ' + str(len(rows)) + ' clips':32s} {mean[0]:6.3f}       {mean[1]:6.3f}       {mean[2]:6.3f}")
-    print(f"MLP: mean over {len(by_group)} speaker groups {speakers:.3f}; {lag_summary([r[3] for r in rows])}")
+    print(f"model: mean over {len(by_group)} speaker groups {speakers:.3f}; {lag_summary([r[3] for r in rows])}")
+    own_offsets(samples, [r[3] for r in rows])
     print("per language (clips): " + ", ".join(f"{k} {np.mean(v):.3f} ({len(v)})" for k, v in by_language.items()))
     print(f"held-out models: {LOSO_DIR}")
     return {"metric": "Pearson r at the best lag, leave one speaker out (motion alone, filmed clips)",
@@ -245,17 +294,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lags", action="store_true", help="also report the held-out lag against MotionParams.advance")
     ap.add_argument("--no-align", action="store_true", help="train on the filmed mouths as filmed (clip_lag)")
     ap.add_argument("--members", type=int, default=5, help="nets per held-out model (the shipped model has 5)")
+    ap.add_argument("--model", choices=MODELS, default="mlp",
+                    help="mlp: one frame's features (the shipped model); temporal: a 1-D convolution over hops")
+    ap.add_argument("--folds", type=int, default=0,
+                    help="screen with this many folds of speakers instead of leaving one out (models not written)")
+    ap.add_argument("--loso-dir", default=None, help=f"where the held-out models go (default {LOSO_DIR})")
     args = ap.parse_args(argv)
     needed = [p for c in filmed_clips() for p in dict.fromkeys((c.path, c.audio_path))]
     data = require_data(Path(args.data) if args.data else data_root(), needed)
     samples = load_samples(data, align=not args.no_align)
-    stacked = stacked_from(samples)
+    fit = fitter_from(samples, args.model)
     if args.curve:
-        learning_curve(samples, stacked)
+        learning_curve(samples, fit)
         return 0
-    held_out = None if args.no_heldout else leave_one_speaker_out(samples, stacked, args.members, args.lags)
+    out = Path(args.loso_dir) if args.loso_dir else LOSO_DIR
+    held_out = None if args.no_heldout else leave_one_speaker_out(samples, fit, args.members, args.lags,
+                                                                  args.folds, out)
     if not args.dry_run:
-        model = fit_mlp(*stacked(list(samples)))
+        model = fit(list(samples))
         arrays = {k: v.astype(np.float32) for k, v in model.arrays.items()}  # as OpeningModel.save writes them
         publish_model(model, arrays, Path(args.out), "opening", held_out, args.replace)
     return 0
