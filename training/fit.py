@@ -83,7 +83,7 @@ def fit_softmax(x: np.ndarray, labels: np.ndarray, classes: int, hidden: int = 4
                                                     (mean, std, *params))})
 
 
-TEMPORAL_TAPS = (-24, -16, -8, -4, 0, 4, 8, 16, 24)  # hops: the temporal layer's reach, ±240 ms beyond the features'
+TEMPORAL_TAPS = (-24, -16, -12, -8, -4, 0, 4, 8, 12, 16, 24)  # hops: the temporal layer's reach, ±240 ms
 
 
 def fit_temporal(feats: list, centres: list, targets: list, taps=TEMPORAL_TAPS, members: int = 5, hidden: int = 16,

@@ -87,17 +87,22 @@ def stacked_from(samples: dict):
 
 
 MODELS = ("mlp", "temporal")
+TEMPORAL_MEL = (0,)  # the temporal model's per-hop log-mel: its taps give the context (screened best of (0,), ±8, ±12)
 
 
 def fitter_from(samples: dict, kind: str = "mlp"):
     """fit(names, members) -> the opening model of `kind` fitted on those clips: "mlp" (fit_mlp on each target
     frame's features) or "temporal" (fit_temporal on the clips' hop sequences)."""
     stacked = stacked_from(samples)
+    names_all = motion.offline_feature_names()
+    cols = [names_all.index(n) for n in motion.offline_feature_names(TEMPORAL_MEL)]
 
     def fit(names, members: int = 5):
         if kind == "temporal":
-            return fit_temporal([samples[k][5] for k in names], [samples[k][6] for k in names],
-                                [samples[k][4] for k in names], members=members)
+            model = fit_temporal([samples[k][5][:, cols] for k in names], [samples[k][6] for k in names],
+                                 [samples[k][4] for k in names], members=members)
+            model.arrays["mel_context"] = np.array(TEMPORAL_MEL, float)
+            return model
         return fit_mlp(*stacked(names), members=members)
     return fit
 
