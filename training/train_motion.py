@@ -16,6 +16,9 @@ training.manifest.HELD_OUT_DIR for `python -m training.evaluate --heldout`.
     python -m training.train_motion --curve
 
 reports held-out r against the number of speakers the model learned from (does more filmed data still help?).
+`--model temporal` fits a temporal convolution over hops (training.fit.fit_temporal) instead of the MLP; `--folds N`
+screens a recipe with N folds of speakers instead of leaving one out (much faster; models not written). Neither
+beat the shipped recipe held out (docs/RESULTS.md, "Models that read more of the sound").
 
 The final model is fitted on every filmed clip in the manifest's order (seeded: the same frames give the same
 arrays). When the arrays equal those already at --out (default: the shipped asset) the file is left as it is (same
