@@ -89,3 +89,32 @@ def test_offline_motion_runs_a_temporal_model_block_by_block(tmp_path, monkeypat
     assert np.allclose(offline.learned_opening(speech, loaded), whole, atol=1e-12)
     track = motion.mouth_track(speech, np.arange(0, 4.0, 0.04), params=motion.MotionParams(model=loaded))
     assert np.isfinite(track.opening).all() and track.opening[(track.times > 0.7) & (track.times < 1.3)].max() > 0
+
+
+def test_the_training_script_fits_either_model_and_screens_by_folds(monkeypatch, tmp_path):
+    from training import train_motion
+
+    rng = np.random.default_rng(0)
+    width = len(motion.offline_feature_names())
+    samples = {}
+    for i in range(6):
+        feats = rng.normal(size=(120, width))
+        centres = np.arange(0, 120, 4)
+        samples[f"clip{i}"] = (None, None, None, feats[centres], rng.normal(size=len(centres)), feats, centres, 0)
+    monkeypatch.setattr(train_motion, "speaker_of_name", lambda: {f"clip{i}": f"spk{i // 2}" for i in range(6)})
+    temporal = train_motion.fitter_from(samples, "temporal")(list(samples), members=1)
+    # it reads log-mel at the hop only (TEMPORAL_MEL): its file names those taps, and the schema's width is its own
+    assert temporal.mel_context == train_motion.TEMPORAL_MEL and temporal.reach == 24
+    assert temporal.n_features == len(models.opening_schema(temporal)["inputs"]) < width
+    assert train_motion.fitter_from(samples, "mlp")(list(samples), members=1).n_features == width
+    fitted = []
+    fit = train_motion.fitter_from(samples, "mlp")
+    monkeypatch.setattr(train_motion, "LOSO_DIR", tmp_path / "loso")
+    held = train_motion.heldout_models(samples, lambda names, m: fitted.append(names) or fit(names, m), 1, folds=3,
+                                       out=None)
+    assert len(fitted) == 3 and set(held) == {"spk0", "spk1", "spk2"} and not (tmp_path / "loso").exists()
+    for names in fitted:  # each fold's model learned from the other folds' speakers only
+        assert len({n[-1] for n in names}) == 4 and len(set(held.values())) == 3
+    for group, model in held.items():
+        i = list(held.values()).index(model)
+        assert all(int(n[-1]) // 2 != int(group[-1]) for n in fitted[i])
