@@ -118,3 +118,14 @@ def test_the_training_script_fits_either_model_and_screens_by_folds(monkeypatch,
     for group, model in held.items():
         i = list(held.values()).index(model)
         assert all(int(n[-1]) // 2 != int(group[-1]) for n in fitted[i])
+
+
+def test_hop_targets_fill_the_hops_between_frames_and_skip_lost_faces():
+    from training.train_motion import hop_samples
+
+    feats = np.arange(40, dtype=float)[:, None] * np.ones((1, 3))
+    centres = np.array([0, 4, 8, 20, 24])  # the face was lost between hops 8 and 20
+    target = np.array([0.0, 0.4, 0.0, 1.0, 0.5])
+    x, y = hop_samples((None, None, None, None, target, feats, centres, 0))
+    assert list(x[:, 0]) == [0, 1, 2, 3, 4, 5, 6, 7, 20, 21, 22, 23]
+    assert np.allclose(y, [0, 0.1, 0.2, 0.3, 0.4, 0.3, 0.2, 0.1, 1.0, 0.875, 0.75, 0.625])

@@ -90,13 +90,34 @@ def stacked_from(samples: dict):
 
 
 MODELS = ("mlp", "temporal")
+TARGETS = ("frames", "hops")
+
+
+def hop_samples(sample, max_gap: int = 6) -> tuple[np.ndarray, np.ndarray]:
+    """(features, target) at every hop from each target frame to the next (the target drawn linearly between the
+    two; gaps over `max_gap` hops, where the face was lost, are skipped). The model predicts every hop at dub time,
+    and a frame is 3-4 hops: this teaches it the hops between frames too."""
+    feats, target, centres = sample[5], sample[4], np.asarray(sample[6])
+    xs, ys = [], []
+    for a, b, ya, yb in zip(centres[:-1], centres[1:], target[:-1], target[1:]):
+        if 0 < b - a <= max_gap:
+            h = np.arange(a, b)
+            xs.append(feats[h])
+            ys.append(ya + (yb - ya) * (h - a) / (b - a))
+    if not xs:
+        return feats[:0], target[:0]
+    return np.concatenate(xs), np.concatenate(ys)
 TEMPORAL_MEL = (0,)  # the temporal model's per-hop log-mel: its taps give the context (screened best of (0,), ±8, ±12)
 
 
-def fitter_from(samples: dict, kind: str = "mlp"):
+def fitter_from(samples: dict, kind: str = "mlp", targets: str = "frames"):
     """fit(names, members) -> the opening model of `kind` fitted on those clips: "mlp" (fit_mlp on each target
-    frame's features) or "temporal" (fit_temporal on the clips' hop sequences)."""
-    stacked = stacked_from(samples)
+    frame's features, or with `targets` "hops" on every hop between them: hop_samples) or "temporal" (fit_temporal
+    on the clips' hop sequences)."""
+    rows = {k: hop_samples(v) if targets == "hops" else v[3:5] for k, v in samples.items()}
+
+    def stacked(names):
+        return np.concatenate([rows[k][0] for k in names]), np.concatenate([rows[k][1] for k in names])
     names_all = motion.offline_feature_names()
     cols = [names_all.index(n) for n in motion.offline_feature_names(TEMPORAL_MEL)]
 
@@ -308,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--members", type=int, default=5, help="nets per held-out model (the shipped model has 5)")
     ap.add_argument("--model", choices=MODELS, default="mlp",
                     help="mlp: one frame's features (the shipped model); temporal: a 1-D convolution over hops")
+    ap.add_argument("--targets", choices=TARGETS, default="frames",
+                    help="mlp: train on the filmed frames only, or on every hop between them (hop_samples)")
     ap.add_argument("--folds", type=int, default=0,
                     help="screen with this many folds of speakers instead of leaving one out (models not written)")
     ap.add_argument("--loso-dir", default=None, help=f"where the held-out models go (default {LOSO_DIR})")
@@ -315,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     needed = [p for c in filmed_clips() for p in dict.fromkeys((c.path, c.audio_path))]
     data = require_data(Path(args.data) if args.data else data_root(), needed)
     samples = load_samples(data, align=not args.no_align)
-    fit = fitter_from(samples, args.model)
+    fit = fitter_from(samples, args.model, args.targets)
     if args.curve:
         learning_curve(samples, fit)
         return 0
