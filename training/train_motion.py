@@ -91,6 +91,7 @@ def stacked_from(samples: dict):
 
 MODELS = ("mlp", "temporal")
 TARGETS = ("frames", "hops")
+OPENING_EPOCHS = 30  # the MLP's passes over the training frames
 
 
 def hop_samples(sample, max_gap: int = 6) -> tuple[np.ndarray, np.ndarray]:
@@ -110,10 +111,10 @@ def hop_samples(sample, max_gap: int = 6) -> tuple[np.ndarray, np.ndarray]:
 TEMPORAL_MEL = (0,)  # the temporal model's per-hop log-mel: its taps give the context (screened best of (0,), ±8, ±12)
 
 
-def fitter_from(samples: dict, kind: str = "mlp", targets: str = "frames"):
+def fitter_from(samples: dict, kind: str = "mlp", targets: str = "frames", epochs: int | None = None):
     """fit(names, members) -> the opening model of `kind` fitted on those clips: "mlp" (fit_mlp on each target
     frame's features, or with `targets` "hops" on every hop between them: hop_samples) or "temporal" (fit_temporal
-    on the clips' hop sequences)."""
+    on the clips' hop sequences); `epochs` None: the recipe's own (OPENING_EPOCHS for the MLP)."""
     rows = {k: hop_samples(v) if targets == "hops" else v[3:5] for k, v in samples.items()}
 
     def stacked(names):
@@ -124,10 +125,10 @@ def fitter_from(samples: dict, kind: str = "mlp", targets: str = "frames"):
     def fit(names, members: int = 5):
         if kind == "temporal":
             model = fit_temporal([samples[k][5][:, cols] for k in names], [samples[k][6] for k in names],
-                                 [samples[k][4] for k in names], members=members)
+                                 [samples[k][4] for k in names], members=members, epochs=epochs or 30)
             model.arrays["mel_context"] = np.array(TEMPORAL_MEL, float)
             return model
-        return fit_mlp(*stacked(names), members=members)
+        return fit_mlp(*stacked(names), members=members, epochs=epochs or OPENING_EPOCHS)
     return fit
 
 
@@ -331,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="mlp: one frame's features (the shipped model); temporal: a 1-D convolution over hops")
     ap.add_argument("--targets", choices=TARGETS, default="frames",
                     help="mlp: train on the filmed frames only, or on every hop between them (hop_samples)")
+    ap.add_argument("--epochs", type=int, default=None, help=f"passes over the data (MLP: {OPENING_EPOCHS})")
     ap.add_argument("--folds", type=int, default=0,
                     help="screen with this many folds of speakers instead of leaving one out (models not written)")
     ap.add_argument("--loso-dir", default=None, help=f"where the held-out models go (default {LOSO_DIR})")
@@ -338,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     needed = [p for c in filmed_clips() for p in dict.fromkeys((c.path, c.audio_path))]
     data = require_data(Path(args.data) if args.data else data_root(), needed)
     samples = load_samples(data, align=not args.no_align)
-    fit = fitter_from(samples, args.model, args.targets)
+    fit = fitter_from(samples, args.model, args.targets, args.epochs)
     if args.curve:
         learning_curve(samples, fit)
         return 0
