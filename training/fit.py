@@ -81,3 +81,55 @@ def fit_softmax(x: np.ndarray, labels: np.ndarray, classes: int, hidden: int = 4
             adam_step(params, grads, m1, m2, t, lr)
     return OpeningModel({k: v[None] for k, v in zip(("mean", "std", "w1", "b1", "w2", "b2"),
                                                     (mean, std, *params))})
+
+
+TEMPORAL_TAPS = (-24, -16, -12, -8, -4, 0, 4, 8, 12, 16, 24)  # hops: the temporal layer's reach, ±240 ms
+
+
+def fit_temporal(feats: list, centres: list, targets: list, taps=TEMPORAL_TAPS, members: int = 5, hidden: int = 16,
+                 hidden2: int = 32, l2: float = 1e-2, epochs: int = 30, lr: float = 3e-3) -> OpeningModel:
+    """Average of `members` temporal nets (OpeningModel.predict_hops): per hop a tanh layer of `hidden` units over
+    its features, then a tanh layer of `hidden2` over those units at hop + taps, then a linear output. Per clip:
+    `feats` (hops, F) of every hop, `centres` the hops of its target frames, `targets` their openings. Taps beyond
+    a clip's hops read its first or last hop, as at inference. Plain numpy gradients, Adam, seeded."""
+    x = np.concatenate(feats)
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    xn = ((x - mean) / std).astype(np.float32)
+    first = np.cumsum([0] + [len(f) for f in feats])[:-1]
+    lo = np.concatenate([np.full(len(c), f) for f, c in zip(first, centres)])
+    hi = np.concatenate([np.full(len(c), f + len(x_) - 1) for f, c, x_ in zip(first, centres, feats)])
+    at = np.concatenate([f + np.asarray(c) for f, c in zip(first, centres)])
+    y = np.concatenate(targets)
+    taps = np.asarray(taps)
+    k, n_in = len(taps), x.shape[1]
+    out = {key: [] for key in ("mean", "std", "w1", "b1", "wt", "bt", "w2", "b2")}
+    for seed in range(members):
+        rng = np.random.default_rng(seed)
+        params = [rng.normal(0, 1 / np.sqrt(n_in), (n_in, hidden)), np.zeros(hidden),
+                  rng.normal(0, 1 / np.sqrt(k * hidden), (k * hidden, hidden2)), np.zeros(hidden2),
+                  rng.normal(0, 1 / np.sqrt(hidden2), hidden2), np.array(y.mean())]
+        m1 = [np.zeros_like(p) for p in params]
+        m2 = [np.zeros_like(p) for p in params]
+        t = 0
+        for _ in range(epochs):
+            order = rng.permutation(len(y))
+            for start in range(0, len(y), 256):
+                batch = order[start:start + 256]
+                xb = xn[np.clip(at[batch, None] + taps, lo[batch, None], hi[batch, None])]  # (B, K, F)
+                w1, b1, wt, bt, w2, b2 = params
+                h1 = np.tanh(xb @ w1 + b1)  # (B, K, H)
+                z = h1.reshape(len(batch), -1)
+                h2 = np.tanh(z @ wt + bt)
+                err = h2 @ w2 + b2 - y[batch]
+                dh2 = np.outer(err, w2) * (1 - h2 ** 2)
+                dh1 = (dh2 @ wt.T).reshape(h1.shape) * (1 - h1 ** 2)
+                grads = [np.einsum("bkf,bkh->fh", xb, dh1) / len(batch) + l2 * w1, dh1.sum((0, 1)) / len(batch),
+                         z.T @ dh2 / len(batch) + l2 * wt, dh2.mean(0), h2.T @ err / len(batch) + l2 * w2,
+                         np.array(err.mean())]
+                t += 1
+                adam_step(params, grads, m1, m2, t, lr)
+        for key, value in zip(("mean", "std", "w1", "b1", "wt", "bt", "w2", "b2"), (mean, std, *params)):
+            out[key].append(value)
+    arrays = {key: np.stack(v) for key, v in out.items()}
+    arrays["taps"] = taps.astype(np.float64)
+    return OpeningModel(arrays)

@@ -34,7 +34,7 @@ MODEL_CHOICES = ("research", "permissive")
 MODEL_FILES = {"research": (MODEL_PATH, CAUSAL_MODEL_PATH),
                "permissive": (PERMISSIVE_MODEL_PATH, PERMISSIVE_CAUSAL_MODEL_PATH)}
 SHIPPED = {p for pair in MODEL_FILES.values() for p in pair}  # a card is required beside each of these
-OPENING_ARRAYS = ("weights", "mean", "std", "w1", "b1", "w2", "b2", "mel_context")
+OPENING_ARRAYS = ("weights", "mean", "std", "w1", "b1", "w2", "b2", "mel_context", "taps", "wt", "bt")
 REBUILD = {MODEL_PATH.name: "make train", PERMISSIVE_MODEL_PATH.name: "make train",
            CAUSAL_MODEL_PATH.name: "make train-causal", PERMISSIVE_CAUSAL_MODEL_PATH.name: "make train-causal"}
 
@@ -42,7 +42,9 @@ REBUILD = {MODEL_PATH.name: "make train", PERMISSIVE_MODEL_PATH.name: "make trai
 class OpeningModel:
     """Audio features → mouth opening (fraction of the speaker's wide-open mouth): an average of small tanh MLPs
     (plain numpy; a single ridge regression when the file holds only `weights`). Nets with a 2-D output layer
-    return one column per output (the causal model's phone-class logits)."""
+    return one column per output (the causal model's phone-class logits). A temporal model (arrays `taps`, `wt`,
+    `bt`) adds a layer between: each hop's first-layer units at hop + taps (a dilated 1-D convolution over the
+    per-hop units) feed a second tanh layer; it reads a sequence of hops (predict_hops), not single rows."""
 
     def __init__(self, arrays: dict):
         self.arrays = {k: np.asarray(v, np.float64) for k, v in arrays.items()}
@@ -59,6 +61,29 @@ class OpeningModel:
         if a["w2"].ndim == 3:  # several outputs (class logits): (N, K)
             return (np.einsum("enh,ehk->enk", hidden, a["w2"]) + a["b2"][:, None]).mean(0)
         return (np.einsum("enh,eh->en", hidden, a["w2"]) + a["b2"][:, None]).mean(0)
+
+    @property
+    def reach(self) -> int:
+        """Hops of context the model reads on each side of a hop (0: one row per hop)."""
+        taps = self.arrays.get("taps")
+        return 0 if taps is None else int(np.abs(taps).max())
+
+    def predict_hops(self, x: np.ndarray, start: int = 0, stop: int | None = None, chunk: int = 4096) -> np.ndarray:
+        """The temporal model's output at rows [start, stop) of `x`, the features of consecutive hops; taps beyond
+        x's rows read its first or last row (training clamps at a clip's ends the same way)."""
+        a = self.arrays
+        stop = len(x) if stop is None else stop
+        hidden = np.concatenate([np.tanh(np.einsum("enf,efh->enh", (x[None, i:i + chunk] - a["mean"][:, None])
+                                                   / a["std"][:, None], a["w1"]) + a["b1"][:, None])
+                                 for i in range(0, len(x), chunk)], 1) if len(x) else np.zeros((1, 0, 1))
+        taps = np.round(a["taps"]).astype(int)
+        out = []
+        for i in range(start, stop, chunk):  # (E, M, K·H) temporaries stay small
+            idx = np.clip(np.arange(i, min(i + chunk, stop))[:, None] + taps, 0, len(x) - 1)
+            z = hidden[:, idx].reshape(len(hidden), len(idx), -1)
+            h2 = np.tanh(np.einsum("enk,ekh->enh", z, a["wt"]) + a["bt"][:, None])
+            out.append((np.einsum("enh,eh->en", h2, a["w2"]) + a["b2"][:, None]).mean(0))
+        return np.concatenate(out) if out else np.zeros(0)
 
     def save(self, path) -> None:
         np.savez(path, **{k: v.astype(np.float32) for k, v in self.arrays.items()})
@@ -134,8 +159,11 @@ class CausalModel:
 
 # ------------------------------------------------------------------------------------------ feature schemas
 def opening_schema(model: OpeningModel) -> dict:
-    """The offline model's input columns, as the code builds them."""
-    return {"inputs": offline_feature_names(model.mel_context)}
+    """The offline model's input columns, as the code builds them (and a temporal model's taps, in hops)."""
+    schema = {"inputs": offline_feature_names(model.mel_context)}
+    if model.reach:
+        schema["taps"] = [int(round(v)) for v in np.ravel(model.arrays["taps"])]
+    return schema
 
 
 def causal_schema(model: CausalModel) -> dict:
