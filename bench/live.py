@@ -1,7 +1,7 @@
 """Live-mode benchmark: a 720p stream dubbed at real-time pace, and live vs offline accuracy on the cross-dub cases.
 
     .venv/bin/python bench/live.py [--seconds 120] [--skip-speed] [--skip-accuracy] [--cases a,b] [--keep DIR]
-                                   [--no-prepare]
+                                   [--no-prepare] [--motion-model permissive]
 
 Speed: assembles (in a temp folder, never committed) a 1280x720 25 fps stream from the shared CNN clip (scaled to
 720 px high, padded, played back and forth) with each frame's number stamped in its top-left corner, and a voice of
@@ -104,7 +104,7 @@ def _score(out: Path, clip: Path, c0: float, c1: float | None) -> tuple[float, i
     return r, lag, evaluate.amplitude_ratio(on, y_truth)
 
 
-def accuracy(cases: list[str], keep: Path | None, prepare: bool = True) -> None:
+def accuracy(cases: list[str], keep: Path | None, prepare: bool = True, motion_model: str = "research") -> None:
     import lipdub
 
     print("\nlive vs offline, cross-dub cases (no transcript), r / lag / amplitude against the real speaker")
@@ -120,9 +120,9 @@ def accuracy(cases: list[str], keep: Path | None, prepare: bool = True) -> None:
             evaluate.cut_audio(DATA / case.audio_clip, c0, c1, audio)
             src = evaluate._cached_cut(DATA / case.video, *case.video_range) if case.video_range else DATA / case.video
             off, on = (keep or tmp) / f"{name}_offline.mp4", (keep or tmp) / f"{name}_live.mp4"
-            lipdub.dub(src, audio, off, progress=None, cache=True)
+            lipdub.dub(src, audio, off, progress=None, cache=True, motion_model=motion_model)
             # same frames and motion as at real-time pace
-            live.run(str(src), str(audio), on, realtime=False, prepare=prepare)
+            live.run(str(src), str(audio), on, realtime=False, prepare=prepare, motion_model=motion_model)
             a = _score(off, DATA / case.audio_clip, c0, c1)
             b = _score(on, DATA / case.audio_clip, c0, c1)
         rows.append((a, b))
@@ -141,6 +141,7 @@ def main() -> None:
     ap.add_argument("--no-prepare", action="store_true",
                     help="live sessions take their mouths from the stream as it plays (lipdub live --no-prepare)")
     ap.add_argument("--cases", help="comma-separated eval cases (default: all)")
+    ap.add_argument("--motion-model", default="research", help="accuracy: the --motion-model of both dubs")
     ap.add_argument("--keep", type=Path, help="keep the outputs in this folder")
     ap.add_argument("--work-dir", type=Path, help="keep (and reuse) the assembled 720p stream in this folder")
     args = ap.parse_args()
@@ -149,7 +150,8 @@ def main() -> None:
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
     if not args.skip_accuracy:
-        accuracy(args.cases.split(",") if args.cases else list(evaluate.CASES), args.keep, not args.no_prepare)
+        accuracy(args.cases.split(",") if args.cases else list(evaluate.CASES), args.keep, not args.no_prepare,
+                 args.motion_model)
     if not args.skip_speed:
         if args.work_dir:
             args.work_dir.mkdir(parents=True, exist_ok=True)

@@ -144,3 +144,18 @@ def test_make_train_rebuilds_both_models_of_each_kind():
         assert len(lines) == 2 and sum("--sources permissive" in ln for ln in lines) == 1, target
     assert models.REBUILD[motion.PERMISSIVE_MODEL_PATH.name] == "make train"
     assert models.REBUILD[motion.PERMISSIVE_CAUSAL_MODEL_PATH.name] == "make train-causal"
+
+
+def test_an_automatic_face_choice_is_cached_per_motion_model(tmp_path):
+    """--speaker auto compares the faces with the chosen model's mouth: a non-default model gets its own cache
+    entries (face track and atlas); any other face choice, and the default model, keep the keys they had."""
+    from lipdub.face import cached
+    from lipdub.pipeline import caches
+
+    assert caches._choice_key(DubOptions(speaker="auto")) == {}
+    assert caches._choice_key(DubOptions(motion_model="permissive")) == {}
+    key = caches._choice_key(DubOptions(speaker="auto", motion_model="permissive"))
+    assert key == {"motion_model": "permissive"}
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"x")
+    assert cached.cache_file("tracks", video, speaker="auto", **key) != cached.cache_file("tracks", video, speaker="auto")

@@ -32,9 +32,8 @@ from lipdub.speech.track import Phone
 from training import evaluate
 from training.clips import analyse_clip, clip_material
 from training.fit import fit_mlp, fit_softmax
-from training.manifest import HELD_OUT_CAUSAL_DIR, HELD_OUT_DIR, SOURCES, data_root, filmed_clips, require_data, \
-    training_clips
-from training.manifest import heldout_dir
+from training.manifest import HELD_OUT_CAUSAL_DIR, HELD_OUT_DIR, SOURCES, data_root, filmed_clips, heldout_dir, \
+    require_data, training_clips
 from training.train_motion import REBUILT, add_training_arguments, publish_model
 
 LOSO_DIR, CAUSAL_LOSO_DIR = HELD_OUT_DIR, HELD_OUT_CAUSAL_DIR
@@ -268,7 +267,7 @@ def folds_causal(clips: dict[str, CausalClip], learn: set[str], folds: int, look
     print(f"\n{'held-out clip':32s} " + " ".join(f"{'causal ' + str(v):>12s}" for v in looks)
           + f"   ({folds} speaker folds: r at the best lag)")
     rows = []
-    for k, fold in enumerate(split):
+    for fold in split:
         held = set(fold)
         train = [c for name, c in clips.items() if c.group not in held and (c.restart_of or name) in learn]
         model = fit_causal(train, sorted({int(round(v / HOP_SECONDS)) for v in looks}), runs=runs)
