@@ -327,3 +327,23 @@ def test_an_error_while_drawing_ahead_stops_the_render():
         render_frames(range(20), np.arange(20), _Reader(frames), FrameDrawer(draw, lambda j, f, d: (f, True)), sink,
                       None)
     assert len(sink.frames) == 9 and all(f[0, 0, 0] == i for i, f in enumerate(sink.frames))  # none after it
+
+
+@pytest.mark.parametrize("height,ahead", [(64, True), (2160, False)])
+def test_only_frames_up_to_a_size_are_drawn_ahead(height, ahead):
+    # a 4K frame is drawn in turn: each frame ahead holds a decoded frame, and the 4K dub's memory is what is short
+    import threading
+
+    from lipdub.pipeline.rendering import AHEAD_BYTES, FrameDrawer, render_frames
+
+    frames = [np.zeros((height, 3840 * height // 2160, 3), np.uint8) for _ in range(4)]
+    assert (frames[0].nbytes <= AHEAD_BYTES) == ahead
+    where = []
+
+    def draw(k, j, frame):
+        where.append(threading.current_thread() is threading.main_thread())
+        return k
+
+    sink = _Sink()
+    render_frames(range(4), np.arange(4), _Reader(frames), FrameDrawer(draw, lambda j, f, d: (f, True)), sink, None)
+    assert len(sink.frames) == 4 and where == [not ahead] * 4

@@ -14,8 +14,9 @@ from lipdub.core.memory import trim_heap
 
 TRIM_EVERY = 100  # rendered frames between heap trims
 # frames drawn ahead on the drawing thread: while it draws the next mouths, this thread decodes, puts the drawn mouth
-# into its frame and hands it to the encoder. Each frame ahead holds a decoded frame and a drawn patch, so large
-# frames go one ahead (a 4K frame is 12 MB as decoded: the 4K dub's peak memory is what is short)
+# into its frame and hands it to the encoder. Each frame ahead holds a decoded frame and a drawn patch, so only
+# frames up to AHEAD_BYTES go ahead: a 4K frame (12 MB as decoded) is drawn in turn, as a 4K dub's peak memory is
+# what is short (measured one frame ahead: 1114 MB against 1056 MB in turn, one run each)
 AHEAD = 2
 AHEAD_BYTES = 8 << 20
 
@@ -44,8 +45,8 @@ def source(reader, schedule, k: int) -> tuple[int, object]:
 
 def render_frames(ks, schedule, reader, render_one, sink, progress) -> int:
     """Render output frames `ks` (source frame schedule[k] each) into `sink`; returns how many had a face. A
-    FrameDrawer draws AHEAD frames ahead on a second thread (drawing is mostly OpenCV and numpy, which release the
-    GIL); the frames come out the same, in the same order."""
+    FrameDrawer draws up to AHEAD frames ahead on a second thread (drawing is mostly OpenCV and numpy, which release
+    the GIL), frames over AHEAD_BYTES in turn; the frames come out the same, in the same order."""
     faces = 0
 
     def done(k: int, frame, rendered: bool) -> None:
@@ -70,7 +71,10 @@ def render_frames(ks, schedule, reader, render_one, sink, progress) -> int:
                 j, frame = source(reader, schedule, k)
                 if not pending:
                     size = frame.i420.nbytes if isinstance(frame, media.PlanarFrame) else np.asarray(frame).nbytes
-                    ahead = max(1, min(AHEAD, AHEAD_BYTES // max(size, 1)))
+                    ahead = min(AHEAD, AHEAD_BYTES // max(size, 1))
+                if not ahead:
+                    done(k, *render_one(k, j, frame))
+                    continue
                 pending.append((k, j, frame, pool.submit(render_one.draw, k, j, frame)))
                 if len(pending) > ahead:
                     k0, j0, frame0, drawn = pending.popleft()
