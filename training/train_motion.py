@@ -8,9 +8,9 @@ kept on disk (training.clips.clip_material). Features are motion.model_features 
 motion.offline_feature_names(): phone-class dominance, log-mel context ±120 ms, jaw, loudness, voicing); the target
 is the opening as a fraction of that speaker's wide-open mouth (97th percentile), moved by the clip's own lag
 (clip_lag; --no-align: as filmed). The model is an average of 5 small tanh MLPs (numpy, Adam, 120 passes, seeded).
-Honest accuracy is reported by leave-one-speaker-out: every clip is scored by models that never saw that speaker, after the full
-motion post-processing, next to a ridge regression and the rule-based motion, all measured in the same run; --lags
-adds the held-out lag against MotionParams.advance. The held-out models are written to
+Honest accuracy is reported by leave-one-speaker-out: every clip is scored by models that never saw that speaker,
+after the full motion post-processing, next to a ridge regression and the rule-based motion, all measured in the same
+run; --lags adds the held-out lag against MotionParams.advance. The held-out models are written to
 training.manifest.HELD_OUT_DIR for `python -m training.evaluate --heldout`.
 
     python -m training.train_motion --curve
@@ -110,7 +110,9 @@ def hop_samples(sample, max_gap: int = 6) -> tuple[np.ndarray, np.ndarray]:
     if not xs:
         return feats[:0], target[:0]
     return np.concatenate(xs), np.concatenate(ys)
-TEMPORAL_MEL = (0,)  # the temporal model's per-hop log-mel: its taps give the context (screened best of (0,), ±8, ±12)
+
+
+TEMPORAL_MEL = (0,)  # the temporal model's per-hop log-mel: its taps give the context (best screened of 0, ±8, ±12)
 
 
 def fitter_from(samples: dict, kind: str = "mlp", targets: str = "frames", epochs: int | None = None):
