@@ -232,11 +232,12 @@ def _render_and_encode(video: Path, audio: Path, output: Path, info, opts: DubOp
     """Every output frame rendered and encoded with the new audio, whole or in pieces (--resume, --pieces); returns
     how many frames had a face and the digest of the rendered frames."""
 
-    def render_one(k: int, j: int, frame) -> tuple:
+    def styled_or_unchanged(k: int, j: int, frame) -> tuple:
         if styler is not None:
             return styler.frame(k, j, frame, plan)
-        return frame, False
+        return frame, False  # no face in the video
 
+    render_one = styled_or_unchanged
     if styler is None and renderer is not None:  # the mouth alone: drawn frames ahead on a second thread
         render_one = FrameDrawer(lambda k, j, frame: renderer.draw(k, j, frame, plan), renderer.finish)
 
