@@ -4,14 +4,36 @@ Use `needs_data` as a decorator/pytestmark, or call `require_data()` inside a te
 returning the folder. Never copy files from DATA into the repository.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 _REASON = f"test media folder {DATA} is absent (the repository's sibling ../shared/data)"
 
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=_REASON)
+
+
+@dataclass
+class P:
+    """A phone span as the speech stage gives it."""
+    label: str
+    start: float
+    end: float
+
+
+@dataclass
+class FakeSpeech:
+    """What the motion stage reads of a speech analysis; loudness and log-mel only where a test needs the learned
+    models (their input)."""
+    phones: list
+    voiced: np.ndarray
+    jaw: np.ndarray
+    loudness: np.ndarray | None = None
+    mel: np.ndarray | None = None
+    hop: float = 0.01
 
 
 def require_data(*relative: str) -> Path:

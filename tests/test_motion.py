@@ -1,25 +1,9 @@
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 
+from conftest import FakeSpeech, P
 from lipdub import motion
 from lipdub.errors import ParameterError
-
-
-@dataclass
-class P:
-    label: str
-    start: float
-    end: float
-
-
-@dataclass
-class FakeSpeech:
-    phones: list
-    voiced: np.ndarray
-    jaw: np.ndarray
-    hop: float = 0.01
 
 
 # the default mouth of a frame at t is the one wanted at t + ADV (MotionParams.advance: unseen speakers ran late)

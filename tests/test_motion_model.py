@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from conftest import FakeSpeech, P
 from lipdub import motion
 from lipdub.apps import cli
 from lipdub.errors import ParameterError
@@ -22,25 +22,6 @@ from lipdub.pipeline import live, offline
 from training import cards, manifest
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@dataclass
-class P:
-    label: str
-    start: float
-    end: float
-
-
-@dataclass
-class FakeSpeech:
-    """A speech analysis with log-mel (the learned models' input): 3 s of alternating vowels and consonants."""
-
-    phones: list
-    voiced: np.ndarray
-    jaw: np.ndarray
-    loudness: np.ndarray
-    mel: np.ndarray
-    hop: float = 0.01
 
 
 def speech() -> FakeSpeech:

@@ -4,10 +4,9 @@ taps in the feature schema, and the offline motion runs with it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from conftest import FakeSpeech, P
 from lipdub import motion
 from lipdub.motion import models, offline
 from training.fit import fit_mlp, fit_temporal
@@ -50,31 +49,14 @@ def test_blocks_with_their_margins_give_the_rows_of_the_whole():
     assert np.array_equal(model.predict_hops(feats[0], chunk=7), whole)
 
 
-@dataclass
-class Speech:
-    phones: list
-    voiced: np.ndarray
-    jaw: np.ndarray
-    loudness: np.ndarray
-    mel: np.ndarray
-    hop: float = 0.01
-
-
-@dataclass
-class Phone:
-    label: str
-    start: float
-    end: float
-
-
 def test_offline_motion_runs_a_temporal_model_block_by_block(tmp_path, monkeypatch):
     n = 400
     rng = np.random.default_rng(0)
     voiced = np.zeros(n, bool)
     voiced[50:350] = True
-    phones = [Phone("SIL", 0, 0.5), Phone("AA", 0.5, 1.5), Phone("M", 1.5, 1.6), Phone("IY", 1.6, 3.5),
-              Phone("SIL", 3.5, 4.0)]
-    speech = Speech(phones, voiced, voiced * 0.6, voiced * 0.5, rng.normal(size=(n, motion.MEL_BANDS)))
+    phones = [P("SIL", 0, 0.5), P("AA", 0.5, 1.5), P("M", 1.5, 1.6), P("IY", 1.6, 3.5),
+              P("SIL", 3.5, 4.0)]
+    speech = FakeSpeech(phones, voiced, voiced * 0.6, voiced * 0.5, rng.normal(size=(n, motion.MEL_BANDS)))
     x = motion.model_features(speech)
     centres = np.arange(0, n, 4)
     model = fit_temporal([x], [centres], [voiced[centres] * 0.7], taps=(-8, 0, 8), members=1, hidden=4, hidden2=4,
