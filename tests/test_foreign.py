@@ -112,12 +112,14 @@ def test_selection_prefers_the_shots_own_mouth(shot_and_profile):
 def test_a_profile_dub_draws_from_both(shot_and_profile):
     own_atlas, profile, track, pose, _ = shot_and_profile
     own = render.Renderer(own_atlas, track, pose, filmed=render.own_times(own_atlas, track, 300 << 20))
-    mixed = render.mixed_renderer(profile, own.model, own)
+    mixed = render.mixed_renderer(profile, own.model, track, own)
     assert mixed.atlas.n == profile.n + own_atlas.n
     # the profile's entries count as filmed far away, the shot's own when they were filmed
     entry_time, frame_time = mixed.filmed
     assert np.all(entry_time[: profile.n] < -1000) and np.array_equal(entry_time[profile.n:], track.times[:20])
     # a shot whose atlas is not known frame by frame: the profile's mouths alone, colour by gain as before
     own.filmed = None
-    alone = render.mixed_renderer(profile, own.model, own)
+    alone = render.mixed_renderer(profile, own.model, track, own)
     assert alone.atlas is profile and alone.colour.gain
+    no_own = render.mixed_renderer(profile, own.model, track, None)  # the shot has no usable mouth of its own
+    assert no_own.atlas is profile and no_own.colour.gain

@@ -27,7 +27,6 @@ from lipdub.pipeline.rendering import FrameDrawer, frame_reader, render_frames
 from lipdub.pipeline.report import DubReport
 from lipdub.pipeline.retiming import fit_plan, plan_report
 from lipdub.pipeline.speech_pieces import analysed_in_pieces, count_samples, speech_in_pieces
-from lipdub.render import compose
 from lipdub.render.styler import FaceStyler
 
 log = logging.getLogger("lipdub")
@@ -204,12 +203,9 @@ def _plan_rendering(video: Path, audio: Path, info, track, speech_track, schedul
     the plan of mouths; all None when the video shows no face."""
     renderer = styler = plan = None
     if track.valid.any():
-        if actor is not None and own is not None:
+        if actor is not None:
             # the profile's mouths matched to the shot's look, mixed with the shot's own (render.foreign)
-            renderer = render.mixed_renderer(actor.atlas, actor.model, own, opts.region)
-        elif actor is not None:
-            renderer = render.Renderer(actor.atlas, track, model=actor.model,
-                                       colour=compose.ColourMatcher(gain=True), region=opts.region)
+            renderer = render.mixed_renderer(actor.atlas, actor.model, track, own, opts.region)
         else:
             renderer = own
             renderer.region = opts.region

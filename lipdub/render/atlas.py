@@ -77,6 +77,11 @@ class Atlas:
                     self._arrays[k] = np.zeros(shape, np.float32)
         return self._arrays
 
+    def _use_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Entries given as stacked arrays (a file, a selection, a mixed atlas); rows are views of them."""
+        self._arrays = arrays
+        self._rows = {k: list(v) for k, v in arrays.items()}
+
     def canonical_to_crop(self, pts: np.ndarray) -> np.ndarray:
         return (pts[..., :2] - self.origin) * self.scale
 
@@ -154,8 +159,7 @@ class Atlas:
         idx = np.flatnonzero(keep)
         out.jpeg = [self.jpeg[i] for i in idx]
         arr = self.arrays()
-        out._arrays = {k: arr[k][idx] for k in ATLAS_FIELDS}
-        out._rows = {k: list(v) for k, v in out._arrays.items()}
+        out._use_arrays({k: arr[k][idx] for k in ATLAS_FIELDS})
         out._decoded = OrderedDict()
         return out
 
@@ -189,8 +193,7 @@ class Atlas:
             atlas.jpeg = [fh.read(int(n)) for n in lengths]
         if any(len(b) != n for b, n in zip(atlas.jpeg, lengths)):
             raise ValueError("crop data is truncated")
-        atlas._arrays = {k: np.asarray(z[f"{prefix}{k}"]) for k in ATLAS_FIELDS}
-        atlas._rows = {k: list(v) for k, v in atlas._arrays.items()}
+        atlas._use_arrays({k: np.asarray(z[f"{prefix}{k}"]) for k in ATLAS_FIELDS})
         return atlas
 
 

@@ -10,7 +10,6 @@ shot's own mouths serve wherever one fits and the profile fills in what the shot
 
 from __future__ import annotations
 
-import threading
 from collections import OrderedDict
 
 import cv2
@@ -187,19 +186,18 @@ def mixed_atlas(profile: Atlas, own: Atlas, track: FaceTrack, pose: Pose, own_fr
               "lip_lab": np.concatenate([p["lip_lab"], o["lip_lab"]]).astype(np.float32)}
     out._raw_controls = p["src_controls"]
     out.jpeg = list(profile.jpeg) + list(own.jpeg)
-    out._arrays = arrays
-    out._rows = {k: list(v) for k, v in arrays.items()}
-    out._lock = threading.RLock()
+    out._use_arrays(arrays)
     out.entry_cost = np.where(np.arange(out.n) < profile.n, FOREIGN_COST, 0.0)
     return out
 
 
-def mixed_renderer(profile: Atlas, model: MouthModel, own: Renderer, region: str = "lower") -> Renderer:
-    """The renderer of a dub with an actor profile: the profile's mouths (matched to the shot) and the shot's own
-    (`own`: the clip's own renderer), the shot's own preferred and, among them, those filmed near the frame drawn
-    over (proximity, as without a profile); the profile's alone when the own atlas's frames are not known."""
-    track = own.track
-    if own.filmed is None:
+def mixed_renderer(profile: Atlas, model: MouthModel, track: FaceTrack, own: Renderer | None,
+                   region: str = "lower") -> Renderer:
+    """The renderer of a dub with an actor profile onto `track`: the profile's mouths (matched to the shot) and the
+    shot's own (`own`: the clip's own renderer), the shot's own preferred and, among them, those filmed near the
+    frame drawn over (proximity, as without a profile); the profile's alone (colour matched by gain) where the shot
+    has no atlas of its own or its frames are not known."""
+    if own is None or own.filmed is None:
         return Renderer(profile, track, model=model, colour=ColourMatcher(gain=True), region=region)
     entry_time, frame_time = own.filmed
     frames = np.clip(np.searchsorted(frame_time, entry_time), 0, len(track) - 1)
