@@ -74,6 +74,20 @@ def test_frames_come_out_once_in_order_with_their_own_audio():
     np.testing.assert_array_equal(np.concatenate([fr.audio for fr in out], 1), audio.T)
 
 
+def test_shutdown_stops_the_workers_when_the_reader_gives_up_early():
+    # a source error leaves frames unread and the output queue full; threads (MediaPipe's among them) still running
+    # at interpreter exit abort the process, so shutdown() must end them whatever state they are in
+    fps = 25.0
+    dubber = live.LiveDubber(fps, motion_source=ScriptedMotion(fps, lambda k: 0.0))
+    dubber.push_audio(np.zeros(16000 * 3, np.float32), 16000)
+    for k in range(40):  # more than the output queue holds: the render thread blocks on it
+        dubber.push_frame(np.full((48, 64, 3), k, np.uint8))
+    assert dubber.get(timeout=60).index == 0
+    dubber.shutdown(timeout=30)
+    assert not dubber._render_thread.is_alive() and not dubber._tracker_thread.is_alive()
+    dubber.close()  # after shutdown: returns at once, never blocks on the stopped tracker
+
+
 def test_bad_parameters_are_refused_with_a_hint():
     with pytest.raises(live.ParameterError, match="dub"):
         live.LiveDubber(25, region="head", motion_source=ScriptedMotion(25, lambda k: 0))

@@ -145,8 +145,12 @@ def run(video: str, audio: str, output=None, profile=None, region: str = "lower"
     height, width = first_rgb.shape[:2]
     dubber = LiveDubber(fps, profile=actor, region=region, strength=strength, lookahead=lookahead, still=still,
                         motion_source=motion_source, atlas=atlas, motion_model=motion_model)
-    dubber.warm_up(first_rgb)
-    preview = _Preview(preview_port) if preview_port is not None else None
+    try:
+        dubber.warm_up(first_rgb)
+        preview = _Preview(preview_port) if preview_port is not None else None
+    except BaseException:
+        dubber.shutdown()
+        raise
     if preview is not None and announce is not None:
         announce(f"http://127.0.0.1:{preview.port}/")
     ru0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -260,6 +264,11 @@ def run(video: str, audio: str, output=None, profile=None, region: str = "lower"
             media.join_segments([video_tmp], output, fps, wav_tmp.path if wav_tmp.path.exists() else None)
     finally:
         stop.set()
+        for t in threads:  # before the tracker stops: the video feeder pushes to it
+            t.join(timeout=10)
+        dubber.shutdown()
+        if not any(t.is_alive() for t in threads):
+            frames.close()
         if preview is not None:
             preview.close()
         if wav_tmp is not None:

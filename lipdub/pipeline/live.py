@@ -122,6 +122,7 @@ class LiveDubber:
         self._track_q: queue.Queue = queue.Queue(maxsize=8)
         self._out: queue.Queue = queue.Queue(maxsize=16)
         self._error: BaseException | None = None
+        self._stopping = False  # shutdown(): the workers leave at their next step
         self._tracker_done = False
         self._tracker = StreamTracker(self.fps)  # loaded here: model start-up is not part of the first frame's delay
         self._tracker_thread = threading.Thread(target=self._track_loop, name="lipdub-live-track", daemon=True)
@@ -209,7 +210,21 @@ class LiveDubber:
                 self._commit(tail)
             self._ended = True
             self._cond.notify_all()
-        self._track_q.put(None)
+        self._end_track_queue(drop=False)
+
+    def _end_track_queue(self, drop: bool) -> None:
+        """Put the end mark on the tracker's queue; `drop` discards waiting frames to make room. Never blocks on a
+        tracker that has stopped."""
+        while self._tracker_thread.is_alive():
+            try:
+                self._track_q.put(None, timeout=0.1)
+                return
+            except queue.Full:
+                if drop:
+                    try:
+                        self._track_q.get_nowait()
+                    except queue.Empty:
+                        pass
 
     # --- output -------------------------------------------------------------------------------------------------
     def get(self, timeout: float | None = None) -> LiveFrame | None:
@@ -226,6 +241,24 @@ class LiveDubber:
                 raise item
             return item
 
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop both worker threads and release the tracker, whether or not the stream was read to its end. A caller
+        that stops early (an error in a source) must call it: a tracker still running on a daemon thread when the
+        interpreter exits aborts the whole process ("terminate called without an active exception", status -6)."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._end_track_queue(drop=True)
+        deadline = time.monotonic() + timeout
+        for thread in (self._render_thread, self._tracker_thread):
+            while thread.is_alive() and time.monotonic() < deadline:
+                try:  # a render thread blocked on a full output queue
+                    while True:
+                        self._out.get_nowait()
+                except queue.Empty:
+                    pass
+                thread.join(0.1)
+
     def _raise_if_failed(self) -> None:
         if self._error is not None:
             raise self._error
@@ -241,7 +274,7 @@ class LiveDubber:
         try:
             while True:
                 item = self._track_q.get()
-                if item is None:
+                if item is None or self._stopping:
                     break
                 k, rgb = item
                 c0 = time.thread_time()
@@ -303,7 +336,7 @@ class LiveDubber:
             while True:
                 with self._cond:
                     while True:
-                        if self._error is not None:
+                        if self._error is not None or self._stopping:
                             return
                         have_frame = k in self._tracked
                         audio_end = (k + 1) / self.fps * (self.sr or 1)
