@@ -167,12 +167,13 @@ def teacher_opening(clip: CausalClip, teacher: motion.OpeningModel) -> np.ndarra
     return track.opening
 
 
+OPENING_EPOCHS = 30  # the live opening MLP's passes over its rows (--epochs to screen others)
 TEACHER_EVERY = 2  # hops: the teacher's targets are read every 20 ms (neighbours are near-duplicates)
 
 
 def fit_causal(clips: list[CausalClip], looks=motion.CAUSAL_LOOKAHEADS, folds: int = 2, members: int = 3,
-               hidden: int = 24, runs: dict | None = None, teacher: motion.OpeningModel | None = None
-               ) -> motion.CausalModel:
+               hidden: int = 24, runs: dict | None = None, teacher: motion.OpeningModel | None = None,
+               epochs: int | None = None) -> motion.CausalModel:
     """Per look-ahead: the phone classifier on every hop of every clip, the opening MLP on the filmed frames.
     The opening MLP is trained on posteriors the classifier gives for clips it did not train on (cross-fitting over
     `folds`), so it learns how far unseen speakers' posteriors can be trusted. With `runs` (id(clip) → phone_runs)
@@ -217,7 +218,8 @@ def fit_causal(clips: list[CausalClip], looks=motion.CAUSAL_LOOKAHEADS, folds: i
                 at = np.arange(0, min(n, len(targets[id(c)])), TEACHER_EVERY)
                 rows_x.append(full[at])
                 rows_y.append(targets[id(c)][at])
-        opening[look] = fit_mlp(np.concatenate(rows_x), np.concatenate(rows_y), members, hidden)
+        opening[look] = fit_mlp(np.concatenate(rows_x), np.concatenate(rows_y), members, hidden,
+                                epochs=epochs or OPENING_EPOCHS)
     if runs is None:
         return motion.CausalModel(phones, opening, prior)
     some = next(iter(runs.values()))  # every clip's runs share one step and window
@@ -226,7 +228,7 @@ def fit_causal(clips: list[CausalClip], looks=motion.CAUSAL_LOOKAHEADS, folds: i
 
 
 def loso_causal(clips: dict[str, CausalClip], looks=(0.05, 0.1, 0.15), runs: dict | None = None,
-                distil: bool = False, sources: str = "video") -> list[list[float]]:
+                distil: bool = False, sources: str = "video", epochs: int | None = None) -> list[list[float]]:
     """Every filmed clip scored by a causal model that never heard its speaker, next to the offline model that
     never heard it (training/train_motion.py --sources writes those): rows of r at the best lag."""
     offline_dir = heldout_dir("permissive" if sources == "permissive" else "all")
@@ -240,7 +242,7 @@ def loso_causal(clips: dict[str, CausalClip], looks=(0.05, 0.1, 0.15), runs: dic
         offline = motion.load_opening_model(held) if held.is_file() else None
         model = fit_causal([c for c in clips.values() if c.group != group],
                            sorted({int(round(v / HOP_SECONDS)) for v in looks}), runs=runs,
-                           teacher=offline if distil else None)
+                           teacher=offline if distil else None, epochs=epochs)
         model.save(causal_dir / f"{group}.npz")
         for name, c in clips.items():
             if c.group != group or c.truth is None or c.restart_of is not None:
@@ -256,8 +258,8 @@ def loso_causal(clips: dict[str, CausalClip], looks=(0.05, 0.1, 0.15), runs: dic
     return rows
 
 
-def folds_causal(clips: dict[str, CausalClip], learn: set[str], folds: int, looks=(0.1,), runs: dict | None = None
-                 ) -> list[list[float]]:
+def folds_causal(clips: dict[str, CausalClip], learn: set[str], folds: int, looks=(0.1,), runs: dict | None = None,
+                 epochs: int | None = None) -> list[list[float]]:
     """Held out over speaker folds: the speaker groups of every loaded filmed clip are split at random (seeded) into
     `folds`; each fold's clips are scored by a causal model fitted on the `learn` clips (and their restarted pieces)
     of the other folds. A full leave-one-speaker-out over 50+ groups takes a day on a shared CPU; the same folds for
@@ -270,7 +272,7 @@ def folds_causal(clips: dict[str, CausalClip], learn: set[str], folds: int, look
     for fold in split:
         held = set(fold)
         train = [c for name, c in clips.items() if c.group not in held and (c.restart_of or name) in learn]
-        model = fit_causal(train, sorted({int(round(v / HOP_SECONDS)) for v in looks}), runs=runs)
+        model = fit_causal(train, sorted({int(round(v / HOP_SECONDS)) for v in looks}), runs=runs, epochs=epochs)
         for name, c in clips.items():
             if c.group not in held or c.truth is None or c.restart_of is not None:
                 continue
@@ -300,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="held out over K speaker folds, every filmed clip scored (folds_causal), instead of leave "
                          "one speaker out over the learned clips")
     ap.add_argument("--looks", default="0.05,0.1,0.15", help="look-aheads (s) of the held-out report")
+    ap.add_argument("--epochs", type=int, default=None,
+                    help=f"passes of the opening MLP over its rows (default {OPENING_EPOCHS})")
     args = ap.parse_args(argv)
     looks = tuple(float(v) for v in args.looks.split(","))
     missing = [g for g in sorted({c.speaker for c in filmed_clips()}) if not (LOSO_DIR / f"{g}.npz").is_file()]
@@ -321,19 +325,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"streamed phones of {len(runs)} clips (every {PHONE_STEP} s, {PHONE_WINDOW} s window)", flush=True)
     held_out = None
     if not args.no_heldout and args.folds:
-        rows = folds_causal(clips, learn, args.folds, looks, runs)
+        rows = folds_causal(clips, learn, args.folds, looks, runs, args.epochs)
         held_out = {"metric": f"Pearson r at the best lag, {args.folds} speaker folds (motion alone, every filmed "
                               f"clip scored by a model that never heard its speaker)",
                     **{f"causal_{v}s": float(r) for v, r in zip(looks, np.mean(rows, 0))}, "clips": len(rows),
                     "measured_by": f"python -m training.train_causal --folds {args.folds} --looks {args.looks}"}
     elif not args.no_heldout:
-        rows = loso_causal(clips, looks, runs=runs, distil=args.teacher, sources=args.sources)
+        rows = loso_causal(clips, looks, runs=runs, distil=args.teacher, sources=args.sources, epochs=args.epochs)
         held_out = {"metric": "Pearson r at the best lag, leave one speaker out (motion alone, filmed clips)",
                     **{"offline" if i == 0 else f"causal_{v}s": float(r)
                        for i, (v, r) in enumerate(zip((None, *looks), np.mean(rows, 0)))},
                     "measured_by": "python -m training.train_causal"}
     if not args.dry_run:
-        model = fit_causal(learned, runs=runs, teacher=motion.load_model() if args.teacher else None)
+        model = fit_causal(learned, runs=runs, teacher=motion.load_model() if args.teacher else None,
+                           epochs=args.epochs)
         publish_model(model, model.arrays(), Path(args.out or MODEL_OF[args.sources]), "causal", held_out,
                       args.replace, args.sources)
     return 0

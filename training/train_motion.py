@@ -7,7 +7,7 @@ has none) gives pairs (its own audio → its own filmed mouth opening, re-tracke
 kept on disk (training.clips.clip_material). Features are motion.model_features (columns:
 motion.offline_feature_names(): phone-class dominance, log-mel context ±120 ms, jaw, loudness, voicing); the target
 is the opening as a fraction of that speaker's wide-open mouth (97th percentile), moved by the clip's own lag
-(clip_lag; --no-align: as filmed). The model is an average of 5 small tanh MLPs (numpy, Adam, 30 passes, seeded).
+(clip_lag; --no-align: as filmed). The model is an average of 5 small tanh MLPs (numpy, Adam, 120 passes, seeded).
 Honest accuracy is reported by leave-one-speaker-out: every clip is scored by models that never saw that speaker,
 after the full motion post-processing, next to a ridge regression and the rule-based motion, all measured in the same
 run; --lags adds the held-out lag against MotionParams.advance. The held-out models are written to
@@ -24,7 +24,9 @@ model that learned from the permissive clips of the other speakers.
 reports held-out r against the number of speakers the model learned from (does more filmed data still help?).
 `--model temporal` fits a temporal convolution over hops (training.fit.fit_temporal) instead of the MLP; `--folds N`
 screens a recipe with N folds of speakers instead of leaving one out (much faster; models not written). Neither
-beat the shipped recipe held out (docs/RESULTS.md, "Models that read more of the sound").
+beat the shipped recipe held out (docs/RESULTS.md, "Models that read more of the sound"). `--augment speed:0.9,...`
+adds perturbed copies of each training clip's audio to the MLP's rows (training.augment; docs/RESULTS.md,
+"Augmented sound").
 
 The final model is fitted on every filmed clip in the manifest's order (seeded: the same frames give the same
 arrays). When the arrays equal those already at --out (default: the shipped asset) the file is left as it is (same
