@@ -101,6 +101,7 @@ def _shift(segs: list[Seg], offset: float) -> list[Seg]:
 
 def _recognise_chunk(audio: np.ndarray) -> tuple[list[Seg] | None, str]:
     """No transcript: hama words force-aligned, else allphone."""
+    align.prepare_aligner()  # built beside the recogniser, for the alignment after it
     try:
         words = recognise.recognise(audio, SR)
     except Exception as exc:  # hama missing or failing: fall through to allphone
@@ -289,6 +290,7 @@ def release_models() -> None:
     the next analysis."""
     import gc
 
+    align.drop_spare()  # first: its builder fills the dictionary cache
     for cached in (recognise._model, align._align_decoder, silero.batch_model):
         cached.cache_clear()
     gc.collect()
