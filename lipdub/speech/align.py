@@ -90,9 +90,10 @@ _spare_lock = threading.Lock()
 
 
 def prepare_aligner() -> None:
-    """Start building what the next alignment needs (two decoders, ~0.1 s of CPU each) on a thread beside the phone
-    recogniser, which runs in native code without the GIL: the analysis takes that much less time (the decoder is
-    as fresh as one built when needed). At most one is kept."""
+    """Start building what the next alignment needs (two decoders, ~0.1 s of CPU each) on a thread of its own. The
+    phone recogniser calls it just before its model runs in native code without the GIL: pocketsphinx holds the GIL
+    while it builds a decoder (it stalls every other Python thread), so only then do the two overlap. The decoder is
+    as fresh as one built when needed; at most one is kept."""
     with _spare_lock:
         if not _spare:
             _spare.append(_Spare())

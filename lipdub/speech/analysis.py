@@ -101,9 +101,8 @@ def _shift(segs: list[Seg], offset: float) -> list[Seg]:
 
 def _recognise_chunk(audio: np.ndarray) -> tuple[list[Seg] | None, str]:
     """No transcript: hama words force-aligned, else allphone."""
-    align.prepare_aligner()  # built beside the recogniser, for the alignment after it
-    try:
-        words = recognise.recognise(audio, SR)
+    try:  # the alignment's decoders are built while the recogniser runs
+        words = recognise.recognise(audio, SR, beside=align.prepare_aligner)
     except Exception as exc:  # hama missing or failing: fall through to allphone
         log.warning("hama phone recognition failed (%s); trying pocketsphinx allphone", exc)
         words = []
