@@ -10,11 +10,16 @@ Measures, in one process:
   2. the same dub again, the video prepared: its face track and mouth atlas come from the cache (the speech is
      analysed again, as for any new audio);
   3. baseline: PyAV decode + libx264 encode of the same clip (preset veryfast, crf 16), once passing the decoded
-     frames straight to the encoder (as the pipeline passes HD frames) and once through RGB arrays (SD frames);
+     frames straight to the encoder (as the pipeline passes HD frames) and once through RGB arrays (SD frames).
+     x264 chooses each frame's type, as in the dub (VideoWriter) and as the `ffmpeg` command does: a decoded frame
+     keeps the picture type it had in the source, and libx264 obeys it (the same I/P/B pattern as the source; the
+     bench's 720p clip is all P-frames, x264's own choice puts in B-frames and costs ~1 s more CPU per 200 frames).
+     Before 2026-12-06 the baseline kept the source's types; it is still printed, as "source's frame types";
 and prints wall times, the real-time ratio (output duration / wall time; >= 1 is faster than real time), the ratio
 to the baseline, per-stage timings when the DubReport has them, and the process's peak RSS. No assertions.
 It also prints each one's CPU time (all threads of the process) and their ratio: on a host shared with other jobs
-the wall times follow the load, the CPU times much less, and with both cores busy the two ratios agree.
+the wall times follow the load, the CPU times much less, and with both cores busy the two ratios agree. Each run's
+CPU is broken down by thread (bench/thread_cpu.py: x264, drawing, speech, decoding, ...).
 """
 
 from __future__ import annotations
@@ -43,10 +48,12 @@ def cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def baseline_transcode(video: Path, out: Path, via_rgb: bool, crf: float = 16, preset: str = "veryfast"
-                       ) -> tuple[float, int]:
-    """Decode `video` and encode it again with libx264 (no audio); returns (seconds, frames)."""
+def baseline_transcode(video: Path, out: Path, via_rgb: bool, crf: float = 16, preset: str = "veryfast",
+                       source_types: bool = False) -> tuple[float, int]:
+    """Decode `video` and encode it again with libx264 (no audio); returns (seconds, frames). x264 chooses the
+    frame types unless `source_types` (each frame encoded as the type it had in the source)."""
     import av
+    from av.video.frame import PictureType
 
     t = time.perf_counter()
     n = 0
@@ -62,6 +69,8 @@ def baseline_transcode(video: Path, out: Path, via_rgb: bool, crf: float = 16, p
             if via_rgb:
                 frame = av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")
             frame = frame.reformat(format="yuv420p")
+            if not source_types:
+                frame.pict_type = PictureType.NONE
             frame.pts, frame.time_base = n, 1 / rate
             for p in enc.encode(frame):
                 dst.mux(p)
@@ -93,6 +102,7 @@ def main() -> int:
         from lipdub import media
 
         import_s = time.perf_counter() - t
+        from bench.thread_cpu import ThreadCPU
         if args.size:
             from bench.long_input import make_unit
 
@@ -110,7 +120,8 @@ def main() -> int:
         for label, out in (("dub, cold cache (incl. tracking)", tmp / "dub1.mp4"),
                            ("dub, video prepared (cached)", Path(args.keep) if args.keep else tmp / "dub2.mp4")):
             t, c = time.perf_counter(), cpu_seconds()
-            report = lipdub.dub(video, audio, out, progress=None)
+            with ThreadCPU() as threads:
+                report = lipdub.dub(video, audio, out, progress=None)
             wall, cpu = time.perf_counter() - t, cpu_seconds() - c
             duration = float(getattr(report, "duration", 0.0)) or media.probe_video(out).duration
             runs.append((label, wall, duration, report, cpu))
@@ -123,14 +134,21 @@ def main() -> int:
                 if timings.get("render"):
                     print(f"  render stage (decode, draw, encode overlapped): "
                           f"{report.frames / timings['render']:.1f} frames/s")
+            print("  " + threads.summary())
 
         c = cpu_seconds()
-        base_plain, n_plain = baseline_transcode(video, tmp / "plain.mp4", via_rgb=False)
+        with ThreadCPU() as threads:
+            base_plain, n_plain = baseline_transcode(video, tmp / "plain.mp4", via_rgb=False)
         base_cpu = cpu_seconds() - c
+        c = cpu_seconds()
+        base_kept, _ = baseline_transcode(video, tmp / "kept.mp4", via_rgb=False, source_types=True)
+        kept_cpu = cpu_seconds() - c
         base_rgb, n_rgb = baseline_transcode(video, tmp / "rgb.mp4", via_rgb=True)
         src_dur = n_plain / info.fps
         print(f"\nbaseline decode + libx264 veryfast crf 16 (no audio): {base_plain:.2f} s for {n_plain} frames "
-              f"-> real-time ratio {src_dur / base_plain:.1f}x")
+              f"-> real-time ratio {src_dur / base_plain:.1f}x; CPU {base_cpu:.2f} s")
+        print("  " + threads.summary())
+        print(f"baseline with the source's frame types (as before 2026-12-06): {base_kept:.2f} s, CPU {kept_cpu:.2f} s")
         print(f"baseline through RGB arrays (SD clips in the pipeline): {base_rgb:.2f} s for {n_rgb} frames "
               f"-> real-time ratio {src_dur / base_rgb:.1f}x")
 
@@ -140,7 +158,8 @@ def main() -> int:
             per_s = wall / duration
             print(f"  {label:34s} {wall:6.2f} s  real-time {duration / wall:5.2f}x  "
                   f"{per_s / (base_plain / src_dur):5.1f}x the plain re-encode's time per output second; "
-                  f"CPU {cpu:.2f} s, {cpu / duration / (base_cpu / src_dur):.1f}x the re-encode's ({base_cpu:.2f} s)")
+                  f"CPU {cpu:.2f} s, {cpu / duration / (base_cpu / src_dur):.1f}x the re-encode's ({base_cpu:.2f} s; "
+                  f"{cpu / duration / (kept_cpu / src_dur):.1f}x with the source's frame types)")
         print(f"  peak RSS {peak_rss_mb():.0f} MB")
     return 0
 

@@ -140,3 +140,28 @@ def test_survey_of_a_4k_frame_finds_the_face_where_the_full_frame_does():
         whole = [face_box(f) for f in detect_all(det, canvas)]
     assert len(surveyed) == len(whole) == 1
     assert iou(surveyed[0], whole[0]) > 0.9 and 2500 < surveyed[0][0] < 3400
+
+
+def test_survey_on_one_decoder_matches_one_thread():
+    """survey_beside (one decoder, faces found on two threads with a landmarker each) surveys the same frames and
+    finds the same boxes as one thread does, in frame order."""
+    from lipdub.face.detect import LazyLandmarker
+    from lipdub.face.follow import survey_faces
+
+    data = require_data("video/hdtf_katiehill_8s.mp4")
+    path = data / "video/hdtf_katiehill_8s.mp4"
+
+    def frames():
+        return itertools.islice(media.iter_frames(path), 0, 75)
+
+    dets = [LazyLandmarker(), LazyLandmarker(), LazyLandmarker()]
+    try:
+        one = survey_faces(frames, None, 75, 6, 1, dets[0], dets[0])
+        two = survey_faces(frames, None, 75, 6, 2, dets[1], dets[2], shared=True)
+    finally:
+        for d in dets:
+            d.close()
+    assert two[1] == one[1] == list(range(0, 75, 6)) and two[2] == one[2] and two[3] == one[3] == 75
+    assert dets[2].det is not None  # both threads found faces
+    assert [len(b) for b in two[0]] == [len(b) for b in one[0]]
+    assert all(np.array_equal(x, y) for a, b in zip(one[0], two[0]) for x, y in zip(a, b))

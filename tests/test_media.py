@@ -586,6 +586,27 @@ def test_writer_takes_planar_frames_as_decoded(tmp_path):
             assert np.array_equal(r.get(i).i420, f.i420), i
 
 
+def test_writer_is_done_with_a_frame_when_write_returns(tmp_path):
+    """The writer hands x264 the frame's own pixels (no copy): x264 copies them before encode() returns, so a
+    frame changed or reused after write() still encodes as it was written (lossless, crf 0)."""
+    src = make_hd_video(tmp_path / "hd.mp4", n=6)
+    out = tmp_path / "copy.mp4"
+    with FrameReader(src, planar=True) as r:
+        frames = [r.get(i) for i in range(6)]
+    kept = [f.i420.copy() for f in frames]
+    with VideoWriter(out, 1280, 720, 25, crf=0) as wr:
+        for f in frames:
+            wr.write(f)
+            f.i420[:] = 0  # as a reused buffer would be
+        rgb = pattern(3, 720, 1280)
+        wr.write(rgb)
+        rgb[:] = 0
+    with FrameReader(out, planar=True) as r:
+        for i, want in enumerate(kept):
+            assert np.array_equal(r.get(i).i420, want), i
+        assert np.abs(r.get(6).rgb().astype(int) - pattern(3, 720, 1280)).mean() < 2.5
+
+
 def in_gamut(k, h, w):
     """pattern() kept inside 30..210: colours that survive 4:2:0 without clipping (a mean is then unbiased)."""
     return (30 + pattern(k, h, w) * (180 / 255)).astype(np.uint8)

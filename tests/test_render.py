@@ -347,3 +347,29 @@ def test_only_frames_up_to_a_size_are_drawn_ahead(height, ahead):
     sink = _Sink()
     render_frames(range(4), np.arange(4), _Reader(frames), FrameDrawer(draw, lambda j, f, d: (f, True)), sink, None)
     assert len(sink.frames) == 4 and where == [not ahead] * 4
+
+
+def test_atlas_cut_beside_one_decoder_equals_one_thread():
+    """fill_atlas_beside (one decoder, entries cut on two threads, stored in frame order) makes the same atlas as
+    fill_atlas on one thread: the same entries, bytes for bytes."""
+    import itertools
+
+    from conftest import require_data
+    from lipdub import media
+    from lipdub.render.atlas import Atlas, fill_atlas, fill_atlas_beside
+
+    data = require_data("video/hdtf_katiehill_8s.mp4")
+    path = data / "video/hdtf_katiehill_8s.mp4"
+    info = media.probe_video(path)
+    track = face.track_frames(lambda: itertools.islice(media.iter_frames(path), 0, 30), info.width, info.height, 30,
+                              info.fps)
+    can = face.canonical_shape(track)
+    pose = face.estimate_pose(track, can)
+    keep = np.ones(30, bool)
+    keep[[4, 17]] = False
+    atlases = [Atlas(can, float(np.median(pose.scale))) for _ in range(2)]
+    added = [fill(a, path, track, pose, 5, keep, 2) for fill, a in zip((fill_atlas, fill_atlas_beside), atlases)]
+    assert added[0] == added[1] == atlases[1].n == 14  # every 2nd of 30 (15), frame 4 left out (17 is odd)
+    assert atlases[0].jpeg == atlases[1].jpeg
+    for k, v in atlases[0].arrays().items():
+        assert np.array_equal(v, atlases[1].arrays()[k]), k

@@ -3,7 +3,10 @@ the speaker among them (largest, --face-index, --face-box), and the follower tha
 
 from __future__ import annotations
 
+import queue
 import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -169,9 +172,13 @@ def survey_boxes(det: Landmarker, frame) -> list[np.ndarray]:
 
 
 def survey_faces(frames, frames_from, n_frames: int, step: int, workers: int, det: LazyLandmarker,
-                 det2: LazyLandmarker) -> tuple[list, list[int], list[float], int]:
+                 det2: LazyLandmarker, shared: bool = False) -> tuple[list, list[int], list[float], int]:
     """Every face on every `step`-th frame: (boxes per surveyed frame, their indices, their times, frame count).
-    With frames_from and workers > 1, the second half runs on a second thread (the same frames as one thread)."""
+    With workers > 1 the faces are found on two threads: with `shared` (media.shared_decoder), one decoder feeds
+    both (survey_beside); else, given frames_from, the second half of the video runs on a second thread with a
+    decoder of its own. Either way the same frames as one thread."""
+    if workers > 1 and shared and n_frames >= 50:
+        return survey_beside(frames(), n_frames, step, det, det2)
 
     def run(iterator, stop, lmk, out):
         n = 0
@@ -198,3 +205,45 @@ def survey_faces(frames, frames_from, n_frames: int, step: int, workers: int, de
         run(frames(), None, det, first)
     return first[0], first[1], first[2], max(n_frames, first[3])
 
+
+AHEAD = 4  # surveyed frames in flight while the decoder reads on (each holds a decoded frame)
+
+
+def survey_beside(iterator, n_frames: int, step: int, det: LazyLandmarker, det2: LazyLandmarker
+                  ) -> tuple[list, list[int], list[float], int]:
+    """survey_faces with one decoder: each surveyed frame's faces found on one of two threads, each thread with a
+    landmarker of its own (one landmarker is never used by two threads at once), collected in frame order."""
+    free: queue.Queue = queue.Queue()
+    free.put(det)
+    free.put(det2)
+
+    def find(frame) -> list[np.ndarray]:
+        lmk = free.get()
+        try:
+            return survey_boxes(lmk.get(), frame)
+        finally:
+            free.put(lmk)
+
+    out: tuple[list, list[int], list[float]] = ([], [], [])
+    pending: deque = deque()
+    n = 0
+    with ThreadPoolExecutor(2, thread_name_prefix="lipdub-survey") as pool:
+        try:
+            for fr in iterator:
+                if fr.index % step == 0:
+                    pending.append((fr.index, fr.time, pool.submit(find, fr)))
+                    if len(pending) > AHEAD:
+                        i, t, job = pending.popleft()
+                        out[0].append(job.result())
+                        out[1].append(i)
+                        out[2].append(t)
+                n = max(n, fr.index + 1)  # the probe may undercount
+            while pending:
+                i, t, job = pending.popleft()
+                out[0].append(job.result())
+                out[1].append(i)
+                out[2].append(t)
+        finally:
+            for *_, job in pending:  # an error: drop what is still queued
+                job.cancel()
+    return out[0], out[1], out[2], max(n_frames, n)

@@ -7,6 +7,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from lipdub import media
 from lipdub.errors import ParameterError
 from lipdub.face.detect import LazyLandmarker
 from lipdub.face.follow import Follower, choose_speaker, in_two_threads, link_tracks, survey_faces
@@ -45,7 +46,8 @@ def track_frames(frames: Callable[[], Iterator], width: int, height: int, n_fram
     surveyor2 = LazyLandmarker(num_faces=4)  # (0.4 s each to load)
     try:
         survey, survey_frames, survey_times, n_frames = survey_faces(frames, frames_from, n_frames, step, workers,
-                                                                      surveyor, surveyor2)
+                                                                      surveyor, surveyor2,
+                                                                      media.shared_decoder(width, height))
     except BaseException:
         surveyor.close()
         surveyor2.close()

@@ -212,6 +212,14 @@ def beside_decoder_threads(width: int, height: int) -> int:
     return 1 if width * height > LARGE_FRAME else 0
 
 
+def shared_decoder(width: int, height: int) -> bool:
+    """Whether a pass on two threads reads frames of this size with one decoder feeding both (up to 1080p: two
+    decoders, one per half, decode the first half twice, as iter_frames(start) decodes from the first frame) rather
+    than one decoder per half with a thread each (larger frames: see beside_decoder_threads; one decoder would need
+    FFmpeg's frame threads, each holding frames of its own, to keep up)."""
+    return width * height <= LARGE_FRAME
+
+
 def iter_frames(path, start: int = 0, scaled_to: tuple[int, int] | None = None, threads: int = 0) -> Iterator[Frame]:
     """The frames of `path` from index `start`, decoded as they are read (`threads`: see probe.video_stream).
     `scaled_to` (VideoInfo.scaled_to): a photo read at that size (photo_rgb)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import zipfile
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
@@ -93,11 +93,16 @@ class Atlas:
         samples is converted), upright and scaled by a 2D similarity on the skull points.
 
         pose = (scale, rotation, translation) of this frame against the atlas canonical (face.Pose terms)."""
+        return self.put(self.entry(seq, image, landmarks, pose))
+
+    def entry(self, seq: int, image, landmarks: np.ndarray, pose: tuple) -> tuple | None:
+        """add's entry, not stored (None where the frame gives none): changes nothing, so several threads may cut
+        entries at once; put() stores them in order."""
         src = landmarks[STABLE, :2].astype(np.float64)
         dst = self.canonical_to_crop(self.canonical[STABLE])
         m, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.LMEDS)
         if m is None:
-            return False
+            return None
         rgb, shifted = sampled_region(image, m, self.size)
         # cubic here and in the final remap: two linear resamplings in a row visibly soften lips and teeth
         crop = cv2.warpAffine(rgb, shifted, self.size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
@@ -111,19 +116,21 @@ class Atlas:
         pts = landmarks[:, :2] @ m[:, :2].T + m[:, 2]
         ok, buf = cv2.imencode(".jpg", crop, JPEG_PARAMS)
         if not ok:
-            return False
+            return None
         sharpness = mouth_sharpness(crop, pts)
         teeth, lip_lab = teeth_visibility(crop, pts, self.scale)
+        # face normal in the image: sin(yaw), sin(pitch)
+        return (ctrl.astype(np.float32), norm.astype(np.float32), int(seq), rot[:2, 2].astype(np.float32), sharpness,
+                teeth, lip_lab, buf.tobytes())
+
+    def put(self, entry: tuple | None) -> bool:
+        """Store an entry() (False for None)."""
+        if entry is None:
+            return False
         with self._lock:
-            rows = self._rows
-            rows["src_controls"].append(ctrl.astype(np.float32))
-            rows["norm"].append(norm.astype(np.float32))
-            rows["seq"].append(int(seq))
-            rows["pose_feat"].append(rot[:2, 2].astype(np.float32))  # face normal in the image: sin(yaw), sin(pitch)
-            rows["sharpness"].append(sharpness)
-            rows["teeth"].append(teeth)
-            rows["lip_lab"].append(lip_lab)
-            self.jpeg.append(buf.tobytes())  # last: `n` counts only complete entries
+            for k, v in zip(ATLAS_FIELDS, entry):
+                self._rows[k].append(v)
+            self.jpeg.append(entry[-1])  # last: `n` counts only complete entries
             self._arrays = None
         return True
 
@@ -304,10 +311,14 @@ def fill_atlas_in_halves(atlas: Atlas, video: Path, track: face.FaceTrack, pose:
                          keep: np.ndarray | None = None, stride: int = 1,
                          progress: Callable[[str, int, int], None] | None = None,
                          scaled_to: tuple[int, int] | None = None) -> int:
-    """fill_atlas on two threads, one per half of the video (decoding, warping and JPEG coding run in native code
-    without the GIL); short clips on one. `scaled_to`: a photo read at that size (media.iter_frames)."""
+    """fill_atlas on two threads (decoding, warping and JPEG coding run in native code without the GIL); short
+    clips on one. Up to 1080p one decoder feeds both (fill_atlas_beside); larger frames are read by two decoders,
+    one per half of the video (media.shared_decoder). `scaled_to`: a photo read at that
+    size (media.iter_frames)."""
     if len(track) < 50:
         return fill_atlas(atlas, video, track, pose, seq_offset, keep, stride, progress, scaled_to=scaled_to)
+    if media.shared_decoder(track.width, track.height):
+        return fill_atlas_beside(atlas, video, track, pose, seq_offset, keep, stride, progress, scaled_to)
     second = Atlas(atlas.canonical, atlas.scale)
     mid = len(track) // 2
     threads = media.beside_decoder_threads(track.width, track.height)
@@ -318,4 +329,36 @@ def fill_atlas_in_halves(atlas: Atlas, video: Path, track: face.FaceTrack, pose:
                            threads=threads)
         added += job.result()
     atlas.merge(second)
+    return added
+
+
+AHEAD = 4  # frames whose entries are being cut while the decoder reads on (each holds a decoded frame)
+
+
+def fill_atlas_beside(atlas: Atlas, video: Path, track: face.FaceTrack, pose: face.Pose, seq_offset: int = 0,
+                      keep: np.ndarray | None = None, stride: int = 1,
+                      progress: Callable[[str, int, int], None] | None = None,
+                      scaled_to: tuple[int, int] | None = None) -> int:
+    """fill_atlas with one decoder and the entries cut on two threads, stored in frame order: the same atlas as
+    fill_atlas gives."""
+    added = 0
+    pending: deque = deque()
+    with ThreadPoolExecutor(2, thread_name_prefix="lipdub-atlas") as pool:
+        try:
+            for fr in media.iter_frames(video, 0, scaled_to):
+                i = fr.index
+                if i >= len(track):
+                    break
+                if track.valid[i] and i % stride == 0 and (keep is None or keep[i]):
+                    pending.append(pool.submit(atlas.entry, seq_offset + i // stride, fr, track.landmarks[i],
+                                               (pose.scale[i], pose.rotation[i], pose.translation[i])))
+                    if len(pending) > AHEAD:
+                        added += atlas.put(pending.popleft().result())
+                if progress:
+                    progress("atlas", i + 1, len(track))
+            while pending:
+                added += atlas.put(pending.popleft().result())
+        finally:
+            for job in pending:  # an error: drop what is still queued
+                job.cancel()
     return added

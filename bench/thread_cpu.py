@@ -1,0 +1,112 @@
+"""CPU time per thread of this process over a span of work, grouped by what the threads do (Linux only).
+
+    with ThreadCPU() as cpu:
+        work()
+    print(cpu.summary())
+
+A daemon thread reads /proc/self/task/*/stat every 20 ms and keeps each thread's last user + system time, so threads
+that end during the span (a pool's) are counted up to their last reading (within 20 ms of CPU). Threads are grouped
+by their Python name (lipdub-draw, lipdub-speech, ...) or, for native threads, by the name the library gives them
+(FFmpeg's decoder threads "av:h264:df0", MediaPipe's "mediapipe/N"). Native threads without a name of their own
+carry the process's ("python"): in a dub these are x264's threads (and OpenCV's worker pool), shown as
+"x264 + unnamed native".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import threading
+import time
+from collections import Counter
+
+GROUPS = ((re.compile(r"^av:"), "decoder (FFmpeg threads)"), (re.compile(r"^mediapipe/"), "MediaPipe threads"),
+          (re.compile(r"^(lipdub-[a-z]+)"), None), (re.compile(r"^MainThread$"), "main thread"))
+
+
+def group_of(name: str) -> str:
+    for pattern, label in GROUPS:
+        m = pattern.match(name)
+        if m:
+            return label or m.group(1)
+    if name == "python" or name.startswith("python"):
+        return "x264 + unnamed native"
+    return name
+
+
+def _ticks(tid: str) -> tuple[float, str] | None:
+    try:
+        with open(f"/proc/self/task/{tid}/stat") as fh:
+            st = fh.read()
+    except OSError:  # the thread ended
+        return None
+    fields = st[st.rindex(")") + 2:].split()
+    return int(fields[11]) + int(fields[12]), st[st.index("(") + 1:st.rindex(")")]
+
+
+class ThreadCPU:
+    """Per-thread CPU seconds of the work inside the `with` block (see the module doc)."""
+
+    def __init__(self, interval: float = 0.02):
+        self.interval = interval
+        self.available = os.path.isdir("/proc/self/task")
+        self._tick = os.sysconf("SC_CLK_TCK") if self.available else 100
+        self._base: dict[int, float] = {}
+        self._last: dict[int, tuple[float, str]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-thread-cpu", daemon=True)
+        self.total = 0.0
+
+    def _read(self, names: dict[int, str]) -> None:
+        for tid in os.listdir("/proc/self/task"):
+            got = _ticks(tid)
+            if got is None or int(tid) == self._thread.native_id:
+                continue
+            t = int(tid)
+            name = names.get(t) or (self._last[t][1] if t in self._last else got[1])
+            self._last[t] = (got[0] / self._tick, name)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._read({t.native_id: t.name for t in threading.enumerate()})
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        self._cpu0 = r.ru_utime + r.ru_stime
+        if self.available:
+            for tid in os.listdir("/proc/self/task"):
+                got = _ticks(tid)
+                if got is not None:
+                    self._base[int(tid)] = got[0] / self._tick
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.available:
+            time.sleep(self.interval)
+            self._stop.set()
+            self._thread.join()
+            self._read({t.native_id: t.name for t in threading.enumerate()})
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        self.total = r.ru_utime + r.ru_stime - self._cpu0
+        return False
+
+    def groups(self) -> Counter:
+        """CPU seconds per thread group over the span."""
+        out: Counter = Counter()
+        for tid, (seconds, name) in self._last.items():
+            spent = seconds - self._base.get(tid, 0.0)
+            if spent > 0:
+                out[group_of(name)] += spent
+        return out
+
+    def summary(self) -> str:
+        if not self.available:
+            return "per-thread CPU: not available on this system"
+        g = self.groups()
+        counted = sum(g.values())
+        parts = [f"{name} {s:.2f}" for name, s in g.most_common() if s >= 0.01]
+        return (f"CPU by thread, s: " + ", ".join(parts) +
+                f" (threads counted {counted:.2f} of the process's {self.total:.2f})")
