@@ -123,3 +123,49 @@ def test_a_profile_dub_draws_from_both(shot_and_profile):
     assert alone.atlas is profile and alone.colour.gain
     no_own = render.mixed_renderer(profile, own.model, track, None)  # the shot has no usable mouth of its own
     assert no_own.atlas is profile and no_own.colour.gain
+
+
+def test_the_shots_own_mouths_keep_their_geometry_in_the_profiles_frame(shot_and_profile):
+    """A shot's own mouth drawn over the frame it was filmed in, at its own shape, must map back to its crop by the
+    crop's similarity alone, or every drawn frame is resampled (softened) where nothing moved. The mixed atlas lives
+    in the profile's canonical frame, whose mean face differs from the shot's (other footage): the skull-fixed ring
+    of the shot's entries is placed again from it (foreign.rings_in_frame)."""
+    own, profile, track, _, _ = shot_and_profile
+    can = profile.canonical.copy()
+    lower = can[:, 1] > can[2, 1]  # another footage's mean face: the lower face a little wider and longer
+    can[lower, 0] *= 1.06
+    can[lower, 1] += 0.05 * (can[lower, 1] - can[2, 1])
+    other = render.Atlas(can, profile.scale)  # the profile's entries play no part here
+    pose = face.estimate_pose(track, can)
+    # the fit reproduces the shot's own rings in its own frame
+    assert np.abs(foreign.rings_in_frame(own.src_controls, own.norm, own.warper) - own.src_controls).max() < 1e-3
+    mixed = foreign.mixed_atlas(other, own, track, pose, np.arange(own.n))
+    renderer = render.Renderer(mixed, track, pose, model=render.build_mouth_model(can, mixed.norm,
+                                                                                  np.ones(mixed.n, bool)))
+
+    def worst_residual(src_controls):
+        worst = 0.0
+        for a in range(0, own.n, 3):
+            opening, width = renderer.atlas_desc[a]
+            dst = renderer._target(a, a, float(opening), float(width), None)  # entry a was filmed in frame a
+            x = np.concatenate([dst, np.ones((len(dst), 1))], 1)
+            coef, *_ = np.linalg.lstsq(x, src_controls[a].astype(np.float64), rcond=None)
+            worst = max(worst, float(np.abs(x @ coef - src_controls[a]).max()))
+        return worst
+
+    assert worst_residual(mixed.src_controls) < 0.05  # pixels: one map for every control point
+    assert worst_residual(own.src_controls) > 0.5  # the check can fail: the shot's own rings do not fit this frame
+
+
+def test_teeth_are_compared_in_the_profiles_units():
+    """The shot shows the same teeth as more (another light): its entries' teeth are scaled to the profile's units,
+    bins where neither shows teeth left out."""
+    rng = np.random.default_rng(0)
+    open_o, open_p = rng.uniform(0, 0.3, 200), rng.uniform(0, 0.3, 500)
+
+    def teeth(o):
+        return np.where(o < 0.1, 0.0, 30 * (o - 0.1))
+
+    assert abs(foreign.teeth_ratio(open_o, teeth(open_o) / 0.8, open_p, teeth(open_p)) - 0.8) < 0.05
+    assert foreign.teeth_ratio(open_o, np.zeros(200), open_p, np.zeros(500)) == 1.0  # no teeth anywhere
+    assert foreign.teeth_ratio(open_o[:5], teeth(open_o[:5]), open_p, teeth(open_p)) == 1.0  # too few to tell

@@ -19,12 +19,13 @@ from lipdub.core.geometry import Pose
 from lipdub.face import FaceTrack, estimate_pose
 from lipdub.render.atlas import Atlas
 from lipdub.render.compose import ColourMatcher
-from lipdub.render.mouth import CONTROL, INNER_RING, OUTER_RING, MouthModel
+from lipdub.render.mouth import CONTROL, INNER_RING, OUTER_RING, MouthModel, descriptors
 from lipdub.render.renderer import Renderer
 
 FOREIGN_COST = 0.05  # a profile mouth costs this more than the shot's own (a jump's cost: render.selection)
 FAR = 1e4  # seconds: a profile mouth counts as filmed far from every frame (the proximity cost's maximum)
 SAMPLE = 48  # entries of each atlas the look statistics are measured on
+TEETH_SHOWN = 0.3  # teeth visibility (atlas units) above which an opening bin shows teeth
 SIGMAS = (0.0, 0.4, 0.6, 0.8, 1.0, 1.3, 1.7)  # blurs tried to match fine detail
 
 
@@ -49,6 +50,45 @@ def _scaled_points(pts: np.ndarray, f: float) -> np.ndarray:
     """Crop-pixel points of a crop resized by f (pixel centres stay centres)."""
     pts = pts.astype(np.float64)
     return pts if abs(f - 1) < 1e-3 else (pts + 0.5) * f - 0.5
+
+
+def teeth_ratio(open_o: np.ndarray, teeth_o: np.ndarray, open_p: np.ndarray, teeth_p: np.ndarray,
+                bins: int = 6) -> float:
+    """How much teeth the profile's footage shows per unit of the shot's at the same opening (median per bin of the
+    shot's openings, weighted by the shot's entries). Teeth visibility is measured against the lips' lightness, so
+    another light or camera shows the same teeth as more or less: the profile's wanted teeth and the shot's entries
+    must be compared in one unit, or selection takes profile mouths for their teeth alone."""
+    if len(open_o) < 2 * bins or len(open_p) < 2 * bins:
+        return 1.0
+    edges = np.quantile(open_o, np.linspace(0, 1, bins + 1))
+    num = den = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        o, p = (open_o >= lo) & (open_o <= hi), (open_p >= lo) & (open_p <= hi)
+        if p.sum() < 5 or o.sum() < 5:
+            continue
+        med_o = float(np.median(teeth_o[o]))
+        if med_o < TEETH_SHOWN:  # closed or lip-covered: no teeth to compare
+            continue
+        num += o.sum() * float(np.median(teeth_p[p]))
+        den += o.sum() * med_o
+    return float(np.clip(num / den, 0.5, 2.0)) if den > 0 else 1.0
+
+
+def rings_in_frame(src_controls: np.ndarray, norm: np.ndarray, warper) -> np.ndarray:
+    """`src_controls` (A, N, 2 crop pixels) with their skull-fixed outer ring placed again from `warper`'s canonical
+    face. An entry's crop is an affine image of its canonical landmarks (the head pose, then the crop's similarity),
+    fitted on the lip and jaw points; the ring is put where that map takes the warper's ring. The shot's own entries
+    drawn in the profile's frame need this: their rings came from the shot's canonical face while the frame they
+    are drawn onto gets the profile's, and the mismatch bent the lower face's geometry on every frame."""
+    out = src_controls.astype(np.float64).copy()
+    n = len(CONTROL)
+    ring = warper.control_points(warper.canonical)[n:, :3]
+    ring_h = np.concatenate([ring, np.ones((len(ring), 1))], 1)
+    for a in range(len(out)):
+        x = np.concatenate([norm[a][CONTROL].astype(np.float64), np.ones((n, 1))], 1)
+        coef, *_ = np.linalg.lstsq(x, out[a, :n], rcond=None)
+        out[a, n:] = ring_h @ coef
+    return out
 
 
 def _sample(n: int) -> np.ndarray:
@@ -142,6 +182,7 @@ class MixedAtlas(Atlas):
     n_foreign: int
     look: ShotLook
     entry_cost: np.ndarray
+    teeth_ratio: float  # the profile's teeth visibility per unit of the shot's (teeth_ratio())
 
     def crop(self, a: int) -> np.ndarray:
         a = int(a)
@@ -170,6 +211,9 @@ def mixed_atlas(profile: Atlas, own: Atlas, track: FaceTrack, pose: Pose, own_fr
     f = np.asarray(own_frames, np.int64)
     norm_o = ((track.landmarks[f].astype(np.float64) - pose.translation[f][:, None]) @ pose.rotation[f]
               ) / pose.scale[f][:, None, None]
+    # the shot's teeth in the profile's units: the articulation's wanted teeth are in those
+    ratio = teeth_ratio(descriptors(norm_o)[:, 0], o["teeth"].astype(np.float64),
+                        descriptors(p["norm"].astype(np.float64))[:, 0], p["teeth"].astype(np.float64))
     # blur_cost compares an entry's sharpness with the atlas median: each source against its own (crop scales differ)
     sharp_p = p["sharpness"].astype(np.float64)
     sharp_o = o["sharpness"].astype(np.float64)
@@ -177,15 +221,17 @@ def mixed_atlas(profile: Atlas, own: Atlas, track: FaceTrack, pose: Pose, own_fr
         sharp_p = sharp_p * np.median(sharp_o) / np.median(sharp_p)
     seq_o = o["seq"].astype(np.int64) + (int(p["seq"].max()) + 10 if len(p["seq"]) else 0)
     arrays = {"src_controls": np.concatenate([_scaled_points(p["src_controls"], look.factor).astype(np.float32),
-                                              o["src_controls"].astype(np.float32)]),
+                                              rings_in_frame(o["src_controls"], norm_o, out.warper
+                                                             ).astype(np.float32)]),
               "norm": np.concatenate([p["norm"].astype(np.float32), norm_o.astype(np.float32)]),
               "seq": np.concatenate([p["seq"].astype(np.int64), seq_o]),
               "pose_feat": np.concatenate([p["pose_feat"], pose.rotation[f][:, :2, 2]]).astype(np.float32),
               "sharpness": np.concatenate([sharp_p, sharp_o]),
-              "teeth": np.concatenate([p["teeth"], o["teeth"]]).astype(np.float64),
+              "teeth": np.concatenate([p["teeth"], o["teeth"] * ratio]).astype(np.float64),
               "lip_lab": np.concatenate([p["lip_lab"], o["lip_lab"]]).astype(np.float32)}
     out._raw_controls = p["src_controls"]
     out.jpeg = list(profile.jpeg) + list(own.jpeg)
+    out.teeth_ratio = ratio
     out._use_arrays(arrays)
     out.entry_cost = np.where(np.arange(out.n) < profile.n, FOREIGN_COST, 0.0)
     return out
