@@ -7,7 +7,7 @@ clip), one shot of the person (`--seconds`, default 8) is dubbed with another sp
 through bench/realism.py's detector (same encode, opening-matched samples, 1-second block cross-validation), and a
 blind-pair sheet is written for each dub.
 
-    PYTHONPATH=$PWD nice -n 10 .venv/bin/python -m bench.realism_profile [--cases a,b] [--out DIR] [--json F]
+    PYTHONPATH=$PWD nice -n 10 .venv/bin/python -m bench.realism_profile [--cases a,b] [--out DIR] [--json F] [--seeds 8]
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def footage_clip(data: Path, rel: str, start: float, end: float | None, out: Pat
     return out
 
 
-def run_case(case: Case, data: Path, out: Path, seconds: float) -> dict:
+def run_case(case: Case, data: Path, out: Path, seconds: float, seeds: int = 1) -> dict:
     work = out / "work" / case.name
     work.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
@@ -104,6 +104,11 @@ def run_case(case: Case, data: Path, out: Path, seconds: float) -> dict:
         res = realism.compare(real, fake)
         row[tag] = res.pop("accuracy")
         matched = res.pop("_matched", None)
+        if seeds > 1 and row[tag] is not None:
+            # other opening samples and folds of the same two videos: the detector's own part of the noise
+            accs = [row[tag]] + [realism.compare(real, fake, seed=realism.SEED + s)["accuracy"]
+                                 for s in range(1, seeds)]
+            row[f"{tag}_seeds"] = round(float(np.mean(accs)), 3)
         row[f"{tag}_detail"] = res
         if matched is not None:
             sheet = out / "pairs" / f"{case.name}_{tag}.png"
@@ -120,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=8.0, help="length of the dubbed shot")
     ap.add_argument("--out", default="/tmp/lipdub-realism-profile", help="work files, blind pairs")
     ap.add_argument("--json", help="write the rows here")
+    ap.add_argument("--seeds", type=int, default=1,
+                    help="also report each accuracy as the mean over this many detector seeds (sampling and folds)")
     args = ap.parse_args(argv)
     data = Path(args.data) if args.data else default_data_dir()
     wanted = set(args.cases.split(",")) if args.cases else None
@@ -132,15 +139,21 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             print(f"{case.name:20s} skipped: {', '.join(missing)} missing")
             continue
-        row = run_case(case, data, Path(args.out), args.seconds)
+        row = run_case(case, data, Path(args.out), args.seconds, args.seeds)
         rows.append(row)
         fmt = lambda v: f"{v:.3f}" if v is not None else "n/a"  # noqa: E731
+        seeded = f"  (mean of {args.seeds} seeds: {fmt(row.get('own_seeds'))} / {fmt(row.get('profile_seeds'))})" \
+            if args.seeds > 1 else ""
         print(f"{case.name:20s} {row['size']:>9s} {row['footage_s']:9.1f} {fmt(row['own']):>10s} "
-              f"{fmt(row['profile']):>8s}", flush=True)
+              f"{fmt(row['profile']):>8s}{seeded}", flush=True)
     done = [r for r in rows if r["own"] is not None and r["profile"] is not None]
     if done:
+        seeded = ""
+        if args.seeds > 1 and all("own_seeds" in r and "profile_seeds" in r for r in done):
+            seeded = (f"  (mean of {args.seeds} seeds: {np.mean([r['own_seeds'] for r in done]):.3f} / "
+                      f"{np.mean([r['profile_seeds'] for r in done]):.3f})")
         print(f"{'mean':20s} {'':9s} {'':9s} {np.mean([r['own'] for r in done]):10.3f} "
-              f"{np.mean([r['profile'] for r in done]):8.3f}")
+              f"{np.mean([r['profile'] for r in done]):8.3f}{seeded}")
     if args.json:
         write_json(Path(args.json), rows)
     return 0

@@ -6,6 +6,8 @@ in one selection (mixed_renderer): the shot's own entries, and the profile's mat
 scaled to the shot's crop size, the lower face given the shot's Lab mean and spread and the lips its lip colour, then
 blurred or given grain until its fine detail matches). A profile entry costs FOREIGN_COST more, about a jump, so the
 shot's own mouths serve wherever one fits and the profile fills in what the shot never shows (a wider opening, teeth).
+The mixed atlas lives in the profile's canonical frame: the shot's own entries are measured again in it, their warp
+rings placed again from its face (rings_in_frame) and their teeth counted in its units (teeth_ratio).
 """
 
 from __future__ import annotations
