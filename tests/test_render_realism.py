@@ -59,39 +59,6 @@ def test_proximity_cost_is_bounded_and_grows_with_distance():
     assert c[0] == 0 and np.all(np.diff(c) >= 0) and c[-1] == selection.PROXIMITY_WEIGHT
 
 
-def test_reuse_cost_marks_mouths_drawn_a_few_seconds_earlier():
-    out_time = np.arange(150) / 25.0  # 6 s
-    path = np.full(150, 9)
-    path[0], path[50] = 5, 5  # entry 5 drawn at 0 s and at 2 s
-    path[10:14] = 7  # entry 7 in one run of 0.16 s: reusing it inside the run is a hold, not a repeat
-    cand = np.array([[5, 7, 3]] * 150)
-    cost = selection.reuse_cost(cand, path, out_time)
-    lo, hi = selection.REUSE_SECONDS
-    assert cost[0, 0] == 0 and cost[50, 0] == selection.REUSE_COST  # the first use is free, the one 2 s later not
-    assert cost[25, 0] == selection.REUSE_COST  # 1 s after its first use
-    assert cost[52, 0] == selection.REUSE_COST and cost[2, 0] == 0  # right after its own (first) use: free
-    assert cost[12, 1] == 0 and cost[0, 2] == 0  # inside its own run; never drawn
-    assert cost[13 + int(25 * (lo + 0.1)), 1] == selection.REUSE_COST
-    assert cost[13 + int(25 * (hi + 0.1)), 1] == 0  # long after: free again
-
-
-def test_selection_draws_another_mouth_when_a_shape_recurs():
-    # two open mouths fit a recurring open vowel, one a little better: without output times it serves every vowel,
-    # with them the next vowel 1.6 s later takes the other one, and the one after that the first again
-    desc = np.array([[0.0, 0.0], [0.0, 0.01], [0.8, 0.0], [0.8, 0.03]])
-    seq = np.array([0, 10, 20, 30])
-    want = np.zeros((100, 2))
-    vowels = [slice(10, 14), slice(50, 54), slice(90, 94)]
-    for v in vowels:
-        want[v, 0] = 0.8
-    args = (desc, np.zeros((4, 2)), seq, want, np.zeros((100, 2)))
-    plain = render.select_frames(*args, jump_cost=0.05)
-    assert all(np.all(plain[v] == 2) for v in vowels)
-    varied = render.select_frames(*args, jump_cost=0.05, out_time=np.arange(100) / 25.0)
-    assert [int(varied[v][0]) for v in vowels] == [2, 3, 2]
-    assert all(len(np.unique(varied[v])) == 1 for v in vowels)  # each vowel keeps one mouth
-
-
 # ------------------------------------------------------------------------------------------------ expression
 
 @pytest.fixture(scope="module")

@@ -29,9 +29,6 @@ HOLD_SHARE = 0.15  # holding a frame costs this share of a jump
 PROXIMITY_WEIGHT = 0.1  # the most a mouth filmed far from the frame it is drawn over costs
 PROXIMITY_SECONDS = 1.0  # ... reached this far apart (quadratic up to there)
 SMALL_OPEN_STRETCH = 2.0  # offline selection tells openings under a parted mouth's apart this much more
-REUSE_COST = 0.05  # drawing a mouth already drawn REUSE_SECONDS earlier (offline) costs as much as a jump
-REUSE_SECONDS = (0.5, 4.0)
-REUSE_PASSES = 2  # Viterbi passes after the first, each costing the reuses of the path before it
 
 
 def descriptor_scale(model: MouthModel) -> np.ndarray:
@@ -90,50 +87,16 @@ def transition_cost(step: np.ndarray, jump_cost: float) -> np.ndarray:
     return trans
 
 
-def reuse_cost(cand: np.ndarray, path: np.ndarray, out_time: np.ndarray) -> np.ndarray:
-    """(T, k) cost of each candidate: REUSE_COST where `path` drew the same entry REUSE_SECONDS earlier (seconds,
-    out_time per output frame). One open mouth shown at every open vowel of a short clip is a tell; a real speaker
-    never shows the same mouth twice. Only earlier uses count, so the first of two keeps its mouth."""
-    lo, hi = REUSE_SECONDS
-    # (entry, time) as one sorted key: uses of an entry within a window are a searchsorted range, no Python loop
-    span = float(np.ptp(out_time)) + 2 * hi + 1.0 if len(out_time) else 1.0
-    keys = np.sort(path * span + out_time)
-    q = cand * span + out_time[:, None]
-    earlier = np.searchsorted(keys, q - lo, "left") - np.searchsorted(keys, q - hi, "left")
-    return np.where(earlier > 0, REUSE_COST, 0.0)
-
-
-def viterbi(cand: np.ndarray, cost: np.ndarray, atlas_seq: np.ndarray, jump_cost: float) -> np.ndarray:
-    """The cheapest path through (T, k) candidates with these match costs and transition_cost between them."""
-    T, k = cand.shape
-    acc = cost[0].copy()
-    back = np.zeros((T, k), np.int64)
-    for t in range(1, T):
-        step = atlas_seq[cand[t]][None, :] - atlas_seq[cand[t - 1]][:, None]
-        tot = acc[:, None] + transition_cost(step, jump_cost)
-        back[t] = np.argmin(tot, axis=0)
-        acc = tot[back[t], np.arange(k)] + cost[t]
-    path = np.zeros(T, np.int64)
-    j = int(np.argmin(acc))
-    for t in range(T - 1, -1, -1):
-        path[t] = cand[t, j]
-        j = back[t, j]
-    return path
-
-
 def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.ndarray,
                   want: np.ndarray, want_pose: np.ndarray, k: int = 24, jump_cost: float = 0.6,
                   pose_weight: float = 1.0, atlas_cost: np.ndarray | None = None,
-                  atlas_time: np.ndarray | None = None, want_time: np.ndarray | None = None,
-                  out_time: np.ndarray | None = None) -> np.ndarray:
+                  atlas_time: np.ndarray | None = None, want_time: np.ndarray | None = None) -> np.ndarray:
     """Viterbi over the k best atlas candidates per output frame (unit selection).
 
     atlas_desc (A,D) and want (T,D) are weighted descriptors (opening, width, teeth…); atlas_cost (A,) is a per-entry
     penalty (blur); continuing to the next real frame (next sequence number) costs nothing, holding a frame costs a
     little, any other jump costs `jump_cost`. With atlas_time (A,) and want_time (T,) (when each entry and each
-    output frame's source frame were filmed: the clip's own atlas), proximity_cost is added. With out_time (T,)
-    (seconds of each output frame), further passes add reuse_cost for entries the path before drew a little
-    earlier. Candidates come from
+    output frame's source frame were filmed: the clip's own atlas), proximity_cost is added. Candidates come from
     k-d trees, so the cost grows with log(A), not A: minutes of profile footage stay cheap."""
     T, A = len(want), len(atlas_desc)
     if A == 1:
@@ -167,7 +130,16 @@ def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.
         order = np.argsort(full, axis=1)[:, :k]
         cand[t0:t0 + 8192] = np.take_along_axis(idx, order, 1)
         cost[t0:t0 + 8192] = np.take_along_axis(full, order, 1)
-    path = viterbi(cand, cost, atlas_seq, jump_cost)
-    for _ in range(REUSE_PASSES if out_time is not None else 0):
-        path = viterbi(cand, cost + reuse_cost(cand, path, np.asarray(out_time, np.float64)), atlas_seq, jump_cost)
+    acc = cost[0].copy()
+    back = np.zeros((T, k), np.int64)
+    for t in range(1, T):
+        step = atlas_seq[cand[t]][None, :] - atlas_seq[cand[t - 1]][:, None]
+        tot = acc[:, None] + transition_cost(step, jump_cost)
+        back[t] = np.argmin(tot, axis=0)
+        acc = tot[back[t], np.arange(k)] + cost[t]
+    path = np.zeros(T, np.int64)
+    j = int(np.argmin(acc))
+    for t in range(T - 1, -1, -1):
+        path[t] = cand[t, j]
+        j = back[t, j]
     return path
