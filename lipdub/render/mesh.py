@@ -42,7 +42,7 @@ class TriangleMesh:
         if step is None:
             step = 2 if h * w > 120 * 120 else 1
         map_x, map_y, covered = _affine_maps(d[ok], np.flatnonzero(ok), coefs, 0, 0, w, h, step)
-        out = cv2.remap(src_img, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        out = cv2.remap(src_img, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if detail is not None:
             # the lips: exact full-resolution map and cubic sampling (lip lines and teeth stay crisp)
             dx0, dy0 = max(0, detail[0] - x0), max(0, detail[1] - y0)
