@@ -186,3 +186,22 @@ def test_profile_footage_carries_its_paired_speech(tmp_path):
     ref = wav[sr:3 * sr]
     n = min(len(cut), len(ref)) - 2000  # (AAC's priming and tail)
     assert np.corrcoef(cut[1000:1000 + n], ref[1000:1000 + n])[0, 1] > 0.9
+
+
+def _side(n: int, brighter: int, seed: int) -> realism.Side:
+    rng = np.random.default_rng(seed)
+    base = np.full((det.FEATURE_SIZE, det.FEATURE_SIZE, 3), 120, np.uint8)
+    crops = [np.clip(base.astype(int) + brighter + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
+             for _ in range(n)]
+    return realism.Side(np.arange(n) / 25.0, rng.uniform(0, 0.3, n), crops, [i > 0 for i in range(n)])
+
+
+def test_compare_over_several_seeds_averages_and_keeps_the_first_draw_for_the_pairs():
+    real, same, other = _side(100, 0, 1), _side(100, 0, 2), _side(100, 25, 3)
+    one = realism.compare(real, same)
+    several = realism.compare(real, same, seeds=3)
+    assert "accuracy_sd" not in one and several["seeds"] == 3 and several["accuracy_sd"] >= 0
+    assert 0.3 < several["accuracy"] < 0.7  # the same look on both sides: chance, on average
+    assert all(np.array_equal(a, b) for a, b in zip(one["_matched"], several["_matched"]))
+    told = realism.compare(real, other, seeds=2)
+    assert told["accuracy"] > 0.9 and told["by_features"]["colour"] > 0.9
