@@ -46,3 +46,12 @@ def test_offline_dub_modules_leave_scipy_signal_out():
             "print(sorted(m for m in ('scipy.signal', 'scipy.stats') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_blocks_join_exactly(monkeypatch):
+    import lipdub.core.resample as resample
+
+    monkeypatch.setattr(resample, "BLOCK", 7)  # many blocks, each edge inside the filter's reach
+    x = (np.random.default_rng(7).standard_normal(5000) * 0.3).astype(np.float32)
+    for up, down in [(3, 1), (5, 8), (160, 441), (1, 3)]:
+        assert resample.resample_poly(x, up, down).tobytes() == scipy_resample_poly(x, up, down).tobytes()

@@ -13,7 +13,7 @@ from math import gcd
 import numpy as np
 from scipy.special import i0  # already loaded by scipy.ndimage / scipy.spatial: no extra import cost
 
-BLOCK = 1 << 16  # output samples per block: bounds the temporaries on an hour of audio
+BLOCK = 1 << 16  # output samples per phase and block: bounds the temporaries on an hour of audio
 
 
 def lowpass(up: int, down: int) -> tuple[np.ndarray, int]:
@@ -67,20 +67,25 @@ def resample_poly(x, up: int, down: int, axis: int = 0) -> np.ndarray:
     h_full[:len(h)] = h
     phases = np.ascontiguousarray(h_full.reshape(-1, up).T[:, ::-1])
     per_phase = phases.shape[1]
-    xs = np.moveaxis(x, axis, -1).astype(dtype)
-    pad = [(0, 0)] * (xs.ndim - 1) + [(per_phase - 1, per_phase - 1)]
-    xs = np.pad(xs, pad)  # upfirdn skips the taps outside x; adding their 0 * h leaves every sum the same
+    xs = np.moveaxis(x, axis, -1)
+    lead = per_phase - 1  # upfirdn skips the taps before x[0] and after its end; adding their 0 * h changes no sum
     out = np.empty(xs.shape[:-1] + (n_out,), dtype)
-    # outputs y, y + up, y + 2 up, ... share a filter phase and read inputs `down` apart: strided slices, no gather
-    for r in range(min(up, n_out)):
-        y0 = n_pre_remove + r
-        start, phase = y0 * down // up, y0 * down % up
-        count = len(range(r, n_out, up))
-        for b in range(0, count, BLOCK):
-            k = min(BLOCK, count - b)
-            s0 = start + b * down
+    span = BLOCK * up
+    for y_lo in range(0, n_out, span):  # a block of outputs at a time, from a zero-padded copy of its inputs only
+        y_hi = min(y_lo + span, n_out)
+        p_lo = (n_pre_remove + y_lo) * down // up
+        p_hi = (n_pre_remove + y_hi - 1) * down // up + per_phase
+        win = np.zeros(xs.shape[:-1] + (p_hi - p_lo,), dtype)
+        a, b = max(p_lo - lead, 0), min(p_hi - lead, xs.shape[-1])
+        if b > a:
+            win[..., a + lead - p_lo:b + lead - p_lo] = xs[..., a:b]
+        # outputs y, y + up, y + 2 up, ... share a filter phase and read inputs `down` apart: strided slices
+        for r in range(min(up, y_hi - y_lo)):
+            y0 = n_pre_remove + y_lo + r
+            start, phase = y0 * down // up - p_lo, y0 * down % up
+            k = len(range(r, y_hi - y_lo, up))
             acc = np.zeros(xs.shape[:-1] + (k,), dtype)
             for j in range(per_phase):  # upfirdn's order: each output's taps from the oldest input sample on
-                acc += xs[..., s0 + j:s0 + j + (k - 1) * down + 1:down] * phases[phase, j]
-            out[..., r + b * up::up][..., :k] = acc
+                acc += win[..., start + j:start + j + (k - 1) * down + 1:down] * phases[phase, j]
+            out[..., y_lo + r:y_hi:up] = acc
     return np.moveaxis(out, -1, axis)
