@@ -3,6 +3,8 @@
     .venv/bin/python bench/long_input.py --minutes 5 10 20 [--size 1920x1080] [--work-dir DIR] [--keep]
     .venv/bin/python bench/long_input.py --minutes 60                 # the goal case: peak RSS <= 1 GB
     .venv/bin/python bench/long_input.py --minutes 5 --resume-check   # kill at half + --resume = uninterrupted
+    .venv/bin/python -m bench.long_input --minutes 0.1333 --size 3840x2160 \
+        --source ../shared/data/video/hdtf_katiehill_8s.mp4   # the 8 s 4K close-up (200 frames): peak RSS <= 1 GB
     .venv/bin/python bench/long_input.py --minutes 60 --work-dir W --cache-dir W/cache-X  # reuse a run's track
     .venv/bin/python bench/long_input.py --minutes 60 --work-dir W --cache-dir W/cache-X --resume-check \
         --reference W/dub_60min.mp4   # killed + resumed vs an uninterrupted --resume dub kept from an earlier run

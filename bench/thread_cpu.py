@@ -5,7 +5,9 @@
     print(cpu.summary())
 
 A daemon thread reads /proc/self/task/*/stat every 20 ms and keeps each thread's last user + system time, so threads
-that end during the span (a pool's) are counted up to their last reading (within 20 ms of CPU). Threads are grouped
+that end during the span (a pool's) are counted up to their last reading (within 20 ms of CPU). The reader is a Python
+thread: a thread that lives only while native code holds the GIL (pocketsphinx building a decoder) is never seen, and
+the summary gives the threads counted beside the process's total. Threads are grouped
 by their Python name (lipdub-draw, lipdub-speech, ...) or, for native threads, by the name the library gives them
 (FFmpeg's decoder threads "av:h264:df0", MediaPipe's "mediapipe/N"). Native threads without a name of their own
 carry the process's ("python"): in a dub these are x264's threads (and OpenCV's worker pool), shown as

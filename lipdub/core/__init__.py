@@ -1,3 +1,3 @@
-"""Shared mechanics below every stage: constants, landmark tables, metrics, files, model assets."""
+"""Shared mechanics below every stage: constants, landmark tables, metrics, files, model assets, audio resampling."""
 
 VERSION = "0.1.0"

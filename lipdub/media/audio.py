@@ -14,6 +14,7 @@ import av
 import numpy as np
 
 from lipdub.core.constants import SR
+from lipdub.core.resample import resample_poly
 from lipdub.errors import InputError, ParameterError
 from lipdub.media.probe import decode_frames, open_input, stream_starts
 
@@ -181,8 +182,6 @@ def prepare_audio(audio, sr):
         raise ParameterError(f"audio sample rate must be positive, got {sr!r}")
     x = np.nan_to_num(x)
     if sr != AAC_SR:
-        from scipy.signal import resample_poly
-
         g = math.gcd(int(sr), AAC_SR)
         x = resample_poly(x, AAC_SR // g, int(sr) // g, axis=1).astype(np.float32)
     return np.ascontiguousarray(np.clip(x, -1.0, 1.0))

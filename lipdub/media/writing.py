@@ -91,8 +91,9 @@ class VideoWriter:
                 # and pieces join by shifting timestamps
                 params.append("bframes=0")
             if self.width * self.height > LARGE_FRAME:  # x264 keeps ~15 frames of its own (with their half-pel
-                # planes) for look-ahead and B-frames: at 4K 580 MB, 360 MB with these (measured, veryfast)
-                params += ["rc-lookahead=5"] + ([] if segment else ["bframes=1"])
+                # planes) for look-ahead and B-frames: at 4K 580 MB, 420 MB with look-ahead 5, 360 MB with 2 and one
+                # B-frame (measured, veryfast crf 18, 200 frames: luma PSNR 51.80 -> 51.64 dB at a 2 % smaller file)
+                params += ["rc-lookahead=2"] + ([] if segment else ["bframes=1"])
             if params:
                 v.options = {**v.options, "x264-params": ":".join(params)}
             self._v = v

@@ -13,7 +13,6 @@ closures from hama's streamed ones (the classifier's without them). Both are tra
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import lfilter
 
 from lipdub.core.constants import HOP_SECONDS, SR
 from lipdub.errors import ParameterError
@@ -123,6 +122,8 @@ class _CausalHops:
         opening = np.clip(self.model.opening[self.model_look].predict(x), 0.0, 1.2)
         if bilabial is not None:  # the lips narrow as the p/b/m evidence builds, before they shut
             opening = opening * (1.0 - np.clip(bilabial / STREAMED_CLOSURE, 0.0, 1.0))
+        from scipy.signal import lfilter  # here: importing scipy.signal costs ~0.75 s, and offline dubs never get here
+
         a = LIVE_SMOOTHING
         opening, _ = lfilter([1.0 - a], [1.0, -a], opening, zi=[a * self._smoothed])
         self._smoothed = float(opening[-1])

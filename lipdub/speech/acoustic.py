@@ -7,9 +7,9 @@ frame i describes the time span [i·hop, (i+1)·hop) (analysis windows are centr
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import lfilter, resample_poly
 
 from lipdub.core.constants import HOP_SECONDS, SR
+from lipdub.core.resample import resample_poly
 
 
 def n_frames(n_samples: int, sr: int = SR, hop: float = HOP_SECONDS) -> int:
@@ -63,7 +63,7 @@ def first_formant(audio: np.ndarray, sr: int = SR, hop: float = HOP_SECONDS, win
         return np.zeros(0, np.float32)
     fs = 10000
     x = resample_poly(np.asarray(audio, np.float64), fs, sr) if sr != fs else np.asarray(audio, np.float64)
-    x = lfilter([1.0, -0.97], [1.0], x)  # pre-emphasis
+    x = np.convolve([1.0, -0.97], x)[:x.size]  # pre-emphasis (what lfilter does with this FIR filter)
     w = int(round(win * fs))
     centres = ((np.arange(n) + 0.5) * hop * fs).astype(np.int64)
     padded = np.pad(x, (w, w))

@@ -15,9 +15,9 @@ import logging
 from math import gcd
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from lipdub.core.constants import HOP_SECONDS, SR
+from lipdub.core.resample import resample_poly
 from lipdub.errors import DependencyError, ParameterError
 from lipdub.speech import align, g2p, recognise, silero, vad
 from lipdub.speech.acoustic import frame_rms, jaw_opening, log_mel, loudness as loudness_curve, n_frames

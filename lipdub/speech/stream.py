@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from scipy.signal import lfilter
 
 from lipdub.core.constants import HOP, SR
 from lipdub.speech.acoustic import mel_bank
@@ -59,6 +58,8 @@ class RunningStandardiser:
             self.count += grow
             self.mean, self.square = means[grow - 1].copy(), squares[grow - 1].copy()
         if grow < k:
+            from scipy.signal import lfilter  # here: importing scipy.signal costs ~0.75 s, and offline dubs never get here
+
             beta = 1.0 - 1.0 / self.memory
             rest = rows[grow:]
             means[grow:], _ = lfilter([1 - beta], [1, -beta], rest, axis=0, zi=beta * self.mean[None, :])
