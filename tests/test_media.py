@@ -607,6 +607,18 @@ def test_writer_is_done_with_a_frame_when_write_returns(tmp_path):
         assert np.abs(r.get(6).rgb().astype(int) - pattern(3, 720, 1280)).mean() < 2.5
 
 
+@pytest.mark.parametrize("height", [66, 64, 18])
+def test_writer_keeps_frames_whose_height_is_not_a_multiple_of_four(tmp_path, height):
+    # the zero-copy hand-over to x264 (i420_frame) is only right for heights that are multiples of 4
+    out = tmp_path / "odd.mp4"
+    rgb = in_gamut(1, height, 98)
+    with VideoWriter(out, 98, height, 25, crf=0) as wr:
+        wr.write(rgb)
+    with FrameReader(out) as r:
+        got = r.get(0)
+    assert got.shape == rgb.shape and np.abs(got.astype(int) - rgb).mean() < 3
+
+
 def in_gamut(k, h, w):
     """pattern() kept inside 30..210: colours that survive 4:2:0 without clipping (a mean is then unbiased)."""
     return (30 + pattern(k, h, w) * (180 / 255)).astype(np.uint8)

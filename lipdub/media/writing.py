@@ -189,6 +189,10 @@ class VideoWriter:
 def i420_frame(i420: np.ndarray):
     """A yuv420p VideoFrame over the pixels of `i420` (H * 3/2 rows, even sides) without copying them: x264 copies
     the picture it is given before encode() returns, and a copy here cost 0.7 ms per 720p frame (measured)."""
+    if i420.shape[0] % 6:
+        # PyAV 18 derives the height as rows // 6 * 4: a height that is not a multiple of 4 (a 98x66 photo) would be
+        # cut to the next lower one and the chroma planes read from the wrong rows; from_ndarray copies them right
+        return av.VideoFrame.from_ndarray(i420, format="yuv420p")
     return av.VideoFrame.from_numpy_buffer(np.ascontiguousarray(i420), format="yuv420p")
 
 
