@@ -5,9 +5,15 @@ For each case (a person with other footage in ../shared/data: two talks of one s
 clip), one shot of the person (`--seconds`, default 8) is dubbed with another speaker's speech twice: as any dub
 (the shot's own mouths) and with `--profile` built from the other footage. Both dubs and the shot's own re-encode go
 through bench/realism.py's detector (same encode, opening-matched samples, 1-second block cross-validation), and a
-blind-pair sheet is written for each dub.
+blind-pair sheet is written for each dub. Each dub's sync is reported too: r of its mouth against the filmed mouth
+of the speaker whose speech it carries (bench.realism.speech_sync).
 
-    PYTHONPATH=$PWD nice -n 10 .venv/bin/python -m bench.realism_profile [--cases a,b] [--out DIR] [--json F] [--seeds 8]
+With --live the dubs are live sessions instead (`lipdub.apps.live.run`, as fast as the machine goes): the shot's own
+mouths prepared beforehand (`lipdub live`'s default), the profile mixed with them, and the profile alone
+(`--no-prepare`: how live mode drew every profile dub before the mix).
+
+    PYTHONPATH=$PWD nice -n 10 .venv/bin/python -m bench.realism_profile [--cases a,b] [--out DIR] [--json F]
+                                                                          [--seeds 8] [--live]
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import realism
+from lipdub.apps import live
 from lipdub import dub, media
 from lipdub import profile as profiles
 from lipdub.core.files import write_json
@@ -75,7 +82,27 @@ def footage_clip(data: Path, rel: str, start: float, end: float | None, out: Pat
     return out
 
 
-def run_case(case: Case, data: Path, out: Path, seconds: float, seeds: int = 1) -> dict:
+def _dubs(shot: Path, wav: Path, profile_file: Path, work: Path, live_mode: bool) -> dict:
+    """The dubs to score, by tag (made once: a file already there is kept)."""
+    if live_mode:
+        dubs = {"own": ({}, True), "profile": ({"profile": str(profile_file)}, True),
+                "profile_alone": ({"profile": str(profile_file)}, False)}
+        out = {}
+        for tag, (kw, prepare) in dubs.items():
+            out[tag] = work / f"live_{tag}.mp4"
+            if not out[tag].is_file():
+                live.run(str(shot), str(wav), out[tag], realtime=False, prepare=prepare, crf=realism.CRF,
+                         preset=realism.PRESET, **kw)
+        return out
+    own, with_profile = work / "dubbed_own.mp4", work / "dubbed_profile.mp4"
+    if not own.is_file():
+        dub(shot, wav, own, length="video", crf=realism.CRF, preset=realism.PRESET)
+    if not with_profile.is_file():
+        dub(shot, wav, with_profile, length="video", crf=realism.CRF, preset=realism.PRESET, profile=profile_file)
+    return {"own": own, "profile": with_profile}
+
+
+def run_case(case: Case, data: Path, out: Path, seconds: float, seeds: int = 1, live_mode: bool = False) -> dict:
     work = out / "work" / case.name
     work.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
@@ -90,17 +117,15 @@ def run_case(case: Case, data: Path, out: Path, seconds: float, seeds: int = 1) 
         for k, (rel, start, end) in enumerate(case.footage):
             clips.append(footage_clip(data, rel, start, end, work / f"footage{k}.mp4"))
         profiles.build(clips).save(profile_file)
-    own, with_profile = work / "dubbed_own.mp4", work / "dubbed_profile.mp4"
-    if not own.is_file():
-        dub(shot, wav, own, length="video", crf=realism.CRF, preset=realism.PRESET)
-    if not with_profile.is_file():
-        dub(shot, wav, with_profile, length="video", crf=realism.CRF, preset=realism.PRESET, profile=profile_file)
+    dubs = _dubs(shot, wav, profile_file, work, live_mode)
     real = realism.read_side(realism.reencode(shot, work / "original.mp4"), None)
     row = {"case": case.name, "size": f"{info.width}x{info.height}", "seconds": round(info.duration, 2),
            "footage_s": round(sum(media.probe_video(c).duration for c in (work / f"footage{k}.mp4"
                                                                           for k in range(len(case.footage)))), 1)}
-    for tag, video in (("own", own), ("profile", with_profile)):
+    speech = realism.Clip(case.speech, data / case.speech, speech_of(data, case.speech))
+    for tag, video in dubs.items():
         fake = realism.read_side(video, None)
+        row[f"{tag}_sync"] = realism.speech_sync(fake, speech)
         res = realism.compare(real, fake)
         row[tag] = res.pop("accuracy")
         matched = res.pop("_matched", None)
@@ -111,7 +136,7 @@ def run_case(case: Case, data: Path, out: Path, seconds: float, seeds: int = 1) 
             row[f"{tag}_seeds"] = round(float(np.mean(accs)), 3)
         row[f"{tag}_detail"] = res
         if matched is not None:
-            sheet = out / "pairs" / f"{case.name}_{tag}.png"
+            sheet = out / "pairs" / f"{case.name}_{'live_' if live_mode else ''}{tag}.png"
             sheet.parent.mkdir(parents=True, exist_ok=True)
             realism.pair_sheet(real, fake, matched, sheet)
     row["total_s"] = round(time.perf_counter() - t, 1)
@@ -127,11 +152,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="write the rows here")
     ap.add_argument("--seeds", type=int, default=1,
                     help="also report each accuracy as the mean over this many detector seeds (sampling and folds)")
+    ap.add_argument("--live", action="store_true",
+                    help="live sessions instead of offline dubs: own mouths, the profile mixed with them, the "
+                         "profile alone")
     args = ap.parse_args(argv)
     data = Path(args.data) if args.data else default_data_dir()
     wanted = set(args.cases.split(",")) if args.cases else None
+    tags = ("own", "profile", "profile_alone") if args.live else ("own", "profile")
+    fmt = lambda v: f"{v:.3f}" if v is not None else "  n/a"  # noqa: E731
     rows = []
-    print(f"{'case':20s} {'size':>9s} {'footage s':>9s} {'own mouths':>10s} {'profile':>8s}")
+    # per dub: detector accuracy (seed 0), its mean over --seeds, and sync r
+    print(f"{'case':20s} {'size':>9s} {'footage s':>9s}  " + "  ".join(f"{t + ': acc/seeds/sync':>30s}" for t in tags))
     for case in CASES:
         if wanted is not None and case.name not in wanted:
             continue
@@ -139,21 +170,18 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             print(f"{case.name:20s} skipped: {', '.join(missing)} missing")
             continue
-        row = run_case(case, data, Path(args.out), args.seconds, args.seeds)
+        row = run_case(case, data, Path(args.out), args.seconds, args.seeds, args.live)
         rows.append(row)
-        fmt = lambda v: f"{v:.3f}" if v is not None else "n/a"  # noqa: E731
-        seeded = f"  (mean of {args.seeds} seeds: {fmt(row.get('own_seeds'))} / {fmt(row.get('profile_seeds'))})" \
-            if args.seeds > 1 else ""
-        print(f"{case.name:20s} {row['size']:>9s} {row['footage_s']:9.1f} {fmt(row['own']):>10s} "
-              f"{fmt(row['profile']):>8s}{seeded}", flush=True)
-    done = [r for r in rows if r["own"] is not None and r["profile"] is not None]
+        print(f"{case.name:20s} {row['size']:>9s} {row['footage_s']:9.1f}  " + "  ".join(
+            f"{fmt(row[t]):>14s} {fmt(row.get(t + '_seeds')):>7s} {fmt(row.get(t + '_sync')):>7s}" for t in tags),
+            flush=True)
+    done = [r for r in rows if all(r[t] is not None for t in tags)]
     if done:
-        seeded = ""
-        if args.seeds > 1 and all("own_seeds" in r and "profile_seeds" in r for r in done):
-            seeded = (f"  (mean of {args.seeds} seeds: {np.mean([r['own_seeds'] for r in done]):.3f} / "
-                      f"{np.mean([r['profile_seeds'] for r in done]):.3f})")
-        print(f"{'mean':20s} {'':9s} {'':9s} {np.mean([r['own'] for r in done]):10.3f} "
-              f"{np.mean([r['profile'] for r in done]):8.3f}{seeded}")
+        def mean(key):
+            return np.mean([r[key] for r in done]) if all(r.get(key) is not None for r in done) else None
+
+        print(f"{'mean':20s} {'':9s} {'':9s}  " + "  ".join(
+            f"{fmt(mean(t)):>14s} {fmt(mean(t + '_seeds')):>7s} {fmt(mean(t + '_sync')):>7s}" for t in tags))
     if args.json:
         write_json(Path(args.json), rows)
     return 0

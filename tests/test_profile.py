@@ -100,14 +100,30 @@ def test_profile_dub_without_a_usable_shot_atlas_draws_the_profile_alone(cnn_par
         lipdub.dub(short, speech, p["dir"] / "no_profile.mp4")
 
 
-def test_live_dub_with_profile_follows_the_speech(cnn_parts):
-    """Live mode draws the anchor's mouths from the profile and follows his real mouth as an offline dub does."""
+def test_live_dub_with_profile_follows_the_speech(cnn_parts, monkeypatch):
+    """Live mode draws the anchor's mouths from the profile and, for a video file, from the shot's own mouths
+    prepared beforehand, mixed as an offline profile dub mixes them (render.foreign); it follows his real mouth as
+    an offline dub does."""
     from lipdub.apps import live
+    from lipdub.render.foreign import MixedAtlas
+    from lipdub.render.live import LiveAppearance
 
     p = cnn_parts
     out = p["dir"] / "live_profile.mp4"
+    chosen, atlases = [], []
+    choose = LiveAppearance.choose
+
+    def spy(self, *args, **kw):
+        atlases.append(self.atlas)
+        chosen.append(choose(self, *args, **kw))
+        return chosen[-1]
+
+    monkeypatch.setattr(LiveAppearance, "choose", spy)
     report = live.run(str(p["shot"]), str(p["speech"]), out, profile=str(p["path"]), realtime=False)
     assert report.frames == 200 and report.rendered == 200
+    atlas = atlases[0]
+    assert isinstance(atlas, MixedAtlas) and atlas.n_foreign == p["profile"].atlas.n < atlas.n
+    assert np.mean(np.array(chosen) >= atlas.n_foreign) > 0.5  # the shot's own mouths serve most frames
     t_truth, truth = evaluate.mouth_curve(p["data"] / CNN, 30.0, 38.0)
     t_dub, got = evaluate.mouth_curve(out, cache=False)
     r, lag, _ = evaluate.pearson_at_best_lag(evaluate.resample(t_dub, got, t_truth), truth, 3)

@@ -118,7 +118,8 @@ def run(video: str, audio: str, output=None, profile=None, region: str = "lower"
         announce=None, prepare: bool = True, motion_model: str = motion.MODEL_CHOICES[0]) -> LiveReport:
     """A live session from sources to a file and/or a browser preview; ends when the audio ends (or after
     `max_seconds`). File sources are played at real-time pace unless realtime=False (as fast as the machine goes).
-    With `prepare` (and no profile) a video file's mouths are prepared before the session starts (prepare_atlas)."""
+    With `prepare` a video file's mouths are prepared before the session starts (prepare_atlas); with a profile
+    too, mixed with the profile's (render.foreign)."""
     import resource
 
     if not (isinstance(lookahead, (int, float)) and 0 <= lookahead <= 0.15):
@@ -136,7 +137,7 @@ def run(video: str, audio: str, output=None, profile=None, region: str = "lower"
     if profile is not None:
         actor = profiles.load(profile)
     atlas = None
-    if prepare and actor is None and video != "-" and Path(video).is_file():  # not a pipe, device or stdin
+    if prepare and video != "-" and Path(video).is_file():  # not a pipe, device or stdin
         atlas = prepare_atlas(video, progress=progress)
     frames = video_source(video)
     first_rgb, fps, still = next(frames)

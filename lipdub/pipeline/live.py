@@ -7,7 +7,8 @@ tracking and rendering, which run on their own threads (MediaPipe, OpenCV and x2
 cores overlap). Every frame that goes in comes out once: none dropped, none repeated.
 
 Appearance: an actor profile (photoreal, the actor's own mouths); for a video file, the mouths of its first minute,
-tracked and cut before the session starts (`prepare_atlas`, cached like `lipdub dub`'s); otherwise the stream itself —
+tracked and cut before the session starts (`prepare_atlas`, cached like `lipdub dub`'s), with a profile mixed with
+its mouths (render.foreign, as offline); otherwise the stream itself —
 every other tracked frame joins a growing atlas of the speaker's real mouths; a still photo is one entry.
 """
 
@@ -31,6 +32,7 @@ from lipdub.core.constants import SR
 from lipdub.errors import InputError, LipdubError, ParameterError
 from lipdub.face.stream import StreamTracker
 from lipdub.pipeline.caches import OWN_ATLAS_BYTES, load_cached_atlas, save_cached_atlas
+from lipdub.render.foreign import live_mixed_atlas
 from lipdub.render.live import LiveAppearance, Blinks
 
 log = logging.getLogger(__name__)
@@ -77,8 +79,9 @@ class LiveDubber:
     The frame at stream time t is rendered once the motion has audio up to t + lookahead; it carries the audio of its
     own frame interval, so whoever writes or plays it delays the sound by exactly the same amount. `profile` is an
     actor profile (path or loaded) for photoreal mouths; `atlas` the source's own mouths prepared beforehand
-    (prepare_atlas); without either the atlas grows from the stream. `still` says the frames are one photo (it gets
-    blinks). `motion_model` is a --motion-model choice (which shipped live model moves the mouth)."""
+    (prepare_atlas), mixed with the profile's when both are given; without either the atlas grows from the stream.
+    `still` says the frames are one photo (it gets blinks). `motion_model` is a --motion-model choice (which
+    shipped live model moves the mouth)."""
 
     def __init__(self, fps: float, profile=None, region: str = "lower", strength: float = 1.0,
                  lookahead: float = 0.1, still: bool = False, motion_source=None, atlas: render.Atlas | None = None,
@@ -97,7 +100,11 @@ class LiveDubber:
         self.motion = motion_source
         if isinstance(profile, (str, Path)):
             profile = profiles.load(profile)
-        if profile is not None:
+        if profile is not None and atlas is not None and atlas.n:
+            # the source's own mouths mixed with the profile's, the own preferred, as an offline profile dub does
+            self.appearance = LiveAppearance(live_mixed_atlas(profile.atlas, atlas), profile.model, region,
+                                             grow=False)
+        elif profile is not None:
             self.appearance = LiveAppearance(profile.atlas, profile.model, region, grow=False, colour_gain=True)
         elif atlas is not None and atlas.n:  # the source's mouths, prepared before the session (prepare_atlas)
             self.appearance = LiveAppearance(atlas, None, region, grow=False)

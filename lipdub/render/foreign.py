@@ -7,7 +7,8 @@ scaled to the shot's crop size, the lower face given the shot's Lab mean and spr
 blurred or given grain until its fine detail matches). A profile entry costs FOREIGN_COST more, about a jump, so the
 shot's own mouths serve wherever one fits and the profile fills in what the shot never shows (a wider opening, teeth).
 The mixed atlas lives in the profile's canonical frame: the shot's own entries are measured again in it, their warp
-rings placed again from its face (rings_in_frame) and their teeth counted in its units (teeth_ratio).
+rings placed again from its face (rings_in_frame) and their teeth counted in its units (teeth_ratio). A live session
+mixes the same way (live_mixed_atlas), from the shot's own atlas prepared beforehand, which keeps no track.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from collections import OrderedDict
 import cv2
 import numpy as np
 
-from lipdub.core.geometry import Pose
+from lipdub.core.geometry import Pose, umeyama
+from lipdub.core.landmarks import STABLE
 from lipdub.face import FaceTrack, estimate_pose
 from lipdub.render.atlas import Atlas
 from lipdub.render.compose import ColourMatcher
@@ -205,14 +207,47 @@ def mixed_atlas(profile: Atlas, own: Atlas, track: FaceTrack, pose: Pose, own_fr
     """One atlas of the profile's mouths (matched to the shot) and the shot's own. The shot's entries are measured
     again in the profile's canonical frame from their track frames (`own_frames`) and `pose` (the track against the
     profile's canonical face), as the profile's own were: canonical faces of two shots can differ by a large turn."""
+    f = np.asarray(own_frames, np.int64)
+    norm_o = ((track.landmarks[f].astype(np.float64) - pose.translation[f][:, None]) @ pose.rotation[f]
+              ) / pose.scale[f][:, None, None]
+    return _mix(profile, own, norm_o, pose.rotation[f][:, :2, 2])
+
+
+def live_mixed_atlas(profile: Atlas, own: Atlas) -> MixedAtlas:
+    """mixed_atlas for a live session, whose own atlas was prepared beforehand and keeps no track: each own entry is
+    measured again in the profile's canonical frame from its canonical landmarks (in_profile_frame)."""
+    norm_o, feat_o = in_profile_frame(profile.canonical, own.norm, own.pose_feat)
+    return _mix(profile, own, norm_o, feat_o)
+
+
+def in_profile_frame(canonical: np.ndarray, norm: np.ndarray, pose_feat: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Canonical landmarks (A, 478, 3) of an atlas and its pose features, measured again against `canonical`.
+    An entry's landmarks are a similarity image of the filmed ones, so fitting `canonical` to them gives what
+    fitting it to the filmed frame gives. The face normal turns by that fit's rotation; the entry's roll was not
+    kept, so the turn is applied as if it had none (off by about roll × the turn: 0.03 for a 14° turn)."""
+    out = np.empty(norm.shape, np.float64)
+    feat = np.empty((len(norm), 2), np.float64)
+    for a in range(len(norm)):
+        x = norm[a].astype(np.float64)
+        s, rot, t = umeyama(canonical[STABLE], x[STABLE])
+        out[a] = ((x - t) @ rot) / s
+        c = np.array([*pose_feat[a], 0.0], np.float64)
+        c[2] = np.sqrt(max(1.0 - c[0] ** 2 - c[1] ** 2, 0.0))
+        # the smallest rotation taking the canonical normal (0, 0, 1) to the entry's (Rodrigues)
+        k = np.array([[0.0, 0.0, c[0]], [0.0, 0.0, c[1]], [-c[0], -c[1], 0.0]])
+        filmed = np.eye(3) + k + k @ k / (1.0 + c[2])
+        feat[a] = (filmed @ rot)[:2, 2]
+    return out, feat
+
+
+def _mix(profile: Atlas, own: Atlas, norm_o: np.ndarray, feat_o: np.ndarray) -> MixedAtlas:
+    """The mixed atlas from the shot's own entries' canonical landmarks and pose features in the profile's frame."""
     look = ShotLook(profile, own)
     out = MixedAtlas(profile.canonical, profile.scale)
     out.look, out.n_foreign = look, profile.n
     out._looked = OrderedDict()
     p, o = profile.arrays(), own.arrays()
-    f = np.asarray(own_frames, np.int64)
-    norm_o = ((track.landmarks[f].astype(np.float64) - pose.translation[f][:, None]) @ pose.rotation[f]
-              ) / pose.scale[f][:, None, None]
     # the shot's teeth in the profile's units: the articulation's wanted teeth are in those
     ratio = teeth_ratio(descriptors(norm_o)[:, 0], o["teeth"].astype(np.float64),
                         descriptors(p["norm"].astype(np.float64))[:, 0], p["teeth"].astype(np.float64))
@@ -227,7 +262,7 @@ def mixed_atlas(profile: Atlas, own: Atlas, track: FaceTrack, pose: Pose, own_fr
                                                              ).astype(np.float32)]),
               "norm": np.concatenate([p["norm"].astype(np.float32), norm_o.astype(np.float32)]),
               "seq": np.concatenate([p["seq"].astype(np.int64), seq_o]),
-              "pose_feat": np.concatenate([p["pose_feat"], pose.rotation[f][:, :2, 2]]).astype(np.float32),
+              "pose_feat": np.concatenate([p["pose_feat"], feat_o]).astype(np.float32),
               "sharpness": np.concatenate([sharp_p, sharp_o]),
               "teeth": np.concatenate([p["teeth"], o["teeth"] * ratio]).astype(np.float64),
               "lip_lab": np.concatenate([p["lip_lab"], o["lip_lab"]]).astype(np.float32)}
@@ -253,3 +288,4 @@ def mixed_renderer(profile: Atlas, model: MouthModel, track: FaceTrack, own: Ren
     atlas = mixed_atlas(profile, own.atlas, track, pose, frames)
     filmed = np.concatenate([np.full(profile.n, -FAR), entry_time]), frame_time
     return Renderer(atlas, track, pose, model=model, region=region, filmed=filmed)
+
