@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 MOTION_SR = SR
 LIVE_REGIONS = ("lips", "lower")  # face/head plan expression over the whole speech: offline only
 PREPARE_SECONDS = 60.0  # of a video file source: where its mouths are taken from before the session starts
-PREPARE_CACHE_VERSION = 1
+PREPARE_CACHE_VERSION = 2  # 2: with each entry's head rotation
 
 
 @dataclass
@@ -102,8 +102,8 @@ class LiveDubber:
             profile = profiles.load(profile)
         if profile is not None and atlas is not None and atlas.n:
             # the source's own mouths mixed with the profile's, the own preferred, as an offline profile dub does
-            self.appearance = LiveAppearance(live_mixed_atlas(profile.atlas, atlas), profile.model, region,
-                                             grow=False)
+            mixed = live_mixed_atlas(profile.atlas, atlas, getattr(atlas, "entry_rotation", None))
+            self.appearance = LiveAppearance(mixed, profile.model, region, grow=False)
         elif profile is not None:
             self.appearance = LiveAppearance(profile.atlas, profile.model, region, grow=False, colour_gain=True)
         elif atlas is not None and atlas.n:  # the source's mouths, prepared before the session (prepare_atlas)
@@ -395,14 +395,15 @@ def prepare_atlas(video, seconds: float = PREPARE_SECONDS, progress=None, cache:
     atlases), for a live session to draw from its first frame on. A stream's own atlas starts empty: in the first
     seconds it holds only the few mouths filmed so far, and on 3–8 s clips the dub followed its own motion at r
     0.48–0.85 against 0.90–0.99 with the clip's mouths at hand. None for a photo, or when the file shows no usable
-    face (the session then grows its atlas from the stream)."""
+    face (the session then grows its atlas from the stream). The atlas carries `entry_rotation` (A, 3, 3), each
+    entry's head rotation against its canonical face, which mixing it with a profile's needs (render.foreign)."""
     path = Path(video)
     info = media.probe_video(path)
     if info.is_image:
         return None
     n = max(1, min(info.n_frames, int(round(seconds * info.fps))))
     cache_file = cache_dir() / "atlases" / f"{face.cache_key(path, live_frames=n, v=PREPARE_CACHE_VERSION)}.npz"
-    atlas = load_cached_atlas(cache_file) if cache else None
+    atlas = _load_prepared(cache_file) if cache else None
     if atlas is not None:
         return atlas
 
@@ -420,12 +421,28 @@ def prepare_atlas(video, seconds: float = PREPARE_SECONDS, progress=None, cache:
                                                                              max(0, n - start)))
         if not track.valid.any():
             raise InputError(f"no face in its first {n} frames")
-        atlas = render.Renderer.for_video(path, info, track, budget_bytes=OWN_ATLAS_BYTES).atlas
+        own = render.Renderer.for_video(path, info, track, budget_bytes=OWN_ATLAS_BYTES)
     except InputError as exc:
         log.warning("live: no mouths prepared from %s (%s); the atlas grows from the stream", path, exc)
         return None
+    atlas = own.atlas
+    frames = atlas.seq.astype(np.int64) * render.Renderer.own_stride(track, atlas, OWN_ATLAS_BYTES)
+    atlas.entry_rotation = own.pose.rotation[np.minimum(frames, len(track) - 1)].astype(np.float32)
     if cache:
-        save_cached_atlas(cache_file, atlas)
+        save_cached_atlas(cache_file, atlas, {"entry_rotation": atlas.entry_rotation})
     return atlas
+
+
+def _load_prepared(cache_file: Path) -> render.Atlas | None:
+    """A prepared atlas from the cache with its entries' head rotations; None when there is none or it is stale."""
+    atlas = load_cached_atlas(cache_file)
+    if atlas is None:
+        return None
+    try:
+        with np.load(cache_file, allow_pickle=False) as z:
+            atlas.entry_rotation = np.asarray(z["entry_rotation"], np.float32)
+    except (KeyError, OSError, ValueError):
+        return None
+    return atlas if atlas.entry_rotation.shape == (atlas.n, 3, 3) else None
 
 

@@ -213,30 +213,35 @@ def mixed_atlas(profile: Atlas, own: Atlas, track: FaceTrack, pose: Pose, own_fr
     return _mix(profile, own, norm_o, pose.rotation[f][:, :2, 2])
 
 
-def live_mixed_atlas(profile: Atlas, own: Atlas) -> MixedAtlas:
+def live_mixed_atlas(profile: Atlas, own: Atlas, rotation: np.ndarray | None = None) -> MixedAtlas:
     """mixed_atlas for a live session, whose own atlas was prepared beforehand and keeps no track: each own entry is
-    measured again in the profile's canonical frame from its canonical landmarks (in_profile_frame)."""
-    norm_o, feat_o = in_profile_frame(profile.canonical, own.norm, own.pose_feat)
+    measured again in the profile's canonical frame from its canonical landmarks and `rotation` (A, 3, 3: its head
+    rotation against the own atlas's canonical face; in_profile_frame)."""
+    norm_o, feat_o = in_profile_frame(profile.canonical, own.norm, own.pose_feat, rotation)
     return _mix(profile, own, norm_o, feat_o)
 
 
-def in_profile_frame(canonical: np.ndarray, norm: np.ndarray, pose_feat: np.ndarray
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def in_profile_frame(canonical: np.ndarray, norm: np.ndarray, pose_feat: np.ndarray,
+                     rotation: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Canonical landmarks (A, 478, 3) of an atlas and its pose features, measured again against `canonical`.
     An entry's landmarks are a similarity image of the filmed ones, so fitting `canonical` to them gives what
-    fitting it to the filmed frame gives. The face normal turns by that fit's rotation; the entry's roll was not
-    kept, so the turn is applied as if it had none (off by about roll × the turn: 0.03 for a 14° turn)."""
+    fitting it to the filmed frame gives, and the head's rotation against `canonical` is the entry's `rotation`
+    followed by that fit's. Without `rotation` it is rebuilt from the pose features as if the head had no twist
+    about the face normal: off by about the twist × the turn between the two canonical faces (0.03 for a 14° turn,
+    up to 0.22 on a shot whose canonical face is 41° off its profile's)."""
     out = np.empty(norm.shape, np.float64)
     feat = np.empty((len(norm), 2), np.float64)
     for a in range(len(norm)):
         x = norm[a].astype(np.float64)
         s, rot, t = umeyama(canonical[STABLE], x[STABLE])
         out[a] = ((x - t) @ rot) / s
-        c = np.array([*pose_feat[a], 0.0], np.float64)
-        c[2] = np.sqrt(max(1.0 - c[0] ** 2 - c[1] ** 2, 0.0))
-        # the smallest rotation taking the canonical normal (0, 0, 1) to the entry's (Rodrigues)
-        k = np.array([[0.0, 0.0, c[0]], [0.0, 0.0, c[1]], [-c[0], -c[1], 0.0]])
-        filmed = np.eye(3) + k + k @ k / (1.0 + c[2])
+        if rotation is not None:
+            filmed = rotation[a].astype(np.float64)
+        else:  # the smallest rotation taking the canonical normal (0, 0, 1) to the entry's (Rodrigues)
+            c = np.array([*pose_feat[a], 0.0], np.float64)
+            c[2] = np.sqrt(max(1.0 - c[0] ** 2 - c[1] ** 2, 0.0))
+            k = np.array([[0.0, 0.0, c[0]], [0.0, 0.0, c[1]], [-c[0], -c[1], 0.0]])
+            filmed = np.eye(3) + k + k @ k / (1.0 + c[2])
         feat[a] = (filmed @ rot)[:2, 2]
     return out, feat
 
