@@ -198,3 +198,20 @@ def test_a_live_atlas_is_measured_in_the_profiles_frame_without_its_track(shot_a
     # without the rotations the head's twist about the face normal is unknown (measured 0.029 here)
     guessed = foreign.live_mixed_atlas(other, own)
     assert 1e-3 < np.abs(guessed.pose_feat - offline.pose_feat).max() < 0.04
+
+
+def test_a_live_mix_keeps_the_shots_mouth_width(shot_and_profile):
+    """Live mode has no filmed frame to take the mouth's width from (offline: Renderer.filmed_expression): its mouth
+    model takes the rest width of the shot's own mouths and the profile's opening amplitude."""
+    own, _, track, pose, _ = shot_and_profile
+    can = own.canonical.copy()
+    lower = can[:, 1] > can[2, 1]  # another footage's mean face: the mouth 8 % wider
+    can[lower, 0] *= 1.08
+    other = render.Atlas(can, own.scale)
+    mixed = foreign.live_mixed_atlas(other, own, pose.rotation[: own.n])
+    profile_model = render.MouthModel(can, 0.3, 1.08 * render.build_mouth_model(
+        own.canonical, own.norm, np.ones(own.n, bool)).rest_width)
+    model = foreign.live_mouth_model(profile_model, mixed)
+    shot = render.build_mouth_model(can, mixed.norm[mixed.n_foreign:], np.ones(own.n, bool))
+    assert model.open_max == 0.3 and model.rest_width == shot.rest_width
+    assert abs(model.rest_width / profile_model.rest_width - 1) > 0.03  # the check can fail: the profile's is wider

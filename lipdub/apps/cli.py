@@ -149,8 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_argument(lv, "preset", default="superfast", help="x264 preset of --output (default superfast)")
     lv.add_argument("--no-prepare", action="store_true",
                     help="a video file's mouths are normally prepared from its first minute before the session "
-                         "starts (cached); with this the session starts at once and takes them from the stream as it "
-                         "plays (its first seconds have few)")
+                         "starts (cached; with --profile, mixed with its mouths); with this the session starts at "
+                         "once and takes them from the stream as it plays (its first seconds have few), or from the "
+                         "profile alone")
 
     app = command(sub, "app", help="the web app: upload, dub, compare and download in a browser (needs gradio)")
     app.add_argument("--host", default="127.0.0.1",

@@ -32,7 +32,7 @@ from lipdub.core.constants import SR
 from lipdub.errors import InputError, LipdubError, ParameterError
 from lipdub.face.stream import StreamTracker
 from lipdub.pipeline.caches import OWN_ATLAS_BYTES, load_cached_atlas, save_cached_atlas
-from lipdub.render.foreign import live_mixed_atlas
+from lipdub.render.foreign import live_mixed_atlas, live_mouth_model
 from lipdub.render.live import LiveAppearance, Blinks
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class LiveDubber:
         if profile is not None and atlas is not None and atlas.n:
             # the source's own mouths mixed with the profile's, the own preferred, as an offline profile dub does
             mixed = live_mixed_atlas(profile.atlas, atlas, getattr(atlas, "entry_rotation", None))
-            self.appearance = LiveAppearance(mixed, profile.model, region, grow=False)
+            self.appearance = LiveAppearance(mixed, live_mouth_model(profile.model, mixed), region, grow=False)
         elif profile is not None:
             self.appearance = LiveAppearance(profile.atlas, profile.model, region, grow=False, colour_gain=True)
         elif atlas is not None and atlas.n:  # the source's mouths, prepared before the session (prepare_atlas)
