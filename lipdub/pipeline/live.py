@@ -444,5 +444,3 @@ def _load_prepared(cache_file: Path) -> render.Atlas | None:
     except (KeyError, OSError, ValueError):
         return None
     return atlas if atlas.entry_rotation.shape == (atlas.n, 3, 3) else None
-
-
