@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -262,26 +261,6 @@ def test_recognition_path_other_languages(clip):
     onset = np.flatnonzero(tr.voiced)[0] * tr.hop
     assert sp[0].start >= onset - 0.05
     assert max(p.duration for p in sp) < 0.8
-
-
-def test_aligner_built_ahead_gives_the_same_phones(monkeypatch):
-    """The alignment decoder built beside the recogniser (align.prepare_aligner) is used, and it aligns as a
-    decoder built when needed does: the same phones and times, within a process and after release_models."""
-    from lipdub.speech import align
-
-    x = load("audio/es_spanish1_5s.wav")
-    built = []
-    new = align._new_align_decoder
-    monkeypatch.setattr(align, "_new_align_decoder", lambda: built.append(threading.current_thread().name) or new())
-    ahead = analyse(x, 16000)
-    assert ahead.method == "hama+align" and "lipdub-aligner" in built
-    assert not align._spare  # taken by the alignment
-    analysis.release_models()
-    built.clear()
-    monkeypatch.setattr(align, "prepare_aligner", lambda: None)
-    when_needed = analyse(x, 16000)
-    assert "lipdub-aligner" not in built and built
-    assert when_needed.phones == ahead.phones
 
 
 def test_long_audio_without_transcript():

@@ -56,63 +56,15 @@ def _align_decoder():
     return _new_align_decoder()
 
 
-def _decoder_for(tokens: list[str], fresh=None):
+def _decoder_for(tokens: list[str]):
     """A fresh decoder holding `tokens`' pronunciation entries. One decoder reused across alignments gives results
     that depend on what it aligned before (measured: the same audio and words aligned differently after another
-    clip's analysis), so every alignment gets its own (~0.1 s): the result depends on the audio and words alone.
-    `fresh`: one built ahead and never used (prepare_aligner), the same as a new one."""
-    d = fresh if fresh is not None else _new_align_decoder()
+    clip's analysis), so every alignment gets its own (~0.1 s): the result depends on the audio and words alone."""
+    d = _new_align_decoder()
     extra = sorted({t for t in tokens if t.startswith("lipdub-") and d.lookup_word(t) is None})
     for k, name in enumerate(extra):
         d.add_word(name, " ".join(p.upper() for p in name[len("lipdub-"):].split("-")), k == len(extra) - 1)
     return d
-
-
-class _Spare:
-    """A fresh alignment decoder (and the dictionary decoder, once per process) built on a thread of its own."""
-
-    def __init__(self):
-        self.decoder = None
-        self.thread = threading.Thread(target=self._build, name="lipdub-aligner", daemon=True)
-        self.thread.start()
-
-    def _build(self) -> None:
-        try:
-            with _lock:  # pocketsphinx is never used on two threads at once
-                _align_decoder()
-                self.decoder = _new_align_decoder()
-        except Exception:  # (a broken install) the alignment builds its own decoder and reports the error
-            self.decoder = None
-
-
-_spare: list[_Spare] = []
-_spare_lock = threading.Lock()
-
-
-def prepare_aligner() -> None:
-    """Start building what the next alignment needs (two decoders, ~0.1 s of CPU each) on a thread of its own. The
-    phone recogniser calls it just before its model runs in native code without the GIL: pocketsphinx holds the GIL
-    while it builds a decoder (it stalls every other Python thread), so only then do the two overlap. The decoder is
-    as fresh as one built when needed; at most one is kept."""
-    with _spare_lock:
-        if not _spare:
-            _spare.append(_Spare())
-
-
-def _take_spare():
-    """The decoder prepare_aligner built (waiting for it if it is still being built), or None. Called without
-    holding `_lock`: the builder takes it."""
-    with _spare_lock:
-        spare = _spare.pop() if _spare else None
-    if spare is None:
-        return None
-    spare.thread.join()
-    return spare.decoder
-
-
-def drop_spare() -> None:
-    """Let go of a decoder built ahead and not used (release_models)."""
-    _take_spare()
 
 
 def _allphone_decoder():  # a fresh one per call (~0.1 s), for the same reason as _decoder_for
@@ -183,9 +135,8 @@ def align_phones(audio: np.ndarray, tokens: list[str]) -> list[Seg] | None:
     if not tokens:
         return None
     pcm = to_pcm16(audio)
-    fresh = _take_spare()
     with _lock:
-        d = _decoder_for(tokens, fresh)
+        d = _decoder_for(tokens)
         try:
             if not _word_pass(d, pcm, tokens):
                 return None
