@@ -225,7 +225,8 @@ class StoredCrops:
     def of(cls, path, info: zipfile.ZipInfo, header: int, lengths: np.ndarray) -> "StoredCrops | None":
         """The crops of archive member `info` of `path` (npy `header` bytes, then the crops back to back); None
         where the member is compressed or its size disagrees."""
-        if info.compress_type != zipfile.ZIP_STORED or info.file_size != header + int(lengths.sum()):
+        if (info.compress_type != zipfile.ZIP_STORED or info.file_size != header + int(lengths.sum())
+                or not hasattr(os, "pread")):  # (no pread on Windows: the crops are read into memory there)
             return None
         fd = os.open(path, os.O_RDONLY)
         local = os.pread(fd, 30, info.header_offset)  # the local header: its name and extra field lengths
