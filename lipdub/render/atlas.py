@@ -215,8 +215,9 @@ class Atlas:
 
 class StoredCrops:
     """An atlas's JPEG crops left in its uncompressed archive and read one at a time (os.pread) when decoded, so that
-    they take no memory: 117 MB for 71 s of a 4K clip, up to ~150 MB for a 1080p hour (the budget's estimate). Reads go through a descriptor opened
-    once, so the file replaced in the cache (atomically: a new inode) or removed meanwhile still reads the same."""
+    they take no memory: 117 MB for 71 s of a 4K clip, up to ~150 MB for a 1080p hour (the budget's estimate). Reads
+    go through a descriptor opened once, so the file replaced in the cache (atomically: a new inode) or removed
+    meanwhile still reads the same."""
 
     def __init__(self, fd: int, starts: np.ndarray, lengths: np.ndarray):
         self._fd, self._starts, self._lengths = fd, starts, lengths
