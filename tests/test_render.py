@@ -373,3 +373,40 @@ def test_atlas_cut_beside_one_decoder_equals_one_thread():
     assert atlases[0].jpeg == atlases[1].jpeg
     for k, v in atlases[0].arrays().items():
         assert np.array_equal(v, atlases[1].arrays()[k]), k
+
+
+def test_atlas_crops_read_from_its_archive(tmp_path):
+    """An atlas loaded with its crops left in its cache file (StoredCrops) reads the same bytes as one loaded into
+    memory, keeps reading them after the file is replaced or removed (one descriptor), and grows as a list."""
+    import itertools
+    import os
+
+    from conftest import require_data
+    from lipdub import media
+    from lipdub.pipeline.caches import load_cached_atlas, save_cached_atlas
+    from lipdub.render.atlas import Atlas, StoredCrops, fill_atlas
+
+    data = require_data("video/hdtf_katiehill_8s.mp4")
+    path = data / "video/hdtf_katiehill_8s.mp4"
+    info = media.probe_video(path)
+    track = face.track_frames(lambda: itertools.islice(media.iter_frames(path), 0, 12), info.width, info.height, 12,
+                              info.fps)
+    can = face.canonical_shape(track)
+    pose = face.estimate_pose(track, can)
+    atlas = Atlas(can, float(np.median(pose.scale)))
+    fill_atlas(atlas, path, track, pose, 0, np.ones(12, bool), 1)
+    file = tmp_path / "atlas.npz"
+    save_cached_atlas(file, atlas, {"track_fingerprint": np.array("x")})
+    held, stored = load_cached_atlas(file, "x"), load_cached_atlas(file, "x", stored=True)
+    assert isinstance(stored.jpeg, StoredCrops) and isinstance(held.jpeg, list) and stored.n == held.n == 12
+    assert list(stored.jpeg) == held.jpeg == atlas.jpeg and stored.jpeg[2:5] == atlas.jpeg[2:5]
+    tmp = tmp_path / "new.npz"
+    tmp.write_bytes(b"another atlas")
+    os.replace(tmp, file)  # as the cache replaces a file
+    assert [stored.jpeg[i] for i in (11, 0, 5)] == [atlas.jpeg[i] for i in (11, 0, 5)]
+    file.unlink()
+    assert np.array_equal(stored.crop(3), atlas.crop(3))
+    for k, v in atlas.arrays().items():
+        assert np.array_equal(v, stored.arrays()[k]), k
+    stored.merge(held)  # grown: in memory from then on
+    assert isinstance(stored.jpeg, list) and stored.jpeg == atlas.jpeg * 2

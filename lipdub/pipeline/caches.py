@@ -55,7 +55,7 @@ def own_renderer(video: Path, info: media.VideoInfo, track: face.FaceTrack, opts
                                    atlas_bytes=OWN_ATLAS_BYTES, version=ATLAS_CACHE_VERSION,
                                    **cached.scaled_key(info), **_choice_key(opts))
     fingerprint = track_fingerprint(track) if opts.cache else ""
-    atlas = load_cached_atlas(cache_file, fingerprint) if opts.cache else None
+    atlas = load_cached_atlas(cache_file, fingerprint, stored=True) if opts.cache else None
     if atlas is not None:
         log.info("mouth atlas from cache %s", cache_file)
         return render.Renderer(atlas, track, face.estimate_pose(track, atlas.canonical),
@@ -63,18 +63,25 @@ def own_renderer(video: Path, info: media.VideoInfo, track: face.FaceTrack, opts
     renderer = render.Renderer.for_video(video, info, track, progress, budget_bytes=OWN_ATLAS_BYTES)
     if opts.cache:
         save_cached_atlas(cache_file, renderer.atlas, {"track_fingerprint": np.array(fingerprint)})
+        # the crops just written are read from the file from now on: out of memory before the render (4K, 71 s:
+        # 117 MB)
+        saved = load_cached_atlas(cache_file, fingerprint, stored=True)
+        if saved is not None and saved.n == renderer.atlas.n:
+            renderer.atlas.jpeg = saved.jpeg
     return renderer
 
 
-def load_cached_atlas(cache_file: Path, fingerprint: str | None = None) -> render.Atlas | None:
+def load_cached_atlas(cache_file: Path, fingerprint: str | None = None, stored: bool = False
+                      ) -> render.Atlas | None:
     """The atlas kept in `cache_file`; None when there is none, it is damaged or stale, or (given `fingerprint`) it
-    was cut along another face track: the caller builds it again."""
+    was cut along another face track: the caller builds it again. `stored`: its crops stay in the file and are read
+    when decoded (render.atlas.StoredCrops), for an atlas that is only drawn from, never grown."""
     if not cache_file.is_file():
         return None
     try:
         with np.load(cache_file, allow_pickle=False) as z:
             if fingerprint is None or str(z["track_fingerprint"]) == fingerprint:
-                return render.Atlas.from_arrays(z)
+                return render.Atlas.from_arrays(z, path=cache_file if stored else None)
     except Exception:  # stale or damaged cache
         pass
     return None

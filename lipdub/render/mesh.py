@@ -52,10 +52,9 @@ class TriangleMesh:
                     fx, fy, fc = _affine_maps(d[ok], np.flatnonzero(ok), coefs, dx0, dy0, dx1 - dx0, dy1 - dy0, 1)
                     covered[dy0:dy1, dx0:dx1] = fc
                 else:
-                    fx = np.ascontiguousarray(map_x[dy0:dy1, dx0:dx1])
-                    fy = np.ascontiguousarray(map_y[dy0:dy1, dx0:dx1])
+                    fx, fy = map_x[dy0:dy1, dx0:dx1], map_y[dy0:dy1, dx0:dx1]
                 out[dy0:dy1, dx0:dx1] = cv2.remap(src_img, fx, fy, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-        return out, covered.astype(np.uint8) * 255
+        return out, covered.view(np.uint8) * np.uint8(255)
 
 
 class MeshWarper(TriangleMesh):
@@ -91,8 +90,8 @@ def _affine_maps(corners: np.ndarray, ids: np.ndarray, coefs: np.ndarray, x0: in
     inside = (hi[:, 0] >= x0 - step) & (lo[:, 0] <= x0 + w + step) & (hi[:, 1] >= y0 - step) & \
         (lo[:, 1] <= y0 + h + step)  # only triangles that reach this window
     polys = np.round((corners[inside] - np.array([x0, y0]) - offset) / step * 16).astype(np.int32)
-    for t, poly in zip(ids[inside], polys):
-        cv2.fillConvexPoly(idx, poly, int(t), lineType=cv2.LINE_8, shift=4)
+    for t, poly in zip(ids[inside].tolist(), polys):
+        cv2.fillConvexPoly(idx, poly, t, lineType=cv2.LINE_8, shift=4)
     # collapsed triangles (a closing mouth) leave hairline cracks: give them a neighbouring triangle's affine
     holes = idx < 0
     if holes.any():
@@ -102,17 +101,25 @@ def _affine_maps(corners: np.ndarray, ids: np.ndarray, coefs: np.ndarray, x0: in
     if step > 1:  # extend affines past the edge so bilinear upsampling never mixes in an undefined map
         grown = cv2.dilate((idx + 1).astype(np.float32), np.ones((3, 3), np.uint8), iterations=2)
         idx = np.where(covered, idx, grown.astype(np.int32) - 1)
-    # each coefficient looked up on its own: contiguous planes, half the time of one (hs, ws, 6) gather
-    idx = np.maximum(idx, 0)
-    ax, bx, ay, by, a1, b1 = (np.take(col, idx) for col in coefs.T)  # src x = ax x + ay y + a1, src y = bx ...
+    np.maximum(idx, 0, out=idx)
     xs = np.arange(ws, dtype=np.float32)[None, :] * step + offset + x0
     ys = np.arange(hs, dtype=np.float32)[:, None] * step + offset + y0
-    map_x = ax * xs + ay * ys + a1
-    map_y = bx * xs + by * ys + b1
-    if step > 1:
+    # src x = ax x + ay y + a1, src y = bx x + by y + b1; each coefficient looked up on its own (contiguous planes,
+    # half the time of one (hs, ws, 6) gather) into one scratch plane, summed in place in the same order and type
+    # (float64 where the window's origin is a numpy integer, cast to float32 at the end)
+    dtype = np.result_type(coefs, xs, ys)
+    coefs = coefs.astype(dtype, copy=False)
+    maps, term = [], np.empty((hs, ws), dtype)
+    for a, b, c in ((0, 2, 4), (1, 3, 5)):
+        out = np.take(coefs[:, a], idx) * xs
+        out += np.multiply(np.take(coefs[:, b], idx, out=term), ys, out=term)
+        out += np.take(coefs[:, c], idx, out=term)
+        maps.append(out)
+    map_x, map_y = maps
+    if step > 1:  # (row-strided views of the upsampled maps: OpenCV reads them without a copy)
         size = (ws * step, hs * step)
         m = pad * step
         map_x = cv2.resize(map_x, size, interpolation=cv2.INTER_LINEAR)[m:m + h, m:m + w]
         map_y = cv2.resize(map_y, size, interpolation=cv2.INTER_LINEAR)[m:m + h, m:m + w]
-        covered = cv2.resize(covered.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)[m:m + h, m:m + w] > 0
-    return np.ascontiguousarray(map_x, np.float32), np.ascontiguousarray(map_y, np.float32), covered
+        covered = cv2.resize(covered.view(np.uint8), size, interpolation=cv2.INTER_NEAREST)[m:m + h, m:m + w] > 0
+    return map_x.astype(np.float32, copy=False), map_y.astype(np.float32, copy=False), covered

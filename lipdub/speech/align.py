@@ -10,6 +10,7 @@ the same phones in any process (batch workers run many jobs each). Decoding is g
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -43,11 +44,12 @@ def _ps():
     return pocketsphinx
 
 
-def _new_align_decoder():
+def _new_align_decoder(dictionary: str | None = None):
     ps = _ps()
     # Beams are effectively open: espeak-mapped or recognised pronunciations score poorly on the en-us model and
     # get pruned to "no alignment" at 1e-80 (measured on 7 s of Spanish); the cost is ~15 % more time.
-    return ps.Decoder(lm=None, bestpath=False, beam=1e-300, wbeam=1e-280, pbeam=1e-300, loglevel="FATAL")
+    words = {} if dictionary is None else {"dict": dictionary}  # (dict=None would be no dictionary, not cmudict)
+    return ps.Decoder(lm=None, bestpath=False, beam=1e-300, wbeam=1e-280, pbeam=1e-300, loglevel="FATAL", **words)
 
 
 @lru_cache(maxsize=1)
@@ -56,63 +58,28 @@ def _align_decoder():
     return _new_align_decoder()
 
 
-def _decoder_for(tokens: list[str], fresh=None):
-    """A fresh decoder holding `tokens`' pronunciation entries. One decoder reused across alignments gives results
+def _decoder_for(tokens: list[str]):
+    """A fresh decoder whose dictionary holds `tokens` alone. One decoder reused across alignments gives results
     that depend on what it aligned before (measured: the same audio and words aligned differently after another
-    clip's analysis), so every alignment gets its own (~0.1 s): the result depends on the audio and words alone.
-    `fresh`: one built ahead and never used (prepare_aligner), the same as a new one."""
-    d = fresh if fresh is not None else _new_align_decoder()
-    extra = sorted({t for t in tokens if t.startswith("lipdub-") and d.lookup_word(t) is None})
-    for k, name in enumerate(extra):
-        d.add_word(name, " ".join(p.upper() for p in name[len("lipdub-"):].split("-")), k == len(extra) - 1)
+    clip's analysis), so every alignment gets its own: the result depends on the audio and words alone. Its
+    dictionary starts empty (loading all of cmudict took ~0.09 s of the ~0.1 s a decoder cost) and gets the words
+    an alignment reads: cmudict's pronunciations of the tokens, alternates included, added as cmudict lists them,
+    then the pronunciation entries, sorted (the same phones and times as a decoder holding all of cmudict:
+    tests/test_speech.py)."""
+    d = _new_align_decoder(os.devnull)
+    full = _align_decoder()
+    entries = []
+    for word in dict.fromkeys(t for t in tokens if not t.startswith("lipdub-")):
+        k, name = 1, word
+        while (phones := full.lookup_word(name)) is not None:  # the word, then word(2), word(3), ...
+            entries.append((name, phones))
+            k += 1
+            name = f"{word}({k})"
+    entries += [(name, " ".join(p.upper() for p in name[len("lipdub-"):].split("-")))
+                for name in sorted({t for t in tokens if t.startswith("lipdub-")})]
+    for k, (name, phones) in enumerate(entries):
+        d.add_word(name, phones, k == len(entries) - 1)
     return d
-
-
-class _Spare:
-    """A fresh alignment decoder (and the dictionary decoder, once per process) built on a thread of its own."""
-
-    def __init__(self):
-        self.decoder = None
-        self.thread = threading.Thread(target=self._build, name="lipdub-aligner", daemon=True)
-        self.thread.start()
-
-    def _build(self) -> None:
-        try:
-            with _lock:  # pocketsphinx is never used on two threads at once
-                _align_decoder()
-                self.decoder = _new_align_decoder()
-        except Exception:  # (a broken install) the alignment builds its own decoder and reports the error
-            self.decoder = None
-
-
-_spare: list[_Spare] = []
-_spare_lock = threading.Lock()
-
-
-def prepare_aligner() -> None:
-    """Start building what the next alignment needs (two decoders, ~0.1 s of CPU each) on a thread of its own. The
-    phone recogniser calls it just before its model runs in native code without the GIL: pocketsphinx holds the GIL
-    while it builds a decoder (it stalls every other Python thread), so only then do the two overlap. The decoder is
-    as fresh as one built when needed; at most one is kept."""
-    with _spare_lock:
-        if not _spare:
-            _spare.append(_Spare())
-
-
-def _take_spare():
-    """The decoder prepare_aligner built (waiting for it if it is still being built), or None. Called without
-    holding `_lock`: the builder takes it."""
-    with _spare_lock:
-        spare = _spare.pop() if _spare else None
-    if spare is None:
-        return None
-    spare.thread.join()
-    return spare.decoder
-
-
-def drop_spare() -> None:
-    """Let go of a decoder built ahead and not used (release_models)."""
-    _take_spare()
 
 
 def _allphone_decoder():  # a fresh one per call (~0.1 s), for the same reason as _decoder_for
@@ -183,9 +150,8 @@ def align_phones(audio: np.ndarray, tokens: list[str]) -> list[Seg] | None:
     if not tokens:
         return None
     pcm = to_pcm16(audio)
-    fresh = _take_spare()
     with _lock:
-        d = _decoder_for(tokens, fresh)
+        d = _decoder_for(tokens)
         try:
             if not _word_pass(d, pcm, tokens):
                 return None

@@ -101,8 +101,8 @@ def _shift(segs: list[Seg], offset: float) -> list[Seg]:
 
 def _recognise_chunk(audio: np.ndarray) -> tuple[list[Seg] | None, str]:
     """No transcript: hama words force-aligned, else allphone."""
-    try:  # the alignment's decoders are built while the recogniser runs
-        words = recognise.recognise(audio, SR, beside=align.prepare_aligner)
+    try:
+        words = recognise.recognise(audio, SR)
     except Exception as exc:  # hama missing or failing: fall through to allphone
         log.warning("hama phone recognition failed (%s); trying pocketsphinx allphone", exc)
         words = []
@@ -289,7 +289,6 @@ def release_models() -> None:
     the next analysis."""
     import gc
 
-    align.drop_spare()  # first: its builder fills the dictionary cache
     for cached in (recognise._model, align._align_decoder, silero.batch_model):
         cached.cache_clear()
     gc.collect()

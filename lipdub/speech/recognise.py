@@ -10,7 +10,6 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable
 
 import numpy as np
 
@@ -63,16 +62,13 @@ def frame_posteriors(audio: np.ndarray, sr: int = SR) -> np.ndarray:
     return (p / p.sum(1, keepdims=True)).astype(np.float32)
 
 
-def recognise(audio: np.ndarray, sr: int = SR, beside: Callable[[], None] | None = None) -> list[RecognisedWord]:
-    """hama's phone words for `audio`, mapped to ARPAbet; [] when nothing was recognised. `beside` is called just
-    before the model runs: work to start on another thread while it runs in native code without the GIL."""
+def recognise(audio: np.ndarray, sr: int = SR) -> list[RecognisedWord]:
+    """hama's phone words for `audio`, mapped to ARPAbet; [] when nothing was recognised."""
     audio = np.asarray(audio, np.float32)
     if audio.size < sr // 10:
         return []
     with _lock:
         model = _model()
-        if beside is not None:
-            beside()
         result = model.transcribe_waveform(audio, sr)
         spans = model.phoneme_spans(result)
     wb = model.decode_cfg.word_boundary_token
