@@ -82,3 +82,28 @@ def blend(frame: np.ndarray, patch: np.ndarray, alpha: np.ndarray, roi: tuple[in
     out = frame if inplace else frame.copy()
     out[y0:y1, x0:x1] = cv2.blendLinear(patch, frame[y0:y1, x0:x1], alpha, 1.0 - alpha)
     return out
+
+
+def lip_weight(outer_lips: np.ndarray, roi: tuple[int, int, int, int], px_per_unit: float) -> np.ndarray:
+    """float32 weight in roi: 1 on the lips (outer contour `outer_lips`, frame px, in ring order) and a thin rim
+    around them, falling smoothly to 0 on the skin."""
+    x0, y0, x1, y1 = roi
+    hard = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillPoly(hard, [np.round((outer_lips[:, :2] - [x0, y0]) * 16).astype(np.int32)], 255, lineType=cv2.LINE_8,
+                 shift=4)
+    grow = max(1, int(round(SKIN_RIM * px_per_unit)))
+    hard = cv2.dilate(hard, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+    return cv2.GaussianBlur(hard.astype(np.float32) / 255.0, (0, 0), max(0.7, 0.4 * grow))
+
+
+SKIN_RIM = 0.04  # canonical units the lips' weight reaches past their outer contour before it fades
+
+
+def with_frame_skin(patch: np.ndarray, skin: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """`patch` (the drawn mouth) with its skin taken from `skin` = (the frame's own pixels moved to the new mouth,
+    lip weight): the frame's grain, stubble and chin edges stay its own and change with every frame as filmed, the
+    drawn texture shows only on the lips and between them."""
+    if skin is None:
+        return patch
+    own, lips = skin
+    return cv2.blendLinear(patch, own, lips, 1.0 - lips)
