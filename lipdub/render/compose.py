@@ -2,7 +2,9 @@
 
 Mask = hull of the old and the new lower face (so a raised chin covers the old one), feathered inwards so every pixel
 outside the hull stays byte-identical. Colour is matched on the mask's border band (LAB mean shift, smoothed over
-time so it cannot flicker), then a plain alpha blend: it drifted less than Poisson blending and is faster.
+time so it cannot flicker), then a plain alpha blend: it drifted less than Poisson blending and is faster. Inside the
+mask only the lips and what shows between them are the drawn mouth's; the skin around them is the frame's own, moved
+with the new mouth (with_frame_skin).
 """
 
 from __future__ import annotations
@@ -84,6 +86,9 @@ def blend(frame: np.ndarray, patch: np.ndarray, alpha: np.ndarray, roi: tuple[in
     return out
 
 
+SKIN_RIM = 0.04  # canonical units the lips' weight reaches past their outer contour before it fades
+
+
 def lip_weight(outer_lips: np.ndarray, roi: tuple[int, int, int, int], px_per_unit: float) -> np.ndarray:
     """float32 weight in roi: 1 on the lips (outer contour `outer_lips`, frame px, in ring order) and a thin rim
     around them, falling smoothly to 0 on the skin."""
@@ -96,12 +101,9 @@ def lip_weight(outer_lips: np.ndarray, roi: tuple[int, int, int, int], px_per_un
     return cv2.GaussianBlur(hard.astype(np.float32) / 255.0, (0, 0), max(0.7, 0.4 * grow))
 
 
-SKIN_RIM = 0.04  # canonical units the lips' weight reaches past their outer contour before it fades
-
-
 def with_frame_skin(patch: np.ndarray, skin: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
     """`patch` (the drawn mouth) with its skin taken from `skin` = (the frame's own pixels moved to the new mouth,
-    lip weight): the frame's grain, stubble and chin edges stay its own and change with every frame as filmed, the
+    lip weight): the frame's grain, stubble and chin edges stay its own and change with every frame as filmed; the
     drawn texture shows only on the lips and between them."""
     if skin is None:
         return patch

@@ -21,12 +21,13 @@ class TriangleMesh:
         self.triangles = self.triangles[area > 1e-5]
 
     def warp(self, src_img: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray, roi: tuple[int, int, int, int],
-             detail: tuple[int, int, int, int] | None = None, step: int | None = None):
+             detail: tuple[int, int, int, int] | None = None, step: int | None = None, cubic: bool = False):
         """Pixels of src_img moved so src_pts land on dst_pts, inside roi (x0,y0,x1,y1) of the destination.
 
         The map is piecewise affine and continuous except where a triangle collapses (closing lips), so it is built
         at half resolution on large regions and upsampled; inside `detail` (the lips, destination coordinates) it is
-        built at full resolution so the lip line stays sharp. Returns (warped roi image, coverage mask uint8)."""
+        built at full resolution so the lip line stays sharp. `cubic` samples the whole roi cubic (a frame's own skin:
+        linear sampling at a half-pixel shift keeps half its grain). Returns (warped roi image, coverage mask uint8)."""
         x0, y0, x1, y1 = roi
         h, w = y1 - y0, x1 - x0
         tri = self.triangles
@@ -42,7 +43,8 @@ class TriangleMesh:
         if step is None:
             step = 2 if h * w > 120 * 120 else 1
         map_x, map_y, covered = _affine_maps(d[ok], np.flatnonzero(ok), coefs, 0, 0, w, h, step)
-        out = cv2.remap(src_img, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        out = cv2.remap(src_img, map_x, map_y, cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REPLICATE)
         if detail is not None:
             # the lips: exact full-resolution map and cubic sampling (lip lines and teeth stay crisp)
             dx0, dy0 = max(0, detail[0] - x0), max(0, detail[1] - y0)

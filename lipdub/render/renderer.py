@@ -393,7 +393,7 @@ class Renderer:
             # the skin around the lips is the frame's own, moved with the jaw: a held or warped atlas mouth would
             # carry another frame's grain and stubble (or a still one), the detector's clearest tell
             held = self._frame_controls(j) if held is None else held
-            moved = self.warper.warp(pixels, held - np.asarray(origin, np.float64), dst, roi)[0]
+            moved = self.warper.warp(pixels, held - np.asarray(origin, np.float64), dst, roi, cubic=True)[0]
             skin = moved, compose.lip_weight(dst[OUTER_RING], roi, float(scale))
         return roi, warped, alpha, skin
 
