@@ -3,7 +3,8 @@ wanted opening and width (the interior from the clip's most open mouth where the
 
 Articulation is applied to what the filmed frame shows: the wanted width is the filmed speaker's own at the wanted
 opening plus the frame's expression (a smile widens), and selection prefers mouths with the frame's corner lift and,
-from the clip's own atlas, mouths filmed around it (render.selection's proximity cost)."""
+from the clip's own atlas, mouths filmed around it (render.selection's proximity cost). Only the lips and what shows
+between them are the atlas mouth's: the skin around them is the frame's own, moved with the new mouth."""
 
 from __future__ import annotations
 
@@ -355,7 +356,29 @@ class Renderer:
         margin = 0.08 * scale
         detail = (int(lips[:, 0].min() - margin), int(lips[:, 1].min() - margin),
                   int(lips[:, 0].max() + margin) + 1, int(lips[:, 1].max() + margin) + 1)
-        warped, cover = self.warper.warp(atlas.crop(a), src, dst, roi, detail)
+        if self.region == "lips":
+            # lips and a little skin around them (grown outer lip contours of the frame and of the new mouth): the
+            # jaw and chin outside stay as filmed (moving them with fixed neighbours would fold the mesh)
+            lips_now = self.track.landmarks[j, OUTER_UPPER + OUTER_LOWER, :2]
+            both = np.concatenate([dst[OUTER_LIPS_POS], lips_now])
+            centre = both.mean(0)
+            hull = centre + 1.35 * (both - centre)
+            alpha = compose.feathered_mask(hull, roi, feather=0.06 * scale)
+        else:
+            hull = np.concatenate([dst[JAW_POS],
+                                   self.track.landmarks[j, JAW, :2],
+                                   self.track.landmarks[j, UPPER_EDGE, :2]])
+            alpha = compose.feathered_mask(hull, roi, feather=0.12 * scale)
+        from_frame = None
+        if pixels is not None and FRAME_SKIN:
+            # the skin around the lips is the frame's own, moved with the jaw: a held or warped atlas mouth would
+            # carry another frame's grain and stubble (or a still one), the detector's clearest tell
+            held = self._frame_controls(j) if held is None else held
+            rows, cols = np.flatnonzero(alpha.any(1)), np.flatnonzero(alpha.any(0))
+            if len(rows):  # only where the mouth is put in
+                from_frame = pixels, held - np.asarray(origin, np.float64), (cols[0], rows[0], cols[-1] + 1,
+                                                                            rows[-1] + 1)
+        warped, cover, *moved = self.warper.warp(atlas.crop(a), src, dst, roi, detail, also=from_frame)
         touch, part = CLOSED_LINE_OPENING
         if squeeze > 0 and opening < part:
             # a shut or barely parted mouth drawn from an open one: its lip line needs redrawing
@@ -374,27 +397,8 @@ class Renderer:
             interior = self.interior(warped, j, dst, roi, detail, opening, width, whole_when_close=not own)
             m = (inner_lip_mask(dst[:n_ctrl], roi) * weight).astype(np.float32)
             warped = cv2.blendLinear(interior, warped, m, 1.0 - m)
-        if self.region == "lips":
-            # lips and a little skin around them (grown outer lip contours of the frame and of the new mouth): the
-            # jaw and chin outside stay as filmed (moving them with fixed neighbours would fold the mesh)
-            lips_now = self.track.landmarks[j, OUTER_UPPER + OUTER_LOWER, :2]
-            both = np.concatenate([dst[OUTER_LIPS_POS], lips_now])
-            centre = both.mean(0)
-            hull = centre + 1.35 * (both - centre)
-            alpha = compose.feathered_mask(hull, roi, feather=0.06 * scale)
-        else:
-            hull = np.concatenate([dst[JAW_POS],
-                                   self.track.landmarks[j, JAW, :2],
-                                   self.track.landmarks[j, UPPER_EDGE, :2]])
-            alpha = compose.feathered_mask(hull, roi, feather=0.12 * scale)
         alpha *= cover.astype(np.float32) / 255.0
-        skin = None
-        if pixels is not None and FRAME_SKIN:
-            # the skin around the lips is the frame's own, moved with the jaw: a held or warped atlas mouth would
-            # carry another frame's grain and stubble (or a still one), the detector's clearest tell
-            held = self._frame_controls(j) if held is None else held
-            moved = self.warper.warp(pixels, held - np.asarray(origin, np.float64), dst, roi, cubic=True)[0]
-            skin = moved, compose.lip_weight(dst[OUTER_RING], roi, float(scale))
+        skin = (moved[0], compose.lip_weight(dst[OUTER_RING], roi, float(scale))) if moved else None
         return roi, warped, alpha, skin
 
 
