@@ -410,3 +410,31 @@ def test_atlas_crops_read_from_its_archive(tmp_path):
         assert np.array_equal(v, stored.arrays()[k]), k
     stored.merge(held)  # grown: in memory from then on
     assert isinstance(stored.jpeg, list) and stored.jpeg == atlas.jpeg * 2
+
+def test_the_skin_around_a_drawn_mouth_is_the_frames_own(open_mouths, monkeypatch):
+    # an atlas mouth held or warped over other frames used to carry its own frame's grain and stubble (or a still
+    # copy of it): the detector's clearest tell. The skin around the lips now comes from the frame drawn over.
+    from lipdub.render import renderer as renderer_module
+
+    renderer, frames = open_mouths
+    j, a = 5, 35
+    opening, width = (float(v) for v in render.descriptors(renderer.norm[j]))
+    dst = renderer._target(j, a, opening, width, None)
+    roi, _, alpha, skin = renderer._draw(frames[j].shape, j, a, opening, width, dst, frames[j])
+    x0, y0, x1, y1 = roi
+    skin_only = (alpha > 0.9) & (skin[1] < 0.01)  # drawn, and away from the lips
+    assert skin_only.sum() > 500
+
+    def error(out):
+        return np.abs(out[y0:y1, x0:x1].astype(float) - frames[j][y0:y1, x0:x1])[skin_only].mean()
+
+    renderer.colour.reset()
+    own = renderer.render_frame(frames[j].copy(), j, a, opening, width)
+    monkeypatch.setattr(renderer_module, "FRAME_SKIN", False)
+    renderer.colour.reset()
+    atlas_skin = renderer.render_frame(frames[j].copy(), j, a, opening, width)
+    assert error(own) < 0.5 * error(atlas_skin), (error(own), error(atlas_skin))
+    # the lips are still the atlas mouth's
+    lips = skin[1] > 0.99
+    assert lips.sum() > 200
+    assert np.abs(own[y0:y1, x0:x1][lips].astype(int) - atlas_skin[y0:y1, x0:x1][lips]).max() <= 1

@@ -2,7 +2,9 @@
 
 Mask = hull of the old and the new lower face (so a raised chin covers the old one), feathered inwards so every pixel
 outside the hull stays byte-identical. Colour is matched on the mask's border band (LAB mean shift, smoothed over
-time so it cannot flicker), then a plain alpha blend: it drifted less than Poisson blending and is faster.
+time so it cannot flicker), then a plain alpha blend: it drifted less than Poisson blending and is faster. Inside the
+mask only the lips and what shows between them are the drawn mouth's; the skin around them is the frame's own, moved
+with the new mouth (with_frame_skin).
 """
 
 from __future__ import annotations
@@ -82,3 +84,45 @@ def blend(frame: np.ndarray, patch: np.ndarray, alpha: np.ndarray, roi: tuple[in
     out = frame if inplace else frame.copy()
     out[y0:y1, x0:x1] = cv2.blendLinear(patch, frame[y0:y1, x0:x1], alpha, 1.0 - alpha)
     return out
+
+
+SKIN_RIM = 0.04  # canonical units the lips' weight reaches past their outer contour before it fades
+
+
+def lip_weight(outer_lips: np.ndarray, roi: tuple[int, int, int, int], px_per_unit: float) -> np.ndarray:
+    """float32 weight in roi: 1 on the lips (outer contour `outer_lips`, frame px, in ring order) and a thin rim
+    around them, falling smoothly to 0 on the skin."""
+    x0, y0, x1, y1 = roi
+    grow = max(1, int(round(SKIN_RIM * px_per_unit)))
+    sigma = max(0.7, 0.4 * grow)
+    # drawn in the lips' box grown by the rim and the blur's reach (the same values as over the whole roi, a
+    # fraction of the work): outside it the weight is 0
+    reach = grow + int(np.ceil(4 * sigma)) + 2
+    bx0, by0 = np.maximum(np.floor(outer_lips[:, :2].min(0)).astype(int) - reach, [x0, y0])
+    bx1, by1 = np.minimum(np.ceil(outer_lips[:, :2].max(0)).astype(int) + reach + 1, [x1, y1])
+    out = np.zeros((y1 - y0, x1 - x0), np.float32)
+    if bx1 <= bx0 or by1 <= by0:
+        return out
+    hard = np.zeros((by1 - by0, bx1 - bx0), np.uint8)
+    cv2.fillPoly(hard, [np.round((outer_lips[:, :2] - [bx0, by0]) * 16).astype(np.int32)], 255, lineType=cv2.LINE_8,
+                 shift=4)
+    hard = cv2.dilate(hard, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+    out[by0 - y0:by1 - y0, bx0 - x0:bx1 - x0] = cv2.GaussianBlur(hard.astype(np.float32) / 255.0, (0, 0), sigma)
+    return out
+
+
+def with_frame_skin(patch: np.ndarray, skin: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """`patch` (the drawn mouth) with its skin taken from `skin` = (the frame's own pixels moved to the new mouth,
+    lip weight): the frame's grain, stubble and chin edges stay its own and change with every frame as filmed; the
+    drawn texture shows only on the lips and between them. The frame's pixels in `skin` are changed in place."""
+    if skin is None:
+        return patch
+    own, lips = skin
+    rows, cols = np.flatnonzero(lips.any(1)), np.flatnonzero(lips.any(0))
+    if not len(rows):
+        return own
+    # the frame's skin where the lips' weight is 0 (blendLinear gives exactly it there), blended only in their box
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    w = lips[r0:r1, c0:c1]
+    own[r0:r1, c0:c1] = cv2.blendLinear(patch[r0:r1, c0:c1], own[r0:r1, c0:c1], w, 1.0 - w)
+    return own

@@ -21,12 +21,16 @@ class TriangleMesh:
         self.triangles = self.triangles[area > 1e-5]
 
     def warp(self, src_img: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray, roi: tuple[int, int, int, int],
-             detail: tuple[int, int, int, int] | None = None, step: int | None = None):
+             detail: tuple[int, int, int, int] | None = None, step: int | None = None,
+             also: tuple | None = None):
         """Pixels of src_img moved so src_pts land on dst_pts, inside roi (x0,y0,x1,y1) of the destination.
 
         The map is piecewise affine and continuous except where a triangle collapses (closing lips), so it is built
         at half resolution on large regions and upsampled; inside `detail` (the lips, destination coordinates) it is
-        built at full resolution so the lip line stays sharp. Returns (warped roi image, coverage mask uint8)."""
+        built at full resolution so the lip line stays sharp. Returns (warped roi image, coverage mask uint8), and
+        with `also` = (a second image, its points, a window x0, y0, x1, y1 of the roi) that image moved onto the same
+        dst_pts as well inside the window (elsewhere the first image's), sampled cubic (a frame's own skin: linear
+        sampling at a half-pixel shift keeps half its grain)."""
         x0, y0, x1, y1 = roi
         h, w = y1 - y0, x1 - x0
         tri = self.triangles
@@ -41,19 +45,31 @@ class TriangleMesh:
         coefs = affine.reshape(len(tri), 6).astype(np.float32)
         if step is None:
             step = 2 if h * w > 120 * 120 else 1
-        map_x, map_y, covered = _affine_maps(d[ok], np.flatnonzero(ok), coefs, 0, 0, w, h, step)
+        map_x, map_y, covered, raster = _affine_maps(d[ok], np.flatnonzero(ok), coefs, 0, 0, w, h, step)
         out = cv2.remap(src_img, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        second = None
+        if also is not None:  # the same triangles: their raster is reused, only the affines differ
+            affine2 = np.zeros((len(tri), 3, 2))
+            affine2[ok] = np.linalg.solve(m[ok], also[1][tri][ok].astype(np.float64))
+            mx, my = _affine_maps(d[ok], np.flatnonzero(ok), affine2.reshape(len(tri), 6).astype(np.float32),
+                                  0, 0, w, h, step, raster)[:2]
+            wx0, wy0, wx1, wy1 = also[2]
+            second = out.copy()
+            second[wy0:wy1, wx0:wx1] = cv2.remap(also[0], mx[wy0:wy1, wx0:wx1], my[wy0:wy1, wx0:wx1], cv2.INTER_CUBIC,
+                                                 borderMode=cv2.BORDER_REPLICATE)
         if detail is not None:
             # the lips: exact full-resolution map and cubic sampling (lip lines and teeth stay crisp)
             dx0, dy0 = max(0, detail[0] - x0), max(0, detail[1] - y0)
             dx1, dy1 = min(w, detail[2] - x0), min(h, detail[3] - y0)
             if dx1 > dx0 and dy1 > dy0:
                 if step > 1:
-                    fx, fy, fc = _affine_maps(d[ok], np.flatnonzero(ok), coefs, dx0, dy0, dx1 - dx0, dy1 - dy0, 1)
+                    fx, fy, fc, _ = _affine_maps(d[ok], np.flatnonzero(ok), coefs, dx0, dy0, dx1 - dx0, dy1 - dy0, 1)
                     covered[dy0:dy1, dx0:dx1] = fc
                 else:
                     fx, fy = map_x[dy0:dy1, dx0:dx1], map_y[dy0:dy1, dx0:dx1]
                 out[dy0:dy1, dx0:dx1] = cv2.remap(src_img, fx, fy, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        if second is not None:
+            return out, covered.view(np.uint8) * np.uint8(255), second
         return out, covered.view(np.uint8) * np.uint8(255)
 
 
@@ -79,29 +95,16 @@ class MeshWarper(TriangleMesh):
 
 
 def _affine_maps(corners: np.ndarray, ids: np.ndarray, coefs: np.ndarray, x0: int, y0: int, w: int, h: int,
-                 step: int):
+                 step: int, raster: tuple | None = None):
     """remap maps for the w x h window at (x0, y0) of a piecewise-affine warp (triangles `corners`, affines `coefs`
-    indexed by `ids`), computed every `step` pixels and upsampled."""
-    pad = step - 1  # one coarse cell of margin: cv2.resize clamps at the edges, margins keep those exact
-    hs, ws = -(-h // step) + 2 * pad, -(-w // step) + 2 * pad
-    idx = np.full((hs, ws), -1, np.int32)
-    offset = (step - 1) / 2 - pad * step  # window coordinate of coarse pixel 0's centre
-    lo, hi = corners.min(axis=1), corners.max(axis=1)
-    inside = (hi[:, 0] >= x0 - step) & (lo[:, 0] <= x0 + w + step) & (hi[:, 1] >= y0 - step) & \
-        (lo[:, 1] <= y0 + h + step)  # only triangles that reach this window
-    polys = np.round((corners[inside] - np.array([x0, y0]) - offset) / step * 16).astype(np.int32)
-    for t, poly in zip(ids[inside].tolist(), polys):
-        cv2.fillConvexPoly(idx, poly, t, lineType=cv2.LINE_8, shift=4)
-    # collapsed triangles (a closing mouth) leave hairline cracks: give them a neighbouring triangle's affine
-    holes = idx < 0
-    if holes.any():
-        grown = cv2.dilate((idx + 1).astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int32) - 1
-        idx[holes] = grown[holes]
-    covered = idx >= 0
-    if step > 1:  # extend affines past the edge so bilinear upsampling never mixes in an undefined map
-        grown = cv2.dilate((idx + 1).astype(np.float32), np.ones((3, 3), np.uint8), iterations=2)
-        idx = np.where(covered, idx, grown.astype(np.int32) - 1)
-    np.maximum(idx, 0, out=idx)
+    indexed by `ids`), computed every `step` pixels and upsampled; and the raster of which triangle covers each
+    coarse pixel, which a second warp onto the same triangles passes back as `raster` to skip drawing them again."""
+    if raster is None:
+        raster = _triangle_raster(corners, ids, x0, y0, w, h, step)
+    idx, covered = raster
+    pad = step - 1
+    hs, ws = idx.shape
+    offset = (step - 1) / 2 - pad * step
     xs = np.arange(ws, dtype=np.float32)[None, :] * step + offset + x0
     ys = np.arange(hs, dtype=np.float32)[:, None] * step + offset + y0
     # src x = ax x + ay y + a1, src y = bx x + by y + b1; each coefficient looked up on its own (contiguous planes,
@@ -122,4 +125,29 @@ def _affine_maps(corners: np.ndarray, ids: np.ndarray, coefs: np.ndarray, x0: in
         map_x = cv2.resize(map_x, size, interpolation=cv2.INTER_LINEAR)[m:m + h, m:m + w]
         map_y = cv2.resize(map_y, size, interpolation=cv2.INTER_LINEAR)[m:m + h, m:m + w]
         covered = cv2.resize(covered.view(np.uint8), size, interpolation=cv2.INTER_NEAREST)[m:m + h, m:m + w] > 0
-    return map_x.astype(np.float32, copy=False), map_y.astype(np.float32, copy=False), covered
+    return map_x.astype(np.float32, copy=False), map_y.astype(np.float32, copy=False), covered, raster
+
+
+def _triangle_raster(corners: np.ndarray, ids: np.ndarray, x0: int, y0: int, w: int, h: int, step: int):
+    """(index of the triangle covering each coarse pixel, whether it is covered) for _affine_maps."""
+    pad = step - 1  # one coarse cell of margin: cv2.resize clamps at the edges, margins keep those exact
+    hs, ws = -(-h // step) + 2 * pad, -(-w // step) + 2 * pad
+    idx = np.full((hs, ws), -1, np.int32)
+    offset = (step - 1) / 2 - pad * step  # window coordinate of coarse pixel 0's centre
+    lo, hi = corners.min(axis=1), corners.max(axis=1)
+    inside = (hi[:, 0] >= x0 - step) & (lo[:, 0] <= x0 + w + step) & (hi[:, 1] >= y0 - step) & \
+        (lo[:, 1] <= y0 + h + step)  # only triangles that reach this window
+    polys = np.round((corners[inside] - np.array([x0, y0]) - offset) / step * 16).astype(np.int32)
+    for t, poly in zip(ids[inside].tolist(), polys):
+        cv2.fillConvexPoly(idx, poly, t, lineType=cv2.LINE_8, shift=4)
+    # collapsed triangles (a closing mouth) leave hairline cracks: give them a neighbouring triangle's affine
+    holes = idx < 0
+    if holes.any():
+        grown = cv2.dilate((idx + 1).astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int32) - 1
+        idx[holes] = grown[holes]
+    covered = idx >= 0
+    if step > 1:  # extend affines past the edge so bilinear upsampling never mixes in an undefined map
+        grown = cv2.dilate((idx + 1).astype(np.float32), np.ones((3, 3), np.uint8), iterations=2)
+        idx = np.where(covered, idx, grown.astype(np.int32) - 1)
+    np.maximum(idx, 0, out=idx)
+    return idx, covered

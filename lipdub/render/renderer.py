@@ -3,7 +3,8 @@ wanted opening and width (the interior from the clip's most open mouth where the
 
 Articulation is applied to what the filmed frame shows: the wanted width is the filmed speaker's own at the wanted
 opening plus the frame's expression (a smile widens), and selection prefers mouths with the frame's corner lift and,
-from the clip's own atlas, mouths filmed around it (render.selection's proximity cost)."""
+from the clip's own atlas, mouths filmed around it (render.selection's proximity cost). Only the lips and what shows
+between them are the atlas mouth's: the skin around them is the frame's own, moved with the new mouth."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from lipdub.render.atlas import Atlas, fill_atlas_in_halves, pose_features
 from lipdub.render.interior import (CLOSED_LINE_OPENING, inner_lip_mask, pull_inner_lips, soften_lip_line,
                                     synthetic_cavity)
 from lipdub.render.mouth import (CONTROL, EXPRESSION_POINTS, INNER_LOWER_POS, INNER_UPPER_POS, JAW_POS, LIPS_POS,
-                                 OUTER_LIPS_POS, UPPER_EDGE_POS, MouthModel, build_mouth_model, corner_lift,
+                                 OUTER_LIPS_POS, OUTER_RING, UPPER_EDGE_POS, MouthModel, build_mouth_model, corner_lift,
                                  descriptors, target_shape)
 from lipdub.render.selection import (JUMP_COST, POSE_WEIGHT, blur_cost, descriptor_scale, select_frames,
                                      small_open_axis)
@@ -31,17 +32,19 @@ from lipdub.render.selection import (JUMP_COST, POSE_WEIGHT, blur_cost, descript
 EXPRESSION_SECONDS = 1.0  # the filmed expression: a running median of mouth width and corner lift this long
 INNER_MIDDLE = [82, 87, 13, 14, 312, 317]  # inner-lip pairs (upper, lower) at the middle: the opening
 EXPRESSION_WEIGHT = 8.0  # descriptor scale of corner lift (canonical units): a smile's 0.02 costs 0.026
+FRAME_SKIN = True  # the skin around the drawn lips from the frame itself (Renderer._draw)
 
 
 class Drawn(NamedTuple):
     """A mouth drawn for one frame (Renderer.draw), to be put in by Renderer.finish: the frame's box it was drawn in
     and that box's RGB (None for an RGB frame, drawn on the whole frame), the roi (frame pixels; None when the box is
-    empty), the patch and its alpha."""
+    empty), the patch and its alpha, and the frame's own skin for it (compose.with_frame_skin)."""
     box: tuple[int, int, int, int]
     canvas: np.ndarray | None
     roi: tuple[int, int, int, int] | None
     patch: np.ndarray | None
     alpha: np.ndarray | None
+    skin: tuple[np.ndarray, np.ndarray] | None = None
 
 
 class Renderer:
@@ -278,12 +281,16 @@ class Renderer:
         dst = self._target(j, a, opening, width, None)
         if isinstance(frame, np.ndarray):
             return Drawn((0, 0, frame.shape[1], frame.shape[0]), None,
-                         *self._draw(frame.shape, j, a, opening, width, dst))
-        # everything drawing reads or writes lies in this roi (see render_frame)
-        box = frame.box(compose.region_of_interest(dst, frame.width, frame.height, margin=2), pad=2)
+                         *self._draw(frame.shape, j, a, opening, width, dst, frame))
+        # everything drawing reads or writes lies in this roi (see render_frame), and the frame's own skin is read
+        # from where it was filmed
+        own = self._frame_controls(j)
+        box = frame.box(compose.region_of_interest(np.concatenate([dst, own]), frame.width, frame.height, margin=2),
+                        pad=2)
         if box[2] <= box[0] or box[3] <= box[1]:
             return Drawn(box, None, None, None, None)
-        return Drawn(box, frame.rgb(box), *self._draw(frame.shape, j, a, opening, width, dst))
+        canvas = frame.rgb(box)
+        return Drawn(box, canvas, *self._draw(frame.shape, j, a, opening, width, dst, canvas, box[:2], own))
 
     def finish(self, j: int, frame, drawn: Drawn | None) -> tuple:
         """Put a drawn mouth into its frame, in frame order (colour matching is smoothed from frame to frame):
@@ -293,20 +300,28 @@ class Renderer:
         if drawn.roi is None:
             return frame, True
         if drawn.canvas is None:
-            return self._put(frame, drawn.roi, drawn.patch, drawn.alpha), True
+            return self._put(frame, drawn.roi, drawn.patch, drawn.alpha, skin=drawn.skin), True
         (x0, y0, x1, y1), (rx0, ry0, rx1, ry1) = drawn.box, drawn.roi
         roi = rx0 - x0, ry0 - y0, rx1 - x0, ry1 - y0  # in the box
-        self._put(drawn.canvas, roi, drawn.patch, drawn.alpha, inplace=True)
+        self._put(drawn.canvas, roi, drawn.patch, drawn.alpha, inplace=True, skin=drawn.skin)
         changed = np.zeros((y1 - y0, x1 - x0), bool)
         changed[roi[1]:roi[3], roi[0]:roi[2]] = drawn.alpha > 0  # where the blend took anything of the patch
         frame.put_rgb(drawn.box, drawn.canvas, changed)
         return frame, True
 
-    def _put(self, frame: np.ndarray, roi, patch: np.ndarray, alpha: np.ndarray, inplace: bool = False) -> np.ndarray:
-        """The drawn patch colour-matched to the frame and blended into its roi."""
+    def _put(self, frame: np.ndarray, roi, patch: np.ndarray, alpha: np.ndarray, inplace: bool = False,
+             skin: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """The drawn patch colour-matched to the frame (measured before the frame's own skin goes in, which would
+        hide the drawn texture's drift), given the frame's skin and blended into its roi."""
         x0, y0, x1, y1 = roi
-        patch = self.colour(patch, frame[y0:y1, x0:x1], alpha)
+        patch = compose.with_frame_skin(self.colour(patch, frame[y0:y1, x0:x1], alpha), skin)
         return compose.blend(frame, patch, alpha, roi, inplace=inplace)
+
+    def _frame_controls(self, j: int) -> np.ndarray:
+        """Frame j's own control points (frame px): its filmed lower face and the skull-fixed rings."""
+        ctrl = self.pose.to_frame(j, self.warper.control_points(self.canonical))[:, :2]
+        ctrl[:len(CONTROL)] = self.track.landmarks[j, CONTROL, :2]
+        return ctrl
 
     def render_frame(self, frame: np.ndarray, j: int, a: int, opening: float, width: float,
                      offsets: np.ndarray | None = None, dst: np.ndarray | None = None,
@@ -315,13 +330,15 @@ class Renderer:
         the control points `dst` (computed when not given) with a 2-pixel margin."""
         if dst is None:
             dst = self._target(j, a, opening, width, offsets)
-        roi, patch, alpha = self._draw(frame.shape, j, a, opening, width, dst)
-        return self._put(frame, roi, patch, alpha, inplace=inplace)
+        roi, patch, alpha, skin = self._draw(frame.shape, j, a, opening, width, dst, frame)
+        return self._put(frame, roi, patch, alpha, inplace=inplace, skin=skin)
 
-    def _draw(self, shape: tuple, j: int, a: int, opening: float, width: float, dst: np.ndarray
-              ) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]:
-        """(roi, patch, alpha) of atlas entry a drawn onto control points `dst` of a frame of this shape; reads
-        nothing of the frame's pixels and changes no state."""
+    def _draw(self, shape: tuple, j: int, a: int, opening: float, width: float, dst: np.ndarray,
+              pixels: np.ndarray | None = None, origin: tuple[int, int] = (0, 0), held: np.ndarray | None = None
+              ) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray, tuple | None]:
+        """(roi, patch, alpha, skin) of atlas entry a drawn onto control points `dst` of a frame of this shape, and
+        the frame's own skin moved to it (from `pixels`, the frame's RGB at `origin`, holding its control points
+        `held`; None without pixels); changes no state."""
         atlas = self.atlas
         n_ctrl = len(CONTROL)
         src = atlas.src_controls[a].astype(np.float64)
@@ -339,7 +356,29 @@ class Renderer:
         margin = 0.08 * scale
         detail = (int(lips[:, 0].min() - margin), int(lips[:, 1].min() - margin),
                   int(lips[:, 0].max() + margin) + 1, int(lips[:, 1].max() + margin) + 1)
-        warped, cover = self.warper.warp(atlas.crop(a), src, dst, roi, detail)
+        if self.region == "lips":
+            # lips and a little skin around them (grown outer lip contours of the frame and of the new mouth): the
+            # jaw and chin outside stay as filmed (moving them with fixed neighbours would fold the mesh)
+            lips_now = self.track.landmarks[j, OUTER_UPPER + OUTER_LOWER, :2]
+            both = np.concatenate([dst[OUTER_LIPS_POS], lips_now])
+            centre = both.mean(0)
+            hull = centre + 1.35 * (both - centre)
+            alpha = compose.feathered_mask(hull, roi, feather=0.06 * scale)
+        else:
+            hull = np.concatenate([dst[JAW_POS],
+                                   self.track.landmarks[j, JAW, :2],
+                                   self.track.landmarks[j, UPPER_EDGE, :2]])
+            alpha = compose.feathered_mask(hull, roi, feather=0.12 * scale)
+        from_frame = None
+        if pixels is not None and FRAME_SKIN:
+            # the skin around the lips is the frame's own, moved with the jaw: a held or warped atlas mouth would
+            # carry another frame's grain and stubble (or a still one), the detector's clearest tell
+            held = self._frame_controls(j) if held is None else held
+            rows, cols = np.flatnonzero(alpha.any(1)), np.flatnonzero(alpha.any(0))
+            if len(rows):  # only where the mouth is put in
+                from_frame = pixels, held - np.asarray(origin, np.float64), (cols[0], rows[0], cols[-1] + 1,
+                                                                            rows[-1] + 1)
+        warped, cover, *moved = self.warper.warp(atlas.crop(a), src, dst, roi, detail, also=from_frame)
         touch, part = CLOSED_LINE_OPENING
         if squeeze > 0 and opening < part:
             # a shut or barely parted mouth drawn from an open one: its lip line needs redrawing
@@ -358,21 +397,9 @@ class Renderer:
             interior = self.interior(warped, j, dst, roi, detail, opening, width, whole_when_close=not own)
             m = (inner_lip_mask(dst[:n_ctrl], roi) * weight).astype(np.float32)
             warped = cv2.blendLinear(interior, warped, m, 1.0 - m)
-        if self.region == "lips":
-            # lips and a little skin around them (grown outer lip contours of the frame and of the new mouth): the
-            # jaw and chin outside stay as filmed (moving them with fixed neighbours would fold the mesh)
-            lips_now = self.track.landmarks[j, OUTER_UPPER + OUTER_LOWER, :2]
-            both = np.concatenate([dst[OUTER_LIPS_POS], lips_now])
-            centre = both.mean(0)
-            hull = centre + 1.35 * (both - centre)
-            alpha = compose.feathered_mask(hull, roi, feather=0.06 * scale)
-        else:
-            hull = np.concatenate([dst[JAW_POS],
-                                   self.track.landmarks[j, JAW, :2],
-                                   self.track.landmarks[j, UPPER_EDGE, :2]])
-            alpha = compose.feathered_mask(hull, roi, feather=0.12 * scale)
         alpha *= cover.astype(np.float32) / 255.0
-        return roi, warped, alpha
+        skin = (moved[0], compose.lip_weight(dst[OUTER_RING], roi, float(scale))) if moved else None
+        return roi, warped, alpha, skin
 
 
 def own_times(atlas: Atlas, track: face.FaceTrack, budget_bytes: int) -> tuple[np.ndarray, np.ndarray] | None:
