@@ -45,14 +45,23 @@ TAPS = {"post": (-0.08, -0.04, 0.0, 0.04, 0.08, 0.12, 0.16), "post3": (0.0, 0.04
 
 
 def clip_posteriors(data: Path, clip) -> np.ndarray:
-    """(frames, classes + 1) hama's per-frame (20 ms) token probabilities of the clip's own audio, summed into the
-    live model's phone classes (the last column: blank, word boundary and other non-phones). Cached on disk."""
+    """windowed_posteriors of the clip's own audio, cached on disk."""
     audio_file = data / clip.audio_path
     key = cache_key(audio_file, MATERIAL_VERSION, range=clip.range, what="hama-class-posteriors")
     file = cache_dir() / "train" / f"{key}.npy"
     if file.is_file():
         return np.load(file)
-    audio = clip_audio(audio_file, clip.range)
+    out = windowed_posteriors(clip_audio(audio_file, clip.range))
+    file.parent.mkdir(parents=True, exist_ok=True)
+    np.save(file, out)
+    return out
+
+
+def windowed_posteriors(audio: np.ndarray, posteriors=frame_posteriors) -> np.ndarray:
+    """(frames, classes + 1) hama's per-frame (20 ms) token probabilities (`posteriors(audio, sr)`), summed into the
+    live model's phone classes (the last column: blank, word boundary and other non-phones). hama hears at most
+    POST_WINDOW s at a time; windows overlap by 2 · POST_OVERLAP s and each gives up its outer POST_OVERLAP s (the
+    least sure frames: the least context) to its neighbour."""
     classes = hama_token_classes()
     width = int(classes.max()) + 1
     frame = int(round(POSTERIOR_FRAME * SR))
@@ -62,19 +71,16 @@ def clip_posteriors(data: Path, clip) -> np.ndarray:
     keep = int(round(POST_OVERLAP / POSTERIOR_FRAME))
     s0 = 0
     while True:
-        probs = frame_posteriors(audio[s0:s0 + win], SR)
+        probs = posteriors(audio[s0:s0 + win], SR)
         grouped = np.zeros((len(probs), width), np.float32)
         np.add.at(grouped.T, classes, probs.T)
         f0 = s0 // frame
-        lo = 0 if s0 == 0 else keep  # the first frames of an inside window are the previous window's to give
+        lo = 0 if s0 == 0 else keep  # an inside window's first second is the previous window's
         hi = min(len(grouped), len(out) - f0)
         out[f0 + lo:f0 + hi] = grouped[lo:hi]
         if s0 + win >= len(audio):
-            break
+            return out
         s0 += step
-    file.parent.mkdir(parents=True, exist_ok=True)
-    np.save(file, out)
-    return out
 
 
 def posterior_columns(post: np.ndarray, n_hops: int, hop: float, taps) -> np.ndarray:

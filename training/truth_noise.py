@@ -1,10 +1,12 @@
 """How noisy is the truth? The filmed mouth opening each clip is scored against, tracked twice (issue 22).
 
-    OMP_NUM_THREADS=1 python -m training.truth_noise [--scale 0.8] [--folds 5] [--members 2]
+    OMP_NUM_THREADS=1 python -m training.truth_noise [--perturb flip] [--folds 5] [--members 2]
 
 The truth of every motion score is the inner-lip opening (face.inner_opening) that the face tracker reads off the
-filmed frames. Tracked again on the same frames resized by --scale (area-averaged: other pixels, the same mouth), the
-two curves differ only by the tracker's noise. Per clip their r (test-retest) bounds what any model can score: if
+filmed frames. Tracked again on the same frames mirrored (--perturb flip: the same mouth, another image for the
+landmark net; the measure is left-right symmetric), the two curves differ only by the tracker's noise. Resizing
+alone (scale:0.8) is no test: the tracker resamples the face to its own input size, and the two curves agree at
+r >= 0.999. Per clip their r (test-retest) bounds what any model can score: if
 the two trackings' errors are independent, a perfect model of the true opening reaches sqrt(r) against either. The
 held-out models (the plain recipe, folds of speaker groups as training.train_motion --folds) are then scored against
 the first tracking, the second, and their mean (less noisy); and recipes whose training target is smoothed or is the
@@ -33,24 +35,29 @@ from training.manifest import data_root, filmed_clips, require_data
 from training.train_motion import OPENING_EPOCHS, aligned_rows, heldout_models, load_samples, speaker_of_name
 
 
-def retracked_opening(data: Path, clip, scale: float) -> np.ndarray:
-    """The clip's inner-lip opening per frame, tracked on its frames resized by `scale` (NaN without a face).
-    Cached on disk."""
+def retracked_opening(data: Path, clip, perturb: str) -> np.ndarray:
+    """The clip's inner-lip opening per frame, tracked on its frames changed by `perturb` ("flip", "scale:S" or
+    both, comma-separated; NaN without a face). Cached on disk."""
     import cv2  # only this measurement needs OpenCV's resize
 
     path = data / clip.path
-    key = cache_key(path, MATERIAL_VERSION, range=clip.range, scale=scale, what="retracked-opening")
+    key = cache_key(path, MATERIAL_VERSION, range=clip.range, perturb=perturb, what="retracked-opening")
     file = cache_dir() / "train" / f"{key}.npy"
     if file.is_file():
         return np.load(file)
     info = probe_video(path)
     start, end = clip.range or (None, None)
     frames = evaluate._RangeFrames(path, start, end, info.fps)
+    parts = dict(p.partition(":")[::2] for p in perturb.split(","))
+    scale = float(parts.get("scale") or 1.0)
     w, h = int(round(info.width * scale)) // 2 * 2, int(round(info.height * scale)) // 2 * 2
 
     def resized():
         for fr in frames():
-            yield Frame(fr.index, fr.time, cv2.resize(fr.rgb, (w, h), interpolation=cv2.INTER_AREA))
+            rgb = fr.rgb[:, ::-1] if "flip" in parts else fr.rgb
+            if scale != 1.0:
+                rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+            yield Frame(fr.index, fr.time, np.ascontiguousarray(rgb))
     lo, hi = start or 0.0, info.duration if end is None else min(end, info.duration)
     track = track_frames(resized, w, h, max(1, int(round((hi - lo) * info.fps))), info.fps)
     op = inner_opening(track.landmarks).astype(np.float64)
@@ -78,7 +85,7 @@ def smoothed(y: np.ndarray, sigma: float) -> np.ndarray:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.truth_noise", description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=None, help="the data root (default $LIPDUB_DATA or ../shared/data)")
-    ap.add_argument("--scale", type=float, default=0.8, help="the second tracking's frame size (fraction)")
+    ap.add_argument("--perturb", default="flip", help="the second tracking's frames: flip, scale:S, or both")
     ap.add_argument("--folds", type=int, default=5, help="folds of speaker groups (held out)")
     ap.add_argument("--members", type=int, default=2, help="nets per held-out model")
     ap.add_argument("--retest-only", action="store_true", help="only the test-retest r (no model fits)")
@@ -88,18 +95,18 @@ def main(argv: list[str] | None = None) -> int:
                         [p for c in clips for p in dict.fromkeys((c.path, c.audio_path))])
     second = {}
     for c in clips:
-        second[c.name] = retracked_opening(data, c, args.scale)
+        second[c.name] = retracked_opening(data, c, args.perturb)
         first = evaluate.mouth_curve(data / c.path, *(c.range or (None, None)))[1]
         print(f"{c.name:32s} test-retest r {paired_r(first, second[c.name]):.3f}", flush=True)
     samples = load_samples(data)
     rr = np.array([paired_r(s[1], second[k]) for k, s in samples.items()])
-    print(f"\ntest-retest r (tracked at 1 and {args.scale}): mean {np.nanmean(rr):.3f}, median {np.nanmedian(rr):.3f}, "
+    print(f"\ntest-retest r (tracked as filmed and {args.perturb}): mean {np.nanmean(rr):.3f}, median {np.nanmedian(rr):.3f}, "
           f"min {np.nanmin(rr):.3f}; ceiling of a perfect model (mean sqrt r) {np.nanmean(np.sqrt(np.clip(rr, 0, 1))):.3f}")
     if args.retest_only:
         return 0
     group_of = speaker_of_name()
     truths = {"first tracking": lambda k: samples[k][1],
-              f"second ({args.scale})": lambda k: second[k][:len(samples[k][1])],
+              f"second ({args.perturb})": lambda k: second[k][:len(samples[k][1])],
               "mean of both": lambda k: np.nanmean([samples[k][1], pad(second[k], len(samples[k][1]))], 0)}
     targets = {"plain": None, "smoothed 1 frame": 1.0, "mean of both": "mean"}
     for label, how in targets.items():
