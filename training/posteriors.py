@@ -42,6 +42,10 @@ POST_OVERLAP = 1.0  # s on each side of a window's inside edges that the next wi
 TAPS = {"post": (-0.08, -0.04, 0.0, 0.04, 0.08, 0.12, 0.16), "post3": (0.0, 0.04, 0.08), "post1": (0.04,),
         "post3w": (-0.04, 0.04, 0.12), "post5": (-0.04, 0.0, 0.04, 0.08, 0.12),
         "post-nodom": (-0.08, -0.04, 0.0, 0.04, 0.08, 0.12, 0.16)}
+# variants of post5 (screened after the taps): log-probabilities (CTC posteriors are peaky; the MLP standardises
+# each column, so a log spreads the small values), and 64 hidden units (the net reads 65 more columns)
+TAPS.update({"post5-log": TAPS["post5"], "post5-h64": TAPS["post5"]})
+HIDDEN = {"post5-h64": 64}  # the MLP's hidden units where not 32 (fit_mlp's default)
 
 
 def clip_posteriors(data: Path, clip) -> np.ndarray:
@@ -128,7 +132,10 @@ def variant_inputs(variant: str, samples: dict, posts: dict) -> tuple[np.ndarray
     if variant == "plain":
         return keep, {k: np.zeros((len(s[2].voiced), 0)) for k, s in samples.items()}
     taps = TAPS[variant]
-    return keep, {k: posterior_columns(posts[k], len(s[2].voiced), s[2].hop, taps) for k, s in samples.items()}
+    cols = {k: posterior_columns(posts[k], len(s[2].voiced), s[2].hop, taps) for k, s in samples.items()}
+    if variant.endswith("-log"):
+        cols = {k: np.log(v + 1e-3) for k, v in cols.items()}
+    return keep, cols
 
 
 CONFIRM_GAIN = 0.005  # a screened gain below this is within what another split of the same recipe moves
@@ -152,7 +159,7 @@ def screen(samples: dict, posts: dict, variants, folds: int, members: int, epoch
         def fit(names, m):
             x = np.concatenate([np.concatenate(rows[k], 1) for k in names])
             y = np.concatenate([samples[k][4] for k in names])
-            return fit_mlp(x, y, members=m, epochs=epochs)
+            return fit_mlp(x, y, members=m, epochs=epochs, hidden=HIDDEN.get(variant, 32))
         models = heldout_models(samples, fit, members, folds=folds, out=None)
         res = {k: score_clip(s, WithColumns(models[group_of[k]], keep, extra[k])) for k, s in samples.items()}
         results[variant] = res
