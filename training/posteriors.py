@@ -34,8 +34,8 @@ from lipdub.speech.recognise import POSTERIOR_FRAME, frame_posteriors
 from training.clips import MATERIAL_VERSION, clip_audio
 from training.fit import fit_mlp
 from training.manifest import SOURCES, data_root, filmed_clips, require_data, training_clips
-from training.train_motion import OPENING_EPOCHS, heldout_models, lag_summary, load_samples, score_clip, \
-    speaker_of_name
+from training.train_motion import OPENING_EPOCHS, heldout_models, lag_summary, learning_curve, load_samples, \
+    score_clip, speaker_of_name
 
 POST_WINDOW = 30.0  # s of audio per hama run (speech.analysis cuts chunks of at most 30 s too)
 POST_OVERLAP = 1.0  # s on each side of a window's inside edges that the next window's frames replace
@@ -152,19 +152,35 @@ def corpus_of(name: str) -> str:
     return "other"
 
 
+def variant_fitter(variant: str, samples: dict, posts: dict, epochs: int):
+    """(columns kept, clip -> extra columns, fit(names, members)) of a variant: the MLP on each clip's aligned rows
+    with the variant's columns."""
+    keep, extra = variant_inputs(variant, samples, posts)
+    rows = {k: (s[3][:, keep], extra[k][np.asarray(s[6])]) for k, s in samples.items()}
+
+    def fit(names, members):
+        x = np.concatenate([np.concatenate(rows[k], 1) for k in names])
+        y = np.concatenate([samples[k][4] for k in names])
+        return fit_mlp(x, y, members=members, epochs=epochs, hidden=HIDDEN.get(variant, 32))
+    return keep, extra, fit
+
+
+def curve(samples: dict, posts: dict, variants, epochs: int) -> None:
+    """training.train_motion.learning_curve (the same folds and draws) of each variant."""
+    for variant in variants:
+        keep, extra, fit = variant_fitter(variant, samples, posts, epochs)
+        print(f"\nlearning curve, {variant}:", flush=True)
+        learning_curve(samples, fit, scorer=lambda name, sample, model: score_clip(
+            sample, WithColumns(model, keep, extra[name]))[0])
+
+
 def screen(samples: dict, posts: dict, variants, folds: int, members: int, epochs: int, sources: str = "all") -> dict:
     """Each variant held out over `folds` folds of speaker groups, learned from the `sources` clips of the others."""
     learn = [c.name for c in training_clips("opening", sources)]
     group_of = speaker_of_name()
     results = {}
     for variant in variants:
-        keep, extra = variant_inputs(variant, samples, posts)
-        rows = {k: (s[3][:, keep], extra[k][np.asarray(s[6])]) for k, s in samples.items()}
-
-        def fit(names, m):
-            x = np.concatenate([np.concatenate(rows[k], 1) for k in names])
-            y = np.concatenate([samples[k][4] for k in names])
-            return fit_mlp(x, y, members=m, epochs=epochs, hidden=HIDDEN.get(variant, 32))
+        keep, extra, fit = variant_fitter(variant, samples, posts, epochs)
         models = heldout_models(samples, fit, members, learn, folds=folds, out=None)
         res = {k: score_clip(s, WithColumns(models[group_of[k]], keep, extra[k])) for k, s in samples.items()}
         results[variant] = res
@@ -195,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--members", type=int, default=2, help="nets per held-out model")
     ap.add_argument("--sources", choices=SOURCES, default="all",
                     help="learn from all clips or the permissively licensed ones (GRID); every clip is scored")
+    ap.add_argument("--curve", action="store_true",
+                    help="the learning curve (train_motion --curve: held-out r against training speakers) per variant")
     ap.add_argument("--epochs", type=int, default=OPENING_EPOCHS, help="passes over the data")
     ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated: " + ", ".join(VARIANTS))
     ap.add_argument("--confirm", default="10,5", metavar="FOLDS,MEMBERS",
@@ -210,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     samples = load_samples(data)
     posts = {c.name: clip_posteriors(data, c) for c in clips}
     print(f"posteriors of {len(posts)} clips ready", flush=True)
+    if args.curve:
+        curve(samples, posts, variants, args.epochs)
+        return 0
     results = screen(samples, posts, variants, args.folds, args.members, args.epochs, args.sources)
     mean = {v: np.mean([x[0] for x in res.values()]) for v, res in results.items()}
     best = max((v for v in mean if v != "plain"), key=mean.get, default=None)
