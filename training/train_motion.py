@@ -169,11 +169,13 @@ def score_clip(sample, model, params: motion.MotionParams | None = None) -> tupl
     return evaluate.pearson_at_best_lag(motion.mouth_track(speech, times, params=params).opening, truth)
 
 
-def learning_curve(samples: dict, fit, members: int = 2) -> dict:
+def learning_curve(samples: dict, fit, members: int = 2, scorer=None) -> dict:
     """Held-out r against how many speakers the model learned from. The speaker groups are split at random into
     CURVE_FOLDS folds; each fold's clips are scored by models fitted on k groups drawn from the other folds (two
     draws for each k below all of them; `members` nets per model to keep this light on a shared CPU). Whether more
-    filmed speakers would still help, and roughly how much."""
+    filmed speakers would still help, and roughly how much. `scorer(name, sample, model)`: a clip's held-out r
+    (default score_clip's)."""
+    scorer = scorer or (lambda name, sample, model: score_clip(sample, model)[0])
     group_of = speaker_of_name()
     groups = sorted({group_of[k] for k in samples})
     rng = np.random.default_rng(0)
@@ -189,7 +191,7 @@ def learning_curve(samples: dict, fit, members: int = 2) -> dict:
                 model = fit([n for n in samples if group_of[n] in draw], members)
                 for name, sample in samples.items():
                     if group_of[name] in held:
-                        table[k].setdefault(group_of[name], []).append(score_clip(sample, model)[0])
+                        table[k].setdefault(group_of[name], []).append(scorer(name, sample, model))
             print(f"fold of {len(held)} groups, {k:3d} training groups: held-out r "
                   f"{np.mean([np.mean(table[k][g]) for g in held]):.3f}", flush=True)
     means = {k: float(np.mean([np.mean(v) for v in table[k].values()])) for k in sizes}
