@@ -153,3 +153,82 @@ def test_small_openings_are_matched_closely():
     # above a parted mouth the axis is only shifted: open mouths compare as before
     d = small_open_axis(np.array([[0.1, 0.5], [0.2, 0.5]]))
     assert d[1, 0] - d[0, 0] == pytest.approx(0.1)
+
+
+# ------------------------------------------------------------------------------------------------ live selection
+# LiveAppearance.choose takes the same terms greedily: small openings matched closely always; for a video file's
+# atlas prepared beforehand (entry_time), proximity and the filmed expression too.
+
+def _live_picks(track, can, entry_time=None, model=None, frames=None):
+    """The atlas entry a live session draws each frame of `track` from, its atlas cut from `track` itself (a prepared
+    file: frame k was filmed at track.times[k])."""
+    from lipdub.render.live import LiveAppearance
+
+    atlas = _renderer(track, can).atlas
+    app = LiveAppearance(atlas, model, grow=False, entry_time=entry_time)
+    img = np.full((track.height, track.width, 3), 128, np.uint8)
+    picks = []
+    for k in range(len(track)) if frames is None else frames:
+        app.render(img, track.landmarks[k], 0.3, 0.0, None if entry_time is None else float(track.times[k]))
+        picks.append(app.prev)
+    return np.array(picks), app
+
+
+def test_live_selection_matches_small_openings_closely(topology):
+    from lipdub.render.interior import CLOSED_LINE_OPENING
+
+    # two entries: one parted wider than a barely parted mouth with the wanted width, one shut a little narrower
+    shapes = np.repeat(topology[None].astype(np.float64), 2, 0)
+    for k, gap in enumerate((0.035, 0.0)):
+        for up, lo in render.INNER_PAIRS:
+            shapes[k, lo, 1] = shapes[k, up, 1] + gap
+    narrow = 0.06
+    shapes[1, [61, 78], 0] += narrow / 2
+    shapes[1, [291, 308], 0] -= narrow / 2
+    track = face.FaceTrack(np.arange(2) / 30.0, (shapes * 100 + [200, 120, 0]).astype(np.float32), np.ones(2, bool),
+                           400, 400)
+    desc = render.descriptors(_renderer(track, topology).norm)
+    model = render.MouthModel(topology, 0.2, float(desc[0, 1]))  # the open entry has the rest width exactly
+    # premise: on the plain opening axis the open entry is nearer a shut mouth at rest width
+    scale = selection.descriptor_scale(model)
+    plain = (((desc - [0.0, model.rest_width]) * scale) ** 2).sum(1)
+    assert plain[0] < plain[1] and desc[0, 0] < CLOSED_LINE_OPENING[1]
+    from lipdub.render.live import LiveAppearance
+
+    app = LiveAppearance(_renderer(track, topology).atlas, model, grow=False)
+    app.render(np.full((400, 400, 3), 128, np.uint8), track.landmarks[0], 0.0, 0.0)
+    assert app.prev == 1  # the stretched axis: the shut one
+
+
+def test_live_selection_draws_mouths_filmed_near_the_frame(topology):
+    track = _smiling_track(topology, n=300)  # one expression throughout: nothing but time tells the entries apart
+    without, _ = _live_picks(track, topology)
+    assert np.abs(track.times[without] - track.times).max() > 2 * selection.PROXIMITY_SECONDS
+    picks, _ = _live_picks(track, topology, entry_time=track.times)
+    assert np.abs(track.times[picks] - track.times).max() <= selection.PROXIMITY_SECONDS
+
+
+@pytest.mark.parametrize("smile", ["lift", "widen"])
+def test_live_selection_keeps_the_filmed_expression(topology, monkeypatch, smile):
+    from lipdub.render import live as live_render
+
+    # proximity off: only the filmed expression (corner lift; the wanted width) can find the smiling entries
+    monkeypatch.setattr(live_render, "proximity_cost", lambda entry, t: np.zeros(np.shape(entry)))
+    track = _smiling_track(topology, **{smile: 0.04 if smile == "lift" else 0.12})
+    n = len(track)
+    norm = _renderer(track, topology).norm
+    feature = render.corner_lift(norm) if smile == "lift" else render.descriptors(norm)[:, 1]
+    step = 0.04 if smile == "lift" else 0.12
+    assert feature[n // 2:].mean() - feature[: n // 2].mean() == pytest.approx(step, abs=0.25 * step)
+
+    def smiling(picks):
+        return feature[picks] > feature[: n // 2].mean() + step / 2
+
+    frames = list(range(n // 2 - 15)) + list(range(n // 2 + 15, n))
+    half = n // 2 - 15
+    picks, app = _live_picks(track, topology, entry_time=track.times, frames=frames)
+    assert smiling(picks[half:]).all() and not smiling(picks[:half]).any()
+    # the filmed expression is Renderer.filmed_expression of the prepared entries
+    assert app.renderer.filmed_expression()[1].shape == (n,)
+    without, _ = _live_picks(track, topology, frames=frames)  # premise: without it, the smile is not kept
+    assert not (smiling(without[half:]).all() and not smiling(without[:half]).any())
