@@ -32,7 +32,7 @@ from lipdub.core.constants import SR
 from lipdub.errors import InputError, LipdubError, ParameterError
 from lipdub.face.stream import StreamTracker
 from lipdub.pipeline.caches import OWN_ATLAS_BYTES, load_cached_atlas, save_cached_atlas
-from lipdub.render.foreign import FAR, live_mixed_atlas, live_mouth_model
+from lipdub.render.foreign import live_mixed_atlas, live_mouth_model
 from lipdub.render.live import LiveAppearance, Blinks
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 MOTION_SR = SR
 LIVE_REGIONS = ("lips", "lower")  # face/head plan expression over the whole speech: offline only
 PREPARE_SECONDS = 60.0  # of a video file source: where its mouths are taken from before the session starts
-PREPARE_CACHE_VERSION = 3  # 2: with each entry's head rotation; 3: and when it was filmed, and the file's length
+PREPARE_CACHE_VERSION = 2  # 2: with each entry's head rotation
 
 
 @dataclass
@@ -100,21 +100,14 @@ class LiveDubber:
         self.motion = motion_source
         if isinstance(profile, (str, Path)):
             profile = profiles.load(profile)
-        # a prepared file's entries say when they were filmed, its frames as the stream plays it (from its start,
-        # looping): selection's proximity and filmed-expression terms (render.live)
-        entry_time = getattr(atlas, "entry_time", None) if atlas is not None else None
-        self._file_frames = int(getattr(atlas, "file_frames", 0) or 0)
         if profile is not None and atlas is not None and atlas.n:
             # the source's own mouths mixed with the profile's, the own preferred, as an offline profile dub does
             mixed = live_mixed_atlas(profile.atlas, atlas, getattr(atlas, "entry_rotation", None))
-            if entry_time is not None:  # the profile's filmed far from every frame, as offline (mixed_renderer)
-                entry_time = np.concatenate([np.full(profile.atlas.n, -FAR), entry_time])
-            self.appearance = LiveAppearance(mixed, live_mouth_model(profile.model, mixed), region, grow=False,
-                                             entry_time=entry_time)
+            self.appearance = LiveAppearance(mixed, live_mouth_model(profile.model, mixed), region, grow=False)
         elif profile is not None:
             self.appearance = LiveAppearance(profile.atlas, profile.model, region, grow=False, colour_gain=True)
         elif atlas is not None and atlas.n:  # the source's mouths, prepared before the session (prepare_atlas)
-            self.appearance = LiveAppearance(atlas, None, region, grow=False, entry_time=entry_time)
+            self.appearance = LiveAppearance(atlas, None, region, grow=False)
         else:
             self.appearance = LiveAppearance(region=region)
         self.appearance.still = still
@@ -344,12 +337,6 @@ class LiveDubber:
                 return t
         return None
 
-    def _filmed_time(self, k: int) -> float | None:
-        """When stream frame k was filmed in a prepared file, played from its start and looping; None without."""
-        if self._file_frames <= 0:
-            return None
-        return (k % self._file_frames) / self.fps
-
     def _render_loop(self) -> None:
         k = 0
         try:
@@ -383,7 +370,7 @@ class LiveDubber:
                     if self._blinks is None:
                         self._blinks = Blinks(self.appearance.renderer.canonical)
                     rgb = self._blinks.apply(rgb, lms, k / self.fps)
-                out, rendered = self.appearance.render(rgb, lms, opening, width, self._filmed_time(k))
+                out, rendered = self.appearance.render(rgb, lms, opening, width)
                 self.stats.render_cpu += time.thread_time() - c0
                 now = time.monotonic()
                 delay = None if arrived is None else now - arrived
@@ -409,9 +396,7 @@ def prepare_atlas(video, seconds: float = PREPARE_SECONDS, progress=None, cache:
     seconds it holds only the few mouths filmed so far, and on 3–8 s clips the dub followed its own motion at r
     0.48–0.85 against 0.90–0.99 with the clip's mouths at hand. None for a photo, or when the file shows no usable
     face (the session then grows its atlas from the stream). The atlas carries `entry_rotation` (A, 3, 3), each
-    entry's head rotation against its canonical face, which mixing it with a profile's needs (render.foreign),
-    `entry_time` (A,), when each entry was filmed (seconds of the file), and `file_frames`, the file's frame count (a
-    stream of it loops): selection's proximity and filmed expression (render.live)."""
+    entry's head rotation against its canonical face, which mixing it with a profile's needs (render.foreign)."""
     path = Path(video)
     info = media.probe_video(path)
     if info.is_image:
@@ -443,11 +428,8 @@ def prepare_atlas(video, seconds: float = PREPARE_SECONDS, progress=None, cache:
     atlas = own.atlas
     frames = atlas.seq.astype(np.int64) * render.Renderer.own_stride(track, atlas, OWN_ATLAS_BYTES)
     atlas.entry_rotation = own.pose.rotation[np.minimum(frames, len(track) - 1)].astype(np.float32)
-    atlas.entry_time = track.times[np.minimum(frames, len(track) - 1)].astype(np.float64)
-    atlas.file_frames = int(info.n_frames)
     if cache:
-        save_cached_atlas(cache_file, atlas, {"entry_rotation": atlas.entry_rotation, "entry_time": atlas.entry_time,
-                                              "file_frames": np.int64(atlas.file_frames)})
+        save_cached_atlas(cache_file, atlas, {"entry_rotation": atlas.entry_rotation})
     return atlas
 
 
@@ -459,8 +441,6 @@ def _load_prepared(cache_file: Path) -> render.Atlas | None:
     try:
         with np.load(cache_file, allow_pickle=False) as z:
             atlas.entry_rotation = np.asarray(z["entry_rotation"], np.float32)
-            atlas.entry_time = np.asarray(z["entry_time"], np.float64)
-            atlas.file_frames = int(z["file_frames"])
     except (KeyError, OSError, ValueError):
         return None
-    return atlas if atlas.entry_rotation.shape == (atlas.n, 3, 3) and atlas.entry_time.shape == (atlas.n,) else None
+    return atlas if atlas.entry_rotation.shape == (atlas.n, 3, 3) else None

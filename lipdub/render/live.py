@@ -13,10 +13,10 @@ from lipdub.core.landmarks import STABLE
 from lipdub.motion import expression
 from lipdub.render import compose
 from lipdub.render.atlas import Atlas
-from lipdub.render.mouth import MouthModel, corner_lift
-from lipdub.render.renderer import EXPRESSION_WEIGHT, Renderer
-from lipdub.render.selection import (JUMP_COST, POSE_WEIGHT, descriptor_scale, match_cost, proximity_cost,
-                                     search_space, small_open_axis, squared_distance, transition_cost, with_time)
+from lipdub.render.mouth import MouthModel
+from lipdub.render.renderer import Renderer
+from lipdub.render.selection import (JUMP_COST, POSE_WEIGHT, descriptor_scale, match_cost, search_space,
+                                     small_open_axis, squared_distance, transition_cost)
 from lipdub.render.warp import FaceWarper, close_eyes_for_blink
 
 
@@ -41,20 +41,13 @@ class LiveAppearance:
 
     Offline dubs choose atlas entries by Viterbi over the whole clip; live frames cannot wait for the future, so each
     frame takes the cheapest of the k nearest entries given the one before (continuing a real run of frames costs
-    nothing, holding costs a little, jumping costs more): the same costs (render.selection), decided greedily.
-
-    `entry_time` (A,), for a video file's atlas prepared beforehand: when each entry was filmed (seconds of the file;
-    a profile's entries far from all). The frames then say when they were filmed (render's `filmed_time`) and
-    selection adds what offline has from the filmed clip: proximity, and the filmed expression (width and corner
-    lift, Renderer.filmed_expression over the prepared entries, which are the file's frames at the atlas stride)."""
+    nothing, holding costs a little, jumping costs more): the same costs (render.selection), decided greedily, small
+    openings matched closely as offline (small_open_axis). Offline's proximity and filmed-expression terms were tried
+    live on a video file's prepared atlas and not kept (docs/RESULTS.md, Live mode with a profile)."""
 
     def __init__(self, atlas: Atlas | None = None, model: MouthModel | None = None,
-                 region: str = "lower", grow: bool = True, colour_gain: bool = False,
-                 entry_time: np.ndarray | None = None):
+                 region: str = "lower", grow: bool = True, colour_gain: bool = False):
         self.atlas, self.model, self.region = atlas, model, region
-        self.entry_time = None if entry_time is None else np.asarray(entry_time, np.float64)
-        self._near = None
-        self._expr = None  # Renderer.filmed_expression of the prepared entries (_expression)
         self.grow = grow and atlas is None  # a profile's atlas is complete; the stream's grows
         self.colour = compose.ColourMatcher(gain=colour_gain)
         self.renderer: Renderer | None = None
@@ -92,9 +85,8 @@ class LiveAppearance:
                 self._slot = F.FaceTrack(np.zeros(1), np.zeros((1, 478, 3), np.float32), np.ones(1, bool),
                                          width, height)
                 pose = F.Pose(np.ones(1), np.eye(3)[None].copy(), np.zeros((1, 3)))
-                self._expr = self._expression()
                 self.renderer = Renderer(self.atlas, self._slot, pose=pose, model=self.model,
-                                         colour=self.colour, region=self.region, expression=self._expr)
+                                                colour=self.colour, region=self.region)
                 self._steady_amplitude()
                 self._reindex(n)
             elif n - self._indexed >= REINDEX_EVERY or (n != self._indexed and n < 100):
@@ -111,80 +103,37 @@ class LiveAppearance:
         if self.grow and not self.still:
             self.renderer.model.open_max = max(self.renderer.model.open_max, MIN_OPEN_MAX)
 
-    def _expression(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """Renderer.filmed_expression of the prepared file's frames, per own entry (in entry_time order): measured
-        on the entries' canonical landmarks (the atlas's frame, a profile's too), so the pose is the identity."""
-        if self.entry_time is None:
-            return None
-        own = np.flatnonzero(self.entry_time > -1e3)
-        own = own[np.argsort(self.entry_time[own], kind="stable")]
-        if len(own) < 2:
-            return None
-        self._own_entries = own
-        n = len(own)
-        track = F.FaceTrack(self.entry_time[own], self.atlas.norm[own].astype(np.float32), np.ones(n, bool), 1, 1)
-        pose = F.Pose(np.ones(n), np.broadcast_to(np.eye(3), (n, 3, 3)).copy(), np.zeros((n, 3)))
-        return Renderer(self.atlas, track, pose, model=self.model).filmed_expression()
-
-    def filmed_index(self, filmed_time: float | None) -> int | None:
-        """The prepared entry (in filmed_expression's order) filmed nearest `filmed_time`; None outside them."""
-        if filmed_time is None or self._expr is None:
-            return None
-        times = self.entry_time[self._own_entries]
-        if not times[0] - 0.5 <= filmed_time <= times[-1] + 0.5:
-            return None
-        return int(np.argmin(np.abs(times - filmed_time)))
-
     def _reindex(self, n: int) -> None:
         r = self.renderer
         self._desc_scale = descriptor_scale(r.model)
-        # small openings matched closely, as offline (Renderer.plan); with the filmed expression, corner lift too
         self._desc = small_open_axis(r.atlas_desc) * self._desc_scale
-        expr = self._expr
-        if expr is not None:
-            self._desc = np.concatenate([self._desc, EXPRESSION_WEIGHT * corner_lift(r.norm)[:, None]], 1)
-            self._typical_lift = float(np.median(expr[1]))
         self._pose_feat = self.atlas.pose_feat.astype(np.float64)
         self._seq = self.atlas.seq
         self._blur = r.blur_cost()
-        feats = search_space(self._desc, self._pose_feat, POSE_WEIGHT)
-        self._tree = cKDTree(feats)
-        if self.entry_time is not None and len(self.entry_time) == n:
-            self._near = cKDTree(with_time(feats, self.entry_time))
+        self._tree = cKDTree(search_space(self._desc, self._pose_feat, POSE_WEIGHT))
         self._indexed = n
 
-    def choose(self, want: np.ndarray, pose_feat: np.ndarray, k: int = 16, jump_cost: float = JUMP_COST,
-               filmed_time: float | None = None) -> int:
-        """The atlas entry for this frame (see the class doc; the costs are render.selection's). `filmed_time`:
-        when the frame drawn over was filmed, on entry_time's clock (proximity)."""
+    def choose(self, want: np.ndarray, pose_feat: np.ndarray, k: int = 16, jump_cost: float = JUMP_COST) -> int:
+        """The atlas entry for this frame (see the class doc; the costs are render.selection's)."""
         n = len(self._desc)
         if n == 1:
             return 0
-        query = search_space(want, pose_feat, POSE_WEIGHT)
-        _, idx = self._tree.query(query, k=min(k, n))
+        _, idx = self._tree.query(search_space(want, pose_feat, POSE_WEIGHT), k=min(k, n))
         cand = np.atleast_1d(idx)
-        near = self._near is not None and filmed_time is not None
-        if near:  # as offline, a second search with time as one more axis finds fitting mouths filmed nearby
-            _, idx_t = self._near.query(with_time(query[None], [filmed_time])[0], k=min(k, n))
-            cand = np.unique(np.concatenate([cand, np.atleast_1d(idx_t)]))
         if self.prev is not None and self.prev < n:
             # the entries that continue or hold the previous one are always candidates
             follow = np.flatnonzero((self._seq - self._seq[self.prev] >= 0) & (self._seq - self._seq[self.prev] <= 2))
             cand = np.unique(np.concatenate([cand, follow[:4]]))
         cost = match_cost(squared_distance(self._desc[cand], self._pose_feat[cand], want, pose_feat, POSE_WEIGHT),
                           self._blur[cand])
-        if near:
-            cost = cost + proximity_cost(self.entry_time[cand], filmed_time)
         if self.prev is not None and self.prev < n:
             cost = cost + transition_cost(self._seq[cand] - self._seq[self.prev], jump_cost)
         a = int(cand[int(np.argmin(cost))])
         self.prev = a
         return a
 
-    def render(self, rgb: np.ndarray, lms: np.ndarray | None, opening: float, width: float,
-               filmed_time: float | None = None) -> tuple[np.ndarray, bool]:
-        """rgb with the mouth at `opening`/`width` (MouthTrack units), or unchanged when there is no face.
-        `filmed_time`: when this frame was filmed on entry_time's clock (a prepared file's; else None)."""
+    def render(self, rgb: np.ndarray, lms: np.ndarray | None, opening: float, width: float) -> tuple[np.ndarray, bool]:
+        """rgb with the mouth at `opening`/`width` (MouthTrack units), or unchanged when there is no face."""
         if lms is None or not self._ensure_renderer(rgb.shape[1], rgb.shape[0]):
             self.colour.reset()
             self.prev = None
@@ -193,16 +142,11 @@ class LiveAppearance:
         r.track.landmarks[0] = lms
         s, rot, t = _pose_of(r.canonical, lms)
         r.pose.scale[0], r.pose.rotation[0], r.pose.translation[0] = s, rot, t
-        src = self.filmed_index(filmed_time)
-        # with the filmed frame's expression, as offline: its width at this opening and its corner lift
         open_c, width_c = r.wanted(motion.MouthTrack(np.zeros(1), np.float32([opening]), np.float32([width]),
-                                                     np.zeros(1, bool)), None if src is None else np.array([src]))
+                                                     np.zeros(1, bool)))
         want = small_open_axis(np.array([[open_c[0], width_c[0]]]))[0] * self._desc_scale
-        if len(self._desc[0]) > len(want):  # the corner-lift axis; a frame past the prepared ones: the typical lift
-            lift = self._typical_lift if src is None else float(self._expr[1][src])
-            want = np.append(want, EXPRESSION_WEIGHT * lift)
         opening_c = float(open_c[0])
-        a = self.choose(want, rot[:2, 2], filmed_time=filmed_time)
+        a = self.choose(want, rot[:2, 2])
         # no lock: the renderer reads its own snapshot of the atlas arrays, and the tracker thread only appends
         # (list appends and reads are atomic in CPython), so atlas growth never waits for a render
         return r.render_frame(rgb, 0, a, opening_c, float(width_c[0])), True

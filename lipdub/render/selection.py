@@ -6,12 +6,14 @@ terms, defined once here:
 
 - match: squared distance between scaled mouth descriptors (opening, width, …) plus `pose_weight` × the squared
   head-pose difference, plus a per-entry penalty (blur_cost); the opening axis is stretched below a parted mouth
-  (small_open_axis);
+  (small_open_axis), offline and live;
 - transition: continuing to the next real frame (sequence number +1 or +2) is free, holding a frame costs
   HOLD_SHARE × the jump cost, any other jump the jump cost;
-- proximity (the clip's own atlas; live, a video file's prepared one): a mouth filmed far in time from the frame it is drawn over costs up to
+- proximity (the clip's own atlas, offline): a mouth filmed far in time from the frame it is drawn over costs up to
   PROXIMITY_WEIGHT more (proximity_cost), so each frame prefers mouths filmed around it: they carry that moment's
-  expression (a smile), light and stubble, and one mouth is no longer drawn all over the clip.
+  expression (a smile), light and stubble, and one mouth is no longer drawn all over the clip. Live sessions on a
+  video file's prepared atlas could take it (and the filmed expression) too; tried, it did not make live dubs
+  harder to tell (docs/RESULTS.md, Live mode with a profile), so live selection goes without.
 """
 
 from __future__ import annotations
@@ -78,13 +80,6 @@ def proximity_cost(entry_time: np.ndarray, want_time: np.ndarray) -> np.ndarray:
     return PROXIMITY_WEIGHT * np.minimum(1.0, ((entry_time - want_time) / PROXIMITY_SECONDS) ** 2)
 
 
-def with_time(feats: np.ndarray, times) -> np.ndarray:
-    """search_space() rows with time (seconds) as one more axis, scaled so that the squared distance along it is
-    proximity_cost's quadratic part: a k-d tree over these finds the fitting mouths filmed near a time."""
-    w = np.sqrt(PROXIMITY_WEIGHT) / PROXIMITY_SECONDS
-    return np.concatenate([feats, w * np.asarray(times, np.float64)[:, None]], 1)
-
-
 def transition_cost(step: np.ndarray, jump_cost: float) -> np.ndarray:
     """Cost of moving between entries whose sequence numbers differ by `step`: continuing a real run is free,
     holding a frame costs a little, any other jump `jump_cost`."""
@@ -118,8 +113,9 @@ def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.
     near = None
     if atlas_time is not None and want_time is not None:
         # a second search with time as one more (quadratic) axis finds the fitting mouths filmed nearby
-        near = cKDTree(with_time(feats, atlas_time))
-        query_t = with_time(query, want_time)
+        w = np.sqrt(PROXIMITY_WEIGHT) / PROXIMITY_SECONDS
+        near = cKDTree(np.concatenate([feats, w * atlas_time[:, None]], 1))
+        query_t = np.concatenate([query, w * np.asarray(want_time, np.float64)[:, None]], 1)
     cand, cost = np.zeros((T, k), np.int64), np.zeros((T, k))
     for t0 in range(0, T, 8192):
         dist, idx = tree.query(query[t0:t0 + 8192], k=kq)
