@@ -7,6 +7,7 @@ import pytest
 
 from lipdub import face, motion, render
 from lipdub.render import selection
+from lipdub.render.live import LiveAppearance
 
 
 # ------------------------------------------------------------------------------------------------ proximity
@@ -153,3 +154,31 @@ def test_small_openings_are_matched_closely():
     # above a parted mouth the axis is only shifted: open mouths compare as before
     d = small_open_axis(np.array([[0.1, 0.5], [0.2, 0.5]]))
     assert d[1, 0] - d[0, 0] == pytest.approx(0.1)
+
+
+# ------------------------------------------------------------------------------------------------ live selection
+# LiveAppearance.choose takes the same match term greedily, small openings matched closely (proximity and the filmed
+# expression were tried live and not kept: docs/RESULTS.md, Live mode with a profile).
+
+def test_live_selection_matches_small_openings_closely(topology):
+    from lipdub.render.interior import CLOSED_LINE_OPENING
+
+    # two entries: one parted wider than a barely parted mouth with the wanted width, one shut a little narrower
+    shapes = np.repeat(topology[None].astype(np.float64), 2, 0)
+    for k, gap in enumerate((0.035, 0.0)):
+        for up, lo in render.INNER_PAIRS:
+            shapes[k, lo, 1] = shapes[k, up, 1] + gap
+    narrow = 0.06
+    shapes[1, [61, 78], 0] += narrow / 2
+    shapes[1, [291, 308], 0] -= narrow / 2
+    track = face.FaceTrack(np.arange(2) / 30.0, (shapes * 100 + [200, 120, 0]).astype(np.float32), np.ones(2, bool),
+                           400, 400)
+    desc = render.descriptors(_renderer(track, topology).norm)
+    model = render.MouthModel(topology, 0.2, float(desc[0, 1]))  # the open entry has the rest width exactly
+    # premise: on the plain opening axis the open entry is nearer a shut mouth at rest width
+    scale = selection.descriptor_scale(model)
+    plain = (((desc - [0.0, model.rest_width]) * scale) ** 2).sum(1)
+    assert plain[0] < plain[1] and desc[0, 0] < CLOSED_LINE_OPENING[1]
+    app = LiveAppearance(_renderer(track, topology).atlas, model, grow=False)
+    app.render(np.full((400, 400, 3), 128, np.uint8), track.landmarks[0], 0.0, 0.0)
+    assert app.prev == 1  # the stretched axis: the shut one

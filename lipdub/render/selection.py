@@ -5,13 +5,15 @@ the cheapest of the nearest entries given the one before (render.live.LiveAppear
 terms, defined once here:
 
 - match: squared distance between scaled mouth descriptors (opening, width, …) plus `pose_weight` × the squared
-  head-pose difference, plus a per-entry penalty (blur_cost); offline, the opening axis is stretched below a parted
-  mouth (small_open_axis; live mode not yet);
+  head-pose difference, plus a per-entry penalty (blur_cost); the opening axis is stretched below a parted mouth
+  (small_open_axis), offline and live;
 - transition: continuing to the next real frame (sequence number +1 or +2) is free, holding a frame costs
   HOLD_SHARE × the jump cost, any other jump the jump cost;
 - proximity (the clip's own atlas, offline): a mouth filmed far in time from the frame it is drawn over costs up to
   PROXIMITY_WEIGHT more (proximity_cost), so each frame prefers mouths filmed around it: they carry that moment's
-  expression (a smile), light and stubble, and one mouth is no longer drawn all over the clip.
+  expression (a smile), light and stubble, and one mouth is no longer drawn all over the clip. Live sessions on a
+  video file's prepared atlas could take it (and the filmed expression) too; tried, it did not make live dubs
+  harder to tell (docs/RESULTS.md, Live mode with a profile), so live selection goes without.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ POSE_WEIGHT = 2.0
 HOLD_SHARE = 0.15  # holding a frame costs this share of a jump
 PROXIMITY_WEIGHT = 0.1  # the most a mouth filmed far from the frame it is drawn over costs
 PROXIMITY_SECONDS = 1.0  # ... reached this far apart (quadratic up to there)
-SMALL_OPEN_STRETCH = 2.0  # offline selection tells openings under a parted mouth's apart this much more
+SMALL_OPEN_STRETCH = 2.0  # selection tells openings under a parted mouth's apart this much more
 
 
 def descriptor_scale(model: MouthModel) -> np.ndarray:
