@@ -5,20 +5,26 @@ from lipdub.render import compose
 from lipdub import face, render
 
 
-@pytest.fixture(scope="module")
-def canonical():
-    # a plausible canonical face: MediaPipe's mesh topology is needed, so build one from a real track when possible;
-    # otherwise fall back to a synthetic layout that keeps the lip/jaw ordering the renderer relies on
-    from conftest import require_data
-    from lipdub import media
+def _tracked_start(n: int):
+    """(path, track, canonical face, pose) of the first n frames of a shared HDTF clip (skips without the data)."""
     import itertools
 
-    data = require_data("video/hdtf_katiehill_8s.mp4")
-    path = data / "video/hdtf_katiehill_8s.mp4"
+    from conftest import require_data
+    from lipdub import media
+
+    path = require_data("video/hdtf_katiehill_8s.mp4") / "video/hdtf_katiehill_8s.mp4"
     info = media.probe_video(path)
-    track = face.track_frames(lambda: itertools.islice(media.iter_frames(path), 0, 12), info.width, info.height, 12,
+    track = face.track_frames(lambda: itertools.islice(media.iter_frames(path), 0, n), info.width, info.height, n,
                               info.fps)
-    return face.canonical_shape(track), face.normalised_landmarks(track, face.estimate_pose(track, face.canonical_shape(track)))
+    can = face.canonical_shape(track)
+    return path, track, can, face.estimate_pose(track, can)
+
+
+@pytest.fixture(scope="module")
+def canonical():
+    # a plausible canonical face: MediaPipe's mesh topology is needed, so build one from a real track
+    _, track, can, pose = _tracked_start(12)
+    return can, face.normalised_landmarks(track, pose)
 
 
 @pytest.mark.parametrize("opening", [0.0, 0.08, 0.2, 0.35])
@@ -352,19 +358,9 @@ def test_only_frames_up_to_a_size_are_drawn_ahead(height, ahead):
 def test_atlas_cut_beside_one_decoder_equals_one_thread():
     """fill_atlas_beside (one decoder, entries cut on two threads, stored in frame order) makes the same atlas as
     fill_atlas on one thread: the same entries, bytes for bytes."""
-    import itertools
-
-    from conftest import require_data
-    from lipdub import media
     from lipdub.render.atlas import Atlas, fill_atlas, fill_atlas_beside
 
-    data = require_data("video/hdtf_katiehill_8s.mp4")
-    path = data / "video/hdtf_katiehill_8s.mp4"
-    info = media.probe_video(path)
-    track = face.track_frames(lambda: itertools.islice(media.iter_frames(path), 0, 30), info.width, info.height, 30,
-                              info.fps)
-    can = face.canonical_shape(track)
-    pose = face.estimate_pose(track, can)
+    path, track, can, pose = _tracked_start(30)
     keep = np.ones(30, bool)
     keep[[4, 17]] = False
     atlases = [Atlas(can, float(np.median(pose.scale))) for _ in range(2)]
@@ -378,21 +374,12 @@ def test_atlas_cut_beside_one_decoder_equals_one_thread():
 def test_atlas_crops_read_from_its_archive(tmp_path):
     """An atlas loaded with its crops left in its cache file (StoredCrops) reads the same bytes as one loaded into
     memory, keeps reading them after the file is replaced or removed (one descriptor), and grows as a list."""
-    import itertools
     import os
 
-    from conftest import require_data
-    from lipdub import media
     from lipdub.pipeline.caches import load_cached_atlas, save_cached_atlas
     from lipdub.render.atlas import Atlas, StoredCrops, fill_atlas
 
-    data = require_data("video/hdtf_katiehill_8s.mp4")
-    path = data / "video/hdtf_katiehill_8s.mp4"
-    info = media.probe_video(path)
-    track = face.track_frames(lambda: itertools.islice(media.iter_frames(path), 0, 12), info.width, info.height, 12,
-                              info.fps)
-    can = face.canonical_shape(track)
-    pose = face.estimate_pose(track, can)
+    path, track, can, pose = _tracked_start(12)
     atlas = Atlas(can, float(np.median(pose.scale)))
     fill_atlas(atlas, path, track, pose, 0, np.ones(12, bool), 1)
     file = tmp_path / "atlas.npz"
