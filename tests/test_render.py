@@ -173,6 +173,33 @@ def test_lips_shut_over_an_open_source_meet_along_a_soft_line(open_mouths, openi
         assert teeth < 0.015, (renderer.atlas_open[a], teeth)
 
 
+def _white_share(renderer, frame, j, a, opening):
+    """Share of the drawn opening's height that is teeth (bright, low-chroma) in the middle half of its columns."""
+    width = float(renderer.model.rest_width)
+    out = renderer.render_frame(frame.copy(), j, a, opening, width)
+    dst = renderer._target(j, a, opening, width, None)
+    x0, y0 = np.floor(dst[render.OUTER_RING].min(0)).astype(int) - 2
+    x1, y1 = np.ceil(dst[render.OUTER_RING].max(0)).astype(int) + 2
+    inside = render.inner_lip_mask(dst[:len(render.CONTROL)], (x0, y0, x1, y1)) > 0.5
+    px = out[y0:y1, x0:x1].astype(np.float32)
+    white = (px.min(2) > 0.75 * px.max(2)) & (px.max(2) > 120) & inside
+    cols = np.flatnonzero(inside.any(0))
+    mid = slice((3 * cols[0] + cols[-1]) // 4, (cols[0] + 3 * cols[-1]) // 4)
+    return white[:, mid].sum() / max(inside[:, mid].sum(), 1)
+
+
+@pytest.mark.parametrize("share", [0.4, 0.55])
+def test_a_mouth_less_open_than_the_interior_donor_shows_its_teeth_at_their_filmed_size(open_mouths, share):
+    # a nearly shut mouth drawn open takes its interior from the clip's most open mouth: its upper teeth stay their
+    # filmed size under the upper lip, in front of the lower ones. Before, the whole interior was squashed into the
+    # opening: thin teeth in a dark slot (teeth 0.48 of the opening's height at both shares; now 0.75–0.78)
+    renderer, frames = open_mouths
+    d, a = int(renderer.donor), int(np.argmin(renderer.atlas_open))
+    assert renderer.atlas_open[a] < 0.4 * share * renderer.atlas_open[d]  # the donor fills the whole opening
+    assert _white_share(renderer, frames[d], d, d, float(renderer.atlas_open[d])) > 0.5  # premise: it shows teeth
+    assert _white_share(renderer, frames[d], d, a, share * float(renderer.atlas_open[d])) > 0.65
+
+
 @pytest.fixture(scope="module")
 def smiling_photo():
     """A renderer over one photo whose smile shows both rows of teeth (its only mouth is the interior donor)."""

@@ -25,14 +25,15 @@ from lipdub.render.interior import (CLOSED_LINE_OPENING, inner_lip_mask, pull_in
 from lipdub.render.mouth import (CONTROL, EXPRESSION_POINTS, INNER_LOWER_POS, INNER_UPPER_POS, JAW_POS, LIPS_POS,
                                  OUTER_LIPS_POS, OUTER_RING, UPPER_EDGE_POS, MouthModel, build_mouth_model, corner_lift,
                                  descriptors, target_shape)
-from lipdub.render.selection import (JUMP_COST, POSE_WEIGHT, blur_cost, descriptor_scale, select_frames,
-                                     small_open_axis)
+from lipdub.render.selection import (HOLD_SHARE, JUMP_COST, POSE_WEIGHT, blur_cost, descriptor_scale, search_space,
+                                     select_frames, small_open_axis, unfreeze)
 
 
 EXPRESSION_SECONDS = 1.0  # the filmed expression: a running median of mouth width and corner lift this long
 INNER_MIDDLE = [82, 87, 13, 14, 312, 317]  # inner-lip pairs (upper, lower) at the middle: the opening
 EXPRESSION_WEIGHT = 8.0  # descriptor scale of corner lift (canonical units): a smile's 0.02 costs 0.026
 FRAME_SKIN = True  # the skin around the drawn lips from the frame itself (Renderer._draw)
+UNFREEZE = True  # held mouths walk over their filmed neighbours (selection.unfreeze)
 
 
 class Drawn(NamedTuple):
@@ -81,7 +82,6 @@ class Renderer:
         self.atlas_desc = descriptors(self.norm)
         self.atlas_open = self.atlas_desc[:, 0]
         self.donor = int(np.argmax(self.atlas_open))  # the most open mouth: interior donor
-        self.donor_src = self.atlas.src_controls[self.donor].astype(np.float64)
 
     @classmethod
     def for_video(cls, video: Path, info: media.VideoInfo, track: face.FaceTrack,
@@ -172,6 +172,9 @@ class Renderer:
                             pose_features(self.pose, np.minimum(schedule, len(self.track) - 1)),
                             jump_cost=JUMP_COST, pose_weight=POSE_WEIGHT, atlas_cost=self.blur_cost(),
                             **self._times(source))
+        if UNFREEZE:  # holds walk over the held mouth's filmed neighbours that fit as closely (a mouth never freezes)
+            feats = search_space(desc, self.atlas.pose_feat.astype(np.float64), POSE_WEIGHT)
+            sel = unfreeze(sel, self.atlas.seq, feats, HOLD_SHARE * JUMP_COST)
         return open_c, width_c, sel
 
     def _times(self, source: np.ndarray) -> dict:
@@ -219,44 +222,60 @@ class Renderer:
         dst[self._edge_pos] = self.track.landmarks[j, UPPER_EDGE, :2]
         return dst
 
-    def interior(self, patch: np.ndarray, j: int, dst: np.ndarray, roi, detail, opening: float, width: float,
-                 whole_when_close: bool = True):
-        """Mouth interior for a target opening wider than the chosen atlas mouth."""
-        d, n_ctrl = self.donor, len(CONTROL)
-        donor_open = float(self.atlas_open[d])
-        if whole_when_close and donor_open >= 0.85 * opening:  # the clip has a mouth this open: use it whole
-            return self.warper.warp(self.atlas.crop(d), self.donor_src, dst, roi, detail)[0]
-        # wider than the clip ever opens (a photo, a mumbler): the donor's upper teeth stay under the upper lip,
-        # its lower teeth ride down with the jaw, and the gap between them is a dark cavity
-        if donor_open < 0.02:
+    def interior(self, patch: np.ndarray, j: int, dst: np.ndarray, roi, detail, width: float, s: int, a: int):
+        """What shows between the lips of atlas entry a drawn at control points `dst` (more open than a), from entry
+        s's interior at its filmed size, as a jaw moves rigid teeth: s's upper teeth stay under the upper lip, its
+        lower ones ride with the lower lip, a shaded cavity opens between them; where the mouth is less open than
+        s, the two rows overlap (squashing s's interior drew thin teeth in a dark slot)."""
+        n_ctrl = len(CONTROL)
+        s_open = float(self.atlas_open[s])
+        if s_open < 0.02:  # no interior filmed (a closed-mouth photo)
             return synthetic_cavity(patch, dst[:n_ctrl], roi, float(self.pose.scale[j]), teeth=True)
-        dst_u = self._to_frame(j, target_shape(self.model, self.norm[d], donor_open, width))
-        teeth = self.warper.warp(self.atlas.crop(d), self.donor_src, dst_u, roi, detail)[0]
-        # per column: where the donor's teeth meet (midway between its inner lips, following the smile's curve) and
-        # how far the jaw drops there (most at the centre, nothing at the corners), so the gap opens as a lens
+        # s drawn at its own opening in a's shape, so its inner lips sit where a's would
+        dst_u = self._target(j, a, s_open, width, None)
+        teeth = self.warper.warp(self.atlas.crop(s), self.atlas.src_controls[s].astype(np.float64), dst_u, roi,
+                                 detail)[0]
+        # per column: where s's teeth meet (midway between its inner lips, following the smile's curve), and how far
+        # the upper and the lower lip move from there to the wanted mouth (the lower most at the centre, nothing at
+        # the corners, so the gap opens as a lens)
         x0, y0 = roi[:2]
         h, w = teeth.shape[:2]
         cols = np.arange(w, dtype=np.float32) + x0
-        up_u, lo_u, lo_d = (dst_u[INNER_UPPER_POS], dst_u[INNER_LOWER_POS], dst[INNER_LOWER_POS])
+        up_u, lo_u = dst_u[INNER_UPPER_POS], dst_u[INNER_LOWER_POS]
+        up_d, lo_d = dst[INNER_UPPER_POS], dst[INNER_LOWER_POS]
         order = np.argsort(lo_u[:, 0])
         meet = np.interp(cols, lo_u[order, 0], 0.5 * (up_u[order, 1] + lo_u[order, 1])) - y0
-        drop = np.interp(cols, lo_u[order, 0], np.maximum(lo_d[order, 1] - lo_u[order, 1], 0.0), left=0.0, right=0.0)
+        drop = np.interp(cols, lo_u[order, 0], lo_d[order, 1] - lo_u[order, 1], left=0.0, right=0.0)
         slide = np.interp(cols, lo_u[order, 0], lo_d[order, 0] - lo_u[order, 0], left=0.0, right=0.0)  # a tilted jaw
+        order = np.argsort(up_u[:, 0])
+        lift = np.interp(cols, up_u[order, 0], up_d[order, 1] - up_u[order, 1])
+        # the upper half shows s's rows above its meeting line, the lower half those below: a cavity between them
+        # where the mouth opens past s; where it closes past s the two overlap, and there the brighter is in front
+        # (teeth before the dark mouth behind them, as a closing jaw slides the lower teeth behind the upper)
+        u_end, l_start = meet + lift, meet + drop
         rows = np.arange(h, dtype=np.float32)[:, None]
         map_x = np.broadcast_to((np.arange(w) - slide).astype(np.float32)[None, :], (h, w)).copy()
         map_y = np.broadcast_to((rows - drop[None, :]).astype(np.float32), (h, w)).copy()
         teeth_low = cv2.remap(teeth, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        up_x = np.broadcast_to(np.arange(w, dtype=np.float32)[None, :], (h, w))
+        up_y = np.broadcast_to((rows - lift[None, :]).astype(np.float32), (h, w))
+        teeth_up = cv2.remap(teeth, up_x, up_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         # the cavity is shaded over what shows between the teeth: dark under the upper teeth, the tongue below
         cavity = synthetic_cavity(patch, dst[:n_ctrl], roi, float(self.pose.scale[j]), teeth=False,
-                                  visible=(meet, meet + drop))
-        mask_u = inner_lip_mask(dst_u[:n_ctrl], roi)
-        mask_l = cv2.remap(mask_u, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+                                  visible=(u_end, np.maximum(l_start, u_end)))
+        inner = inner_lip_mask(dst_u[:n_ctrl], roi)
+        mask_l = cv2.remap(inner, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        mask_u = cv2.remap(inner, up_x, up_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         fade = max(1.5, 0.012 * float(self.pose.scale[j]))  # teeth edges fade into the cavity, no cut line
-        mask_u = (mask_u * np.clip((meet[None, :] - rows) / fade + 0.5, 0, 1)).astype(np.float32)
-        mask_l = (mask_l * np.clip((rows - meet[None, :] - drop[None, :]) / fade + 0.5, 0, 1)).astype(np.float32)
+        mask_u = mask_u * np.clip((u_end[None, :] - rows) / fade + 0.5, 0, 1)
+        mask_l = mask_l * np.clip((rows - l_start[None, :]) / fade + 0.5, 0, 1)
+        luma = [cv2.cvtColor(t, cv2.COLOR_RGB2GRAY).astype(np.float32) for t in (teeth_up, teeth_low)]
+        upper_front = np.clip((luma[0] - luma[1]) / 16.0 + 0.5, 0, 1)
+        mask_u, mask_l = (mask_u * (1 - mask_l * (1 - upper_front)), mask_l * (1 - mask_u * upper_front))
         # OpenCV's per-pixel blends: native code without the GIL, a fifth of numpy's float64 arithmetic here
-        out = cv2.blendLinear(teeth, cavity, mask_u, 1.0 - mask_u)
-        return cv2.blendLinear(teeth_low, out, mask_l, 1.0 - mask_l)
+        mask_u, mask_l = mask_u.astype(np.float32), mask_l.astype(np.float32)
+        out = cv2.blendLinear(teeth_low, cavity, mask_l, 1.0 - mask_l)
+        return cv2.blendLinear(teeth_up, out, mask_u, 1.0 - mask_u)
 
     def _target(self, j: int, a: int, opening: float, width: float, offsets: np.ndarray | None) -> np.ndarray:
         """Frame-j positions of the control points for atlas entry a drawn at this opening and width."""
@@ -385,18 +404,24 @@ class Renderer:
             soften_lip_line(warped, dst[:n_ctrl], roi, float(scale),
                             min(1.0, squeeze) * float(np.clip((part - opening) / (part - touch), 0, 1)),
                             gap_px=opening * float(scale))
-        lack = opening - self.atlas_open[a]
+        lack = opening - src_open
         # the chosen mouth is the interior donor itself (a photo's only mouth): its teeth split along the jaw as soon
         # as the mouth opens past it, in full (half-blended with the stretched mouth they showed a grey bar)
-        own = a == self.donor and lack > 0
-        if opening > 0.05 and (lack > 0.2 * opening or own):
-            # the chosen mouth is less open than asked: a stretched interior looks smeared, so the opening shows
-            # the clip's most open mouth: real teeth and tongue, anchored to the lips
-            # a steep ramp: half-blended interiors show two sets of teeth (ghosting)
-            weight = 1.0 if own else float(np.clip((lack / opening - 0.2) / 0.15, 0.0, 1.0))
-            interior = self.interior(warped, j, dst, roi, detail, opening, width, whole_when_close=not own)
+        only = a == self.donor and lack > 0
+        if opening > 0.05 and (lack > 0.2 * opening or only):
+            # the chosen mouth is less open than asked: stretched, its teeth smear, so the opening shows a real
+            # interior split along the jaw: the chosen mouth's own while it is at least half as open (the same
+            # teeth as the stretched mouth, so the ramp shows no second set), else the clip's most open mouth's
+            # (a half blend of two different interiors drew a grey row of teeth); from 0.4 to 0.5 of the opening
+            # the two cross-fade: both sets of teeth sit under the upper lip at their filmed size and nearly coincide
+            weight = 1.0 if only else float(np.clip((lack / opening - 0.2) / 0.15, 0.0, 1.0))
+            k = 1.0 if only else float(np.clip((src_open / opening - 0.4) / 0.1, 0.0, 1.0))
+            inside = self.interior(warped, j, dst, roi, detail, width, a, a) if k > 0 else None
+            if k < 1:
+                donor = self.interior(warped, j, dst, roi, detail, width, self.donor, a)
+                inside = donor if inside is None else cv2.addWeighted(inside, k, donor, 1.0 - k, 0.0)
             m = (inner_lip_mask(dst[:n_ctrl], roi) * weight).astype(np.float32)
-            warped = cv2.blendLinear(interior, warped, m, 1.0 - m)
+            warped = cv2.blendLinear(inside, warped, m, 1.0 - m)
         alpha *= cover.astype(np.float32) / 255.0
         skin = (moved[0], compose.lip_weight(dst[OUTER_RING], roi, float(scale))) if moved else None
         return roi, warped, alpha, skin

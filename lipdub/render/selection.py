@@ -145,3 +145,45 @@ def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.
         path[t] = cand[t, j]
         j = back[t, j]
     return path
+
+
+
+UNFREEZE_REACH = 2  # a held mouth walks over the frames filmed up to this many atlas steps either side of it
+
+
+def _still_reach(a: int, direction: int, where: dict, atlas_seq: np.ndarray, feats: np.ndarray, tolerance: float,
+                 reach: int) -> int:
+    """How many atlas steps in `direction` from entry a the filmed frames stay within `tolerance` of it."""
+    n = 0
+    while n < reach:
+        i = where.get(int(atlas_seq[a]) + direction * (n + 1))
+        if i is None or ((feats[i] - feats[a]) ** 2).sum() > tolerance:
+            break
+        n += 1
+    return n
+
+
+def unfreeze(path: np.ndarray, atlas_seq: np.ndarray, feats: np.ndarray, tolerance: float,
+             reach: int = UNFREEZE_REACH) -> np.ndarray:
+    """`path` with each hold (one entry drawn on consecutive output frames: a still mouth, which real mouths never
+    are) turned into a slow walk, one step a frame, back and forth over the frames filmed next to the held one
+    (sequence numbers within `reach`) whose features (search_space) are within `tolerance` (squared distance) of
+    its. Each is warped to the same wanted shape, so the mouth keeps its filmed small motion, grain and glints at
+    a fit as close as the hold's."""
+    out = np.asarray(path).copy()
+    where = {int(s): i for i, s in enumerate(atlas_seq)}
+    t, T = 0, len(out)
+    while t < T:
+        a, end = int(out[t]), t + 1
+        while end < T and out[end] == a:
+            end += 1
+        hi = _still_reach(a, 1, where, atlas_seq, feats, tolerance, reach) if end - t > 1 else 0
+        lo = -_still_reach(a, -1, where, atlas_seq, feats, tolerance, reach) if end - t > 1 else 0
+        pos, step = 0, 1 if hi > 0 else -1
+        for k in range(t + 1, end) if hi > lo else ():
+            if not lo <= pos + step <= hi:
+                step = -step
+            pos += step
+            out[k] = where[int(atlas_seq[a]) + pos]
+        t = end
+    return out
