@@ -182,26 +182,3 @@ def test_live_selection_matches_small_openings_closely(topology):
     app = LiveAppearance(_renderer(track, topology).atlas, model, grow=False)
     app.render(np.full((400, 400, 3), 128, np.uint8), track.landmarks[0], 0.0, 0.0)
     assert app.prev == 1  # the stretched axis: the shut one
-
-
-# ------------------------------------------------------------------------------------------------ holds
-
-def test_a_held_mouth_walks_over_its_filmed_neighbours_that_fit_as_closely():
-    # entries 4..8 filmed one after another; 5, 6 and 7 nearly the same mouth, 4 and 8 clearly not
-    feats = np.zeros((20, 2))
-    feats[4], feats[8] = [0.3, 0.0], [0.0, 0.3]
-    feats[[6, 7]] = [[0.02, 0.0], [0.0, 0.03]]
-    tolerance = selection.HOLD_SHARE * selection.JUMP_COST
-    seq = np.arange(20)
-    path = np.array([2, 3, 5, 5, 5, 5, 5, 5, 11, 11, 11])
-    feats[[10, 12]] = [[0.5, 0.0], [0.0, 0.5]]  # 11's neighbours do not fit: it stays held
-    out = selection.unfreeze(path, seq, feats, tolerance)
-    assert list(out[:3]) == [2, 3, 5] and list(out[8:]) == [11, 11, 11]
-    held = out[2:8]
-    assert set(held) == {5, 6, 7}  # only the close neighbours, never 4 or 8
-    assert np.all(np.abs(np.diff(held)) == 1)  # one filmed step a frame: never still, never a jump
-    # the atlas's own order does not matter, only the sequence numbers (entries of a half filled in parallel)
-    perm = np.random.default_rng(0).permutation(20)
-    inv = np.argsort(perm)
-    out_p = selection.unfreeze(inv[path], seq[perm], feats[perm], tolerance)
-    assert np.array_equal(perm[out_p], out)

@@ -25,15 +25,14 @@ from lipdub.render.interior import (CLOSED_LINE_OPENING, inner_lip_mask, pull_in
 from lipdub.render.mouth import (CONTROL, EXPRESSION_POINTS, INNER_LOWER_POS, INNER_UPPER_POS, JAW_POS, LIPS_POS,
                                  OUTER_LIPS_POS, OUTER_RING, UPPER_EDGE_POS, MouthModel, build_mouth_model, corner_lift,
                                  descriptors, target_shape)
-from lipdub.render.selection import (HOLD_SHARE, JUMP_COST, POSE_WEIGHT, blur_cost, descriptor_scale, search_space,
-                                     select_frames, small_open_axis, unfreeze)
+from lipdub.render.selection import (JUMP_COST, POSE_WEIGHT, blur_cost, descriptor_scale, select_frames,
+                                     small_open_axis)
 
 
 EXPRESSION_SECONDS = 1.0  # the filmed expression: a running median of mouth width and corner lift this long
 INNER_MIDDLE = [82, 87, 13, 14, 312, 317]  # inner-lip pairs (upper, lower) at the middle: the opening
 EXPRESSION_WEIGHT = 8.0  # descriptor scale of corner lift (canonical units): a smile's 0.02 costs 0.026
 FRAME_SKIN = True  # the skin around the drawn lips from the frame itself (Renderer._draw)
-UNFREEZE = True  # held mouths walk over their filmed neighbours (selection.unfreeze)
 
 
 class Drawn(NamedTuple):
@@ -172,9 +171,6 @@ class Renderer:
                             pose_features(self.pose, np.minimum(schedule, len(self.track) - 1)),
                             jump_cost=JUMP_COST, pose_weight=POSE_WEIGHT, atlas_cost=self.blur_cost(),
                             **self._times(source))
-        if UNFREEZE:  # holds walk over the held mouth's filmed neighbours that fit as closely (a mouth never freezes)
-            feats = search_space(desc, self.atlas.pose_feat.astype(np.float64), POSE_WEIGHT)
-            sel = unfreeze(sel, self.atlas.seq, feats, HOLD_SHARE * JUMP_COST)
         return open_c, width_c, sel
 
     def _times(self, source: np.ndarray) -> dict:
