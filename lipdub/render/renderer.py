@@ -1,5 +1,6 @@
 """renderer: output frames in order, each with a real mouth from the atlas warped onto the frame's head pose at the
-wanted opening and width (the interior from the clip's most open mouth where the chosen one is less open).
+wanted opening and width (where the chosen one is less open, an interior at its filmed size: its own teeth moved
+apart by the jaw, or the clip's most open mouth's).
 
 Articulation is applied to what the filmed frame shows: the wanted width is the filmed speaker's own at the wanted
 opening plus the frame's expression (a smile widens), and selection prefers mouths with the frame's corner lift and,
