@@ -111,7 +111,8 @@ def test_a_speaker_who_rests_shut_in_filmed_pauses_stays_shut(topology):
 
 def test_filmed_pauses_tell_the_rest_and_a_photo_rests_shut(topology):
     gaps = np.full(200, 0.15)
-    gaps[100:140] = 0.05  # pauses with the lips a little apart
+    gaps[100:140] = 0.05  # pauses with the lips a little apart, a breath in them
+    gaps[120:125] = 0.2
     r = _renderer(_filmed(topology, gaps), topology)
     pauses = np.zeros(200, bool)
     pauses[105:135] = True
