@@ -1,8 +1,9 @@
 """Offline motion: the whole utterance's phones and acoustics → the wanted mouth at every output frame.
 
 The learned opening model (or, without log-mel, the dominance-blended viseme rules) drives the opening; bilabials
-(p, b, m) are then forced fully shut at their centre, and the mouth rests closed wherever voice activity says there
-is no speech.
+(p, b, m) are then forced fully shut at their centre, and the mouth rests wherever voice activity says there is no
+speech: the track's opening is 0 there and `rest` says how much of the speaker's own rest mouth each frame shows at
+least (rendering knows that mouth: closed for most speakers, parted for those who never shut their lips).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.ndimage import binary_closing, binary_dilation, gaussian_filter1d
+from scipy.ndimage import binary_closing, binary_dilation, distance_transform_edt, gaussian_filter1d
 
 from lipdub.errors import ParameterError
 from lipdub.motion.features import model_features
@@ -40,6 +41,9 @@ class MouthTrack:
     opening: np.ndarray  # (T,) 0 closed .. 1 the speaker's wide-open
     width: np.ndarray  # (T,) -1 rounded .. +1 spread, 0 = rest
     closed: np.ndarray  # (T,) bool: lips must touch (bilabial or silence)
+    # (T,) 0..1: how much of the speaker's rest mouth the frame shows at least (1 in a silence, fading over
+    # MotionParams.rest_ramp into the speech; 0 on a bilabial closure). None: none (the rest is the closed mouth)
+    rest: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.times)
@@ -90,6 +94,7 @@ class MotionParams:
     # correlation is +0.84 frames at 0, -0.13 at 0.04 s; cross-validation over speakers chose 0.03-0.04 (+0.09);
     # r 0.647 -> 0.648, r at lag 0 0.523 -> 0.543 (python -m training.train_motion --dry-run --lags)
     advance: float = 0.04
+    rest_ramp: float = 0.2  # s: the speaker's rest mouth fades in and out over this much of the speech next to it
     learned: bool = True  # use the learned opening model when it and log-mel features are available
     model: "OpeningModel | None" = None  # override the shipped model (training, experiments)
 
@@ -173,8 +178,18 @@ def mouth_track(speech, frame_times: np.ndarray, strength: float = 1.0, acoustic
         speaking = speaking | bridged
     if prm.smooth > 0:
         opening = gaussian_filter1d(opening, prm.smooth / hop)
+    # the rest's share: 1 in a silence, fading over rest_ramp into the speech on either side (the onset lead, where
+    # the model may start from closed, and the last word), so that a rest parted wider than the speech's edges
+    # does not dip to closed on its way (rendering draws the larger of the speech's opening and the faded rest)
+    rest = (~speaking).astype(np.float64)
+    ramp = int(round(prm.rest_ramp / hop))
+    if ramp > 0 and rest.any() and not rest.all():
+        rest = np.clip(1.0 - distance_transform_edt(speaking) / (ramp + 1), 0.0, 1.0)
+    if prm.smooth > 0:
+        rest = gaussian_filter1d(rest, prm.smooth / hop)
     width = gaussian_filter1d(np.where(speaking, width, 0.0), 3.0)
     opening[closure] = 0.0
+    rest[closure] = 0.0
     shut = closure | ~speaking
 
     # sample at frame times: average over each frame's exposure, but a closure anywhere in it wins
@@ -182,21 +197,26 @@ def mouth_track(speech, frame_times: np.ndarray, strength: float = 1.0, acoustic
     idx = np.clip(np.round((frame_times + prm.advance) / hop).astype(int), 0, n - 1)
     o = opening[idx]
     w = width[idx]
+    r = rest[idx]
     shut_f = shut[idx]
     if len(frame_times) > 1:
         span = max(1, int(round(np.median(np.diff(frame_times)) / hop / 2)))
         o = exposure_mean(opening, idx, span)
+        r = exposure_mean(rest, idx, span)
         has_closure = exposure_mean(closure.astype(np.float64), idx, span) > 0
         # no frame shows the audio before the first frame's advanced time: a closure there (a "b" at the very
         # start) shows on the first frame
         has_closure[0] |= bool(closure[:max(idx[0] - span, 0)].any())
         o[has_closure] = 0.0
+        r[has_closure] = 0.0  # a bilabial stays fully shut, whatever the rest
         shut_f = shut_f | has_closure
     after = frame_times >= n * hop  # past the end of the audio (--length video): the mouth rests
-    o[after], w[after], shut_f = 0.0, 0.0, shut_f | after
+    o[after], w[after], r[after], shut_f = 0.0, 0.0, 1.0, shut_f | after
     o = np.clip(o * strength, 0.0, 1.2)
     w = np.clip(w * strength, -1.0, 1.0)
-    return MouthTrack(frame_times, o.astype(np.float32), w.astype(np.float32), shut_f)
+    # strength 0 keeps the mouth still: the rest fades with it below 1 (above, the speech alone grows)
+    r = np.clip(r, 0.0, 1.0) * min(strength, 1.0)
+    return MouthTrack(frame_times, o.astype(np.float32), w.astype(np.float32), shut_f, r.astype(np.float32))
 
 
 def exposure_mean(values: np.ndarray, centres: np.ndarray, span: int) -> np.ndarray:

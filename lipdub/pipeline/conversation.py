@@ -3,8 +3,9 @@
 `dub` is the pipeline's entry point: one voice without a binding goes to the offline dub unchanged (offline.py); one
 bound voice is that dub with the face chosen; several voices (or one mixed track with an RTTM speaker map) take the
 steps below. Each voice is analysed, each bound face tracked, its identity checked (face.identity), its mouth planned
-from its own voice (silence in a voice is a rest: the motion stage closes the mouth where voice activity says nobody
-speaks, and the head keeps its filmed motion), and every frame gets each face's mouth drawn in turn.
+from its own voice (silence in a voice is a rest: where voice activity says nobody speaks the mouth rests as the face
+was filmed resting, from a low percentile of its filmed openings, since the video's sound does not say which face is
+silent when; the head keeps its filmed motion), and every frame gets each face's mouth drawn in turn.
 """
 
 from __future__ import annotations

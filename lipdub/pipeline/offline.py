@@ -13,7 +13,7 @@ import numpy as np
 
 from lipdub import media, motion, render, speech
 from lipdub import profile as profiles
-from lipdub.core.constants import HOP, SR
+from lipdub.core.constants import HOP, HOP_SECONDS, SR
 from lipdub.core.files import write_atomically
 from lipdub.core.memory import log_memory
 from lipdub.core.progress import Progress
@@ -28,6 +28,7 @@ from lipdub.pipeline.report import DubReport
 from lipdub.pipeline.retiming import fit_plan, plan_report
 from lipdub.pipeline.speech_pieces import analysed_in_pieces, count_samples, speech_in_pieces
 from lipdub.render.styler import FaceStyler
+from lipdub.speech.vad import detect_voice
 
 log = logging.getLogger("lipdub")
 
@@ -53,7 +54,7 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
                                           fit.schedule if fit is not None else None)
     t = time.perf_counter()
     renderer, styler, plan = _plan_rendering(video, audio, info, track, speech_track, schedule, mouth, teeth, opts,
-                                             actor, own, samples16)
+                                             actor, own, samples16, filmed_pauses(video, info, track))
     timings["plan"] = time.perf_counter() - t
     log_memory("plan")
     t = time.perf_counter()
@@ -186,21 +187,43 @@ def _plan_motion(speech_track, track, info, duration: float, opts: DubOptions, a
     teeth = None
     if actor is not None:  # this actor's articulation, then the requested strength on top
         mouth = actor.articulation.apply(mouth, speech_track)
-        mouth = motion.MouthTrack(mouth.times, np.clip(mouth.opening * opts.strength, 0, 1.2).astype(np.float32),
-                                  np.clip(mouth.width * opts.strength, -1, 1).astype(np.float32), mouth.closed)
+        mouth = dataclasses.replace(mouth, opening=np.clip(mouth.opening * opts.strength, 0, 1.2).astype(np.float32),
+                                    width=np.clip(mouth.width * opts.strength, -1, 1).astype(np.float32),
+                                    rest=None if mouth.rest is None else mouth.rest * min(opts.strength, 1.0))
         teeth = actor.articulation.teeth(mouth, speech_track)
     scale_o, floor_o = expression.mouth_bias(opts.emotion, opts.emotion_strength)
     if (scale_o, floor_o) != (1.0, 0.0):
         speaking = (mouth.opening > 0) & ~mouth.closed
         opened = np.where(speaking, np.maximum(mouth.opening * scale_o, floor_o), mouth.opening)
-        mouth = motion.MouthTrack(mouth.times, np.clip(opened, 0, 1.2).astype(np.float32), mouth.width, mouth.closed)
+        mouth = dataclasses.replace(mouth, opening=np.clip(opened, 0, 1.2).astype(np.float32))
     return schedule, mouth, teeth
 
 
+PAUSE_SECONDS_MAX = 600.0  # a longer video's sound is not read for its pauses (its speaker's rest: a percentile)
+PAUSE_MARGIN = 0.15  # s: a filmed pause starts and ends this far from voice (lips part before speech, close after)
+
+
+def filmed_pauses(video: Path, info, track) -> np.ndarray | None:
+    """Per track frame: whether it was filmed in a pause of the video's own sound (no voice within PAUSE_MARGIN),
+    how its speaker rests (render.Renderer.rest_opening); None for a photo, a silent or a long video."""
+    if info.is_image or not info.has_audio or info.duration > PAUSE_SECONDS_MAX or not len(track):
+        return None
+    own = media.video_audio(video, SR)
+    if own is None or len(own) < SR:
+        return None
+    voice = detect_voice(own)
+    margin = int(round(PAUSE_MARGIN / HOP_SECONDS))
+    near = np.convolve(voice.astype(np.float64), np.ones(2 * margin + 1), "same") > 0
+    hop = np.round(np.asarray(track.times, np.float64) / HOP_SECONDS).astype(int)
+    inside = (hop >= 0) & (hop < len(near))
+    return inside & ~near[np.clip(hop, 0, len(near) - 1)]
+
+
 def _plan_rendering(video: Path, audio: Path, info, track, speech_track, schedule, mouth, teeth, opts: DubOptions,
-                    actor, own, samples16):
+                    actor, own, samples16, pauses: np.ndarray | None = None):
     """The renderer (the profile's mouths or the clip's own), the styler for --region face/head or an emotion, and
-    the plan of mouths; all None when the video shows no face."""
+    the plan of mouths; all None when the video shows no face. `pauses` (filmed_pauses) tell how the filmed speaker
+    rests, which the new speech's silences show."""
     renderer = styler = plan = None
     if track.valid.any():
         if actor is not None:
@@ -209,6 +232,7 @@ def _plan_rendering(video: Path, audio: Path, info, track, speech_track, schedul
         else:
             renderer = own
             renderer.region = opts.region
+        renderer.pauses = pauses
         if opts.region in ("face", "head") or opts.emotion != "neutral":
             if samples16 is None:  # expression motion follows the whole sound track
                 samples16 = media.load_audio(audio, SR)[0]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -47,8 +47,7 @@ class Articulation:
             labels = phone_labels(speech_track, mouth.times)
             actor_w = np.array([self.phone_width.get(lab, np.nan) for lab in labels])
             w = np.where(np.isfinite(actor_w) & speaking, 0.5 * w + 0.5 * np.nan_to_num(actor_w), w)
-        return motion.MouthTrack(mouth.times, o.astype(np.float32), np.clip(w, -1, 1).astype(np.float32),
-                                 mouth.closed)
+        return replace(mouth, opening=o.astype(np.float32), width=np.clip(w, -1, 1).astype(np.float32))
 
     def teeth(self, mouth: motion.MouthTrack, speech_track) -> np.ndarray | None:
         """Wanted teeth visibility per frame: the actor's per-phone mean, scaled by how open the mouth is."""

@@ -33,6 +33,14 @@ from lipdub.render.selection import (JUMP_COST, POSE_WEIGHT, blur_cost, descript
 EXPRESSION_SECONDS = 1.0  # the filmed expression: a running median of mouth width and corner lift this long
 INNER_MIDDLE = [82, 87, 13, 14, 312, 317]  # inner-lip pairs (upper, lower) at the middle: the opening
 EXPRESSION_WEIGHT = 8.0  # descriptor scale of corner lift (canonical units): a smile's 0.02 costs 0.026
+# the speaker's rest mouth (Renderer.rest_opening): the lower quartile of the filmed opening in the filmed pauses
+# (breaths part the lips in most of them: their median was 0.11-0.15 on four talks, as open as mid-speech) when
+# they add up to REST_PAUSE_SECONDS, else a low percentile of all filmed openings; closed under the lips' touch,
+# and for a track of fewer than REST_MIN_FRAMES valid frames (a photo shows one mouth, not how its speaker rests)
+REST_PAUSE_SECONDS = 0.5
+REST_PAUSE_PERCENTILE = 25
+REST_PERCENTILE = 10
+REST_MIN_FRAMES = 25
 FRAME_SKIN = True  # the skin around the drawn lips from the frame itself (Renderer._draw)
 
 
@@ -55,9 +63,10 @@ class Renderer:
     def __init__(self, atlas: Atlas, track: face.FaceTrack, pose: face.Pose | None = None,
                  model: MouthModel | None = None, colour: compose.ColourMatcher | None = None, region: str = "lower",
                  filmed: tuple[np.ndarray, np.ndarray] | None = None,
-                 expression: tuple[np.ndarray, np.ndarray] | None = None):
+                 expression: tuple[np.ndarray, np.ndarray] | None = None, rest: float | None = None):
         """`filmed`, for an atlas cut from this very clip: when each atlas entry and each source frame was filmed
-        (seconds), so selection prefers mouths filmed around the frame they are drawn over (own_times())."""
+        (seconds), so selection prefers mouths filmed around the frame they are drawn over (own_times()). `pauses`
+        (set before planning; per track frame) marks the frames filmed in a pause of the clip's own sound."""
         if atlas.n == 0:
             raise InputError("the mouth atlas is empty: no usable face frames to draw mouths from")
         self.atlas, self.track = atlas, track
@@ -73,6 +82,9 @@ class Renderer:
         self.prev_j: int | None = None
         self.filmed = filmed
         self._expression = expression
+        self._rest = rest
+        self._filmed_open: np.ndarray | None = None  # per track frame, canonical (filmed_expression)
+        self.pauses: np.ndarray | None = None
 
     def index_atlas(self) -> None:
         """(Re)read the atlas's descriptors: after entries were added (live mode grows its atlas as frames come)."""
@@ -131,7 +143,31 @@ class Renderer:
             lift_s = median_filter(lift[ok], size=size, mode="nearest")
             at = np.arange(n)
             self._expression = np.interp(at, idx, resid), np.interp(at, idx, lift_s), fit
+            self._filmed_open = opening
         return self._expression
+
+    def rest_opening(self) -> float:
+        """How far this speaker's lips are apart at rest (canonical units; 0 = closed), from the filmed track: the
+        lower quartile of its openings in its filmed pauses (`pauses`), or without enough of them a low percentile of
+        all its openings
+        (a speaker who never shuts the lips while talking does not rest shut either). Silences of the new speech rest
+        there (MouthTrack.rest), so they show this speaker's resting mouths, not a closed one it never shows."""
+        if self._rest is None:
+            self.filmed_expression()
+            opening = self._filmed_open if self._filmed_open is not None else np.zeros(0)
+            ok = np.isfinite(opening)
+            rest = 0.0
+            if ok.sum() >= REST_MIN_FRAMES:
+                rest = float(np.percentile(opening[ok], REST_PERCENTILE))
+                if self.pauses is not None:
+                    paused = np.zeros(len(ok), bool)
+                    paused[:min(len(ok), len(self.pauses))] = np.asarray(self.pauses, bool)[:len(ok)]
+                    paused &= ok
+                    fps = (ok.sum() - 1) / max(float(np.ptp(self.track.times[ok])), 1e-6)
+                    if paused.sum() >= REST_PAUSE_SECONDS * fps:
+                        rest = float(np.percentile(opening[paused], REST_PAUSE_PERCENTILE))
+            self._rest = rest if rest >= CLOSED_LINE_OPENING[0] else 0.0
+        return self._rest
 
     def wanted(self, mouth: motion.MouthTrack, source: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Canonical opening and width per output frame. Given `source` (the filmed frame each output frame
@@ -139,6 +175,9 @@ class Renderer:
         (filmed_expression), with the speech's rounding and spreading on top; else the rest width with it."""
         m = self.model
         opening = mouth.opening * m.open_max
+        if mouth.rest is not None and self.rest_opening() > 0:
+            # the larger of the speech's opening and the speaker's rest (faded in and out around a silence)
+            opening = np.maximum(opening, mouth.rest * self.rest_opening())
         if self.region == "lips":  # lips part without the jaw: only as far as lips alone can open
             opening = np.minimum(opening, 0.07)
         width = m.rest_width * (1 + 0.12 * mouth.width)
@@ -191,7 +230,7 @@ class Renderer:
     def retarget(self, track: face.FaceTrack) -> "Renderer":
         """The same atlas and mouth model drawing onto another track (landmarks moved by head motion or expression)."""
         return Renderer(self.atlas, track, model=self.model, colour=self.colour, region=self.region,
-                        filmed=self.filmed, expression=self.filmed_expression())
+                        filmed=self.filmed, expression=self.filmed_expression(), rest=self.rest_opening())
 
     def frame(self, k: int, j: int, frame: np.ndarray, plan, offsets: np.ndarray | None = None
               ) -> tuple[np.ndarray, bool]:
