@@ -42,6 +42,7 @@ REST_PAUSE_PERCENTILE = 25
 REST_PERCENTILE = 10
 REST_MIN_FRAMES = 25
 FRAME_SKIN = True  # the skin around the drawn lips from the frame itself (Renderer._draw)
+MIDDLE_UPPER, MIDDLE_LOWER = CONTROL.index(13), CONTROL.index(14)  # the inner lips' middle
 
 
 class Drawn(NamedTuple):
@@ -459,8 +460,16 @@ class Renderer:
             m = (inner_lip_mask(dst[:n_ctrl], roi) * weight).astype(np.float32)
             warped = cv2.blendLinear(inside, warped, m, 1.0 - m)
         alpha *= cover.astype(np.float32) / 255.0
-        skin = (moved[0], compose.lip_weight(dst[OUTER_RING], roi, float(scale))) if moved else None
+        skin = None
+        if moved:
+            change = abs(_gap(dst) - _gap(held)) / float(scale)  # the wanted opening against the frame's own
+            skin = (moved[0], compose.lip_weight(dst[OUTER_RING], roi, float(scale), change))
         return roi, warped, alpha, skin
+
+
+def _gap(ctrl: np.ndarray) -> float:
+    """Inner-lip gap at the middle of control points `ctrl` (frame px)."""
+    return float(np.hypot(*(ctrl[MIDDLE_LOWER] - ctrl[MIDDLE_UPPER])))
 
 
 def own_times(atlas: Atlas, track: face.FaceTrack, budget_bytes: int) -> tuple[np.ndarray, np.ndarray] | None:
