@@ -146,10 +146,9 @@ def test_a_model_trained_with_posteriors_needs_them():
     assert full.shape[1] == len(motion.offline_feature_names(motion.MEL_CONTEXT, taps)) == plain.shape[1] + 65
     with pytest.raises(InputError, match="no phone posteriors.*--motion-model permissive"):
         motion.model_features(_track(n, None), posterior_taps=taps)
-    research = motion.load_model("research")
-    if research.posterior_taps:
-        with pytest.raises(InputError, match="no phone posteriors"):
-            motion.check_speech_inputs(_track(n, None), "research")
+    assert motion.load_model("research").posterior_taps == taps  # the shipped model reads them
+    with pytest.raises(InputError, match="no phone posteriors"):
+        motion.check_speech_inputs(_track(n, None), "research")
     assert motion.load_model("permissive").posterior_taps == ()  # trained on GRID alone: its inputs as before
     motion.check_speech_inputs(_track(n, None), "permissive")
 
@@ -185,3 +184,19 @@ def test_recognition_chunks_are_the_voiced_ones():
     voiced[100:200] = True
     assert analysis._recognition_chunks(voiced, frame_rms(x)) == [(0, 300)]
     assert analysis._recognition_chunks(np.zeros(300, bool), frame_rms(x)) == []
+
+
+def test_a_dub_with_a_saved_track_without_posteriors_fails_before_any_work(tmp_path):
+    """An alignment saved before the posteriors (or with hama failing) and the research model: an input error that
+    says what to do, before the face is tracked; the permissive model takes it."""
+    if require_data is None:
+        pytest.skip("tests/conftest.py is not importable")
+    root = require_data("images/woman_frontal.png", "audio/en_jfk_11s.wav")
+    import lipdub
+    from lipdub.media import load_audio
+
+    n = int(round(len(load_audio(root / "audio/en_jfk_11s.wav", 16000)[0]) / 160))
+    out = tmp_path / "dub.mp4"
+    with pytest.raises(InputError, match="no phone posteriors.*--save-alignment"):
+        lipdub.dub(root / "images/woman_frontal.png", root / "audio/en_jfk_11s.wav", out, speech_track=_track(n, None))
+    assert not out.exists()
