@@ -75,6 +75,15 @@ def test_hama_failing_leaves_no_posteriors(monkeypatch):
     assert analyse(x, 16000, transcript="lay blue by c two again").posteriors is None
 
 
+def test_a_failed_alignment_falls_back_to_recognition_and_keeps_the_posteriors(monkeypatch):
+    x = grid_audio()
+    from lipdub.speech import align
+
+    monkeypatch.setattr(align, "align_phones", lambda audio, tokens: None)
+    track = analyse(x, 16000, transcript="lay blue by c two again")
+    assert track.method == "allphone" and track.posteriors.shape == (track.n_frames, posteriors.N_COLUMNS)
+
+
 def test_silence_has_only_the_other_column():
     tr = analyse(np.zeros(16000, np.float32), 16000)
     assert tr.posteriors.shape == (100, posteriors.N_COLUMNS) and np.all(tr.posteriors[:, posteriors.OTHER] == 1)

@@ -271,7 +271,7 @@ def _phones(x: np.ndarray, transcript: str | None, language: str | None, voiced:
             if got is None and voiced[a:b].any():
                 log.warning("forced alignment failed for %.1f–%.1f s; recognising phones there", a * HOP_SECONDS,
                             b * HOP_SECONDS)
-                got, method = _recognise_chunk(chunk)
+                got, method, _ = _recognise_chunk(chunk)  # the posteriors come from the pass below
             if got:
                 segs += _shift(got, a * HOP_SECONDS)
                 methods.append(method)
