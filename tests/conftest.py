@@ -34,6 +34,7 @@ class FakeSpeech:
     loudness: np.ndarray | None = None
     mel: np.ndarray | None = None
     hop: float = 0.01
+    posteriors: np.ndarray | None = None  # hama's phone-class posteriors per hop (the research model reads them)
 
 
 def require_data(*relative: str) -> Path:

@@ -57,14 +57,16 @@ def test_the_acoustic_analysis_is_made_again_and_the_phones_kept():
 def test_a_clips_perturbed_rows_join_its_training_rows_only(monkeypatch):
     n = 50
     speech = FakeSpeech([P("AA", 0.0, 0.5)], np.ones(n, bool), np.full(n, 0.5), np.full(n, 0.5), np.zeros((n, 26)))
-    x, y = np.ones((10, 3)), np.full(10, 0.5)
+    # the samples hold every column a recipe may read (SAMPLE_COLUMNS); the perturbed copies the plain recipe's
+    plain = len(train_motion.recipe_columns())
+    x, y = np.ones((10, len(train_motion.SAMPLE_COLUMNS))), np.full(10, 0.5)
     samples = {"a": (None, None, speech, x, y, None, None, 0), "b": (None, None, speech, x * 2, y, None, None, 0)}
     seen = []
 
     def fake_fit(xs, ys, members, epochs):
         seen.append((len(xs), float(xs.sum())))
     monkeypatch.setattr(train_motion, "fit_mlp", fake_fit)
-    fit = train_motion.fitter_from(samples, extra={"a": [(x * 10, y)]})
+    fit = train_motion.fitter_from(samples, extra={"a": [(np.ones((10, plain)) * 10, y)]})
     fit(["a"])
     fit(["b"])
-    assert seen == [(20, 330.0), (10, 60.0)]  # a brings its copy; b has none
+    assert seen == [(20, 110.0 * plain), (10, 20.0 * plain)]  # a brings its copy; b has none

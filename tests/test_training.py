@@ -94,11 +94,14 @@ def test_each_shipped_model_has_a_card_matching_file_code_and_manifest(path):
 
 
 def test_the_offline_schema_names_its_columns_explicitly():
-    names = motion.offline_feature_names()
-    assert len(names) == len(set(names)) == motion.load_model().n_features
+    model = motion.load_model()
+    names = motion.offline_feature_names(model.mel_context, model.posterior_taps)
+    assert len(names) == len(set(names)) == model.n_features
+    assert model.posterior_taps == motion.OFFLINE_POSTERIOR_TAPS  # the shipped model reads the phone posteriors
     # the shipped model learned the dominance columns in this order; the viseme table may change, this may not
     assert list(motion.FEATURE_LABELS) == sorted(motion.VISEMES)
-    assert names[:2] == ["dominance:AA", "dominance:AE"] and names[-3:] == ["jaw", "loudness", "voiced"]
+    assert names[:2] == ["dominance:AA", "dominance:AE"] and names[-68:-65] == ["jaw", "loudness", "voiced"]
+    assert names[-1] == "posterior+0.12:other"
 
 
 def _copy_with_card(path, tmp_path):

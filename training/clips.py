@@ -12,9 +12,11 @@ from lipdub import media, speech
 from lipdub.core.cache import cache_dir, cache_key
 from lipdub.core.files import write_atomically
 from lipdub.speech import recognise
+from lipdub.speech.track import VERSION as SPEECH_VERSION
 
 _speech_cache: dict = {}
-# Bump when the speech analysis or the truth tracking changes: the per-clip material on disk is then made again.
+# Bump when the speech analysis or the truth tracking changes: the per-clip material on disk is then made again (the
+# speech track's own VERSION keys it too: 2 added the phone posteriors).
 MATERIAL_VERSION = 1
 
 
@@ -26,13 +28,13 @@ def analyse_clip(path: Path, rng, allphone: bool = False):
         samples, sr = media.load_audio(path, 16000)
         if rng is not None:
             samples = samples[int(rng[0] * sr):int(rng[1] * sr)]
-        saved = recognise.recognise
-        if allphone:
-            recognise.recognise = lambda *a, **k: []  # no hama words: analysis falls back to allphone
+        saved = recognise.recognise_with_posteriors
+        if allphone:  # no hama words: analysis falls back to allphone (hama's posteriors are still kept)
+            recognise.recognise_with_posteriors = lambda audio, sr: ([], recognise.frame_posteriors(audio, sr))
         try:
             _speech_cache[key] = speech.analyse(samples, sr)
         finally:
-            recognise.recognise = saved
+            recognise.recognise_with_posteriors = saved
     return _speech_cache[key]
 
 
@@ -46,7 +48,8 @@ def clip_material(data: Path, clip, mouth_curve) -> tuple[np.ndarray, np.ndarray
     the one cache (keyed by both files' identity and the range): the analysis of 69 clips takes most of an hour on a
     shared CPU, a re-run seconds. `mouth_curve(path, start, end)` tracks the truth (training.evaluate's)."""
     video, audio = data / clip.path, data / clip.audio_path
-    key = cache_key(video, MATERIAL_VERSION, range=clip.range, audio=cache_key(audio, MATERIAL_VERSION))
+    key = cache_key(video, MATERIAL_VERSION, range=clip.range, audio=cache_key(audio, MATERIAL_VERSION),
+                    speech=SPEECH_VERSION)
     file = cache_dir() / "train" / f"{key}.pkl"
     if file.is_file():
         try:

@@ -1,21 +1,18 @@
-"""Screen: hama's CTC phone posteriors as more inputs of the offline opening model (issue 22).
+"""Screen: hama's CTC phone posteriors as more inputs of the offline opening model (issue 22; shipped since).
 
     OMP_NUM_THREADS=1 python -m training.posteriors [--folds 5] [--members 2] [--variants plain,post,...]
 
 The offline model reads each phone's 1-best identity (the dominance columns: hama's recognised phones force-aligned
 by pocketsphinx). On an unseen voice the recogniser's 1-best errors are what changes most; its per-frame posteriors
-keep the runners-up. Each variant adds (or swaps in) hama's frame posteriors of each clip's own audio, summed into
-the live model's phone classes (motion.features.hama_token_classes: 12 classes + blank/other), smoothed over ±1
-frame as the live model's, read at TAPS around each hop. Every variant is scored held out in the same process with
-the same folds of speaker groups (training.train_motion.heldout_models), through the full motion post-processing,
-next to the plain recipe: a gain can only come from the inputs.
+keep the runners-up. Each variant adds (or swaps in) the phone-class posteriors that the speech analysis keeps
+(SpeechTrack.posteriors, speech.posteriors: hama's of the pass that recognises the phones, 12 classes + blank/other),
+read as motion.features.posterior_columns reads them (smoothed over ±1 frame, at TAPS around each hop). Every variant
+is scored held out in the same process with the same folds of speaker groups (training.train_motion.heldout_models),
+through the full motion post-processing, next to the plain recipe: a gain can only come from the inputs.
 
-Held out over 10 folds x 5 nets, 69 clips (docs/RESULTS.md, Phone posteriors): plain 0.654, post5 0.666; not
-shipped, since the dub's speech analysis keeps no posteriors yet. `--variants plain,post5` reproduces those two.
-
-The posteriors are computed once per clip (hama in windows of at most POST_WINDOW s, as the analysis's chunks) and
-kept in the one cache. Not shipped: inference does not compute them (a dub would run hama twice, or the speech
-analysis would have to keep them).
+`--variants plain,post5` gives the two recipes of docs/RESULTS.md (Phone posteriors); post5 is the one shipped
+(motion.OFFLINE_POSTERIOR_TAPS, `make train`), and `python -m training.train_motion --dry-run --folds 10 --members 5
+[--no-posteriors]` scores the shipped code path itself.
 """
 
 from __future__ import annotations
@@ -27,18 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from lipdub import motion
-from lipdub.core.cache import cache_dir, cache_key
-from lipdub.core.constants import SR
-from lipdub.motion.features import FEATURE_LABELS, hama_token_classes
-from lipdub.speech.recognise import POSTERIOR_FRAME, frame_posteriors
-from training.clips import MATERIAL_VERSION, clip_audio
+from lipdub.motion.features import FEATURE_LABELS, posterior_columns
 from training.fit import fit_mlp
 from training.manifest import SOURCES, data_root, filmed_clips, require_data, training_clips
 from training.train_motion import OPENING_EPOCHS, heldout_models, lag_summary, learning_curve, load_samples, \
     score_clip, speaker_of_name
 
-POST_WINDOW = 30.0  # s of audio per hama run (speech.analysis cuts chunks of at most 30 s too)
-POST_OVERLAP = 1.0  # s on each side of a window's inside edges that the next window's frames replace
 # s around a hop's centre. The posteriors' argmax class agrees best with the aligned phones' class 0.04 s later (on
 # four clips of four corpora: 0.50-0.64 of the phone hops at +0.04 s, 0.34-0.46 at 0, 0.20-0.44 at +0.08), so the
 # taps are the log-mel's ±120 ms around +0.04 s
@@ -51,68 +42,12 @@ TAPS.update({"post5-log": TAPS["post5"], "post5-h64": TAPS["post5"]})
 HIDDEN = {"post5-h64": 64}  # the MLP's hidden units where not 32 (fit_mlp's default)
 
 
-def clip_posteriors(data: Path, clip) -> np.ndarray:
-    """windowed_posteriors of the clip's own audio, cached on disk."""
-    audio_file = data / clip.audio_path
-    key = cache_key(audio_file, MATERIAL_VERSION, range=clip.range, what="hama-class-posteriors")
-    file = cache_dir() / "train" / f"{key}.npy"
-    if file.is_file():
-        return np.load(file)
-    out = windowed_posteriors(clip_audio(audio_file, clip.range))
-    file.parent.mkdir(parents=True, exist_ok=True)
-    np.save(file, out)
-    return out
-
-
-def windowed_posteriors(audio: np.ndarray, posteriors=frame_posteriors) -> np.ndarray:
-    """(frames, classes + 1) hama's per-frame (20 ms) token probabilities (`posteriors(audio, sr)`), summed into the
-    live model's phone classes (the last column: blank, word boundary and other non-phones). hama hears at most
-    POST_WINDOW s at a time; windows overlap by 2 · POST_OVERLAP s and each gives up its outer POST_OVERLAP s (the
-    least sure frames: the least context) to its neighbour."""
-    classes = hama_token_classes()
-    width = int(classes.max()) + 1
-    frame = int(round(POSTERIOR_FRAME * SR))
-    out = np.zeros((int(np.ceil(len(audio) / frame)) + 1, width), np.float32)
-    step = int(round((POST_WINDOW - 2 * POST_OVERLAP) / POSTERIOR_FRAME)) * frame
-    win = int(round(POST_WINDOW * SR))
-    keep = int(round(POST_OVERLAP / POSTERIOR_FRAME))
-    s0 = 0
-    while True:
-        probs = posteriors(audio[s0:s0 + win], SR)
-        grouped = np.zeros((len(probs), width), np.float32)
-        np.add.at(grouped.T, classes, probs.T)
-        f0 = s0 // frame
-        lo = 0 if s0 == 0 else keep  # an inside window's first second is the previous window's
-        hi = min(len(grouped), len(out) - f0)
-        out[f0 + lo:f0 + hi] = grouped[lo:hi]
-        if s0 + win >= len(audio):
-            return out
-        s0 += step
-
-
-def posterior_columns(post: np.ndarray, n_hops: int, hop: float, taps) -> np.ndarray:
-    """(n_hops, len(taps) · classes) the posteriors (smoothed over ±1 frame: CTC is peaky) at each hop's centre +
-    tap; zeros outside the audio."""
-    smooth = post.astype(np.float64)
-    smooth[1:] += post[:-1]
-    smooth[:-1] += post[1:]
-    smooth /= 3.0
-    centre = (np.arange(n_hops) + 0.5) * hop
-    cols = []
-    for tap in taps:
-        f = np.round((centre + tap) / POSTERIOR_FRAME - 0.5).astype(int)
-        ok = (f >= 0) & (f < len(smooth))
-        part = np.zeros((n_hops, smooth.shape[1]))
-        part[ok] = smooth[f[ok]]
-        cols.append(part)
-    return np.concatenate(cols, 1)
-
-
 class WithColumns:
     """An opening model that reads the motion features with columns `keep` of them and `extra` columns appended
     (one clip's, bound at scoring): quacks like OpeningModel for motion.mouth_track."""
 
     reach = 0
+    posterior_taps = ()  # the features it is given are the plain ones: it appends its own
 
     def __init__(self, inner, keep: np.ndarray, extra: np.ndarray):
         self.inner, self.keep, self.extra = inner, keep, extra
@@ -135,7 +70,7 @@ def variant_inputs(variant: str, samples: dict, posts: dict) -> tuple[np.ndarray
     if variant == "plain":
         return keep, {k: np.zeros((len(s[2].voiced), 0)) for k, s in samples.items()}
     taps = TAPS[variant]
-    cols = {k: posterior_columns(posts[k], len(s[2].voiced), s[2].hop, taps) for k, s in samples.items()}
+    cols = {k: posterior_columns(posts[k], np.arange(len(s[2].voiced)), taps) for k, s in samples.items()}
     if variant.endswith("-log"):
         cols = {k: np.log(v + 1e-3) for k, v in cols.items()}
     return keep, cols
@@ -226,8 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     needed = [p for c in clips for p in dict.fromkeys((c.path, c.audio_path))]
     data = require_data(Path(args.data) if args.data else data_root(), needed)
     samples = load_samples(data)
-    posts = {c.name: clip_posteriors(data, c) for c in clips}
-    print(f"posteriors of {len(posts)} clips ready", flush=True)
+    posts = {name: s[2].posteriors for name, s in samples.items()}  # the speech analysis's own (speech.posteriors)
     if args.curve:
         curve(samples, posts, variants, args.epochs)
         return 0

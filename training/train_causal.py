@@ -81,7 +81,8 @@ def restarted_pieces(name: str, clip: CausalClip) -> dict[str, CausalClip]:
         phones = [Phone(ph.label, max(ph.start, start) - start, min(ph.end, end) - start)
                   for ph in sp.phones if ph.end > start and ph.start < end]
         speech = replace(sp, duration=end - start, voiced=sp.voiced[a:b], jaw=sp.jaw[a:b],
-                         loudness=sp.loudness[a:b], phones=phones, mel=None if sp.mel is None else sp.mel[a:b])
+                         loudness=sp.loudness[a:b], phones=phones, mel=None if sp.mel is None else sp.mel[a:b],
+                         posteriors=None if getattr(sp, "posteriors", None) is None else sp.posteriors[a:b])
         keep = (clip.times >= start) & (clip.times < end)
         pieces[f"{name}@{start:g}"] = CausalClip(
             clip.group, clip.audio[int(start * 16000):int(end * 16000)], speech, clip.times[keep] - start,

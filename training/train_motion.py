@@ -5,7 +5,8 @@
 Each filmed clip of training/dataset.json (the 14 in video/ and the 55 in train/; a paired sound file where the video
 has none) gives pairs (its own audio → its own filmed mouth opening, re-tracked with the face stage); the analyses are
 kept on disk (training.clips.clip_material). Features are motion.model_features (columns:
-motion.offline_feature_names(): phone-class dominance, log-mel context ±120 ms, jaw, loudness, voicing); the target
+motion.offline_feature_names(): phone-class dominance, log-mel context ±120 ms, jaw, loudness, voicing, and for the
+all-data model hama's phone-class posteriors at motion.OFFLINE_POSTERIOR_TAPS; --no-posteriors: without); the target
 is the opening as a fraction of that speaker's wide-open mouth (97th percentile), moved by the clip's own lag
 (clip_lag; --no-align: as filmed). The model is an average of 5 small tanh MLPs (numpy, Adam, 120 passes, seeded).
 Honest accuracy is reported by leave-one-speaker-out: every clip is scored by models that never saw that speaker,
@@ -45,7 +46,7 @@ import numpy as np
 
 from lipdub import motion
 from training import augment, evaluate
-from training.cards import write_card
+from training.cards import HELD_OUT, write_card
 from training.clips import clip_material
 from training.fit import fit_mlp, fit_ridge, fit_temporal
 from training.manifest import HELD_OUT_DIR, REPO, SOURCES, data_root, filmed_clips, heldout_dir, require_data, \
@@ -61,24 +62,44 @@ def speaker_of_name() -> dict[str, str]:
     return {c.name: c.speaker for c in filmed_clips()}
 
 
+# the phone posteriors' taps of each --sources recipe. The permissive model (GRID only) keeps its inputs: held out
+# (5 folds, 2 nets) the posteriors gained nothing there, 0.551 -> 0.553 (docs/RESULTS.md, Phone posteriors)
+POSTERIOR_TAPS_OF = {"all": motion.OFFLINE_POSTERIOR_TAPS, "permissive": ()}
+SAMPLE_COLUMNS = motion.offline_feature_names(motion.MEL_CONTEXT, motion.OFFLINE_POSTERIOR_TAPS)  # samples' x
+
+
+def recipe_columns(posterior_taps=()) -> list[int]:
+    """The columns of the samples' features (SAMPLE_COLUMNS) that a model reading these posterior taps takes."""
+    return [SAMPLE_COLUMNS.index(n) for n in motion.offline_feature_names(motion.MEL_CONTEXT, posterior_taps)]
+
+
+def with_taps(model, posterior_taps=()):
+    """The fitted model, declaring the posterior taps it reads (the model file names its inputs)."""
+    if len(posterior_taps):
+        model.arrays["posterior_taps"] = np.array(posterior_taps, float)
+    return model
+
+
 def load_samples(data: Path, align: bool = True) -> dict:
     """Per filmed clip: (frame times, filmed opening, speech analysis, features, target), the last two at the frames
-    with a face and, with `align`, the filmed mouth moved by the clip's own lag (clip_lag)."""
+    with a face and, with `align`, the filmed mouth moved by the clip's own lag (clip_lag). The features hold every
+    column a recipe may take (SAMPLE_COLUMNS; recipe_columns picks a recipe's)."""
     samples = {}
     for clip in filmed_clips():
         times, truth, speech = clip_material(data, clip, evaluate.mouth_curve)
         lag = clip_lag(times, truth, speech) if align else 0
-        x, target, centres, feats = aligned_rows(times, truth, speech, lag, every_hop=True)
+        x, target, centres, feats = aligned_rows(times, truth, speech, lag, every_hop=True,
+                                                 posterior_taps=motion.OFFLINE_POSTERIOR_TAPS)
         # the last two, for temporal models: every hop's features and the hop of each target
         samples[clip.name] = (times, truth, speech, x, target, feats, centres, lag)
         print(f"loaded {clip.name}: {len(target)} frames, {speech.method}, lag {lag:+d}", flush=True)
     return samples
 
 
-def aligned_rows(times, truth, speech, lag: int, every_hop: bool = False) -> tuple:
+def aligned_rows(times, truth, speech, lag: int, every_hop: bool = False, posterior_taps=()) -> tuple:
     """(features, target) at the filmed frames with a face, the filmed mouth moved by `lag` frames (clip_lag);
     with `every_hop` also the hop of each row and every hop's features."""
-    feats = motion.model_features(speech)
+    feats = motion.model_features(speech, posterior_taps=posterior_taps)
     idx = np.clip(np.round(np.asarray(times) / speech.hop).astype(int), 0, len(speech.voiced) - 1)
     x, target, centres = feats[idx], truth / np.nanpercentile(truth, 97), idx
     if lag > 0:  # the audio's mouth is late against the film: frame i's mouth goes with the audio of i + lag
@@ -99,9 +120,11 @@ def clip_lag(times: np.ndarray, truth: np.ndarray, speech) -> int:
     return int(evaluate.pearson_at_best_lag(motion.mouth_track(speech, times, params=rules).opening, truth)[1])
 
 
-def stacked_from(samples: dict):
+def stacked_from(samples: dict, posterior_taps=()):
+    cols = recipe_columns(posterior_taps)
+
     def stacked(names):
-        return np.concatenate([samples[k][3] for k in names]), np.concatenate([samples[k][4] for k in names])
+        return np.concatenate([samples[k][3][:, cols] for k in names]), np.concatenate([samples[k][4] for k in names])
     return stacked
 
 
@@ -132,19 +155,20 @@ TEMPORAL_MEL = (0,)  # the temporal model's per-hop log-mel: its taps give the c
 
 
 def fitter_from(samples: dict, kind: str = "mlp", targets: str = "frames", epochs: int | None = None,
-                extra: dict | None = None):
+                extra: dict | None = None, posterior_taps=()):
     """fit(names, members) -> the opening model of `kind` fitted on those clips: "mlp" (fit_mlp on each target
     frame's features, or with `targets` "hops" on every hop between them: hop_samples) or "temporal" (fit_temporal
     on the clips' hop sequences); `epochs` None: the recipe's own (OPENING_EPOCHS for the MLP). `extra`: name ->
-    more (features, target) rows a clip brings to the MLP's training (training.augment), never scored."""
-    rows = {k: [hop_samples(v) if targets == "hops" else v[3:5]] + list((extra or {}).get(k, []))
-            for k, v in samples.items()}
+    more (features, target) rows a clip brings to the MLP's training (training.augment), never scored. The MLP reads
+    the phone posteriors at `posterior_taps` (none: the recipe without them)."""
+    keep = recipe_columns(posterior_taps)
+    rows = {k: [(x[:, keep], y) for x, y in [hop_samples(v) if targets == "hops" else v[3:5]]]
+            + list((extra or {}).get(k, [])) for k, v in samples.items()}
 
     def stacked(names):
         return (np.concatenate([x for k in names for x, _ in rows[k]]),
                 np.concatenate([y for k in names for _, y in rows[k]]))
-    names_all = motion.offline_feature_names()
-    cols = [names_all.index(n) for n in motion.offline_feature_names(TEMPORAL_MEL)]
+    cols = [SAMPLE_COLUMNS.index(n) for n in motion.offline_feature_names(TEMPORAL_MEL)]
 
     def fit(names, members: int = 5):
         if kind == "temporal":
@@ -152,7 +176,7 @@ def fitter_from(samples: dict, kind: str = "mlp", targets: str = "frames", epoch
                                  [samples[k][4] for k in names], members=members, epochs=epochs or 30)
             model.arrays["mel_context"] = np.array(TEMPORAL_MEL, float)
             return model
-        return fit_mlp(*stacked(names), members=members, epochs=epochs or OPENING_EPOCHS)
+        return with_taps(fit_mlp(*stacked(names), members=members, epochs=epochs or OPENING_EPOCHS), posterior_taps)
     return fit
 
 
@@ -278,7 +302,7 @@ def timing(samples: dict, models: dict, advances=ADVANCES) -> dict:
 
 
 def leave_one_speaker_out(samples: dict, fit, members: int = 5, lags: bool = False, sources: str = "all",
-                          folds: int = 0, out: Path | None = None) -> dict:
+                          folds: int = 0, out: Path | None = None, posterior_taps=()) -> dict:
     """Every clip scored by models that never saw its speaker, learned from the `sources` clips of the other
     speakers (written to `out`, default heldout_dir(sources); with `folds`: a screen, models that never saw its fold
     of speakers, not written); returns the held-out means."""
@@ -287,7 +311,7 @@ def leave_one_speaker_out(samples: dict, fit, members: int = 5, lags: bool = Fal
     learn = [c.name for c in training_clips("opening", sources)]
     out = heldout_dir(sources) if out is None else out
     models = heldout_models(samples, fit, members, learn, folds, out)
-    stacked = stacked_from(samples)
+    stacked = stacked_from(samples, posterior_taps)
     if lags:
         timing(samples, models)
     print(f"\n{'held-out clip':32s} {'rule-based':>12s} {'ridge':>12s} {'MLP':>12s}   (leave one speaker out)")
@@ -295,7 +319,7 @@ def leave_one_speaker_out(samples: dict, fit, members: int = 5, lags: bool = Fal
     for name, sample in samples.items():
         group = group_of[name]
         x, y = stacked([k for k in learn if group_of[k] != group])
-        res = [score_clip(sample, m) for m in (None, fit_ridge(x, y), models[group])]
+        res = [score_clip(sample, m) for m in (None, with_taps(fit_ridge(x, y), posterior_taps), models[group])]
         rows.append([r for r, _, _ in res] + [res[2][1]])
         by_group.setdefault(group, []).append(res[2][0])
         by_language.setdefault(language[name], []).append(res[2][0])
@@ -304,6 +328,7 @@ def leave_one_speaker_out(samples: dict, fit, members: int = 5, lags: bool = Fal
     speakers = float(np.mean([np.mean(v) for v in by_group.values()]))
     print(f"{'mean of ' + str(len(rows)) + ' clips':32s} {mean[0]:6.3f}       {mean[1]:6.3f}       {mean[2]:6.3f}")
     print(f"model: mean over {len(by_group)} speaker groups {speakers:.3f}; {lag_summary([r[3] for r in rows])}")
+    lags_of = [r[3] for r in rows]
     own_offsets(samples, [r[3] for r in rows])
     print("per language (clips): " + ", ".join(f"{k} {np.mean(v):.3f} ({len(v)})" for k, v in by_language.items()))
     if not folds:
@@ -311,7 +336,9 @@ def leave_one_speaker_out(samples: dict, fit, members: int = 5, lags: bool = Fal
     return {"metric": "Pearson r at the best lag, leave one speaker out (motion alone, filmed clips)",
             "learned_from": f"{sources} clips ({len(learn)}) of the other speakers",
             "rule_based": float(mean[0]), "ridge": float(mean[1]), "mlp": float(mean[2]), "mlp_speakers": speakers,
-            "clips": len(rows), "speaker_groups": len(by_group), "measured_by": "python -m training.train_motion"}
+            "clips": len(rows), "speaker_groups": len(by_group), "mean_lag": float(np.mean(lags_of)),
+            "mean_abs_lag": float(np.mean(np.abs(lags_of))),
+            "measured_by": "python -m training.train_motion" + (f" --folds {folds}" if folds else "")}
 
 
 def same_arrays(path: Path, arrays: dict) -> bool:
@@ -355,6 +382,8 @@ def publish_model(model, arrays: dict, out: Path, kind: str, held_out: dict | No
               "pass --replace to overwrite", flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)
+    # without a held-out run (`make train`: --no-heldout) the card keeps the figures measured for the recipe
+    held_out = held_out if held_out is not None else HELD_OUT.get(out.name)
     print(f"wrote {out} and its card {write_card(out, kind, held_out, sources=sources)}")
     return out
 
@@ -378,22 +407,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folds", type=int, default=0,
                     help="screen with this many folds of speakers instead of leaving one out (models not written)")
     ap.add_argument("--loso-dir", default=None, help=f"where the held-out models go (default {LOSO_DIR})")
+    ap.add_argument("--no-posteriors", action="store_true",
+                    help="the all-data recipe without hama's phone posteriors (the model shipped before them)")
     ap.add_argument("--augment", default="", metavar="KIND:VALUE,...",
                     help="MLP: also train on perturbed copies of each clip's audio (training.augment: "
                          + ", ".join(augment.KINDS) + "); scores stay on the clean clips")
     args = ap.parse_args(argv)
     variants = augment.parse(args.augment)
+    taps = () if args.no_posteriors else POSTERIOR_TAPS_OF[args.sources]
+    if variants and taps:
+        raise SystemExit("--augment: the perturbed copies have no phone posteriors; add --no-posteriors")
     needed = [p for c in filmed_clips() for p in dict.fromkeys((c.path, c.audio_path))]
     data = require_data(Path(args.data) if args.data else data_root(), needed)
     samples = load_samples(data, align=not args.no_align)
     extra = augment.augmented_rows(data, {c.name: c for c in filmed_clips()}, samples, variants, aligned_rows) \
         if variants else None
-    fit = fitter_from(samples, args.model, args.targets, args.epochs, extra)
+    fit = fitter_from(samples, args.model, args.targets, args.epochs, extra, taps)
     if args.curve:
         learning_curve(samples, fit)
         return 0
     held_out = None if args.no_heldout else leave_one_speaker_out(
-        samples, fit, args.members, args.lags, args.sources, args.folds, Path(args.loso_dir) if args.loso_dir else None)
+        samples, fit, args.members, args.lags, args.sources, args.folds, Path(args.loso_dir) if args.loso_dir else None,
+        taps)
     if not args.dry_run:
         model = fit([c.name for c in training_clips("opening", args.sources)])
         arrays = {k: v.astype(np.float32) for k, v in model.arrays.items()}  # as OpeningModel.save writes them

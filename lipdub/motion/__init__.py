@@ -13,14 +13,16 @@ on any mismatch), offline, causal, expression.
 from lipdub.motion.causal import (CLOSURE_TAPS, LIVE_SMOOTHING, MAX_LOOKAHEAD, STREAMED_CLOSURE, StreamingMotion,
                                   _CausalHops, causal_hops, causal_mouth_track, streamed_bilabial)
 from lipdub.motion.features import (CAUSAL_FUTURE, CAUSAL_LOOKAHEADS, CAUSAL_PAST, FEATURE_LABELS, MEL_BANDS,
-                                    MEL_CONTEXT, POSTERIOR_TAPS, STREAMED_TAPS, VAD_MARGIN, causal_features,
+                                    MEL_CONTEXT, OFFLINE_POSTERIOR_TAPS, POSTERIOR_TAPS, STREAMED_TAPS, VAD_MARGIN,
+                                    causal_features,
                                     causal_opening_inputs, causal_taps, classifier_feature_names, dominance_features,
                                     hama_token_classes, last_voiced_hops, model_features, offline_feature_names,
-                                    opening_feature_names, posterior_features, ready_sample, streamed_posteriors,
+                                    opening_feature_names, posterior_columns, posterior_features, ready_sample,
+                                    streamed_posteriors,
                                     voice_features)
 from lipdub.motion.models import (CAUSAL_MODEL_PATH, MODEL_CHOICES, MODEL_PATH, PERMISSIVE_CAUSAL_MODEL_PATH,
-                                  PERMISSIVE_MODEL_PATH, CausalModel, OpeningModel, load_causal_file,
-                                  load_causal_model, load_model, load_opening_model, model_files, softmax)
+                                  PERMISSIVE_MODEL_PATH, CausalModel, OpeningModel, check_speech_inputs,
+                                  load_causal_file, load_causal_model, load_model, load_opening_model, model_files, softmax)
 from lipdub.motion.offline import (FEATURE_BLOCK, STRENGTH_RANGE, MotionParams, MouthTrack, check_strength, exposure_mean,
                                    learned_opening, mouth_track)
 from lipdub.motion.visemes import (BILABIAL_CLASS, BILABIALS, CLASS_WIDTH, PHONE_CLASSES, VISEMES, dominance,
@@ -29,14 +31,15 @@ from lipdub.motion.visemes import (BILABIAL_CLASS, BILABIALS, CLASS_WIDTH, PHONE
 __all__ = [
     "BILABIAL_CLASS", "BILABIALS", "CAUSAL_FUTURE", "CAUSAL_LOOKAHEADS", "CAUSAL_MODEL_PATH", "CAUSAL_PAST",
     "CLASS_WIDTH", "CLOSURE_TAPS", "CausalModel", "FEATURE_BLOCK", "FEATURE_LABELS", "LIVE_SMOOTHING", "MAX_LOOKAHEAD",
-    "MEL_BANDS", "MEL_CONTEXT", "MODEL_CHOICES", "MODEL_PATH", "PERMISSIVE_CAUSAL_MODEL_PATH",
+    "MEL_BANDS", "MEL_CONTEXT", "MODEL_CHOICES", "MODEL_PATH", "OFFLINE_POSTERIOR_TAPS", "PERMISSIVE_CAUSAL_MODEL_PATH",
     "PERMISSIVE_MODEL_PATH", "MotionParams", "MouthTrack", "OpeningModel", "PHONE_CLASSES",
     "POSTERIOR_TAPS", "STREAMED_CLOSURE", "STREAMED_TAPS", "STRENGTH_RANGE", "StreamingMotion", "VAD_MARGIN", "VISEMES", "_CausalHops",
     "causal_features", "causal_hops", "check_strength", "causal_mouth_track", "causal_opening_inputs", "causal_taps",
-    "classifier_feature_names", "dominance", "dominance_features", "exposure_mean", "hama_token_classes",
+    "check_speech_inputs", "classifier_feature_names", "dominance", "dominance_features", "exposure_mean",
+    "hama_token_classes",
     "last_voiced_hops", "learned_opening", "load_causal_file", "load_causal_model", "load_model",
     "load_opening_model", "model_features", "model_files",
     "mouth_track", "offline_feature_names", "opening_feature_names",
-    "phone_class", "phone_curves", "posterior_features", "ready_sample", "softmax", "streamed_bilabial",
+    "phone_class", "phone_curves", "posterior_columns", "posterior_features", "ready_sample", "softmax", "streamed_bilabial",
     "streamed_posteriors", "viseme_target", "voice_features",
 ]

@@ -1,7 +1,8 @@
 """The learned models' inputs, each column named: the feature schema a model file's card must match.
 
 Offline (motion.offline, OpeningModel): per 10 ms hop, each phone class's share of the dominance-blended mouth (what is
-said), log-mel at MEL_CONTEXT hops around it (how it sounds), then jaw, loudness and voicing.
+said), log-mel at MEL_CONTEXT hops around it (how it sounds), then jaw, loudness and voicing; a model trained with them
+(its file's `posterior_taps`) also reads hama's phone-class posteriors (speech.posteriors) at those taps.
 Live (motion.causal, CausalModel): per look-ahead, the phone classifier reads running-normalised log-mel and loudness
 at causal_taps(look); the opening model reads the same, the classifier's posteriors at POSTERIOR_TAPS and, when the
 model streams phones, voice activity and hama's streamed phone posteriors at STREAMED_TAPS.
@@ -9,13 +10,13 @@ model streams phones, voice activity and hama's streamed phone posteriors at STR
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 
 from lipdub.core.constants import HOP_SECONDS
-from lipdub.motion.visemes import BILABIALS, PHONE_CLASSES, dominance, phone_class, viseme_target
-from lipdub.speech.recognise import POSTERIOR_FRAME, token_phones
+from lipdub.errors import InputError
+from lipdub.motion.visemes import BILABIALS, PHONE_CLASSES, dominance, viseme_target
+from lipdub.speech.posteriors import HOPS_PER_FRAME, token_classes
+from lipdub.speech.recognise import POSTERIOR_FRAME
 
 # ------------------------------------------------------------------------------------------ offline model inputs
 MEL_CONTEXT = (-12, -8, -4, 0, 4, 8, 12)  # hops
@@ -26,12 +27,44 @@ FEATURE_LABELS = ("AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH"
                   "IY", "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "SIL", "T", "TH", "UH",
                   "UW", "V", "W", "Y", "Z", "ZH")
 ACOUSTIC_COLUMNS = ("jaw", "loudness", "voiced")
+# s around a hop's centre where the shipped offline model reads the phone-class posteriors: hama's most likely class
+# agrees best with the aligned phones' 0.04 s later, and these are the log-mel's ±120 ms around that (held out, 10
+# folds of speakers: 0.654 -> 0.666; docs/RESULTS.md, Phone posteriors)
+OFFLINE_POSTERIOR_TAPS = (-0.04, 0.0, 0.04, 0.08, 0.12)
 
 
-def offline_feature_names(mel_context=MEL_CONTEXT) -> list[str]:
+def offline_feature_names(mel_context=MEL_CONTEXT, posterior_taps=()) -> list[str]:
     """The offline model's input columns in order (model_features builds them so)."""
     return ([f"dominance:{label}" for label in FEATURE_LABELS]
-            + [f"mel{off:+d}:{band}" for off in mel_context for band in range(MEL_BANDS)] + list(ACOUSTIC_COLUMNS))
+            + [f"mel{off:+d}:{band}" for off in mel_context for band in range(MEL_BANDS)] + list(ACOUSTIC_COLUMNS)
+            + [f"posterior{tap:+.2f}:{cls}" for tap in posterior_taps for cls in CLASS_NAMES + ("other",)])
+
+
+NO_POSTERIORS = ("the speech track has no phone posteriors, which the motion model was trained with (a speech track "
+                 "saved by an older lipdub, or the phone recogniser hama failed: see the warning above); analyse the "
+                 "audio again (drop --alignment, or save it again with --save-alignment), or choose "
+                 "--motion-model permissive")
+
+
+def posterior_columns(post: np.ndarray, hops: np.ndarray, taps) -> np.ndarray:
+    """(len(hops), len(taps) · columns) the phone-class posteriors `post` (speech.posteriors: one row per hop) at each
+    hop + tap (s), smoothed over ±1 of hama's 20 ms frames as the live model reads them (CTC is peaky); zeros
+    outside the audio."""
+    post = np.asarray(post)
+    n = len(post)
+
+    def at(rows: np.ndarray) -> np.ndarray:
+        ok = (rows >= 0) & (rows < n)
+        out = np.zeros((len(rows), post.shape[1]))
+        out[ok] = post[rows[ok]]
+        return out
+    cols = []
+    for tap in taps:
+        rows = np.asarray(hops) + int(round(tap / HOP_SECONDS))
+        smooth = (at(rows - HOPS_PER_FRAME) + at(rows) + at(rows + HOPS_PER_FRAME)) / 3.0
+        smooth[(rows < 0) | (rows >= n)] = 0.0
+        cols.append(smooth)
+    return np.concatenate(cols, 1) if cols else np.zeros((len(hops), 0))
 
 
 def dominance_features(phones, n: int, hop: float, lead: float = 0.02, start: int = 0, stop: int | None = None
@@ -63,9 +96,11 @@ def dominance_features(phones, n: int, hop: float, lead: float = 0.02, start: in
     return feats / den[:, None]
 
 
-def model_features(speech, start: int = 0, stop: int | None = None, mel_context=MEL_CONTEXT) -> np.ndarray:
+def model_features(speech, start: int = 0, stop: int | None = None, mel_context=MEL_CONTEXT, posterior_taps=()
+                   ) -> np.ndarray:
     """(N, F) features of the learned opening model at hops [start, stop) of `speech` (default: all); columns as
-    offline_feature_names(mel_context) (a model file may name its own log-mel taps: OpeningModel.mel_context)."""
+    offline_feature_names(mel_context, posterior_taps) (a model file names its own taps: OpeningModel.mel_context,
+    OpeningModel.posterior_taps)."""
     n = len(speech.voiced)
     stop = n if stop is None else min(stop, n)
     mel = np.asarray(speech.mel, np.float32)[:n]
@@ -82,7 +117,12 @@ def model_features(speech, start: int = 0, stop: int | None = None, mel_context=
     acoustic = np.stack([speech.jaw[start:stop], speech.loudness[start:stop],
                          np.asarray(speech.voiced[start:stop], np.float32)], 1)
     dominance_part = dominance_features(speech.phones, n, speech.hop, start=start, stop=stop)
-    return np.concatenate([dominance_part] + context + [acoustic], 1)
+    parts = [dominance_part] + context + [acoustic]
+    if len(posterior_taps):
+        if getattr(speech, "posteriors", None) is None:
+            raise InputError(NO_POSTERIORS)
+        parts.append(posterior_columns(speech.posteriors, idx, posterior_taps))
+    return np.concatenate(parts, 1)
 
 
 # ------------------------------------------------------------------------------------------ live model inputs
@@ -133,11 +173,7 @@ def posterior_features(post: np.ndarray, hops: np.ndarray, first: int) -> np.nda
     return post[idx].reshape(len(hops), -1)
 
 
-@lru_cache(maxsize=1)
-def hama_token_classes() -> np.ndarray:
-    """Column of each hama output token in streamed posteriors: its phone class, or one extra column for blank,
-    word boundary and the other non-phones."""
-    return np.array([phone_class(p) if p else len(PHONE_CLASSES) for p in token_phones()])
+hama_token_classes = token_classes  # the column of each hama output token in streamed posteriors
 
 
 def ready_sample(hop, look: int):

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lipdub.errors import DependencyError, ParameterError
-from lipdub.motion.features import MEL_CONTEXT, classifier_feature_names, hama_token_classes, \
+from lipdub.errors import DependencyError, InputError, ParameterError
+from lipdub.motion.features import MEL_CONTEXT, NO_POSTERIORS, classifier_feature_names, hama_token_classes, \
     offline_feature_names, opening_feature_names
 from lipdub.speech.stream import StreamingPosteriors
 
@@ -34,7 +34,8 @@ MODEL_CHOICES = ("research", "permissive")
 MODEL_FILES = {"research": (MODEL_PATH, CAUSAL_MODEL_PATH),
                "permissive": (PERMISSIVE_MODEL_PATH, PERMISSIVE_CAUSAL_MODEL_PATH)}
 SHIPPED = {p for pair in MODEL_FILES.values() for p in pair}  # a card is required beside each of these
-OPENING_ARRAYS = ("weights", "mean", "std", "w1", "b1", "w2", "b2", "mel_context", "taps", "wt", "bt")
+OPENING_ARRAYS = ("weights", "mean", "std", "w1", "b1", "w2", "b2", "mel_context", "posterior_taps", "taps", "wt",
+                  "bt")
 REBUILD = {MODEL_PATH.name: "make train", PERMISSIVE_MODEL_PATH.name: "make train",
            CAUSAL_MODEL_PATH.name: "make train-causal", PERMISSIVE_CAUSAL_MODEL_PATH.name: "make train-causal"}
 
@@ -93,6 +94,13 @@ class OpeningModel:
         """The hops around each frame whose log-mel the model reads (files without `mel_context`: MEL_CONTEXT)."""
         taps = self.arrays.get("mel_context")
         return MEL_CONTEXT if taps is None else tuple(int(round(v)) for v in np.ravel(taps))
+
+    @property
+    def posterior_taps(self) -> tuple[float, ...]:
+        """The times (s, around each hop) where the model reads the phone-class posteriors (files without
+        `posterior_taps`: none; the model was trained without them)."""
+        taps = self.arrays.get("posterior_taps")
+        return () if taps is None else tuple(round(float(v), 4) for v in np.ravel(taps))
 
     @property
     def n_features(self) -> int:
@@ -160,7 +168,7 @@ class CausalModel:
 # ------------------------------------------------------------------------------------------ feature schemas
 def opening_schema(model: OpeningModel) -> dict:
     """The offline model's input columns, as the code builds them (and a temporal model's taps, in hops)."""
-    schema = {"inputs": offline_feature_names(model.mel_context)}
+    schema = {"inputs": offline_feature_names(model.mel_context, model.posterior_taps)}
     if model.reach:
         schema["taps"] = [int(round(v)) for v in np.ravel(model.arrays["taps"])]
     return schema
@@ -272,6 +280,13 @@ def load_model(choice: str = MODEL_CHOICES[0]) -> OpeningModel:
     """The shipped offline model of a --motion-model choice, or the one named by $LIPDUB_MOTION_MODEL (held-out
     evaluation, experiments)."""
     return load_opening_model(os.environ.get("LIPDUB_MOTION_MODEL") or model_files(choice)[0])
+
+
+def check_speech_inputs(speech, choice: str = MODEL_CHOICES[0]) -> None:
+    """Fail before any work when the offline model of `choice` reads what the speech track lacks (a saved track
+    without phone posteriors); model_features would fail the same way after the face tracking."""
+    if load_model(choice).posterior_taps and getattr(speech, "posteriors", None) is None:
+        raise InputError(NO_POSTERIORS)
 
 
 def load_causal_file(path) -> CausalModel:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lipdub.speech.posteriors import PHONE_CLASSES, phone_class
+
 # viseme targets: (opening 0..1 of the speaker's wide-open, width change -1 (rounded) .. +1 (spread), dominance).
 # The learned opening model's inputs are named in motion.features.FEATURE_LABELS, not read off this table: editing it
 # changes the rules and the dominance blend, never the order of the model's input columns.
@@ -29,25 +31,14 @@ VISEMES = {
 }
 BILABIALS = {"P", "B", "M"}
 
-# The live model's phone classes (its classifier's outputs): visemes that look alike grouped together.
-PHONE_CLASSES = (("SIL",), ("P", "B", "M"), ("F", "V"), ("TH", "DH"), ("T", "D", "N", "L"), ("S", "Z"),
-                 ("K", "G", "NG", "HH"), ("CH", "JH", "SH", "ZH"), ("R", "W", "ER"), ("Y", "IY", "IH", "EY"),
-                 ("AA", "AE", "AH", "AO", "AW", "AY", "EH"), ("OW", "OY", "UH", "UW"))
+# The live model's phone classes (PHONE_CLASSES, phone_class: its classifier's outputs) are defined in
+# speech.posteriors, which sums hama's posteriors into them
 BILABIAL_CLASS = 1
 CLASS_WIDTH = np.array([np.mean([VISEMES[p][1] for p in group]) for group in PHONE_CLASSES])  # viseme table's width
 
 
 def viseme_target(label: str) -> tuple[float, float, float]:
     return VISEMES.get(label.upper().rstrip("012"), (0.3, 0.0, 0.5))
-
-
-def phone_class(label: str) -> int:
-    """Index into PHONE_CLASSES (unknown labels count as t/d/n/l, the commonest consonants)."""
-    label = label.upper().rstrip("012")
-    for k, group in enumerate(PHONE_CLASSES):
-        if label in group:
-            return k
-    return 4
 
 
 def dominance(t: np.ndarray, centre: float, half: float, weight: float, tight: bool) -> np.ndarray:

@@ -126,6 +126,8 @@ def _load_given(opts: DubOptions, audio: Path, duration: float):
         what = f"--alignment {opts.alignment}" if opts.alignment else "the speech track"
         raise ParameterError(f"{what} describes {saved.duration:.2f} s of audio but {audio} lasts {duration:.2f} s; "
                              "save the alignment from this audio")
+    if saved is not None:
+        motion.check_speech_inputs(saved, opts.motion_model)
     actor = profiles.load(opts.profile) if opts.profile else None
     if opts.save_alignment and not Path(opts.save_alignment).resolve().parent.is_dir():
         raise OutputError(f"cannot save the alignment: folder {Path(opts.save_alignment).parent} does not exist")

@@ -89,6 +89,8 @@ def join_speech(tracks: list) -> "speech.SpeechTrack":
             used = [t.method for t in tracks if t.phones]
             rank = {m: i for i, m in enumerate(speech.METHODS)}
             values[f.name] = max(used, key=lambda m: rank.get(m, len(rank))) if used else "acoustic-only"
+        elif f.name == "posteriors" and any(v is None for v in vals):  # hama failed on a piece: none for the whole
+            values[f.name] = None
         elif all(isinstance(v, np.ndarray) and v.shape[:1] == (t.n_frames,) for v, t in zip(vals, tracks)):
             values[f.name] = np.concatenate(vals)
         else:

@@ -19,7 +19,7 @@ import numpy as np
 from lipdub.core.constants import HOP_SECONDS, SR
 from lipdub.core.resample import resample_poly
 from lipdub.errors import DependencyError, ParameterError
-from lipdub.speech import align, g2p, recognise, silero, vad
+from lipdub.speech import align, g2p, posteriors, recognise, silero, vad
 from lipdub.speech.acoustic import frame_rms, jaw_opening, log_mel, loudness as loudness_curve, n_frames
 from lipdub.speech.align import PHONE_BIAS, Seg
 from lipdub.speech.track import Phone, SpeechTrack
@@ -99,23 +99,24 @@ def _shift(segs: list[Seg], offset: float) -> list[Seg]:
     return [Seg(s.label, s.start + offset, s.end + offset) for s in segs]
 
 
-def _recognise_chunk(audio: np.ndarray) -> tuple[list[Seg] | None, str]:
-    """No transcript: hama words force-aligned, else allphone."""
+def _recognise_chunk(audio: np.ndarray) -> tuple[list[Seg] | None, str, np.ndarray | None]:
+    """No transcript: hama words force-aligned, else allphone; and hama's frame posteriors of the same pass (None when
+    hama failed)."""
     try:
-        words = recognise.recognise(audio, SR)
+        words, probs = recognise.recognise_with_posteriors(audio, SR)
     except Exception as exc:  # hama missing or failing: fall through to allphone
         log.warning("hama phone recognition failed (%s); trying pocketsphinx allphone", exc)
-        words = []
+        words, probs = [], None
     if words:
         tokens = [t for t in (align.dictionary_token(None, w.phones) for w in words) if t]
         segs = align.align_phones(audio, tokens)
         if segs:
-            return segs, "hama+align"
+            return segs, "hama+align", probs
         log.info("aligning hama's phones failed; trying allphone")
     segs = align.allphone(audio)
     if segs:
-        return segs, "allphone"
-    return None, "acoustic-only"
+        return segs, "allphone", probs
+    return None, "acoustic-only", probs
 
 
 def _word_chunks(audio: np.ndarray, tokens: list[str], voiced: np.ndarray, rms: np.ndarray
@@ -227,12 +228,12 @@ def analyse(audio: np.ndarray, sr: int = SR, transcript: str | None = None, lang
     jaw = jaw_opening(x, voiced, SR, HOP_SECONDS, rms=rms)
     loud = loudness_curve(rms)
     track = SpeechTrack(duration, HOP_SECONDS, voiced, jaw, loud, [], "acoustic-only", language,
-                        log_mel(x, SR, HOP_SECONDS)[:n])
+                        log_mel(x, SR, HOP_SECONDS)[:n], posteriors.silence(n))
     if n == 0:
         return track
 
     try:
-        segs, methods = _phones(x, transcript, language, voiced, rms, pronunciations)
+        segs, methods = _phones(x, transcript, language, voiced, rms, pronunciations, track)
     except DependencyError as exc:  # pocketsphinx/espeak-ng broken: the acoustic cues still drive the mouth
         log.warning("phone analysis unavailable (%s); using the acoustic jaw only", exc)
         return track
@@ -246,8 +247,9 @@ def analyse(audio: np.ndarray, sr: int = SR, transcript: str | None = None, lang
 
 
 def _phones(x: np.ndarray, transcript: str | None, language: str | None, voiced: np.ndarray, rms: np.ndarray,
-            pronunciations: list[list[str]] | None = None) -> tuple[list[Seg], list[str]]:
-    """Raw phone spans (seconds, not bias-corrected) and the method used for each chunk that produced phones."""
+            pronunciations: list[list[str]] | None, track: SpeechTrack) -> tuple[list[Seg], list[str]]:
+    """Raw phone spans (seconds, not bias-corrected) and the method used for each chunk that produced phones; fills
+    `track.posteriors` from hama's passes over the voiced chunks (None if hama failed on one)."""
     words = g2p.tokenize(transcript) if transcript else []
     segs: list[Seg] = []
     methods: list[str] = []
@@ -269,19 +271,32 @@ def _phones(x: np.ndarray, transcript: str | None, language: str | None, voiced:
             if got is None and voiced[a:b].any():
                 log.warning("forced alignment failed for %.1f–%.1f s; recognising phones there", a * HOP_SECONDS,
                             b * HOP_SECONDS)
-                got, method = _recognise_chunk(chunk)
+                got, method, _ = _recognise_chunk(chunk)  # the posteriors come from the pass below
             if got:
                 segs += _shift(got, a * HOP_SECONDS)
                 methods.append(method)
-    elif voiced.any():
-        for a, b in plan_chunks(~voiced, rms):
-            if not voiced[a:b].any():
-                continue
-            got, method = _recognise_chunk(x[int(a * HOP_SECONDS * SR) : int(b * HOP_SECONDS * SR)])
+        # recognition did not run: one more hama pass, on the chunks it would have heard (the same posteriors)
+        try:
+            track.posteriors = posteriors.chunk_posteriors(x, _recognition_chunks(voiced, rms), voiced.size)
+        except Exception as exc:  # hama missing or failing: the phones above still drive the mouth
+            log.warning("hama's phone posteriors are unavailable (%s)", exc)
+            track.posteriors = None
+    else:
+        for a, b in _recognition_chunks(voiced, rms):
+            got, method, probs = _recognise_chunk(x[int(a * HOP_SECONDS * SR) : int(b * HOP_SECONDS * SR)])
+            if probs is None:
+                track.posteriors = None
+            elif track.posteriors is not None:
+                posteriors.place(track.posteriors, a, probs)
             if got:
                 segs += _shift(got, a * HOP_SECONDS)
                 methods.append(method)
     return segs, methods
+
+
+def _recognition_chunks(voiced: np.ndarray, rms: np.ndarray) -> list[tuple[int, int]]:
+    """The chunks (hops) hama hears without a transcript: at most 30 s, cut in pauses, each with speech."""
+    return [(a, b) for a, b in plan_chunks(~voiced, rms) if voiced[a:b].any()]
 
 
 def release_models() -> None:

@@ -46,31 +46,54 @@ def token_phones() -> list[str]:
     return [(ipa_to_arpabet(t) or [""])[0] if not t.startswith("<") else "" for t in tokens]
 
 
-def frame_posteriors(audio: np.ndarray, sr: int = SR) -> np.ndarray:
-    """(frames, tokens) hama's per-frame token probabilities (one frame per 20 ms from the start of `audio`), before
-    CTC decoding: soft evidence of the phones even where the decoder would emit nothing yet."""
-    audio = np.asarray(audio, np.float32).reshape(1, -1)
-    if audio.shape[1] < sr // 10:
-        return np.zeros((0, len(_model().decoder_tokens)), np.float32)
+def _run(audio: np.ndarray) -> tuple[np.ndarray, int]:
+    """hama's (frames, tokens) log-probabilities of one 16 kHz float32 waveform, and how many frames are valid."""
     with _lock:
         model = _model()
         log_probs, lengths = model.session.run(
             [model._log_probs_output_name, model._out_lengths_output_name],
-            {model._waveform_input_name: audio, model._waveform_lengths_input_name: np.array([audio.shape[1]], np.int64)})
-    lp = np.asarray(log_probs[0][:int(np.asarray(lengths).reshape(-1)[0])], np.float64)
+            {model._waveform_input_name: audio.reshape(1, -1),
+             model._waveform_lengths_input_name: np.array([audio.size], np.int64)})
+    return log_probs[0], int(np.asarray(lengths).reshape(-1)[0])
+
+
+def _probabilities(log_probs: np.ndarray, valid: int) -> np.ndarray:
+    lp = np.asarray(log_probs[:valid], np.float64)
     p = np.exp(lp - lp.max(1, keepdims=True))
     return (p / p.sum(1, keepdims=True)).astype(np.float32)
 
 
-def recognise(audio: np.ndarray, sr: int = SR) -> list[RecognisedWord]:
-    """hama's phone words for `audio`, mapped to ARPAbet; [] when nothing was recognised."""
-    audio = np.asarray(audio, np.float32)
+def frame_posteriors(audio: np.ndarray, sr: int = SR) -> np.ndarray:
+    """(frames, tokens) hama's per-frame token probabilities (one frame per 20 ms from the start of `audio`), before
+    CTC decoding: soft evidence of the phones even where the decoder would emit nothing yet."""
+    audio = np.asarray(audio, np.float32).reshape(-1)
     if audio.size < sr // 10:
-        return []
-    with _lock:
-        model = _model()
-        result = model.transcribe_waveform(audio, sr)
-        spans = model.phoneme_spans(result)
+        return np.zeros((0, len(_model().decoder_tokens)), np.float32)
+    return _probabilities(*_run(audio))
+
+
+def recognise(audio: np.ndarray, sr: int = SR) -> list[RecognisedWord]:
+    """hama's phone words for 16 kHz `audio`, mapped to ARPAbet; [] when nothing was recognised."""
+    return recognise_with_posteriors(audio, sr)[0]
+
+
+def recognise_with_posteriors(audio: np.ndarray, sr: int = SR) -> tuple[list[RecognisedWord], np.ndarray]:
+    """(recognise's words, frame_posteriors) of 16 kHz `audio` from one hama pass: the analysis keeps both."""
+    if sr != SR:
+        raise ValueError(f"hama's phone recognition takes {SR} Hz audio, got {sr} Hz")
+    audio = np.clip(np.asarray(audio, np.float32).reshape(-1), -1.0, 1.0)  # as hama's transcribe_waveform
+    if audio.size < sr // 10:
+        return [], np.zeros((0, len(_model().decoder_tokens)), np.float32)
+    log_probs, valid = _run(audio)
+    model = _model()
+    # hama's own decoding of these log-probabilities (transcribe_waveform runs the same two steps)
+    result = model._decode_single(log_probs, valid)
+    spans = model.phoneme_spans(result)
+    return _words(model, result, spans, len(audio) / sr), _probabilities(log_probs, valid)
+
+
+def _words(model, result, spans, total: float) -> list[RecognisedWord]:
+    """The recognised phones grouped into words (hama's word-boundary token), delay-corrected, in ARPAbet."""
     wb = model.decode_cfg.word_boundary_token
     blank = model.blank_id
     frame = POSTERIOR_FRAME
@@ -83,7 +106,6 @@ def recognise(audio: np.ndarray, sr: int = SR) -> list[RecognisedWord]:
         if tok != prev and tok != blank and model.decoder_tokens[tok] == wb:
             boundary_frames.add(i)
         prev = tok
-    total = len(audio) / sr
 
     def flush():
         if cur:

@@ -20,6 +20,7 @@ import numpy as np
 
 from lipdub.core.constants import HOP, SR
 from lipdub.speech.acoustic import mel_bank
+from lipdub.speech.posteriors import class_posteriors
 from lipdub.speech.recognise import frame_posteriors
 from lipdub.speech.silero import CONTEXT, FRAME, SPEECH_OFF, SPEECH_ON, SileroStream, hysteresis_step
 
@@ -251,9 +252,8 @@ class StreamingPosteriors:
 
     def _run(self, k: int, end: int) -> None:
         start = max(0, end - self.window_samples)
-        probs = frame_posteriors(self._buf[start - self._buf0:end - self._buf0], SR)
-        grouped = np.zeros((len(probs), self.n_classes), np.float32)
-        np.add.at(grouped.T, self.token_class, probs.T)
+        grouped = class_posteriors(frame_posteriors(self._buf[start - self._buf0:end - self._buf0], SR),
+                                   self.token_class)
         self.runs[k] = (start / SR, grouped)  # (time of the run's first frame, frames × classes)
         self.last_run = k
 

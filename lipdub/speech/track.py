@@ -1,4 +1,5 @@
-"""The speech stage's output: phones plus frame-wise voice activity, jaw opening and loudness, saved as JSON."""
+"""The speech stage's output: phones plus frame-wise voice activity, jaw opening, loudness, log-mel and phone-class
+posteriors, saved as JSON."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from lipdub.errors import InputError
+from lipdub.speech.posteriors import N_COLUMNS
 
 FORMAT = "lipdub-speech"
-VERSION = 1
+VERSION = 2  # 2: with `posteriors` (version 1 files load without them)
 METHODS = ("forced-alignment", "forced-alignment-espeak", "hama+align", "allphone", "acoustic-only")
 
 
@@ -37,6 +39,9 @@ class SpeechTrack:
     method: str = "acoustic-only"
     language: str | None = None
     mel: np.ndarray | None = None  # (N, 26) standardised log-mel energies for the learned mouth model
+    # (N, 13) hama's phone-class posteriors per hop (speech.posteriors); None: not computed (hama failed, or a
+    # version 1 file). The offline model trained with them needs them
+    posteriors: np.ndarray | None = None
 
     @property
     def n_frames(self) -> int:
@@ -65,6 +70,8 @@ class SpeechTrack:
             "jaw": [round(float(v), 4) for v in self.jaw],
             "loudness": [round(float(v), 4) for v in self.loudness],
             "mel": None if self.mel is None else np.round(np.asarray(self.mel, np.float64), 2).tolist(),
+            "posteriors": None if self.posteriors is None
+            else np.round(np.asarray(self.posteriors, np.float64), 3).tolist(),
         }
 
     @classmethod
@@ -77,12 +84,18 @@ class SpeechTrack:
             loud = np.asarray(d["loudness"], np.float32)
             phones = [Phone(str(lab).upper(), float(s), float(e)) for lab, s, e in d.get("phones", [])]
             mel = None if d.get("mel") is None else np.asarray(d["mel"], np.float32)
+            post = None if d.get("posteriors") is None else np.asarray(d["posteriors"], np.float32)
+            if post is not None and post.size == 0:  # no frames: [] in JSON
+                post = post.reshape(0, N_COLUMNS)
             track = cls(float(d["duration"]), float(d["hop"]), voiced, jaw, loud, phones, str(d.get("method", "")),
-                        d.get("language"), mel)
+                        d.get("language"), mel, post)
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"speech track is malformed ({exc}); re-run the analysis or fix the JSON") from exc
         if not (voiced.size == jaw.size == loud.size):
             raise InputError("speech track arrays 'voiced', 'jaw' and 'loudness' differ in length")
+        if post is not None and post.shape != (voiced.size, N_COLUMNS):
+            raise InputError("speech track's 'posteriors' are not one row per frame; re-run the analysis "
+                             "(--save-alignment) or fix the JSON")
         if any(p.end < p.start for p in phones):
             raise InputError("speech track has a phone that ends before it starts")
         return track
