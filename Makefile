@@ -10,8 +10,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 demo: $(STAMP)
 	$(VENV)/bin/lipdub demo -o out/demo.mp4
 
+# Two pytest-xdist workers (one per core of CI's 2-core machine), a test module per worker at a time (its module
+# fixtures are built once); TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 bench: $(STAMP)
 	$(PY) -m bench.speed

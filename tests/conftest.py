@@ -66,8 +66,11 @@ def write_cut(src: Path, out: Path, stop: int, start: int = 0, crf: float = 12) 
     return out
 
 
-# Tests never read or fill the user's face-track cache: one fresh cache per test session (CI starts empty too).
+# Tests never read or fill the user's face-track cache: one fresh cache per test run (CI starts empty too), shared by
+# the run's xdist workers (they inherit the controller's environment; entries are content-keyed and written atomically)
 import os as _os
 import tempfile as _tempfile
 
-_os.environ["LIPDUB_CACHE"] = _tempfile.mkdtemp(prefix="lipdub-test-cache-")
+if not (_os.environ.get("PYTEST_XDIST_WORKER") and _os.environ.get("LIPDUB_TEST_RUN_CACHE")):
+    _os.environ["LIPDUB_TEST_RUN_CACHE"] = _tempfile.mkdtemp(prefix="lipdub-test-cache-")
+_os.environ["LIPDUB_CACHE"] = _os.environ["LIPDUB_TEST_RUN_CACHE"]

@@ -200,6 +200,8 @@ def test_local_batch_reports_every_job_and_isolates_the_broken_one(local_batch):
 
 
 def _ray_workers_running(name: str = "ray::run_job") -> list[int]:
+    """This process's own Ray workers running `name` (descendants: the local cluster's raylet is our child), never
+    another test run's on the same host."""
     pids = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -207,9 +209,21 @@ def _ray_workers_running(name: str = "ray::run_job") -> list[int]:
                 cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
             except OSError:
                 continue
-            if cmd.startswith(name.encode()):
+            if cmd.startswith(name.encode()) and _descends_from_us(int(entry)):
                 pids.append(int(entry))
     return pids
+
+
+def _descends_from_us(pid: int) -> bool:
+    me = os.getpid()
+    while pid > 1:
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])  # the parent's pid
+        except (OSError, IndexError, ValueError):
+            return False
+        if pid == me:
+            return True
+    return False
 
 
 @pytest.mark.slow
@@ -219,10 +233,10 @@ def test_ray_batch_survives_a_killed_worker_and_matches_the_local_run(local_batc
     killed: list[int] = []
     stop = threading.Event()
 
-    def killer():  # kill one worker while it dubs (a second after the first task started)
+    def killer():  # kill one worker while it dubs (a second after the first task started and marked its attempt)
         while not stop.is_set():
             pids = _ray_workers_running()
-            if pids:
+            if pids and len(list((tmp_path / "ray").glob(".*.attempts.json"))) >= len(pids):  # each has its marker
                 time.sleep(1.0)
                 if pids[0] in _ray_workers_running():
                     os.kill(pids[0], signal.SIGKILL)

@@ -132,9 +132,7 @@ class Atlas:
         with self._lock:
             for k, v in zip(ATLAS_FIELDS, entry):
                 self._rows[k].append(v)
-            if not isinstance(self.jpeg, list):  # crops left in a file (StoredCrops): in memory before growing
-                self.jpeg = list(self.jpeg)
-            self.jpeg.append(entry[-1])  # last: `n` counts only complete entries
+            self._crops_in_memory().append(entry[-1])  # last: `n` counts only complete entries
             self._arrays = None
         return True
 
@@ -143,10 +141,14 @@ class Atlas:
         with self._lock:
             for k in ATLAS_FIELDS:
                 self._rows[k] += other._rows[k]
-            if not isinstance(self.jpeg, list):
-                self.jpeg = list(self.jpeg)
-            self.jpeg += other.jpeg
+            self._crops_in_memory().extend(other.jpeg)
             self._arrays = None
+
+    def _crops_in_memory(self) -> list:
+        """The crops as a list that can grow: crops left in a file (StoredCrops) are read into memory first."""
+        if not isinstance(self.jpeg, list):
+            self.jpeg = list(self.jpeg)
+        return self.jpeg
 
     def crop(self, a: int) -> np.ndarray:
         """Decoded crop of entry a (RGB; a small cache keeps the current run's frames)."""

@@ -46,28 +46,29 @@ class TriangleMesh:
         if step is None:
             step = 2 if h * w > 120 * 120 else 1
         map_x, map_y, covered, raster = _affine_maps(d[ok], np.flatnonzero(ok), coefs, 0, 0, w, h, step)
-        out = cv2.remap(src_img, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        lips = None
+        if detail is not None:
+            dx0, dy0 = max(0, detail[0] - x0), max(0, detail[1] - y0)
+            dx1, dy1 = min(w, detail[2] - x0), min(h, detail[3] - y0)
+            lips = (dx0, dy0, dx1, dy1) if dx1 > dx0 and dy1 > dy0 else None
+        out = _remap_around(src_img, map_x, map_y, lips)  # (the lips' window is drawn below)
+        if lips is not None:
+            # the lips: exact full-resolution map and cubic sampling (lip lines and teeth stay crisp)
+            if step > 1:
+                fx, fy, fc, _ = _affine_maps(d[ok], np.flatnonzero(ok), coefs, dx0, dy0, dx1 - dx0, dy1 - dy0, 1)
+                covered[dy0:dy1, dx0:dx1] = fc
+            else:
+                fx, fy = map_x[dy0:dy1, dx0:dx1], map_y[dy0:dy1, dx0:dx1]
+            out[dy0:dy1, dx0:dx1] = cv2.remap(src_img, fx, fy, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
         second = None
         if also is not None:  # the same triangles: their raster is reused, only the affines differ
             affine2 = np.zeros((len(tri), 3, 2))
             affine2[ok] = np.linalg.solve(m[ok], also[1][tri][ok].astype(np.float64))
+            wx0, wy0, wx1, wy1 = (int(v) for v in also[2])
             mx, my = _affine_maps(d[ok], np.flatnonzero(ok), affine2.reshape(len(tri), 6).astype(np.float32),
-                                  0, 0, w, h, step, raster)[:2]
-            wx0, wy0, wx1, wy1 = also[2]
+                                  0, 0, w, h, step, raster, (wx0, wy0, wx1, wy1))[:2]
             second = out.copy()
-            second[wy0:wy1, wx0:wx1] = cv2.remap(also[0], mx[wy0:wy1, wx0:wx1], my[wy0:wy1, wx0:wx1], cv2.INTER_CUBIC,
-                                                 borderMode=cv2.BORDER_REPLICATE)
-        if detail is not None:
-            # the lips: exact full-resolution map and cubic sampling (lip lines and teeth stay crisp)
-            dx0, dy0 = max(0, detail[0] - x0), max(0, detail[1] - y0)
-            dx1, dy1 = min(w, detail[2] - x0), min(h, detail[3] - y0)
-            if dx1 > dx0 and dy1 > dy0:
-                if step > 1:
-                    fx, fy, fc, _ = _affine_maps(d[ok], np.flatnonzero(ok), coefs, dx0, dy0, dx1 - dx0, dy1 - dy0, 1)
-                    covered[dy0:dy1, dx0:dx1] = fc
-                else:
-                    fx, fy = map_x[dy0:dy1, dx0:dx1], map_y[dy0:dy1, dx0:dx1]
-                out[dy0:dy1, dx0:dx1] = cv2.remap(src_img, fx, fy, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+            second[wy0:wy1, wx0:wx1] = cv2.remap(also[0], mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
         if second is not None:
             return out, covered.view(np.uint8) * np.uint8(255), second
         return out, covered.view(np.uint8) * np.uint8(255)
@@ -95,10 +96,11 @@ class MeshWarper(TriangleMesh):
 
 
 def _affine_maps(corners: np.ndarray, ids: np.ndarray, coefs: np.ndarray, x0: int, y0: int, w: int, h: int,
-                 step: int, raster: tuple | None = None):
+                 step: int, raster: tuple | None = None, used: tuple | None = None):
     """remap maps for the w x h window at (x0, y0) of a piecewise-affine warp (triangles `corners`, affines `coefs`
     indexed by `ids`), computed every `step` pixels and upsampled; and the raster of which triangle covers each
-    coarse pixel, which a second warp onto the same triangles passes back as `raster` to skip drawing them again."""
+    coarse pixel, which a second warp onto the same triangles passes back as `raster` to skip drawing them again.
+    With `used` = (ux0, uy0, ux1, uy1) in the window, the maps of that part alone (the same values), no coverage."""
     if raster is None:
         raster = _triangle_raster(corners, ids, x0, y0, w, h, step)
     idx, covered = raster
@@ -107,25 +109,61 @@ def _affine_maps(corners: np.ndarray, ids: np.ndarray, coefs: np.ndarray, x0: in
     offset = (step - 1) / 2 - pad * step
     xs = np.arange(ws, dtype=np.float32)[None, :] * step + offset + x0
     ys = np.arange(hs, dtype=np.float32)[:, None] * step + offset + y0
+    m = pad * step
+    rows, cols = slice(0, hs), slice(0, ws)
+    if used is not None:
+        # the coarse cells the used part interpolates from, one more each side (the upsampling reads one neighbour);
+        # its rows alone are upsampled, at the full width (OpenCV's resize may round a column by where it falls in
+        # its vector loop, which the width decides)
+        ux0, uy0, ux1, uy1 = used
+        rows, cols = slice(uy0, uy1), slice(ux0, ux1)
+        if step > 1:
+            rows = slice(max(0, (uy0 + m) // step - 1), min(hs, (uy1 - 1 + m) // step + 2))
+            cols = slice(max(0, (ux0 + m) // step - 1), min(ws, (ux1 - 1 + m) // step + 2))
     # src x = ax x + ay y + a1, src y = bx x + by y + b1; each coefficient looked up on its own (contiguous planes,
     # half the time of one (hs, ws, 6) gather) into one scratch plane, summed in place in the same order and type
     # (float64 where the window's origin is a numpy integer, cast to float32 at the end)
     dtype = np.result_type(coefs, xs, ys)
     coefs = coefs.astype(dtype, copy=False)
-    maps, term = [], np.empty((hs, ws), dtype)
+    idx, xs, ys = idx[rows, cols], xs[:, cols], ys[rows]
+    maps, term = [], np.empty(idx.shape, dtype)
     for a, b, c in ((0, 2, 4), (1, 3, 5)):
         out = np.take(coefs[:, a], idx) * xs
         out += np.multiply(np.take(coefs[:, b], idx, out=term), ys, out=term)
         out += np.take(coefs[:, c], idx, out=term)
         maps.append(out)
+    if used is not None:
+        if step == 1:
+            return tuple(p.astype(np.float32, copy=False) for p in maps) + (None, raster)
+        full = [np.zeros((rows.stop - rows.start, ws), dtype) for _ in maps]  # (columns nothing used reads)
+        for f, p in zip(full, maps):
+            f[:, cols] = p
+        size = (ws * step, (rows.stop - rows.start) * step)
+        r, c = m + uy0 - rows.start * step, m + ux0
+        mx, my = (cv2.resize(f, size, interpolation=cv2.INTER_LINEAR)[r:r + uy1 - uy0, c:c + ux1 - ux0] for f in full)
+        return mx.astype(np.float32, copy=False), my.astype(np.float32, copy=False), None, raster
     map_x, map_y = maps
     if step > 1:  # (row-strided views of the upsampled maps: OpenCV reads them without a copy)
         size = (ws * step, hs * step)
-        m = pad * step
         map_x = cv2.resize(map_x, size, interpolation=cv2.INTER_LINEAR)[m:m + h, m:m + w]
         map_y = cv2.resize(map_y, size, interpolation=cv2.INTER_LINEAR)[m:m + h, m:m + w]
         covered = cv2.resize(covered.view(np.uint8), size, interpolation=cv2.INTER_NEAREST)[m:m + h, m:m + w] > 0
     return map_x.astype(np.float32, copy=False), map_y.astype(np.float32, copy=False), covered, raster
+
+
+def _remap_around(img: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, hole: tuple | None) -> np.ndarray:
+    """cv2.remap (linear) of the whole maps but the window `hole` (x0, y0, x1, y1), left unset for the caller to
+    fill: each pixel depends on its own map entries alone, so the bands give the same pixels."""
+    if hole is None:
+        return cv2.remap(img, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    hx0, hy0, hx1, hy1 = hole
+    h, w = map_x.shape
+    out = np.empty((h, w) + img.shape[2:], img.dtype)
+    for r0, r1, c0, c1 in ((0, hy0, 0, w), (hy1, h, 0, w), (hy0, hy1, 0, hx0), (hy0, hy1, hx1, w)):
+        if r1 > r0 and c1 > c0:
+            out[r0:r1, c0:c1] = cv2.remap(img, map_x[r0:r1, c0:c1], map_y[r0:r1, c0:c1], cv2.INTER_LINEAR,
+                                          borderMode=cv2.BORDER_REPLICATE)
+    return out
 
 
 def _triangle_raster(corners: np.ndarray, ids: np.ndarray, x0: int, y0: int, w: int, h: int, step: int):

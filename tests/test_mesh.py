@@ -1,0 +1,50 @@
+"""render.mesh's shortcuts give the same bytes as the whole computation they stand for (a dub's frames must not
+change when drawing does less)."""
+
+import cv2
+import numpy as np
+import pytest
+
+from lipdub.render import mesh
+
+
+def _geometry(rng, w: int, h: int):
+    """A random triangulated point set over a w x h window and affines moving it a little."""
+    pts = np.concatenate([rng.uniform([0, 0], [w, h], (40, 2)), [[0, 0], [w, 0], [0, h], [w, h]]])
+    tri = mesh.TriangleMesh(pts).triangles
+    dst = pts[tri]
+    coefs = np.zeros((len(tri), 6), np.float32)  # src x = ax x + ay y + a1, src y = bx x + by y + b1
+    coefs[:, 0] = coefs[:, 3] = 1 + rng.uniform(-0.1, 0.1, len(tri))
+    coefs[:, 1:3] = rng.uniform(-0.1, 0.1, (len(tri), 2))
+    coefs[:, 4:] = rng.uniform(-5, 5, (len(tri), 2))
+    return dst, np.arange(len(tri)), coefs
+
+
+@pytest.mark.parametrize("step", [1, 2])
+def test_maps_of_a_used_window_are_those_of_the_whole(step):
+    rng = np.random.default_rng(step)
+    for _ in range(20):
+        w, h = int(rng.integers(20, 400)), int(rng.integers(20, 400))
+        dst, ids, coefs = _geometry(rng, w, h)
+        mx, my, _, raster = mesh._affine_maps(dst, ids, coefs, 0, 0, w, h, step)
+        x0, y0 = int(rng.integers(0, w)), int(rng.integers(0, h))
+        x1, y1 = int(rng.integers(x0 + 1, w + 1)), int(rng.integers(y0 + 1, h + 1))
+        ux, uy, cover, _ = mesh._affine_maps(dst, ids, coefs, 0, 0, w, h, step, raster, (x0, y0, x1, y1))
+        assert cover is None and ux.dtype == uy.dtype == np.float32
+        assert np.array_equal(ux, mx[y0:y1, x0:x1]) and np.array_equal(uy, my[y0:y1, x0:x1])
+
+
+def test_remap_around_a_hole_gives_the_whole_remap_elsewhere():
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (300, 320, 3), np.uint8)
+    for _ in range(20):
+        w, h = int(rng.integers(20, 300)), int(rng.integers(20, 280))
+        dst, ids, coefs = _geometry(rng, w, h)
+        mx, my = mesh._affine_maps(dst, ids, coefs, 0, 0, w, h, 2)[:2]
+        whole = cv2.remap(img, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        x0, y0 = int(rng.integers(0, w)), int(rng.integers(0, h))
+        x1, y1 = int(rng.integers(x0 + 1, w + 1)), int(rng.integers(y0 + 1, h + 1))
+        out = mesh._remap_around(img, mx, my, (x0, y0, x1, y1))
+        outside = np.ones((h, w), bool)
+        outside[y0:y1, x0:x1] = False
+        assert np.array_equal(out[outside], whole[outside])
