@@ -2,8 +2,6 @@
 the new speech's silences, still, with ramps; one who rests shut stays shut; bilabials shut whatever the rest.
 Synthetic speech and tracks; the face topology comes from a real track (skips without ../shared/data)."""
 
-import itertools
-
 import numpy as np
 import pytest
 
@@ -12,6 +10,7 @@ from lipdub import face, media, motion, render
 from lipdub.pipeline.offline import filmed_pauses
 from lipdub.render.interior import CLOSED_LINE_OPENING
 from test_motion import frames, speech_of
+from test_render_realism import _renderer, topology  # noqa: F401 (topology: a fixture shared with that module)
 
 # silence, "ah", a bilabial inside speech, "ah", a long silence, "ah", silence
 PHONES = [P("SIL", 0, 0.8), P("AA", 0.8, 1.2), P("M", 1.2, 1.3), P("AA", 1.3, 1.6), P("SIL", 1.6, 3.0),
@@ -36,16 +35,6 @@ def test_motion_marks_silences_as_rest_and_bilabials_as_shut():
     assert np.all(still.rest == 0.0) and np.all(still.opening == 0.0)
 
 
-@pytest.fixture(scope="module")
-def topology():
-    """A real canonical face (MediaPipe topology) from the shared clip."""
-    path = require_data("video/hdtf_katiehill_8s.mp4") / "video/hdtf_katiehill_8s.mp4"
-    info = media.probe_video(path)
-    track = face.track_frames(lambda: itertools.islice(media.iter_frames(path), 0, 6), info.width, info.height, 6,
-                              info.fps)
-    return face.canonical_shape(track)
-
-
 def _filmed(can, openings, fps=25.0):
     """A face filmed with these inner-lip gaps (canonical units; 100 px per unit)."""
     n = len(openings)
@@ -55,15 +44,6 @@ def _filmed(can, openings, fps=25.0):
             shapes[k, lo, 1] = shapes[k, up, 1] + gap
     lms = (shapes * 100 + [200, 120, 0]).astype(np.float32)
     return face.FaceTrack(np.arange(n) / fps, lms, np.ones(n, bool), 400, 400)
-
-
-def _renderer(track, can):
-    pose = face.estimate_pose(track, can)
-    atlas = render.Atlas(can, float(np.median(pose.scale)))
-    img = np.random.default_rng(1).integers(60, 200, (400, 400, 3), dtype=np.uint8)
-    for i in range(len(track)):
-        assert atlas.add(i, img, track.landmarks[i], (pose.scale[i], pose.rotation[i], pose.translation[i]))
-    return render.Renderer(atlas, track, pose)
 
 
 def _never_shut(n=200):
