@@ -6,6 +6,7 @@ import pytest
 
 from lipdub import motion
 from lipdub.core.constants import HOP_SECONDS
+from lipdub.speech.posteriors import token_classes
 from lipdub.errors import ParameterError
 
 SR = 16000
@@ -187,7 +188,7 @@ def test_streamed_posteriors_depend_on_the_audio_only_never_on_its_future():
     data = require_data("video/woman_bluebg_7s.mp4")
     audio, _ = media.load_audio(data / "video/woman_bluebg_7s.mp4", SR)
     audio = audio[:4 * SR]
-    classes = motion.hama_token_classes()
+    classes = token_classes()
 
     def streamed(samples, chunk):
         phones = StreamingPosteriors(classes, keep_all=True)

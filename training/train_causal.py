@@ -27,6 +27,7 @@ import numpy as np
 from lipdub import media, motion
 from lipdub.core.constants import HOP_SECONDS
 from lipdub.speech.acoustic import log_mel
+from lipdub.speech.posteriors import token_classes
 from lipdub.speech.stream import StreamingFeatures, StreamingPosteriors
 from lipdub.speech.track import Phone
 from training import evaluate
@@ -155,7 +156,7 @@ PHONE_STEP, PHONE_WINDOW = 0.08, 0.75  # s: streamed hama posteriors (speech.str
 
 def phone_runs(audio: np.ndarray, step: float = PHONE_STEP, window: float = PHONE_WINDOW) -> StreamingPosteriors:
     """Every streamed phone recognition of a clip, as the live stream makes them (~1 min of CPU per 2 min audio)."""
-    phones = StreamingPosteriors(motion.hama_token_classes(), step, window, keep_all=True)
+    phones = StreamingPosteriors(token_classes(), step, window, keep_all=True)
     phones.push(audio)
     phones.finish()
     return phones

@@ -16,7 +16,7 @@ from lipdub.motion.features import (CAUSAL_FUTURE, CAUSAL_LOOKAHEADS, CAUSAL_PAS
                                     MEL_CONTEXT, OFFLINE_POSTERIOR_TAPS, POSTERIOR_TAPS, STREAMED_TAPS, VAD_MARGIN,
                                     causal_features,
                                     causal_opening_inputs, causal_taps, classifier_feature_names, dominance_features,
-                                    hama_token_classes, last_voiced_hops, model_features, offline_feature_names,
+                                    last_voiced_hops, model_features, offline_feature_names,
                                     opening_feature_names, posterior_columns, posterior_features, ready_sample,
                                     streamed_posteriors,
                                     voice_features)
@@ -36,7 +36,6 @@ __all__ = [
     "POSTERIOR_TAPS", "STREAMED_CLOSURE", "STREAMED_TAPS", "STRENGTH_RANGE", "StreamingMotion", "VAD_MARGIN", "VISEMES", "_CausalHops",
     "causal_features", "causal_hops", "check_strength", "causal_mouth_track", "causal_opening_inputs", "causal_taps",
     "check_speech_inputs", "classifier_feature_names", "dominance", "dominance_features", "exposure_mean",
-    "hama_token_classes",
     "last_voiced_hops", "learned_opening", "load_causal_file", "load_causal_model", "load_model",
     "load_opening_model", "model_features", "model_files",
     "mouth_track", "offline_feature_names", "opening_feature_names",

@@ -15,7 +15,7 @@ import numpy as np
 from lipdub.core.constants import HOP_SECONDS
 from lipdub.errors import InputError
 from lipdub.motion.visemes import BILABIALS, PHONE_CLASSES, dominance, viseme_target
-from lipdub.speech.posteriors import HOPS_PER_FRAME, token_classes
+from lipdub.speech.posteriors import HOPS_PER_FRAME
 from lipdub.speech.recognise import POSTERIOR_FRAME
 
 # ------------------------------------------------------------------------------------------ offline model inputs
@@ -172,8 +172,6 @@ def posterior_features(post: np.ndarray, hops: np.ndarray, first: int) -> np.nda
     idx = np.maximum(hops[:, None] + np.asarray(POSTERIOR_TAPS)[None, :], 0) - first
     return post[idx].reshape(len(hops), -1)
 
-
-hama_token_classes = token_classes  # the column of each hama output token in streamed posteriors
 
 
 def ready_sample(hop, look: int):

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from lipdub.errors import DependencyError, InputError, ParameterError
-from lipdub.motion.features import MEL_CONTEXT, NO_POSTERIORS, classifier_feature_names, hama_token_classes, \
+from lipdub.motion.features import MEL_CONTEXT, NO_POSTERIORS, classifier_feature_names, \
     offline_feature_names, opening_feature_names
+from lipdub.speech.posteriors import token_classes
 from lipdub.speech.stream import StreamingPosteriors
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -162,7 +163,7 @@ class CausalModel:
         """The streamed phone posteriors this model's opening heads were trained with, or None."""
         if self.phone_step <= 0:
             return None
-        return StreamingPosteriors(hama_token_classes(), self.phone_step, self.phone_window, keep_all)
+        return StreamingPosteriors(token_classes(), self.phone_step, self.phone_window, keep_all)
 
 
 # ------------------------------------------------------------------------------------------ feature schemas
