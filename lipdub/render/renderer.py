@@ -150,8 +150,7 @@ class Renderer:
     def rest_opening(self) -> float:
         """How far this speaker's lips are apart at rest (canonical units; 0 = closed), from the filmed track: the
         lower quartile of its openings in its filmed pauses (`pauses`), or without enough of them a low percentile of
-        all its openings
-        (a speaker who never shuts the lips while talking does not rest shut either). Silences of the new speech rest
+        all its openings (a speaker who never shuts the lips while talking does not rest shut either). Silences of the new speech rest
         there (MouthTrack.rest), so they show this speaker's resting mouths, not a closed one it never shows."""
         if self._rest is None:
             self.filmed_expression()
