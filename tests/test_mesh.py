@@ -1,11 +1,11 @@
-"""render.mesh's shortcuts give the same bytes as the whole computation they stand for (a dub's frames must not
-change when drawing does less)."""
+"""render.mesh's and render.compose's shortcuts give the same bytes as the whole computation they stand for (a dub's
+frames must not change when drawing does less)."""
 
 import cv2
 import numpy as np
 import pytest
 
-from lipdub.render import mesh
+from lipdub.render import compose, mesh
 
 
 def _geometry(rng, w: int, h: int):
@@ -48,3 +48,21 @@ def test_remap_around_a_hole_gives_the_whole_remap_elsewhere():
         outside = np.ones((h, w), bool)
         outside[y0:y1, x0:x1] = False
         assert np.array_equal(out[outside], whole[outside])
+
+
+def test_dilate_ellipse_sets_the_pixels_cv2_dilate_sets():
+    rng = np.random.default_rng(4)
+    shapes = []
+    for _ in range(300):  # sparse, dense, empty and full masks, small and larger elements
+        h, w = (int(v) for v in rng.integers(1, 90, 2))
+        share = rng.choice([0.0, 0.002, 0.02, 0.2, 0.6, 1.0])
+        shapes.append(((rng.random((h, w)) < share) * 255, int(rng.integers(1, 60))))
+    for _ in range(40):  # filled polygons like the lips' contour (non-convex: the cupid's bow)
+        hard = np.zeros((int(rng.integers(40, 200)), int(rng.integers(40, 260))), np.uint8)
+        pts = rng.uniform([0, 0], hard.shape[::-1], (int(rng.integers(3, 20)), 2))
+        cv2.fillPoly(hard, [np.round(pts * 16).astype(np.int32)], 255, lineType=cv2.LINE_8, shift=4)
+        shapes.append((hard, int(rng.integers(1, 45))))
+    for mask, radius in shapes:
+        mask = mask.astype(np.uint8)
+        element = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+        assert np.array_equal(compose.dilate_ellipse(mask, radius), cv2.dilate(mask, element) > 0)

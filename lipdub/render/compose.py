@@ -9,6 +9,8 @@ with the new mouth (with_frame_skin).
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -113,9 +115,40 @@ def lip_weight(outer_lips: np.ndarray, roi: tuple[int, int, int, int], px_per_un
     hard = np.zeros((by1 - by0, bx1 - bx0), np.uint8)
     cv2.fillPoly(hard, [np.round((outer_lips[:, :2] - [bx0, by0]) * 16).astype(np.int32)], 255, lineType=cv2.LINE_8,
                  shift=4)
-    hard = cv2.dilate(hard, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
-    out[by0 - y0:by1 - y0, bx0 - x0:bx1 - x0] = cv2.GaussianBlur(hard.astype(np.float32) / 255.0, (0, 0), sigma)
+    grown = dilate_ellipse(hard, grow).astype(np.float32)  # (1.0 where 255 / 255.0 is: the same values)
+    out[by0 - y0:by1 - y0, bx0 - x0:bx1 - x0] = cv2.GaussianBlur(grown, (0, 0), sigma)
     return out
+
+
+@functools.lru_cache(maxsize=64)
+def _ellipse_rows(radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """OpenCV's elliptic structuring element of this radius as (row offsets, half-widths of their centred spans)."""
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)) > 0
+    rows = np.flatnonzero(k.any(1))
+    return rows - radius, k[rows].sum(1) // 2
+
+
+def dilate_ellipse(mask: np.ndarray, radius: int) -> np.ndarray:
+    """bool: `mask` (nonzero = set) dilated by cv2's MORPH_ELLIPSE of side 2 radius + 1, the pixels cv2.dilate sets,
+    in time linear in the spans of the mask's rows (cv2.dilate visits every pixel of the element, ~10x slower here).
+    Each row span of the mask, widened by each element row's half-width, is an interval of the output row that
+    row's offset away; the output is their union, counted with a difference array."""
+    h, w = mask.shape
+    dys, half = _ellipse_rows(radius)
+    padded = np.zeros((h, w + 2), np.int8)
+    padded[:, 1:-1] = mask != 0
+    edges = np.diff(padded, axis=1).ravel()  # rows of w + 1: +1 where a span starts, -1 just past its end
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    row = starts // (w + 1)
+    first, last = starts - row * (w + 1), ends - row * (w + 1) - 1
+    rows = (row[:, None] + dys[None, :]).ravel()
+    lo = np.maximum((first[:, None] - half[None, :]).ravel(), 0)
+    hi = np.minimum((last[:, None] + half[None, :]).ravel(), w - 1)
+    keep = (rows >= 0) & (rows < h)
+    at = rows[keep] * (w + 1)
+    n = h * (w + 1)
+    count = np.bincount(at + lo[keep], minlength=n) - np.bincount(at + hi[keep] + 1, minlength=n)[:n]
+    return np.cumsum(count.reshape(h, w + 1), axis=1)[:, :w] > 0
 
 
 def with_frame_skin(patch: np.ndarray, skin: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
