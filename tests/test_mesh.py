@@ -66,3 +66,27 @@ def test_dilate_ellipse_sets_the_pixels_cv2_dilate_sets():
         mask = mask.astype(np.uint8)
         element = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
         assert np.array_equal(compose.dilate_ellipse(mask, radius), cv2.dilate(mask, element) > 0)
+
+
+def _feathered_whole(hull_points, roi, feather):
+    """compose.feathered_mask computed over the whole roi, as it was before it kept to the hull's box."""
+    x0, y0, x1, y1 = roi
+    hard = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    hull = cv2.convexHull(np.round((hull_points[:, :2] - [x0, y0]) * 16).astype(np.int32))
+    cv2.fillConvexPoly(hard, hull, 255, lineType=cv2.LINE_8, shift=4)
+    alpha = np.clip(cv2.distanceTransform(hard, cv2.DIST_L2, 3) / max(feather, 1.0), 0.0, 1.0)
+    return (alpha * alpha * (3 - 2 * alpha)).astype(np.float32)
+
+
+def test_feathered_mask_in_the_hulls_box_is_that_of_the_whole_roi():
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        w, h = int(rng.integers(5, 400)), int(rng.integers(5, 300))
+        roi = (int(rng.integers(0, 50)), int(rng.integers(0, 50)))
+        roi = roi + (roi[0] + w, roi[1] + h)
+        # hulls inside the roi, touching or crossing its edges, tiny or outside it
+        pts = rng.uniform([roi[0] - 20, roi[1] - 20], [roi[2] + 20, roi[3] + 20], (int(rng.integers(1, 12)), 2))
+        if rng.random() < 0.3:
+            pts = pts[:1] + rng.uniform(-2, 2, pts.shape)
+        feather = float(rng.uniform(0.5, 60))
+        assert np.array_equal(compose.feathered_mask(pts, roi, feather), _feathered_whole(pts, roi, feather))
