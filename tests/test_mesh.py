@@ -90,3 +90,31 @@ def test_feathered_mask_in_the_hulls_box_is_that_of_the_whole_roi():
             pts = pts[:1] + rng.uniform(-2, 2, pts.shape)
         feather = float(rng.uniform(0.5, 60))
         assert np.array_equal(compose.feathered_mask(pts, roi, feather), _feathered_whole(pts, roi, feather))
+
+
+def test_a_warp_drawn_where_it_is_used_is_the_whole_warp_there():
+    rng = np.random.default_rng(7)
+    img, own = (rng.integers(0, 256, (260, 300, 3), np.uint8) for _ in range(2))
+    for _ in range(20):
+        w, h = int(rng.integers(30, 280)), int(rng.integers(30, 240))
+        pts = np.concatenate([rng.uniform([0, 0], [w, h], (30, 2)), [[0, 0], [w, 0], [0, h], [w, h]]])
+        warper = mesh.TriangleMesh(pts)
+        x0, y0 = int(rng.integers(0, 20)), int(rng.integers(0, 20))
+        roi = (x0, y0, x0 + w, y0 + h)
+        dst = pts + [x0, y0]
+        src, held = (pts + rng.uniform(-6, 6, pts.shape) for _ in range(2))
+        lx, ly = int(rng.integers(x0, x0 + w - 5)), int(rng.integers(y0, y0 + h - 5))
+        detail = (lx, ly, lx + int(rng.integers(2, 60)), ly + int(rng.integers(2, 40)))
+        used = np.zeros((h, w), np.uint8)  # a convex mask, as the face's hull is
+        hull = cv2.convexHull(rng.uniform([0, 0], [w, h], (6, 2)).astype(np.int32))
+        cv2.fillConvexPoly(used, hull, 1)
+        used = used > 0
+        rows, cols = np.flatnonzero(used.any(1)), np.flatnonzero(used.any(0))
+        if not len(rows):
+            continue
+        also = (own, held, (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1))
+        whole = warper.warp(img, src, dst, roi, detail, also=also)
+        part = warper.warp(img, src, dst, roi, detail, also=also, used=used)
+        for a, b in zip(whole, part):
+            assert np.array_equal(a[used], b[used])
+        assert np.array_equal(whole[1], part[1])  # the coverage is the whole roi's

@@ -424,16 +424,21 @@ class Renderer:
                                    self.track.landmarks[j, JAW, :2],
                                    self.track.landmarks[j, UPPER_EDGE, :2]])
             alpha = compose.feathered_mask(hull, roi, feather=0.12 * scale)
+        put = alpha > 0  # what of the drawing is put in (finish); the lips' drawing reads a little around them
         from_frame = None
         if pixels is not None and FRAME_SKIN:
             # the skin around the lips is the frame's own, moved with the jaw: a held or warped atlas mouth would
             # carry another frame's grain and stubble (or a still one), the detector's clearest tell
             held = self._frame_controls(j) if held is None else held
-            rows, cols = np.flatnonzero(alpha.any(1)), np.flatnonzero(alpha.any(0))
+            rows, cols = np.flatnonzero(put.any(1)), np.flatnonzero(put.any(0))
             if len(rows):  # only where the mouth is put in
                 from_frame = pixels, held - np.asarray(origin, np.float64), (cols[0], rows[0], cols[-1] + 1,
                                                                             rows[-1] + 1)
-        warped, cover, *moved = self.warper.warp(atlas.crop(a), src, dst, roi, detail, also=from_frame)
+        used = put.copy()
+        grow = 8 + int(margin)
+        used[max(0, detail[1] - roi[1] - grow):max(0, detail[3] - roi[1] + grow),
+             max(0, detail[0] - roi[0] - grow):max(0, detail[2] - roi[0] + grow)] = True
+        warped, cover, *moved = self.warper.warp(atlas.crop(a), src, dst, roi, detail, also=from_frame, used=used)
         touch, part = CLOSED_LINE_OPENING
         if squeeze > 0 and opening < part:
             # a shut or barely parted mouth drawn from an open one: its lip line needs redrawing
