@@ -468,6 +468,14 @@ class Renderer:
         if moved:
             change = abs(_gap(dst) - _gap(held)) / float(scale)  # the wanted opening against the frame's own
             skin = (moved[0], compose.lip_weight(dst[OUTER_RING], roi, float(scale), change))
+        # what is put in, colour matched and blended is the box where alpha > 0 (about half the roi: its ring lies
+        # outside the mask); every step there is per pixel, or reads its pixels in the same order (the colour's band)
+        rows, cols = np.flatnonzero(alpha.any(1)), np.flatnonzero(alpha.any(0))
+        if len(rows):
+            r, c = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+            roi = (roi[0] + c.start, roi[1] + r.start, roi[0] + c.stop, roi[1] + r.stop)
+            warped, alpha = warped[r, c], alpha[r, c]
+            skin = None if skin is None else (skin[0][r, c], skin[1][r, c])
         return roi, warped, alpha, skin
 
 
