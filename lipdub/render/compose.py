@@ -168,11 +168,11 @@ def with_frame_skin(patch: np.ndarray, skin: tuple[np.ndarray, np.ndarray] | Non
     if skin is None:
         return patch
     own, lips = skin
-    rows, cols = np.flatnonzero(lips.any(1)), np.flatnonzero(lips.any(0))
-    if not len(rows):
+    c0, r0, bw, bh = cv2.boundingRect((lips != 0).view(np.uint8))
+    if not bw:
         return own
     # the frame's skin where the lips' weight is 0 (blendLinear gives exactly it there), blended only in their box
-    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    r1, c1 = r0 + bh, c0 + bw
     w = lips[r0:r1, c0:c1]
     own[r0:r1, c0:c1] = cv2.blendLinear(patch[r0:r1, c0:c1], own[r0:r1, c0:c1], w, 1.0 - w)
     return own

@@ -430,10 +430,9 @@ class Renderer:
             # the skin around the lips is the frame's own, moved with the jaw: a held or warped atlas mouth would
             # carry another frame's grain and stubble (or a still one), the detector's clearest tell
             held = self._frame_controls(j) if held is None else held
-            rows, cols = np.flatnonzero(put.any(1)), np.flatnonzero(put.any(0))
-            if len(rows):  # only where the mouth is put in
-                from_frame = pixels, held - np.asarray(origin, np.float64), (cols[0], rows[0], cols[-1] + 1,
-                                                                            rows[-1] + 1)
+            bx, by, bw, bh = cv2.boundingRect(put.view(np.uint8))
+            if bw:  # only where the mouth is put in
+                from_frame = pixels, held - np.asarray(origin, np.float64), (bx, by, bx + bw, by + bh)
         used = put.copy()
         grow = 8 + int(margin)
         used[max(0, detail[1] - roi[1] - grow):max(0, detail[3] - roi[1] + grow),
@@ -470,9 +469,9 @@ class Renderer:
             skin = (moved[0], compose.lip_weight(dst[OUTER_RING], roi, float(scale), change))
         # what is put in, colour matched and blended is the box where alpha > 0 (about half the roi: its ring lies
         # outside the mask); every step there is per pixel, or reads its pixels in the same order (the colour's band)
-        rows, cols = np.flatnonzero(alpha.any(1)), np.flatnonzero(alpha.any(0))
-        if len(rows):
-            r, c = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+        bx, by, bw, bh = cv2.boundingRect((alpha > 0).view(np.uint8))
+        if bw:
+            r, c = slice(by, by + bh), slice(bx, bx + bw)
             roi = (roi[0] + c.start, roi[1] + r.start, roi[0] + c.stop, roi[1] + r.stop)
             warped, alpha = warped[r, c], alpha[r, c]
             skin = None if skin is None else (skin[0][r, c], skin[1][r, c])
