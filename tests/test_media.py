@@ -685,3 +685,19 @@ def test_blend_makes_an_in_between_frame():
     pa, pb = PlanarFrame(np.zeros((6, 6), np.uint8), 6, 4), PlanarFrame(np.full((6, 6), 90, np.uint8), 6, 4)
     mixed = blend(pa, pb, 0.5)
     assert isinstance(mixed, PlanarFrame) and (mixed.i420 == 45).all() and (pa.i420 == 0).all()
+
+
+def test_to_levels_rounds_as_numpy_does():
+    # OpenCV's saturating conversion stands for np.clip(np.rint(a), 0, 255): halves to even, out of range clamped
+    from lipdub.media.colour import to_levels
+
+    rng = np.random.default_rng(8)
+    for shape in [(1, 1), (4, 1), (9,), (7, 5), (6, 1), (151, 233), (40, 60, 3), (30, 50, 2)]:
+        for dtype in (np.float32, np.float64):
+            a = rng.uniform(-30, 290, shape).astype(dtype)
+            flat = a.reshape(-1)
+            flat[::3] = np.round(flat[::3]) + 0.5  # exact halves, the case rounding modes differ on
+            flat[::7] = np.nextafter(dtype(0.5), dtype(0))
+            flat[::11], flat[::13], flat[::17] = -0.5, 255.5, 254.5
+            for view in (a, a[::2], a[..., 0] if a.ndim == 3 else a.T):
+                assert np.array_equal(to_levels(view), np.clip(np.rint(view), 0, 255).astype(np.uint8))
