@@ -42,7 +42,6 @@ REST_PAUSE_PERCENTILE = 25
 REST_PERCENTILE = 10
 REST_MIN_FRAMES = 25
 FRAME_SKIN = True  # the skin around the drawn lips from the frame itself (Renderer._draw)
-MIDDLE_UPPER, MIDDLE_LOWER = CONTROL.index(13), CONTROL.index(14)  # the inner lips' middle
 
 
 class Drawn(NamedTuple):
@@ -461,14 +460,8 @@ class Renderer:
         alpha *= cover.astype(np.float32) / 255.0
         skin = None
         if moved:
-            change = abs(_gap(dst) - _gap(held)) / float(scale)  # the wanted opening against the frame's own
-            skin = (moved[0], compose.lip_weight(dst[OUTER_RING], roi, float(scale), change))
+            skin = (moved[0], compose.lip_weight(dst[OUTER_RING], roi, float(scale)))
         return roi, warped, alpha, skin
-
-
-def _gap(ctrl: np.ndarray) -> float:
-    """Inner-lip gap at the middle of control points `ctrl` (frame px)."""
-    return float(np.hypot(*(ctrl[MIDDLE_LOWER] - ctrl[MIDDLE_UPPER])))
 
 
 def own_times(atlas: Atlas, track: face.FaceTrack, budget_bytes: int) -> tuple[np.ndarray, np.ndarray] | None:
