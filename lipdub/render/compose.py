@@ -87,10 +87,11 @@ def blend(frame: np.ndarray, patch: np.ndarray, alpha: np.ndarray, roi: tuple[in
 
 
 SKIN_RIM = 0.04  # canonical units the lips' weight reaches past their outer contour before it fades
-# The rim does not grow with the change of opening: a wider rim (0.04 + the change, up to 0.15) won make eval ~0.005
-# but showed the drawn frame's skin around the lips, which the detector told apart on smooth-skinned faces with or
-# without a profile (bench.realism_profile own 0.575 -> 0.609); a softer edge, a shading match or growth only below
-# the lower lip each kept part of that cost (docs/RESULTS.md, "The rim without its growth").
+# The rim does not grow with the change of opening: a wider rim (0.04 + the change, up to 0.15) showed the drawn
+# frame's skin around the lips, which the detector told apart on smooth-skinned faces with or without a profile
+# (bench.realism_profile own mouths 0.575 without it, 0.609 with it) for no sync gain on the merged code (make eval
+# 0.674 without, 0.670 with); a softer edge, a shading match or growth below the lower lip alone each kept part of
+# that cost (docs/RESULTS.md, "The rim without its growth").
 
 
 def lip_weight(outer_lips: np.ndarray, roi: tuple[int, int, int, int], px_per_unit: float) -> np.ndarray:
