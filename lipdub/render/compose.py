@@ -89,7 +89,7 @@ def blend(frame: np.ndarray, patch: np.ndarray, alpha: np.ndarray, roi: tuple[in
 SKIN_RIM = 0.04  # canonical units the lips' weight reaches past their outer contour before it fades
 # The rim does not grow with the change of opening: a wider rim (0.04 + the change, up to 0.15) showed the drawn
 # frame's skin around the lips, which the detector told apart on smooth-skinned faces with or without a profile
-# (bench.realism_profile own mouths 0.575 without it, 0.609 with it) for no sync gain on the merged code (make eval
+# (bench.realism_profile own mouths 0.58 without it, 0.61 with it) for no sync gain on the merged code (make eval
 # 0.674 without, 0.670 with); a softer edge, a shading match or growth below the lower lip alone each kept part of
 # that cost (docs/RESULTS.md, "The rim without its growth").
 
