@@ -99,20 +99,18 @@ def blend(frame: np.ndarray, patch: np.ndarray, alpha: np.ndarray, roi: tuple[in
 
 
 SKIN_RIM = 0.04  # canonical units the lips' weight reaches past their outer contour before it fades
-# ... plus this much per canonical unit that the wanted opening lies from the frame's own, up to RIM_MAX: the mesh
-# moves the frame's skin to another opening without the stretch and shadows of a real jaw drop, and the re-tracker
-# read the dub's opening less clearly (make eval 0.679 -> 0.666); the drawn mouth's own skin carries them.
-RIM_PER_OPEN = 1.0
-RIM_MAX = 0.15
+# The rim does not grow with the change of opening: a wider rim (0.04 + the change, up to 0.15) showed the drawn
+# frame's skin around the lips, which the detector told apart on smooth-skinned faces with or without a profile
+# (bench.realism_profile own mouths 0.58 without it, 0.61 with it) for no sync gain on the merged code (make eval
+# 0.674 without, 0.670 with); a softer edge, a shading match or growth below the lower lip alone each kept part of
+# that cost (docs/RESULTS.md, "The rim without its growth").
 
 
-def lip_weight(outer_lips: np.ndarray, roi: tuple[int, int, int, int], px_per_unit: float,
-               change: float = 0.0) -> np.ndarray:
-    """float32 weight in roi: 1 on the lips (outer contour `outer_lips`, frame px, in ring order) and a rim around
-    them, falling smoothly to 0 on the skin; the rim is thin where the wanted opening is the frame's own and wider
-    the further it is from it (`change`, canonical units)."""
+def lip_weight(outer_lips: np.ndarray, roi: tuple[int, int, int, int], px_per_unit: float) -> np.ndarray:
+    """float32 weight in roi: 1 on the lips (outer contour `outer_lips`, frame px, in ring order) and a rim of
+    SKIN_RIM around them, falling smoothly to 0 on the skin."""
     x0, y0, x1, y1 = roi
-    grow = max(1, int(round(min(RIM_MAX, SKIN_RIM + RIM_PER_OPEN * change) * px_per_unit)))
+    grow = max(1, int(round(SKIN_RIM * px_per_unit)))
     sigma = max(0.7, 0.4 * grow)
     # drawn in the lips' box grown by the rim and the blur's reach (the same values as over the whole roi, a
     # fraction of the work): outside it the weight is 0

@@ -42,7 +42,6 @@ REST_PAUSE_PERCENTILE = 25
 REST_PERCENTILE = 10
 REST_MIN_FRAMES = 25
 FRAME_SKIN = True  # the skin around the drawn lips from the frame itself (Renderer._draw)
-MIDDLE_UPPER, MIDDLE_LOWER = CONTROL.index(13), CONTROL.index(14)  # the inner lips' middle
 
 
 class Drawn(NamedTuple):
@@ -465,8 +464,7 @@ class Renderer:
         alpha *= cover.astype(np.float32) / 255.0
         skin = None
         if moved:
-            change = abs(_gap(dst) - _gap(held)) / float(scale)  # the wanted opening against the frame's own
-            skin = (moved[0], compose.lip_weight(dst[OUTER_RING], roi, float(scale), change))
+            skin = (moved[0], compose.lip_weight(dst[OUTER_RING], roi, float(scale)))
         # what is put in, colour matched and blended is the box where alpha > 0 (about half the roi: its ring lies
         # outside the mask); every step there is per pixel, or reads its pixels in the same order (the colour's band)
         bx, by, bw, bh = cv2.boundingRect((alpha > 0).view(np.uint8))
@@ -476,11 +474,6 @@ class Renderer:
             warped, alpha = warped[r, c], alpha[r, c]
             skin = None if skin is None else (skin[0][r, c], skin[1][r, c])
         return roi, warped, alpha, skin
-
-
-def _gap(ctrl: np.ndarray) -> float:
-    """Inner-lip gap at the middle of control points `ctrl` (frame px)."""
-    return float(np.hypot(*(ctrl[MIDDLE_LOWER] - ctrl[MIDDLE_UPPER])))
 
 
 def own_times(atlas: Atlas, track: face.FaceTrack, budget_bytes: int) -> tuple[np.ndarray, np.ndarray] | None:
