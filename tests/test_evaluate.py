@@ -262,3 +262,17 @@ def test_wide_shot_keeps_sync(tmp_path, monkeypatch):
     assert 60 <= row["face_px_wide"] <= 80 and row["face_px_full"] > 200
     assert row["wide_dub_valid"] == row["wide_dub_frames"] == row["full_dub_frames"]
     assert row["wide_r"] >= row["full_r"] - 0.1 and row["wide_r"] > 0.45, row
+
+
+def test_wide_shot_of_a_grid_clip_is_written_as_mp4(tmp_path):
+    # bench.wide_shot wrote the wide shot with the source's suffix, and the writer refuses GRID's .mpg
+    from bench import wide_shot
+    from lipdub import media
+
+    data = require_data("video/grid_bbaf2n.mpg")
+    out = tmp_path / wide_shot.wide_name("video/grid_bbaf2n.mpg")
+    out.parent.mkdir(parents=True)
+    scaled = wide_shot.make_wide_shot(data / "video/grid_bbaf2n.mpg", out, 0.5, 320, 240)
+    info = media.probe_video(out)
+    assert out.suffix == ".mp4" and (info.width, info.height) == (320, 240) and info.n_frames == 75
+    assert scaled == (180, 144)  # GRID's 360x288 halved
