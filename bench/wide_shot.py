@@ -35,6 +35,12 @@ def face_width(track) -> float:
     return float(np.median(lm[:, :, 0].max(1) - lm[:, :, 0].min(1)))
 
 
+def wide_name(video: str) -> str:
+    """Where the wide shot of `video` goes under the run's folder: its own folder, as the audio clip may be V
+    itself, and always .mp4 (the source may be a GRID .mpg, which the writer does not write)."""
+    return f"wide/{Path(video).stem}.mp4"
+
+
 def make_wide_shot(source: Path, out: Path, scale: float, width: int, height: int) -> tuple[int, int]:
     """`source` scaled by `scale` and centred (a little low, like a standing speaker's head) on a flat grey
     WIDTHxHEIGHT frame (video only); returns the scaled size."""
@@ -64,7 +70,7 @@ def run(case_name: str, face_px: float, size: tuple[int, int], max_seconds: floa
     scale = face_px / face_width(track)
     with tempfile.TemporaryDirectory(prefix="lipdub-wide-") as tmp:
         root = Path(tmp)
-        wide_case = dataclasses.replace(case, video=f"wide/{Path(case.video).name}")  # the clip may be V itself
+        wide_case = dataclasses.replace(case, video=wide_name(case.video))
         wide = root / wide_case.video
         wide.parent.mkdir(parents=True, exist_ok=True)
         scaled = make_wide_shot(data / case.video, wide, scale, *size)

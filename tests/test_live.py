@@ -179,6 +179,8 @@ def test_a_video_file_is_prepared_so_every_mouth_is_there_from_the_start(tmp_pat
     # each entry's head rotation is kept, for mixing with a profile's mouths (render.foreign.live_mixed_atlas)
     assert atlas.entry_rotation.shape == (atlas.n, 3, 3) and np.array_equal(again.entry_rotation, atlas.entry_rotation)
     assert np.allclose(atlas.entry_rotation[:, :2, 2], atlas.pose_feat, atol=1e-6)
+    # and how the file's speaker rests, for the session's silences (a GRID speaker shuts the lips in its pauses)
+    assert again.rest_opening == atlas.rest_opening == 0.0
     assert live.prepare_atlas(data / photo) is None  # a photo is its own single mouth
     faceless = tmp_path / "faceless.mp4"  # nothing to prepare: the session still runs, frames pass through
     with media.VideoWriter(faceless, 160, 120, 25) as w:

@@ -118,3 +118,74 @@ def test_filmed_pauses_of_a_video_with_sound():
     paused = filmed_pauses(path, info, track)
     assert paused is not None and paused.shape == (len(times),)
     assert 0 < paused.mean() < 0.5  # a talking clip: mostly voice, some pauses
+
+
+def _voice_with_a_pause(seconds=4.0, pause=(1.2, 2.8)):
+    """Speech-like sound (tests/test_stream.speechlike) with a silence in the middle."""
+    from test_stream import speechlike
+
+    audio = speechlike(seconds)
+    audio[int(pause[0] * 16000):int(pause[1] * 16000)] = 0.0
+    return audio
+
+
+def test_live_motion_marks_its_silences_as_rest_from_what_the_stream_knows():
+    times = np.arange(100) / 25.0
+    m = motion.causal_mouth_track(_voice_with_a_pause(), times, lookahead=0.1)
+    silent = (times > 1.7) & (times < 2.5)
+    assert m.rest is not None and np.all(m.rest[silent] == 1.0) and np.all(m.opening[silent] == 0.0)
+    speaking = ~m.closed & (m.opening > 0)
+    assert speaking.sum() > 20 and np.all(m.rest[speaking] < 1.0) and (m.rest[speaking] == 0.0).any()
+    # into the speech after the pause the rest fades out (offline's ramp), not at once
+    after = np.flatnonzero((times > 2.7) & speaking)
+    assert 0.0 < m.rest[after[0]] < 1.0
+    # strength 0 keeps the mouth still, its rest too
+    assert np.all(motion.causal_mouth_track(_voice_with_a_pause(), times, strength=0.0).rest == 0.0)
+
+
+def _live(topology, gaps, **kw):
+    from lipdub.render.live import LiveAppearance
+
+    track = _filmed(topology, gaps)
+    app = LiveAppearance(_renderer(track, topology).atlas, None, grow=False, **kw)
+    return app, track
+
+
+def _drawn_opening(app, track, monkeypatch, rest):
+    """The canonical opening LiveAppearance asks the renderer to draw for a shut speech mouth with this rest."""
+    asked = []
+    original = render.Renderer.render_frame
+    monkeypatch.setattr(render.Renderer, "render_frame",
+                        lambda self, rgb, j, a, opening, width, **kw: asked.append(opening) or
+                        original(self, rgb, j, a, opening, width, **kw))
+    img = np.random.default_rng(2).integers(60, 200, (400, 400, 3), dtype=np.uint8)
+    app.render(img, track.landmarks[0], 0.0, 0.0, rest)
+    return asked[-1]
+
+
+def test_live_silences_rest_at_a_prepared_videos_own_rest(topology, monkeypatch):
+    app, track = _live(topology, _never_shut())
+    app.atlas.rest_opening = 0.07  # measured by pipeline.live.prepare_atlas on the file's tracked frames
+    assert _drawn_opening(app, track, monkeypatch, rest=1.0) == pytest.approx(0.07, abs=1e-6)
+    assert _drawn_opening(app, track, monkeypatch, rest=0.0) == 0.0  # a bilabial (rest share 0) stays shut
+    # a profile's atlas alone (no rest measured on the shot) rests shut, as before
+    app, track = _live(topology, _never_shut())
+    assert _drawn_opening(app, track, monkeypatch, rest=1.0) == 0.0
+
+
+def test_a_streams_own_atlas_rests_as_its_mouths_seen_so_far(topology, monkeypatch):
+    from lipdub.render.live import LiveAppearance
+
+    gaps = _never_shut()
+    track = _filmed(topology, gaps)
+    img = np.random.default_rng(1).integers(60, 200, (400, 400, 3), dtype=np.uint8)
+    app = LiveAppearance(region="lower")
+    for k in range(30):  # 15 mouths seen: too few to tell how this speaker rests
+        app.offer(k, img, track.landmarks[k])
+    assert _drawn_opening(app, track, monkeypatch, rest=1.0) == 0.0
+    for k in range(30, len(gaps)):
+        app.offer(k, img, track.landmarks[k])
+    app.render(img, track.landmarks[0], 0.0, 0.0, 0.0)  # the atlas is read again as it grows
+    seen = gaps[::2]  # every other frame joins the atlas (render.live.ATLAS_STRIDE)
+    assert _drawn_opening(app, track, monkeypatch, rest=1.0) == pytest.approx(
+        np.percentile(seen, render.renderer.REST_PERCENTILE), abs=0.005)

@@ -37,7 +37,7 @@ def stream(audio: np.ndarray, chunk: int, **kw) -> tuple[motion.MouthTrack, list
     parts.append(mt)
     committed_at += [np.inf] * len(mt)
     cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
-    return motion.MouthTrack(cat("times"), cat("opening"), cat("width"), cat("closed")), committed_at
+    return motion.MouthTrack(cat("times"), cat("opening"), cat("width"), cat("closed"), cat("rest")), committed_at
 
 
 def same(a: motion.MouthTrack, b: motion.MouthTrack) -> None:
@@ -45,6 +45,7 @@ def same(a: motion.MouthTrack, b: motion.MouthTrack) -> None:
     np.testing.assert_allclose(a.opening, b.opening, atol=1e-6)
     np.testing.assert_allclose(a.width, b.width, atol=1e-6)
     np.testing.assert_array_equal(a.closed, b.closed)
+    np.testing.assert_allclose(a.rest, b.rest, atol=1e-6)
 
 
 def test_streaming_equals_whole_file_for_any_chunk_size():
@@ -90,6 +91,7 @@ def test_frames_do_not_depend_on_audio_beyond_the_lookahead():
     known = times + 0.125 <= cut / SR
     np.testing.assert_allclose(a.opening[known], b.opening[known], atol=1e-6)
     np.testing.assert_array_equal(a.closed[known], b.closed[known])
+    np.testing.assert_array_equal(a.rest[known], b.rest[known])
     assert not np.allclose(a.opening[~known], b.opening[~known]), "the changed future changes later frames"
 
 

@@ -41,6 +41,7 @@ STREAMED_CLOSURE = 0.15  # p/b/m posterior (the most at those taps) above which 
 # 0.6/0.7/0.8: r 0.498/0.500/0.502, jitter 0.095/0.085/0.073, but the live mouth, already ~1.4 frames late at its
 # best lag, falls further behind the sound: 1.57/1.79/1.93 frames).
 LIVE_SMOOTHING = 0.5
+REST_RAMP = 0.2  # s: offline's MotionParams.rest_ramp, the speaker's rest fading into the speech
 
 
 def streamed_bilabial(streamed: np.ndarray) -> np.ndarray:
@@ -69,6 +70,8 @@ class _CausalHops:
         self._next_vad = 0  # first voice-activity hop not yet folded into _last_voiced
         self._last_voiced = -(10 ** 9)
         self._smoothed = 0.0  # the last hop's smoothed opening (LIVE_SMOOTHING)
+        self._speech_start: int | None = None  # first hop of the speech going on at the last committed hop
+        self.rest_ramp = int(round(REST_RAMP / HOP_SECONDS))
         self.n_hops: int | None = None  # known at the end of the stream
 
     def push(self, samples: np.ndarray):
@@ -93,7 +96,7 @@ class _CausalHops:
         hops = np.arange(self.next_hop, max(stop, self.next_hop))
         first = self.next_hop
         if hops.size == 0:
-            return first, np.zeros(0), np.zeros(0), np.zeros(0, bool)
+            return first, np.zeros(0), np.zeros(0), np.zeros(0, bool), np.zeros(0)
         last = None if self.n_hops is None else self.n_hops - 1
         # voice activity: the last voiced hop up to hop + vad_look (what the stream knows at that moment)
         vad_hops = np.arange(self._next_vad, min(hops[-1] + self.vad_look, f.n_vad - 1) + 1)
@@ -131,11 +134,29 @@ class _CausalHops:
         closed = (closure & speaking) | ~speaking
         opening = np.where(closed, 0.0, opening)
         width = np.where(speaking, width, 0.0)
+        rest = self._rest(hops, speaking, last_voiced, closure & speaking)
         self.next_hop = int(hops[-1]) + 1
         f.trim(self.next_hop + min(self.taps), self._next_vad)
         keep = max(0, self.next_hop + min(POSTERIOR_TAPS) - self._post0)
         self._post, self._post0 = self._post[keep:], self._post0 + keep
-        return first, opening, width, closed
+        return first, opening, width, closed, rest
+
+    def _rest(self, hops: np.ndarray, speaking: np.ndarray, last_voiced: np.ndarray, closure: np.ndarray
+              ) -> np.ndarray:
+        """The share of the speaker's rest mouth per hop (MouthTrack.rest), from what the stream knows at each hop:
+        1 in a silence; into speech it fades over REST_RAMP from the speech's start (offline's ramp at the onset),
+        and out of it over the hangover after the voice stopped (offline fades over the last word, which a stream
+        cannot see coming); 0 on a bilabial closure."""
+        start = np.empty(len(hops), np.int64)
+        current = self._speech_start
+        for i, (h, s) in enumerate(zip(hops, speaking)):  # (a few hops per call)
+            current = (int(h) if current is None else current) if s else None
+            start[i] = h if current is None else current
+        self._speech_start = current
+        onset = 1.0 - (hops - start + 1) / (self.rest_ramp + 1)
+        quiet = (hops - last_voiced) / (self.hangover + 1)
+        rest = np.where(speaking, np.clip(np.maximum(onset, quiet), 0.0, 1.0), 1.0)
+        return np.where(closure, 0.0, rest)
 
 
 class StreamingMotion:
@@ -160,6 +181,7 @@ class StreamingMotion:
         # hop outputs not yet consumed by a frame, from absolute hop `_start` on
         self._start = 0
         self._opening, self._width, self._closed = np.zeros(0), np.zeros(0), np.zeros(0, bool)
+        self._rest = np.zeros(0)
         self._done = False
 
     @property
@@ -177,16 +199,17 @@ class StreamingMotion:
 
     def finish(self) -> MouthTrack:
         if self._done:
-            return self._frames(0, np.zeros(0), np.zeros(0), np.zeros(0, bool), end=0.0)
+            return self._frames(0, np.zeros(0), np.zeros(0), np.zeros(0, bool), np.zeros(0), end=0.0)
         self._done = True
         got = self._hops.finish()
         return self._frames(*got, end=self._hops.features.n_samples / SR)
 
-    def _frames(self, first, opening, width, closed, end: float | None) -> MouthTrack:
+    def _frames(self, first, opening, width, closed, rest, end: float | None) -> MouthTrack:
         if opening.size:
             self._opening = np.concatenate([self._opening, opening])
             self._width = np.concatenate([self._width, width])
             self._closed = np.concatenate([self._closed, closed])
+            self._rest = np.concatenate([self._rest, rest])
         available = self._start + self._opening.size  # hops [._start, available) are final
         if end is None:
             k_stop = self._next_frame
@@ -196,11 +219,13 @@ class StreamingMotion:
             k_stop = max(self._next_frame, int(np.ceil(end * self.fps - 1e-9)))
         ks = np.arange(self._next_frame, k_stop)
         hop = np.minimum(_frame_hop(ks, self.fps), available - 1) - self._start
-        track = _track(ks / self.fps, self._opening[hop], self._width[hop], self._closed[hop], self.strength)
+        track = _track(ks / self.fps, self._opening[hop], self._width[hop], self._closed[hop], self.strength,
+                       self._rest[hop])
         self._next_frame = k_stop
         if ks.size:  # drop hops no later frame will use
             keep = min(int(_frame_hop(k_stop, self.fps)), available) - self._start
             self._opening, self._width, self._closed = self._opening[keep:], self._width[keep:], self._closed[keep:]
+            self._rest = self._rest[keep:]
             self._start += keep
         return track
 
@@ -219,17 +244,20 @@ def _frame_hop(k, fps: float):
     return np.round(np.asarray(k) / fps / HOP_SECONDS).astype(np.int64)
 
 
-def _track(times, opening, width, closed, strength: float) -> MouthTrack:
+def _track(times, opening, width, closed, strength: float, rest) -> MouthTrack:
+    # strength 0 keeps the mouth still: the rest fades with it below 1, as offline
     return MouthTrack(np.asarray(times, np.float64), np.clip(opening * strength, 0.0, 1.2).astype(np.float32),
-                      np.clip(width * strength, -1.0, 1.0).astype(np.float32), np.asarray(closed, bool))
+                      np.clip(width * strength, -1.0, 1.0).astype(np.float32), np.asarray(closed, bool),
+                      (np.clip(rest, 0.0, 1.0) * min(strength, 1.0)).astype(np.float32))
 
 
 def causal_hops(audio16k: np.ndarray, lookahead: float = 0.1, model: CausalModel | None = None,
                 use_silero: bool = True):
-    """The causal mouth at every 10 ms hop of a whole file: (opening, width, closed), as the stream commits them."""
+    """The causal mouth at every 10 ms hop of a whole file: (opening, width, closed, rest), as the stream commits
+    them."""
     engine = _CausalHops(lookahead, model, use_silero)
     parts = [engine.push(np.asarray(audio16k, np.float32)), engine.finish()]
-    return tuple(np.concatenate([p[i] for p in parts]) for i in (1, 2, 3))
+    return tuple(np.concatenate([p[i] for p in parts]) for i in (1, 2, 3, 4))
 
 
 def causal_mouth_track(audio16k: np.ndarray, frame_times: np.ndarray, lookahead: float = 0.1, strength: float = 1.0,
@@ -238,11 +266,11 @@ def causal_mouth_track(audio16k: np.ndarray, frame_times: np.ndarray, lookahead:
     check_strength(strength)
     audio16k = _mono_float(audio16k)
     frame_times = np.asarray(frame_times, np.float64)
-    opening, width, closed = causal_hops(audio16k, lookahead, model)
+    opening, width, closed, rest = causal_hops(audio16k, lookahead, model)
     if opening.size == 0:
         return _track(frame_times, np.zeros(frame_times.size), np.zeros(frame_times.size),
-                      np.ones(frame_times.size, bool), strength)
+                      np.ones(frame_times.size, bool), strength, np.ones(frame_times.size))
     hop = np.clip(np.round(frame_times / HOP_SECONDS).astype(np.int64), 0, opening.size - 1)
     after = frame_times >= audio16k.size / SR  # past the end of the audio: the mouth rests
     return _track(frame_times, np.where(after, 0.0, opening[hop]), np.where(after, 0.0, width[hop]),
-                  closed[hop] | after, strength)
+                  closed[hop] | after, strength, np.where(after, 1.0, rest[hop]))

@@ -32,6 +32,7 @@ from lipdub.core.constants import SR
 from lipdub.errors import InputError, LipdubError, ParameterError
 from lipdub.face.stream import StreamTracker
 from lipdub.pipeline.caches import OWN_ATLAS_BYTES, load_cached_atlas, save_cached_atlas
+from lipdub.pipeline.offline import filmed_pauses
 from lipdub.render.foreign import live_mixed_atlas, live_mouth_model
 from lipdub.render.live import LiveAppearance, Blinks
 
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 MOTION_SR = SR
 LIVE_REGIONS = ("lips", "lower")  # face/head plan expression over the whole speech: offline only
 PREPARE_SECONDS = 60.0  # of a video file source: where its mouths are taken from before the session starts
-PREPARE_CACHE_VERSION = 2  # 2: with each entry's head rotation
+PREPARE_CACHE_VERSION = 3  # 2: with each entry's head rotation; 3: with the speaker's rest
 
 
 @dataclass
@@ -103,6 +104,7 @@ class LiveDubber:
         if profile is not None and atlas is not None and atlas.n:
             # the source's own mouths mixed with the profile's, the own preferred, as an offline profile dub does
             mixed = live_mixed_atlas(profile.atlas, atlas, getattr(atlas, "entry_rotation", None))
+            mixed.rest_opening = getattr(atlas, "rest_opening", None)  # the shot's speaker rests as filmed
             self.appearance = LiveAppearance(mixed, live_mouth_model(profile.model, mixed), region, grow=False)
         elif profile is not None:
             self.appearance = LiveAppearance(profile.atlas, profile.model, region, grow=False, colour_gain=True)
@@ -114,7 +116,7 @@ class LiveDubber:
         self.stats = LiveStats()
         self._blinks: Blinks | None = None
         self._cond = threading.Condition()
-        self._mouth: dict[int, tuple[float, float]] = {}
+        self._mouth: dict[int, tuple[float, float, float]] = {}  # opening, width, share of the rest
         self._committed = 0  # frames whose mouth is known
         self._frames_in = 0
         self._tracked: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
@@ -187,9 +189,10 @@ class LiveDubber:
         return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
 
     def _commit(self, mt) -> None:
-        for t, o, w, c in zip(mt.times, mt.opening, mt.width, mt.closed):
+        rest = mt.rest if mt.rest is not None else np.zeros(len(mt.times))  # a motion source without a rest: closed
+        for t, o, w, c, r in zip(mt.times, mt.opening, mt.width, mt.closed, rest):
             k = int(round(float(t) * self.fps))
-            self._mouth[k] = (0.0 if c else float(o), float(w))
+            self._mouth[k] = (0.0 if c else float(o), float(w), float(r))
             self._committed = max(self._committed, k + 1)
 
     def push_frame(self, rgb: np.ndarray) -> None:
@@ -359,7 +362,7 @@ class LiveDubber:
                             return
                         self._cond.wait(0.5)
                     rgb, lms = self._tracked.pop(k)
-                    opening, width = self._mouth.pop(k, (0.0, 0.0))
+                    opening, width, rest = self._mouth.pop(k, (0.0, 0.0, 1.0))
                     audio = self._audio_for(k)
                     arrived = self._arrival(k)
                     # arrivals older than this frame are no longer needed
@@ -370,7 +373,7 @@ class LiveDubber:
                     if self._blinks is None:
                         self._blinks = Blinks(self.appearance.renderer.canonical)
                     rgb = self._blinks.apply(rgb, lms, k / self.fps)
-                out, rendered = self.appearance.render(rgb, lms, opening, width)
+                out, rendered = self.appearance.render(rgb, lms, opening, width, rest)
                 self.stats.render_cpu += time.thread_time() - c0
                 now = time.monotonic()
                 delay = None if arrived is None else now - arrived
@@ -428,8 +431,12 @@ def prepare_atlas(video, seconds: float = PREPARE_SECONDS, progress=None, cache:
     atlas = own.atlas
     frames = atlas.seq.astype(np.int64) * render.Renderer.own_stride(track, atlas, OWN_ATLAS_BYTES)
     atlas.entry_rotation = own.pose.rotation[np.minimum(frames, len(track) - 1)].astype(np.float32)
+    # how its speaker rests, measured as a dub of the file does (its tracked frames and the pauses of its sound)
+    own.pauses = filmed_pauses(path, info, track)
+    atlas.rest_opening = own.rest_opening()
     if cache:
-        save_cached_atlas(cache_file, atlas, {"entry_rotation": atlas.entry_rotation})
+        save_cached_atlas(cache_file, atlas, {"entry_rotation": atlas.entry_rotation,
+                                              "rest_opening": np.float64(atlas.rest_opening)})
     return atlas
 
 
@@ -441,6 +448,7 @@ def _load_prepared(cache_file: Path) -> render.Atlas | None:
     try:
         with np.load(cache_file, allow_pickle=False) as z:
             atlas.entry_rotation = np.asarray(z["entry_rotation"], np.float32)
+            atlas.rest_opening = float(z["rest_opening"])
     except (KeyError, OSError, ValueError):
         return None
     return atlas if atlas.entry_rotation.shape == (atlas.n, 3, 3) else None

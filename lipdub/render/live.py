@@ -14,7 +14,7 @@ from lipdub.motion import expression
 from lipdub.render import compose
 from lipdub.render.atlas import Atlas
 from lipdub.render.mouth import MouthModel
-from lipdub.render.renderer import Renderer
+from lipdub.render.renderer import Renderer, resting
 from lipdub.render.selection import (JUMP_COST, POSE_WEIGHT, descriptor_scale, match_cost, search_space,
                                      small_open_axis, squared_distance, transition_cost)
 from lipdub.render.warp import FaceWarper, close_eyes_for_blink
@@ -95,6 +95,19 @@ class LiveAppearance:
                 self._reindex(n)
         return True
 
+    def _rest(self) -> float:
+        """How this speaker rests (canonical opening; 0 = closed), which the new speech's silences show: a prepared
+        video file's rest, measured on its tracked frames and their pauses before the session (`rest_opening` of
+        the atlas, pipeline.live.prepare_atlas); for a stream's own atlas the low percentile of the openings seen
+        so far (render.renderer.resting: closed until it holds REST_MIN_FRAMES mouths); closed for a profile's
+        atlas without the shot's (its footage's rests are another shot's) and for a photo."""
+        known = getattr(self.atlas, "rest_opening", None)
+        if known is not None:
+            return float(known)
+        if self.grow and not self.still:
+            return resting(self.renderer.atlas_open)
+        return 0.0
+
     def _steady_amplitude(self) -> None:
         """The stream's own atlas starts empty, so its estimate of how wide this speaker opens (offline: the whole
         clip's 97th percentile, at least 0.09) keeps changing as frames arrive, and the dub's amplitude with it; the
@@ -112,6 +125,7 @@ class LiveAppearance:
         self._blur = r.blur_cost()
         self._tree = cKDTree(search_space(self._desc, self._pose_feat, POSE_WEIGHT))
         self._indexed = n
+        r.use_rest(self._rest())
 
     def choose(self, want: np.ndarray, pose_feat: np.ndarray, k: int = 16, jump_cost: float = JUMP_COST) -> int:
         """The atlas entry for this frame (see the class doc; the costs are render.selection's)."""
@@ -132,8 +146,10 @@ class LiveAppearance:
         self.prev = a
         return a
 
-    def render(self, rgb: np.ndarray, lms: np.ndarray | None, opening: float, width: float) -> tuple[np.ndarray, bool]:
-        """rgb with the mouth at `opening`/`width` (MouthTrack units), or unchanged when there is no face."""
+    def render(self, rgb: np.ndarray, lms: np.ndarray | None, opening: float, width: float, rest: float = 0.0
+               ) -> tuple[np.ndarray, bool]:
+        """rgb with the mouth at `opening`/`width` and at least `rest` of the speaker's rest opening (MouthTrack
+        units), or unchanged when there is no face."""
         if lms is None or not self._ensure_renderer(rgb.shape[1], rgb.shape[0]):
             self.colour.reset()
             self.prev = None
@@ -143,7 +159,7 @@ class LiveAppearance:
         s, rot, t = _pose_of(r.canonical, lms)
         r.pose.scale[0], r.pose.rotation[0], r.pose.translation[0] = s, rot, t
         open_c, width_c = r.wanted(motion.MouthTrack(np.zeros(1), np.float32([opening]), np.float32([width]),
-                                                     np.zeros(1, bool)))
+                                                     np.zeros(1, bool), np.float32([rest])))
         want = small_open_axis(np.array([[open_c[0], width_c[0]]]))[0] * self._desc_scale
         opening_c = float(open_c[0])
         a = self.choose(want, rot[:2, 2])

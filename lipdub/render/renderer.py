@@ -155,18 +155,22 @@ class Renderer:
             self.filmed_expression()
             opening = self._filmed_open if self._filmed_open is not None else np.zeros(0)
             ok = np.isfinite(opening)
-            rest = 0.0
-            if ok.sum() >= REST_MIN_FRAMES:
-                rest = float(np.percentile(opening[ok], REST_PERCENTILE))
-                if self.pauses is not None:
-                    paused = np.zeros(len(ok), bool)
-                    paused[:min(len(ok), len(self.pauses))] = np.asarray(self.pauses, bool)[:len(ok)]
-                    paused &= ok
-                    fps = (ok.sum() - 1) / max(float(np.ptp(self.track.times[ok])), 1e-6)
-                    if paused.sum() >= REST_PAUSE_SECONDS * fps:
-                        rest = float(np.percentile(opening[paused], REST_PAUSE_PERCENTILE))
-            self._rest = rest if rest >= CLOSED_LINE_OPENING[0] else 0.0
+            rest = resting(opening[ok])
+            if ok.sum() >= REST_MIN_FRAMES and self.pauses is not None:
+                paused = np.zeros(len(ok), bool)
+                paused[:min(len(ok), len(self.pauses))] = np.asarray(self.pauses, bool)[:len(ok)]
+                paused &= ok
+                fps = (ok.sum() - 1) / max(float(np.ptp(self.track.times[ok])), 1e-6)
+                if paused.sum() >= REST_PAUSE_SECONDS * fps:
+                    rest = float(np.percentile(opening[paused], REST_PAUSE_PERCENTILE))
+                    rest = rest if rest >= CLOSED_LINE_OPENING[0] else 0.0
+            self._rest = rest
         return self._rest
+
+    def use_rest(self, rest: float) -> None:
+        """Rest at this opening (canonical units) from now on: live mode knows its speaker's rest from the mouths
+        prepared before the session or seen so far, not from its one-frame track."""
+        self._rest = float(rest)
 
     def wanted(self, mouth: motion.MouthTrack, source: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Canonical opening and width per output frame. Given `source` (the filmed frame each output frame
@@ -474,6 +478,16 @@ class Renderer:
             warped, alpha = warped[r, c], alpha[r, c]
             skin = None if skin is None else (skin[0][r, c], skin[1][r, c])
         return roi, warped, alpha, skin
+
+
+def resting(openings: np.ndarray) -> float:
+    """A speaker's rest from filmed openings (canonical units) without their pauses: a low percentile, as one who
+    never shuts the lips while talking does not rest shut either; closed under the lips' touch and with fewer than
+    REST_MIN_FRAMES openings (a photo shows one mouth, not how its speaker rests)."""
+    if len(openings) < REST_MIN_FRAMES:
+        return 0.0
+    rest = float(np.percentile(openings, REST_PERCENTILE))
+    return rest if rest >= CLOSED_LINE_OPENING[0] else 0.0
 
 
 def own_times(atlas: Atlas, track: face.FaceTrack, budget_bytes: int) -> tuple[np.ndarray, np.ndarray] | None:
