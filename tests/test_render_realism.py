@@ -114,12 +114,37 @@ def test_wanted_width_follows_the_filmed_smile(topology):
     _, width = r.wanted(_speech(n), np.arange(n))
     neutral, smiling = np.median(width[: n // 2 - 15]), np.median(width[n // 2 + 15:])
     assert smiling - neutral == pytest.approx(0.12, abs=0.03)
-    # the speech's own spreading still comes on top
-    _, spread = r.wanted(_speech(n, width=1.0), np.arange(n))
-    assert np.all(spread > width)
+    # the speech's own spreading still comes on top (around its mean: the fit holds the speaker's average width)
+    speech = _speech(n, width=1.0)
+    speech.width[::2] = -1.0
+    _, spread = r.wanted(speech, np.arange(n))
+    assert np.all(spread[1::2] > width[1::2]) and np.all(spread[::2] < width[::2])
     # without the filmed frames (live, a bare call) the width is the rest width with the speech's
     _, bare = r.wanted(_speech(n))
     assert np.ptp(bare) == 0
+
+
+def test_the_dubbed_width_varies_as_much_as_the_speaker_rounds_and_spreads(topology):
+    # a speaker whose width moves from frame to frame (rounding, spreading) by sd 0.03 of the face at any opening:
+    # the speech's spreading reaches as far (the fixed share alone moved the dub's width half as much as filmed)
+    n = 150
+    shapes = np.repeat(topology[None].astype(np.float64), n, 0)
+    jitter = np.random.default_rng(3).normal(0, 0.03, n)
+    for left, right, share in ((61, 291, 1.0), (78, 308, 1.0), (146, 375, 0.5), (185, 409, 0.5)):
+        shapes[:, left, 0] -= share * jitter / 2
+        shapes[:, right, 0] += share * jitter / 2
+    track = face.FaceTrack(np.arange(n) / 30.0, (shapes * 100 + [200, 120, 0]).astype(np.float32), np.ones(n, bool),
+                           400, 400)
+    r = _renderer(track, topology)
+    speech = _speech(n)
+    speech.width[:] = np.random.default_rng(4).normal(0, 0.15, n)  # MouthTrack.width's typical spread
+    _, width = r.wanted(speech, np.arange(n))
+    _, _, (a, b) = r.filmed_expression()
+    fast = width - a - b * 0.3 * r.model.open_max - r.filmed_expression()[0]
+    assert np.std(fast) == pytest.approx(0.03, rel=0.3)
+    assert abs(np.mean(fast)) < 0.005  # around the speaker's own width
+    # a speaker whose width stays put keeps the fixed share
+    assert r.width_gain() > 2.0 and _renderer(_smiling_track(topology), topology).width_gain() == 1.0
 
 
 def test_selection_keeps_the_filmed_corner_lift(topology):

@@ -33,14 +33,15 @@ from lipdub.render.selection import (JUMP_COST, POSE_WEIGHT, blur_cost, descript
 EXPRESSION_SECONDS = 1.0  # the filmed expression: a running median of mouth width and corner lift this long
 INNER_MIDDLE = [82, 87, 13, 14, 312, 317]  # inner-lip pairs (upper, lower) at the middle: the opening
 EXPRESSION_WEIGHT = 8.0  # descriptor scale of corner lift (canonical units): a smile's 0.02 costs 0.026
+# the speech's rounding and spreading (MouthTrack.width) widens the mouth by WIDTH_SHARE of its rest width times
+# the speaker's gain (Renderer.width_gain; with the share alone dubbed widths varied half as much as filmed ones)
+WIDTH_SHARE, WIDTH_GAIN_MAX = 0.12, 3.0
+SPEECH_WIDTH_SD = 0.15  # the typical spread of MouthTrack.width over speech (0.13-0.16 on five dubs)
 # the speaker's rest mouth (Renderer.rest_opening): the lower quartile of the filmed opening in the filmed pauses
 # (breaths part the lips in most of them: their median was 0.11-0.15 on four talks, as open as mid-speech) when
 # they add up to REST_PAUSE_SECONDS, else a low percentile of all filmed openings; closed under the lips' touch,
 # and for a track of fewer than REST_MIN_FRAMES valid frames (a photo shows one mouth, not how its speaker rests)
-REST_PAUSE_SECONDS = 0.5
-REST_PAUSE_PERCENTILE = 25
-REST_PERCENTILE = 10
-REST_MIN_FRAMES = 25
+REST_PAUSE_SECONDS, REST_PAUSE_PERCENTILE, REST_PERCENTILE, REST_MIN_FRAMES = 0.5, 25, 10, 25
 FRAME_SKIN = True  # the skin around the drawn lips from the frame itself (Renderer._draw)
 MIDDLE_UPPER, MIDDLE_LOWER = CONTROL.index(13), CONTROL.index(14)  # the inner lips' middle
 
@@ -85,6 +86,7 @@ class Renderer:
         self._expression = expression
         self._rest = rest
         self._filmed_open: np.ndarray | None = None  # per track frame, canonical (filmed_expression)
+        self._width_fast: float | None = None  # the filmed width's frame-to-frame spread (filmed_expression)
         self.pauses: np.ndarray | None = None
 
     def index_atlas(self) -> None:
@@ -140,7 +142,9 @@ class Renderer:
             fps = (ok.sum() - 1) / max(float(np.ptp(tr.times[ok])), 1e-6) if ok.sum() > 1 else 1.0
             size = max(1, int(round(EXPRESSION_SECONDS * fps)) | 1)
             idx = np.flatnonzero(ok)
-            resid = median_filter(width[ok] - fit[0] - fit[1] * opening[ok], size=size, mode="nearest")
+            raw = width[ok] - fit[0] - fit[1] * opening[ok]
+            resid = median_filter(raw, size=size, mode="nearest")
+            self._width_fast = float(np.std(raw - resid))
             lift_s = median_filter(lift[ok], size=size, mode="nearest")
             at = np.arange(n)
             self._expression = np.interp(at, idx, resid), np.interp(at, idx, lift_s), fit
@@ -169,10 +173,21 @@ class Renderer:
             self._rest = rest if rest >= CLOSED_LINE_OPENING[0] else 0.0
         return self._rest
 
+    def width_gain(self) -> float:
+        """How much more than WIDTH_SHARE this speaker's mouth rounds and spreads in speech: the filmed width's
+        frame-to-frame spread (its residual over the running median) over the speech term's typical spread, within
+        1..WIDTH_GAIN_MAX (1 without a filmed track to measure)."""
+        self.filmed_expression()
+        if not self._width_fast:
+            return 1.0
+        typical = self.model.rest_width * WIDTH_SHARE * SPEECH_WIDTH_SD
+        return float(np.clip(self._width_fast / typical, 1.0, WIDTH_GAIN_MAX))
+
     def wanted(self, mouth: motion.MouthTrack, source: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Canonical opening and width per output frame. Given `source` (the filmed frame each output frame
         shows), the width is the filmed speaker's own at that opening plus that frame's expression
-        (filmed_expression), with the speech's rounding and spreading on top; else the rest width with it."""
+        (filmed_expression), with the speech's rounding and spreading on top as far as this speaker rounds and
+        spreads (width_gain); else the rest width with the speech's at WIDTH_SHARE."""
         m = self.model
         opening = mouth.opening * m.open_max
         if mouth.rest is not None and self.rest_opening() > 0:
@@ -180,11 +195,13 @@ class Renderer:
             opening = np.maximum(opening, mouth.rest * self.rest_opening())
         if self.region == "lips":  # lips part without the jaw: only as far as lips alone can open
             opening = np.minimum(opening, 0.07)
-        width = m.rest_width * (1 + 0.12 * mouth.width)
+        width = m.rest_width * (1 + WIDTH_SHARE * mouth.width)
         if source is None:
             return opening, width
         resid, _, (a, b) = self.filmed_expression()
-        return opening, a + b * opening + resid[np.minimum(source, len(resid) - 1)] + (width - m.rest_width)
+        # around the speech's mean: the fit holds the speaker's average width (a mean at the gain narrowed every mouth)
+        spread = m.rest_width * WIDTH_SHARE * self.width_gain() * (mouth.width - float(np.mean(mouth.width)))
+        return opening, a + b * opening + resid[np.minimum(source, len(resid) - 1)] + spread
 
     def plan(self, schedule: np.ndarray, mouth: motion.MouthTrack, teeth: np.ndarray | None = None,
              teeth_weight: float = 0.25, source: np.ndarray | None = None):
@@ -229,8 +246,10 @@ class Renderer:
 
     def retarget(self, track: face.FaceTrack) -> "Renderer":
         """The same atlas and mouth model drawing onto another track (landmarks moved by head motion or expression)."""
-        return Renderer(self.atlas, track, model=self.model, colour=self.colour, region=self.region,
-                        filmed=self.filmed, expression=self.filmed_expression(), rest=self.rest_opening())
+        out = Renderer(self.atlas, track, model=self.model, colour=self.colour, region=self.region,
+                       filmed=self.filmed, expression=self.filmed_expression(), rest=self.rest_opening())
+        out._width_fast = self._width_fast
+        return out
 
     def frame(self, k: int, j: int, frame: np.ndarray, plan, offsets: np.ndarray | None = None
               ) -> tuple[np.ndarray, bool]:
