@@ -22,7 +22,7 @@ from lipdub.errors import InputError
 from lipdub.render import compose
 from lipdub.render.atlas import Atlas, fill_atlas_in_halves, pose_features
 from lipdub.render.interior import (CLOSED_LINE_OPENING, inner_lip_mask, pull_inner_lips, soften_lip_line,
-                                    synthetic_cavity)
+                                    split_rows, synthetic_cavity)
 from lipdub.render.mouth import (CONTROL, EXPRESSION_POINTS, INNER_LOWER_POS, INNER_UPPER_POS, JAW_POS, LIPS_POS,
                                  OUTER_LIPS_POS, OUTER_RING, UPPER_EDGE_POS, MouthModel, build_mouth_model, corner_lift,
                                  descriptors, target_shape)
@@ -290,7 +290,7 @@ class Renderer:
         dst_u = self._target(j, a, s_open, width, None)
         teeth = self.warper.warp(self.atlas.crop(s), self.atlas.src_controls[s].astype(np.float64), dst_u, roi,
                                  detail)[0]
-        # per column: where s's teeth meet (midway between its inner lips, following the smile's curve), and how far
+        # per column: where s's interior splits (render.interior.split_rows: where its upper teeth end), and how far
         # the upper and the lower lip move from there to the wanted mouth (the lower most at the centre, nothing at
         # the corners, so the gap opens as a lens)
         x0, y0 = roi[:2]
@@ -299,7 +299,8 @@ class Renderer:
         up_u, lo_u = dst_u[INNER_UPPER_POS], dst_u[INNER_LOWER_POS]
         up_d, lo_d = dst[INNER_UPPER_POS], dst[INNER_LOWER_POS]
         order = np.argsort(lo_u[:, 0])
-        meet = np.interp(cols, lo_u[order, 0], 0.5 * (up_u[order, 1] + lo_u[order, 1])) - y0
+        meet = split_rows(teeth, np.interp(cols, lo_u[order, 0], up_u[order, 1]) - y0,
+                          np.interp(cols, lo_u[order, 0], lo_u[order, 1]) - y0)
         drop = np.interp(cols, lo_u[order, 0], lo_d[order, 1] - lo_u[order, 1], left=0.0, right=0.0)
         slide = np.interp(cols, lo_u[order, 0], lo_d[order, 0] - lo_u[order, 0], left=0.0, right=0.0)  # a tilted jaw
         order = np.argsort(up_u[:, 0])
