@@ -168,15 +168,18 @@ def split_rows(rgb: np.ndarray, top: np.ndarray, bottom: np.ndarray) -> np.ndarr
     over the columns of where their darkest row lies (where the upper teeth end and the mouth behind them shows).
     The midway row cut the upper teeth of a mouth whose teeth filled more than half its gap, and their lower edge
     rode down with the lower lip: a grey bar over the lower lip. Midway where no column is 4 px open."""
-    h = rgb.shape[0]
     gap = bottom - top
-    grey = cv2.blur(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32), (1, 3))
-    rows = np.arange(h, dtype=np.float32)[:, None]
-    inside = (rows >= top + SPLIT_RANGE[0] * gap) & (rows <= top + SPLIT_RANGE[1] * gap)
-    ok = inside.any(0) & (gap >= 4)
+    ok = gap >= 4
+    if ok.any():  # only the rows between the lips (and one either side for the blur) are read
+        r0 = max(int(np.floor(top[ok].min())) - 1, 0)
+        r1 = min(int(np.ceil(bottom[ok].max())) + 2, rgb.shape[0])
+        grey = cv2.blur(cv2.cvtColor(rgb[r0:r1], cv2.COLOR_RGB2GRAY).astype(np.float32), (1, 3))
+        rows = np.arange(r0, r1, dtype=np.float32)[:, None]
+        inside = (rows >= top + SPLIT_RANGE[0] * gap) & (rows <= top + SPLIT_RANGE[1] * gap)
+        ok &= inside.any(0)
     if not ok.any():
         return (top + 0.5 * gap).astype(np.float32)
-    dark = np.where(inside, grey, np.inf)[:, ok].argmin(0)
+    dark = np.where(inside, grey, np.inf)[:, ok].argmin(0) + r0
     share = float(np.clip(np.median((dark - top[ok]) / gap[ok]), *SPLIT_RANGE))
     return (top + share * gap).astype(np.float32)
 
