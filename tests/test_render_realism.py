@@ -2,11 +2,14 @@
 over, the filmed frame's expression (width, corner lift) kept. Synthetic atlases and tracks; the face topology comes
 from a real track (skips without ../shared/data)."""
 
+import cv2
 import numpy as np
 import pytest
 
 from lipdub import face, motion, render
+from lipdub.core.landmarks import INNER_LOWER, INNER_UPPER
 from lipdub.render import selection
+from lipdub.render.interior import split_rows
 from lipdub.render.live import LiveAppearance
 
 
@@ -94,9 +97,13 @@ def _smiling_track(can, n=60, widen=0.0, lift=0.0, fps=30.0):
 
 
 def _renderer(track, can):
+    return _renderer_on(track, can, np.random.default_rng(1).integers(60, 200, (400, 400, 3), dtype=np.uint8))
+
+
+def _renderer_on(track, can, img):
+    """A renderer whose atlas holds every frame of `track`, each cut from the image `img`."""
     pose = face.estimate_pose(track, can)
     atlas = render.Atlas(can, float(np.median(pose.scale)))
-    img = np.random.default_rng(1).integers(60, 200, (400, 400, 3), dtype=np.uint8)
     for i in range(len(track)):
         assert atlas.add(i, img, track.landmarks[i], (pose.scale[i], pose.rotation[i], pose.translation[i]))
     return render.Renderer(atlas, track, pose)
@@ -114,12 +121,37 @@ def test_wanted_width_follows_the_filmed_smile(topology):
     _, width = r.wanted(_speech(n), np.arange(n))
     neutral, smiling = np.median(width[: n // 2 - 15]), np.median(width[n // 2 + 15:])
     assert smiling - neutral == pytest.approx(0.12, abs=0.03)
-    # the speech's own spreading still comes on top
-    _, spread = r.wanted(_speech(n, width=1.0), np.arange(n))
-    assert np.all(spread > width)
+    # the speech's own spreading still comes on top (around its mean: the fit holds the speaker's average width)
+    speech = _speech(n, width=1.0)
+    speech.width[::2] = -1.0
+    _, spread = r.wanted(speech, np.arange(n))
+    assert np.all(spread[1::2] > width[1::2]) and np.all(spread[::2] < width[::2])
     # without the filmed frames (live, a bare call) the width is the rest width with the speech's
     _, bare = r.wanted(_speech(n))
     assert np.ptp(bare) == 0
+
+
+def test_the_dubbed_width_varies_as_much_as_the_speaker_rounds_and_spreads(topology):
+    # a speaker whose width moves from frame to frame (rounding, spreading) by sd 0.03 of the face at any opening:
+    # the speech's spreading reaches as far (the fixed share alone moved the dub's width half as much as filmed)
+    n = 150
+    shapes = np.repeat(topology[None].astype(np.float64), n, 0)
+    jitter = np.random.default_rng(3).normal(0, 0.03, n)
+    for left, right, share in ((61, 291, 1.0), (78, 308, 1.0), (146, 375, 0.5), (185, 409, 0.5)):
+        shapes[:, left, 0] -= share * jitter / 2
+        shapes[:, right, 0] += share * jitter / 2
+    track = face.FaceTrack(np.arange(n) / 30.0, (shapes * 100 + [200, 120, 0]).astype(np.float32), np.ones(n, bool),
+                           400, 400)
+    r = _renderer(track, topology)
+    speech = _speech(n)
+    speech.width[:] = np.random.default_rng(4).normal(0, 0.15, n)  # MouthTrack.width's typical spread
+    _, width = r.wanted(speech, np.arange(n))
+    _, _, (a, b) = r.filmed_expression()
+    fast = width - a - b * 0.3 * r.model.open_max - r.filmed_expression()[0]
+    assert np.std(fast) == pytest.approx(0.03, rel=0.3)
+    assert abs(np.mean(fast)) < 0.005  # around the speaker's own width
+    # a speaker whose width stays put keeps the fixed share
+    assert r.width_gain() > 2.0 and _renderer(_smiling_track(topology), topology).width_gain() == 1.0
 
 
 def test_selection_keeps_the_filmed_corner_lift(topology):
@@ -182,3 +214,41 @@ def test_live_selection_matches_small_openings_closely(topology):
     app = LiveAppearance(_renderer(track, topology).atlas, model, grow=False)
     app.render(np.full((400, 400, 3), 128, np.uint8), track.landmarks[0], 0.0, 0.0)
     assert app.prev == 1  # the stretched axis: the shut one
+
+
+# ------------------------------------------------------------------------------------------------------ interior
+
+def test_a_mouth_opened_past_its_source_keeps_its_upper_teeth_whole(topology):
+    # a filmed mouth whose upper teeth fill 70 % of its gap (dark below them), drawn twice as open: the jaw's split
+    # runs where the teeth end, so no part of them rides down with the lower lip. Split midway, the teeth's lower
+    # part sat over the lower lip as a bright bar (39 % of the bottom 30 % of the opening white; now under 5 %)
+    ppu, gap = 200.0, 0.1
+    shape = topology.astype(np.float64).copy()
+    for up, lo in render.INNER_PAIRS:
+        shape[lo, 1] = shape[up, 1] + gap
+    lms = (shape * ppu + [300, 150, 0]).astype(np.float32)[None]
+    track = face.FaceTrack(np.zeros(1), lms, np.ones(1, bool), 600, 500)
+    img = np.full((500, 600, 3), (200, 150, 130), np.uint8)
+    ring = np.round(lms[0, INNER_UPPER + INNER_LOWER[::-1][1:-1], :2]).astype(np.int32)
+    inside = np.zeros(img.shape[:2], np.uint8)
+    cv2.fillPoly(inside, [ring], 1)
+    top = np.interp(np.arange(600), lms[0, INNER_UPPER, 0], lms[0, INNER_UPPER, 1])
+    rows = np.arange(500)[:, None]
+    teeth = rows < top[None, :] + 0.7 * gap * ppu
+    img[(inside > 0) & teeth] = 235
+    img[(inside > 0) & ~teeth] = 25
+    r = _renderer_on(track, topology, img)
+    # the split found on the filmed mouth: where its teeth end, not midway
+    cols = np.arange(260, 340)
+    up = np.interp(cols, lms[0, INNER_UPPER, 0], lms[0, INNER_UPPER, 1])
+    share = (split_rows(img[:, 260:340], up, up + gap * ppu) - up) / (gap * ppu)
+    assert np.all((share > 0.65) & (share < 0.85))
+    out = r.render_frame(img.copy(), 0, 0, 2 * float(r.atlas_open[0]), float(r.model.rest_width))
+    dst = r._target(0, 0, 2 * float(r.atlas_open[0]), float(r.model.rest_width), None)
+    up_d = np.interp(cols, dst[render.INNER_UPPER_POS, 0], dst[render.INNER_UPPER_POS, 1])
+    lo_d = np.interp(cols, dst[render.INNER_LOWER_POS, 0], dst[render.INNER_LOWER_POS, 1])
+    bottom = (rows >= (lo_d - 0.3 * (lo_d - up_d))[None, :]) & (rows < (lo_d - 3)[None, :])
+    grey = out[:, 260:340].astype(np.float32).mean(2)
+    assert bottom.sum() > 100 and (grey[bottom] > 150).mean() < 0.05
+    upper = (rows > (up_d + 2)[None, :]) & (rows < (up_d + 0.6 * gap * ppu)[None, :])
+    assert (grey[upper] > 150).mean() > 0.8  # the teeth themselves are still there, under the upper lip

@@ -102,7 +102,7 @@ def test_filmed_pauses_tell_the_rest_and_a_photo_rests_shut(topology):
     r = _renderer(_filmed(topology, gaps), topology)
     r.pauses = np.zeros(200, bool)
     r.pauses[105:108] = True
-    assert r.rest_opening() == pytest.approx(np.percentile(gaps, render.renderer.REST_PERCENTILE), abs=0.005)
+    assert r.rest_opening() == pytest.approx(np.percentile(gaps, render.speaker.REST_PERCENTILE), abs=0.005)
     # a photo: one mouth, not how its speaker rests
     photo = _renderer(_filmed(topology, [0.1]), topology)
     assert photo.rest_opening() == 0.0
@@ -188,4 +188,4 @@ def test_a_streams_own_atlas_rests_as_its_mouths_seen_so_far(topology, monkeypat
     app.render(img, track.landmarks[0], 0.0, 0.0, 0.0)  # the atlas is read again as it grows
     seen = gaps[::2]  # every other frame joins the atlas (render.live.ATLAS_STRIDE)
     assert _drawn_opening(app, track, monkeypatch, rest=1.0) == pytest.approx(
-        np.percentile(seen, render.renderer.REST_PERCENTILE), abs=0.005)
+        np.percentile(seen, render.speaker.REST_PERCENTILE), abs=0.005)

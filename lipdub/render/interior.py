@@ -159,5 +159,30 @@ def synthetic_cavity(patch: np.ndarray, control: np.ndarray, roi: tuple[int, int
     return result
 
 
+SPLIT_RANGE = (0.2, 0.9)  # where between its inner lips (0 upper .. 1 lower) a source mouth may be split
+
+
+def split_rows(rgb: np.ndarray, top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
+    """Per column of `rgb` (a mouth drawn at its filmed opening), the row to split its interior at when a jaw moves
+    it: one share of the way from its inner lips `top` to `bottom` (rows per column) all along the mouth, the median
+    over the columns of where their darkest row lies (where the upper teeth end and the mouth behind them shows).
+    The midway row cut the upper teeth of a mouth whose teeth filled more than half its gap, and their lower edge
+    rode down with the lower lip: a grey bar over the lower lip. Midway where no column is 4 px open."""
+    gap = bottom - top
+    ok = gap >= 4
+    if ok.any():  # only the rows between the lips (and one either side for the blur) are read
+        r0 = max(int(np.floor(top[ok].min())) - 1, 0)
+        r1 = min(int(np.ceil(bottom[ok].max())) + 2, rgb.shape[0])
+        grey = cv2.blur(cv2.cvtColor(rgb[r0:r1], cv2.COLOR_RGB2GRAY).astype(np.float32), (1, 3))
+        rows = np.arange(r0, r1, dtype=np.float32)[:, None]
+        inside = (rows >= top + SPLIT_RANGE[0] * gap) & (rows <= top + SPLIT_RANGE[1] * gap)
+        ok &= inside.any(0)
+    if not ok.any():
+        return (top + 0.5 * gap).astype(np.float32)
+    dark = np.where(inside, grey, np.inf)[:, ok].argmin(0) + r0
+    share = float(np.clip(np.median((dark - top[ok]) / gap[ok]), *SPLIT_RANGE))
+    return (top + share * gap).astype(np.float32)
+
+
 def inner_polygon(points: np.ndarray) -> np.ndarray:
     return np.concatenate([points[INNER_UPPER], points[INNER_LOWER[::-1][1:-1]]])[:, :2]

@@ -14,7 +14,8 @@ from lipdub.motion import expression
 from lipdub.render import compose
 from lipdub.render.atlas import Atlas
 from lipdub.render.mouth import MouthModel
-from lipdub.render.renderer import Renderer, resting
+from lipdub.render.renderer import Renderer
+from lipdub.render.speaker import resting
 from lipdub.render.selection import (JUMP_COST, POSE_WEIGHT, descriptor_scale, match_cost, search_space,
                                      small_open_axis, squared_distance, transition_cost)
 from lipdub.render.warp import FaceWarper, close_eyes_for_blink
@@ -99,7 +100,7 @@ class LiveAppearance:
         """How this speaker rests (canonical opening; 0 = closed), which the new speech's silences show: a prepared
         video file's rest, measured on its tracked frames and their pauses before the session (`rest_opening` of
         the atlas, pipeline.live.prepare_atlas); for a stream's own atlas the low percentile of the openings seen
-        so far (render.renderer.resting: closed until it holds REST_MIN_FRAMES mouths); closed for a profile's
+        so far (render.speaker.resting: closed until it holds REST_MIN_FRAMES mouths); closed for a profile's
         atlas without the shot's (its footage's rests are another shot's) and for a photo."""
         known = getattr(self.atlas, "rest_opening", None)
         if known is not None:

@@ -14,33 +14,26 @@ from typing import Callable, NamedTuple
 
 import cv2
 import numpy as np
-from scipy.ndimage import median_filter
 
 from lipdub import face, media, motion
 from lipdub.core.landmarks import JAW, OUTER_LOWER, OUTER_UPPER, UPPER_EDGE
 from lipdub.errors import InputError
-from lipdub.render import compose
+from lipdub.render import compose, speaker
 from lipdub.render.atlas import Atlas, fill_atlas_in_halves, pose_features
 from lipdub.render.interior import (CLOSED_LINE_OPENING, inner_lip_mask, pull_inner_lips, soften_lip_line,
-                                    synthetic_cavity)
-from lipdub.render.mouth import (CONTROL, EXPRESSION_POINTS, INNER_LOWER_POS, INNER_UPPER_POS, JAW_POS, LIPS_POS,
+                                    split_rows, synthetic_cavity)
+from lipdub.render.mouth import (CONTROL, INNER_LOWER_POS, INNER_UPPER_POS, JAW_POS, LIPS_POS,
                                  OUTER_LIPS_POS, OUTER_RING, UPPER_EDGE_POS, MouthModel, build_mouth_model, corner_lift,
                                  descriptors, target_shape)
 from lipdub.render.selection import (JUMP_COST, POSE_WEIGHT, blur_cost, descriptor_scale, select_frames,
                                      small_open_axis)
 
 
-EXPRESSION_SECONDS = 1.0  # the filmed expression: a running median of mouth width and corner lift this long
-INNER_MIDDLE = [82, 87, 13, 14, 312, 317]  # inner-lip pairs (upper, lower) at the middle: the opening
 EXPRESSION_WEIGHT = 8.0  # descriptor scale of corner lift (canonical units): a smile's 0.02 costs 0.026
-# the speaker's rest mouth (Renderer.rest_opening): the lower quartile of the filmed opening in the filmed pauses
-# (breaths part the lips in most of them: their median was 0.11-0.15 on four talks, as open as mid-speech) when
-# they add up to REST_PAUSE_SECONDS, else a low percentile of all filmed openings; closed under the lips' touch,
-# and for a track of fewer than REST_MIN_FRAMES valid frames (a photo shows one mouth, not how its speaker rests)
-REST_PAUSE_SECONDS = 0.5
-REST_PAUSE_PERCENTILE = 25
-REST_PERCENTILE = 10
-REST_MIN_FRAMES = 25
+# the speech's rounding and spreading (MouthTrack.width) widens the mouth by WIDTH_SHARE of its rest width times
+# the speaker's gain (Renderer.width_gain; with the share alone dubbed widths varied half as much as filmed ones)
+WIDTH_SHARE, WIDTH_GAIN_MAX = 0.12, 3.0
+SPEECH_WIDTH_SD = 0.15  # the typical spread of MouthTrack.width over speech (0.13-0.16 on five dubs)
 FRAME_SKIN = True  # the skin around the drawn lips from the frame itself (Renderer._draw)
 
 
@@ -84,6 +77,7 @@ class Renderer:
         self._expression = expression
         self._rest = rest
         self._filmed_open: np.ndarray | None = None  # per track frame, canonical (filmed_expression)
+        self._width_fast: float | None = None  # the filmed width's frame-to-frame spread (filmed_expression)
         self.pauses: np.ndarray | None = None
 
     def index_atlas(self) -> None:
@@ -120,30 +114,9 @@ class Renderer:
         over EXPRESSION_SECONDS: speech moves them back and forth, what stays is the expression (a smile widens
         and lifts). A retargeted renderer keeps its filmed track's."""
         if self._expression is None:
-            tr, p = self.track, self.pose
-            n = len(tr)
-            width, lift, opening = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
-            for i in np.flatnonzero(tr.valid):
-                pts = p.to_canonical(i, tr.landmarks[i, EXPRESSION_POINTS + INNER_MIDDLE].astype(np.float64))
-                width[i] = np.linalg.norm(pts[0, :2] - pts[1, :2])
-                lift[i] = corner_lift(pts[:3])
-                opening[i] = np.mean(pts[4::2, 1] - pts[3::2, 1])
-            ok = np.isfinite(width)
-            if not ok.any():
-                self._expression = np.zeros(n), np.zeros(n), np.array([self.model.rest_width, 0.0])
-                return self._expression
-            fit = np.array([float(np.median(width[ok])), 0.0])
-            if ok.sum() >= 30 and np.std(opening[ok]) > 0.01:  # a photo or a still mouth: no slope to fit
-                b, a = np.polyfit(opening[ok], width[ok], 1)
-                fit = np.array([a, float(np.clip(b, -1.0, 1.0))])
-            fps = (ok.sum() - 1) / max(float(np.ptp(tr.times[ok])), 1e-6) if ok.sum() > 1 else 1.0
-            size = max(1, int(round(EXPRESSION_SECONDS * fps)) | 1)
-            idx = np.flatnonzero(ok)
-            resid = median_filter(width[ok] - fit[0] - fit[1] * opening[ok], size=size, mode="nearest")
-            lift_s = median_filter(lift[ok], size=size, mode="nearest")
-            at = np.arange(n)
-            self._expression = np.interp(at, idx, resid), np.interp(at, idx, lift_s), fit
-            self._filmed_open = opening
+            filmed = speaker.filmed_mouth(self.track, self.pose, self.model.rest_width)
+            self._expression = filmed.offset, filmed.lift, filmed.fit
+            self._filmed_open, self._width_fast = filmed.opening, filmed.width_fast
         return self._expression
 
     def rest_opening(self) -> float:
@@ -153,18 +126,7 @@ class Renderer:
         there (MouthTrack.rest), so they show this speaker's resting mouths, not a closed one it never shows."""
         if self._rest is None:
             self.filmed_expression()
-            opening = self._filmed_open if self._filmed_open is not None else np.zeros(0)
-            ok = np.isfinite(opening)
-            rest = resting(opening[ok])
-            if ok.sum() >= REST_MIN_FRAMES and self.pauses is not None:
-                paused = np.zeros(len(ok), bool)
-                paused[:min(len(ok), len(self.pauses))] = np.asarray(self.pauses, bool)[:len(ok)]
-                paused &= ok
-                fps = (ok.sum() - 1) / max(float(np.ptp(self.track.times[ok])), 1e-6)
-                if paused.sum() >= REST_PAUSE_SECONDS * fps:
-                    rest = float(np.percentile(opening[paused], REST_PAUSE_PERCENTILE))
-                    rest = rest if rest >= CLOSED_LINE_OPENING[0] else 0.0
-            self._rest = rest
+            self._rest = speaker.rest_opening(self._filmed_open, self.track.times, self.pauses)
         return self._rest
 
     def use_rest(self, rest: float) -> None:
@@ -172,10 +134,21 @@ class Renderer:
         prepared before the session or seen so far, not from its one-frame track."""
         self._rest = float(rest)
 
+    def width_gain(self) -> float:
+        """How much more than WIDTH_SHARE this speaker's mouth rounds and spreads in speech: the filmed width's
+        frame-to-frame spread (its residual over the running median) over the speech term's typical spread, within
+        1..WIDTH_GAIN_MAX (1 without a filmed track to measure)."""
+        self.filmed_expression()
+        if not self._width_fast:
+            return 1.0
+        typical = self.model.rest_width * WIDTH_SHARE * SPEECH_WIDTH_SD
+        return float(np.clip(self._width_fast / typical, 1.0, WIDTH_GAIN_MAX))
+
     def wanted(self, mouth: motion.MouthTrack, source: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Canonical opening and width per output frame. Given `source` (the filmed frame each output frame
         shows), the width is the filmed speaker's own at that opening plus that frame's expression
-        (filmed_expression), with the speech's rounding and spreading on top; else the rest width with it."""
+        (filmed_expression), with the speech's rounding and spreading on top as far as this speaker rounds and
+        spreads (width_gain); else the rest width with the speech's at WIDTH_SHARE."""
         m = self.model
         opening = mouth.opening * m.open_max
         if mouth.rest is not None and self.rest_opening() > 0:
@@ -183,11 +156,13 @@ class Renderer:
             opening = np.maximum(opening, mouth.rest * self.rest_opening())
         if self.region == "lips":  # lips part without the jaw: only as far as lips alone can open
             opening = np.minimum(opening, 0.07)
-        width = m.rest_width * (1 + 0.12 * mouth.width)
+        width = m.rest_width * (1 + WIDTH_SHARE * mouth.width)
         if source is None:
             return opening, width
         resid, _, (a, b) = self.filmed_expression()
-        return opening, a + b * opening + resid[np.minimum(source, len(resid) - 1)] + (width - m.rest_width)
+        # around the speech's mean: the fit holds the speaker's average width (a mean at the gain narrowed every mouth)
+        spread = m.rest_width * WIDTH_SHARE * self.width_gain() * (mouth.width - float(np.mean(mouth.width)))
+        return opening, a + b * opening + resid[np.minimum(source, len(resid) - 1)] + spread
 
     def plan(self, schedule: np.ndarray, mouth: motion.MouthTrack, teeth: np.ndarray | None = None,
              teeth_weight: float = 0.25, source: np.ndarray | None = None):
@@ -232,8 +207,10 @@ class Renderer:
 
     def retarget(self, track: face.FaceTrack) -> "Renderer":
         """The same atlas and mouth model drawing onto another track (landmarks moved by head motion or expression)."""
-        return Renderer(self.atlas, track, model=self.model, colour=self.colour, region=self.region,
-                        filmed=self.filmed, expression=self.filmed_expression(), rest=self.rest_opening())
+        out = Renderer(self.atlas, track, model=self.model, colour=self.colour, region=self.region,
+                       filmed=self.filmed, expression=self.filmed_expression(), rest=self.rest_opening())
+        out._width_fast = self._width_fast
+        return out
 
     def frame(self, k: int, j: int, frame: np.ndarray, plan, offsets: np.ndarray | None = None
               ) -> tuple[np.ndarray, bool]:
@@ -274,7 +251,7 @@ class Renderer:
         dst_u = self._target(j, a, s_open, width, None)
         teeth = self.warper.warp(self.atlas.crop(s), self.atlas.src_controls[s].astype(np.float64), dst_u, roi,
                                  detail)[0]
-        # per column: where s's teeth meet (midway between its inner lips, following the smile's curve), and how far
+        # per column: where s's interior splits (render.interior.split_rows: where its upper teeth end), and how far
         # the upper and the lower lip move from there to the wanted mouth (the lower most at the centre, nothing at
         # the corners, so the gap opens as a lens)
         x0, y0 = roi[:2]
@@ -283,7 +260,8 @@ class Renderer:
         up_u, lo_u = dst_u[INNER_UPPER_POS], dst_u[INNER_LOWER_POS]
         up_d, lo_d = dst[INNER_UPPER_POS], dst[INNER_LOWER_POS]
         order = np.argsort(lo_u[:, 0])
-        meet = np.interp(cols, lo_u[order, 0], 0.5 * (up_u[order, 1] + lo_u[order, 1])) - y0
+        meet = split_rows(teeth, np.interp(cols, lo_u[order, 0], up_u[order, 1]) - y0,
+                          np.interp(cols, lo_u[order, 0], lo_u[order, 1]) - y0)
         drop = np.interp(cols, lo_u[order, 0], lo_d[order, 1] - lo_u[order, 1], left=0.0, right=0.0)
         slide = np.interp(cols, lo_u[order, 0], lo_d[order, 0] - lo_u[order, 0], left=0.0, right=0.0)  # a tilted jaw
         order = np.argsort(up_u[:, 0])
@@ -478,16 +456,6 @@ class Renderer:
             warped, alpha = warped[r, c], alpha[r, c]
             skin = None if skin is None else (skin[0][r, c], skin[1][r, c])
         return roi, warped, alpha, skin
-
-
-def resting(openings: np.ndarray) -> float:
-    """A speaker's rest from filmed openings (canonical units) without their pauses: a low percentile, as one who
-    never shuts the lips while talking does not rest shut either; closed under the lips' touch and with fewer than
-    REST_MIN_FRAMES openings (a photo shows one mouth, not how its speaker rests)."""
-    if len(openings) < REST_MIN_FRAMES:
-        return 0.0
-    rest = float(np.percentile(openings, REST_PERCENTILE))
-    return rest if rest >= CLOSED_LINE_OPENING[0] else 0.0
 
 
 def own_times(atlas: Atlas, track: face.FaceTrack, budget_bytes: int) -> tuple[np.ndarray, np.ndarray] | None:
