@@ -1,16 +1,21 @@
 """Screen: more of hama's output than the 12 phone classes as inputs of the offline opening model (issue 22).
 
     OMP_NUM_THREADS=1 python -m training.tokens [--folds 5] [--members 2] [--variants post5,phones5,...]
+        [--keep /tmp/samples.pkl] [--results /tmp/results.json]
 
 The shipped model reads hama's CTC token probabilities summed into 12 phone classes + other (speech.posteriors) at
 motion.OFFLINE_POSTERIOR_TAPS. hama's ASR engine exposes only its output layer (191 tokens' log-probabilities per
 20 ms: hama._engine.AsrSession returns log_probs and out_lengths, nothing of its encoder), so the richer inputs are
 that layer, read differently:
-- phones5: the tokens summed per ARPAbet phone (speech.recognise.token_phones: 39 phones + other) instead of per class;
+- phones5: the tokens summed per ARPAbet phone (speech.recognise.token_phones: 39 phones + other) instead of per class
+  (phones5-only: without the dominance columns);
 - pcaK: the log of each hop's smoothed token probabilities projected on its first K principal components (fitted
   per fold on the training clips' hops only, so a held-out clip never shapes its own inputs), at the same taps,
-  beside the class posteriors;
-- entropy: the entropy of the smoothed token distribution (the recogniser's uncertainty) at the taps, beside them.
+  beside the class posteriors; pcaKf: each hop's unsmoothed log-probabilities projected, the projections smoothed
+  at the taps (what a speech track could keep: K numbers per hop); -h64: 64 hidden units;
+- entropy: the entropy of the smoothed token distribution (the recogniser's uncertainty) at the taps, beside them;
+- -xlag: the training targets moved by each clip's lag as a learned model reads it (cross_fitted_lags: measured by
+  models that never heard the clip's speaker, fitted inside the training folds) instead of the viseme rules' lag.
 Every clip's token probabilities come from hama on the chunks the speech analysis gives it (the same pass as the
 shipped posteriors: their class sums equal SpeechTrack.posteriors, checked at load); kept in the one cache.
 Each variant is scored held out next to post5 (the shipped inputs) with the same folds of speaker groups
@@ -20,6 +25,7 @@ Each variant is scored held out next to post5 (the shipped inputs) with the same
 from __future__ import annotations
 
 import argparse
+import json
 import pickle
 import sys
 from pathlib import Path
@@ -29,7 +35,7 @@ import numpy as np
 from lipdub import motion
 from lipdub.core.cache import cache_dir, cache_key
 from lipdub.core.constants import HOP_SECONDS, SR
-from lipdub.core.files import write_atomically
+from lipdub.core.files import write_atomically, write_text
 from lipdub.motion.features import posterior_columns
 from lipdub.speech import recognise, vad
 from lipdub.speech.acoustic import frame_rms, n_frames
@@ -39,7 +45,6 @@ from training.clips import clip_audio
 from training.fit import fit_mlp
 from training.manifest import data_root, filmed_clips, require_data
 from training.posteriors import CONFIRM_GAIN, corpus_of
-from training.sequence import fit_gru
 from training.train_motion import OPENING_EPOCHS, aligned_rows, heldout_models, lag_summary, load_samples, \
     score_clip, speaker_of_name
 
@@ -125,8 +130,11 @@ class ExtraColumns:
         return self.inner.predict(np.concatenate([x[:, self.keep], extra], 1))
 
 
-VARIANTS = ("post5", "phones5", "entropy", "pca8", "pca16", "pca32", "phones5-only", "pca16-h64", "post5-xlag", "gru",
-            "gru-e120")
+VARIANTS = ("post5", "phones5", "phones5-only", "entropy", "pca8", "pca16", "pca32", "pca64", "pca16-h64", "pca16f",
+            "pca32f", "pca64f", "post5-xlag", "pca32-xlag", "pca64-xlag")
+
+
+LAG_MEMBERS = 2  # nets of each model that measures lags (it only has to find a best lag)
 
 
 def cross_fitted_lags(samples: dict, names, members: int, epochs: int) -> dict:
@@ -171,21 +179,19 @@ def variant_fitter(variant: str, samples: dict, tokens: dict, epochs: int):
             logs[name] = np.log(smoothed(tokens[name]) + 1e-4).astype(np.float32)
         return logs[name]
 
+    def log_frames(name):  # unsmoothed: what a speech track could keep per hop, projected, for a model to smooth
+        return np.log(tokens[name] + 1e-4).astype(np.float32)
+
     def entropy(name):
         p = smoothed(tokens[name])
         h = -(p * np.log(p + 1e-9)).sum(1, keepdims=True)
         return shifted(h, hops[name], TAPS)
 
     def fit(names, members):
-        if variant.startswith("gru"):  # the shipped inputs at every hop, a BiGRU over them (training.sequence)
-            epochs_gru = int(variant.split("-e")[1]) if "-e" in variant else 60
-            return fit_gru([samples[n][5] for n in names], [samples[n][6] for n in names],
-                           [samples[n][4] for n in names], members=members, epochs=epochs_gru,
-                           mel_context=motion.MEL_CONTEXT, posterior_taps=TAPS)
         project = None
         if variant.startswith("pca"):
-            k = int(variant[3:].split("-")[0])
-            rows = np.concatenate([log_tokens(n) for n in names])
+            k = int(variant[3:].split("-")[0].rstrip("f"))
+            rows = np.concatenate([(log_frames if variant.endswith("f") else log_tokens)(n) for n in names])
             mean = rows.mean(0)
             _, _, vt = np.linalg.svd(rows[::4] - mean, full_matrices=False)  # every 4th hop: the same axes, faster
             project = (mean, vt[:k].T)
@@ -200,11 +206,14 @@ def variant_fitter(variant: str, samples: dict, tokens: dict, epochs: int):
             if variant == "entropy":
                 return np.concatenate([base(name), entropy(name)], 1)
             mean, axes = project
+            if variant.endswith("f"):  # each frame's log-probabilities projected, the projections smoothed at taps
+                return np.concatenate([base(name), posterior_columns(
+                    (log_frames(name) - mean) @ axes, hops[name], TAPS)], 1)
             return np.concatenate([base(name), shifted((log_tokens(name) - mean) @ axes, hops[name], TAPS)], 1)
 
         rows = {n: (samples[n][3], samples[n][4], samples[n][6]) for n in names}
         if variant.endswith("-xlag"):  # the targets moved by each clip's cross-fitted lag instead of the rules'
-            lags = cross_fitted_lags(samples, names, members, epochs)
+            lags = cross_fitted_lags(samples, names, LAG_MEMBERS, epochs)
             for n in names:
                 times, truth, speech = samples[n][:3]
                 x_, y_, c_, _ = aligned_rows(times, truth, speech, lags[n], every_hop=True, posterior_taps=TAPS)
@@ -225,17 +234,24 @@ def variant_fitter(variant: str, samples: dict, tokens: dict, epochs: int):
     return fit
 
 
-def bound(model, name: str):
-    return model.on(name) if hasattr(model, "on") else model
-
-
-def screen(samples: dict, tokens: dict, variants, folds: int, members: int, epochs: int) -> dict:
+def screen(samples: dict, tokens: dict, variants, folds: int, members: int, epochs: int, kept: Path | None = None
+           ) -> dict:
+    """Each variant held out over `folds` folds of speaker groups; per-clip results kept in the JSON file `kept`
+    (when given) and taken from it when it holds the same variant, folds, nets and passes (the screen is seeded)."""
     group_of = speaker_of_name()
     results = {}
+    store = json.loads(kept.read_text()) if kept is not None and kept.is_file() else {}
     for variant in variants:
-        fit = variant_fitter(variant, samples, tokens, epochs)
-        models = heldout_models(samples, fit, members, list(samples), folds=folds, out=None)
-        res = {k: score_clip(s, bound(models[group_of[k]], k)) for k, s in samples.items()}
+        key = f"{variant}|{folds}|{members}|{epochs}"
+        if key in store:
+            res = {k: tuple(v) for k, v in store[key].items()}
+        else:
+            fit = variant_fitter(variant, samples, tokens, epochs)
+            models = heldout_models(samples, fit, members, list(samples), folds=folds, out=None)
+            res = {k: score_clip(s, models[group_of[k]].on(k)) for k, s in samples.items()}
+            if kept is not None:
+                store[key] = {k: [float(v[0]), int(v[1]), float(v[2])] for k, v in res.items()}
+                write_text(kept, json.dumps(store))
         results[variant] = res
         by_group: dict = {}
         for k, v in res.items():
@@ -269,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--confirm", default="10,5", metavar="FOLDS,MEMBERS",
                     help="the screen's best variant, when it beats the first by CONFIRM_GAIN, is scored again next to "
                          "it with this many folds and nets ('' : not)")
+    ap.add_argument("--results", default=None, metavar="JSON",
+                    help="keep each variant's per-clip results in this file and reuse them (outside the repository)")
     ap.add_argument("--late", default="", help="variants screened after the confirmation (slow ones)")
     args = ap.parse_args(argv)
     variants = [v for v in args.variants.split(",") if v]
@@ -292,18 +310,19 @@ def main(argv: list[str] | None = None) -> int:
         diff = np.abs(class_posteriors(tokens[clip.name]) - speech.posteriors).max()
         print(f"tokens of {clip.name}: {tokens[clip.name].shape}, class sums vs the analysis's posteriors: largest "
               f"difference {diff:.2g}", flush=True)
-    results = screen(samples, tokens, variants, args.folds, args.members, args.epochs)
+    kept_results = Path(args.results) if args.results else None
+    results = screen(samples, tokens, variants, args.folds, args.members, args.epochs, kept_results)
     mean = {v: np.mean([x[0] for x in res.values()]) for v, res in results.items()}
     best = max(variants[1:], key=mean.get, default=None)
     if args.confirm and best is not None and mean[best] - mean[variants[0]] >= CONFIRM_GAIN:
         folds, members = (int(v) for v in args.confirm.split(","))
         print(f"\nconfirming {best} (+{mean[best] - mean[variants[0]]:.3f} on the screen): {folds} folds, {members} "
               "nets", flush=True)
-        screen(samples, tokens, [variants[0], best], folds, members, args.epochs)
+        screen(samples, tokens, [variants[0], best], folds, members, args.epochs, kept_results)
     late = [v for v in args.late.split(",") if v]
     if late:
         print("\nscreened after the confirmation:", flush=True)
-        screen(samples, tokens, [variants[0]] + late, args.folds, args.members, args.epochs)
+        screen(samples, tokens, [variants[0]] + late, args.folds, args.members, args.epochs, kept_results)
     return 0
 
 
