@@ -61,3 +61,32 @@ def test_the_extra_columns_model_reads_the_kept_features_and_its_clips_columns()
     assert np.array_equal(model.on("b").predict(np.ones((4, 5))), np.full(4, 4.0))
     with pytest.raises(ValueError, match="extra rows"):
         model.predict(np.ones((3, 5)))
+
+
+def test_a_clips_learned_lag_is_measured_by_a_model_that_never_heard_its_speaker(monkeypatch):
+    speaker = {f"c{i}": f"s{i // 2}" for i in range(12)}  # 6 speakers, 2 clips each
+    monkeypatch.setattr(tokens, "speaker_of_name", lambda: speaker)
+    fitted_on = []
+
+    class Model:
+        def __init__(self, names):
+            self.names, self.clip = set(names), None
+
+        def on(self, name):
+            self.clip = name
+            return self
+
+    def fitter(variant, samples, toks, epochs):
+        assert variant == "post5"
+        return lambda names, members: fitted_on.append(set(names)) or Model(names)
+    monkeypatch.setattr(tokens, "variant_fitter", fitter)
+
+    def score(sample, model, params):
+        assert params.advance == 0.0  # timed as clip_lag times the rules: no advance
+        assert speaker[model.clip] not in {speaker[n] for n in model.names}
+        return 0.5, int(model.clip[1:]) % 3, 0.4
+    monkeypatch.setattr(tokens, "score_clip", score)
+    names = [f"c{i}" for i in range(10)]  # c10, c11: a held-out fold's clips, never used
+    lags = tokens.cross_fitted_lags({n: None for n in speaker}, names, 2, 1)
+    assert sorted(lags) == sorted(names) and all(lags[n] == int(n[1:]) % 3 for n in names)
+    assert len(fitted_on) == 2 and fitted_on[0] | fitted_on[1] == set(names)  # two halves, nothing held out
