@@ -12,7 +12,7 @@ that layer, read differently:
 - pcaK: the log of each hop's smoothed token probabilities projected on its first K principal components (fitted
   per fold on the training clips' hops only, so a held-out clip never shapes its own inputs), at the same taps,
   beside the class posteriors; pcaKf: each hop's unsmoothed log-probabilities projected, the projections smoothed
-  at the taps (what a speech track could keep: K numbers per hop); -h64: 64 hidden units;
+  at the taps; -h64: 64 hidden units;
 - entropy: the entropy of the smoothed token distribution (the recogniser's uncertainty) at the taps, beside them;
 - -xlag: the training targets moved by each clip's lag as a learned model reads it (cross_fitted_lags: measured by
   models that never heard the clip's speaker, fitted inside the training folds) instead of the viseme rules' lag.
@@ -179,7 +179,7 @@ def variant_fitter(variant: str, samples: dict, tokens: dict, epochs: int):
             logs[name] = np.log(smoothed(tokens[name]) + 1e-4).astype(np.float32)
         return logs[name]
 
-    def log_frames(name):  # unsmoothed: what a speech track could keep per hop, projected, for a model to smooth
+    def log_frames(name):  # unsmoothed: projected first, the projections smoothed at the taps
         return np.log(tokens[name] + 1e-4).astype(np.float32)
 
     def entropy(name):
