@@ -7,19 +7,21 @@ The shipped model reads hama's CTC token probabilities summed into 12 phone clas
 motion.OFFLINE_POSTERIOR_TAPS. hama's ASR engine exposes only its output layer (191 tokens' log-probabilities per
 20 ms: hama._engine.AsrSession returns log_probs and out_lengths, nothing of its encoder), so the richer inputs are
 that layer, read differently:
-- phones5: the tokens summed per ARPAbet phone (speech.recognise.token_phones: 39 phones + other) instead of per class
-  (phones5-only: without the dominance columns);
+- phones5: the tokens summed per ARPAbet phone (speech.recognise.token_phones: 39 phones + other) instead of per
+  class;
 - pcaK: the log of each hop's smoothed token probabilities projected on its first K principal components (fitted
   per fold on the training clips' hops only, so a held-out clip never shapes its own inputs), at the same taps,
   beside the class posteriors; pcaKf: each hop's unsmoothed log-probabilities projected, the projections smoothed
-  at the taps; -h64: 64 hidden units;
+  at the taps;
 - entropy: the entropy of the smoothed token distribution (the recogniser's uncertainty) at the taps, beside them;
 - -xlag: the training targets moved by each clip's lag as a learned model reads it (cross_fitted_lags: measured by
   models that never heard the clip's speaker, fitted inside the training folds) instead of the viseme rules' lag.
 Every clip's token probabilities come from hama on the chunks the speech analysis gives it (the same pass as the
 shipped posteriors: their class sums equal SpeechTrack.posteriors, checked at load); kept in the one cache.
 Each variant is scored held out next to post5 (the shipped inputs) with the same folds of speaker groups
-(training.train_motion.heldout_models), through the full motion post-processing.
+(training.train_motion.heldout_models), through the full motion post-processing; the best, when it gains at least
+CONFIRM_GAIN, is scored again next to it over more folds and nets (--confirm). The figures and what shipping the
+winner takes: docs/RESULTS.md (Motion alone, "The recogniser's whole output"). Nothing here is shipped.
 """
 
 from __future__ import annotations
@@ -130,8 +132,8 @@ class ExtraColumns:
         return self.inner.predict(np.concatenate([x[:, self.keep], extra], 1))
 
 
-VARIANTS = ("post5", "phones5", "phones5-only", "entropy", "pca8", "pca16", "pca32", "pca64", "pca16-h64", "pca16f",
-            "pca32f", "pca64f", "post5-xlag", "pca32-xlag", "pca64-xlag")
+VARIANTS = ("post5", "phones5", "entropy", "pca8", "pca16", "pca32", "pca64", "pca32f", "post5-xlag", "pca32-xlag",
+            "pca64-xlag")
 
 
 LAG_MEMBERS = 2  # nets of each model that measures lags (it only has to find a best lag)
@@ -201,8 +203,6 @@ def variant_fitter(variant: str, samples: dict, tokens: dict, epochs: int):
                 return base(name)
             if variant == "phones5":
                 return phones(name)
-            if variant == "phones5-only":
-                return phones(name)
             if variant == "entropy":
                 return np.concatenate([base(name), entropy(name)], 1)
             mean, axes = project
@@ -223,14 +223,13 @@ def variant_fitter(variant: str, samples: dict, tokens: dict, epochs: int):
         x = np.concatenate([np.concatenate([rows[n][0][:, keep], extra(n)[np.asarray(rows[n][2])]], 1)
                             for n in names])
         y = np.concatenate([rows[n][1] for n in names])
-        hidden = 64 if variant.endswith("-h64") else 32
         cache: dict = {}
 
         def bound(name):
             if name not in cache:
                 cache[name] = extra(name)
             return cache[name]
-        return ExtraColumns(fit_mlp(x, y, members=members, epochs=epochs, hidden=hidden), keep, bound)
+        return ExtraColumns(fit_mlp(x, y, members=members, epochs=epochs), keep, bound)
     return fit
 
 
