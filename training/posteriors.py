@@ -119,24 +119,36 @@ def screen(samples: dict, posts: dict, variants, folds: int, members: int, epoch
         models = heldout_models(samples, fit, members, learn, folds=folds, out=None)
         res = {k: score_clip(s, WithColumns(models[group_of[k]], keep, extra[k])) for k, s in samples.items()}
         results[variant] = res
-        by_group: dict = {}
-        for k, v in res.items():
-            by_group.setdefault(group_of[k], []).append(v[0])
-        print(f"{variant:12s} r {np.mean([v[0] for v in res.values()]):.3f}  mean of {len(by_group)} speakers "
-              f"{np.mean([np.mean(v) for v in by_group.values()]):.3f}  r@0 {np.mean([v[2] for v in res.values()]):.3f}"
-              f"  {lag_summary([v[1] for v in res.values()])}", flush=True)
-        by_corpus: dict = {}
-        for k, v in res.items():
-            by_corpus.setdefault(corpus_of(k), []).append(v)
-        print("    by corpus: " + "; ".join(
-            f"{c} ({len(v)}): r {np.mean([x[0] for x in v]):.3f}, lag {np.mean([x[1] for x in v]):+.2f}, "
-            f"|lag| {np.mean([abs(x[1]) for x in v]):.2f}" for c, v in sorted(by_corpus.items())), flush=True)
+        print_variant(variant, res, group_of)
     if "plain" in results:
         for variant, res in results.items():
             if variant != "plain":
-                d = np.array([res[k][0] - results["plain"][k][0] for k in samples])
-                print(f"{variant} - plain per clip: mean {d.mean():+.4f}, better on {(d > 0).sum()} of {len(d)}")
+                print_gain(variant, res, "plain", results["plain"])
     return results
+
+
+def print_variant(variant: str, res: dict, group_of: dict) -> None:
+    """One variant's held-out summary from its per-clip (r, lag, r at lag 0): over the clips, the mean of the
+    speakers, the lags, and by corpus."""
+    by_group: dict = {}
+    for k, v in res.items():
+        by_group.setdefault(group_of[k], []).append(v[0])
+    print(f"{variant:12s} r {np.mean([v[0] for v in res.values()]):.3f}  mean of {len(by_group)} speakers "
+          f"{np.mean([np.mean(v) for v in by_group.values()]):.3f}  r@0 {np.mean([v[2] for v in res.values()]):.3f}"
+          f"  {lag_summary([v[1] for v in res.values()])}", flush=True)
+    by_corpus: dict = {}
+    for k, v in res.items():
+        by_corpus.setdefault(corpus_of(k), []).append(v)
+    print("    by corpus: " + "; ".join(
+        f"{c} ({len(v)}): r {np.mean([x[0] for x in v]):.3f}, lag {np.mean([x[1] for x in v]):+.2f}, "
+        f"|lag| {np.mean([abs(x[1]) for x in v]):.2f}" for c, v in sorted(by_corpus.items())), flush=True)
+
+
+def print_gain(variant: str, res: dict, base_name: str, base: dict) -> None:
+    """How a variant's per-clip r compares with a baseline's over the same clips."""
+    d = np.array([res[k][0] - base[k][0] for k in base])
+    print(f"    {variant} - {base_name} per clip: mean {d.mean():+.4f}, better on {(d > 0).sum()} of {len(d)}",
+          flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,7 +46,7 @@ from lipdub.speech.posteriors import HOPS_PER_FRAME, class_posteriors
 from training.clips import clip_audio
 from training.fit import fit_mlp
 from training.manifest import data_root, filmed_clips, require_data
-from training.posteriors import CONFIRM_GAIN, corpus_of
+from training.posteriors import CONFIRM_GAIN, print_gain, print_variant
 from training.train_motion import OPENING_EPOCHS, aligned_rows, heldout_models, lag_summary, load_samples, \
     score_clip, speaker_of_name
 
@@ -252,21 +252,9 @@ def screen(samples: dict, tokens: dict, variants, folds: int, members: int, epoc
                 store[key] = {k: [float(v[0]), int(v[1]), float(v[2])] for k, v in res.items()}
                 write_text(kept, json.dumps(store))
         results[variant] = res
-        by_group: dict = {}
-        for k, v in res.items():
-            by_group.setdefault(group_of[k], []).append(v[0])
-        print(f"{variant:12s} r {np.mean([v[0] for v in res.values()]):.3f}  mean of {len(by_group)} speakers "
-              f"{np.mean([np.mean(v) for v in by_group.values()]):.3f}  r@0 {np.mean([v[2] for v in res.values()]):.3f}"
-              f"  {lag_summary([v[1] for v in res.values()])}", flush=True)
-        by_corpus: dict = {}
-        for k, v in res.items():
-            by_corpus.setdefault(corpus_of(k), []).append(v)
-        print("    by corpus: " + "; ".join(f"{c} ({len(v)}): r {np.mean([x[0] for x in v]):.3f}"
-                                            for c, v in sorted(by_corpus.items())), flush=True)
+        print_variant(variant, res, group_of)
         if variant != variants[0]:
-            d = np.array([res[k][0] - results[variants[0]][k][0] for k in samples])
-            print(f"    {variant} - {variants[0]} per clip: mean {d.mean():+.4f}, better on {(d > 0).sum()} of "
-                  f"{len(d)}", flush=True)
+            print_gain(variant, res, variants[0], results[variants[0]])
     return results
 
 
