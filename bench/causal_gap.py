@@ -31,6 +31,7 @@ import numpy as np
 
 from bench.motion_eval import AUDIO_OF, SELF_CLIPS, SPEAKER
 from lipdub import motion
+from lipdub.motion import offline as motion_offline
 from lipdub.core.constants import HOP_SECONDS
 from training import evaluate
 from training.clips import analyse_clip, clip_audio
@@ -94,7 +95,8 @@ def offline_step(clips, use_phones_in: bool, use_phones_after: bool, running: bo
         stop = len(sp.voiced) if stop is None else min(stop, len(sp.voiced))
         return np.concatenate([base[:, nd:], streamed_of[id(sp)][start:stop]], 1)
 
-    motion.model_features = features  # mouth_track's learned opening reads the step's features
+    # mouth_track's learned opening reads the step's features (motion.offline holds its own name for the function)
+    motion.model_features = motion_offline.model_features = features
     try:
         samples = {c.name: frame_samples(c, features(speech[c.name])) for c in clips}
         rows = []
@@ -103,7 +105,7 @@ def offline_step(clips, use_phones_in: bool, use_phones_after: bool, running: bo
             rows.append(evaluate.pearson_at_best_lag(track.opening, c.truth)[0])
         return rows
     finally:
-        motion.model_features = original
+        motion.model_features = motion_offline.model_features = original
 
 
 def causal_step(clips, prior, look: int) -> list[float]:
