@@ -15,9 +15,9 @@ from lipdub.render import compose
 from lipdub.render.atlas import Atlas
 from lipdub.render.mouth import MouthModel
 from lipdub.render.renderer import Renderer
-from lipdub.render.speaker import resting
 from lipdub.render.selection import (JUMP_COST, POSE_WEIGHT, descriptor_scale, match_cost, search_space,
                                      small_open_axis, squared_distance, transition_cost)
+from lipdub.render.speaker import resting
 from lipdub.render.warp import FaceWarper, close_eyes_for_blink
 
 
