@@ -60,7 +60,7 @@ def test_the_extra_columns_model_reads_the_kept_features_and_its_clips_columns()
     assert np.array_equal(model.on("a").predict(np.ones((4, 5))), np.full(4, 22.0))
     assert np.array_equal(model.on("b").predict(np.ones((4, 5))), np.full(4, 4.0))
     with pytest.raises(ValueError, match="extra rows"):
-        model.predict(np.ones((3, 5)))
+        model.on("b").predict(np.ones((3, 5)))
 
 
 def test_a_clips_learned_lag_is_measured_by_a_model_that_never_heard_its_speaker(monkeypatch):

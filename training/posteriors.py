@@ -55,7 +55,7 @@ class WithColumns:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         if len(x) != len(self.extra):  # learned_opening builds one block for clips under FEATURE_BLOCK hops
-            raise ValueError(f"{len(x)} feature rows against {len(self.extra)} posterior rows")
+            raise ValueError(f"{len(x)} feature rows against {len(self.extra)} extra rows (the clip's posterior rows)")
         return self.inner.predict(np.concatenate([x[:, self.keep], self.extra], 1))
 
 

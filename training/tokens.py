@@ -46,7 +46,7 @@ from lipdub.speech.posteriors import HOPS_PER_FRAME, class_posteriors
 from training.clips import clip_audio
 from training.fit import fit_mlp
 from training.manifest import data_root, filmed_clips, require_data
-from training.posteriors import CONFIRM_GAIN, print_gain, print_variant
+from training.posteriors import CONFIRM_GAIN, WithColumns, print_gain, print_variant
 from training.train_motion import OPENING_EPOCHS, aligned_rows, heldout_models, lag_summary, load_samples, \
     score_clip, speaker_of_name
 
@@ -111,25 +111,14 @@ def shifted(cols: np.ndarray, hops: np.ndarray, taps) -> np.ndarray:
 
 
 class ExtraColumns:
-    """An opening model reading the plain motion features plus per-clip extra columns (computed by `extra(name)`
-    at every hop; bound to one clip with .on(name)): quacks like OpeningModel for motion.mouth_track."""
-
-    reach = 0
-    posterior_taps = ()
+    """An opening model fitted on the plain motion features plus per-clip extra columns (computed by `extra(name)`
+    at every hop); .on(name) is the model for one clip (training.posteriors.WithColumns, for motion.mouth_track)."""
 
     def __init__(self, inner, keep, extra):
-        self.inner, self.keep, self.extra, self.name = inner, keep, extra, None
-        self.mel_context = inner.mel_context
+        self.inner, self.keep, self.extra = inner, keep, extra
 
-    def on(self, name: str) -> "ExtraColumns":
-        self.name = name
-        return self
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        extra = self.extra(self.name)
-        if len(x) != len(extra):
-            raise ValueError(f"{len(x)} feature rows against {len(extra)} extra rows")
-        return self.inner.predict(np.concatenate([x[:, self.keep], extra], 1))
+    def on(self, name: str) -> WithColumns:
+        return WithColumns(self.inner, self.keep, self.extra(name))
 
 
 VARIANTS = ("post5", "phones5", "entropy", "pca8", "pca16", "pca32", "pca64", "pca32f", "post5-xlag", "pca32-xlag",
