@@ -701,3 +701,44 @@ def test_to_levels_rounds_as_numpy_does():
             flat[::11], flat[::13], flat[::17] = -0.5, 255.5, 254.5
             for view in (a, a[::2], a[..., 0] if a.ndim == 3 else a.T):
                 assert np.array_equal(to_levels(view), np.clip(np.rint(view), 0, 255).astype(np.uint8))
+
+
+def test_frames_held_read_again_without_decoding(tmp_path, monkeypatch):
+    """Inside frames_held, the first whole pass keeps the decoded frames and later passes (from any start) read the
+    same frames without opening the file; a pass that stops early, a video over the budget or one outside the
+    block is decoded again."""
+    import lipdub.media.frames as frames_mod
+    from lipdub.media import frames_held
+
+    path = make_video(tmp_path / "v.mp4", 12, 64, 48, bframes=2)
+    info = probe_video(path)
+    opened = []
+    real_open = frames_mod.open_input
+    monkeypatch.setattr(frames_mod, "open_input", lambda *a, **k: opened.append(1) or real_open(*a, **k))
+    plain = [(f.index, f.time, f.rgb) for f in iter_frames(path)]
+
+    def same(got, start):
+        return [(f.index, f.time) for f in got] == [p[:2] for p in plain[start:]] and all(
+            np.array_equal(f.rgb, p[2]) and np.array_equal(f.rgb_box((3, 5, 40, 31)), p[2][5:31, 3:40])
+            for f, p in zip(got, plain[start:]))
+
+    opened.clear()
+    with frames_held(path, info):
+        assert same(list(iter_frames(path)), 0) and len(opened) == 1
+        assert same(list(iter_frames(path, 7)), 7) and same(list(iter_frames(path)), 0) and len(opened) == 1
+    assert same(list(iter_frames(path, 3)), 3) and len(opened) == 2  # outside the block: decoded again
+
+    opened.clear()
+    with frames_held(path, info):
+        for f in iter_frames(path):  # a first pass that stops early keeps nothing
+            if f.index == 5:
+                break
+        assert same(list(iter_frames(path, 2)), 2) and same(list(iter_frames(path)), 0) and len(opened) == 3
+
+    opened.clear()
+    frame_bytes = 64 * 48 * 3 // 2
+    with frames_held(path, info, budget=12 * frame_bytes - 1):  # the probe's estimate is over the budget
+        list(iter_frames(path)), list(iter_frames(path))
+    with frames_held(path, info, budget=12 * frame_bytes):  # the decoded planes (padded rows) are over it
+        assert same(list(iter_frames(path)), 0) and same(list(iter_frames(path, 1)), 1)
+    assert len(opened) == 4

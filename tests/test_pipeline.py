@@ -275,11 +275,19 @@ def test_hd_frames_pass_as_decoded_outside_the_mouth(tmp_path, monkeypatch):
 
 def test_the_clips_atlas_is_cached_with_its_track(tmp_path, monkeypatch):
     """A second dub of the same video (another audio) reuses the mouth atlas instead of decoding the video again,
-    with the same frames; a damaged or foreign atlas file is rebuilt."""
+    with the same frames; a damaged or foreign atlas file is rebuilt. The first dub decodes the video once before
+    rendering it (survey, tracking and atlas read the same decoded frames: media.frames_held)."""
+    import lipdub.media.frames as frames_mod
+
     data = require_data("video/grid_bbaf2n.mpg", "audio/es_spanish1_5s.wav", "audio/fr_french1_7s.wav")
     monkeypatch.setenv("LIPDUB_CACHE", str(tmp_path / "cache"))
     video = data / "video/grid_bbaf2n.mpg"
+    decodes, held = [], []
+    real_decoded, real_held = frames_mod._decoded, media.frames_held
+    monkeypatch.setattr(frames_mod, "_decoded", lambda *a: decodes.append(1) or real_decoded(*a))
+    monkeypatch.setattr(media, "frames_held", lambda *a, **k: held.append(1) or real_held(*a, **k))
     first = lipdub.dub(video, data / "audio/es_spanish1_5s.wav", tmp_path / "a.mp4")
+    assert len(decodes) == 1 and len(held) == 1  # 75 frames: tracked in two halves, as a longer video
     cached = list((tmp_path / "cache" / "atlases").glob("*.npz"))
     assert len(cached) == 1
 
@@ -292,8 +300,10 @@ def test_the_clips_atlas_is_cached_with_its_track(tmp_path, monkeypatch):
         lipdub.dub(video, data / "audio/fr_french1_7s.wav", tmp_path / "c.mp4")
     assert again.frames_sha256 == first.frames_sha256
     cached[0].write_bytes(b"not an archive")
+    decodes.clear()
     rebuilt = lipdub.dub(video, data / "audio/es_spanish1_5s.wav", tmp_path / "d.mp4")
     assert rebuilt.frames_sha256 == first.frames_sha256 and cached[0].stat().st_size > 10000
+    assert len(decodes) == 1 and len(held) == 1  # the track from the cache: the atlas's pass alone, nothing held
 
 
 def test_sigterm_leaves_no_partial_output(tmp_path):

@@ -38,13 +38,19 @@ def scaled_key(info: media.VideoInfo) -> dict:
     return {} if info.scaled_to is None else {"size": info.scaled_to}
 
 
+def track_file(video: Path, info: media.VideoInfo, face_index: int | None = None, face_box=None,
+               speaker: str = "largest", key: dict | None = None) -> Path:
+    """Where the cache keeps the face track load_track gives for these arguments."""
+    return cache_file("tracks", video, face_index, face_box, speaker, **scaled_key(info), **(key or {}))
+
+
 def load_track(video: Path, info: media.VideoInfo, face_index: int | None = None, face_box=None,
                speaker: str = "largest", cache: bool = True, progress: Progress | None = None,
                mouth_from_sound: MouthFromSound | None = None, key: dict | None = None) -> FaceTrack:
     """The speaker's face track in `video`: from the cache when it was tracked before with the same face choice,
     else tracked (and cached when `cache`). `mouth_from_sound` is needed with speaker="auto" only; `key` adds what
     else the choice depends on (the caller's motion model behind `mouth_from_sound`) to the cache key."""
-    path = cache_file("tracks", video, face_index, face_box, speaker, **scaled_key(info), **(key or {}))
+    path = track_file(video, info, face_index, face_box, speaker, key)
     if cache and path.is_file():
         try:
             track = FaceTrack.load(path)

@@ -15,8 +15,9 @@ Modules:
   `photo_size` (a photo's output size under --max-size), `stream_starts`, `check_output_path`; the low-level
   `video_stream` and `decode_frames`
 - frames: `Frame`, `PlanarFrame` (YUV as decoded), `blend` (an in-between frame), `iter_frames`
-  (`beside_decoder_threads`, `shared_decoder`), `FrameReader` (random access), `photo_rgb` (a large photo decoded
-  once and scaled down to its output size)
+  (`beside_decoder_threads`, `shared_decoder`; `frames_held`: the first pass's decoded frames read by the passes
+  after it), `FrameReader` (random access), `photo_rgb` (a large photo decoded once and scaled down to its output
+  size)
 - colour: which matrix a frame is in (`matrix_of`) and the RGB <-> YUV conversions
 - audio: `load_audio`, `audio_blocks`, `video_audio`, `AudioFile`, and the AAC track a written video carries
 - writing: `VideoWriter`, `join_segments` (temporary file beside the output, moved over it when complete)
@@ -29,8 +30,8 @@ Modules:
 
 from lipdub.core.files import publish
 from lipdub.media.audio import AAC_SR, AudioFile, audio_blocks, load_audio, video_audio
-from lipdub.media.frames import (Frame, FrameReader, PlanarFrame, beside_decoder_threads, blend, iter_frames,
-                                 passes_as_decoded, photo_rgb, shared_decoder, to_rgb)
+from lipdub.media.frames import (Frame, FrameReader, PlanarFrame, beside_decoder_threads, blend, frames_held,
+                                 iter_frames, passes_as_decoded, photo_rgb, shared_decoder, to_rgb)
 from lipdub.media.probe import (IMAGE_FPS, IMAGE_SUFFIXES, VIDEO_OUT_SUFFIXES, VideoInfo, check_output_path,
                                 decode_frames, input_options, is_image_path, open_input, photo_size, probe_video,
                                 quarter_turns, stream_starts, video_stream)
@@ -41,7 +42,7 @@ from lipdub.media.writing import X264_PRESETS, VideoWriter, join_segments
 
 __all__ = [
     "AAC_SR", "AudioFile", "FitPlan", "Frame", "FrameReader", "IMAGE_FPS", "IMAGE_SUFFIXES", "POLICIES", "PlanarFrame",
-    "blend", "fit_schedule", "mix",
+    "blend", "fit_schedule", "frames_held", "mix",
     "VIDEO_OUT_SUFFIXES", "VideoInfo", "VideoWriter", "X264_PRESETS", "audio_blocks", "check_output_path",
     "beside_decoder_threads", "decode_frames", "input_options", "is_image_path", "iter_frames", "join_segments",
     "load_audio", "open_input",

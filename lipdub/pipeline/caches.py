@@ -3,6 +3,7 @@ along its face track and keyed by the same face choice."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
@@ -39,6 +40,15 @@ def load_track(video: Path, info: media.VideoInfo, opts: DubOptions, progress: P
     return cached.load_track(video, info, opts.face_index, opts.face_box, opts.speaker, opts.cache, progress,
                              functools.partial(mouth_from_sound, motion_model=opts.motion_model),
                              key=_choice_key(opts))
+
+
+def passes_read_once(video: Path, info: media.VideoInfo, opts: DubOptions):
+    """A context for load_track and own_renderer: where the video is still to be tracked, its survey's decoded frames
+    are kept (media.frames_held, when they fit) and the tracking and atlas passes read them instead of decoding
+    again. Nothing is kept when the track comes from the cache (the atlas alone reads the video once)."""
+    tracked = opts.cache and cached.track_file(video, info, opts.face_index, opts.face_box, opts.speaker,
+                                               _choice_key(opts)).is_file()
+    return contextlib.nullcontext() if tracked else media.frames_held(video, info)
 
 
 def track_fingerprint(track: face.FaceTrack) -> str:

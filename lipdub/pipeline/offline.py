@@ -21,7 +21,7 @@ from lipdub.errors import InputError, OutputError, ParameterError
 from lipdub.media.background import BackgroundWriter
 from lipdub.motion import expression
 from lipdub.options import DubOptions
-from lipdub.pipeline.caches import load_track, own_renderer
+from lipdub.pipeline.caches import load_track, own_renderer, passes_read_once
 from lipdub.pipeline.pieces import render_in_pieces
 from lipdub.pipeline.rendering import FrameDrawer, frame_reader, render_frames
 from lipdub.pipeline.report import DubReport
@@ -154,21 +154,22 @@ def _analyse_speech_beside_tracking(video: Path, audio: Path, info, opts: DubOpt
 
     with ThreadPoolExecutor(1, thread_name_prefix="lipdub-speech") as pool:
         speech_future = pool.submit(analyse_speech)
-        t = time.perf_counter()
-        track = load_track(video, info, opts, progress)
-        timings["track"] = time.perf_counter() - t
-        log_memory("track")
-        # the clip's own mouth atlas is built while the speech analysis may still run
-        t = time.perf_counter()
-        own = None
-        if track.valid.any():  # with a profile too: the shot's own mouths are preferred where one fits
-            try:
-                own = own_renderer(video, info, track, opts, progress)
-            except InputError:  # no usable mouth in the shot: a profile draws all of them, as it did before
-                if actor is None:
-                    raise
-        timings["atlas"] = time.perf_counter() - t
-        log_memory("atlas")
+        with passes_read_once(video, info, opts):
+            t = time.perf_counter()
+            track = load_track(video, info, opts, progress)
+            timings["track"] = time.perf_counter() - t
+            log_memory("track")
+            # the clip's own mouth atlas is built while the speech analysis may still run
+            t = time.perf_counter()
+            own = None
+            if track.valid.any():  # with a profile too: the shot's own mouths are preferred where one fits
+                try:
+                    own = own_renderer(video, info, track, opts, progress)
+                except InputError:  # no usable mouth in the shot: a profile draws all of them, as it did before
+                    if actor is None:
+                        raise
+            timings["atlas"] = time.perf_counter() - t
+            log_memory("atlas")
         speech_track = speech_future.result()
         if in_pieces:  # a long dub: the speech models (ASR, aligner, VAD: ~50 MB) are not needed again
             speech.release_models()
