@@ -200,6 +200,40 @@ def test_a_mouth_less_open_than_the_interior_donor_shows_its_teeth_at_their_film
     assert _white_share(renderer, frames[d], d, a, share * float(renderer.atlas_open[d])) > 0.65
 
 
+def test_the_interior_drawn_in_a_box_is_the_whole_rois_there(open_mouths):
+    """Renderer.interior draws only the box the caller blends it into (the inner lips' mask), with s warped only
+    where that box and the split's rows read it: each pixel is the one the whole roi's interior has there."""
+    import cv2
+
+    from lipdub.render import compose
+    from lipdub.render.mouth import LIPS_POS
+
+    renderer, frames = open_mouths
+    width = float(renderer.model.rest_width)
+    d, a = int(renderer.donor), int(np.argmin(renderer.atlas_open))
+    checked = 0
+    for j, opening in ((d, 1.3 * float(renderer.atlas_open[d])), (a, 0.8 * float(renderer.atlas_open[d])),
+                       (3, 0.3)):
+        dst = renderer._target(j, a, opening, width, None)
+        h, w = frames[j].shape[:2]
+        roi = compose.region_of_interest(dst, w, h, margin=2)
+        lips, margin = dst[LIPS_POS], 0.08 * renderer.pose.scale[j]
+        detail = (int(lips[:, 0].min() - margin), int(lips[:, 1].min() - margin),
+                  int(lips[:, 0].max() + margin) + 1, int(lips[:, 1].max() + margin) + 1)
+        patch = np.ascontiguousarray(frames[j][roi[1]:roi[3], roi[0]:roi[2]])
+        m = render.inner_lip_mask(dst[:len(render.CONTROL)], roi)
+        bx, by, bw, bh = cv2.boundingRect((m > 0).view(np.uint8))
+        assert 0 < bw * bh < 0.5 * patch.shape[0] * patch.shape[1]  # premise: the box is a small part of the roi
+        for s in (a, d):
+            for window in (detail, None):  # (without the lips' window, s is warped only where `used` says)
+                whole = renderer.interior(patch, j, dst, roi, window, width, s, a,
+                                          (0, 0, patch.shape[1], patch.shape[0]))
+                boxed = renderer.interior(patch, j, dst, roi, window, width, s, a, (bx, by, bx + bw, by + bh))
+                assert np.array_equal(boxed, whole[by:by + bh, bx:bx + bw])
+                checked += 1
+    assert checked == 12
+
+
 @pytest.fixture(scope="module")
 def smiling_photo():
     """A renderer over one photo whose smile shows both rows of teeth (its only mouth is the interior donor)."""

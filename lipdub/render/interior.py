@@ -169,10 +169,8 @@ def split_rows(rgb: np.ndarray, top: np.ndarray, bottom: np.ndarray) -> np.ndarr
     The midway row cut the upper teeth of a mouth whose teeth filled more than half its gap, and their lower edge
     rode down with the lower lip: a grey bar over the lower lip. Midway where no column is 4 px open."""
     gap = bottom - top
-    ok = gap >= 4
-    if ok.any():  # only the rows between the lips (and one either side for the blur) are read
-        r0 = max(int(np.floor(top[ok].min())) - 1, 0)
-        r1 = min(int(np.ceil(bottom[ok].max())) + 2, rgb.shape[0])
+    ok, r0, r1 = split_window(top, bottom, rgb.shape[0])
+    if ok.any():
         grey = cv2.blur(cv2.cvtColor(rgb[r0:r1], cv2.COLOR_RGB2GRAY).astype(np.float32), (1, 3))
         rows = np.arange(r0, r1, dtype=np.float32)[:, None]
         inside = (rows >= top + SPLIT_RANGE[0] * gap) & (rows <= top + SPLIT_RANGE[1] * gap)
@@ -182,6 +180,15 @@ def split_rows(rgb: np.ndarray, top: np.ndarray, bottom: np.ndarray) -> np.ndarr
     dark = np.where(inside, grey, np.inf)[:, ok].argmin(0) + r0
     share = float(np.clip(np.median((dark - top[ok]) / gap[ok]), *SPLIT_RANGE))
     return (top + share * gap).astype(np.float32)
+
+
+def split_window(top: np.ndarray, bottom: np.ndarray, height: int) -> tuple[np.ndarray, int, int]:
+    """What split_rows reads of its image: the columns (bool) at least 4 px open, and rows r0..r1 of them (the rows
+    between the lips, and one either side for the blur; 0, 0 where no column is open)."""
+    ok = bottom - top >= 4
+    if not ok.any():
+        return ok, 0, 0
+    return ok, max(int(np.floor(top[ok].min())) - 1, 0), min(int(np.ceil(bottom[ok].max())) + 2, height)
 
 
 def inner_polygon(points: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ from lipdub.errors import InputError
 from lipdub.render import compose, speaker
 from lipdub.render.atlas import Atlas, fill_atlas_in_halves, pose_features
 from lipdub.render.interior import (CLOSED_LINE_OPENING, inner_lip_mask, pull_inner_lips, soften_lip_line,
-                                    split_rows, synthetic_cavity)
+                                    split_rows, split_window, synthetic_cavity)
 from lipdub.render.mouth import (CONTROL, INNER_LOWER_POS, INNER_UPPER_POS, JAW_POS, LIPS_POS,
                                  OUTER_LIPS_POS, OUTER_RING, UPPER_EDGE_POS, MouthModel, build_mouth_model, corner_lift,
                                  descriptors, target_shape)
@@ -238,54 +238,70 @@ class Renderer:
         dst[self._edge_pos] = self.track.landmarks[j, UPPER_EDGE, :2]
         return dst
 
-    def interior(self, patch: np.ndarray, j: int, dst: np.ndarray, roi, detail, width: float, s: int, a: int):
+    def interior(self, patch: np.ndarray, j: int, dst: np.ndarray, roi, detail, width: float, s: int, a: int,
+                 box: tuple[int, int, int, int]) -> np.ndarray:
         """What shows between the lips of atlas entry a drawn at control points `dst` (more open than a), from entry
         s's interior at its filmed size, as a jaw moves rigid teeth: s's upper teeth stay under the upper lip, its
         lower ones ride with the lower lip, a shaded cavity opens between them; where the mouth is less open than
-        s, the two rows overlap (squashing s's interior drew thin teeth in a dark slot)."""
+        s, the two rows overlap (squashing s's interior drew thin teeth in a dark slot). Only inside `box` (x0, y0,
+        x1, y1 in roi pixels: where the caller blends it in); each pixel there as the whole roi's would have it."""
         n_ctrl = len(CONTROL)
+        bx0, by0, bx1, by1 = box
         s_open = float(self.atlas_open[s])
         if s_open < 0.02:  # no interior filmed (a closed-mouth photo)
-            return synthetic_cavity(patch, dst[:n_ctrl], roi, float(self.pose.scale[j]), teeth=True)
+            return synthetic_cavity(patch, dst[:n_ctrl], roi, float(self.pose.scale[j]), teeth=True)[by0:by1, bx0:bx1]
         # s drawn at its own opening in a's shape, so its inner lips sit where a's would
         dst_u = self._target(j, a, s_open, width, None)
-        teeth = self.warper.warp(self.atlas.crop(s), self.atlas.src_controls[s].astype(np.float64), dst_u, roi,
-                                 detail)[0]
         # per column: where s's interior splits (render.interior.split_rows: where its upper teeth end), and how far
         # the upper and the lower lip move from there to the wanted mouth (the lower most at the centre, nothing at
         # the corners, so the gap opens as a lens)
         x0, y0 = roi[:2]
-        h, w = teeth.shape[:2]
+        h, w = patch.shape[:2]
         cols = np.arange(w, dtype=np.float32) + x0
         up_u, lo_u = dst_u[INNER_UPPER_POS], dst_u[INNER_LOWER_POS]
         up_d, lo_d = dst[INNER_UPPER_POS], dst[INNER_LOWER_POS]
         order = np.argsort(lo_u[:, 0])
-        meet = split_rows(teeth, np.interp(cols, lo_u[order, 0], up_u[order, 1]) - y0,
-                          np.interp(cols, lo_u[order, 0], lo_u[order, 1]) - y0)
+        top = np.interp(cols, lo_u[order, 0], up_u[order, 1]) - y0
+        bottom = np.interp(cols, lo_u[order, 0], lo_u[order, 1]) - y0
         drop = np.interp(cols, lo_u[order, 0], lo_d[order, 1] - lo_u[order, 1], left=0.0, right=0.0)
         slide = np.interp(cols, lo_u[order, 0], lo_d[order, 0] - lo_u[order, 0], left=0.0, right=0.0)  # a tilted jaw
         order = np.argsort(up_u[:, 0])
         lift = np.interp(cols, up_u[order, 0], up_d[order, 1] - up_u[order, 1])
+        # s is warped only where it is read: split_rows' window, and the box's pixels moved by the jaw (a linear
+        # sample's 2x2 neighbours; reads past the roi take its edge, which the grown box then reaches)
+        used = np.zeros((h, w), bool)
+        ok, r0, r1 = split_window(top, bottom, h)
+        if ok.any():
+            on = np.flatnonzero(ok)
+            used[r0:r1, on[0]:on[-1] + 1] = True
+        c = slice(bx0, bx1)
+        dx = int(np.ceil(np.abs(slide[c]).max())) + 2
+        dy = int(np.ceil(max(np.abs(drop[c]).max(), np.abs(lift[c]).max()))) + 2
+        used[max(by0 - dy, 0):by1 + dy, max(bx0 - dx, 0):bx1 + dx] = True
+        teeth = self.warper.warp(self.atlas.crop(s), self.atlas.src_controls[s].astype(np.float64), dst_u, roi,
+                                 detail, used=used)[0]
+        meet = split_rows(teeth, top, bottom)
         # the upper half shows s's rows above its meeting line, the lower half those below: a cavity between them
         # where the mouth opens past s; where it closes past s the two overlap, and there the brighter is in front
         # (teeth before the dark mouth behind them, as a closing jaw slides the lower teeth behind the upper)
         u_end, l_start = meet + lift, meet + drop
-        rows = np.arange(h, dtype=np.float32)[:, None]
-        map_x = np.broadcast_to((np.arange(w) - slide).astype(np.float32)[None, :], (h, w)).copy()
-        map_y = np.broadcast_to((rows - drop[None, :]).astype(np.float32), (h, w)).copy()
+        rows = np.arange(by0, by1, dtype=np.float32)[:, None]
+        bh, bw = by1 - by0, bx1 - bx0
+        map_x = np.broadcast_to((np.arange(bx0, bx1) - slide[c]).astype(np.float32)[None, :], (bh, bw)).copy()
+        map_y = np.broadcast_to((rows - drop[None, c]).astype(np.float32), (bh, bw)).copy()
         teeth_low = cv2.remap(teeth, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        up_x = np.broadcast_to(np.arange(w, dtype=np.float32)[None, :], (h, w))
-        up_y = np.broadcast_to((rows - lift[None, :]).astype(np.float32), (h, w))
+        up_x = np.broadcast_to(np.arange(bx0, bx1, dtype=np.float32)[None, :], (bh, bw))
+        up_y = np.broadcast_to((rows - lift[None, c]).astype(np.float32), (bh, bw))
         teeth_up = cv2.remap(teeth, up_x, up_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         # the cavity is shaded over what shows between the teeth: dark under the upper teeth, the tongue below
         cavity = synthetic_cavity(patch, dst[:n_ctrl], roi, float(self.pose.scale[j]), teeth=False,
-                                  visible=(u_end, np.maximum(l_start, u_end)))
+                                  visible=(u_end, np.maximum(l_start, u_end)))[by0:by1, bx0:bx1]
         inner = inner_lip_mask(dst_u[:n_ctrl], roi)
         mask_l = cv2.remap(inner, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         mask_u = cv2.remap(inner, up_x, up_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         fade = max(1.5, 0.012 * float(self.pose.scale[j]))  # teeth edges fade into the cavity, no cut line
-        mask_u = mask_u * np.clip((u_end[None, :] - rows) / fade + 0.5, 0, 1)
-        mask_l = mask_l * np.clip((rows - l_start[None, :]) / fade + 0.5, 0, 1)
+        mask_u = mask_u * np.clip((u_end[None, c] - rows) / fade + 0.5, 0, 1)
+        mask_l = mask_l * np.clip((rows - l_start[None, c]) / fade + 0.5, 0, 1)
         luma = [cv2.cvtColor(t, cv2.COLOR_RGB2GRAY).astype(np.float32) for t in (teeth_up, teeth_low)]
         upper_front = np.clip((luma[0] - luma[1]) / 16.0 + 0.5, 0, 1)
         mask_u, mask_l = (mask_u * (1 - mask_l * (1 - upper_front)), mask_l * (1 - mask_u * upper_front))
@@ -437,12 +453,16 @@ class Renderer:
             # the two cross-fade: both sets of teeth sit under the upper lip at their filmed size and nearly coincide
             weight = 1.0 if only else float(np.clip((lack / opening - 0.2) / 0.15, 0.0, 1.0))
             k = 1.0 if only else float(np.clip((src_open / opening - 0.4) / 0.1, 0.0, 1.0))
-            inside = self.interior(warped, j, dst, roi, detail, width, a, a) if k > 0 else None
-            if k < 1:
-                donor = self.interior(warped, j, dst, roi, detail, width, self.donor, a)
-                inside = donor if inside is None else cv2.addWeighted(inside, k, donor, 1.0 - k, 0.0)
             m = (inner_lip_mask(dst[:n_ctrl], roi) * weight).astype(np.float32)
-            warped = cv2.blendLinear(inside, warped, m, 1.0 - m)
+            bx, by, bw, bh = cv2.boundingRect((m > 0).view(np.uint8))
+            if bw:  # the interior is drawn where it is blended in (elsewhere the blend keeps warped as it is)
+                box = (bx, by, bx + bw, by + bh)
+                inside = self.interior(warped, j, dst, roi, detail, width, a, a, box) if k > 0 else None
+                if k < 1:
+                    donor = self.interior(warped, j, dst, roi, detail, width, self.donor, a, box)
+                    inside = donor if inside is None else cv2.addWeighted(inside, k, donor, 1.0 - k, 0.0)
+                r, c = slice(by, by + bh), slice(bx, bx + bw)
+                warped[r, c] = cv2.blendLinear(inside, warped[r, c], m[r, c], 1.0 - m[r, c])
         alpha *= cover.astype(np.float32) / 255.0
         skin = None
         if moved:
