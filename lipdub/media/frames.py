@@ -277,6 +277,7 @@ def _decoded(path: Path, threads: int) -> Iterator[tuple[int, float, "av.VideoFr
 # 720p, 276 MB held). Frames are kept as decoded (YUV, ~1.5 bytes a pixel), so every pass sees the same pixels.
 HELD_BYTES = 320 << 20
 _HELD: dict[Path, "_Held"] = {}
+_HELD_LOCK = threading.Lock()
 
 
 class _Held:
@@ -309,15 +310,18 @@ def frames_held(path, info: VideoInfo, budget: int = HELD_BYTES) -> Iterator[Non
     frames, and the passes after it read them, when the whole video fits `budget` bytes (as the probe counts its
     frames, 8-bit 4:2:0; a decoder that gives more or larger frames stops the keeping). A photo is read as before."""
     path = Path(path)
-    fits = info.n_frames * info.width * info.height * 3 // 2 <= budget
-    if not fits or is_image_path(path) or path in _HELD:
-        yield
-        return
-    _HELD[path] = _Held(budget)
+    held = _Held(budget)
+    with _HELD_LOCK:  # (two dubs of one video at once: the first keeps its frames, the second reads them too)
+        if info.n_frames * info.width * info.height * 3 // 2 > budget or is_image_path(path) or path in _HELD:
+            held = None
+        else:
+            _HELD[path] = held
     try:
         yield
     finally:
-        del _HELD[path]
+        if held is not None:
+            with _HELD_LOCK:
+                del _HELD[path]
 
 
 class FrameReader:
