@@ -165,3 +165,29 @@ def test_survey_on_one_decoder_matches_one_thread():
     assert dets[2].det is not None  # both threads found faces
     assert [len(b) for b in two[0]] == [len(b) for b in one[0]]
     assert all(np.array_equal(x, y) for a, b in zip(one[0], two[0]) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("pyplot_first", [False, True])
+def test_mediapipe_is_imported_without_pyplot_until_its_drawing_is_used(pyplot_first):
+    """detect.mediapipe_tasks imports MediaPipe with matplotlib.pyplot left out (its drawing utilities import it,
+    lipdub never draws with them): pyplot is not loaded, and its stand-in loads the real one on first use. A process
+    that imported pyplot before keeps it as it is."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys, types
+if {pyplot_first}:
+    import matplotlib.pyplot
+from lipdub.face import detect
+mp, BaseOptions, vision = detect.mediapipe_tasks()
+assert vision.FaceLandmarkerOptions and BaseOptions
+assert ("matplotlib.pyplot" in sys.modules) == {pyplot_first}
+from mediapipe.tasks.python.vision import drawing_utils
+figure = drawing_utils.plt.figure  # the drawing utilities still work: the real pyplot is loaded now
+import matplotlib.pyplot as real
+assert figure is real.figure and type(real) is types.ModuleType and sys.modules["matplotlib.pyplot"] is real
+assert (type(drawing_utils.plt) is types.ModuleType) == {pyplot_first}
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

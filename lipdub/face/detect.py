@@ -3,9 +3,11 @@ in the whole frame, and the box arithmetic (face_box, iou, roi) the survey and t
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import threading
+import types
 
 import numpy as np
 
@@ -34,13 +36,42 @@ class native_stderr_silenced:
         _STDERR_LOCK.release()
 
 
+class _Deferred(types.ModuleType):
+    """A stand-in module that imports the real one on first use of an attribute."""
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("__"):  # what the import system probes for: a plain module's answer
+            raise AttributeError(attr)
+        return getattr(importlib.import_module(self.__name__), attr)
+
+
+_IMPORT_LOCK = threading.Lock()
+_PYPLOT = "matplotlib.pyplot"
+
+
+def mediapipe_tasks():
+    """(mediapipe, BaseOptions, vision). MediaPipe's vision package imports its drawing utilities, which import
+    matplotlib.pyplot (~0.26 s of CPU beyond matplotlib itself, on every first dub), and lipdub never draws with
+    them: while MediaPipe is imported, pyplot is a stand-in that imports the real one if the drawing utilities are
+    ever used; nothing else sees it (sys.modules holds the real pyplot, or none, afterwards)."""
+    with _IMPORT_LOCK:
+        stand_in = None
+        if "mediapipe.tasks.python.vision" not in sys.modules and _PYPLOT not in sys.modules:
+            stand_in = sys.modules[_PYPLOT] = _Deferred(_PYPLOT)
+        try:
+            import mediapipe as mp
+            from mediapipe.tasks.python import BaseOptions, vision
+        finally:
+            if stand_in is not None and sys.modules.get(_PYPLOT) is stand_in:
+                del sys.modules[_PYPLOT]
+    return mp, BaseOptions, vision
+
+
 class Landmarker:
     """MediaPipe FaceLandmarker in IMAGE mode on crops: each call is independent, so crops may move freely."""
 
     def __init__(self, num_faces: int = 4):
-        import mediapipe as mp
-        from mediapipe.tasks.python import BaseOptions, vision
-
+        mp, BaseOptions, vision = mediapipe_tasks()
         self._mp = mp
         options = vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=str(face_landmarker_path())),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from lipdub.core.assets import face_landmarker_path
-from lipdub.face.detect import native_stderr_silenced
+from lipdub.face.detect import mediapipe_tasks, native_stderr_silenced
 
 
 class _OneEuro:
@@ -45,9 +45,7 @@ class StreamTracker:
     then one-euro smoothing: the stabler the skull points, the steadier the pasted mouth."""
 
     def __init__(self, fps: float):
-        import mediapipe as mp
-        from mediapipe.tasks.python import BaseOptions, vision
-
+        mp, BaseOptions, vision = mediapipe_tasks()
         self._mp = mp
         options = vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=str(face_landmarker_path())),
