@@ -60,7 +60,8 @@ def track_fingerprint(track: face.FaceTrack) -> str:
 def own_renderer(video: Path, info: media.VideoInfo, track: face.FaceTrack, opts: DubOptions,
                  progress: Progress | None) -> render.Renderer:
     """The clip as its own appearance source, its atlas from the cache when this video was prepared before with
-    the same face track (building it decodes the whole video again)."""
+    the same face track (building it reads the whole video again, from the tracking's frames where
+    passes_read_once kept them)."""
     cache_file = cached.cache_file("atlases", video, opts.face_index, opts.face_box, opts.speaker,
                                    atlas_bytes=OWN_ATLAS_BYTES, version=ATLAS_CACHE_VERSION,
                                    **cached.scaled_key(info), **_choice_key(opts))
