@@ -418,10 +418,10 @@ def add_training_arguments(ap: argparse.ArgumentParser, asset: Path | None) -> N
     ap.add_argument("--no-heldout", action="store_true", help="skip the leave-one-speaker-out report (faster)")
 
 
-def token_axes(data: Path) -> TokenAxes:
-    """The token components' axes, fitted on hama's token probabilities of every clip the all-data model learns from
-    (its audio only: no mouth; deterministic, so a second run gives the same arrays)."""
-    return fit_axes([material_tokens(data, c, evaluate.mouth_curve) for c in training_clips("opening", "all")])
+def token_axes(data: Path, sources: str = "all") -> TokenAxes:
+    """The token components' axes, fitted on hama's token probabilities of every clip the `sources` model learns
+    from (its audio only: no mouth; deterministic, so a second run gives the same arrays)."""
+    return fit_axes([material_tokens(data, c, evaluate.mouth_curve) for c in training_clips("opening", sources)])
 
 
 def publish_axes(axes: TokenAxes, out: Path = AXES_PATH, replace: bool = False) -> Path:
@@ -487,6 +487,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-components", action="store_true",
                     help="the all-data recipe without the token components, its targets timed by the rules' lag (the "
                          "model shipped before them)")
+    ap.add_argument("--permissive-components", action="store_true",
+                    help="screen (with --sources permissive --dry-run): the permissive recipe with the token components "
+                         "and learned-lag targets, the axes fitted on the permissive clips only")
     ap.add_argument("--augment", default="", metavar="KIND:VALUE,...",
                     help="MLP: also train on perturbed copies of each clip's audio (training.augment: "
                          + ", ".join(augment.KINDS) + "); scores stay on the clean clips")
@@ -494,12 +497,16 @@ def main(argv: list[str] | None = None) -> int:
     variants = augment.parse(args.augment)
     taps = () if args.no_posteriors else POSTERIOR_TAPS_OF[args.sources]
     component_taps = () if args.no_posteriors or args.no_components else COMPONENT_TAPS_OF[args.sources]
+    if args.permissive_components:
+        if args.sources != "permissive" or not args.dry_run:
+            raise SystemExit("--permissive-components: a screen of --sources permissive with --dry-run")
+        taps = component_taps = TAPS
     if variants and taps:
         raise SystemExit("--augment: the perturbed copies have no phone posteriors; add --no-posteriors")
     needed = [p for c in filmed_clips() for p in dict.fromkeys((c.path, c.audio_path))]
     data = require_data(Path(args.data) if args.data else data_root(), needed)
     # the axes are fitted on every clip's audio (research-only footage included), by both runs of `make train`
-    axes = token_axes(data)
+    axes = token_axes(data, "permissive" if args.permissive_components else "all")
     if component_taps and not args.dry_run:
         publish_axes(axes, replace=args.replace)
     samples = load_samples(data, align=not args.no_align, axes=axes)
