@@ -425,19 +425,29 @@ def token_axes(data: Path, sources: str = "all") -> TokenAxes:
 
 
 def publish_axes(axes: TokenAxes, out: Path = AXES_PATH, replace: bool = False) -> Path:
-    """Write the axes and their card at `out` as publish_model writes a model (the same arrays: left as they are;
-    others only with `replace`, else to build/assets/)."""
+    """Write the axes and their card at `out` as publish_model writes a model (destination)."""
     arrays = axes.arrays()
+    dest = destination(out, arrays, replace)
+    if dest is None:
+        return out
+    np.savez(dest, **arrays)
+    print(f"wrote {dest} and its card {write_axes_card(dest)}")
+    return dest
+
+
+def destination(out: Path, arrays: dict, replace: bool) -> Path | None:
+    """Where newly fitted `arrays` go: None when the file at `out` already holds exactly them (it is left as it is:
+    same bytes, same card); `out` when it has no file or with `replace`; otherwise build/assets/, the difference
+    reported (the shipped bytes never change by accident)."""
     if same_arrays(out, arrays):
         print(f"{out}: the same arrays as the file there, left unchanged (reproduced exactly)")
-        return out
+        return None
     if out.is_file() and not replace:
-        print(f"not exactly the axes of the file there (largest difference {max_difference(out, arrays):.3g}): "
-              f"written to {REBUILT / out.name} instead; pass --replace to overwrite", flush=True)
+        diff = max_difference(out, arrays)
         out = REBUILT / out.name
+        print(f"not exactly the arrays of the file there (largest difference {diff:.3g}): written to {out} instead; "
+              "pass --replace to overwrite", flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, **arrays)
-    print(f"wrote {out} and its card {write_axes_card(out)}")
     return out
 
 
@@ -445,16 +455,11 @@ def publish_model(model, arrays: dict, out: Path, kind: str, held_out: dict | No
                   sources: str = "all") -> Path:
     """Write the model and its card at `out`, unless the file there already holds exactly these arrays (then it is
     left as it is: same bytes, same card). A file there with other arrays is only replaced with `replace`; otherwise
-    the new model goes to build/assets/ and the difference is reported (the shipped bytes never change by accident)."""
-    if same_arrays(out, arrays):
-        print(f"{out}: the same arrays as the file there, left unchanged (reproduced exactly)")
+    the new model goes to build/assets/ and the difference is reported (destination)."""
+    dest = destination(out, arrays, replace)
+    if dest is None:
         return out
-    if out.is_file() and not replace:
-        diff = max_difference(out, arrays)
-        out = REBUILT / out.name
-        print(f"not exactly the arrays of the file there (largest difference {diff:.3g}): written to {out} instead; "
-              "pass --replace to overwrite", flush=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = dest
     model.save(out)
     # without a held-out run (`make train`: --no-heldout) the card keeps the figures measured for the recipe
     held_out = held_out if held_out is not None else HELD_OUT.get(out.name)
