@@ -88,8 +88,8 @@ def offline_step(clips, use_phones_in: bool, use_phones_after: bool, running: bo
     streamed_of = {id(speech[c.name]): c.streamed for c in clips}  # by identity: the cached analyses stay untouched
     original = motion.model_features
 
-    def features(sp, start=0, stop=None, mel_context=motion.MEL_CONTEXT, posterior_taps=()):
-        base = original(sp, start, stop, mel_context, posterior_taps)
+    def features(sp, start=0, stop=None, mel_context=motion.MEL_CONTEXT, posterior_taps=(), component_taps=()):
+        base = original(sp, start, stop, mel_context, posterior_taps, component_taps)
         if use_phones_in:
             return base
         stop = len(sp.voiced) if stop is None else min(stop, len(sp.voiced))

@@ -35,6 +35,7 @@ class FakeSpeech:
     mel: np.ndarray | None = None
     hop: float = 0.01
     posteriors: np.ndarray | None = None  # hama's phone-class posteriors per hop (the research model reads them)
+    components: np.ndarray | None = None  # hama's token components per hop (speech.tokens; the research model too)
 
 
 def require_data(*relative: str) -> Path:

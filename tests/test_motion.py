@@ -142,9 +142,11 @@ def test_acoustic_only_without_phones_follows_jaw():
 def test_learned_model_ships_with_matching_features():
     model = motion.load_model()
     assert model is not None, "lipdub/assets/motion_model.npz is missing: run make train"
-    # dominance, log-mel, jaw / loudness / voicing, and the phone-class posteriors (12 classes + other) at each tap
-    n_features = len(motion.FEATURE_LABELS) + 26 * len(motion.MEL_CONTEXT) + 3 + 13 * len(model.posterior_taps)
-    assert model.posterior_taps == motion.OFFLINE_POSTERIOR_TAPS
+    # dominance, log-mel, jaw / loudness / voicing, the phone-class posteriors (12 classes + other) and the 32 token
+    # components at each tap
+    n_features = (len(motion.FEATURE_LABELS) + 26 * len(motion.MEL_CONTEXT) + 3 + 13 * len(model.posterior_taps)
+                  + 32 * len(model.component_taps))
+    assert model.posterior_taps == model.component_taps == motion.OFFLINE_POSTERIOR_TAPS
     assert model.n_features == n_features
     x = np.zeros((5, n_features))
     assert model.predict(x).shape == (5,)

@@ -19,7 +19,7 @@ from lipdub.errors import ParameterError
 from lipdub.motion import models
 from lipdub.options import DubOptions
 from lipdub.pipeline import live, offline
-from lipdub.speech import posteriors
+from lipdub.speech import posteriors, recognise, tokens
 from training import cards, manifest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,11 +36,16 @@ def speech() -> FakeSpeech:
     loud = voiced * (0.5 + 0.5 * np.sin(t * 17) ** 2)
     mel = (rng.normal(0, 0.5, (n, 26)) + 2.0 * loud[:, None] * np.linspace(1, -1, 26)[None]).astype(np.float32)
     post = posteriors.silence(n)  # each hop's phone one-hot, as a recogniser sure of every phone would say
+    hop_tokens = tokens.unheard(n)  # ... and its tokens: each phone's first token, blank in silence
     for p in phones:
         hops = (t >= p.start) & (t < p.end)
         post[hops] = 0.0
         post[hops, posteriors.phone_class(p.label)] = 1.0
-    return FakeSpeech(phones, voiced, (0.6 * loud).astype(np.float32), loud.astype(np.float32), mel, posteriors=post)
+        if p.label != "SIL":
+            hop_tokens[hops] = 0.0
+            hop_tokens[hops, recognise.token_phones().index(p.label)] = 1.0
+    return FakeSpeech(phones, voiced, (0.6 * loud).astype(np.float32), loud.astype(np.float32), mel, posteriors=post,
+                      components=tokens.load_axes().project(hop_tokens))
 
 
 def test_the_choices_are_other_files_with_other_weights():
@@ -49,8 +54,11 @@ def test_the_choices_are_other_files_with_other_weights():
     assert permissive == (motion.PERMISSIVE_MODEL_PATH, motion.PERMISSIVE_CAUSAL_MODEL_PATH)
     assert all(p.is_file() and models.card_path(p).is_file() for p in research + permissive)
     a, b = motion.load_model("research"), motion.load_model("permissive")
-    assert set(a.arrays) == set(b.arrays) | {"posterior_taps"} and not np.array_equal(a.arrays["w1"], b.arrays["w1"])
-    assert a.posterior_taps == motion.OFFLINE_POSTERIOR_TAPS and b.posterior_taps == ()  # permissive: inputs as before
+    assert set(a.arrays) == set(b.arrays) | {"posterior_taps", "component_taps"}
+    assert not np.array_equal(a.arrays["w1"], b.arrays["w1"])
+    # permissive: inputs as before (no research-only token axes)
+    assert a.posterior_taps == a.component_taps == motion.OFFLINE_POSTERIOR_TAPS
+    assert b.posterior_taps == b.component_taps == ()
     assert motion.load_model() is a and motion.load_causal_model() is motion.load_causal_model("research")
     with pytest.raises(ParameterError, match="--motion-model"):
         motion.load_model("commercial")

@@ -265,7 +265,7 @@ def test_recognition_path_other_languages(clip):
 
 def test_long_audio_without_transcript():
     x = load("audio/en_commentary_60s.wav")
-    x16 = analysis._prepare_audio(x, 16000)
+    x16 = analysis.prepare_audio(x, 16000)
     from lipdub.speech.acoustic import frame_rms
 
     voiced = vad.detect_voice(x16)

@@ -13,7 +13,7 @@ import pytest
 from lipdub import motion
 from lipdub.errors import DependencyError, InputError
 from lipdub.motion import models
-from lipdub.speech import Phone, SpeechTrack, analyse, analysis, posteriors, recognise
+from lipdub.speech import Phone, SpeechTrack, analyse, analysis, posteriors, recognise, tokens
 from lipdub.speech.acoustic import frame_rms
 
 try:
@@ -71,8 +71,8 @@ def test_hama_failing_leaves_no_posteriors(monkeypatch):
         raise RuntimeError("hama broken")
     monkeypatch.setattr(recognise, "recognise_with_posteriors", broken)
     monkeypatch.setattr(recognise, "frame_posteriors", broken)
-    assert analyse(x, 16000).posteriors is None
-    assert analyse(x, 16000, transcript="lay blue by c two again").posteriors is None
+    for track in (analyse(x, 16000), analyse(x, 16000, transcript="lay blue by c two again")):
+        assert track.posteriors is None and track.components is None
 
 
 def test_a_failed_alignment_falls_back_to_recognition_and_keeps_the_posteriors(monkeypatch):
@@ -90,13 +90,14 @@ def test_silence_has_only_the_other_column():
 
 
 def test_chunks_past_30_s_place_each_chunk_at_its_hops():
-    post = posteriors.silence(10)
+    hop_tokens = tokens.unheard(10)
     probs = np.zeros((2, len(posteriors.token_classes())), np.float32)
     probs[:, list(posteriors.token_classes()).index(1)] = 1.0  # a p/b/m token in both frames
-    posteriors.place(post, 5, probs)
+    tokens.place(hop_tokens, 5, probs)
+    post = posteriors.class_posteriors(hop_tokens)
     assert list(post.argmax(1)) == [posteriors.OTHER] * 5 + [1] * 4 + [posteriors.OTHER]
-    posteriors.place(post, 8, probs)  # frames past the end are dropped
-    assert list(post.argmax(1)[8:]) == [1, 1]
+    tokens.place(hop_tokens, 8, probs)  # frames past the end are dropped
+    assert list(posteriors.class_posteriors(hop_tokens).argmax(1)[8:]) == [1, 1]
 
 
 def test_the_columns_read_hama_frames_as_the_screen_did():
@@ -191,8 +192,8 @@ def test_recognition_chunks_are_the_voiced_ones():
     x[16000:32000] = 0.3 * np.sin(np.arange(16000) * 2 * np.pi * 200 / 16000)
     voiced = np.zeros(300, bool)
     voiced[100:200] = True
-    assert analysis._recognition_chunks(voiced, frame_rms(x)) == [(0, 300)]
-    assert analysis._recognition_chunks(np.zeros(300, bool), frame_rms(x)) == []
+    assert analysis.recognition_chunks(voiced, frame_rms(x)) == [(0, 300)]
+    assert analysis.recognition_chunks(np.zeros(300, bool), frame_rms(x)) == []
 
 
 def test_a_dub_with_a_saved_track_without_posteriors_fails_before_any_work(tmp_path):

@@ -95,13 +95,14 @@ def test_each_shipped_model_has_a_card_matching_file_code_and_manifest(path):
 
 def test_the_offline_schema_names_its_columns_explicitly():
     model = motion.load_model()
-    names = motion.offline_feature_names(model.mel_context, model.posterior_taps)
+    names = motion.offline_feature_names(model.mel_context, model.posterior_taps, model.component_taps)
     assert len(names) == len(set(names)) == model.n_features
-    assert model.posterior_taps == motion.OFFLINE_POSTERIOR_TAPS  # the shipped model reads the phone posteriors
+    # the shipped model reads the phone posteriors and the token components
+    assert model.posterior_taps == model.component_taps == motion.OFFLINE_POSTERIOR_TAPS
     # the shipped model learned the dominance columns in this order; the viseme table may change, this may not
     assert list(motion.FEATURE_LABELS) == sorted(motion.VISEMES)
-    assert names[:2] == ["dominance:AA", "dominance:AE"] and names[-68:-65] == ["jaw", "loudness", "voiced"]
-    assert names[-1] == "posterior+0.12:other"
+    assert names[:2] == ["dominance:AA", "dominance:AE"] and names[-228:-225] == ["jaw", "loudness", "voiced"]
+    assert names[-161] == "posterior+0.12:other" and names[-1] == "component+0.12:31"
 
 
 def _copy_with_card(path, tmp_path):
@@ -173,6 +174,27 @@ def test_training_never_changes_a_model_file_unless_it_reproduces_it_exactly(tmp
     side = train_motion.publish_model(other, {k: v.astype(np.float32) for k, v in other.arrays.items()}, out,
                                       "opening", None)
     assert side == tmp_path / "rebuilt" / "m.npz" and side.is_file() and out.read_bytes() == before
+
+
+def test_the_token_axes_are_written_only_when_they_differ_and_carry_a_card(tmp_path, monkeypatch):
+    from lipdub.speech import tokens
+    from training import train_motion
+
+    monkeypatch.setattr(train_motion, "REBUILT", tmp_path / "rebuilt")
+    rng = np.random.default_rng(4)
+    n_tok = len(tokens.recognise.token_phones())
+    clips = [rng.dirichlet(np.full(n_tok, 0.2), 80).astype(np.float32) for _ in range(2)]
+    axes = tokens.fit_axes(clips)
+    out = tmp_path / "token_axes.npz"
+    assert train_motion.publish_axes(axes, out) == out
+    card = json.loads(models.card_path(out).read_text())
+    assert card["sha256"] == models.file_sha256(out) and card["kind"] == "token-axes"
+    assert [c["path"] for c in card["training_data"]["clips"]] == [c.path for c in manifest.training_clips("opening")]
+    assert np.array_equal(tokens.load_axes(str(out)).axes, axes.axes)
+    before = out.read_bytes()
+    assert train_motion.publish_axes(tokens.fit_axes(clips), out) == out and out.read_bytes() == before  # same
+    other = train_motion.publish_axes(tokens.fit_axes(clips[:1]), out)
+    assert other == tmp_path / "rebuilt" / out.name and out.read_bytes() == before
 
 
 def test_each_recipe_learns_from_its_own_clips():

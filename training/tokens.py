@@ -16,12 +16,14 @@ that layer, read differently:
 - entropy: the entropy of the smoothed token distribution (the recogniser's uncertainty) at the taps, beside them;
 - -xlag: the training targets moved by each clip's lag as a learned model reads it (cross_fitted_lags: measured by
   models that never heard the clip's speaker, fitted inside the training folds) instead of the viseme rules' lag.
-Every clip's token probabilities come from hama on the chunks the speech analysis gives it (the same pass as the
-shipped posteriors: their class sums equal SpeechTrack.posteriors, checked at load); kept in the one cache.
+Every clip's token probabilities come from hama on the chunks the speech analysis gives it (training.clips.clip_tokens:
+the same pass as the shipped posteriors, their class sums equal SpeechTrack.posteriors, checked at load); kept in the
+one cache.
 Each variant is scored held out next to post5 (the shipped inputs) with the same folds of speaker groups
 (training.train_motion.heldout_models), through the full motion post-processing; the best, when it gains at least
-CONFIRM_GAIN, is scored again next to it over more folds and nets (--confirm). The figures and what shipping the
-winner takes: docs/RESULTS.md (Motion alone, "The recogniser's whole output"). Nothing here is shipped.
+CONFIRM_GAIN, is scored again next to it over more folds and nets (--confirm). The figures: docs/RESULTS.md (Motion
+alone, "The recogniser's whole output"). pca32-xlag shipped: speech.tokens (the components, their axes an asset),
+training.train_motion (the recipe, cross_fitted_lags).
 """
 
 from __future__ import annotations
@@ -35,55 +37,17 @@ from pathlib import Path
 import numpy as np
 
 from lipdub import motion
-from lipdub.core.cache import cache_dir, cache_key
-from lipdub.core.constants import HOP_SECONDS, SR
 from lipdub.core.files import write_atomically, write_text
-from lipdub.motion.features import posterior_columns
-from lipdub.speech import recognise, vad
-from lipdub.speech.acoustic import frame_rms, n_frames
-from lipdub.speech.analysis import _prepare_audio, _recognition_chunks
-from lipdub.speech.posteriors import HOPS_PER_FRAME, class_posteriors
-from training.clips import clip_audio
+from lipdub.motion.features import component_columns, posterior_columns
+from lipdub.speech import recognise
+from lipdub.speech.posteriors import class_posteriors
+from lipdub.speech.tokens import fit_axes, log_smoothed
+from training.clips import clip_tokens
 from training.fit import fit_mlp
 from training.manifest import data_root, filmed_clips, require_data
 from training.posteriors import CONFIRM_GAIN, WithColumns, print_gain, print_variant
-from training.train_motion import OPENING_EPOCHS, aligned_rows, heldout_models, lag_summary, load_samples, \
-    score_clip, speaker_of_name
-
-TAPS = motion.OFFLINE_POSTERIOR_TAPS
-TOKENS_VERSION = 1
-
-
-def token_posteriors(x: np.ndarray, n_hops: int) -> np.ndarray:
-    """(n_hops, tokens) hama's token probabilities of prepared 16 kHz audio `x` on the chunks the analysis runs it
-    on (speech.analysis._recognition_chunks), each 20 ms frame on its two hops; blank elsewhere."""
-    voiced = vad.detect_voice(x, HOP_SECONDS)[:n_hops]
-    rms = frame_rms(x, SR, HOP_SECONDS)
-    tokens = len(recognise.token_phones())
-    blank = recognise._model().blank_id
-    out = np.zeros((n_hops, tokens), np.float32)
-    out[:, blank] = 1.0
-    for a, b in _recognition_chunks(voiced, rms):
-        probs = recognise.frame_posteriors(x[int(a * HOP_SECONDS * SR):int(b * HOP_SECONDS * SR)], SR)
-        rows = np.repeat(probs, HOPS_PER_FRAME, axis=0)[:max(0, n_hops - a)]
-        out[a:a + len(rows)] = rows
-    return out
-
-
-def clip_tokens(data: Path, clip, speech) -> np.ndarray:
-    """token_posteriors of a filmed clip's own audio, cached on disk (keyed by the audio file and range)."""
-    audio = data / clip.audio_path
-    key = cache_key(audio, TOKENS_VERSION, range=clip.range, kind="hama-tokens")
-    file = cache_dir() / "train" / f"tokens-{key}.npy"
-    if file.is_file():
-        return np.load(file)
-    x = _prepare_audio(clip_audio(audio, clip.range), SR)
-    n = len(speech.voiced)
-    assert n == n_frames(x.size, SR, HOP_SECONDS)
-    tok = token_posteriors(x, n)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(file, lambda tmp: np.save(open(tmp, "wb"), tok))
-    return tok
+from training.train_motion import LAG_MEMBERS, OPENING_EPOCHS, TAPS, aligned_rows, cross_fitted_lags, \
+    heldout_models, lag_summary, load_samples, score_clip, speaker_of_name
 
 
 def phone_groups() -> np.ndarray:
@@ -91,23 +55,6 @@ def phone_groups() -> np.ndarray:
     phones = recognise.token_phones()
     names = sorted({p for p in phones if p})
     return np.array([names.index(p) if p else len(names) for p in phones])
-
-
-def smoothed(post: np.ndarray) -> np.ndarray:
-    """Each hop's probabilities averaged with those one hama frame either side (posterior_columns' smoothing)."""
-    return posterior_columns(post, np.arange(len(post)), (0.0,))
-
-
-def shifted(cols: np.ndarray, hops: np.ndarray, taps) -> np.ndarray:
-    """(len(hops), len(taps) · K) per-hop columns at hop + tap (s); zeros outside the audio."""
-    out = []
-    for tap in taps:
-        rows = np.asarray(hops) + int(round(tap / HOP_SECONDS))
-        ok = (rows >= 0) & (rows < len(cols))
-        block = np.zeros((len(rows), cols.shape[1]))
-        block[ok] = cols[rows[ok]]
-        out.append(block)
-    return np.concatenate(out, 1)
 
 
 class ExtraColumns:
@@ -123,28 +70,6 @@ class ExtraColumns:
 
 VARIANTS = ("post5", "phones5", "entropy", "pca8", "pca16", "pca32", "pca64", "pca32f", "post5-xlag", "pca32-xlag",
             "pca64-xlag")
-
-
-LAG_MEMBERS = 2  # nets of each model that measures lags (it only has to find a best lag)
-
-
-def cross_fitted_lags(samples: dict, names, members: int, epochs: int) -> dict:
-    """Each training clip's own lag (> 0: its audio's mouth late against its film) as a learned model reads it, with
-    no clip's speaker in the model that measures it: the training speaker groups are split in two halves, each half's
-    clips measured (MotionParams advance 0, as clip_lag) by the shipped recipe fitted on the other half. Nothing of a
-    held-out fold is used, so its scores stay held out."""
-    group_of = speaker_of_name()
-    groups = sorted({group_of[n] for n in names})
-    halves = np.array_split(np.random.default_rng(1).permutation(groups), 2)
-    fit = variant_fitter("post5", samples, None, epochs)
-    lags = {}
-    for half in halves:
-        inside = set(half)
-        model = fit([n for n in names if group_of[n] not in inside], members)
-        for n in names:
-            if group_of[n] in inside:
-                lags[n] = score_clip(samples[n], model.on(n), motion.MotionParams(advance=0.0))[1]
-    return lags
 
 
 def variant_fitter(variant: str, samples: dict, tokens: dict, epochs: int):
@@ -167,25 +92,29 @@ def variant_fitter(variant: str, samples: dict, tokens: dict, epochs: int):
 
     def log_tokens(name):
         if name not in logs:
-            logs[name] = np.log(smoothed(tokens[name]) + 1e-4).astype(np.float32)
+            logs[name] = log_smoothed(tokens[name])
         return logs[name]
 
     def log_frames(name):  # unsmoothed: projected first, the projections smoothed at the taps
         return np.log(tokens[name] + 1e-4).astype(np.float32)
 
     def entropy(name):
-        p = smoothed(tokens[name])
+        p = posterior_columns(tokens[name], hops[name], (0.0,))  # smoothed as the components' distributions
         h = -(p * np.log(p + 1e-9)).sum(1, keepdims=True)
-        return shifted(h, hops[name], TAPS)
+        return component_columns(h, hops[name], TAPS)
 
     def fit(names, members):
         project = None
         if variant.startswith("pca"):
             k = int(variant[3:].split("-")[0].rstrip("f"))
-            rows = np.concatenate([(log_frames if variant.endswith("f") else log_tokens)(n) for n in names])
-            mean = rows.mean(0)
-            _, _, vt = np.linalg.svd(rows[::4] - mean, full_matrices=False)  # every 4th hop: the same axes, faster
-            project = (mean, vt[:k].T)
+            if variant.endswith("f"):
+                rows = np.concatenate([log_frames(n) for n in names])
+                mean = rows.mean(0)
+                _, _, vt = np.linalg.svd(rows[::4] - mean, full_matrices=False)  # every 4th hop: the same axes
+                project = (mean, vt[:k].T)
+            else:  # the shipped fit (speech.tokens.fit_axes), on this fold's training clips only
+                axes = fit_axes([tokens[n] for n in names], k)
+                project = (axes.mean, axes.axes)
 
         def extra(name):
             if variant.startswith("post5"):
@@ -198,11 +127,13 @@ def variant_fitter(variant: str, samples: dict, tokens: dict, epochs: int):
             if variant.endswith("f"):  # each frame's log-probabilities projected, the projections smoothed at taps
                 return np.concatenate([base(name), posterior_columns(
                     (log_frames(name) - mean) @ axes, hops[name], TAPS)], 1)
-            return np.concatenate([base(name), shifted((log_tokens(name) - mean) @ axes, hops[name], TAPS)], 1)
+            return np.concatenate([base(name), component_columns((log_tokens(name) - mean) @ axes, hops[name], TAPS)],
+                                  1)
 
         rows = {n: (samples[n][3], samples[n][4], samples[n][6]) for n in names}
         if variant.endswith("-xlag"):  # the targets moved by each clip's cross-fitted lag instead of the rules'
-            lags = cross_fitted_lags(samples, names, LAG_MEMBERS, epochs)
+            lags = cross_fitted_lags(samples, names, variant_fitter("post5", samples, None, epochs), LAG_MEMBERS,
+                                     lambda model, name: model.on(name))
             for n in names:
                 times, truth, speech = samples[n][:3]
                 x_, y_, c_, _ = aligned_rows(times, truth, speech, lags[n], every_hop=True, posterior_taps=TAPS)
@@ -282,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     tokens = {}
     for clip in clips:
         speech = samples[clip.name][2]
-        tokens[clip.name] = clip_tokens(data, clip, speech)
+        tokens[clip.name] = clip_tokens(data, clip, len(speech.voiced))
         diff = np.abs(class_posteriors(tokens[clip.name]) - speech.posteriors).max()
         print(f"tokens of {clip.name}: {tokens[clip.name].shape}, class sums vs the analysis's posteriors: largest "
               f"difference {diff:.2g}", flush=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from lipdub.errors import DependencyError
 
+ASSETS = Path(__file__).resolve().parents[1] / "assets"  # the models and axes lipdub ships, each with a card
 FACE_LANDMARKER_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
 
 
@@ -19,6 +20,15 @@ def _package_dir(name: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise DependencyError(f"the Python package '{name}' is not installed; run `make venv` to install lipdub's dependencies")
     return Path(list(spec.submodule_search_locations)[0])
+
+
+def card_path(asset_path) -> Path:
+    """The card (JSON: sha256, schema, training data, how to rebuild) beside a shipped asset."""
+    return Path(asset_path).with_suffix(".json")
+
+
+def file_sha256(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 @lru_cache(maxsize=None)

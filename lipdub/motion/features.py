@@ -15,8 +15,9 @@ import numpy as np
 from lipdub.core.constants import HOP_SECONDS
 from lipdub.errors import InputError
 from lipdub.motion.visemes import BILABIALS, PHONE_CLASSES, dominance, viseme_target
-from lipdub.speech.posteriors import HOPS_PER_FRAME
+from lipdub.speech.posteriors import smoothed_at
 from lipdub.speech.recognise import POSTERIOR_FRAME
+from lipdub.speech.tokens import N_COMPONENTS
 
 # ------------------------------------------------------------------------------------------ offline model inputs
 MEL_CONTEXT = (-12, -8, -4, 0, 4, 8, 12)  # hops
@@ -33,11 +34,12 @@ ACOUSTIC_COLUMNS = ("jaw", "loudness", "voiced")
 OFFLINE_POSTERIOR_TAPS = (-0.04, 0.0, 0.04, 0.08, 0.12)
 
 
-def offline_feature_names(mel_context=MEL_CONTEXT, posterior_taps=()) -> list[str]:
+def offline_feature_names(mel_context=MEL_CONTEXT, posterior_taps=(), component_taps=()) -> list[str]:
     """The offline model's input columns in order (model_features builds them so)."""
     return ([f"dominance:{label}" for label in FEATURE_LABELS]
             + [f"mel{off:+d}:{band}" for off in mel_context for band in range(MEL_BANDS)] + list(ACOUSTIC_COLUMNS)
-            + [f"posterior{tap:+.2f}:{cls}" for tap in posterior_taps for cls in CLASS_NAMES + ("other",)])
+            + [f"posterior{tap:+.2f}:{cls}" for tap in posterior_taps for cls in CLASS_NAMES + ("other",)]
+            + [f"component{tap:+.2f}:{k}" for tap in component_taps for k in range(N_COMPONENTS)])
 
 
 NO_POSTERIORS = ("the speech track has no phone posteriors, which the motion model was trained with (a speech track "
@@ -46,24 +48,31 @@ NO_POSTERIORS = ("the speech track has no phone posteriors, which the motion mod
                  "--motion-model permissive")
 
 
+NO_COMPONENTS = ("the speech track has no token components (hama's whole output, projected), which the motion model "
+                 "was trained with (a speech track saved by an older lipdub, or hama or the token axes failed: see the "
+                 "warning above); analyse the audio again (drop --alignment, or save it again with "
+                 "--save-alignment), or choose --motion-model permissive")
+
+
+def component_columns(components: np.ndarray, hops: np.ndarray, taps) -> np.ndarray:
+    """(len(hops), len(taps) · components) the token components (speech.tokens: one row per hop, already smoothed
+    before their log) at each hop + tap (s); zeros outside the audio."""
+    components = np.asarray(components)
+    cols = []
+    for tap in taps:
+        rows = np.asarray(hops) + int(round(tap / HOP_SECONDS))
+        ok = (rows >= 0) & (rows < len(components))
+        block = np.zeros((len(rows), components.shape[1]))
+        block[ok] = components[rows[ok]]
+        cols.append(block)
+    return np.concatenate(cols, 1) if cols else np.zeros((len(hops), 0))
+
+
 def posterior_columns(post: np.ndarray, hops: np.ndarray, taps) -> np.ndarray:
     """(len(hops), len(taps) · columns) the phone-class posteriors `post` (speech.posteriors: one row per hop) at each
     hop + tap (s), smoothed over ±1 of hama's 20 ms frames as the live model reads them (CTC is peaky); zeros
     outside the audio."""
-    post = np.asarray(post)
-    n = len(post)
-
-    def at(rows: np.ndarray) -> np.ndarray:
-        ok = (rows >= 0) & (rows < n)
-        out = np.zeros((len(rows), post.shape[1]))
-        out[ok] = post[rows[ok]]
-        return out
-    cols = []
-    for tap in taps:
-        rows = np.asarray(hops) + int(round(tap / HOP_SECONDS))
-        smooth = (at(rows - HOPS_PER_FRAME) + at(rows) + at(rows + HOPS_PER_FRAME)) / 3.0
-        smooth[(rows < 0) | (rows >= n)] = 0.0
-        cols.append(smooth)
+    cols = [smoothed_at(post, np.asarray(hops) + int(round(tap / HOP_SECONDS))) for tap in taps]
     return np.concatenate(cols, 1) if cols else np.zeros((len(hops), 0))
 
 
@@ -96,11 +105,11 @@ def dominance_features(phones, n: int, hop: float, lead: float = 0.02, start: in
     return feats / den[:, None]
 
 
-def model_features(speech, start: int = 0, stop: int | None = None, mel_context=MEL_CONTEXT, posterior_taps=()
-                   ) -> np.ndarray:
+def model_features(speech, start: int = 0, stop: int | None = None, mel_context=MEL_CONTEXT, posterior_taps=(),
+                   component_taps=()) -> np.ndarray:
     """(N, F) features of the learned opening model at hops [start, stop) of `speech` (default: all); columns as
-    offline_feature_names(mel_context, posterior_taps) (a model file names its own taps: OpeningModel.mel_context,
-    OpeningModel.posterior_taps)."""
+    offline_feature_names(mel_context, posterior_taps, component_taps) (a model file names its own taps:
+    OpeningModel.mel_context, .posterior_taps, .component_taps)."""
     n = len(speech.voiced)
     stop = n if stop is None else min(stop, n)
     mel = np.asarray(speech.mel, np.float32)[:n]
@@ -122,6 +131,10 @@ def model_features(speech, start: int = 0, stop: int | None = None, mel_context=
         if getattr(speech, "posteriors", None) is None:
             raise InputError(NO_POSTERIORS)
         parts.append(posterior_columns(speech.posteriors, idx, posterior_taps))
+    if len(component_taps):
+        if getattr(speech, "components", None) is None:
+            raise InputError(NO_COMPONENTS)
+        parts.append(component_columns(speech.components, idx, component_taps))
     return np.concatenate(parts, 1)
 
 

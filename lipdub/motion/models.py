@@ -9,7 +9,6 @@ feature schema raises DependencyError saying what to do; nothing falls back sile
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -18,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
+from lipdub.core.assets import ASSETS, card_path, file_sha256
 from lipdub.errors import DependencyError, InputError, ParameterError
-from lipdub.motion.features import MEL_CONTEXT, NO_POSTERIORS, classifier_feature_names, \
+from lipdub.motion.features import MEL_CONTEXT, NO_COMPONENTS, NO_POSTERIORS, classifier_feature_names, \
     offline_feature_names, opening_feature_names
 from lipdub.speech.posteriors import token_classes
 from lipdub.speech.stream import StreamingPosteriors
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
 MODEL_PATH = ASSETS / "motion_model.npz"
 CAUSAL_MODEL_PATH = ASSETS / "motion_model_causal.npz"
 # The same recipes fitted on permissively licensed footage only (GRID, CC BY 4.0): for commercial use, weaker sync
@@ -35,8 +34,8 @@ MODEL_CHOICES = ("research", "permissive")
 MODEL_FILES = {"research": (MODEL_PATH, CAUSAL_MODEL_PATH),
                "permissive": (PERMISSIVE_MODEL_PATH, PERMISSIVE_CAUSAL_MODEL_PATH)}
 SHIPPED = {p for pair in MODEL_FILES.values() for p in pair}  # a card is required beside each of these
-OPENING_ARRAYS = ("weights", "mean", "std", "w1", "b1", "w2", "b2", "mel_context", "posterior_taps", "taps", "wt",
-                  "bt")
+OPENING_ARRAYS = ("weights", "mean", "std", "w1", "b1", "w2", "b2", "mel_context", "posterior_taps", "component_taps",
+                  "taps", "wt", "bt")
 REBUILD = {MODEL_PATH.name: "make train", PERMISSIVE_MODEL_PATH.name: "make train",
            CAUSAL_MODEL_PATH.name: "make train-causal", PERMISSIVE_CAUSAL_MODEL_PATH.name: "make train-causal"}
 
@@ -101,6 +100,13 @@ class OpeningModel:
         """The times (s, around each hop) where the model reads the phone-class posteriors (files without
         `posterior_taps`: none; the model was trained without them)."""
         taps = self.arrays.get("posterior_taps")
+        return () if taps is None else tuple(round(float(v), 4) for v in np.ravel(taps))
+
+    @property
+    def component_taps(self) -> tuple[float, ...]:
+        """The times (s, around each hop) where the model reads the token components (speech.tokens; files without
+        `component_taps`: none)."""
+        taps = self.arrays.get("component_taps")
         return () if taps is None else tuple(round(float(v), 4) for v in np.ravel(taps))
 
     @property
@@ -169,7 +175,7 @@ class CausalModel:
 # ------------------------------------------------------------------------------------------ feature schemas
 def opening_schema(model: OpeningModel) -> dict:
     """The offline model's input columns, as the code builds them (and a temporal model's taps, in hops)."""
-    schema = {"inputs": offline_feature_names(model.mel_context, model.posterior_taps)}
+    schema = {"inputs": offline_feature_names(model.mel_context, model.posterior_taps, model.component_taps)}
     if model.reach:
         schema["taps"] = [int(round(v)) for v in np.ravel(model.arrays["taps"])]
     return schema
@@ -198,14 +204,6 @@ def _check_widths(model, schema: dict, path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------ model cards
-def card_path(model_path) -> Path:
-    return Path(model_path).with_suffix(".json")
-
-
-def file_sha256(path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def array_shapes(arrays: dict) -> dict[str, list[int]]:
     return {k: list(np.shape(v)) for k, v in sorted(arrays.items())}
 
@@ -285,9 +283,13 @@ def load_model(choice: str = MODEL_CHOICES[0]) -> OpeningModel:
 
 def check_speech_inputs(speech, choice: str = MODEL_CHOICES[0]) -> None:
     """Fail before any work when the offline model of `choice` reads what the speech track lacks (a saved track
-    without phone posteriors); model_features would fail the same way after the face tracking."""
-    if load_model(choice).posterior_taps and getattr(speech, "posteriors", None) is None:
+    without phone posteriors or token components); model_features would fail the same way after the face
+    tracking."""
+    model = load_model(choice)
+    if model.posterior_taps and getattr(speech, "posteriors", None) is None:
         raise InputError(NO_POSTERIORS)
+    if model.component_taps and getattr(speech, "components", None) is None:
+        raise InputError(NO_COMPONENTS)
 
 
 def load_causal_file(path) -> CausalModel:

@@ -59,11 +59,12 @@ def learned_opening(speech, model: OpeningModel) -> np.ndarray:
     if model.reach:  # a temporal model: each block's features with `reach` hops of the neighbours' on each side
         m = model.reach
         blocks = [model.predict_hops(model_features(speech, max(0, a - m), a + FEATURE_BLOCK + m, model.mel_context,
-                                                    model.posterior_taps),
+                                                    model.posterior_taps, model.component_taps),
                                      a - max(0, a - m), min(n, a + FEATURE_BLOCK) - max(0, a - m))
                   for a in range(0, n, FEATURE_BLOCK)]
     else:
-        blocks = [model.predict(model_features(speech, a, a + FEATURE_BLOCK, model.mel_context, model.posterior_taps))
+        blocks = [model.predict(model_features(speech, a, a + FEATURE_BLOCK, model.mel_context, model.posterior_taps,
+                                            model.component_taps))
                   for a in range(0, n, FEATURE_BLOCK)]
     return np.clip(np.concatenate(blocks) if blocks else np.zeros(0), 0.0, 1.2)
 

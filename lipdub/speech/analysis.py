@@ -19,7 +19,7 @@ import numpy as np
 from lipdub.core.constants import HOP_SECONDS, SR
 from lipdub.core.resample import resample_poly
 from lipdub.errors import DependencyError, ParameterError
-from lipdub.speech import align, g2p, posteriors, recognise, silero, vad
+from lipdub.speech import align, g2p, posteriors, recognise, silero, tokens, vad
 from lipdub.speech.acoustic import frame_rms, jaw_opening, log_mel, loudness as loudness_curve, n_frames
 from lipdub.speech.align import PHONE_BIAS, Seg
 from lipdub.speech.track import Phone, SpeechTrack
@@ -31,7 +31,8 @@ MIN_CHUNK = 10.0
 _RANK = {"forced-alignment": 0, "forced-alignment-espeak": 0, "hama+align": 1, "allphone": 2, "acoustic-only": 3}
 
 
-def _prepare_audio(audio, sr: int) -> np.ndarray:
+def prepare_audio(audio, sr: int) -> np.ndarray:
+    """Mono float32 16 kHz audio in [-1, 1] from mono or (samples, channels) audio of any rate and dtype."""
     if not isinstance(sr, (int, np.integer)) or sr <= 0:
         raise ParameterError(f"sample rate must be a positive integer, got {sr!r}")
     a = np.asarray(audio)
@@ -220,7 +221,7 @@ def analyse(audio: np.ndarray, sr: int = SR, transcript: str | None = None, lang
         g2p.espeak_voice(language)  # validates the tag (ParameterError)
     if transcript is not None and not isinstance(transcript, str):
         raise ParameterError(f"transcript must be text, got {type(transcript).__name__}")
-    x = _prepare_audio(audio, sr)
+    x = prepare_audio(audio, sr)
     duration = x.size / SR
     n = n_frames(x.size, SR, HOP_SECONDS)
     voiced = vad.detect_voice(x, HOP_SECONDS)[:n]
@@ -228,15 +229,19 @@ def analyse(audio: np.ndarray, sr: int = SR, transcript: str | None = None, lang
     jaw = jaw_opening(x, voiced, SR, HOP_SECONDS, rms=rms)
     loud = loudness_curve(rms)
     track = SpeechTrack(duration, HOP_SECONDS, voiced, jaw, loud, [], "acoustic-only", language,
-                        log_mel(x, SR, HOP_SECONDS)[:n], posteriors.silence(n))
+                        log_mel(x, SR, HOP_SECONDS)[:n])
+    _keep_tokens(track, _unheard(n))
+    if track.posteriors is None:  # hama missing: no recogniser heard anything
+        track.posteriors = posteriors.silence(n)
     if n == 0:
         return track
 
     try:
-        segs, methods = _phones(x, transcript, language, voiced, rms, pronunciations, track)
+        segs, methods, hop_tokens = _phones(x, transcript, language, voiced, rms, pronunciations)
     except DependencyError as exc:  # pocketsphinx/espeak-ng broken: the acoustic cues still drive the mouth
         log.warning("phone analysis unavailable (%s); using the acoustic jaw only", exc)
         return track
+    _keep_tokens(track, hop_tokens)
     if not methods:
         return track
     track.method = max(methods, key=lambda m: _RANK[m])
@@ -246,10 +251,33 @@ def analyse(audio: np.ndarray, sr: int = SR, transcript: str | None = None, lang
     return track
 
 
+def _keep_tokens(track: SpeechTrack, hop_tokens: np.ndarray | None) -> None:
+    """Keep hama's per-hop token probabilities in `track` as what the models read: the phone-class sums
+    (`posteriors`) and the projections on the shipped axes (`components`); None (hama failed): neither."""
+    track.posteriors = track.components = None
+    if hop_tokens is None:
+        return
+    track.posteriors = posteriors.class_posteriors(hop_tokens)
+    try:
+        track.components = tokens.load_axes().project(hop_tokens)
+    except DependencyError as exc:  # the research model will say what is missing; the permissive one needs none
+        log.warning("hama's token components are unavailable (%s)", exc)
+
+
+def _unheard(n_hops: int) -> np.ndarray | None:
+    """speech.tokens.unheard(n_hops), or None when hama cannot be loaded (its token list is hama's)."""
+    try:
+        return tokens.unheard(n_hops)
+    except Exception as exc:  # hama missing or failing: the phones and acoustics still drive the mouth
+        log.warning("hama's token list is unavailable (%s)", exc)
+        return None
+
+
 def _phones(x: np.ndarray, transcript: str | None, language: str | None, voiced: np.ndarray, rms: np.ndarray,
-            pronunciations: list[list[str]] | None, track: SpeechTrack) -> tuple[list[Seg], list[str]]:
-    """Raw phone spans (seconds, not bias-corrected) and the method used for each chunk that produced phones; fills
-    `track.posteriors` from hama's passes over the voiced chunks (None if hama failed on one)."""
+            pronunciations: list[list[str]] | None) -> tuple[list[Seg], list[str], np.ndarray | None]:
+    """Raw phone spans (seconds, not bias-corrected), the method used for each chunk that produced phones, and hama's
+    token probabilities per hop from its passes over the voiced chunks (speech.tokens; None if hama failed on one)."""
+    hop_tokens = _unheard(voiced.size)
     words = g2p.tokenize(transcript) if transcript else []
     segs: list[Seg] = []
     methods: list[str] = []
@@ -260,11 +288,11 @@ def _phones(x: np.ndarray, transcript: str | None, language: str | None, voiced:
             words = []
     if words or pronunciations:
         if pronunciations:
-            tokens = [t for t in (align.dictionary_token(None, list(p)) for p in pronunciations) if t]
+            dict_tokens = [t for t in (align.dictionary_token(None, list(p)) for p in pronunciations) if t]
             text_method = "forced-alignment-espeak"
         else:
-            tokens, text_method = _transcript_tokens(words, language)
-        for a, b, toks in _word_chunks(x, tokens, voiced, rms):
+            dict_tokens, text_method = _transcript_tokens(words, language)
+        for a, b, toks in _word_chunks(x, dict_tokens, voiced, rms):
             chunk = x[int(a * HOP_SECONDS * SR) : int(b * HOP_SECONDS * SR)]
             got = align.align_phones(chunk, toks) if toks else None
             method = text_method
@@ -277,24 +305,24 @@ def _phones(x: np.ndarray, transcript: str | None, language: str | None, voiced:
                 methods.append(method)
         # recognition did not run: one more hama pass, on the chunks it would have heard (the same posteriors)
         try:
-            track.posteriors = posteriors.chunk_posteriors(x, _recognition_chunks(voiced, rms), voiced.size)
+            hop_tokens = tokens.chunk_tokens(x, recognition_chunks(voiced, rms), voiced.size)
         except Exception as exc:  # hama missing or failing: the phones above still drive the mouth
             log.warning("hama's phone posteriors are unavailable (%s)", exc)
-            track.posteriors = None
+            hop_tokens = None
     else:
-        for a, b in _recognition_chunks(voiced, rms):
+        for a, b in recognition_chunks(voiced, rms):
             got, method, probs = _recognise_chunk(x[int(a * HOP_SECONDS * SR) : int(b * HOP_SECONDS * SR)])
             if probs is None:
-                track.posteriors = None
-            elif track.posteriors is not None:
-                posteriors.place(track.posteriors, a, probs)
+                hop_tokens = None
+            elif hop_tokens is not None:
+                tokens.place(hop_tokens, a, probs)
             if got:
                 segs += _shift(got, a * HOP_SECONDS)
                 methods.append(method)
-    return segs, methods
+    return segs, methods, hop_tokens
 
 
-def _recognition_chunks(voiced: np.ndarray, rms: np.ndarray) -> list[tuple[int, int]]:
+def recognition_chunks(voiced: np.ndarray, rms: np.ndarray) -> list[tuple[int, int]]:
     """The chunks (hops) hama hears without a transcript: at most 30 s, cut in pauses, each with speech."""
     return [(a, b) for a, b in plan_chunks(~voiced, rms) if voiced[a:b].any()]
 

@@ -12,8 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from lipdub.core.constants import HOP_SECONDS, SR
-from lipdub.speech import recognise
+from lipdub.core.constants import HOP_SECONDS
 from lipdub.speech.recognise import POSTERIOR_FRAME, token_phones
 
 # The live model's phone classes (its classifier's outputs): visemes that look alike grouped together.
@@ -57,19 +56,19 @@ def silence(n_hops: int) -> np.ndarray:
     return out
 
 
-def place(post: np.ndarray, first_hop: int, probs: np.ndarray) -> None:
-    """Write hama's token probabilities `probs` of audio starting at hop `first_hop` into `post` (hops × N_COLUMNS):
-    each 20 ms frame's class posteriors on the two hops it covers. Hops of the chunk past its last frame keep what
-    `post` held (silence())."""
-    rows = np.repeat(class_posteriors(probs), HOPS_PER_FRAME, axis=0)
-    rows = rows[:max(0, len(post) - first_hop)]
-    post[first_hop:first_hop + len(rows)] = rows
+def smoothed_at(post: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """(len(rows), columns) float64 rows of per-hop probabilities `post` averaged with those one hama frame (20 ms)
+    either side, zeros beyond the audio; rows outside the audio are zeros (CTC is peaky: the offline and live models
+    read posteriors so, and speech.tokens smooths the token distributions so before its log)."""
+    post = np.asarray(post)
+    n = len(post)
+    rows = np.asarray(rows)
 
-
-def chunk_posteriors(x: np.ndarray, chunks, n_hops: int) -> np.ndarray:
-    """(n_hops, N_COLUMNS) hama run on each chunk (a, b) of hops of 16 kHz audio `x`: what the analysis keeps when a
-    transcript made recognition unnecessary (one more hama pass), on the chunks recognition would have heard."""
-    post = silence(n_hops)
-    for a, b in chunks:
-        place(post, a, recognise.frame_posteriors(x[int(a * HOP_SECONDS * SR):int(b * HOP_SECONDS * SR)], SR))
-    return post
+    def at(r: np.ndarray) -> np.ndarray:
+        ok = (r >= 0) & (r < n)
+        out = np.zeros((len(r), post.shape[1]))
+        out[ok] = post[r[ok]]
+        return out
+    smooth = (at(rows - HOPS_PER_FRAME) + at(rows) + at(rows + HOPS_PER_FRAME)) / 3.0
+    smooth[(rows < 0) | (rows >= n)] = 0.0
+    return smooth

@@ -46,6 +46,11 @@ def token_phones() -> list[str]:
     return [(ipa_to_arpabet(t) or [""])[0] if not t.startswith("<") else "" for t in tokens]
 
 
+def blank_token() -> int:
+    """The index of hama's CTC blank among its output tokens."""
+    return int(_model().blank_id)
+
+
 def _run(audio: np.ndarray) -> tuple[np.ndarray, int]:
     """hama's (frames, tokens) log-probabilities of one 16 kHz float32 waveform, and how many frames are valid."""
     with _lock:

@@ -1,5 +1,5 @@
-"""The speech stage's output: phones plus frame-wise voice activity, jaw opening, loudness, log-mel and phone-class
-posteriors, saved as JSON."""
+"""The speech stage's output: phones plus frame-wise voice activity, jaw opening, loudness, log-mel, phone-class
+posteriors and token components, saved as JSON."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import numpy as np
 
 from lipdub.errors import InputError
 from lipdub.speech.posteriors import N_COLUMNS
+from lipdub.speech.tokens import N_COMPONENTS
 
 FORMAT = "lipdub-speech"
-VERSION = 2  # 2: with `posteriors` (version 1 files load without them)
+VERSION = 3  # 2: with `posteriors`, 3: with `components` (older files load without them)
 METHODS = ("forced-alignment", "forced-alignment-espeak", "hama+align", "allphone", "acoustic-only")
 
 
@@ -42,6 +43,9 @@ class SpeechTrack:
     # (N, 13) hama's phone-class posteriors per hop (speech.posteriors); None: not computed (hama failed, or a
     # version 1 file). The offline model trained with them needs them
     posteriors: np.ndarray | None = None
+    # (N, 32) hama's whole token distribution per hop, projected on the shipped axes (speech.tokens); None: not
+    # computed (hama or the axes failed, or an older file). The offline model trained with them needs them
+    components: np.ndarray | None = None
 
     @property
     def n_frames(self) -> int:
@@ -72,6 +76,8 @@ class SpeechTrack:
             "mel": None if self.mel is None else np.round(np.asarray(self.mel, np.float64), 2).tolist(),
             "posteriors": None if self.posteriors is None
             else np.round(np.asarray(self.posteriors, np.float64), 3).tolist(),
+            "components": None if self.components is None
+            else np.round(np.asarray(self.components, np.float64), 2).tolist(),
         }
 
     @classmethod
@@ -87,8 +93,11 @@ class SpeechTrack:
             post = None if d.get("posteriors") is None else np.asarray(d["posteriors"], np.float32)
             if post is not None and post.size == 0:  # no frames: [] in JSON
                 post = post.reshape(0, N_COLUMNS)
+            comp = None if d.get("components") is None else np.asarray(d["components"], np.float32)
+            if comp is not None and comp.size == 0:
+                comp = comp.reshape(0, N_COMPONENTS)
             track = cls(float(d["duration"]), float(d["hop"]), voiced, jaw, loud, phones, str(d.get("method", "")),
-                        d.get("language"), mel, post)
+                        d.get("language"), mel, post, comp)
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"speech track is malformed ({exc}); re-run the analysis or fix the JSON") from exc
         if not (voiced.size == jaw.size == loud.size):
@@ -96,6 +105,9 @@ class SpeechTrack:
         if post is not None and post.shape != (voiced.size, N_COLUMNS):
             raise InputError("speech track's 'posteriors' are not one row per frame; re-run the analysis "
                              "(--save-alignment) or fix the JSON")
+        if comp is not None and comp.shape != (voiced.size, N_COMPONENTS):
+            raise InputError(f"speech track's 'components' are not {N_COMPONENTS} numbers per frame; re-run the "
+                             "analysis (--save-alignment) or fix the JSON")
         if any(p.end < p.start for p in phones):
             raise InputError("speech track has a phone that ends before it starts")
         return track
