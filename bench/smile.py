@@ -6,7 +6,9 @@ Corner lift: how far the mouth corners sit above the upper inner lip's middle, p
 frame's eye-aligned axes (a smile lifts the corners: larger). Width: corner to corner per eye distance. Reported per
 clip and split by the dub's opening (small: under SMALL_OPENING, where the issue's tell is: a smile with teeth drawn
 as a pursed, rounded mouth): each side's spread (sd), the dub's mean minus the original's, and Pearson r of the dub
-against the original frame by frame.
+against the original frame by frame (`r`) and of their 1 s running medians (`slow`). Lift and width also move with
+the opening, and a dub opens to other speech than the frame it is drawn over, so `lift_expr` and `width_expr` take
+out the original's line fit of each on the opening: what is left is the expression.
 
     PYTHONPATH=$PWD .venv/bin/python -m bench.smile --out /tmp/realism_run [--clips a,b] [--json F]
 """
@@ -39,19 +41,32 @@ def corner_lift_2d(lms: np.ndarray) -> np.ndarray:
     return ((lms[..., 13, :2] - corners) * down).sum(-1) / iod
 
 
-def series(video: Path, frames: int | None = None) -> dict[str, np.ndarray]:
-    """Per frame of `video` (nan without a face): opening, width and corner lift, from its cached face track."""
-    track = load_track(video, media.probe_video(video))
-    lms = track.landmarks[:frames].astype(np.float64)
-    ok = track.valid[:frames]
+def series(video: Path) -> dict[str, np.ndarray]:
+    """Per frame of `video` (nan without a face): opening, width and corner lift, from its cached face track, and
+    lift and width as SLOW_SECONDS running medians."""
+    info = media.probe_video(video)
+    track = load_track(video, info)
+    lms, ok = track.landmarks.astype(np.float64), track.valid
     out = {"opening": inner_opening(lms), "width": mouth_width(lms), "lift": corner_lift_2d(lms)}
     out = {k: np.where(ok, v, np.nan) for k, v in out.items()}
-    size = max(1, int(round(SLOW_SECONDS * media.probe_video(video).fps)) | 1)
+    size = max(1, int(round(SLOW_SECONDS * info.fps)) | 1)
     for key in ("lift", "width"):  # the slow part, over the frames with a face (nan elsewhere)
         slow = np.full(len(ok), np.nan)
         slow[ok] = median_filter(out[key][ok], size=size, mode="nearest")
         out[f"{key}_slow"] = slow
     return out
+
+
+def with_expression(real: dict[str, np.ndarray], dub: dict[str, np.ndarray]) -> None:
+    """Add `lift_expr` and `width_expr` to both sides: lift and width over the original's line fit of each on the
+    opening. Lift and width move with the opening (the jaw drops the corners, an open mouth narrows), and the dub
+    opens to other speech than the frame it is drawn over, so the per-frame values differ by the speech alone; what
+    is left over the fit is the expression (a smile widens and lifts at any opening)."""
+    ok = np.isfinite(real["lift"]) & np.isfinite(real["opening"])
+    for key in ("lift", "width"):
+        b, a = np.polyfit(real["opening"][ok], real[key][ok], 1) if ok.sum() >= 10 else (0.0, 0.0)
+        for side in (real, dub):
+            side[f"{key}_expr"] = side[key] - a - b * side["opening"]
 
 
 def _r(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -63,19 +78,21 @@ def _r(a: np.ndarray, b: np.ndarray) -> float | None:
 def compare(real: dict[str, np.ndarray], dub: dict[str, np.ndarray]) -> dict:
     """The dub's lift and width against the original's, frame by frame: all frames, small and large openings (by
     the dub's opening)."""
+    with_expression(real, dub)
     n = min(len(real["lift"]), len(dub["lift"]))
     ok = np.isfinite(real["lift"][:n]) & np.isfinite(dub["lift"][:n])
     small = dub["opening"][:n] < SMALL_OPENING
     out = {}
     for part, sel in (("all", ok), ("small", ok & small), ("large", ok & ~small)):
         row = {"frames": int(sel.sum())}
-        for key in ("lift", "width"):
+        for key in ("lift", "width", "lift_expr", "width_expr"):
             a, b = real[key][:n][sel], dub[key][:n][sel]
             if len(a) < 10:
                 continue
             row[key] = {"sd_real": round(float(np.std(a)), 4), "sd_dub": round(float(np.std(b)), 4),
                         "mean_diff": round(float(np.mean(b - a)), 4), "r": _r(a, b),
-                        "r_slow": _r(real[f"{key}_slow"][:n][sel], dub[f"{key}_slow"][:n][sel])}
+                        "r_slow": _r(real[f"{key}_slow"][:n][sel], dub[f"{key}_slow"][:n][sel])
+                        if f"{key}_slow" in real else None}
         out[part] = row
     return out
 
@@ -98,14 +115,13 @@ def main(argv: list[str] | None = None) -> int:
         for part in ("all", "small", "large"):
             row = rows[name][part]
             if "lift" in row:
-                lift, width = row["lift"], row["width"]
-                line.append(f"{part} ({row['frames']}): lift sd {lift['sd_real']:.4f}/{lift['sd_dub']:.4f} "
-                            f"r {lift['r']} slow {lift['r_slow']} d {lift['mean_diff']:+.4f}; width sd {width['sd_real']:.4f}/"
-                            f"{width['sd_dub']:.4f} r {width['r']} slow {width['r_slow']} d {width['mean_diff']:+.4f}")
+                line.append(f"{part} ({row['frames']} frames): " + "; ".join(
+                    f"{key} sd {v['sd_real']:.4f}/{v['sd_dub']:.4f} r {v['r']} slow {v['r_slow']} "
+                    f"d {v['mean_diff']:+.4f}" for key, v in row.items() if key != "frames"))
         print("\n  ".join(line), flush=True)
     means = {}
     for part in ("all", "small", "large"):
-        for key in ("lift", "width"):
+        for key in ("lift", "width", "lift_expr", "width_expr"):
             rs = [v[part][key]["r"] for v in rows.values() if key in v[part] and v[part][key]["r"] is not None]
             slow = [v[part][key]["r_slow"] for v in rows.values()
                     if key in v[part] and v[part][key]["r_slow"] is not None]

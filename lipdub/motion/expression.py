@@ -30,18 +30,6 @@ EMOTIONS = ("neutral", "happy", "sad", "angry", "surprised")
 
 # ----------------------------------------------------------------------------------------------------- emotion
 
-CORNER_REACH = 0.13  # a mouth corner moves the lips and cheek around it, fading over this distance (canonical)
-
-
-def corner_falloff(canonical: np.ndarray, corner: int) -> np.ndarray:
-    """(478,) how much each landmark moves with the mouth corner `corner` (1 at the corner, fading with distance):
-    corners and the lips and cheek near them move together; nothing far from them (the skull stays put)."""
-    d = np.linalg.norm(canonical[:, :2] - canonical[corner, :2], axis=1)
-    w = np.exp(-(d / CORNER_REACH) ** 2)
-    w[w < 0.02] = 0.0
-    return w
-
-
 def emotion_offsets(canonical: np.ndarray, emotion: str, strength: float = 1.0) -> np.ndarray:
     """(478, 3) landmark displacement of a steady emotion, canonical units (x right, y down in the image)."""
     off = np.zeros((478, 3))
@@ -51,8 +39,11 @@ def emotion_offsets(canonical: np.ndarray, emotion: str, strength: float = 1.0) 
     centre_x = 0.5 * (c[MOUTH_CORNERS[0], 0] + c[MOUTH_CORNERS[1], 0])
 
     def corners(lift: float, spread: float) -> None:
+        # corners and the lips/cheek near them move together, fading with distance from each corner
         for k in MOUTH_CORNERS:
-            w = corner_falloff(c, k)
+            d = np.linalg.norm(c[:, :2] - c[k, :2], axis=1)
+            w = np.exp(-(d / 0.13) ** 2)
+            w[w < 0.02] = 0.0  # nothing far from the corners moves (the skull stays put)
             side = np.sign(c[k, 0] - centre_x)
             off[:, 1] -= lift * w
             off[:, 0] += side * spread * w

@@ -8,9 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lipdub.core.landmarks import (INNER_LOWER, INNER_UPPER, JAW, LOWER_FACE, MOUTH_CORNERS, OUTER_LOWER, OUTER_UPPER,
-                                   UPPER_EDGE)
-from lipdub.motion.expression import corner_falloff
+from lipdub.core.landmarks import INNER_LOWER, INNER_UPPER, JAW, LOWER_FACE, OUTER_LOWER, OUTER_UPPER, UPPER_EDGE
 
 LIPS = sorted(set(OUTER_UPPER + OUTER_LOWER + INNER_UPPER + INNER_LOWER))
 CONTROL = sorted(set(LIPS + JAW + UPPER_EDGE + LOWER_FACE))
@@ -42,9 +40,6 @@ class MouthModel:
         # gap profile of an opening mouth whose source is closed: widest at the centre, zero at the corners
         self.closed_profile = np.clip(1 - ((xs - 0.5 * (c[78, 0] + c[308, 0])) / half) ** 2, 0, 1) ** 0.9
         self.jaw_weight = self._jaw_weight()
-        # how much each point follows its mouth corner's height (nothing above the nose base moves)
-        self.corner_weight = np.maximum(*(corner_falloff(c, k) for k in MOUTH_CORNERS)) * np.clip(
-            (c[:, 1] - c[2, 1]) / 0.08, 0.0, 1.0)
 
     def _jaw_weight(self) -> np.ndarray:
         """How much each point follows a jaw drop (0 skull .. ~0.85 chin), from its canonical position."""
@@ -74,18 +69,6 @@ def corner_lift(pts: np.ndarray) -> np.ndarray:
     if pts.shape[-2] != len(EXPRESSION_POINTS):
         pts = pts[..., EXPRESSION_POINTS, :]
     return pts[..., 2, 1] - 0.5 * (pts[..., 0, 1] + pts[..., 1, 1])
-
-
-LIFT_MOST = 0.04  # the most corners are lifted or lowered to the wanted lift (canonical; a broad smile's ~0.045)
-
-
-def lifted_to(model: MouthModel, shape: np.ndarray, lift: float) -> np.ndarray:
-    """(478, 3) offsets that move `shape`'s mouth corners (and the lips and cheek around them, model.corner_weight)
-    up or down so its corner_lift becomes `lift`, by at most LIFT_MOST: the filmed frame's corner height kept on a
-    mouth drawn from another frame."""
-    off = np.zeros((len(shape), 3))
-    off[:, 1] = -float(np.clip(lift - corner_lift(shape), -LIFT_MOST, LIFT_MOST)) * model.corner_weight
-    return off
 
 
 def build_mouth_model(canonical: np.ndarray, norm: np.ndarray, valid: np.ndarray) -> MouthModel:

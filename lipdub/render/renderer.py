@@ -24,7 +24,7 @@ from lipdub.render.interior import (CLOSED_LINE_OPENING, inner_lip_mask, pull_in
                                     split_rows, synthetic_cavity)
 from lipdub.render.mouth import (CONTROL, INNER_LOWER_POS, INNER_UPPER_POS, JAW_POS, LIPS_POS,
                                  OUTER_LIPS_POS, OUTER_RING, UPPER_EDGE_POS, MouthModel, build_mouth_model, corner_lift,
-                                 descriptors, lifted_to, target_shape)
+                                 descriptors, target_shape)
 from lipdub.render.selection import (JUMP_COST, POSE_WEIGHT, blur_cost, descriptor_scale, select_frames,
                                      small_open_axis)
 
@@ -78,7 +78,6 @@ class Renderer:
         self._rest = rest
         self._filmed_open: np.ndarray | None = None  # per track frame, canonical (filmed_expression)
         self._width_fast: float | None = None  # the filmed width's frame-to-frame spread (filmed_expression)
-        self._corners: tuple = (None, None)  # the filmed corners' height per frame and its fit (filmed_expression)
         self.pauses: np.ndarray | None = None
 
     def index_atlas(self) -> None:
@@ -118,7 +117,6 @@ class Renderer:
             filmed = speaker.filmed_mouth(self.track, self.pose, self.model.rest_width)
             self._expression = filmed.offset, filmed.lift, filmed.fit
             self._filmed_open, self._width_fast = filmed.opening, filmed.width_fast
-            self._corners = filmed.corners, filmed.lift_fit
         return self._expression
 
     def rest_opening(self) -> float:
@@ -164,24 +162,11 @@ class Renderer:
         resid, _, (a, b) = self.filmed_expression()
         # around the speech's mean: the fit holds the speaker's average width (a mean at the gain narrowed every mouth)
         spread = m.rest_width * WIDTH_SHARE * self.width_gain() * (mouth.width - float(np.mean(mouth.width)))
-        resid = resid[np.minimum(source, len(resid) - 1)]
-        # a smiling mouth rounds less: the speech's narrowing gives way as far as the frame smiles
-        spread = np.where(spread < 0, spread * (1 - speaker.smile_share(resid, m.rest_width)), spread)
-        return opening, a + b * opening + resid + spread
-
-    def wanted_lift(self, opening: np.ndarray, source: np.ndarray) -> np.ndarray | None:
-        """The filmed frames' corner height (corner lift, canonical) at the wanted openings: the speaker's lift at
-        that opening plus the frame's own above it (speaker.FilmedMouth.corners); None without a filmed track."""
-        self.filmed_expression()
-        corners, fit = self._corners
-        if corners is None:
-            return None
-        return fit[0] + fit[1] * opening + corners[np.minimum(source, len(corners) - 1)]
+        return opening, a + b * opening + resid[np.minimum(source, len(resid) - 1)] + spread
 
     def plan(self, schedule: np.ndarray, mouth: motion.MouthTrack, teeth: np.ndarray | None = None,
              teeth_weight: float = 0.25, source: np.ndarray | None = None):
-        """Wanted canonical opening/width per output frame, the atlas entry to draw each from and the corner lift
-        to draw it with (wanted_lift; None without a filmed track: the entry's own). `teeth`
+        """Wanted canonical opening/width per output frame and the atlas entry to draw each from. `teeth`
         (per output frame, atlas teeth units) makes selection match teeth visibility too. `schedule`: this
         renderer's track frame per output frame; `source` (default `schedule`): the filmed frame it shows."""
         m = self.model
@@ -189,9 +174,8 @@ class Renderer:
         open_c, width_c = self.wanted(mouth, source)
         scale = descriptor_scale(m)
         # the filmed frame's expression: entries with its corner lift are preferred (a smile keeps smiling)
-        lift = self.wanted_lift(open_c, source)
-        if lift is None:
-            lift = self.filmed_expression()[1][np.minimum(source, len(self.filmed_expression()[1]) - 1)]
+        lift = self.filmed_expression()[1]
+        lift = lift[np.minimum(source, len(lift) - 1)]
         # small openings matched closely (selection.small_open_axis: fewer lip lines redrawn)
         desc = np.concatenate([small_open_axis(self.atlas_desc) * scale,
                                EXPRESSION_WEIGHT * corner_lift(self.norm)[:, None]], 1)
@@ -205,7 +189,7 @@ class Renderer:
                             pose_features(self.pose, np.minimum(schedule, len(self.track) - 1)),
                             jump_cost=JUMP_COST, pose_weight=POSE_WEIGHT, atlas_cost=self.blur_cost(),
                             **self._times(source))
-        return open_c, width_c, sel, lift
+        return open_c, width_c, sel
 
     def _times(self, source: np.ndarray) -> dict:
         """select_frames' proximity arguments for output frames showing filmed frames `source`."""
@@ -225,28 +209,17 @@ class Renderer:
         """The same atlas and mouth model drawing onto another track (landmarks moved by head motion or expression)."""
         out = Renderer(self.atlas, track, model=self.model, colour=self.colour, region=self.region,
                        filmed=self.filmed, expression=self.filmed_expression(), rest=self.rest_opening())
-        out._width_fast, out._corners = self._width_fast, self._corners
+        out._width_fast = self._width_fast
         return out
 
     def frame(self, k: int, j: int, frame: np.ndarray, plan, offsets: np.ndarray | None = None
               ) -> tuple[np.ndarray, bool]:
         """Output frame k drawn over source frame j; frames without the speaker pass through untouched. `offsets`
         (478,3 canonical) move the wanted face (an emotion's mouth corners)."""
-        open_c, width_c, sel = plan[:3]
+        open_c, width_c, sel = plan
         if not self._enter(j):
             return frame, False
-        a, opening, width = int(sel[k]), float(open_c[k]), float(width_c[k])
-        corners = self._corners_kept(plan, k, a, opening, width)
-        if corners is not None:
-            offsets = corners if offsets is None else offsets + corners
-        return self.render_frame(frame, j, a, opening, width, offsets), True
-
-    def _corners_kept(self, plan, k: int, a: int, opening: float, width: float) -> np.ndarray | None:
-        """Offsets (478,3 canonical) that give entry a, drawn at this opening and width, the corner height the plan
-        wants for output frame k (its filmed frame's: Renderer.wanted_lift); None where the plan wants none."""
-        if len(plan) < 4 or plan[3] is None:
-            return None
-        return lifted_to(self.model, target_shape(self.model, self.norm[a], opening, width), float(plan[3][k]))
+        return self.render_frame(frame, j, int(sel[k]), float(open_c[k]), float(width_c[k]), offsets), True
 
     def _enter(self, j: int) -> bool:
         """Whether source frame j has the speaker to draw on; keeps colour smoothing to runs of the same shot."""
@@ -337,11 +310,11 @@ class Renderer:
         """The mouth of output frame k over source frame j (an RGB array or a PlanarFrame), not yet put in: changes
         no state of the renderer, so a second thread may draw the next frames while finish() completes this one
         (only one drawing thread: the atlas's crop cache is not shared). None where the frame has no speaker."""
-        open_c, width_c, sel = plan[:3]
+        open_c, width_c, sel = plan
         if j >= len(self.track) or not self.track.valid[j]:
             return None
         a, opening, width = int(sel[k]), float(open_c[k]), float(width_c[k])
-        dst = self._target(j, a, opening, width, self._corners_kept(plan, k, a, opening, width))
+        dst = self._target(j, a, opening, width, None)
         if isinstance(frame, np.ndarray):
             return Drawn((0, 0, frame.shape[1], frame.shape[0]), None,
                          *self._draw(frame.shape, j, a, opening, width, dst, frame))

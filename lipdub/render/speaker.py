@@ -15,8 +15,6 @@ from lipdub.render.interior import CLOSED_LINE_OPENING
 from lipdub.render.mouth import EXPRESSION_POINTS, corner_lift
 
 EXPRESSION_SECONDS = 1.0  # the filmed expression: a running median of mouth width and corner lift this long
-SMILE_WIDEN = 0.1  # a mouth held this share of its rest width wider than the speaker's usual one smiles in full
-CORNER_SECONDS = 0.2  # the filmed corners' height per frame: a running median this long (the tracker's jitter out)
 INNER_MIDDLE = [82, 87, 13, 14, 312, 317]  # inner-lip pairs (upper, lower) at the middle: the opening
 # the speaker's rest mouth (rest_opening): the lower quartile of the filmed opening in the filmed pauses (breaths
 # part the lips in most of them: their median was 0.11-0.15 on four talks, as open as mid-speech) when they add up
@@ -27,16 +25,12 @@ REST_PAUSE_SECONDS, REST_PAUSE_PERCENTILE, REST_PERCENTILE, REST_MIN_FRAMES = 0.
 
 class FilmedMouth(NamedTuple):
     """Per track frame: the width offset and corner lift (running medians), the fit (a, b) of width = a + b ×
-    opening, the canonical opening (nan without a face) and the width's frame-to-frame spread (None: not measured);
-    the corners: per frame the corner lift over the fit (c, d) of lift = c + d × opening (CORNER_SECONDS' running
-    median), and that fit."""
+    opening, the canonical opening (nan without a face) and the width's frame-to-frame spread (None: not measured)."""
     offset: np.ndarray
     lift: np.ndarray
     fit: np.ndarray
     opening: np.ndarray | None
     width_fast: float | None
-    corners: np.ndarray | None = None
-    lift_fit: np.ndarray | None = None
 
 
 def filmed_mouth(track: face.FaceTrack, pose: face.Pose, rest_width: float) -> FilmedMouth:
@@ -52,33 +46,18 @@ def filmed_mouth(track: face.FaceTrack, pose: face.Pose, rest_width: float) -> F
     ok = np.isfinite(width)
     if not ok.any():
         return FilmedMouth(np.zeros(n), np.zeros(n), np.array([rest_width, 0.0]), None, None)
-    fit, lift_fit = _line(opening[ok], width[ok]), _line(opening[ok], lift[ok])
+    fit = np.array([float(np.median(width[ok])), 0.0])
+    if ok.sum() >= 30 and np.std(opening[ok]) > 0.01:  # a photo or a still mouth: no slope to fit
+        b, a = np.polyfit(opening[ok], width[ok], 1)
+        fit = np.array([a, float(np.clip(b, -1.0, 1.0))])
     fps = (ok.sum() - 1) / max(float(np.ptp(track.times[ok])), 1e-6) if ok.sum() > 1 else 1.0
     size = max(1, int(round(EXPRESSION_SECONDS * fps)) | 1)
     idx = np.flatnonzero(ok)
     raw = width[ok] - fit[0] - fit[1] * opening[ok]
     resid = median_filter(raw, size=size, mode="nearest")
     lift_s = median_filter(lift[ok], size=size, mode="nearest")
-    corners = median_filter(lift[ok] - lift_fit[0] - lift_fit[1] * opening[ok],
-                            size=max(1, int(round(CORNER_SECONDS * fps)) | 1), mode="nearest")
     at = np.arange(n)
-    return FilmedMouth(np.interp(at, idx, resid), np.interp(at, idx, lift_s), fit, opening, float(np.std(raw - resid)),
-                       np.interp(at, idx, corners), lift_fit)
-
-
-def _line(opening: np.ndarray, value: np.ndarray) -> np.ndarray:
-    """(a, b) of value = a + b × opening over the filmed frames (slope within ±1); a photo or a still mouth has no
-    slope to fit: the median, flat."""
-    if len(opening) >= 30 and np.std(opening) > 0.01:
-        b, a = np.polyfit(opening, value, 1)
-        return np.array([a, float(np.clip(b, -1.0, 1.0))])
-    return np.array([float(np.median(value)), 0.0])
-
-
-def smile_share(offset: np.ndarray, rest_width: float) -> np.ndarray:
-    """How far each frame smiles, 0..1, from its width offset (FilmedMouth.offset): held SMILE_WIDEN of the rest
-    width wider than this speaker's usual mouth at its opening is a full smile, their usual width or narrower none."""
-    return np.clip(offset / (SMILE_WIDEN * rest_width), 0.0, 1.0)
+    return FilmedMouth(np.interp(at, idx, resid), np.interp(at, idx, lift_s), fit, opening, float(np.std(raw - resid)))
 
 
 def resting(openings: np.ndarray) -> float:
