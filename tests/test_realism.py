@@ -205,3 +205,48 @@ def test_compare_over_several_seeds_averages_and_keeps_the_first_draw_for_the_pa
     assert all(np.array_equal(a, b) for a, b in zip(one["_matched"], several["_matched"]))
     told = realism.compare(real, other, seeds=2)
     assert told["accuracy"] > 0.9 and told["by_features"]["colour"] > 0.9
+
+
+# ------------------------------------------------------------------------------------------------ bench.smile
+
+def _face(lift: float, opening: float, angle: float) -> np.ndarray:
+    """478 landmarks: eyes 100 px apart, mouth corners `lift` eye distances above the upper inner lip's middle, the
+    inner lips `opening` apart, the whole face turned by `angle` (radians) about the origin."""
+    lms = np.zeros((478, 3))
+    lms[33, :2], lms[263, :2] = (-50, 0), (50, 0)
+    lms[61, :2], lms[291, :2] = (-25, 100 - 100 * lift), (25, 100 - 100 * lift)
+    for up, lo in ((82, 87), (13, 14), (312, 317)):
+        lms[up, :2], lms[lo, :2] = (0, 100), (0, 100 + 100 * opening)
+    c, s = np.cos(angle), np.sin(angle)
+    lms[:, :2] = lms[:, :2] @ np.array([[c, s], [-s, c]])
+    return lms
+
+
+def test_smile_lift_is_per_eye_distance_in_the_faces_own_axes():
+    from bench import smile
+
+    for angle in (0.0, 0.4, -0.3):
+        assert smile.corner_lift_2d(_face(0.03, 0.1, angle)) == pytest.approx(0.03)
+        assert smile.corner_lift_2d(_face(-0.02, 0.1, angle)) == pytest.approx(-0.02)
+
+
+def test_smile_expression_is_what_is_left_over_the_opening():
+    # the corners drop as the mouth opens (lift = 0.02 - 0.3 × opening); the dub opens to other speech but keeps
+    # the filmed expression: its lift differs frame by frame, its lift over the original's fit does not
+    from bench import smile
+
+    rng = np.random.default_rng(0)
+    smiling = np.repeat([0.0, 0.02], 50)
+    real_open, dub_open = rng.uniform(0, 0.3, 100), rng.uniform(0, 0.3, 100)
+    series = []
+    for opening, expression in ((real_open, smiling), (dub_open, smiling), (dub_open, np.zeros(100))):
+        lms = np.stack([_face(0.02 - 0.3 * o + e, o, 0.1) for o, e in zip(opening, expression)])
+        lift = smile.corner_lift_2d(lms)
+        series.append({"opening": real_open if opening is real_open else dub_open, "lift": lift,
+                       "width": np.full(100, 0.5) + rng.normal(0, 0.01, 100),
+                       "lift_slow": lift, "width_slow": np.full(100, 0.5)})
+    real, kept, dropped = series
+    row_kept, row_dropped = smile.compare(dict(real), kept)["all"], smile.compare(dict(real), dropped)["all"]
+    assert row_kept["lift"]["r"] < 0.5  # per frame the speech alone sets the lift apart ...
+    assert row_kept["lift_expr"]["r"] > 0.95  # ... over the opening the smile is kept
+    assert row_dropped["lift_expr"]["r"] is None or row_dropped["lift_expr"]["r"] < 0.3
