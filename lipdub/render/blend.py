@@ -23,7 +23,7 @@ SHARE_PERIOD_S = 2.3  # the share rises and falls over this long (a recurring sh
 AVOID_STEPS = 6  # partners filmed within this many atlas entries of the selected one show the same moment
 FADE_FRAMES = 4  # the share fades out over this many frames either side of a partner jump
 AGREE_LEVELS = 20.0  # grey-level difference at which the two warped mouths disagree fully (the selected alone shows)
-AGREE_BLUR = 0.01  # ... judged over this much blur (canonical units: about a hundredth of the eye-corner distance)
+AGREE_BLUR = 0.03  # the partner's shading is taken over this much blur (canonical units: eye-corner distances)
 MIN_SHARE = 0.02  # below this no partner is drawn (saves its warp)
 
 
@@ -83,14 +83,15 @@ def jump_fade(seq_path: np.ndarray) -> np.ndarray:
 
 def mix(warped: np.ndarray, other: np.ndarray, share: float, inner_controls: np.ndarray, roi, blur_px: float
         ) -> np.ndarray:
-    """`warped` (the selected entry drawn) with `share` of `other` (the partner drawn onto the same control points)
-    where the two agree in grey level (blurred over `blur_px`) and outside the inner lips (`inner_controls`: the
-    lower face's control points in frame pixels)."""
-    grey = [cv2.cvtColor(p, cv2.COLOR_RGB2GRAY).astype(np.float32) for p in (warped, other)]
-    diff = cv2.GaussianBlur(np.abs(grey[0] - grey[1]), (0, 0), blur_px)
-    weight = share * np.clip(1 - diff / AGREE_LEVELS, 0, 1) * (1 - inner_lip_mask(inner_controls, roi))
-    weight = weight.astype(np.float32)
-    return cv2.blendLinear(other, warped, weight, 1.0 - weight)
+    """`warped` (the selected entry drawn) with `share` of `other`'s (the partner drawn onto the same control points)
+    shading: the two's difference blurred over `blur_px` is added, so the selected entry's fine detail (lip lines,
+    grain) stays as sharp as filmed; only where the two agree in grey level and outside the inner lips
+    (`inner_controls`: the lower face's control points in frame pixels)."""
+    a, b = warped.astype(np.float32), other.astype(np.float32)
+    shade = cv2.GaussianBlur(b - a, (0, 0), blur_px)
+    disagree = np.abs(cv2.cvtColor(shade, cv2.COLOR_RGB2GRAY))
+    weight = share * np.clip(1 - disagree / AGREE_LEVELS, 0, 1) * (1 - inner_lip_mask(inner_controls, roi))
+    return np.clip(a + weight[..., None].astype(np.float32) * shade + 0.5, 0, 255).astype(np.uint8)
 
 
 def repeats(sel: np.ndarray, frame_seconds: float, seconds: float = 2.0) -> float:
