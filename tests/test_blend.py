@@ -87,19 +87,3 @@ def test_plan_draws_partner_or_the_selected_alone():
     assert plan.draws(0) == (3, 0.1, 0.5, (9, 0.3))
     assert plan.draws(1) == (4, 0.2, 0.5, None)
     assert blend.Plan(plan.opening, plan.width, plan.sel).draws(0)[3] is None
-
-
-def test_reuse_cost_draws_a_shape_coming_back_from_another_filmed_moment():
-    # two filmed runs of the same shapes, the first a little closer; the wanted shapes come back after 20 frames
-    n = 60
-    desc = np.stack([np.tile(np.linspace(0, 3, 30), 2), np.zeros(n)], 1)
-    desc[30:, 1] = 0.01
-    want = np.concatenate([desc[5:25], desc[5:25]])
-    want[:, 1] = 0.0
-    args = (desc, np.zeros((n, 2)), np.arange(n), want, np.zeros((40, 2)))
-    plain = render.select_frames(*args, jump_cost=0.05)
-    assert (plain < 30).all()  # the same run both times
-    again = render.select_frames(*args, jump_cost=0.05, reuse_within=30)
-    assert (again[:20] < 30).all()  # the first showing keeps its mouths ...
-    assert (again[25:] >= 30).mean() > 0.8  # ... the one coming back takes the other run's
-    assert blend.repeats(again, 0.04, seconds=1.2) < blend.repeats(plain, 0.04, seconds=1.2)

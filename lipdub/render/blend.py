@@ -97,11 +97,9 @@ def mix(warped: np.ndarray, other: np.ndarray, share: float, inner_controls: np.
 def repeats(sel: np.ndarray, frame_seconds: float, seconds: float = 2.0) -> float:
     """Share of output frames drawing an atlas entry already drawn 2 frames to `seconds` earlier (a hold of the
     frame just before is not counted): how often a short clip shows the same filmed mouth again."""
-    if not len(sel):
-        return 0.0
     sel = np.asarray(sel)
     window = max(2, int(round(seconds / frame_seconds)))
-    return float(np.mean([sel[k] in sel[max(0, k - window):max(0, k - 1)] for k in range(len(sel))]))
+    return float(np.mean([sel[k] in sel[max(0, k - window):max(0, k - 1)] for k in range(len(sel))])) if len(sel) else 0.0
 
 
 def plan_stats(plan: Plan, frame_seconds: float) -> dict:

@@ -26,8 +26,8 @@ from lipdub.render.interior import (CLOSED_LINE_OPENING, inner_lip_mask, pull_in
 from lipdub.render.mouth import (CONTROL, INNER_LOWER_POS, INNER_UPPER_POS, JAW_POS, LIPS_POS,
                                  OUTER_LIPS_POS, OUTER_RING, UPPER_EDGE_POS, MouthModel, build_mouth_model, corner_lift,
                                  descriptors, target_shape)
-from lipdub.render.selection import (JUMP_COST, POSE_WEIGHT, REUSE_SECONDS, blur_cost, descriptor_scale,
-                                     select_frames, small_open_axis)
+from lipdub.render.selection import (JUMP_COST, POSE_WEIGHT, blur_cost, descriptor_scale, select_frames,
+                                     small_open_axis)
 
 
 EXPRESSION_WEIGHT = 8.0  # descriptor scale of corner lift (canonical units): a smile's 0.02 costs 0.026
@@ -167,10 +167,9 @@ class Renderer:
 
     def plan(self, schedule: np.ndarray, mouth: motion.MouthTrack, teeth: np.ndarray | None = None,
              teeth_weight: float = 0.25, source: np.ndarray | None = None):
-        """The Plan: wanted canonical opening/width per output frame, the atlas entry to draw each from and the partner
-        entry mixed into it (render.blend). `teeth` (per output frame, atlas teeth units) makes selection match teeth
-        visibility too. `schedule`: this renderer's track frame per output frame; `source` (default `schedule`): the
-        filmed frame it shows."""
+        """Wanted canonical opening/width per output frame and the atlas entry to draw each from. `teeth`
+        (per output frame, atlas teeth units) makes selection match teeth visibility too. `schedule`: this
+        renderer's track frame per output frame; `source` (default `schedule`): the filmed frame it shows."""
         m = self.model
         source = schedule if source is None else source
         open_c, width_c = self.wanted(mouth, source)
@@ -189,14 +188,13 @@ class Renderer:
             want = np.concatenate([want, np.asarray(teeth, np.float64)[:, None] * t_scale], 1)
         pose_feat, cost = self.atlas.pose_feat.astype(np.float64), self.blur_cost()
         want_pose = pose_features(self.pose, np.minimum(schedule, len(self.track) - 1))
-        frame_s = float(np.median(np.diff(self.track.times))) if len(self.track) > 1 else 0.04
         sel = select_frames(desc, pose_feat, self.atlas.seq, want, want_pose, jump_cost=JUMP_COST,
-                            pose_weight=POSE_WEIGHT, atlas_cost=cost, reuse_within=int(round(REUSE_SECONDS / frame_s)),
-                            **self._times(source))
+                            pose_weight=POSE_WEIGHT, atlas_cost=cost, **self._times(source))
         if blend.PARTNER_SHARE <= 0 or self.atlas.n < 2:
             return Plan(open_c, width_c, sel)
         partner = blend.partner_path(desc, pose_feat, self.atlas.seq, sel, want_pose, cost, JUMP_COST, POSE_WEIGHT,
                                      self._times(source))
+        frame_s = float(np.median(np.diff(self.track.times))) if len(self.track) > 1 else 0.04
         share = blend.partner_share(desc, pose_feat, self.atlas.seq, sel, partner, frame_s, POSE_WEIGHT)
         return Plan(open_c, width_c, sel, partner, share)
 

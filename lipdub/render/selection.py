@@ -31,8 +31,6 @@ HOLD_SHARE = 0.15  # holding a frame costs this share of a jump
 PROXIMITY_WEIGHT = 0.1  # the most a mouth filmed far from the frame it is drawn over costs
 PROXIMITY_SECONDS = 1.0  # ... reached this far apart (quadratic up to there)
 AVOIDED_COST = 1e3  # select_frames' `avoid`: finite, so a frame left with avoided candidates alone keeps a path
-REUSE_COST = 0.02  # select_frames' `reuse_within`: drawing an entry again within the window (0.4 of a jump)
-REUSE_SECONDS = 2.0  # ... the window the renderer asks for
 SMALL_OPEN_STRETCH = 2.0  # selection tells openings under a parted mouth's apart this much more
 
 
@@ -96,7 +94,7 @@ def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.
                   want: np.ndarray, want_pose: np.ndarray, k: int = 24, jump_cost: float = 0.6,
                   pose_weight: float = 1.0, atlas_cost: np.ndarray | None = None,
                   atlas_time: np.ndarray | None = None, want_time: np.ndarray | None = None,
-                  avoid: np.ndarray | None = None, avoid_within: int = 0, reuse_within: int = 0) -> np.ndarray:
+                  avoid: np.ndarray | None = None, avoid_within: int = 0) -> np.ndarray:
     """Viterbi over the k best atlas candidates per output frame (unit selection).
 
     atlas_desc (A,D) and want (T,D) are weighted descriptors (opening, width, teeth…); atlas_cost (A,) is a per-entry
@@ -104,9 +102,7 @@ def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.
     little, any other jump costs `jump_cost`. With atlas_time (A,) and want_time (T,) (when each entry and each
     output frame's source frame were filmed: the clip's own atlas), proximity_cost is added. With `avoid` (T,) atlas
     sequence numbers, entries within `avoid_within` of the frame's cost AVOIDED_COST more (chosen only where
-    no other candidate is left: render.blend's partner path). With `reuse_within` (output frames), an entry the
-    path drew 2 to that many frames before costs REUSE_COST more (a second pass over the first pass's path: a short
-    clip's few mouths come back less often). Candidates come from
+    no other candidate is left: render.blend's partner path). Candidates come from
     k-d trees, so the cost grows with log(A), not A: minutes of profile footage stay cheap."""
     T, A = len(want), len(atlas_desc)
     if A == 1:
@@ -142,19 +138,6 @@ def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.
         order = np.argsort(full, axis=1)[:, :k]
         cand[t0:t0 + 8192] = np.take_along_axis(idx, order, 1)
         cost[t0:t0 + 8192] = np.take_along_axis(full, order, 1)
-    path = _viterbi(cand, cost, atlas_seq, jump_cost)
-    if reuse_within > 1:
-        # a second pass: entries the first path drew 2 to reuse_within frames before cost REUSE_COST more (only
-        # before: the first showing keeps its mouth, the one coming back takes another)
-        for t in range(2, T):
-            cost[t] += REUSE_COST * np.isin(cand[t], path[max(0, t - reuse_within):t - 1])
-        path = _viterbi(cand, cost, atlas_seq, jump_cost)
-    return path
-
-
-def _viterbi(cand: np.ndarray, cost: np.ndarray, atlas_seq: np.ndarray, jump_cost: float) -> np.ndarray:
-    """The cheapest path through the (T, k) candidates `cand` with their match costs `cost` and transition_cost()."""
-    T, k = cand.shape
     acc = cost[0].copy()
     back = np.zeros((T, k), np.int64)
     for t in range(1, T):
