@@ -36,6 +36,7 @@ prepared beforehand, `lipdub live`'s default).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -281,9 +282,13 @@ def run_clip(clip: Clip, speech: Clip, out: Path, max_seconds: float | None, see
         if live_mode:  # a live session as fast as the machine goes, the clip's mouths prepared (`lipdub live`)
             live.run(str(src), str(wav), dubbed, realtime=False, prepare=True, crf=CRF, preset=PRESET)
         else:
-            dub(src, wav, dubbed, length="video", crf=CRF, preset=PRESET)
+            report = dub(src, wav, dubbed, length="video", crf=CRF, preset=PRESET)
+            if report.mouths is not None:  # what the plan drew (render.blend.plan_stats), kept beside the dub
+                write_json(work / "mouths.json", report.mouths)
     encoded = reencode(src, work / "original.mp4")
     row["dub_s"] = round(time.perf_counter() - t, 1)
+    if (work / "mouths.json").is_file():
+        row["mouths"] = json.loads((work / "mouths.json").read_text())
     source = read_side(src, max_seconds)
     if len(source.times) == 0:
         return {**row, "skip": "no face"}
@@ -292,6 +297,9 @@ def run_clip(clip: Clip, speech: Clip, out: Path, max_seconds: float | None, see
     main, control = compare(real, fake, seeds=seeds), compare(source, real, seeds=seeds)
     row["accuracy"], row["control"] = main.pop("accuracy"), control.pop("accuracy")
     row["sync"] = speech_sync(fake, speech)
+    # how often the dub shows a mouth nearly as it showed one within 2 s (the real clip's own: 0.1)
+    row["repeat"] = det.repeat_share(det.nearest_earlier(real.crops, real.times),
+                                     det.nearest_earlier(fake.crops, fake.times))
     matched = main.pop("_matched", None)
     control.pop("_matched", None)
     row["main"], row["control_detail"] = main, control
@@ -312,7 +320,8 @@ def _stat(v: list) -> dict:
 def summary(rows: list[dict]) -> dict:
     out = {"accuracy": _stat([r["accuracy"] for r in rows if r.get("accuracy") is not None]),
            "control": _stat([r["control"] for r in rows if r.get("control") is not None]),
-           "sync": _stat([r["sync"] for r in rows if r.get("sync") is not None])}
+           "sync": _stat([r["sync"] for r in rows if r.get("sync") is not None]),
+           "repeat": _stat([r["repeat"] for r in rows if r.get("repeat") is not None])}
     for side, detail in (("accuracy", "main"), ("control", "control_detail")):
         for group in det.FEATURE_GROUPS:
             v = [r[detail]["by_features"][group] for r in rows if "by_features" in r.get(detail, {})]

@@ -159,6 +159,38 @@ def cross_validate(X: np.ndarray, y: np.ndarray, blocks: np.ndarray, k: int = 5,
     return balanced_accuracy(y, p > 0.5), p
 
 
+# -------------------------------------------------------------------------------------------------------- repeats
+
+REPEAT_SIZE = 32  # crops compared for repeats at this size (codec grain and a pixel of tracking jitter averaged out)
+
+
+def nearest_earlier(crops: list[np.ndarray], times: np.ndarray, seconds: float = 2.0) -> np.ndarray:
+    """(N,) per crop, the smallest mean absolute grey difference (levels) to any crop 2 frames to `seconds` earlier
+    (the frame just before is motion, not a repeat); NaN where there is none."""
+    grey = np.stack([cv2.cvtColor(cv2.resize(c, (REPEAT_SIZE, REPEAT_SIZE), interpolation=cv2.INTER_AREA),
+                                  cv2.COLOR_RGB2GRAY).astype(np.float32) for c in crops]) if crops else np.zeros(0)
+    out = np.full(len(crops), np.nan)
+    for i in range(len(crops)):
+        earlier = np.flatnonzero((times < times[i] - 1.5 * _frame_step(times)) & (times >= times[i] - seconds))
+        if len(earlier):
+            out[i] = float(np.abs(grey[earlier] - grey[i]).mean((1, 2)).min())
+    return out
+
+
+def _frame_step(times: np.ndarray) -> float:
+    return float(np.median(np.diff(times))) if len(times) > 1 else 0.04
+
+
+def repeat_share(real: np.ndarray, fake: np.ndarray, quantile: float = 10.0) -> float | None:
+    """Share of the dub's frames (nearest_earlier distances `fake`) nearer an earlier frame than the real clip's
+    closest `quantile` % are (`real`): the real clip itself scores quantile / 100, a dub showing the same mouth
+    again more."""
+    real, fake = real[np.isfinite(real)], fake[np.isfinite(fake)]
+    if not len(real) or not len(fake):
+        return None
+    return round(float(np.mean(fake < np.percentile(real, quantile))), 3)
+
+
 # ---------------------------------------------------------------------------------------------------- blind pairs
 
 def blind_pairs(real: list[np.ndarray], dubbed: list[np.ndarray], seed: int = 0,
