@@ -207,7 +207,6 @@ def test_compare_over_several_seeds_averages_and_keeps_the_first_draw_for_the_pa
     assert told["accuracy"] > 0.9 and told["by_features"]["colour"] > 0.9
 
 
-<<<<<<< HEAD
 # ------------------------------------------------------------------------------------------------ bench.smile
 
 def _face(lift: float, opening: float, angle: float) -> np.ndarray:
@@ -251,7 +250,8 @@ def test_smile_expression_is_what_is_left_over_the_opening():
     assert row_kept["lift"]["r"] < 0.5  # per frame the speech alone sets the lift apart ...
     assert row_kept["lift_expr"]["r"] > 0.95  # ... over the opening the smile is kept
     assert row_dropped["lift_expr"]["r"] is None or row_dropped["lift_expr"]["r"] < 0.3
-=======
+
+
 def test_repeats_find_a_mouth_shown_again_and_not_a_moving_one():
     rng = np.random.default_rng(0)
     times = np.arange(60) / 25.0
@@ -264,4 +264,3 @@ def test_repeats_find_a_mouth_shown_again_and_not_a_moving_one():
     # a repeat further back than the window is not one
     slow = det.nearest_earlier(looped[:12], times[:12] * 10, seconds=1.0)  # the loop comes back after 4 s
     assert fake[10:12].max() == 0 and slow[10:12].min() > 10
->>>>>>> blend8
