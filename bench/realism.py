@@ -36,7 +36,6 @@ prepared beforehand, `lipdub live`'s default).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -282,13 +281,9 @@ def run_clip(clip: Clip, speech: Clip, out: Path, max_seconds: float | None, see
         if live_mode:  # a live session as fast as the machine goes, the clip's mouths prepared (`lipdub live`)
             live.run(str(src), str(wav), dubbed, realtime=False, prepare=True, crf=CRF, preset=PRESET)
         else:
-            report = dub(src, wav, dubbed, length="video", crf=CRF, preset=PRESET)
-            if report.mouths is not None:  # what the plan drew (render.blend.plan_stats), kept beside the dub
-                write_json(work / "mouths.json", report.mouths)
+            dub(src, wav, dubbed, length="video", crf=CRF, preset=PRESET)
     encoded = reencode(src, work / "original.mp4")
     row["dub_s"] = round(time.perf_counter() - t, 1)
-    if (work / "mouths.json").is_file():
-        row["mouths"] = json.loads((work / "mouths.json").read_text())
     source = read_side(src, max_seconds)
     if len(source.times) == 0:
         return {**row, "skip": "no face"}

@@ -360,10 +360,9 @@ def test_frames_drawn_ahead_are_the_frames_drawn_in_turn(open_mouths, planar):
     renderer, rgb = open_mouths
     frames = [media.PlanarFrame(rgb_to_i420(f, BT709), f.shape[1], f.shape[0]) for f in rgb] if planar else rgb
     n = len(frames)
-    plan = render.Plan(np.linspace(0.0, 0.3, n), np.full(n, float(renderer.model.rest_width)),
-                       (np.arange(n) * 7) % n)
+    plan = (np.linspace(0.0, 0.3, n), np.full(n, float(renderer.model.rest_width)), (np.arange(n) * 7) % n)
     schedule = np.r_[np.arange(n), np.arange(n)[::-1]]  # a loop back: colour smoothing restarts on the jump
-    plan = render.Plan(*(np.r_[p, p[::-1]] for p in plan[:3]))
+    plan = tuple(np.r_[p, p[::-1]] for p in plan)
 
     def run(render_one):
         renderer.colour.reset()

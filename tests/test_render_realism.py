@@ -162,7 +162,7 @@ def test_selection_keeps_the_filmed_corner_lift(topology):
     n = len(track)
     entry_lift = render.corner_lift(r.norm)
     assert entry_lift[n // 2:].mean() - entry_lift[: n // 2].mean() == pytest.approx(0.04, abs=0.01)
-    sel = r.plan(np.arange(n), _speech(n)).sel
+    _, _, sel = r.plan(np.arange(n), _speech(n))
     lifted = entry_lift[sel] > entry_lift[: n // 2].mean() + 0.02
     assert lifted[n // 2 + 15:].all() and not lifted[: n // 2 - 15].any()
 

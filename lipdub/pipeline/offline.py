@@ -27,7 +27,6 @@ from lipdub.pipeline.rendering import FrameDrawer, frame_reader, render_frames
 from lipdub.pipeline.report import DubReport
 from lipdub.pipeline.retiming import fit_plan, plan_report
 from lipdub.pipeline.speech_pieces import analysed_in_pieces, count_samples, speech_in_pieces
-from lipdub.render import blend
 from lipdub.render.styler import FaceStyler
 from lipdub.speech.vad import detect_voice
 
@@ -68,8 +67,6 @@ def dub(video, audio, output, options: DubOptions | None = None, progress: Progr
     report = _report(output, info, opts, actor, schedule, mouth, speech_track, renderer, styler, faces_rendered,
                      digest, timings)
     report.retiming = plan_report(fit)
-    if plan is not None:
-        report.mouths = blend.plan_stats(plan, 1.0 / info.fps)
     return report
 
 

@@ -24,5 +24,4 @@ class DubReport:
     blink: np.ndarray | None = None  # (frames,) eye closure added (0..1), for photos with --region face/head
     voices: list = field(default_factory=list)  # several voices: per voice, its face, frames drawn, frames in doubt
     mix_gain: float | None = None  # several voices mixed: the one gain applied so that the mix does not clip
-    mouths: dict | None = None  # what the plan of mouths draws (render.blend.plan_stats): repeats, partners mixed
     retiming: dict | None = None  # --length fit: each phrase's times and shift, frames held and dropped, notes

@@ -13,7 +13,7 @@ look filmed in the shot, mixed with the shot's own), selection (the one selectio
 the offline Viterbi and the live greedy choice), warp (whole-face warp, blinks), compose (mask, colour, blend),
 renderer (Renderer), styler (expression and head motion for offline dubs: FaceStyler), live (live mouths and blinks).
 
-Public interface (what other stages and tests use): Renderer, Plan, own_times; Atlas, write_npz, fill_atlas_in_halves;
+Public interface (what other stages and tests use): Renderer, own_times; Atlas, write_npz, fill_atlas_in_halves;
 mixed_renderer (an actor profile's mouths matched to the shot and mixed with its own: foreign);
 MouthModel, build_mouth_model, corner_lift, descriptors, target_shape; select_frames; MeshWarper; inner_lip_mask;
 the control-point tables.
@@ -25,7 +25,6 @@ from lipdub.render.interior import inner_lip_mask
 from lipdub.render.mesh import MeshWarper
 from lipdub.render.mouth import (CONTROL, INNER_LOWER_POS, INNER_PAIRS, INNER_UPPER_POS, OUTER_RING, MouthModel,
                                  build_mouth_model, corner_lift, descriptors, target_shape)
-from lipdub.render.blend import Plan
 from lipdub.render.renderer import Renderer, own_times
 from lipdub.render.foreign import mixed_renderer
 from lipdub.render.selection import select_frames
@@ -38,6 +37,6 @@ __all__ = [
     "MeshWarper",
     "CONTROL", "INNER_LOWER_POS", "INNER_PAIRS", "INNER_UPPER_POS", "OUTER_RING",
     "MouthModel", "build_mouth_model", "corner_lift", "descriptors", "target_shape",
-    "Renderer", "Plan", "own_times",
+    "Renderer", "own_times",
     "select_frames",
 ]

@@ -18,8 +18,7 @@ import numpy as np
 from lipdub import face, media, motion
 from lipdub.core.landmarks import JAW, OUTER_LOWER, OUTER_UPPER, UPPER_EDGE
 from lipdub.errors import InputError
-from lipdub.render import blend, compose, speaker
-from lipdub.render.blend import Plan
+from lipdub.render import compose, speaker
 from lipdub.render.atlas import Atlas, fill_atlas_in_halves, pose_features
 from lipdub.render.interior import (CLOSED_LINE_OPENING, inner_lip_mask, pull_inner_lips, soften_lip_line,
                                     split_rows, split_window, synthetic_cavity)
@@ -186,17 +185,11 @@ class Renderer:
             t_scale = teeth_weight / max(float(np.percentile(self.atlas.teeth, 90)), 1e-3)
             desc = np.concatenate([desc, self.atlas.teeth[:, None] * t_scale], 1)
             want = np.concatenate([want, np.asarray(teeth, np.float64)[:, None] * t_scale], 1)
-        pose_feat, cost = self.atlas.pose_feat.astype(np.float64), self.blur_cost()
-        want_pose = pose_features(self.pose, np.minimum(schedule, len(self.track) - 1))
-        sel = select_frames(desc, pose_feat, self.atlas.seq, want, want_pose, jump_cost=JUMP_COST,
-                            pose_weight=POSE_WEIGHT, atlas_cost=cost, **self._times(source))
-        if blend.PARTNER_SHARE <= 0 or self.atlas.n < 2:
-            return Plan(open_c, width_c, sel)
-        partner = blend.partner_path(desc, pose_feat, self.atlas.seq, sel, want_pose, cost, JUMP_COST, POSE_WEIGHT,
-                                     self._times(source))
-        frame_s = float(np.median(np.diff(self.track.times))) if len(self.track) > 1 else 0.04
-        share = blend.partner_share(desc, pose_feat, self.atlas.seq, sel, partner, frame_s, POSE_WEIGHT)
-        return Plan(open_c, width_c, sel, partner, share)
+        sel = select_frames(desc, self.atlas.pose_feat.astype(np.float64), self.atlas.seq, want,
+                            pose_features(self.pose, np.minimum(schedule, len(self.track) - 1)),
+                            jump_cost=JUMP_COST, pose_weight=POSE_WEIGHT, atlas_cost=self.blur_cost(),
+                            **self._times(source))
+        return open_c, width_c, sel
 
     def _times(self, source: np.ndarray) -> dict:
         """select_frames' proximity arguments for output frames showing filmed frames `source`."""
@@ -223,10 +216,10 @@ class Renderer:
               ) -> tuple[np.ndarray, bool]:
         """Output frame k drawn over source frame j; frames without the speaker pass through untouched. `offsets`
         (478,3 canonical) move the wanted face (an emotion's mouth corners)."""
+        open_c, width_c, sel = plan
         if not self._enter(j):
             return frame, False
-        a, opening, width, mixed = plan.draws(k)
-        return self.render_frame(frame, j, a, opening, width, offsets, partner=mixed), True
+        return self.render_frame(frame, j, int(sel[k]), float(open_c[k]), float(width_c[k]), offsets), True
 
     def _enter(self, j: int) -> bool:
         """Whether source frame j has the speaker to draw on; keeps colour smoothing to runs of the same shot."""
@@ -333,13 +326,14 @@ class Renderer:
         """The mouth of output frame k over source frame j (an RGB array or a PlanarFrame), not yet put in: changes
         no state of the renderer, so a second thread may draw the next frames while finish() completes this one
         (only one drawing thread: the atlas's crop cache is not shared). None where the frame has no speaker."""
+        open_c, width_c, sel = plan
         if j >= len(self.track) or not self.track.valid[j]:
             return None
-        a, opening, width, mixed = plan.draws(k)
+        a, opening, width = int(sel[k]), float(open_c[k]), float(width_c[k])
         dst = self._target(j, a, opening, width, None)
         if isinstance(frame, np.ndarray):
             return Drawn((0, 0, frame.shape[1], frame.shape[0]), None,
-                         *self._draw(frame.shape, j, a, opening, width, dst, frame, partner=mixed))
+                         *self._draw(frame.shape, j, a, opening, width, dst, frame))
         # everything drawing reads or writes lies in this roi (see render_frame), and the frame's own skin is read
         # from where it was filmed
         own = self._frame_controls(j)
@@ -348,7 +342,7 @@ class Renderer:
         if box[2] <= box[0] or box[3] <= box[1]:
             return Drawn(box, None, None, None, None)
         canvas = frame.rgb(box)
-        return Drawn(box, canvas, *self._draw(frame.shape, j, a, opening, width, dst, canvas, box[:2], own, mixed))
+        return Drawn(box, canvas, *self._draw(frame.shape, j, a, opening, width, dst, canvas, box[:2], own))
 
     def finish(self, j: int, frame, drawn: Drawn | None) -> tuple:
         """Put a drawn mouth into its frame, in frame order (colour matching is smoothed from frame to frame):
@@ -375,20 +369,6 @@ class Renderer:
         patch = compose.with_frame_skin(self.colour(patch, frame[y0:y1, x0:x1], alpha), skin)
         return compose.blend(frame, patch, alpha, roi, inplace=inplace)
 
-    def _source_controls(self, a: int, opening: float) -> tuple[np.ndarray, float]:
-        """Atlas entry a's control points to warp from when drawn at `opening`, and how far it closes over its
-        filmed opening (squeeze, > 0: its inner lips are pulled over its teeth)."""
-        src = self.atlas.src_controls[a].astype(np.float64)
-        src_open = float(self.atlas_open[a])
-        # (a closed source has no teeth to cover: pulling its lips apart only folds them into a hard seam)
-        squeeze = max(1 - opening / 0.04, 1 - opening / src_open) if src_open > 0.02 else 0.0
-        if squeeze > 0:
-            # a mouth closing over its source: the lips cover the teeth instead of teeth being squeezed onto
-            # the lips (MediaPipe's inner contour often sits on the teeth' edge, not the lip's)
-            n_ctrl = len(CONTROL)
-            src[:n_ctrl] = pull_inner_lips(src[:n_ctrl], 0.35 * min(squeeze, 1.0))
-        return src, squeeze
-
     def _frame_controls(self, j: int) -> np.ndarray:
         """Frame j's own control points (frame px): its filmed lower face and the skull-fixed rings."""
         ctrl = self.pose.to_frame(j, self.warper.control_points(self.canonical))[:, :2]
@@ -397,26 +377,30 @@ class Renderer:
 
     def render_frame(self, frame: np.ndarray, j: int, a: int, opening: float, width: float,
                      offsets: np.ndarray | None = None, dst: np.ndarray | None = None,
-                     inplace: bool = False, partner: tuple[int, float] | None = None) -> np.ndarray:
-        """Frame j with atlas entry a drawn at this opening and width (with `partner`: (entry, share) mixed in);
-        reads and writes only inside the roi of the control points `dst` (computed when not given) with a 2-pixel
-        margin."""
+                     inplace: bool = False) -> np.ndarray:
+        """Frame j with atlas entry a drawn at this opening and width; reads and writes only inside the roi of
+        the control points `dst` (computed when not given) with a 2-pixel margin."""
         if dst is None:
             dst = self._target(j, a, opening, width, offsets)
-        roi, patch, alpha, skin = self._draw(frame.shape, j, a, opening, width, dst, frame, partner=partner)
+        roi, patch, alpha, skin = self._draw(frame.shape, j, a, opening, width, dst, frame)
         return self._put(frame, roi, patch, alpha, inplace=inplace, skin=skin)
 
     def _draw(self, shape: tuple, j: int, a: int, opening: float, width: float, dst: np.ndarray,
-              pixels: np.ndarray | None = None, origin: tuple[int, int] = (0, 0), held: np.ndarray | None = None,
-              partner: tuple[int, float] | None = None
+              pixels: np.ndarray | None = None, origin: tuple[int, int] = (0, 0), held: np.ndarray | None = None
               ) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray, tuple | None]:
-        """(roi, patch, alpha, skin) of atlas entry a drawn onto control points `dst` of a frame of this shape (with
-        `partner`'s entry mixed in at its share, render.blend), and the frame's own skin moved to it (from `pixels`,
-        the frame's RGB at `origin`, holding its control points `held`; None without pixels); changes no state."""
+        """(roi, patch, alpha, skin) of atlas entry a drawn onto control points `dst` of a frame of this shape, and
+        the frame's own skin moved to it (from `pixels`, the frame's RGB at `origin`, holding its control points
+        `held`; None without pixels); changes no state."""
         atlas = self.atlas
         n_ctrl = len(CONTROL)
-        src, squeeze = self._source_controls(a, opening)
+        src = atlas.src_controls[a].astype(np.float64)
         src_open = float(self.atlas_open[a])
+        # (a closed source has no teeth to cover: pulling its lips apart only folds them into a hard seam)
+        squeeze = max(1 - opening / 0.04, 1 - opening / src_open) if src_open > 0.02 else 0.0
+        if squeeze > 0:
+            # a mouth closing over its source: the lips cover the teeth instead of teeth being squeezed onto
+            # the lips (MediaPipe's inner contour often sits on the teeth' edge, not the lip's)
+            src[:n_ctrl] = pull_inner_lips(src[:n_ctrl], 0.35 * min(squeeze, 1.0))
         h, w = shape[:2]
         scale = self.pose.scale[j]
         roi = compose.region_of_interest(dst, w, h, margin=2)
@@ -451,10 +435,6 @@ class Renderer:
         used[max(0, detail[1] - roi[1] - grow):max(0, detail[3] - roi[1] + grow),
              max(0, detail[0] - roi[0] - grow):max(0, detail[2] - roi[0] + grow)] = True
         warped, cover, *moved = self.warper.warp(atlas.crop(a), src, dst, roi, detail, also=from_frame, used=used)
-        if partner is not None:  # the same control points: only the partner's pixels differ
-            other = self.warper.warp(atlas.crop(partner[0]), self._source_controls(partner[0], opening)[0], dst, roi,
-                                     detail, used=used)[0]
-            warped = blend.mix(warped, other, partner[1], dst[:n_ctrl], roi, max(1.0, blend.AGREE_BLUR * scale))
         touch, part = CLOSED_LINE_OPENING
         if squeeze > 0 and opening < part:
             # a shut or barely parted mouth drawn from an open one: its lip line needs redrawing

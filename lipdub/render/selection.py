@@ -30,7 +30,6 @@ POSE_WEIGHT = 2.0
 HOLD_SHARE = 0.15  # holding a frame costs this share of a jump
 PROXIMITY_WEIGHT = 0.1  # the most a mouth filmed far from the frame it is drawn over costs
 PROXIMITY_SECONDS = 1.0  # ... reached this far apart (quadratic up to there)
-AVOIDED_COST = 1e3  # select_frames' `avoid`: finite, so a frame left with avoided candidates alone keeps a path
 SMALL_OPEN_STRETCH = 2.0  # selection tells openings under a parted mouth's apart this much more
 
 
@@ -93,16 +92,13 @@ def transition_cost(step: np.ndarray, jump_cost: float) -> np.ndarray:
 def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.ndarray,
                   want: np.ndarray, want_pose: np.ndarray, k: int = 24, jump_cost: float = 0.6,
                   pose_weight: float = 1.0, atlas_cost: np.ndarray | None = None,
-                  atlas_time: np.ndarray | None = None, want_time: np.ndarray | None = None,
-                  avoid: np.ndarray | None = None, avoid_within: int = 0) -> np.ndarray:
+                  atlas_time: np.ndarray | None = None, want_time: np.ndarray | None = None) -> np.ndarray:
     """Viterbi over the k best atlas candidates per output frame (unit selection).
 
     atlas_desc (A,D) and want (T,D) are weighted descriptors (opening, width, teeth…); atlas_cost (A,) is a per-entry
     penalty (blur); continuing to the next real frame (next sequence number) costs nothing, holding a frame costs a
     little, any other jump costs `jump_cost`. With atlas_time (A,) and want_time (T,) (when each entry and each
-    output frame's source frame were filmed: the clip's own atlas), proximity_cost is added. With `avoid` (T,) atlas
-    sequence numbers, entries within `avoid_within` of the frame's cost AVOIDED_COST more (chosen only where
-    no other candidate is left: render.blend's partner path). Candidates come from
+    output frame's source frame were filmed: the clip's own atlas), proximity_cost is added. Candidates come from
     k-d trees, so the cost grows with log(A), not A: minutes of profile footage stay cheap."""
     T, A = len(want), len(atlas_desc)
     if A == 1:
@@ -133,8 +129,6 @@ def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.
             d2 = ((feats[idx] - query[t0:t0 + 8192, None, :]) ** 2).sum(-1)
             full = match_cost(d2, extra[idx]) + proximity_cost(atlas_time[idx], wt)
             full[:, 1:][idx[:, 1:] == idx[:, :-1]] = np.inf  # found by both searches: counted once
-        if avoid is not None:
-            full[np.abs(atlas_seq[idx].astype(np.int64) - avoid[t0:t0 + 8192, None]) <= avoid_within] += AVOIDED_COST
         order = np.argsort(full, axis=1)[:, :k]
         cand[t0:t0 + 8192] = np.take_along_axis(idx, order, 1)
         cost[t0:t0 + 8192] = np.take_along_axis(full, order, 1)
