@@ -20,8 +20,8 @@ from lipdub.core.landmarks import JAW, OUTER_LOWER, OUTER_UPPER, UPPER_EDGE
 from lipdub.errors import InputError
 from lipdub.render import compose, speaker
 from lipdub.render.atlas import Atlas, fill_atlas_in_halves, pose_features
-from lipdub.render.interior import (CLOSED_LINE_OPENING, inner_lip_mask, pull_inner_lips, soften_lip_line,
-                                    split_rows, synthetic_cavity)
+from lipdub.render.interior import (CLOSED_LINE_OPENING, GAP_GAIN_MIN, GapLight, darken_gap, gap_lightness,
+                                    inner_lip_mask, pull_inner_lips, soften_lip_line, split_rows, synthetic_cavity)
 from lipdub.render.mouth import (CONTROL, INNER_LOWER_POS, INNER_UPPER_POS, JAW_POS, LIPS_POS,
                                  OUTER_LIPS_POS, OUTER_RING, UPPER_EDGE_POS, MouthModel, build_mouth_model, corner_lift,
                                  descriptors, target_shape)
@@ -88,6 +88,7 @@ class Renderer:
         self.atlas_desc = descriptors(self.norm)
         self.atlas_open = self.atlas_desc[:, 0]
         self.donor = int(np.argmax(self.atlas_open))  # the most open mouth: interior donor
+        self._gap: tuple[GapLight, GapLight, int] | None = None  # gap_gain's curves, measured when first drawn
 
     @classmethod
     def for_video(cls, video: Path, info: media.VideoInfo, track: face.FaceTrack,
@@ -201,7 +202,7 @@ class Renderer:
     def blur_cost(self) -> np.ndarray:
         """Per-entry selection penalty: atlas frames blurrier than the atlas's typical frame (motion blur ghosts the
         lips); on a mixed atlas (render.foreign) the profile's mouths cost more than the shot's own."""
-        cost = blur_cost(self.atlas.sharpness)
+        cost = blur_cost(self.atlas.sharpness, self.atlas_open)
         extra = getattr(self.atlas, "entry_cost", None)
         return cost if extra is None else cost + extra
 
@@ -293,6 +294,25 @@ class Renderer:
         mask_u, mask_l = mask_u.astype(np.float32), mask_l.astype(np.float32)
         out = cv2.blendLinear(teeth_low, cavity, mask_l, 1.0 - mask_l)
         return cv2.blendLinear(teeth_up, out, mask_u, 1.0 - mask_u)
+
+    def gap_target(self, a: int, opening: float) -> float:
+        """How light entry a's gap should be drawn at `opening` (gap_lightness): the shot's own at that opening
+        (GapLight of its own entries) times how much lighter or darker a's gap is than its footage's typical one
+        at the opening a was filmed at (the profile's footage for a profile mouth); nan where not measured. A mouth
+        squeezed from a more open one kept its lit teeth where the speaker shows a shadowed gap (stNg rests at
+        0.066: its drawn gap 129 grey against the filmed 119)."""
+        if self._gap is None:
+            n_foreign = int(getattr(self.atlas, "n_foreign", 0))
+            own = GapLight.of_atlas(self.atlas, np.arange(n_foreign, self.atlas.n), self.atlas_open)
+            foreign = GapLight.of_atlas(self.atlas, np.arange(n_foreign), self.atlas_open) if n_foreign else own
+            self._gap = own, foreign, n_foreign
+        own, foreign, n_foreign = self._gap
+        source = foreign if a < n_foreign else own
+        if not (own.ok and source.ok):
+            return float("nan")
+        filmed = float(self.atlas_open[a])
+        entry = gap_lightness(self.atlas.crop(a), self.atlas.src_controls[a].astype(np.float64))
+        return own(opening) * (entry / source(filmed) if np.isfinite(entry) else 1.0)
 
     def _target(self, j: int, a: int, opening: float, width: float, offsets: np.ndarray | None) -> np.ndarray:
         """Frame-j positions of the control points for atlas entry a drawn at this opening and width."""
@@ -443,6 +463,11 @@ class Renderer:
                 inside = donor if inside is None else cv2.addWeighted(inside, k, donor, 1.0 - k, 0.0)
             m = (inner_lip_mask(dst[:n_ctrl], roi) * weight).astype(np.float32)
             warped = cv2.blendLinear(inside, warped, m, 1.0 - m)
+        if 0 < opening < src_open:  # drawn less open than filmed: its gap as dark as the speaker's there
+            drawn = gap_lightness(warped, dst[:n_ctrl] - np.asarray(roi[:2], np.float64))
+            gain = min(self.gap_target(a, opening) / drawn, 1.0) if drawn > 0 else 1.0
+            if gain < 1.0:  # (nan compares false: unmeasured gaps stay as drawn)
+                warped = darken_gap(warped, dst[:n_ctrl], roi, max(gain, GAP_GAIN_MIN))
         alpha *= cover.astype(np.float32) / 255.0
         skin = None
         if moved:
