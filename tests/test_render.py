@@ -516,7 +516,7 @@ def test_a_mouth_squeezed_from_a_more_open_one_shows_the_speakers_gap_lightness(
     for a in np.argsort(renderer.atlas_open)[::-1][:12]:
         a = int(a)
         opening = 0.4 * float(renderer.atlas_open[a])
-        kept, want = drawn_lightness(a, opening, 1.0), renderer.gap_target(a, opening)
+        kept, want = drawn_lightness(a, opening, 1.0), renderer.gap.target(a, opening, renderer.atlas_open)
         darkened = drawn_lightness(a, opening, interior.GAP_GAIN_MIN)
         assert darkened <= kept + 1e-6  # never lightened
         if not kept > want + 0.05:  # drawn no lighter than the speaker's gap

@@ -190,6 +190,7 @@ def inner_polygon(points: np.ndarray) -> np.ndarray:
 
 GAP_SAMPLE = 64  # atlas entries (spread over their openings) the gap's lightness is measured on
 GAP_GAIN_MIN = 0.6  # a squeezed mouth's gap is darkened at most this far
+GAP_REMEASURE = 1.25  # a growing atlas's gap lightness is measured again once it holds this many times more entries
 
 
 def gap_lightness(crop: np.ndarray, ctrl: np.ndarray) -> float:
@@ -237,6 +238,37 @@ class GapLight:
 
     def __call__(self, opening: float) -> float:
         return float(np.interp(opening, self.opening, self.ratio))
+
+
+class GapMatch:
+    """How light a mouth's gap should be drawn at an opening (GapMatch.target), for an atlas's entries: the shot's
+    own gap lightness there (GapLight of its own entries; on a mixed atlas, render.foreign, the entries after its
+    `n_foreign` profile ones) times how much lighter or darker the entry's gap is than its footage's typical one at
+    the opening it was filmed at (the profile's footage for a profile mouth). A mouth squeezed from a more open one
+    kept its lit teeth where the speaker shows a shadowed gap (stNg rests at 0.066: drawn 129 grey, filmed 119)."""
+
+    def __init__(self, atlas):
+        self.atlas = atlas
+        self._curves: tuple[GapLight, GapLight, int, int] | None = None  # own, source, n_foreign, entries measured
+        self._entry: dict[int, float] = {}  # gap_lightness per entry drawn
+
+    def target(self, a: int, opening: float, openings: np.ndarray) -> float:
+        """Entry a's gap lightness drawn at `opening`; nan where not measured. `openings`: every entry's canonical
+        opening (the renderer's index of the atlas)."""
+        n = len(openings)
+        if self._curves is None or n > GAP_REMEASURE * self._curves[3]:  # (live mode's atlas grows as frames come)
+            n_foreign = int(getattr(self.atlas, "n_foreign", 0))
+            own = GapLight.of_atlas(self.atlas, np.arange(n_foreign, n), openings)
+            foreign = GapLight.of_atlas(self.atlas, np.arange(n_foreign), openings) if n_foreign else own
+            self._curves = own, foreign, n_foreign, n
+        own, foreign, n_foreign, _ = self._curves
+        source = foreign if a < n_foreign else own
+        if not (own.ok and source.ok):
+            return float("nan")
+        entry = self._entry.get(a)
+        if entry is None:
+            entry = self._entry[a] = gap_lightness(self.atlas.crop(a), self.atlas.src_controls[a].astype(np.float64))
+        return own(opening) * (entry / source(float(openings[a])) if np.isfinite(entry) else 1.0)
 
 
 def darken_gap(patch: np.ndarray, control: np.ndarray, roi: tuple[int, int, int, int], gain: float) -> np.ndarray:

@@ -20,7 +20,7 @@ from lipdub.core.landmarks import JAW, OUTER_LOWER, OUTER_UPPER, UPPER_EDGE
 from lipdub.errors import InputError
 from lipdub.render import compose, speaker
 from lipdub.render.atlas import Atlas, fill_atlas_in_halves, pose_features
-from lipdub.render.interior import (CLOSED_LINE_OPENING, GAP_GAIN_MIN, GapLight, darken_gap, gap_lightness,
+from lipdub.render.interior import (CLOSED_LINE_OPENING, GAP_GAIN_MIN, GapMatch, darken_gap, gap_lightness,
                                     inner_lip_mask, pull_inner_lips, soften_lip_line, split_rows, synthetic_cavity)
 from lipdub.render.mouth import (CONTROL, INNER_LOWER_POS, INNER_UPPER_POS, JAW_POS, LIPS_POS,
                                  OUTER_LIPS_POS, OUTER_RING, UPPER_EDGE_POS, MouthModel, build_mouth_model, corner_lift,
@@ -76,6 +76,7 @@ class Renderer:
         self.filmed = filmed
         self._expression = expression
         self._rest = rest
+        self.gap = GapMatch(self.atlas)  # how dark a squeezed mouth's gap is drawn
         self._filmed_open: np.ndarray | None = None  # per track frame, canonical (filmed_expression)
         self._width_fast: float | None = None  # the filmed width's frame-to-frame spread (filmed_expression)
         self.pauses: np.ndarray | None = None
@@ -88,7 +89,6 @@ class Renderer:
         self.atlas_desc = descriptors(self.norm)
         self.atlas_open = self.atlas_desc[:, 0]
         self.donor = int(np.argmax(self.atlas_open))  # the most open mouth: interior donor
-        self._gap: tuple[GapLight, GapLight, int] | None = None  # gap_gain's curves, measured when first drawn
 
     @classmethod
     def for_video(cls, video: Path, info: media.VideoInfo, track: face.FaceTrack,
@@ -295,25 +295,6 @@ class Renderer:
         out = cv2.blendLinear(teeth_low, cavity, mask_l, 1.0 - mask_l)
         return cv2.blendLinear(teeth_up, out, mask_u, 1.0 - mask_u)
 
-    def gap_target(self, a: int, opening: float) -> float:
-        """How light entry a's gap should be drawn at `opening` (gap_lightness): the shot's own at that opening
-        (GapLight of its own entries) times how much lighter or darker a's gap is than its footage's typical one
-        at the opening a was filmed at (the profile's footage for a profile mouth); nan where not measured. A mouth
-        squeezed from a more open one kept its lit teeth where the speaker shows a shadowed gap (stNg rests at
-        0.066: its drawn gap 129 grey against the filmed 119)."""
-        if self._gap is None:
-            n_foreign = int(getattr(self.atlas, "n_foreign", 0))
-            own = GapLight.of_atlas(self.atlas, np.arange(n_foreign, self.atlas.n), self.atlas_open)
-            foreign = GapLight.of_atlas(self.atlas, np.arange(n_foreign), self.atlas_open) if n_foreign else own
-            self._gap = own, foreign, n_foreign
-        own, foreign, n_foreign = self._gap
-        source = foreign if a < n_foreign else own
-        if not (own.ok and source.ok):
-            return float("nan")
-        filmed = float(self.atlas_open[a])
-        entry = gap_lightness(self.atlas.crop(a), self.atlas.src_controls[a].astype(np.float64))
-        return own(opening) * (entry / source(filmed) if np.isfinite(entry) else 1.0)
-
     def _target(self, j: int, a: int, opening: float, width: float, offsets: np.ndarray | None) -> np.ndarray:
         """Frame-j positions of the control points for atlas entry a drawn at this opening and width."""
         shape = target_shape(self.model, self.norm[a], opening, width)
@@ -465,7 +446,7 @@ class Renderer:
             warped = cv2.blendLinear(inside, warped, m, 1.0 - m)
         if 0 < opening < src_open:  # drawn less open than filmed: its gap as dark as the speaker's there
             drawn = gap_lightness(warped, dst[:n_ctrl] - np.asarray(roi[:2], np.float64))
-            gain = min(self.gap_target(a, opening) / drawn, 1.0) if drawn > 0 else 1.0
+            gain = min(self.gap.target(a, opening, self.atlas_open) / drawn, 1.0) if drawn > 0 else 1.0
             if gain < 1.0:  # (nan compares false: unmeasured gaps stay as drawn)
                 warped = darken_gap(warped, dst[:n_ctrl], roi, max(gain, GAP_GAIN_MIN))
         alpha *= cover.astype(np.float32) / 255.0
