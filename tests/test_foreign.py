@@ -87,7 +87,7 @@ def test_selection_prefers_the_shots_own_mouth(shot_and_profile):
     assert np.abs(mixed.pose_feat[twin.n:] - own.pose_feat).max() < 1e-5
     model = render.build_mouth_model(own.canonical, own.norm, np.ones(own.n, bool))
     renderer = render.Renderer(mixed, track, model=model)
-    assert np.allclose(renderer.blur_cost() - selection.blur_cost(mixed.sharpness), cost)
+    assert np.allclose(renderer.blur_cost() - selection.blur_cost(mixed.sharpness, renderer.atlas_open), cost)
     # the profile's mouths wanted as they were filmed: each is in both halves of the atlas, the shot's own a little
     # off (a worse fit by less than FOREIGN_COST), so only the profile's extra cost makes the shot's own win
     desc = renderer.atlas_desc * selection.descriptor_scale(model)

@@ -510,3 +510,55 @@ def test_the_lips_rim_stays_thin_when_the_wanted_opening_leaves_the_frames_own(o
     far = own + 0.12 if own < 0.1 else own - 0.12
     assert reach(far) <= compose.SKIN_RIM * scale + 2, (reach(far), compose.SKIN_RIM * scale)
     assert abs(reach(far) - reach(own)) <= 1.5, (reach(far), reach(own))
+
+
+def test_sharpness_is_judged_against_mouths_of_the_same_opening():
+    # a shut or barely parted mouth has little detail between its lips (no teeth against a dark gap): against the
+    # whole atlas's median it counted as blurred and selection drew small openings from squeezed toothy mouths
+    from lipdub.render import selection
+
+    rng = np.random.default_rng(0)
+    opening = np.r_[rng.uniform(0.0, 0.05, 40), rng.uniform(0.12, 0.2, 80)]  # a speaker mostly filmed open
+    sharp = np.where(opening < 0.1, 60.0, 300.0) * rng.uniform(0.9, 1.1, len(opening))
+    sharp[[5, 70]] *= 0.3  # one motion-blurred mouth in each group
+    cost = selection.blur_cost(sharp, opening)
+    assert cost[5] > 0.1 and cost[70] > 0.1  # still penalised against their peers
+    small = np.delete(np.arange(40), 5)
+    assert cost[small].max() < 0.01
+    assert selection.blur_cost(sharp)[small].min() > 0.1  # the check can fail: judged against the atlas's median
+    assert np.allclose(selection.typical_sharpness(sharp, opening)[:40], np.median(sharp[:40]), rtol=0.15)
+
+
+def test_a_mouth_squeezed_from_a_more_open_one_shows_the_speakers_gap_lightness(open_mouths, monkeypatch):
+    # a mouth drawn less open than it was filmed kept the lit teeth of its wider gap (stNg: 129 grey against the
+    # filmed 119 at his rest): its gap is darkened to the speaker's own lightness at the drawn opening
+    from lipdub.render import interior
+    from lipdub.render import renderer as renderer_module
+
+    renderer, frames = open_mouths
+    j = int(np.argmin(renderer.atlas_open))
+    width = float(renderer.model.rest_width)
+
+    def drawn_lightness(a, opening, gain_min):
+        monkeypatch.setattr(renderer_module, "GAP_GAIN_MIN", gain_min)
+        renderer.colour.reset()
+        out = renderer.render_frame(frames[j].copy(), j, a, opening, width)
+        dst = renderer._target(j, a, opening, width, None)
+        return interior.gap_lightness(out, dst[:len(render.CONTROL)])
+
+    tried = 0
+    for a in np.argsort(renderer.atlas_open)[::-1][:12]:
+        a = int(a)
+        opening = 0.4 * float(renderer.atlas_open[a])
+        kept, want = drawn_lightness(a, opening, 1.0), renderer.gap.target(a, opening, renderer.atlas_open)
+        darkened = drawn_lightness(a, opening, interior.GAP_GAIN_MIN)
+        assert darkened <= kept + 1e-6  # never lightened
+        if not kept > want + 0.05:  # drawn no lighter than the speaker's gap
+            continue
+        tried += 1
+        assert abs(darkened - want) < 0.5 * abs(kept - want), (a, darkened, kept, want)
+    assert tried >= 3
+    # drawn at its own opening, an entry keeps its gap
+    a = int(np.argmax(renderer.atlas_open))
+    assert drawn_lightness(a, float(renderer.atlas_open[a]), 1.0) == drawn_lightness(a, float(renderer.atlas_open[a]),
+                                                                                    interior.GAP_GAIN_MIN)

@@ -21,6 +21,7 @@ from lipdub.errors import InputError, ParameterError
 from lipdub.face.cached import load_track
 from lipdub.profile.articulation import Articulation, learn_articulation
 from lipdub.profile.file import FORMAT, VERSION, Profile
+from lipdub.render.selection import typical_sharpness
 
 log = logging.getLogger("lipdub")
 
@@ -113,9 +114,10 @@ def build(footage: Sequence, progress: Progress | None = None, cache: bool = Tru
         raise InputError("no usable frames in the footage (faces too turned away); give frontal footage")
     t_atlas = time.perf_counter() - t0 - t_track
 
-    # quality: drop motion-blurred mouths and mouths whose lip colour is off (a hand, a microphone in front)
+    # quality: drop motion-blurred mouths (against the mouths of the same opening: a shut mouth shows less detail
+    # than an open one) and mouths whose lip colour is off (a hand, a microphone in front)
     sharp = atlas.sharpness
-    blurred = sharp < 0.35 * np.median(sharp)
+    blurred = sharp < 0.35 * typical_sharpness(sharp, render.descriptors(atlas.norm)[:, 0])
     covered = _occluded(atlas)
     keep_entries = ~(blurred | covered)
     rejected["blurred"] = int(blurred.sum())

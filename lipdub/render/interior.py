@@ -193,3 +193,92 @@ def split_window(top: np.ndarray, bottom: np.ndarray, height: int) -> tuple[np.n
 
 def inner_polygon(points: np.ndarray) -> np.ndarray:
     return np.concatenate([points[INNER_UPPER], points[INNER_LOWER[::-1][1:-1]]])[:, :2]
+
+
+GAP_SAMPLE = 64  # atlas entries (spread over their openings) the gap's lightness is measured on
+GAP_GAIN_MIN = 0.6  # a squeezed mouth's gap is darkened at most this far
+GAP_REMEASURE = 1.25  # a growing atlas's gap lightness is measured again once it holds this many times more entries
+
+
+def gap_lightness(crop: np.ndarray, ctrl: np.ndarray) -> float:
+    """How light what shows between the lips is: the mean grey inside the inner lip contour over the lips' mean grey
+    (a share, so another light or colour match leaves it); nan where under 3 pixels are open. `ctrl`: the crop's
+    control points (crop pixels)."""
+    grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+    inner = np.zeros(grey.shape, np.uint8)
+    outer = np.zeros(grey.shape, np.uint8)
+    cv2.fillPoly(inner, [np.round(ctrl[INNER_RING, :2] * 16).astype(np.int32)], 1, shift=4)
+    cv2.fillPoly(outer, [np.round(ctrl[OUTER_RING, :2] * 16).astype(np.int32)], 1, shift=4)
+    inside, lips = inner > 0, (outer > 0) & (inner == 0)
+    if inside.sum() < 3 or lips.sum() < 10:
+        return float("nan")
+    return float(grey[inside].mean()) / max(float(grey[lips].mean()), 1.0)
+
+
+class GapLight:
+    """A speaker's gap lightness (gap_lightness) by opening: a running median over atlas entries in opening order.
+    A narrow gap is a shadow; the wider the mouth, the more light reaches the teeth (stNg: the filmed gap's grey 116
+    at openings 0.04-0.09, 132 at 0.09-0.12, 142 at 0.12-0.16, lips 141 throughout)."""
+
+    def __init__(self, openings: np.ndarray, ratios: np.ndarray):
+        ok = np.isfinite(ratios)
+        order = np.argsort(openings[ok], kind="stable")
+        self.opening = np.asarray(openings[ok][order], np.float64)
+        r = np.asarray(ratios[ok][order], np.float64)
+        half = max(1, len(r) // 10)
+        self.ratio = np.array([np.median(r[max(0, i - half):i + half + 1]) for i in range(len(r))])
+
+    @classmethod
+    def of_atlas(cls, atlas, entries: np.ndarray, openings: np.ndarray) -> "GapLight":
+        """Measured on up to GAP_SAMPLE of `entries` (atlas indices), spread evenly over their `openings` (all
+        entries' canonical openings)."""
+        entries = np.asarray(entries, np.int64)
+        entries = entries[np.argsort(openings[entries], kind="stable")]
+        pick = entries[np.unique(np.linspace(0, len(entries) - 1, min(len(entries), GAP_SAMPLE)).round().astype(int))
+                       ] if len(entries) else entries
+        ratios = np.array([gap_lightness(atlas.crop(a), atlas.src_controls[a].astype(np.float64)) for a in pick])
+        return cls(openings[pick], ratios)
+
+    @property
+    def ok(self) -> bool:
+        return len(self.ratio) >= 5
+
+    def __call__(self, opening: float) -> float:
+        return float(np.interp(opening, self.opening, self.ratio))
+
+
+class GapMatch:
+    """How light a mouth's gap should be drawn at an opening (GapMatch.target), for an atlas's entries: the shot's
+    own gap lightness there (GapLight of its own entries; on a mixed atlas, render.foreign, the entries after its
+    `n_foreign` profile ones) times how much lighter or darker the entry's gap is than its footage's typical one at
+    the opening it was filmed at (the profile's footage for a profile mouth). A mouth squeezed from a more open one
+    kept its lit teeth where the speaker shows a shadowed gap (stNg rests at 0.066: drawn 129 grey, filmed 119)."""
+
+    def __init__(self, atlas):
+        self.atlas = atlas
+        self._curves: tuple[GapLight, GapLight, int, int] | None = None  # own, source, n_foreign, entries measured
+        self._entry: dict[int, float] = {}  # gap_lightness per entry drawn
+
+    def target(self, a: int, opening: float, openings: np.ndarray) -> float:
+        """Entry a's gap lightness drawn at `opening`; nan where not measured. `openings`: every entry's canonical
+        opening (the renderer's index of the atlas)."""
+        n = len(openings)
+        if self._curves is None or n > GAP_REMEASURE * self._curves[3]:  # (live mode's atlas grows as frames come)
+            n_foreign = int(getattr(self.atlas, "n_foreign", 0))
+            own = GapLight.of_atlas(self.atlas, np.arange(n_foreign, n), openings)
+            foreign = GapLight.of_atlas(self.atlas, np.arange(n_foreign), openings) if n_foreign else own
+            self._curves = own, foreign, n_foreign, n
+        own, foreign, n_foreign, _ = self._curves
+        source = foreign if a < n_foreign else own
+        if not (own.ok and source.ok):
+            return float("nan")
+        entry = self._entry.get(a)
+        if entry is None:
+            entry = self._entry[a] = gap_lightness(self.atlas.crop(a), self.atlas.src_controls[a].astype(np.float64))
+        return own(opening) * (entry / source(float(openings[a])) if np.isfinite(entry) else 1.0)
+
+
+def darken_gap(patch: np.ndarray, control: np.ndarray, roi: tuple[int, int, int, int], gain: float) -> np.ndarray:
+    """`patch` with what shows between its lips (control points `control`, frame pixels) darkened by `gain`."""
+    m = (inner_lip_mask(control, roi) * (1.0 - gain)).astype(np.float32)
+    return cv2.blendLinear(np.zeros_like(patch), patch, m, 1.0 - m)

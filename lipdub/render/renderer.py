@@ -20,8 +20,9 @@ from lipdub.core.landmarks import JAW, OUTER_LOWER, OUTER_UPPER, UPPER_EDGE
 from lipdub.errors import InputError
 from lipdub.render import compose, speaker
 from lipdub.render.atlas import Atlas, fill_atlas_in_halves, pose_features
-from lipdub.render.interior import (CLOSED_LINE_OPENING, inner_lip_mask, pull_inner_lips, soften_lip_line,
-                                    split_rows, split_window, synthetic_cavity)
+from lipdub.render.interior import (CLOSED_LINE_OPENING, GAP_GAIN_MIN, GapMatch, darken_gap, gap_lightness,
+                                    inner_lip_mask, pull_inner_lips, soften_lip_line, split_rows, split_window,
+                                    synthetic_cavity)
 from lipdub.render.mouth import (CONTROL, INNER_LOWER_POS, INNER_UPPER_POS, JAW_POS, LIPS_POS,
                                  OUTER_LIPS_POS, OUTER_RING, UPPER_EDGE_POS, MouthModel, build_mouth_model, corner_lift,
                                  descriptors, target_shape)
@@ -76,6 +77,7 @@ class Renderer:
         self.filmed = filmed
         self._expression = expression
         self._rest = rest
+        self.gap = GapMatch(self.atlas)  # how dark a squeezed mouth's gap is drawn
         self._filmed_open: np.ndarray | None = None  # per track frame, canonical (filmed_expression)
         self._width_fast: float | None = None  # the filmed width's frame-to-frame spread (filmed_expression)
         self.pauses: np.ndarray | None = None
@@ -201,7 +203,7 @@ class Renderer:
     def blur_cost(self) -> np.ndarray:
         """Per-entry selection penalty: atlas frames blurrier than the atlas's typical frame (motion blur ghosts the
         lips); on a mixed atlas (render.foreign) the profile's mouths cost more than the shot's own."""
-        cost = blur_cost(self.atlas.sharpness)
+        cost = blur_cost(self.atlas.sharpness, self.atlas_open)
         extra = getattr(self.atlas, "entry_cost", None)
         return cost if extra is None else cost + extra
 
@@ -463,6 +465,11 @@ class Renderer:
                     inside = donor if inside is None else cv2.addWeighted(inside, k, donor, 1.0 - k, 0.0)
                 r, c = slice(by, by + bh), slice(bx, bx + bw)
                 warped[r, c] = cv2.blendLinear(inside, warped[r, c], m[r, c], 1.0 - m[r, c])
+        if 0 < opening < src_open:  # drawn less open than filmed: its gap as dark as the speaker's there
+            drawn = gap_lightness(warped, dst[:n_ctrl] - np.asarray(roi[:2], np.float64))
+            gain = min(self.gap.target(a, opening, self.atlas_open) / drawn, 1.0) if drawn > 0 else 1.0
+            if gain < 1.0:  # (nan compares false: unmeasured gaps stay as drawn)
+                warped = darken_gap(warped, dst[:n_ctrl], roi, max(gain, GAP_GAIN_MIN))
         alpha *= cover.astype(np.float32) / 255.0
         skin = None
         if moved:

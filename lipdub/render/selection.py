@@ -31,6 +31,7 @@ HOLD_SHARE = 0.15  # holding a frame costs this share of a jump
 PROXIMITY_WEIGHT = 0.1  # the most a mouth filmed far from the frame it is drawn over costs
 PROXIMITY_SECONDS = 1.0  # ... reached this far apart (quadratic up to there)
 SMALL_OPEN_STRETCH = 2.0  # selection tells openings under a parted mouth's apart this much more
+OPEN_PEERS = 0.1  # an entry's sharpness is judged against this share of the atlas nearest to it in opening
 
 
 def descriptor_scale(model: MouthModel) -> np.ndarray:
@@ -48,13 +49,31 @@ def small_open_axis(desc: np.ndarray) -> np.ndarray:
     return out
 
 
-def blur_cost(sharpness: np.ndarray) -> np.ndarray:
-    """Penalty for atlas frames blurrier than the atlas's typical frame (motion blur ghosts the lips)."""
-    sharp = sharpness.astype(np.float64)
-    typical = float(np.median(sharp)) if len(sharp) else 0.0
-    if typical <= 0:
-        return np.zeros(len(sharp))
-    return 0.3 * np.clip(1 - sharp / typical, 0, 1) ** 2
+def typical_sharpness(sharpness: np.ndarray, opening: np.ndarray | None = None) -> np.ndarray:
+    """Per entry, the sharpness of the atlas's typical mouth at its opening: the median over the OPEN_PEERS share of
+    entries nearest to it in opening (the whole atlas's median without `opening`). The lips' Laplacian variance
+    grows with what shows between them (teeth against a dark gap: it follows the opening with R² 0.54 on stNg), so
+    against the whole atlas's median a shut or barely parted mouth counted as blurred, and selection drew small
+    openings from more open, toothy mouths squeezed shut: a lit line of teeth where the speaker shows a shadowed gap."""
+    sharp = np.asarray(sharpness, np.float64)
+    n = len(sharp)
+    if opening is None or n < 3:
+        return np.full(n, float(np.median(sharp)) if n else 0.0)
+    order = np.argsort(np.asarray(opening, np.float64), kind="stable")
+    half = max(2, int(round(OPEN_PEERS * n / 2)))
+    windows = np.lib.stride_tricks.sliding_window_view(np.pad(sharp[order], half, mode="reflect"), 2 * half + 1)
+    out = np.empty(n)
+    out[order] = np.median(windows, axis=1)
+    return out
+
+
+def blur_cost(sharpness: np.ndarray, opening: np.ndarray | None = None) -> np.ndarray:
+    """Penalty for atlas frames blurrier than the atlas's typical frame at their opening (typical_sharpness):
+    motion blur ghosts the lips."""
+    sharp = np.asarray(sharpness, np.float64)
+    typical = typical_sharpness(sharp, opening)
+    ok = typical > 0
+    return np.where(ok, 0.3 * np.clip(1 - sharp / np.where(ok, typical, 1.0), 0, 1) ** 2, 0.0)
 
 
 def search_space(desc: np.ndarray, pose: np.ndarray, pose_weight: float) -> np.ndarray:
