@@ -58,6 +58,17 @@ def test_the_projection_is_the_log_of_the_smoothed_distribution_on_the_axes():
     assert spread > np.var(logs @ (others / np.linalg.norm(others, axis=0)), axis=0).max()
 
 
+
+def test_the_projection_in_blocks_is_the_whole_ones(monkeypatch):
+    # hops are smoothed with their neighbours across the blocks' edges: the blocks give the same values
+    monkeypatch.setattr(tokens, "PROJECT_BLOCK", 7)
+    rng = np.random.default_rng(1)
+    p = rng.dirichlet(np.full(N_TOKENS, 0.1), 40).astype(np.float32)
+    axes = tokens.fit_axes([p], 8)
+    whole = (tokens.log_smoothed(p) - axes.mean) @ axes.axes
+    assert np.array_equal(axes.project(p), whole)
+    assert axes.project(p[:0]).shape == (0, 8)
+
 def test_the_shipped_axes_match_their_card_and_a_changed_file_fails(tmp_path):
     axes = tokens.load_axes()
     assert axes.axes.shape == (N_TOKENS, tokens.N_COMPONENTS) and axes.mean.shape == (N_TOKENS,)

@@ -27,6 +27,7 @@ AXES_PATH = ASSETS / "token_axes.npz"
 N_COMPONENTS = 32  # held out 8 / 16 / 32 / 64 components: +0.005 / +0.007 / +0.010 / +0.011 over the class sums
 FLOOR = 1e-4  # added before the log: tokens hama rules out differ little from one another
 FIT_EVERY = 4  # the axes are fitted on every 4th hop: the same axes, a quarter of the work
+PROJECT_BLOCK = 4096  # hops projected at a time (TokenAxes.project)
 
 
 def unheard(n_hops: int) -> np.ndarray:
@@ -54,9 +55,11 @@ def chunk_tokens(x: np.ndarray, chunks, n_hops: int) -> np.ndarray:
     return out
 
 
-def log_smoothed(hop_tokens: np.ndarray) -> np.ndarray:
-    """(hops, tokens) float32 log of each hop's token distribution averaged with one hama frame either side."""
-    return np.log(smoothed_at(hop_tokens, np.arange(len(hop_tokens))) + FLOOR).astype(np.float32)
+def log_smoothed(hop_tokens: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """(hops, tokens) float32 log of each hop's token distribution averaged with one hama frame either side (of the
+    hops `rows` only, when given)."""
+    rows = np.arange(len(hop_tokens)) if rows is None else rows
+    return np.log(smoothed_at(hop_tokens, rows) + FLOOR).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -67,8 +70,14 @@ class TokenAxes:
     axes: np.ndarray
 
     def project(self, hop_tokens: np.ndarray) -> np.ndarray:
-        """(hops, components) float32 projections of per-hop token probabilities (SpeechTrack.components)."""
-        return (log_smoothed(hop_tokens) - self.mean) @ self.axes
+        """(hops, components) float32 projections of per-hop token probabilities (SpeechTrack.components), of
+        log_smoothed's rows PROJECT_BLOCK hops at a time: whole, its float64 smoothing of an hour's 191 tokens
+        (audio analysed whole, with a transcript) would take GBs; the values are the same."""
+        out = np.empty((len(hop_tokens), self.axes.shape[1]), np.float32)
+        for a in range(0, len(hop_tokens), PROJECT_BLOCK):
+            rows = np.arange(a, min(a + PROJECT_BLOCK, len(hop_tokens)))
+            out[rows] = (log_smoothed(hop_tokens, rows) - self.mean) @ self.axes
+        return out
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"mean": self.mean.astype(np.float32), "axes": self.axes.astype(np.float32)}
