@@ -65,7 +65,7 @@ def clip_tokens(data: Path, clip, n_hops: int) -> np.ndarray:
     voiced = vad.detect_voice(x, HOP_SECONDS)[:n_hops]
     out = tokens.chunk_tokens(x, recognition_chunks(voiced, frame_rms(x, SR, HOP_SECONDS)), n_hops)
     file.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(file, lambda tmp: np.save(open(tmp, "wb"), out))
+    write_atomically(file, lambda tmp: np.save(tmp, out))
     return out
 
 

@@ -230,17 +230,14 @@ def analyse(audio: np.ndarray, sr: int = SR, transcript: str | None = None, lang
     loud = loudness_curve(rms)
     track = SpeechTrack(duration, HOP_SECONDS, voiced, jaw, loud, [], "acoustic-only", language,
                         log_mel(x, SR, HOP_SECONDS)[:n])
-    _keep_tokens(track, _unheard(n))
-    if track.posteriors is None:  # hama missing: no recogniser heard anything
-        track.posteriors = posteriors.silence(n)
     if n == 0:
-        return track
+        return _heard_nothing(track, n)
 
     try:
         segs, methods, hop_tokens = _phones(x, transcript, language, voiced, rms, pronunciations)
     except DependencyError as exc:  # pocketsphinx/espeak-ng broken: the acoustic cues still drive the mouth
         log.warning("phone analysis unavailable (%s); using the acoustic jaw only", exc)
-        return track
+        return _heard_nothing(track, n)
     _keep_tokens(track, hop_tokens)
     if not methods:
         return track
@@ -262,6 +259,15 @@ def _keep_tokens(track: SpeechTrack, hop_tokens: np.ndarray | None) -> None:
         track.components = tokens.load_axes().project(hop_tokens)
     except DependencyError as exc:  # the research model will say what is missing; the permissive one needs none
         log.warning("hama's token components are unavailable (%s)", exc)
+
+
+def _heard_nothing(track: SpeechTrack, n_hops: int) -> SpeechTrack:
+    """`track` with the tokens of audio no recogniser heard (all blank; the class posteriors silence() if hama cannot
+    be loaded): an analysis that ran no recognition."""
+    _keep_tokens(track, _unheard(n_hops))
+    if track.posteriors is None:  # hama missing: no recogniser heard anything
+        track.posteriors = posteriors.silence(n_hops)
+    return track
 
 
 def _unheard(n_hops: int) -> np.ndarray | None:
