@@ -16,8 +16,13 @@ paired .wav beside it, and a face):
    regression is cross-validated over 1-second blocks (5 folds; a block's real and dubbed frames share a fold).
 
 Reported per clip: balanced accuracy real-vs-dub (0.5 = indistinguishable, 1 = always told apart), and the control:
-the decoded source against its own re-encode through the same encode (same frames, same mouth: must be ~0.5, else
-the detector sees the codec and the benchmark is broken). A blind-pair PNG per clip (real and dubbed crops of the same
+the re-encode against a second encode of the same frames through the same encode, the source's first frame put
+before them (CONTROL_LEAD; left out when read), so every frame's type, references and quantisation fall differently:
+two sides one codec generation from the source, as the real side and the dub are, told apart by nothing but the
+codec's own noise (must be ~0.5, else the detector or the sides' reading is broken). Also `generation`: the decoded
+source against its re-encode, one generation apart, which a detector tells apart through x264's own shifts (+0.1 to
++0.2 levels in Y, U and V of the mouth box at crf 16, its dead zones rounding towards a prediction rounded up; the
+same frames on both sides make it easy): what the control read before, not a score of the dub. A blind-pair PNG per clip (real and dubbed crops of the same
 opening side by side, sides shuffled; key in the JSON beside it) is written for eyes. Also the dub's sync: its
 re-tracked mouth opening against the filmed opening of the clip whose speech it carries (Pearson r at the best lag,
 as `make eval` scores; in-sample for the shipped motion model), so a change that fools the detector by giving up sync
@@ -62,6 +67,7 @@ VIDEO_SUFFIXES = (".mp4", ".mpg", ".mov")
 SEED = 21
 CRF, PRESET = 16.0, "veryfast"  # the dub's defaults (lipdub.options); both sides are encoded with these
 MIN_SAMPLES = 20  # per side, after opening matching
+CONTROL_LEAD = 1  # copies of the first frame the control's second encode starts with (then left out when read)
 
 
 @dataclass
@@ -135,16 +141,17 @@ def write_speech(src: Path, dst: Path, seconds: float) -> Path:
     return dst
 
 
-def reencode(src: Path, dst: Path, crf: float = CRF, preset: str = PRESET) -> Path:
+def reencode(src: Path, dst: Path, crf: float = CRF, preset: str = PRESET, lead: int = 0) -> Path:
     """src through the dub's encode: frames read as the dub reads them (planar where they pass as decoded, else RGB
-    as players show them) into media.VideoWriter with the same crf and preset."""
+    as players show them) into media.VideoWriter with the same crf and preset; `lead` copies of the first frame
+    before them (read_side(skip=lead) leaves them out)."""
     if dst.is_file():
         return dst
     info = media.probe_video(src)
     with media.FrameReader(src, info, planar=True) as reader, \
             media.VideoWriter(dst, info.width, info.height, info.fps, crf=crf, preset=preset,
                               matrix=info.matrix) as writer:  # the matrix a dub of it is written in
-        for i in range(info.n_frames):
+        for i in [0] * lead + list(range(info.n_frames)):
             writer.write(reader.get(i))
     return dst
 
@@ -162,23 +169,26 @@ class Side:
         return det.features(self.crops, self.follows)
 
 
-def read_side(video: Path, max_seconds: float | None, track=None) -> Side:
+def read_side(video: Path, max_seconds: float | None, track=None, skip: int = 0) -> Side:
     """Mouth crops of every frame with a face in the first max_seconds of `video`, decoded as players do, boxes from
-    `track` (default: video's own face track, tracked once and cached)."""
+    `track` (default: video's own face track, tracked once and cached); the first `skip` frames left out and the
+    times counted from the next (a reencode(lead=skip))."""
     info = media.probe_video(video)
     if track is None:
         track = load_track(video, info)
     times, opening, crops, follows = [], [], [], []
-    last = -2
-    for fr in media.iter_frames(video):
-        if max_seconds is not None and fr.time >= max_seconds:
+    last, t0 = -2, None
+    for fr in media.iter_frames(video, start=skip):
+        t0 = fr.time if t0 is None else t0
+        t = fr.time - t0 if skip else fr.time
+        if max_seconds is not None and t >= max_seconds:
             break
         i = fr.index
         if i >= len(track.valid) or not track.valid[i]:
             continue
         lms = track.landmarks[i]
         crops.append(det.cut(fr.rgb, det.mouth_box(lms)))
-        times.append(fr.time)
+        times.append(t)
         opening.append(float(inner_opening(lms)))
         follows.append(last == i - 1)
         last = i
@@ -283,14 +293,20 @@ def run_clip(clip: Clip, speech: Clip, out: Path, max_seconds: float | None, see
         else:
             dub(src, wav, dubbed, length="video", crf=CRF, preset=PRESET)
     encoded = reencode(src, work / "original.mp4")
+    again = reencode(src, work / "original_again.mp4", lead=CONTROL_LEAD)
     row["dub_s"] = round(time.perf_counter() - t, 1)
     source = read_side(src, max_seconds)
     if len(source.times) == 0:
         return {**row, "skip": "no face"}
     real = read_side(encoded, max_seconds)
     fake = read_side(dubbed, max_seconds)
-    main, control = compare(real, fake, seeds=seeds), compare(source, real, seeds=seeds)
+    twin = read_side(again, max_seconds, skip=CONTROL_LEAD)
+    main, control = compare(real, fake, seeds=seeds), compare(real, twin, seeds=seeds)
+    generation = compare(source, real, seeds=seeds)
     row["accuracy"], row["control"] = main.pop("accuracy"), control.pop("accuracy")
+    row["generation"] = generation.pop("accuracy")
+    generation.pop("_matched", None)
+    row["generation_detail"] = generation
     row["sync"] = speech_sync(fake, speech)
     # how often the dub shows a mouth nearly as it showed one within 2 s (the real clip's own: 0.1)
     row["repeat"] = det.repeat_share(det.nearest_earlier(real.crops, real.times),
@@ -315,9 +331,10 @@ def _stat(v: list) -> dict:
 def summary(rows: list[dict]) -> dict:
     out = {"accuracy": _stat([r["accuracy"] for r in rows if r.get("accuracy") is not None]),
            "control": _stat([r["control"] for r in rows if r.get("control") is not None]),
+           "generation": _stat([r["generation"] for r in rows if r.get("generation") is not None]),
            "sync": _stat([r["sync"] for r in rows if r.get("sync") is not None]),
            "repeat": _stat([r["repeat"] for r in rows if r.get("repeat") is not None])}
-    for side, detail in (("accuracy", "main"), ("control", "control_detail")):
+    for side, detail in (("accuracy", "main"), ("control", "control_detail"), ("generation", "generation_detail")):
         for group in det.FEATURE_GROUPS:
             v = [r[detail]["by_features"][group] for r in rows if "by_features" in r.get(detail, {})]
             out[f"{side}_{group}_only"] = _stat(v)
@@ -326,7 +343,8 @@ def summary(rows: list[dict]) -> dict:
 
 def table(rows: list[dict], skipped: list[dict]) -> str:
     lines = ["| clip | dubbed with | size | matched frames/side | balanced accuracy | HOG only | colour only | control "
-             "| control, HOG only | sync r |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| control, HOG only | source vs re-encode | sync r |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
     for r in rows:
         if "skip" in r:
@@ -334,11 +352,11 @@ def table(rows: list[dict], skipped: list[dict]) -> str:
         m, c = r["main"].get("by_features", {}), r["control_detail"].get("by_features", {})
         lines.append(f"| {r['clip']} | {r['speech']} | {r['size']} | {r['main']['samples']} | "
                      f"{fmt(r['accuracy'])} | {fmt(m.get('hog'))} | {fmt(m.get('colour'))} | {fmt(r['control'])} | "
-                     f"{fmt(c.get('hog'))} | {fmt(r.get('sync'))} |")
+                     f"{fmt(c.get('hog'))} | {fmt(r.get('generation'))} | {fmt(r.get('sync'))} |")
     s = summary(rows)
     lines.append("")
-    groups = [f"{a}_{g}_only" for a in ("accuracy", "control") for g in det.FEATURE_GROUPS]
-    for name in ("accuracy", "control", "sync", *groups):
+    groups = [f"{a}_{g}_only" for a in ("accuracy", "control", "generation") for g in det.FEATURE_GROUPS]
+    for name in ("accuracy", "control", "generation", "sync", *groups):
         v = s[name]
         if v["n"]:
             lines.append(f"{name}: mean {v['mean']:.3f} (min {v['min']:.3f}, max {v['max']:.3f}) over {v['n']} clips")
