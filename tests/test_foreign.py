@@ -13,20 +13,45 @@ from lipdub.render import foreign, selection
 def _atlas(frames, track, pose, can, scale, idx, look=None):
     atlas = render.Atlas(can, scale)
     for i in idx:
-        rgb = frames[i] if look is None else look(frames[i])
+        rgb = frames[i] if look is None else look(frames[i], track.landmarks[i])
         atlas.add(i, rgb, track.landmarks[i], (pose.scale[i], pose.rotation[i], pose.translation[i]))
     return atlas
 
 
-def _other_light(rgb):
+def _other_light(rgb, lms=None):
     """Another room: darker, bluer, a little crisper (another lens)."""
     out = rgb.astype(np.float32) * np.array([0.75, 0.8, 1.0]) + np.array([0, 0, 12])
     out = out + 0.8 * (out - cv2.GaussianBlur(out, (0, 0), 1.2))
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
+def _glossed(rgb, lms):
+    """Another room, and lips with gloss on: lighter, flatter and smoother than the skin's change makes them."""
+    from lipdub.core.landmarks import OUTER_LOWER, OUTER_UPPER
+
+    out = _other_light(rgb).astype(np.float32)
+    lips = np.zeros(rgb.shape[:2], np.uint8)
+    cv2.fillPoly(lips, [np.round(lms[OUTER_UPPER + OUTER_LOWER[::-1][1:-1], :2]).astype(np.int32)], 1)
+    soft = cv2.GaussianBlur(lips.astype(np.float32), (0, 0), 1.5)[..., None]
+    glossed = 0.65 * cv2.GaussianBlur(out, (0, 0), 1.0) + 0.35 * out.mean((0, 1)) + 12
+    return np.clip(out + soft * (glossed - out) + 0.5, 0, 255).astype(np.uint8)
+
+
+def _lip_stats(atlas, crop_of, n):
+    """Lab centre and spread (foreign._centre_spread) of the lips of n crops, and their median fine detail."""
+    vals, detail = [], []
+    for a in range(n):
+        crop = crop_of(a)
+        _, lips = foreign._masks(crop, atlas.src_controls[a].astype(np.float64))
+        vals.append(cv2.cvtColor(crop, cv2.COLOR_RGB2LAB).astype(np.float32)[lips])
+        inner = cv2.erode(lips.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        detail.append(foreign._detail(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32), inner))
+    return (*foreign._centre_spread(np.concatenate(vals)), float(np.median(detail)))
+
+
 @pytest.fixture(scope="module")
-def shot_and_profile():
+def shot():
+    """The frames of a real clip's first 40 frames, their track, canonical face, pose and median pose scale."""
     from conftest import require_data
     from lipdub import media
     import itertools
@@ -40,6 +65,12 @@ def shot_and_profile():
     can = face.canonical_shape(track)
     pose = face.estimate_pose(track, can)
     scale = float(np.median(pose.scale))
+    return frames, track, can, pose, scale
+
+
+@pytest.fixture(scope="module")
+def shot_and_profile(shot):
+    frames, track, can, pose, scale = shot
     own = _atlas(frames, track, pose, can, scale, range(0, 20))
     profile = _atlas(frames, track, pose, can, scale * 1.5, range(20, 40), _other_light)
     twin = _atlas(frames, track, pose, can, scale * 1.5, range(0, 20), _other_light)  # the shot's mouths, elsewhere
@@ -75,6 +106,28 @@ def test_profile_mouths_take_the_shots_look(shot_and_profile):
     assert np.array_equal(mixed.crop(3), first)
     # the shot's own entries are untouched
     assert np.array_equal(mixed.crop(profile.n + 5), own.crop(5))
+
+
+def test_profile_lips_take_the_shots_lip_colour_spread_and_detail(shot, shot_and_profile):
+    # the profile's lips filmed with gloss: lighter, flatter and smoother than its skin's change explains; matched on
+    # the skin alone they stay so (vx11's profile dub, docs/RESULTS.md), matched on their own they take the shot's
+    own, _, track, pose, _ = shot_and_profile
+    frames = shot[0]
+    profile = _atlas(frames, track, pose, own.canonical, own.scale * 1.5, range(20, 40), _glossed)
+    mixed = foreign.mixed_atlas(profile, own, track, pose, np.arange(own.n))
+    c_o, s_o, d_o = _lip_stats(own, own.crop, own.n)
+    c_m, s_m, d_m = _lip_stats(mixed, mixed.crop, profile.n)
+    # the lips given the skin's match alone (the look without the lips' own)
+    skin_only = foreign.ShotLook(profile, own)
+    skin_only.lip_gain[:], skin_only.lip_move[:], skin_only.lip_detail = 1.0, 0.0, 0.0
+    c_s, s_s, d_s = _lip_stats(mixed, lambda a: skin_only.apply(profile.crop(a), profile.src_controls[a], a)[0],
+                               profile.n)
+    assert c_s[0] - c_o[0] > 10 and s_s[0] < 0.8 * s_o[0] and d_s < 0.75 * d_o  # lighter, flatter, smoother ...
+    assert np.abs(c_m - c_o).max() < 3.5  # ... and matched on their own: centre,
+    assert np.all(np.abs(s_m / s_o - 1) < 0.2)  # spread
+    assert abs(d_m / d_o - 1) < 0.15  # and fine detail
+    # the skin's look is kept
+    assert np.abs(_skin_lab(mixed, mixed.crop, profile.n) - _skin_lab(own, own.crop, own.n)).max() < 2.5
 
 
 def test_selection_prefers_the_shots_own_mouth(shot_and_profile):

@@ -3,9 +3,10 @@
 A profile's mouths were filmed elsewhere (other light, colour, lens, codec), and a detector tells them from the shot's
 own far more easily (docs/RESULTS.md, Realism with an actor profile). So a dub with a profile draws from both atlases
 in one selection (mixed_renderer): the shot's own entries, and the profile's matched to the shot first (ShotLook:
-scaled to the shot's crop size, the lower face given the shot's Lab mean and spread and the lips its lip colour, then
-blurred or given grain until its fine detail matches). A profile entry costs FOREIGN_COST more, about a jump, so the
-shot's own mouths serve wherever one fits and the profile fills in what the shot never shows (a wider opening, teeth).
+scaled to the shot's crop size, the lower face given the shot's Lab mean and spread, then blurred or given grain until
+its fine detail matches, the lips given the shot's lip colour, spread and detail on their own). A profile entry costs
+FOREIGN_COST more, about a jump, so the shot's own mouths serve wherever one fits and the profile fills in what the
+shot never shows (a wider opening, teeth).
 The mixed atlas lives in the profile's canonical frame: the shot's own entries are measured again in it, their warp
 rings placed again from its face (rings_in_frame) and their teeth counted in its units (teeth_ratio). A live session
 mixes the same way (live_mixed_atlas), from the shot's own atlas prepared beforehand, which keeps no track.
@@ -32,6 +33,14 @@ FAR = 1e4  # seconds: a profile mouth counts as filmed far from every frame (the
 SAMPLE = 48  # entries of each atlas the look statistics are measured on
 TEETH_SHOWN = 0.3  # teeth visibility (atlas units) above which an opening bin shows teeth
 SIGMAS = (0.0, 0.4, 0.6, 0.8, 1.0, 1.3, 1.7)  # blurs tried to match fine detail
+# the lips' own match (after the skin's): their Lab spread scaled within LIP_GAIN about their centre (deviations
+# beyond LIP_REACH spreads count as that far: the teeth and skin the soft lip mask reaches are not pushed away), the
+# centre moved by at most LIP_SHIFT_MAX levels, their fine detail scaled by an unsharp mask of one of LIP_DETAIL
+# amounts (-1: a σ=1 blur)
+LIP_GAIN = (0.5, 2.0)
+LIP_REACH = 2.5
+LIP_SHIFT_MAX = 30.0
+LIP_DETAIL = tuple(np.round(np.arange(-0.8, 2.01, 0.1), 2))
 
 
 def _masks(crop: np.ndarray, ctrl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -49,6 +58,13 @@ def _detail(grey: np.ndarray, mask: np.ndarray) -> float:
     """Fine detail (grain and sharpness together): std of the grey crop minus its σ=1 blur, inside `mask`."""
     hp = grey - cv2.GaussianBlur(grey, (0, 0), 1.0)
     return float(hp[mask].std()) if mask.any() else 0.0
+
+
+def _centre_spread(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel median and half the 16-84 % range of (N, C) values: a lip mask's edge pixels (skin, the dark
+    gap) move neither much."""
+    lo, mid, hi = np.percentile(x, (16, 50, 84), axis=0)
+    return mid, np.maximum((hi - lo) / 2, 0.5)
 
 
 def _scaled_points(pts: np.ndarray, f: float) -> np.ndarray:
@@ -102,15 +118,17 @@ def _sample(n: int) -> np.ndarray:
 
 
 class ShotLook:
-    """How a profile crop is changed to look filmed in the shot: scale, Lab mean/spread of the lower face, lip colour
-    and fine detail, each measured on a sample of both atlases."""
+    """How a profile crop is changed to look filmed in the shot: scale, Lab mean/spread of the lower face, the lips'
+    own colour and spread, and fine detail (the lower face's, then the lips'), each measured on a sample of both
+    atlases. The lips are matched on their own: another shot's light, make-up or gloss moves them differently from
+    the skin (vx11's profile lips came out lighter, flatter and smoother than the shot's after the skin's match)."""
 
     def __init__(self, profile: Atlas, own: Atlas):
         self.factor = own.scale / profile.scale
         stats = {}
         for name, atlas, idx, f in (("own", own, _sample(own.n), 1.0),
                                     ("profile", profile, _sample(profile.n), self.factor)):
-            faces, lips, greys, masks = [], [], [], []
+            faces, lips, greys, masks, samples = [], [], [], [], []
             for a in idx:
                 crop, ctrl = self._scaled(atlas.crop(a), atlas.src_controls[a], f)
                 face, lip = _masks(crop, ctrl)
@@ -118,32 +136,47 @@ class ShotLook:
                 faces.append(lab[face & ~lip])
                 lips.append(lab[lip])
                 greys.append(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32))
-                masks.append(cv2.erode(face.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0)
+                masks.append((cv2.erode(face.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0,
+                              cv2.erode(lip.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0))
+                samples.append((crop, ctrl))
             skin = np.concatenate(faces) if faces else np.zeros((0, 3), np.float32)
             lip = np.concatenate(lips) if lips else np.zeros((0, 3), np.float32)
-            stats[name] = (skin, lip, greys, masks)
-        skin_o, lip_o, grey_o, mask_o = stats["own"]
-        skin_p, lip_p, grey_p, mask_p = stats["profile"]
+            stats[name] = (skin, lip, greys, masks, samples)
+        skin_o, lip_o, grey_o, mask_o, _ = stats["own"]
+        skin_p, lip_p, grey_p, mask_p, sample_p = stats["profile"]
+        self.sigma, self.grain, self.lip_detail = 0.0, 0.0, 0.0
+        self.lip_gain, self.lip_move = np.ones(3, np.float32), np.zeros(3, np.float32)
+        self.lip_centre, self.lip_reach = np.zeros(3, np.float32), np.zeros(3, np.float32)
         self.ok = len(skin_o) > 100 and len(skin_p) > 100
         if not self.ok:
             return
         mu_o, mu_p = skin_o.mean(0), skin_p.mean(0)
         self.gain = np.clip(skin_o.std(0) / np.maximum(skin_p.std(0), 1e-3), 0.7, 1.4)
         self.shift = mu_o - self.gain * mu_p
-        # the lips after the skin's transfer still differ (gloss, lipstick, another white balance on red): a shift of
-        # their own, faded in over the lip mask
-        self.lip_shift = np.zeros(3, np.float32)
+        # the lips after the skin's transfer still differ (gloss, lipstick, another white balance on red): their own
+        # centre and spread, faded in over the lip mask
         if len(lip_o) > 50 and len(lip_p) > 50:
-            self.lip_shift = np.clip(np.median(lip_o, 0) - np.median(lip_p * self.gain + self.shift, 0), -12, 12)
+            c_o, s_o = _centre_spread(lip_o)
+            c_p, s_p = _centre_spread(lip_p * self.gain + self.shift)
+            self.lip_gain = np.clip(s_o / s_p, *LIP_GAIN).astype(np.float32)
+            self.lip_move = np.clip(c_o - c_p, -LIP_SHIFT_MAX, LIP_SHIFT_MAX).astype(np.float32)
+            self.lip_centre, self.lip_reach = c_p.astype(np.float32), (LIP_REACH * s_p).astype(np.float32)
         # fine detail: the blur that brings the profile's down to the shot's, or grain that brings it up
-        want = float(np.median([_detail(g, m) for g, m in zip(grey_o, mask_o)]))
-        self.sigma, self.grain = 0.0, 0.0
-        have = [float(np.median([_detail(self._look_grey(g, s), m) for g, m in zip(grey_p, mask_p)]))
+        want = float(np.median([_detail(g, m[0]) for g, m in zip(grey_o, mask_o)]))
+        have = [float(np.median([_detail(self._look_grey(g, s), m[0]) for g, m in zip(grey_p, mask_p)]))
                 for s in SIGMAS]
         if have[0] > want:
             self.sigma = SIGMAS[int(np.argmin(np.abs(np.array(have) - want)))]
         else:  # high-pass keeps ~0.76 of white noise's variance (σ=1 Gaussian)
             self.grain = float(min(4.0, np.sqrt(max(want ** 2 - have[0] ** 2, 0.0) / 0.76)))
+        # then the lips' own detail (the skin's blur or grain can leave them smoother or grainier than the shot's)
+        want_lip = np.median([_detail(g, m[1]) for g, m in zip(grey_o, mask_o) if m[1].any()] or [0.0])
+        toned = [(self._toned(c, k), m[1]) for (c, k), m in zip(sample_p, mask_p) if m[1].any()]
+        if want_lip > 0 and toned:
+            greys = [(cv2.cvtColor(t, cv2.COLOR_RGB2GRAY), (hp * soft)[..., 0], m) for (t, hp, soft), m in toned]
+            grain = 0.76 * self.grain ** 2
+            got = [np.sqrt(np.median([_detail(g + k * h, m) for g, h, m in greys]) ** 2 + grain) for k in LIP_DETAIL]
+            self.lip_detail = float(LIP_DETAIL[int(np.argmin(np.abs(np.array(got) - want_lip)))])
 
     @staticmethod
     def _scaled(crop: np.ndarray, ctrl: np.ndarray, f: float) -> tuple[np.ndarray, np.ndarray]:
@@ -158,25 +191,32 @@ class ShotLook:
     def _look_grey(grey: np.ndarray, sigma: float) -> np.ndarray:
         return cv2.GaussianBlur(grey, (0, 0), sigma) if sigma > 0 else grey
 
+    def _toned(self, crop: np.ndarray, ctrl: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A scaled crop's colours matched (skin, then lips over the soft lip mask) and blurred by `sigma`, as float
+        RGB; its grey high-pass (the grey crop less its σ=1 blur) and the soft lip mask, each (H, W, 1)."""
+        lab = cv2.cvtColor(crop, cv2.COLOR_RGB2LAB).astype(np.float32) * self.gain + self.shift
+        _, lips = _masks(crop, ctrl)
+        soft = cv2.GaussianBlur(lips.astype(np.float32), (0, 0), max(1.0, 0.01 * crop.shape[1]))[..., None]
+        spread = np.clip(lab - self.lip_centre, -self.lip_reach, self.lip_reach) * (self.lip_gain - 1)
+        lab += soft * (spread + self.lip_move)
+        out = cv2.cvtColor(np.clip(lab + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB).astype(np.float32)
+        if self.sigma > 0:
+            out = cv2.GaussianBlur(out, (0, 0), self.sigma)
+        grey = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)  # the lips' detail is changed in luma only, as grain is added
+        return out, (grey - cv2.GaussianBlur(grey, (0, 0), 1.0))[..., None], soft
+
     def apply(self, crop: np.ndarray, ctrl: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """The profile crop (RGB) and its control points as if filmed in the shot; the same seed gives the same
         grain, so an entry drawn twice looks the same."""
         crop, ctrl = self._scaled(crop, ctrl, self.factor)
         if not self.ok:
             return crop, ctrl
-        lab = cv2.cvtColor(crop, cv2.COLOR_RGB2LAB).astype(np.float32)
-        lab = lab * self.gain + self.shift
-        if np.any(self.lip_shift):
-            _, lips = _masks(crop, ctrl)
-            soft = cv2.GaussianBlur(lips.astype(np.float32), (0, 0), max(1.0, 0.01 * crop.shape[1]))
-            lab += soft[..., None] * self.lip_shift
-        out = cv2.cvtColor(np.clip(lab + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
-        if self.sigma > 0:
-            out = cv2.GaussianBlur(out, (0, 0), self.sigma)
+        out, hp, soft = self._toned(crop, ctrl)
+        if self.lip_detail:
+            out += self.lip_detail * soft * hp
         if self.grain > 0:
-            noise = np.random.default_rng(seed).normal(0.0, self.grain, out.shape[:2]).astype(np.float32)
-            out = np.clip(out.astype(np.float32) + noise[..., None] + 0.5, 0, 255).astype(np.uint8)
-        return out, ctrl
+            out += np.random.default_rng(seed).normal(0.0, self.grain, out.shape[:2]).astype(np.float32)[..., None]
+        return np.clip(out + 0.5, 0, 255).astype(np.uint8), ctrl
 
 
 class MixedAtlas(Atlas):
