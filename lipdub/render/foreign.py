@@ -40,6 +40,7 @@ SIGMAS = (0.0, 0.4, 0.6, 0.8, 1.0, 1.3, 1.7)  # blurs tried to match fine detail
 LIP_GAIN = (0.5, 2.0)
 LIP_REACH = 2.5
 LIP_SHIFT_MAX = 30.0
+LIP_ROUNDS = 2  # the lips' match measured as drawn and asked again this many times
 LIP_DETAIL = tuple(np.round(np.arange(-0.8, 2.01, 0.1), 2))
 
 
@@ -153,14 +154,6 @@ class ShotLook:
         mu_o, mu_p = skin_o.mean(0), skin_p.mean(0)
         self.gain = np.clip(skin_o.std(0) / np.maximum(skin_p.std(0), 1e-3), 0.7, 1.4)
         self.shift = mu_o - self.gain * mu_p
-        # the lips after the skin's transfer still differ (gloss, lipstick, another white balance on red): their own
-        # centre and spread, faded in over the lip mask
-        if len(lip_o) > 50 and len(lip_p) > 50:
-            c_o, s_o = _centre_spread(lip_o)
-            c_p, s_p = _centre_spread(lip_p * self.gain + self.shift)
-            self.lip_gain = np.clip(s_o / s_p, *LIP_GAIN).astype(np.float32)
-            self.lip_move = np.clip(c_o - c_p, -LIP_SHIFT_MAX, LIP_SHIFT_MAX).astype(np.float32)
-            self.lip_centre, self.lip_reach = c_p.astype(np.float32), (LIP_REACH * s_p).astype(np.float32)
         # fine detail: the blur that brings the profile's down to the shot's, or grain that brings it up
         want = float(np.median([_detail(g, m[0]) for g, m in zip(grey_o, mask_o)]))
         have = [float(np.median([_detail(self._look_grey(g, s), m[0]) for g, m in zip(grey_p, mask_p)]))
@@ -169,6 +162,21 @@ class ShotLook:
             self.sigma = SIGMAS[int(np.argmin(np.abs(np.array(have) - want)))]
         else:  # high-pass keeps ~0.76 of white noise's variance (σ=1 Gaussian)
             self.grain = float(min(4.0, np.sqrt(max(want ** 2 - have[0] ** 2, 0.0) / 0.76)))
+        # the lips after the skin's transfer still differ (gloss, lipstick, another white balance on red): their own
+        # centre and spread, faded in over the lip mask
+        if len(lip_o) > 50 and len(lip_p) > 50:
+            c_o, s_o = _centre_spread(lip_o)
+            c_p, s_p = _centre_spread(lip_p * self.gain + self.shift)
+            self.lip_centre, self.lip_reach = c_p.astype(np.float32), (LIP_REACH * s_p).astype(np.float32)
+            gain, move = s_o / s_p, c_o - c_p
+            for _ in range(LIP_ROUNDS):
+                self.lip_gain = np.clip(gain, *LIP_GAIN).astype(np.float32)
+                self.lip_move = np.clip(move, -LIP_SHIFT_MAX, LIP_SHIFT_MAX).astype(np.float32)
+                # the soft mask changes the lips' edge less: measured as drawn, the rest asked again
+                drawn = [cv2.cvtColor(np.clip(self._toned(c, k)[0] + 0.5, 0, 255).astype(np.uint8),
+                                      cv2.COLOR_RGB2LAB)[_masks(c, k)[1]] for c, k in sample_p]
+                c_d, s_d = _centre_spread(np.concatenate(drawn).astype(np.float32))
+                gain, move = gain * s_o / s_d, move + c_o - c_d
         # then the lips' own detail (the skin's blur or grain can leave them smoother or grainier than the shot's)
         want_lip = np.median([_detail(g, m[1]) for g, m in zip(grey_o, mask_o) if m[1].any()] or [0.0])
         toned = [(self._toned(c, k), m[1]) for (c, k), m in zip(sample_p, mask_p) if m[1].any()]
