@@ -37,7 +37,7 @@ SIGMAS = (0.0, 0.4, 0.6, 0.8, 1.0, 1.3, 1.7)  # blurs tried to match fine detail
 # beyond LIP_REACH spreads count as that far: the teeth and skin the soft lip mask reaches are not pushed away), the
 # centre moved by at most LIP_SHIFT_MAX levels, their fine detail scaled by an unsharp mask of one of LIP_DETAIL
 # amounts (-1: a σ=1 blur)
-LIP_GAIN = (0.5, 2.0)
+LIP_GAIN = (0.7, 1.4)  # as the skin's gain: 2.0 also amplified a profile's lip highlights (vx11)
 LIP_REACH = 2.5
 LIP_SHIFT_MAX = 30.0
 LIP_ROUNDS = 2  # the lips' match measured as drawn and asked again this many times
