@@ -21,12 +21,12 @@ before them (CONTROL_LEAD; left out when read), so every frame's type, reference
 two sides one codec generation from the source, as the real side and the dub are, told apart by nothing but the
 codec's own noise (must be ~0.5, else the detector or the sides' reading is broken). Also `generation`: the decoded
 source against its re-encode, one generation apart, which a detector tells apart through x264's own shifts (+0.1 to
-+0.2 levels in Y, U and V of the mouth box at crf 16, its dead zones rounding towards a prediction rounded up; the
-same frames on both sides make it easy): what the control read before, not a score of the dub. A blind-pair PNG per clip (real and dubbed crops of the same
-opening side by side, sides shuffled; key in the JSON beside it) is written for eyes. Also the dub's sync: its
-re-tracked mouth opening against the filmed opening of the clip whose speech it carries (Pearson r at the best lag,
-as `make eval` scores; in-sample for the shipped motion model), so a change that fools the detector by giving up sync
-shows.
++0.2 levels in Y, U and V of the mouth box at crf 16, most of it gone without its dead zones and trellis; the same
+frames on both sides make it easy): what the control read before, not a score of the dub. A blind-pair PNG per clip
+(real and dubbed crops of the same opening side by side, sides shuffled; key in the JSON beside it) is written for
+eyes. Also the dub's sync: its re-tracked mouth opening against the filmed opening of the clip whose speech it carries
+(Pearson r at the best lag, as `make eval` scores; in-sample for the shipped motion model), so a change that fools the
+detector by giving up sync shows.
 
 One opening-matched draw of ~150 frames a side moves a clip's accuracy by a few hundredths; `--seeds N` averages the
 detector over N draws and fold splits (the dubs in --out are kept: a second run re-scores them without dubbing again).
