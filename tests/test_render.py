@@ -529,11 +529,9 @@ def test_sharpness_is_judged_against_mouths_of_the_same_opening():
     assert np.allclose(selection.typical_sharpness(sharp, opening)[:40], np.median(sharp[:40]), rtol=0.15)
 
 
-def test_a_drawn_mouth_shows_the_speakers_gap_lightness_at_its_opening(open_mouths, monkeypatch):
+def test_a_mouth_squeezed_from_a_more_open_one_shows_the_speakers_gap_lightness(open_mouths, monkeypatch):
     # a mouth drawn less open than it was filmed kept the lit teeth of its wider gap (stNg: 129 grey against the
-    # filmed 119 at his rest), one drawn more open than filmed a darker slot than the speaker's (vvA at 0.09-0.16:
-    # 64 grey against the filmed 70): either way its gap is brought to the speaker's own lightness at the drawn
-    # opening
+    # filmed 119 at his rest): its gap is darkened to the speaker's own lightness at the drawn opening
     from lipdub.render import interior
     from lipdub.render import renderer as renderer_module
 
@@ -541,42 +539,26 @@ def test_a_drawn_mouth_shows_the_speakers_gap_lightness_at_its_opening(open_mout
     j = int(np.argmin(renderer.atlas_open))
     width = float(renderer.model.rest_width)
 
-    def drawn_lightness(a, opening, matched):
-        monkeypatch.setattr(renderer_module, "GAP_GAIN_MIN", interior.GAP_GAIN_MIN if matched else 1.0)
-        monkeypatch.setattr(renderer_module, "GAP_GAIN_MAX", interior.GAP_GAIN_MAX if matched else 1.0)
+    def drawn_lightness(a, opening, gain_min):
+        monkeypatch.setattr(renderer_module, "GAP_GAIN_MIN", gain_min)
         renderer.colour.reset()
         out = renderer.render_frame(frames[j].copy(), j, a, opening, width)
         dst = renderer._target(j, a, opening, width, None)
         return interior.gap_lightness(out, dst[:len(render.CONTROL)])
 
-    moved = {"darker": 0, "lighter": 0}
-    order = np.argsort(renderer.atlas_open)
-    for a, factor in [(int(a), 0.4) for a in order[::-1][:12]] + [(int(a), 1.6) for a in order[len(order) // 3:][:12]]:
-        opening = factor * float(renderer.atlas_open[a])
-        kept, want = drawn_lightness(a, opening, False), renderer.gap.target(a, opening, renderer.atlas_open)
-        if not abs(kept - want) > 0.05:  # drawn about as light as the speaker's gap
+    tried = 0
+    for a in np.argsort(renderer.atlas_open)[::-1][:12]:
+        a = int(a)
+        opening = 0.4 * float(renderer.atlas_open[a])
+        kept, want = drawn_lightness(a, opening, 1.0), renderer.gap.target(a, opening, renderer.atlas_open)
+        darkened = drawn_lightness(a, opening, interior.GAP_GAIN_MIN)
+        assert darkened <= kept + 1e-6  # never lightened
+        if not kept > want + 0.05:  # drawn no lighter than the speaker's gap
             continue
-        matched = drawn_lightness(a, opening, True)
-        assert abs(matched - want) <= abs(kept - want) + 1e-6, (a, opening, matched, kept, want)  # never away
-        if abs(matched - want) < 0.6 * abs(kept - want):
-            moved["darker" if kept > want else "lighter"] += 1
-    assert moved["darker"] >= 3 and moved["lighter"] >= 1, moved
+        tried += 1
+        assert abs(darkened - want) < 0.5 * abs(kept - want), (a, darkened, kept, want)
+    assert tried >= 3
     # drawn at its own opening, an entry keeps its gap
     a = int(np.argmax(renderer.atlas_open))
-    assert drawn_lightness(a, float(renderer.atlas_open[a]), False) == drawn_lightness(a, float(renderer.atlas_open[a]),
-                                                                                      True)
-
-
-def test_scale_gap_darkens_and_lightens_only_between_the_lips():
-    from lipdub.render import interior
-
-    patch = np.full((120, 160, 3), 100, np.uint8)
-    control = np.zeros((len(render.CONTROL), 2))
-    ring = np.array(interior.INNER_RING)
-    t = np.linspace(0, 2 * np.pi, len(ring), endpoint=False)
-    control[ring] = np.stack([80 + 40 * np.cos(t), 60 + 15 * np.sin(t)], -1)  # an open mouth in the middle
-    roi = (0, 0, 160, 120)
-    darker, lighter = interior.scale_gap(patch, control, roi, 0.6), interior.scale_gap(patch, control, roi, 1.25)
-    assert darker[60, 80, 0] == 60 and lighter[60, 80, 0] == 125  # the gap's middle: 100 x gain
-    assert darker[5, 5, 0] == lighter[5, 5, 0] == 100  # outside the lips: as it was
-    assert (interior.scale_gap(np.full_like(patch, 240), control, roi, 1.25) == 255).any()  # clipped, not wrapped
+    assert drawn_lightness(a, float(renderer.atlas_open[a]), 1.0) == drawn_lightness(a, float(renderer.atlas_open[a]),
+                                                                                    interior.GAP_GAIN_MIN)

@@ -196,9 +196,7 @@ def inner_polygon(points: np.ndarray) -> np.ndarray:
 
 
 GAP_SAMPLE = 64  # atlas entries (spread over their openings) the gap's lightness is measured on
-GAP_GAIN_MIN = 0.6  # a drawn mouth's gap is darkened at most this far
-GAP_GAIN_STILL = 0.02  # a gap within this share of its wanted lightness is left as drawn
-GAP_GAIN_MAX = 1.25  # and lightened at most this far (a black slot stays a shadow, lit teeth do not burn out)
+GAP_GAIN_MIN = 0.6  # a squeezed mouth's gap is darkened at most this far
 GAP_REMEASURE = 1.25  # a growing atlas's gap lightness is measured again once it holds this many times more entries
 
 
@@ -280,11 +278,7 @@ class GapMatch:
         return own(opening) * (entry / source(float(openings[a])) if np.isfinite(entry) else 1.0)
 
 
-def scale_gap(patch: np.ndarray, control: np.ndarray, roi: tuple[int, int, int, int], gain: float) -> np.ndarray:
-    """`patch` with what shows between its lips (control points `control`, frame pixels) scaled by `gain` (< 1
-    darker, > 1 lighter; the mask's soft edge fades it out)."""
-    if gain <= 1.0:
-        m = (inner_lip_mask(control, roi) * (1.0 - gain)).astype(np.float32)
-        return cv2.blendLinear(np.zeros_like(patch), patch, m, 1.0 - m)
-    factor = 1.0 + inner_lip_mask(control, roi) * (gain - 1.0)
-    return np.clip(patch * factor[..., None] + 0.5, 0, 255).astype(np.uint8)
+def darken_gap(patch: np.ndarray, control: np.ndarray, roi: tuple[int, int, int, int], gain: float) -> np.ndarray:
+    """`patch` with what shows between its lips (control points `control`, frame pixels) darkened by `gain`."""
+    m = (inner_lip_mask(control, roi) * (1.0 - gain)).astype(np.float32)
+    return cv2.blendLinear(np.zeros_like(patch), patch, m, 1.0 - m)

@@ -20,9 +20,9 @@ from lipdub.core.landmarks import JAW, OUTER_LOWER, OUTER_UPPER, UPPER_EDGE
 from lipdub.errors import InputError
 from lipdub.render import compose, speaker
 from lipdub.render.atlas import Atlas, fill_atlas_in_halves, pose_features
-from lipdub.render.interior import (CLOSED_LINE_OPENING, GAP_GAIN_MAX, GAP_GAIN_MIN, GAP_GAIN_STILL, GapMatch,
-                                    gap_lightness, inner_lip_mask, pull_inner_lips, scale_gap, soften_lip_line,
-                                    split_rows, split_window, synthetic_cavity)
+from lipdub.render.interior import (CLOSED_LINE_OPENING, GAP_GAIN_MIN, GapMatch, darken_gap, gap_lightness,
+                                    inner_lip_mask, pull_inner_lips, soften_lip_line, split_rows, split_window,
+                                    synthetic_cavity)
 from lipdub.render.mouth import (CONTROL, INNER_LOWER_POS, INNER_UPPER_POS, JAW_POS, LIPS_POS,
                                  OUTER_LIPS_POS, OUTER_RING, UPPER_EDGE_POS, MouthModel, build_mouth_model, corner_lift,
                                  descriptors, target_shape)
@@ -465,12 +465,11 @@ class Renderer:
                     inside = donor if inside is None else cv2.addWeighted(inside, k, donor, 1.0 - k, 0.0)
                 r, c = slice(by, by + bh), slice(bx, bx + bw)
                 warped[r, c] = cv2.blendLinear(inside, warped[r, c], m[r, c], 1.0 - m[r, c])
-        if opening > 0:  # its gap as light as the speaker's at the drawn opening (squeezed: lit teeth; stretched or
-            # filled from another mouth: too dark a slot)
+        if 0 < opening < src_open:  # drawn less open than filmed: its gap as dark as the speaker's there
             drawn = gap_lightness(warped, dst[:n_ctrl] - np.asarray(roi[:2], np.float64))
-            gain = self.gap.target(a, opening, self.atlas_open) / drawn if drawn > 0 else 1.0
-            if abs(gain - 1.0) > GAP_GAIN_STILL:  # (nan compares false: unmeasured gaps stay as drawn)
-                warped = scale_gap(warped, dst[:n_ctrl], roi, float(np.clip(gain, GAP_GAIN_MIN, GAP_GAIN_MAX)))
+            gain = min(self.gap.target(a, opening, self.atlas_open) / drawn, 1.0) if drawn > 0 else 1.0
+            if gain < 1.0:  # (nan compares false: unmeasured gaps stay as drawn)
+                warped = darken_gap(warped, dst[:n_ctrl], roi, max(gain, GAP_GAIN_MIN))
         alpha *= cover.astype(np.float32) / 255.0
         skin = None
         if moved:
