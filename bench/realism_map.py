@@ -8,6 +8,9 @@ work/<clip>/original.mp4 and dubbed.mp4; face tracks cached), per clip:
   summed), in units of the original's spread (negative: the dub has less edge there), and per orientation band
   (horizontal edges: the lip lines; vertical: teeth, corners, folds);
 - out-of-fold accuracy per opening bin (which openings give the dub away);
+- `pose_only`: the same detector, opening-matched the same way, on where the face's fixed points (nose, eye corners,
+  the face's sides) sit in the mouth crop: above 0.5 when the dub opens its mouth at other head poses than the
+  footage does (its speech is another's), a tell of the sampling, not of how the drawn mouth looks;
 - a PNG per clip: the mean original crop, the mean dub crop and the cells' weight share as a heat map over the
   original, side by side (`OUT/maps/<clip>.png`).
 
@@ -25,13 +28,17 @@ import numpy as np
 
 from bench import realism_detect as det
 from bench.realism import SEED, read_side
+from lipdub import media
 from lipdub.core.files import write_json
+from lipdub.face.cached import load_track
+from lipdub.face.measure import inner_opening
 
 CELLS = 4  # det.FEATURE_SIZE / 16: HOG cells per side of the crop
 BLOCKS = CELLS - 1  # 2 x 2-cell blocks per side, one cell apart
 ORIENTATIONS = 9
 BANDS = {"horizontal edges": (3, 4, 5), "vertical edges": (0, 8), "diagonal": (1, 2, 6, 7)}  # gradient orientation
 BINS = 4  # opening bins for the per-opening accuracy
+POSE_POINTS = (1, 4, 6, 168, 33, 263, 133, 362, 234, 454, 10)  # nose, eye corners, the face's sides, forehead
 
 
 def hog_cells(values: np.ndarray) -> np.ndarray:
@@ -77,6 +84,33 @@ def by_opening(opening: np.ndarray, y: np.ndarray, p: np.ndarray, bins: int = BI
     return out
 
 
+def pose_features(video: Path, max_seconds: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(features, opening, times) of `video`'s frames with a face (its cached track): POSE_POINTS relative to the
+    mouth crop's centre, per crop side (the drawn mouth moves none of them)."""
+    info = media.probe_video(video)
+    track = load_track(video, info)
+    keep = track.valid & (track.times < (np.inf if max_seconds is None else max_seconds))
+    rows = []
+    for lms in track.landmarks[keep]:
+        cx, cy, side = det.mouth_box(lms)
+        rows.append(((lms[list(POSE_POINTS), :2] - [cx, cy]) / side).ravel())
+    return np.array(rows), inner_opening(track.landmarks[keep]), track.times[keep]
+
+
+def pose_only(real: tuple[np.ndarray, np.ndarray, np.ndarray], fake: tuple[np.ndarray, np.ndarray, np.ndarray],
+              seeds: int) -> float:
+    """Accuracy of the detector on pose features alone, real against dub, opening-matched as bench.realism matches
+    (mean over seeds); each side (features, opening, times) as pose_features gives it."""
+    (Pr, Or, Tr), (Pf, Of, Tf) = real, fake
+    accs = []
+    for s in range(SEED, SEED + seeds):
+        ia, ib = det.matched_sample(Or, Of, seed=s)
+        y = np.r_[np.zeros(len(ia)), np.ones(len(ib))]
+        blocks = np.floor(np.r_[Tr[ia], Tf[ib]]).astype(int)
+        accs.append(det.cross_validate(np.vstack([Pr[ia], Pf[ib]]), y, blocks, seed=s)[0])
+    return round(float(np.mean(accs)), 3)
+
+
 def heat_png(real_crops: list, fake_crops: list, share: np.ndarray, path: Path) -> None:
     """Mean original crop | mean dub crop | the weight share over the original (red: where the detector looks)."""
     mr = np.mean(np.stack(real_crops).astype(np.float32), 0)
@@ -118,7 +152,9 @@ def clip_map(work: Path, max_seconds: float | None, seeds: int, png: Path | None
     rnd = lambda a: np.round(np.asarray(a), 3).tolist()  # noqa: E731
     bins = [{"opening": b["opening"], "n": b["n"], "accuracy": round(float(np.mean(
         [pb[k]["accuracy"] for pb in per_bin if k < len(pb)])), 3)} for k, b in enumerate(per_bin[0])]
-    return {"hog_accuracy": round(float(np.mean(accs)), 3), "weight_share": rnd(share),
+    return {"hog_accuracy": round(float(np.mean(accs)), 3), "pose_only": pose_only(
+        pose_features(work / "original.mp4", max_seconds), pose_features(work / "dubbed.mp4", max_seconds), seeds),
+            "weight_share": rnd(share),
             "dub_minus_real": rnd(np.mean(diffs, 0)),
             "dub_minus_real_by_band": {k: rnd(np.mean(v, 0)) for k, v in bands.items()},
             "by_opening": bins}
@@ -136,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.clips.split(","):
         rows[name] = m = clip_map(args.out / "work" / name, args.max_seconds, args.seeds,
                                   args.out / "maps" / f"{name}.png")
-        print(f"{name}: HOG only {m['hog_accuracy']:.3f}")
+        print(f"{name}: HOG only {m['hog_accuracy']:.3f}, pose only {m['pose_only']:.3f}")
         print("  weight share per cell (rows top→bottom):")
         for row in m["weight_share"]:
             print("   " + " ".join(f"{v:5.3f}" for v in row))

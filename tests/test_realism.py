@@ -296,3 +296,19 @@ def test_weight_map_finds_the_cell_that_tells_the_sides_apart():
     assert np.unravel_index(np.argmax(share), share.shape) == (0, 0) and abs(share.sum() - 1) < 1e-9
     diff = realism_map.cell_difference(X[y == 0], X[y == 1])
     assert diff[0, 0] > 1.0 and np.abs(np.delete(diff.ravel(), 0)).max() < 0.5
+
+
+def test_pose_only_sees_matched_samples_from_other_head_poses():
+    from bench import realism_map
+
+    rng = np.random.default_rng(5)
+    n = 400
+    times = np.arange(n) / 25.0
+    turn = times / times[-1] - 0.5  # the head turns slowly from one side to the other
+    pose = np.stack([turn, 0.5 * turn], -1) + rng.normal(0, 0.05, (n, 2))
+    real = (pose, rng.uniform(0, 0.2, n), times)
+    first = turn < 0  # a dub whose faces (or open mouths) all come from the first half: turned one way
+    fake = (pose[first] + rng.normal(0, 0.02, (first.sum(), 2)), rng.uniform(0, 0.2, first.sum()), times[first])
+    assert realism_map.pose_only(real, fake, seeds=2) > 0.62
+    same = (pose + rng.normal(0, 0.02, (n, 2)), rng.uniform(0, 0.2, n), times)  # the same poses throughout
+    assert realism_map.pose_only(real, same, seeds=2) < 0.56
