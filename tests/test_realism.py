@@ -292,3 +292,51 @@ def test_repeats_find_a_mouth_shown_again_and_not_a_moving_one():
     # a repeat further back than the window is not one
     slow = det.nearest_earlier(looped[:12], times[:12] * 10, seconds=1.0)  # the loop comes back after 4 s
     assert fake[10:12].max() == 0 and slow[10:12].min() > 10
+
+
+def test_weight_map_puts_each_hog_value_on_its_cell():
+    from skimage.feature import hog
+
+    from bench import realism_map
+
+    v = np.zeros(det.HOG_SIZE)
+    v.reshape(3, 3, 2, 2, 9)[1, 2, 1, 0, 4] = 1.0  # block (1, 2), its lower-left cell: crop cell (2, 2)
+    cells = realism_map.hog_cells(v)
+    assert cells.shape == (4, 4, 9) and cells[2, 2, 4] == 1.0 and cells.sum() == 1.0
+    # skimage's layout: a bright square inside the crop's bottom-left cell (all its edges there) weighs most there
+    grey = np.zeros((det.FEATURE_SIZE, det.FEATURE_SIZE))
+    grey[52:60, 4:12] = 1.0
+    energy = realism_map.hog_cells(hog(grey, orientations=9, pixels_per_cell=(16, 16), cells_per_block=(2, 2),
+                                       feature_vector=True)).sum(-1)
+    assert np.unravel_index(np.argmax(energy), energy.shape) == (3, 0)
+
+
+def test_weight_map_finds_the_cell_that_tells_the_sides_apart():
+    from bench import realism_map
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(300, det.HOG_SIZE + 8))
+    y = np.r_[np.zeros(150), np.ones(150)]
+    tell = np.zeros(det.HOG_SIZE)
+    tell.reshape(3, 3, 2, 2, 9)[0, 0, 0, 0, :] = 1.0  # only in block (0, 0): crop cell (0, 0), the top-left corner
+    X[:, :det.HOG_SIZE] += np.outer(y, tell) * 1.5
+    share = realism_map.weight_share(det.Logistic().fit(X[:, :det.HOG_SIZE], y))
+    assert np.unravel_index(np.argmax(share), share.shape) == (0, 0) and abs(share.sum() - 1) < 1e-9
+    diff = realism_map.cell_difference(X[y == 0], X[y == 1])
+    assert diff[0, 0] > 1.0 and np.abs(np.delete(diff.ravel(), 0)).max() < 0.5
+
+
+def test_pose_only_sees_matched_samples_from_other_head_poses():
+    from bench import realism_map
+
+    rng = np.random.default_rng(5)
+    n = 400
+    times = np.arange(n) / 25.0
+    turn = times / times[-1] - 0.5  # the head turns slowly from one side to the other
+    pose = np.stack([turn, 0.5 * turn], -1) + rng.normal(0, 0.05, (n, 2))
+    real = (pose, rng.uniform(0, 0.2, n), times)
+    first = turn < 0  # a dub whose faces (or open mouths) all come from the first half: turned one way
+    fake = (pose[first] + rng.normal(0, 0.02, (first.sum(), 2)), rng.uniform(0, 0.2, first.sum()), times[first])
+    assert realism_map.pose_only(real, fake, seeds=2) > 0.62
+    same = (pose + rng.normal(0, 0.02, (n, 2)), rng.uniform(0, 0.2, n), times)  # the same poses throughout
+    assert realism_map.pose_only(real, same, seeds=2) < 0.56

@@ -1,0 +1,192 @@
+"""Where in the mouth crop does the realism detector look? From a `bench.realism` --out folder (its
+work/<clip>/original.mp4 and dubbed.mp4; face tracks cached), per clip:
+
+- the detector's HOG weights (the logistic regression of bench.realism fitted on all opening-matched frames, features
+  standardised) folded onto the crop's 4 x 4 HOG cells: each cell's share of the weights' total |w| (a cell sits in
+  up to four 2 x 2 blocks; its nine orientations summed);
+- the dub minus the original per cell: the mean block-normalised gradient energy of the cell (its nine orientations
+  summed), in units of the original's spread (negative: the dub has less edge there), and per orientation band
+  (horizontal edges: the lip lines; vertical: teeth, corners, folds);
+- out-of-fold accuracy per opening bin (which openings give the dub away);
+- `pose_only`: the same detector, opening-matched the same way, on where the face's fixed points (nose, eye corners,
+  the face's sides) sit in the mouth crop: above 0.5 when the dub opens its mouth at other head poses than the
+  footage does (its speech is another's), a tell of the sampling, not of how the drawn mouth looks;
+- a PNG per clip: the mean original crop, the mean dub crop and the cells' weight share as a heat map over the
+  original, side by side (`OUT/maps/<clip>.png`).
+
+    PYTHONPATH=$PWD nice -n 10 .venv/bin/python -m bench.realism_map --out /tmp/realism_run --clips a,b [--json F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from bench import realism_detect as det
+from bench.realism import SEED, read_side
+from lipdub import media
+from lipdub.core.files import write_json
+from lipdub.face.cached import load_track
+from lipdub.face.measure import inner_opening
+
+CELLS = 4  # det.FEATURE_SIZE / 16: HOG cells per side of the crop
+BLOCKS = CELLS - 1  # 2 x 2-cell blocks per side, one cell apart
+ORIENTATIONS = 9
+BANDS = {"horizontal edges": (3, 4, 5), "vertical edges": (0, 8), "diagonal": (1, 2, 6, 7)}  # gradient orientation
+BINS = 4  # opening bins for the per-opening accuracy
+POSE_POINTS = (1, 4, 6, 168, 33, 263, 133, 362, 234, 454, 10)  # nose, eye corners, the face's sides, forehead
+
+
+def hog_cells(values: np.ndarray) -> np.ndarray:
+    """(..., HOG_SIZE) HOG vector(s) -> (..., CELLS, CELLS, ORIENTATIONS): each cell's values summed over the blocks
+    it sits in (skimage's layout: blocks row, blocks column, cell row, cell column, orientation)."""
+    v = np.asarray(values, np.float64).reshape(*values.shape[:-1], BLOCKS, BLOCKS, 2, 2, ORIENTATIONS)
+    out = np.zeros((*values.shape[:-1], CELLS, CELLS, ORIENTATIONS))
+    for br in range(BLOCKS):
+        for bc in range(BLOCKS):
+            for i in range(2):
+                for j in range(2):
+                    out[..., br + i, bc + j, :] += v[..., br, bc, i, j, :]
+    return out
+
+
+def weight_share(model: det.Logistic) -> np.ndarray:
+    """(CELLS, CELLS) share of the fitted model's total |HOG weight| per cell (weights on standardised features)."""
+    w = np.abs(model.w[:det.HOG_SIZE])
+    cells = hog_cells(w).sum(-1)
+    return cells / max(cells.sum(), 1e-12)
+
+
+def cell_difference(real: np.ndarray, fake: np.ndarray, band: tuple[int, ...] | None = None) -> np.ndarray:
+    """(CELLS, CELLS) mean dub minus mean original of each cell's gradient energy (orientations in `band`, default
+    all), in units of the original's spread."""
+    pick = slice(None) if band is None else list(band)
+    r = hog_cells(real[:, :det.HOG_SIZE])[..., pick].sum(-1)
+    f = hog_cells(fake[:, :det.HOG_SIZE])[..., pick].sum(-1)
+    return (f.mean(0) - r.mean(0)) / (r.std(0) + 1e-9)
+
+
+def by_opening(opening: np.ndarray, y: np.ndarray, p: np.ndarray, bins: int = BINS) -> list[dict]:
+    """Out-of-fold balanced accuracy per opening quantile bin (both sides pooled)."""
+    edges = np.quantile(opening, np.linspace(0, 1, bins + 1))
+    which = np.clip(np.searchsorted(edges, opening, side="right") - 1, 0, bins - 1)
+    out = []
+    for k in range(bins):
+        m = which == k
+        if m.sum() < 8 or len(np.unique(y[m])) < 2:
+            continue
+        out.append({"opening": [round(float(edges[k]), 3), round(float(edges[k + 1]), 3)], "n": int(m.sum()),
+                    "accuracy": round(det.balanced_accuracy(y[m], p[m] > 0.5), 3)})
+    return out
+
+
+def pose_features(video: Path, max_seconds: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(features, opening, times) of `video`'s frames with a face (its cached track): POSE_POINTS relative to the
+    mouth crop's centre, per crop side (the drawn mouth moves none of them)."""
+    info = media.probe_video(video)
+    track = load_track(video, info)
+    keep = track.valid & (track.times < (np.inf if max_seconds is None else max_seconds))
+    rows = []
+    for lms in track.landmarks[keep]:
+        cx, cy, side = det.mouth_box(lms)
+        rows.append(((lms[list(POSE_POINTS), :2] - [cx, cy]) / side).ravel())
+    return np.array(rows), inner_opening(track.landmarks[keep]), track.times[keep]
+
+
+def pose_only(real: tuple[np.ndarray, np.ndarray, np.ndarray], fake: tuple[np.ndarray, np.ndarray, np.ndarray],
+              seeds: int) -> float:
+    """Accuracy of the detector on pose features alone, real against dub, opening-matched as bench.realism matches
+    (mean over seeds); each side (features, opening, times) as pose_features gives it."""
+    (Pr, Or, Tr), (Pf, Of, Tf) = real, fake
+    accs = []
+    for s in range(SEED, SEED + seeds):
+        ia, ib = det.matched_sample(Or, Of, seed=s)
+        y = np.r_[np.zeros(len(ia)), np.ones(len(ib))]
+        blocks = np.floor(np.r_[Tr[ia], Tf[ib]]).astype(int)
+        accs.append(det.cross_validate(np.vstack([Pr[ia], Pf[ib]]), y, blocks, seed=s)[0])
+    return round(float(np.mean(accs)), 3)
+
+
+def heat_png(real_crops: list, fake_crops: list, share: np.ndarray, path: Path) -> None:
+    """Mean original crop | mean dub crop | the weight share over the original (red: where the detector looks)."""
+    mr = np.mean(np.stack(real_crops).astype(np.float32), 0)
+    mf = np.mean(np.stack(fake_crops).astype(np.float32), 0)
+    heat = cv2.resize((share / max(share.max(), 1e-12)).astype(np.float32), mr.shape[1::-1],
+                      interpolation=cv2.INTER_NEAREST)
+    over = mr * (1 - 0.5 * heat[..., None]) + np.array([255, 0, 0], np.float32) * 0.5 * heat[..., None]
+    gap = np.full((mr.shape[0], 6, 3), 255, np.float32)
+    sheet = np.clip(np.hstack([mr, gap, mf, gap, over]), 0, 255).astype(np.uint8)
+    sheet = cv2.resize(sheet, (sheet.shape[1] * 2, sheet.shape[0] * 2), interpolation=cv2.INTER_NEAREST)
+    ok, png = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(png.tobytes())
+
+
+def clip_map(work: Path, max_seconds: float | None, seeds: int, png: Path | None) -> dict:
+    real = read_side(work / "original.mp4", max_seconds)
+    fake = read_side(work / "dubbed.mp4", max_seconds)
+    Fa, Fb = real.features(), fake.features()
+    shares, diffs, bands, per_bin, accs = [], [], {b: [] for b in BANDS}, [], []
+    crops_r, crops_f = [], []
+    for s in range(SEED, SEED + seeds):
+        ia, ib = det.matched_sample(real.opening, fake.opening, seed=s)
+        X = np.vstack([Fa[ia], Fb[ib]])
+        y = np.r_[np.zeros(len(ia)), np.ones(len(ib))]
+        blocks = np.floor(np.r_[real.times[ia], fake.times[ib]]).astype(int)
+        acc, p = det.cross_validate(X[:, det.FEATURE_GROUPS["hog"]], y, blocks, seed=s)
+        accs.append(acc)
+        per_bin.append(by_opening(np.r_[real.opening[ia], fake.opening[ib]], y, p))
+        shares.append(weight_share(det.Logistic().fit(X[:, :det.HOG_SIZE], y)))
+        diffs.append(cell_difference(Fa[ia], Fb[ib]))
+        for name, band in BANDS.items():
+            bands[name].append(cell_difference(Fa[ia], Fb[ib], band))
+        if s == SEED:
+            crops_r, crops_f = [real.crops[i] for i in ia], [fake.crops[i] for i in ib]
+    share = np.mean(shares, 0)
+    if png is not None:
+        heat_png(crops_r, crops_f, share, png)
+    rnd = lambda a: np.round(np.asarray(a), 3).tolist()  # noqa: E731
+    bins = [{"opening": b["opening"], "n": b["n"], "accuracy": round(float(np.mean(
+        [pb[k]["accuracy"] for pb in per_bin if k < len(pb)])), 3)} for k, b in enumerate(per_bin[0])]
+    return {"hog_accuracy": round(float(np.mean(accs)), 3), "pose_only": pose_only(
+        pose_features(work / "original.mp4", max_seconds), pose_features(work / "dubbed.mp4", max_seconds), seeds),
+            "weight_share": rnd(share),
+            "dub_minus_real": rnd(np.mean(diffs, 0)),
+            "dub_minus_real_by_band": {k: rnd(np.mean(v, 0)) for k, v in bands.items()},
+            "by_opening": bins}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, required=True, help="a bench.realism --out folder")
+    ap.add_argument("--clips", required=True, help="comma-separated clip names")
+    ap.add_argument("--max-seconds", type=float, default=8.0)
+    ap.add_argument("--seeds", type=int, default=4)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+    rows = {}
+    for name in args.clips.split(","):
+        rows[name] = m = clip_map(args.out / "work" / name, args.max_seconds, args.seeds,
+                                  args.out / "maps" / f"{name}.png")
+        print(f"{name}: HOG only {m['hog_accuracy']:.3f}, pose only {m['pose_only']:.3f}")
+        print("  weight share per cell (rows top→bottom):")
+        for row in m["weight_share"]:
+            print("   " + " ".join(f"{v:5.3f}" for v in row))
+        print("  dub − original, gradient energy per cell (sd units):")
+        for row in m["dub_minus_real"]:
+            print("   " + " ".join(f"{v:+5.2f}" for v in row))
+        for band, cells in m["dub_minus_real_by_band"].items():
+            print(f"  {band}: " + " | ".join(" ".join(f"{v:+4.2f}" for v in row) for row in cells))
+        print("  by opening: " + ", ".join(f"{b['opening'][0]:.3f}–{b['opening'][1]:.3f}: {b['accuracy']:.3f}"
+                                           for b in m["by_opening"]))
+        if args.json:
+            write_json(args.json, rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
