@@ -461,17 +461,6 @@ def test_writer_rejects_bad_input(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.mp4"]
 
 
-@pytest.mark.parametrize("preset,inter", [("veryfast", b"0x3"), ("faster", b"0x113")])
-def test_writer_veryfast_leaves_out_8x8_inter_partitions(tmp_path, preset, inter):
-    # the default preset is veryfast less its search of 8x8 inter partitions (X264_PRESET_PARAMS); other presets
-    # are as x264 has them. x264 writes its settings into the stream: analyse=<intra>:<inter> partition flags
-    out = tmp_path / f"{preset}.mp4"
-    with VideoWriter(out, 64, 48, 25, preset=preset) as wr:
-        for k in range(3):
-            wr.write(pattern(k, 48, 64))
-    assert b" analyse=0x3:" + inter + b" " in out.read_bytes()
-
-
 # ---------------------------------------------------------------- paths
 
 

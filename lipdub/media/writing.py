@@ -21,10 +21,6 @@ from lipdub.media.frames import PlanarFrame
 from lipdub.media.probe import LARGE_FRAME, VIDEO_OUT_SUFFIXES
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
-# x264 options added to a preset. veryfast (the default) without its search of 8x8 inter partitions (p8x8, b8x8;
-# superfast leaves them out too): x264's CPU -28 % (200 drawn 720p frames, crf 16: 3.78 -> 2.74 s, medians of 4
-# alternating) for luma PSNR -0.07 to -0.21 dB and files +0.3 to +4.3 % on four clips (docs/RESULTS.md, Speed)
-X264_PRESET_PARAMS = {"veryfast": ["partitions=i8x8,i4x4"]}
 
 
 def _as_rate(fps) -> Fraction:
@@ -87,7 +83,7 @@ class VideoWriter:
             cc.color_trc = BT709 if self.matrix == BT709 else SMPTE170M  # (the same curve)
             cc.color_range = MPEG_RANGE
             v.options = {"crf": f"{float(crf):g}", "preset": str(preset)}
-            params = list(X264_PRESET_PARAMS.get(preset, []))
+            params = []
             if repeatable or segment:  # with x264's macroblock-tree rate control the same frames do not always
                 # encode to the same stream (measured, with one encoder thread too); without it they do, ~1.5x larger
                 params.append("mbtree=0")
