@@ -167,6 +167,25 @@ def test_frame_reader_gops_and_bframes(tmp_path):
             r.get(40)
 
 
+def test_frame_reader_take_gives_its_own_frame(tmp_path):
+    # take() hands over the cached frame (no copy) and forgets it; a later read decodes it again
+    path = make_video(tmp_path / "g.mp4", 12, gop=5, bframes=2)
+    ref = [f.rgb for f in iter_frames(path)]
+    with FrameReader(path, cache_bytes=4 * ref[0].nbytes) as r:
+        for i in (0, 1, 6, 7, 11):
+            got = r.take(i)
+            assert np.array_equal(got, ref[i]) and i not in r._cache
+            got[:] = 0
+        r.get(9)
+        cached = r._cache[9]
+        assert r.take(9) is cached  # not a copy
+        for i in (7, 0, 11):
+            assert np.array_equal(r.get(i), ref[i])
+    with FrameReader(path, planar=True) as r:
+        got = r.take(3)
+        assert isinstance(got, PlanarFrame) and np.array_equal(got.rgb(), r.get(3).rgb())
+
+
 def test_frame_reader_image_any_index(tmp_path):
     from PIL import Image
 

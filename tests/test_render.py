@@ -338,7 +338,13 @@ class _Reader:
         self.frames = frames
 
     def get(self, j):
+        assert self.frames[j] is not None, f"frame {j} was read after its last read"
         return self.frames[j].copy()
+
+    def take(self, j):  # the frame itself; reading it again fails the test
+        frame, self.frames[j] = self.frames[j], None
+        assert frame is not None, f"frame {j} was read after its last read"
+        return frame
 
 
 class _Sink:
@@ -377,6 +383,44 @@ def test_frames_drawn_ahead_are_the_frames_drawn_in_turn(open_mouths, planar):
     assert AHEAD >= 1 and got_faces == faces == len(schedule)
     assert len(got) == len(want) and all(np.array_equal(a, b) for a, b in zip(got, want))
     assert not np.array_equal(want[0], (frames[0].i420 if planar else frames[0]))  # a mouth was drawn
+
+
+def test_last_reads_mark_each_frames_last_read():
+    from lipdub.pipeline.rendering import last_reads
+
+    rng = np.random.default_rng(3)
+    schedules = [np.arange(6), np.r_[np.arange(6), np.arange(6)[::-1]], np.array([0, 0, 1, 1, 1, 2]),
+                 np.array([0.0, 0.5, 1.0, 1.25, 3.0, 2.5]), np.zeros(0)]
+    schedules += [rng.integers(0, 9, 30) + rng.choice([0.0, 0.0, 0.3], 30) for _ in range(50)]
+    for schedule in schedules:
+        reads = [[int(s)] + ([int(s) + 1] if s > int(s) else []) for s in schedule]
+        want = [not any(int(s) in later for later in reads[k + 1:]) for k, s in enumerate(schedule)]
+        assert last_reads(schedule).tolist() == want, schedule
+
+
+@pytest.mark.parametrize("schedule", [np.arange(8), np.r_[np.arange(8), np.arange(8)[::-1]],
+                                      np.array([0, 0.5, 1, 2, 2, 3.5, 5, 7])])
+def test_frames_taken_at_their_last_read_are_the_frames_copied(schedule):
+    # the dub takes each source frame from the reader at its last read instead of copying it: the same frames come
+    # out, and (the stub reader fails otherwise) no frame is read after it was taken
+    from lipdub.pipeline.rendering import FrameDrawer, last_reads, render_frames
+
+    frames = [np.full((4, 6, 3), 10 * i, np.uint8) for i in range(8)]
+
+    def draw(k, j, frame):
+        return k
+
+    def finish(j, frame, k):
+        frame[0, 0] = k  # in place, as putting a mouth in
+        return frame, True
+
+    out = []
+    for last in (None, last_reads(schedule)):
+        sink = _Sink()
+        render_frames(range(len(schedule)), schedule, _Reader([f.copy() for f in frames]), FrameDrawer(draw, finish),
+                      sink, None, last)
+        out.append(sink.frames)
+    assert len(out[0]) == len(schedule) and all(np.array_equal(a, b) for a, b in zip(*out))
 
 
 def test_an_error_while_drawing_ahead_stops_the_render():

@@ -366,10 +366,26 @@ class FrameReader:
         """Frame `index` as RGB, or (planar readers, where the frame allows) as a PlanarFrame; always a copy."""
         index = int(index)
         if self.info.is_image and index >= 0:
-            if self._image is None:
-                self._image = (photo_rgb(self.path, self.info.scaled_to) if self.info.scaled_to is not None
-                               else next(iter_frames(self.path)).rgb)
-            return self._image.copy()
+            return self._photo().copy()
+        return self._cache[self._decoded_to(index)].copy()
+
+    def take(self, index: int) -> "np.ndarray | PlanarFrame":
+        """As get(), for a frame read for the last time: the cached frame itself, which the cache lets go, instead
+        of a copy of it (a whole-frame copy between decoder and encoder); reading it again decodes it again."""
+        index = int(index)
+        if self.info.is_image and index >= 0:
+            return self._photo().copy()
+        return self._cache.pop(self._decoded_to(index))
+
+    def _photo(self) -> np.ndarray:
+        if self._image is None:
+            self._image = (photo_rgb(self.path, self.info.scaled_to) if self.info.scaled_to is not None
+                           else next(iter_frames(self.path)).rgb)
+        return self._image
+
+    def _decoded_to(self, index: int) -> int:
+        """Decode up to frame `index` (a damaged stream's last frame past its end) and return the index it is
+        cached under."""
         if not 0 <= index < self.info.n_frames:
             raise ParameterError(f"frame index {index} is outside 0..{self.info.n_frames - 1} of {self.path}")
         if self._end is not None:
@@ -387,7 +403,7 @@ class FrameReader:
         if index not in self._cache:
             raise InputError(f"frame {index} of {self.path} could not be decoded; the file is damaged")
         self._cache.move_to_end(index)
-        return self._cache[index].copy()
+        return index
 
     def _restart(self):
         if self._container is not None:

@@ -29,7 +29,7 @@ from lipdub.media.mixing import mix
 from lipdub.options import DubOptions, speaker_faces, split_voice
 from lipdub.pipeline import offline
 from lipdub.pipeline.caches import load_track, own_renderer
-from lipdub.pipeline.rendering import frame_reader, render_frames
+from lipdub.pipeline.rendering import frame_reader, last_reads, render_frames
 from lipdub.pipeline.report import DubReport
 from lipdub.pipeline.retiming import fit_plan, plan_report
 from lipdub.speech import rttm
@@ -273,7 +273,8 @@ def dub_conversation(video, audio: list, output, opts: DubOptions, progress: Pro
                            crf=opts.crf, preset=opts.preset, repeatable=bool(opts.repeatable),
                            matrix=info.matrix) as writer, \
             BackgroundWriter(writer) as sink, frame_reader(video, info, shown, planar=True) as reader:
-        rendered = render_frames(range(len(schedule)), shown, reader, render_one, sink, progress)
+        rendered = render_frames(range(len(schedule)), shown, reader, render_one, sink, progress,
+                                 last_reads(shown))
     timings["render"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     report = DubReport(output, len(schedule), info.fps, len(schedule) / info.fps, rendered,

@@ -23,7 +23,7 @@ from lipdub.motion import expression
 from lipdub.options import DubOptions
 from lipdub.pipeline.caches import load_track, own_renderer, passes_read_once
 from lipdub.pipeline.pieces import render_in_pieces
-from lipdub.pipeline.rendering import FrameDrawer, frame_reader, render_frames
+from lipdub.pipeline.rendering import FrameDrawer, frame_reader, last_reads, render_frames
 from lipdub.pipeline.report import DubReport
 from lipdub.pipeline.retiming import fit_plan, plan_report
 from lipdub.pipeline.speech_pieces import analysed_in_pieces, count_samples, speech_in_pieces
@@ -274,7 +274,8 @@ def _render_and_encode(video: Path, audio: Path, output: Path, info, opts: DubOp
                            crf=opts.crf, preset=opts.preset, repeatable=bool(opts.repeatable),
                            matrix=info.matrix) as writer, \
             BackgroundWriter(writer) as sink, frame_reader(video, info, schedule, planar=planar) as reader:
-        faces_rendered = render_frames(range(len(schedule)), schedule, reader, render_one, sink, progress)
+        faces_rendered = render_frames(range(len(schedule)), schedule, reader, render_one, sink, progress,
+                                       last_reads(schedule))
     return faces_rendered, sink.digest
 
 

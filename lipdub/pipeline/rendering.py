@@ -32,21 +32,37 @@ class FrameDrawer:
         return self.finish(j, frame, self.draw(k, j, frame))
 
 
-def source(reader, schedule, k: int) -> tuple[int, object]:
+def source(reader, schedule, k: int, last: np.ndarray | None = None) -> tuple[int, object]:
     """Output frame k's source frame j = int(schedule[k]) as read; a fractional schedule (--length fit's held
-    frames) blends in that fraction of frame j + 1."""
+    frames) blends in that fraction of frame j + 1. Where `last[k]` (last_reads) the reader gives its own frame."""
     j = int(schedule[k])
-    frame = reader.get(j)
+    frame = reader.take(j) if last is not None and last[k] else reader.get(j)
     weight = float(schedule[k]) - j
     if weight > 0:
         frame = media.blend(frame, reader.get(j + 1), weight)
     return j, frame
 
 
-def render_frames(ks, schedule, reader, render_one, sink, progress) -> int:
+def last_reads(schedule) -> np.ndarray:
+    """Per output frame k: whether its source frame int(schedule[k]) is read for the last time there (no later
+    output frame shows it or blends it in)."""
+    schedule = np.asarray(schedule, np.float64)
+    ks = np.arange(len(schedule))
+    if not len(ks):
+        return np.zeros(0, bool)
+    j = schedule.astype(np.int64)  # as int(): the schedule is never negative
+    blended = schedule > j
+    last = np.full(int(j.max()) + 2, -1, np.int64)
+    np.maximum.at(last, np.concatenate([j, j[blended] + 1]), np.concatenate([ks, ks[blended]]))
+    return last[j] == ks
+
+
+def render_frames(ks, schedule, reader, render_one, sink, progress, last: np.ndarray | None = None) -> int:
     """Render output frames `ks` (source frame schedule[k] each) into `sink`; returns how many had a face. A
     FrameDrawer draws up to AHEAD frames ahead on a second thread (drawing is mostly OpenCV and numpy, which release
-    the GIL), frames over AHEAD_BYTES in turn; the frames come out the same, in the same order."""
+    the GIL), frames over AHEAD_BYTES in turn; the frames come out the same, in the same order. `last`
+    (last_reads(schedule), when nothing reads the frames after these) marks where the reader gives its own frame
+    instead of a copy."""
     faces = 0
 
     def done(k: int, frame, rendered: bool) -> None:
@@ -60,7 +76,7 @@ def render_frames(ks, schedule, reader, render_one, sink, progress) -> int:
 
     if not isinstance(render_one, FrameDrawer):
         for k in ks:
-            j, frame = source(reader, schedule, k)
+            j, frame = source(reader, schedule, k, last)
             done(k, *render_one(k, j, frame))
         return faces
     pending: deque = deque()
@@ -68,7 +84,7 @@ def render_frames(ks, schedule, reader, render_one, sink, progress) -> int:
     with ThreadPoolExecutor(1, thread_name_prefix="lipdub-draw") as pool:
         try:
             for k in ks:
-                j, frame = source(reader, schedule, k)
+                j, frame = source(reader, schedule, k, last)
                 if not pending:
                     size = frame.i420.nbytes if isinstance(frame, media.PlanarFrame) else np.asarray(frame).nbytes
                     ahead = min(AHEAD, AHEAD_BYTES // max(size, 1))
