@@ -9,7 +9,7 @@ from lipdub.errors import ParameterError
 from conftest import require_data
 
 
-def _track(path, start=0, stop=None):
+def _track(path, start=0, stop=None, smooth=True):
     info = media.probe_video(path)
 
     def frames():
@@ -18,7 +18,7 @@ def _track(path, start=0, stop=None):
             yield fr
 
     n = (stop or info.n_frames) - start
-    return face.track_frames(frames, info.width, info.height, n, info.fps)
+    return face.track_frames(frames, info.width, info.height, n, info.fps, smooth=smooth)
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +121,17 @@ def test_two_thread_tracking_matches_one(katie):
                              workers=2)
     assert len(both) == 75 and both.valid.all()
     assert np.abs(both.landmarks[:, :, :2] - katie.landmarks[:, :, :2]).mean() < 1.0
+
+
+def test_per_frame_tracking_is_the_smoothed_track_before_its_filter(katie):
+    """smooth=False gives each frame's landmarks as tracked: the smoothed track is exactly their filtering, and the
+    filter moves the mouth (bench.bilabials reads closures frame by frame)."""
+    data = require_data("video/hdtf_katiehill_8s.mp4")
+    raw = _track(data / "video/hdtf_katiehill_8s.mp4", 0, 75, smooth=False)
+    assert len(raw) == 75 and raw.valid.all()
+    assert np.allclose(face.smooth_track(raw).landmarks, katie.landmarks, atol=1e-3)
+    opening = face.inner_opening(raw.landmarks)
+    assert np.abs(opening - face.inner_opening(katie.landmarks)).max() > 0.01 * opening.max()
 
 
 def test_survey_of_a_4k_frame_finds_the_face_where_the_full_frame_does():

@@ -37,6 +37,22 @@ def test_bilabial_closes_between_open_vowels():
     assert m.opening[(t > 0.88) & (t < 1.0)].max() > 0.5
 
 
+def test_the_mouth_eases_into_and_out_of_a_closure():
+    """Next to a bilabial the opening is scaled down over MotionParams.closure_ramp (no snap from wide open to shut);
+    further away it is what it was without the ramp."""
+    ph = [P("SIL", 0, 0.4), P("AA", 0.4, 0.7), P("M", 0.7, 0.8), P("AA", 0.8, 1.1), P("SIL", 1.1, 2.0)]
+    times = np.arange(0.0, 2.0, 0.01)  # every hop: the ramp is a few hops wide
+    eased = motion.mouth_track(speech_of(ph), times)
+    snapped = motion.mouth_track(speech_of(ph), times, params=motion.MotionParams(closure_ramp=0.0))
+    assert np.array_equal(eased.closed, snapped.closed)
+    shut = np.flatnonzero(eased.closed & (times > 0.5) & (times < 1.0))
+    before, after = shut.min() - 1, shut.max() + 1  # the hops just outside the closure
+    assert eased.opening[before] < 0.5 * snapped.opening[before]
+    assert eased.opening[after] < 0.5 * snapped.opening[after]
+    far = (np.abs(times - times[shut].mean()) > 0.2) & (times < 1.2)
+    assert np.allclose(eased.opening[far], snapped.opening[far], atol=1e-3)
+
+
 def test_silence_rests_closed_and_speech_opens():
     ph = [P("SIL", 0, 0.8), P("AA", 0.8, 1.2), P("SIL", 1.2, 2.0)]
     m = motion.mouth_track(speech_of(ph), frames())

@@ -75,7 +75,9 @@ def test_anchor_closes_the_lips_on_every_bilabial(tmp_path):
     labels = [p.label for p in track.phones if p.label != "SIL"]
     assert labels[:3] == ["B", "AA", "B"] and labels.count("M") == 1  # "Bob ... map"
 
-    times, opening = mouth_curve(out, cache=False)
+    # each frame as tracked: the tracker's filter across frames reads the first frame's closure, next to a wide-open
+    # second frame, at about a quarter of the open mouth (bench.bilabials; docs/RESULTS.md)
+    times, opening = mouth_curve(out, cache=False, per_frame=True)
     speaking = np.zeros(len(times), bool)
     for p in track.phones:
         if p.label != "SIL":
@@ -88,9 +90,7 @@ def test_anchor_closes_the_lips_on_every_bilabial(tmp_path):
             rows.append((p.label, round(p.start, 3), round(p.end, 3), round(closed, 3)))
     print("bilabial, start, end, min opening while it is shown / speaking p90:", *rows, sep="\n  ")
     assert len(rows) == 7  # Bob (2), picked, big, map (2), Boston
-    # a bilabial in the first 40 ms (MotionParams.advance) is shown by the first frame alone, which re-tracks a
-    # little less shut (0.26 of the open mouth here); every later one below 0.25
-    assert all(r[3] < (0.3 if r[2] <= ADVANCE else 0.25) for r in rows), rows
+    assert all(r[3] < 0.25 for r in rows), rows  # the first "b", shown by the first frame alone, too
     shut = []
     for p in track.phones:  # and it opens between them: every open vowel (Bob, map, Boston) shows an open mouth
         if p.label in ("AA", "AE", "AO"):

@@ -78,14 +78,16 @@ class _RangeFrames:
             k += 1
 
 
-def _track_path(path: Path, start: float | None, end: float | None, cache: bool):
-    """face.FaceTrack of `path` over [start, end) seconds (times relative to start), cached in cache_dir()/eval."""
+def _track_path(path: Path, start: float | None, end: float | None, cache: bool, per_frame: bool = False):
+    """face.FaceTrack of `path` over [start, end) seconds (times relative to start), cached in cache_dir()/eval;
+    `per_frame`: without the filter across frames (face.track_frames' smooth=False)."""
     from lipdub import face, media
 
     path = Path(path)
     cache_file = None
     if cache:
-        key = face.cache_key(path, start=start, end=end, eval=EVAL_VERSION)
+        extra = {"per_frame": True} if per_frame else {}  # the smoothed tracks keep their keys
+        key = face.cache_key(path, start=start, end=end, eval=EVAL_VERSION, **extra)
         cache_file = face.cache_dir() / "eval" / f"{key}.npz"
         if cache_file.is_file():
             try:
@@ -96,7 +98,8 @@ def _track_path(path: Path, start: float | None, end: float | None, cache: bool)
     lo = 0.0 if start is None else start
     hi = info.duration if end is None else min(end, info.duration)
     n_est = max(1, int(round((hi - lo) * info.fps)))
-    track = face.track_frames(_RangeFrames(path, start, end, info.fps), info.width, info.height, n_est, info.fps)
+    track = face.track_frames(_RangeFrames(path, start, end, info.fps), info.width, info.height, n_est, info.fps,
+                              smooth=not per_frame)
     if cache_file is not None:
         try:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
@@ -114,11 +117,13 @@ def _opening(track) -> np.ndarray:
     return op
 
 
-def mouth_curve(path, start: float | None = None, end: float | None = None, cache: bool = True
-                ) -> tuple[np.ndarray, np.ndarray]:
+def mouth_curve(path, start: float | None = None, end: float | None = None, cache: bool = True,
+                per_frame: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(times, opening) of the face in `path` over [start, end) seconds; times are relative to `start`; frames
-    without a face are NaN. Tracks are cached (keyed by file, size, mtime and range) unless cache=False."""
-    track = _track_path(Path(path), start, end, cache)
+    without a face are NaN. Tracks are cached (keyed by file, size, mtime and range) unless cache=False.
+    `per_frame`: each frame's opening as tracked, not filtered across frames (the filter, sigma 0.8 frames, reads a
+    shut frame between two wide-open ones at about a quarter of the open mouth: bench.bilabials)."""
+    track = _track_path(Path(path), start, end, cache, per_frame)
     return np.asarray(track.times, np.float64), _opening(track)
 
 

@@ -35,7 +35,7 @@ from training.clips import analyse_clip, clip_material
 from training.fit import fit_mlp, fit_softmax
 from training.manifest import HELD_OUT_CAUSAL_DIR, HELD_OUT_DIR, SOURCES, data_root, filmed_clips, heldout_dir, \
     require_data, training_clips
-from training.train_motion import REBUILT, add_training_arguments, publish_model
+from training.train_motion import REBUILT, TARGET_MOTION, add_training_arguments, publish_model
 
 LOSO_DIR, CAUSAL_LOSO_DIR = HELD_OUT_DIR, HELD_OUT_CAUSAL_DIR
 # --sources → where the model goes. The shipped live model learns from the video/ clips: held out over 2 speaker
@@ -165,7 +165,8 @@ def phone_runs(audio: np.ndarray, step: float = PHONE_STEP, window: float = PHON
 def teacher_opening(clip: CausalClip, teacher: motion.OpeningModel) -> np.ndarray:
     """The offline mouth (motion.mouth_track with the `teacher` opening model) at every 10 ms hop of a clip."""
     n = len(clip.speech.voiced)
-    track = motion.mouth_track(clip.speech, np.arange(n) * HOP_SECONDS, params=motion.MotionParams(model=teacher))
+    track = motion.mouth_track(clip.speech, np.arange(n) * HOP_SECONDS,
+                               params=motion.MotionParams(model=teacher, **TARGET_MOTION))
     return track.opening
 
 

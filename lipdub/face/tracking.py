@@ -21,7 +21,7 @@ def track_frames(frames: Callable[[], Iterator], width: int, height: int, n_fram
                  progress: Callable[[int], None] | None = None,
                  frames_from: Callable[[int], Iterator] | None = None, workers: int = 1,
                  speaker: str = "largest", audio: np.ndarray | None = None,
-                 mouth_from_sound: MouthFromSound | None = None) -> FaceTrack:
+                 mouth_from_sound: MouthFromSound | None = None, smooth: bool = True) -> FaceTrack:
     """Track the speaker through `frames()`: a sparse survey picks the speaker, then a dense pass follows them.
 
     With `frames_from(start)` (frames from index `start` on) and workers=2, the dense pass runs as two threads on the
@@ -32,6 +32,8 @@ def track_frames(frames: Callable[[], Iterator], width: int, height: int, n_fram
     sound (16 kHz mono float, sample 0 at the first frame's time; see media.video_audio); without sound, or when no
     face correlates, the largest face (with a warning). Its result is in `meta["speaker"]`. `mouth_from_sound` is
     how the mouth is predicted from that sound: the caller's speech and motion stages (see MouthFromSound).
+    smooth=False: each frame's landmarks as tracked, without smooth_track's filter across frames (what one frame
+    shows, e.g. whether its lips touch: the filter reads a 1-2 frame closure between open frames as parted).
     """
     if speaker not in SPEAKER_MODES:
         raise ParameterError(f"--speaker must be one of {', '.join(SPEAKER_MODES)}, got {speaker!r}")
@@ -106,5 +108,5 @@ def track_frames(frames: Callable[[], Iterator], width: int, height: int, n_fram
     n = int(np.flatnonzero(seen).max()) + 1 if seen.any() else 0
     meta["speaker_found"] = chosen is not None
     track = FaceTrack(times[:n], lms[:n], valid[:n], width, height, meta=meta)
-    return smooth_track(track)
+    return smooth_track(track) if smooth else track
 
