@@ -1,7 +1,8 @@
 """Train the live (causal) motion model (lipdub/assets/motion_model_causal.npz and its card, motion.StreamingMotion).
 
     python -m training.train_causal [--no-heldout] [--dry-run] [--out PATH] [--sources video|permissive|all]
-                                    [--folds K] [--looks 0.1]                (`make train-causal`: --no-heldout)
+                                    [--folds K] [--looks 0.1] [--components] [--lead HOPS]
+                                                                             (`make train-causal`: --no-heldout)
 
 Per look-ahead: a phone-class classifier on streaming log-mel (labels: the offline analysis' phones, also on the
 audio-only clips of training/dataset.json) and an opening MLP on the filmed mouths, the long clips also as streams
@@ -173,10 +174,10 @@ def teacher_opening(clip: CausalClip, teacher: motion.OpeningModel) -> np.ndarra
     return track.opening
 
 
-# s of STREAMED_TAPS where the opening MLP reads the streamed token components (speech.tokens), per --sources: the
-# permissive model keeps to its inputs (the token axes were fitted on research-only audio)
+# s of STREAMED_TAPS where the opening MLP reads the streamed token components (speech.tokens) with --components;
+# not the shipped recipe (docs/RESULTS.md, Live (causal) motion, 2026-12-06 stop 32: its held-out screen did not
+# finish). The permissive model never reads them: the token axes were fitted on research-only audio.
 COMPONENT_TAPS = (-0.04, 0.0, 0.04, 0.08)
-COMPONENT_TAPS_OF = {"video": COMPONENT_TAPS, "all": COMPONENT_TAPS, "permissive": ()}
 LEAD = 0  # hops: fit_causal's `lead`
 
 
@@ -320,8 +321,9 @@ def main(argv: list[str] | None = None) -> int:
                          "build/assets/motion_model_causal_all.npz); the audio-only clips too, but for permissive")
     ap.add_argument("--no-phones", action="store_true",
                     help="without streamed phone recognition (the opening reads log-mel and posteriors only)")
-    ap.add_argument("--no-components", action="store_true",
-                    help="without the streamed token components (the permissive model never reads them)")
+    ap.add_argument("--components", action="store_true",
+                    help=f"the opening MLP also reads the streamed token components at {COMPONENT_TAPS} s (not with "
+                         "--sources permissive: the token axes were fitted on research-only audio)")
     ap.add_argument("--lead", type=int, default=LEAD, metavar="HOPS",
                     help=f"learn each filmed frame from the inputs this many 10 ms hops before it (default {LEAD})")
     ap.add_argument("--teacher", action="store_true",
@@ -349,7 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     learn = {c.name for c in training_clips("causal", args.sources)}
     learned = [c for name, c in clips.items() if (c.restart_of or name) in learn]
     runs = None
-    taps = () if args.no_components or args.no_phones else COMPONENT_TAPS_OF[args.sources]
+    if args.components and (args.no_phones or args.sources == "permissive"):
+        ap.error("--components needs the streamed phones, and the permissive model keeps to permissive inputs")
+    taps = COMPONENT_TAPS if args.components else ()
     if not args.no_phones:
         # every learned clip's streamed phones: the filmed clips' for their truth, the audio-only clips' for the teacher
         runs = {id(c): phone_runs(c.audio, components=bool(taps)) for c in learned
