@@ -281,6 +281,7 @@ def test_a_live_model_declares_the_components_it_reads(tmp_path):
     shipped = models.load_causal_file(motion.CAUSAL_MODEL_PATH)
     permissive = models.load_causal_file(motion.PERMISSIVE_CAUSAL_MODEL_PATH)
     assert permissive.component_taps == ()
+    assert shipped.component_taps == motion.STREAMED_TAPS  # the research live model reads them (make train-causal)
     assert not any("component" in n for heads in models.causal_schema(permissive)["looks"].values()
                    for n in heads["opening"])
     taps = (0.0, 0.04)
@@ -351,7 +352,7 @@ def test_the_live_engine_feeds_its_opening_model_what_training_built():
     phones = model.streaming_phones(keep_all=True)
     phones.push(audio)
     phones.finish()
-    whole = motion.causal_opening_inputs(x, post, f.voiced, phones, look)
+    whole = motion.causal_opening_inputs(x, post, f.voiced, phones, look, model.component_taps)
     assert live.shape == whole.shape and whole.shape[1] > x.shape[1] + 36 + 2
     np.testing.assert_allclose(live, whole, atol=1e-6)
 

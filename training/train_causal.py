@@ -1,7 +1,7 @@
 """Train the live (causal) motion model (lipdub/assets/motion_model_causal.npz and its card, motion.StreamingMotion).
 
     python -m training.train_causal [--no-heldout] [--dry-run] [--out PATH] [--sources video|permissive|all]
-                                    [--folds K] [--looks 0.1] [--components] [--lead HOPS]
+                                    [--folds K] [--looks 0.1] [--no-components]
                                                                              (`make train-causal`: --no-heldout)
 
 Per look-ahead: a phone-class classifier on streaming log-mel (labels: the offline analysis' phones, also on the
@@ -13,7 +13,9 @@ held-out teachers). As with the offline model, a file holding exactly the fitted
 is only replaced with --replace (otherwise the new model goes to build/assets/). Not yet checked against the
 shipped file (a full fit takes long on a shared CPU). `--sources permissive` fits the same recipe on the
 permissively licensed clips alone (GRID's filmed clips, each GRID speaker its own group; the public-domain JFK
-sample) into lipdub/assets/motion_model_causal_permissive.npz (--motion-model permissive in live mode).
+sample) into lipdub/assets/motion_model_causal_permissive.npz (--motion-model permissive in live mode). The research
+live model's opening MLP also reads hama's streamed token components (speech.tokens, on the shipped axes;
+--no-components: without); the permissive one never does (the axes were fitted on research-only audio).
 """
 
 from __future__ import annotations
@@ -174,11 +176,11 @@ def teacher_opening(clip: CausalClip, teacher: motion.OpeningModel) -> np.ndarra
     return track.opening
 
 
-# s of STREAMED_TAPS where the opening MLP reads the streamed token components (speech.tokens) with --components;
-# not the shipped recipe (docs/RESULTS.md, Live (causal) motion, 2026-12-06 stop 32: its held-out screen did not
-# finish). The permissive model never reads them: the token axes were fitted on research-only audio.
-COMPONENT_TAPS = (-0.04, 0.0, 0.04, 0.08)
-LEAD = 0  # hops: fit_causal's `lead`
+# s where the opening MLP reads the streamed token components (speech.tokens), those of the streamed posteriors.
+# Held out (2 speaker folds, 69 clips, 0.10 s, motion alone; docs/RESULTS.md, Live (causal) motion, "The recogniser's
+# whole output, streamed"): none 0.439, taps -0.04..0.08 0.448, these 0.452 (better on 44 of 69). The permissive
+# model never reads them (--no-components is implied): the token axes were fitted on research-only audio.
+COMPONENT_TAPS = motion.STREAMED_TAPS
 
 
 # the live opening MLP's passes over its rows. Held out (2 speaker folds, 69 clips, 0.10 s, motion alone, python -m
@@ -190,7 +192,7 @@ TEACHER_EVERY = 2  # hops: the teacher's targets are read every 20 ms (neighbour
 
 def fit_causal(clips: list[CausalClip], looks=motion.CAUSAL_LOOKAHEADS, folds: int = 2, members: int = 3,
                hidden: int = 24, runs: dict | None = None, teacher: motion.OpeningModel | None = None,
-               epochs: int | None = None, component_taps=(), lead: int = 0) -> motion.CausalModel:
+               epochs: int | None = None, component_taps=()) -> motion.CausalModel:
     """Per look-ahead: the phone classifier on every hop of every clip, the opening MLP on the filmed frames.
     The opening MLP is trained on posteriors the classifier gives for clips it did not train on (cross-fitting over
     `folds`), so it learns how far unseen speakers' posteriors can be trusted. With `runs` (id(clip) → phone_runs)
@@ -200,8 +202,9 @@ def fit_causal(clips: list[CausalClip], looks=motion.CAUSAL_LOOKAHEADS, folds: i
     the default: held out it raised motion alone at 0.10 s from 0.476 to 0.502 (the teacher alone: 0.489), but the
     five held-out live cross-dubs stayed at 0.466 (0.467 without), and the shipped model fell from 0.629 to 0.545
     on them (it fits the filmed speakers less). With `component_taps` (and runs that keep components) the opening
-    MLP also reads the streamed token components there; with `lead` (hops) each filmed frame's truth is learned
-    from the inputs `lead` hops before it (the live mouth then leads by that much)."""
+    MLP also reads the streamed token components there. (Each filmed frame learned from the inputs 3 hops before
+    it, to undo the live mouth's lateness: held out the mean lag +1.78 -> +1.48 frames but r 0.448 -> 0.437; not
+    kept.)"""
     prior = mel_prior([c for c in clips if c.restart_of is None])
     feats = [stream_features(c.audio, prior) for c in clips]
     labels = [phone_labels(c.speech, n) for c, (_, _, n, _) in zip(clips, feats)]
@@ -228,7 +231,7 @@ def fit_causal(clips: list[CausalClip], looks=motion.CAUSAL_LOOKAHEADS, folds: i
             full = motion.causal_opening_inputs(x, post, voiced, None if runs is None else runs[id(c)], look,
                                                 component_taps if runs is not None else ())
             if c.truth is not None:
-                at = np.clip(np.round(c.times / HOP_SECONDS).astype(int) - lead, 0, n - 1)
+                at = np.clip(np.round(c.times / HOP_SECONDS).astype(int), 0, n - 1)
                 ok = np.isfinite(c.truth)
                 rows_x.append(full[at[ok]])
                 rows_y.append(c.target()[ok])
@@ -248,8 +251,8 @@ def fit_causal(clips: list[CausalClip], looks=motion.CAUSAL_LOOKAHEADS, folds: i
 
 
 def loso_causal(clips: dict[str, CausalClip], looks=(0.05, 0.1, 0.15), runs: dict | None = None,
-                distil: bool = False, sources: str = "video", epochs: int | None = None, component_taps=(),
-                lead: int = 0) -> list[list[float]]:
+                distil: bool = False, sources: str = "video", epochs: int | None = None, component_taps=()
+                ) -> list[list[float]]:
     """Every filmed clip scored by a causal model that never heard its speaker, next to the offline model that
     never heard it (training/train_motion.py --sources writes those): rows of r at the best lag."""
     offline_dir = heldout_dir("permissive" if sources == "permissive" else "all")
@@ -263,8 +266,7 @@ def loso_causal(clips: dict[str, CausalClip], looks=(0.05, 0.1, 0.15), runs: dic
         offline = motion.load_opening_model(held) if held.is_file() else None
         model = fit_causal([c for c in clips.values() if c.group != group],
                            sorted({int(round(v / HOP_SECONDS)) for v in looks}), runs=runs,
-                           teacher=offline if distil else None, epochs=epochs, component_taps=component_taps,
-                           lead=lead)
+                           teacher=offline if distil else None, epochs=epochs, component_taps=component_taps)
         model.save(causal_dir / f"{group}.npz")
         for name, c in clips.items():
             if c.group != group or c.truth is None or c.restart_of is not None:
@@ -281,7 +283,7 @@ def loso_causal(clips: dict[str, CausalClip], looks=(0.05, 0.1, 0.15), runs: dic
 
 
 def folds_causal(clips: dict[str, CausalClip], learn: set[str], folds: int, looks=(0.1,), runs: dict | None = None,
-                 epochs: int | None = None, component_taps=(), lead: int = 0) -> list[list[float]]:
+                 epochs: int | None = None, component_taps=()) -> list[list[float]]:
     """Held out over speaker folds: the speaker groups of every loaded filmed clip are split at random (seeded) into
     `folds`; each fold's clips are scored by a causal model fitted on the `learn` clips (and their restarted pieces)
     of the other folds. A full leave-one-speaker-out over 50+ groups takes a day on a shared CPU; the same folds for
@@ -296,7 +298,7 @@ def folds_causal(clips: dict[str, CausalClip], learn: set[str], folds: int, look
         held = set(fold)
         train = [c for name, c in clips.items() if c.group not in held and (c.restart_of or name) in learn]
         model = fit_causal(train, sorted({int(round(v / HOP_SECONDS)) for v in looks}), runs=runs, epochs=epochs,
-                           component_taps=component_taps, lead=lead)
+                           component_taps=component_taps)
         for name, c in clips.items():
             if c.group not in held or c.truth is None or c.restart_of is not None:
                 continue
@@ -321,11 +323,9 @@ def main(argv: list[str] | None = None) -> int:
                          "build/assets/motion_model_causal_all.npz); the audio-only clips too, but for permissive")
     ap.add_argument("--no-phones", action="store_true",
                     help="without streamed phone recognition (the opening reads log-mel and posteriors only)")
-    ap.add_argument("--components", action="store_true",
-                    help=f"the opening MLP also reads the streamed token components at {COMPONENT_TAPS} s (not with "
-                         "--sources permissive: the token axes were fitted on research-only audio)")
-    ap.add_argument("--lead", type=int, default=LEAD, metavar="HOPS",
-                    help=f"learn each filmed frame from the inputs this many 10 ms hops before it (default {LEAD})")
+    ap.add_argument("--no-components", action="store_true",
+                    help=f"without the streamed token components the opening MLP reads at {COMPONENT_TAPS} s (never "
+                         "read with --sources permissive: the token axes were fitted on research-only audio)")
     ap.add_argument("--teacher", action="store_true",
                     help="the opening MLP also learns the offline model's mouth (see fit_causal)")
     ap.add_argument("--no-restarts", action="store_true",
@@ -351,9 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     learn = {c.name for c in training_clips("causal", args.sources)}
     learned = [c for name, c in clips.items() if (c.restart_of or name) in learn]
     runs = None
-    if args.components and (args.no_phones or args.sources == "permissive"):
-        ap.error("--components needs the streamed phones, and the permissive model keeps to permissive inputs")
-    taps = COMPONENT_TAPS if args.components else ()
+    taps = () if args.no_components or args.no_phones or args.sources == "permissive" else COMPONENT_TAPS
     if not args.no_phones:
         # every learned clip's streamed phones: the filmed clips' for their truth, the audio-only clips' for the teacher
         runs = {id(c): phone_runs(c.audio, components=bool(taps)) for c in learned
@@ -361,21 +359,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"streamed phones of {len(runs)} clips (every {PHONE_STEP} s, {PHONE_WINDOW} s window)", flush=True)
     held_out = None
     if not args.no_heldout and args.folds:
-        rows = folds_causal(clips, learn, args.folds, looks, runs, args.epochs, taps, args.lead)
+        rows = folds_causal(clips, learn, args.folds, looks, runs, args.epochs, taps)
         held_out = {"metric": f"Pearson r at the best lag, {args.folds} speaker folds (motion alone, every filmed "
                               f"clip scored by a model that never heard its speaker)",
                     **{f"causal_{v}s": float(r) for v, r in zip(looks, np.mean(rows, 0))}, "clips": len(rows),
                     "measured_by": f"python -m training.train_causal --folds {args.folds} --looks {args.looks}"}
     elif not args.no_heldout:
         rows = loso_causal(clips, looks, runs=runs, distil=args.teacher, sources=args.sources, epochs=args.epochs,
-                           component_taps=taps, lead=args.lead)
+                           component_taps=taps)
         held_out = {"metric": "Pearson r at the best lag, leave one speaker out (motion alone, filmed clips)",
                     **{"offline" if i == 0 else f"causal_{v}s": float(r)
                        for i, (v, r) in enumerate(zip((None, *looks), np.mean(rows, 0)))},
                     "measured_by": "python -m training.train_causal"}
     if not args.dry_run:
         model = fit_causal(learned, runs=runs, teacher=motion.load_model() if args.teacher else None,
-                           epochs=args.epochs, component_taps=taps, lead=args.lead)
+                           epochs=args.epochs, component_taps=taps)
         publish_model(model, model.arrays(), Path(args.out or MODEL_OF[args.sources]), "causal", held_out,
                       args.replace, args.sources)
     return 0
