@@ -220,6 +220,84 @@ def test_streamed_posteriors_depend_on_the_audio_only_never_on_its_future():
     assert not np.array_equal(a[~known], b[~known]), "the changed future changes later hops"
 
 
+def test_streamed_token_components_are_each_windows_offline_projection_and_never_its_future():
+    """Each streamed recognition's token components are what the offline analysis computes for the same audio heard
+    as one chunk (speech.tokens.chunk_tokens, projected on the shipped axes), one row per hama frame; a hop reads
+    them from the run its phone posteriors come from, so a changed future leaves the known hops' alone."""
+    from lipdub.speech import tokens
+    from lipdub.speech.stream import StreamingPosteriors
+
+    audio = speechlike(3.0, seed=4)
+    axes = tokens.load_axes()
+
+    def streamed(samples):
+        phones = StreamingPosteriors(token_classes(), keep_all=True, axes=axes)
+        phones.push(samples)
+        phones.finish()
+        return phones
+
+    whole = streamed(audio)
+    n_hops = audio.size // 160
+    window_hops = whole.window_samples // 160
+    full = [k for k in whole.runs if k * whole.step_samples >= whole.window_samples
+            and k * whole.step_samples <= audio.size]
+    assert len(full) > 20 and whole.components.keys() == whole.runs.keys()
+    for k in full[::6]:
+        first = int(round(whole.runs[k][0] * SR)) // 160
+        offline = axes.project(tokens.chunk_tokens(audio, [(first, first + window_hops)], n_hops))
+        comps = whole.components[k]
+        assert comps.shape == (len(whole.runs[k][1]), tokens.N_COMPONENTS) and len(comps) > 30
+        np.testing.assert_allclose(comps, offline[first:first + 2 * len(comps):2], atol=1e-4)
+        assert np.abs(comps).max() > 1.0, "speech moves the components off the axes' mean"
+
+    cut = int(2.0 * SR)
+    changed = audio.copy()
+    changed[cut:] = audio[::-1][:audio.size - cut]
+    other = streamed(changed)
+    hops = np.arange(n_hops)
+    look, taps = 10, (-0.04, 0.0, 0.04, 0.08)
+    a = motion.streamed_components(whole, hops, look, taps)
+    b = motion.streamed_components(other, hops, look, taps)
+    known = motion.ready_sample(hops, look) <= cut
+    assert a.shape == (n_hops, len(taps) * tokens.N_COMPONENTS)
+    np.testing.assert_array_equal(a[known], b[known])
+    assert not np.array_equal(a[~known], b[~known])
+    # a tap its run did not reach reads zeros (the axes' mean), as its phone posteriors' `reached` column says
+    reached = motion.streamed_posteriors(whole, hops, look)
+    width = len(motion.PHONE_CLASSES) + 1
+    for j, tap in enumerate(taps):
+        flag = reached[:, (motion.STREAMED_TAPS.index(tap) + 1) * width - 1].astype(bool)
+        block = a[:, j * tokens.N_COMPONENTS:(j + 1) * tokens.N_COMPONENTS]
+        assert np.all(block[~flag] == 0) and np.all(np.abs(block[flag]).sum(1) > 0)
+
+
+def test_a_live_model_declares_the_components_it_reads(tmp_path):
+    """A causal model file names its component taps; the card's schema lists their columns; a file whose nets do not
+    take them is refused. The permissive live model never reads them (the token axes come from research-only
+    audio)."""
+    from lipdub.errors import DependencyError
+    from lipdub.motion import models
+
+    shipped = models.load_causal_file(motion.CAUSAL_MODEL_PATH)
+    permissive = models.load_causal_file(motion.PERMISSIVE_CAUSAL_MODEL_PATH)
+    assert permissive.component_taps == ()
+    assert shipped.component_taps == motion.STREAMED_TAPS  # the research live model reads them (make train-causal)
+    assert not any("component" in n for heads in models.causal_schema(permissive)["looks"].values()
+                   for n in heads["opening"])
+    taps = (0.0, 0.04)
+    declared = models.CausalModel(shipped.phones, shipped.opening, shipped.mel_prior, shipped.closure_threshold,
+                                  shipped.hangover, shipped.phone_step, shipped.phone_window, taps)
+    path = tmp_path / "live.npz"
+    declared.save(path)
+    again = models.CausalModel.load(path)
+    assert again.component_taps == taps
+    names = models.causal_schema(again)["looks"]["10"]["opening"]
+    assert names[-64:] == [f"streamed_component{t:+.2f}:{k}" for t in taps for k in range(32)]
+    with pytest.raises(DependencyError, match="inputs"):  # its nets were not trained on these columns
+        models.load_causal_file(path)
+    assert isinstance(again.streaming_phones().axes, type(models.load_axes()))
+
+
 def test_running_standardiser_is_the_clip_standardisation_made_causal():
     """Standardising log-mel over all audio so far: the same numbers in any chunking; with no prior, the last row of
     a clip shorter than the memory is standardised exactly by the whole clip's mean and std; beyond the memory old
@@ -274,7 +352,7 @@ def test_the_live_engine_feeds_its_opening_model_what_training_built():
     phones = model.streaming_phones(keep_all=True)
     phones.push(audio)
     phones.finish()
-    whole = motion.causal_opening_inputs(x, post, f.voiced, phones, look)
+    whole = motion.causal_opening_inputs(x, post, f.voiced, phones, look, model.component_taps)
     assert live.shape == whole.shape and whole.shape[1] > x.shape[1] + 36 + 2
     np.testing.assert_allclose(live, whole, atol=1e-6)
 

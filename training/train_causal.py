@@ -1,7 +1,8 @@
 """Train the live (causal) motion model (lipdub/assets/motion_model_causal.npz and its card, motion.StreamingMotion).
 
     python -m training.train_causal [--no-heldout] [--dry-run] [--out PATH] [--sources video|permissive|all]
-                                    [--folds K] [--looks 0.1]                (`make train-causal`: --no-heldout)
+                                    [--folds K] [--looks 0.1] [--no-components]
+                                                                             (`make train-causal`: --no-heldout)
 
 Per look-ahead: a phone-class classifier on streaming log-mel (labels: the offline analysis' phones, also on the
 audio-only clips of training/dataset.json) and an opening MLP on the filmed mouths, the long clips also as streams
@@ -12,7 +13,9 @@ held-out teachers). As with the offline model, a file holding exactly the fitted
 is only replaced with --replace (otherwise the new model goes to build/assets/). Not yet checked against the
 shipped file (a full fit takes long on a shared CPU). `--sources permissive` fits the same recipe on the
 permissively licensed clips alone (GRID's filmed clips, each GRID speaker its own group; the public-domain JFK
-sample) into lipdub/assets/motion_model_causal_permissive.npz (--motion-model permissive in live mode).
+sample) into lipdub/assets/motion_model_causal_permissive.npz (--motion-model permissive in live mode). The research
+live model's opening MLP also reads hama's streamed token components (speech.tokens, on the shipped axes;
+--no-components: without); the permissive one never does (the axes were fitted on research-only audio).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from lipdub.core.constants import HOP_SECONDS
 from lipdub.speech.acoustic import log_mel
 from lipdub.speech.posteriors import token_classes
 from lipdub.speech.stream import StreamingFeatures, StreamingPosteriors
+from lipdub.speech.tokens import load_axes
 from lipdub.speech.track import Phone
 from training import evaluate
 from training.clips import analyse_clip, clip_material
@@ -154,9 +158,12 @@ def phone_labels(speech, n: int) -> np.ndarray:
 PHONE_STEP, PHONE_WINDOW = 0.08, 0.75  # s: streamed hama posteriors (speech.stream.StreamingPosteriors)
 
 
-def phone_runs(audio: np.ndarray, step: float = PHONE_STEP, window: float = PHONE_WINDOW) -> StreamingPosteriors:
-    """Every streamed phone recognition of a clip, as the live stream makes them (~1 min of CPU per 2 min audio)."""
-    phones = StreamingPosteriors(token_classes(), step, window, keep_all=True)
+def phone_runs(audio: np.ndarray, step: float = PHONE_STEP, window: float = PHONE_WINDOW, components: bool = True
+               ) -> StreamingPosteriors:
+    """Every streamed phone recognition of a clip, as the live stream makes them (~1 min of CPU per 2 min audio),
+    with their token components (the shipped axes) unless `components` is False."""
+    phones = StreamingPosteriors(token_classes(), step, window, keep_all=True,
+                                 axes=load_axes() if components else None)
     phones.push(audio)
     phones.finish()
     return phones
@@ -170,6 +177,13 @@ def teacher_opening(clip: CausalClip, teacher: motion.OpeningModel) -> np.ndarra
     return track.opening
 
 
+# s where the opening MLP reads the streamed token components (speech.tokens), those of the streamed posteriors.
+# Held out (2 speaker folds, 69 clips, 0.10 s, motion alone; docs/RESULTS.md, Live (causal) motion, "The recogniser's
+# whole output, streamed"): none 0.439, taps -0.04..0.08 0.448, these 0.452 (better on 44 of 69). The permissive
+# model never reads them (--no-components is implied): the token axes were fitted on research-only audio.
+COMPONENT_TAPS = motion.STREAMED_TAPS
+
+
 # the live opening MLP's passes over its rows. Held out (2 speaker folds, 69 clips, 0.10 s, motion alone, python -m
 # training.train_causal --dry-run --folds 2 --looks 0.1 --epochs N): 0.439 at 30, 0.445 at 120 (better on 40 of 69);
 # not kept: rendered in-sample (bench.live --skip-speed) live fell 0.643 -> 0.632, the live gap -0.036 -> -0.047
@@ -179,7 +193,7 @@ TEACHER_EVERY = 2  # hops: the teacher's targets are read every 20 ms (neighbour
 
 def fit_causal(clips: list[CausalClip], looks=motion.CAUSAL_LOOKAHEADS, folds: int = 2, members: int = 3,
                hidden: int = 24, runs: dict | None = None, teacher: motion.OpeningModel | None = None,
-               epochs: int | None = None) -> motion.CausalModel:
+               epochs: int | None = None, component_taps=()) -> motion.CausalModel:
     """Per look-ahead: the phone classifier on every hop of every clip, the opening MLP on the filmed frames.
     The opening MLP is trained on posteriors the classifier gives for clips it did not train on (cross-fitting over
     `folds`), so it learns how far unseen speakers' posteriors can be trusted. With `runs` (id(clip) → phone_runs)
@@ -188,7 +202,10 @@ def fit_causal(clips: list[CausalClip], looks=motion.CAUSAL_LOOKAHEADS, folds: i
     the offline mouth at every 20 ms of every clip with runs, audio-only clips too (~10× the filmed frames). Not
     the default: held out it raised motion alone at 0.10 s from 0.476 to 0.502 (the teacher alone: 0.489), but the
     five held-out live cross-dubs stayed at 0.466 (0.467 without), and the shipped model fell from 0.629 to 0.545
-    on them (it fits the filmed speakers less)."""
+    on them (it fits the filmed speakers less). With `component_taps` (and runs that keep components) the opening
+    MLP also reads the streamed token components there. (Each filmed frame learned from the inputs 3 hops before
+    it, to undo the live mouth's lateness: held out the mean lag +1.78 -> +1.48 frames but r 0.448 -> 0.437; not
+    kept.)"""
     prior = mel_prior([c for c in clips if c.restart_of is None])
     feats = [stream_features(c.audio, prior) for c in clips]
     labels = [phone_labels(c.speech, n) for c, (_, _, n, _) in zip(clips, feats)]
@@ -212,7 +229,8 @@ def fit_causal(clips: list[CausalClip], looks=motion.CAUSAL_LOOKAHEADS, folds: i
             if c.truth is None and not distil:
                 continue
             n = len(x)
-            full = motion.causal_opening_inputs(x, post, voiced, None if runs is None else runs[id(c)], look)
+            full = motion.causal_opening_inputs(x, post, voiced, None if runs is None else runs[id(c)], look,
+                                                component_taps if runs is not None else ())
             if c.truth is not None:
                 at = np.clip(np.round(c.times / HOP_SECONDS).astype(int), 0, n - 1)
                 ok = np.isfinite(c.truth)
@@ -230,11 +248,12 @@ def fit_causal(clips: list[CausalClip], looks=motion.CAUSAL_LOOKAHEADS, folds: i
         return motion.CausalModel(phones, opening, prior)
     some = next(iter(runs.values()))  # every clip's runs share one step and window
     return motion.CausalModel(phones, opening, prior, phone_step=some.step_samples / 16000,
-                              phone_window=some.window_samples / 16000)
+                              phone_window=some.window_samples / 16000, component_taps=tuple(component_taps))
 
 
 def loso_causal(clips: dict[str, CausalClip], looks=(0.05, 0.1, 0.15), runs: dict | None = None,
-                distil: bool = False, sources: str = "video", epochs: int | None = None) -> list[list[float]]:
+                distil: bool = False, sources: str = "video", epochs: int | None = None, component_taps=()
+                ) -> list[list[float]]:
     """Every filmed clip scored by a causal model that never heard its speaker, next to the offline model that
     never heard it (training/train_motion.py --sources writes those): rows of r at the best lag."""
     offline_dir = heldout_dir("permissive" if sources == "permissive" else "all")
@@ -248,7 +267,7 @@ def loso_causal(clips: dict[str, CausalClip], looks=(0.05, 0.1, 0.15), runs: dic
         offline = motion.load_opening_model(held) if held.is_file() else None
         model = fit_causal([c for c in clips.values() if c.group != group],
                            sorted({int(round(v / HOP_SECONDS)) for v in looks}), runs=runs,
-                           teacher=offline if distil else None, epochs=epochs)
+                           teacher=offline if distil else None, epochs=epochs, component_taps=component_taps)
         model.save(causal_dir / f"{group}.npz")
         for name, c in clips.items():
             if c.group != group or c.truth is None or c.restart_of is not None:
@@ -265,28 +284,33 @@ def loso_causal(clips: dict[str, CausalClip], looks=(0.05, 0.1, 0.15), runs: dic
 
 
 def folds_causal(clips: dict[str, CausalClip], learn: set[str], folds: int, looks=(0.1,), runs: dict | None = None,
-                 epochs: int | None = None) -> list[list[float]]:
+                 epochs: int | None = None, component_taps=()) -> list[list[float]]:
     """Held out over speaker folds: the speaker groups of every loaded filmed clip are split at random (seeded) into
     `folds`; each fold's clips are scored by a causal model fitted on the `learn` clips (and their restarted pieces)
     of the other folds. A full leave-one-speaker-out over 50+ groups takes a day on a shared CPU; the same folds for
-    every recipe (`--sources`) score the same clips with models that never heard them. Rows: r at the best lag."""
+    every recipe (`--sources`) score the same clips with models that never heard them. Rows: r at the best lag; the
+    best lags (frames, > 0: the live mouth late) are summarised after them."""
     groups = sorted({c.group for c in clips.values() if c.truth is not None})
     split = np.array_split(np.random.default_rng(0).permutation(groups), folds)
     print(f"\n{'held-out clip':32s} " + " ".join(f"{'causal ' + str(v):>12s}" for v in looks)
           + f"   ({folds} speaker folds: r at the best lag)")
-    rows = []
+    rows, lags = [], []
     for fold in split:
         held = set(fold)
         train = [c for name, c in clips.items() if c.group not in held and (c.restart_of or name) in learn]
-        model = fit_causal(train, sorted({int(round(v / HOP_SECONDS)) for v in looks}), runs=runs, epochs=epochs)
+        model = fit_causal(train, sorted({int(round(v / HOP_SECONDS)) for v in looks}), runs=runs, epochs=epochs,
+                           component_taps=component_taps)
         for name, c in clips.items():
             if c.group not in held or c.truth is None or c.restart_of is not None:
                 continue
-            res = [evaluate.pearson_at_best_lag(motion.causal_mouth_track(c.audio, c.times, v, model=model).opening,
-                                                c.truth)[0] for v in looks]
-            rows.append(res)
-            print(f"{name:32s} " + " ".join(f"{r:8.3f}    " for r in res), flush=True)
+            best = [evaluate.pearson_at_best_lag(motion.causal_mouth_track(c.audio, c.times, v, model=model).opening,
+                                                 c.truth) for v in looks]
+            rows.append([b[0] for b in best])
+            lags.append([b[1] for b in best])
+            print(f"{name:32s} " + " ".join(f"{r:8.3f} {lag:+3d}" for r, lag, _ in best), flush=True)
     print(f"{'mean of ' + str(len(rows)) + ' clips':32s} " + " ".join(f"{r:8.3f}    " for r in np.mean(rows, 0)))
+    print(f"{'lag: mean, mean |lag|':32s} " + " ".join(f"{m:+6.2f} {a:4.2f}" for m, a in
+                                                          zip(np.mean(lags, 0), np.mean(np.abs(lags), 0))))
     return rows
 
 
@@ -300,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
                          "build/assets/motion_model_causal_all.npz); the audio-only clips too, but for permissive")
     ap.add_argument("--no-phones", action="store_true",
                     help="without streamed phone recognition (the opening reads log-mel and posteriors only)")
+    ap.add_argument("--no-components", action="store_true",
+                    help=f"without the streamed token components the opening MLP reads at {COMPONENT_TAPS} s (never "
+                         "read with --sources permissive: the token axes were fitted on research-only audio)")
     ap.add_argument("--teacher", action="store_true",
                     help="the opening MLP also learns the offline model's mouth (see fit_causal)")
     ap.add_argument("--no-restarts", action="store_true",
@@ -325,26 +352,29 @@ def main(argv: list[str] | None = None) -> int:
     learn = {c.name for c in training_clips("causal", args.sources)}
     learned = [c for name, c in clips.items() if (c.restart_of or name) in learn]
     runs = None
+    taps = () if args.no_components or args.no_phones or args.sources == "permissive" else COMPONENT_TAPS
     if not args.no_phones:
         # every learned clip's streamed phones: the filmed clips' for their truth, the audio-only clips' for the teacher
-        runs = {id(c): phone_runs(c.audio) for c in learned if c.truth is not None or args.teacher}
+        runs = {id(c): phone_runs(c.audio, components=bool(taps)) for c in learned
+                if c.truth is not None or args.teacher}
         print(f"streamed phones of {len(runs)} clips (every {PHONE_STEP} s, {PHONE_WINDOW} s window)", flush=True)
     held_out = None
     if not args.no_heldout and args.folds:
-        rows = folds_causal(clips, learn, args.folds, looks, runs, args.epochs)
+        rows = folds_causal(clips, learn, args.folds, looks, runs, args.epochs, taps)
         held_out = {"metric": f"Pearson r at the best lag, {args.folds} speaker folds (motion alone, every filmed "
                               f"clip scored by a model that never heard its speaker)",
                     **{f"causal_{v}s": float(r) for v, r in zip(looks, np.mean(rows, 0))}, "clips": len(rows),
                     "measured_by": f"python -m training.train_causal --folds {args.folds} --looks {args.looks}"}
     elif not args.no_heldout:
-        rows = loso_causal(clips, looks, runs=runs, distil=args.teacher, sources=args.sources, epochs=args.epochs)
+        rows = loso_causal(clips, looks, runs=runs, distil=args.teacher, sources=args.sources, epochs=args.epochs,
+                           component_taps=taps)
         held_out = {"metric": "Pearson r at the best lag, leave one speaker out (motion alone, filmed clips)",
                     **{"offline" if i == 0 else f"causal_{v}s": float(r)
                        for i, (v, r) in enumerate(zip((None, *looks), np.mean(rows, 0)))},
                     "measured_by": "python -m training.train_causal"}
     if not args.dry_run:
         model = fit_causal(learned, runs=runs, teacher=motion.load_model() if args.teacher else None,
-                           epochs=args.epochs)
+                           epochs=args.epochs, component_taps=taps)
         publish_model(model, model.arrays(), Path(args.out or MODEL_OF[args.sources]), "causal", held_out,
                       args.replace, args.sources)
     return 0

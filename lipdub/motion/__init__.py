@@ -19,7 +19,7 @@ from lipdub.motion.features import (CAUSAL_FUTURE, CAUSAL_LOOKAHEADS, CAUSAL_PAS
                                     dominance_features,
                                     last_voiced_hops, model_features, offline_feature_names,
                                     opening_feature_names, posterior_columns, posterior_features, ready_sample,
-                                    streamed_posteriors,
+                                    streamed_components, streamed_posteriors,
                                     voice_features)
 from lipdub.motion.models import (CAUSAL_MODEL_PATH, MODEL_CHOICES, MODEL_PATH, PERMISSIVE_CAUSAL_MODEL_PATH,
                                   PERMISSIVE_MODEL_PATH, CausalModel, OpeningModel, check_speech_inputs,
@@ -41,5 +41,5 @@ __all__ = [
     "load_opening_model", "model_features", "model_files",
     "mouth_track", "offline_feature_names", "opening_feature_names",
     "phone_class", "phone_curves", "posterior_columns", "posterior_features", "ready_sample", "softmax", "streamed_bilabial",
-    "streamed_posteriors", "viseme_target", "voice_features",
+    "streamed_components", "streamed_posteriors", "viseme_target", "voice_features",
 ]

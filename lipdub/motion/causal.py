@@ -5,7 +5,8 @@ bridge, symmetric smoothing). The causal track uses streaming features only (spe
 log-mel and loudness at taps reaching at most `lookahead` into the future. A phone-class classifier (trained on the
 phones the offline analysis finds) turns them into class posteriors; an opening MLP (trained on the filmed mouths)
 reads the same taps, the posteriors of the last 60 ms, voice activity and hama's phone posteriors recomputed on the
-last 0.75 s every 80 ms (speech.stream.StreamingPosteriors). Width comes from the classifier's posteriors, bilabial
+last 0.75 s every 80 ms (speech.stream.StreamingPosteriors), and when its file says so (`component_taps`) the token
+components of the same recognitions (hama's whole output projected, speech.tokens). Width comes from the classifier's posteriors, bilabial
 closures from hama's streamed ones (the classifier's without them). Both are trained by `make train-causal`
 (training/train_causal.py), one pair per look-ahead in CAUSAL_LOOKAHEADS.
 """
@@ -17,7 +18,7 @@ import numpy as np
 from lipdub.core.constants import HOP_SECONDS, SR
 from lipdub.errors import ParameterError
 from lipdub.motion.features import POSTERIOR_TAPS, STREAMED_TAPS, VAD_MARGIN, causal_features, causal_taps, \
-    posterior_features, ready_sample, streamed_posteriors, voice_features
+    posterior_features, ready_sample, streamed_components, streamed_posteriors, voice_features
 from lipdub.motion.models import CausalModel, load_causal_model, softmax
 from lipdub.motion.offline import MouthTrack, check_strength
 from lipdub.motion.visemes import BILABIAL_CLASS, CLASS_WIDTH, PHONE_CLASSES
@@ -116,6 +117,9 @@ class _CausalHops:
         if self.phones is not None:
             streamed = streamed_posteriors(self.phones, hops, self.model_look)
             x = np.concatenate([x, voice_features(voiced_now, last_voiced, hops), streamed], 1)
+            if self.model.component_taps:
+                x = np.concatenate([x, streamed_components(self.phones, hops, self.model_look,
+                                                           self.model.component_taps)], 1)
             self.phones.forget_before(int(self.phones.run_for(ready_sample(hops[-1] + 1, self.model_look))))
             bilabial = streamed_bilabial(streamed)
             closure = bilabial > STREAMED_CLOSURE

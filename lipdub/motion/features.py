@@ -5,7 +5,8 @@ said), log-mel at MEL_CONTEXT hops around it (how it sounds), then jaw, loudness
 (its file's `posterior_taps`) also reads hama's phone-class posteriors (speech.posteriors) at those taps.
 Live (motion.causal, CausalModel): per look-ahead, the phone classifier reads running-normalised log-mel and loudness
 at causal_taps(look); the opening model reads the same, the classifier's posteriors at POSTERIOR_TAPS and, when the
-model streams phones, voice activity and hama's streamed phone posteriors at STREAMED_TAPS.
+model streams phones, voice activity and hama's streamed phone posteriors at STREAMED_TAPS, and when it reads them
+(its file's `component_taps`), the streamed token components (speech.tokens) at those taps.
 """
 
 from __future__ import annotations
@@ -158,7 +159,7 @@ def classifier_feature_names(look_hops: int) -> list[str]:
     return [f"mel{tap:+d}:{band}" for tap in taps for band in range(MEL_BANDS)] + [f"loudness{tap:+d}" for tap in taps]
 
 
-def opening_feature_names(look_hops: int, streamed_phones: bool) -> list[str]:
+def opening_feature_names(look_hops: int, streamed_phones: bool, component_taps=()) -> list[str]:
     """The live opening model's input columns at a look-ahead (causal_opening_inputs builds them so)."""
     names = classifier_feature_names(look_hops)
     names += [f"posterior{tap:+d}:{cls}" for tap in POSTERIOR_TAPS for cls in CLASS_NAMES]
@@ -166,6 +167,7 @@ def opening_feature_names(look_hops: int, streamed_phones: bool) -> list[str]:
         names += ["voiced_now", "since_voiced"]
         for tap in STREAMED_TAPS:
             names += [f"streamed{tap:+.2f}:{cls}" for cls in CLASS_NAMES + ("other",)] + [f"streamed{tap:+.2f}:reached"]
+        names += [f"streamed_component{tap:+.2f}:{k}" for tap in component_taps for k in range(N_COMPONENTS)]
     return names
 
 
@@ -192,6 +194,18 @@ def ready_sample(hop, look: int):
     return 160 * (np.asarray(hop) + look) + 400
 
 
+def _streamed_frames(phones, hops: np.ndarray, look: int, taps):
+    """For ascending `hops`: per run r of `phones` that the hops use (the newest complete when a hop's own features
+    were) and per tap j, (r, rows of `hops` using it, j, the run's frame at hop + tap for those rows)."""
+    run = phones.run_for(ready_sample(hops, look))
+    for r in np.unique(run):
+        sel = np.flatnonzero(run == r)
+        t0 = phones.runs[int(r)][0]
+        centre = (hops[sel] + 0.5) * HOP_SECONDS
+        for j, tap in enumerate(taps):
+            yield int(r), sel, j, np.round((centre + tap - t0) / POSTERIOR_FRAME - 0.5).astype(int)
+
+
 def streamed_posteriors(phones, hops: np.ndarray, look: int) -> np.ndarray:
     """(len(hops), len(STREAMED_TAPS) · (classes + 1)) hama's class posteriors (smoothed over ±1 frame: CTC is peaky)
     around ascending `hops`, each from the newest run of `phones` (a speech.stream.StreamingPosteriors) that was
@@ -199,22 +213,31 @@ def streamed_posteriors(phones, hops: np.ndarray, look: int) -> np.ndarray:
     live stream knows of the phones around the hop at that moment, and the same numbers in training."""
     width = phones.n_classes + 1
     out = np.zeros((len(hops), len(STREAMED_TAPS) * width))
-    run = phones.run_for(ready_sample(hops, look))
-    for r in np.unique(run):
-        sel = np.flatnonzero(run == r)
-        t0, probs = phones.runs[int(r)]
+    smoothed: dict[int, np.ndarray] = {}
+    for r, sel, j, frame in _streamed_frames(phones, hops, look, STREAMED_TAPS):
+        probs = phones.runs[r][1]
         if not len(probs):
             continue
-        smooth = probs.astype(np.float64)
-        smooth[1:] += probs[:-1]
-        smooth[:-1] += probs[1:]
-        smooth /= 3.0
-        centre = (hops[sel] + 0.5) * HOP_SECONDS
-        for j, tap in enumerate(STREAMED_TAPS):
-            frame = np.round((centre + tap - t0) / POSTERIOR_FRAME - 0.5).astype(int)
-            ok = (frame >= 0) & (frame < len(smooth))
-            out[sel[ok], j * width:j * width + phones.n_classes] = smooth[frame[ok]]
-            out[sel, (j + 1) * width - 1] = ok
+        if r not in smoothed:
+            smooth = probs.astype(np.float64)
+            smooth[1:] += probs[:-1]
+            smooth[:-1] += probs[1:]
+            smoothed[r] = smooth / 3.0
+        ok = (frame >= 0) & (frame < len(probs))
+        out[sel[ok], j * width:j * width + phones.n_classes] = smoothed[r][frame[ok]]
+        out[sel, (j + 1) * width - 1] = ok
+    return out
+
+
+def streamed_components(phones, hops: np.ndarray, look: int, taps) -> np.ndarray:
+    """(len(hops), len(taps) · components) the token components of the same runs as streamed_posteriors at hop + tap
+    (s; taps among STREAMED_TAPS, whose `reached` columns say where a run ended); zeros (the axes' mean) where the
+    run did not reach. `phones` must keep components (StreamingPosteriors with token axes)."""
+    out = np.zeros((len(hops), len(taps) * N_COMPONENTS))
+    for r, sel, j, frame in _streamed_frames(phones, hops, look, taps):
+        comps = phones.components[r]
+        ok = (frame >= 0) & (frame < len(comps))
+        out[sel[ok], j * N_COMPONENTS:(j + 1) * N_COMPONENTS] = comps[frame[ok]]
     return out
 
 
@@ -237,15 +260,17 @@ def last_voiced_hops(voiced: np.ndarray, upto: np.ndarray) -> tuple[np.ndarray, 
     return np.where(upto >= 0, last[at], -(10 ** 9)), voiced[at] & (upto >= 0)
 
 
-def causal_opening_inputs(x: np.ndarray, post: np.ndarray, voiced: np.ndarray | None, phones, look: int
-                          ) -> np.ndarray:
+def causal_opening_inputs(x: np.ndarray, post: np.ndarray, voiced: np.ndarray | None, phones, look: int,
+                          component_taps=()) -> np.ndarray:
     """The opening model's inputs at every hop of a whole stream, as the live engine builds them hop by hop:
     classifier inputs `x` (causal_features), class posteriors `post`, and with `phones` (StreamingPosteriors, all
-    runs kept) voice activity `voiced` and the streamed phone posteriors. Training uses this (tests check the
-    engine against it)."""
+    runs kept) voice activity `voiced`, the streamed phone posteriors and the streamed token components at
+    `component_taps`. Training uses this (tests check the engine against it)."""
     hops = np.arange(len(x))
     parts = [x, posterior_features(post, hops, 0)]
     if phones is not None:
         last_voiced, voiced_now = last_voiced_hops(voiced, hops + look - VAD_MARGIN)
         parts += [voice_features(voiced_now, last_voiced, hops), streamed_posteriors(phones, hops, look)]
+        if len(component_taps):
+            parts.append(streamed_components(phones, hops, look, component_taps))
     return np.concatenate(parts, 1)

@@ -23,6 +23,7 @@ from lipdub.motion.features import MEL_CONTEXT, NO_COMPONENTS, NO_POSTERIORS, cl
     offline_feature_names, opening_feature_names
 from lipdub.speech.posteriors import token_classes
 from lipdub.speech.stream import StreamingPosteriors
+from lipdub.speech.tokens import load_axes
 
 MODEL_PATH = ASSETS / "motion_model.npz"
 CAUSAL_MODEL_PATH = ASSETS / "motion_model_causal.npz"
@@ -134,6 +135,7 @@ class CausalModel:
     # r the same for 0.15, 0.3 and 0.5 s, lower for 1 s: the shortest wait that does not cost accuracy)
     phone_step: float = 0.0  # s: > 0: the opening model also reads hama's streamed phone posteriors
     phone_window: float = 0.0  # s: audio each streamed recognition hears
+    component_taps: tuple[float, ...] = ()  # s: the opening model also reads the streamed token components here
 
     def arrays(self) -> dict[str, np.ndarray]:
         """What save() writes: float16 weights (a few hundred KB for all look-aheads, predictions change by
@@ -141,6 +143,8 @@ class CausalModel:
         arrays = {"mel_mean": self.mel_prior[0], "mel_std": self.mel_prior[1],
                   "closure_threshold": np.array(self.closure_threshold), "hangover": np.array(self.hangover),
                   "phone_step": np.array(self.phone_step), "phone_window": np.array(self.phone_window)}
+        if self.component_taps:
+            arrays["component_taps"] = np.array(self.component_taps, float)
         for head in ("phones", "opening"):
             for look, model in getattr(self, head).items():
                 arrays.update({f"L{look}__{head}__{k}": v.astype(np.float16) for k, v in model.arrays.items()})
@@ -160,16 +164,19 @@ class CausalModel:
             prior = (z["mel_mean"].astype(np.float64), z["mel_std"].astype(np.float64))
             threshold, hangover = float(z["closure_threshold"]), float(z["hangover"])
             step, window = (float(z[k]) if k in z.files else 0.0 for k in ("phone_step", "phone_window"))
+            taps = tuple(float(v) for v in z["component_taps"]) if "component_taps" in z.files else ()
         models = {h: {look: OpeningModel(a) for look, a in v.items()} for h, v in heads.items()}
         if not models["opening"] or models["opening"].keys() != models["phones"].keys():
             raise ValueError("opening and phone models differ in look-aheads")
-        return cls(models["phones"], models["opening"], prior, threshold, hangover, step, window)
+        return cls(models["phones"], models["opening"], prior, threshold, hangover, step, window, taps)
 
     def streaming_phones(self, keep_all: bool = False) -> StreamingPosteriors | None:
-        """The streamed phone posteriors this model's opening heads were trained with, or None."""
+        """The streamed phone posteriors (and token components, when it reads them) this model's opening heads were
+        trained with, or None."""
         if self.phone_step <= 0:
             return None
-        return StreamingPosteriors(token_classes(), self.phone_step, self.phone_window, keep_all)
+        return StreamingPosteriors(token_classes(), self.phone_step, self.phone_window, keep_all,
+                                   load_axes() if self.component_taps else None)
 
 
 # ------------------------------------------------------------------------------------------ feature schemas
@@ -185,7 +192,7 @@ def causal_schema(model: CausalModel) -> dict:
     """Per look-ahead of `model`: the classifier's and the opening model's input columns, as the code builds them."""
     streamed = model.phone_step > 0
     return {"looks": {str(look): {"phones": classifier_feature_names(look),
-                                  "opening": opening_feature_names(look, streamed)}
+                                  "opening": opening_feature_names(look, streamed, model.component_taps)}
                       for look in sorted(model.opening)}}
 
 

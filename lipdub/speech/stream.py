@@ -23,6 +23,7 @@ from lipdub.speech.acoustic import mel_bank
 from lipdub.speech.posteriors import class_posteriors
 from lipdub.speech.recognise import frame_posteriors
 from lipdub.speech.silero import CONTEXT, FRAME, SPEECH_OFF, SPEECH_ON, SileroStream, hysteresis_step
+from lipdub.speech.tokens import TokenAxes, frame_components
 
 log = logging.getLogger(__name__)
 
@@ -218,9 +219,11 @@ class StreamingPosteriors:
 
     A run costs ~55 ms of one core per second of window (hama's native engine, outside the GIL): 0.75 s every 80 ms
     is about half a core. hama is ~70 ms late, so a run's newest frames are its least sure: the opening model learns
-    how far to trust them."""
+    how far to trust them. With token `axes` each run also keeps its frames' token components (speech.tokens:
+    hama's whole output projected, as the offline analysis projects a chunk's), in `components[k]`."""
 
-    def __init__(self, token_class: np.ndarray, step: float = 0.08, window: float = 0.75, keep_all: bool = False):
+    def __init__(self, token_class: np.ndarray, step: float = 0.08, window: float = 0.75, keep_all: bool = False,
+                 axes: TokenAxes | None = None):
         if not (0.01 <= step <= window):
             raise ValueError(f"step {step} must be between 0.01 s and the window {window} s")
         self.token_class = np.asarray(token_class, int)
@@ -232,6 +235,9 @@ class StreamingPosteriors:
         self._buf = np.zeros(0, np.float32)  # the newest samples, from absolute sample _buf0 on
         self._buf0 = 0
         self.runs: dict[int, tuple[float, np.ndarray]] = {0: (0.0, np.zeros((0, self.n_classes), np.float32))}
+        self.axes = axes
+        self.components: dict[int, np.ndarray] = {} if axes is None else {
+            0: np.zeros((0, axes.axes.shape[1]), np.float32)}
         self.last_run = 0
         self.finished = False
 
@@ -252,9 +258,10 @@ class StreamingPosteriors:
 
     def _run(self, k: int, end: int) -> None:
         start = max(0, end - self.window_samples)
-        grouped = class_posteriors(frame_posteriors(self._buf[start - self._buf0:end - self._buf0], SR),
-                                   self.token_class)
-        self.runs[k] = (start / SR, grouped)  # (time of the run's first frame, frames × classes)
+        probs = frame_posteriors(self._buf[start - self._buf0:end - self._buf0], SR)
+        self.runs[k] = (start / SR, class_posteriors(probs, self.token_class))  # (first frame's time, frames × classes)
+        if self.axes is not None:
+            self.components[k] = frame_components(self.axes, probs)
         self.last_run = k
 
     def run_for(self, ready_sample: np.ndarray) -> np.ndarray:
@@ -265,3 +272,4 @@ class StreamingPosteriors:
         if not self.keep_all:
             for k in [k for k in self.runs if k < run]:
                 del self.runs[k]
+                self.components.pop(k, None)

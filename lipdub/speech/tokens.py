@@ -55,6 +55,17 @@ def chunk_tokens(x: np.ndarray, chunks, n_hops: int) -> np.ndarray:
     return out
 
 
+def frame_components(axes: "TokenAxes", probs: np.ndarray) -> np.ndarray:
+    """(frames, components) the projections of one chunk's hama frames `probs` heard alone, one row per frame: what
+    the chunk's hops get in chunk_tokens (unheard, all blank, on either side) projected, each frame's first hop (its
+    second has the same value: the smoothing reaches whole frames). A live stream's recognition windows
+    (speech.stream.StreamingPosteriors) are projected so."""
+    pad = HOPS_PER_FRAME  # one blank frame either side: the smoothing's reach
+    hop_tokens = unheard(len(probs) * HOPS_PER_FRAME + 2 * pad)
+    place(hop_tokens, pad, probs)
+    return axes.project(hop_tokens)[pad:pad + len(probs) * HOPS_PER_FRAME:HOPS_PER_FRAME]
+
+
 def log_smoothed(hop_tokens: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     """(hops, tokens) float32 log of each hop's token distribution averaged with one hama frame either side (of the
     hops `rows` only, when given)."""
