@@ -99,7 +99,8 @@ class MotionParams:
     rest_ramp: float = 0.2  # s: the speaker's rest mouth fades in and out over this much of the speech next to it
     # s: the opening grows linearly from 0 over this much on either side of a bilabial closure (lips ease into and out
     # of contact instead of snapping shut from wide open). Held out (5 folds x 2 nets, docs/RESULTS.md "Timing taken
-    # from the sound itself; closures eased in"): r 0.681 -> 0.683 at 0.04 s, 44 of 69 clips higher; 0.08 s loses (0.680).
+    # from the sound itself; closures eased in"): r 0.681 -> 0.683 at 0.04 s, 44 of 69 clips higher; 0.08 s loses
+    # (0.680).
     closure_ramp: float = 0.04
     learned: bool = True  # use the learned opening model when it and log-mel features are available
     model: "OpeningModel | None" = None  # override the shipped model (training, experiments)
