@@ -6,6 +6,7 @@
     .venv/bin/python -m bench.long_input --minutes 0.1333 --size 3840x2160 \
         --source ../shared/data/video/hdtf_katiehill_8s.mp4   # the 8 s 4K close-up (200 frames): peak RSS <= 1 GB
     .venv/bin/python bench/long_input.py --minutes 60 --work-dir W --cache-dir W/cache-X  # reuse a run's track
+    .venv/bin/python -m bench.long_input --minutes 60 --speech-only   # the speech stage and motion plan alone
     .venv/bin/python bench/long_input.py --minutes 60 --work-dir W --cache-dir W/cache-X --resume-check \
         --reference W/dub_60min.mp4   # killed + resumed vs an uninterrupted --resume dub kept from an earlier run
 
@@ -20,6 +21,10 @@ its peak RSS is the kernel's high-water mark for that child (os.wait4 → ru_max
 once a second for the RSS over time (written next to the output as rss.tsv). With --resume-check the same dub runs
 twice with --resume, once uninterrupted and once killed (SIGKILL) when half of its pieces are finished and then
 continued; the decoded frames of both outputs are hashed and compared. No assertions: the numbers are printed.
+
+--speech-only runs, in a child process the same way, only what the dub does with the audio before rendering: the
+speech analysis (in pieces, as the dub analyses long audio), the motion plan at 25 fps, and the track saved as an
+alignment (--save-alignment) and loaded again (--alignment); each step's RSS and the peak so far are printed.
 """
 
 from __future__ import annotations
@@ -179,6 +184,51 @@ def run_dub(video: Path, audio: Path, out: Path, cache: Path, extra: list[str] =
             "rc": proc.returncode, "killed": killed, "cmd": cmd, "log": log_path, "rss": rss_path}
 
 
+SPEECH_CHILD = """
+import sys, time, resource
+import numpy as np
+from lipdub import motion, speech
+from lipdub.core.memory import trim_heap
+from lipdub.pipeline.speech_pieces import speech_in_pieces
+
+def mb(what, t):
+    trim_heap()
+    rss = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmRSS'))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f'  {what}: {time.perf_counter() - t:.0f} s, RSS {rss / 1024:.0f} MB, peak so far {peak / 1024:.0f} MB',
+          flush=True)
+
+audio, saved = sys.argv[1], sys.argv[2]
+t = time.perf_counter(); mb('imports', t)
+t = time.perf_counter(); track = speech_in_pieces(audio, None); mb('speech analysis (in pieces)', t)
+for name in ('mel', 'posteriors', 'components'):
+    v = getattr(track, name)
+    print(f'    {name}: {None if v is None else (v.shape, v.dtype.name, round(v.nbytes / 1e6))} MB', flush=True)
+t = time.perf_counter()
+mouth = motion.mouth_track(track, np.arange(int(track.duration * 25)) / 25.0,
+                           params=motion.MotionParams(model=motion.load_model()))
+mb('motion plan (25 fps)', t)
+t = time.perf_counter(); track.save(saved); mb('saved as an alignment', t)
+del track, mouth
+t = time.perf_counter(); track = speech.SpeechTrack.load(saved); mb('alignment loaded', t)
+"""
+
+
+def run_speech_only(audio: Path, work: Path, nice: int) -> dict:
+    """SPEECH_CHILD in a child process under `nice`; its output printed, its peak RSS returned."""
+    saved = work / f"{audio.stem}.alignment.json"
+    cmd = ["nice", "-n", str(nice), sys.executable, "-c", SPEECH_CHILD, str(audio), str(saved)]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    _, status, usage = os.wait4(proc.pid, 0)
+    rc = os.waitstatus_to_exitcode(status)
+    size = saved.stat().st_size / 1e6 if saved.is_file() else math.nan
+    saved.unlink(missing_ok=True)
+    print(f"  exit {rc}, wall {time.perf_counter() - t0:.0f} s, peak RSS {usage.ru_maxrss / 1024:.0f} MB, "
+          f"alignment file {size:.0f} MB")
+    return {"rc": rc, "peak_mb": usage.ru_maxrss / 1024}
+
+
 def frame_hashes(path: Path) -> list[str]:
     """sha256 of every frame's pixels as decoded (yuv420p planes for lipdub's output): equal decoded pictures give
     equal RGB too, and skipping the colour conversion halves the time on an hour of 1080p."""
@@ -214,6 +264,8 @@ def main() -> int:
     ap.add_argument("--reference", help="with --resume-check: an uninterrupted `--resume` dub of the same inputs "
                                         "made earlier (e.g. this script's run with --keep --dub-args=--resume), used "
                                         "instead of dubbing again; the main dub is skipped")
+    ap.add_argument("--speech-only", action="store_true",
+                    help="only the speech analysis, motion plan and alignment save/load of the N-minute audio")
     ap.add_argument("--dub-args", default="", help="extra `lipdub dub` options, space-separated")
     ap.add_argument("--cache-dir", help="LIPDUB_CACHE of the dubs (default: a fresh one per length, so each dub "
                                         "tracks its input); pointing at an earlier run's keeps what it prepared "
@@ -237,6 +289,13 @@ def main() -> int:
     rows = []
     try:
         for minutes in args.minutes:
+            if args.speech_only:
+                audio = work / f"speech_{minutes:g}min.wav"
+                if not audio.is_file():
+                    make_audio(audio, minutes * 60)
+                print(f"\n{minutes:g} min of speech: analysis, motion plan, alignment saved and loaded")
+                run_speech_only(audio, work, args.nice)
+                continue
             print(f"\n{minutes:g} min at {width}x{height}: assembling")
             video, audio = assemble(work, minutes, width, height, source)
             out = work / f"dub_{minutes:g}min.mp4"
@@ -263,6 +322,8 @@ def main() -> int:
                 out.unlink(missing_ok=True)
             if not args.cache_dir:
                 shutil.rmtree(cache, ignore_errors=True)
+        if args.speech_only:
+            return 0
         print(f"\nsummary ({width}x{height} input, 25 fps, new audio as long as the input; peak RSS = ru_maxrss "
               "of the dub's process)")
         print(f"{'minutes':>8} {'frames':>7} {'wall s':>8} {'frames/s':>8} {'peak RSS MB':>12}  status")
