@@ -25,6 +25,8 @@ continued; the decoded frames of both outputs are hashed and compared. No assert
 --speech-only runs, in a child process the same way, only what the dub does with the audio before rendering: the
 speech analysis (in pieces, as the dub analyses long audio), the motion plan at 25 fps, and the track saved as an
 alignment (--save-alignment) and loaded again (--alignment); each step's RSS and the peak so far are printed.
+--speech-copies K joins the analysed track K times before the motion plan (the analysis's own memory is that of one
+piece whatever the length; the joined arrays, the plan and the alignment file grow with it).
 """
 
 from __future__ import annotations
@@ -198,9 +200,13 @@ def mb(what, t):
     print(f'  {what}: {time.perf_counter() - t:.0f} s, RSS {rss / 1024:.0f} MB, peak so far {peak / 1024:.0f} MB',
           flush=True)
 
-audio, saved = sys.argv[1], sys.argv[2]
+audio, saved, copies = sys.argv[1], sys.argv[2], int(sys.argv[3])
 t = time.perf_counter(); mb('imports', t)
 t = time.perf_counter(); track = speech_in_pieces(audio, None); mb('speech analysis (in pieces)', t)
+if copies > 1:
+    from lipdub.pipeline.speech_pieces import join_speech
+    t = time.perf_counter(); track = join_speech([track] * copies)
+    mb(f'the track joined {copies} times ({track.duration / 60:.0f} min)', t)
 for name in ('mel', 'posteriors', 'components'):
     v = getattr(track, name)
     print(f'    {name}: {None if v is None else (v.shape, v.dtype.name, round(v.nbytes / 1e6))} MB', flush=True)
@@ -214,10 +220,10 @@ t = time.perf_counter(); track = speech.SpeechTrack.load(saved); mb('alignment l
 """
 
 
-def run_speech_only(audio: Path, work: Path, nice: int) -> dict:
+def run_speech_only(audio: Path, work: Path, nice: int, copies: int = 1) -> dict:
     """SPEECH_CHILD in a child process under `nice`; its output printed, its peak RSS returned."""
     saved = work / f"{audio.stem}.alignment.json"
-    cmd = ["nice", "-n", str(nice), sys.executable, "-c", SPEECH_CHILD, str(audio), str(saved)]
+    cmd = ["nice", "-n", str(nice), sys.executable, "-c", SPEECH_CHILD, str(audio), str(saved), str(copies)]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     _, status, usage = os.wait4(proc.pid, 0)
@@ -266,6 +272,9 @@ def main() -> int:
                                         "instead of dubbing again; the main dub is skipped")
     ap.add_argument("--speech-only", action="store_true",
                     help="only the speech analysis, motion plan and alignment save/load of the N-minute audio")
+    ap.add_argument("--speech-copies", type=int, default=1,
+                    help="with --speech-only: the analysed track joined this many times before the motion plan, "
+                         "save and load (an hour's track from 10 minutes analysed: --minutes 10 --speech-copies 6)")
     ap.add_argument("--dub-args", default="", help="extra `lipdub dub` options, space-separated")
     ap.add_argument("--cache-dir", help="LIPDUB_CACHE of the dubs (default: a fresh one per length, so each dub "
                                         "tracks its input); pointing at an earlier run's keeps what it prepared "
@@ -294,7 +303,7 @@ def main() -> int:
                 if not audio.is_file():
                     make_audio(audio, minutes * 60)
                 print(f"\n{minutes:g} min of speech: analysis, motion plan, alignment saved and loaded")
-                run_speech_only(audio, work, args.nice)
+                run_speech_only(audio, work, args.nice, args.speech_copies)
                 continue
             print(f"\n{minutes:g} min at {width}x{height}: assembling")
             video, audio = assemble(work, minutes, width, height, source)

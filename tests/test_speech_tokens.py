@@ -103,9 +103,10 @@ def test_json_keeps_the_components_and_reads_version_2_files(tmp_path):
     comp = np.random.default_rng(2).normal(0, 5, (n, tokens.N_COMPONENTS)).astype(np.float32)
     _track(n, comp).save(tmp_path / "s.json")
     saved = json.loads((tmp_path / "s.json").read_text())
-    assert saved["version"] == 3
+    assert saved["version"] == 4
     back = SpeechTrack.load(tmp_path / "s.json")
-    assert back.components.shape == (n, tokens.N_COMPONENTS) and np.allclose(back.components, comp, atol=5e-3)
+    assert back.components.shape == (n, tokens.N_COMPONENTS)
+    assert np.allclose(back.components, comp, rtol=1e-3, atol=1e-3)  # float16: 3 significant digits
     old = dict(saved, version=2)
     del old["components"]
     (tmp_path / "old.json").write_text(json.dumps(old))
@@ -176,3 +177,38 @@ def test_the_analysis_keeps_the_components_of_its_hama_pass(monkeypatch):
     monkeypatch.setattr(tokens, "load_axes", lambda: (_ for _ in ()).throw(DependencyError("axes missing")))
     no_axes = analyse(x, 16000)
     assert no_axes.components is None and np.array_equal(no_axes.posteriors, track.posteriors)
+
+
+def test_saved_columns_are_packed_small_the_motion_the_same_and_lists_still_read(tmp_path):
+    """An hour's mel, posteriors and components as JSON lists took ~GB of Python floats to write and read
+    (docs/RESULTS.md, Long inputs): they are packed as float16, finer than the lists' rounding, and the motion from
+    a saved and loaded track is the in-memory track's. Version 3 files (lists) still load; damaged packs fail."""
+    from lipdub.speech.track import pack_rows
+
+    n = 400
+    rng = np.random.default_rng(4)
+    track = _track(n, rng.normal(0, 2, (n, tokens.N_COMPONENTS)).astype(np.float32))
+    track.mel = rng.normal(0, 1, (n, 26)).astype(np.float32)
+    track.save(tmp_path / "s.json")
+    saved = json.loads((tmp_path / "s.json").read_text())
+    for name, width in (("mel", 26), ("posteriors", posteriors.N_COLUMNS), ("components", tokens.N_COMPONENTS)):
+        assert saved[name]["dtype"] == "float16" and saved[name]["shape"] == [n, width], name
+        assert len(saved[name]["data"]) <= 2 * n * width * 4 / 3 + 4, name  # 2 bytes a number, base64
+    back = SpeechTrack.load(tmp_path / "s.json")
+    assert np.abs(back.mel - track.mel).max() < 3e-3 and np.abs(back.posteriors - track.posteriors).max() < 5e-4
+    times = np.arange(n // 4) / 25.0
+    params = motion.MotionParams(model=motion.load_model())
+    before, after = motion.mouth_track(track, times, params=params), motion.mouth_track(back, times, params=params)
+    assert np.abs(before.opening - after.opening).max() < 1e-3 and np.array_equal(before.closed, after.closed)
+
+    lists = dict(saved, version=3, **{k: np.round(getattr(track, k).astype(np.float64), 2).tolist()
+                                      for k in ("mel", "posteriors", "components")})
+    (tmp_path / "v3.json").write_text(json.dumps(lists))
+    v3 = SpeechTrack.load(tmp_path / "v3.json")
+    assert np.abs(v3.components - track.components).max() <= 5.01e-3 and v3.mel.shape == (n, 26)
+    short = dict(pack_rows(track.components), shape=[n + 1, tokens.N_COMPONENTS])
+    for bad in (short, dict(pack_rows(track.components), dtype="float64"), dict(pack_rows(track.components),
+                                                                                data="not base64!")):
+        (tmp_path / "bad.json").write_text(json.dumps(dict(saved, components=bad)))
+        with pytest.raises(InputError, match="malformed"):
+            SpeechTrack.load(tmp_path / "bad.json")

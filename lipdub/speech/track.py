@@ -3,6 +3,7 @@ posteriors and token components, saved as JSON."""
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +15,38 @@ from lipdub.speech.posteriors import N_COLUMNS
 from lipdub.speech.tokens import N_COMPONENTS
 
 FORMAT = "lipdub-speech"
-VERSION = 3  # 2: with `posteriors`, 3: with `components` (older files load without them)
+# 2: with `posteriors`, 3: with `components` (older files load without them), 4: `mel`, `posteriors` and
+# `components` packed (pack_rows; older files' lists of numbers still load)
+VERSION = 4
 METHODS = ("forced-alignment", "forced-alignment-espeak", "hama+align", "allphone", "acoustic-only")
+
+
+PACKED = "float16"  # the packed columns' type: 3 significant digits, finer than the 2 decimals lists were rounded to
+F16_MAX = float(np.finfo(np.float16).max)
+
+
+def pack_rows(rows: np.ndarray) -> dict:
+    """(N, K) numbers as {"dtype", "shape", "data": base64 of little-endian float16}: an hour's components (11.5 M
+    numbers) as a JSON list took ~370 MB of Python floats to write and as many to read, ~30 MB so."""
+    rows = np.clip(np.asarray(rows, np.float32), -F16_MAX, F16_MAX)  # (past it float16 holds only infinity)
+    data = rows.astype("<f2").tobytes()
+    return {"dtype": PACKED, "shape": list(rows.shape), "data": base64.b64encode(data).decode("ascii")}
+
+
+def unpack_rows(value, columns: int | None = None) -> np.ndarray:
+    """float32 rows from pack_rows' dict or a list of rows (files before version 4; [] is (0, columns) given
+    `columns`)."""
+    if isinstance(value, dict):
+        shape = value.get("shape")
+        if value.get("dtype") != PACKED or not isinstance(shape, list) or len(shape) != 2:
+            raise ValueError(f"packed rows must be {PACKED} of a 2-D shape, got {value.get('dtype')!r} {shape!r}")
+        data = base64.b64decode(value.get("data", ""), validate=True)
+        n, k = (int(v) for v in shape)
+        if n < 0 or k < 0 or len(data) != 2 * n * k:
+            raise ValueError(f"packed rows of shape {shape} hold {len(data)} bytes")
+        return np.frombuffer(data, "<f2").reshape(n, k).astype(np.float32)
+    out = np.asarray(value, np.float32)
+    return out.reshape(0, columns) if out.size == 0 and columns is not None else out
 
 
 @dataclass
@@ -73,11 +104,9 @@ class SpeechTrack:
             "voiced": "".join("1" if v else "0" for v in np.asarray(self.voiced, bool)),
             "jaw": [round(float(v), 4) for v in self.jaw],
             "loudness": [round(float(v), 4) for v in self.loudness],
-            "mel": None if self.mel is None else np.round(np.asarray(self.mel, np.float64), 2).tolist(),
-            "posteriors": None if self.posteriors is None
-            else np.round(np.asarray(self.posteriors, np.float64), 3).tolist(),
-            "components": None if self.components is None
-            else np.round(np.asarray(self.components, np.float64), 2).tolist(),
+            "mel": None if self.mel is None else pack_rows(self.mel),
+            "posteriors": None if self.posteriors is None else pack_rows(self.posteriors),
+            "components": None if self.components is None else pack_rows(self.components),
         }
 
     @classmethod
@@ -89,13 +118,9 @@ class SpeechTrack:
             jaw = np.asarray(d["jaw"], np.float32)
             loud = np.asarray(d["loudness"], np.float32)
             phones = [Phone(str(lab).upper(), float(s), float(e)) for lab, s, e in d.get("phones", [])]
-            mel = None if d.get("mel") is None else np.asarray(d["mel"], np.float32)
-            post = None if d.get("posteriors") is None else np.asarray(d["posteriors"], np.float32)
-            if post is not None and post.size == 0:  # no frames: [] in JSON
-                post = post.reshape(0, N_COLUMNS)
-            comp = None if d.get("components") is None else np.asarray(d["components"], np.float32)
-            if comp is not None and comp.size == 0:
-                comp = comp.reshape(0, N_COMPONENTS)
+            mel = None if d.get("mel") is None else unpack_rows(d["mel"])
+            post = None if d.get("posteriors") is None else unpack_rows(d["posteriors"], N_COLUMNS)
+            comp = None if d.get("components") is None else unpack_rows(d["components"], N_COMPONENTS)
             track = cls(float(d["duration"]), float(d["hop"]), voiced, jaw, loud, phones, str(d.get("method", "")),
                         d.get("language"), mel, post, comp)
         except (KeyError, TypeError, ValueError) as exc:
