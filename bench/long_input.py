@@ -24,7 +24,8 @@ continued; the decoded frames of both outputs are hashed and compared. No assert
 
 --speech-only runs, in a child process the same way, only what the dub does with the audio before rendering: the
 speech analysis (in pieces, as the dub analyses long audio), the motion plan at 25 fps, and the track saved as an
-alignment (--save-alignment) and loaded again (--alignment); each step's RSS and the peak so far are printed.
+alignment (--save-alignment), then in a second process loaded (--alignment); each step's RSS and the peak so far
+are printed. --no-plan leaves the motion plan out.
 --speech-copies K joins the analysed track K times before the motion plan (the analysis's own memory is that of one
 piece whatever the length; the joined arrays, the plan and the alignment file grow with it).
 """
@@ -200,8 +201,11 @@ def mb(what, t):
     print(f'  {what}: {time.perf_counter() - t:.0f} s, RSS {rss / 1024:.0f} MB, peak so far {peak / 1024:.0f} MB',
           flush=True)
 
-audio, saved, copies = sys.argv[1], sys.argv[2], int(sys.argv[3])
+audio, saved, copies, plan = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == 'plan'
 t = time.perf_counter(); mb('imports', t)
+if audio == '-':  # a second process: the saved alignment loaded alone
+    t = time.perf_counter(); track = speech.SpeechTrack.load(saved); mb('alignment loaded (a process of its own)', t)
+    sys.exit(0)
 t = time.perf_counter(); track = speech_in_pieces(audio, None); mb('speech analysis (in pieces)', t)
 if copies > 1:
     from lipdub.pipeline.speech_pieces import join_speech
@@ -210,29 +214,34 @@ if copies > 1:
 for name in ('mel', 'posteriors', 'components'):
     v = getattr(track, name)
     print(f'    {name}: {None if v is None else (v.shape, v.dtype.name, round(v.nbytes / 1e6))} MB', flush=True)
-t = time.perf_counter()
-mouth = motion.mouth_track(track, np.arange(int(track.duration * 25)) / 25.0,
-                           params=motion.MotionParams(model=motion.load_model()))
-mb('motion plan (25 fps)', t)
+if plan:
+    t = time.perf_counter()
+    mouth = motion.mouth_track(track, np.arange(int(track.duration * 25)) / 25.0,
+                               params=motion.MotionParams(model=motion.load_model()))
+    mb('motion plan (25 fps)', t)
 t = time.perf_counter(); track.save(saved); mb('saved as an alignment', t)
-del track, mouth
-t = time.perf_counter(); track = speech.SpeechTrack.load(saved); mb('alignment loaded', t)
 """
 
 
-def run_speech_only(audio: Path, work: Path, nice: int, copies: int = 1) -> dict:
-    """SPEECH_CHILD in a child process under `nice`; its output printed, its peak RSS returned."""
+def run_speech_only(audio: Path, work: Path, nice: int, copies: int = 1, plan: bool = True) -> dict:
+    """SPEECH_CHILD in a child process under `nice` (analysis, plan, save), then again loading the saved alignment
+    alone; their output printed, their peak RSS returned."""
     saved = work / f"{audio.stem}.alignment.json"
-    cmd = ["nice", "-n", str(nice), sys.executable, "-c", SPEECH_CHILD, str(audio), str(saved), str(copies)]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=dict(os.environ, PYTHONPATH=str(ROOT)))
-    _, status, usage = os.wait4(proc.pid, 0)
-    rc = os.waitstatus_to_exitcode(status)
-    size = saved.stat().st_size / 1e6 if saved.is_file() else math.nan
+    peaks = []
+    for args in ([str(audio), str(saved), str(copies), "plan" if plan else "-"], ["-", str(saved), "1", "-"]):
+        cmd = ["nice", "-n", str(nice), sys.executable, "-c", SPEECH_CHILD, *args]
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        _, status, usage = os.wait4(proc.pid, 0)
+        rc = os.waitstatus_to_exitcode(status)
+        size = saved.stat().st_size / 1e6 if saved.is_file() else math.nan
+        print(f"  exit {rc}, wall {time.perf_counter() - t0:.0f} s, peak RSS {usage.ru_maxrss / 1024:.0f} MB, "
+              f"alignment file {size:.0f} MB")
+        peaks.append(usage.ru_maxrss / 1024)
+        if rc != 0:
+            break
     saved.unlink(missing_ok=True)
-    print(f"  exit {rc}, wall {time.perf_counter() - t0:.0f} s, peak RSS {usage.ru_maxrss / 1024:.0f} MB, "
-          f"alignment file {size:.0f} MB")
-    return {"rc": rc, "peak_mb": usage.ru_maxrss / 1024}
+    return {"rc": rc, "peak_mb": peaks}
 
 
 def frame_hashes(path: Path) -> list[str]:
@@ -275,6 +284,7 @@ def main() -> int:
     ap.add_argument("--speech-copies", type=int, default=1,
                     help="with --speech-only: the analysed track joined this many times before the motion plan, "
                          "save and load (an hour's track from 10 minutes analysed: --minutes 10 --speech-copies 6)")
+    ap.add_argument("--no-plan", action="store_true", help="with --speech-only: no motion plan")
     ap.add_argument("--dub-args", default="", help="extra `lipdub dub` options, space-separated")
     ap.add_argument("--cache-dir", help="LIPDUB_CACHE of the dubs (default: a fresh one per length, so each dub "
                                         "tracks its input); pointing at an earlier run's keeps what it prepared "
@@ -303,7 +313,7 @@ def main() -> int:
                 if not audio.is_file():
                     make_audio(audio, minutes * 60)
                 print(f"\n{minutes:g} min of speech: analysis, motion plan, alignment saved and loaded")
-                run_speech_only(audio, work, args.nice, args.speech_copies)
+                run_speech_only(audio, work, args.nice, args.speech_copies, not args.no_plan)
                 continue
             print(f"\n{minutes:g} min at {width}x{height}: assembling")
             video, audio = assemble(work, minutes, width, height, source)
