@@ -29,7 +29,6 @@ from lipdub import face, media, motion, render
 from lipdub import profile as profiles
 from lipdub.core.cache import cache_dir
 from lipdub.core.constants import SR
-from lipdub.core.memory import keep_freed_frames
 from lipdub.errors import InputError, LipdubError, ParameterError
 from lipdub.face.stream import StreamTracker
 from lipdub.pipeline.caches import OWN_ATLAS_BYTES, load_cached_atlas, save_cached_atlas
@@ -94,7 +93,6 @@ class LiveDubber:
             raise ParameterError(f"live mode renders --region {' or '.join(LIVE_REGIONS)}; face and head plan "
                                  "expression over the whole speech: use `lipdub dub` for them")
         motion.check_strength(strength)
-        keep_freed_frames()  # each thread frees frame-sized arrays every frame: reused, not faulted in afresh
         self.fps = float(fps)
         self.strength = float(strength)
         if motion_source is None:
