@@ -722,6 +722,27 @@ def test_to_levels_rounds_as_numpy_does():
                 assert np.array_equal(to_levels(view), np.clip(np.rint(view), 0, 255).astype(np.uint8))
 
 
+def test_the_background_writer_hashes_its_frames_unless_told_not_to(tmp_path):
+    # offline dubs identify their frames by the digest; a live sink (digest=False) writes the same video unhashed
+    import hashlib
+
+    from lipdub.media.background import BackgroundWriter
+
+    frames = [np.full((32, 48, 3), 40 * k, np.uint8) for k in range(3)]
+    sizes = []
+    for digest in (True, False):
+        out = tmp_path / f"hashed_{digest}.mp4"
+        writer = VideoWriter(out, 48, 32, 25)
+        with BackgroundWriter(writer, digest=digest) as sink:
+            for f in frames:
+                sink.write(f)
+        writer.close()
+        want = hashlib.sha256(b"".join(f.tobytes() for f in frames)).hexdigest() if digest else ""
+        assert sink.digest == want
+        sizes.append(len(list(iter_frames(out))))
+    assert sizes == [3, 3]
+
+
 def test_rgb_to_i420_is_the_rounded_yuv_and_its_2x2_chroma_means():
     # the writer's conversion (the live sink's every frame) against its definition spelled out in numpy: luma rounded,
     # chroma the INTER_AREA 2x2 mean of the unrounded YUV rounded once, planes Y, U, V in rows of the frame's width
