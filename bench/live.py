@@ -7,7 +7,9 @@ Speed: assembles (in a temp folder, never committed) a 1280x720 25 fps stream fr
 720 px high, padded, played back and forth) with each frame's number stamped in its top-left corner, and a voice of
 the same length from the shared commentary audio; `lipdub.apps.live.run` plays both at real-time pace and writes the dub.
 Prints frames per second, p50/p95/max delay (audio sample arriving → the frame that shows it leaving the dubber), CPU
-use, frames later than 0.5 s behind real time, and checks the stamps of the output: every input frame exactly once,
+use, frames later than 0.5 s behind real time, CPU seconds per stream-second by thread (bench/thread_cpu.py: the
+live audio thread runs the motion and hama, -video decodes, -track and the MediaPipe threads track, -render draws,
+lipdub-encoder and x264's threads encode), and checks the stamps of the output: every input frame exactly once,
 in order (no drop, no repeat).
 
 Accuracy: every evaluation case (`make eval`) dubbed offline (`lipdub dub`) and live (`lipdub.apps.live.run`, fast, same inputs), both
@@ -26,8 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.thread_cpu import ThreadCPU
 from lipdub import media
 from lipdub.apps import live
+from lipdub.pipeline.live import prepare_atlas
 from training import evaluate
 from training.manifest import data_root
 
@@ -81,7 +85,10 @@ def speed(seconds: float, keep: Path | None, work_dir: Path | None = None, prepa
             assemble_stream(video, audio, seconds)
             print(f"assembled a {seconds:g} s 1280x720 25 fps stream in {time.perf_counter() - t:.1f} s")
         out = (keep / "live720.mp4") if keep else tmp / "live.mp4"
-        report = live.run(str(video), str(audio), out, realtime=True, prepare=prepare)
+        if prepare:  # before the CPU is counted (cached after the first run)
+            prepare_atlas(str(video))
+        with ThreadCPU() as cpu:
+            report = live.run(str(video), str(audio), out, realtime=True, prepare=prepare)
         stamps = read_stamps(out)
         expected = list(range(int(round(seconds * 25))))
         dropped = len(set(expected) - set(stamps))
@@ -92,6 +99,9 @@ def speed(seconds: float, keep: Path | None, work_dir: Path | None = None, prepa
         print(f"  delay p50 {report.delay_p50 * 1000:.0f} ms, p95 {report.delay_p95 * 1000:.0f} ms, "
               f"max {report.delay_max * 1000:.0f} ms (motion look-ahead share {report.motion_latency * 1000:.0f} ms)")
         print(f"  CPU {report.cpu:.2f} cores; frames > 0.5 s behind real time: {report.late_frames}")
+        # CPU seconds per second of stream hold under load, where lateness and cores (CPU / wall) do not
+        per = ", ".join(f"{name} {s / seconds:.3f}" for name, s in cpu.groups().most_common() if s / seconds >= 0.002)
+        print(f"  CPU per stream-second {cpu.total / seconds:.3f} s; by thread: {per}")
         print(f"  output stamps: {len(stamps)} frames, dropped {dropped}, repeated {repeated}, in order {in_order}")
 
 

@@ -25,8 +25,9 @@ import threading
 import time
 from collections import Counter
 
+# (lipdub-live-audio, -video, -track and -render are live mode's four threads: each its own group)
 GROUPS = ((re.compile(r"^av:"), "decoder (FFmpeg threads)"), (re.compile(r"^mediapipe/"), "MediaPipe threads"),
-          (re.compile(r"^(lipdub-[a-z]+)"), None), (re.compile(r"^MainThread$"), "main thread"))
+          (re.compile(r"^(lipdub-[a-z]+(?:-[a-z]+)*)"), None), (re.compile(r"^MainThread$"), "main thread"))
 
 
 def group_of(name: str) -> str:

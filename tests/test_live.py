@@ -258,3 +258,13 @@ def test_live_errors_are_one_line_and_leave_no_output(tmp_path):
     r = _cli("live", "--video", data / VIDEO, "--audio", data / AUDIO, "-o", data / VIDEO, "--fast")
     assert r.returncode != 0 and "overwrite" in r.stderr
     assert not out.exists() and not any(p.name.startswith(".") for p in tmp_path.iterdir())
+
+
+def test_the_cpu_breakdown_gives_each_live_thread_its_own_group():
+    # bench.live's CPU per stream-second by thread: the four live threads apart, pools still grouped by their prefix
+    from bench.thread_cpu import group_of
+
+    names = ["lipdub-live-audio", "lipdub-live-video", "lipdub-live-track", "lipdub-live-render"]
+    assert [group_of(n) for n in names] == names
+    assert {group_of(n) for n in ("lipdub-draw_0", "lipdub-draw_1")} == {"lipdub-draw"}
+    assert group_of("lipdub-encoder") == "lipdub-encoder" and group_of("av:h264:df1") == "decoder (FFmpeg threads)"

@@ -722,6 +722,47 @@ def test_to_levels_rounds_as_numpy_does():
                 assert np.array_equal(to_levels(view), np.clip(np.rint(view), 0, 255).astype(np.uint8))
 
 
+def test_the_background_writer_hashes_its_frames_unless_told_not_to(tmp_path):
+    # offline dubs identify their frames by the digest; a live sink (digest=False) writes the same video unhashed
+    import hashlib
+
+    from lipdub.media.background import BackgroundWriter
+
+    frames = [np.full((32, 48, 3), 40 * k, np.uint8) for k in range(3)]
+    sizes = []
+    for digest in (True, False):
+        out = tmp_path / f"hashed_{digest}.mp4"
+        writer = VideoWriter(out, 48, 32, 25)
+        with BackgroundWriter(writer, digest=digest) as sink:
+            for f in frames:
+                sink.write(f)
+        writer.close()
+        want = hashlib.sha256(b"".join(f.tobytes() for f in frames)).hexdigest() if digest else ""
+        assert sink.digest == want
+        sizes.append(len(list(iter_frames(out))))
+    assert sizes == [3, 3]
+
+
+def test_rgb_to_i420_is_the_rounded_yuv_and_its_2x2_chroma_means():
+    # the writer's conversion (the live sink's every frame) against its definition spelled out in numpy: luma rounded,
+    # chroma the INTER_AREA 2x2 mean of the unrounded YUV rounded once, planes Y, U, V in rows of the frame's width
+    import cv2
+
+    from lipdub.media.colour import BT601, BT709, rgb_to_i420, rgb_to_yuv
+
+    rng = np.random.default_rng(3)
+    for h, w in [(2, 2), (4, 6), (66, 98), (720, 1280)]:
+        rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        rgb[: h // 2, : w // 2] = rgb[0, 0]  # flat areas too (their means fall on whole levels)
+        for matrix in (BT709, BT601):
+            yuv = rgb_to_yuv(rgb, matrix).astype(np.float64)
+            area = cv2.resize(yuv.astype(np.float32), (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+            want = np.concatenate([np.rint(yuv[..., 0]).ravel(), np.rint(area[..., 1]).ravel(),
+                                   np.rint(area[..., 2]).ravel()]).clip(0, 255).astype(np.uint8).reshape(-1, w)
+            got = rgb_to_i420(rgb, matrix)
+            assert got.shape == (h * 3 // 2, w) and np.array_equal(got, want)
+
+
 def test_frames_held_read_again_without_decoding(tmp_path, monkeypatch):
     """Inside frames_held, the first whole pass keeps the decoded frames and later passes (from any start) read the
     same frames without opening the file; a pass that stops early, a video over the budget or one outside the

@@ -227,7 +227,7 @@ def run(video: str, audio: str, output=None, profile=None, region: str = "lower"
             video_tmp = tmpdir / "video.mp4"
             wav_tmp = _WavSink(tmpdir / "audio.wav")
             writer = media.VideoWriter(video_tmp, width, height, fps, crf=crf, preset=preset, segment=True)
-            sink = BackgroundWriter(writer).__enter__()
+            sink = BackgroundWriter(writer, digest=False).__enter__()
         try:
             while True:
                 fr = dubber.get()
