@@ -10,7 +10,9 @@ work/<clip>/original.mp4 and dubbed.mp4; face tracks cached), per clip:
 - out-of-fold accuracy per opening bin (which openings give the dub away);
 - `pose_only`: the same detector, opening-matched the same way, on where the face's fixed points (nose, eye corners,
   the face's sides) sit in the mouth crop: above 0.5 when the dub opens its mouth at other head poses than the
-  footage does (its speech is another's), a tell of the sampling, not of how the drawn mouth looks;
+  footage does (its speech is another's), a tell of the sampling, not of how the drawn mouth looks; the crop's centre
+  is the mouth's, so a mouth placed elsewhere in the face, or a face outline re-tracked elsewhere around the drawn
+  mouth, reads here too (selfie_expressive's 0.57 stays with the head pose matched);
   `pose_only_pose_matched`: the same with both sides matched in opening and head pose (bench.realism's "pose"
   sampling), which should leave it near 0.5;
 - a PNG per clip: the mean original crop, the mean dub crop and the cells' weight share as a heat map over the
