@@ -13,9 +13,15 @@ paired .wav beside it, and a face):
    distances, centred on the mouth) is cut from every frame with a face;
 4. both sides are sampled with the same distribution of inner-lip opening (8 quantile bins), features are computed
    (HOG of the grey crop, Lab mean/std, log Laplacian variance, frame-to-frame change) and an L2 logistic
-   regression is cross-validated over 1-second blocks (5 folds; a block's real and dubbed frames share a fold).
+   regression is cross-validated over 1-second blocks (5 folds; a block's real and dubbed frames share a fold);
+5. the same again with both sides sampled with one joint distribution of opening and head pose (det.head_pose:
+   roll, turn and nod from points no drawn mouth moves; each dub frame paired with a filmed frame of near opening
+   and pose, det.pose_matched_sample): the dub's speech is another's, so its open mouths fall at other moments of
+   the footage, at other head poses, which HOG of the crop sees; pose-matched, what is left is the mouth's look.
 
-Reported per clip: balanced accuracy real-vs-dub (0.5 = indistinguishable, 1 = always told apart), and the control:
+Reported per clip: balanced accuracy real-vs-dub (0.5 = indistinguishable, 1 = always told apart; `accuracy`
+opening-matched, `accuracy_pose` pose-matched, with `main` / `main_pose` giving the samples per side), and the control
+(`control`, `control_pose`):
 the re-encode against a second encode of the same frames through the same encode, the source's first frame put
 before them (CONTROL_LEAD; left out when read), so every frame's type, references and quantisation fall differently:
 two sides one codec generation from the source, as the real side and the dub are, told apart by nothing but the
@@ -46,7 +52,7 @@ import sys
 import time
 import wave
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
@@ -164,9 +170,14 @@ class Side:
     opening: np.ndarray  # (N,) inner-lip opening / eye-corner distance
     crops: list  # N (CROP, CROP, 3) uint8 RGB mouth crops
     follows: list  # crop i-1 is the frame just before crop i
+    pose: np.ndarray | None = None  # (N, 3) det.head_pose of each frame (the "pose" sampling needs it)
+    _features: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def features(self) -> np.ndarray:
-        return det.features(self.crops, self.follows)
+        """det.features of the crops, computed once (every comparison a side is in uses them)."""
+        if self._features is None:
+            self._features = det.features(self.crops, self.follows)
+        return self._features
 
 
 def read_side(video: Path, max_seconds: float | None, track=None, skip: int = 0) -> Side:
@@ -176,7 +187,7 @@ def read_side(video: Path, max_seconds: float | None, track=None, skip: int = 0)
     info = media.probe_video(video)
     if track is None:
         track = load_track(video, info)
-    times, opening, crops, follows = [], [], [], []
+    times, opening, crops, follows, pose = [], [], [], [], []
     last, t0 = -2, None
     for fr in media.iter_frames(video, start=skip):
         t0 = fr.time if t0 is None else t0
@@ -190,27 +201,30 @@ def read_side(video: Path, max_seconds: float | None, track=None, skip: int = 0)
         crops.append(det.cut(fr.rgb, det.mouth_box(lms)))
         times.append(t)
         opening.append(float(inner_opening(lms)))
+        pose.append(det.head_pose(lms))
         follows.append(last == i - 1)
         last = i
-    return Side(np.array(times), np.array(opening), crops, follows)
+    return Side(np.array(times), np.array(opening), crops, follows, np.array(pose).reshape(-1, 3))
 
 
-def compare(real: Side, fake: Side, seed: int = SEED, seeds: int = 1) -> dict:
-    """Balanced accuracy telling `fake` (class 1) from `real` (class 0), opening-matched, over 1-second blocks; plus
-    the matched indices (for the blind pairs). With `seeds` > 1 the accuracies are means over that many samplings
-    and fold splits (seed, seed + 1, ...; `accuracy_sd` their spread): one draw of ~150 frames a side moves a clip's
-    figure by a few hundredths, which the per-clip target cannot tell from a change."""
-    ia, ib = det.matched_sample(real.opening, fake.opening, seed=seed)
+def compare(real: Side, fake: Side, seed: int = SEED, seeds: int = 1, sampling: str = "opening") -> dict:
+    """Balanced accuracy telling `fake` (class 1) from `real` (class 0), both sides sampled by `sampling` (one of
+    det.SAMPLINGS: the same distribution of mouth opening, or of opening and head pose together), over 1-second
+    blocks; plus the matched indices (for the blind pairs). With `seeds` > 1 the accuracies are means over that many
+    samplings and fold splits (seed, seed + 1, ...; `accuracy_sd` their spread): one draw of ~150 frames a side moves
+    a clip's figure by a few hundredths, which the per-clip target cannot tell from a change."""
+    draw = lambda s: det.sample(sampling, real.opening, fake.opening, real.pose, fake.pose, seed=s)  # noqa: E731
+    ia, ib = draw(seed)
     out = {"samples": int(len(ia)), "real_frames": int(len(real.times)), "fake_frames": int(len(fake.times))}
     if len(ia) < MIN_SAMPLES:
         out["accuracy"] = None
-        out["note"] = f"only {len(ia)} opening-matched frames per side"
+        out["note"] = f"only {len(ia)} {sampling}-matched frames per side"
         return out
     Fa, Fb = real.features(), fake.features()
     runs = []
     try:
         for s in range(seed, seed + max(1, seeds)):
-            ja, jb = (ia, ib) if s == seed else det.matched_sample(real.opening, fake.opening, seed=s)
+            ja, jb = (ia, ib) if s == seed else draw(s)
             X = np.vstack([Fa[ja], Fb[jb]])
             y = np.r_[np.zeros(len(ja)), np.ones(len(jb))]
             blocks = np.floor(np.r_[real.times[ja], fake.times[jb]]).astype(int)
@@ -304,6 +318,13 @@ def run_clip(clip: Clip, speech: Clip, out: Path, max_seconds: float | None, see
     main, control = compare(real, fake, seeds=seeds), compare(real, twin, seeds=seeds)
     generation = compare(source, real, seeds=seeds)
     row["accuracy"], row["control"] = main.pop("accuracy"), control.pop("accuracy")
+    # the same with both sides' samples matched in head pose too (the dub's open mouths fall at other moments of the
+    # footage than its own, so at other poses, which HOG of the crop sees): what is left is the mouth's look
+    for key, detail, other in (("accuracy_pose", "main_pose", fake), ("control_pose", "control_pose_detail", twin)):
+        res = compare(real, other, seeds=seeds, sampling="pose")
+        row[key] = res.pop("accuracy")
+        res.pop("_matched", None)
+        row[detail] = res
     row["generation"] = generation.pop("accuracy")
     generation.pop("_matched", None)
     row["generation_detail"] = generation
@@ -331,10 +352,13 @@ def _stat(v: list) -> dict:
 def summary(rows: list[dict]) -> dict:
     out = {"accuracy": _stat([r["accuracy"] for r in rows if r.get("accuracy") is not None]),
            "control": _stat([r["control"] for r in rows if r.get("control") is not None]),
+           "accuracy_pose": _stat([r["accuracy_pose"] for r in rows if r.get("accuracy_pose") is not None]),
+           "control_pose": _stat([r["control_pose"] for r in rows if r.get("control_pose") is not None]),
            "generation": _stat([r["generation"] for r in rows if r.get("generation") is not None]),
            "sync": _stat([r["sync"] for r in rows if r.get("sync") is not None]),
            "repeat": _stat([r["repeat"] for r in rows if r.get("repeat") is not None])}
-    for side, detail in (("accuracy", "main"), ("control", "control_detail"), ("generation", "generation_detail")):
+    for side, detail in (("accuracy", "main"), ("control", "control_detail"), ("generation", "generation_detail"),
+                         ("accuracy_pose", "main_pose"), ("control_pose", "control_pose_detail")):
         for group in det.FEATURE_GROUPS:
             v = [r[detail]["by_features"][group] for r in rows if "by_features" in r.get(detail, {})]
             out[f"{side}_{group}_only"] = _stat(v)
@@ -343,8 +367,9 @@ def summary(rows: list[dict]) -> dict:
 
 def table(rows: list[dict], skipped: list[dict]) -> str:
     lines = ["| clip | dubbed with | size | matched frames/side | balanced accuracy | HOG only | colour only | control "
-             "| control, HOG only | source vs re-encode | sync r |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| control, HOG only | source vs re-encode | sync r | pose-matched frames/side | pose-matched accuracy "
+             "| pose-matched control |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
     for r in rows:
         if "skip" in r:
@@ -352,11 +377,14 @@ def table(rows: list[dict], skipped: list[dict]) -> str:
         m, c = r["main"].get("by_features", {}), r["control_detail"].get("by_features", {})
         lines.append(f"| {r['clip']} | {r['speech']} | {r['size']} | {r['main']['samples']} | "
                      f"{fmt(r['accuracy'])} | {fmt(m.get('hog'))} | {fmt(m.get('colour'))} | {fmt(r['control'])} | "
-                     f"{fmt(c.get('hog'))} | {fmt(r.get('generation'))} | {fmt(r.get('sync'))} |")
+                     f"{fmt(c.get('hog'))} | {fmt(r.get('generation'))} | {fmt(r.get('sync'))} | "
+                     f"{r.get('main_pose', {}).get('samples', '—')} | {fmt(r.get('accuracy_pose'))} | "
+                     f"{fmt(r.get('control_pose'))} |")
     s = summary(rows)
     lines.append("")
-    groups = [f"{a}_{g}_only" for a in ("accuracy", "control", "generation") for g in det.FEATURE_GROUPS]
-    for name in ("accuracy", "control", "generation", "sync", *groups):
+    sides = ("accuracy", "control", "generation", "accuracy_pose", "control_pose")
+    groups = [f"{a}_{g}_only" for a in sides for g in det.FEATURE_GROUPS]
+    for name in (*sides, "sync", *groups):
         v = s[name]
         if v["n"]:
             lines.append(f"{name}: mean {v['mean']:.3f} (min {v['min']:.3f}, max {v['max']:.3f}) over {v['n']} clips")
@@ -405,7 +433,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             rows.append(row)
             print(f"{clip.name}: accuracy {row['accuracy']} control {row['control']} "
-                  f"({row['main']['samples']} frames/side, {row['total_s']} s)", flush=True)
+                  f"({row['main']['samples']} frames/side, {row['total_s']} s); pose-matched: accuracy "
+                  f"{row['accuracy_pose']} control {row['control_pose']} ({row['main_pose']['samples']} frames/side)",
+                  flush=True)
         if args.json:  # after every clip, so a run stopped early still leaves its rows
             write_json(args.json, {"command": " ".join(sys.argv), "max_seconds": args.max_seconds, "seeds": args.seeds,
                                    "summary": summary(rows), "rows": rows, "skipped": skipped})

@@ -15,6 +15,8 @@ CROP = 128  # mouth crops are cut at this size (the blind pairs show them); feat
 FEATURE_SIZE = 64
 BOX_SCALE = 1.1  # crop side in eye-corner distances, centred on the mouth
 MOUTH_POINTS = (13, 14, 61, 291, 0, 17)  # inner-lip middle, corners, outer-lip middle
+POSE_POINTS = (1, 4, 6, 168, 33, 263, 133, 362, 234, 454, 10)  # nose, eye corners, the face's sides, forehead
+NOSE_TIP = 1
 HOG_SIZE = 324  # (64/16 - 1)^2 blocks x 2x2 cells x 9 orientations
 # the columns of `features`: HOG, Lab mean + std, sharpness, frame-to-frame change
 FEATURE_GROUPS = {"hog": slice(0, HOG_SIZE), "colour": slice(HOG_SIZE, HOG_SIZE + 6),
@@ -40,6 +42,25 @@ def cut(rgb: np.ndarray, box: tuple[float, float, float], size: int = CROP) -> n
     patch = rgb[ys[:, None], xs[None, :]]
     interp = cv2.INTER_AREA if n > size else cv2.INTER_CUBIC
     return cv2.resize(patch, (size, size), interpolation=interp)
+
+
+def crop_pose(lms: np.ndarray) -> np.ndarray:
+    """(22,) where POSE_POINTS sit in one frame's mouth crop (offsets from its centre, per crop side): what HOG sees of
+    the head's pose. The crop's centre is the mouth's, so a mouth drawn elsewhere in the face moves these too."""
+    cx, cy, side = mouth_box(lms)
+    return ((lms[list(POSE_POINTS), :2] - [cx, cy]) / side).ravel()
+
+
+def head_pose(lms: np.ndarray) -> np.ndarray:
+    """(3,) the head's pose from points no drawn mouth moves: roll (the eye line's angle, radians), and the nose tip's
+    offset from the eyes' midpoint along and across the eye line, in eye distances (turn and nod)."""
+    a, b = lms[EYE_OUTER[0], :2], lms[EYE_OUTER[1], :2]
+    axis = b - a
+    iod = float(np.linalg.norm(axis)) + 1e-9
+    u = axis / iod
+    v = np.array([-u[1], u[0]])
+    nose = lms[NOSE_TIP, :2] - (a + b) / 2
+    return np.array([np.arctan2(axis[1], axis[0]), nose @ u / iod, nose @ v / iod])
 
 
 # ------------------------------------------------------------------------------------------------------ features
@@ -93,6 +114,51 @@ def matched_sample(open_a: np.ndarray, open_b: np.ndarray, bins: int = 8,
     if not keep_a:
         return np.zeros(0, int), np.zeros(0, int)
     return np.sort(np.concatenate(keep_a)), np.sort(np.concatenate(keep_b))
+
+
+# pose-matched pairs: the distance's unit per column (opening, roll in radians, turn and nod in eye distances: ~1 px
+# of opening and ~2 px of the nose's place at the features' 64 px; a still anchor's whole spread, 0.015 rad, 0.014 and
+# 0.024, is inside one), fixed so a still head's jitter is not matched as if it were pose; pairs further apart than
+# POSE_CALIPER units are dropped
+POSE_UNITS = (0.02, 0.05, 0.03, 0.03)
+POSE_CALIPER = 1.0
+SAMPLINGS = ("opening", "pose")  # matched_sample's, pose_matched_sample's
+
+
+def pose_matched_sample(open_a: np.ndarray, pose_a: np.ndarray, open_b: np.ndarray, pose_b: np.ndarray,
+                        seed: int = 0, caliper: float = POSE_CALIPER) -> tuple[np.ndarray, np.ndarray]:
+    """Matched pairs of a and b frames of near the same mouth opening AND head pose (head_pose), so the two sides
+    share one joint distribution of both: every b frame, in a seeded random order, takes the nearest a frame not yet
+    taken (Euclidean, in POSE_UNITS); pairs further apart than `caliper` are left out (b frames at poses or openings
+    the a side never shows). Returns sorted indices into a and b, as many of each."""
+    A = np.column_stack([open_a, pose_a]) / POSE_UNITS
+    B = np.column_stack([open_b, pose_b]) / POSE_UNITS
+    if not len(A) or not len(B):
+        return np.zeros(0, int), np.zeros(0, int)
+    dist = np.sqrt(sum((A[:, k, None] - B[None, :, k]) ** 2 for k in range(A.shape[1])))  # (na, nb)
+    taken = np.zeros(len(A), bool)
+    keep_a, keep_b = [], []
+    for j in np.random.default_rng(seed).permutation(len(B)):
+        d = np.where(taken, np.inf, dist[:, j])
+        i = int(np.argmin(d))
+        if d[i] <= caliper:
+            taken[i] = True
+            keep_a.append(i)
+            keep_b.append(j)
+    return np.sort(np.array(keep_a, int)), np.sort(np.array(keep_b, int))
+
+
+def sample(sampling: str, open_a: np.ndarray, open_b: np.ndarray, pose_a: np.ndarray | None = None,
+           pose_b: np.ndarray | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The two sides' sample indices by one of SAMPLINGS: "opening" (matched_sample: opening bins only; the head's
+    pose left as each side's footage has it) or "pose" (pose_matched_sample: opening and head pose)."""
+    if sampling == "opening":
+        return matched_sample(open_a, open_b, seed=seed)
+    if sampling == "pose":
+        if pose_a is None or pose_b is None:
+            raise ValueError("pose sampling needs both sides' head poses")
+        return pose_matched_sample(open_a, pose_a, open_b, pose_b, seed=seed)
+    raise ValueError(f"unknown sampling {sampling!r} (one of {', '.join(SAMPLINGS)})")
 
 
 # ---------------------------------------------------------------------------------------------------- classifier

@@ -340,3 +340,93 @@ def test_pose_only_sees_matched_samples_from_other_head_poses():
     assert realism_map.pose_only(real, fake, seeds=2) > 0.62
     same = (pose + rng.normal(0, 0.02, (n, 2)), rng.uniform(0, 0.2, n), times)  # the same poses throughout
     assert realism_map.pose_only(real, same, seeds=2) < 0.56
+
+
+# ------------------------------------------------------------------------------------- pose-matched sampling
+
+def _head(yaw: float, nod: float, roll: float, scale: float = 100.0, at=(300.0, 200.0)) -> np.ndarray:
+    """478 landmarks: eye corners `scale` apart, the nose tip `yaw` eye distances along the eye line from their
+    midpoint and 0.6 + `nod` across it, the whole face turned `roll` radians and moved to `at`."""
+    lms = np.zeros((478, 3))
+    lms[33, :2], lms[263, :2] = (-0.5, 0.0), (0.5, 0.0)
+    lms[1, :2] = (yaw, 0.6 + nod)
+    c, s = np.cos(roll), np.sin(roll)
+    lms[:, :2] = scale * lms[:, :2] @ np.array([[c, s], [-s, c]]) + at
+    return lms
+
+
+def test_head_pose_reads_turn_and_nod_whatever_the_roll_size_and_place():
+    for roll, scale, at in ((0.0, 100, (0, 0)), (0.3, 60, (500, 80)), (-0.5, 220, (40, 900))):
+        roll_read, turn, nod = det.head_pose(_head(0.12, -0.05, roll, scale, at))
+        assert roll_read == pytest.approx(roll) and turn == pytest.approx(0.12) and nod == pytest.approx(0.55)
+
+
+def test_pose_matched_sample_gives_both_sides_one_joint_distribution_of_opening_and_pose():
+    rng = np.random.default_rng(2)
+    n = 300
+    open_a, open_b = rng.uniform(0, 0.15, n), rng.uniform(0, 0.15, n)
+    pose_a = np.column_stack([rng.normal(0, 0.02, n), rng.uniform(-0.1, 0.1, n), rng.normal(0.6, 0.01, n)])
+    pose_b = pose_a.copy()
+    # the dub opens its mouth where the head is turned right
+    pose_b[:, 1] = np.where(open_b > 0.075, rng.uniform(0.0, 0.1, n), rng.uniform(-0.1, 0.1, n))
+    ia, ib = det.matched_sample(open_a, open_b, seed=1)
+    wide_a, wide_b = ia[open_a[ia] > 0.075], ib[open_b[ib] > 0.075]
+    assert pose_b[wide_b, 1].mean() - pose_a[wide_a, 1].mean() > 0.04  # opening alone: other poses when open
+    ja, jb = det.pose_matched_sample(open_a, pose_a, open_b, pose_b, seed=1)
+    assert len(ja) == len(jb) > n // 2 and len(set(ja)) == len(ja) and len(set(jb)) == len(jb)
+    wide_a, wide_b = ja[open_a[ja] > 0.075], jb[open_b[jb] > 0.075]
+    assert abs(pose_b[wide_b, 1].mean() - pose_a[wide_a, 1].mean()) < 0.01
+    assert abs(open_b[jb].mean() - open_a[ja].mean()) < 0.005
+    # a side at poses the other never shows gives no pairs; other seeds, other pairs
+    far = pose_b + [0, 1.0, 0]
+    assert len(det.pose_matched_sample(open_a, pose_a, open_b, far, seed=1)[0]) == 0
+    assert not np.array_equal(det.pose_matched_sample(open_a, pose_a, open_b, pose_b, seed=2)[1], jb)
+    with pytest.raises(ValueError):
+        det.sample("pose", open_a, open_b, seed=1)
+
+
+def _posed_side(yaw: np.ndarray, seed: int, defect: bool = False) -> realism.Side:
+    """Mouth crops whose nose-base blob moves with the head's turn (as HOG of a filmed crop sees the pose), the mouth
+    opening drawn; `defect`: the mouth drawn flat grey (a dub's obvious tell)."""
+    rng = np.random.default_rng(seed)
+    n = len(yaw)
+    opening = rng.uniform(0, 0.15, n)
+    crops = []
+    for o, t in zip(opening, yaw):
+        img = np.full((det.FEATURE_SIZE, det.FEATURE_SIZE, 3), (180, 120, 100), np.float64)
+        x = int(round(32 + 80 * t))
+        img[4:14, max(0, x - 6):x + 6] = (120, 70, 60)  # the nose base
+        h = int(round(4 + 80 * o))
+        img[32 - h // 2:32 + h // 2 + 2, 18:46] = (120, 120, 120) if defect else (40, 10, 10)
+        crops.append(np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8))
+    pose = np.column_stack([np.zeros(n), yaw, np.full(n, 0.6)]) + rng.normal(0, 0.01, (n, 3))
+    return realism.Side(np.arange(n) / 25.0, opening, crops, [i > 0 for i in range(n)], pose)
+
+
+def test_pose_sampling_leaves_the_mouths_look_and_still_sees_a_defect():
+    rng = np.random.default_rng(7)
+    real = _posed_side(rng.uniform(-0.2, 0.2, 300), seed=1)
+    turned = rng.uniform(-0.2, 0.05, 300)  # the dub's frames drawn more from one side of the head's turn
+    dub = _posed_side(turned, seed=2)
+    assert realism.compare(real, dub, seeds=2)["accuracy"] > 0.6  # opening alone: the pose tells them apart
+    fair = realism.compare(real, dub, seeds=2, sampling="pose")
+    assert fair["accuracy"] < 0.57 and fair["samples"] > 150
+    bad = realism.compare(real, _posed_side(turned, seed=2, defect=True), seeds=2, sampling="pose")
+    assert bad["accuracy"] > 0.9  # the detector is not blinded by the matching
+
+
+def test_pose_only_falls_to_chance_when_the_sides_are_pose_matched():
+    from bench import realism_map
+
+    rng = np.random.default_rng(6)
+    n = 400
+    times = np.arange(n) / 25.0
+    turn = 0.1 * np.sin(times / 3)  # the head turns slowly one way and back
+    head = np.column_stack([np.zeros(n), turn, np.full(n, 0.6)]) + rng.normal(0, 0.005, (n, 3))
+    crop = np.column_stack([head[:, 1], 0.5 * head[:, 1]]) + rng.normal(0, 0.01, (n, 2))  # the crop sees the turn
+    real = (crop, rng.uniform(0, 0.1, n), times, head)
+    first = turn < 0.03  # the dub's frames mostly from one side of the turn
+    fake = (crop[first] + rng.normal(0, 0.005, (first.sum(), 2)), rng.uniform(0, 0.1, first.sum()), times[first],
+            head[first])
+    assert realism_map.pose_only(real, fake, seeds=2) > 0.6
+    assert realism_map.pose_only(real, fake, seeds=2, sampling="pose") < 0.56
