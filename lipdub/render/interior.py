@@ -159,23 +159,6 @@ def synthetic_cavity(patch: np.ndarray, control: np.ndarray, roi: tuple[int, int
     return result
 
 
-OWN_INTERIOR = (0.7, 0.8)  # a mouth this share of the wanted opening or more shows its own interior split by the
-# jaw (cross-fading below the second share to interior_donor's): from further it opened a shaded slot the speaker's
-# own mouth at that opening does not show (vvA: a dark slot under a thin row of teeth where he shows a lit row)
-
-
-def interior_donor(openings: np.ndarray, widths: np.ndarray, cost: np.ndarray, opening: float, width: float) -> int:
-    """The atlas entry whose interior fills a mouth drawn at `opening` and `width` (canonical) from a less open one:
-    of the entries filmed at least that open, the nearest in opening and width (relative), plus `cost` (selection's
-    per-entry penalty: blurred mouths, profile ones); the most open entry where none is. The speaker's teeth, gap
-    and tongue as filmed at about that opening, moved only a little by the jaw."""
-    ok = openings >= opening
-    if not ok.any():
-        return int(np.argmax(openings))
-    gap = (openings - opening) / max(opening, 1e-6) + np.abs(widths - width) / max(width, 1e-6) + cost
-    return int(np.argmin(np.where(ok, gap, np.inf)))
-
-
 SPLIT_RANGE = (0.2, 0.9)  # where between its inner lips (0 upper .. 1 lower) a source mouth may be split
 
 

@@ -20,9 +20,9 @@ from lipdub.core.landmarks import JAW, OUTER_LOWER, OUTER_UPPER, UPPER_EDGE
 from lipdub.errors import InputError
 from lipdub.render import compose, speaker
 from lipdub.render.atlas import Atlas, fill_atlas_in_halves, pose_features
-from lipdub.render.interior import (CLOSED_LINE_OPENING, GAP_GAIN_MIN, OWN_INTERIOR, GapMatch, darken_gap,
-                                    gap_lightness, inner_lip_mask, interior_donor, pull_inner_lips, soften_lip_line,
-                                    split_rows, split_window, synthetic_cavity)
+from lipdub.render.interior import (CLOSED_LINE_OPENING, GAP_GAIN_MIN, GapMatch, darken_gap, gap_lightness,
+                                    inner_lip_mask, pull_inner_lips, soften_lip_line, split_rows, split_window,
+                                    synthetic_cavity)
 from lipdub.render.mouth import (CONTROL, INNER_LOWER_POS, INNER_UPPER_POS, JAW_POS, LIPS_POS,
                                  OUTER_LIPS_POS, OUTER_RING, UPPER_EDGE_POS, MouthModel, build_mouth_model, corner_lift,
                                  descriptors, target_shape)
@@ -89,8 +89,7 @@ class Renderer:
             self.model = build_mouth_model(self.canonical, self.norm, np.ones(len(self.norm), bool))
         self.atlas_desc = descriptors(self.norm)
         self.atlas_open = self.atlas_desc[:, 0]
-        self.donor = int(np.argmax(self.atlas_open))  # the most open mouth: a photo's only interior
-        self.entry_cost = self.blur_cost()  # selection's per-entry penalty (interior_donor weighs it too)
+        self.donor = int(np.argmax(self.atlas_open))  # the most open mouth: interior donor
 
     @classmethod
     def for_video(cls, video: Path, info: media.VideoInfo, track: face.FaceTrack,
@@ -450,21 +449,19 @@ class Renderer:
         only = a == self.donor and lack > 0
         if opening > 0.05 and (lack > 0.2 * opening or only):
             # the chosen mouth is less open than asked: stretched, its teeth smear, so the opening shows a real
-            # interior split along the jaw: the chosen mouth's own while it is nearly as open (OWN_INTERIOR; the same
-            # teeth as the stretched mouth, so the ramp shows no second set), else that of the speaker's mouth filmed
-            # at about the wanted opening (interior_donor: its teeth and gap as they show there); between, the two
-            # cross-fade: both sets of teeth sit under the upper lip at their filmed size and nearly coincide
+            # interior split along the jaw: the chosen mouth's own while it is at least half as open (the same
+            # teeth as the stretched mouth, so the ramp shows no second set), else the clip's most open mouth's
+            # (a half blend of two different interiors drew a grey row of teeth); from 0.4 to 0.5 of the opening
+            # the two cross-fade: both sets of teeth sit under the upper lip at their filmed size and nearly coincide
             weight = 1.0 if only else float(np.clip((lack / opening - 0.2) / 0.15, 0.0, 1.0))
-            d = a if only else interior_donor(self.atlas_open, self.atlas_desc[:, 1], self.entry_cost, opening, width)
-            low, high = OWN_INTERIOR
-            k = 1.0 if d == a else float(np.clip((src_open / opening - low) / (high - low), 0.0, 1.0))
+            k = 1.0 if only else float(np.clip((src_open / opening - 0.4) / 0.1, 0.0, 1.0))
             m = (inner_lip_mask(dst[:n_ctrl], roi) * weight).astype(np.float32)
             bx, by, bw, bh = cv2.boundingRect((m > 0).view(np.uint8))
             if bw:  # the interior is drawn where it is blended in (elsewhere the blend keeps warped as it is)
                 box = (bx, by, bx + bw, by + bh)
                 inside = self.interior(warped, j, dst, roi, detail, width, a, a, box) if k > 0 else None
                 if k < 1:
-                    donor = self.interior(warped, j, dst, roi, detail, width, d, a, box)
+                    donor = self.interior(warped, j, dst, roi, detail, width, self.donor, a, box)
                     inside = donor if inside is None else cv2.addWeighted(inside, k, donor, 1.0 - k, 0.0)
                 r, c = slice(by, by + bh), slice(bx, bx + bw)
                 warped[r, c] = cv2.blendLinear(inside, warped[r, c], m[r, c], 1.0 - m[r, c])
