@@ -430,3 +430,48 @@ def test_pose_only_falls_to_chance_when_the_sides_are_pose_matched():
             head[first])
     assert realism_map.pose_only(real, fake, seeds=2) > 0.6
     assert realism_map.pose_only(real, fake, seeds=2, sampling="pose") < 0.56
+# ------------------------------------------------------------------------------------------ bench.interior_stats
+
+def _mouth_frame(teeth: bool):
+    """A 400 × 400 frame and its 478 landmarks: eyes 100 px apart, red lips between two ellipses (outer 40 × 20 px,
+    inner 30 × 10) around (200, 200), the inner ellipse's upper half white (teeth, if `teeth`) and the rest dark."""
+    from lipdub.core.landmarks import EYE_OUTER, INNER_LOWER, INNER_UPPER, OUTER_LOWER, OUTER_UPPER
+
+    lms = np.zeros((478, 3))
+    lms[EYE_OUTER[0], :2], lms[EYE_OUTER[1], :2] = (150, 100), (250, 100)
+    t = np.linspace(np.pi, 0, len(INNER_UPPER))  # corner to corner
+    for idx, (rx, ry), sign in ((INNER_UPPER, (30, 10), -1), (INNER_LOWER, (30, 10), 1),
+                                (OUTER_UPPER, (40, 20), -1), (OUTER_LOWER, (40, 20), 1)):
+        lms[idx, 0], lms[idx, 1] = 200 + rx * np.cos(t), 200 + sign * ry * np.sin(t)
+    rgb = np.full((400, 400, 3), (200, 150, 130), np.uint8)
+    yy, xx = np.mgrid[:400, :400]
+    rgb[((xx - 200) / 40) ** 2 + ((yy - 200) / 20) ** 2 <= 1] = (180, 60, 70)
+    inner = ((xx - 200) / 30) ** 2 + ((yy - 200) / 10) ** 2 <= 1
+    rgb[inner] = (30, 15, 15)
+    if teeth:
+        rgb[inner & (yy < 200)] = (240, 240, 235)
+    return rgb, lms
+
+
+def test_interior_stats_counts_the_upper_teeth_per_eye_distance():
+    from bench import interior_stats
+
+    rgb, lms = _mouth_frame(teeth=True)
+    m = interior_stats.interior(rgb, lms)
+    half = np.pi * 30 * 10 / 2 / 100  # the inner ellipse's upper half, per (eye distance / 10)²
+    assert m["teeth"] == pytest.approx(half, rel=0.15)
+    assert m["upper"] == pytest.approx(m["teeth"], rel=0.05)
+    assert m["teeth_L"] > 1.5  # white against red lips
+    dark = interior_stats.interior(*_mouth_frame(teeth=False))
+    assert dark["teeth"] == 0 and np.isnan(dark["teeth_L"])
+    assert dark["gap"] < 0.5 < m["gap"]
+
+
+def test_interior_stats_bins_by_opening():
+    from bench import interior_stats
+
+    opening = np.array([0.01, 0.02, 0.025, 0.1, 0.1, 0.11, 0.5])
+    values = np.tile(np.arange(len(opening), dtype=float)[:, None], (1, len(interior_stats.FIELDS)))
+    bins = interior_stats.by_opening(opening, values)
+    assert [b["opening"] for b in bins] == [(0.0, 0.03), (0.09, 0.12)]  # the lone 0.5 is under 3 frames
+    assert bins[0]["n"] == 3 and bins[0]["gap"] == pytest.approx(1.0) and bins[1]["teeth"] == pytest.approx(4.0)
