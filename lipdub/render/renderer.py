@@ -31,9 +31,9 @@ from lipdub.render.selection import (JUMP_COST, POSE_WEIGHT, blur_cost, descript
 
 
 EXPRESSION_WEIGHT = 8.0  # descriptor scale of corner lift (canonical units): a smile's 0.02 costs 0.026
-# the speech's rounding and spreading (MouthTrack.width) widens the mouth by WIDTH_SHARE of its rest width times
-# the speaker's gain (Renderer.width_gain; with the share alone dubbed widths varied half as much as filmed ones)
-WIDTH_SHARE, WIDTH_GAIN_MAX = 0.12, 3.0
+# without filmed frames the speech's rounding and spreading (MouthTrack.width) widens the mouth by WIDTH_SHARE of
+# its rest width; with them it ranks the width among the speaker's own (Renderer.wanted)
+WIDTH_SHARE = 0.12
 SPEECH_WIDTH_SD = 0.15  # the typical spread of MouthTrack.width over speech (0.13-0.16 on five dubs)
 FRAME_SKIN = True  # the skin around the drawn lips from the frame itself (Renderer._draw)
 
@@ -80,7 +80,7 @@ class Renderer:
         self._rest = rest
         self.gap = GapMatch(self.atlas)  # how dark a squeezed mouth's gap is drawn
         self._filmed_open: np.ndarray | None = None  # per track frame, canonical (filmed_expression)
-        self._width_fast: float | None = None  # the filmed width's frame-to-frame spread (filmed_expression)
+        self._width_fast: float | None = None  # the filmed width rank's frame-to-frame spread (filmed_expression)
         self.pauses: np.ndarray | None = None
 
     def index_atlas(self) -> None:
@@ -111,14 +111,14 @@ class Renderer:
         return max(1, int(np.ceil(int(track.valid.sum()) * atlas.bytes_per_entry() / budget_bytes)))
 
     def filmed_expression(self) -> tuple[np.ndarray, np.ndarray, speaker.WidthCurve]:
-        """The filmed track's expression, per frame: (width offset, corner lift) and its mouth width against its
-        opening (speaker.WidthCurve: how this speaker's mouth widens or narrows as it opens).
-        The width offset is the frame's width above that curve and the lift its corner lift, both as a running median
-        over EXPRESSION_SECONDS: speech moves them back and forth, what stays is the expression (a smile widens
-        and lifts). A retargeted renderer keeps its filmed track's."""
+        """The filmed track's expression, per frame: (width rank, corner lift) and its mouth widths against its
+        opening (speaker.WidthCurve: how wide this speaker's mouth is at each opening, and how much that varies).
+        The width rank is the frame's width among the speaker's at its opening and the lift its corner lift, both as
+        a running median over EXPRESSION_SECONDS: speech moves them back and forth, what stays is the expression (a
+        smile widens and lifts). A retargeted renderer keeps its filmed track's."""
         if self._expression is None:
             filmed = speaker.filmed_mouth(self.track, self.pose, self.model.rest_width)
-            self._expression = filmed.offset, filmed.lift, filmed.curve
+            self._expression = filmed.rank, filmed.lift, filmed.curve
             self._filmed_open, self._width_fast = filmed.opening, filmed.width_fast
         return self._expression
 
@@ -137,21 +137,12 @@ class Renderer:
         prepared before the session or seen so far, not from its one-frame track."""
         self._rest = float(rest)
 
-    def width_gain(self) -> float:
-        """How much more than WIDTH_SHARE this speaker's mouth rounds and spreads in speech: the filmed width's
-        frame-to-frame spread (its residual over the running median) over the speech term's typical spread, within
-        1..WIDTH_GAIN_MAX (1 without a filmed track to measure)."""
-        self.filmed_expression()
-        if not self._width_fast:
-            return 1.0
-        typical = self.model.rest_width * WIDTH_SHARE * SPEECH_WIDTH_SD
-        return float(np.clip(self._width_fast / typical, 1.0, WIDTH_GAIN_MAX))
-
     def wanted(self, mouth: motion.MouthTrack, source: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Canonical opening and width per output frame. Given `source` (the filmed frame each output frame
-        shows), the width is the filmed speaker's own at that opening plus that frame's expression
-        (filmed_expression), with the speech's rounding and spreading on top as far as this speaker rounds and
-        spreads (width_gain); else the rest width with the speech's at WIDTH_SHARE."""
+        shows), the width is one of the filmed speaker's own widths at that opening, ranked by that frame's
+        expression (filmed_expression) and the speech's rounding and spreading as far as this speaker's rank moves
+        from frame to frame; else (or too few filmed frames to rank among: a photo) the rest width with the
+        speech's at WIDTH_SHARE."""
         m = self.model
         opening = mouth.opening * m.open_max
         if mouth.rest is not None and self.rest_opening() > 0:
@@ -162,10 +153,14 @@ class Renderer:
         width = m.rest_width * (1 + WIDTH_SHARE * mouth.width)
         if source is None:
             return opening, width
-        resid, _, curve = self.filmed_expression()
-        # around the speech's mean: the fit holds the speaker's average width (a mean at the gain narrowed every mouth)
-        spread = m.rest_width * WIDTH_SHARE * self.width_gain() * (mouth.width - float(np.mean(mouth.width)))
-        return opening, curve(opening) + resid[np.minimum(source, len(resid) - 1)] + spread
+        rank, _, curve = self.filmed_expression()
+        # around the speech's mean: the ranks hold the speaker's own widths (a speech with more rounded vowels than
+        # spread ones would otherwise narrow every mouth)
+        speech = mouth.width - float(np.mean(mouth.width))
+        if not self._width_fast:
+            return opening, curve(opening) + m.rest_width * WIDTH_SHARE * speech
+        rank = rank[np.minimum(source, len(rank) - 1)]
+        return opening, curve(opening, rank + self._width_fast * speech / SPEECH_WIDTH_SD)
 
     def plan(self, schedule: np.ndarray, mouth: motion.MouthTrack, teeth: np.ndarray | None = None,
              teeth_weight: float = 0.25, source: np.ndarray | None = None):

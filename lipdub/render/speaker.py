@@ -1,5 +1,5 @@
 """speaker: what the filmed speaker's own mouth does, read off their tracked frames: the expression of each frame
-(its width above the speaker's width-against-opening fit and its corner lift, as running medians), how far the
+(its width ranked among the speaker's widths at its opening and its corner lift, as running medians), how far the
 width moves from frame to frame in speech, and how far apart the lips are at rest. The renderer applies speech to
 these, so a dub keeps the speaker's smile, spread and resting mouth."""
 
@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 from scipy.ndimage import median_filter
+from scipy.special import ndtr, ndtri
 
 from lipdub import face
 from lipdub.render.interior import CLOSED_LINE_OPENING
@@ -21,50 +22,73 @@ INNER_MIDDLE = [82, 87, 13, 14, 312, 317]  # inner-lip pairs (upper, lower) at t
 # to REST_PAUSE_SECONDS, else a low percentile of all filmed openings; closed under the lips' touch, and for a track
 # of fewer than REST_MIN_FRAMES valid frames (a photo shows one mouth, not how its speaker rests)
 REST_PAUSE_SECONDS, REST_PAUSE_PERCENTILE, REST_PERCENTILE, REST_MIN_FRAMES = 0.5, 25, 10, 25
-# the speaker's width at an opening (WidthCurve): the median filmed width of the WIDTH_WINDOW share of frames nearest
-# in opening, at WIDTH_KNOTS quantiles of the filmed opening; fewer than WIDTH_MIN_FRAMES frames: a line fit only
+# the speaker's widths at an opening (WidthCurve): the filmed widths of the WIDTH_WINDOW share of frames nearest in
+# opening, at WIDTH_KNOTS quantiles of the filmed opening, as their quantiles at WIDTH_PROBS; fewer than
+# WIDTH_MIN_FRAMES frames, or a still opening: the widths of all frames
 WIDTH_KNOTS, WIDTH_WINDOW, WIDTH_MIN_FRAMES = 10, 0.2, 30
+WIDTH_PROBS = np.array([0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95])
 
 
 class WidthCurve(NamedTuple):
-    """The filmed speaker's mouth width against the opening (canonical units): medians at knots of the opening,
-    straight between them, and the line fit's slope beyond them. A line fit alone missed speakers whose wide-open
-    mouths are rounded ("o"): on selfie_expressive it wanted 0.58 at openings 0.18-0.24, where her own mouths
-    are 0.55 wide (docs/RESULTS.md, stop 33)."""
+    """The filmed speaker's mouth widths against the opening (canonical units): per knot of the opening, the
+    quantiles (WIDTH_PROBS) of the widths filmed there, straight between knots, the line fit's slope beyond them.
+    A width is asked for by its rank there (a normal score: 0 the median, -1.28 the 10th percentile), so a dub's
+    mouths at an opening are as wide, and vary as much, as the speaker's own at it. A line fit of width on opening
+    with a shared spread wanted 0.58 at selfie_expressive's openings 0.18-0.24, where her own mouths are 0.55
+    wide: most of her wide-open mouths are rounded (docs/RESULTS.md, stop 33)."""
     opening: np.ndarray  # (K,) increasing
-    width: np.ndarray  # (K,)
+    width: np.ndarray  # (K, len(WIDTH_PROBS)), each row non-decreasing
     slope: float
 
-    def __call__(self, opening: np.ndarray | float) -> np.ndarray:
-        o = np.asarray(opening, np.float64)
+    def _rows(self, opening: np.ndarray) -> np.ndarray:
+        """(N, len(WIDTH_PROBS)) width quantiles at openings (N,)."""
+        o = np.asarray(opening, np.float64).ravel()
+        rows = np.stack([np.interp(o, self.opening, col) for col in self.width.T], -1)
         lo, hi = self.opening[0], self.opening[-1]
-        return np.interp(o, self.opening, self.width) + self.slope * (np.minimum(o - lo, 0) + np.maximum(o - hi, 0))
+        return rows + (self.slope * (np.minimum(o - lo, 0) + np.maximum(o - hi, 0)))[:, None]
+
+    def __call__(self, opening: np.ndarray | float, score: np.ndarray | float = 0.0) -> np.ndarray:
+        """The width at `opening` of rank `score` (normal scores, clipped to WIDTH_PROBS' range)."""
+        o, z = np.broadcast_arrays(np.asarray(opening, np.float64), np.asarray(score, np.float64))
+        rows = self._rows(o)
+        u = np.clip(ndtr(z.ravel()), WIDTH_PROBS[0], WIDTH_PROBS[-1])
+        i = np.clip(np.searchsorted(WIDTH_PROBS, u) - 1, 0, len(WIDTH_PROBS) - 2)
+        f = (u - WIDTH_PROBS[i]) / (WIDTH_PROBS[i + 1] - WIDTH_PROBS[i])
+        at = np.arange(len(u))
+        return (rows[at, i] * (1 - f) + rows[at, i + 1] * f).reshape(o.shape)
+
+    def score(self, opening: np.ndarray, width: np.ndarray) -> np.ndarray:
+        """The rank of each filmed width among the speaker's widths at its opening, as a normal score."""
+        rows = self._rows(opening)
+        u = np.array([np.interp(w, row, WIDTH_PROBS) if np.ptp(row) > 0 else 0.5
+                      for w, row in zip(np.asarray(width, np.float64).ravel(), rows)])
+        return ndtri(u)
 
     @classmethod
     def line(cls, a: float, b: float) -> "WidthCurve":
-        """width = a + b × opening."""
-        return cls(np.array([0.0, 1.0]), np.array([a, a + b]), float(b))
+        """width = a + b × opening at every rank."""
+        return cls(np.array([0.0, 1.0]), np.array([[a] * len(WIDTH_PROBS), [a + b] * len(WIDTH_PROBS)]), float(b))
 
 
 def width_curve(opening: np.ndarray, width: np.ndarray, slope: float) -> WidthCurve:
-    """WidthCurve from filmed (opening, width) pairs: at WIDTH_KNOTS quantiles of the opening, the median width of
-    the WIDTH_WINDOW share of frames nearest in opening order."""
+    """WidthCurve from filmed (opening, width) pairs: at WIDTH_KNOTS quantiles of the opening, the quantiles of the
+    widths of the WIDTH_WINDOW share of frames nearest in opening order."""
     order = np.argsort(opening, kind="stable")
     o, w = opening[order], width[order]
     n = len(o)
     half = max(2, int(round(WIDTH_WINDOW * n / 2)))
     ranks = np.round((np.arange(WIDTH_KNOTS) + 0.5) / WIDTH_KNOTS * (n - 1)).astype(int)
     knots_o = np.array([np.median(o[max(0, r - half):r + half + 1]) for r in ranks])
-    knots_w = np.array([np.median(w[max(0, r - half):r + half + 1]) for r in ranks])
+    knots_w = np.stack([np.quantile(w[max(0, r - half):r + half + 1], WIDTH_PROBS) for r in ranks])
     keep = np.r_[True, np.diff(knots_o) > 1e-6]  # np.interp wants increasing knots (a still mouth repeats them)
     return WidthCurve(knots_o[keep], knots_w[keep], slope)
 
 
 class FilmedMouth(NamedTuple):
-    """Per track frame: the width offset over the speaker's width at the frame's opening (`curve`) and the corner
-    lift (running medians), that curve, the canonical opening (nan without a face) and the width's frame-to-frame
-    spread (None: not measured)."""
-    offset: np.ndarray
+    """Per track frame: the width's rank among the speaker's widths at the frame's opening (`curve`; a normal score)
+    and the corner lift, both running medians; that curve, the canonical opening (nan without a face) and the rank's
+    frame-to-frame spread (its sd over the running median; None: not measured)."""
+    rank: np.ndarray
     lift: np.ndarray
     curve: WidthCurve
     opening: np.ndarray | None
@@ -84,19 +108,20 @@ def filmed_mouth(track: face.FaceTrack, pose: face.Pose, rest_width: float) -> F
     ok = np.isfinite(width)
     if not ok.any():
         return FilmedMouth(np.zeros(n), np.zeros(n), WidthCurve.line(rest_width, 0.0), None, None)
-    curve = WidthCurve.line(float(np.median(width[ok])), 0.0)
-    if ok.sum() >= WIDTH_MIN_FRAMES and np.std(opening[ok]) > 0.01:  # a photo or a still mouth: no slope to fit
-        b = float(np.polyfit(opening[ok], width[ok], 1)[0])
+    if ok.sum() < WIDTH_MIN_FRAMES:  # a photo: its one mouth (too few to rank a width among)
+        curve = WidthCurve.line(float(np.median(width[ok])), 0.0)
+    else:  # a still opening has no slope and one knot: the widths of all frames
+        b = float(np.polyfit(opening[ok], width[ok], 1)[0]) if np.std(opening[ok]) > 0.01 else 0.0
         curve = width_curve(opening[ok], width[ok], float(np.clip(b, -1.0, 1.0)))
     fps = (ok.sum() - 1) / max(float(np.ptp(track.times[ok])), 1e-6) if ok.sum() > 1 else 1.0
     size = max(1, int(round(EXPRESSION_SECONDS * fps)) | 1)
     idx = np.flatnonzero(ok)
-    raw = width[ok] - curve(opening[ok])
-    resid = median_filter(raw, size=size, mode="nearest")
+    raw = curve.score(opening[ok], width[ok])
+    slow = median_filter(raw, size=size, mode="nearest")
     lift_s = median_filter(lift[ok], size=size, mode="nearest")
     at = np.arange(n)
-    return FilmedMouth(np.interp(at, idx, resid), np.interp(at, idx, lift_s), curve, opening,
-                       float(np.std(raw - resid)))
+    fast = float(np.std(raw - slow)) if ok.sum() >= WIDTH_MIN_FRAMES else None
+    return FilmedMouth(np.interp(at, idx, slow), np.interp(at, idx, lift_s), curve, opening, fast)
 
 
 def resting(openings: np.ndarray) -> float:
