@@ -153,14 +153,15 @@ class Renderer:
         width = m.rest_width * (1 + WIDTH_SHARE * mouth.width)
         if source is None:
             return opening, width
-        rank, _, curve = self.filmed_expression()
-        # around the speech's mean: the ranks hold the speaker's own widths (a speech with more rounded vowels than
-        # spread ones would otherwise narrow every mouth)
-        speech = mouth.width - float(np.mean(mouth.width))
-        if not self._width_fast:
-            return opening, curve(opening) + m.rest_width * WIDTH_SHARE * speech
-        rank = rank[np.minimum(source, len(rank) - 1)]
-        return opening, curve(opening, rank + self._width_fast * speech / SPEECH_WIDTH_SD)
+        _, _, curve = self.filmed_expression()
+        speech = np.asarray(mouth.width, np.float64)
+        if not self._width_fast or len(speech) < speaker.WIDTH_MIN_FRAMES:
+            return opening, curve(opening) + m.rest_width * WIDTH_SHARE * (speech - float(np.mean(speech)))
+        # the speech's rounding ranked among its own at the same opening: each opening then draws the speaker's own
+        # widths there (the rank of the filmed frame's width, its 1 s median, put her wide stretches on the new
+        # speech's wide-open mouths where her own wide-open mouths are rounded: selfie_expressive)
+        rank = speaker.width_curve(opening, speech, 0.0).score(opening, speech)
+        return opening, curve(opening, rank)
 
     def plan(self, schedule: np.ndarray, mouth: motion.MouthTrack, teeth: np.ndarray | None = None,
              teeth_weight: float = 0.25, source: np.ndarray | None = None):
