@@ -122,7 +122,7 @@ def test_wanted_widths_are_the_speakers_own_at_each_opening(topology):
     filmed_open = rng.uniform(0.0, 0.3, 400)
     own = lambda o: np.where(o > 0.15, 0.55, 0.65)  # noqa: E731
     curve = render.speaker.width_curve(filmed_open, own(filmed_open) + rng.normal(0, 0.01, 400), 0.0)
-    r._expression, r._width_fast = (np.zeros(60), np.zeros(60), curve), 1.0
+    r._expression = np.zeros(60), curve
     n = 200
     speech = _speech(n)
     speech.opening[:] = np.linspace(0.05, 0.95, n) * 0.3 / r.model.open_max
@@ -153,7 +153,7 @@ def test_the_dubbed_width_varies_as_much_as_the_speaker_rounds_and_spreads(topol
     speech = _speech(n)
     speech.width[:] = np.random.default_rng(4).normal(0, 0.15, n)  # MouthTrack.width's typical spread
     _, width = r.wanted(speech, np.arange(n))
-    curve = r.filmed_expression()[2]
+    curve = r.filmed_expression()[1]
     assert np.std(width) == pytest.approx(0.03, rel=0.3)
     assert abs(np.mean(width) - np.mean(curve.width)) < 0.005  # around the speaker's own widths (their quantiles)
     # a photo (one filmed mouth) keeps the fixed share of its rest width

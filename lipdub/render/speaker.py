@@ -1,7 +1,7 @@
 """speaker: what the filmed speaker's own mouth does, read off their tracked frames: the expression of each frame
-(its width ranked among the speaker's widths at its opening and its corner lift, as running medians), how far the
-width moves from frame to frame in speech, and how far apart the lips are at rest. The renderer applies speech to
-these, so a dub keeps the speaker's smile, spread and resting mouth."""
+(its corner lift, as a running median), how wide the mouth is at each opening and how much that varies, and how far
+apart the lips are at rest. The renderer applies speech to these, so a dub keeps the speaker's smile, widths and
+resting mouth."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from lipdub import face
 from lipdub.render.interior import CLOSED_LINE_OPENING
 from lipdub.render.mouth import EXPRESSION_POINTS, corner_lift
 
-EXPRESSION_SECONDS = 1.0  # the filmed expression: a running median of mouth width and corner lift this long
+EXPRESSION_SECONDS = 1.0  # the filmed expression: a running median of the corner lift this long
 INNER_MIDDLE = [82, 87, 13, 14, 312, 317]  # inner-lip pairs (upper, lower) at the middle: the opening
 # the speaker's rest mouth (rest_opening): the lower quartile of the filmed opening in the filmed pauses (breaths
 # part the lips in most of them: their median was 0.11-0.15 on four talks, as open as mid-speech) when they add up
@@ -85,19 +85,16 @@ def width_curve(opening: np.ndarray, width: np.ndarray, slope: float) -> WidthCu
 
 
 class FilmedMouth(NamedTuple):
-    """Per track frame: the width's rank among the speaker's widths at the frame's opening (`curve`; a normal score)
-    and the corner lift, both running medians; that curve, the canonical opening (nan without a face) and the rank's
-    frame-to-frame spread (its sd over the running median; None: not measured)."""
-    rank: np.ndarray
+    """Per track frame: the corner lift (a running median) and the canonical opening (nan without a face); the
+    speaker's widths against the opening (`curve`)."""
     lift: np.ndarray
     curve: WidthCurve
     opening: np.ndarray | None
-    width_fast: float | None
 
 
 def filmed_mouth(track: face.FaceTrack, pose: face.Pose, rest_width: float) -> FilmedMouth:
-    """The filmed speaker's expression and width spread (FilmedMouth) from their track. Speech moves width and lift
-    back and forth within EXPRESSION_SECONDS, so the running medians keep the expression (a smile widens and lifts)."""
+    """The filmed speaker's expression and widths (FilmedMouth) from their track. Speech moves the corner lift back
+    and forth within EXPRESSION_SECONDS, so its running median keeps the expression (a smile lifts)."""
     n = len(track)
     width, lift, opening = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     for i in np.flatnonzero(track.valid):
@@ -107,7 +104,7 @@ def filmed_mouth(track: face.FaceTrack, pose: face.Pose, rest_width: float) -> F
         opening[i] = np.mean(pts[4::2, 1] - pts[3::2, 1])
     ok = np.isfinite(width)
     if not ok.any():
-        return FilmedMouth(np.zeros(n), np.zeros(n), WidthCurve.line(rest_width, 0.0), None, None)
+        return FilmedMouth(np.zeros(n), WidthCurve.line(rest_width, 0.0), None)
     if ok.sum() < WIDTH_MIN_FRAMES:  # a photo: its one mouth (too few to rank a width among)
         curve = WidthCurve.line(float(np.median(width[ok])), 0.0)
     else:  # a still opening has no slope and one knot: the widths of all frames
@@ -115,13 +112,8 @@ def filmed_mouth(track: face.FaceTrack, pose: face.Pose, rest_width: float) -> F
         curve = width_curve(opening[ok], width[ok], float(np.clip(b, -1.0, 1.0)))
     fps = (ok.sum() - 1) / max(float(np.ptp(track.times[ok])), 1e-6) if ok.sum() > 1 else 1.0
     size = max(1, int(round(EXPRESSION_SECONDS * fps)) | 1)
-    idx = np.flatnonzero(ok)
-    raw = curve.score(opening[ok], width[ok])
-    slow = median_filter(raw, size=size, mode="nearest")
     lift_s = median_filter(lift[ok], size=size, mode="nearest")
-    at = np.arange(n)
-    fast = float(np.std(raw - slow)) if ok.sum() >= WIDTH_MIN_FRAMES else None
-    return FilmedMouth(np.interp(at, idx, slow), np.interp(at, idx, lift_s), curve, opening, fast)
+    return FilmedMouth(np.interp(np.arange(n), np.flatnonzero(ok), lift_s), curve, opening)
 
 
 def resting(openings: np.ndarray) -> float:
