@@ -31,9 +31,10 @@ from lipdub.render.selection import (JUMP_COST, POSE_WEIGHT, blur_cost, descript
 
 
 EXPRESSION_WEIGHT = 8.0  # descriptor scale of corner lift (canonical units): a smile's 0.02 costs 0.026
-# without filmed widths the speech's rounding and spreading (MouthTrack.width) widens the mouth by WIDTH_SHARE of
-# its rest width; with them it picks among the speaker's own (Renderer.wanted)
-WIDTH_SHARE = 0.12
+# the speech's rounding and spreading (MouthTrack.width) widens the mouth by WIDTH_SHARE of its rest width times
+# the speaker's gain (Renderer.width_gain; with the share alone dubbed widths varied half as much as filmed ones)
+WIDTH_SHARE, WIDTH_GAIN_MAX = 0.12, 3.0
+SPEECH_WIDTH_SD = 0.15  # the typical spread of MouthTrack.width over speech (0.13-0.16 on five dubs)
 FRAME_SKIN = True  # the skin around the drawn lips from the frame itself (Renderer._draw)
 
 
@@ -56,8 +57,7 @@ class Renderer:
     def __init__(self, atlas: Atlas, track: face.FaceTrack, pose: face.Pose | None = None,
                  model: MouthModel | None = None, colour: compose.ColourMatcher | None = None, region: str = "lower",
                  filmed: tuple[np.ndarray, np.ndarray] | None = None,
-                 expression: tuple[np.ndarray, speaker.WidthCurve] | None = None,
-                 rest: float | None = None):
+                 expression: tuple[np.ndarray, np.ndarray] | None = None, rest: float | None = None):
         """`filmed`, for an atlas cut from this very clip: when each atlas entry and each source frame was filmed
         (seconds), so selection prefers mouths filmed around the frame they are drawn over (own_times()). `pauses`
         (set before planning; per track frame) marks the frames filmed in a pause of the clip's own sound."""
@@ -79,6 +79,7 @@ class Renderer:
         self._rest = rest
         self.gap = GapMatch(self.atlas)  # how dark a squeezed mouth's gap is drawn
         self._filmed_open: np.ndarray | None = None  # per track frame, canonical (filmed_expression)
+        self._width_fast: float | None = None  # the filmed width's frame-to-frame spread (filmed_expression)
         self.pauses: np.ndarray | None = None
 
     def index_atlas(self) -> None:
@@ -108,15 +109,16 @@ class Renderer:
         """Every how many frames the clip's own atlas takes one, to stay within `budget_bytes`."""
         return max(1, int(np.ceil(int(track.valid.sum()) * atlas.bytes_per_entry() / budget_bytes)))
 
-    def filmed_expression(self) -> tuple[np.ndarray, speaker.WidthCurve]:
-        """The filmed track's expression per frame, its corner lift as a running median over EXPRESSION_SECONDS
-        (speech moves it back and forth, what stays is the expression: a smile lifts), and its mouth widths against
-        its opening (speaker.WidthCurve: how wide this speaker's mouth is at each opening, and how much that
-        varies). A retargeted renderer keeps its filmed track's."""
+    def filmed_expression(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The filmed track's expression, per frame: (width offset, corner lift) and the fit (a, b) of its mouth
+        width against its opening (width = a + b × opening: how this speaker's mouth widens or narrows as it opens).
+        The width offset is the frame's width above that fit and the lift its corner lift, both as a running median
+        over EXPRESSION_SECONDS: speech moves them back and forth, what stays is the expression (a smile widens
+        and lifts). A retargeted renderer keeps its filmed track's."""
         if self._expression is None:
             filmed = speaker.filmed_mouth(self.track, self.pose, self.model.rest_width)
-            self._expression = filmed.lift, filmed.curve
-            self._filmed_open = filmed.opening
+            self._expression = filmed.offset, filmed.lift, filmed.fit
+            self._filmed_open, self._width_fast = filmed.opening, filmed.width_fast
         return self._expression
 
     def rest_opening(self) -> float:
@@ -134,11 +136,21 @@ class Renderer:
         prepared before the session or seen so far, not from its one-frame track."""
         self._rest = float(rest)
 
+    def width_gain(self) -> float:
+        """How much more than WIDTH_SHARE this speaker's mouth rounds and spreads in speech: the filmed width's
+        frame-to-frame spread (its residual over the running median) over the speech term's typical spread, within
+        1..WIDTH_GAIN_MAX (1 without a filmed track to measure)."""
+        self.filmed_expression()
+        if not self._width_fast:
+            return 1.0
+        typical = self.model.rest_width * WIDTH_SHARE * SPEECH_WIDTH_SD
+        return float(np.clip(self._width_fast / typical, 1.0, WIDTH_GAIN_MAX))
+
     def wanted(self, mouth: motion.MouthTrack, source: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Canonical opening and width per output frame. Given `source` (the filmed frame each output frame
-        shows), the width is one of the filmed speaker's own widths at that opening (filmed_expression), the wider
-        or rounder of them as the speech spreads or rounds more than it does elsewhere at that opening; else (or
-        without filmed widths to choose among: a photo) the rest width with the speech's at WIDTH_SHARE."""
+        shows), the width is the filmed speaker's own at that opening plus that frame's expression
+        (filmed_expression), with the speech's rounding and spreading on top as far as this speaker rounds and
+        spreads (width_gain); else the rest width with the speech's at WIDTH_SHARE."""
         m = self.model
         opening = mouth.opening * m.open_max
         if mouth.rest is not None and self.rest_opening() > 0:
@@ -149,15 +161,10 @@ class Renderer:
         width = m.rest_width * (1 + WIDTH_SHARE * mouth.width)
         if source is None:
             return opening, width
-        curve = self.filmed_expression()[1]
-        speech = np.asarray(mouth.width, np.float64)
-        if not np.ptp(curve.width) > 0 or len(speech) < speaker.WIDTH_MIN_FRAMES:
-            return opening, curve(opening) + m.rest_width * WIDTH_SHARE * (speech - float(np.mean(speech)))
-        # the speech's rounding ranked among its own at the same opening: each opening then draws the speaker's own
-        # widths there (the filmed frame's width over a line fit, as a 1 s median, put selfie_expressive's wide
-        # stretches on the new speech's wide-open mouths, where her own wide-open mouths are rounded)
-        rank = speaker.width_curve(opening, speech, 0.0).score(opening, speech)
-        return opening, curve(opening, rank)
+        resid, _, (a, b) = self.filmed_expression()
+        # around the speech's mean: the fit holds the speaker's average width (a mean at the gain narrowed every mouth)
+        spread = m.rest_width * WIDTH_SHARE * self.width_gain() * (mouth.width - float(np.mean(mouth.width)))
+        return opening, a + b * opening + resid[np.minimum(source, len(resid) - 1)] + spread
 
     def plan(self, schedule: np.ndarray, mouth: motion.MouthTrack, teeth: np.ndarray | None = None,
              teeth_weight: float = 0.25, source: np.ndarray | None = None):
@@ -169,7 +176,7 @@ class Renderer:
         open_c, width_c = self.wanted(mouth, source)
         scale = descriptor_scale(m)
         # the filmed frame's expression: entries with its corner lift are preferred (a smile keeps smiling)
-        lift = self.filmed_expression()[0]
+        lift = self.filmed_expression()[1]
         lift = lift[np.minimum(source, len(lift) - 1)]
         # small openings matched closely (selection.small_open_axis: fewer lip lines redrawn)
         desc = np.concatenate([small_open_axis(self.atlas_desc) * scale,
@@ -204,6 +211,7 @@ class Renderer:
         """The same atlas and mouth model drawing onto another track (landmarks moved by head motion or expression)."""
         out = Renderer(self.atlas, track, model=self.model, colour=self.colour, region=self.region,
                        filmed=self.filmed, expression=self.filmed_expression(), rest=self.rest_opening())
+        out._width_fast = self._width_fast
         return out
 
     def frame(self, k: int, j: int, frame: np.ndarray, plan, offsets: np.ndarray | None = None
