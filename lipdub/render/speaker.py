@@ -22,7 +22,8 @@ INNER_MIDDLE = [82, 87, 13, 14, 312, 317]  # inner-lip pairs (upper, lower) at t
 # of fewer than REST_MIN_FRAMES valid frames (a photo shows one mouth, not how its speaker rests)
 REST_PAUSE_SECONDS, REST_PAUSE_PERCENTILE, REST_PERCENTILE, REST_MIN_FRAMES = 0.5, 25, 10, 25
 # the speaker's width at an opening (WidthCurve): the median filmed width of the WIDTH_WINDOW share of frames nearest
-# in opening, at WIDTH_KNOTS quantiles of the filmed opening; fewer than WIDTH_MIN_FRAMES frames: a line fit only
+# in opening, at WIDTH_KNOTS quantiles of the filmed opening; fewer than WIDTH_MIN_FRAMES frames or a still opening:
+# their median at every opening
 WIDTH_KNOTS, WIDTH_WINDOW, WIDTH_MIN_FRAMES = 10, 0.2, 30
 
 
