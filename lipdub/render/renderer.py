@@ -57,8 +57,7 @@ class Renderer:
     def __init__(self, atlas: Atlas, track: face.FaceTrack, pose: face.Pose | None = None,
                  model: MouthModel | None = None, colour: compose.ColourMatcher | None = None, region: str = "lower",
                  filmed: tuple[np.ndarray, np.ndarray] | None = None,
-                 expression: tuple[np.ndarray, np.ndarray, speaker.WidthCurve] | None = None,
-                 rest: float | None = None):
+                 expression: tuple[np.ndarray, np.ndarray] | None = None, rest: float | None = None):
         """`filmed`, for an atlas cut from this very clip: when each atlas entry and each source frame was filmed
         (seconds), so selection prefers mouths filmed around the frame they are drawn over (own_times()). `pauses`
         (set before planning; per track frame) marks the frames filmed in a pause of the clip's own sound."""
@@ -110,15 +109,15 @@ class Renderer:
         """Every how many frames the clip's own atlas takes one, to stay within `budget_bytes`."""
         return max(1, int(np.ceil(int(track.valid.sum()) * atlas.bytes_per_entry() / budget_bytes)))
 
-    def filmed_expression(self) -> tuple[np.ndarray, np.ndarray, speaker.WidthCurve]:
-        """The filmed track's expression, per frame: (width offset, corner lift) and its mouth width against its
-        opening (speaker.WidthCurve: how this speaker's mouth widens or narrows as it opens).
-        The width offset is the frame's width above that curve and the lift its corner lift, both as a running median
+    def filmed_expression(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The filmed track's expression, per frame: (width offset, corner lift) and the fit (a, b) of its mouth
+        width against its opening (width = a + b × opening: how this speaker's mouth widens or narrows as it opens).
+        The width offset is the frame's width above that fit and the lift its corner lift, both as a running median
         over EXPRESSION_SECONDS: speech moves them back and forth, what stays is the expression (a smile widens
         and lifts). A retargeted renderer keeps its filmed track's."""
         if self._expression is None:
             filmed = speaker.filmed_mouth(self.track, self.pose, self.model.rest_width)
-            self._expression = filmed.offset, filmed.lift, filmed.curve
+            self._expression = filmed.offset, filmed.lift, filmed.fit
             self._filmed_open, self._width_fast = filmed.opening, filmed.width_fast
         return self._expression
 
@@ -162,10 +161,10 @@ class Renderer:
         width = m.rest_width * (1 + WIDTH_SHARE * mouth.width)
         if source is None:
             return opening, width
-        resid, _, curve = self.filmed_expression()
+        resid, _, (a, b) = self.filmed_expression()
         # around the speech's mean: the fit holds the speaker's average width (a mean at the gain narrowed every mouth)
         spread = m.rest_width * WIDTH_SHARE * self.width_gain() * (mouth.width - float(np.mean(mouth.width)))
-        return opening, curve(opening) + resid[np.minimum(source, len(resid) - 1)] + spread
+        return opening, a + b * opening + resid[np.minimum(source, len(resid) - 1)] + spread
 
     def plan(self, schedule: np.ndarray, mouth: motion.MouthTrack, teeth: np.ndarray | None = None,
              teeth_weight: float = 0.25, source: np.ndarray | None = None):

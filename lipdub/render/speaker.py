@@ -21,53 +21,14 @@ INNER_MIDDLE = [82, 87, 13, 14, 312, 317]  # inner-lip pairs (upper, lower) at t
 # to REST_PAUSE_SECONDS, else a low percentile of all filmed openings; closed under the lips' touch, and for a track
 # of fewer than REST_MIN_FRAMES valid frames (a photo shows one mouth, not how its speaker rests)
 REST_PAUSE_SECONDS, REST_PAUSE_PERCENTILE, REST_PERCENTILE, REST_MIN_FRAMES = 0.5, 25, 10, 25
-# the speaker's width at an opening (WidthCurve): the median filmed width of the WIDTH_WINDOW share of frames nearest
-# in opening, at WIDTH_KNOTS quantiles of the filmed opening; fewer than WIDTH_MIN_FRAMES frames or a still opening:
-# their median at every opening
-WIDTH_KNOTS, WIDTH_WINDOW, WIDTH_MIN_FRAMES = 10, 0.2, 30
-
-
-class WidthCurve(NamedTuple):
-    """The filmed speaker's mouth width against the opening (canonical units): medians at knots of the opening,
-    straight between them, and the line fit's slope beyond them. A line fit alone missed speakers whose wide-open
-    mouths are rounded ("o"): on selfie_expressive it wanted 0.58 at openings 0.18-0.24, where her own mouths
-    are 0.55 wide (docs/RESULTS.md, stop 33)."""
-    opening: np.ndarray  # (K,) increasing
-    width: np.ndarray  # (K,)
-    slope: float
-
-    def __call__(self, opening: np.ndarray | float) -> np.ndarray:
-        o = np.asarray(opening, np.float64)
-        lo, hi = self.opening[0], self.opening[-1]
-        return np.interp(o, self.opening, self.width) + self.slope * (np.minimum(o - lo, 0) + np.maximum(o - hi, 0))
-
-    @classmethod
-    def line(cls, a: float, b: float) -> "WidthCurve":
-        """width = a + b × opening."""
-        return cls(np.array([0.0, 1.0]), np.array([a, a + b]), float(b))
-
-
-def width_curve(opening: np.ndarray, width: np.ndarray, slope: float) -> WidthCurve:
-    """WidthCurve from filmed (opening, width) pairs: at WIDTH_KNOTS quantiles of the opening, the median width of
-    the WIDTH_WINDOW share of frames nearest in opening order."""
-    order = np.argsort(opening, kind="stable")
-    o, w = opening[order], width[order]
-    n = len(o)
-    half = max(2, int(round(WIDTH_WINDOW * n / 2)))
-    ranks = np.round((np.arange(WIDTH_KNOTS) + 0.5) / WIDTH_KNOTS * (n - 1)).astype(int)
-    knots_o = np.array([np.median(o[max(0, r - half):r + half + 1]) for r in ranks])
-    knots_w = np.array([np.median(w[max(0, r - half):r + half + 1]) for r in ranks])
-    keep = np.r_[True, np.diff(knots_o) > 1e-6]  # np.interp wants increasing knots (a still mouth repeats them)
-    return WidthCurve(knots_o[keep], knots_w[keep], slope)
 
 
 class FilmedMouth(NamedTuple):
-    """Per track frame: the width offset over the speaker's width at the frame's opening (`curve`) and the corner
-    lift (running medians), that curve, the canonical opening (nan without a face) and the width's frame-to-frame
-    spread (None: not measured)."""
+    """Per track frame: the width offset and corner lift (running medians), the fit (a, b) of width = a + b ×
+    opening, the canonical opening (nan without a face) and the width's frame-to-frame spread (None: not measured)."""
     offset: np.ndarray
     lift: np.ndarray
-    curve: WidthCurve
+    fit: np.ndarray
     opening: np.ndarray | None
     width_fast: float | None
 
@@ -84,20 +45,19 @@ def filmed_mouth(track: face.FaceTrack, pose: face.Pose, rest_width: float) -> F
         opening[i] = np.mean(pts[4::2, 1] - pts[3::2, 1])
     ok = np.isfinite(width)
     if not ok.any():
-        return FilmedMouth(np.zeros(n), np.zeros(n), WidthCurve.line(rest_width, 0.0), None, None)
-    curve = WidthCurve.line(float(np.median(width[ok])), 0.0)
-    if ok.sum() >= WIDTH_MIN_FRAMES and np.std(opening[ok]) > 0.01:  # a photo or a still mouth: no slope to fit
-        b = float(np.polyfit(opening[ok], width[ok], 1)[0])
-        curve = width_curve(opening[ok], width[ok], float(np.clip(b, -1.0, 1.0)))
+        return FilmedMouth(np.zeros(n), np.zeros(n), np.array([rest_width, 0.0]), None, None)
+    fit = np.array([float(np.median(width[ok])), 0.0])
+    if ok.sum() >= 30 and np.std(opening[ok]) > 0.01:  # a photo or a still mouth: no slope to fit
+        b, a = np.polyfit(opening[ok], width[ok], 1)
+        fit = np.array([a, float(np.clip(b, -1.0, 1.0))])
     fps = (ok.sum() - 1) / max(float(np.ptp(track.times[ok])), 1e-6) if ok.sum() > 1 else 1.0
     size = max(1, int(round(EXPRESSION_SECONDS * fps)) | 1)
     idx = np.flatnonzero(ok)
-    raw = width[ok] - curve(opening[ok])
+    raw = width[ok] - fit[0] - fit[1] * opening[ok]
     resid = median_filter(raw, size=size, mode="nearest")
     lift_s = median_filter(lift[ok], size=size, mode="nearest")
     at = np.arange(n)
-    return FilmedMouth(np.interp(at, idx, resid), np.interp(at, idx, lift_s), curve, opening,
-                       float(np.std(raw - resid)))
+    return FilmedMouth(np.interp(at, idx, resid), np.interp(at, idx, lift_s), fit, opening, float(np.std(raw - resid)))
 
 
 def resting(openings: np.ndarray) -> float:
