@@ -10,7 +10,11 @@ against the original frame by frame (`r`) and of their 1 s running medians (`slo
 the opening, and a dub opens to other speech than the frame it is drawn over, so `lift_expr` and `width_expr` take
 out the original's line fit of each on the opening: what is left is the expression.
 
-    PYTHONPATH=$PWD .venv/bin/python -m bench.smile --out /tmp/realism_run [--clips a,b] [--json F]
+`--by-opening` adds the mouth's shape per quartile of the original's opening (by_opening): width and roundness
+(opening / width: an "o" is round, a smile flat) at the 10th, 50th and 90th percentile on each side, as the realism
+detector compares them (opening-matched).
+
+    PYTHONPATH=$PWD .venv/bin/python -m bench.smile --out /tmp/realism_run [--clips a,b] [--json F] [--by-opening]
 """
 
 from __future__ import annotations
@@ -97,11 +101,31 @@ def compare(real: dict[str, np.ndarray], dub: dict[str, np.ndarray]) -> dict:
     return out
 
 
+def by_opening(real: dict[str, np.ndarray], dub: dict[str, np.ndarray], bins: int = 4) -> list[dict]:
+    """Per bin of the original's opening (its quantiles): frames on each side and the 10th, 50th and 90th
+    percentile of each side's width and roundness (opening / width) there."""
+    ok_r, ok_d = np.isfinite(real["opening"]), np.isfinite(dub["opening"])
+    edges = np.quantile(real["opening"][ok_r], np.linspace(0, 1, bins + 1))
+    rows = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        row = {"opening": [round(float(lo), 3), round(float(hi), 3)]}
+        for name, side, ok in (("real", real, ok_r), ("dub", dub, ok_d)):
+            sel = ok & (side["opening"] >= lo) & (side["opening"] <= hi)
+            row[f"{name}_frames"] = int(sel.sum())
+            if sel.sum() >= 3:
+                width = side["width"][sel]
+                for key, v in (("width", width), ("round", side["opening"][sel] / width)):
+                    row[f"{name}_{key}"] = [round(float(q), 3) for q in np.percentile(v, [10, 50, 90])]
+        rows.append(row)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, required=True, help="a bench.realism --out folder")
     ap.add_argument("--clips", default=None, help="comma-separated clip names; default every clip there")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--by-opening", action="store_true", help="width and roundness per quartile of the opening")
     args = ap.parse_args(argv)
     names = args.clips.split(",") if args.clips else sorted(p.name for p in (args.out / "work").iterdir())
     rows = {}
@@ -110,7 +134,14 @@ def main(argv: list[str] | None = None) -> int:
         if not (work / "dubbed.mp4").is_file() or not (work / "original.mp4").is_file():
             print(f"skip {name}: no dub", file=sys.stderr)
             continue
-        rows[name] = compare(series(work / "original.mp4"), series(work / "dubbed.mp4"))
+        real, dub = series(work / "original.mp4"), series(work / "dubbed.mp4")
+        rows[name] = compare(real, dub)
+        if args.by_opening:
+            rows[name]["by_opening"] = by_opening(real, dub)
+            for b in rows[name]["by_opening"]:
+                print(f"{name} opening {b['opening'][0]:.3f}-{b['opening'][1]:.3f}, frames {b['real_frames']}/"
+                      f"{b['dub_frames']}: width p10/50/90 {b.get('real_width')} | dub {b.get('dub_width')}; "
+                      f"roundness {b.get('real_round')} | dub {b.get('dub_round')}", flush=True)
         line = [name]
         for part in ("all", "small", "large"):
             row = rows[name][part]

@@ -258,6 +258,20 @@ def test_smile_lift_is_per_eye_distance_in_the_faces_own_axes():
         assert smile.corner_lift_2d(_face(-0.02, 0.1, angle)) == pytest.approx(-0.02)
 
 
+def test_smile_by_opening_shows_a_wide_mouth_drawn_where_the_speaker_rounds():
+    from bench import smile
+
+    rng = np.random.default_rng(2)
+    opening = rng.uniform(0.0, 0.3, 300)
+    real = {"opening": opening, "width": np.where(opening > 0.2, 0.50, 0.65)}  # her wide-open mouths are round
+    dub = {"opening": opening, "width": np.full(300, 0.65)}
+    rows = smile.by_opening(real, dub)
+    assert len(rows) == 4 and all(r["real_frames"] == r["dub_frames"] for r in rows)
+    assert rows[0]["real_width"] == rows[0]["dub_width"] == [0.65] * 3
+    assert rows[-1]["real_width"][1] == 0.5 and rows[-1]["dub_width"][1] == 0.65
+    assert rows[-1]["real_round"][1] > rows[-1]["dub_round"][1]
+
+
 def test_smile_expression_is_what_is_left_over_the_opening():
     # the corners drop as the mouth opens (lift = 0.02 - 0.3 × opening); the dub opens to other speech but keeps
     # the filmed expression: its lift differs frame by frame, its lift over the original's fit does not
