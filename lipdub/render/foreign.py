@@ -139,7 +139,7 @@ class ShotLook:
                 greys.append(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32))
                 masks.append((cv2.erode(face.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0,
                               cv2.erode(lip.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0))
-                samples.append((crop, ctrl))
+                samples.append((crop, ctrl, lip))
             skin = np.concatenate(faces) if faces else np.zeros((0, 3), np.float32)
             lip = np.concatenate(lips) if lips else np.zeros((0, 3), np.float32)
             stats[name] = (skin, lip, greys, masks, samples)
@@ -173,13 +173,13 @@ class ShotLook:
                 self.lip_gain = np.clip(gain, *LIP_GAIN).astype(np.float32)
                 self.lip_move = np.clip(move, -LIP_SHIFT_MAX, LIP_SHIFT_MAX).astype(np.float32)
                 # the soft mask changes the lips' edge less: measured as drawn, the rest asked again
-                drawn = [cv2.cvtColor(np.clip(self._toned(c, k)[0] + 0.5, 0, 255).astype(np.uint8),
-                                      cv2.COLOR_RGB2LAB)[_masks(c, k)[1]] for c, k in sample_p]
+                drawn = [cv2.cvtColor(np.clip(self._toned(c, k, lp)[0] + 0.5, 0, 255).astype(np.uint8),
+                                      cv2.COLOR_RGB2LAB)[lp] for c, k, lp in sample_p]
                 c_d, s_d = _centre_spread(np.concatenate(drawn).astype(np.float32))
                 gain, move = gain * s_o / s_d, move + c_o - c_d
         # then the lips' own detail (the skin's blur or grain can leave them smoother or grainier than the shot's)
         want_lip = np.median([_detail(g, m[1]) for g, m in zip(grey_o, mask_o) if m[1].any()] or [0.0])
-        toned = [(self._toned(c, k), m[1]) for (c, k), m in zip(sample_p, mask_p) if m[1].any()]
+        toned = [(self._toned(c, k, lp), m[1]) for (c, k, lp), m in zip(sample_p, mask_p) if m[1].any()]
         if want_lip > 0 and toned:
             greys = [(cv2.cvtColor(t, cv2.COLOR_RGB2GRAY), (hp * soft)[..., 0], m) for (t, hp, soft), m in toned]
             grain = 0.76 * self.grain ** 2
@@ -199,11 +199,14 @@ class ShotLook:
     def _look_grey(grey: np.ndarray, sigma: float) -> np.ndarray:
         return cv2.GaussianBlur(grey, (0, 0), sigma) if sigma > 0 else grey
 
-    def _toned(self, crop: np.ndarray, ctrl: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _toned(self, crop: np.ndarray, ctrl: np.ndarray, lips: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """A scaled crop's colours matched (skin, then lips over the soft lip mask) and blurred by `sigma`, as float
-        RGB; its grey high-pass (the grey crop less its σ=1 blur) and the soft lip mask, each (H, W, 1)."""
+        RGB; its grey high-pass (the grey crop less its σ=1 blur) and the soft lip mask, each (H, W, 1). `lips`: the
+        crop's lip mask (_masks) where the caller has it already."""
         lab = cv2.cvtColor(crop, cv2.COLOR_RGB2LAB).astype(np.float32) * self.gain + self.shift
-        _, lips = _masks(crop, ctrl)
+        if lips is None:
+            _, lips = _masks(crop, ctrl)
         soft = cv2.GaussianBlur(lips.astype(np.float32), (0, 0), max(1.0, 0.01 * crop.shape[1]))[..., None]
         spread = np.clip(lab - self.lip_centre, -self.lip_reach, self.lip_reach) * (self.lip_gain - 1)
         lab += soft * (spread + self.lip_move)
