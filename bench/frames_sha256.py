@@ -30,14 +30,15 @@ def live_frames_sha256(video: Path, audio: Path, seconds: float = 6.0, frames: i
     x, sr = media.load_audio(audio, 16000)
     dubber = LiveDubber(25.0, atlas=prepare_atlas(str(video), cache=False))
     dubber.push_audio(x[: int(seconds * sr)].astype(np.float32), sr)
-    for fr in media.iter_frames(video):
-        if fr.index >= frames:
-            break
-        dubber.push_frame(fr.rgb)
+    with media.FrameReader(video, planar=True) as reader:  # decoded frames beside their RGB, as `lipdub live` reads
+        for k in range(min(frames, reader.info.n_frames)):
+            decoded = reader.get(k)
+            planar = decoded if isinstance(decoded, media.PlanarFrame) else None
+            dubber.push_frame(decoded.rgb() if planar is not None else decoded, planar)
     dubber.close()
     h = hashlib.sha256()
-    while (out := dubber.get(timeout=120)) is not None:
-        h.update(np.ascontiguousarray(out.rgb).tobytes())
+    while (out := dubber.get(timeout=120)) is not None:  # the pixels the sink encodes
+        h.update(np.ascontiguousarray(out.planar.i420 if out.planar is not None else out.rgb).tobytes())
     return h.hexdigest()
 
 

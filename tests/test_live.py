@@ -165,6 +165,61 @@ def test_live_dub_matches_the_offline_dub_of_the_same_inputs(tmp_path):
     assert evaluate.pearson_at_best_lag(curves[1], causal.opening, 2)[0] > 0.6
 
 
+def test_the_decoded_frame_comes_out_with_only_the_drawn_pixels_written_back():
+    # the sink encodes LiveFrame.planar: outside the mouth exactly the decoded planes (no RGB round trip), in it the
+    # drawn RGB converted as an offline dub converts it (PlanarFrame.put_rgb: per pixel, chroma per 2x2 block)
+    from lipdub.media.colour import rgb_to_i420
+
+    data = require_data(VIDEO, AUDIO)
+    script = lambda k: 0.8 * (0.5 + 0.5 * np.sin(2 * np.pi * k / 25))
+    dubber = live.LiveDubber(25.0, motion_source=ScriptedMotion(25.0, script),
+                             atlas=live.prepare_atlas(data / VIDEO, seconds=2.0))
+    dubber.push_audio(np.zeros(16000 * 2, np.float32), 16000)
+    inputs = []
+    with media.FrameReader(data / VIDEO, planar=True) as reader:
+        for k in range(30):
+            decoded = reader.get(k)
+            assert isinstance(decoded, media.PlanarFrame)
+            rgb = decoded.rgb()
+            np.testing.assert_array_equal(rgb, next(media.iter_frames(data / VIDEO, start=k)).rgb)  # the same frame
+            inputs.append((rgb, decoded.i420.copy()))
+            dubber.push_frame(rgb, decoded)
+    with pytest.raises(live.ParameterError, match="same frame"):
+        dubber.push_frame(rgb, media.PlanarFrame(np.zeros((24, 32), np.uint8), 32, 16))
+    dubber.close()
+    outs = []
+    while (fr := dubber.get(timeout=120)) is not None:
+        outs.append(fr)
+    assert len(outs) == 30 and sum(fr.rendered for fr in outs) >= 25
+    h, w = outs[0].rgb.shape[:2]
+    for fr in outs:
+        rgb_in, i420_in = inputs[fr.index]
+        got = fr.planar.i420
+        drawn = (fr.rgb != rgb_in).any(2)
+        if not fr.rendered:
+            assert not drawn.any() and np.array_equal(got, i420_in)
+            continue
+        assert drawn.sum() > 500  # a mouth was drawn
+        ref = rgb_to_i420(fr.rgb, fr.planar.colorspace)  # the whole drawn frame as offline converts RGB
+        ys, xs = np.nonzero(drawn)
+        near = np.zeros((h, w), bool)  # the drawn pixels' box, grown past the blend's faint edge
+        near[max(0, ys.min() - 24):ys.max() + 25, max(0, xs.min() - 24):xs.max() + 25] = True
+        y_got, y_in, y_ref = got[:h], i420_in[:h], ref[:h]
+        assert np.array_equal(y_got[~near], y_in[~near])  # untouched: exactly as decoded
+        assert np.array_equal(y_got[drawn], y_ref[drawn])  # drawn: the drawn RGB's luma
+        assert np.all((y_got == y_in) | (y_got == y_ref))  # nothing else
+        block = drawn.reshape(h // 2, 2, w // 2, 2).any((1, 3))
+        near_c = near.reshape(h // 2, 2, w // 2, 2).any((1, 3))
+        for plane in range(2):  # U, V: (h/2, w/2) each, packed after the luma
+            c_got, c_in, c_ref = (a[h:].reshape(2, h // 2, w // 2)[plane] for a in (got, i420_in, ref))
+            assert np.array_equal(c_got[~near_c], c_in[~near_c])
+            assert np.array_equal(c_got[block], c_ref[block])
+            assert np.all((c_got == c_in) | (c_got == c_ref))
+    # a whole-frame RGB round trip would have moved pixels outside the mouth: the decoded planes are not RGB's
+    assert any(not np.array_equal(rgb_to_i420(inputs[k][0], outs[k].planar.colorspace)[:h], inputs[k][1][:h])
+               for k in range(len(outs)))
+
+
 def test_a_video_file_is_prepared_so_every_mouth_is_there_from_the_start(tmp_path, monkeypatch):
     clip, photo = "video/grid_bbaf2n.mpg", "images/obama_portrait.jpg"
     data = require_data(clip, photo, AUDIO)

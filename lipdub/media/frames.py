@@ -130,6 +130,15 @@ class PlanarFrame:
         return yuv_to_rgb(y[y0:y1, x0:x1], u[y0 // 2:y1 // 2, x0 // 2:x1 // 2], v[y0 // 2:y1 // 2, x0 // 2:x1 // 2],
                           self.colorspace)
 
+    def put_blend(self, box: tuple[int, int, int, int], rgb: np.ndarray, roi: tuple[int, int, int, int],
+                  alpha: np.ndarray) -> None:
+        """Write back what a blend into `roi` (frame px, inside `box`) with `alpha` (roi's shape) took of its patch:
+        `rgb` is the new RGB of `box` (even edges, as box() gives)."""
+        (x0, y0, x1, y1), (rx0, ry0, rx1, ry1) = box, roi
+        changed = np.zeros((y1 - y0, x1 - x0), bool)
+        changed[ry0 - y0:ry1 - y0, rx0 - x0:rx1 - x0] = alpha > 0
+        self.put_rgb(box, rgb, changed)
+
     def put_rgb(self, box: tuple[int, int, int, int], rgb: np.ndarray, changed: np.ndarray) -> None:
         """Write back the pixels of `rgb` (new RGB of `box`) where `changed` (bool, the box's shape) is set, as YUV;
         a chroma sample is rewritten where any of its 2x2 pixels changed."""

@@ -12,7 +12,7 @@ import av
 import numpy as np
 
 from lipdub.errors import InputError
-from lipdub.media.frames import iter_frames, to_rgb
+from lipdub.media.frames import PlanarFrame, iter_frames, passes_as_decoded, to_rgb
 from lipdub.media.probe import IMAGE_FPS, decode_frames, input_options, is_image_path, open_input, quarter_turns, \
     video_stream
 
@@ -41,13 +41,14 @@ def _open_source(source: str, kind: str):
     return open_input(source, kind), False
 
 
-def video_source(source: str, loop: bool = True):
-    """Yields (rgb, fps, still) for each frame; a file loops from its start while `loop` (a shorter clip under a
-    longer voice), a photo repeats forever (the caller stops it)."""
+def video_source(source: str, loop: bool = True, planar: bool = False):
+    """Yields (rgb, fps, still, decoded) for each frame; a file loops from its start while `loop` (a shorter clip
+    under a longer voice), a photo repeats forever (the caller stops it). With `planar`, `decoded` is the frame as
+    decoded (PlanarFrame) where it can pass to the encoder as it is (passes_as_decoded), else None."""
     if source not in ("-",) and is_image_path(source):
         rgb = next(iter_frames(source)).rgb
         while True:
-            yield rgb, IMAGE_FPS, True
+            yield rgb, IMAGE_FPS, True, None
     first = True
     while True:
         c, device = _open_source(source, "video")
@@ -57,7 +58,8 @@ def video_source(source: str, loop: bool = True):
             n = 0
             for f in decode_frames(c, s):
                 n += 1
-                yield to_rgb(f, quarter_turns(f)), fps, False
+                decoded = PlanarFrame.from_av(f) if planar and passes_as_decoded(f) else None
+                yield to_rgb(f, quarter_turns(f)), fps, False, decoded
         finally:
             c.close()
         if first and n == 0:

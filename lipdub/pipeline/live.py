@@ -54,6 +54,9 @@ class LiveFrame:
     audio: np.ndarray  # (channels, n) float32 at the pushed audio's rate
     rendered: bool  # False: no face found, the frame passes through
     delay: float | None = None  # wall seconds from the audio at `time` arriving to this frame being ready
+    # the frame as decoded (given to push_frame) with the drawn pixels written back: what a sink encodes (the
+    # pixels outside the mouth exactly as decoded, and no whole-frame RGB → YUV conversion); None when not given
+    planar: media.PlanarFrame | None = None
 
 
 @dataclass
@@ -73,7 +76,7 @@ class LiveDubber:
 
         dubber = LiveDubber(fps=25)
         dubber.push_audio(chunk, sr)      # from the audio thread, any chunk size
-        dubber.push_frame(rgb)            # from the video thread
+        dubber.push_frame(rgb[, planar])  # from the video thread (planar: the same frame as decoded, YUV 4:2:0)
         frame = dubber.get()              # LiveFrame, in order; None once close() has flushed everything
         dubber.close()                    # both streams ended
 
@@ -119,7 +122,7 @@ class LiveDubber:
         self._mouth: dict[int, tuple[float, float, float]] = {}  # opening, width, share of the rest
         self._committed = 0  # frames whose mouth is known
         self._frames_in = 0
-        self._tracked: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+        self._tracked: dict[int, tuple[np.ndarray, np.ndarray | None, media.PlanarFrame | None]] = {}
         self._audio: list[np.ndarray] = []  # (C, n) chunks at self.sr not yet handed out
         self._audio_start = 0  # sample index of the first kept sample
         self._audio_total = 0
@@ -195,17 +198,22 @@ class LiveDubber:
             self._mouth[k] = (0.0 if c else float(o), float(w), float(r))
             self._committed = max(self._committed, k + 1)
 
-    def push_frame(self, rgb: np.ndarray) -> None:
-        """The next video frame (H, W, 3) uint8 RGB; blocks briefly when tracking is behind (bounded memory)."""
+    def push_frame(self, rgb: np.ndarray, planar: media.PlanarFrame | None = None) -> None:
+        """The next video frame (H, W, 3) uint8 RGB; blocks briefly when tracking is behind (bounded memory).
+        `planar`, the same frame as decoded (its RGB is `rgb`), comes out as LiveFrame.planar with the mouth drawn
+        into it in place: a sink then encodes it as it is (the offline dubs' path: Renderer.finish)."""
         self._raise_if_failed()
         rgb = np.asarray(rgb)
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ParameterError(f"frames must be uint8 RGB (H, W, 3), got {rgb.dtype} {rgb.shape}")
+        if planar is not None and planar.shape != rgb.shape:
+            raise ParameterError(f"the decoded frame is {planar.width}x{planar.height}, its RGB "
+                                 f"{rgb.shape[1]}x{rgb.shape[0]}: pass the same frame both ways")
         k = self._frames_in
         self._frames_in += 1
         while True:
             try:
-                self._track_q.put((k, rgb), timeout=0.5)
+                self._track_q.put((k, rgb, planar), timeout=0.5)
                 return
             except queue.Full:
                 self._raise_if_failed()
@@ -286,14 +294,14 @@ class LiveDubber:
                 item = self._track_q.get()
                 if item is None or self._stopping:
                     break
-                k, rgb = item
+                k, rgb, planar = item
                 c0 = time.thread_time()
                 lms = tracker.track(k, rgb)
                 if lms is not None:
                     self.appearance.offer(k, rgb, lms)
                 self.stats.track_cpu += time.thread_time() - c0
                 with self._cond:
-                    self._tracked[k] = (rgb, lms)
+                    self._tracked[k] = (rgb, lms, planar)
                     self._cond.notify_all()
         except BaseException as exc:  # handed to the caller's thread by get()/push_*()
             self._fail(exc)
@@ -361,7 +369,7 @@ class LiveDubber:
                             self._out.put(None)
                             return
                         self._cond.wait(0.5)
-                    rgb, lms = self._tracked.pop(k)
+                    rgb, lms, planar = self._tracked.pop(k)
                     opening, width, rest = self._mouth.pop(k, (0.0, 0.0, 1.0))
                     audio = self._audio_for(k)
                     arrived = self._arrival(k)
@@ -373,7 +381,8 @@ class LiveDubber:
                     if self._blinks is None:
                         self._blinks = Blinks(self.appearance.renderer.canonical)
                     rgb = self._blinks.apply(rgb, lms, k / self.fps)
-                out, rendered = self.appearance.render(rgb, lms, opening, width, rest)
+                    planar = None  # the blink changed more than the mouth's pixels
+                out, rendered = self.appearance.render(rgb, lms, opening, width, rest, planar)
                 self.stats.render_cpu += time.thread_time() - c0
                 now = time.monotonic()
                 delay = None if arrived is None else now - arrived
@@ -381,7 +390,7 @@ class LiveDubber:
                 self.stats.rendered += rendered
                 if delay is not None:
                     self.stats.delays.append(delay)
-                self._out.put(LiveFrame(k, k / self.fps, out, audio, rendered, delay))
+                self._out.put(LiveFrame(k, k / self.fps, out, audio, rendered, delay, planar))
                 k += 1
         except BaseException as exc:
             self._fail(exc)

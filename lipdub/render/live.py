@@ -10,6 +10,7 @@ from scipy.spatial import cKDTree
 from lipdub import face as F
 from lipdub import motion
 from lipdub.core.landmarks import STABLE
+from lipdub.media.frames import PlanarFrame
 from lipdub.motion import expression
 from lipdub.render import compose
 from lipdub.render.atlas import Atlas
@@ -147,10 +148,10 @@ class LiveAppearance:
         self.prev = a
         return a
 
-    def render(self, rgb: np.ndarray, lms: np.ndarray | None, opening: float, width: float, rest: float = 0.0
-               ) -> tuple[np.ndarray, bool]:
+    def render(self, rgb: np.ndarray, lms: np.ndarray | None, opening: float, width: float, rest: float = 0.0,
+               planar: PlanarFrame | None = None) -> tuple[np.ndarray, bool]:
         """rgb with the mouth at `opening`/`width` and at least `rest` of the speaker's rest opening (MouthTrack
-        units), or unchanged when there is no face."""
+        units), or unchanged when there is no face; `planar` (the frame as decoded) gets the drawn pixels too."""
         if lms is None or not self._ensure_renderer(rgb.shape[1], rgb.shape[0]):
             self.colour.reset()
             self.prev = None
@@ -166,7 +167,7 @@ class LiveAppearance:
         a = self.choose(want, rot[:2, 2])
         # no lock: the renderer reads its own snapshot of the atlas arrays, and the tracker thread only appends
         # (list appends and reads are atomic in CPython), so atlas growth never waits for a render
-        return r.render_frame(rgb, 0, a, opening_c, float(width_c[0])), True
+        return r.render_frame(rgb, 0, a, opening_c, float(width_c[0]), planar=planar), True
 
 
 class Blinks:

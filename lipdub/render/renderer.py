@@ -355,12 +355,10 @@ class Renderer:
             return frame, True
         if drawn.canvas is None:
             return self._put(frame, drawn.roi, drawn.patch, drawn.alpha, skin=drawn.skin), True
-        (x0, y0, x1, y1), (rx0, ry0, rx1, ry1) = drawn.box, drawn.roi
+        (x0, y0, _, _), (rx0, ry0, rx1, ry1) = drawn.box, drawn.roi
         roi = rx0 - x0, ry0 - y0, rx1 - x0, ry1 - y0  # in the box
         self._put(drawn.canvas, roi, drawn.patch, drawn.alpha, inplace=True, skin=drawn.skin)
-        changed = np.zeros((y1 - y0, x1 - x0), bool)
-        changed[roi[1]:roi[3], roi[0]:roi[2]] = drawn.alpha > 0  # where the blend took anything of the patch
-        frame.put_rgb(drawn.box, drawn.canvas, changed)
+        frame.put_blend(drawn.box, drawn.canvas, drawn.roi, drawn.alpha)
         return frame, True
 
     def _put(self, frame: np.ndarray, roi, patch: np.ndarray, alpha: np.ndarray, inplace: bool = False,
@@ -379,13 +377,18 @@ class Renderer:
 
     def render_frame(self, frame: np.ndarray, j: int, a: int, opening: float, width: float,
                      offsets: np.ndarray | None = None, dst: np.ndarray | None = None,
-                     inplace: bool = False) -> np.ndarray:
+                     inplace: bool = False, planar: "media.PlanarFrame | None" = None) -> np.ndarray:
         """Frame j with atlas entry a drawn at this opening and width; reads and writes only inside the roi of
-        the control points `dst` (computed when not given) with a 2-pixel margin."""
+        the control points `dst` (computed when not given) with a 2-pixel margin. `planar`, the same frame as
+        decoded, gets the drawn pixels written back in place, as finish() does (the rest stays as decoded)."""
         if dst is None:
             dst = self._target(j, a, opening, width, offsets)
         roi, patch, alpha, skin = self._draw(frame.shape, j, a, opening, width, dst, frame)
-        return self._put(frame, roi, patch, alpha, inplace=inplace, skin=skin)
+        out = self._put(frame, roi, patch, alpha, inplace=inplace, skin=skin)
+        if planar is not None:
+            box = planar.box(roi)
+            planar.put_blend(box, out[box[1]:box[3], box[0]:box[2]], roi, alpha)
+        return out
 
     def _draw(self, shape: tuple, j: int, a: int, opening: float, width: float, dst: np.ndarray,
               pixels: np.ndarray | None = None, origin: tuple[int, int] = (0, 0), held: np.ndarray | None = None
