@@ -281,7 +281,7 @@ def test_a_live_model_declares_the_components_it_reads(tmp_path):
     shipped = models.load_causal_file(motion.CAUSAL_MODEL_PATH)
     permissive = models.load_causal_file(motion.PERMISSIVE_CAUSAL_MODEL_PATH)
     assert permissive.component_taps == ()
-    assert shipped.component_taps == ()  # opt-in (train_causal --components): live mode fell behind real time
+    assert shipped.component_taps == motion.STREAMED_TAPS  # the research live model reads them (make train-causal)
     assert not any("component" in n for heads in models.causal_schema(permissive)["looks"].values()
                    for n in heads["opening"])
     taps = (0.0, 0.04)

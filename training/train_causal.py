@@ -1,7 +1,7 @@
 """Train the live (causal) motion model (lipdub/assets/motion_model_causal.npz and its card, motion.StreamingMotion).
 
     python -m training.train_causal [--no-heldout] [--dry-run] [--out PATH] [--sources video|permissive|all]
-                                    [--folds K] [--looks 0.1] [--components]
+                                    [--folds K] [--looks 0.1] [--no-components]
                                                                              (`make train-causal`: --no-heldout)
 
 Per look-ahead: a phone-class classifier on streaming log-mel (labels: the offline analysis' phones, also on the
@@ -14,9 +14,8 @@ is only replaced with --replace (otherwise the new model goes to build/assets/).
 shipped file (a full fit takes long on a shared CPU). `--sources permissive` fits the same recipe on the
 permissively licensed clips alone (GRID's filmed clips, each GRID speaker its own group; the public-domain JFK
 sample) into lipdub/assets/motion_model_causal_permissive.npz (--motion-model permissive in live mode). The research
-live model's opening MLP can also read hama's streamed token components (speech.tokens, on the shipped axes;
---components): held out 0.439 -> 0.452, but live mode then falls behind real time on 2 cores, so the shipped live
-model is fitted without them; the permissive one never reads them (the axes were fitted on research-only audio).
+live model's opening MLP also reads hama's streamed token components (speech.tokens, on the shipped axes;
+--no-components: without); the permissive one never does (the axes were fitted on research-only audio).
 """
 
 from __future__ import annotations
@@ -181,9 +180,7 @@ def teacher_opening(clip: CausalClip, teacher: motion.OpeningModel) -> np.ndarra
 # s where the opening MLP reads the streamed token components (speech.tokens), those of the streamed posteriors.
 # Held out (2 speaker folds, 69 clips, 0.10 s, motion alone; docs/RESULTS.md, Live (causal) motion, "The recogniser's
 # whole output, streamed"): none 0.439, taps -0.04..0.08 0.448, these 0.452 (better on 44 of 69). The permissive
-# model never reads them: the token axes were fitted on research-only audio. Opt-in (--components): with them live
-# mode fell behind real time on 2 cores (bench.live --skip-accuracy: 1285 and 2601 of 3000 frames > 0.5 s late, 135
-# without), so the shipped live model does without.
+# model never reads them (--no-components is implied): the token axes were fitted on research-only audio.
 COMPONENT_TAPS = motion.STREAMED_TAPS
 
 
@@ -327,10 +324,9 @@ def main(argv: list[str] | None = None) -> int:
                          "build/assets/motion_model_causal_all.npz); the audio-only clips too, but for permissive")
     ap.add_argument("--no-phones", action="store_true",
                     help="without streamed phone recognition (the opening reads log-mel and posteriors only)")
-    ap.add_argument("--components", action="store_true",
-                    help=f"the opening MLP also reads the streamed token components at {COMPONENT_TAPS} s (not "
-                         "shipped: live mode falls behind real time on 2 cores; refused with --sources permissive: "
-                         "the token axes were fitted on research-only audio)")
+    ap.add_argument("--no-components", action="store_true",
+                    help=f"without the streamed token components the opening MLP reads at {COMPONENT_TAPS} s (never "
+                         "read with --sources permissive: the token axes were fitted on research-only audio)")
     ap.add_argument("--teacher", action="store_true",
                     help="the opening MLP also learns the offline model's mouth (see fit_causal)")
     ap.add_argument("--no-restarts", action="store_true",
@@ -356,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     learn = {c.name for c in training_clips("causal", args.sources)}
     learned = [c for name, c in clips.items() if (c.restart_of or name) in learn]
     runs = None
-    taps = COMPONENT_TAPS if args.components and not args.no_phones and args.sources != "permissive" else ()
+    taps = () if args.no_components or args.no_phones or args.sources == "permissive" else COMPONENT_TAPS
     if not args.no_phones:
         # every learned clip's streamed phones: the filmed clips' for their truth, the audio-only clips' for the teacher
         runs = {id(c): phone_runs(c.audio, components=bool(taps)) for c in learned
