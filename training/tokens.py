@@ -31,12 +31,14 @@ from __future__ import annotations
 import argparse
 import json
 import pickle
+import re
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from lipdub import motion
+from lipdub.core.constants import HOP_SECONDS
 from lipdub.core.files import write_atomically, write_text
 from lipdub.motion.features import component_columns, posterior_columns
 from lipdub.speech import recognise
@@ -70,6 +72,49 @@ class ExtraColumns:
 
 VARIANTS = ("post5", "phones5", "entropy", "pca8", "pca16", "pca32", "pca64", "pca32f", "post5-xlag", "pca32-xlag",
             "pca64-xlag")
+# variants of the shipped pca32-xlag (issue 22, stop 34). Per-utterance normalisation of the inputs the analysis does
+# not standardise per utterance (the log-mel is; jaw and loudness are scaled by the clip's own percentiles), as CMVN
+# does for an unseen voice, with the clip's mean (and spread) over its voiced hops: -cmean the components minus it,
+# -cz the components standardised, -pmean the class posteriors minus it, -norm both (-cz and -pmean). Wider context
+# of the components: pca32w7 / pca32w9 read them at WIDE_TAPS; pca32lm adds their local means over LOCAL_MEANS.
+# -zt: each clip's targets standardised, then put back on the training rows' overall scale (the loss then weighs
+# every clip's shape as r does, not its own range).
+SHIPPED_RECIPE_VARIANTS = ("pca32-xlag-cmean", "pca32-xlag-cz", "pca32-xlag-pmean", "pca32-xlag-norm", "pca32w7-xlag",
+                    "pca32w9-xlag", "pca32lm-xlag", "pca32-xlag-zt")
+VARIANTS += SHIPPED_RECIPE_VARIANTS
+WIDE_TAPS = {"w7": (-0.12, -0.06, 0.0, 0.04, 0.08, 0.14, 0.20),
+             "w9": (-0.12, -0.08, -0.04, 0.0, 0.04, 0.08, 0.12, 0.16, 0.20)}
+LOCAL_MEANS = ((-0.20, -0.06), (0.14, 0.28))  # s: spans just outside the taps, each averaged over its hops
+_LAGS: dict = {}  # the training clips' names -> their cross-fitted lags (seeded: the same for every variant)
+
+
+def utterance_normalised(columns: np.ndarray, voiced: np.ndarray, scale: bool) -> np.ndarray:
+    """Every hop's `columns` minus their mean over the utterance's voiced hops (all hops when under 10 are voiced),
+    with `scale` also divided by their spread there: what CMVN does to an unseen voice's features."""
+    ref = columns[voiced] if np.count_nonzero(voiced) >= 10 else columns
+    out = columns - ref.mean(0)
+    return out / (ref.std(0) + 1e-6) if scale else out
+
+
+def local_means(components: np.ndarray, hops: np.ndarray, spans=LOCAL_MEANS) -> np.ndarray:
+    """(len(hops), len(spans) · K) the components averaged over each span (s) around each hop (a cumulative sum;
+    hops outside the audio count as zeros, as component_columns reads them)."""
+    n = len(components)
+    csum = np.concatenate([np.zeros((1, components.shape[1])), np.cumsum(components, 0)])
+    cols = []
+    for lo, hi in spans:
+        a = np.clip(hops + int(round(lo / HOP_SECONDS)), 0, n)
+        b = np.clip(hops + int(round(hi / HOP_SECONDS)) + 1, 0, n)
+        width = int(round(hi / HOP_SECONDS)) + 1 - int(round(lo / HOP_SECONDS))
+        cols.append((csum[b] - csum[a]) / width)
+    return np.concatenate(cols, 1)
+
+
+def per_clip_standardised(targets: dict) -> dict:
+    """Each clip's targets standardised, then put on the scale of all of them together (mean and spread)."""
+    every = np.concatenate(list(targets.values()))
+    mean, std = every.mean(), every.std()
+    return {k: (y - y.mean()) / (y.std() + 1e-6) * std + mean for k, y in targets.items()}
 
 
 def variant_fitter(variant: str, samples: dict, tokens: dict, epochs: int):
@@ -103,11 +148,21 @@ def variant_fitter(variant: str, samples: dict, tokens: dict, epochs: int):
         h = -(p * np.log(p + 1e-9)).sum(1, keepdims=True)
         return component_columns(h, hops[name], TAPS)
 
+    voiced = {k: np.asarray(s[2].voiced, bool) for k, s in samples.items()}
+    head, *suffix = variant.split("-")
+    comp_taps = WIDE_TAPS.get(head[-2:], TAPS)
+    unsmoothed = head.endswith("f")
+
+    def post_at(name):  # the class posteriors at the taps, minus the utterance's mean with -pmean / -norm
+        if {"pmean", "norm"} & set(suffix):
+            return posterior_columns(utterance_normalised(classes[name], voiced[name], False), hops[name], TAPS)
+        return base(name)
+
     def fit(names, members):
         project = None
         if variant.startswith("pca"):
-            k = int(variant[3:].split("-")[0].rstrip("f"))
-            if variant.endswith("f"):
+            k = int(re.match(r"pca(\d+)", variant)[1])
+            if unsmoothed:
                 rows = np.concatenate([log_frames(n) for n in names])
                 mean = rows.mean(0)
                 _, _, vt = np.linalg.svd(rows[::4] - mean, full_matrices=False)  # every 4th hop: the same axes
@@ -124,16 +179,24 @@ def variant_fitter(variant: str, samples: dict, tokens: dict, epochs: int):
             if variant == "entropy":
                 return np.concatenate([base(name), entropy(name)], 1)
             mean, axes = project
-            if variant.endswith("f"):  # each frame's log-probabilities projected, the projections smoothed at taps
+            if unsmoothed:  # each frame's log-probabilities projected, the projections smoothed at taps
                 return np.concatenate([base(name), posterior_columns(
                     (log_frames(name) - mean) @ axes, hops[name], TAPS)], 1)
-            return np.concatenate([base(name), component_columns((log_tokens(name) - mean) @ axes, hops[name], TAPS)],
-                                  1)
+            comps = (log_tokens(name) - mean) @ axes
+            if {"cmean", "cz", "norm"} & set(suffix):
+                comps = utterance_normalised(comps, voiced[name], scale=bool({"cz", "norm"} & set(suffix)))
+            parts = [post_at(name), component_columns(comps, hops[name], comp_taps)]
+            if head.endswith("lm"):
+                parts.append(local_means(comps, hops[name]))
+            return np.concatenate(parts, 1)
 
         rows = {n: (samples[n][3], samples[n][4], samples[n][6]) for n in names}
-        if variant.endswith("-xlag"):  # the targets moved by each clip's cross-fitted lag instead of the rules'
-            lags = cross_fitted_lags(samples, names, variant_fitter("post5", samples, None, epochs), LAG_MEMBERS,
-                                     lambda model, name: model.on(name))
+        if "xlag" in suffix:  # the targets moved by each clip's cross-fitted lag instead of the rules'
+            key = (tuple(names), epochs)
+            if key not in _LAGS:
+                _LAGS[key] = cross_fitted_lags(samples, names, variant_fitter("post5", samples, None, epochs),
+                                               LAG_MEMBERS, lambda model, name: model.on(name))
+            lags = _LAGS[key]
             for n in names:
                 times, truth, speech = samples[n][:3]
                 x_, y_, c_, _ = aligned_rows(times, truth, speech, lags[n], every_hop=True, posterior_taps=TAPS)
@@ -142,7 +205,10 @@ def variant_fitter(variant: str, samples: dict, tokens: dict, epochs: int):
                 [lags[n] - samples[n][7] for n in names]), flush=True)
         x = np.concatenate([np.concatenate([rows[n][0][:, keep], extra(n)[np.asarray(rows[n][2])]], 1)
                             for n in names])
-        y = np.concatenate([rows[n][1] for n in names])
+        targets = {n: rows[n][1] for n in names}
+        if "zt" in suffix:
+            targets = per_clip_standardised(targets)
+        y = np.concatenate([targets[n] for n in names])
         cache: dict = {}
 
         def bound(name):
