@@ -106,3 +106,16 @@ def test_every_screened_variant_names_a_recipe_the_fitter_knows():
         assert head.startswith("pca32") and "xlag" in suffix
         assert set(suffix) <= {"xlag", "cmean", "cz", "pmean", "norm", "zt"}
         assert head[5:] in ("", "lm") or head[5:] in tokens.WIDE_TAPS
+
+
+def test_another_split_seed_puts_the_speaker_groups_in_other_folds(monkeypatch):
+    speaker = {f"c{i}": f"s{i}" for i in range(12)}
+    monkeypatch.setattr(train_motion, "speaker_of_name", lambda: speaker)
+
+    def folds_of(split):
+        fitted = []
+        train_motion.heldout_models({n: None for n in speaker}, lambda names, m: fitted.append(frozenset(names)), 1,
+                                    folds=3, out=None, split=split)
+        return {frozenset(speaker) - names for names in fitted}  # each fold: the groups its model never heard
+    assert folds_of(0) == folds_of(0) and folds_of(0) != folds_of(1)
+    assert all(len(fold) == 4 for fold in folds_of(1))

@@ -219,20 +219,21 @@ def variant_fitter(variant: str, samples: dict, tokens: dict, epochs: int):
     return fit
 
 
-def screen(samples: dict, tokens: dict, variants, folds: int, members: int, epochs: int, kept: Path | None = None
-           ) -> dict:
-    """Each variant held out over `folds` folds of speaker groups; per-clip results kept in the JSON file `kept`
-    (when given) and taken from it when it holds the same variant, folds, nets and passes (the screen is seeded)."""
+def screen(samples: dict, tokens: dict, variants, folds: int, members: int, epochs: int, kept: Path | None = None,
+           split: int = 0) -> dict:
+    """Each variant held out over `folds` folds of speaker groups (split at random with the seed `split`); per-clip
+    results kept in the JSON file `kept` (when given) and taken from it when it holds the same variant, folds, nets,
+    passes and split (the screen is seeded)."""
     group_of = speaker_of_name()
     results = {}
     store = json.loads(kept.read_text()) if kept is not None and kept.is_file() else {}
     for variant in variants:
-        key = f"{variant}|{folds}|{members}|{epochs}"
+        key = f"{variant}|{folds}|{members}|{epochs}" + (f"|split{split}" if split else "")
         if key in store:
             res = {k: tuple(v) for k, v in store[key].items()}
         else:
             fit = variant_fitter(variant, samples, tokens, epochs)
-            models = heldout_models(samples, fit, members, list(samples), folds=folds, out=None)
+            models = heldout_models(samples, fit, members, list(samples), folds=folds, out=None, split=split)
             res = {k: score_clip(s, models[group_of[k]].on(k)) for k, s in samples.items()}
             if kept is not None:
                 store[key] = {k: [float(v[0]), int(v[1]), float(v[2])] for k, v in res.items()}
@@ -261,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results", default=None, metavar="JSON",
                     help="keep each variant's per-clip results in this file and reuse them (outside the repository)")
     ap.add_argument("--late", default="", help="variants screened after the confirmation (slow ones)")
+    ap.add_argument("--split", type=int, default=0,
+                    help="seed of the random split of the speaker groups into folds (another split: another seed)")
     args = ap.parse_args(argv)
     variants = [v for v in args.variants.split(",") if v]
     if any(v not in VARIANTS for v in variants + args.late.split(",") if v):
@@ -284,18 +287,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tokens of {clip.name}: {tokens[clip.name].shape}, class sums vs the analysis's posteriors: largest "
               f"difference {diff:.2g}", flush=True)
     kept_results = Path(args.results) if args.results else None
-    results = screen(samples, tokens, variants, args.folds, args.members, args.epochs, kept_results)
+    results = screen(samples, tokens, variants, args.folds, args.members, args.epochs, kept_results, args.split)
     mean = {v: np.mean([x[0] for x in res.values()]) for v, res in results.items()}
     best = max(variants[1:], key=mean.get, default=None)
     if args.confirm and best is not None and mean[best] - mean[variants[0]] >= CONFIRM_GAIN:
         folds, members = (int(v) for v in args.confirm.split(","))
         print(f"\nconfirming {best} (+{mean[best] - mean[variants[0]]:.3f} on the screen): {folds} folds, {members} "
               "nets", flush=True)
-        screen(samples, tokens, [variants[0], best], folds, members, args.epochs, kept_results)
+        screen(samples, tokens, [variants[0], best], folds, members, args.epochs, kept_results, args.split)
     late = [v for v in args.late.split(",") if v]
     if late:
         print("\nscreened after the confirmation:", flush=True)
-        screen(samples, tokens, [variants[0]] + late, args.folds, args.members, args.epochs, kept_results)
+        screen(samples, tokens, [variants[0]] + late, args.folds, args.members, args.epochs, kept_results,
+               args.split)
     return 0
 
 
