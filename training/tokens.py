@@ -79,8 +79,10 @@ VARIANTS = ("post5", "phones5", "entropy", "pca8", "pca16", "pca32", "pca64", "p
 # of the components: pca32w7 / pca32w9 read them at WIDE_TAPS; pca32lm adds their local means over LOCAL_MEANS.
 # -zt: each clip's targets standardised, then put back on the training rows' overall scale (the loss then weighs
 # every clip's shape as r does, not its own range).
+# -x2: twice the nets per model (what more averaging gives).
 SHIPPED_RECIPE_VARIANTS = ("pca32-xlag-cmean", "pca32-xlag-cz", "pca32-xlag-pmean", "pca32-xlag-norm", "pca32w7-xlag",
-                    "pca32w9-xlag", "pca32lm-xlag", "pca32-xlag-zt")
+                           "pca32w9-xlag", "pca32lm-xlag", "pca32-xlag-zt", "pca32-xlag-x2")
+NETS_TIMES = {"x2": 2}
 VARIANTS += SHIPPED_RECIPE_VARIANTS
 WIDE_TAPS = {"w7": (-0.12, -0.06, 0.0, 0.04, 0.08, 0.14, 0.20),
              "w9": (-0.12, -0.08, -0.04, 0.0, 0.04, 0.08, 0.12, 0.16, 0.20)}
@@ -215,7 +217,8 @@ def variant_fitter(variant: str, samples: dict, tokens: dict, epochs: int):
             if name not in cache:
                 cache[name] = extra(name)
             return cache[name]
-        return ExtraColumns(fit_mlp(x, y, members=members, epochs=epochs), keep, bound)
+        nets = members * NETS_TIMES.get(suffix[-1] if suffix else "", 1)
+        return ExtraColumns(fit_mlp(x, y, members=nets, epochs=epochs), keep, bound)
     return fit
 
 
