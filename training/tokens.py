@@ -23,7 +23,9 @@ Each variant is scored held out next to post5 (the shipped inputs) with the same
 (training.train_motion.heldout_models), through the full motion post-processing; the best, when it gains at least
 CONFIRM_GAIN, is scored again next to it over more folds and nets (--confirm). The figures: docs/RESULTS.md (Motion
 alone, "The recogniser's whole output"). pca32-xlag shipped: speech.tokens (the components, their axes an asset),
-training.train_motion (the recipe, cross_fitted_lags).
+training.train_motion (the recipe, cross_fitted_lags). SHIPPED_RECIPE_VARIANTS vary it (inputs normalised per
+utterance, wider component context, per-clip standardised targets, more nets; none kept: docs/RESULTS.md, Motion
+alone, stop 34); --split N scores them on another random split of the speaker groups.
 """
 
 from __future__ import annotations
@@ -79,9 +81,9 @@ VARIANTS = ("post5", "phones5", "entropy", "pca8", "pca16", "pca32", "pca64", "p
 # of the components: pca32w7 / pca32w9 read them at WIDE_TAPS; pca32lm adds their local means over LOCAL_MEANS.
 # -zt: each clip's targets standardised, then put back on the training rows' overall scale (the loss then weighs
 # every clip's shape as r does, not its own range).
-# -x2: twice the nets per model (what more averaging gives).
+# -x2: twice the nets per model (what more averaging gives). Suffixes combine (-pmean-zt: both).
 SHIPPED_RECIPE_VARIANTS = ("pca32-xlag-cmean", "pca32-xlag-cz", "pca32-xlag-pmean", "pca32-xlag-norm", "pca32w7-xlag",
-                           "pca32w9-xlag", "pca32lm-xlag", "pca32-xlag-zt", "pca32-xlag-x2")
+                           "pca32w9-xlag", "pca32lm-xlag", "pca32-xlag-zt", "pca32-xlag-x2", "pca32-xlag-pmean-zt")
 NETS_TIMES = {"x2": 2}
 VARIANTS += SHIPPED_RECIPE_VARIANTS
 WIDE_TAPS = {"w7": (-0.12, -0.06, 0.0, 0.04, 0.08, 0.14, 0.20),
