@@ -52,3 +52,22 @@ def test_a_smoothed_target_leaves_its_gaps_and_does_not_spread_them():
     s = truth_noise.smoothed(y, 1.0)
     assert np.isnan(s[3]) and np.isfinite(np.delete(s, 3)).all()
     assert 0 < s[1] < s[2] < 1
+
+
+def test_a_model_with_columns_runs_through_the_offline_motion():
+    """The screens score their models through motion.mouth_track: the model must answer what learned_opening asks of
+    an OpeningModel (its taps: none, it appends its own columns)."""
+    from lipdub.motion.offline import learned_opening
+    from lipdub.speech.track import Phone, SpeechTrack
+
+    n = 30
+    speech = SpeechTrack(n / 100, 0.01, np.ones(n, bool), np.full(n, 0.5, np.float32), np.full(n, 0.5, np.float32),
+                         [Phone("AA", 0.0, n / 100)], "hama+align", None, np.zeros((n, 26), np.float32))
+
+    class Inner:
+        mel_context = motion.MEL_CONTEXT
+
+        def predict(self, x):
+            return x[:, -1]
+    opening = learned_opening(speech, posteriors.WithColumns(Inner(), np.arange(3), np.full((n, 1), 0.7)))
+    assert np.allclose(opening, 0.7)

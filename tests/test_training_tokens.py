@@ -70,3 +70,52 @@ def test_a_clips_learned_lag_is_measured_by_a_model_that_never_heard_its_speaker
     lags = train_motion.cross_fitted_lags({n: None for n in speaker}, names, fit, 2, bind)
     assert sorted(lags) == sorted(names) and all(lags[n] == int(n[1:]) % 3 for n in names)
     assert len(fitted_on) == 2 and fitted_on[0] | fitted_on[1] == set(names)  # two halves, nothing held out
+
+
+def test_utterance_normalisation_takes_the_voiced_hops_mean_and_spread():
+    cols = np.array([[1.0, 10.0], [3.0, 30.0], [100.0, -5.0], [5.0, 50.0]] * 5)
+    voiced = np.array([True, True, False, True] * 5)
+    centred = tokens.utterance_normalised(cols, voiced, scale=False)
+    assert np.allclose(centred[voiced].mean(0), 0) and centred[2, 0] == pytest.approx(97.0)
+    z = tokens.utterance_normalised(cols, voiced, scale=True)
+    assert np.allclose(z[voiced].std(0), 1, atol=1e-4)
+    few = np.array([True] + [False] * 19)  # under 10 voiced hops: the whole utterance is the reference
+    assert np.allclose(tokens.utterance_normalised(cols, few, scale=False).mean(0), 0)
+
+
+def test_local_means_average_each_span_and_count_hops_outside_as_zeros():
+    comps = np.arange(40, dtype=float)[:, None]
+    out = tokens.local_means(comps, np.array([20, 0]), ((-0.02, 0.01), (0.0, 0.0)))
+    assert out[0].tolist() == [np.mean([18, 19, 20, 21]), 20.0]
+    assert out[1].tolist() == [(0 + 1) / 4, 0.0]  # hops -2 and -1 are outside: zeros
+
+
+def test_per_clip_standardised_targets_keep_each_shape_on_the_overall_scale():
+    targets = {"a": np.array([0.0, 1.0, 2.0]), "b": np.array([5.0, 5.5, 6.0])}
+    out = tokens.per_clip_standardised(targets)
+    every = np.concatenate(list(targets.values()))
+    assert np.allclose(out["a"], out["b"])  # the same shape, the same numbers once each clip is standardised
+    assert np.corrcoef(out["b"], targets["b"])[0, 1] == pytest.approx(1.0)
+    assert np.concatenate(list(out.values())).mean() == pytest.approx(every.mean())
+
+
+def test_every_screened_variant_names_a_recipe_the_fitter_knows():
+    assert set(tokens.SHIPPED_RECIPE_VARIANTS) <= set(tokens.VARIANTS)
+    for variant in tokens.SHIPPED_RECIPE_VARIANTS:
+        head, *suffix = variant.split("-")
+        assert head.startswith("pca32") and "xlag" in suffix
+        assert set(suffix) <= {"xlag", "cmean", "cz", "pmean", "norm", "zt"} | set(tokens.NETS_TIMES)
+        assert head[5:] in ("", "lm") or head[5:] in tokens.WIDE_TAPS
+
+
+def test_another_split_seed_puts_the_speaker_groups_in_other_folds(monkeypatch):
+    speaker = {f"c{i}": f"s{i}" for i in range(12)}
+    monkeypatch.setattr(train_motion, "speaker_of_name", lambda: speaker)
+
+    def folds_of(split):
+        fitted = []
+        train_motion.heldout_models({n: None for n in speaker}, lambda names, m: fitted.append(frozenset(names)), 1,
+                                    folds=3, out=None, split=split)
+        return {frozenset(speaker) - names for names in fitted}  # each fold: the groups its model never heard
+    assert folds_of(0) == folds_of(0) and folds_of(0) != folds_of(1)
+    assert all(len(fold) == 4 for fold in folds_of(1))

@@ -47,7 +47,7 @@ class WithColumns:
     (one clip's, bound at scoring): quacks like OpeningModel for motion.mouth_track."""
 
     reach = 0
-    posterior_taps = ()  # the features it is given are the plain ones: it appends its own
+    posterior_taps = component_taps = ()  # the features it is given are the plain ones: it appends its own
 
     def __init__(self, inner, keep: np.ndarray, extra: np.ndarray):
         self.inner, self.keep, self.extra = inner, keep, extra

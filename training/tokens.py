@@ -23,7 +23,9 @@ Each variant is scored held out next to post5 (the shipped inputs) with the same
 (training.train_motion.heldout_models), through the full motion post-processing; the best, when it gains at least
 CONFIRM_GAIN, is scored again next to it over more folds and nets (--confirm). The figures: docs/RESULTS.md (Motion
 alone, "The recogniser's whole output"). pca32-xlag shipped: speech.tokens (the components, their axes an asset),
-training.train_motion (the recipe, cross_fitted_lags).
+training.train_motion (the recipe, cross_fitted_lags). SHIPPED_RECIPE_VARIANTS vary it (inputs normalised per
+utterance, wider component context, per-clip standardised targets, more nets; none kept: docs/RESULTS.md, Motion
+alone, stop 34); --split N scores them on another random split of the speaker groups.
 """
 
 from __future__ import annotations
@@ -31,12 +33,14 @@ from __future__ import annotations
 import argparse
 import json
 import pickle
+import re
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from lipdub import motion
+from lipdub.core.constants import HOP_SECONDS
 from lipdub.core.files import write_atomically, write_text
 from lipdub.motion.features import component_columns, posterior_columns
 from lipdub.speech import recognise
@@ -70,6 +74,51 @@ class ExtraColumns:
 
 VARIANTS = ("post5", "phones5", "entropy", "pca8", "pca16", "pca32", "pca64", "pca32f", "post5-xlag", "pca32-xlag",
             "pca64-xlag")
+# variants of the shipped pca32-xlag (issue 22, stop 34). Per-utterance normalisation of the inputs the analysis does
+# not standardise per utterance (the log-mel is; jaw and loudness are scaled by the clip's own percentiles), as CMVN
+# does for an unseen voice, with the clip's mean (and spread) over its voiced hops: -cmean the components minus it,
+# -cz the components standardised, -pmean the class posteriors minus it, -norm both (-cz and -pmean). Wider context
+# of the components: pca32w7 / pca32w9 read them at WIDE_TAPS; pca32lm adds their local means over LOCAL_MEANS.
+# -zt: each clip's targets standardised, then put back on the training rows' overall scale (the loss then weighs
+# every clip's shape as r does, not its own range).
+# -x2: twice the nets per model (what more averaging gives). Suffixes combine (-pmean-zt: both).
+SHIPPED_RECIPE_VARIANTS = ("pca32-xlag-cmean", "pca32-xlag-cz", "pca32-xlag-pmean", "pca32-xlag-norm", "pca32w7-xlag",
+                           "pca32w9-xlag", "pca32lm-xlag", "pca32-xlag-zt", "pca32-xlag-x2", "pca32-xlag-pmean-zt")
+NETS_TIMES = {"x2": 2}
+VARIANTS += SHIPPED_RECIPE_VARIANTS
+WIDE_TAPS = {"w7": (-0.12, -0.06, 0.0, 0.04, 0.08, 0.14, 0.20),
+             "w9": (-0.12, -0.08, -0.04, 0.0, 0.04, 0.08, 0.12, 0.16, 0.20)}
+LOCAL_MEANS = ((-0.20, -0.06), (0.14, 0.28))  # s: spans just outside the taps, each averaged over its hops
+_LAGS: dict = {}  # the training clips' names -> their cross-fitted lags (seeded: the same for every variant)
+
+
+def utterance_normalised(columns: np.ndarray, voiced: np.ndarray, scale: bool) -> np.ndarray:
+    """Every hop's `columns` minus their mean over the utterance's voiced hops (all hops when under 10 are voiced),
+    with `scale` also divided by their spread there: what CMVN does to an unseen voice's features."""
+    ref = columns[voiced] if np.count_nonzero(voiced) >= 10 else columns
+    out = columns - ref.mean(0)
+    return out / (ref.std(0) + 1e-6) if scale else out
+
+
+def local_means(components: np.ndarray, hops: np.ndarray, spans=LOCAL_MEANS) -> np.ndarray:
+    """(len(hops), len(spans) · K) the components averaged over each span (s) around each hop (a cumulative sum;
+    hops outside the audio count as zeros, as component_columns reads them)."""
+    n = len(components)
+    csum = np.concatenate([np.zeros((1, components.shape[1])), np.cumsum(components, 0)])
+    cols = []
+    for lo, hi in spans:
+        a = np.clip(hops + int(round(lo / HOP_SECONDS)), 0, n)
+        b = np.clip(hops + int(round(hi / HOP_SECONDS)) + 1, 0, n)
+        width = int(round(hi / HOP_SECONDS)) + 1 - int(round(lo / HOP_SECONDS))
+        cols.append((csum[b] - csum[a]) / width)
+    return np.concatenate(cols, 1)
+
+
+def per_clip_standardised(targets: dict) -> dict:
+    """Each clip's targets standardised, then put on the scale of all of them together (mean and spread)."""
+    every = np.concatenate(list(targets.values()))
+    mean, std = every.mean(), every.std()
+    return {k: (y - y.mean()) / (y.std() + 1e-6) * std + mean for k, y in targets.items()}
 
 
 def variant_fitter(variant: str, samples: dict, tokens: dict, epochs: int):
@@ -103,11 +152,21 @@ def variant_fitter(variant: str, samples: dict, tokens: dict, epochs: int):
         h = -(p * np.log(p + 1e-9)).sum(1, keepdims=True)
         return component_columns(h, hops[name], TAPS)
 
+    voiced = {k: np.asarray(s[2].voiced, bool) for k, s in samples.items()}
+    head, *suffix = variant.split("-")
+    comp_taps = WIDE_TAPS.get(head[-2:], TAPS)
+    unsmoothed = head.endswith("f")
+
+    def post_at(name):  # the class posteriors at the taps, minus the utterance's mean with -pmean / -norm
+        if {"pmean", "norm"} & set(suffix):
+            return posterior_columns(utterance_normalised(classes[name], voiced[name], False), hops[name], TAPS)
+        return base(name)
+
     def fit(names, members):
         project = None
         if variant.startswith("pca"):
-            k = int(variant[3:].split("-")[0].rstrip("f"))
-            if variant.endswith("f"):
+            k = int(re.match(r"pca(\d+)", variant)[1])
+            if unsmoothed:
                 rows = np.concatenate([log_frames(n) for n in names])
                 mean = rows.mean(0)
                 _, _, vt = np.linalg.svd(rows[::4] - mean, full_matrices=False)  # every 4th hop: the same axes
@@ -124,16 +183,24 @@ def variant_fitter(variant: str, samples: dict, tokens: dict, epochs: int):
             if variant == "entropy":
                 return np.concatenate([base(name), entropy(name)], 1)
             mean, axes = project
-            if variant.endswith("f"):  # each frame's log-probabilities projected, the projections smoothed at taps
+            if unsmoothed:  # each frame's log-probabilities projected, the projections smoothed at taps
                 return np.concatenate([base(name), posterior_columns(
                     (log_frames(name) - mean) @ axes, hops[name], TAPS)], 1)
-            return np.concatenate([base(name), component_columns((log_tokens(name) - mean) @ axes, hops[name], TAPS)],
-                                  1)
+            comps = (log_tokens(name) - mean) @ axes
+            if {"cmean", "cz", "norm"} & set(suffix):
+                comps = utterance_normalised(comps, voiced[name], scale=bool({"cz", "norm"} & set(suffix)))
+            parts = [post_at(name), component_columns(comps, hops[name], comp_taps)]
+            if head.endswith("lm"):
+                parts.append(local_means(comps, hops[name]))
+            return np.concatenate(parts, 1)
 
         rows = {n: (samples[n][3], samples[n][4], samples[n][6]) for n in names}
-        if variant.endswith("-xlag"):  # the targets moved by each clip's cross-fitted lag instead of the rules'
-            lags = cross_fitted_lags(samples, names, variant_fitter("post5", samples, None, epochs), LAG_MEMBERS,
-                                     lambda model, name: model.on(name))
+        if "xlag" in suffix:  # the targets moved by each clip's cross-fitted lag instead of the rules'
+            key = (tuple(names), epochs)
+            if key not in _LAGS:
+                _LAGS[key] = cross_fitted_lags(samples, names, variant_fitter("post5", samples, None, epochs),
+                                               LAG_MEMBERS, lambda model, name: model.on(name))
+            lags = _LAGS[key]
             for n in names:
                 times, truth, speech = samples[n][:3]
                 x_, y_, c_, _ = aligned_rows(times, truth, speech, lags[n], every_hop=True, posterior_taps=TAPS)
@@ -142,31 +209,36 @@ def variant_fitter(variant: str, samples: dict, tokens: dict, epochs: int):
                 [lags[n] - samples[n][7] for n in names]), flush=True)
         x = np.concatenate([np.concatenate([rows[n][0][:, keep], extra(n)[np.asarray(rows[n][2])]], 1)
                             for n in names])
-        y = np.concatenate([rows[n][1] for n in names])
+        targets = {n: rows[n][1] for n in names}
+        if "zt" in suffix:
+            targets = per_clip_standardised(targets)
+        y = np.concatenate([targets[n] for n in names])
         cache: dict = {}
 
         def bound(name):
             if name not in cache:
                 cache[name] = extra(name)
             return cache[name]
-        return ExtraColumns(fit_mlp(x, y, members=members, epochs=epochs), keep, bound)
+        nets = members * NETS_TIMES.get(suffix[-1] if suffix else "", 1)
+        return ExtraColumns(fit_mlp(x, y, members=nets, epochs=epochs), keep, bound)
     return fit
 
 
-def screen(samples: dict, tokens: dict, variants, folds: int, members: int, epochs: int, kept: Path | None = None
-           ) -> dict:
-    """Each variant held out over `folds` folds of speaker groups; per-clip results kept in the JSON file `kept`
-    (when given) and taken from it when it holds the same variant, folds, nets and passes (the screen is seeded)."""
+def screen(samples: dict, tokens: dict, variants, folds: int, members: int, epochs: int, kept: Path | None = None,
+           split: int = 0) -> dict:
+    """Each variant held out over `folds` folds of speaker groups (split at random with the seed `split`); per-clip
+    results kept in the JSON file `kept` (when given) and taken from it when it holds the same variant, folds, nets,
+    passes and split (the screen is seeded)."""
     group_of = speaker_of_name()
     results = {}
     store = json.loads(kept.read_text()) if kept is not None and kept.is_file() else {}
     for variant in variants:
-        key = f"{variant}|{folds}|{members}|{epochs}"
+        key = f"{variant}|{folds}|{members}|{epochs}" + (f"|split{split}" if split else "")
         if key in store:
             res = {k: tuple(v) for k, v in store[key].items()}
         else:
             fit = variant_fitter(variant, samples, tokens, epochs)
-            models = heldout_models(samples, fit, members, list(samples), folds=folds, out=None)
+            models = heldout_models(samples, fit, members, list(samples), folds=folds, out=None, split=split)
             res = {k: score_clip(s, models[group_of[k]].on(k)) for k, s in samples.items()}
             if kept is not None:
                 store[key] = {k: [float(v[0]), int(v[1]), float(v[2])] for k, v in res.items()}
@@ -195,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results", default=None, metavar="JSON",
                     help="keep each variant's per-clip results in this file and reuse them (outside the repository)")
     ap.add_argument("--late", default="", help="variants screened after the confirmation (slow ones)")
+    ap.add_argument("--split", type=int, default=0,
+                    help="seed of the random split of the speaker groups into folds (another split: another seed)")
     args = ap.parse_args(argv)
     variants = [v for v in args.variants.split(",") if v]
     if any(v not in VARIANTS for v in variants + args.late.split(",") if v):
@@ -218,18 +292,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tokens of {clip.name}: {tokens[clip.name].shape}, class sums vs the analysis's posteriors: largest "
               f"difference {diff:.2g}", flush=True)
     kept_results = Path(args.results) if args.results else None
-    results = screen(samples, tokens, variants, args.folds, args.members, args.epochs, kept_results)
+    results = screen(samples, tokens, variants, args.folds, args.members, args.epochs, kept_results, args.split)
     mean = {v: np.mean([x[0] for x in res.values()]) for v, res in results.items()}
     best = max(variants[1:], key=mean.get, default=None)
     if args.confirm and best is not None and mean[best] - mean[variants[0]] >= CONFIRM_GAIN:
         folds, members = (int(v) for v in args.confirm.split(","))
         print(f"\nconfirming {best} (+{mean[best] - mean[variants[0]]:.3f} on the screen): {folds} folds, {members} "
               "nets", flush=True)
-        screen(samples, tokens, [variants[0], best], folds, members, args.epochs, kept_results)
+        screen(samples, tokens, [variants[0], best], folds, members, args.epochs, kept_results, args.split)
     late = [v for v in args.late.split(",") if v]
     if late:
         print("\nscreened after the confirmation:", flush=True)
-        screen(samples, tokens, [variants[0]] + late, args.folds, args.members, args.epochs, kept_results)
+        screen(samples, tokens, [variants[0]] + late, args.folds, args.members, args.epochs, kept_results,
+               args.split)
     return 0
 
 

@@ -280,18 +280,18 @@ def learning_curve(samples: dict, fit, members: int = 2, scorer=None) -> dict:
 
 
 def heldout_models(samples: dict, fit, members: int = 5, learn=None, folds: int = 0,
-                   out: Path | None = LOSO_DIR) -> dict:
+                   out: Path | None = LOSO_DIR, split: int = 0) -> dict:
     """One model per speaker group, fitted on every other group's clips of `learn` (default: all; names of
     `samples`), written to `out` as <group>.npz; groups with the same training clips share one fit. With `folds`
-    (a quicker screen of recipes, not written): the groups are split at random into that many folds, and each
-    group's model is the one fitted on the other folds."""
+    (a quicker screen of recipes, not written): the groups are split at random (seed `split`) into that many folds,
+    and each group's model is the one fitted on the other folds."""
     group_of = speaker_of_name()
     learn = list(samples) if learn is None else learn
     groups = list(dict.fromkeys(group_of[k] for k in samples))
     if folds:
-        split = np.array_split(np.random.default_rng(0).permutation(groups), folds)
+        parts = np.array_split(np.random.default_rng(split).permutation(groups), folds)
         models = {}
-        for fold in split:
+        for fold in parts:
             model = fit([k for k in learn if group_of[k] not in set(fold)], members)
             models.update({g: model for g in fold})
             print(f"fitted the model for a fold of {len(fold)} groups", flush=True)
