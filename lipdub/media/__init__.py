@@ -30,8 +30,9 @@ Modules:
 
 from lipdub.core.files import publish
 from lipdub.media.audio import AAC_SR, AudioFile, audio_blocks, load_audio, video_audio
-from lipdub.media.frames import (Frame, FrameReader, PlanarFrame, beside_decoder_threads, blend, frames_held,
-                                 iter_frames, passes_as_decoded, photo_rgb, shared_decoder, to_rgb)
+from lipdub.media.frames import (Frame, FrameReader, PlanarFrame, beside_decoder_threads, blend, iter_frames,
+                                 passes_as_decoded, photo_rgb, shared_decoder, to_rgb)
+from lipdub.media.held import frames_held
 from lipdub.media.probe import (IMAGE_FPS, IMAGE_SUFFIXES, VIDEO_OUT_SUFFIXES, VideoInfo, check_output_path,
                                 decode_frames, input_options, is_image_path, open_input, photo_size, probe_video,
                                 quarter_turns, stream_starts, video_stream)
