@@ -802,3 +802,45 @@ def test_frames_held_read_again_without_decoding(tmp_path, monkeypatch):
     with frames_held(path, info, budget=12 * frame_bytes):  # the decoded planes (padded rows) are over it
         assert same(list(iter_frames(path)), 0) and same(list(iter_frames(path, 1)), 1)
     assert len(opened) == 4
+
+
+def test_frames_not_held_seek_to_the_keyframe_before_a_later_start(tmp_path, monkeypatch):
+    """Inside frames_held, for a video whose frames are not kept, a whole pass leaves a FrameIndex and a later pass
+    from frame `start` seeks to the keyframe before it: the same frames and times as a pass from the first frame,
+    fewer decoded; where the frames after the seek do not match the index, it decodes from the first frame again."""
+    import lipdub.media.frames as frames_mod
+    from lipdub.media import frames_held
+
+    path = make_video(tmp_path / "v.mp4", 40, 64, 48, gop=8, bframes=2)
+    info = probe_video(path)
+    decoded = []
+    real_decode = frames_mod.decode_frames
+
+    def counting(c, s):
+        for f in real_decode(c, s):
+            decoded.append(f.pts)
+            yield f
+
+    monkeypatch.setattr(frames_mod, "decode_frames", counting)
+    plain = [(f.index, f.time, f.rgb) for f in iter_frames(path)]
+
+    def same(got, start):
+        return [(f.index, f.time) for f in got] == [p[:2] for p in plain[start:]] and all(
+            np.array_equal(f.rgb, p[2]) for f, p in zip(got, plain[start:]))
+
+    with frames_held(path, info, budget=0):  # nothing kept
+        decoded.clear()
+        assert same(list(iter_frames(path, 19)), 19) and len(decoded) == 40  # no index yet: from the first frame
+        held = frames_mod.held_for(path)
+        assert held.index is not None and held.index.keys[0] == 0 and len(held.index.keys) >= 4 and not held.frames
+        for start in (19, 24, 39, 3):
+            decoded.clear()
+            assert same(list(iter_frames(path, start)), start)
+            assert len(decoded) <= 40 - held.index.key_before(start) + 2  # (+ leading B-frames before the key)
+        decoded.clear()
+        assert same(list(iter_frames(path, 30)), 30) and len(decoded) < 16
+        held.index.pts[27] += 1  # a frame after the seek that does not match: decoded again from the first frame
+        decoded.clear()
+        assert same(list(iter_frames(path, 26)), 26) and len(decoded) > 40
+    decoded.clear()
+    assert same(list(iter_frames(path, 30)), 30) and len(decoded) == 40  # outside the block: from the first frame

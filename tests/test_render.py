@@ -318,14 +318,14 @@ def test_atlas_keeps_few_large_decoded_crops():
     from lipdub.render.atlas import DECODED_BYTES, Atlas
 
     def atlas_of(side: int) -> Atlas:
-        a = Atlas.__new__(Atlas)  # only what crop() uses
+        a = Atlas.__new__(Atlas)  # only what decoding (crop(), stored()) uses
         img = np.random.default_rng(0).integers(0, 256, (side, side, 3), np.uint8)
         a.jpeg, a._decoded = [cv2.imencode(".jpg", img)[1].tobytes()] * 40, OrderedDict()
         return a
 
     small, large = atlas_of(64), atlas_of(1800)
     for i in range(40):
-        assert small.crop(i).shape == (64, 64, 3) and large.crop(i).shape == (1800, 1800, 3)
+        assert small._decode(i).shape == (64, 64, 3) and large._decode(i).shape == (1800, 1800, 3)
     assert len(small._decoded) == 32
     assert 1 <= len(large._decoded) < 32
     assert sum(c.nbytes for c in large._decoded.values()) <= DECODED_BYTES
@@ -606,3 +606,55 @@ def test_a_mouth_squeezed_from_a_more_open_one_shows_the_speakers_gap_lightness(
     a = int(np.argmax(renderer.atlas_open))
     assert drawn_lightness(a, float(renderer.atlas_open[a]), 1.0) == drawn_lightness(a, float(renderer.atlas_open[a]),
                                                                                     interior.GAP_GAIN_MIN)
+
+
+def test_a_filmed_atlas_stores_the_region_and_draws_it_in_one_resampling(tmp_path):
+    """Atlas(filmed=True) stores the region of the frame each crop covers, as filmed: its crop() is the crop the
+    normalised atlas stores, its statistics the same, and a mesh warp of the stored region through stored_points
+    draws what a warp of the crop draws (one resampling instead of two). A face filmed much larger than the atlas's
+    scale keeps its crop; an archive written before the field loads as crops."""
+    import cv2
+
+    from lipdub.pipeline.caches import load_cached_atlas, save_cached_atlas
+    from lipdub.render.atlas import FILMED_MAX_ENLARGEMENT, IDENTITY, Atlas, fill_atlas, write_npz
+
+    path, track, can, pose = _tracked_start(8)
+    scale = float(np.median(pose.scale))
+    crops, filmed = Atlas(can, scale), Atlas(can, scale, filmed=True)
+    for atlas in (crops, filmed):
+        fill_atlas(atlas, path, track, pose, 0, np.ones(8, bool), 1)
+    assert filmed.n == crops.n == 8
+    assert all(np.array_equal(crops.to_stored[a], IDENTITY) for a in range(8))
+    for k in ("src_controls", "norm", "seq", "pose_feat", "lip_lab"):
+        assert np.array_equal(getattr(filmed, k), getattr(crops, k)), k
+    assert np.allclose(filmed.sharpness, crops.sharpness, rtol=0.02) and np.allclose(filmed.teeth, crops.teeth,
+                                                                                      rtol=0.02, atol=0.05)
+    x0, y0, x1, y1 = 10, 10, 170, 150
+    dst_shift = np.array([12.0, 9.0])
+    for a in range(8):
+        image, to_stored = filmed.stored(a)
+        assert not np.array_equal(to_stored, IDENTITY) and image.shape[:2] != crops.crop(a).shape[:2]
+        crop = filmed.crop(a)  # (JPEG, then a cubic warp either way: the same up to JPEG's noise)
+        assert crop.shape == crops.crop(a).shape
+        assert np.abs(crop.astype(int) - crops.crop(a)).mean() < 2.0
+        src = crops.src_controls[a].astype(np.float64)
+        dst = src * 1.05 + dst_shift  # a mouth drawn a little larger and moved
+        one = filmed.warper.warp(image, filmed.stored_points(a, src), dst, (x0, y0, x1, y1))[0]
+        two = crops.warper.warp(crops.crop(a), src, dst, (x0, y0, x1, y1))[0]
+        cover = filmed.warper.warp(image, filmed.stored_points(a, src), dst, (x0, y0, x1, y1))[1] > 0
+        assert np.abs(one.astype(int) - two)[cover].mean() < 3.0, a
+
+    far = Atlas(can, scale / (FILMED_MAX_ENLARGEMENT + 0.25), filmed=True)
+    fill_atlas(far, path, track, pose, 0, np.ones(8, bool), 1)
+    assert far.n == 8 and all(np.array_equal(far.to_stored[a], IDENTITY) for a in range(8))
+
+    file = tmp_path / "atlas.npz"
+    save_cached_atlas(file, filmed, {"track_fingerprint": np.array("x")})
+    back = load_cached_atlas(file, "x", stored=True)
+    assert back.filmed and np.array_equal(back.to_stored, filmed.to_stored)
+    assert np.array_equal(back.crop(3), filmed.crop(3))
+    old = {k: v for k, v in crops.to_arrays(with_jpeg=False).items() if k != "atlas_to_stored"}
+    write_npz(tmp_path / "old.npz", {**old, "track_fingerprint": np.array("x")}, {"atlas_jpeg": crops.jpeg})
+    before = load_cached_atlas(tmp_path / "old.npz", "x")
+    assert not before.filmed and np.array_equal(before.to_stored, crops.to_stored)
+    assert np.array_equal(before.crop(2), crops.crop(2)) and cv2 is not None

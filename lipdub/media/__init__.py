@@ -15,8 +15,8 @@ Modules:
   `photo_size` (a photo's output size under --max-size), `stream_starts`, `check_output_path`; the low-level
   `video_stream` and `decode_frames`
 - frames: `Frame`, `PlanarFrame` (YUV as decoded), `blend` (an in-between frame), `iter_frames`
-  (`beside_decoder_threads`, `shared_decoder`; `frames_held`: the first pass's decoded frames read by the passes
-  after it), `FrameReader` (random access), `photo_rgb` (a large photo decoded once and scaled down to its output
+  (`beside_decoder_threads`, `shared_decoder`; `frames_held` (held): the first pass's decoded frames read by the
+  passes after it, or where they do not fit, its FrameIndex to seek by), `FrameReader` (random access), `photo_rgb` (a large photo decoded once and scaled down to its output
   size)
 - colour: which matrix a frame is in (`matrix_of`) and the RGB <-> YUV conversions
 - audio: `load_audio`, `audio_blocks`, `video_audio`, `AudioFile`, and the AAC track a written video carries
@@ -30,8 +30,9 @@ Modules:
 
 from lipdub.core.files import publish
 from lipdub.media.audio import AAC_SR, AudioFile, audio_blocks, load_audio, video_audio
-from lipdub.media.frames import (Frame, FrameReader, PlanarFrame, beside_decoder_threads, blend, frames_held,
-                                 iter_frames, passes_as_decoded, photo_rgb, shared_decoder, to_rgb)
+from lipdub.media.frames import (Frame, FrameReader, PlanarFrame, beside_decoder_threads, blend, iter_frames,
+                                 passes_as_decoded, photo_rgb, shared_decoder, to_rgb)
+from lipdub.media.held import frames_held
 from lipdub.media.probe import (IMAGE_FPS, IMAGE_SUFFIXES, VIDEO_OUT_SUFFIXES, VideoInfo, check_output_path,
                                 decode_frames, input_options, is_image_path, open_input, photo_size, probe_video,
                                 quarter_turns, stream_starts, video_stream)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import OrderedDict
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -16,6 +15,7 @@ import numpy as np
 from lipdub.errors import InputError, ParameterError
 from lipdub.media.colour import (BT709, JPEG_RANGE, MPEG_RANGE, SMPTE170M, chroma_420, frame_to_rgb, is_full_range,
                                  matrix_of, rgb_to_yuv, to_levels, yuv_to_rgb)
+from lipdub.media.held import FrameIndex, IndexBuilder, held_for
 from lipdub.media.probe import (IMAGE_FPS, LARGE_FRAME, VideoInfo, decode_frames, file_identity, is_image_path,
                                 open_input, probe_video, quarter_turns, take_probed_photo, video_stream)
 
@@ -231,7 +231,8 @@ def beside_decoder_threads(width: int, height: int) -> int:
 
 def shared_decoder(width: int, height: int) -> bool:
     """Whether a pass on two threads reads frames of this size with one decoder feeding both (up to 1080p: two
-    decoders, one per half, decode the first half twice, as iter_frames(start) decodes from the first frame) rather
+    decoders, one per half, decode the first half twice, as iter_frames(start) decodes from the first frame unless
+    frames_held's FrameIndex lets it seek) rather
     than one decoder per half with a thread each (larger frames: see beside_decoder_threads; one decoder would need
     FFmpeg's frame threads, each holding frames of its own, to keep up)."""
     return width * height <= LARGE_FRAME
@@ -246,19 +247,28 @@ def iter_frames(path, start: int = 0, scaled_to: tuple[int, int] | None = None, 
         if start == 0:
             yield Frame(0, 0.0, photo_rgb(path, scaled_to))
         return
-    held = _HELD.get(path)
+    held = held_for(path)
     if held is not None and held.complete:
         for i, t, f in held.frames[start:]:
             yield Frame(i, t, decoded=f)
         return
+    if held is not None and held.index is not None and start > 0:
+        for i, t, f in _decoded_from(path, start, threads, held.index):
+            yield Frame(i, t, decoded=f)
+        return
     keep = held is not None and start == 0 and held.claim()
+    index = IndexBuilder() if held is not None and held.index is None else None
     for i, t, f in _decoded(path, threads):
         if keep:
             keep = held.add(i, t, f)
+        if index is not None:
+            index.add(f.pts, t, f.key_frame)
         if i >= start:
             yield Frame(i, t, decoded=f)
     if keep:  # every frame seen (a pass that stops early leaves the held ones incomplete, hence unused)
         held.complete = True
+    if index is not None and held.index is None:
+        held.index = index.done()
 
 
 def _decoded(path: Path, threads: int) -> Iterator[tuple[int, float, "av.VideoFrame"]]:
@@ -280,57 +290,54 @@ def _decoded(path: Path, threads: int) -> Iterator[tuple[int, float, "av.VideoFr
         c.close()
 
 
-# A first dub reads its video three times before rendering it: the speaker survey, the tracking pass (two halves,
-# the second decoder decoding the first half for nothing) and the atlas. Where the whole video's decoded frames fit
-# HELD_BYTES, the survey's are kept and the other passes read them: 2.5 decodes fewer (~1.2 s of CPU for 8 s of
-# 720p, 276 MB held). Frames are kept as decoded (YUV, ~1.5 bytes a pixel), so every pass sees the same pixels.
-HELD_BYTES = 320 << 20
-_HELD: dict[Path, "_Held"] = {}
-_HELD_LOCK = threading.Lock()
-
-
-class _Held:
-    """The decoded frames of one video, filled by the first pass that reads it from its start."""
-
-    def __init__(self, budget: int):
-        self.frames: list[tuple[int, float, av.VideoFrame]] = []
-        self.budget, self.bytes, self.complete, self._claimed = budget, 0, False, False
-        self._lock = threading.Lock()
-
-    def claim(self) -> bool:
-        """True for the one pass that fills these frames."""
-        with self._lock:
-            claimed, self._claimed = self._claimed, True
-            return not claimed
-
-    def add(self, i: int, t: float, f) -> bool:
-        """Keep frame `f`; False (and nothing kept) once the frames pass the budget."""
-        self.bytes += sum(p.buffer_size for p in f.planes)
-        if self.bytes > self.budget:
-            self.frames.clear()
-            return False
-        self.frames.append((i, t, f))
-        return True
-
-
-@contextmanager
-def frames_held(path, info: VideoInfo, budget: int = HELD_BYTES) -> Iterator[None]:
-    """Within this block, the first pass of iter_frames over the video `path` from its start keeps the decoded
-    frames, and the passes after it read them, when the whole video fits `budget` bytes (as the probe counts its
-    frames, 8-bit 4:2:0; a decoder that gives more or larger frames stops the keeping). A photo is read as before."""
-    path = Path(path)
-    held = _Held(budget)
-    with _HELD_LOCK:  # (two dubs of one video at once: the first keeps its frames, the second reads them too)
-        if info.n_frames * info.width * info.height * 3 // 2 > budget or is_image_path(path) or path in _HELD:
-            held = None
-        else:
-            _HELD[path] = held
+def seek_key(container, stream, key_pts: int, index_of_pts, key: int):
+    """Seek the decoder to keyframe `key` (index), whose pts is `key_pts`: (the decoder's frame iterator, the
+    keyframe's decoded frame), or None when the frames after the seek cannot be matched to indices
+    (`index_of_pts(pts)`: the index of a frame seen before, or None); then the caller decodes from the start. Frames
+    the decoder gives before the keyframe (possibly broken leading B-frames) are skipped."""
     try:
-        yield
-    finally:
-        if held is not None:
-            with _HELD_LOCK:
-                del _HELD[path]
+        container.seek(int(key_pts), stream=stream, backward=True)
+    except av.FFmpegError:
+        return None
+    decoded = decode_frames(container, stream)
+    for f in decoded:
+        i = index_of_pts(f.pts) if f.pts is not None else None
+        if i is None or i > key:
+            return None
+        if i == key:
+            return decoded, f
+    return None
+
+
+def _decoded_from(path: Path, start: int, threads: int, index: FrameIndex
+                  ) -> Iterator[tuple[int, float, "av.VideoFrame"]]:
+    """_decoded's frames from index `start` on, the decoder started at the keyframe before `start` (`index`: a whole
+    pass's). Each frame after the seek must carry the pts the whole pass saw at its index, and the decoder must end
+    where the whole pass ended; else the frames not yet given are decoded again from the first frame, so the frames
+    are those of a pass from the start in every case."""
+    given = start  # the next index to give
+    key = index.key_before(start)
+    if key > 0:
+        c = open_input(path, "video")
+        try:
+            s = video_stream(c, path, threads)
+            found = seek_key(c, s, index.pts[key], index.index_of, key)
+            if found is not None:
+                decoded, f = found
+                i = key
+                while f is not None and i < len(index) and f.pts == index.pts[i]:
+                    if i >= given:
+                        yield i, float(index.times[i]), f
+                        given = i + 1
+                    i += 1
+                    f = next(decoded, None)
+                if f is None and i == len(index):
+                    return
+        finally:
+            c.close()
+    for i, t, f in _decoded(path, threads):
+        if i >= given:
+            yield i, t, f
 
 
 class FrameReader:
@@ -427,20 +434,13 @@ class FrameReader:
         k = self._keys[bisect.bisect_right(self._keys, index) - 1]
         if k == 0 or not self._seekable or self._gen is None or k not in self._idx_pts:
             return self._restart()
-        try:
-            self._container.seek(self._idx_pts[k], stream=self._stream, backward=True)
-        except av.FFmpegError:
+        found = seek_key(self._container, self._stream, self._idx_pts[k], self._pts.get, k)
+        if found is None:
             return self._restart()
-        self._gen = decode_frames(self._container, self._stream)
-        for f in self._gen:  # sync: frames before the keyframe (possibly broken leading B-frames) are skipped
-            i = self._pts.get(f.pts) if f.pts is not None else None
-            if i is None or i > k:
-                break
-            if i == k:
-                self._store(k, f, index - self._window + 1)
-                self._next = k + 1
-                return None
-        return self._restart()
+        self._gen, f = found
+        self._store(k, f, index - self._window + 1)
+        self._next = k + 1
+        return None
 
     def _advance(self, index: int):
         lo = index - self._window + 1

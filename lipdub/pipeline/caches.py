@@ -24,7 +24,7 @@ log = logging.getLogger("lipdub")
 # 3rd... frame. Was 300 MB: lowered so a 1080p hour renders within 1 GB beside x264's ~180 MB.
 OWN_ATLAS_BYTES = 200 << 20
 
-ATLAS_CACHE_VERSION = 1
+ATLAS_CACHE_VERSION = 2  # 2: entries store the region as filmed (render.atlas.Atlas.filmed)
 
 
 def _choice_key(opts: DubOptions) -> dict:

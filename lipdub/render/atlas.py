@@ -24,7 +24,14 @@ from lipdub.render.mesh import MeshWarper
 from lipdub.render.mouth import CONTROL
 
 JPEG_PARAMS = [cv2.IMWRITE_JPEG_QUALITY, 95, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
-ATLAS_FIELDS = ("src_controls", "norm", "seq", "pose_feat", "sharpness", "teeth", "lip_lab")
+# to_stored: per entry, the affine (2x3) from crop pixels to the pixels of the image it stores (identity: the crop
+# itself; else the region of the frame as filmed, see Atlas.filmed)
+ATLAS_FIELDS = ("src_controls", "norm", "seq", "pose_feat", "sharpness", "teeth", "lip_lab", "to_stored")
+IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], np.float32)
+# a filmed region is stored where it is at most this much larger (linear) than the crop: a face filmed far larger
+# than the atlas's largest scale (a 4K close-up) keeps its smaller crop (memory, JPEG time, the atlas budget)
+FILMED_MAX_ENLARGEMENT = 1.25
+LIP_WINDOW_MARGIN = 4  # crop px around the lips of the window that entry statistics are measured on
 
 
 DECODED_BYTES = 64 << 20  # decoded crops kept for the current run of frames (Atlas.crop)
@@ -33,11 +40,15 @@ class Atlas:
     """Pose-normalised lower-face crops of real frames: the appearance source of rendering.
 
     Crops are kept as JPEG (quality 95, 4:4:4: ~45 dB, a tenth of the raw size) and decoded on demand, so minutes of
-    footage fit in memory. Per entry: control points in crop pixels, pose-free landmarks, a sequence number
+    footage fit in memory. With `filmed`, an entry stores the region of the frame its crop covers as filmed and the
+    affine from crop pixels to it (`to_stored`): drawing composes that affine into its mesh warp (Atlas.stored), so a
+    drawn mouth is resampled once, not twice (a crop's own cubic warp softens lips and teeth a little, and cost ~4.5 ms
+    an entry); crop() still gives the pose-normalised crop. Per entry: control points in crop pixels, pose-free landmarks, a sequence number
     (consecutive real frames have consecutive numbers, so selection can prefer runs), head-pose features, mouth
     sharpness and teeth visibility. The same class is the clip's own atlas and an actor profile's."""
 
-    def __init__(self, canonical: np.ndarray, px_per_unit: float):
+    def __init__(self, canonical: np.ndarray, px_per_unit: float, filmed: bool = False):
+        self.filmed = filmed
         self.canonical = np.asarray(canonical, np.float64)
         self.scale = float(np.clip(px_per_unit, 40.0, 260.0))
         c = self.canonical
@@ -73,7 +84,7 @@ class Atlas:
             # rows become views of the stacked arrays: the per-row copies are let go (half the memory)
             self._rows = {k: list(v) for k, v in self._arrays.items()}
             shapes = {"src_controls": (0, len(CONTROL) + len(JAW) + len(UPPER_EDGE), 2), "norm": (0, 478, 3),
-                      "pose_feat": (0, 2), "lip_lab": (0, 3)}
+                      "pose_feat": (0, 2), "lip_lab": (0, 3), "to_stored": (0, 2, 3)}
             for k, shape in shapes.items():
                 if not len(self._rows[k]):
                     self._arrays[k] = np.zeros(shape, np.float32)
@@ -105,9 +116,8 @@ class Atlas:
         m, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.LMEDS)
         if m is None:
             return None
-        rgb, shifted = sampled_region(image, m, self.size)
-        # cubic here and in the final remap: two linear resamplings in a row visibly soften lips and teeth
-        crop = cv2.warpAffine(rgb, shifted, self.size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        filmed = self.filmed and np.sqrt(abs(np.linalg.det(m[:, :2]))) >= 1 / FILMED_MAX_ENLARGEMENT
+        rgb, shifted = sampled_region(image, m, self.size, whole=not filmed)
         scale, rot, trans = pose
         norm = ((landmarks.astype(np.float64) - trans) @ rot) / scale
         # control points: the frame's own landmarks, plus the skull-fixed outer ring placed by the head pose
@@ -116,14 +126,28 @@ class Atlas:
         ctrl[: len(CONTROL)] = landmarks[CONTROL, :2]
         ctrl = ctrl @ m[:, :2].T + m[:, 2]
         pts = landmarks[:, :2] @ m[:, :2].T + m[:, 2]
-        ok, buf = cv2.imencode(".jpg", crop, JPEG_PARAMS)
+        if filmed:  # the statistics on the crop's window around the lips alone (the pixels they read)
+            stored, to_stored = rgb, cv2.invertAffineTransform(shifted)
+            lips = pts[OUTER_UPPER + OUTER_LOWER]
+            x0, y0 = np.maximum(np.floor(lips.min(0)).astype(int) - LIP_WINDOW_MARGIN, 0)
+            x1, y1 = np.minimum(np.ceil(lips.max(0)).astype(int) + LIP_WINDOW_MARGIN, self.size)
+            window = shifted.copy()
+            window[:, 2] -= (x0, y0)
+            measured = cv2.warpAffine(rgb, window, (max(int(x1 - x0), 1), max(int(y1 - y0), 1)),
+                                      flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+            at = pts - (x0, y0)
+        else:  # cubic here and in the final remap: two linear resamplings in a row visibly soften lips and teeth
+            stored = measured = cv2.warpAffine(rgb, shifted, self.size, flags=cv2.INTER_CUBIC,
+                                               borderMode=cv2.BORDER_REPLICATE)
+            to_stored, at = IDENTITY, pts
+        ok, buf = cv2.imencode(".jpg", stored, JPEG_PARAMS)
         if not ok:
             return None
-        sharpness = mouth_sharpness(crop, pts)
-        teeth, lip_lab = teeth_visibility(crop, pts, self.scale)
+        sharpness = mouth_sharpness(measured, at)
+        teeth, lip_lab = teeth_visibility(measured, at, self.scale)
         # face normal in the image: sin(yaw), sin(pitch)
         return (ctrl.astype(np.float32), norm.astype(np.float32), int(seq), rot[:2, 2].astype(np.float32), sharpness,
-                teeth, lip_lab, buf.tobytes())
+                teeth, lip_lab, np.asarray(to_stored, np.float32), buf.tobytes())
 
     def put(self, entry: tuple | None) -> bool:
         """Store an entry() (False for None)."""
@@ -151,8 +175,26 @@ class Atlas:
         return self.jpeg
 
     def crop(self, a: int) -> np.ndarray:
-        """Decoded crop of entry a (RGB; a small cache keeps the current run's frames)."""
+        """The pose-normalised crop of entry a (RGB; self.size): its stored image, warped where it is the region as
+        filmed."""
         a = int(a)
+        img, to_stored = self._decode(a), self.to_stored[a]  # (not stored(): a subclass may draw that from crop())
+        if np.array_equal(to_stored, IDENTITY):
+            return img
+        return cv2.warpAffine(img, cv2.invertAffineTransform(to_stored), self.size, flags=cv2.INTER_CUBIC,
+                              borderMode=cv2.BORDER_REPLICATE)
+
+    def stored(self, a: int) -> tuple[np.ndarray, np.ndarray]:
+        """(image, to_stored) of entry a: its decoded image (RGB; a small cache keeps the current run's frames) and
+        the affine from crop pixels to its pixels (stored_points)."""
+        return self._decode(int(a)), self.to_stored[int(a)]
+
+    def stored_points(self, a: int, pts: np.ndarray) -> np.ndarray:
+        """Crop pixel coordinates `pts` (..., 2) of entry a in its stored image's pixels (float64)."""
+        m = self.to_stored[int(a)].astype(np.float64)
+        return np.asarray(pts, np.float64)[..., :2] @ m[:, :2].T + m[:, 2]
+
+    def _decode(self, a: int) -> np.ndarray:
         img = self._decoded.get(a)
         if img is None:
             img = cv2.imdecode(np.frombuffer(self.jpeg[a], np.uint8), cv2.IMREAD_UNCHANGED)
@@ -211,7 +253,12 @@ class Atlas:
             atlas.jpeg = stored if stored is not None else [fh.read(int(n)) for n in lengths]
         if stored is None and any(len(b) != n for b, n in zip(atlas.jpeg, lengths)):
             raise ValueError("crop data is truncated")
-        atlas._use_arrays({k: np.asarray(z[f"{prefix}{k}"]) for k in ATLAS_FIELDS})
+        names = set(z.files)
+        arrays = {k: np.asarray(z[f"{prefix}{k}"]) for k in ATLAS_FIELDS if f"{prefix}{k}" in names}
+        if "to_stored" not in arrays:  # written before filmed regions: every entry stores its crop
+            arrays["to_stored"] = np.tile(IDENTITY, (len(lengths), 1, 1))
+        atlas._use_arrays(arrays)
+        atlas.filmed = bool(len(arrays["to_stored"]) and not np.all(arrays["to_stored"] == IDENTITY))
         return atlas
 
 
@@ -319,13 +366,17 @@ def teeth_visibility(crop: np.ndarray, pts: np.ndarray, px_per_unit: float) -> t
     return float(teeth.sum()) / px_per_unit ** 2 * 100.0, lip_lab
 
 
-def sampled_region(image, m: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def sampled_region(image, m: np.ndarray, size: tuple[int, int], whole: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The pixels of `image` (an RGB array or a media.Frame) that warpAffine(image, m, size) samples, and `m` shifted
     to them: the box the crop's corners map back to, grown by the cubic kernel's reach. The warp gives the same
-    crop from it (a box cut at the frame's edge keeps that edge, so BORDER_REPLICATE repeats the same pixels)."""
+    crop from it (a box cut at the frame's edge keeps that edge, so BORDER_REPLICATE repeats the same pixels).
+    `whole`: an RGB array is given back whole (nothing to convert; the warp reads only the box anyway)."""
     if isinstance(image, np.ndarray):
-        return image, m
-    h, w = image.height, image.width
+        if whole:
+            return image, m
+        h, w = image.shape[:2]
+    else:
+        h, w = image.height, image.width
     w_out, h_out = size
     corners = np.array([[0, 0], [w_out, 0], [0, h_out], [w_out, h_out]], np.float64)
     inv = cv2.invertAffineTransform(m)
@@ -333,9 +384,11 @@ def sampled_region(image, m: np.ndarray, size: tuple[int, int]) -> tuple[np.ndar
     x0, y0 = (max(0, int(np.floor(v)) - 4) for v in src.min(0))
     x1, y1 = min(w, int(np.ceil(src[:, 0].max())) + 5), min(h, int(np.ceil(src[:, 1].max())) + 5)
     if x1 - x0 < 2 or y1 - y0 < 2:  # the crop lies off the frame: the whole frame, as before
-        return image.rgb, m
+        return (image if isinstance(image, np.ndarray) else image.rgb), m
     shifted = m.copy()
     shifted[:, 2] += m[:, :2] @ np.array([x0, y0], np.float64)
+    if isinstance(image, np.ndarray):
+        return image[y0:y1, x0:x1], shifted
     return image.rgb_box((x0, y0, x1, y1)), shifted
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from lipdub.core.geometry import Pose, umeyama
 from lipdub.core.landmarks import STABLE
 from lipdub.face import FaceTrack, estimate_pose
-from lipdub.render.atlas import Atlas
+from lipdub.render.atlas import IDENTITY, Atlas
 from lipdub.render.compose import ColourMatcher
 from lipdub.render.mouth import (CONTROL, INNER_RING, OUTER_RING, MouthModel, build_mouth_model,
                                  descriptors)
@@ -240,6 +240,17 @@ class MixedAtlas(Atlas):
     entry_cost: np.ndarray
     teeth_ratio: float  # the profile's teeth visibility per unit of the shot's (teeth_ratio())
 
+    def stored(self, a: int) -> tuple[np.ndarray, np.ndarray]:
+        """A profile entry as its looked crop; the shot's own as stored."""
+        if int(a) >= self.n_foreign:
+            return super().stored(a)
+        return self.crop(a), IDENTITY
+
+    def stored_points(self, a: int, pts: np.ndarray) -> np.ndarray:
+        if int(a) >= self.n_foreign:
+            return super().stored_points(a, pts)
+        return np.asarray(pts, np.float64)[..., :2]
+
     def crop(self, a: int) -> np.ndarray:
         a = int(a)
         if a >= self.n_foreign:
@@ -331,7 +342,9 @@ def _mix(profile: Atlas, own: Atlas, norm_o: np.ndarray, feat_o: np.ndarray) -> 
               "pose_feat": np.concatenate([p["pose_feat"], feat_o]).astype(np.float32),
               "sharpness": np.concatenate([sharp_p, sharp_o]),
               "teeth": np.concatenate([p["teeth"], o["teeth"] * ratio]).astype(np.float64),
-              "lip_lab": np.concatenate([p["lip_lab"], o["lip_lab"]]).astype(np.float32)}
+              "lip_lab": np.concatenate([p["lip_lab"], o["lip_lab"]]).astype(np.float32),
+              # a profile entry's stored image is its crop (profile atlases keep crops; MixedAtlas.crop reads it so)
+              "to_stored": np.concatenate([np.tile(IDENTITY, (profile.n, 1, 1)), o["to_stored"]]).astype(np.float32)}
     out._raw_controls = p["src_controls"]
     out.jpeg = list(profile.jpeg) + list(own.jpeg)
     out.teeth_ratio = ratio

@@ -215,6 +215,13 @@ def gap_lightness(crop: np.ndarray, ctrl: np.ndarray) -> float:
     return float(grey[inside].mean()) / max(float(grey[lips].mean()), 1.0)
 
 
+def stored_gap_lightness(atlas, a: int) -> float:
+    """gap_lightness of atlas entry a, measured on its stored image (Atlas.stored: a share, so the same where that
+    is the region as filmed)."""
+    image, _ = atlas.stored(a)
+    return gap_lightness(image, atlas.stored_points(a, atlas.src_controls[a]))
+
+
 class GapLight:
     """A speaker's gap lightness (gap_lightness) by opening: a running median over atlas entries in opening order.
     A narrow gap is a shadow; the wider the mouth, the more light reaches the teeth (stNg: the filmed gap's grey 116
@@ -236,7 +243,7 @@ class GapLight:
         entries = entries[np.argsort(openings[entries], kind="stable")]
         pick = entries[np.unique(np.linspace(0, len(entries) - 1, min(len(entries), GAP_SAMPLE)).round().astype(int))
                        ] if len(entries) else entries
-        ratios = np.array([gap_lightness(atlas.crop(a), atlas.src_controls[a].astype(np.float64)) for a in pick])
+        ratios = np.array([stored_gap_lightness(atlas, a) for a in pick])
         return cls(openings[pick], ratios)
 
     @property
@@ -274,7 +281,7 @@ class GapMatch:
             return float("nan")
         entry = self._entry.get(a)
         if entry is None:
-            entry = self._entry[a] = gap_lightness(self.atlas.crop(a), self.atlas.src_controls[a].astype(np.float64))
+            entry = self._entry[a] = stored_gap_lightness(self.atlas, a)
         return own(opening) * (entry / source(float(openings[a])) if np.isfinite(entry) else 1.0)
 
 

@@ -97,7 +97,7 @@ class Renderer:
         """The clip as its own appearance source."""
         canonical = face.canonical_shape(track)
         pose = face.estimate_pose(track, canonical)
-        atlas = Atlas(canonical, float(np.median(pose.scale[track.valid])))
+        atlas = Atlas(canonical, float(np.median(pose.scale[track.valid])), filmed=True)
         stride = cls.own_stride(track, atlas, budget_bytes)
         fill_atlas_in_halves(atlas, video, track, pose, stride=stride, progress=progress, scaled_to=info.scaled_to)
         if atlas.n == 0:
@@ -280,7 +280,8 @@ class Renderer:
         dx = int(np.ceil(np.abs(slide[c]).max())) + 2
         dy = int(np.ceil(max(np.abs(drop[c]).max(), np.abs(lift[c]).max()))) + 2
         used[max(by0 - dy, 0):by1 + dy, max(bx0 - dx, 0):bx1 + dx] = True
-        teeth = self.warper.warp(self.atlas.crop(s), self.atlas.src_controls[s].astype(np.float64), dst_u, roi,
+        image, _ = self.atlas.stored(s)
+        teeth = self.warper.warp(image, self.atlas.stored_points(s, self.atlas.src_controls[s]), dst_u, roi,
                                  detail, used=used)[0]
         meet = split_rows(teeth, top, bottom)
         # the upper half shows s's rows above its meeting line, the lower half those below: a cavity between them
@@ -439,7 +440,9 @@ class Renderer:
         grow = 8 + int(margin)
         used[max(0, detail[1] - roi[1] - grow):max(0, detail[3] - roi[1] + grow),
              max(0, detail[0] - roi[0] - grow):max(0, detail[2] - roi[0] + grow)] = True
-        warped, cover, *moved = self.warper.warp(atlas.crop(a), src, dst, roi, detail, also=from_frame, used=used)
+        image, _ = atlas.stored(a)  # (the crop's affine to it composed into the mesh's: one resampling)
+        warped, cover, *moved = self.warper.warp(image, atlas.stored_points(a, src), dst, roi, detail,
+                                                 also=from_frame, used=used)
         touch, part = CLOSED_LINE_OPENING
         if squeeze > 0 and opening < part:
             # a shut or barely parted mouth drawn from an open one: its lip line needs redrawing
