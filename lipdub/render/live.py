@@ -16,7 +16,7 @@ from lipdub.render.atlas import Atlas
 from lipdub.render.mouth import MouthModel
 from lipdub.render.renderer import Renderer
 from lipdub.render.selection import (JUMP_COST, POSE_WEIGHT, descriptor_scale, match_cost, search_space,
-                                     opening_axis, squared_distance, transition_cost)
+                                     small_open_axis, squared_distance, transition_cost)
 from lipdub.render.speaker import resting
 from lipdub.render.warp import FaceWarper, close_eyes_for_blink
 
@@ -42,8 +42,8 @@ class LiveAppearance:
 
     Offline dubs choose atlas entries by Viterbi over the whole clip; live frames cannot wait for the future, so each
     frame takes the cheapest of the k nearest entries given the one before (continuing a real run of frames costs
-    nothing, holding costs a little, jumping costs more): the same costs (render.selection), decided greedily, the
-    opening axis stretched as offline (opening_axis). Offline's proximity and filmed-expression terms were tried
+    nothing, holding costs a little, jumping costs more): the same costs (render.selection), decided greedily, small
+    openings matched closely as offline (small_open_axis). Offline's proximity and filmed-expression terms were tried
     live on a video file's prepared atlas and not kept (docs/RESULTS.md, Live mode with a profile)."""
 
     def __init__(self, atlas: Atlas | None = None, model: MouthModel | None = None,
@@ -120,7 +120,7 @@ class LiveAppearance:
     def _reindex(self, n: int) -> None:
         r = self.renderer
         self._desc_scale = descriptor_scale(r.model)
-        self._desc = opening_axis(r.atlas_desc) * self._desc_scale
+        self._desc = small_open_axis(r.atlas_desc) * self._desc_scale
         self._pose_feat = self.atlas.pose_feat.astype(np.float64)
         self._seq = self.atlas.seq
         self._blur = r.blur_cost()
@@ -161,7 +161,7 @@ class LiveAppearance:
         r.pose.scale[0], r.pose.rotation[0], r.pose.translation[0] = s, rot, t
         open_c, width_c = r.wanted(motion.MouthTrack(np.zeros(1), np.float32([opening]), np.float32([width]),
                                                      np.zeros(1, bool), np.float32([rest])))
-        want = opening_axis(np.array([[open_c[0], width_c[0]]]))[0] * self._desc_scale
+        want = small_open_axis(np.array([[open_c[0], width_c[0]]]))[0] * self._desc_scale
         opening_c = float(open_c[0])
         a = self.choose(want, rot[:2, 2])
         # no lock: the renderer reads its own snapshot of the atlas arrays, and the tracker thread only appends

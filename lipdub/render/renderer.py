@@ -27,7 +27,7 @@ from lipdub.render.mouth import (CONTROL, INNER_LOWER_POS, INNER_UPPER_POS, JAW_
                                  OUTER_LIPS_POS, OUTER_RING, UPPER_EDGE_POS, MouthModel, build_mouth_model, corner_lift,
                                  descriptors, target_shape)
 from lipdub.render.selection import (JUMP_COST, POSE_WEIGHT, blur_cost, descriptor_scale, select_frames,
-                                     opening_axis)
+                                     small_open_axis)
 
 
 EXPRESSION_WEIGHT = 8.0  # descriptor scale of corner lift (canonical units): a smile's 0.02 costs 0.026
@@ -178,10 +178,10 @@ class Renderer:
         # the filmed frame's expression: entries with its corner lift are preferred (a smile keeps smiling)
         lift = self.filmed_expression()[1]
         lift = lift[np.minimum(source, len(lift) - 1)]
-        # small openings matched closely, open ones from mouths filmed about as open (selection.opening_axis)
-        desc = np.concatenate([opening_axis(self.atlas_desc) * scale,
+        # small openings matched closely (selection.small_open_axis: fewer lip lines redrawn)
+        desc = np.concatenate([small_open_axis(self.atlas_desc) * scale,
                                EXPRESSION_WEIGHT * corner_lift(self.norm)[:, None]], 1)
-        want = np.concatenate([opening_axis(np.stack([open_c, width_c], 1)) * scale,
+        want = np.concatenate([small_open_axis(np.stack([open_c, width_c], 1)) * scale,
                                EXPRESSION_WEIGHT * lift[:, None]], 1)
         if teeth is not None:
             t_scale = teeth_weight / max(float(np.percentile(self.atlas.teeth, 90)), 1e-3)

@@ -5,8 +5,8 @@ the cheapest of the nearest entries given the one before (render.live.LiveAppear
 terms, defined once here:
 
 - match: squared distance between scaled mouth descriptors (opening, width, …) plus `pose_weight` × the squared
-  head-pose difference, plus a per-entry penalty (blur_cost); the opening axis is stretched below a parted mouth and,
-  less, above it (opening_axis), offline and live;
+  head-pose difference, plus a per-entry penalty (blur_cost); the opening axis is stretched below a parted mouth
+  (small_open_axis), offline and live;
 - transition: continuing to the next real frame (sequence number +1 or +2) is free, holding a frame costs
   HOLD_SHARE × the jump cost, any other jump the jump cost;
 - proximity (the clip's own atlas, offline): a mouth filmed far in time from the frame it is drawn over costs up to
@@ -32,7 +32,6 @@ HOLD_SHARE = 0.15  # holding a frame costs this share of a jump
 PROXIMITY_WEIGHT = 0.1  # the most a mouth filmed far from the frame it is drawn over costs
 PROXIMITY_SECONDS = 1.0  # ... reached this far apart (quadratic up to there)
 SMALL_OPEN_STRETCH = 2.0  # selection tells openings under a parted mouth's apart this much more
-WIDE_OPEN_STRETCH = 1.0  # ... and openings above it this much more (opening_axis)
 OPEN_PEERS = 0.1  # an entry's sharpness is judged against this share of the atlas nearest to it in opening
 
 
@@ -42,18 +41,12 @@ def descriptor_scale(model: MouthModel) -> np.ndarray:
     return np.array([1 / model.open_max, 3 / model.rest_width])
 
 
-def opening_axis(desc: np.ndarray) -> np.ndarray:
+def small_open_axis(desc: np.ndarray) -> np.ndarray:
     """(opening, width, …) descriptors with the opening axis stretched (1 + SMALL_OPEN_STRETCH)-fold below a parted
-    mouth (CLOSED_LINE_OPENING's second gap) and (1 + WIDE_OPEN_STRETCH)-fold above it. A shut or barely parted mouth
-    drawn from a more open one needs its lip line redrawn, the tell a detector catches most, so small openings are
-    matched closely. An open mouth drawn from one filmed less open is stretched: its gap's outline scaled to a lens and
-    its own upper teeth kept under the upper lip with a drawn cavity below them (Renderer.interior), where a speaker
-    opening that far (rounding into an "o") shows an oval with the tongue; on the plain axis selection took a mouth
-    0.8 as open of the wanted width over the speaker's own mouth at that opening, a little narrower."""
+    mouth (CLOSED_LINE_OPENING's second gap) and shifted above it. A shut or barely parted mouth drawn from a more
+    open one needs its lip line redrawn, the tell a detector catches most, so small openings are matched closely."""
     out = desc.astype(np.float64).copy()
-    parted = CLOSED_LINE_OPENING[1]
-    gap = out[:, 0].copy()
-    out[:, 0] += SMALL_OPEN_STRETCH * np.minimum(gap, parted) + WIDE_OPEN_STRETCH * np.maximum(gap - parted, 0.0)
+    out[:, 0] += SMALL_OPEN_STRETCH * np.minimum(out[:, 0], CLOSED_LINE_OPENING[1])
     return out
 
 
