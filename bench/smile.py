@@ -10,9 +10,10 @@ against the original frame by frame (`r`) and of their 1 s running medians (`slo
 the opening, and a dub opens to other speech than the frame it is drawn over, so `lift_expr` and `width_expr` take
 out the original's line fit of each on the opening: what is left is the expression.
 
-`--by-opening` adds the mouth's shape per quartile of the original's opening (by_opening): width and roundness
-(opening / width: an "o" is round, a smile flat) at the 10th, 50th and 90th percentile on each side, as the realism
-detector compares them (opening-matched).
+`--by-opening` adds the mouth's shape per quartile of the original's opening (by_opening): width, roundness
+(opening / width: an "o" is round, a smile flat) and the inner opening's fullness (opening_fullness: a lens 2/3, an
+ellipse pi/4) at the 10th, 50th and 90th percentile on each side, as the realism detector compares them
+(opening-matched).
 
     PYTHONPATH=$PWD .venv/bin/python -m bench.smile --out /tmp/realism_run [--clips a,b] [--json F] [--by-opening]
 """
@@ -28,7 +29,7 @@ from scipy.ndimage import median_filter
 
 from lipdub import media
 from lipdub.core.files import write_json
-from lipdub.core.landmarks import EYE_OUTER
+from lipdub.core.landmarks import EYE_OUTER, INNER_LOWER, INNER_UPPER
 from lipdub.face.cached import load_track
 from lipdub.face.measure import inner_opening, mouth_width
 
@@ -45,13 +46,25 @@ def corner_lift_2d(lms: np.ndarray) -> np.ndarray:
     return ((lms[..., 13, :2] - corners) * down).sum(-1) / iod
 
 
+def opening_fullness(lms: np.ndarray) -> np.ndarray:
+    """(…, 478, 2|3) landmarks → the inner lip contour's area over its corner-to-corner width times its middle gap:
+    how elliptic the opening is (a lens of two parabolas 2/3, an ellipse pi/4, a slot 1); nan where shut."""
+    ring = np.concatenate([lms[..., INNER_UPPER, :2], lms[..., INNER_LOWER[-2:0:-1], :2]], -2)
+    x, y = ring[..., 0], ring[..., 1]
+    area = 0.5 * np.abs((x * np.roll(y, -1, -1) - np.roll(x, -1, -1) * y).sum(-1))
+    width = np.linalg.norm(lms[..., INNER_UPPER[0], :2] - lms[..., INNER_UPPER[-1], :2], axis=-1)
+    gap = np.linalg.norm(lms[..., 13, :2] - lms[..., 14, :2], axis=-1)
+    return np.where(gap * width > 1e-9, area / np.maximum(width * gap, 1e-9), np.nan)
+
+
 def series(video: Path) -> dict[str, np.ndarray]:
     """Per frame of `video` (nan without a face): opening, width and corner lift, from its cached face track, and
     lift and width as SLOW_SECONDS running medians."""
     info = media.probe_video(video)
     track = load_track(video, info)
     lms, ok = track.landmarks.astype(np.float64), track.valid
-    out = {"opening": inner_opening(lms), "width": mouth_width(lms), "lift": corner_lift_2d(lms)}
+    out = {"opening": inner_opening(lms), "width": mouth_width(lms), "lift": corner_lift_2d(lms),
+           "fullness": opening_fullness(lms)}
     out = {k: np.where(ok, v, np.nan) for k, v in out.items()}
     size = max(1, int(round(SLOW_SECONDS * info.fps)) | 1)
     for key in ("lift", "width"):  # the slow part, over the frames with a face (nan elsewhere)
@@ -103,7 +116,7 @@ def compare(real: dict[str, np.ndarray], dub: dict[str, np.ndarray]) -> dict:
 
 def by_opening(real: dict[str, np.ndarray], dub: dict[str, np.ndarray], bins: int = 4) -> list[dict]:
     """Per bin of the original's opening (its quantiles): frames on each side and the 10th, 50th and 90th
-    percentile of each side's width and roundness (opening / width) there."""
+    percentile of each side's width, roundness (opening / width) and, given, the opening's fullness there."""
     ok_r, ok_d = np.isfinite(real["opening"]), np.isfinite(dub["opening"])
     edges = np.quantile(real["opening"][ok_r], np.linspace(0, 1, bins + 1))
     rows = []
@@ -114,8 +127,11 @@ def by_opening(real: dict[str, np.ndarray], dub: dict[str, np.ndarray], bins: in
             row[f"{name}_frames"] = int(sel.sum())
             if sel.sum() >= 3:
                 width = side["width"][sel]
-                for key, v in (("width", width), ("round", side["opening"][sel] / width)):
-                    row[f"{name}_{key}"] = [round(float(q), 3) for q in np.percentile(v, [10, 50, 90])]
+                shape = [("width", width), ("round", side["opening"][sel] / width)]
+                if "fullness" in side:
+                    shape.append(("fullness", side["fullness"][sel]))
+                for key, v in shape:
+                    row[f"{name}_{key}"] = [round(float(q), 3) for q in np.nanpercentile(v, [10, 50, 90])]
         rows.append(row)
     return rows
 
@@ -141,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
             for b in rows[name]["by_opening"]:
                 print(f"{name} opening {b['opening'][0]:.3f}-{b['opening'][1]:.3f}, frames {b['real_frames']}/"
                       f"{b['dub_frames']}: width p10/50/90 {b.get('real_width')} | dub {b.get('dub_width')}; "
-                      f"roundness {b.get('real_round')} | dub {b.get('dub_round')}", flush=True)
+                      f"roundness {b.get('real_round')} | dub {b.get('dub_round')}; "
+                      f"fullness {b.get('real_fullness')} | dub {b.get('dub_fullness')}", flush=True)
         line = [name]
         for part in ("all", "small", "large"):
             row = rows[name][part]

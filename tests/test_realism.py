@@ -272,6 +272,24 @@ def test_smile_by_opening_shows_a_wide_mouth_drawn_where_the_speaker_rounds():
     assert rows[-1]["real_round"][1] > rows[-1]["dub_round"][1]
 
 
+def test_smile_fullness_tells_an_elliptic_opening_from_a_lens():
+    from bench import smile
+    from lipdub.core.landmarks import INNER_LOWER, INNER_UPPER
+
+    def mouth(profile) -> np.ndarray:  # inner lips 0.6 wide, 0.2 apart in the middle, the gap `profile` along x
+        lms = np.zeros((478, 3))
+        xs = np.linspace(-0.3, 0.3, len(INNER_UPPER))
+        half = 0.1 * profile(np.abs(xs) / 0.3)
+        lms[INNER_UPPER, 0], lms[INNER_UPPER, 1] = xs, -half
+        lms[INNER_LOWER, 0], lms[INNER_LOWER, 1] = xs, half
+        return lms
+
+    lens = smile.opening_fullness(mouth(lambda u: 1 - u ** 2))
+    oval = smile.opening_fullness(mouth(lambda u: np.sqrt(np.clip(1 - u ** 2, 0, 1))))
+    assert lens == pytest.approx(2 / 3, abs=0.02) and oval == pytest.approx(np.pi / 4, abs=0.03)
+    assert np.isnan(smile.opening_fullness(mouth(lambda u: 0 * u)))
+
+
 def test_smile_expression_is_what_is_left_over_the_opening():
     # the corners drop as the mouth opens (lift = 0.02 - 0.3 × opening); the dub opens to other speech but keeps
     # the filmed expression: its lift differs frame by frame, its lift over the original's fit does not
