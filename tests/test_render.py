@@ -573,6 +573,48 @@ def test_sharpness_is_judged_against_mouths_of_the_same_opening():
     assert np.allclose(selection.typical_sharpness(sharp, opening)[:40], np.median(sharp[:40]), rtol=0.15)
 
 
+def test_the_speakers_teeth_are_taken_from_her_mouths_of_the_same_opening():
+    from lipdub.render import selection
+
+    rng = np.random.default_rng(0)
+    opening = rng.uniform(0.0, 0.2, 200)
+    teeth = np.where(opening < 0.06, 0.0, np.where(opening > 0.1, 3.0, 1.0)) * rng.uniform(0.8, 1.2, 200)
+    teeth[rng.choice(np.flatnonzero(opening < 0.06), 5, replace=False)] = 4.0  # a few squeezed toothy outliers
+    typical = selection.speaker_teeth(teeth, opening, np.array([0.0, 0.03, 0.08, 0.15, 0.2, 0.3]))
+    assert np.allclose(typical[:2], 0.0) and abs(typical[2] - 1.0) < 0.2 and np.allclose(typical[3:], 3.0, atol=0.3)
+    assert selection.speaker_teeth(np.zeros(0), np.zeros(0), np.array([0.1])).tolist() == [0.0]
+
+
+def test_the_clips_own_mouths_are_chosen_with_the_teeth_the_speaker_shows_at_the_opening(open_mouths, monkeypatch):
+    # a small opening was drawn from a mouth filmed twice as open and squeezed, its teeth kept (woman_outdoor: 1.35
+    # atlas units at 0.03-0.06 where she shows 0.07): the own atlas's selection matches the speaker's teeth there
+    from lipdub import motion
+    from lipdub.render import renderer as renderer_module
+    from lipdub.render import selection
+
+    renderer, _ = open_mouths
+    n = renderer.atlas.n
+    real_teeth = renderer.atlas.teeth.copy()
+    toothy = np.zeros(n, bool)
+    toothy[np.random.default_rng(0).choice(n, int(0.4 * n), replace=False)] = True
+    monkeypatch.setattr(renderer.atlas, "teeth", np.where(toothy, 3.0, 0.0).astype(real_teeth.dtype))
+    T = 120
+    times = np.arange(T) / 25.0
+    opening = np.interp(times, [0, 2.4, 4.8], [0.1, 0.9, 0.1]).astype(np.float32)
+    mouth = motion.MouthTrack(times, opening, np.zeros(T, np.float32), np.zeros(T, bool))
+    schedule = np.arange(T) % n
+
+    def mismatched():
+        """share of frames drawn from a mouth whose teeth are not what the speaker mostly shows at that opening"""
+        open_c, _, sel = renderer.plan(schedule, mouth)
+        typical = selection.speaker_teeth(renderer.atlas.teeth, renderer.atlas_open, open_c)
+        return float(np.mean(np.abs(renderer.atlas.teeth[sel] - typical) > 1.5))
+
+    assert mismatched() < 0.1
+    monkeypatch.setattr(renderer_module, "OWN_TEETH_WEIGHT", 0.0)
+    assert mismatched() > 0.2  # premise: without the teeth, selection draws the others about as often as filmed
+
+
 def test_a_mouth_squeezed_from_a_more_open_one_shows_the_speakers_gap_lightness(open_mouths, monkeypatch):
     # a mouth drawn less open than it was filmed kept the lit teeth of its wider gap (stNg: 129 grey against the
     # filmed 119 at his rest): its gap is darkened to the speaker's own lightness at the drawn opening

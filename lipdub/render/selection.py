@@ -32,7 +32,8 @@ HOLD_SHARE = 0.15  # holding a frame costs this share of a jump
 PROXIMITY_WEIGHT = 0.1  # the most a mouth filmed far from the frame it is drawn over costs
 PROXIMITY_SECONDS = 1.0  # ... reached this far apart (quadratic up to there)
 SMALL_OPEN_STRETCH = 2.0  # selection tells openings under a parted mouth's apart this much more
-OPEN_PEERS = 0.1  # an entry's sharpness is judged against this share of the atlas nearest to it in opening
+OPEN_PEERS = 0.1  # an entry's sharpness and the typical teeth are taken over this share of the atlas nearest in opening
+OWN_TEETH_WEIGHT = 1.0  # the speaker's typical teeth range (90th percentile) counts as much as the whole opening range
 
 
 def descriptor_scale(model: MouthModel) -> np.ndarray:
@@ -50,21 +51,41 @@ def small_open_axis(desc: np.ndarray) -> np.ndarray:
     return out
 
 
-def typical_sharpness(sharpness: np.ndarray, opening: np.ndarray | None = None) -> np.ndarray:
-    """Per entry, the sharpness of the atlas's typical mouth at its opening: the median over the OPEN_PEERS share of
-    entries nearest to it in opening (the whole atlas's median without `opening`). The lips' Laplacian variance
-    grows with what shows between them (teeth against a dark gap: it follows the opening with R² 0.54 on stNg), so
-    against the whole atlas's median a shut or barely parted mouth counted as blurred, and selection drew small
-    openings from more open, toothy mouths squeezed shut: a lit line of teeth where the speaker shows a shadowed gap."""
-    sharp = np.asarray(sharpness, np.float64)
-    n = len(sharp)
-    if opening is None or n < 3:
-        return np.full(n, float(np.median(sharp)) if n else 0.0)
+def median_of_peers(values: np.ndarray, opening: np.ndarray) -> np.ndarray:
+    """Per entry, the median of `values` over the OPEN_PEERS share of entries nearest to it in opening."""
+    values = np.asarray(values, np.float64)
+    n = len(values)
+    if n < 3:
+        return np.full(n, float(np.median(values)) if n else 0.0)
     order = np.argsort(np.asarray(opening, np.float64), kind="stable")
     half = max(2, int(round(OPEN_PEERS * n / 2)))
     out = np.empty(n)  # a running median in opening order ('mirror' is numpy's 'reflect': d c b | a b c d)
-    out[order] = median_filter(sharp[order], size=2 * half + 1, mode="mirror")
+    out[order] = median_filter(values[order], size=2 * half + 1, mode="mirror")
     return out
+
+
+def typical_sharpness(sharpness: np.ndarray, opening: np.ndarray | None = None) -> np.ndarray:
+    """Per entry, the sharpness of the atlas's typical mouth at its opening (median_of_peers; the whole atlas's
+    median without `opening`). The lips' Laplacian variance grows with what shows between them (teeth against a
+    dark gap: it follows the opening with R² 0.54 on stNg), so against the whole atlas's median a shut or barely
+    parted mouth counted as blurred, and selection drew small openings from more open, toothy mouths squeezed shut:
+    a lit line of teeth where the speaker shows a shadowed gap."""
+    sharp = np.asarray(sharpness, np.float64)
+    if opening is None:
+        return np.full(len(sharp), float(np.median(sharp)) if len(sharp) else 0.0)
+    return median_of_peers(sharp, opening)
+
+
+def speaker_teeth(teeth: np.ndarray, opening: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """The teeth (atlas units) the speaker's own mouths typically show at each `wanted` opening: the median over
+    the entries nearest in opening (median_of_peers), interpolated. Selection on the clip's own atlas matches it
+    (OWN_TEETH_WEIGHT): without it, a small opening was drawn from a mouth filmed twice as open and squeezed, its
+    teeth kept (woman_outdoor: wanted 0.03-0.06, drawn from 0.084, 1.35 teeth where she shows 0.07)."""
+    if not len(teeth):
+        return np.zeros(len(wanted))
+    order = np.argsort(np.asarray(opening, np.float64), kind="stable")
+    typical = median_of_peers(teeth, opening)
+    return np.interp(np.asarray(wanted, np.float64), np.asarray(opening, np.float64)[order], typical[order])
 
 
 def blur_cost(sharpness: np.ndarray, opening: np.ndarray | None = None) -> np.ndarray:
