@@ -611,6 +611,11 @@ def test_the_clips_own_mouths_are_chosen_with_the_teeth_the_speaker_shows_at_the
         return float(np.mean(np.abs(renderer.atlas.teeth[sel] - typical) > 1.5))
 
     assert mismatched() < 0.1
+    # a speaker who never shows teeth: a few lit pixels (0.02 atlas units) are no reason to pass a mouth over
+    lit = toothy & (np.arange(n) % 2 == 0)  # about a quarter of the mouths
+    monkeypatch.setattr(renderer.atlas, "teeth", np.where(lit, 0.02, 0.0).astype(real_teeth.dtype))
+    assert lit[renderer.plan(schedule, mouth)[2]].mean() > 0.1
+    monkeypatch.setattr(renderer.atlas, "teeth", np.where(toothy, 3.0, 0.0).astype(real_teeth.dtype))
     monkeypatch.setattr(renderer_module, "OWN_TEETH_WEIGHT", 0.0)
     assert mismatched() > 0.2  # premise: without the teeth, selection draws the others about as often as filmed
 

@@ -26,8 +26,8 @@ from lipdub.render.interior import (CLOSED_LINE_OPENING, GAP_GAIN_MIN, GapMatch,
 from lipdub.render.mouth import (CONTROL, INNER_LOWER_POS, INNER_UPPER_POS, JAW_POS, LIPS_POS,
                                  OUTER_LIPS_POS, OUTER_RING, UPPER_EDGE_POS, MouthModel, build_mouth_model, corner_lift,
                                  descriptors, target_shape)
-from lipdub.render.selection import (JUMP_COST, OWN_TEETH_WEIGHT, POSE_WEIGHT, blur_cost, descriptor_scale,
-                                     select_frames, small_open_axis, speaker_teeth)
+from lipdub.render.selection import (JUMP_COST, OWN_TEETH_WEIGHT, POSE_WEIGHT, TEETH_UNIT_MIN, blur_cost,
+                                     descriptor_scale, select_frames, small_open_axis, speaker_teeth)
 
 
 EXPRESSION_WEIGHT = 8.0  # descriptor scale of corner lift (canonical units): a smile's 0.02 costs 0.026
@@ -184,7 +184,7 @@ class Renderer:
                                EXPRESSION_WEIGHT * lift[:, None]], 1)
         if teeth is None:  # the clip's own mouths: a small opening is not drawn from a squeezed toothy one
             teeth, teeth_weight = speaker_teeth(self.atlas.teeth, self.atlas_open, open_c), OWN_TEETH_WEIGHT
-        t_scale = teeth_weight / max(float(np.percentile(self.atlas.teeth, 90)), 1e-3)
+        t_scale = teeth_weight / max(float(np.percentile(self.atlas.teeth, 90)), TEETH_UNIT_MIN)
         desc = np.concatenate([desc, self.atlas.teeth[:, None] * t_scale], 1)
         want = np.concatenate([want, np.asarray(teeth, np.float64)[:, None] * t_scale], 1)
         sel = select_frames(desc, self.atlas.pose_feat.astype(np.float64), self.atlas.seq, want,

@@ -34,6 +34,8 @@ PROXIMITY_SECONDS = 1.0  # ... reached this far apart (quadratic up to there)
 SMALL_OPEN_STRETCH = 2.0  # selection tells openings under a parted mouth's apart this much more
 OPEN_PEERS = 0.1  # an entry's sharpness and the typical teeth are taken over this share of the atlas nearest in opening
 OWN_TEETH_WEIGHT = 1.0  # the speaker's typical teeth range (90th percentile) counts as much as the whole opening range
+TEETH_UNIT_MIN = 0.5  # teeth are scaled by an atlas's range (90th percentile), at least this (atlas units): a few lit
+# pixels in a speaker who never shows teeth (a beard, a small face) are no reason to pass a mouth over
 
 
 def descriptor_scale(model: MouthModel) -> np.ndarray:
