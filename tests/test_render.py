@@ -573,55 +573,6 @@ def test_sharpness_is_judged_against_mouths_of_the_same_opening():
     assert np.allclose(selection.typical_sharpness(sharp, opening)[:40], np.median(sharp[:40]), rtol=0.15)
 
 
-def test_the_speakers_teeth_are_taken_from_her_mouths_of_the_same_opening():
-    from lipdub.render import selection
-
-    rng = np.random.default_rng(0)
-    opening = rng.uniform(0.0, 0.2, 200)
-    teeth = np.where(opening < 0.06, 0.0, np.where(opening > 0.1, 3.0, 1.0)) * rng.uniform(0.8, 1.2, 200)
-    teeth[rng.choice(np.flatnonzero(opening < 0.06), 5, replace=False)] = 4.0  # a few squeezed toothy outliers
-    most = selection.speaker_teeth(teeth, opening, np.array([0.0, 0.03, 0.08, 0.15, 0.2, 0.3]))
-    assert np.allclose(most[:2], 0.0) and abs(most[2] - 1.05) < 0.15 and np.allclose(most[3:], 3.15, atol=0.3)
-    assert selection.speaker_teeth(np.zeros(0), np.zeros(0), np.array([0.1])).tolist() == [0.0]
-    cost = selection.excess_teeth_cost(np.array([0.0, 1.0, 3.0]), np.array([1.0, 1.0, 1.0]), teeth)
-    assert cost[0] == cost[1] == 0.0 and cost[2] > 0.3  # fewer teeth than the speaker's cost nothing
-
-
-def test_the_clips_own_mouths_show_no_more_teeth_than_the_speaker_at_the_opening(open_mouths, monkeypatch):
-    # a small opening was drawn from a mouth filmed twice as open and squeezed, its teeth kept (woman_outdoor: 1.35
-    # atlas units at 0.03-0.06 where she shows 0.07): the own atlas's selection charges teeth beyond the speaker's
-    from lipdub import motion
-    from lipdub.render import selection
-
-    renderer, _ = open_mouths
-    n = renderer.atlas.n
-    dtype = renderer.atlas.teeth.dtype
-    toothy = np.zeros(n, bool)
-    toothy[np.random.default_rng(0).choice(n, int(0.2 * n), replace=False)] = True
-    T = 120
-    times = np.arange(T) / 25.0
-    opening = np.interp(times, [0, 2.4, 4.8], [0.1, 0.9, 0.1]).astype(np.float32)
-    mouth = motion.MouthTrack(times, opening, np.zeros(T, np.float32), np.zeros(T, bool))
-    schedule = np.arange(T) % n
-
-    def too_many(teeth):
-        """share of frames drawn from a mouth with more teeth than the speaker commonly shows at that opening"""
-        monkeypatch.setattr(renderer.atlas, "teeth", teeth.astype(dtype))
-        open_c, _, sel = renderer.plan(schedule, mouth)
-        most = selection.speaker_teeth(renderer.atlas.teeth, renderer.atlas_open, open_c)
-        return float(np.mean(renderer.atlas.teeth[sel] > most + 1.0))
-
-    assert too_many(np.where(toothy, 3.0, 0.0)) < 0.01
-    # a speaker who never shows teeth: a few lit pixels (0.02 atlas units) are no reason to pass a mouth over
-    lit = toothy & (np.arange(n) % 2 == 0)
-    too_many(np.zeros(n))
-    none = renderer.plan(schedule, mouth)[2]
-    too_many(np.where(lit, 0.02, 0.0))
-    assert np.mean(renderer.plan(schedule, mouth)[2] == none) > 0.9  # (with the range at 0.02: 0.86)
-    monkeypatch.setattr(selection, "TEETH_EXCESS_WEIGHT", 0.0)
-    assert too_many(np.where(toothy, 3.0, 0.0)) > 0.04  # premise: without the cost some are drawn
-
-
 def test_a_mouth_squeezed_from_a_more_open_one_shows_the_speakers_gap_lightness(open_mouths, monkeypatch):
     # a mouth drawn less open than it was filmed kept the lit teeth of its wider gap (stNg: 129 grey against the
     # filmed 119 at his rest): its gap is darkened to the speaker's own lightness at the drawn opening

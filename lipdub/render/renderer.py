@@ -26,8 +26,8 @@ from lipdub.render.interior import (CLOSED_LINE_OPENING, GAP_GAIN_MIN, GapMatch,
 from lipdub.render.mouth import (CONTROL, INNER_LOWER_POS, INNER_UPPER_POS, JAW_POS, LIPS_POS,
                                  OUTER_LIPS_POS, OUTER_RING, UPPER_EDGE_POS, MouthModel, build_mouth_model, corner_lift,
                                  descriptors, target_shape)
-from lipdub.render.selection import (JUMP_COST, POSE_WEIGHT, TEETH_UNIT_MIN, blur_cost, descriptor_scale,
-                                     select_frames, small_open_axis, speaker_teeth)
+from lipdub.render.selection import (JUMP_COST, POSE_WEIGHT, blur_cost, descriptor_scale, select_frames,
+                                     small_open_axis)
 
 
 EXPRESSION_WEIGHT = 8.0  # descriptor scale of corner lift (canonical units): a smile's 0.02 costs 0.026
@@ -168,12 +168,13 @@ class Renderer:
 
     def plan(self, schedule: np.ndarray, mouth: motion.MouthTrack, teeth: np.ndarray | None = None,
              teeth_weight: float = 0.25, source: np.ndarray | None = None):
-        """Wanted canonical opening/width per output frame and the atlas entry to draw each from, matching teeth
-        visibility to `teeth` (per output frame, atlas units), or else no more than the speaker's at the opening.
-        `schedule`: this renderer's track frame per output frame; `source` (default): the filmed frame it shows."""
+        """Wanted canonical opening/width per output frame and the atlas entry to draw each from. `teeth`
+        (per output frame, atlas teeth units) makes selection match teeth visibility too. `schedule`: this
+        renderer's track frame per output frame; `source` (default `schedule`): the filmed frame it shows."""
+        m = self.model
         source = schedule if source is None else source
         open_c, width_c = self.wanted(mouth, source)
-        scale = descriptor_scale(self.model)
+        scale = descriptor_scale(m)
         # the filmed frame's expression: entries with its corner lift are preferred (a smile keeps smiling)
         lift = self.filmed_expression()[1]
         lift = lift[np.minimum(source, len(lift) - 1)]
@@ -182,15 +183,14 @@ class Renderer:
                                EXPRESSION_WEIGHT * corner_lift(self.norm)[:, None]], 1)
         want = np.concatenate([small_open_axis(np.stack([open_c, width_c], 1)) * scale,
                                EXPRESSION_WEIGHT * lift[:, None]], 1)
-        if teeth is not None:  # a profile's articulation: its teeth matched
-            t_scale = teeth_weight / max(float(np.percentile(self.atlas.teeth, 90)), TEETH_UNIT_MIN)
+        if teeth is not None:
+            t_scale = teeth_weight / max(float(np.percentile(self.atlas.teeth, 90)), 1e-3)
             desc = np.concatenate([desc, self.atlas.teeth[:, None] * t_scale], 1)
             want = np.concatenate([want, np.asarray(teeth, np.float64)[:, None] * t_scale], 1)
-        most = None if teeth is not None else speaker_teeth(self.atlas.teeth, self.atlas_open, open_c)  # own mouths
         sel = select_frames(desc, self.atlas.pose_feat.astype(np.float64), self.atlas.seq, want,
                             pose_features(self.pose, np.minimum(schedule, len(self.track) - 1)),
                             jump_cost=JUMP_COST, pose_weight=POSE_WEIGHT, atlas_cost=self.blur_cost(),
-                            **self._times(source), atlas_teeth=self.atlas.teeth, teeth_most=most)
+                            **self._times(source))
         return open_c, width_c, sel
 
     def _times(self, source: np.ndarray) -> dict:

@@ -19,7 +19,7 @@ terms, defined once here:
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import percentile_filter
+from scipy.ndimage import median_filter
 from scipy.spatial import cKDTree
 
 from lipdub.render.interior import CLOSED_LINE_OPENING
@@ -32,11 +32,7 @@ HOLD_SHARE = 0.15  # holding a frame costs this share of a jump
 PROXIMITY_WEIGHT = 0.1  # the most a mouth filmed far from the frame it is drawn over costs
 PROXIMITY_SECONDS = 1.0  # ... reached this far apart (quadratic up to there)
 SMALL_OPEN_STRETCH = 2.0  # selection tells openings under a parted mouth's apart this much more
-OPEN_PEERS = 0.1  # an entry's sharpness and the typical teeth are taken over this share of the atlas nearest in opening
-TEETH_QUANTILE = 75.0  # the clip's own mouths show no more teeth than this percentile of the speaker's at the opening
-TEETH_EXCESS_WEIGHT = 2.0  # ... beyond it, a sixth of the speaker's teeth range costs about as much as a jump
-TEETH_UNIT_MIN = 1.0  # teeth are scaled by an atlas's range (90th percentile), at least this (atlas units): a few lit
-# pixels in a speaker who never shows teeth (a beard, a small face) are no reason to pass a mouth over
+OPEN_PEERS = 0.1  # an entry's sharpness is judged against this share of the atlas nearest to it in opening
 
 
 def descriptor_scale(model: MouthModel) -> np.ndarray:
@@ -54,49 +50,21 @@ def small_open_axis(desc: np.ndarray) -> np.ndarray:
     return out
 
 
-def peers_percentile(values: np.ndarray, opening: np.ndarray, q: float = 50.0) -> np.ndarray:
-    """Per entry, the q-th percentile of `values` over the OPEN_PEERS share of entries nearest to it in opening."""
-    values = np.asarray(values, np.float64)
-    n = len(values)
-    if n < 3:
-        return np.full(n, float(np.percentile(values, q)) if n else 0.0)
+def typical_sharpness(sharpness: np.ndarray, opening: np.ndarray | None = None) -> np.ndarray:
+    """Per entry, the sharpness of the atlas's typical mouth at its opening: the median over the OPEN_PEERS share of
+    entries nearest to it in opening (the whole atlas's median without `opening`). The lips' Laplacian variance
+    grows with what shows between them (teeth against a dark gap: it follows the opening with R² 0.54 on stNg), so
+    against the whole atlas's median a shut or barely parted mouth counted as blurred, and selection drew small
+    openings from more open, toothy mouths squeezed shut: a lit line of teeth where the speaker shows a shadowed gap."""
+    sharp = np.asarray(sharpness, np.float64)
+    n = len(sharp)
+    if opening is None or n < 3:
+        return np.full(n, float(np.median(sharp)) if n else 0.0)
     order = np.argsort(np.asarray(opening, np.float64), kind="stable")
     half = max(2, int(round(OPEN_PEERS * n / 2)))
-    out = np.empty(n)  # a running percentile in opening order ('mirror' is numpy's 'reflect': d c b | a b c d)
-    out[order] = percentile_filter(values[order], q, size=2 * half + 1, mode="mirror")
+    out = np.empty(n)  # a running median in opening order ('mirror' is numpy's 'reflect': d c b | a b c d)
+    out[order] = median_filter(sharp[order], size=2 * half + 1, mode="mirror")
     return out
-
-
-def typical_sharpness(sharpness: np.ndarray, opening: np.ndarray | None = None) -> np.ndarray:
-    """Per entry, the sharpness of the atlas's typical mouth at its opening (peers_percentile; the whole atlas's
-    median without `opening`). The lips' Laplacian variance grows with what shows between them (teeth against a
-    dark gap: it follows the opening with R² 0.54 on stNg), so against the whole atlas's median a shut or barely
-    parted mouth counted as blurred, and selection drew small openings from more open, toothy mouths squeezed shut:
-    a lit line of teeth where the speaker shows a shadowed gap."""
-    sharp = np.asarray(sharpness, np.float64)
-    if opening is None:
-        return np.full(len(sharp), float(np.median(sharp)) if len(sharp) else 0.0)
-    return peers_percentile(sharp, opening)
-
-
-def speaker_teeth(teeth: np.ndarray, opening: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """The most teeth (atlas units) the speaker's own mouths commonly show at each `wanted` opening: the
-    TEETH_QUANTILE of the entries nearest in opening (peers_percentile), interpolated."""
-    if not len(teeth):
-        return np.zeros(len(wanted))
-    order = np.argsort(np.asarray(opening, np.float64), kind="stable")
-    most = peers_percentile(teeth, opening, TEETH_QUANTILE)
-    return np.interp(np.asarray(wanted, np.float64), np.asarray(opening, np.float64)[order], most[order])
-
-
-def excess_teeth_cost(teeth: np.ndarray, most: np.ndarray, atlas_teeth: np.ndarray) -> np.ndarray:
-    """Cost of drawing mouths showing `teeth` where the speaker commonly shows at most `most` (speaker_teeth):
-    TEETH_EXCESS_WEIGHT × the excess squared, in units of the atlas's range (its 90th percentile, at least
-    TEETH_UNIT_MIN). Fewer teeth cost nothing. Without it a small opening was drawn from a mouth filmed twice as
-    open and squeezed, its teeth kept (woman_outdoor: wanted 0.03-0.06, drawn from 0.084 with 1.35 teeth where she
-    shows 0.07; selfie_expressive, hdtfA, hdtf_katiehill alike)."""
-    unit = max(float(np.percentile(atlas_teeth, 90)), TEETH_UNIT_MIN) if len(atlas_teeth) else 1.0
-    return TEETH_EXCESS_WEIGHT * (np.maximum(np.asarray(teeth, np.float64) - most, 0.0) / unit) ** 2
 
 
 def blur_cost(sharpness: np.ndarray, opening: np.ndarray | None = None) -> np.ndarray:
@@ -143,16 +111,14 @@ def transition_cost(step: np.ndarray, jump_cost: float) -> np.ndarray:
 def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.ndarray,
                   want: np.ndarray, want_pose: np.ndarray, k: int = 24, jump_cost: float = 0.6,
                   pose_weight: float = 1.0, atlas_cost: np.ndarray | None = None,
-                  atlas_time: np.ndarray | None = None, want_time: np.ndarray | None = None,
-                  atlas_teeth: np.ndarray | None = None, teeth_most: np.ndarray | None = None) -> np.ndarray:
+                  atlas_time: np.ndarray | None = None, want_time: np.ndarray | None = None) -> np.ndarray:
     """Viterbi over the k best atlas candidates per output frame (unit selection).
 
     atlas_desc (A,D) and want (T,D) are weighted descriptors (opening, width, teeth…); atlas_cost (A,) is a per-entry
     penalty (blur); continuing to the next real frame (next sequence number) costs nothing, holding a frame costs a
     little, any other jump costs `jump_cost`. With atlas_time (A,) and want_time (T,) (when each entry and each
-    output frame's source frame were filmed: the clip's own atlas), proximity_cost is added; with atlas_teeth (A,)
-    and teeth_most (T,), excess_teeth_cost. Candidates come from k-d trees, so the cost grows with log(A), not A:
-    minutes of profile footage stay cheap."""
+    output frame's source frame were filmed: the clip's own atlas), proximity_cost is added. Candidates come from
+    k-d trees, so the cost grows with log(A), not A: minutes of profile footage stay cheap."""
     T, A = len(want), len(atlas_desc)
     if A == 1:
         return np.zeros(T, np.int64)
@@ -182,8 +148,6 @@ def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.
             d2 = ((feats[idx] - query[t0:t0 + 8192, None, :]) ** 2).sum(-1)
             full = match_cost(d2, extra[idx]) + proximity_cost(atlas_time[idx], wt)
             full[:, 1:][idx[:, 1:] == idx[:, :-1]] = np.inf  # found by both searches: counted once
-        if teeth_most is not None:
-            full = full + excess_teeth_cost(atlas_teeth[idx], np.asarray(teeth_most)[t0:t0 + 8192, None], atlas_teeth)
         order = np.argsort(full, axis=1)[:, :k]
         cand[t0:t0 + 8192] = np.take_along_axis(idx, order, 1)
         cost[t0:t0 + 8192] = np.take_along_axis(full, order, 1)
