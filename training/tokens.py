@@ -50,6 +50,7 @@ from training.clips import clip_tokens
 from training.fit import fit_mlp
 from training.manifest import data_root, filmed_clips, require_data
 from training.posteriors import CONFIRM_GAIN, WithColumns, print_gain, print_variant
+from training.temporal_tokens import TEMPORAL_VARIANTS, temporal_variant_fitter
 from training.train_motion import LAG_MEMBERS, OPENING_EPOCHS, TAPS, aligned_rows, cross_fitted_lags, \
     heldout_models, lag_summary, load_samples, score_clip, speaker_of_name
 
@@ -86,6 +87,7 @@ SHIPPED_RECIPE_VARIANTS = ("pca32-xlag-cmean", "pca32-xlag-cz", "pca32-xlag-pmea
                            "pca32w9-xlag", "pca32lm-xlag", "pca32-xlag-zt", "pca32-xlag-x2", "pca32-xlag-pmean-zt")
 NETS_TIMES = {"x2": 2}
 VARIANTS += SHIPPED_RECIPE_VARIANTS
+VARIANTS += TEMPORAL_VARIANTS  # the temporal net on the shipped recipe's inputs (training.temporal_tokens, stop 35)
 WIDE_TAPS = {"w7": (-0.12, -0.06, 0.0, 0.04, 0.08, 0.14, 0.20),
              "w9": (-0.12, -0.08, -0.04, 0.0, 0.04, 0.08, 0.12, 0.16, 0.20)}
 LOCAL_MEANS = ((-0.20, -0.06), (0.14, 0.28))  # s: spans just outside the taps, each averaged over its hops
@@ -237,7 +239,8 @@ def screen(samples: dict, tokens: dict, variants, folds: int, members: int, epoc
         if key in store:
             res = {k: tuple(v) for k, v in store[key].items()}
         else:
-            fit = variant_fitter(variant, samples, tokens, epochs)
+            fit = (temporal_variant_fitter if variant in TEMPORAL_VARIANTS else variant_fitter)(
+                variant, samples, tokens, epochs)
             models = heldout_models(samples, fit, members, list(samples), folds=folds, out=None, split=split)
             res = {k: score_clip(s, models[group_of[k]].on(k)) for k, s in samples.items()}
             if kept is not None:
