@@ -9,7 +9,7 @@ import pytest
 from lipdub import motion
 from lipdub.motion.offline import MouthTrack, learned_opening
 from lipdub.speech.track import Phone, SpeechTrack
-from training import clip_loss, post_fit, tokens
+from training import clip_loss, fit, post_fit, tokens
 
 
 @pytest.mark.parametrize("mix", [0.0, 0.3, 1.0])
@@ -120,3 +120,26 @@ def test_the_quantile_curve_is_monotone_and_maps_the_predictions_onto_the_filmed
     assert np.all(np.diff(curve(grid)) >= 0)
     assert np.quantile(curve(predicted), 0.5) == pytest.approx(np.quantile(filmed, 0.5), abs=0.02)
     assert curve(np.array([0.0]))[0] == pytest.approx(filmed.min(), abs=1e-9)
+
+
+def test_a_models_curve_maps_its_learned_opening_and_a_model_without_one_is_unchanged():
+    n = 200
+    speech = _speech(n)
+    rng = np.random.default_rng(7)
+    arrays = {"mean": np.zeros((1, 3)), "std": np.ones((1, 3)), "w1": rng.normal(size=(1, 3, 4)),
+              "b1": np.zeros((1, 4)), "w2": rng.normal(size=(1, 4)), "b2": np.array([0.5])}
+    plain = motion.OpeningModel(arrays)
+    x = rng.normal(size=(n, 3))
+    assert np.array_equal(plain.shaped(x[:, 0]), x[:, 0])
+    predicted = np.clip(plain.predict(x), 0, 1.2)
+    filmed = rng.uniform(0, 1, n) ** 3
+    curved = motion.OpeningModel({**arrays, **fit.opening_curve(predicted, filmed)})
+    mapped = curved.shaped(predicted)
+    assert np.all(np.diff(mapped[np.argsort(predicted)]) >= -1e-12)  # monotone
+    assert np.median(mapped) == pytest.approx(np.median(filmed), abs=0.03)
+    width = motion.model_features(speech, mel_context=plain.mel_context).shape[1]
+    wide = {"mean": np.zeros((1, width)), "std": np.ones((1, width)), "w1": rng.normal(size=(1, width, 4))}
+    plain, curved = (motion.OpeningModel({**m.arrays, **wide}) for m in (plain, curved))
+    base = learned_opening(speech, plain)
+    assert np.ptp(base) > 0.01 and not np.allclose(curved.shaped(base), base)  # the motion reads the curve
+    assert np.allclose(learned_opening(speech, curved), np.clip(curved.shaped(base), 0, 1.2))

@@ -31,6 +31,7 @@ from lipdub import motion
 from lipdub.motion.offline import learned_opening
 from training import evaluate
 from training.clips import clip_tokens
+from training.fit import opening_curve
 from training.manifest import data_root, filmed_clips
 from training.posteriors import print_gain, print_variant
 from training.tokens import variant_fitter
@@ -38,9 +39,8 @@ from training.train_motion import OPENING_EPOCHS, heldout_models, speaker_of_nam
 
 RECIPE = "pca32-xlag"  # the shipped recipe (training.tokens)
 SMOOTHS = (0.0, 0.01, 0.02, 0.03, 0.04, 0.06)  # s: MotionParams.smooth
-GAMMAS = (0.7, 0.85, 1.0, 1.2, 1.4)
+GAMMAS = (0.7, 0.85, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.5)
 ASYMMETRIC = ((0.06, 0.02), (0.06, 0.04), (0.05, 0.03), (0.08, 0.04), (0.04, 0.02), (0.02, 0.04), (0.02, 0.06))
-QUANTILES = np.linspace(0.0, 1.0, 21)
 
 
 class FixedOpening:
@@ -74,10 +74,10 @@ def asymmetric_opening(track_rise: motion.MouthTrack, track_fall: motion.MouthTr
 
 
 def quantile_curve(predicted: np.ndarray, filmed: np.ndarray):
-    """The monotone piecewise-linear curve taking `predicted`'s quantiles onto `filmed`'s (held flat beyond them)."""
-    xp = np.maximum.accumulate(np.quantile(predicted, QUANTILES)) + np.arange(len(QUANTILES)) * 1e-9
-    fp = np.maximum.accumulate(np.quantile(filmed, QUANTILES))
-    return lambda o: np.interp(o, xp, fp)
+    """The monotone piecewise-linear curve taking `predicted`'s quantiles onto `filmed`'s (held flat beyond them):
+    training.fit.opening_curve, as the shipped recipe fits it."""
+    curve = opening_curve(predicted, filmed)
+    return lambda o: np.interp(o, curve["curve_in"], curve["curve_out"])
 
 
 def gamma_curve(gamma: float):

@@ -52,7 +52,7 @@ from lipdub.speech.tokens import AXES_PATH, TokenAxes, fit_axes
 from training import augment, evaluate
 from training.cards import HELD_OUT, write_axes_card, write_card
 from training.clips import clip_material, material_tokens
-from training.fit import fit_mlp, fit_ridge, fit_temporal
+from training.fit import fit_mlp, fit_ridge, fit_temporal, opening_curve
 from training.manifest import HELD_OUT_DIR, REPO, SOURCES, data_root, filmed_clips, heldout_dir, require_data, \
     training_clips
 
@@ -206,8 +206,12 @@ def fitter_from(samples: dict, kind: str = "mlp", targets: str = "frames", epoch
                                  [samples[k][4] for k in names], members=members, epochs=epochs or 30)
             model.arrays["mel_context"] = np.array(TEMPORAL_MEL, float)
             return model
-        return with_taps(fit_mlp(*stacked(names), members=members, epochs=epochs or OPENING_EPOCHS), posterior_taps,
-                         component_taps)
+        x, y = stacked(names)
+        model = with_taps(fit_mlp(x, y, members=members, epochs=epochs or OPENING_EPOCHS), posterior_taps,
+                          component_taps)
+        if learned_lags:  # the shipped recipe: its openings mapped onto the filmed ones' quantiles (opening_curve)
+            model.arrays.update(opening_curve(np.clip(model.predict(x), 0.0, 1.2), y))
+        return model
     return fit
 
 

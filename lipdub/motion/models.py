@@ -87,6 +87,12 @@ class OpeningModel:
             out.append((np.einsum("enh,eh->en", h2, a["w2"]) + a["b2"][:, None]).mean(0))
         return np.concatenate(out) if out else np.zeros(0)
 
+    def shaped(self, opening: np.ndarray) -> np.ndarray:
+        """`opening` through the model's monotone curve (arrays `curve_in` -> `curve_out`, piecewise linear, flat
+        beyond its ends; training.fit.opening_curve); files without one: unchanged."""
+        a = self.arrays
+        return opening if "curve_in" not in a else np.interp(opening, a["curve_in"], a["curve_out"])
+
     def save(self, path) -> None:
         np.savez(path, **{k: v.astype(np.float32) for k, v in self.arrays.items()})
 
