@@ -143,3 +143,13 @@ def test_a_models_curve_maps_its_learned_opening_and_a_model_without_one_is_unch
     base = learned_opening(speech, plain)
     assert np.ptp(base) > 0.01 and not np.allclose(curved.shaped(base), base)  # the motion reads the curve
     assert np.allclose(learned_opening(speech, curved), np.clip(curved.shaped(base), 0, 1.2))
+
+
+def test_a_saved_models_curve_is_loaded_with_it(tmp_path):
+    width = len(motion.offline_feature_names())
+    arrays = {"mean": np.zeros((1, width)), "std": np.ones((1, width)), "w1": np.ones((1, width, 3)),
+              "b1": np.zeros((1, 3)), "w2": np.ones((1, 3)), "b2": np.zeros(1), "curve_in": np.array([0.0, 0.5, 1.2]),
+              "curve_out": np.array([0.0, 0.2, 1.2])}
+    motion.OpeningModel(arrays).save(tmp_path / "m.npz")
+    loaded = motion.load_opening_model(tmp_path / "m.npz")
+    assert loaded.shaped(np.array([0.5]))[0] == pytest.approx(0.2)

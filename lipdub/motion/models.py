@@ -36,7 +36,7 @@ MODEL_FILES = {"research": (MODEL_PATH, CAUSAL_MODEL_PATH),
                "permissive": (PERMISSIVE_MODEL_PATH, PERMISSIVE_CAUSAL_MODEL_PATH)}
 SHIPPED = {p for pair in MODEL_FILES.values() for p in pair}  # a card is required beside each of these
 OPENING_ARRAYS = ("weights", "mean", "std", "w1", "b1", "w2", "b2", "mel_context", "posterior_taps", "component_taps",
-                  "taps", "wt", "bt")
+                  "taps", "wt", "bt", "curve_in", "curve_out")
 REBUILD = {MODEL_PATH.name: "make train", PERMISSIVE_MODEL_PATH.name: "make train",
            CAUSAL_MODEL_PATH.name: "make train-causal", PERMISSIVE_CAUSAL_MODEL_PATH.name: "make train-causal"}
 
