@@ -54,7 +54,7 @@ def test_the_choices_are_other_files_with_other_weights():
     assert permissive == (motion.PERMISSIVE_MODEL_PATH, motion.PERMISSIVE_CAUSAL_MODEL_PATH)
     assert all(p.is_file() and models.card_path(p).is_file() for p in research + permissive)
     a, b = motion.load_model("research"), motion.load_model("permissive")
-    assert set(a.arrays) == set(b.arrays) | {"posterior_taps", "component_taps", "curve_in", "curve_out"}
+    assert set(a.arrays) == set(b.arrays) | {"posterior_taps", "component_taps"}
     assert not np.array_equal(a.arrays["w1"], b.arrays["w1"])
     # permissive: inputs as before (no research-only token axes)
     assert a.posterior_taps == a.component_taps == motion.OFFLINE_POSTERIOR_TAPS
