@@ -153,7 +153,7 @@ OPENING_EPOCHS = 120
 # the shipped recipe's openings mapped by a curve fitted on its training rows (training.fit.opening_curve). Held out
 # (5 folds x 2 nets) r 0.683 -> 0.702 and 0.680 -> 0.693 on a second split; make eval 0.684 -> 0.733 in-sample; but
 # the rendered live-offline gap goes from -0.033 to past -0.05 (the live model has no curve): off until the lead
-# decides (docs/RESULTS.md, Motion alone, stop 35). True and `make train` rebuild the model with it.
+# decides (docs/RESULTS.md, Motion alone, stop 35). True, then --no-heldout --replace, rebuilds the model with it.
 OPENING_CURVE = False
 
 
