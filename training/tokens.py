@@ -47,7 +47,7 @@ from lipdub.speech import recognise
 from lipdub.speech.posteriors import class_posteriors
 from lipdub.speech.tokens import fit_axes, log_smoothed
 from training.clips import clip_tokens
-from training.fit import fit_mlp
+from training.clip_loss import net_fitter
 from training.manifest import data_root, filmed_clips, require_data
 from training.posteriors import CONFIRM_GAIN, WithColumns, print_gain, print_variant
 from training.temporal_tokens import TEMPORAL_VARIANTS, temporal_variant_fitter
@@ -88,6 +88,10 @@ SHIPPED_RECIPE_VARIANTS = ("pca32-xlag-cmean", "pca32-xlag-cz", "pca32-xlag-pmea
 NETS_TIMES = {"x2": 2}
 VARIANTS += SHIPPED_RECIPE_VARIANTS
 VARIANTS += TEMPORAL_VARIANTS  # the temporal net on the shipped recipe's inputs (training.temporal_tokens, stop 35)
+# the shipped recipe fitted with a per-clip correlation loss, alone or mixed with the squared error (training.clip_loss,
+# stop 35); -zt-corr50: with the per-clip standardised targets too
+LOSS_VARIANTS = ("pca32-xlag-corr", "pca32-xlag-corr50", "pca32-xlag-corr80", "pca32-xlag-zt-corr50")
+VARIANTS += LOSS_VARIANTS
 WIDE_TAPS = {"w7": (-0.12, -0.06, 0.0, 0.04, 0.08, 0.14, 0.20),
              "w9": (-0.12, -0.08, -0.04, 0.0, 0.04, 0.08, 0.12, 0.16, 0.20)}
 LOCAL_MEANS = ((-0.20, -0.06), (0.14, 0.28))  # s: spans just outside the taps, each averaged over its hops
@@ -222,7 +226,7 @@ def variant_fitter(variant: str, samples: dict, tokens: dict, epochs: int):
                 cache[name] = extra(name)
             return cache[name]
         nets = members * NETS_TIMES.get(suffix[-1] if suffix else "", 1)
-        return ExtraColumns(fit_mlp(x, y, members=nets, epochs=epochs), keep, bound)
+        return ExtraColumns(net_fitter(suffix)(x, y, [len(targets[n]) for n in names], nets, epochs), keep, bound)
     return fit
 
 

@@ -36,7 +36,7 @@ MODEL_FILES = {"research": (MODEL_PATH, CAUSAL_MODEL_PATH),
                "permissive": (PERMISSIVE_MODEL_PATH, PERMISSIVE_CAUSAL_MODEL_PATH)}
 SHIPPED = {p for pair in MODEL_FILES.values() for p in pair}  # a card is required beside each of these
 OPENING_ARRAYS = ("weights", "mean", "std", "w1", "b1", "w2", "b2", "mel_context", "posterior_taps", "component_taps",
-                  "taps", "wt", "bt")
+                  "taps", "wt", "bt", "curve_in", "curve_out")
 REBUILD = {MODEL_PATH.name: "make train", PERMISSIVE_MODEL_PATH.name: "make train",
            CAUSAL_MODEL_PATH.name: "make train-causal", PERMISSIVE_CAUSAL_MODEL_PATH.name: "make train-causal"}
 
@@ -86,6 +86,12 @@ class OpeningModel:
             h2 = np.tanh(np.einsum("enk,ekh->enh", z, a["wt"]) + a["bt"][:, None])
             out.append((np.einsum("enh,eh->en", h2, a["w2"]) + a["b2"][:, None]).mean(0))
         return np.concatenate(out) if out else np.zeros(0)
+
+    def shaped(self, opening: np.ndarray) -> np.ndarray:
+        """`opening` through the model's monotone curve (arrays `curve_in` -> `curve_out`, piecewise linear, flat
+        beyond its ends; training.fit.opening_curve); files without one: unchanged."""
+        a = self.arrays
+        return opening if "curve_in" not in a else np.interp(opening, a["curve_in"], a["curve_out"])
 
     def save(self, path) -> None:
         np.savez(path, **{k: v.astype(np.float32) for k, v in self.arrays.items()})

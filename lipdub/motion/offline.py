@@ -66,7 +66,9 @@ def learned_opening(speech, model: OpeningModel) -> np.ndarray:
         blocks = [model.predict(model_features(speech, a, a + FEATURE_BLOCK, model.mel_context, model.posterior_taps,
                                             model.component_taps))
                   for a in range(0, n, FEATURE_BLOCK)]
-    return np.clip(np.concatenate(blocks) if blocks else np.zeros(0), 0.0, 1.2)
+    opening = np.clip(np.concatenate(blocks) if blocks else np.zeros(0), 0.0, 1.2)
+    shaped = getattr(model, "shaped", None)  # the screens' wrappers of a model have no curve
+    return opening if shaped is None else np.clip(shaped(opening), 0.0, 1.2)
 
 
 @dataclass
