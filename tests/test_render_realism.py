@@ -252,3 +252,66 @@ def test_a_mouth_opened_past_its_source_keeps_its_upper_teeth_whole(topology):
     assert bottom.sum() > 100 and (grey[bottom] > 150).mean() < 0.05
     upper = (rows > (up_d + 2)[None, :]) & (rows < (up_d + 0.6 * gap * ppu)[None, :])
     assert (grey[upper] > 150).mean() > 0.8  # the teeth themselves are still there, under the upper lip
+
+
+# ------------------------------------------------------------------------------------------------ lip colour
+
+def _lips_image(lms: np.ndarray, lips_rgb: tuple, size=(500, 600)) -> np.ndarray:
+    """A face of skin colour with lips of `lips_rgb` between the outer and inner lip contours of `lms`."""
+    from lipdub.core.landmarks import OUTER_LOWER, OUTER_UPPER
+    img = np.full((*size, 3), (200, 150, 130), np.uint8)
+    outer = np.round(lms[OUTER_UPPER + OUTER_LOWER[::-1][1:-1], :2]).astype(np.int32)
+    inner = np.round(lms[INNER_UPPER + INNER_LOWER[::-1][1:-1], :2]).astype(np.int32)
+    cv2.fillPoly(img, [outer], lips_rgb)
+    cv2.fillPoly(img, [inner], (40, 20, 20))
+    return img
+
+
+def _lips_lab(img: np.ndarray, lms: np.ndarray) -> np.ndarray:
+    from lipdub.render.mouth import CONTROL
+    return render.lipcolour.lip_chroma(img, lms[CONTROL].astype(np.float64))
+
+
+def test_drawn_lips_take_the_chroma_of_the_lips_filmed_in_the_frame(topology):
+    # the atlas's mouth was filmed with paler lips than the frame it is drawn over shows: drawn from the clip's own
+    # atlas the lips come out as red as the frame's (within a level of CIELAB a and b); from a profile's atlas
+    # (no filmed times: other footage, matched by render.foreign) they stay as drawn
+    ppu = 200.0
+    shape = topology.astype(np.float64).copy()
+    for up, lo in render.INNER_PAIRS:
+        shape[lo, 1] = shape[up, 1] + 0.05
+    lms = (shape * ppu + [300, 150, 0]).astype(np.float32)
+    track = face.FaceTrack(np.zeros(1), lms[None], np.ones(1, bool), 600, 500)
+    pale, red = _lips_image(lms, (190, 120, 120)), _lips_image(lms, (193, 112, 116))
+    want = _lips_lab(red, lms)
+    assert np.abs(want - _lips_lab(pale, lms)).max() > 4  # (the two differ)
+    pose = face.estimate_pose(track, topology)
+    atlas = render.Atlas(topology, float(pose.scale[0]))
+    assert atlas.add(0, pale, lms, (pose.scale[0], pose.rotation[0], pose.translation[0]))
+    for filmed, close in (((np.zeros(1), np.zeros(1)), True), (None, False)):
+        r = render.Renderer(atlas, track, pose, filmed=filmed)
+        opening, width = float(r.atlas_open[0]), float(r.model.rest_width)
+        out = r.render_frame(red.copy(), 0, 0, opening, width)
+        drawn = _lips_lab(out, lms)
+        assert (np.abs(drawn - want).max() < 1.0) == close, (drawn, want)
+
+
+def test_the_lips_chroma_moves_at_most_its_limit_and_only_where_weighted():
+    from lipdub.render import lipcolour
+    patch = np.full((40, 40, 3), (180, 120, 110), np.uint8)
+    weight = np.zeros((40, 40), np.float32)
+    weight[10:30, 10:30] = 1.0
+    out = lipcolour.shift_lip_chroma(patch.copy(), np.array([20.0, 0.0]), weight)
+    assert np.array_equal(out[weight == 0], patch[weight == 0])
+    lab = lambda im: cv2.cvtColor(im.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)[20, 20]
+    assert abs(lab(out)[1] - lab(patch)[1] - 20.0) < 1.0
+    # matched_lips clips a far target to LIP_CHROMA_LIMIT
+    ctrl = np.zeros((len(render.mouth.CONTROL), 2))
+    from lipdub.render.mouth import INNER_RING, OUTER_RING
+    ang = np.linspace(0, 2 * np.pi, len(OUTER_RING), endpoint=False)
+    ctrl[OUTER_RING] = np.stack([20 + 12 * np.cos(ang), 20 + 8 * np.sin(ang)], 1)
+    ctrl[INNER_RING] = 20 + 0.1 * np.stack([np.cos(ang[:len(INNER_RING)]), np.sin(ang[:len(INNER_RING)])], 1)
+    have = lipcolour.lip_chroma(patch, ctrl)
+    moved = lipcolour.matched_lips(patch.copy(), ctrl, have + [30.0, -30.0], weight)
+    step = lipcolour.lip_chroma(moved, ctrl) - have
+    assert np.allclose(step, [lipcolour.LIP_CHROMA_LIMIT, -lipcolour.LIP_CHROMA_LIMIT], atol=1.0), step

@@ -8,7 +8,7 @@ at the wanted shape (its width the filmed speaker's own at that opening, with th
 mouth is less open than asked, the interior (teeth, tongue) comes from the clip's most open frame.
 
 Modules, bottom-up: mouth (mouth model, descriptors, target shape, control points), mesh (piecewise-affine warps),
-interior (teeth, cavity, lip line), atlas (the crops: filling, saving, loading), foreign (a profile's mouths made to
+interior (teeth, cavity, lip line), lipcolour (the drawn lips' chroma as the frame's filmed lips'), atlas (the crops: filling, saving, loading), foreign (a profile's mouths made to
 look filmed in the shot, mixed with the shot's own), selection (the one selection cost of
 the offline Viterbi and the live greedy choice), warp (whole-face warp, blinks), compose (mask, colour, blend),
 renderer (Renderer), styler (expression and head motion for offline dubs: FaceStyler), live (live mouths and blinks).

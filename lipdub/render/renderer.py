@@ -23,6 +23,7 @@ from lipdub.render.atlas import Atlas, fill_atlas_in_halves, pose_features
 from lipdub.render.interior import (CLOSED_LINE_OPENING, GAP_GAIN_MIN, GapMatch, darken_gap, gap_lightness,
                                     inner_lip_mask, pull_inner_lips, soften_lip_line, split_rows, split_window,
                                     synthetic_cavity)
+from lipdub.render.lipcolour import lip_chroma, matched_lips
 from lipdub.render.mouth import (CONTROL, INNER_LOWER_POS, INNER_UPPER_POS, JAW_POS, LIPS_POS,
                                  OUTER_LIPS_POS, OUTER_RING, UPPER_EDGE_POS, MouthModel, build_mouth_model, corner_lift,
                                  descriptors, target_shape)
@@ -399,6 +400,7 @@ class Renderer:
         `held`; None without pixels); changes no state."""
         atlas = self.atlas
         n_ctrl = len(CONTROL)
+        own_lips = pixels is not None and self.filmed is not None  # the clip's own atlas: its lips filmed here
         src = atlas.src_controls[a].astype(np.float64)
         src_open = float(self.atlas_open[a])
         # (a closed source has no teeth to cover: pulling its lips apart only folds them into a hard seam)
@@ -477,9 +479,13 @@ class Renderer:
             if gain < 1.0:  # (nan compares false: unmeasured gaps stay as drawn)
                 warped = darken_gap(warped, dst[:n_ctrl], roi, max(gain, GAP_GAIN_MIN))
         alpha *= cover.astype(np.float32) / 255.0
+        lip_weight = compose.lip_weight(dst[OUTER_RING], roi, float(scale)) if moved or own_lips else None
+        if own_lips:  # the drawn lips' chroma as the frame's own lips were filmed (render.lipcolour)
+            filmed = lip_chroma(pixels, (self._frame_controls(j) if held is None else held) - np.asarray(origin, float))
+            warped = matched_lips(warped, dst - np.asarray(roi[:2], np.float64), filmed, lip_weight)
         skin = None
         if moved:
-            skin = (moved[0], compose.lip_weight(dst[OUTER_RING], roi, float(scale)))
+            skin = (moved[0], lip_weight)
         # what is put in, colour matched and blended is the box where alpha > 0 (about half the roi: its ring lies
         # outside the mask); every step there is per pixel, or reads its pixels in the same order (the colour's band)
         bx, by, bw, bh = cv2.boundingRect((alpha > 0).view(np.uint8))
