@@ -298,20 +298,21 @@ def test_drawn_lips_take_the_chroma_of_the_lips_filmed_in_the_frame(topology):
 
 def test_the_lips_chroma_moves_at_most_its_limit_and_only_where_weighted():
     from lipdub.render import lipcolour
-    patch = np.full((40, 40, 3), (180, 120, 110), np.uint8)
-    weight = np.zeros((40, 40), np.float32)
-    weight[10:30, 10:30] = 1.0
+    patch = np.full((80, 80, 3), (180, 120, 110), np.uint8)
+    weight = np.zeros((80, 80), np.float32)
+    weight[5:75, 5:75] = 1.0
     out = lipcolour.shift_lip_chroma(patch.copy(), np.array([20.0, 0.0]), weight)
     assert np.array_equal(out[weight == 0], patch[weight == 0])
-    lab = lambda im: cv2.cvtColor(im.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)[20, 20]
+    lab = lambda im: cv2.cvtColor(im.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)[40, 40]
     assert abs(lab(out)[1] - lab(patch)[1] - 20.0) < 1.0
     # matched_lips clips a far target to LIP_CHROMA_LIMIT
     ctrl = np.zeros((len(render.mouth.CONTROL), 2))
     from lipdub.render.mouth import INNER_RING, OUTER_RING
     ang = np.linspace(0, 2 * np.pi, len(OUTER_RING), endpoint=False)
-    ctrl[OUTER_RING] = np.stack([20 + 12 * np.cos(ang), 20 + 8 * np.sin(ang)], 1)
-    ctrl[INNER_RING] = 20 + 0.1 * np.stack([np.cos(ang[:len(INNER_RING)]), np.sin(ang[:len(INNER_RING)])], 1)
+    ctrl[OUTER_RING] = np.stack([40 + 30 * np.cos(ang), 40 + 20 * np.sin(ang)], 1)
+    ctrl[INNER_RING] = 40 + 0.1 * np.stack([np.cos(ang[:len(INNER_RING)]), np.sin(ang[:len(INNER_RING)])], 1)
     have = lipcolour.lip_chroma(patch, ctrl)
+    assert lipcolour.lip_chroma(patch, 40 + 0.3 * (ctrl - 40)) is None  # (lips a third as wide: too few pixels)
     moved = lipcolour.matched_lips(patch.copy(), ctrl, have + [30.0, -30.0], weight)
     step = lipcolour.lip_chroma(moved, ctrl) - have
     assert np.allclose(step, [lipcolour.LIP_CHROMA_LIMIT, -lipcolour.LIP_CHROMA_LIMIT], atol=1.0), step
