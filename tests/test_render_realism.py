@@ -274,8 +274,8 @@ def _lips_lab(img: np.ndarray, lms: np.ndarray) -> np.ndarray:
 
 def test_drawn_lips_take_the_chroma_of_the_lips_filmed_in_the_frame(topology):
     # the atlas's mouth was filmed with paler lips than the frame it is drawn over shows: drawn from the clip's own
-    # atlas the lips come out as red as the frame's (within a level of CIELAB a and b); from a profile's atlas
-    # (no filmed times: other footage, matched by render.foreign) they stay as drawn
+    # atlas the lips move LIP_MATCH_STRENGTH of the way to the frame's (within a level of CIELAB a and b); from a
+    # profile's atlas (no filmed times: other footage, matched by render.foreign) they stay as drawn
     ppu = 200.0
     shape = topology.astype(np.float64).copy()
     for up, lo in render.INNER_PAIRS:
@@ -283,8 +283,9 @@ def test_drawn_lips_take_the_chroma_of_the_lips_filmed_in_the_frame(topology):
     lms = (shape * ppu + [300, 150, 0]).astype(np.float32)
     track = face.FaceTrack(np.zeros(1), lms[None], np.ones(1, bool), 600, 500)
     pale, red = _lips_image(lms, (190, 120, 120)), _lips_image(lms, (193, 112, 116))
-    want = _lips_lab(red, lms)
-    assert np.abs(want - _lips_lab(pale, lms)).max() > 4  # (the two differ)
+    have = _lips_lab(pale, lms)
+    want = have + render.lipcolour.LIP_MATCH_STRENGTH * (_lips_lab(red, lms) - have)
+    assert np.abs(want - have).max() > 2  # (the two differ)
     pose = face.estimate_pose(track, topology)
     atlas = render.Atlas(topology, float(pose.scale[0]))
     assert atlas.add(0, pale, lms, (pose.scale[0], pose.rotation[0], pose.translation[0]))
@@ -313,6 +314,37 @@ def test_the_lips_chroma_moves_at_most_its_limit_and_only_where_weighted():
     ctrl[INNER_RING] = 40 + 0.1 * np.stack([np.cos(ang[:len(INNER_RING)]), np.sin(ang[:len(INNER_RING)])], 1)
     have = lipcolour.lip_chroma(patch, ctrl)
     assert lipcolour.lip_chroma(patch, 40 + 0.3 * (ctrl - 40)) is None  # (lips a third as wide: too few pixels)
-    moved = lipcolour.matched_lips(patch.copy(), ctrl, have + [30.0, -30.0], weight)
+    moved = lipcolour.matched_lips(patch.copy(), have, have + [30.0, -30.0], weight, strength=1.0)
     step = lipcolour.lip_chroma(moved, ctrl) - have
     assert np.allclose(step, [lipcolour.LIP_CHROMA_LIMIT, -lipcolour.LIP_CHROMA_LIMIT], atol=1.0), step
+    half = lipcolour.matched_lips(patch.copy(), have, have + [4.0, 0.0], weight, strength=0.5)
+    assert np.allclose(lipcolour.lip_chroma(half, ctrl) - have, [2.0, 0.0], atol=0.5)
+
+
+def test_the_lips_target_is_the_filmed_lips_median_over_the_last_second_of_the_run():
+    # the filmed lips' median jitters from frame to frame with their tracked contours: each frame's drawn lips go to
+    # the median of the last TARGET_SECONDS of filmed ones, not to their own frame's; reset() (a shot change)
+    # forgets them, and frames older than TARGET_SECONDS drop out of it
+    from lipdub.render import lipcolour
+    patch = np.full((40, 40, 3), (180, 120, 110), np.uint8)
+    weight = np.ones((40, 40), np.float32)
+    have = cv2.cvtColor(patch[:1, :1].astype(np.float32) / 255, cv2.COLOR_RGB2LAB)[0, 0, 1:].astype(np.float64)
+    lab_a = lambda im: cv2.cvtColor(im[:1, :1].astype(np.float32) / 255, cv2.COLOR_RGB2LAB)[0, 0, 1]
+    match = lipcolour.LipColour()
+    dt = lipcolour.TARGET_SECONDS / 10
+    strength = lipcolour.LIP_MATCH_STRENGTH
+    jitter = np.random.default_rng(0).uniform(-2.0, 2.0, 40)  # filmed lips 3 levels of a redder, measured +- 2
+    moved = np.array([lab_a(match(patch.copy(), i * dt, (have + [3.0 + d, 0.0], have), weight)) - have[0]
+                      for i, d in enumerate(jitter)])
+    assert abs(moved[0] - strength * (3.0 + jitter[0])) < 0.3  # (the first frame has only itself)
+    alone = lipcolour.LipColour()  # each frame matched to its own filmed lips (reset: every frame a new run)
+    own = np.array([lab_a(alone(patch.copy(), 0.0, (have + [3.0 + d, 0.0], have), weight)) - have[0]
+                    for d in jitter if alone.reset() is None])
+    steady = moved[10:]  # (a second in: the median of ten frames; uint8 pixels move a in steps of up to 0.9)
+    assert np.std(steady) < 0.5 * np.std(own[10:]) and abs(np.mean(steady) - strength * 3.0) < 0.6
+    assert lab_a(match(patch.copy(), 40 * dt, (None, have), weight)) - have[0] > 0.5 * strength  # (unmeasured frame)
+    far = match(patch.copy(), 40 * dt + 2 * lipcolour.TARGET_SECONDS, (None, have), weight)
+    assert np.array_equal(far, patch)  # the last filmed lips too long ago: left as drawn
+    match.reset()
+    assert np.array_equal(match(patch.copy(), 0.0, (None, have), weight), patch)
+    assert np.array_equal(match(patch.copy(), 0.0, None, weight), patch)  # not the clip's own atlas

@@ -1,13 +1,16 @@
-"""lipcolour: the drawn lips' chroma matched to the lips filmed in the frame they are drawn over.
+"""lipcolour: the drawn lips' chroma matched to the lips filmed in the frames they are drawn over.
 
 A mouth drawn from another moment of the clip carries that moment's lip colour, and the colour match of the lower
 face (compose.ColourMatcher) measures only the skin at the mask's border. Dubbed lips came out less red than filmed
 ones at every opening (CIELAB a, lips against the skin around them: 20 clips, 18 of them lower, by 0.3 on average,
 0.7 on a speaker wearing lipstick; docs/RESULTS.md, "The drawn lips' colour"): the entries selection draws lean to
 less red ones, and each resampling of 4:2:0 chroma softens the lips' edges. The frame's own lips, filmed at that
-very moment, say what colour they should be."""
+very moment, say what colour they should be; one frame's median of them jitters with its tracked contours, so the
+target is their median over the last TARGET_SECONDS of the run (LipColour, in frame order)."""
 
 from __future__ import annotations
+
+from collections import deque
 
 import cv2
 import numpy as np
@@ -19,6 +22,12 @@ LIP_CHROMA_LIMIT = 6.0  # CIELAB levels (a, b) the drawn lips may move: a hand o
 # frame's against the drawn mouth's: sd 2.4 levels of a a frame on 240-pixel lips, 1.7 on 620), and matched to it
 # the lips of a 160-pixel face read worse (bench.realism 0.580 -> 0.617, 8 seeds)
 MIN_LIP_PIXELS = 400
+# the filmed lips' median is taken over this long a stretch of the run drawn so far: one frame's jitters with its
+# tracked contours (sd 0.4-1.3 levels of a frame to frame), a lighting change takes longer
+TARGET_SECONDS = 1.0
+LIP_MATCH_STRENGTH = 1.0  # share of the way from the drawn lips' chroma to the target moved
+
+LipChroma = tuple[np.ndarray | None, np.ndarray | None]  # (the frame's filmed lips', the drawn lips') median (a, b)
 
 
 def lip_chroma(rgb: np.ndarray, control: np.ndarray) -> np.ndarray | None:
@@ -53,13 +62,33 @@ def shift_lip_chroma(patch: np.ndarray, shift: np.ndarray, weight: np.ndarray) -
     return patch
 
 
-def matched_lips(patch: np.ndarray, drawn: np.ndarray, filmed: np.ndarray | None, weight: np.ndarray) -> np.ndarray:
-    """The drawn lips in `patch` (control points `drawn`, patch pixels) with their chroma moved to the filmed lips'
-    median (`filmed`: lip_chroma of the frame's own lips; None leaves them as drawn), by at most LIP_CHROMA_LIMIT
-    and faded with the lips' `weight` into the skin around them."""
-    if filmed is None:
-        return patch
-    have = lip_chroma(patch, drawn)
-    if have is None:
-        return patch
-    return shift_lip_chroma(patch, np.clip(filmed - have, -LIP_CHROMA_LIMIT, LIP_CHROMA_LIMIT), weight)
+def matched_lips(patch: np.ndarray, have: np.ndarray, target: np.ndarray, weight: np.ndarray,
+                 strength: float = LIP_MATCH_STRENGTH) -> np.ndarray:
+    """The drawn lips in `patch` (their median chroma `have`) moved `strength` of the way to `target`, by at most
+    LIP_CHROMA_LIMIT, faded with the lips' `weight` into the skin around them."""
+    return shift_lip_chroma(patch, strength * np.clip(target - have, -LIP_CHROMA_LIMIT, LIP_CHROMA_LIMIT), weight)
+
+
+class LipColour:
+    """The drawn lips matched, in frame order, to the median chroma of the lips filmed over the last TARGET_SECONDS
+    of the run (reset() where the run breaks: a shot change, a loop jump, a frame without the speaker)."""
+
+    def __init__(self) -> None:
+        self._filmed: deque[tuple[float, np.ndarray]] = deque()
+
+    def reset(self) -> None:
+        self._filmed.clear()
+
+    def __call__(self, patch: np.ndarray, t: float, lips: LipChroma | None, weight: np.ndarray | None) -> np.ndarray:
+        """`patch` drawn over the frame filmed at `t` (seconds) with its lips' chroma matched; `lips` as LipChroma
+        (None: not the clip's own atlas, left as drawn), `weight` the lips' (compose.lip_weight)."""
+        if lips is None or weight is None:
+            return patch
+        filmed, have = lips
+        if filmed is not None:
+            self._filmed.append((t, filmed))
+        while self._filmed and self._filmed[0][0] < t - TARGET_SECONDS:
+            self._filmed.popleft()
+        if have is None or not self._filmed:
+            return patch
+        return matched_lips(patch, have, np.median([c for _, c in self._filmed], axis=0), weight)
