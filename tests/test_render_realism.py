@@ -333,15 +333,15 @@ def test_the_lips_target_is_the_filmed_lips_median_over_the_last_second_of_the_r
     match = lipcolour.LipColour()
     dt = lipcolour.TARGET_SECONDS / 10
     strength = lipcolour.LIP_MATCH_STRENGTH
-    jitter = np.random.default_rng(0).uniform(-2.0, 2.0, 40)  # filmed lips 3 levels of a redder, measured +- 2
+    jitter = np.random.default_rng(0).uniform(-3.0, 3.0, 40)  # filmed lips 3 levels of a redder, measured +- 3
     moved = np.array([lab_a(match(patch.copy(), i * dt, (have + [3.0 + d, 0.0], have), weight)) - have[0]
                       for i, d in enumerate(jitter)])
-    assert abs(moved[0] - strength * (3.0 + jitter[0])) < 0.3  # (the first frame has only itself)
+    assert abs(moved[0] - strength * (3.0 + jitter[0])) < 0.5  # (the first frame has only itself)
     alone = lipcolour.LipColour()  # each frame matched to its own filmed lips (reset: every frame a new run)
     own = np.array([lab_a(alone(patch.copy(), 0.0, (have + [3.0 + d, 0.0], have), weight)) - have[0]
                     for d in jitter if alone.reset() is None])
     steady = moved[10:]  # (a second in: the median of ten frames; uint8 pixels move a in steps of up to 0.9)
-    assert np.std(steady) < 0.5 * np.std(own[10:]) and abs(np.mean(steady) - strength * 3.0) < 0.6
+    assert np.std(steady) < 0.5 * np.std(own[10:]) and abs(np.mean(steady) - strength * 3.0) < 0.8
     assert lab_a(match(patch.copy(), 40 * dt, (None, have), weight)) - have[0] > 0.5 * strength  # (unmeasured frame)
     far = match(patch.copy(), 40 * dt + 2 * lipcolour.TARGET_SECONDS, (None, have), weight)
     assert np.array_equal(far, patch)  # the last filmed lips too long ago: left as drawn
