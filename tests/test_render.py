@@ -512,7 +512,7 @@ def test_the_skin_around_a_drawn_mouth_is_the_frames_own(open_mouths, monkeypatc
     j, a = 5, 35
     opening, width = (float(v) for v in render.descriptors(renderer.norm[j]))
     dst = renderer._target(j, a, opening, width, None)
-    roi, _, alpha, skin, _ = renderer._draw(frames[j].shape, j, a, opening, width, dst, frames[j])
+    roi, _, alpha, skin = renderer._draw(frames[j].shape, j, a, opening, width, dst, frames[j])
     x0, y0, x1, y1 = roi
     skin_only = (alpha > 0.9) & (skin[1] < 0.01)  # drawn, and away from the lips
     assert skin_only.sum() > 500
@@ -546,7 +546,7 @@ def test_the_lips_rim_stays_thin_when_the_wanted_opening_leaves_the_frames_own(o
     def reach(opening):
         """how far past the drawn outer lips the drawn mouth weighs at least half, frame px"""
         dst = renderer._target(j, a, opening, width, None)
-        roi, _, _, skin, _ = renderer._draw(frames[j].shape, j, a, opening, width, dst, frames[j])
+        roi, _, _, skin = renderer._draw(frames[j].shape, j, a, opening, width, dst, frames[j])
         outside = np.full(skin[1].shape, 255, np.uint8)
         cv2.fillPoly(outside, [np.round(dst[render.OUTER_RING] - roi[:2]).astype(np.int32)], 0)
         return float(cv2.distanceTransform(outside, cv2.DIST_L2, 3)[skin[1] > 0.5].max())

@@ -438,7 +438,7 @@ def prepare_atlas(video, seconds: float = PREPARE_SECONDS, progress=None, cache:
         log.warning("live: no mouths prepared from %s (%s); the atlas grows from the stream", path, exc)
         return None
     atlas = own.atlas
-    frames = atlas.seq.astype(np.int64) * render.own_stride(track, atlas, OWN_ATLAS_BYTES)
+    frames = atlas.seq.astype(np.int64) * render.Renderer.own_stride(track, atlas, OWN_ATLAS_BYTES)
     atlas.entry_rotation = own.pose.rotation[np.minimum(frames, len(track) - 1)].astype(np.float32)
     # how its speaker rests, measured as a dub of the file does (its tracked frames and the pauses of its sound)
     own.pauses = filmed_pauses(path, info, track)

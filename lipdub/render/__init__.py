@@ -8,25 +8,24 @@ at the wanted shape (its width the filmed speaker's own at that opening, with th
 mouth is less open than asked, the interior (teeth, tongue) comes from the clip's most open frame.
 
 Modules, bottom-up: mouth (mouth model, descriptors, target shape, control points), mesh (piecewise-affine warps),
-interior (teeth, cavity, lip line), lipcolour (the drawn lips' chroma as the filmed lips'), atlas (the crops: filling,
-saving, loading), foreign (a profile's mouths made to look filmed in the shot, mixed with the shot's own), selection
-(the one selection cost of the offline Viterbi and the live greedy choice), warp (whole-face warp, blinks), compose
-(mask, colour, blend), renderer (Renderer), styler (expression and head motion for offline dubs: FaceStyler), live
-(live mouths and blinks).
+interior (teeth, cavity, lip line), atlas (the crops: filling, saving, loading), foreign (a profile's mouths made to
+look filmed in the shot, mixed with the shot's own), selection (the one selection cost of
+the offline Viterbi and the live greedy choice), warp (whole-face warp, blinks), compose (mask, colour, blend),
+renderer (Renderer), styler (expression and head motion for offline dubs: FaceStyler), live (live mouths and blinks).
 
-Public interface (what other stages and tests use): Renderer, own_stride, own_times; Atlas, write_npz,
-fill_atlas_in_halves; mixed_renderer (an actor profile's mouths matched to the shot and mixed with its own: foreign);
+Public interface (what other stages and tests use): Renderer, own_times; Atlas, write_npz, fill_atlas_in_halves;
+mixed_renderer (an actor profile's mouths matched to the shot and mixed with its own: foreign);
 MouthModel, build_mouth_model, corner_lift, descriptors, target_shape; select_frames; MeshWarper; inner_lip_mask;
 the control-point tables.
 """
 
 from lipdub.core.landmarks import FACE_OVAL
-from lipdub.render.atlas import Atlas, fill_atlas_in_halves, own_stride, own_times, write_npz
+from lipdub.render.atlas import Atlas, fill_atlas_in_halves, write_npz
 from lipdub.render.interior import inner_lip_mask
 from lipdub.render.mesh import MeshWarper
 from lipdub.render.mouth import (CONTROL, INNER_LOWER_POS, INNER_PAIRS, INNER_UPPER_POS, OUTER_RING, MouthModel,
                                  build_mouth_model, corner_lift, descriptors, target_shape)
-from lipdub.render.renderer import Renderer
+from lipdub.render.renderer import Renderer, own_times
 from lipdub.render.foreign import mixed_renderer
 from lipdub.render.selection import select_frames
 
@@ -38,6 +37,6 @@ __all__ = [
     "MeshWarper",
     "CONTROL", "INNER_LOWER_POS", "INNER_PAIRS", "INNER_UPPER_POS", "OUTER_RING",
     "MouthModel", "build_mouth_model", "corner_lift", "descriptors", "target_shape",
-    "Renderer", "own_stride", "own_times",
+    "Renderer", "own_times",
     "select_frames",
 ]

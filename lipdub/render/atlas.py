@@ -473,17 +473,3 @@ def fill_atlas_beside(atlas: Atlas, video: Path, track: face.FaceTrack, pose: fa
             for job in pending:  # an error: drop what is still queued
                 job.cancel()
     return added
-
-
-def own_stride(track: face.FaceTrack, atlas: Atlas, budget_bytes: int) -> int:
-    """Every how many frames the clip's own atlas takes one, to stay within `budget_bytes`."""
-    return max(1, int(np.ceil(int(track.valid.sum()) * atlas.bytes_per_entry() / budget_bytes)))
-
-
-def own_times(atlas: Atlas, track: face.FaceTrack, budget_bytes: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """Renderer's `filmed` for the clip's own atlas (entry seq × stride is its frame), None when the atlas does not
-    fit the track (then selection goes without proximity)."""
-    frames = atlas.seq.astype(np.int64) * own_stride(track, atlas, budget_bytes)
-    if not len(frames) or frames.max() >= len(track):
-        return None
-    return track.times[frames].astype(np.float64), track.times.astype(np.float64)

@@ -19,11 +19,10 @@ from lipdub import face, media, motion
 from lipdub.core.landmarks import JAW, OUTER_LOWER, OUTER_UPPER, UPPER_EDGE
 from lipdub.errors import InputError
 from lipdub.render import compose, speaker
-from lipdub.render.atlas import Atlas, fill_atlas_in_halves, own_stride, own_times, pose_features
+from lipdub.render.atlas import Atlas, fill_atlas_in_halves, pose_features
 from lipdub.render.interior import (CLOSED_LINE_OPENING, GAP_GAIN_MIN, GapMatch, darken_gap, gap_lightness,
                                     inner_lip_mask, pull_inner_lips, soften_lip_line, split_rows, split_window,
                                     synthetic_cavity)
-from lipdub.render.lipcolour import LipChroma, LipColour, lip_chroma
 from lipdub.render.mouth import (CONTROL, INNER_LOWER_POS, INNER_UPPER_POS, JAW_POS, LIPS_POS,
                                  OUTER_LIPS_POS, OUTER_RING, UPPER_EDGE_POS, MouthModel, build_mouth_model, corner_lift,
                                  descriptors, target_shape)
@@ -42,14 +41,13 @@ FRAME_SKIN = True  # the skin around the drawn lips from the frame itself (Rende
 class Drawn(NamedTuple):
     """A mouth drawn for one frame (Renderer.draw), to be put in by Renderer.finish: the frame's box it was drawn in
     and that box's RGB (None for an RGB frame, drawn on the whole frame), the roi (frame pixels; None when the box is
-    empty), the patch and its alpha, the frame's own skin for it (compose.with_frame_skin) and its lips' chroma."""
+    empty), the patch and its alpha, and the frame's own skin for it (compose.with_frame_skin)."""
     box: tuple[int, int, int, int]
     canvas: np.ndarray | None
     roi: tuple[int, int, int, int] | None
     patch: np.ndarray | None
     alpha: np.ndarray | None
     skin: tuple[np.ndarray, np.ndarray] | None = None
-    lips: LipChroma | None = None  # the filmed and the drawn lips' (render.lipcolour), for the clip's own atlas
 
 
 class Renderer:
@@ -74,7 +72,6 @@ class Renderer:
         self.index_atlas()
         self._edge_pos = UPPER_EDGE_POS
         self.colour = colour or compose.ColourMatcher()
-        self.lip_colour = LipColour()
         self.region = region
         self.prev_j: int | None = None
         self.filmed = filmed
@@ -101,11 +98,16 @@ class Renderer:
         canonical = face.canonical_shape(track)
         pose = face.estimate_pose(track, canonical)
         atlas = Atlas(canonical, float(np.median(pose.scale[track.valid])), filmed=True)
-        stride = own_stride(track, atlas, budget_bytes)
+        stride = cls.own_stride(track, atlas, budget_bytes)
         fill_atlas_in_halves(atlas, video, track, pose, stride=stride, progress=progress, scaled_to=info.scaled_to)
         if atlas.n == 0:
             raise InputError(f"could not build a mouth atlas from {video}; is the face too small or turned away?")
         return cls(atlas, track, pose, filmed=own_times(atlas, track, budget_bytes))
+
+    @staticmethod
+    def own_stride(track: face.FaceTrack, atlas: Atlas, budget_bytes: int) -> int:
+        """Every how many frames the clip's own atlas takes one, to stay within `budget_bytes`."""
+        return max(1, int(np.ceil(int(track.valid.sum()) * atlas.bytes_per_entry() / budget_bytes)))
 
     def filmed_expression(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The filmed track's expression, per frame: (width offset, corner lift) and the fit (a, b) of its mouth
@@ -224,11 +226,11 @@ class Renderer:
     def _enter(self, j: int) -> bool:
         """Whether source frame j has the speaker to draw on; keeps colour smoothing to runs of the same shot."""
         if j >= len(self.track) or not self.track.valid[j]:
-            self.colour.reset(), self.lip_colour.reset()
+            self.colour.reset()
             self.prev_j = None
             return False
         if self.prev_j is not None and abs(j - self.prev_j) > 1:
-            self.colour.reset(), self.lip_colour.reset()  # a loop jump: the lighting may differ
+            self.colour.reset()  # a loop jump: the lighting may differ
         self.prev_j = j
         return True
 
@@ -353,19 +355,18 @@ class Renderer:
         if drawn.roi is None:
             return frame, True
         if drawn.canvas is None:
-            return self._put(frame, drawn.roi, drawn, j), True
+            return self._put(frame, drawn.roi, drawn.patch, drawn.alpha, skin=drawn.skin), True
         (x0, y0, _, _), (rx0, ry0, rx1, ry1) = drawn.box, drawn.roi
         roi = rx0 - x0, ry0 - y0, rx1 - x0, ry1 - y0  # in the box
-        self._put(drawn.canvas, roi, drawn, j, inplace=True)
+        self._put(drawn.canvas, roi, drawn.patch, drawn.alpha, inplace=True, skin=drawn.skin)
         frame.put_blend(drawn.box, drawn.canvas, drawn.roi, drawn.alpha)
         return frame, True
 
-    def _put(self, frame: np.ndarray, roi, drawn: Drawn, j: int, inplace: bool = False) -> np.ndarray:
-        """The drawn patch's lips matched to frame j's filmed ones (render.lipcolour), the patch colour-matched to the
-        frame (measured before the frame's own skin goes in, which would hide the drawn texture's drift), given the
-        frame's skin and blended into the frame's `roi`."""
-        (x0, y0, x1, y1), skin, alpha = roi, drawn.skin, drawn.alpha
-        patch = self.lip_colour(drawn.patch, float(self.track.times[j]), drawn.lips, None if skin is None else skin[1])
+    def _put(self, frame: np.ndarray, roi, patch: np.ndarray, alpha: np.ndarray, inplace: bool = False,
+             skin: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """The drawn patch colour-matched to the frame (measured before the frame's own skin goes in, which would
+        hide the drawn texture's drift), given the frame's skin and blended into its roi."""
+        x0, y0, x1, y1 = roi
         patch = compose.with_frame_skin(self.colour(patch, frame[y0:y1, x0:x1], alpha), skin)
         return compose.blend(frame, patch, alpha, roi, inplace=inplace)
 
@@ -383,20 +384,19 @@ class Renderer:
         decoded, gets the drawn pixels written back in place, as finish() does (the rest stays as decoded)."""
         if dst is None:
             dst = self._target(j, a, opening, width, offsets)
-        drawn = Drawn((0, 0, frame.shape[1], frame.shape[0]), None, *self._draw(frame.shape, j, a, opening, width, dst,
-                                                                                  frame))
-        out = self._put(frame, drawn.roi, drawn, j, inplace=inplace)
+        roi, patch, alpha, skin = self._draw(frame.shape, j, a, opening, width, dst, frame)
+        out = self._put(frame, roi, patch, alpha, inplace=inplace, skin=skin)
         if planar is not None:
-            box = planar.box(drawn.roi)
-            planar.put_blend(box, out[box[1]:box[3], box[0]:box[2]], drawn.roi, drawn.alpha)
+            box = planar.box(roi)
+            planar.put_blend(box, out[box[1]:box[3], box[0]:box[2]], roi, alpha)
         return out
 
     def _draw(self, shape: tuple, j: int, a: int, opening: float, width: float, dst: np.ndarray,
               pixels: np.ndarray | None = None, origin: tuple[int, int] = (0, 0), held: np.ndarray | None = None
-              ) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray, tuple | None, LipChroma | None]:
-        """(roi, patch, alpha, skin, lips) of atlas entry a drawn onto control points `dst` of a frame of this shape,
+              ) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray, tuple | None]:
+        """(roi, patch, alpha, skin) of atlas entry a drawn onto control points `dst` of a frame of this shape, and
         the frame's own skin moved to it (from `pixels`, the frame's RGB at `origin`, holding its control points
-        `held`; None without pixels) and, for the clip's own atlas, the filmed and drawn lips' chroma; no state."""
+        `held`; None without pixels); changes no state."""
         atlas = self.atlas
         n_ctrl = len(CONTROL)
         src = atlas.src_controls[a].astype(np.float64)
@@ -477,11 +477,9 @@ class Renderer:
             if gain < 1.0:  # (nan compares false: unmeasured gaps stay as drawn)
                 warped = darken_gap(warped, dst[:n_ctrl], roi, max(gain, GAP_GAIN_MIN))
         alpha *= cover.astype(np.float32) / 255.0
-        skin = lips = None
+        skin = None
         if moved:
             skin = (moved[0], compose.lip_weight(dst[OUTER_RING], roi, float(scale)))
-            if self.filmed is not None:  # the clip's own atlas: its lips filmed in this frame (render.lipcolour)
-                lips = (lip_chroma(pixels, from_frame[1]), lip_chroma(warped, dst - np.asarray(roi[:2], np.float64)))
         # what is put in, colour matched and blended is the box where alpha > 0 (about half the roi: its ring lies
         # outside the mask); every step there is per pixel, or reads its pixels in the same order (the colour's band)
         bx, by, bw, bh = cv2.boundingRect((alpha > 0).view(np.uint8))
@@ -490,5 +488,13 @@ class Renderer:
             roi = (roi[0] + c.start, roi[1] + r.start, roi[0] + c.stop, roi[1] + r.stop)
             warped, alpha = warped[r, c], alpha[r, c]
             skin = None if skin is None else (skin[0][r, c], skin[1][r, c])
-        return roi, warped, alpha, skin, lips
+        return roi, warped, alpha, skin
 
+
+def own_times(atlas: Atlas, track: face.FaceTrack, budget_bytes: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Renderer's `filmed` for the clip's own atlas (entry seq × stride is its frame), None when the atlas does not
+    fit the track (then selection goes without proximity)."""
+    frames = atlas.seq.astype(np.int64) * Renderer.own_stride(track, atlas, budget_bytes)
+    if not len(frames) or frames.max() >= len(track):
+        return None
+    return track.times[frames].astype(np.float64), track.times.astype(np.float64)
