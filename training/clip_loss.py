@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from lipdub.motion import OpeningModel
-from training.fit import adam_step, fit_mlp
+from training.fit import fit_mlp, fit_nets
 
 PIECE_ROWS = 256  # a clip is cut into pieces of at most this many rows (≈ 10 s of frames; most clips are one piece)
 MIN_PIECE_ROWS = 32  # a shorter remainder joins the piece before it (r over a few frames says little)
@@ -79,35 +79,25 @@ def fit_mlp_per_clip(x: np.ndarray, y: np.ndarray, lengths, mix: float, members:
     `lengths`: the rows of each clip, in order. With mix 0 each net's output is mapped onto y by least squares."""
     if sum(lengths) != len(x):
         raise ValueError(f"clip lengths sum to {sum(lengths)}, not the {len(x)} rows")
-    mean, std = x.mean(0), x.std(0) + 1e-6
-    xn = (x - mean) / std
     scale = float(y.var())
-    out = {k: [] for k in ("mean", "std", "w1", "b1", "w2", "b2")}
-    for seed in range(members):
-        rng = np.random.default_rng(seed)
-        params = [rng.normal(0, 1 / np.sqrt(x.shape[1]), (x.shape[1], hidden)), np.zeros(hidden),
-                  rng.normal(0, 1 / np.sqrt(hidden), hidden), np.array(y.mean())]
-        m1 = [np.zeros_like(p) for p in params]
-        m2 = [np.zeros_like(p) for p in params]
-        t = 0
-        for _ in range(epochs):
-            for batch, starts in clip_batches(lengths, rng):
-                xb = xn[batch]
-                w1, b1, w2, b2 = params
-                h = np.tanh(xb @ w1 + b1)
-                _, g = per_piece_loss(h @ w2 + b2, y[batch], starts, mix, scale)
-                dh = np.outer(g, w2) * (1 - h ** 2)
-                grads = [xb.T @ dh + l2 * w1, dh.sum(0), h.T @ g + l2 * w2, np.array(g.sum())]
-                t += 1
-                adam_step(params, grads, m1, m2, t, lr)
+
+    def gradients(params, xn, batch):
+        rows, starts = batch
+        xb = xn[rows]
         w1, b1, w2, b2 = params
-        if mix == 0:  # the correlation alone leaves the output's scale and offset free: least squares sets them
-            pred = np.tanh(xn @ w1 + b1) @ w2 + b2
-            a, c = np.polyfit(pred, y, 1)
-            w2, b2 = w2 * a, np.array(b2 * a + c)
-        for key, value in zip(("mean", "std", "w1", "b1", "w2", "b2"), (mean, std, w1, b1, w2, b2)):
-            out[key].append(value)
-    return OpeningModel({k: np.stack(v) for k, v in out.items()})
+        h = np.tanh(xb @ w1 + b1)
+        _, g = per_piece_loss(h @ w2 + b2, y[rows], starts, mix, scale)
+        dh = np.outer(g, w2) * (1 - h ** 2)
+        return [xb.T @ dh + l2 * w1, dh.sum(0), h.T @ g + l2 * w2, np.array(g.sum())]
+
+    def least_squares_scale(params, xn):  # the correlation alone leaves the output's scale and offset free
+        w1, b1, w2, b2 = params
+        if mix != 0:
+            return params
+        a, c = np.polyfit(np.tanh(xn @ w1 + b1) @ w2 + b2, y, 1)
+        return [w1, b1, w2 * a, np.array(b2 * a + c)]
+    return fit_nets(x, y, lambda rng: clip_batches(lengths, rng), gradients, members, hidden, epochs, lr,
+                    finish=least_squares_scale)
 
 
 def net_fitter(suffix):

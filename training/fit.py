@@ -23,35 +23,52 @@ def adam_step(params: list, grads: list, m1: list, m2: list, t: int, lr: float) 
         params[i] = params[i] - lr * (m1[i] / (1 - 0.9 ** t)) / (np.sqrt(m2[i] / (1 - 0.999 ** t)) + 1e-8)
 
 
-def fit_mlp(x: np.ndarray, y: np.ndarray, members: int = 5, hidden: int = 32, l2: float = 1e-2, epochs: int = 30,
-            lr: float = 3e-3) -> OpeningModel:
-    """Average of `members` one-hidden-layer tanh nets, each from its own seed (averaging tames their variance)."""
+def initial_net(rng: np.random.Generator, inputs: int, hidden: int, output_mean) -> tuple[list, list, list]:
+    """A one-hidden-layer tanh net's first weights (scaled by fan-in, the output bias at the targets' mean) and its
+    zeroed Adam moments: every opening MLP fit starts from this, so seeds give the same nets in every fitter."""
+    params = [rng.normal(0, 1 / np.sqrt(inputs), (inputs, hidden)), np.zeros(hidden),
+              rng.normal(0, 1 / np.sqrt(hidden), hidden), np.array(output_mean)]
+    return params, [np.zeros_like(p) for p in params], [np.zeros_like(p) for p in params]
+
+
+def fit_nets(x: np.ndarray, y: np.ndarray, batches, gradients, members: int, hidden: int, epochs: int, lr: float,
+             finish=None) -> OpeningModel:
+    """The loop every opening MLP fit shares: `members` nets from seeds 0.., each trained with Adam over
+    `batches(rng)` (one epoch's batches) on `gradients(params, xn, batch)`; `finish(params, xn)` may adjust a
+    trained net. x is standardised per column first; the nets are averaged by OpeningModel."""
     mean, std = x.mean(0), x.std(0) + 1e-6
     xn = (x - mean) / std
     out = {k: [] for k in ("mean", "std", "w1", "b1", "w2", "b2")}
     for seed in range(members):
         rng = np.random.default_rng(seed)
-        params = [rng.normal(0, 1 / np.sqrt(x.shape[1]), (x.shape[1], hidden)), np.zeros(hidden),
-                  rng.normal(0, 1 / np.sqrt(hidden), hidden), np.array(y.mean())]
-        m1 = [np.zeros_like(p) for p in params]
-        m2 = [np.zeros_like(p) for p in params]
+        params, m1, m2 = initial_net(rng, x.shape[1], hidden, y.mean())
         t = 0
         for _ in range(epochs):
-            order = rng.permutation(len(x))
-            for start in range(0, len(x), 256):
-                batch = order[start:start + 256]
-                xb, yb = xn[batch], y[batch]
-                w1, b1, w2, b2 = params
-                h = np.tanh(xb @ w1 + b1)
-                err = h @ w2 + b2 - yb
-                dh = np.outer(err, w2) * (1 - h ** 2)
-                grads = [xb.T @ dh / len(batch) + l2 * w1, dh.mean(0), h.T @ err / len(batch) + l2 * w2,
-                         np.array(err.mean())]
+            for batch in batches(rng):
                 t += 1
-                adam_step(params, grads, m1, m2, t, lr)
-        for key, value in zip(("mean", "std", "w1", "b1", "w2", "b2"), (mean, std, *params)):
+                adam_step(params, gradients(params, xn, batch), m1, m2, t, lr)
+        for key, value in zip(out, (mean, std, *(finish(params, xn) if finish else params))):
             out[key].append(value)
     return OpeningModel({k: np.stack(v) for k, v in out.items()})
+
+
+def fit_mlp(x: np.ndarray, y: np.ndarray, members: int = 5, hidden: int = 32, l2: float = 1e-2, epochs: int = 30,
+            lr: float = 3e-3) -> OpeningModel:
+    """Average of `members` one-hidden-layer tanh nets, each from its own seed (averaging tames their variance),
+    trained on the squared error over shuffled batches of 256 rows."""
+    def batches(rng):
+        order = rng.permutation(len(x))
+        for start in range(0, len(x), 256):
+            yield order[start:start + 256]
+
+    def gradients(params, xn, batch):
+        xb, yb = xn[batch], y[batch]
+        w1, b1, w2, b2 = params
+        h = np.tanh(xb @ w1 + b1)
+        err = h @ w2 + b2 - yb
+        dh = np.outer(err, w2) * (1 - h ** 2)
+        return [xb.T @ dh / len(batch) + l2 * w1, dh.mean(0), h.T @ err / len(batch) + l2 * w2, np.array(err.mean())]
+    return fit_nets(x, y, batches, gradients, members, hidden, epochs, lr)
 
 
 def fit_softmax(x: np.ndarray, labels: np.ndarray, classes: int, hidden: int = 48, l2: float = 1e-3,
