@@ -36,10 +36,10 @@ from lipdub.speech.tokens import load_axes
 from lipdub.speech.track import Phone
 from training import evaluate
 from training.clips import analyse_clip, clip_material
-from training.fit import fit_mlp, fit_softmax
+from training.fit import fit_mlp, fit_softmax, opening_curve
 from training.manifest import HELD_OUT_CAUSAL_DIR, HELD_OUT_DIR, SOURCES, data_root, filmed_clips, heldout_dir, \
     require_data, training_clips
-from training.train_motion import REBUILT, TARGET_MOTION, add_training_arguments, publish_model
+from training.train_motion import OPENING_CURVE, REBUILT, TARGET_MOTION, add_training_arguments, publish_model
 
 LOSO_DIR, CAUSAL_LOSO_DIR = HELD_OUT_DIR, HELD_OUT_CAUSAL_DIR
 # --sources → where the model goes. The shipped live model learns from the video/ clips: held out over 2 speaker
@@ -242,8 +242,10 @@ def fit_causal(clips: list[CausalClip], looks=motion.CAUSAL_LOOKAHEADS, folds: i
                 at = np.arange(0, min(n, len(targets[id(c)])), TEACHER_EVERY)
                 rows_x.append(full[at])
                 rows_y.append(targets[id(c)][at])
-        opening[look] = fit_mlp(np.concatenate(rows_x), np.concatenate(rows_y), members, hidden,
-                                epochs=epochs or OPENING_EPOCHS)
+        x, y = np.concatenate(rows_x), np.concatenate(rows_y)
+        opening[look] = fit_mlp(x, y, members, hidden, epochs=epochs or OPENING_EPOCHS)
+        if OPENING_CURVE:  # the offline model's kind of curve, fitted on these rows (the live path applies it alike)
+            opening[look].arrays.update(opening_curve(np.clip(opening[look].predict(x), *motion.OPENING_LIMITS), y))
     if runs is None:
         return motion.CausalModel(phones, opening, prior)
     some = next(iter(runs.values()))  # every clip's runs share one step and window

@@ -215,7 +215,7 @@ def fitter_from(samples: dict, kind: str = "mlp", targets: str = "frames", epoch
         model = with_taps(fit_mlp(x, y, members=members, epochs=epochs or OPENING_EPOCHS), posterior_taps,
                           component_taps)
         if learned_lags and OPENING_CURVE:  # its openings mapped onto the filmed ones' quantiles (opening_curve)
-            model.arrays.update(opening_curve(np.clip(model.predict(x), 0.0, 1.2), y))
+            model.arrays.update(opening_curve(np.clip(model.predict(x), *motion.OPENING_LIMITS), y))
         return model
     return fit
 
