@@ -382,3 +382,19 @@ def test_training_pieces_of_restarted_streams_keep_their_phones_and_truth_in_pla
     assert piece.speech.phones[0].start == 0.0 and piece.speech.phones[-1].end == pytest.approx(3.0)
     assert [p.label for p in piece.speech.phones[:2]] == ["M", "AA"]  # 9.0-9.5 s is phone 14 (an M)
     assert np.array_equal(piece.speech.jaw, speech.jaw[900:1200])
+
+
+def test_the_live_engine_maps_its_opening_by_the_models_curve():
+    """A live opening model's curve (curve_in -> curve_out, training.fit.opening_curve) is applied by the engine, as
+    the offline motion applies its model's (OpeningModel.bounded): a curve sending every opening to 0 shuts the
+    mouth that the same model without it opens."""
+    import copy
+
+    audio = speechlike(2.5)
+    plain = motion.load_causal_model()
+    shut = copy.deepcopy(plain)
+    for head in shut.opening.values():
+        head.arrays.update({"curve_in": np.array([0.0, 1.2]), "curve_out": np.zeros(2)})
+    opened, _ = stream(audio, 320, lookahead=0.1, model=plain)
+    closed, _ = stream(audio, 320, lookahead=0.1, model=shut)
+    assert opened.opening.max() > 0.1 and np.abs(closed.opening).max() < 1e-9

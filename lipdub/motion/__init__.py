@@ -22,7 +22,7 @@ from lipdub.motion.features import (CAUSAL_FUTURE, CAUSAL_LOOKAHEADS, CAUSAL_PAS
                                     streamed_components, streamed_posteriors,
                                     voice_features)
 from lipdub.motion.models import (CAUSAL_MODEL_PATH, MODEL_CHOICES, MODEL_PATH, PERMISSIVE_CAUSAL_MODEL_PATH,
-                                  PERMISSIVE_MODEL_PATH, CausalModel, OpeningModel, check_speech_inputs,
+                                  PERMISSIVE_MODEL_PATH, OPENING_LIMITS, CausalModel, OpeningModel, check_speech_inputs,
                                   load_causal_file, load_causal_model, load_model, load_opening_model, model_files, softmax)
 from lipdub.motion.offline import (FEATURE_BLOCK, STRENGTH_RANGE, MotionParams, MouthTrack, check_strength, exposure_mean,
                                    learned_opening, mouth_track)
@@ -33,7 +33,7 @@ __all__ = [
     "BILABIAL_CLASS", "BILABIALS", "CAUSAL_FUTURE", "CAUSAL_LOOKAHEADS", "CAUSAL_MODEL_PATH", "CAUSAL_PAST",
     "CLASS_WIDTH", "CLOSURE_TAPS", "CausalModel", "FEATURE_BLOCK", "FEATURE_LABELS", "LIVE_SMOOTHING", "MAX_LOOKAHEAD",
     "MEL_BANDS", "MEL_CONTEXT", "MODEL_CHOICES", "MODEL_PATH", "OFFLINE_POSTERIOR_TAPS", "PERMISSIVE_CAUSAL_MODEL_PATH",
-    "PERMISSIVE_MODEL_PATH", "MotionParams", "MouthTrack", "OpeningModel", "PHONE_CLASSES",
+    "PERMISSIVE_MODEL_PATH", "MotionParams", "MouthTrack", "OPENING_LIMITS", "OpeningModel", "PHONE_CLASSES",
     "POSTERIOR_TAPS", "STREAMED_CLOSURE", "STREAMED_TAPS", "STRENGTH_RANGE", "StreamingMotion", "VAD_MARGIN", "VISEMES", "_CausalHops",
     "causal_features", "causal_hops", "check_strength", "causal_mouth_track", "causal_opening_inputs", "causal_taps",
     "check_speech_inputs", "classifier_feature_names", "component_columns", "dominance", "dominance_features", "exposure_mean",

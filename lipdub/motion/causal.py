@@ -126,7 +126,8 @@ class _CausalHops:
         else:
             bilabial = None
             closure = post[:, BILABIAL_CLASS] > self.model.closure_threshold
-        opening = np.clip(self.model.opening[self.model_look].predict(x), 0.0, 1.2)
+        head = self.model.opening[self.model_look]
+        opening = head.bounded(head.predict(x))  # its curve too, as the offline motion (learned_opening)
         if bilabial is not None:  # the lips narrow as the p/b/m evidence builds, before they shut
             opening = opening * (1.0 - np.clip(bilabial / STREAMED_CLOSURE, 0.0, 1.0))
         from scipy.signal import lfilter  # here: importing scipy.signal costs ~0.75 s, and offline dubs never get here

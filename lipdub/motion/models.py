@@ -41,6 +41,9 @@ REBUILD = {MODEL_PATH.name: "make train", PERMISSIVE_MODEL_PATH.name: "make trai
            CAUSAL_MODEL_PATH.name: "make train-causal", PERMISSIVE_CAUSAL_MODEL_PATH.name: "make train-causal"}
 
 
+OPENING_LIMITS = (0.0, 1.2)  # the learned opening's range (fractions of the speaker's wide-open mouth)
+
+
 class OpeningModel:
     """Audio features → mouth opening (fraction of the speaker's wide-open mouth): an average of small tanh MLPs
     (plain numpy; a single ridge regression when the file holds only `weights`). Nets with a 2-D output layer
@@ -92,6 +95,11 @@ class OpeningModel:
         beyond its ends; training.fit.opening_curve); files without one: unchanged."""
         a = self.arrays
         return opening if "curve_in" not in a else np.interp(opening, a["curve_in"], a["curve_out"])
+
+    def bounded(self, raw: np.ndarray) -> np.ndarray:
+        """The nets' raw opening as the motion uses it, offline and live alike: clipped to OPENING_LIMITS, through
+        the curve (shaped), clipped again."""
+        return np.clip(self.shaped(np.clip(raw, *OPENING_LIMITS)), *OPENING_LIMITS)
 
     def save(self, path) -> None:
         np.savez(path, **{k: v.astype(np.float32) for k, v in self.arrays.items()})

@@ -15,7 +15,7 @@ from scipy.ndimage import binary_closing, binary_dilation, distance_transform_ed
 
 from lipdub.errors import ParameterError
 from lipdub.motion.features import model_features
-from lipdub.motion.models import OpeningModel, load_model
+from lipdub.motion.models import OPENING_LIMITS, OpeningModel, load_model
 from lipdub.motion.visemes import phone_curves
 
 STRENGTH_RANGE = (0.0, 3.0)  # articulation strength: 0 = still, 1 = natural
@@ -66,9 +66,9 @@ def learned_opening(speech, model: OpeningModel) -> np.ndarray:
         blocks = [model.predict(model_features(speech, a, a + FEATURE_BLOCK, model.mel_context, model.posterior_taps,
                                             model.component_taps))
                   for a in range(0, n, FEATURE_BLOCK)]
-    opening = np.clip(np.concatenate(blocks) if blocks else np.zeros(0), 0.0, 1.2)
-    shaped = getattr(model, "shaped", None)  # the screens' wrappers of a model have no curve
-    return opening if shaped is None else np.clip(shaped(opening), 0.0, 1.2)
+    opening = np.concatenate(blocks) if blocks else np.zeros(0)
+    bounded = getattr(model, "bounded", None)  # the screens' wrappers of a model have no curve
+    return np.clip(opening, *OPENING_LIMITS) if bounded is None else bounded(opening)
 
 
 @dataclass
