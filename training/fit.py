@@ -157,11 +157,11 @@ CURVE_QUANTILES = np.linspace(0.0, 1.0, 21)  # the opening curve's knots: every 
 
 def opening_curve(predicted: np.ndarray, filmed: np.ndarray, quantiles: np.ndarray = CURVE_QUANTILES) -> dict:
     """The arrays of OpeningModel's monotone curve (`curve_in` -> `curve_out`): the piecewise-linear map taking the
-    quantiles of a model's openings on its training rows onto those of the filmed openings there, then scaled (about 0, where the
-    motion's silences and closures sit) so that the mapped training openings keep the standard deviation of the
-    unmapped ones. r ignores a clip's
-    linear scale, not the curve of its openings: the squared-error nets shrink toward the mean (held out, 5 folds x
-    2 nets: r 0.683 -> 0.702, docs/RESULTS.md Motion alone, stop 35)."""
+    quantiles of a model's openings on its training rows onto those of the filmed openings there, then scaled about
+    0 (where the motion's silences and closures sit) so that the mapped training openings keep the standard deviation
+    of the unmapped ones. r ignores a clip's linear scale, not the curve of its openings: the squared-error nets
+    shrink toward the mean (held out, 5 folds x 2 nets: r 0.683 -> 0.703; not shipped: docs/RESULTS.md, Motion
+    alone, stop 35)."""
     knots_in = np.maximum.accumulate(np.quantile(predicted, quantiles)) + np.arange(len(quantiles)) * 1e-6
     knots_out = np.maximum.accumulate(np.quantile(filmed, quantiles))
     # the curve's shape, not the filmed openings' spread (the dubs moved more: make eval amp 1.20 -> 1.56). A gain
