@@ -22,23 +22,13 @@ import numpy as np
 from lipdub.motion.features import component_columns, offline_feature_names, posterior_columns
 from lipdub.speech.tokens import fit_axes, log_smoothed
 from training.fit import fit_temporal
-from training.train_motion import LAG_MEMBERS, SAMPLE_COLUMNS, TAPS, TEMPORAL_MEL, aligned_rows, cross_fitted_lags
+from training.train_motion import SAMPLE_COLUMNS, TAPS, TEMPORAL_MEL, aligned_rows
 
 TEMPORAL_VARIANTS = ("tcn32-xlag", "tcn32-xlag-avg", "tcn32-xlag-pmean-zt", "tcn32-xlag-avg-pmean-zt",
                      "tcn32-xlag-e60", "tcn32-xlag-avg-e60")
 COMPONENTS = 32
 PER_HOP = (0.0,)  # s: where the temporal net reads the posteriors and components around each hop
 _FITTED: dict = {}  # (part, recipe, training names, nets, passes) -> fitted model: -avg reuses the plain net's fits
-
-
-def fold_lags(samples: dict, names, epochs: int) -> dict:
-    """The cross-fitted lags of a fold's training clips, computed once per process (training.tokens' -xlag cache)."""
-    from training import tokens  # training.tokens imports this module to dispatch its variants
-    key = (tuple(names), epochs)
-    if key not in tokens._LAGS:
-        tokens._LAGS[key] = cross_fitted_lags(samples, names, tokens.variant_fitter("post5", samples, None, epochs),
-                                              LAG_MEMBERS, lambda model, name: model.on(name))
-    return tokens._LAGS[key]
 
 
 class TemporalOnClip:
@@ -76,7 +66,8 @@ class TemporalColumns:
 
 def temporal_variant_fitter(variant: str, samples: dict, tokens: dict, epochs: int):
     """fit(names, members) -> TemporalColumns of a TEMPORAL_VARIANTS recipe."""
-    from training.tokens import per_clip_standardised, utterance_normalised, variant_fitter
+    # training.tokens imports this module to dispatch its variants: imported here, when a variant is fitted
+    from training.tokens import fold_lags, per_clip_standardised, utterance_normalised, variant_fitter
     _, *suffix = variant.split("-")
     passes = next((int(s[1:]) for s in suffix if re.fullmatch(r"e\d+", s)), epochs)
     pmean, standardised = "pmean" in suffix, "zt" in suffix

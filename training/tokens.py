@@ -127,6 +127,16 @@ def per_clip_standardised(targets: dict) -> dict:
     return {k: (y - y.mean()) / (y.std() + 1e-6) * std + mean for k, y in targets.items()}
 
 
+def fold_lags(samples: dict, names, epochs: int) -> dict:
+    """The cross-fitted lags of a fold's training clips (-xlag's targets), computed once per process and shared by
+    every variant scored in it (they are seeded, so the same for each)."""
+    key = (tuple(names), epochs)
+    if key not in _LAGS:
+        _LAGS[key] = cross_fitted_lags(samples, names, variant_fitter("post5", samples, None, epochs), LAG_MEMBERS,
+                                       lambda model, name: model.on(name))
+    return _LAGS[key]
+
+
 def variant_fitter(variant: str, samples: dict, tokens: dict, epochs: int):
     """fit(names, members) -> ExtraColumns of a variant (the plain columns + its extra columns at every hop)."""
     n_plain = len(motion.offline_feature_names())
@@ -202,11 +212,7 @@ def variant_fitter(variant: str, samples: dict, tokens: dict, epochs: int):
 
         rows = {n: (samples[n][3], samples[n][4], samples[n][6]) for n in names}
         if "xlag" in suffix:  # the targets moved by each clip's cross-fitted lag instead of the rules'
-            key = (tuple(names), epochs)
-            if key not in _LAGS:
-                _LAGS[key] = cross_fitted_lags(samples, names, variant_fitter("post5", samples, None, epochs),
-                                               LAG_MEMBERS, lambda model, name: model.on(name))
-            lags = _LAGS[key]
+            lags = fold_lags(samples, names, epochs)
             for n in names:
                 times, truth, speech = samples[n][:3]
                 x_, y_, c_, _ = aligned_rows(times, truth, speech, lags[n], every_hop=True, posterior_taps=TAPS)
