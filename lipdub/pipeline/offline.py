@@ -17,6 +17,7 @@ from lipdub.core.constants import HOP, HOP_SECONDS, SR
 from lipdub.core.files import write_atomically
 from lipdub.core.memory import log_memory
 from lipdub.core.progress import Progress
+from lipdub.core.threads import opencv_in_caller
 from lipdub.errors import InputError, OutputError, ParameterError
 from lipdub.media.background import BackgroundWriter
 from lipdub.motion import expression
@@ -35,6 +36,11 @@ log = logging.getLogger("lipdub")
 
 def dub(video, audio, output, options: DubOptions | None = None, progress: Progress | None = None) -> DubReport:
     """Dub `video` (a clip or a photo) with `audio` into `output`; `progress(stage, done, total)` hears of each stage."""
+    with opencv_in_caller():  # (the dub's own threads keep the cores busy: see lipdub.core.threads)
+        return _dub(video, audio, output, options, progress)
+
+
+def _dub(video, audio, output, options: DubOptions | None, progress: Progress | None) -> DubReport:
     opts = options or DubOptions()
     video, audio, output = _check_paths(video, audio, output, opts)
     timings: dict[str, float] = {}
