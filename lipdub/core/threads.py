@@ -2,8 +2,9 @@
 
 A dub already keeps both cores busy with its own threads (drawing, x264's, the decoder's, the speech analysis), and
 its OpenCV calls are small (a mouth's region, a band of rows): OpenCV's pool gains them little and its idle worker
-spins in sched_yield between jobs (~0.15 s of CPU per 8 s 720p dub in `perf`). Each OpenCV call computes the same
-values on one thread as split over several (per-pixel or per-row work), so the frames are the same bytes."""
+spins in sched_yield between jobs (~0.17 s of CPU per prepared 8 s 720p dub in `perf`; the dub spends ~0.37 s
+less with one thread: docs/RESULTS.md, Speed). Each OpenCV call computes the same values on one thread as split
+over several (per-pixel or per-row work), so the frames are the same bytes."""
 
 from __future__ import annotations
 
