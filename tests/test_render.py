@@ -70,25 +70,6 @@ def test_selection_matches_openings_when_jumps_are_cheap():
     assert np.allclose(desc[sel, 0], desc[best, 0])
 
 
-def test_selection_does_not_show_one_mouth_again_at_another_moment():
-    # three mouths filmed apart (no runs): shut, open, and a second shut one a little off the wanted opening. The
-    # speech is shut, open, shut again a second later: the first pass draws the first shut mouth twice; with output
-    # times the second stretch takes the other shut mouth (one image seen again later is a tell), not without them
-    from lipdub.render import selection
-
-    desc = np.array([[0.0, 0.0], [1.0, 0.0], [0.05, 0.0]])
-    want = np.repeat([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0]], 10, axis=0)
-    args = (desc, np.zeros((3, 2)), np.array([0, 10, 20]), want, np.zeros((30, 2)))
-    plain = render.select_frames(*args, k=3, jump_cost=0.05)
-    assert list(plain) == [0] * 10 + [1] * 10 + [0] * 10
-    times = np.arange(30) / 10.0
-    again = render.select_frames(*args, k=3, jump_cost=0.05, out_time=times)
-    assert list(again) == [0] * 10 + [1] * 10 + [2] * 10
-    # a return within REUSE_SECONDS is the same moment: nothing changes
-    close = render.select_frames(*args, k=3, jump_cost=0.05, out_time=times * selection.REUSE_SECONDS / 2)
-    assert list(close) == list(plain)
-
-
 def test_identity_warp_reproduces_the_image(canonical):
     can, _ = canonical
     warper = render.MeshWarper(can)

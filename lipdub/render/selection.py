@@ -9,9 +9,6 @@ terms, defined once here:
   (small_open_axis), offline and live;
 - transition: continuing to the next real frame (sequence number +1 or +2) is free, holding a frame costs
   HOLD_SHARE × the jump cost, any other jump the jump cost;
-- reuse (offline, with output times): a mouth the path draws at two moments more than REUSE_SECONDS apart costs
-  REUSE_COST where it is not drawn most (reuse_cost, a second Viterbi pass): one filmed image seen again seconds
-  later is a tell a detector learns on one and finds on the other (docs/RESULTS.md, stop 36);
 - proximity (the clip's own atlas, offline): a mouth filmed far in time from the frame it is drawn over costs up to
   PROXIMITY_WEIGHT more (proximity_cost), so each frame prefers mouths filmed around it: they carry that moment's
   expression (a smile), light and stubble, and one mouth is no longer drawn all over the clip. Live sessions on a
@@ -36,8 +33,6 @@ PROXIMITY_WEIGHT = 0.1  # the most a mouth filmed far from the frame it is drawn
 PROXIMITY_SECONDS = 1.0  # ... reached this far apart (quadratic up to there)
 SMALL_OPEN_STRETCH = 2.0  # selection tells openings under a parted mouth's apart this much more
 OPEN_PEERS = 0.1  # an entry's sharpness is judged against this share of the atlas nearest to it in opening
-REUSE_COST = PROXIMITY_WEIGHT  # drawing a mouth the dub already shows at another moment costs as much as one filmed far
-REUSE_SECONDS = 0.3  # ... another moment: further than this (output time) from the stretch that draws it most
 
 
 def descriptor_scale(model: MouthModel) -> np.ndarray:
@@ -116,15 +111,13 @@ def transition_cost(step: np.ndarray, jump_cost: float) -> np.ndarray:
 def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.ndarray,
                   want: np.ndarray, want_pose: np.ndarray, k: int = 24, jump_cost: float = 0.6,
                   pose_weight: float = 1.0, atlas_cost: np.ndarray | None = None,
-                  atlas_time: np.ndarray | None = None, want_time: np.ndarray | None = None,
-                  out_time: np.ndarray | None = None) -> np.ndarray:
+                  atlas_time: np.ndarray | None = None, want_time: np.ndarray | None = None) -> np.ndarray:
     """Viterbi over the k best atlas candidates per output frame (unit selection).
 
     atlas_desc (A,D) and want (T,D) are weighted descriptors (opening, width, teeth…); atlas_cost (A,) is a per-entry
     penalty (blur); continuing to the next real frame (next sequence number) costs nothing, holding a frame costs a
     little, any other jump costs `jump_cost`. With atlas_time (A,) and want_time (T,) (when each entry and each
-    output frame's source frame were filmed: the clip's own atlas), proximity_cost is added. With out_time (T,) (each
-    output frame's time, s), a second pass adds reuse_cost from the first's path. Candidates come from
+    output frame's source frame were filmed: the clip's own atlas), proximity_cost is added. Candidates come from
     k-d trees, so the cost grows with log(A), not A: minutes of profile footage stay cheap."""
     T, A = len(want), len(atlas_desc)
     if A == 1:
@@ -158,36 +151,6 @@ def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.
         order = np.argsort(full, axis=1)[:, :k]
         cand[t0:t0 + 8192] = np.take_along_axis(idx, order, 1)
         cost[t0:t0 + 8192] = np.take_along_axis(full, order, 1)
-    path = _viterbi(cand, cost, atlas_seq, jump_cost)
-    if out_time is not None:
-        path = _viterbi(cand, cost + reuse_cost(path, cand, np.asarray(out_time, np.float64), A), atlas_seq, jump_cost)
-    return path
-
-
-def reuse_cost(path: np.ndarray, cand: np.ndarray, out_time: np.ndarray, n_atlas: int) -> np.ndarray:
-    """(T, k) cost of candidates `cand` that `path` draws at another moment: each entry's uses on the path grouped
-    into stretches (gaps of at most REUSE_SECONDS), the stretch with most frames its own; a candidate further than
-    REUSE_SECONDS from that stretch costs REUSE_COST. Entries off the path cost nothing."""
-    order = np.lexsort((out_time, path))  # by entry, then time
-    a, t = path[order], out_time[order]
-    new = np.r_[True, (a[1:] != a[:-1]) | (np.diff(t) > REUSE_SECONDS)]  # where a stretch starts
-    starts = np.flatnonzero(new)
-    ends = np.r_[starts[1:], len(a)]
-    size = ends - starts
-    lo, hi = np.full(n_atlas, -np.inf), np.full(n_atlas, np.inf)
-    best = np.zeros(n_atlas, np.int64)
-    for s0, e0, n in zip(starts, ends, size):  # one step per stretch (a few per second of output)
-        entry = a[s0]
-        if n > best[entry]:
-            best[entry] = n
-            lo[entry], hi[entry] = t[s0] - REUSE_SECONDS, t[e0 - 1] + REUSE_SECONDS
-    tt = out_time[:, None]
-    return np.where((tt < lo[cand]) | (tt > hi[cand]), REUSE_COST, 0.0)
-
-
-def _viterbi(cand: np.ndarray, cost: np.ndarray, atlas_seq: np.ndarray, jump_cost: float) -> np.ndarray:
-    """The cheapest path through (T, k) candidates with their costs, transitions by transition_cost."""
-    T, k = cand.shape
     acc = cost[0].copy()
     back = np.zeros((T, k), np.int64)
     for t in range(1, T):
