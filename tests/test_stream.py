@@ -384,6 +384,37 @@ def test_training_pieces_of_restarted_streams_keep_their_phones_and_truth_in_pla
     assert np.array_equal(piece.speech.jaw, speech.jaw[900:1200])
 
 
+def test_the_live_models_held_out_folds_split_the_filmed_speakers_by_a_seed():
+    """training/train_causal.py --folds K --split S: every filmed clip's speaker group in exactly one fold, audio-only
+    clips' groups in none; split 0 is the split recorded before --split existed, another seed another split."""
+    from training import train_causal
+
+    clips = {f"c{i}": train_causal.CausalClip(f"g{i % 7}", np.zeros(1), None, np.zeros(1), np.ones(1))
+             for i in range(20)}
+    clips["audio"] = train_causal.CausalClip("only_audio", np.zeros(1), None)
+    groups = sorted(f"g{i}" for i in range(7))
+    first, other = train_causal.fold_split(clips, 2, 0), train_causal.fold_split(clips, 2, 1)
+    for split in (first, other):
+        assert len(split) == 2 and sorted(np.concatenate(split)) == groups
+    recorded = np.array_split(np.random.default_rng(0).permutation(groups), 2)
+    assert all(np.array_equal(a, b) for a, b in zip(first, recorded))
+    assert any(set(a) != set(b) for a, b in zip(first, other))
+
+
+def test_only_the_research_live_model_learns_the_offline_mouth_on_the_audio_only_clips(monkeypatch):
+    """training/train_causal.py AUDIO_TEACHER: the research live model's recipe learns the offline model's mouth on
+    the audio-only clips; the permissive one never (its teacher learned from research-only footage), nor without
+    the streamed phones its rows need, nor with --no-teacher."""
+    from training import train_causal
+
+    monkeypatch.setattr(train_causal, "AUDIO_TEACHER", True)
+    assert train_causal.teaches("video")
+    assert not train_causal.teaches("permissive") and not train_causal.teaches("all")
+    assert not train_causal.teaches("video", no_teacher=True) and not train_causal.teaches("video", no_phones=True)
+    monkeypatch.setattr(train_causal, "AUDIO_TEACHER", False)
+    assert not train_causal.teaches("video")
+
+
 def test_the_live_engine_maps_its_opening_by_the_models_curve():
     """A live opening model's curve (curve_in -> curve_out, training.fit.opening_curve) is applied by the engine, as
     the offline motion applies its model's (OpeningModel.bounded): a curve sending every opening to 0 shuts the

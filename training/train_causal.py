@@ -6,12 +6,13 @@
 
 Per look-ahead: a phone-class classifier on streaming log-mel (labels: the offline analysis' phones, also on the
 audio-only clips of training/dataset.json) and an opening MLP on the filmed mouths, the long clips also as streams
-started again every 6 s (RESTART_EVERY; `--no-restarts`: without), and with `--teacher` also on the offline model's
-mouth at every 20 ms of all clips; reports leave-one-speaker-out r at 0.05/0.10/0.15 s look-ahead beside the offline
-held-out model (run `python -m training.train_motion` first: it writes those, and with `--teacher` they are the
-held-out teachers). As with the offline model, a file holding exactly the fitted arrays is left unchanged, and one with other arrays
-is only replaced with --replace (otherwise the new model goes to build/assets/). Not yet checked against the
-shipped file (a full fit takes long on a shared CPU). `--sources permissive` fits the same recipe on the
+started again every 6 s (RESTART_EVERY; `--no-restarts`: without), and (the research model, AUDIO_TEACHER;
+`--no-teacher`: without) on the offline model's mouth every 20 ms of the audio-only clips; reports leave-one-speaker-out
+r at 0.05/0.10/0.15 s look-ahead beside the offline held-out model (run `python -m training.train_motion` first: it
+writes those, and they are the held-out teachers; `--folds` fits each fold's teacher itself). As with the offline
+model, a file holding exactly the fitted arrays is left unchanged, and one with other arrays is only replaced with
+--replace (otherwise the new model goes to build/assets/). Not yet checked against the shipped file (a full fit
+takes long on a shared CPU). `--sources permissive` fits the same recipe on the
 permissively licensed clips alone (GRID's filmed clips, each GRID speaker its own group; the public-domain JFK
 sample) into lipdub/assets/motion_model_causal_permissive.npz (--motion-model permissive in live mode). The research
 live model's opening MLP also reads hama's streamed token components (speech.tokens, on the shipped axes;
@@ -39,7 +40,8 @@ from training.clips import analyse_clip, clip_material
 from training.fit import fit_mlp, fit_softmax, opening_curve
 from training.manifest import HELD_OUT_CAUSAL_DIR, HELD_OUT_DIR, SOURCES, data_root, filmed_clips, heldout_dir, \
     require_data, training_clips
-from training.train_motion import REBUILT, TARGET_MOTION, add_training_arguments, publish_model
+from training.train_motion import REBUILT, TAPS as OFFLINE_TAPS, add_training_arguments, fitter_from, load_samples, \
+    publish_model
 
 LOSO_DIR, CAUSAL_LOSO_DIR = HELD_OUT_DIR, HELD_OUT_CAUSAL_DIR
 # the live opening model's own curve (training.fit.opening_curve on its training rows; motion.StreamingMotion applies
@@ -174,11 +176,19 @@ def phone_runs(audio: np.ndarray, step: float = PHONE_STEP, window: float = PHON
 
 
 def teacher_opening(clip: CausalClip, teacher: motion.OpeningModel) -> np.ndarray:
-    """The offline mouth (motion.mouth_track with the `teacher` opening model) at every 10 ms hop of a clip."""
+    """The offline mouth (motion.mouth_track, its default motion, with the `teacher` opening model) at every 10 ms
+    hop of a clip."""
     n = len(clip.speech.voiced)
-    track = motion.mouth_track(clip.speech, np.arange(n) * HOP_SECONDS,
-                               params=motion.MotionParams(model=teacher, **TARGET_MOTION))
-    return track.opening
+    params = motion.MotionParams(model=teacher)
+    return motion.mouth_track(clip.speech, np.arange(n) * HOP_SECONDS, params=params).opening
+
+
+def fold_teacher(samples: dict, unheard: set[str]) -> motion.OpeningModel:
+    """The offline model of the shipped recipe (training.train_motion, TEACHER_NETS nets) fitted on the filmed clips
+    of `samples` (train_motion.load_samples) outside the speaker groups `unheard`: a held-out fold's teacher."""
+    group = {c.name: fold_group(c.speaker) for c in filmed_clips()}
+    fit = fitter_from(samples, posterior_taps=OFFLINE_TAPS, component_taps=OFFLINE_TAPS, learned_lags=True)
+    return fit([n for n in samples if group[n] not in unheard], TEACHER_NETS)
 
 
 # s where the opening MLP reads the streamed token components (speech.tokens), those of the streamed posteriors.
@@ -193,6 +203,14 @@ COMPONENT_TAPS = motion.STREAMED_TAPS
 # not kept: rendered in-sample (bench.live --skip-speed) live fell 0.643 -> 0.632, the live gap -0.036 -> -0.047
 OPENING_EPOCHS = 30
 TEACHER_EVERY = 2  # hops: the teacher's targets are read every 20 ms (neighbours are near-duplicates)
+# The audio-only clips (no filmed mouth) also teach the live opening MLP: the offline model's mouth every
+# TEACHER_EVERY hops, from a model that never heard them (shipped: the shipped offline model; held out: one fitted
+# outside the fold). The offline model reads the whole utterance, the live one learns what of it the stream can
+# tell. Held out (2 speaker folds, the 14 video/ clips, 0.10 s; docs/RESULTS.md, Live (causal) motion, stop 36):
+# 0.430 -> 0.483 (split 0), 0.470 -> 0.503 (split 1), mean |lag| 1.71/1.29 -> 1.07 frames. Research model only: the
+# teacher learned from research-only footage.
+AUDIO_TEACHER = False
+TEACHER_NETS = 2  # nets of a held-out fold's teacher (fold_teacher; the offline screens' held-out models)
 
 
 def fit_causal(clips: list[CausalClip], looks=motion.CAUSAL_LOOKAHEADS, folds: int = 2, members: int = 3,
@@ -202,11 +220,11 @@ def fit_causal(clips: list[CausalClip], looks=motion.CAUSAL_LOOKAHEADS, folds: i
     The opening MLP is trained on posteriors the classifier gives for clips it did not train on (cross-fitting over
     `folds`), so it learns how far unseen speakers' posteriors can be trusted. With `runs` (id(clip) → phone_runs)
     the opening MLP also reads voice activity and the streamed phone posteriors the live stream would have had.
-    With a `teacher` (an offline opening model that never heard the held-out speaker) the opening MLP also learns
-    the offline mouth at every 20 ms of every clip with runs, audio-only clips too (~10× the filmed frames). Not
-    the default: held out it raised motion alone at 0.10 s from 0.476 to 0.502 (the teacher alone: 0.489), but the
-    five held-out live cross-dubs stayed at 0.466 (0.467 without), and the shipped model fell from 0.629 to 0.545
-    on them (it fits the filmed speakers less). With `component_taps` (and runs that keep components) the opening
+    With a `teacher` (an offline opening model that never heard the held-out speakers) the opening MLP also learns
+    the offline mouth at every TEACHER_EVERY hops of the audio-only clips with runs (AUDIO_TEACHER). (Taught on
+    every clip, the filmed ones too, ~10× the filmed frames, held out motion alone at 0.10 s rose 0.476 -> 0.502,
+    but the shipped model's live cross-dubs fell 0.629 -> 0.545: it fitted the filmed speakers less.) With
+    `component_taps` (and runs that keep components) the opening
     MLP also reads the streamed token components there. (Each filmed frame learned from the inputs 3 hops before
     it, to undo the live mouth's lateness: held out the mean lag +1.78 -> +1.48 frames but r 0.448 -> 0.437; not
     kept.)"""
@@ -229,7 +247,7 @@ def fit_causal(clips: list[CausalClip], looks=motion.CAUSAL_LOOKAHEADS, folds: i
                 held_post[i] = motion.softmax(clf.predict(xs[i]))
         rows_x, rows_y = [], []
         for c, x, post, (_, _, _, voiced) in zip(clips, xs, held_post, feats):
-            distil = teacher is not None and runs is not None and id(c) in runs
+            distil = teacher is not None and runs is not None and id(c) in runs and c.truth is None
             if c.truth is None and not distil:
                 continue
             n = len(x)
@@ -289,23 +307,31 @@ def loso_causal(clips: dict[str, CausalClip], looks=(0.05, 0.1, 0.15), runs: dic
     return rows
 
 
+def fold_split(clips: dict[str, CausalClip], folds: int, split: int = 0) -> list[np.ndarray]:
+    """The speaker groups of the filmed clips split at random (seed `split`) into `folds` (folds_causal's folds)."""
+    groups = sorted({c.group for c in clips.values() if c.truth is not None})
+    return np.array_split(np.random.default_rng(split).permutation(groups), folds)
+
+
 def folds_causal(clips: dict[str, CausalClip], learn: set[str], folds: int, looks=(0.1,), runs: dict | None = None,
-                 epochs: int | None = None, component_taps=()) -> list[list[float]]:
+                 epochs: int | None = None, component_taps=(), split: int = 0, samples: dict | None = None
+                 ) -> list[list[float]]:
     """Held out over speaker folds: the speaker groups of every loaded filmed clip are split at random (seeded) into
     `folds`; each fold's clips are scored by a causal model fitted on the `learn` clips (and their restarted pieces)
     of the other folds. A full leave-one-speaker-out over 50+ groups takes a day on a shared CPU; the same folds for
     every recipe (`--sources`) score the same clips with models that never heard them. Rows: r at the best lag; the
-    best lags (frames, > 0: the live mouth late) are summarised after them."""
-    groups = sorted({c.group for c in clips.values() if c.truth is not None})
-    split = np.array_split(np.random.default_rng(0).permutation(groups), folds)
+    best lags (frames, > 0: the live mouth late) are summarised after them. `split` seeds the split (a second
+    split checks that a recipe's gain is not one split's luck). With `samples` (train_motion.load_samples) each fold's
+    audio-only clips are taught by an offline model fitted outside the fold (fold_teacher)."""
     print(f"\n{'held-out clip':32s} " + " ".join(f"{'causal ' + str(v):>12s}" for v in looks)
           + f"   ({folds} speaker folds: r at the best lag)")
     rows, lags = [], []
-    for fold in split:
+    for fold in fold_split(clips, folds, split):
         held = set(fold)
         train = [c for name, c in clips.items() if c.group not in held and (c.restart_of or name) in learn]
         model = fit_causal(train, sorted({int(round(v / HOP_SECONDS)) for v in looks}), runs=runs, epochs=epochs,
-                           component_taps=component_taps)
+                           component_taps=component_taps,
+                           teacher=None if samples is None else fold_teacher(samples, held))
         for name, c in clips.items():
             if c.group not in held or c.truth is None or c.restart_of is not None:
                 continue
@@ -318,6 +344,13 @@ def folds_causal(clips: dict[str, CausalClip], learn: set[str], folds: int, look
     print(f"{'lag: mean, mean |lag|':32s} " + " ".join(f"{m:+6.2f} {a:4.2f}" for m, a in
                                                           zip(np.mean(lags, 0), np.mean(np.abs(lags), 0))))
     return rows
+
+
+def teaches(sources: str, no_teacher: bool = False, no_phones: bool = False) -> bool:
+    """Whether the audio-only clips teach the live model the offline model's mouth (AUDIO_TEACHER): the research
+    model's recipe only (the offline model learned from research-only footage), and only with the streamed phones
+    (the teacher's rows need the clips' runs)."""
+    return AUDIO_TEACHER and sources == "video" and not no_teacher and not no_phones
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -333,8 +366,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-components", action="store_true",
                     help=f"without the streamed token components the opening MLP reads at {COMPONENT_TAPS} s (never "
                          "read with --sources permissive: the token axes were fitted on research-only audio)")
-    ap.add_argument("--teacher", action="store_true",
-                    help="the opening MLP also learns the offline model's mouth (see fit_causal)")
+    ap.add_argument("--no-teacher", action="store_true",
+                    help="without the offline model's mouth on the audio-only clips (AUDIO_TEACHER; never with "
+                         "--sources permissive: the offline model learned from research-only footage)")
     ap.add_argument("--no-restarts", action="store_true",
                     help="without the long clips' restarted pieces (see RESTART_EVERY)")
     ap.add_argument("--folds", type=int, default=0, metavar="K",
@@ -343,15 +377,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--looks", default="0.05,0.1,0.15", help="look-aheads (s) of the held-out report")
     ap.add_argument("--epochs", type=int, default=None,
                     help=f"passes of the opening MLP over its rows (default {OPENING_EPOCHS})")
+    ap.add_argument("--split", type=int, default=0, help="with --folds: the seed of the random split of the speakers")
     args = ap.parse_args(argv)
     looks = tuple(float(v) for v in args.looks.split(","))
+    teach = teaches(args.sources, args.no_teacher, args.no_phones)
     missing = [g for g in sorted({c.speaker for c in filmed_clips()}) if not (LOSO_DIR / f"{g}.npz").is_file()]
-    if args.teacher and missing:
+    if teach and missing and not args.no_heldout and not args.folds:
         print(f"no held-out offline models for {', '.join(missing)} in {LOSO_DIR}: run python -m training.train_motion "
-              "first", file=sys.stderr)
+              "first, or add --no-teacher", file=sys.stderr)
         return 2
     every = args.folds > 0 and not args.no_heldout
-    needed = [p for c in training_clips("causal", args.sources) + (filmed_clips() if every else [])
+    fold_teachers = every and teach  # each fold's teacher learns from the filmed clips outside it
+    needed = [p for c in training_clips("causal", args.sources) + (filmed_clips() if every or fold_teachers else [])
               for p in dict.fromkeys((c.path, c.audio_path))]
     data = require_data(Path(args.data) if args.data else data_root(), list(dict.fromkeys(needed)))
     clips = load_causal_clips(data, restarts=not args.no_restarts, sources=args.sources, every_filmed=every)
@@ -362,24 +399,26 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_phones:
         # every learned clip's streamed phones: the filmed clips' for their truth, the audio-only clips' for the teacher
         runs = {id(c): phone_runs(c.audio, components=bool(taps)) for c in learned
-                if c.truth is not None or args.teacher}
+                if c.truth is not None or teach}
         print(f"streamed phones of {len(runs)} clips (every {PHONE_STEP} s, {PHONE_WINDOW} s window)", flush=True)
     held_out = None
     if not args.no_heldout and args.folds:
-        rows = folds_causal(clips, learn, args.folds, looks, runs, args.epochs, taps)
+        rows = folds_causal(clips, learn, args.folds, looks, runs, args.epochs, taps, args.split,
+                            load_samples(data, axes=load_axes()) if fold_teachers else None)
         held_out = {"metric": f"Pearson r at the best lag, {args.folds} speaker folds (motion alone, every filmed "
                               f"clip scored by a model that never heard its speaker)",
                     **{f"causal_{v}s": float(r) for v, r in zip(looks, np.mean(rows, 0))}, "clips": len(rows),
-                    "measured_by": f"python -m training.train_causal --folds {args.folds} --looks {args.looks}"}
+                    "measured_by": f"python -m training.train_causal --folds {args.folds} --looks {args.looks} "
+                                   f"--split {args.split}"}
     elif not args.no_heldout:
-        rows = loso_causal(clips, looks, runs=runs, distil=args.teacher, sources=args.sources, epochs=args.epochs,
+        rows = loso_causal(clips, looks, runs=runs, distil=teach, sources=args.sources, epochs=args.epochs,
                            component_taps=taps)
         held_out = {"metric": "Pearson r at the best lag, leave one speaker out (motion alone, filmed clips)",
                     **{"offline" if i == 0 else f"causal_{v}s": float(r)
                        for i, (v, r) in enumerate(zip((None, *looks), np.mean(rows, 0)))},
                     "measured_by": "python -m training.train_causal"}
     if not args.dry_run:
-        model = fit_causal(learned, runs=runs, teacher=motion.load_model() if args.teacher else None,
+        model = fit_causal(learned, runs=runs, teacher=motion.load_model() if teach else None,
                            epochs=args.epochs, component_taps=taps)
         publish_model(model, model.arrays(), Path(args.out or MODEL_OF[args.sources]), "causal", held_out,
                       args.replace, args.sources)
