@@ -153,19 +153,34 @@ def fit_temporal(feats: list, centres: list, targets: list, taps=TEMPORAL_TAPS, 
 
 
 CURVE_QUANTILES = np.linspace(0.0, 1.0, 21)  # the opening curve's knots: every 5th percentile
+# where the curve starts: the quantile of the model's training openings below which it is the identity (quiet and
+# shut mouths left as the model draws them), and the quantile whose opening caps the curve (None: neither). Screened
+# held out (docs/RESULTS.md, Motion alone, stop 36)
+CURVE_START: float | None = 0.5
+CURVE_CAP: float | None = None
 
 
-def opening_curve(predicted: np.ndarray, filmed: np.ndarray, quantiles: np.ndarray = CURVE_QUANTILES) -> dict:
+def opening_curve(predicted: np.ndarray, filmed: np.ndarray, quantiles: np.ndarray = CURVE_QUANTILES,
+                  start: float | None = CURVE_START, cap: float | None = CURVE_CAP, strength: float = 1.0) -> dict:
     """The arrays of OpeningModel's monotone curve (`curve_in` -> `curve_out`): the piecewise-linear map taking the
-    quantiles of a model's openings on its training rows onto those of the filmed openings there, then scaled about
-    0 (where the motion's silences and closures sit) so that the mapped training openings keep the standard deviation
-    of the unmapped ones. r ignores a clip's linear scale, not the curve of its openings: the squared-error nets
-    shrink toward the mean (held out, 5 folds x 2 nets: r 0.683 -> 0.703; not shipped: docs/RESULTS.md, Motion
-    alone, stop 35)."""
+    quantiles of a model's openings on its training rows onto those of the filmed openings there. r ignores a clip's
+    linear scale, not the curve of its openings: the squared-error nets shrink toward the mean (held out, 5 folds x 2
+    nets: r 0.683 -> 0.702 with the whole map). Below the `start` quantile of `predicted` the map is the identity and
+    above it the quantile map shifted to meet it there; no output exceeds the larger of its input and the `cap`
+    quantile of `predicted`; `strength` < 1 takes the map only that part of the way from the identity. The whole map spread the quiet openings toward 0 and the wide ones past the model's
+    range (make eval amp 1.20 -> 1.56; scaled about 0 to keep the spread, realism 0.542 -> 0.613: docs/RESULTS.md,
+    Motion alone, stop 35)."""
     knots_in = np.maximum.accumulate(np.quantile(predicted, quantiles)) + np.arange(len(quantiles)) * 1e-6
     knots_out = np.maximum.accumulate(np.quantile(filmed, quantiles))
-    # the curve's shape, not the filmed openings' spread (the dubs moved more: make eval amp 1.20 -> 1.56). A gain
-    # about 0 scales the whole track, zeroed silences too, and r ignores it; matching the mean as well (an offset)
-    # lifted the quiet openings off the silences and lost the gain (docs/RESULTS.md, Motion alone, stop 35)
-    gain = np.std(predicted) / max(float(np.std(np.interp(predicted, knots_in, knots_out))), 1e-9)
-    return {"curve_in": knots_in, "curve_out": gain * knots_out}
+    knots_out = knots_in + strength * (knots_out - knots_in)
+    if start is not None:
+        at = max(float(np.quantile(predicted, start)), 1e-6)
+        above = knots_in > at
+        shift = at - float(np.interp(at, knots_in, knots_out))  # continuous where the identity ends
+        knots_in, knots_out = (np.concatenate([[0.0, at], knots_in[above]]),
+                               np.concatenate([[0.0, at], knots_out[above] + shift]))
+    if cap is not None:  # a knot at the cap keeps the capped curve under it between knots too
+        top = float(np.quantile(predicted, cap))
+        knots_in, knots_out = np.union1d(knots_in, [top]), np.interp(np.union1d(knots_in, [top]), knots_in, knots_out)
+        knots_out = np.minimum(knots_out, np.maximum(knots_in, top))
+    return {"curve_in": knots_in, "curve_out": knots_out}

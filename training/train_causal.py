@@ -46,7 +46,9 @@ from training.train_motion import REBUILT, TAPS as OFFLINE_TAPS, add_training_ar
 LOSO_DIR, CAUSAL_LOSO_DIR = HELD_OUT_DIR, HELD_OUT_CAUSAL_DIR
 # the live opening model's own curve (training.fit.opening_curve on its training rows; motion.StreamingMotion applies
 # it through OpeningModel.bounded). Off: with it the rendered live dubs fell 0.651 -> 0.637 (GRID most) and the
-# live-offline gap beside the offline curve was -0.083 (docs/RESULTS.md, Motion alone, stop 35)
+# live-offline gap beside the offline curve was -0.083 (docs/RESULTS.md, Motion alone, stop 35). Kept off the quiet
+# openings (fit.CURVE_START, stop 36) it raised them 0.651 -> 0.675, the gap -0.035 beside the offline curve so kept
+# off; off while the offline curve is (held out 0.693, amp 1.39)
 LIVE_OPENING_CURVE = False
 # --sources → where the model goes. The shipped live model learns from the video/ clips: held out over 2 speaker
 # folds at 0.10 s, every filmed clip scored, adding the 55 train/ clips lowered r from 0.482 to 0.458 (0.480 -> 0.455

@@ -157,7 +157,10 @@ OPENING_EPOCHS = 120
 # rebuilds the model with it.
 # With the curve's gain about 0 (fit.opening_curve, stop 35 by sync14): held out 0.703, make eval 0.720, amp
 # 1.20 -> 1.01, flicker 1.00 -> 0.90; the gap -0.069, and a live curve of its own (train_causal) made it -0.083;
-# realism (4 clips, 4 seeds) 0.542 -> 0.613, worse on every clip.
+# realism (4 clips, 4 seeds) 0.542 -> 0.613, worse on every clip (that gain is dropped).
+# The curve left off the openings below the median (fit.CURVE_START, stop 36): held out 0.693 / 0.686 on two splits,
+# realism level (6 clips, 0.563 both), but amp 1.20 -> 1.39; live gap -0.060 (-0.035 with train_causal's curve so
+# kept off). Not shipped: held out below 0.70, amp.
 OPENING_CURVE = False
 
 
