@@ -226,19 +226,24 @@ def test_small_openings_are_drawn_from_mouths_near_their_opening():
 # LiveAppearance.choose takes the same match term greedily, small openings matched closely (proximity and the filmed
 # expression were tried live and not kept: docs/RESULTS.md, Live mode with a profile).
 
+def _two_mouths(topology, gaps, narrow):
+    """A two-frame track of the topology's face: its inner lips parted by `gaps` (canonical), the second mouth
+    `narrow` narrower at its corners."""
+    shapes = np.repeat(topology[None].astype(np.float64), 2, 0)
+    for k, gap in enumerate(gaps):
+        for up, lo in render.INNER_PAIRS:
+            shapes[k, lo, 1] = shapes[k, up, 1] + gap
+    shapes[1, [61, 78], 0] += narrow / 2
+    shapes[1, [291, 308], 0] -= narrow / 2
+    return face.FaceTrack(np.arange(2) / 30.0, (shapes * 100 + [200, 120, 0]).astype(np.float32), np.ones(2, bool),
+                          400, 400)
+
+
 def test_live_selection_matches_small_openings_closely(topology):
     from lipdub.render.interior import CLOSED_LINE_OPENING
 
     # two entries: one parted wider than a barely parted mouth with the wanted width, one shut a little narrower
-    shapes = np.repeat(topology[None].astype(np.float64), 2, 0)
-    for k, gap in enumerate((0.035, 0.0)):
-        for up, lo in render.INNER_PAIRS:
-            shapes[k, lo, 1] = shapes[k, up, 1] + gap
-    narrow = 0.06
-    shapes[1, [61, 78], 0] += narrow / 2
-    shapes[1, [291, 308], 0] -= narrow / 2
-    track = face.FaceTrack(np.arange(2) / 30.0, (shapes * 100 + [200, 120, 0]).astype(np.float32), np.ones(2, bool),
-                           400, 400)
+    track = _two_mouths(topology, (0.035, 0.0), narrow=0.06)
     desc = render.descriptors(_renderer(track, topology).norm)
     model = render.MouthModel(topology, 0.2, float(desc[0, 1]))  # the open entry has the rest width exactly
     # premise: on the plain opening axis the open entry is nearer a shut mouth at rest width
@@ -255,14 +260,7 @@ def test_live_selection_charges_squeezed_mouths(topology):
     # parted, narrower; live's greedy choice takes the open one by descriptors, the parted one told the opening
     from lipdub.render.selection import small_open_axis
 
-    shapes = np.repeat(topology[None].astype(np.float64), 2, 0)
-    for k, gap in enumerate((0.09, 0.04)):
-        for up, lo in render.INNER_PAIRS:
-            shapes[k, lo, 1] = shapes[k, up, 1] + gap
-    shapes[1, [61, 78], 0] += 0.05
-    shapes[1, [291, 308], 0] -= 0.05
-    track = face.FaceTrack(np.arange(2) / 30.0, (shapes * 100 + [200, 120, 0]).astype(np.float32), np.ones(2, bool),
-                           400, 400)
+    track = _two_mouths(topology, (0.09, 0.04), narrow=0.1)
     r = _renderer(track, topology)
     desc = render.descriptors(r.norm)
     wanted = np.array([[0.875 * float(desc[1, 0]), float(desc[0, 1])]])
