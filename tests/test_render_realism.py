@@ -188,23 +188,62 @@ def test_small_openings_are_matched_closely():
     assert d[1, 0] - d[0, 0] == pytest.approx(0.1)
 
 
+def test_squeeze_cost_charges_small_openings_drawn_from_much_more_open_mouths():
+    lo, hi = selection.SQUEEZE_FADE
+    want = 0.03
+    free = (want + selection.SQUEEZE_FLOOR) * np.exp(selection.SQUEEZE_TOLERANCE) - selection.SQUEEZE_FLOOR
+    filmed = np.array([0.0, want, free - 1e-4, free + 0.01, 0.08, 0.15])
+    c = selection.squeeze_cost(filmed, want)
+    assert np.all(c[:3] == 0)  # drawn more open than filmed, or squeezed within the tolerance: free
+    assert np.all(np.diff(c[2:]) > 0)  # then it grows with the squeeze
+    # the ratio, not the difference: the same 0.05 squeeze costs a parted mouth and nothing to an open one
+    assert selection.squeeze_cost(0.08, 0.03) > 0.1 and selection.squeeze_cost(0.20, 0.15) == 0
+    # fading out over the wanted openings of SQUEEZE_FADE: open mouths keep their choice
+    mid = (lo + hi) / 2
+    fade = selection.squeeze_cost(0.3, np.array([lo, mid, hi]))
+    excess = np.log((0.3 + selection.SQUEEZE_FLOOR) / (mid + selection.SQUEEZE_FLOOR)) - selection.SQUEEZE_TOLERANCE
+    assert fade[0] > 0 and fade[1] == pytest.approx(0.5 * selection.SQUEEZE_WEIGHT * excess ** 2) and fade[2] == 0
+
+
+def test_small_openings_are_drawn_from_mouths_near_their_opening():
+    # a parted mouth is wanted; the atlas holds a mouth filmed more than twice as open at the wanted width, and one
+    # about as parted, narrower: by descriptors alone the open one wins, squeezed; told the openings, the parted one
+    from lipdub.render.selection import small_open_axis
+
+    entries = np.array([[0.09, 0.50], [0.04, 0.44]])
+    want = np.array([[0.035, 0.50]])
+    scale = np.array([1 / 0.2, 3 / 0.5])
+
+    def pick(**openings):
+        return int(render.select_frames(small_open_axis(entries) * scale, np.zeros((2, 2)), np.array([0, 5]),
+                                        small_open_axis(want) * scale, np.zeros((1, 2)), **openings)[0])
+
+    assert pick() == 0
+    assert pick(atlas_open=entries[:, 0], want_open=want[:, 0]) == 1
+
+
 # ------------------------------------------------------------------------------------------------ live selection
 # LiveAppearance.choose takes the same match term greedily, small openings matched closely (proximity and the filmed
 # expression were tried live and not kept: docs/RESULTS.md, Live mode with a profile).
+
+def _two_mouths(topology, gaps, narrow):
+    """A two-frame track of the topology's face: its inner lips parted by `gaps` (canonical), the second mouth
+    `narrow` narrower at its corners."""
+    shapes = np.repeat(topology[None].astype(np.float64), 2, 0)
+    for k, gap in enumerate(gaps):
+        for up, lo in render.INNER_PAIRS:
+            shapes[k, lo, 1] = shapes[k, up, 1] + gap
+    shapes[1, [61, 78], 0] += narrow / 2
+    shapes[1, [291, 308], 0] -= narrow / 2
+    return face.FaceTrack(np.arange(2) / 30.0, (shapes * 100 + [200, 120, 0]).astype(np.float32), np.ones(2, bool),
+                          400, 400)
+
 
 def test_live_selection_matches_small_openings_closely(topology):
     from lipdub.render.interior import CLOSED_LINE_OPENING
 
     # two entries: one parted wider than a barely parted mouth with the wanted width, one shut a little narrower
-    shapes = np.repeat(topology[None].astype(np.float64), 2, 0)
-    for k, gap in enumerate((0.035, 0.0)):
-        for up, lo in render.INNER_PAIRS:
-            shapes[k, lo, 1] = shapes[k, up, 1] + gap
-    narrow = 0.06
-    shapes[1, [61, 78], 0] += narrow / 2
-    shapes[1, [291, 308], 0] -= narrow / 2
-    track = face.FaceTrack(np.arange(2) / 30.0, (shapes * 100 + [200, 120, 0]).astype(np.float32), np.ones(2, bool),
-                           400, 400)
+    track = _two_mouths(topology, (0.035, 0.0), narrow=0.06)
     desc = render.descriptors(_renderer(track, topology).norm)
     model = render.MouthModel(topology, 0.2, float(desc[0, 1]))  # the open entry has the rest width exactly
     # premise: on the plain opening axis the open entry is nearer a shut mouth at rest width
@@ -214,6 +253,28 @@ def test_live_selection_matches_small_openings_closely(topology):
     app = LiveAppearance(_renderer(track, topology).atlas, model, grow=False)
     app.render(np.full((400, 400, 3), 128, np.uint8), track.landmarks[0], 0.0, 0.0)
     assert app.prev == 1  # the stretched axis: the shut one
+
+
+def test_live_selection_charges_squeezed_mouths(topology):
+    # a parted mouth wanted at the rest width: an entry filmed more than twice as open at that width, one about as
+    # parted, narrower; live's greedy choice takes the open one by descriptors, the parted one told the opening
+    from lipdub.render.selection import small_open_axis
+
+    track = _two_mouths(topology, (0.09, 0.04), narrow=0.1)
+    r = _renderer(track, topology)
+    desc = render.descriptors(r.norm)
+    wanted = np.array([[0.875 * float(desc[1, 0]), float(desc[0, 1])]])
+    model = render.MouthModel(topology, 0.2, float(desc[0, 1]))
+    app = LiveAppearance(r.atlas, model, grow=False)
+    app.render(np.full((400, 400, 3), 128, np.uint8), track.landmarks[0], 0.0, 0.0)  # indexes the atlas
+
+    def choose(**opening):
+        app.prev = None
+        return app.choose(small_open_axis(wanted)[0] * selection.descriptor_scale(model), app._pose_feat[0],
+                          **opening)
+
+    assert desc[0, 0] > 2 * desc[1, 0] and choose() == 0
+    assert choose(want_open=float(wanted[0, 0])) == 1
 
 
 # ------------------------------------------------------------------------------------------------------ interior

@@ -17,7 +17,7 @@ from lipdub.render.atlas import Atlas
 from lipdub.render.mouth import MouthModel
 from lipdub.render.renderer import Renderer
 from lipdub.render.selection import (JUMP_COST, POSE_WEIGHT, descriptor_scale, match_cost, search_space,
-                                     small_open_axis, squared_distance, transition_cost)
+                                     small_open_axis, squared_distance, squeeze_cost, transition_cost)
 from lipdub.render.speaker import resting
 from lipdub.render.warp import FaceWarper, close_eyes_for_blink
 
@@ -44,8 +44,8 @@ class LiveAppearance:
     Offline dubs choose atlas entries by Viterbi over the whole clip; live frames cannot wait for the future, so each
     frame takes the cheapest of the k nearest entries given the one before (continuing a real run of frames costs
     nothing, holding costs a little, jumping costs more): the same costs (render.selection), decided greedily, small
-    openings matched closely as offline (small_open_axis). Offline's proximity and filmed-expression terms were tried
-    live on a video file's prepared atlas and not kept (docs/RESULTS.md, Live mode with a profile)."""
+    openings matched closely as offline (small_open_axis, squeeze_cost). Offline's proximity and filmed-expression
+    terms were tried live on a video file's prepared atlas and not kept (docs/RESULTS.md, Live mode with a profile)."""
 
     def __init__(self, atlas: Atlas | None = None, model: MouthModel | None = None,
                  region: str = "lower", grow: bool = True, colour_gain: bool = False):
@@ -122,6 +122,7 @@ class LiveAppearance:
         r = self.renderer
         self._desc_scale = descriptor_scale(r.model)
         self._desc = small_open_axis(r.atlas_desc) * self._desc_scale
+        self._open = r.atlas_open
         self._pose_feat = self.atlas.pose_feat.astype(np.float64)
         self._seq = self.atlas.seq
         self._blur = r.blur_cost()
@@ -129,8 +130,10 @@ class LiveAppearance:
         self._indexed = n
         r.use_rest(self._rest())
 
-    def choose(self, want: np.ndarray, pose_feat: np.ndarray, k: int = 16, jump_cost: float = JUMP_COST) -> int:
-        """The atlas entry for this frame (see the class doc; the costs are render.selection's)."""
+    def choose(self, want: np.ndarray, pose_feat: np.ndarray, k: int = 16, jump_cost: float = JUMP_COST,
+               want_open: float | None = None) -> int:
+        """The atlas entry for this frame (see the class doc; the costs are render.selection's); `want_open` (the
+        canonical opening wanted) adds squeeze_cost."""
         n = len(self._desc)
         if n == 1:
             return 0
@@ -142,6 +145,8 @@ class LiveAppearance:
             cand = np.unique(np.concatenate([cand, follow[:4]]))
         cost = match_cost(squared_distance(self._desc[cand], self._pose_feat[cand], want, pose_feat, POSE_WEIGHT),
                           self._blur[cand])
+        if want_open is not None:
+            cost = cost + squeeze_cost(self._open[cand], want_open)
         if self.prev is not None and self.prev < n:
             cost = cost + transition_cost(self._seq[cand] - self._seq[self.prev], jump_cost)
         a = int(cand[int(np.argmin(cost))])
@@ -164,7 +169,7 @@ class LiveAppearance:
                                                      np.zeros(1, bool), np.float32([rest])))
         want = small_open_axis(np.array([[open_c[0], width_c[0]]]))[0] * self._desc_scale
         opening_c = float(open_c[0])
-        a = self.choose(want, rot[:2, 2])
+        a = self.choose(want, rot[:2, 2], want_open=opening_c)
         # no lock: the renderer reads its own snapshot of the atlas arrays, and the tracker thread only appends
         # (list appends and reads are atomic in CPython), so atlas growth never waits for a render
         return r.render_frame(rgb, 0, a, opening_c, float(width_c[0]), planar=planar), True

@@ -190,7 +190,7 @@ class Renderer:
         sel = select_frames(desc, self.atlas.pose_feat.astype(np.float64), self.atlas.seq, want,
                             pose_features(self.pose, np.minimum(schedule, len(self.track) - 1)),
                             jump_cost=JUMP_COST, pose_weight=POSE_WEIGHT, atlas_cost=self.blur_cost(),
-                            **self._times(source))
+                            atlas_open=self.atlas_open, want_open=open_c, **self._times(source))
         return open_c, width_c, sel
 
     def _times(self, source: np.ndarray) -> dict:

@@ -6,7 +6,7 @@ terms, defined once here:
 
 - match: squared distance between scaled mouth descriptors (opening, width, …) plus `pose_weight` × the squared
   head-pose difference, plus a per-entry penalty (blur_cost); the opening axis is stretched below a parted mouth
-  (small_open_axis), offline and live;
+  (small_open_axis), offline and live; a mouth filmed much more open than wanted costs more (squeeze_cost);
 - transition: continuing to the next real frame (sequence number +1 or +2) is free, holding a frame costs
   HOLD_SHARE × the jump cost, any other jump the jump cost;
 - proximity (the clip's own atlas, offline): a mouth filmed far in time from the frame it is drawn over costs up to
@@ -33,6 +33,10 @@ PROXIMITY_WEIGHT = 0.1  # the most a mouth filmed far from the frame it is drawn
 PROXIMITY_SECONDS = 1.0  # ... reached this far apart (quadratic up to there)
 SMALL_OPEN_STRETCH = 2.0  # selection tells openings under a parted mouth's apart this much more
 OPEN_PEERS = 0.1  # an entry's sharpness is judged against this share of the atlas nearest to it in opening
+SQUEEZE_WEIGHT = 3.0  # cost of a mouth squeezed to e^-1 of its filmed opening beyond the tolerance (squeeze_cost)
+SQUEEZE_TOLERANCE = 0.2  # log of filmed / wanted opening squeezed for free
+SQUEEZE_FLOOR = 0.02  # canonical gap added to both openings: a shut mouth's ratio stays finite
+SQUEEZE_FADE = (CLOSED_LINE_OPENING[1], 0.09)  # wanted openings (canonical) over which squeeze_cost fades out
 
 
 def descriptor_scale(model: MouthModel) -> np.ndarray:
@@ -48,6 +52,20 @@ def small_open_axis(desc: np.ndarray) -> np.ndarray:
     out = desc.astype(np.float64).copy()
     out[:, 0] += SMALL_OPEN_STRETCH * np.minimum(out[:, 0], CLOSED_LINE_OPENING[1])
     return out
+
+
+def squeeze_cost(entry_open: np.ndarray, want_open: np.ndarray) -> np.ndarray:
+    """Cost of drawing a mouth filmed at `entry_open` at the smaller `want_open` (canonical, broadcast): squared log
+    of filmed over wanted opening (each plus SQUEEZE_FLOOR) beyond SQUEEZE_TOLERANCE, in full for wanted openings up
+    to a parted mouth's, fading out over SQUEEZE_FADE. A more open mouth squeezed nearly shut keeps its lit teeth and
+    inner lips where the speaker shows a shadowed gap (stop 35: 43 of woman_outdoor's 66 frames wanted under 0.06);
+    the ratio, not the difference, charges it, so small openings are drawn from mouths near their own opening or
+    from shut ones opened by the warp. Open mouths keep their choice (a stretch of their axis moved the detector
+    from clip to clip), and a mouth drawn more open than filmed costs nothing here."""
+    want = np.asarray(want_open, np.float64)
+    ratio = np.log((np.asarray(entry_open, np.float64) + SQUEEZE_FLOOR) / (want + SQUEEZE_FLOOR))
+    lo, hi = SQUEEZE_FADE
+    return SQUEEZE_WEIGHT * np.clip((hi - want) / (hi - lo), 0.0, 1.0) * np.maximum(ratio - SQUEEZE_TOLERANCE, 0.0) ** 2
 
 
 def typical_sharpness(sharpness: np.ndarray, opening: np.ndarray | None = None) -> np.ndarray:
@@ -111,13 +129,15 @@ def transition_cost(step: np.ndarray, jump_cost: float) -> np.ndarray:
 def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.ndarray,
                   want: np.ndarray, want_pose: np.ndarray, k: int = 24, jump_cost: float = 0.6,
                   pose_weight: float = 1.0, atlas_cost: np.ndarray | None = None,
-                  atlas_time: np.ndarray | None = None, want_time: np.ndarray | None = None) -> np.ndarray:
+                  atlas_time: np.ndarray | None = None, want_time: np.ndarray | None = None,
+                  atlas_open: np.ndarray | None = None, want_open: np.ndarray | None = None) -> np.ndarray:
     """Viterbi over the k best atlas candidates per output frame (unit selection).
 
     atlas_desc (A,D) and want (T,D) are weighted descriptors (opening, width, teeth…); atlas_cost (A,) is a per-entry
     penalty (blur); continuing to the next real frame (next sequence number) costs nothing, holding a frame costs a
     little, any other jump costs `jump_cost`. With atlas_time (A,) and want_time (T,) (when each entry and each
-    output frame's source frame were filmed: the clip's own atlas), proximity_cost is added. Candidates come from
+    output frame's source frame were filmed: the clip's own atlas), proximity_cost is added; with atlas_open (A,) and
+    want_open (T,) (canonical openings, filmed and wanted), squeeze_cost. Candidates come from
     k-d trees, so the cost grows with log(A), not A: minutes of profile footage stay cheap."""
     T, A = len(want), len(atlas_desc)
     if A == 1:
@@ -148,6 +168,8 @@ def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.
             d2 = ((feats[idx] - query[t0:t0 + 8192, None, :]) ** 2).sum(-1)
             full = match_cost(d2, extra[idx]) + proximity_cost(atlas_time[idx], wt)
             full[:, 1:][idx[:, 1:] == idx[:, :-1]] = np.inf  # found by both searches: counted once
+        if atlas_open is not None and want_open is not None:
+            full = full + squeeze_cost(atlas_open[idx], np.asarray(want_open, np.float64)[t0:t0 + 8192, None])
         order = np.argsort(full, axis=1)[:, :k]
         cand[t0:t0 + 8192] = np.take_along_axis(idx, order, 1)
         cost[t0:t0 + 8192] = np.take_along_axis(full, order, 1)
