@@ -167,9 +167,9 @@ def opening_curve(predicted: np.ndarray, filmed: np.ndarray, quantiles: np.ndarr
     linear scale, not the curve of its openings: the squared-error nets shrink toward the mean (held out, 5 folds x 2
     nets: r 0.683 -> 0.702 with the whole map). Below the `start` quantile of `predicted` the map is the identity and
     above it the quantile map shifted to meet it there; no output exceeds the larger of its input and the `cap`
-    quantile of `predicted`; `strength` < 1 takes the map only that part of the way from the identity. The whole map spread the quiet openings toward 0 and the wide ones past the model's
-    range (make eval amp 1.20 -> 1.56; scaled about 0 to keep the spread, realism 0.542 -> 0.613: docs/RESULTS.md,
-    Motion alone, stop 35)."""
+    quantile of `predicted`; `strength` < 1 takes the map only that part of the way from the identity. The whole
+    map spread the quiet openings toward 0 and the wide ones past the model's range (make eval amp 1.20 -> 1.56;
+    scaled about 0 to keep the spread, realism 0.542 -> 0.613: docs/RESULTS.md, Motion alone, stop 35)."""
     knots_in = np.maximum.accumulate(np.quantile(predicted, quantiles)) + np.arange(len(quantiles)) * 1e-6
     knots_out = np.maximum.accumulate(np.quantile(filmed, quantiles))
     knots_out = knots_in + strength * (knots_out - knots_in)
