@@ -294,11 +294,27 @@ def test_the_clips_atlas_is_cached_with_its_track(tmp_path, monkeypatch):
     def no_rebuild(*args, **kwargs):
         raise AssertionError("the atlas was built again")
 
+    from lipdub.pipeline import caches
+    from lipdub.render import interior
+
+    measured = []  # entries whose gap lightness a dub measures (the curves' samples are kept with the atlas)
+    real_measure = interior.stored_gap_lightness
+    monkeypatch.setattr(interior, "stored_gap_lightness", lambda atlas, a: measured.append(a) or real_measure(atlas, a))
+    assert len(caches.load_cached_gaps(cached[0])) > 0
     with monkeypatch.context() as m:
         m.setattr(render.Renderer, "for_video", no_rebuild)
         again = lipdub.dub(video, data / "audio/es_spanish1_5s.wav", tmp_path / "b.mp4")
+        kept = len(measured)
         lipdub.dub(video, data / "audio/fr_french1_7s.wav", tmp_path / "c.mp4")
-    assert again.frames_sha256 == first.frames_sha256
+        # an archive written before the gap lightness was kept with it (version 2): measured again, the same frames
+        with np.load(cached[0]) as z:
+            older = {k: z[k] for k in z.files if not k.startswith("gap_")}
+        np.savez(cached[0], **older)
+        assert caches.load_cached_gaps(cached[0]) == {}
+        measured.clear()
+        old = lipdub.dub(video, data / "audio/es_spanish1_5s.wav", tmp_path / "o.mp4")
+    assert again.frames_sha256 == first.frames_sha256 == old.frames_sha256
+    assert len(measured) > kept
     cached[0].write_bytes(b"not an archive")
     decodes.clear()
     rebuilt = lipdub.dub(video, data / "audio/es_spanish1_5s.wav", tmp_path / "d.mp4")

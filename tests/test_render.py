@@ -608,6 +608,39 @@ def test_a_mouth_squeezed_from_a_more_open_one_shows_the_speakers_gap_lightness(
                                                                                     interior.GAP_GAIN_MIN)
 
 
+def test_gap_lightness_measured_before_gives_the_same_targets(open_mouths, tmp_path, monkeypatch):
+    """The entries' gap lightness kept with a cached atlas (GapMatch.measured, through the cache's arrays) gives a
+    renderer that remembers them the same targets as one that measures them, without measuring those entries again;
+    an archive without them, or measured by another GAP_MEASURE_VERSION, gives none."""
+    from lipdub.pipeline import caches
+    from lipdub.render import interior
+
+    renderer, _ = open_mouths
+    atlas, openings = renderer.atlas, renderer.atlas_open
+    fresh = interior.GapMatch(atlas)
+    sample = fresh.measured(openings)
+    assert len(sample) == min(atlas.n, interior.GAP_SAMPLE)
+    asked = [(a, f * float(openings[a])) for a in range(atlas.n) for f in (0.3, 0.7)]
+    want = np.array([fresh.target(a, o, openings) for a, o in asked])
+    assert np.isfinite(want).sum() > len(want) // 2
+    file = tmp_path / "atlas.npz"
+    caches.save_cached_atlas(file, atlas, {"track_fingerprint": np.array("x"), **caches.gap_arrays(sample)})
+    back = caches.load_cached_gaps(file)
+    assert list(back) == sorted(sample) and np.array_equal([back[a] for a in sorted(sample)],
+                                                           [sample[a] for a in sorted(sample)], equal_nan=True)
+    calls = []
+    real = interior.stored_gap_lightness
+    monkeypatch.setattr(interior, "stored_gap_lightness", lambda at, a: calls.append(a) or real(at, a))
+    kept = interior.GapMatch(atlas)
+    kept.remember(back)
+    assert np.array_equal([kept.target(a, o, openings) for a, o in asked], want, equal_nan=True)
+    assert not set(calls) & set(sample)  # (only entries drawn that were not sampled are measured)
+    caches.save_cached_atlas(tmp_path / "old.npz", atlas, {"track_fingerprint": np.array("x")})
+    assert caches.load_cached_gaps(tmp_path / "old.npz") == {} and caches.load_cached_gaps(tmp_path / "no.npz") == {}
+    monkeypatch.setattr(caches, "GAP_MEASURE_VERSION", interior.GAP_MEASURE_VERSION + 1)
+    assert caches.load_cached_gaps(file) == {}
+
+
 def test_a_filmed_atlas_stores_the_region_and_draws_it_in_one_resampling(tmp_path):
     """Atlas(filmed=True) stores the region of the frame each crop covers, as filmed: its crop() is the crop the
     normalised atlas stores, its statistics the same, and a mesh warp of the stored region through stored_points

@@ -16,6 +16,7 @@ from lipdub.core.progress import Progress
 from lipdub.face import cached
 from lipdub.options import OPTIONS, DubOptions
 from lipdub.pipeline.speaker import mouth_from_sound
+from lipdub.render.interior import GAP_MEASURE_VERSION
 
 log = logging.getLogger("lipdub")
 
@@ -24,7 +25,7 @@ log = logging.getLogger("lipdub")
 # 3rd... frame. Was 300 MB: lowered so a 1080p hour renders within 1 GB beside x264's ~180 MB.
 OWN_ATLAS_BYTES = 200 << 20
 
-ATLAS_CACHE_VERSION = 2  # 2: entries store the region as filmed (render.atlas.Atlas.filmed)
+ATLAS_CACHE_VERSION = 3  # 2: entries store the region as filmed (render.atlas.Atlas.filmed); 3: with gap lightness
 
 
 def _choice_key(opts: DubOptions) -> dict:
@@ -69,11 +70,14 @@ def own_renderer(video: Path, info: media.VideoInfo, track: face.FaceTrack, opts
     atlas = load_cached_atlas(cache_file, fingerprint, stored=True) if opts.cache else None
     if atlas is not None:
         log.info("mouth atlas from cache %s", cache_file)
-        return render.Renderer(atlas, track, face.estimate_pose(track, atlas.canonical),
-                               filmed=render.own_times(atlas, track, OWN_ATLAS_BYTES))
+        renderer = render.Renderer(atlas, track, face.estimate_pose(track, atlas.canonical),
+                                   filmed=render.own_times(atlas, track, OWN_ATLAS_BYTES))
+        renderer.gap.remember(load_cached_gaps(cache_file))
+        return renderer
     renderer = render.Renderer.for_video(video, info, track, progress, budget_bytes=OWN_ATLAS_BYTES)
     if opts.cache:
-        save_cached_atlas(cache_file, renderer.atlas, {"track_fingerprint": np.array(fingerprint)})
+        save_cached_atlas(cache_file, renderer.atlas, {"track_fingerprint": np.array(fingerprint),
+                                                       **gap_arrays(renderer.gap.measured(renderer.atlas_open))})
         # the crops just written are read from the file from now on: out of memory before the render (4K, 71 s:
         # 117 MB)
         saved = load_cached_atlas(cache_file, fingerprint, stored=True)
@@ -96,6 +100,25 @@ def load_cached_atlas(cache_file: Path, fingerprint: str | None = None, stored: 
     except Exception:  # stale or damaged cache
         pass
     return None
+
+
+def gap_arrays(measured: dict[int, float]) -> dict[str, np.ndarray]:
+    """Entries' gap lightness (render.interior.GapMatch.measured) as the atlas cache's arrays."""
+    entries = np.array(sorted(measured), np.int64)
+    return {"gap_entries": entries, "gap_lightness": np.array([measured[a] for a in entries], np.float64),
+            "gap_version": np.array(GAP_MEASURE_VERSION)}
+
+
+def load_cached_gaps(cache_file: Path) -> dict[int, float]:
+    """The entries' gap lightness kept with a cached atlas; none from an archive without them or measured by another
+    GAP_MEASURE_VERSION (the renderer measures them when it needs them)."""
+    try:
+        with np.load(cache_file, allow_pickle=False) as z:
+            if "gap_version" not in z.files or int(z["gap_version"]) != GAP_MEASURE_VERSION:
+                return {}
+            return dict(zip(z["gap_entries"].tolist(), z["gap_lightness"].tolist()))
+    except Exception:  # damaged or replaced meanwhile: measured again
+        return {}
 
 
 def save_cached_atlas(cache_file: Path, atlas: render.Atlas, extra: dict | None = None) -> None:

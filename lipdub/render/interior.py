@@ -198,6 +198,7 @@ def inner_polygon(points: np.ndarray) -> np.ndarray:
 GAP_SAMPLE = 64  # atlas entries (spread over their openings) the gap's lightness is measured on
 GAP_GAIN_MIN = 0.6  # a squeezed mouth's gap is darkened at most this far
 GAP_REMEASURE = 1.25  # a growing atlas's gap lightness is measured again once it holds this many times more entries
+GAP_MEASURE_VERSION = 1  # of gap_lightness's values: bump when they change (atlases cached with another are measured again)
 
 
 def gap_lightness(crop: np.ndarray, ctrl: np.ndarray) -> float:
@@ -236,14 +237,15 @@ class GapLight:
         self.ratio = np.array([np.median(r[max(0, i - half):i + half + 1]) for i in range(len(r))])
 
     @classmethod
-    def of_atlas(cls, atlas, entries: np.ndarray, openings: np.ndarray) -> "GapLight":
+    def of_atlas(cls, atlas, entries: np.ndarray, openings: np.ndarray, measure=None) -> "GapLight":
         """Measured on up to GAP_SAMPLE of `entries` (atlas indices), spread evenly over their `openings` (all
-        entries' canonical openings)."""
+        entries' canonical openings); `measure(a)`: an entry's stored_gap_lightness (a memo of it)."""
         entries = np.asarray(entries, np.int64)
         entries = entries[np.argsort(openings[entries], kind="stable")]
         pick = entries[np.unique(np.linspace(0, len(entries) - 1, min(len(entries), GAP_SAMPLE)).round().astype(int))
                        ] if len(entries) else entries
-        ratios = np.array([stored_gap_lightness(atlas, a) for a in pick])
+        measure = measure or (lambda a: stored_gap_lightness(atlas, a))
+        ratios = np.array([measure(int(a)) for a in pick])
         return cls(openings[pick], ratios)
 
     @property
@@ -264,24 +266,43 @@ class GapMatch:
     def __init__(self, atlas):
         self.atlas = atlas
         self._curves: tuple[GapLight, GapLight, int, int] | None = None  # own, source, n_foreign, entries measured
-        self._entry: dict[int, float] = {}  # gap_lightness per entry drawn
+        self._entry: dict[int, float] = {}  # stored_gap_lightness per entry measured (curves' samples, entries drawn)
+
+    def _measured(self, a: int) -> float:
+        entry = self._entry.get(a)
+        if entry is None:
+            entry = self._entry[a] = stored_gap_lightness(self.atlas, a)
+        return entry
+
+    def measured(self, openings: np.ndarray) -> dict[int, float]:
+        """Every entry's gap lightness the curves are measured on (and those measured so far): kept with a cached
+        atlas, a prepared video's dubs read them (remember) instead of decoding and measuring up to GAP_SAMPLE
+        entries again (~0.1 s of CPU a dub)."""
+        self._measure_curves(openings)
+        return dict(self._entry)
+
+    def remember(self, measured: dict[int, float]) -> None:
+        """Entries' gap lightness measured before (measured(), on this atlas's stored images)."""
+        self._entry.update(measured)
+
+    def _measure_curves(self, openings: np.ndarray) -> None:
+        n = len(openings)
+        if self._curves is None or n > GAP_REMEASURE * self._curves[3]:  # (live mode's atlas grows as frames come)
+            n_foreign = int(getattr(self.atlas, "n_foreign", 0))
+            own = GapLight.of_atlas(self.atlas, np.arange(n_foreign, n), openings, self._measured)
+            foreign = GapLight.of_atlas(self.atlas, np.arange(n_foreign), openings, self._measured) if n_foreign \
+                else own
+            self._curves = own, foreign, n_foreign, n
 
     def target(self, a: int, opening: float, openings: np.ndarray) -> float:
         """Entry a's gap lightness drawn at `opening`; nan where not measured. `openings`: every entry's canonical
         opening (the renderer's index of the atlas)."""
-        n = len(openings)
-        if self._curves is None or n > GAP_REMEASURE * self._curves[3]:  # (live mode's atlas grows as frames come)
-            n_foreign = int(getattr(self.atlas, "n_foreign", 0))
-            own = GapLight.of_atlas(self.atlas, np.arange(n_foreign, n), openings)
-            foreign = GapLight.of_atlas(self.atlas, np.arange(n_foreign), openings) if n_foreign else own
-            self._curves = own, foreign, n_foreign, n
+        self._measure_curves(openings)
         own, foreign, n_foreign, _ = self._curves
         source = foreign if a < n_foreign else own
         if not (own.ok and source.ok):
             return float("nan")
-        entry = self._entry.get(a)
-        if entry is None:
-            entry = self._entry[a] = stored_gap_lightness(self.atlas, a)
+        entry = self._measured(a)
         return own(opening) * (entry / source(float(openings[a])) if np.isfinite(entry) else 1.0)
 
 

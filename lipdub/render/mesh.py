@@ -136,7 +136,7 @@ def _affine_maps(corners: np.ndarray, ids: np.ndarray, coefs: np.ndarray, x0: in
     # (float64 where the window's origin is a numpy integer, cast to float32 at the end)
     dtype = np.result_type(coefs, xs, ys)
     coefs = coefs.astype(dtype, copy=False)
-    idx, xs, ys = idx[rows, cols], xs[:, cols], ys[rows]
+    idx, xs, ys = idx[rows, cols].astype(np.intp), xs[:, cols], ys[rows]  # (take casts int32 indices at each call)
     maps, term = [], np.empty(idx.shape, dtype)
     for a, b, c in ((0, 2, 4), (1, 3, 5)):
         out = np.take(coefs[:, a], idx) * xs
