@@ -125,6 +125,23 @@ def test_dub_with_the_track_on_disk_equals_the_dub_in_ram(tmp_path, monkeypatch)
     assert ram.frames == disk.frames == 75 and ram.frames_sha256 == disk.frames_sha256
 
 
+def test_audio_decoded_once_gives_load_audios_samples_or_none_in_pieces(monkeypatch):
+    """samples_unless_in_pieces: short audio's samples exactly as load_audio gives them (decoded once), None past the
+    pieces' threshold, and long audio with a transcript (analysed whole) read whole; its length as count_samples."""
+    data = require_data("audio/en_radio34_other_8s.wav", AUDIO)
+    for name in ("audio/en_radio34_other_8s.wav", AUDIO):
+        x, _ = media.load_audio(data / name, 16000)
+        n, once = speech_pieces.samples_unless_in_pieces(data / name, None)
+        assert n == len(x) == speech_pieces.count_samples(data / name)
+        assert once.dtype == x.dtype and np.array_equal(once, x)
+    monkeypatch.setattr(speech_pieces, "SPEECH_PIECE", 4.0)
+    monkeypatch.setattr(speech_pieces, "SPEECH_SLACK", 2.0)  # (both files last longer than 6 s)
+    n, none = speech_pieces.samples_unless_in_pieces(data / name, None)
+    assert n == len(x) and none is None
+    n, whole = speech_pieces.samples_unless_in_pieces(data / name, "a transcript")
+    assert n == len(x) and np.array_equal(whole, x)
+
+
 def test_long_speech_is_analysed_in_pieces_that_line_up(monkeypatch):
     data = require_data(AUDIO)
     monkeypatch.setattr(speech_pieces, "SPEECH_PIECE", 4.0)

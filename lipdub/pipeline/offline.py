@@ -27,7 +27,7 @@ from lipdub.pipeline.pieces import render_in_pieces
 from lipdub.pipeline.rendering import FrameDrawer, frame_reader, last_reads, render_frames
 from lipdub.pipeline.report import DubReport
 from lipdub.pipeline.retiming import fit_plan, plan_report
-from lipdub.pipeline.speech_pieces import analysed_in_pieces, count_samples, speech_in_pieces
+from lipdub.pipeline.speech_pieces import samples_unless_in_pieces, speech_in_pieces
 from lipdub.render.styler import FaceStyler
 from lipdub.speech.vad import detect_voice
 
@@ -96,13 +96,10 @@ def _probe(video: Path, audio: Path, opts: DubOptions) -> tuple[media.VideoInfo,
             x, y, w, h = (float(v) for v in opts.face_box)
             raise ParameterError(f"--face-box {x:g},{y:g},{w:g},{h:g} lies outside the {frame} frame; give x,y,w,h "
                                  "in pixels of the displayed (upright) frame")
-    n16 = count_samples(audio)
+    n16, samples16 = samples_unless_in_pieces(audio, opts.transcript)
     if n16 < HOP:
         raise InputError(f"{audio} holds no audio (or less than 10 ms); pass a file with speech")
-    duration = n16 / SR
-    in_pieces = analysed_in_pieces(duration, opts.transcript)
-    samples16 = None if in_pieces else media.load_audio(audio, SR)[0]
-    return info, duration, in_pieces, samples16
+    return info, n16 / SR, samples16 is None, samples16
 
 
 def frame_missed_by(box, info: media.VideoInfo) -> str | None:
