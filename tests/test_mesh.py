@@ -34,6 +34,50 @@ def test_maps_of_a_used_window_are_those_of_the_whole(step):
         assert np.array_equal(ux, mx[y0:y1, x0:x1]) and np.array_equal(uy, my[y0:y1, x0:x1])
 
 
+def _raster_as_written_before(corners, ids, x0, y0, w, h, step):
+    """mesh._triangle_raster as it was before its int16 raster (int32, dilated through float32)."""
+    pad = step - 1
+    hs, ws = -(-h // step) + 2 * pad, -(-w // step) + 2 * pad
+    idx = np.full((hs, ws), -1, np.int32)
+    offset = (step - 1) / 2 - pad * step
+    lo, hi = corners.min(axis=1), corners.max(axis=1)
+    inside = (hi[:, 0] >= x0 - step) & (lo[:, 0] <= x0 + w + step) & (hi[:, 1] >= y0 - step) & \
+        (lo[:, 1] <= y0 + h + step)
+    polys = np.round((corners[inside] - np.array([x0, y0]) - offset) / step * 16).astype(np.int32)
+    for t, poly in zip(ids[inside].tolist(), polys):
+        cv2.fillConvexPoly(idx, poly, t, lineType=cv2.LINE_8, shift=4)
+    holes = idx < 0
+    if holes.any():
+        grown = cv2.dilate((idx + 1).astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int32) - 1
+        idx[holes] = grown[holes]
+    covered = idx >= 0
+    if step > 1:
+        grown = cv2.dilate((idx + 1).astype(np.float32), np.ones((3, 3), np.uint8), iterations=2)
+        idx = np.where(covered, idx, grown.astype(np.int32) - 1)
+    np.maximum(idx, 0, out=idx)
+    return idx, covered
+
+
+@pytest.mark.parametrize("step", [1, 2])
+def test_the_triangle_raster_is_the_one_drawn_in_int32(step):
+    """The raster drawn and dilated in int16 (and in int32 past int16's indices) is the int32 one, triangles that
+    collapse (a closing mouth's cracks) and windows that cut the mesh included."""
+    rng = np.random.default_rng(10 + step)
+    for k in range(20):
+        w, h = int(rng.integers(20, 300)), int(rng.integers(20, 300))
+        dst, ids, _ = _geometry(rng, w, h)
+        flat = rng.random(len(dst)) < 0.2
+        dst[flat, 2] = dst[flat, 1]  # some collapse to a line
+        x0, y0 = int(rng.integers(-20, w // 2)), int(rng.integers(-20, h // 2))
+        for first in (0, 40000):  # int16 indices, then indices only int32 holds
+            args = (dst, ids + first, x0, y0, w - max(x0, 0), h - max(y0, 0), step)
+            idx, covered = mesh._triangle_raster(*args)
+            want_idx, want_covered = _raster_as_written_before(*args)
+            assert idx.dtype == (np.int16 if first == 0 else np.int32)
+            assert np.array_equal(idx, want_idx) and np.array_equal(covered, want_covered)
+            assert (~covered).any() and covered.any()
+
+
 def test_remap_around_a_hole_gives_the_whole_remap_elsewhere():
     rng = np.random.default_rng(3)
     img = rng.integers(0, 256, (300, 320, 3), np.uint8)
