@@ -157,8 +157,11 @@ def test_a_warp_drawn_where_it_is_used_is_the_whole_warp_there():
         if not len(rows):
             continue
         also = (own, held, (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1))
-        whole = warper.warp(img, src, dst, roi, detail, also=also)
-        part = warper.warp(img, src, dst, roi, detail, also=also, used=used)
-        for a, b in zip(whole, part):
-            assert np.array_equal(a[used], b[used])
-        assert np.array_equal(whole[1], part[1])  # the coverage is the whole roi's
+        for step in (None, 1, 2):  # (None: 2 on large regions; the maps are drawn in the used box alone)
+            whole = warper.warp(img, src, dst, roi, detail, step, also=also)
+            part = warper.warp(img, src, dst, roi, detail, step, also=also, used=used)
+            for a, b in zip(whole, part):
+                assert np.array_equal(a[used], b[used])
+            assert np.array_equal(whole[1], part[1])  # the coverage is the whole roi's
+            alone = warper.warp(img, src, dst, roi, detail, step, used=used)  # (no second image)
+            assert np.array_equal(alone[0][used], whole[0][used]) and np.array_equal(alone[1], whole[1])

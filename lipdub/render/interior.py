@@ -198,7 +198,7 @@ def inner_polygon(points: np.ndarray) -> np.ndarray:
 GAP_SAMPLE = 64  # atlas entries (spread over their openings) the gap's lightness is measured on
 GAP_GAIN_MIN = 0.6  # a squeezed mouth's gap is darkened at most this far
 GAP_REMEASURE = 1.25  # a growing atlas's gap lightness is measured again once it holds this many times more entries
-GAP_MEASURE_VERSION = 1  # of gap_lightness's values: bump when they change (atlases cached with another are measured again)
+GAP_MEASURE_VERSION = 1  # of gap_lightness's values: bump when they change (caches of another are measured again)
 
 
 def gap_lightness(crop: np.ndarray, ctrl: np.ndarray) -> float:

@@ -47,21 +47,38 @@ class TriangleMesh:
         coefs = affine.reshape(len(tri), 6).astype(np.float32)
         if step is None:
             step = 2 if h * w > 120 * 120 else 1
-        map_x, map_y, covered, raster = _affine_maps(d[ok], np.flatnonzero(ok), coefs, 0, 0, w, h, step)
         lips = None
         if detail is not None:
             dx0, dy0 = max(0, detail[0] - x0), max(0, detail[1] - y0)
             dx1, dy1 = min(w, detail[2] - x0), min(h, detail[3] - y0)
             lips = (dx0, dy0, dx1, dy1) if dx1 > dx0 and dy1 > dy0 else None
-        bands = None if used is None else _bands(used, () if lips is None else (lips[1], lips[3]))
-        out = _remap_around(src_img, map_x, map_y, lips, bands)  # (the lips' window is drawn below)
+        if used is None:
+            bands, (mx0, my0) = None, (0, 0)  # the maps' origin in the roi
+            map_x, map_y, covered, raster = _affine_maps(d[ok], np.flatnonzero(ok), coefs, 0, 0, w, h, step)
+            out = _remap_around(src_img, map_x, map_y, lips)  # (the lips' window is drawn below)
+        else:
+            # the maps only in the box of the bands and the lips (about 40 % of the roi: the mesh's outer ring is
+            # never read), the same values there (_affine_maps' window); the coverage of the whole roi
+            raster = _triangle_raster(d[ok], np.flatnonzero(ok), 0, 0, w, h, step)
+            covered = _coverage(raster[1], step, w, h)
+            bands = _bands(used, () if lips is None else (lips[1], lips[3]))
+            out = np.zeros((h, w) + src_img.shape[2:], src_img.dtype)
+            box = _box_of(bands + ([] if lips is None else [(lips[1], lips[3], lips[0], lips[2])]))
+            if box is not None:
+                mx0, my0, mx1, my1 = box
+                map_x, map_y = _affine_maps(d[ok], np.flatnonzero(ok), coefs, 0, 0, w, h, step, raster, box)[:2]
+                hole = None if lips is None else (lips[0] - mx0, lips[1] - my0, lips[2] - mx0, lips[3] - my0)
+                out[my0:my1, mx0:mx1] = _remap_around(src_img, map_x, map_y, hole,
+                                                      [(r0 - my0, r1 - my0, c0 - mx0, c1 - mx0)
+                                                       for r0, r1, c0, c1 in bands])
         if lips is not None:
             # the lips: exact full-resolution map and cubic sampling (lip lines and teeth stay crisp)
             if step > 1:
                 fx, fy, fc, _ = _affine_maps(d[ok], np.flatnonzero(ok), coefs, dx0, dy0, dx1 - dx0, dy1 - dy0, 1)
                 covered[dy0:dy1, dx0:dx1] = fc
             else:
-                fx, fy = map_x[dy0:dy1, dx0:dx1], map_y[dy0:dy1, dx0:dx1]
+                r, c = slice(dy0 - my0, dy1 - my0), slice(dx0 - mx0, dx1 - mx0)
+                fx, fy = map_x[r, c], map_y[r, c]
             out[dy0:dy1, dx0:dx1] = cv2.remap(src_img, fx, fy, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
         second = None
         if also is not None:  # the same triangles: their raster is reused, only the affines differ
@@ -158,8 +175,25 @@ def _affine_maps(corners: np.ndarray, ids: np.ndarray, coefs: np.ndarray, x0: in
         size = (ws * step, hs * step)
         map_x = cv2.resize(map_x, size, interpolation=cv2.INTER_LINEAR)[m:m + h, m:m + w]
         map_y = cv2.resize(map_y, size, interpolation=cv2.INTER_LINEAR)[m:m + h, m:m + w]
-        covered = cv2.resize(covered.view(np.uint8), size, interpolation=cv2.INTER_NEAREST)[m:m + h, m:m + w] > 0
-    return map_x.astype(np.float32, copy=False), map_y.astype(np.float32, copy=False), covered, raster
+    return (map_x.astype(np.float32, copy=False), map_y.astype(np.float32, copy=False),
+            _coverage(covered, step, w, h), raster)
+
+
+def _coverage(covered: np.ndarray, step: int, w: int, h: int) -> np.ndarray:
+    """The w x h window's coverage (bool) from the coarse raster's (_triangle_raster)."""
+    if step == 1:
+        return covered
+    m = (step - 1) * step
+    size = (covered.shape[1] * step, covered.shape[0] * step)
+    return cv2.resize(covered.view(np.uint8), size, interpolation=cv2.INTER_NEAREST)[m:m + h, m:m + w] > 0
+
+
+def _box_of(boxes: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) around (row0, row1, col0, col1) boxes; None without any."""
+    if not boxes:
+        return None
+    rows0, rows1, cols0, cols1 = zip(*boxes)
+    return min(cols0), min(rows0), max(cols1), max(rows1)
 
 
 def _remap_around(img: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, hole: tuple | None,
