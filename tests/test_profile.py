@@ -207,6 +207,12 @@ def test_shot_level_raises_a_profile_learned_more_closed_and_never_lowers_it():
     # a shot more closed than the footage may show the actor listening: the articulation as learned
     assert profiles.shot_level(footage, footage * 0.5) == 1.0
     assert profiles.shot_level(footage, footage[:5] * 2.0) == 1.0  # too few mouths to say
+    # footage half spent listening (lips together) against a shot of speech at the same level: the upper quantile
+    # reads speech in both (their medians differ 2-fold)
+    rng = np.random.default_rng(1)
+    speech, listening = rng.uniform(0.06, 0.12, 200), rng.uniform(0.0, 0.01, 200)
+    assert np.median(rng.uniform(0.06, 0.12, 300)) / np.median(np.r_[speech, listening]) > profiles.SHOT_LEVEL_MAX
+    assert profiles.shot_level(np.r_[speech, listening], rng.uniform(0.06, 0.12, 300)) < 1.2
 
 
 def test_articulation_level_raises_speech_and_keeps_closures_and_silences():

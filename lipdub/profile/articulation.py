@@ -16,6 +16,9 @@ log = logging.getLogger("lipdub")
 
 RIDGE_LAMBDAS = (30.0, 100.0, 300.0, 1000.0, 3000.0)  # regularisation tried (held-out halves choose)
 SHOT_LEVEL_MAX = 1.5  # the most the shot's own openings raise a profile's speech (shot_level)
+# the percentile of each atlas's openings shot_level compares: the upper half is speech however much of either
+# footage is pause or listening (stLi's profile footage: median 0.067 in its interview, 0.122 in its talk)
+SHOT_LEVEL_QUANTILE = 75
 
 
 @dataclass
@@ -81,16 +84,18 @@ class Articulation:
 
 
 def shot_level(footage_open: np.ndarray, shot_open: np.ndarray) -> float:
-    """How much more open the actor's mouth is in the shot dubbed than in the profile's footage: the median of the
-    shot's filmed openings over the footage's (canonical units, both atlases), within 1..SHOT_LEVEL_MAX. An
-    articulation learned where the actor spoke more closed (another day, another talk) asks this shot for more shut
-    mouths than it shows, served by its few shut ones again and again (docs/RESULTS.md: cnn_anchor's and vx11's
-    profile dubs wanted 2-3x the shut frames of their own-mouth dubs). Never below 1: a shot more closed than the
-    footage may be one where the actor listens, whose openings say nothing of how they speak."""
+    """How much more open the actor's mouth is in the shot dubbed than in the profile's footage: the
+    SHOT_LEVEL_QUANTILE-th percentile of the shot's filmed openings over the footage's (canonical units, both
+    atlases), within 1..SHOT_LEVEL_MAX. An articulation learned where the actor spoke more closed (another day,
+    another talk) asks this shot for more shut mouths than it shows, served by its few shut ones again and again
+    (docs/RESULTS.md: cnn_anchor's and vx11's profile dubs wanted 2-3x the shut frames of their own-mouth dubs).
+    Never below 1: a shot more closed than the footage may be one where the actor listens, whose openings say
+    nothing of how they speak."""
     f, s = np.asarray(footage_open, np.float64), np.asarray(shot_open, np.float64)
-    if len(f) < 10 or len(s) < 10 or np.median(f) <= 0:
+    if len(f) < 10 or len(s) < 10:
         return 1.0
-    return float(np.clip(np.median(s) / np.median(f), 1.0, SHOT_LEVEL_MAX))
+    level_f, level_s = np.percentile(f, SHOT_LEVEL_QUANTILE), np.percentile(s, SHOT_LEVEL_QUANTILE)
+    return float(np.clip(level_s / level_f, 1.0, SHOT_LEVEL_MAX)) if level_f > 0 else 1.0
 
 
 def frame_features(speech_track, times: np.ndarray) -> np.ndarray:
