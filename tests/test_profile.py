@@ -198,3 +198,66 @@ def test_selection_matches_teeth_when_asked():
     want = np.array([[0.5, 0.0, 1.0]] * 10)
     sel = render.select_frames(atlas, np.zeros((40, 2)), np.arange(40), want, np.zeros((10, 2)), k=8)
     assert (sel >= 20).all()
+
+
+def test_shot_level_raises_a_profile_learned_more_closed_and_never_lowers_it():
+    footage = np.random.default_rng(0).uniform(0.0, 0.04, 300)  # the footage's openings, median ~0.02
+    assert profiles.shot_level(footage, footage * 1.2) == pytest.approx(1.2, abs=1e-6)
+    assert profiles.shot_level(footage, footage * 3.0) == profiles.SHOT_LEVEL_MAX  # within bounds
+    # a shot more closed than the footage may show the actor listening: the articulation as learned
+    assert profiles.shot_level(footage, footage * 0.5) == 1.0
+    assert profiles.shot_level(footage, footage[:5] * 2.0) == 1.0  # too few mouths to say
+    # footage half spent listening (lips together) against a shot of speech at the same level: the upper quantile
+    # reads speech in both (their medians differ 2-fold)
+    rng = np.random.default_rng(1)
+    speech, listening = rng.uniform(0.06, 0.12, 200), rng.uniform(0.0, 0.01, 200)
+    assert np.median(rng.uniform(0.06, 0.12, 300)) / np.median(np.r_[speech, listening]) > profiles.SHOT_LEVEL_MAX
+    assert profiles.shot_level(np.r_[speech, listening], rng.uniform(0.06, 0.12, 300)) < 1.2
+
+
+def test_articulation_level_raises_speech_and_keeps_closures_and_silences():
+    from lipdub import motion
+
+    opening = np.array([0.0, 0.2, 0.4, 0.3, 0.5, 1.0, 0.0], np.float32)
+    closed = np.array([0, 0, 0, 1, 0, 0, 0], bool)  # a bilabial: the lips touch however open the speech around it
+    mouth = motion.MouthTrack(np.arange(7) / 25.0, opening, np.zeros(7, np.float32), closed)
+    art = profiles.Articulation(gain=0.9, offset=-0.05)
+    learned, raised = art.apply(mouth, None).opening, art.apply(mouth, None, level=1.4).opening
+    speaking = (opening > 0) & ~closed
+    assert np.allclose(raised[speaking], np.clip(1.4 * learned[speaking], 0, 1.2))
+    assert (raised[speaking] > learned[speaking]).all()
+    assert np.array_equal(raised[~speaking], opening[~speaking])
+
+
+def _atlas_of_openings(gaps: np.ndarray):
+    """A stand-in profile atlas whose canonical landmarks have these inner-lip gaps."""
+    from types import SimpleNamespace
+
+    from lipdub.render.mouth import INNER_PAIRS
+
+    norm = np.zeros((len(gaps), 478, 3))
+    for _, lo in INNER_PAIRS:
+        norm[:, lo, 1] = gaps
+    return SimpleNamespace(norm=norm)
+
+
+def test_a_profile_dub_speaks_at_the_shot_s_level_where_the_shot_opens_wider():
+    from types import SimpleNamespace
+
+    from test_motion_model import speech
+
+    from lipdub.options import DubOptions
+    from lipdub.pipeline import offline
+
+    s, info, opts = speech(), SimpleNamespace(fps=25.0), DubOptions()
+    gaps = np.random.default_rng(1).uniform(0.0, 0.06, 200)  # the footage's mouths
+    actor = SimpleNamespace(articulation=profiles.Articulation(), atlas=_atlas_of_openings(gaps))
+    assert np.allclose(render.descriptors(actor.atlas.norm)[:, 0], gaps)  # premise: the stand-in's openings
+    _, learned, _ = offline._plan_motion(s, [0] * 75, info, 3.0, opts, actor)
+    _, same, _ = offline._plan_motion(s, [0] * 75, info, 3.0, opts, actor, shot_open=gaps)
+    _, wider, _ = offline._plan_motion(s, [0] * 75, info, 3.0, opts, actor, shot_open=1.25 * gaps)
+    speaking = (learned.opening > 0) & ~learned.closed
+    assert speaking.sum() > 20
+    assert np.array_equal(same.opening, learned.opening)
+    assert np.allclose(wider.opening[speaking], np.clip(1.25 * learned.opening[speaking], 0, 1.2), atol=1e-5)
+    assert np.array_equal(wider.opening[~speaking], learned.opening[~speaking])

@@ -57,7 +57,8 @@ def _dub(video, audio, output, options: DubOptions | None, progress: Progress | 
         fit = fit_plan(video, info, track, samples16 if samples16 is not None else media.load_audio(audio, SR)[0],
                        duration)
     schedule, mouth, teeth = _plan_motion(speech_track, track, info, duration, opts, actor,
-                                          fit.schedule if fit is not None else None)
+                                          fit.schedule if fit is not None else None,
+                                          None if own is None else own.atlas_open)
     t = time.perf_counter()
     renderer, styler, plan = _plan_rendering(video, audio, info, track, speech_track, schedule, mouth, teeth, opts,
                                              actor, own, samples16, filmed_pauses(video, info, track))
@@ -180,10 +181,12 @@ def _analyse_speech_beside_tracking(video: Path, audio: Path, info, opts: DubOpt
     return speech_track, track, own
 
 
-def _plan_motion(speech_track, track, info, duration: float, opts: DubOptions, actor, schedule=None):
+def _plan_motion(speech_track, track, info, duration: float, opts: DubOptions, actor, schedule=None,
+                 shot_open: np.ndarray | None = None):
     """Which source frame each output frame shows (unless `schedule` says: --length fit), and the mouth (opening,
     width, closures; teeth with a profile) the speech asks for at each output frame: the actor's articulation with a
-    profile, the emotion's bias on top."""
+    profile (raised to the shot's own level where its atlas's openings `shot_open` are wider than the footage's:
+    profiles.shot_level), the emotion's bias on top."""
     if schedule is None:
         schedule = media.output_schedule(len(track), info.fps, duration, "pingpong" if opts.length == "audio"
                                          else opts.length)
@@ -192,7 +195,11 @@ def _plan_motion(speech_track, track, info, duration: float, opts: DubOptions, a
                                params=motion.MotionParams(model=motion.load_model(opts.motion_model)))
     teeth = None
     if actor is not None:  # this actor's articulation, then the requested strength on top
-        mouth = actor.articulation.apply(mouth, speech_track)
+        level = 1.0 if shot_open is None else profiles.shot_level(render.descriptors(actor.atlas.norm)[:, 0],
+                                                                    shot_open)
+        if level > 1.0:
+            log.info("the shot's mouths open %.2fx the profile footage's: its speech raised as much", level)
+        mouth = actor.articulation.apply(mouth, speech_track, level)
         mouth = dataclasses.replace(mouth, opening=np.clip(mouth.opening * opts.strength, 0, 1.2).astype(np.float32),
                                     width=np.clip(mouth.width * opts.strength, -1, 1).astype(np.float32),
                                     rest=None if mouth.rest is None else mouth.rest * min(opts.strength, 1.0))

@@ -17,10 +17,10 @@ and `load(path)` (file.py), `Articulation` and `learn_articulation` (articulatio
 render stages, never from the pipeline.
 """
 
-from lipdub.profile.articulation import (RIDGE_LAMBDAS, Articulation, frame_features, learn_articulation,
-                                         phone_labels)
+from lipdub.profile.articulation import (RIDGE_LAMBDAS, SHOT_LEVEL_MAX, Articulation, frame_features,
+                                         learn_articulation, phone_labels, shot_level)
 from lipdub.profile.build import BUDGET_BYTES, MAX_YAW_PITCH, build
 from lipdub.profile.file import FORMAT, VERSION, Profile, load
 
-__all__ = ["BUDGET_BYTES", "FORMAT", "MAX_YAW_PITCH", "RIDGE_LAMBDAS", "VERSION", "Articulation", "Profile", "build",
-           "frame_features", "learn_articulation", "load", "phone_labels"]
+__all__ = ["BUDGET_BYTES", "FORMAT", "MAX_YAW_PITCH", "RIDGE_LAMBDAS", "SHOT_LEVEL_MAX", "VERSION", "Articulation",
+           "Profile", "build", "frame_features", "learn_articulation", "load", "phone_labels", "shot_level"]

@@ -15,6 +15,10 @@ from lipdub import motion
 log = logging.getLogger("lipdub")
 
 RIDGE_LAMBDAS = (30.0, 100.0, 300.0, 1000.0, 3000.0)  # regularisation tried (held-out halves choose)
+SHOT_LEVEL_MAX = 1.5  # the most the shot's own openings raise a profile's speech (shot_level)
+# the percentile of each atlas's openings shot_level compares: the upper half is speech however much of either
+# footage is pause or listening (stLi's profile footage: median 0.067 in its interview, 0.122 in its talk)
+SHOT_LEVEL_QUANTILE = 75
 
 
 @dataclass
@@ -33,15 +37,16 @@ class Articulation:
     teeth_by_opening: np.ndarray | None = None  # (B,) mean teeth visibility per opening bin (0..1.2)
     scores: dict = field(default_factory=dict)  # held-out r of each variant on the footage
 
-    def apply(self, mouth: motion.MouthTrack, speech_track) -> motion.MouthTrack:
-        """The generic mouth track turned into this actor's."""
+    def apply(self, mouth: motion.MouthTrack, speech_track, level: float = 1.0) -> motion.MouthTrack:
+        """The generic mouth track turned into this actor's; its speech openings times `level` (shot_level: how
+        much more open the actor speaks in the shot dubbed than in the footage learned from)."""
         o = mouth.opening.astype(np.float64)
         speaking = (o > 0) & ~mouth.closed
         adj = self.offset + self.gain * o
         if self.ridge is not None:
             x = frame_features(speech_track, mouth.times)
             adj = adj + x @ self.ridge[1:] + self.ridge[0]
-        o = np.where(speaking, np.clip(adj, 0.0, 1.2), o)
+        o = np.where(speaking, np.clip(level * adj, 0.0, 1.2), o)
         w = mouth.width.astype(np.float64)
         if self.phone_width:
             labels = phone_labels(speech_track, mouth.times)
@@ -76,6 +81,21 @@ class Articulation:
         tbo = np.asarray(z["art_teeth_by_opening"], np.float64)
         return cls(float(d["gain"]), float(d["offset"]), ridge if ridge.size else None, dict(d["phone_width"]),
                    dict(d["phone_teeth"]), tbo if tbo.size else None, dict(d.get("scores", {})))
+
+
+def shot_level(footage_open: np.ndarray, shot_open: np.ndarray) -> float:
+    """How much more open the actor's mouth is in the shot dubbed than in the profile's footage: the
+    SHOT_LEVEL_QUANTILE-th percentile of the shot's filmed openings over the footage's (canonical units, both
+    atlases), within 1..SHOT_LEVEL_MAX. An articulation learned where the actor spoke more closed (another day,
+    another talk) asks this shot for more shut mouths than it shows, served by its few shut ones again and again
+    (docs/RESULTS.md: cnn_anchor's and vx11's profile dubs wanted 2-3x the shut frames of their own-mouth dubs).
+    Never below 1: a shot more closed than the footage may be one where the actor listens, whose openings say
+    nothing of how they speak."""
+    f, s = np.asarray(footage_open, np.float64), np.asarray(shot_open, np.float64)
+    if len(f) < 10 or len(s) < 10:
+        return 1.0
+    level_f, level_s = np.percentile(f, SHOT_LEVEL_QUANTILE), np.percentile(s, SHOT_LEVEL_QUANTILE)
+    return float(np.clip(level_s / level_f, 1.0, SHOT_LEVEL_MAX)) if level_f > 0 else 1.0
 
 
 def frame_features(speech_track, times: np.ndarray) -> np.ndarray:
