@@ -180,10 +180,10 @@ class Side:
         return self._features
 
 
-def read_side(video: Path, max_seconds: float | None, track=None, skip: int = 0) -> Side:
+def read_side(video: Path, max_seconds: float | None, track=None, skip: int = 0, size: int | None = det.CROP) -> Side:
     """Mouth crops of every frame with a face in the first max_seconds of `video`, decoded as players do, boxes from
     `track` (default: video's own face track, tracked once and cached); the first `skip` frames left out and the
-    times counted from the next (a reencode(lead=skip))."""
+    times counted from the next (a reencode(lead=skip)). Crops are `size` square, or their size in the frame (None)."""
     info = media.probe_video(video)
     if track is None:
         track = load_track(video, info)
@@ -198,7 +198,8 @@ def read_side(video: Path, max_seconds: float | None, track=None, skip: int = 0)
         if i >= len(track.valid) or not track.valid[i]:
             continue
         lms = track.landmarks[i]
-        crops.append(det.cut(fr.rgb, det.mouth_box(lms)))
+        box = det.mouth_box(lms)
+        crops.append(det.cut(fr.rgb, box, size=size or max(8, int(round(box[2])))))
         times.append(t)
         opening.append(float(inner_opening(lms)))
         pose.append(det.head_pose(lms))

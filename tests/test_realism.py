@@ -507,3 +507,31 @@ def test_interior_stats_bins_by_opening():
     bins = interior_stats.by_opening(opening, values)
     assert [b["opening"] for b in bins] == [(0.0, 0.03), (0.09, 0.12)]  # the lone 0.5 is under 3 frames
     assert bins[0]["n"] == 3 and bins[0]["gap"] == pytest.approx(1.0) and bins[1]["teeth"] == pytest.approx(4.0)
+
+
+def test_realism_texture_reads_a_thinner_darker_gap_and_sharper_chroma():
+    import cv2
+
+    from bench import realism_texture as tex
+    lips = np.full((60, 60, 3), (170, 110, 110), np.uint8)
+    sharp = lips.copy()
+    sharp[30:33] = (40, 25, 25)  # a 3-row dark line between the lips
+    soft = cv2.GaussianBlur(sharp, (0, 0), 1.5)  # the same line as a blurrier camera shows it
+    (dark_sharp, rows_sharp), (dark_soft, rows_soft) = tex.gap(sharp), tex.gap(soft)
+    assert rows_sharp == 3 and rows_soft > rows_sharp  # the valley widens ...
+    assert dark_sharp < 0.3 < dark_soft  # ... and its darkest row lightens
+    assert tex.gap(lips)[0] == 1.0  # no line: the darkest row is the median
+    # a red edge: blurred, its a* and V sharpness fall, their contrast and the mean a* stay; paler, the contrast
+    # falls and the sharpness stays
+    edge = lips.copy()
+    edge[:, 30:] = (220, 60, 80)
+    t_sharp, t_soft = tex.texture(edge), tex.texture(cv2.GaussianBlur(edge, (0, 0), 1.5))
+    for plane in ("a", "V"):
+        assert t_soft[f"{plane}_sharpness"] < 0.8 * t_sharp[f"{plane}_sharpness"]
+        assert t_soft[f"{plane}_contrast"] == pytest.approx(t_sharp[f"{plane}_contrast"], rel=0.1)
+    assert abs(t_soft["a_mean"] - t_sharp["a_mean"]) < 1.0
+    pale = lips.copy()
+    pale[:, 30:] = (195, 85, 95)
+    t_pale = tex.texture(pale)
+    assert t_pale["a_contrast"] < 0.7 * t_sharp["a_contrast"]
+    assert t_pale["a_sharpness"] == pytest.approx(t_sharp["a_sharpness"], rel=0.1)
