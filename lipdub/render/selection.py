@@ -6,8 +6,7 @@ terms, defined once here:
 
 - match: squared distance between scaled mouth descriptors (opening, width, …) plus `pose_weight` × the squared
   head-pose difference, plus a per-entry penalty (blur_cost); the opening axis is stretched below a parted mouth
-  (small_open_axis), offline and live; a mouth filmed much more open than wanted costs more (squeeze_cost), and so
-  does a wide-open mouth drawn from one filmed much less open (stretch_cost): opening_cost adds both;
+  (small_open_axis), offline and live; a mouth filmed much more open than wanted costs more (squeeze_cost);
 - transition: continuing to the next real frame (sequence number +1 or +2) is free, holding a frame costs
   HOLD_SHARE × the jump cost, any other jump the jump cost;
 - proximity (the clip's own atlas, offline): a mouth filmed far in time from the frame it is drawn over costs up to
@@ -38,8 +37,6 @@ SQUEEZE_WEIGHT = 3.0  # cost of a mouth squeezed to e^-1 of its filmed opening b
 SQUEEZE_TOLERANCE = 0.2  # log of filmed / wanted opening squeezed for free
 SQUEEZE_FLOOR = 0.02  # canonical gap added to both openings: a shut mouth's ratio stays finite
 SQUEEZE_FADE = (CLOSED_LINE_OPENING[1], 0.09)  # wanted openings (canonical) over which squeeze_cost fades out
-STRETCH_WEIGHT = 10.0  # cost of a mouth stretched to e of its filmed opening beyond the tolerance (stretch_cost)
-STRETCH_FADE = (0.09, 0.12)  # wanted openings (canonical) over which stretch_cost fades in
 
 
 def descriptor_scale(model: MouthModel) -> np.ndarray:
@@ -69,25 +66,6 @@ def squeeze_cost(entry_open: np.ndarray, want_open: np.ndarray) -> np.ndarray:
     ratio = np.log((np.asarray(entry_open, np.float64) + SQUEEZE_FLOOR) / (want + SQUEEZE_FLOOR))
     lo, hi = SQUEEZE_FADE
     return SQUEEZE_WEIGHT * np.clip((hi - want) / (hi - lo), 0.0, 1.0) * np.maximum(ratio - SQUEEZE_TOLERANCE, 0.0) ** 2
-
-
-def stretch_cost(entry_open: np.ndarray, want_open: np.ndarray) -> np.ndarray:
-    """Cost of drawing a mouth filmed at `entry_open` at the larger `want_open` (canonical, broadcast): squared log
-    of wanted over filmed opening (each plus SQUEEZE_FLOOR) beyond SQUEEZE_TOLERANCE, nothing for wanted openings up
-    to STRETCH_FADE's first, in full from its second. A mouth opened well past its filmed opening shows its upper teeth
-    over a drawn dark cavity (Renderer.interior) where the speaker, filmed that open, shows lower teeth and tongue:
-    the detector's surest dubs on meadM024 (stop 37). Selection's width term outweighed the opening there, so wide
-    mouths were drawn from narrower openings; the ratio beyond a tolerance leaves near openings free."""
-    want = np.asarray(want_open, np.float64)
-    ratio = np.log((want + SQUEEZE_FLOOR) / (np.asarray(entry_open, np.float64) + SQUEEZE_FLOOR))
-    lo, hi = STRETCH_FADE
-    return STRETCH_WEIGHT * np.clip((want - lo) / (hi - lo), 0.0, 1.0) * np.maximum(ratio - SQUEEZE_TOLERANCE, 0.0) ** 2
-
-
-def opening_cost(entry_open: np.ndarray, want_open: np.ndarray) -> np.ndarray:
-    """What drawing a mouth filmed at `entry_open` at `want_open` costs selection: squeezed or stretched far from its
-    filmed opening (squeeze_cost + stretch_cost), offline and live."""
-    return squeeze_cost(entry_open, want_open) + stretch_cost(entry_open, want_open)
 
 
 def typical_sharpness(sharpness: np.ndarray, opening: np.ndarray | None = None) -> np.ndarray:
@@ -159,7 +137,7 @@ def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.
     penalty (blur); continuing to the next real frame (next sequence number) costs nothing, holding a frame costs a
     little, any other jump costs `jump_cost`. With atlas_time (A,) and want_time (T,) (when each entry and each
     output frame's source frame were filmed: the clip's own atlas), proximity_cost is added; with atlas_open (A,) and
-    want_open (T,) (canonical openings, filmed and wanted), opening_cost. Candidates come from
+    want_open (T,) (canonical openings, filmed and wanted), squeeze_cost. Candidates come from
     k-d trees, so the cost grows with log(A), not A: minutes of profile footage stay cheap."""
     T, A = len(want), len(atlas_desc)
     if A == 1:
@@ -191,7 +169,7 @@ def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.
             full = match_cost(d2, extra[idx]) + proximity_cost(atlas_time[idx], wt)
             full[:, 1:][idx[:, 1:] == idx[:, :-1]] = np.inf  # found by both searches: counted once
         if atlas_open is not None and want_open is not None:
-            full = full + opening_cost(atlas_open[idx], np.asarray(want_open, np.float64)[t0:t0 + 8192, None])
+            full = full + squeeze_cost(atlas_open[idx], np.asarray(want_open, np.float64)[t0:t0 + 8192, None])
         order = np.argsort(full, axis=1)[:, :k]
         cand[t0:t0 + 8192] = np.take_along_axis(idx, order, 1)
         cost[t0:t0 + 8192] = np.take_along_axis(full, order, 1)
