@@ -12,13 +12,13 @@ frames of:
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from bench.realism import work_folder_parser
 from lipdub import media
 from lipdub.core.landmarks import EYE_OUTER, INNER_LOWER, INNER_UPPER, OUTER_LOWER, OUTER_UPPER
 from lipdub.face.cached import load_track
@@ -89,10 +89,7 @@ def by_opening(opening: np.ndarray, values: np.ndarray, min_frames: int = 3) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, required=True, help="a bench.realism --out folder")
-    ap.add_argument("--clips", required=True, help="comma-separated clip names")
-    ap.add_argument("--max-seconds", type=float, default=8.0)
+    ap = work_folder_parser(__doc__, seeds=False)
     args = ap.parse_args(argv)
     for name in args.clips.split(","):
         work = args.out / "work" / name

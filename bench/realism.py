@@ -101,6 +101,17 @@ def find_clips(data: Path) -> list[Clip]:
     return clips
 
 
+def work_folder_parser(doc: str, seeds: bool = True) -> argparse.ArgumentParser:
+    """The arguments shared by the tools that read a bench.realism --out folder again (its dubs and originals)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, required=True, help="a bench.realism --out folder")
+    ap.add_argument("--clips", required=True, help="comma-separated clip names")
+    ap.add_argument("--max-seconds", type=float, default=8.0)
+    if seeds:
+        ap.add_argument("--seeds", type=int, default=4)
+    return ap
+
+
 def pairing(names: list[str], seed: int = SEED) -> dict[str, str]:
     """Whose speech each clip is dubbed with: a seeded shuffled ring (no clip gets its own)."""
     order = [names[i] for i in np.random.default_rng(seed).permutation(len(names))]

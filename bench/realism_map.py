@@ -23,7 +23,6 @@ work/<clip>/original.mp4 and dubbed.mp4; face tracks cached), per clip:
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -31,7 +30,7 @@ import cv2
 import numpy as np
 
 from bench import realism_detect as det
-from bench.realism import SEED, read_side
+from bench.realism import SEED, read_side, work_folder_parser
 from lipdub import media
 from lipdub.core.files import write_json
 from lipdub.face.cached import load_track
@@ -164,11 +163,7 @@ def clip_map(work: Path, max_seconds: float | None, seeds: int, png: Path | None
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, required=True, help="a bench.realism --out folder")
-    ap.add_argument("--clips", required=True, help="comma-separated clip names")
-    ap.add_argument("--max-seconds", type=float, default=8.0)
-    ap.add_argument("--seeds", type=int, default=4)
+    ap = work_folder_parser(__doc__)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     rows = {}

@@ -19,7 +19,6 @@ shows between them):
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import cv2
 import numpy as np
 
 from bench import realism_detect as det
-from bench.realism import read_side
+from bench.realism import read_side, work_folder_parser
 from lipdub.core.files import write_json
 
 GAP_ROWS = (0.35, 0.8)  # share of the crop's height searched for the gap (nose base above, chin below)
@@ -104,11 +103,7 @@ def compare_clip(work: Path, max_seconds: float, seeds: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, required=True, help="a bench.realism --out folder")
-    ap.add_argument("--clips", required=True, help="comma-separated clip names")
-    ap.add_argument("--max-seconds", type=float, default=8.0)
-    ap.add_argument("--seeds", type=int, default=4)
+    ap = work_folder_parser(__doc__)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     rows = {}
