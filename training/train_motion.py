@@ -61,8 +61,8 @@ MODEL_OF = {"all": motion.MODEL_PATH, "permissive": motion.PERMISSIVE_MODEL_PATH
 REBUILT = REPO / "build" / "assets"  # rebuilt models that differ from the shipped ones (git-ignored)
 
 
-# the motion that times the training targets (clip_lag, cross_fitted_lags): without the
-# closure ramp (MotionParams.closure_ramp shapes dubs; the shipped models were fitted so, and `make train` rebuilds them)
+# the motion that times the training targets (clip_lag, cross_fitted_lags): without the closure ramp
+# (MotionParams.closure_ramp shapes dubs; the shipped models were fitted so, and `make train` rebuilds them)
 TARGET_MOTION = {"closure_ramp": 0.0}
 
 
