@@ -15,10 +15,18 @@ work/<clip>/original.mp4 and dubbed.mp4; face tracks cached), per clip:
   mouth, reads here too (selfie_expressive's 0.57 stays with the head pose matched);
   `pose_only_pose_matched`: the same with both sides matched in opening and head pose (bench.realism's "pose"
   sampling), which should leave it near 0.5;
+- `by_voice`: the dub's frames by whether its own sound is voiced there (speech.vad on the dub's audio track, a
+  pause's edges counted as speech): their count and mean out-of-fold probability of "dubbed" (all features), in the
+  silences and in the speech. A held rest
+  mouth in the new speech's pauses reads here (stNg_talk1's profile dub, 2026-12-07: silences 0.72, speech 0.56);
 - a PNG per clip: the mean original crop, the mean dub crop and the cells' weight share as a heat map over the
   original, side by side (`OUT/maps/<clip>.png`).
 
+A `bench.realism_profile` --out folder is read too: clip `<case>_<tag>` is its work/<case>/dubbed_<tag>.mp4 (tag own,
+profile, ...) against that case's original.mp4.
+
     PYTHONPATH=$PWD nice -n 10 .venv/bin/python -m bench.realism_map --out /tmp/realism_run --clips a,b [--json F]
+    PYTHONPATH=$PWD nice -n 10 .venv/bin/python -m bench.realism_map --out /tmp/rp --clips stNg_talk1_profile
 """
 
 from __future__ import annotations
@@ -34,7 +42,10 @@ from bench.realism import SEED, read_side, work_folder_parser
 from lipdub import media
 from lipdub.core.files import write_json
 from lipdub.face.cached import load_track
+from lipdub.core.constants import HOP_SECONDS, SR
 from lipdub.face.measure import inner_opening
+from lipdub.pipeline.offline import PAUSE_MARGIN
+from lipdub.speech.vad import detect_voice
 
 CELLS = 4  # det.FEATURE_SIZE / 16: HOG cells per side of the crop
 BLOCKS = CELLS - 1  # 2 x 2-cell blocks per side, one cell apart
@@ -127,17 +138,57 @@ def heat_png(real_crops: list, fake_crops: list, share: np.ndarray, path: Path) 
     path.write_bytes(png.tobytes())
 
 
-def clip_map(work: Path, max_seconds: float | None, seeds: int, png: Path | None) -> dict:
-    real = read_side(work / "original.mp4", max_seconds)
-    fake = read_side(work / "dubbed.mp4", max_seconds)
+def clip_videos(out: Path, name: str) -> tuple[Path, Path]:
+    """(original, dub) of clip `name` in a bench.realism --out folder (work/<name>/original.mp4, dubbed.mp4), or in a
+    bench.realism_profile one (`<case>_<tag>`: work/<case>/original.mp4, dubbed_<tag>.mp4)."""
+    work = out / "work" / name
+    if (work / "dubbed.mp4").is_file():
+        return work / "original.mp4", work / "dubbed.mp4"
+    case, _, tag = name.rpartition("_")
+    dub = out / "work" / case / f"dubbed_{tag}.mp4"
+    if case and dub.is_file():
+        return dub.with_name("original.mp4"), dub
+    raise FileNotFoundError(f"no dub of {name} under {out / 'work'} (dubbed.mp4, or <case>_<tag>: dubbed_<tag>.mp4)")
+
+
+def voiced_at(video: Path, times: np.ndarray) -> np.ndarray | None:
+    """Per time (s): whether `video`'s own sound has voice within PAUSE_MARGIN of it (speech.vad; the pauses' edges
+    count as speech, as the lips close and part there: the rest they show is the pause's middle, as
+    pipeline.offline.filmed_pauses reads a filmed speaker's rest); None without a sound track."""
+    audio = media.video_audio(video, SR)
+    if audio is None:
+        return None
+    margin = int(round(PAUSE_MARGIN / HOP_SECONDS))
+    near = np.convolve(detect_voice(audio).astype(np.float64), np.ones(2 * margin + 1), "same") > 0
+    hop = np.round(np.asarray(times, np.float64) / HOP_SECONDS).astype(int)
+    return near[np.clip(hop, 0, len(near) - 1)]
+
+
+def by_voice(voiced: np.ndarray, p_sum: np.ndarray, p_count: np.ndarray) -> dict:
+    """Count and mean out-of-fold p of "dubbed" of the dub's frames in silences and in speech (`voiced` per frame;
+    p summed over the seeds' samples, frames never sampled left out)."""
+    out = {}
+    for key, m in (("silence", ~voiced), ("speech", voiced)):
+        m = m & (p_count > 0)
+        out[key] = {"frames": int(m.sum()),
+                    "p": round(float(np.sum(p_sum[m]) / np.sum(p_count[m])), 3) if m.any() else None}
+    return out
+
+
+def clip_map(original: Path, dubbed: Path, max_seconds: float | None, seeds: int, png: Path | None) -> dict:
+    real = read_side(original, max_seconds)
+    fake = read_side(dubbed, max_seconds)
     Fa, Fb = real.features(), fake.features()
     shares, diffs, bands, per_bin, accs = [], [], {b: [] for b in BANDS}, [], []
     crops_r, crops_f = [], []
+    p_sum, p_count = np.zeros(len(fake.times)), np.zeros(len(fake.times))
     for s in range(SEED, SEED + seeds):
         ia, ib = det.matched_sample(real.opening, fake.opening, seed=s)
         X = np.vstack([Fa[ia], Fb[ib]])
         y = np.r_[np.zeros(len(ia)), np.ones(len(ib))]
         blocks = np.floor(np.r_[real.times[ia], fake.times[ib]]).astype(int)
+        np.add.at(p_sum, ib, det.cross_validate(X, y, blocks, seed=s)[1][len(ia):])
+        np.add.at(p_count, ib, 1)
         acc, p = det.cross_validate(X[:, det.FEATURE_GROUPS["hog"]], y, blocks, seed=s)
         accs.append(acc)
         per_bin.append(by_opening(np.r_[real.opening[ia], fake.opening[ib]], y, p))
@@ -153,8 +204,10 @@ def clip_map(work: Path, max_seconds: float | None, seeds: int, png: Path | None
     rnd = lambda a: np.round(np.asarray(a), 3).tolist()  # noqa: E731
     bins = [{"opening": b["opening"], "n": b["n"], "accuracy": round(float(np.mean(
         [pb[k]["accuracy"] for pb in per_bin if k < len(pb)])), 3)} for k, b in enumerate(per_bin[0])]
-    poses = pose_features(work / "original.mp4", max_seconds), pose_features(work / "dubbed.mp4", max_seconds)
+    poses = pose_features(original, max_seconds), pose_features(dubbed, max_seconds)
+    voiced = voiced_at(dubbed, fake.times)
     return {"hog_accuracy": round(float(np.mean(accs)), 3), "pose_only": pose_only(*poses, seeds),
+            "by_voice": None if voiced is None else by_voice(voiced, p_sum, p_count),
             "pose_only_pose_matched": pose_only(*poses, seeds, sampling="pose"),
             "weight_share": rnd(share),
             "dub_minus_real": rnd(np.mean(diffs, 0)),
@@ -168,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     rows = {}
     for name in args.clips.split(","):
-        rows[name] = m = clip_map(args.out / "work" / name, args.max_seconds, args.seeds,
+        rows[name] = m = clip_map(*clip_videos(args.out, name), args.max_seconds, args.seeds,
                                   args.out / "maps" / f"{name}.png")
         print(f"{name}: HOG only {m['hog_accuracy']:.3f}, pose only {m['pose_only']:.3f} "
               f"(pose-matched sampling: {m['pose_only_pose_matched']:.3f})")
@@ -182,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {band}: " + " | ".join(" ".join(f"{v:+4.2f}" for v in row) for row in cells))
         print("  by opening: " + ", ".join(f"{b['opening'][0]:.3f}–{b['opening'][1]:.3f}: {b['accuracy']:.3f}"
                                            for b in m["by_opening"]))
+        if m["by_voice"] is not None:
+            print("  dub frames, mean p of dubbed: " + ", ".join(
+                f"{k} {v['p'] if v['p'] is not None else 'n/a'} ({v['frames']} frames)" for k, v in m["by_voice"].items()))
         if args.json:
             write_json(args.json, rows)
     return 0

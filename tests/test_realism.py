@@ -462,6 +462,37 @@ def test_pose_only_falls_to_chance_when_the_sides_are_pose_matched():
             head[first])
     assert realism_map.pose_only(real, fake, seeds=2) > 0.6
     assert realism_map.pose_only(real, fake, seeds=2, sampling="pose") < 0.56
+def test_realism_map_reads_realism_and_realism_profile_folders(tmp_path):
+    from bench import realism_map
+
+    plain = tmp_path / "r" / "work" / "clip_a"
+    plain.mkdir(parents=True)
+    for f in ("original.mp4", "dubbed.mp4"):
+        (plain / f).write_bytes(b"")
+    assert realism_map.clip_videos(tmp_path / "r", "clip_a") == (plain / "original.mp4", plain / "dubbed.mp4")
+    case = tmp_path / "p" / "work" / "stNg_talk1"
+    case.mkdir(parents=True)
+    for f in ("original.mp4", "dubbed_own.mp4", "dubbed_profile.mp4"):
+        (case / f).write_bytes(b"")
+    assert realism_map.clip_videos(tmp_path / "p", "stNg_talk1_profile") == (case / "original.mp4",
+                                                                             case / "dubbed_profile.mp4")
+    assert realism_map.clip_videos(tmp_path / "p", "stNg_talk1_own")[1] == case / "dubbed_own.mp4"
+    with pytest.raises(FileNotFoundError):
+        realism_map.clip_videos(tmp_path / "p", "stNg_talk1_live")
+
+
+def test_realism_map_by_voice_splits_the_dubs_frames_at_its_silences():
+    from bench import realism_map
+
+    voiced = np.array([True, True, False, False, True, False])
+    p_sum = np.array([0.4, 1.0, 1.8, 0.9, 0.0, 0.7])  # summed over the samples that drew each frame
+    p_count = np.array([1, 2, 2, 1, 0, 0])  # the last two never sampled: left out
+    out = realism_map.by_voice(voiced, p_sum, p_count)
+    assert out["silence"] == {"frames": 2, "p": round(2.7 / 3, 3)}
+    assert out["speech"] == {"frames": 2, "p": round(1.4 / 3, 3)}
+    assert realism_map.by_voice(np.zeros(3, bool), np.ones(3), np.ones(3))["speech"] == {"frames": 0, "p": None}
+
+
 # ------------------------------------------------------------------------------------------ bench.interior_stats
 
 def _mouth_frame(teeth: bool):
