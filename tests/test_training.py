@@ -176,6 +176,36 @@ def test_training_never_changes_a_model_file_unless_it_reproduces_it_exactly(tmp
     assert side == tmp_path / "rebuilt" / "m.npz" and side.is_file() and out.read_bytes() == before
 
 
+def test_heldout_models_of_chosen_groups_alone_never_see_their_speaker(tmp_path, monkeypatch):
+    """--groups: only the named speaker groups' held-out models are fitted and written, each on the other groups'
+    clips (what bench.profile_eval --heldout reads: cnn.npz)."""
+    from training import train_motion
+
+    monkeypatch.setattr(train_motion, "speaker_of_name",
+                        lambda: {"cnn_a": "cnn", "cnn_b": "cnn", "grid_1": "grid", "st_1": "st", "st_2": "st"})
+    fitted = []
+
+    class Saved:
+        def __init__(self, names):
+            self.names = names
+
+        def save(self, path):
+            path.write_text(",".join(self.names))
+
+    def fit(names, members):
+        fitted.append(sorted(names))
+        return Saved(sorted(names))
+
+    samples = dict.fromkeys(["cnn_a", "cnn_b", "grid_1", "st_1", "st_2"])
+    models_ = train_motion.heldout_models(samples, fit, members=1, out=tmp_path, only=["cnn"])
+    assert list(models_) == ["cnn"] and fitted == [["grid_1", "st_1", "st_2"]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cnn.npz"]
+    assert (tmp_path / "cnn.npz").read_text() == "grid_1,st_1,st_2"
+    assert len(train_motion.heldout_models(samples, fit, members=1, out=None)) == 3  # default: every group
+    with pytest.raises(ValueError, match="nobody"):
+        train_motion.heldout_models(samples, fit, members=1, out=None, only=["nobody"])
+
+
 def test_the_token_axes_are_written_only_when_they_differ_and_carry_a_card(tmp_path, monkeypatch):
     from lipdub.speech import tokens
     from training import train_motion

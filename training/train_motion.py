@@ -15,7 +15,8 @@ fitted first, on every filmed clip's audio (token_axes), and written as the mode
 Honest accuracy is reported by leave-one-speaker-out: every clip is scored by models that never saw that speaker,
 after the full motion post-processing, next to a ridge regression and the rule-based motion, all measured in the same
 run; --lags adds the held-out lag against MotionParams.advance. The held-out models are written to
-training.manifest.HELD_OUT_DIR for `python -m training.evaluate --heldout`.
+training.manifest.HELD_OUT_DIR for `python -m training.evaluate --heldout`; `--groups cnn` writes the CNN
+anchor's alone (`bench.profile_eval --heldout`: one fit; 38 min on the loaded 2-core host, 33 of them filling cold caches).
 
     python -m training.train_motion --sources permissive [--dry-run]
 
@@ -296,14 +297,19 @@ def learning_curve(samples: dict, fit, members: int = 2, scorer=None) -> dict:
 
 
 def heldout_models(samples: dict, fit, members: int = 5, learn=None, folds: int = 0,
-                   out: Path | None = LOSO_DIR, split: int = 0) -> dict:
+                   out: Path | None = LOSO_DIR, split: int = 0, only=None) -> dict:
     """One model per speaker group, fitted on every other group's clips of `learn` (default: all; names of
-    `samples`), written to `out` as <group>.npz; groups with the same training clips share one fit. With `folds`
-    (a quicker screen of recipes, not written): the groups are split at random (seed `split`) into that many folds,
-    and each group's model is the one fitted on the other folds."""
+    `samples`), written to `out` as <group>.npz; groups with the same training clips share one fit; `only`: these
+    groups' models alone. With `folds` (a quicker screen of recipes, not written): the groups are split at random
+    (seed `split`) into that many folds, and each group's model is the one fitted on the other folds."""
     group_of = speaker_of_name()
     learn = list(samples) if learn is None else learn
     groups = list(dict.fromkeys(group_of[k] for k in samples))
+    if only is not None:
+        unknown = sorted(set(only) - set(groups))
+        if unknown:
+            raise ValueError(f"no filmed clips of speaker group(s) {', '.join(unknown)}")
+        groups = [g for g in groups if g in set(only)]
     if folds:
         parts = np.array_split(np.random.default_rng(split).permutation(groups), folds)
         models = {}
@@ -507,6 +513,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folds", type=int, default=0,
                     help="screen with this many folds of speakers instead of leaving one out (models not written)")
     ap.add_argument("--loso-dir", default=None, help=f"where the held-out models go (default {LOSO_DIR})")
+    ap.add_argument("--groups", default=None, metavar="G1,G2",
+                    help="only write these speaker groups' held-out models (no report, no model published): "
+                         "`--groups cnn` is the model `bench.profile_eval --heldout` reads, one fit instead of 60")
     ap.add_argument("--no-posteriors", action="store_true",
                     help="the all-data recipe without hama's phone posteriors nor token components (the model shipped "
                          "before the posteriors)")
@@ -533,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
     data = require_data(Path(args.data) if args.data else data_root(), needed)
     # the axes are fitted on every clip's audio (research-only footage included), by both runs of `make train`
     axes = token_axes(data, "permissive" if args.permissive_components else "all")
-    if component_taps and not args.dry_run:
+    if component_taps and not args.dry_run and not args.groups:
         publish_axes(axes, replace=args.replace)
     samples = load_samples(data, align=not args.no_align, axes=axes)
     extra = augment.augmented_rows(data, {c.name: c for c in filmed_clips()}, samples, variants, aligned_rows) \
@@ -543,6 +552,12 @@ def main(argv: list[str] | None = None) -> int:
                       learned_lags=bool(component_taps) and not args.no_align)
     if args.curve:
         learning_curve(samples, fit)
+        return 0
+    if args.groups:
+        out = Path(args.loso_dir) if args.loso_dir else heldout_dir(args.sources)
+        heldout_models(samples, fit, args.members, [c.name for c in training_clips("opening", args.sources)],
+                       out=out, only=args.groups.split(","))
+        print(f"held-out models of {args.groups}: {out}")
         return 0
     held_out = None if args.no_heldout else leave_one_speaker_out(
         samples, fit, args.members, args.lags, args.sources, args.folds, Path(args.loso_dir) if args.loso_dir else None,
