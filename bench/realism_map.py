@@ -42,10 +42,8 @@ from bench.realism import SEED, read_side, work_folder_parser
 from lipdub import media
 from lipdub.core.files import write_json
 from lipdub.face.cached import load_track
-from lipdub.core.constants import HOP_SECONDS, SR
 from lipdub.face.measure import inner_opening
-from lipdub.pipeline.offline import PAUSE_MARGIN
-from lipdub.speech.vad import detect_voice
+from lipdub.pipeline.offline import filmed_pauses
 
 CELLS = 4  # det.FEATURE_SIZE / 16: HOG cells per side of the crop
 BLOCKS = CELLS - 1  # 2 x 2-cell blocks per side, one cell apart
@@ -152,16 +150,15 @@ def clip_videos(out: Path, name: str) -> tuple[Path, Path]:
 
 
 def voiced_at(video: Path, times: np.ndarray) -> np.ndarray | None:
-    """Per time (s): whether `video`'s own sound has voice within PAUSE_MARGIN of it (speech.vad; the pauses' edges
-    count as speech, as the lips close and part there: the rest they show is the pause's middle, as
-    pipeline.offline.filmed_pauses reads a filmed speaker's rest); None without a sound track."""
-    audio = media.video_audio(video, SR)
-    if audio is None:
+    """Per time (s) of `video`'s frames: whether its own sound has voice within PAUSE_MARGIN of it; the rest are its
+    pauses' middles, read as pipeline.offline.filmed_pauses reads a filmed speaker's (None without a sound track)."""
+    info = media.probe_video(video)
+    track = load_track(video, info)
+    pauses = filmed_pauses(video, info, track)
+    if pauses is None:
         return None
-    margin = int(round(PAUSE_MARGIN / HOP_SECONDS))
-    near = np.convolve(detect_voice(audio).astype(np.float64), np.ones(2 * margin + 1), "same") > 0
-    hop = np.round(np.asarray(times, np.float64) / HOP_SECONDS).astype(int)
-    return near[np.clip(hop, 0, len(near) - 1)]
+    frame = np.round(np.interp(times, track.times, np.arange(len(track)))).astype(int)
+    return ~pauses[frame]
 
 
 def by_voice(voiced: np.ndarray, p_sum: np.ndarray, p_count: np.ndarray) -> dict:
