@@ -16,7 +16,8 @@ Honest accuracy is reported by leave-one-speaker-out: every clip is scored by mo
 after the full motion post-processing, next to a ridge regression and the rule-based motion, all measured in the same
 run; --lags adds the held-out lag against MotionParams.advance. The held-out models are written to
 training.manifest.HELD_OUT_DIR for `python -m training.evaluate --heldout`; `--groups cnn` writes the CNN
-anchor's alone (`bench.profile_eval --heldout`: one fit; 38 min on the loaded 2-core host, 33 of them filling cold caches).
+anchor's alone (`bench.profile_eval --heldout`: one fit; on the loaded 2-core host 3.5 min with warm clip caches, 38
+with cold).
 
     python -m training.train_motion --sources permissive [--dry-run]
 
