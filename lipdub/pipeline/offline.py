@@ -261,9 +261,9 @@ def _plan_rendering(video: Path, audio: Path, info, track, speech_track, schedul
 
 
 def _render_and_encode(video: Path, audio: Path, output: Path, info, opts: DubOptions, schedule, renderer, styler,
-                       plan, progress: Progress | None) -> tuple[int, str]:
+                       plan, progress: Progress | None) -> tuple[int, str | None]:
     """Every output frame rendered and encoded with the new audio, whole or in pieces (--resume, --pieces); returns
-    how many frames had a face and the digest of the rendered frames."""
+    how many frames had a face and the digest of the rendered frames (None unless opts.frames_sha256)."""
 
     def styled_or_unchanged(k: int, j: int, frame) -> tuple:
         if styler is not None:
@@ -283,14 +283,15 @@ def _render_and_encode(video: Path, audio: Path, output: Path, info, opts: DubOp
     with media.VideoWriter(output, info.width, info.height, info.fps, audio=audio,
                            crf=opts.crf, preset=opts.preset, repeatable=bool(opts.repeatable),
                            matrix=info.matrix) as writer, \
-            BackgroundWriter(writer) as sink, frame_reader(video, info, schedule, planar=planar) as reader:
+            BackgroundWriter(writer, digest=opts.frames_sha256) as sink, \
+            frame_reader(video, info, schedule, planar=planar) as reader:
         faces_rendered = render_frames(range(len(schedule)), schedule, reader, render_one, sink, progress,
                                        last_reads(schedule))
     return faces_rendered, sink.digest
 
 
 def _report(output: Path, info, opts: DubOptions, actor, schedule, mouth, speech_track, renderer, styler,
-            faces_rendered: int, digest: str, timings: dict) -> DubReport:
+            faces_rendered: int, digest: str | None, timings: dict) -> DubReport:
     n_out = len(schedule)
     appearance = f"profile:{Path(opts.profile).name}" if actor is not None else "video"
     report = DubReport(output, n_out, info.fps, n_out / info.fps, faces_rendered, speech_track.method, timings,
