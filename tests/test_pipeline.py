@@ -305,7 +305,19 @@ def test_the_clips_atlas_is_cached_with_its_track(tmp_path, monkeypatch):
         m.setattr(render.Renderer, "for_video", no_rebuild)
         again = lipdub.dub(video, data / "audio/es_spanish1_5s.wav", tmp_path / "b.mp4", frames_sha256=True)
         kept = len(measured)
+        # a prepared video's filmed pauses are read while the speech is analysed (the other core idles there): the
+        # analysis waits for them here, which it could never see if they were read after it
+        import threading
+
+        from lipdub import speech
+        from lipdub.pipeline import offline
+
+        read, seen = threading.Event(), []
+        real_pauses, real_analyse = offline.filmed_pauses, speech.analyse
+        m.setattr(offline, "filmed_pauses", lambda *a: read.set() or real_pauses(*a))
+        m.setattr(speech, "analyse", lambda *a, **k: seen.append(read.wait(60)) or real_analyse(*a, **k))
         plain = lipdub.dub(video, data / "audio/fr_french1_7s.wav", tmp_path / "c.mp4")
+        assert seen == [True]
         # an archive written before the gap lightness was kept with it (version 2): measured again, the same frames
         with np.load(cached[0]) as z:
             older = {k: z[k] for k in z.files if not k.startswith("gap_")}
