@@ -23,49 +23,28 @@ from collections import defaultdict
 from pathlib import Path
 
 from bench.speed import DATA
-from bench.thread_cpu import _ticks, group_of
+from bench.thread_cpu import ThreadCPU, group_of
 
 STEPS = ("_analyse_speech_beside_tracking", "_plan_motion", "_plan_rendering", "filmed_pauses", "_render_and_encode")
 SHORT = {"x264 + unnamed native": "x264", "decoder (FFmpeg threads)": "decode", "main thread": "main",
          "lipdub-draw": "draw", "lipdub-speech": "speech", "lipdub-encoder": "encoder", "lipdub-aligner": "aligner"}
 
 
-class Timeline:
-    """Samples every thread's CPU (user + system clock ticks) every `interval` s while running."""
+class Timeline(ThreadCPU):
+    """bench.thread_cpu's sampler that also keeps every reading: (wall time, {thread id: (CPU s, name)})."""
 
     def __init__(self, interval: float = 0.02):
-        self.interval = interval
+        super().__init__(interval)
         self.samples: list[tuple[float, dict[int, tuple[float, str]]]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bench-timeline", daemon=True)
-        self._tick = os.sysconf("SC_CLK_TCK")
 
-    def _read(self) -> None:
-        names = {t.native_id: t.name for t in threading.enumerate()}
-        now: dict[int, tuple[float, str]] = {}
-        for tid in os.listdir("/proc/self/task"):
-            got = _ticks(tid)
-            if got is None or int(tid) == self._thread.native_id:
-                continue
-            now[int(tid)] = (got[0] / self._tick, names.get(int(tid)) or got[1])
-        self.samples.append((time.perf_counter(), now))
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._read()
-            self._stop.wait(self.interval)
+    def _read(self, names: dict[int, str]) -> None:
+        super()._read(names)
+        self.samples.append((time.perf_counter(), dict(self._last)))
 
     def __enter__(self):
         self.t0 = time.perf_counter()
-        self._read()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self._read()
-        return False
+        self._read({t.native_id: t.name for t in threading.enumerate()})
+        return super().__enter__()
 
     def spent(self, t0: float, t1: float) -> dict[str, float]:
         """CPU seconds per group between wall times t0 and t1 (perf_counter): each thread's last reading in the span
