@@ -50,7 +50,8 @@ def measure(data: Path) -> dict[str, str]:
     hashes: dict[str, str] = {}
 
     def dub(name: str, video: str, audio: str, **options) -> None:
-        hashes[name] = lipdub.dub(data / video, data / audio, out / f"{name}.mp4", **options).frames_sha256
+        hashes[name] = lipdub.dub(data / video, data / audio, out / f"{name}.mp4", frames_sha256=True,
+                                  **options).frames_sha256
         print(f"{name:18} {hashes[name]}", flush=True)
 
     dub("photo_head_happy", "images/obama_portrait.jpg", "audio/fr_french1_7s.wav", region="head", emotion="happy")

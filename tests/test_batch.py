@@ -262,6 +262,7 @@ def test_ray_batch_survives_a_killed_worker_and_matches_the_local_run(local_batc
     assert not [p for p in (tmp_path / "ray").iterdir() if p.name.startswith(".")]  # no temporary file left
     for i, report in enumerate(reports):
         local = json.loads((local_out / f"job{i}.report.json").read_text())
+        assert len(report["frames_sha256"]) == 64  # a job's report names its frames' digest
         assert report["frames_sha256"] == local["frames_sha256"], f"job{i}: rendered frames differ"
         assert _frame_hash(tmp_path / "ray" / f"job{i}.mp4") == _frame_hash(local_out / f"job{i}.mp4"), f"job{i}"
     print(f"Ray batch with worker {killed[0]} killed: {seconds:.1f} s; retried job: {lost[0]['output']}")

@@ -52,3 +52,21 @@ def test_eval_is_not_a_command_and_nothing_mentions_it(capsys):
     assert exc.value.code == 2
     mentions = [str(p) for p in LIPDUB.rglob("*.py") if "lipdub eval" in p.read_text(encoding="utf-8")]
     assert not mentions, f"`lipdub eval` is gone (python -m training.evaluate): {mentions}"
+
+
+@pytest.mark.parametrize("asked", [False, True])
+def test_dub_prints_the_frames_digest_only_when_asked(tmp_path, capsys, monkeypatch, asked):
+    from lipdub.pipeline.report import DubReport
+
+    seen = []
+
+    def fake_dub(video, audio, output, opts, progress=None):  # the option reaches the dub; its digest is printed
+        seen.append(opts.frames_sha256)
+        digest = "ab" * 32 if opts.frames_sha256 else None
+        return DubReport(Path(output), 1, 25.0, 0.04, 1, "test", frames_sha256=digest)
+
+    monkeypatch.setattr(cli, "dub", fake_dub)
+    argv = ["dub", "v.mp4", "a.wav", "-o", str(tmp_path / "o.mp4"), "-q"] + (["--frames-sha256"] if asked else [])
+    assert cli.main(argv) == 0
+    assert seen == [asked]
+    assert capsys.readouterr().out == (f"frames sha256 {'ab' * 32}\n" if asked else "")

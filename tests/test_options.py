@@ -25,7 +25,8 @@ BEGIN, END = "<!-- options:begin -->", "<!-- options:end -->"
 BAD = {"transcript": 5, "language": ["en"], "length": "forever", "strength": 3.5, "face_index": -1,
        "face_box": (0, 0, 0, 10), "speaker": "loudest", "max_size": 12, "crf": 52, "preset": "warp9",
        "repeatable": "yes", "resume": 2, "piece_seconds": 0.1, "pieces": "3/2", "cache": "no", "save_alignment": 7, "alignment": 1.5,
-       "region": "body", "emotion": "bored", "emotion_strength": -0.5, "profile": 3, "speech_track": "phones",
+       "frames_sha256": "yes", "region": "body", "emotion": "bored", "emotion_strength": -0.5, "profile": 3,
+       "speech_track": "phones",
        "speakers": 4, "speaker_face": ("spk0",), "mix": 2.5, "motion_model": "commercial"}
 
 

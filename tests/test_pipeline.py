@@ -286,7 +286,7 @@ def test_the_clips_atlas_is_cached_with_its_track(tmp_path, monkeypatch):
     real_decoded, real_held = frames_mod._decoded, media.frames_held
     monkeypatch.setattr(frames_mod, "_decoded", lambda *a: decodes.append(1) or real_decoded(*a))
     monkeypatch.setattr(media, "frames_held", lambda *a, **k: held.append(1) or real_held(*a, **k))
-    first = lipdub.dub(video, data / "audio/es_spanish1_5s.wav", tmp_path / "a.mp4")
+    first = lipdub.dub(video, data / "audio/es_spanish1_5s.wav", tmp_path / "a.mp4", frames_sha256=True)
     assert len(decodes) == 1 and len(held) == 1  # 75 frames: tracked in two halves, as a longer video
     cached = list((tmp_path / "cache" / "atlases").glob("*.npz"))
     assert len(cached) == 1
@@ -303,21 +303,34 @@ def test_the_clips_atlas_is_cached_with_its_track(tmp_path, monkeypatch):
     assert len(caches.load_cached_gaps(cached[0])) > 0
     with monkeypatch.context() as m:
         m.setattr(render.Renderer, "for_video", no_rebuild)
-        again = lipdub.dub(video, data / "audio/es_spanish1_5s.wav", tmp_path / "b.mp4")
+        again = lipdub.dub(video, data / "audio/es_spanish1_5s.wav", tmp_path / "b.mp4", frames_sha256=True)
         kept = len(measured)
-        lipdub.dub(video, data / "audio/fr_french1_7s.wav", tmp_path / "c.mp4")
+        # a prepared video's filmed pauses are read while the speech is analysed (the other core idles there): the
+        # analysis waits for them here, which it could never see if they were read after it
+        import threading
+
+        from lipdub import speech
+        from lipdub.pipeline import offline
+
+        read, seen = threading.Event(), []
+        real_pauses, real_analyse = offline.filmed_pauses, speech.analyse
+        m.setattr(offline, "filmed_pauses", lambda *a: read.set() or real_pauses(*a))
+        m.setattr(speech, "analyse", lambda *a, **k: seen.append(read.wait(60)) or real_analyse(*a, **k))
+        plain = lipdub.dub(video, data / "audio/fr_french1_7s.wav", tmp_path / "c.mp4")
+        assert seen == [True]
         # an archive written before the gap lightness was kept with it (version 2): measured again, the same frames
         with np.load(cached[0]) as z:
             older = {k: z[k] for k in z.files if not k.startswith("gap_")}
         np.savez(cached[0], **older)
         assert caches.load_cached_gaps(cached[0]) == {}
         measured.clear()
-        old = lipdub.dub(video, data / "audio/es_spanish1_5s.wav", tmp_path / "o.mp4")
-    assert again.frames_sha256 == first.frames_sha256 == old.frames_sha256
+        old = lipdub.dub(video, data / "audio/es_spanish1_5s.wav", tmp_path / "o.mp4", frames_sha256=True)
+    assert again.frames_sha256 == first.frames_sha256 == old.frames_sha256 and len(first.frames_sha256) == 64
+    assert plain.frames_sha256 is None  # a dub not asked for its frames' digest does not hash them
     assert len(measured) > kept
     cached[0].write_bytes(b"not an archive")
     decodes.clear()
-    rebuilt = lipdub.dub(video, data / "audio/es_spanish1_5s.wav", tmp_path / "d.mp4")
+    rebuilt = lipdub.dub(video, data / "audio/es_spanish1_5s.wav", tmp_path / "d.mp4", frames_sha256=True)
     assert rebuilt.frames_sha256 == first.frames_sha256 and cached[0].stat().st_size > 10000
     assert len(decodes) == 1 and len(held) == 1  # the track from the cache: the atlas's pass alone, nothing held
 

@@ -23,13 +23,14 @@ def _frame_hashes(path):
     return [hashlib.sha256(fr.rgb.tobytes()).hexdigest() for fr in media.iter_frames(path)]
 
 
-def test_killed_dub_resumes_to_the_same_output(tmp_path):
+def test_killed_dub_resumes_to_the_same_output(tmp_path, caplog):
     data = require_data(VIDEO, AUDIO)
     audio = tmp_path / "jfk5.wav"
     evaluate.cut_audio(data / AUDIO, 0.0, 5.0, audio)
     whole, resumed = tmp_path / "whole.mp4", tmp_path / "resumed.mp4"
     report = lipdub.dub(data / VIDEO, audio, whole, resume=True, piece_seconds=1.0)
     assert report.frames == 125 and not (tmp_path / ".whole.mp4.lipdub-parts").exists()
+    assert report.frames_sha256 is None  # not asked for
 
     # the same dub in another process, killed once two pieces are finished
     code = (f"import lipdub; lipdub.dub({str(data / VIDEO)!r}, {str(audio)!r}, {str(resumed)!r}, resume=True, "
@@ -47,7 +48,10 @@ def test_killed_dub_resumes_to_the_same_output(tmp_path):
     finished = sorted(p.name for p in work.glob("part*.json"))
     assert 2 <= len(finished) < 5
 
-    lipdub.dub(data / VIDEO, audio, resumed, resume=True, piece_seconds=1.0)
+    # the digest asked for only now: the pieces the killed run rendered have none, so the dub has none either
+    with caplog.at_level("WARNING", logger="lipdub"):
+        again = lipdub.dub(data / VIDEO, audio, resumed, resume=True, piece_seconds=1.0, frames_sha256=True)
+    assert again.frames_sha256 is None and any("no frames_sha256" in r.getMessage() for r in caplog.records)
     assert not work.exists()
     assert _frame_hashes(resumed) == _frame_hashes(whole)
     info = media.probe_video(resumed)
@@ -79,7 +83,8 @@ def test_hd_dub_resumed_from_its_pieces_equals_uninterrupted(tmp_path, monkeypat
     with media.FrameReader(cut, planar=True) as r:
         assert isinstance(r.get(0), media.PlanarFrame)  # this clip takes the YUV path
     audio = data / "audio/es_spanish1_5s.wav"
-    whole = lipdub.dub(cut, audio, tmp_path / "whole.mp4", resume=True, piece_seconds=1.0)
+    whole = lipdub.dub(cut, audio, tmp_path / "whole.mp4", resume=True, piece_seconds=1.0, frames_sha256=True)
+    assert len(whole.frames_sha256) == 64
 
     def killed(*args, **kwargs):  # every piece is finished, the join never happens
         raise RuntimeError("killed before the join")
@@ -88,13 +93,13 @@ def test_hd_dub_resumed_from_its_pieces_equals_uninterrupted(tmp_path, monkeypat
     with monkeypatch.context() as m:
         m.setattr(media, "join_segments", killed)
         with pytest.raises(RuntimeError):
-            lipdub.dub(cut, audio, out, resume=True, piece_seconds=1.0)
+            lipdub.dub(cut, audio, out, resume=True, piece_seconds=1.0, frames_sha256=True)
     work = tmp_path / ".resumed.mp4.lipdub-parts"
     records = sorted(work.glob("part*.json"))
     assert len(records) == 5 and not out.exists()
     for record in records[2:]:  # as if killed after two pieces
         record.unlink()
         record.with_suffix(".mp4").unlink()
-    resumed = lipdub.dub(cut, audio, out, resume=True, piece_seconds=1.0)
+    resumed = lipdub.dub(cut, audio, out, resume=True, piece_seconds=1.0, frames_sha256=True)
     assert resumed.frames_sha256 == whole.frames_sha256
     assert _frame_hashes(out) == _frame_hashes(tmp_path / "whole.mp4")

@@ -216,6 +216,8 @@ def _dub(args, progress) -> int:
         if report.mix_gain is not None and report.mix_gain < 1:
             print(f"  the voices overlap: their mix is scaled by {report.mix_gain:.2f} so it does not clip",
                   file=sys.stderr)
+    if report.frames_sha256 is not None:  # asked for (--frames-sha256): a result, on stdout even with -q
+        print(f"frames sha256 {report.frames_sha256}")
     return 0
 
 

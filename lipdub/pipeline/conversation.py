@@ -272,7 +272,8 @@ def dub_conversation(video, audio: list, output, opts: DubOptions, progress: Pro
     with media.VideoWriter(output, info.width, info.height, info.fps, audio=audio_out, audio_sr=audio_sr,
                            crf=opts.crf, preset=opts.preset, repeatable=bool(opts.repeatable),
                            matrix=info.matrix) as writer, \
-            BackgroundWriter(writer) as sink, frame_reader(video, info, shown, planar=True) as reader:
+            BackgroundWriter(writer, digest=opts.frames_sha256) as sink, \
+            frame_reader(video, info, shown, planar=True) as reader:
         rendered = render_frames(range(len(schedule)), shown, reader, render_one, sink, progress,
                                  last_reads(shown))
     timings["render"] = time.perf_counter() - t

@@ -50,8 +50,8 @@ def _dub(video, audio, output, options: DubOptions | None, progress: Progress | 
     timings["load"] = time.perf_counter() - t0
     log_memory("load")
     saved, actor = _load_given(opts, audio, duration)
-    speech_track, track, own = _analyse_speech_beside_tracking(video, audio, info, opts, saved, actor, in_pieces,
-                                                               samples16, timings, progress)
+    speech_track, track, own, pauses = _analyse_speech_beside_tracking(video, audio, info, opts, saved, actor,
+                                                                       in_pieces, samples16, timings, progress)
     fit = None
     if opts.length == "fit":
         fit = fit_plan(video, info, track, samples16 if samples16 is not None else media.load_audio(audio, SR)[0],
@@ -61,7 +61,7 @@ def _dub(video, audio, output, options: DubOptions | None, progress: Progress | 
                                           None if own is None else own.atlas_open)
     t = time.perf_counter()
     renderer, styler, plan = _plan_rendering(video, audio, info, track, speech_track, schedule, mouth, teeth, opts,
-                                             actor, own, samples16, filmed_pauses(video, info, track))
+                                             actor, own, samples16, pauses)
     timings["plan"] = time.perf_counter() - t
     log_memory("plan")
     t = time.perf_counter()
@@ -140,8 +140,10 @@ def _load_given(opts: DubOptions, audio: Path, duration: float):
 
 def _analyse_speech_beside_tracking(video: Path, audio: Path, info, opts: DubOptions, saved, actor, in_pieces: bool,
                                     samples16, timings: dict, progress: Progress | None):
-    """The speech track, the face track and (without a profile) the clip's own renderer. Speech analysis runs beside
-    face tracking: both spend their time in native code that releases the GIL."""
+    """The speech track, the face track, (without a profile) the clip's own renderer and the filmed pauses
+    (filmed_pauses). Speech analysis runs beside the rest: face tracking, the atlas and the filmed sound's voice
+    spend their time in native code that releases the GIL, and a prepared video's track and atlas come from the cache
+    long before the speech is analysed, so the filmed sound is read while the other core would idle."""
 
     def analyse_speech():
         t_s = time.perf_counter()
@@ -174,11 +176,12 @@ def _analyse_speech_beside_tracking(video: Path, audio: Path, info, opts: DubOpt
                         raise
             timings["atlas"] = time.perf_counter() - t
             log_memory("atlas")
+        pauses = filmed_pauses(video, info, track)
         speech_track = speech_future.result()
         if in_pieces:  # a long dub: the speech models (ASR, aligner, VAD: ~50 MB) are not needed again
             speech.release_models()
         log_memory("speech")
-    return speech_track, track, own
+    return speech_track, track, own, pauses
 
 
 def _plan_motion(speech_track, track, info, duration: float, opts: DubOptions, actor, schedule=None,
@@ -261,9 +264,9 @@ def _plan_rendering(video: Path, audio: Path, info, track, speech_track, schedul
 
 
 def _render_and_encode(video: Path, audio: Path, output: Path, info, opts: DubOptions, schedule, renderer, styler,
-                       plan, progress: Progress | None) -> tuple[int, str]:
+                       plan, progress: Progress | None) -> tuple[int, str | None]:
     """Every output frame rendered and encoded with the new audio, whole or in pieces (--resume, --pieces); returns
-    how many frames had a face and the digest of the rendered frames."""
+    how many frames had a face and the digest of the rendered frames (None unless opts.frames_sha256)."""
 
     def styled_or_unchanged(k: int, j: int, frame) -> tuple:
         if styler is not None:
@@ -283,14 +286,15 @@ def _render_and_encode(video: Path, audio: Path, output: Path, info, opts: DubOp
     with media.VideoWriter(output, info.width, info.height, info.fps, audio=audio,
                            crf=opts.crf, preset=opts.preset, repeatable=bool(opts.repeatable),
                            matrix=info.matrix) as writer, \
-            BackgroundWriter(writer) as sink, frame_reader(video, info, schedule, planar=planar) as reader:
+            BackgroundWriter(writer, digest=opts.frames_sha256) as sink, \
+            frame_reader(video, info, schedule, planar=planar) as reader:
         faces_rendered = render_frames(range(len(schedule)), schedule, reader, render_one, sink, progress,
                                        last_reads(schedule))
     return faces_rendered, sink.digest
 
 
 def _report(output: Path, info, opts: DubOptions, actor, schedule, mouth, speech_track, renderer, styler,
-            faces_rendered: int, digest: str, timings: dict) -> DubReport:
+            faces_rendered: int, digest: str | None, timings: dict) -> DubReport:
     n_out = len(schedule)
     appearance = f"profile:{Path(opts.profile).name}" if actor is not None else "video"
     report = DubReport(output, n_out, info.fps, n_out / info.fps, faces_rendered, speech_track.method, timings,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -13,19 +14,23 @@ from lipdub.media.background import BackgroundWriter
 from lipdub.options import DubOptions
 from lipdub.pipeline.rendering import frame_reader, render_frames, source
 
+log = logging.getLogger("lipdub")
+
 WARM_UP = 8  # frames rendered (not written) before each piece, so colour smoothing enters it as it left the last
 
 
 def render_in_pieces(video: Path, audio: Path, output: Path, info, opts: DubOptions, schedule, render_one,
-                     renderer, progress, planar: bool = False) -> tuple[int, str]:
+                     renderer, progress, planar: bool = False) -> tuple[int, str | None]:
     """Render the output in pieces of `opts.piece_seconds`, each encoded on its own into a folder beside the output,
     then joined with the audio. A piece already there (from a killed run of the same dub) is kept, so the run
     continues where it stopped; every piece starts from the same state either way (colour smoothing warmed up over
-    the frames before it), so a resumed dub equals an uninterrupted one."""
+    the frames before it), so a resumed dub equals an uninterrupted one. With opts.frames_sha256 each piece records
+    its frames' digest and the whole dub's is the digest of theirs (None when a piece kept from an earlier run was
+    rendered without one); the option does not change the pieces, so it is not part of their key."""
     work = output.parent / f".{output.name}.lipdub-parts"
     key_src = {"video": _stat_key(video), "audio": _stat_key(audio), "frames": len(schedule),
                "options": {k: v for k, v in vars(opts).items() if k not in ("resume", "cache", "save_alignment",
-                                                                         "speech_track", "pieces")}}
+                                                                         "speech_track", "pieces", "frames_sha256")}}
     key = hashlib.sha256(json.dumps(key_src, sort_keys=True, default=str).encode()).hexdigest()[:24]
     manifest = work / "manifest.json"
     if work.is_dir():
@@ -56,7 +61,7 @@ def render_in_pieces(video: Path, audio: Path, output: Path, info, opts: DubOpti
                 try:
                     done = json.loads(meta.read_text())
                     faces += int(done["faces"])
-                    digests.append(str(done["digest"]))
+                    digests.append(done["digest"] or None)  # (written "" before the digest was optional)
                     if progress:
                         progress("render", k1, n_out)
                     continue
@@ -68,15 +73,22 @@ def render_in_pieces(video: Path, audio: Path, output: Path, info, opts: DubOpti
             for k in range(max(0, k0 - WARM_UP), k0):
                 render_one(k, *source(reader, schedule, k))
             with media.VideoWriter(part, info.width, info.height, info.fps, crf=opts.crf, preset=opts.preset,
-                                   segment=True, matrix=info.matrix) as writer, BackgroundWriter(writer) as sink:
+                                   segment=True, matrix=info.matrix) as writer, \
+                    BackgroundWriter(writer, digest=opts.frames_sha256) as sink:
                 n_faces = render_frames(range(k0, k1), schedule, reader, render_one, sink, progress)
             write_text(meta, json.dumps({"faces": n_faces, "digest": sink.digest}))
             faces += n_faces
             digests.append(sink.digest)
     if mine is not None:  # a share of a scale-out dub: the final run joins
-        return faces, ""
+        return faces, None
     media.join_segments([work / f"part{c:05d}.mp4" for c in range(len(pieces))], output, info.fps, audio)
     shutil.rmtree(work, ignore_errors=True)
+    if not opts.frames_sha256:
+        return faces, None
+    if None in digests:
+        log.warning("no frames_sha256: %d of the %d pieces were rendered by a run not asked for it",
+                    digests.count(None), len(digests))
+        return faces, None
     return faces, hashlib.sha256("".join(digests).encode()).hexdigest()
 
 

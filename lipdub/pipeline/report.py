@@ -18,7 +18,9 @@ class DubReport:
     speech_method: str
     timings: dict = field(default_factory=dict)
     appearance: str = "video"  # where the mouths came from: "video" (the clip itself) or "profile:NAME"
-    frames_sha256: str = ""  # of the rendered frames before encoding: equal wherever and whenever the dub runs
+    # of the rendered frames before encoding, equal wherever and whenever the dub runs; None unless asked
+    # (the frames_sha256 option)
+    frames_sha256: str | None = None
     wanted_opening: np.ndarray | None = None  # (frames,) inner-lip gap asked for, in eye-corner distances
     head: np.ndarray | None = None  # (frames, 3) head pitch/yaw/roll added (degrees), with --region head
     blink: np.ndarray | None = None  # (frames,) eye closure added (0..1), for photos with --region face/head

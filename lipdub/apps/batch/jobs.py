@@ -103,7 +103,8 @@ def parse_options(text: str, base: Path, transcript: str | None = None) -> dict:
     for name in ("alignment", "save_alignment", "profile", "speakers", "mix"):
         if getattr(args, name):
             setattr(args, name, str((base / getattr(args, name)).resolve()))
-    opts = dub_options.from_args(args, transcript=transcript or None)
+    # a job's report names its frames' digest (a job's frames against a local run's, whichever worker drew them)
+    opts = dub_options.from_args(args, transcript=transcript or None, frames_sha256=True)
     opts.validate()
     return dub_options.report(opts)  # plain JSON values: an in-memory speech track is never part of a batch
 

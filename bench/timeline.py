@@ -1,0 +1,151 @@
+"""A timeline of one prepared dub: how many cores each of its thread groups keeps busy, moment by moment.
+
+    python -m bench.timeline [--size 1280x720 | source] [--runs 2] [--bucket 0.25] [--rows]
+
+The clip and audio are bench.speed's (scaled with --size as there). One cold dub prepares the video (track and atlas
+cached), then each run is a prepared dub, its threads sampled as bench.thread_cpu samples them (/proc/self/task every
+20 ms). Printed: the dub's steps (functions of lipdub.pipeline.offline, wrapped to mark where they start and end),
+each with its wall time and the CPU each thread group spent in it (a step whose CPU is one group's alone kept one core
+busy, whatever the host's load); with --rows also the timeline in rows of `--bucket` seconds, each group's CPU in that
+span as a share of one core. On an idle host a row whose shares add to well under 2.0 is a moment a core idled; on a
+loaded one the host may have given the core to another job (the columns are this process's alone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from bench.speed import DATA
+from bench.thread_cpu import ThreadCPU, group_of
+
+STEPS = ("_analyse_speech_beside_tracking", "_plan_motion", "_plan_rendering", "filmed_pauses", "_render_and_encode")
+SHORT = {"x264 + unnamed native": "x264", "decoder (FFmpeg threads)": "decode", "main thread": "main",
+         "lipdub-draw": "draw", "lipdub-speech": "speech", "lipdub-encoder": "encoder", "lipdub-aligner": "aligner"}
+
+
+class Timeline(ThreadCPU):
+    """bench.thread_cpu's sampler that also keeps every reading: (wall time, {thread id: (CPU s, name)})."""
+
+    def __init__(self, interval: float = 0.02):
+        super().__init__(interval)
+        self.samples: list[tuple[float, dict[int, tuple[float, str]]]] = []
+
+    def _read(self, names: dict[int, str]) -> None:
+        super()._read(names)
+        self.samples.append((time.perf_counter(), dict(self._last)))
+
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+        self._read({t.native_id: t.name for t in threading.enumerate()})
+        return super().__enter__()
+
+    def spent(self, t0: float, t1: float) -> dict[str, float]:
+        """CPU seconds per group between wall times t0 and t1 (perf_counter): each thread's last reading in the span
+        less its last one before it (a thread that starts in the span: from 0)."""
+        first: dict[int, float] = {}
+        last: dict[int, tuple[float, str]] = {}
+        for t, now in self.samples:
+            for tid, (sec, name) in now.items():
+                if t <= t0:
+                    first[tid] = sec
+                elif t <= t1 + self.interval:
+                    first.setdefault(tid, 0.0)
+                    last[tid] = (sec, name)
+        out: dict[str, float] = defaultdict(float)
+        for tid, (sec, name) in last.items():
+            if sec > first[tid]:
+                out[SHORT.get(group_of(name), group_of(name))] += sec - first[tid]
+        return dict(out)
+
+    def rows(self, bucket: float) -> tuple[list[str], list[tuple[float, dict[str, float]]]]:
+        """Per bucket of wall time: CPU seconds per group / bucket (cores busy)."""
+        out: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for (t0, before), (t1, after) in zip(self.samples, self.samples[1:]):
+            b = int(((t0 + t1) / 2 - self.t0) / bucket)  # each sampling interval's CPU in the bucket of its middle
+            for tid, (sec, name) in after.items():
+                spent = sec - before[tid][0] if tid in before else sec  # a new thread: all its CPU is new
+                if spent > 0:
+                    group = group_of(name)
+                    out[b][SHORT.get(group, group)] += spent / bucket
+        groups = sorted({g for row in out.values() for g in row}, key=lambda g: -sum(r.get(g, 0) for r in out.values()))
+        return groups, [(b * bucket, dict(out[b])) for b in range(max(out) + 1 if out else 0)]
+
+
+def wrap_steps(marks: list):
+    """Record each step's start and end (wall seconds) in `marks`; returns a function that unwraps them."""
+    from lipdub.pipeline import offline
+
+    originals = {name: getattr(offline, name) for name in STEPS}
+
+    def wrapped(name, fn):
+        def run(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                marks.append((name.strip("_"), t, time.perf_counter()))
+        return run
+
+    for name, fn in originals.items():
+        setattr(offline, name, wrapped(name, fn))
+    return lambda: [setattr(offline, name, fn) for name, fn in originals.items()]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--video", default=str(DATA / "video" / "hdtf_katiehill_8s.mp4"))
+    ap.add_argument("--audio", default=str(DATA / "audio" / "en_radio34_other_8s.wav"))
+    ap.add_argument("--size", default="1280x720", help="WxH as bench.speed's (its scaled clip has no sound); "
+                    "'source': the clip as it is, with its sound (whose pauses a dub reads)")
+    ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--bucket", type=float, default=0.25)
+    ap.add_argument("--rows", action="store_true", help="print the timeline's rows, not only the steps'")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="lipdub-timeline-") as tmp:
+        tmp = Path(tmp)
+        os.environ["LIPDUB_CACHE"] = str(tmp / "cache")
+        import lipdub
+        from bench.long_input import make_unit
+
+        video = Path(args.video)
+        if args.size != "source":
+            width, height = (int(v) for v in args.size.lower().split("x"))
+            video = tmp / f"clip_{width}x{height}.mp4"
+            make_unit(Path(args.video), video, width, height)
+        lipdub.dub(video, args.audio, tmp / "cold.mp4")
+        for run in range(args.runs):
+            marks: list = []
+            unwrap = wrap_steps(marks)
+            try:
+                with Timeline() as tl:
+                    report = lipdub.dub(video, args.audio, tmp / f"run{run}.mp4")
+            finally:
+                unwrap()
+            wall = time.perf_counter() - tl.t0
+            groups, rows = tl.rows(args.bucket)
+            print(f"\nprepared dub {run + 1}: {wall:.2f} s wall, {report.frames} frames ({report.frames / wall:.1f}/s)")
+            print("steps: " + "; ".join(f"{n} {a - tl.t0:.2f}-{b - tl.t0:.2f} s" for n, a, b in
+                                        sorted(marks, key=lambda m: m[1])))
+            for n, a, b in sorted(marks, key=lambda m: m[1]):
+                cpu = tl.spent(a, b)
+                print(f"  {n:32s} wall {b - a:5.2f} s, CPU {sum(cpu.values()):5.2f} s: " +
+                      ", ".join(f"{g} {v:.2f}" for g, v in sorted(cpu.items(), key=lambda x: -x[1]) if v >= 0.01))
+            if not args.rows:
+                continue
+            print(f"{'t (s)':>6} " + " ".join(f"{g[:8]:>8}" for g in groups) + "   cores  steps running")
+            for t, row in rows:
+                running = [n for n, a, b in marks if a - tl.t0 < t + args.bucket and b - tl.t0 > t]
+                print(f"{t:6.2f} " + " ".join(f"{row.get(g, 0):8.2f}" for g in groups) +
+                      f"   {sum(row.values()):5.2f}  {', '.join(running)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
