@@ -1,6 +1,7 @@
 """`lipdub batch`: CSV parsing, retries and reports (fast, no media), then six short real jobs run locally and as Ray
 tasks on a local two-worker cluster with one worker killed mid-batch: no job lost, outputs equal frame for frame."""
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -59,6 +60,11 @@ def test_rows_parse_with_the_dub_option_parser_and_paths_relative_to_the_csv(tmp
     # the key changes with the options and with an input's size or modification time
     again = batch.read_jobs(path, out_dir=tmp_path / "o")
     assert [j.key for j in again] == [j.key for j in jobs]
+    # asking for the frames' digest (every batch job does) draws the same output: a finished job stays current
+    assert first.dub["frames_sha256"] is True
+    undigested = dataclasses.replace(first, dub={**first.dub, "frames_sha256": False})
+    assert batch.job_key(undigested) == first.key
+    assert batch.job_key(dataclasses.replace(first, dub={**first.dub, "strength": 1.3})) != first.key
     os.utime(tmp_path / "a.wav", ns=(1, 1))
     assert batch.read_jobs(path, out_dir=tmp_path / "o")[0].key != first.key
 

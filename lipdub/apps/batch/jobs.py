@@ -130,7 +130,10 @@ def job_key(job: Job) -> str:
     """Inputs (path, size, mtime) + options + output: a finished job is current while this is unchanged."""
     files = [_stat(job.video), _stat(job.audio)] + [_stat(dub_options.split_voice(v)[0]) for v in job.voices]
     files += [_stat(job.dub.get(name)) for name in ("alignment", "profile", "speakers", "mix")]
-    text = json.dumps({"files": files, "dub": job.dub, "output": job.output, "format": VERSION}, sort_keys=True)
+    # the frames' digest is reported, not drawn: asking for it leaves the output as it was, so batches finished
+    # before it was asked for stay current
+    dub = {k: v for k, v in job.dub.items() if k != "frames_sha256"}
+    text = json.dumps({"files": files, "dub": dub, "output": job.output, "format": VERSION}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
