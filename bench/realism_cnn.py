@@ -5,9 +5,10 @@ cached):
 - `logistic`, `cnn`: balanced accuracy of bench.realism's detector and of the net, real against dub, on the same
   opening-matched draws and 1-second block folds (mean over --seeds); `control_logistic`, `control_cnn`: the same on
   the control (the re-encode against a second encode of the same frames: must stay ~0.5, else the net reads the
-  codec); each again with both sides matched in head pose too (`..._pose`: bench.realism's "pose" sampling; a
-  clip's dub opens its mouth at other head poses than the footage, and the net sees the face's outline and the
-  background at the crop's edges); `cnn_by_features`: the net on one filter group at a time (which grain, the chroma, the random filters);
+  codec); each again with both sides matched in head pose too (`..._pose`: bench.realism's "pose" sampling; a dub
+  opens its mouth at other head poses than the footage, and the net sees the face's outline and the background at
+  the crop's edges); `cnn_by_features`: the net on one filter group at a time (which grain, the chroma, the random
+  filters); `cnn_dub_minus_real`: per filter group and cell, the dub's mean minus the original's (sd units);
 - an occlusion map (first draw): each 16 px square of the crop (8 px apart) greyed out in turn, the mean drop of the
   out-of-fold log-odds of the crop's true class (positive: the square told the net the answer);
 - PNGs in --sheets: `<clip>_map.png` (mean original crop | mean dub crop | the map over the original, red where
@@ -70,6 +71,15 @@ def surest_sheet(real: Side, fake: Side, ia: np.ndarray, ib: np.ndarray, p: np.n
         for a, b in zip(ra, fb)]})
 
 
+def dub_minus_real(real: np.ndarray, fake: np.ndarray) -> dict[str, list]:
+    """Per filter group, (GRID, GRID) the dub's mean minus the original's of the unshifted features, in units of the
+    original's spread, averaged over the group's maps: where, and in what, the dub has more (+) or less (-)."""
+    a, b = real[:, :cnnet.N_FEATURES], fake[:, :cnnet.N_FEATURES]
+    d = (b.mean(0) - a.mean(0)) / (a.std(0) + 1e-9)
+    return {g: np.round(d[cols].reshape(-1, cnnet.GRID, cnnet.GRID).mean(0), 2).tolist()
+            for g, cols in cnnet.FEATURE_GROUPS.items()}
+
+
 def clip_cnn(work: Path, max_seconds: float | None, seeds: int, sheets: Path | None) -> dict:
     real = read_side(work / "original.mp4", max_seconds)
     fake = read_side(work / "dubbed.mp4", max_seconds)
@@ -83,8 +93,10 @@ def clip_cnn(work: Path, max_seconds: float | None, seeds: int, sheets: Path | N
             row[f"{key}samples{tag}"] = net.get("samples")
             if not tag:
                 row[f"{key}cnn_by_features"] = net.get("by_features")
-    if sheets is not None and row["cnn"] is not None:
+    if row["cnn"] is not None:
         ia, ib = det.matched_sample(real.opening, fake.opening, seed=SEED)
+        row["cnn_dub_minus_real"] = dub_minus_real(real.cnn_features()[ia], fake.cnn_features()[ib])
+    if sheets is not None and row["cnn"] is not None:
         y = np.r_[np.zeros(len(ia)), np.ones(len(ib))]
         blocks = np.floor(np.r_[real.times[ia], fake.times[ib]]).astype(int)
         crops_r, crops_f = [real.crops[i] for i in ia], [fake.crops[i] for i in ib]
@@ -113,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
         if r.get("cnn_by_features"):
             print("  CNN by filter group: " + ", ".join(f"{g} {v:.3f}" for g, v in r["cnn_by_features"].items()))
+        for g, cells in (r.get("cnn_dub_minus_real") or {}).items():
+            print(f"  dub - original, {g} (sd units): " + " | ".join(" ".join(f"{v:+.2f}" for v in row)
+                                                                for row in cells))
         if "occlusion" in r:
             print("  occlusion (drop of the true class's log-odds, rows top→bottom):")
             for line in r["occlusion"]:

@@ -65,7 +65,8 @@ RANDOMS = _random_filters()
 # the columns of `crop_features`, by what they read (each map pooled over GRID x GRID cells)
 _CELLS = GRID * GRID
 _SIZES = {f"gabor_{lam:g}px": ORIENTATIONS * _CELLS for lam in WAVELENGTHS}
-_SIZES |= {"dog": 3 * len(DOG_SIGMAS) * _CELLS, "random": 2 * RANDOM_FILTERS * _CELLS, "lab": 3 * _CELLS}
+_SIZES |= {"dog_lightness": len(DOG_SIGMAS) * _CELLS, "dog_chroma": 2 * len(DOG_SIGMAS) * _CELLS,
+           "random": 2 * RANDOM_FILTERS * _CELLS, "lab": 3 * _CELLS}
 FEATURE_GROUPS: dict[str, slice] = {}
 _at = 0
 for _name, _n in _SIZES.items():

@@ -111,3 +111,16 @@ def test_realism_rows_carry_the_nets_accuracy_on_the_dub_and_the_control():
     assert set(row["cnn_detail"]["by_features"]) == set(cnnet.FEATURE_GROUPS)
     s = realism.summary([{**row, "accuracy": 0.5, "control": 0.5}])
     assert s["accuracy_cnn"]["mean"] == row["accuracy_cnn"]
+
+
+def test_dub_minus_real_puts_a_raised_feature_on_its_group_and_cell():
+    from bench.realism_cnn import dub_minus_real
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(400, len(cnnet.SHIFTS) * cnnet.N_FEATURES))
+    fake = rng.normal(size=real.shape)
+    lab = cnnet.FEATURE_GROUPS["lab"]
+    fake[:, lab.start + cnnet.GRID + 2] += 3.0  # the lightness map's cell (1, 2)
+    d = dub_minus_real(real, fake)
+    assert d["lab"][1][2] > 0.8  # 3 sd on one of the group's three maps
+    assert abs(np.array(d["lab"])).sum() - d["lab"][1][2] < 1.0
+    assert all(abs(np.array(v)).max() < 0.2 for g, v in d.items() if g != "lab")
