@@ -2,13 +2,15 @@
 1-second block folds as bench/realism_detect.py's logistic on HOG, so it can see what HOG cannot.
 
 HOG keeps, per 16 px cell, how much gradient points each way, normalised per block: it is blind to a texture's scale
-(fine grain against a coarser one of the same edge energy), to local colour and to anything its normalisation divides
-away. Here the crop (FEATURE_SIZE, Lab) goes through one layer of fixed filters: quadrature Gabor pairs at three
-wavelengths and four orientations on the lightness (their energy: a phase-free "complex cell", what a first conv
-layer learns), differences of Gaussians on lightness and both chroma channels, and seeded random 5 x 5 filters
-rectified both ways; every map is average-pooled over a GRID x GRID grid of cells and logged, the cells' Lab means
-added, and det.Logistic (heavier L2) reads the result. Nothing is trained but the logistic, so a clip of ~150 frames
-a side cannot overfit its filters, and a clip scores in a few seconds on two cores.
+(fine grain against a coarser one of the same edge energy) and to anything its normalisation divides away. Here the
+crop's lightness (FEATURE_SIZE, Lab's L) goes through one layer of fixed filters: quadrature Gabor pairs at three
+wavelengths and four orientations (their energy: a phase-free "complex cell", what a first conv layer learns),
+differences of Gaussians at two scales, and seeded random 5 x 5 filters rectified both ways; every map is
+average-pooled over a GRID x GRID grid of cells and logged, and det.Logistic (heavier L2) reads the result. Nothing
+is trained but the logistic, so a clip of ~150 frames a side cannot overfit its filters, and a clip scores in seconds.
+The chroma is left out: the same filters on a* and b* (and the cells' mean Lab) told the control's two encodes of
+the same frames apart (0.70 on two of four clips; docs/RESULTS.md, "A second detector"): x264's chroma differs from
+one encode to the next, and the dub is an encode of its own.
 
 Training folds are augmented with the same crops shifted by SHIFT px each way, both sides alike (a tell that moved by
 two pixels must still read; none is invented); test crops are read unshifted. Pure numpy + OpenCV; tested on
@@ -28,12 +30,12 @@ SIZE = det.FEATURE_SIZE  # crops are read at this size, as HOG reads them
 GRID = 4  # pooling cells per side (16 px at 64: HOG's cells)
 WAVELENGTHS = (3.0, 5.0, 9.0)  # Gabor wavelengths in px at SIZE: fine grain, lip lines, the mouth's parts
 ORIENTATIONS = 4
-DOG_SIGMAS = (1.0, 2.5)  # differences of Gaussians (sigma, 1.6 sigma) on L, a and b
+DOG_SIGMAS = (1.0, 2.5)  # differences of Gaussians (sigma, 1.6 sigma) on L
 RANDOM_FILTERS = 8  # seeded random zero-mean 5 x 5 filters on L, each rectified both ways
 FILTER_SEED = 17
 SHIFT = 2  # px at SIZE; training crops also read shifted by this much left, right, up and down
 SHIFTS = ((0, 0), (SHIFT, 0), (-SHIFT, 0), (0, SHIFT), (0, -SHIFT))
-L2 = 30.0  # the logistic's shrinkage: ~550 features against ~250 training frames
+L2 = 30.0  # the logistic's shrinkage: 480 features against ~250 training frames (x5 readings)
 
 
 def _gabor_pairs() -> list[tuple[np.ndarray, np.ndarray]]:
@@ -65,8 +67,7 @@ RANDOMS = _random_filters()
 # the columns of `crop_features`, by what they read (each map pooled over GRID x GRID cells)
 _CELLS = GRID * GRID
 _SIZES = {f"gabor_{lam:g}px": ORIENTATIONS * _CELLS for lam in WAVELENGTHS}
-_SIZES |= {"dog_lightness": len(DOG_SIGMAS) * _CELLS, "dog_chroma": 2 * len(DOG_SIGMAS) * _CELLS,
-           "random": 2 * RANDOM_FILTERS * _CELLS, "lab": 3 * _CELLS}
+_SIZES |= {"dog": len(DOG_SIGMAS) * _CELLS, "random": 2 * RANDOM_FILTERS * _CELLS}
 FEATURE_GROUPS: dict[str, slice] = {}
 _at = 0
 for _name, _n in _SIZES.items():
@@ -123,9 +124,9 @@ def lab_planes(crop: np.ndarray, shift: tuple[int, int] = (0, 0)) -> np.ndarray:
 
 
 def plane_features(labs: np.ndarray) -> np.ndarray:
-    """(N, N_FEATURES) the net's pooled maps of crops' Lab planes ((N, 3, SIZE, SIZE), lab_planes), in
-    FEATURE_GROUPS' order: one layer of fixed filters (convolved through the FFT, a batch at a time), their energy
-    or rectified response average-pooled over the cells, logged."""
+    """(N, N_FEATURES) the net's pooled maps of crops' Lab planes ((N, 3, SIZE, SIZE), lab_planes; the lightness
+    read), in FEATURE_GROUPS' order: one layer of fixed filters (convolved through the FFT, a batch at a time), their
+    energy or rectified response average-pooled over the cells, logged."""
     if len(labs) > BATCH:
         return np.vstack([plane_features(labs[i:i + BATCH]) for i in range(0, len(labs), BATCH)])
     n = len(labs)
@@ -135,15 +136,13 @@ def plane_features(labs: np.ndarray) -> np.ndarray:
     L = np.fft.fft2(padded[:, 0])
     for k in GABOR_SPECTRA:
         out.append(log(_pool(np.abs(_inner(np.fft.ifft2(L * k))))))
-    planes = np.fft.rfft2(padded)  # (n, 3, P, P/2+1)
-    for c in range(3):
-        for k in DOG_SPECTRA:
-            out.append(log(_pool(np.abs(_inner(np.fft.irfft2(planes[:, c] * k, s=(_P, _P)))))))
+    lightness = np.fft.rfft2(padded[:, 0])
+    for k in DOG_SPECTRA:
+        out.append(log(_pool(np.abs(_inner(np.fft.irfft2(lightness * k, s=(_P, _P)))))))
     for k in RANDOM_SPECTRA:
-        r = _inner(np.fft.irfft2(planes[:, 0] * k, s=(_P, _P)))
+        r = _inner(np.fft.irfft2(lightness * k, s=(_P, _P)))
         out.append(log(_pool(np.maximum(r, 0))))
         out.append(log(_pool(np.maximum(-r, 0))))
-    out.extend(_pool(labs[:, c]) for c in range(3))
     return np.concatenate([o.reshape(n, -1) for o in out], axis=1)
 
 
