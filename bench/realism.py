@@ -419,9 +419,8 @@ def table(rows: list[dict], skipped: list[dict]) -> str:
     s = summary(rows)
     lines.append("")
     sides = ("accuracy", "control", "generation", "accuracy_pose", "control_pose")
-    cnn = tuple(k for k in ("accuracy_cnn", "control_cnn") if s[k]["n"])
     groups = [f"{a}_{g}_only" for a in sides for g in det.FEATURE_GROUPS]
-    for name in (*sides, *cnn, "sync", *groups):
+    for name in (*sides, "accuracy_cnn", "control_cnn", "sync", *groups):
         v = s[name]
         if v["n"]:
             lines.append(f"{name}: mean {v['mean']:.3f} (min {v['min']:.3f}, max {v['max']:.3f}) over {v['n']} clips")
@@ -441,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="average the detector over this many opening samplings and fold splits (less noise per clip)")
     ap.add_argument("--live", action="store_true", help="dub with a live session instead (own mouths prepared)")
     ap.add_argument("--cnn", action="store_true",
-                    help="also score the second detector, bench/realism_convnet.py (~20 s of CPU a clip more)")
+                    help="also score the second detector, bench/realism_convnet.py (seconds of CPU a clip more)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 

@@ -109,8 +109,13 @@ def test_realism_rows_carry_the_nets_accuracy_on_the_dub_and_the_control():
     row = realism.cnn_scores(real, dub, twin, seeds=1)
     assert row["accuracy_cnn"] > 0.8 and 0.3 < row["control_cnn"] < 0.7
     assert set(row["cnn_detail"]["by_features"]) == set(cnnet.FEATURE_GROUPS)
-    s = realism.summary([{**row, "accuracy": 0.5, "control": 0.5}])
+    full = {**row, "clip": "c", "speech": "s", "size": "64x64", "main": {"samples": 80}, "control_detail": {},
+            "accuracy": 0.5, "control": 0.5}
+    s = realism.summary([full])
     assert s["accuracy_cnn"]["mean"] == row["accuracy_cnn"]
+    table = realism.table([full], [])
+    assert table.splitlines()[2].endswith(f"| {row['accuracy_cnn']:.3f} | {row['control_cnn']:.3f} |")
+    assert f"accuracy_cnn: mean {row['accuracy_cnn']:.3f}" in table
 
 
 def test_dub_minus_real_puts_a_raised_feature_on_its_group_and_cell():
