@@ -38,7 +38,11 @@ One opening-matched draw of ~150 frames a side moves a clip's accuracy by a few 
 detector over N draws and fold splits (the dubs in --out are kept: a second run re-scores them without dubbing again).
 
     PYTHONPATH=$PWD nice -n 10 .venv/bin/python -m bench.realism [--clips a,b] [--max-seconds 8] [--seeds 8] [--out DIR]
-        [--json F] [--live]
+        [--json F] [--live] [--cnn]
+
+--cnn also scores the second detector (bench/realism_convnet.py: a fixed-filter conv net on the same crops, draws
+and folds) on the dub and the control: `accuracy_cnn`, `control_cnn` (bench.realism_cnn does the same on an existing
+--out folder, with where the net looks).
 
 --live dubs with a live session instead (`lipdub.apps.live.run` as fast as the machine goes, the clip's own mouths
 prepared beforehand, `lipdub live`'s default).
@@ -59,6 +63,7 @@ import av
 import cv2
 import numpy as np
 
+from bench import realism_convnet as cnnet
 from bench import realism_detect as det
 from lipdub import dub, media
 from lipdub.apps import live
@@ -183,12 +188,19 @@ class Side:
     follows: list  # crop i-1 is the frame just before crop i
     pose: np.ndarray | None = None  # (N, 3) det.head_pose of each frame (the "pose" sampling needs it)
     _features: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    _cnn: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def features(self) -> np.ndarray:
         """det.features of the crops, computed once (every comparison a side is in uses them)."""
         if self._features is None:
             self._features = det.features(self.crops, self.follows)
         return self._features
+
+    def cnn_features(self) -> np.ndarray:
+        """cnnet.crop_features of the crops (every shifted reading), computed once."""
+        if self._cnn is None:
+            self._cnn = cnnet.crop_features(self.crops)
+        return self._cnn
 
 
 def read_side(video: Path, max_seconds: float | None, track=None, skip: int = 0, size: int | None = det.CROP) -> Side:
@@ -301,7 +313,7 @@ def pair_sheet(real: Side, fake: Side, matched, path: Path, n: int = 8) -> None:
 # ------------------------------------------------------------------------------------------------------ driver
 
 def run_clip(clip: Clip, speech: Clip, out: Path, max_seconds: float | None, seeds: int = 1,
-             live_mode: bool = False) -> dict:
+             live_mode: bool = False, cnn: bool = False) -> dict:
     work = out / "work" / clip.name
     work.mkdir(parents=True, exist_ok=True)
     info = media.probe_video(clip.video)
@@ -340,6 +352,8 @@ def run_clip(clip: Clip, speech: Clip, out: Path, max_seconds: float | None, see
     row["generation"] = generation.pop("accuracy")
     generation.pop("_matched", None)
     row["generation_detail"] = generation
+    if cnn:  # the second detector (bench/realism_convnet.py) on the same draws and folds
+        row.update(cnn_scores(real, fake, twin, seeds))
     row["sync"] = speech_sync(fake, speech)
     # how often the dub shows a mouth nearly as it showed one within 2 s (the real clip's own: 0.1)
     row["repeat"] = det.repeat_share(det.nearest_earlier(real.crops, real.times),
@@ -356,6 +370,14 @@ def run_clip(clip: Clip, speech: Clip, out: Path, max_seconds: float | None, see
     return row
 
 
+def cnn_scores(real: Side, fake: Side, twin: Side, seeds: int) -> dict:
+    """The second detector's accuracy on the dub and on the control (`accuracy_cnn`, `control_cnn`; their details,
+    per filter group, in `cnn_detail` and `cnn_control_detail`)."""
+    main, control = cnnet.compare(real, fake, SEED, seeds), cnnet.compare(real, twin, SEED, seeds)
+    return {"accuracy_cnn": main.pop("accuracy"), "control_cnn": control.pop("accuracy"), "cnn_detail": main,
+            "cnn_control_detail": control}
+
+
 def _stat(v: list) -> dict:
     return ({"n": len(v), "mean": round(float(np.mean(v)), 3), "min": round(float(np.min(v)), 3),
              "max": round(float(np.max(v)), 3)} if v else {"n": 0})
@@ -368,7 +390,9 @@ def summary(rows: list[dict]) -> dict:
            "control_pose": _stat([r["control_pose"] for r in rows if r.get("control_pose") is not None]),
            "generation": _stat([r["generation"] for r in rows if r.get("generation") is not None]),
            "sync": _stat([r["sync"] for r in rows if r.get("sync") is not None]),
-           "repeat": _stat([r["repeat"] for r in rows if r.get("repeat") is not None])}
+           "repeat": _stat([r["repeat"] for r in rows if r.get("repeat") is not None]),
+           "accuracy_cnn": _stat([r["accuracy_cnn"] for r in rows if r.get("accuracy_cnn") is not None]),
+           "control_cnn": _stat([r["control_cnn"] for r in rows if r.get("control_cnn") is not None])}
     for side, detail in (("accuracy", "main"), ("control", "control_detail"), ("generation", "generation_detail"),
                          ("accuracy_pose", "main_pose"), ("control_pose", "control_pose_detail")):
         for group in det.FEATURE_GROUPS:
@@ -380,8 +404,8 @@ def summary(rows: list[dict]) -> dict:
 def table(rows: list[dict], skipped: list[dict]) -> str:
     lines = ["| clip | dubbed with | size | matched frames/side | balanced accuracy | HOG only | colour only | control "
              "| control, HOG only | source vs re-encode | sync r | pose-matched frames/side | pose-matched accuracy "
-             "| pose-matched control |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| pose-matched control | CNN accuracy | CNN control |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
     for r in rows:
         if "skip" in r:
@@ -391,12 +415,12 @@ def table(rows: list[dict], skipped: list[dict]) -> str:
                      f"{fmt(r['accuracy'])} | {fmt(m.get('hog'))} | {fmt(m.get('colour'))} | {fmt(r['control'])} | "
                      f"{fmt(c.get('hog'))} | {fmt(r.get('generation'))} | {fmt(r.get('sync'))} | "
                      f"{r.get('main_pose', {}).get('samples', '—')} | {fmt(r.get('accuracy_pose'))} | "
-                     f"{fmt(r.get('control_pose'))} |")
+                     f"{fmt(r.get('control_pose'))} | {fmt(r.get('accuracy_cnn'))} | {fmt(r.get('control_cnn'))} |")
     s = summary(rows)
     lines.append("")
     sides = ("accuracy", "control", "generation", "accuracy_pose", "control_pose")
     groups = [f"{a}_{g}_only" for a in sides for g in det.FEATURE_GROUPS]
-    for name in (*sides, "sync", *groups):
+    for name in (*sides, "accuracy_cnn", "control_cnn", "sync", *groups):
         v = s[name]
         if v["n"]:
             lines.append(f"{name}: mean {v['mean']:.3f} (min {v['min']:.3f}, max {v['max']:.3f}) over {v['n']} clips")
@@ -415,6 +439,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=1,
                     help="average the detector over this many opening samplings and fold splits (less noise per clip)")
     ap.add_argument("--live", action="store_true", help="dub with a live session instead (own mouths prepared)")
+    ap.add_argument("--cnn", action="store_true",
+                    help="also score the second detector, bench/realism_convnet.py (seconds of CPU a clip more)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
@@ -436,7 +462,8 @@ def main(argv: list[str] | None = None) -> int:
         if wanted and clip.name not in wanted:
             continue
         try:
-            row = run_clip(clip, by_name[partner[clip.name]], args.out, args.max_seconds, args.seeds, args.live)
+            row = run_clip(clip, by_name[partner[clip.name]], args.out, args.max_seconds, args.seeds, args.live,
+                           args.cnn)
         except LipdubError as exc:
             row = {"clip": clip.name, "skip": f"{type(exc).__name__}: {exc}"}
         if "skip" in row:
@@ -446,7 +473,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             print(f"{clip.name}: accuracy {row['accuracy']} control {row['control']} "
                   f"({row['main']['samples']} frames/side, {row['total_s']} s); pose-matched: accuracy "
-                  f"{row['accuracy_pose']} control {row['control_pose']} ({row['main_pose']['samples']} frames/side)",
+                  f"{row['accuracy_pose']} control {row['control_pose']} ({row['main_pose']['samples']} frames/side)"
+                  + (f"; CNN: accuracy {row['accuracy_cnn']} control {row['control_cnn']}" if args.cnn else ""),
                   flush=True)
         if args.json:  # after every clip, so a run stopped early still leaves its rows
             write_json(args.json, {"command": " ".join(sys.argv), "max_seconds": args.max_seconds, "seeds": args.seeds,

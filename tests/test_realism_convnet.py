@@ -1,0 +1,131 @@
+"""The realism benchmark's second detector (bench/realism_convnet.py) on generated mouth-crop-like images: a planted
+grain that HOG with the logistic misses, chance on one distribution, the occlusion map pointing at the grain, and its
+place in bench.realism's rows."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from bench import realism
+from bench import realism_convnet as cnnet
+from bench import realism_detect as det
+
+SIZE = det.FEATURE_SIZE
+PATCH = slice(20, 44)  # where the grain is planted (rows and columns)
+
+
+def _noise(rng, size: int, sigma: float) -> np.ndarray:
+    n = cv2.GaussianBlur(rng.normal(size=(size, size)).astype(np.float32), (0, 0), sigma)
+    return n / n.std()
+
+
+def _gradient_energy(p: np.ndarray) -> float:
+    """RMS of the centred differences HOG's gradients are."""
+    gx, gy = p[1:-1, 2:] - p[1:-1, :-2], p[2:, 1:-1] - p[:-2, 1:-1]
+    return float(np.sqrt((gx ** 2).mean() + (gy ** 2).mean()))
+
+
+def _crops(n: int, grain: float, seed: int) -> list[np.ndarray]:
+    """Varied face-like crops (smooth light, a dark lip band at a jittered place), each with an isotropic grain of
+    blur `grain` px in its middle, scaled to one gradient energy whatever its scale: HOG's orientation histograms see
+    the same edges either way; only the grain's size differs."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    out = []
+    for _ in range(n):
+        img = 120 + 40 * _noise(rng, SIZE, 6)
+        centre = SIZE / 2 + rng.normal(0, 3)
+        img -= 50 * np.exp(-((yy - centre) / rng.uniform(3, 6)) ** 2) * (np.abs(xx - SIZE / 2) < 22)
+        patch = _noise(rng, PATCH.stop - PATCH.start, grain)
+        img[PATCH, PATCH] += patch * 6.0 / _gradient_energy(patch)
+        img += rng.normal(0, 2, img.shape)
+        g = np.clip(img, 0, 255).astype(np.uint8)
+        out.append(np.dstack([g, g, g]))
+    return out
+
+
+def _score(a: list, b: list, features, make) -> float:
+    X = np.vstack([features(a), features(b)])
+    y = np.r_[np.zeros(len(a)), np.ones(len(b))]
+    blocks = np.r_[np.arange(len(a)) // 10, np.arange(len(b)) // 10]  # a block's frames of both sides share a fold
+    return det.cross_validate(X, y, blocks, seed=0, make=make)[0]
+
+
+def _hog(crops: list) -> np.ndarray:
+    return det.features(crops, [False] * len(crops))[:, det.FEATURE_GROUPS["hog"]]
+
+
+def test_the_net_sees_a_planted_grain_that_hog_misses_and_nothing_in_one_distribution():
+    fine, coarse, fine_again = _crops(100, 0.7, 1), _crops(100, 1.4, 2), _crops(100, 0.7, 3)
+    assert _score(fine, coarse, _hog, det.Logistic) < 0.62  # HOG + logistic: near chance on the grain
+    assert _score(fine, coarse, cnnet.crop_features, cnnet.AugmentedLogistic) > 0.85
+    assert 0.35 < _score(fine, fine_again, cnnet.crop_features, cnnet.AugmentedLogistic) < 0.65
+
+
+def test_feature_groups_cover_every_column_once():
+    cols = np.zeros(cnnet.N_FEATURES, int)
+    for s in cnnet.FEATURE_GROUPS.values():
+        cols[s] += 1
+    assert (cols == 1).all()
+    F = cnnet.crop_features(_crops(3, 1.0, 0))
+    assert F.shape == (3, len(cnnet.SHIFTS) * cnnet.N_FEATURES) and np.isfinite(F).all()
+    # the first reading is the unshifted crop; a shifted one differs
+    assert np.allclose(F[:, :cnnet.N_FEATURES], cnnet.plane_features(np.stack([cnnet.lab_planes(c)
+                                                                               for c in _crops(3, 1.0, 0)])))
+    assert not np.allclose(F[:, :cnnet.N_FEATURES], F[:, cnnet.N_FEATURES:2 * cnnet.N_FEATURES])
+
+
+def test_augmented_logistic_trains_on_every_reading_and_predicts_from_the_unshifted_one():
+    rng = np.random.default_rng(0)
+    n, w = 200, 6
+    y = np.r_[np.zeros(n // 2), np.ones(n // 2)]
+    unshifted = rng.normal(size=(n, w)) + 3 * y[:, None] * np.eye(w)[0]
+    moved = unshifted + rng.normal(0, 0.3, (n, w)) + 5.0  # a second reading of the same class, moved
+    model = cnnet.AugmentedLogistic(width=w).fit(np.hstack([unshifted, moved]), y)
+    assert np.allclose(model.model.mu, np.vstack([unshifted, moved]).mean(0))  # fitted on both readings
+    p = model.proba(np.hstack([unshifted, moved]))
+    assert det.balanced_accuracy(y, p > 0.5) > 0.9
+    assert np.allclose(p, model.proba(np.hstack([unshifted, rng.normal(size=(n, w))])))  # the second is not read
+
+
+def test_occlusion_map_points_at_the_planted_grain():
+    fine, coarse = _crops(60, 0.7, 4), _crops(60, 1.4, 5)
+    y = np.r_[np.zeros(60), np.ones(60)]
+    blocks = np.r_[np.arange(60) // 10, np.arange(60) // 10]
+    heat, p = cnnet.occlusion_map(fine + coarse, y, blocks, seed=0)
+    starts = np.arange(0, SIZE - cnnet.OCCLUDE + 1, cnnet.OCCLUDE_STEP)
+    inside = (starts >= PATCH.start - cnnet.OCCLUDE // 2) & (starts + cnnet.OCCLUDE <= PATCH.stop + cnnet.OCCLUDE // 2)
+    assert det.balanced_accuracy(y, p > 0.5) > 0.8
+    assert heat[np.ix_(inside, inside)].mean() > 3 * max(heat[~inside][:, ~inside].mean(), 0.01)
+
+
+def test_realism_rows_carry_the_nets_accuracy_on_the_dub_and_the_control():
+    def side(crops, seed):
+        rng = np.random.default_rng(seed)
+        n = len(crops)
+        return realism.Side(np.arange(n) / 25.0, rng.uniform(0, 0.3, n), crops, [i > 0 for i in range(n)])
+    real, dub, twin = side(_crops(80, 0.7, 6), 1), side(_crops(80, 1.4, 7), 2), side(_crops(80, 0.7, 8), 3)
+    row = realism.cnn_scores(real, dub, twin, seeds=1)
+    assert row["accuracy_cnn"] > 0.8 and 0.3 < row["control_cnn"] < 0.7
+    assert set(row["cnn_detail"]["by_features"]) == set(cnnet.FEATURE_GROUPS)
+    full = {**row, "clip": "c", "speech": "s", "size": "64x64", "main": {"samples": 80}, "control_detail": {},
+            "accuracy": 0.5, "control": 0.5}
+    s = realism.summary([full])
+    assert s["accuracy_cnn"]["mean"] == row["accuracy_cnn"]
+    table = realism.table([full], [])
+    assert table.splitlines()[2].endswith(f"| {row['accuracy_cnn']:.3f} | {row['control_cnn']:.3f} |")
+    assert f"accuracy_cnn: mean {row['accuracy_cnn']:.3f}" in table
+
+
+def test_dub_minus_real_puts_a_raised_feature_on_its_group_and_cell():
+    from bench.realism_cnn import dub_minus_real
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(400, len(cnnet.SHIFTS) * cnnet.N_FEATURES))
+    fake = rng.normal(size=real.shape)
+    dog = cnnet.FEATURE_GROUPS["dog"]
+    fake[:, dog.start + cnnet.GRID + 2] += 3.0  # the first map's cell (1, 2)
+    d = dub_minus_real(real, fake)
+    assert d["dog"][1][2] > 1.2  # 3 sd on one of the group's two maps
+    assert abs(np.array(d["dog"])).sum() - d["dog"][1][2] < 1.0
+    assert all(abs(np.array(v)).max() < 0.2 for g, v in d.items() if g != "dog")
