@@ -8,7 +8,7 @@ import pytest
 
 from lipdub import face, motion, render
 from lipdub.core.landmarks import INNER_LOWER, INNER_UPPER
-from lipdub.render import selection
+from lipdub.render import selection, speaker
 from lipdub.render.interior import split_rows
 from lipdub.render.live import LiveAppearance
 
@@ -146,7 +146,7 @@ def test_the_dubbed_width_varies_as_much_as_the_speaker_rounds_and_spreads(topol
     speech = _speech(n)
     speech.width[:] = np.random.default_rng(4).normal(0, 0.15, n)  # MouthTrack.width's typical spread
     _, width = r.wanted(speech, np.arange(n))
-    _, _, (a, b) = r.filmed_expression()
+    _, _, (a, b), _ = r.filmed_expression()
     fast = width - a - b * 0.3 * r.model.open_max - r.filmed_expression()[0]
     assert np.std(fast) == pytest.approx(0.03, rel=0.3)
     assert abs(np.mean(fast)) < 0.005  # around the speaker's own width
@@ -165,6 +165,54 @@ def test_selection_keeps_the_filmed_corner_lift(topology):
     _, _, sel = r.plan(np.arange(n), _speech(n))
     lifted = entry_lift[sel] > entry_lift[: n // 2].mean() + 0.02
     assert lifted[n // 2 + 15:].all() and not lifted[: n // 2 - 15].any()
+
+
+def _dropping_corners_track(can, gaps, drops):
+    """A track of the topology's face, frame k's inner lips parted by gaps[k] and its mouth corners (with the lip
+    points next to them half as much) dropped by drops[k] (canonical units)."""
+    n = len(gaps)
+    shapes = np.repeat(can[None].astype(np.float64), n, 0)
+    for k in range(n):
+        for up, lo in render.INNER_PAIRS:
+            shapes[k, lo, 1] = shapes[k, up, 1] + gaps[k]
+        for left, right, share in ((61, 291, 1.0), (78, 308, 1.0), (146, 375, 0.5), (185, 409, 0.5)):
+            shapes[k, [left, right], 1] += share * drops[k]
+    lms = (shapes * 100 + [200, 120, 0]).astype(np.float32)
+    return face.FaceTrack(np.arange(n) / 30.0, lms, np.ones(n, bool), 400, 400)
+
+
+def test_the_filmed_lift_is_kept_over_its_fit_on_the_opening(topology):
+    # a speaker whose corners drop as the mouth opens (no smile): the lift's fit on the opening carries it all, and
+    # what is left over the fit (the expression) is flat; a smile in the second half lifts what is left by its lift
+    n = 90
+    gaps = 0.02 + 0.08 * np.random.default_rng(5).random(n)
+    drops = 0.3 * gaps
+    drops[n // 2:] -= 0.02
+    track = _dropping_corners_track(topology, gaps, drops)
+    filmed = speaker.filmed_mouth(track, face.estimate_pose(track, topology), 0.5)
+    assert filmed.lift_fit[1] < -0.2  # the corners sit lower against the upper lip's middle as the mouth opens
+    resid = filmed.lift
+    assert np.ptp(resid[5: n // 2 - 20]) < 0.005 and np.ptp(resid[n // 2 + 20: -5]) < 0.005
+    assert np.median(resid[n // 2 + 20:]) - np.median(resid[: n // 2 - 20]) == pytest.approx(0.02, abs=0.006)
+
+
+def test_open_mouths_are_drawn_from_mouths_with_their_openings_corners(topology):
+    # the corners drop as the mouth opens: shut mouths (even frames) at lift 0, open ones (odd) 0.03 lower, one open
+    # mouth (frame 31) only half as low. Raw, the speaker's median lift asked of every mouth picked that one for all
+    # the open frames wanted (an untypical mouth at its opening: on small faces, a thin dark gap); over the lift's
+    # fit on the opening, the typical open mouths are drawn
+    n = 60
+    gaps = np.where(np.arange(n) % 2 == 1, 0.10, 0.01)
+    drops = np.where(np.arange(n) % 2 == 1, 0.03, 0.0)
+    drops[31] = 0.015
+    track = _dropping_corners_track(topology, gaps, drops)
+    r = _renderer(track, topology)
+    r.filmed = None  # no proximity
+    want = motion.MouthTrack(np.arange(n) / 30.0, np.full(n, 0.10 / r.model.open_max, np.float32),
+                             np.zeros(n, np.float32), np.zeros(n, bool))
+    open_c, _, sel = r.plan(np.arange(n), want)
+    assert np.allclose(open_c, 0.10, atol=0.005) and np.all(sel % 2 == 1)  # open mouths drawn
+    assert np.mean(sel == 31) < 0.2
 
 
 def test_small_openings_are_matched_closely():

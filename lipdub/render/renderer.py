@@ -109,15 +109,15 @@ class Renderer:
         """Every how many frames the clip's own atlas takes one, to stay within `budget_bytes`."""
         return max(1, int(np.ceil(int(track.valid.sum()) * atlas.bytes_per_entry() / budget_bytes)))
 
-    def filmed_expression(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The filmed track's expression, per frame: (width offset, corner lift) and the fit (a, b) of its mouth
-        width against its opening (width = a + b × opening: how this speaker's mouth widens or narrows as it opens).
-        The width offset is the frame's width above that fit and the lift its corner lift, both as a running median
-        over EXPRESSION_SECONDS: speech moves them back and forth, what stays is the expression (a smile widens
-        and lifts). A retargeted renderer keeps its filmed track's."""
+    def filmed_expression(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The filmed track's expression, per frame: (width offset, lift offset) over the fits (a, b) of its mouth
+        width and corner lift against its opening (value = a + b × opening: how this speaker's mouth widens and its
+        corners drop as it opens), both offsets as a running median over EXPRESSION_SECONDS (speaker.filmed_mouth):
+        speech moves them back and forth, what stays is the expression (a smile widens and lifts); then the two
+        fits, width's and lift's. A retargeted renderer keeps its filmed track's."""
         if self._expression is None:
             filmed = speaker.filmed_mouth(self.track, self.pose, self.model.rest_width)
-            self._expression = filmed.offset, filmed.lift, filmed.fit
+            self._expression = filmed.offset, filmed.lift, filmed.fit, filmed.lift_fit
             self._filmed_open, self._width_fast = filmed.opening, filmed.width_fast
         return self._expression
 
@@ -161,7 +161,7 @@ class Renderer:
         width = m.rest_width * (1 + WIDTH_SHARE * mouth.width)
         if source is None:
             return opening, width
-        resid, _, (a, b) = self.filmed_expression()
+        resid, _, (a, b), _ = self.filmed_expression()
         # around the speech's mean: the fit holds the speaker's average width (a mean at the gain narrowed every mouth)
         spread = m.rest_width * WIDTH_SHARE * self.width_gain() * (mouth.width - float(np.mean(mouth.width)))
         return opening, a + b * opening + resid[np.minimum(source, len(resid) - 1)] + spread
@@ -175,12 +175,12 @@ class Renderer:
         source = schedule if source is None else source
         open_c, width_c = self.wanted(mouth, source)
         scale = descriptor_scale(m)
-        # the filmed frame's expression: entries with its corner lift are preferred (a smile keeps smiling)
-        lift = self.filmed_expression()[1]
+        # the filmed frame's expression: entries whose corners sit as far over the speaker's lift at their opening
+        # (a smile keeps smiling; any lift falls as the mouth opens); small openings matched closely (small_open_axis)
+        _, lift, _, (la, lb) = self.filmed_expression()
         lift = lift[np.minimum(source, len(lift) - 1)]
-        # small openings matched closely (selection.small_open_axis: fewer lip lines redrawn)
-        desc = np.concatenate([small_open_axis(self.atlas_desc) * scale,
-                               EXPRESSION_WEIGHT * corner_lift(self.norm)[:, None]], 1)
+        entry_lift = corner_lift(self.norm) - la - lb * self.atlas_open
+        desc = np.concatenate([small_open_axis(self.atlas_desc) * scale, EXPRESSION_WEIGHT * entry_lift[:, None]], 1)
         want = np.concatenate([small_open_axis(np.stack([open_c, width_c], 1)) * scale,
                                EXPRESSION_WEIGHT * lift[:, None]], 1)
         if teeth is not None:
