@@ -44,10 +44,10 @@ class StreamTracker:
     """The offline follower's landmarker for frames that arrive one by one: MediaPipe in IMAGE mode on a crop around
     where the face was last seen (the whole frame when it was lost), then one-euro smoothing.
 
-    Not MediaPipe's VIDEO mode: its landmarks differ from the offline tracker's (on interview_vfr the mouth opening
-    lagged a frame, the corners sat 0.7 px inwards, the head scale read 0.7 % larger), and the mouths a live session
-    draws (a prepared atlas, an actor profile) were measured by the offline tracker, so the pasted mouth sat off the
-    filmed face: the realism detector told live dubs at 0.76 on six clips (docs/RESULTS.md, stop 38)."""
+    Not MediaPipe's VIDEO mode: its landmarks differ from the offline tracker's (the head read 1.2 % larger, the
+    opening a frame late), and the mouths a live session draws (a prepared atlas, an actor profile) were measured by
+    the offline tracker, so they were drawn off the filmed face: the realism detector told live dubs at 0.761 on six
+    clips, 0.663 with this tracker (docs/RESULTS.md, Realism, stop 38)."""
 
     def __init__(self, fps: float):
         self._landmarker = Landmarker(num_faces=1)
