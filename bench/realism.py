@@ -249,9 +249,7 @@ def compare(real: Side, fake: Side, seed: int = SEED, seeds: int = 1, sampling: 
     try:
         for s in range(seed, seed + max(1, seeds)):
             ja, jb = (ia, ib) if s == seed else draw(s)
-            X = np.vstack([Fa[ja], Fb[jb]])
-            y = np.r_[np.zeros(len(ja)), np.ones(len(jb))]
-            blocks = np.floor(np.r_[real.times[ja], fake.times[jb]]).astype(int)
+            X, y, blocks = det.stacked(Fa, Fb, real.times, fake.times, ja, jb)
             acc, _ = det.cross_validate(X, y, blocks, seed=s)
             # the same detector on one feature group at a time: what tells the sides apart
             groups = {name: det.cross_validate(X[:, cols], y, blocks, seed=s)[0]

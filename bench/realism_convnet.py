@@ -205,9 +205,7 @@ def compare(real: SideLike, fake: SideLike, seed: int, seeds: int = 1, sampling:
     try:
         for s in range(seed, seed + max(1, seeds)):
             ja, jb = (ia, ib) if s == seed else draw(s)
-            X = np.vstack([Fa[ja], Fb[jb]])
-            y = np.r_[np.zeros(len(ja)), np.ones(len(jb))]
-            blocks = np.floor(np.r_[real.times[ja], fake.times[jb]]).astype(int)
+            X, y, blocks = det.stacked(Fa, Fb, real.times, fake.times, ja, jb)
             accs.append(det.cross_validate(X, y, blocks, seed=s, make=AugmentedLogistic)[0])
             for g, cols in (FEATURE_GROUPS.items() if groups else ()):
                 by[g].append(det.cross_validate(X, y, blocks, seed=s,

@@ -206,6 +206,15 @@ def block_folds(blocks: np.ndarray, k: int = 5, seed: int = 0) -> np.ndarray:
     return np.array([fold_of[b] for b in blocks], int)
 
 
+def stacked(features_a: np.ndarray, features_b: np.ndarray, times_a: np.ndarray, times_b: np.ndarray,
+            ia: np.ndarray, ib: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The drawn rows of both sides as one (X, y, blocks) for cross_validate: side a is class 0, side b class 1,
+    each frame's block its whole second (times in seconds)."""
+    X = np.vstack([features_a[ia], features_b[ib]])
+    y = np.r_[np.zeros(len(ia)), np.ones(len(ib))]
+    return X, y, np.floor(np.r_[times_a[ia], times_b[ib]]).astype(int)
+
+
 def cross_validate(X: np.ndarray, y: np.ndarray, blocks: np.ndarray, k: int = 5, seed: int = 0,
                    make=Logistic) -> tuple[float, np.ndarray]:
     """Balanced accuracy of out-of-fold predictions over min(k, number of blocks) folds of whole blocks (a block's

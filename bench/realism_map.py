@@ -115,9 +115,7 @@ def pose_only(real: tuple[np.ndarray, ...], fake: tuple[np.ndarray, ...], seeds:
     accs = []
     for s in range(SEED, SEED + seeds):
         ia, ib = det.sample(sampling, Or, Of, *(Hr or [None]), *(Hf or [None]), seed=s)
-        y = np.r_[np.zeros(len(ia)), np.ones(len(ib))]
-        blocks = np.floor(np.r_[Tr[ia], Tf[ib]]).astype(int)
-        accs.append(det.cross_validate(np.vstack([Pr[ia], Pf[ib]]), y, blocks, seed=s)[0])
+        accs.append(det.cross_validate(*det.stacked(Pr, Pf, Tr, Tf, ia, ib), seed=s)[0])
     return round(float(np.mean(accs)), 3)
 
 
@@ -181,9 +179,7 @@ def clip_map(original: Path, dubbed: Path, max_seconds: float | None, seeds: int
     p_sum, p_count = np.zeros(len(fake.times)), np.zeros(len(fake.times))
     for s in range(SEED, SEED + seeds):
         ia, ib = det.matched_sample(real.opening, fake.opening, seed=s)
-        X = np.vstack([Fa[ia], Fb[ib]])
-        y = np.r_[np.zeros(len(ia)), np.ones(len(ib))]
-        blocks = np.floor(np.r_[real.times[ia], fake.times[ib]]).astype(int)
+        X, y, blocks = det.stacked(Fa, Fb, real.times, fake.times, ia, ib)
         np.add.at(p_sum, ib, det.cross_validate(X, y, blocks, seed=s)[1][len(ia):])
         np.add.at(p_count, ib, 1)
         acc, p = det.cross_validate(X[:, det.FEATURE_GROUPS["hog"]], y, blocks, seed=s)

@@ -57,6 +57,14 @@ def test_cross_validation_tells_separable_classes_and_not_identical_ones():
     assert 0.35 < acc_same < 0.65
 
 
+def test_stacked_puts_the_drawn_rows_of_both_sides_in_order_with_their_seconds():
+    fa, fb = np.arange(10.0)[:, None], 100 + np.arange(6.0)[:, None]
+    ta, tb = np.arange(10) * 0.4, np.arange(6) * 0.7
+    X, y, blocks = det.stacked(fa, fb, ta, tb, np.array([1, 5, 9]), np.array([0, 4]))
+    assert X[:, 0].tolist() == [1, 5, 9, 100, 104] and y.tolist() == [0, 0, 0, 1, 1]
+    assert blocks.tolist() == [0, 2, 3, 0, 2]  # 0.4, 2.0, 3.6 s; 0.0, 2.8 s
+
+
 def test_cross_validation_needs_two_blocks():
     X, y, _ = _two_classes(1.0, n=20)
     with pytest.raises(ValueError):
