@@ -381,16 +381,14 @@ def _stat(v: list) -> dict:
              "max": round(float(np.max(v)), 3)} if v else {"n": 0})
 
 
+def column_summary(rows, keys) -> dict:
+    """Per key: n, mean, min and max of the rows' values (rows without one, or None, left out)."""
+    return {k: _stat([r[k] for r in rows if r.get(k) is not None]) for k in keys}
+
+
 def summary(rows: list[dict]) -> dict:
-    out = {"accuracy": _stat([r["accuracy"] for r in rows if r.get("accuracy") is not None]),
-           "control": _stat([r["control"] for r in rows if r.get("control") is not None]),
-           "accuracy_pose": _stat([r["accuracy_pose"] for r in rows if r.get("accuracy_pose") is not None]),
-           "control_pose": _stat([r["control_pose"] for r in rows if r.get("control_pose") is not None]),
-           "generation": _stat([r["generation"] for r in rows if r.get("generation") is not None]),
-           "sync": _stat([r["sync"] for r in rows if r.get("sync") is not None]),
-           "repeat": _stat([r["repeat"] for r in rows if r.get("repeat") is not None]),
-           "accuracy_cnn": _stat([r["accuracy_cnn"] for r in rows if r.get("accuracy_cnn") is not None]),
-           "control_cnn": _stat([r["control_cnn"] for r in rows if r.get("control_cnn") is not None])}
+    out = column_summary(rows, ("accuracy", "control", "accuracy_pose", "control_pose", "generation", "sync", "repeat",
+                                "accuracy_cnn", "control_cnn"))
     for side, detail in (("accuracy", "main"), ("control", "control_detail"), ("generation", "generation_detail"),
                          ("accuracy_pose", "main_pose"), ("control_pose", "control_pose_detail")):
         for group in det.FEATURE_GROUPS:

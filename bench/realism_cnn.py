@@ -30,7 +30,7 @@ import numpy as np
 
 from bench import realism_convnet as cnnet
 from bench import realism_detect as det
-from bench.realism import CONTROL_LEAD, SEED, Side, _stat, compare, read_side, work_folder_parser
+from bench.realism import CONTROL_LEAD, SEED, Side, column_summary, compare, read_side, work_folder_parser
 from lipdub.core.files import write_json
 
 SUREST = 8  # blind pairs on the surest sheet
@@ -132,9 +132,9 @@ def main(argv: list[str] | None = None) -> int:
             print("  occlusion (drop of the true class's log-odds, rows top→bottom):")
             for line in r["occlusion"]:
                 print("   " + " ".join(f"{v:+6.3f}" for v in line))
-        summary = {k: _stat([x[k] for x in rows.values() if x.get(k) is not None])
-                   for k in ("logistic", "cnn", "control_logistic", "control_cnn", "logistic_pose", "cnn_pose",
-                             "control_logistic_pose", "control_cnn_pose")}
+        summary = column_summary(rows.values(), ("logistic", "cnn", "control_logistic", "control_cnn",
+                                                 "logistic_pose", "cnn_pose", "control_logistic_pose",
+                                                 "control_cnn_pose"))
         if args.json:
             write_json(args.json, {"command": " ".join(sys.argv), "seeds": args.seeds, "summary": summary,
                                    "rows": rows})

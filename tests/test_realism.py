@@ -65,6 +65,13 @@ def test_stacked_puts_the_drawn_rows_of_both_sides_in_order_with_their_seconds()
     assert blocks.tolist() == [0, 2, 3, 0, 2]  # 0.4, 2.0, 3.6 s; 0.0, 2.8 s
 
 
+def test_column_summary_leaves_out_missing_and_none_values():
+    rows = [{"a": 0.5, "b": None}, {"a": 0.7}, {"a": 0.6, "b": 0.4}]
+    s = realism.column_summary(rows, ("a", "b", "c"))
+    assert s["a"] == {"n": 3, "mean": 0.6, "min": 0.5, "max": 0.7}
+    assert s["b"] == {"n": 1, "mean": 0.4, "min": 0.4, "max": 0.4} and s["c"] == {"n": 0}
+
+
 def test_cross_validation_needs_two_blocks():
     X, y, _ = _two_classes(1.0, n=20)
     with pytest.raises(ValueError):
