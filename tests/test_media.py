@@ -415,6 +415,40 @@ def test_writer_trims_and_pads_audio(tmp_path):
             assert np.abs(x[int(0.7 * sr):]).max() < 0.01 < np.abs(x[: int(0.4 * sr)]).max()
 
 
+def test_sound_encoded_ahead_is_handed_on_as_the_video_reaches_it(tmp_path):
+    # AudioTrack.encode_ahead feeds the encoder the same frames earlier: each packets() call must give the packets it
+    # gives without (same bytes, same call), and the written file must be the same bytes
+    from lipdub.media.audio import AudioTrack, prepare_audio
+
+    audio = prepare_audio(tone(2.3, channels=2), 16000)
+    ends = [4000, 9000, 9000, 30000, 52000, 70000, 100000]  # samples at 48 kHz; the last call is final
+
+    def calls(ahead=None, stop_after=None):
+        with av.open(str(tmp_path / "t.mp4"), "w") as c:
+            track = AudioTrack(c, audio)
+            if ahead is not None:
+                n = iter(range(10 ** 6))
+                track.encode_ahead(ahead, None if stop_after is None else lambda: next(n) >= stop_after)
+            got = [[bytes(p) for p in track.packets(e, final=i == len(ends) - 1)] for i, e in enumerate(ends)]
+            return got
+
+    plain = calls()
+    assert sum(map(len, plain)) > 90 and all(plain[:2]) and not plain[2]
+    for ahead, stop_after in ((100000, None), (99999, None), (60000, None), (100000, 9), (1000, None)):
+        assert calls(ahead, stop_after) == plain, (ahead, stop_after)
+
+    def written(ahead):
+        out = tmp_path / f"w{ahead}.mp4"
+        with VideoWriter(out, 32, 32, 25, audio=tone(2.3, sr=22050), audio_sr=22050, repeatable=True) as wr:
+            if ahead:
+                wr.encode_audio_ahead(ahead)
+            for k in range(50):
+                wr.write(pattern(k, 32, 32))
+        return out.read_bytes()
+
+    assert written(50) == written(0) == written(31)
+
+
 def test_writer_is_atomic(tmp_path):
     out = tmp_path / "keep.mp4"
     out.write_bytes(b"previous result")
