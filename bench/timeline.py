@@ -25,7 +25,8 @@ from pathlib import Path
 from bench.speed import DATA
 from bench.thread_cpu import ThreadCPU, group_of
 
-STEPS = ("_analyse_speech_beside_tracking", "_plan_motion", "_plan_rendering", "filmed_pauses", "_render_and_encode")
+STEPS = ("_analyse_speech_beside_tracking", "_plan_motion", "_plan_rendering", "filmed_pauses", "sound_ahead",
+         "_render_and_encode")
 SHORT = {"x264 + unnamed native": "x264", "decoder (FFmpeg threads)": "decode", "main thread": "main",
          "lipdub-draw": "draw", "lipdub-speech": "speech", "lipdub-encoder": "encoder", "lipdub-aligner": "aligner"}
 
@@ -82,7 +83,7 @@ def wrap_steps(marks: list):
     """Record each step's start and end (wall seconds) in `marks`; returns a function that unwraps them."""
     from lipdub.pipeline import offline
 
-    originals = {name: getattr(offline, name) for name in STEPS}
+    originals = {name: getattr(offline, name) for name in STEPS if hasattr(offline, name)}  # (older code: fewer)
 
     def wrapped(name, fn):
         def run(*args, **kwargs):

@@ -322,6 +322,7 @@ def _render_and_encode(video: Path, audio: Path, output: Path, info, opts: DubOp
             frame_reader(video, info, schedule, planar=planar) as reader:
         faces_rendered = render_frames(range(len(schedule)), schedule, reader, render_one, sink, progress,
                                        last_reads(schedule))
+    writer.close()  # the file complete and published (_dub's block aborts it on an error before)
     return faces_rendered, sink.digest
 
 
