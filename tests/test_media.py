@@ -186,6 +186,35 @@ def test_frame_reader_take_gives_its_own_frame(tmp_path):
         assert isinstance(got, PlanarFrame) and np.array_equal(got.rgb(), r.get(3).rgb())
 
 
+def test_frame_reader_reads_ahead_and_holds_what_it_read(tmp_path, monkeypatch):
+    # read_ahead decodes the first frames once, beyond the cache's bound, and the reads after it give the same frames
+    # without decoding them again; stop() ends it early; a reader already reading does not read ahead
+    import lipdub.media.frames as frames_mod
+
+    path = make_video(tmp_path / "g.mp4", 30, gop=7, bframes=2)
+    ref = [f.rgb for f in iter_frames(path)]
+    decoded, real = [], frames_mod.decode_frames
+
+    def counted(*a, **k):
+        for f in real(*a, **k):
+            decoded.append(1)
+            yield f
+
+    monkeypatch.setattr(frames_mod, "decode_frames", counted)
+    with FrameReader(path, cache_bytes=2 * ref[0].nbytes) as r:
+        assert r.read_ahead(12) == 12 and len(decoded) == 12 and sorted(r._cache) == list(range(12))
+        for i in range(30):
+            assert np.array_equal(r.take(i), ref[i]), i
+        assert len(decoded) == 30 and not r._cache  # each frame decoded once
+    polled = iter(range(100))
+    with FrameReader(path, planar=True) as r:
+        assert r.read_ahead(20, stop=lambda: next(polled) >= 5) == 5
+        assert all(np.array_equal(r.get(i).rgb(), FrameReader(path).get(i)) for i in (0, 4, 5, 19))
+        assert r.read_ahead(10) == 0
+    with FrameReader(path) as r:
+        assert r.read_ahead(100) == 30  # the whole video at most
+
+
 def test_frame_reader_image_any_index(tmp_path):
     from PIL import Image
 
