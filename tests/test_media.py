@@ -208,9 +208,11 @@ def test_frame_reader_reads_ahead_and_holds_what_it_read(tmp_path, monkeypatch):
         assert len(decoded) == 30 and not r._cache  # each frame decoded once
     polled = iter(range(100))
     with FrameReader(path, planar=True) as r:
-        assert r.read_ahead(20, stop=lambda: next(polled) >= 5) == 5
-        assert all(np.array_equal(r.get(i).rgb(), FrameReader(path).get(i)) for i in (0, 4, 5, 19))
+        assert r.read_ahead(20, stop=lambda: next(polled) >= 5) == 4 and len(r._cache) == 4
+        assert all(np.array_equal(r.get(i).rgb(), FrameReader(path).get(i)) for i in (0, 3, 4, 19))
         assert r.read_ahead(10) == 0
+    with FrameReader(path, cache_bytes=2 * ref[0].nbytes) as r:  # told to stop at once: the cache's bound kept
+        assert r.read_ahead(20, stop=lambda: True) == 0 and r._window == 1 and r._next == 0
     with FrameReader(path) as r:
         assert r.read_ahead(100) == 30  # the whole video at most
 

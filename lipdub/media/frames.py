@@ -397,7 +397,7 @@ class FrameReader:
         """Decode the first `count` frames now (until `stop()` says to stop), kept until read: a dub decodes them
         while it waits for its speech analysis, when a core would idle. The cache's bound grows to hold them (a
         forward read takes each frame at its last read, so it stays that full at most). Returns the frames held."""
-        if self.info.is_image or count <= 0 or self._next:
+        if self.info.is_image or count <= 0 or self._next or (stop is not None and stop()):
             return 0
         count = min(int(count), self.info.n_frames)
         self._budget = max(self._budget, (count + 1) * self._frame_bytes)
