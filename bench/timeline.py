@@ -25,7 +25,8 @@ from pathlib import Path
 from bench.speed import DATA
 from bench.thread_cpu import ThreadCPU, group_of
 
-STEPS = ("_analyse_speech_beside_tracking", "_plan_motion", "_plan_rendering", "filmed_pauses", "_render_and_encode")
+STEPS = ("_analyse_speech_beside_tracking", "_plan_motion", "_plan_rendering", "filmed_pauses", "Ahead.run",
+         "_render_and_encode")
 SHORT = {"x264 + unnamed native": "x264", "decoder (FFmpeg threads)": "decode", "main thread": "main",
          "lipdub-draw": "draw", "lipdub-speech": "speech", "lipdub-encoder": "encoder", "lipdub-aligner": "aligner"}
 
@@ -79,10 +80,16 @@ class Timeline(ThreadCPU):
 
 
 def wrap_steps(marks: list):
-    """Record each step's start and end (wall seconds) in `marks`; returns a function that unwraps them."""
+    """Record each step's start and end (wall seconds) in `marks`; returns a function that unwraps them. A step is a
+    function of lipdub.pipeline.offline or a method ("Class.method"); one the code does not have is left out."""
     from lipdub.pipeline import offline
 
-    originals = {name: getattr(offline, name) for name in STEPS}
+    originals = {}
+    for name in STEPS:
+        *owner, attr = name.split(".")
+        holder = getattr(offline, owner[0], None) if owner else offline
+        if holder is not None and hasattr(holder, attr):
+            originals[name] = holder, attr, getattr(holder, attr)
 
     def wrapped(name, fn):
         def run(*args, **kwargs):
@@ -93,9 +100,9 @@ def wrap_steps(marks: list):
                 marks.append((name.strip("_"), t, time.perf_counter()))
         return run
 
-    for name, fn in originals.items():
-        setattr(offline, name, wrapped(name, fn))
-    return lambda: [setattr(offline, name, fn) for name, fn in originals.items()]
+    for name, (holder, attr, fn) in originals.items():
+        setattr(holder, attr, wrapped(name, fn))
+    return lambda: [setattr(holder, attr, fn) for holder, attr, fn in originals.values()]
 
 
 def main() -> int:

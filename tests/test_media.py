@@ -186,6 +186,37 @@ def test_frame_reader_take_gives_its_own_frame(tmp_path):
         assert isinstance(got, PlanarFrame) and np.array_equal(got.rgb(), r.get(3).rgb())
 
 
+def test_frame_reader_reads_ahead_and_holds_what_it_read(tmp_path, monkeypatch):
+    # read_ahead decodes the first frames once, beyond the cache's bound, and the reads after it give the same frames
+    # without decoding them again; stop() ends it early; a reader already reading does not read ahead
+    import lipdub.media.frames as frames_mod
+
+    path = make_video(tmp_path / "g.mp4", 30, gop=7, bframes=2)
+    ref = [f.rgb for f in iter_frames(path)]
+    decoded, real = [], frames_mod.decode_frames
+
+    def counted(*a, **k):
+        for f in real(*a, **k):
+            decoded.append(1)
+            yield f
+
+    monkeypatch.setattr(frames_mod, "decode_frames", counted)
+    with FrameReader(path, cache_bytes=2 * ref[0].nbytes) as r:
+        assert r.read_ahead(12) == 12 and len(decoded) == 12 and sorted(r._cache) == list(range(12))
+        for i in range(30):
+            assert np.array_equal(r.take(i), ref[i]), i
+        assert len(decoded) == 30 and not r._cache  # each frame decoded once
+    polled = iter(range(100))
+    with FrameReader(path, planar=True) as r:
+        assert r.read_ahead(20, stop=lambda: next(polled) >= 5) == 4 and len(r._cache) == 4
+        assert all(np.array_equal(r.get(i).rgb(), FrameReader(path).get(i)) for i in (0, 3, 4, 19))
+        assert r.read_ahead(10) == 0
+    with FrameReader(path, cache_bytes=2 * ref[0].nbytes) as r:  # told to stop at once: the cache's bound kept
+        assert r.read_ahead(20, stop=lambda: True) == 0 and r._window == 1 and r._next == 0
+    with FrameReader(path) as r:
+        assert r.read_ahead(100) == 30  # the whole video at most
+
+
 def test_frame_reader_image_any_index(tmp_path):
     from PIL import Image
 
@@ -413,6 +444,40 @@ def test_writer_trims_and_pads_audio(tmp_path):
         assert abs(len(x) / sr - n / 25) < 1024 / 48000 + 0.005
         if audio_s < n / 25:
             assert np.abs(x[int(0.7 * sr):]).max() < 0.01 < np.abs(x[: int(0.4 * sr)]).max()
+
+
+def test_sound_encoded_ahead_is_handed_on_as_the_video_reaches_it(tmp_path):
+    # AudioTrack.encode_ahead feeds the encoder the same frames earlier: each packets() call must give the packets it
+    # gives without (same bytes, same call), and the written file must be the same bytes
+    from lipdub.media.audio import AudioTrack, prepare_audio
+
+    audio = prepare_audio(tone(2.3, channels=2), 16000)
+    ends = [4000, 9000, 9000, 30000, 52000, 70000, 100000]  # samples at 48 kHz; the last call is final
+
+    def calls(ahead=None, stop_after=None):
+        with av.open(str(tmp_path / "t.mp4"), "w") as c:
+            track = AudioTrack(c, audio)
+            if ahead is not None:
+                n = iter(range(10 ** 6))
+                track.encode_ahead(ahead, None if stop_after is None else lambda: next(n) >= stop_after)
+            got = [[bytes(p) for p in track.packets(e, final=i == len(ends) - 1)] for i, e in enumerate(ends)]
+            return got
+
+    plain = calls()
+    assert sum(map(len, plain)) > 90 and all(plain[:2]) and not plain[2]
+    for ahead, stop_after in ((100000, None), (99999, None), (60000, None), (100000, 9), (1000, None)):
+        assert calls(ahead, stop_after) == plain, (ahead, stop_after)
+
+    def written(ahead):
+        out = tmp_path / f"w{ahead}.mp4"
+        with VideoWriter(out, 32, 32, 25, audio=tone(2.3, sr=22050), audio_sr=22050, repeatable=True) as wr:
+            if ahead:
+                wr.encode_audio_ahead(ahead)
+            for k in range(50):
+                wr.write(pattern(k, 32, 32))
+        return out.read_bytes()
+
+    assert written(50) == written(0) == written(31)
 
 
 def test_writer_is_atomic(tmp_path):

@@ -312,12 +312,34 @@ def test_the_clips_atlas_is_cached_with_its_track(tmp_path, monkeypatch):
         from lipdub import speech
         from lipdub.pipeline import offline
 
-        read, seen = threading.Event(), []
+        # and its new sound is encoded, its first frames decoded, then too (offline.Ahead): into the same file
+        read, ahead_done, seen, ahead = threading.Event(), threading.Event(), [], []
         real_pauses, real_analyse = offline.filmed_pauses, speech.analyse
+        real_sound, real_frames = media.VideoWriter.encode_audio_ahead, media.FrameReader.read_ahead
+
+        def encode_ahead(writer, frames, stop=None):
+            real_sound(writer, frames, stop)
+            ahead.append((frames, writer._a.sent, len(writer._a._ahead)))
+
+        def read_ahead(reader, count, stop=None):
+            ahead.append(real_frames(reader, count, stop))
+            ahead_done.set()
+            return ahead[-1]
+
         m.setattr(offline, "filmed_pauses", lambda *a: read.set() or real_pauses(*a))
-        m.setattr(speech, "analyse", lambda *a, **k: seen.append(read.wait(60)) or real_analyse(*a, **k))
-        plain = lipdub.dub(video, data / "audio/fr_french1_7s.wav", tmp_path / "c.mp4")
+        m.setattr(media.VideoWriter, "encode_audio_ahead", encode_ahead)
+        m.setattr(media.FrameReader, "read_ahead", read_ahead)
+        m.setattr(speech, "analyse",
+                  lambda *a, **k: seen.append(read.wait(60) and ahead_done.wait(60)) or real_analyse(*a, **k))
+        plain = lipdub.dub(video, data / "audio/fr_french1_7s.wav", tmp_path / "c.mp4", repeatable=True)
         assert seen == [True]
+        (frames, sent, packets), read_first = ahead
+        assert frames == plain.frames and sent > 0.95 * frames / plain.fps * 48000 and packets > 0.9 * sent / 1024
+        assert read_first == media.probe_video(video).n_frames  # 75 small frames: all of them
+        m.setattr(offline.Ahead, "run", lambda *a, **k: None)
+        m.setattr(speech, "analyse", real_analyse)
+        lipdub.dub(video, data / "audio/fr_french1_7s.wav", tmp_path / "c_in_turn.mp4", repeatable=True)
+        assert (tmp_path / "c.mp4").read_bytes() == (tmp_path / "c_in_turn.mp4").read_bytes()
         # an archive written before the gap lightness was kept with it (version 2): measured again, the same frames
         with np.load(cached[0]) as z:
             older = {k: z[k] for k in z.files if not k.startswith("gap_")}

@@ -6,9 +6,10 @@ from __future__ import annotations
 import itertools
 import math
 import os
+from collections import deque
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import av
 import numpy as np
@@ -196,7 +197,9 @@ def muxable_audio(audio, sr):
 
 class AudioTrack:
     """An AAC stream fed in 1024-sample frames up to a given sample, zero-padded past the audio's end (the audio
-    lasts exactly as long as the video), from a (channels, samples) array at AAC_SR or an AudioFile."""
+    lasts exactly as long as the video), from a (channels, samples) array at AAC_SR or an AudioFile. Frames may be
+    encoded ahead of the video (encode_ahead): their packets are kept and handed on by packets() when the video
+    reaches them, so the stream is muxed in the same order as without."""
 
     def __init__(self, container, audio):
         self.audio = audio
@@ -204,7 +207,8 @@ class AudioTrack:
             else "stereo"
         self.stream = container.add_stream("aac", rate=AAC_SR, layout=self.layout)
         self.stream.bit_rate = 96000 if self.layout == "mono" else 128000
-        self.sent = 0
+        self.sent = 0  # samples given to the encoder
+        self._ahead: deque = deque()  # (samples given when it came out, packet) encoded ahead, not yet handed on
 
     def _samples(self, m: int) -> np.ndarray:
         if isinstance(self.audio, AudioFile):
@@ -214,19 +218,31 @@ class AudioTrack:
         chunk[:, :have.shape[1]] = have
         return chunk
 
+    def _encode(self, m: int) -> list:
+        af = av.AudioFrame.from_ndarray(self._samples(m), format="fltp", layout=self.layout)
+        af.sample_rate, af.pts, af.time_base = AAC_SR, self.sent, Fraction(1, AAC_SR)
+        packets = self.stream.encode(af)
+        self.sent += m
+        return packets
+
+    def encode_ahead(self, end: int, stop: Callable[[], bool] | None = None) -> None:
+        """Encode the whole frames up to sample `end` now (until `stop()` says to stop), keeping their packets for
+        packets(). `end` must not pass the end packets() is finally given: the encoder is fed the same frames as
+        without, only earlier."""
+        end -= end % 1024
+        while self.sent < end and not (stop is not None and stop()):
+            packets = self._encode(1024)
+            self._ahead.extend((self.sent, p) for p in packets)
+
     def packets(self, end: int, final: bool):
         """Encoded packets of the samples up to `end` (a whole number of AAC frames unless `final`)."""
         if not final:
             end -= end % 1024
+        while self._ahead and (final or self._ahead[0][0] <= end):
+            yield self._ahead.popleft()[1]
         while self.sent < end:
-            m = min(1024, end - self.sent)
-            af = av.AudioFrame.from_ndarray(self._samples(m), format="fltp", layout=self.layout)
-            af.sample_rate, af.pts, af.time_base = AAC_SR, self.sent, Fraction(1, AAC_SR)
-            yield from self.stream.encode(af)
-            self.sent += m
+            yield from self._encode(min(1024, end - self.sent))
         if final:
             yield from self.stream.encode(None)
             if isinstance(self.audio, AudioFile):
                 self.audio.close()
-
-

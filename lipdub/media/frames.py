@@ -7,7 +7,7 @@ import bisect
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import av
 import numpy as np
@@ -392,6 +392,19 @@ class FrameReader:
         if self.info.is_image and index >= 0:
             return self._photo().copy()
         return self._cache.pop(self._decoded_to(index))
+
+    def read_ahead(self, count: int, stop: Callable[[], bool] | None = None) -> int:
+        """Decode the first `count` frames now (until `stop()` says to stop), kept until read: a dub decodes them
+        while it waits for its speech analysis, when a core would idle. The cache's bound grows to hold them (a
+        forward read takes each frame at its last read, so it stays that full at most). Returns the frames held."""
+        if self.info.is_image or count <= 0 or self._next or (stop is not None and stop()):
+            return 0
+        count = min(int(count), self.info.n_frames)
+        self._budget = max(self._budget, (count + 1) * self._frame_bytes)
+        self._window = max(self._window, count)
+        while self._next < count and (self._end is None or self._next < self._end) and not (stop and stop()):
+            self._decoded_to(self._next)
+        return len(self._cache)
 
     def _photo(self) -> np.ndarray:
         if self._image is None:

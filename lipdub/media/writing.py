@@ -8,6 +8,7 @@ import os
 import tempfile
 from fractions import Fraction
 from pathlib import Path
+from typing import Callable
 
 import av
 import numpy as np
@@ -122,6 +123,17 @@ class VideoWriter:
         else:
             yuv = np.ascontiguousarray(to_levels(rgb_to_yuv(rgb, self.matrix)).transpose(2, 0, 1))
             self._encode(av.VideoFrame.from_ndarray(yuv, format="yuv444p"))
+
+    def encode_audio_ahead(self, frames: int, stop: Callable[[], bool] | None = None) -> None:
+        """Encode the sound of the first `frames` video frames now (until `stop()` says to stop), before those frames
+        come: a dub does it while it waits for its speech analysis, when a core would idle. The file is the same
+        (AudioTrack.encode_ahead); `frames` must not pass the number of frames the video will have."""
+        if self._a is None or self._container is None:
+            return
+        try:
+            self._a.encode_ahead(round(frames * AAC_SR / self.rate), stop)
+        except av.FFmpegError as e:
+            raise OutputError(f"encoding the sound of {self.path} failed ({e}); is the audio file readable?") from None
 
     def _same_matrix(self) -> tuple[int, ...]:
         return (BT709,) if self.matrix == BT709 else (5, SMPTE170M)
