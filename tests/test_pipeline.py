@@ -340,6 +340,13 @@ def test_the_clips_atlas_is_cached_with_its_track(tmp_path, monkeypatch):
         m.setattr(speech, "analyse", real_analyse)
         lipdub.dub(video, data / "audio/fr_french1_7s.wav", tmp_path / "c_in_turn.mp4", repeatable=True)
         assert (tmp_path / "c.mp4").read_bytes() == (tmp_path / "c_in_turn.mp4").read_bytes()
+        # a long dub (its speech analysed in pieces) does nothing ahead: its peak memory counts, a second does not
+        given, real_samples = [], offline.samples_unless_in_pieces
+        m.setattr(offline.Ahead, "run", lambda self, *a, **k: given.append(self.writer))
+        m.setattr(offline, "samples_unless_in_pieces", lambda audio, transcript: (real_samples(audio, transcript)[0],
+                                                                                 None))
+        lipdub.dub(video, data / "audio/fr_french1_7s.wav", tmp_path / "c_long.mp4")
+        assert given == [None] and (tmp_path / "c_long.mp4").exists()
         # an archive written before the gap lightness was kept with it (version 2): measured again, the same frames
         with np.load(cached[0]) as z:
             older = {k: z[k] for k in z.files if not k.startswith("gap_")}

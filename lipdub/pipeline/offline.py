@@ -53,8 +53,9 @@ def _dub(video, audio, output, options: DubOptions | None, progress: Progress | 
     log_memory("load")
     saved, actor = _load_given(opts, audio, duration)
     # the writer opens before the speech is analysed: its sound is encoded, the first frames decoded, while the
-    # analysis runs (Ahead)
-    with _writer(output, audio, info, opts) as writer, Ahead(writer) as ahead:
+    # analysis runs (Ahead); not for a long dub (speech in pieces), whose peak memory counts and whose time does not
+    # notice a second
+    with _writer(output, audio, info, opts) as writer, Ahead(None if in_pieces else writer) as ahead:
         speech_track, track, own, pauses = _analyse_speech_beside_tracking(video, audio, info, opts, saved, actor,
                                                                            in_pieces, samples16, timings, progress,
                                                                            duration, ahead)
