@@ -416,3 +416,16 @@ def test_rest_transition_cost():
     assert np.allclose(cost[1, 0, :, 0], [turn, turn, inf, inf, inf, jump, jump])
     # holding costs more than in speech and a turn more than a hold: a two-mouth flicker never pays
     assert selection.HOLD_SHARE < selection.REST_HOLD_SHARE < selection.REST_TURN_SHARE < 1.0
+
+
+def test_a_silence_is_held_as_before_where_nothing_was_filmed_at_rest():
+    # no run filmed near the rest (stNg_talk1 talks throughout): mouths filmed in speech are not played to and fro
+    desc, seq = _rest_atlas()
+    desc[20:26, 0] = 0.2 + 0.1 * np.sin(np.arange(20, 26) / 2.0)
+    desc[30, 0] = 0.08  # the nearest to the rest, outside the slack
+    want = np.tile([0.05, 0.0], (24, 1))
+    args = (desc, np.zeros((40, 2)), seq, want, np.zeros((24, 2)))
+    slack = np.tile([REST_SLACK, REST_SLACK], (24, 1))
+    before = render.select_frames(*args, jump_cost=0.05)
+    after = render.select_frames(*args, jump_cost=0.05, open_slack=slack, silent=np.ones(24, bool))
+    assert np.array_equal(before, after)

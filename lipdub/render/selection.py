@@ -171,8 +171,9 @@ def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.
     output frame's source frame were filmed: the clip's own atlas), proximity_cost is added; with atlas_open (A,) and
     want_open (T,) (canonical openings, filmed and wanted), squeeze_cost. With open_slack (T, 2) (descriptor units
     below and above `want`'s opening, column 0), an entry's opening within that slack of the wanted one costs
-    nothing (slack_cost); with `silent` (T,) (the new speech's silences) steps between two silent frames are priced
-    at rest (transition_cost): a silence plays filmed runs near rest on and back instead of one mouth held. Candidates come from
+    nothing (slack_cost); with `silent` (T,) too (the new speech's silences), steps between two mouths filmed within
+    that slack are priced at rest (rest_transition_cost): a silence plays the footage's own runs at rest on and back
+    instead of one mouth held; mouths filmed in speech are held or played on as in speech. Candidates come from
     k-d trees, so the cost grows with log(A), not A: minutes of profile footage stay cheap."""
     T, A = len(want), len(atlas_desc)
     if A == 1:
@@ -210,14 +211,23 @@ def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.
         order = np.argsort(full, axis=1)[:, :k]
         cand[t0:t0 + 8192] = np.take_along_axis(idx, order, 1)
         cost[t0:t0 + 8192] = np.take_along_axis(full, order, 1)
-    # Viterbi over (candidate, way): way 1 (played backwards) is reached only within a silence
+    # Viterbi over (candidate, way): way 1 (played backwards) is reached only within a silence, between mouths filmed
+    # within the opening slack of the rest (at_rest): a mouth filmed in speech plays, holds and jumps as in speech
+    at_rest = None
+    if silent is not None and open_slack is not None:
+        diff = feats[cand, 0] - query[:, 0:1]
+        at_rest = np.asarray(silent, bool)[:, None] & (diff >= -open_slack[:, 0:1]) & (diff <= open_slack[:, 1:2])
     acc = np.stack([cost[0], np.full(k, np.inf)], 1)
     back = np.zeros((T, k, 2), np.int64)
     cols = np.arange(k)
     for t in range(1, T):
         step = atlas_seq[cand[t]][None, :] - atlas_seq[cand[t - 1]][:, None]
-        if silent is not None and silent[t] and silent[t - 1]:
-            tot = (acc.T[:, :, None, None] + rest_transition_cost(step, jump_cost)).reshape(2 * k, k, 2)
+        if at_rest is not None and at_rest[t].any() and at_rest[t - 1].any():
+            trans = rest_transition_cost(step, jump_cost)
+            plain = at_rest[t - 1][:, None] & at_rest[t][None, :]
+            trans[:, :, :, 0] = np.where(plain, trans[:, :, :, 0], transition_cost(step, jump_cost)[None])
+            trans[:, :, :, 1] = np.where(plain, trans[:, :, :, 1], np.inf)
+            tot = (acc.T[:, :, None, None] + trans).reshape(2 * k, k, 2)
             back[t] = np.argmin(tot, axis=0)
             acc = np.take_along_axis(tot, back[t][None], 0)[0] + cost[t][:, None]
         else:  # the way does not matter: every step is priced as in speech, arriving forwards
