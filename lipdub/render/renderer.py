@@ -196,18 +196,16 @@ class Renderer:
         sel = select_frames(desc, self.atlas.pose_feat.astype(np.float64), self.atlas.seq, want,
                             pose_features(self.pose, np.minimum(schedule, len(self.track) - 1)),
                             jump_cost=JUMP_COST, pose_weight=POSE_WEIGHT, atlas_cost=self.blur_cost(),
-                            atlas_open=self.atlas_open, want_open=np.where(silent, hi, open_c), open_slack=slack, silent=silent,
+                            atlas_open=self.atlas_open, want_open=open_c, open_slack=slack, silent=silent,
                             **self._times(source))
-        if silent.any():  # a mouth at rest is drawn at its own filmed opening, as far as the band goes
-            open_c = np.where(silent, np.clip(self.atlas_open[sel], lo, hi), open_c)
         return open_c, width_c, sel
 
     def rest_band(self, mouth: motion.MouthTrack, open_c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per output frame: whether the new speech is silent there (MouthTrack.rest 1), and the band of openings
-        (canonical, low and high) a resting mouth may take there: REST_SLACK either side of the wanted rest, never
-        below closed. Selection takes any opening in it for free and the mouth is drawn at its filmed one, so a
-        silence plays the speaker's filmed runs near rest, with their own small motion, instead of holding one
-        mouth image still (a real mouth never holds still; docs/RESULTS.md, stop 39)."""
+        (canonical, low and high) of mouths filmed at rest there: REST_SLACK either side of the wanted rest, never
+        below closed. Selection plays runs of such mouths to and fro through a silence (their own small motion) instead
+        of holding one mouth image still; all are drawn at the wanted rest (drawn at their own openings, tried, made
+        stNg_talk1 easier to tell: docs/RESULTS.md, Realism, stop 39)."""
         silent = np.zeros(len(open_c), bool) if mouth.rest is None or REST_SLACK <= 0 else np.asarray(mouth.rest) >= 1.0
         return silent, np.maximum(open_c - REST_SLACK, 0.0), open_c + REST_SLACK
 

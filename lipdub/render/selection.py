@@ -119,14 +119,6 @@ def proximity_cost(entry_time: np.ndarray, want_time: np.ndarray) -> np.ndarray:
     return PROXIMITY_WEIGHT * np.minimum(1.0, ((entry_time - want_time) / PROXIMITY_SECONDS) ** 2)
 
 
-def slack_cost(entry: np.ndarray, want: np.ndarray, slack: np.ndarray) -> np.ndarray:
-    """What an opening slack takes off a squared distance: entries' opening descriptors `entry` (T, n) against the
-    wanted `want` (T,), with `slack` (T, 2) below and above it free; the difference past the slack still counts."""
-    diff = entry - want[:, None]
-    past = np.maximum(diff - slack[:, 1:2], 0.0) + np.minimum(diff + slack[:, 0:1], 0.0)
-    return past ** 2 - diff ** 2
-
-
 def transition_cost(step: np.ndarray, jump_cost: float) -> np.ndarray:
     """Cost of moving between entries whose sequence numbers differ by `step`: continuing a real run is free,
     holding a frame costs a little, any other jump `jump_cost`."""
@@ -169,11 +161,11 @@ def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.
     penalty (blur); continuing to the next real frame (next sequence number) costs nothing, holding a frame costs a
     little, any other jump costs `jump_cost`. With atlas_time (A,) and want_time (T,) (when each entry and each
     output frame's source frame were filmed: the clip's own atlas), proximity_cost is added; with atlas_open (A,) and
-    want_open (T,) (canonical openings, filmed and wanted), squeeze_cost. With open_slack (T, 2) (descriptor units
-    below and above `want`'s opening, column 0), an entry's opening within that slack of the wanted one costs
-    nothing (slack_cost); with `silent` (T,) too (the new speech's silences), steps between two mouths filmed within
-    that slack are priced at rest (rest_transition_cost): a silence plays the footage's own runs at rest on and back
-    instead of one mouth held; mouths filmed in speech are held or played on as in speech. Candidates come from
+    want_open (T,) (canonical openings, filmed and wanted), squeeze_cost. With `silent` (T,) (the new speech's
+    silences) and open_slack (T, 2) (descriptor units below and above `want`'s opening, column 0), steps between two
+    mouths filmed within that slack of the wanted rest are priced at rest (rest_transition_cost): a silence plays
+    the footage's own runs at rest on and back instead of one mouth held; mouths filmed in speech are held or
+    played on as in speech. Candidates come from
     k-d trees, so the cost grows with log(A), not A: minutes of profile footage stay cheap."""
     T, A = len(want), len(atlas_desc)
     if A == 1:
@@ -204,8 +196,6 @@ def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.
             d2 = ((feats[idx] - query[t0:t0 + 8192, None, :]) ** 2).sum(-1)
             full = match_cost(d2, extra[idx]) + proximity_cost(atlas_time[idx], wt)
             full[:, 1:][idx[:, 1:] == idx[:, :-1]] = np.inf  # found by both searches: counted once
-        if open_slack is not None:
-            full = full + slack_cost(feats[idx, 0], query[t0:t0 + 8192, 0], open_slack[t0:t0 + 8192])
         if atlas_open is not None and want_open is not None:
             full = full + squeeze_cost(atlas_open[idx], np.asarray(want_open, np.float64)[t0:t0 + 8192, None])
         order = np.argsort(full, axis=1)[:, :k]
