@@ -11,7 +11,6 @@ from lipdub.core.landmarks import INNER_LOWER, INNER_UPPER
 from lipdub.render import selection, speaker
 from lipdub.render.interior import split_rows
 from lipdub.render.live import LiveAppearance
-from lipdub.render.renderer import REST_SLACK
 
 
 # ------------------------------------------------------------------------------------------------ proximity
@@ -362,70 +361,3 @@ def test_a_mouth_opened_past_its_source_keeps_its_upper_teeth_whole(topology):
     assert bottom.sum() > 100 and (grey[bottom] > 150).mean() < 0.05
     upper = (rows > (up_d + 2)[None, :]) & (rows < (up_d + 0.6 * gap * ppu)[None, :])
     assert (grey[upper] > 150).mean() > 0.8  # the teeth themselves are still there, under the upper lip
-
-
-# ------------------------------------------------------------------------------------------------ silences
-
-def _rest_atlas():
-    """40 entries filmed in speech (openings swinging 0.1-0.3) but for a run of six, 20-25, filmed near a rest of
-    0.05 (within REST_SLACK of it), and one more at exactly 0.05 (30)."""
-    n = 40
-    opening = 0.2 + 0.1 * np.sin(np.arange(n) / 2.0)
-    opening[20:26] = 0.05 + np.array([0.004, 0.0065, 0.008, 0.006, 0.003, 0.0055])
-    opening[30] = 0.05
-    return np.stack([opening, np.zeros(n)], 1), np.arange(n)
-
-
-def test_a_silence_plays_a_filmed_run_at_rest_to_and_fro():
-    desc, seq = _rest_atlas()
-    want = np.tile([0.05, 0.0], (24, 1))
-    args = (desc, np.zeros((40, 2)), seq, want, np.zeros((24, 2)))
-    held = render.select_frames(*args, jump_cost=0.05)
-    assert np.bincount(held).max() > 12  # before: one mouth held through most of the silence
-    slack = np.tile([REST_SLACK, REST_SLACK], (24, 1))  # (the descriptors here are plain openings)
-    sel = render.select_frames(*args, jump_cost=0.05, open_slack=slack, silent=np.ones(24, bool))
-    assert set(sel) <= set(range(20, 26))  # the run filmed near rest ...
-    steps = np.diff(seq[sel])
-    assert np.all(np.abs(steps) <= 2) and (steps != 0).mean() > 0.8  # ... played on, hardly ever held ...
-    assert (steps > 0).any() and (steps < 0).any()  # ... forwards and back
-    # turning only at the run's ends, never flicking between two mouths (a, b, a, b)
-    assert not any(sel[i] == sel[i - 2] != sel[i - 1] == sel[i + 1] for i in range(2, 23))
-
-
-def test_speech_is_chosen_as_before_beside_a_silence():
-    # the silence's pricing stays inside it: outside, the path is the one chosen without any silence
-    desc, seq = _rest_atlas()
-    rng = np.random.default_rng(0)
-    want = np.stack([rng.uniform(0.1, 0.3, 30), np.zeros(30)], 1)
-    args = (desc, np.zeros((40, 2)), seq, want, np.zeros((30, 2)))
-    plain = render.select_frames(*args, jump_cost=0.05)
-    none_silent = render.select_frames(*args, jump_cost=0.05, open_slack=np.zeros((30, 2)),
-                                       silent=np.zeros(30, bool))
-    assert np.array_equal(plain, none_silent)
-
-
-def test_rest_transition_cost():
-    jump = 0.05
-    step = np.array([[1, 2, -1, -2, 0, 3, -3]])
-    cost = selection.rest_transition_cost(step, jump)  # (way from, n, m, way to)
-    hold, turn = selection.REST_HOLD_SHARE * jump, selection.REST_TURN_SHARE * jump
-    inf = np.inf
-    assert np.allclose(cost[0, 0, :, 0], [0, 0, inf, inf, hold, jump, jump])  # forwards on forwards
-    assert np.allclose(cost[1, 0, :, 1], [inf, inf, 0, 0, hold, jump, jump])  # backwards on backwards
-    assert np.allclose(cost[0, 0, :, 1], [inf, inf, turn, turn, inf, jump, jump])  # turning back
-    assert np.allclose(cost[1, 0, :, 0], [turn, turn, inf, inf, inf, jump, jump])
-    # holding costs more than in speech and a turn more than a hold: a two-mouth flicker never pays
-    assert selection.HOLD_SHARE < selection.REST_HOLD_SHARE < selection.REST_TURN_SHARE < 1.0
-
-
-def test_a_silence_is_held_as_before_where_nothing_was_filmed_at_rest():
-    # no run filmed near the rest (stNg_talk1 talks throughout): mouths filmed in speech are not played to and fro
-    desc, seq = _rest_atlas()
-    desc[20:26, 0] = 0.2 + 0.1 * np.sin(np.arange(20, 26) / 2.0)
-    desc[30, 0] = 0.08  # the nearest to the rest, outside the slack
-    want = np.tile([0.05, 0.0], (24, 1))
-    args = (desc, np.zeros((40, 2)), seq, want, np.zeros((24, 2)))
-    slack = np.tile([REST_SLACK, REST_SLACK], (24, 1))
-    before = render.select_frames(*args, jump_cost=0.05)
-    after = render.select_frames(*args, jump_cost=0.05, open_slack=slack, silent=np.ones(24, bool))
-    assert np.array_equal(before, after)

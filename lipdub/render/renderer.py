@@ -35,7 +35,6 @@ EXPRESSION_WEIGHT = 8.0  # descriptor scale of corner lift (canonical units): a 
 # the speaker's gain (Renderer.width_gain; with the share alone dubbed widths varied half as much as filmed ones)
 WIDTH_SHARE, WIDTH_GAIN_MAX = 0.12, 3.0
 SPEECH_WIDTH_SD = 0.15  # the typical spread of MouthTrack.width over speech (0.13-0.16 on five dubs)
-REST_SLACK = 0.01  # canonical: how far a mouth at rest in a silence may open or close from the wanted rest (rest_band)
 FRAME_SKIN = True  # the skin around the drawn lips from the frame itself (Renderer._draw)
 
 
@@ -188,26 +187,11 @@ class Renderer:
             t_scale = teeth_weight / max(float(np.percentile(self.atlas.teeth, 90)), 1e-3)
             desc = np.concatenate([desc, self.atlas.teeth[:, None] * t_scale], 1)
             want = np.concatenate([want, np.asarray(teeth, np.float64)[:, None] * t_scale], 1)
-        silent, lo, hi = self.rest_band(mouth, open_c)
-        slack = None
-        if silent.any():  # the band in the opening descriptor's units, below and above the wanted rest
-            axis = [small_open_axis(np.stack([o, o], 1))[:, 0] * scale[0] for o in (lo, open_c, hi)]
-            slack = np.where(silent[:, None], np.stack([axis[1] - axis[0], axis[2] - axis[1]], 1), 0.0)
         sel = select_frames(desc, self.atlas.pose_feat.astype(np.float64), self.atlas.seq, want,
                             pose_features(self.pose, np.minimum(schedule, len(self.track) - 1)),
                             jump_cost=JUMP_COST, pose_weight=POSE_WEIGHT, atlas_cost=self.blur_cost(),
-                            atlas_open=self.atlas_open, want_open=open_c, open_slack=slack, silent=silent,
-                            **self._times(source))
+                            atlas_open=self.atlas_open, want_open=open_c, **self._times(source))
         return open_c, width_c, sel
-
-    def rest_band(self, mouth: motion.MouthTrack, open_c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per output frame: whether the new speech is silent there (MouthTrack.rest 1), and the band of openings
-        (canonical, low and high) of mouths filmed at rest there: REST_SLACK either side of the wanted rest, never
-        below closed. Selection plays runs of such mouths to and fro through a silence (their own small motion) instead
-        of holding one mouth image still; all are drawn at the wanted rest (drawn at their own openings, tried, made
-        stNg_talk1 easier to tell: docs/RESULTS.md, Realism, stop 39)."""
-        silent = np.zeros(len(open_c), bool) if mouth.rest is None or REST_SLACK <= 0 else np.asarray(mouth.rest) >= 1.0
-        return silent, np.maximum(open_c - REST_SLACK, 0.0), open_c + REST_SLACK
 
     def _times(self, source: np.ndarray) -> dict:
         """select_frames' proximity arguments for output frames showing filmed frames `source`."""

@@ -29,8 +29,6 @@ from lipdub.render.mouth import MouthModel
 JUMP_COST = 0.05
 POSE_WEIGHT = 2.0
 HOLD_SHARE = 0.15  # holding a frame costs this share of a jump
-REST_TURN_SHARE = 0.6  # within a silence a filmed run may play backwards: turning costs this share of a jump,
-REST_HOLD_SHARE = 0.5  # ... and holding a mouth still this share (rest_transition_cost)
 PROXIMITY_WEIGHT = 0.1  # the most a mouth filmed far from the frame it is drawn over costs
 PROXIMITY_SECONDS = 1.0  # ... reached this far apart (quadratic up to there)
 SMALL_OPEN_STRETCH = 2.0  # selection tells openings under a parted mouth's apart this much more
@@ -128,44 +126,18 @@ def transition_cost(step: np.ndarray, jump_cost: float) -> np.ndarray:
     return trans
 
 
-def rest_transition_cost(step: np.ndarray, jump_cost: float) -> np.ndarray:
-    """Within a silence: the cost (2, n, m, 2) of moving from an entry played forwards (way 0) or backwards (1) to
-    one played either way, the entries' sequence numbers `step` (n, m) apart. A filmed run plays on free either way
-    (a forward step arrives forwards, a backward one backwards); turning back costs REST_TURN_SHARE of a jump;
-    holding costs HOLD_SHARE of one, as in speech, and keeps the way; any other step is a jump. So a run of mouths
-    filmed near rest plays to and fro through a silence, with its own small motion, where it is long enough that
-    its turns cost less than holding one mouth image still; shorter runs are held as before."""
-    fwd, back, hold = (step >= 1) & (step <= 2), (step <= -1) & (step >= -2), step == 0
-    out = np.full((2,) + step.shape + (2,), float(jump_cost))
-    turn = REST_TURN_SHARE * jump_cost
-    for way in (0, 1):
-        held = out[way, :, :, way]
-        held[hold] = REST_HOLD_SHARE * jump_cost
-        out[way, :, :, 1 - way][hold] = np.inf
-    out[0, :, :, 0][fwd], out[1, :, :, 0][fwd] = 0.0, turn
-    out[1, :, :, 1][back], out[0, :, :, 1][back] = 0.0, turn
-    out[:, :, :, 1][:, fwd] = np.inf
-    out[:, :, :, 0][:, back] = np.inf
-    return out
-
-
 def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.ndarray,
                   want: np.ndarray, want_pose: np.ndarray, k: int = 24, jump_cost: float = 0.6,
                   pose_weight: float = 1.0, atlas_cost: np.ndarray | None = None,
                   atlas_time: np.ndarray | None = None, want_time: np.ndarray | None = None,
-                  atlas_open: np.ndarray | None = None, want_open: np.ndarray | None = None,
-                  open_slack: np.ndarray | None = None, silent: np.ndarray | None = None) -> np.ndarray:
+                  atlas_open: np.ndarray | None = None, want_open: np.ndarray | None = None) -> np.ndarray:
     """Viterbi over the k best atlas candidates per output frame (unit selection).
 
     atlas_desc (A,D) and want (T,D) are weighted descriptors (opening, width, teeth…); atlas_cost (A,) is a per-entry
     penalty (blur); continuing to the next real frame (next sequence number) costs nothing, holding a frame costs a
     little, any other jump costs `jump_cost`. With atlas_time (A,) and want_time (T,) (when each entry and each
     output frame's source frame were filmed: the clip's own atlas), proximity_cost is added; with atlas_open (A,) and
-    want_open (T,) (canonical openings, filmed and wanted), squeeze_cost. With `silent` (T,) (the new speech's
-    silences) and open_slack (T, 2) (descriptor units below and above `want`'s opening, column 0), steps between two
-    mouths filmed within that slack of the wanted rest are priced at rest (rest_transition_cost): a silence plays
-    the footage's own runs at rest on and back instead of one mouth held; mouths filmed in speech are held or
-    played on as in speech. Candidates come from
+    want_open (T,) (canonical openings, filmed and wanted), squeeze_cost. Candidates come from
     k-d trees, so the cost grows with log(A), not A: minutes of profile footage stay cheap."""
     T, A = len(want), len(atlas_desc)
     if A == 1:
@@ -201,34 +173,16 @@ def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.
         order = np.argsort(full, axis=1)[:, :k]
         cand[t0:t0 + 8192] = np.take_along_axis(idx, order, 1)
         cost[t0:t0 + 8192] = np.take_along_axis(full, order, 1)
-    # Viterbi over (candidate, way): way 1 (played backwards) is reached only within a silence, between mouths filmed
-    # within the opening slack of the rest (at_rest): a mouth filmed in speech plays, holds and jumps as in speech
-    at_rest = None
-    if silent is not None and open_slack is not None:
-        diff = feats[cand, 0] - query[:, 0:1]
-        at_rest = np.asarray(silent, bool)[:, None] & (diff >= -open_slack[:, 0:1]) & (diff <= open_slack[:, 1:2])
-    acc = np.stack([cost[0], np.full(k, np.inf)], 1)
-    back = np.zeros((T, k, 2), np.int64)
-    cols = np.arange(k)
+    acc = cost[0].copy()
+    back = np.zeros((T, k), np.int64)
     for t in range(1, T):
         step = atlas_seq[cand[t]][None, :] - atlas_seq[cand[t - 1]][:, None]
-        if at_rest is not None and at_rest[t].any() and at_rest[t - 1].any():
-            trans = rest_transition_cost(step, jump_cost)
-            plain = at_rest[t - 1][:, None] & at_rest[t][None, :]
-            trans[:, :, :, 0] = np.where(plain, trans[:, :, :, 0], transition_cost(step, jump_cost)[None])
-            trans[:, :, :, 1] = np.where(plain, trans[:, :, :, 1], np.inf)
-            tot = (acc.T[:, :, None, None] + trans).reshape(2 * k, k, 2)
-            back[t] = np.argmin(tot, axis=0)
-            acc = np.take_along_axis(tot, back[t][None], 0)[0] + cost[t][:, None]
-        else:  # the way does not matter: every step is priced as in speech, arriving forwards
-            tot = np.minimum(acc[:, 0], acc[:, 1])[:, None] + transition_cost(step, jump_cost)
-            came = np.argmin(tot, axis=0)
-            back[t, :, 0] = came + k * (acc[came, 1] < acc[came, 0])
-            acc = np.stack([tot[came, cols] + cost[t], np.full(k, np.inf)], 1)
+        tot = acc[:, None] + transition_cost(step, jump_cost)
+        back[t] = np.argmin(tot, axis=0)
+        acc = tot[back[t], np.arange(k)] + cost[t]
     path = np.zeros(T, np.int64)
-    j, way = np.unravel_index(int(np.argmin(acc)), acc.shape)
+    j = int(np.argmin(acc))
     for t in range(T - 1, -1, -1):
         path[t] = cand[t, j]
-        prev = back[t, j, way]
-        way, j = divmod(int(prev), k)
+        j = back[t, j]
     return path
