@@ -691,39 +691,3 @@ def test_a_filmed_atlas_stores_the_region_and_draws_it_in_one_resampling(tmp_pat
     before = load_cached_atlas(tmp_path / "old.npz", "x")
     assert not before.filmed and np.array_equal(before.to_stored, crops.to_stored)
     assert np.array_equal(before.crop(2), crops.crop(2)) and cv2 is not None
-
-
-def test_the_skin_comes_from_the_drawn_mouth_where_the_frames_own_mouth_was_filmed_far_from_it(open_mouths,
-                                                                                                 monkeypatch):
-    # a pause's rest drawn over a talking frame moved the frame's skin with a jaw shifted far from where it was
-    # filmed, the detector's surest frames; there the entry's own skin, filmed at about the drawn opening, is taken
-    from lipdub.render import renderer as renderer_module
-
-    renderer, frames = open_mouths
-    j, a = 5, 35
-    opening, width = (float(v) for v in render.descriptors(renderer.norm[a]))
-    filmed = np.full(len(frames), np.nan)
-    monkeypatch.setattr(renderer, "_filmed_open", filmed)
-
-    def skin_weight(frame_opening):
-        filmed[j] = frame_opening
-        dst = renderer._target(j, a, opening, width, None)
-        roi, _, alpha, skin = renderer._draw(frames[j].shape, j, a, opening, width, dst, frames[j])
-        return skin[1], alpha
-
-    lips_w, alpha = skin_weight(opening)  # the frame filmed at the drawn opening: its own skin, as before
-    away = (alpha > 0.9) & (lips_w < 0.01)
-    assert away.sum() > 500
-    assert renderer.skin_swap(j, opening, opening) == 0.0
-    far = opening + renderer_module.SKIN_SWAP[1] + 0.01
-    assert renderer.skin_swap(j, opening, opening) == 0.0
-    filmed[j] = far
-    assert renderer.skin_swap(j, opening, opening) == 1.0
-    assert renderer.skin_swap(j, opening, far) == 0.0  # the entry as far off as the frame: no better skin
-    swapped, _ = skin_weight(far)
-    assert swapped[away].min() > 0.99  # the drawn entry's skin all round
-    half = opening + float(np.mean(renderer_module.SKIN_SWAP))
-    partway, _ = skin_weight(half)
-    assert 0.4 < float(np.median(partway[away])) < 0.6
-    filmed[j] = np.nan  # unknown: the frame's own skin
-    assert renderer.skin_swap(j, opening, opening) == 0.0

@@ -165,10 +165,7 @@ def with_frame_skin(patch: np.ndarray, skin: tuple[np.ndarray, np.ndarray] | Non
     drawn texture shows only on the lips and between them. The frame's pixels in `skin` are changed in place."""
     if skin is None:
         return patch
-    own, lips, shade, sigma = skin
-    if shade is not None:  # the drawn mouth's shading over the frame's grain: own + shade × blur(patch − own)
-        diff = cv2.GaussianBlur(patch.astype(np.float32) - own.astype(np.float32), (0, 0), max(sigma, 0.5))
-        own[...] = np.clip(own + shade[..., None] * diff + 0.5, 0, 255).astype(own.dtype)
+    own, lips = skin
     c0, r0, bw, bh = cv2.boundingRect((lips != 0).view(np.uint8))
     if not bw:
         return own

@@ -36,12 +36,6 @@ EXPRESSION_WEIGHT = 8.0  # descriptor scale of corner lift (canonical units): a 
 WIDTH_SHARE, WIDTH_GAIN_MAX = 0.12, 3.0
 SPEECH_WIDTH_SD = 0.15  # the typical spread of MouthTrack.width over speech (0.13-0.16 on five dubs)
 FRAME_SKIN = True  # the skin around the drawn lips from the frame itself (Renderer._draw)
-# ... unless the frame's own mouth is far more (or less) open than the drawn one and the drawn mouth's own entry is not:
-# the frame's skin then moves with a jaw shifted far from where it was filmed (a talking frame under a pause's rest),
-# so the entry's skin, filmed at about the drawn opening, is taken instead, in full this much further (canonical
-# opening) from the frame's opening than from the entry's, from none at the first value (skin_swap)
-SKIN_SWAP = (0.03, 0.08)
-SHADE_SIGMA = 0.03  # face units: the entry's shading is its drawing blurred this much (the frame's grain stays)
 
 
 class Drawn(NamedTuple):
@@ -319,18 +313,6 @@ class Renderer:
         out = cv2.blendLinear(teeth_low, cavity, mask_l, 1.0 - mask_l)
         return cv2.blendLinear(teeth_up, out, mask_u, 1.0 - mask_u)
 
-    def skin_swap(self, j: int, opening: float, entry_open: float) -> float:
-        """Share of the skin around the lips drawn from the atlas entry instead of frame j (SKIN_SWAP): 0 while the
-        frame's filmed opening is about as near the drawn `opening` as the entry's `entry_open` (canonical), rising
-        to 1 as the frame's opening lies further from it; 0 without the frame's filmed opening (a retargeted or
-        live renderer)."""
-        filmed = self._filmed_open
-        if filmed is None or j >= len(filmed) or not np.isfinite(filmed[j]):
-            return 0.0
-        lo, hi = SKIN_SWAP
-        excess = abs(opening - float(filmed[j])) - abs(opening - entry_open)
-        return float(np.clip((excess - lo) / (hi - lo), 0.0, 1.0))
-
     def _target(self, j: int, a: int, opening: float, width: float, offsets: np.ndarray | None) -> np.ndarray:
         """Frame-j positions of the control points for atlas entry a drawn at this opening and width."""
         shape = target_shape(self.model, self.norm[a], opening, width)
@@ -497,11 +479,7 @@ class Renderer:
         alpha *= cover.astype(np.float32) / 255.0
         skin = None
         if moved:
-            lips_w = compose.lip_weight(dst[OUTER_RING], roi, float(scale))
-            swap = self.skin_swap(j, opening, src_open)
-            # the entry's shading (jaw shadow, the fold under the lower lip) in that share, the frame's grain kept
-            shade = (1.0 - lips_w) * np.float32(swap) if swap > 0 else None
-            skin = (moved[0], lips_w, shade, SHADE_SIGMA * float(scale))
+            skin = (moved[0], compose.lip_weight(dst[OUTER_RING], roi, float(scale)))
         # what is put in, colour matched and blended is the box where alpha > 0 (about half the roi: its ring lies
         # outside the mask); every step there is per pixel, or reads its pixels in the same order (the colour's band)
         bx, by, bw, bh = cv2.boundingRect((alpha > 0).view(np.uint8))
@@ -509,8 +487,7 @@ class Renderer:
             r, c = slice(by, by + bh), slice(bx, bx + bw)
             roi = (roi[0] + c.start, roi[1] + r.start, roi[0] + c.stop, roi[1] + r.stop)
             warped, alpha = warped[r, c], alpha[r, c]
-            skin = None if skin is None else (skin[0][r, c], skin[1][r, c],
-                                              None if skin[2] is None else skin[2][r, c], skin[3])
+            skin = None if skin is None else (skin[0][r, c], skin[1][r, c])
         return roi, warped, alpha, skin
 
 
