@@ -117,12 +117,12 @@ def proximity_cost(entry_time: np.ndarray, want_time: np.ndarray) -> np.ndarray:
     return PROXIMITY_WEIGHT * np.minimum(1.0, ((entry_time - want_time) / PROXIMITY_SECONDS) ** 2)
 
 
-def transition_cost(step: np.ndarray, jump_cost: float, hold_share: float = HOLD_SHARE) -> np.ndarray:
+def transition_cost(step: np.ndarray, jump_cost: float) -> np.ndarray:
     """Cost of moving between entries whose sequence numbers differ by `step`: continuing a real run is free,
-    holding a frame costs `hold_share` of a jump, any other jump `jump_cost`."""
+    holding a frame costs a little, any other jump `jump_cost`."""
     trans = np.full(step.shape, jump_cost)
     trans[(step >= 1) & (step <= 2)] = 0.0
-    trans[step == 0] = hold_share * jump_cost
+    trans[step == 0] = HOLD_SHARE * jump_cost
     return trans
 
 
@@ -130,8 +130,7 @@ def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.
                   want: np.ndarray, want_pose: np.ndarray, k: int = 24, jump_cost: float = 0.6,
                   pose_weight: float = 1.0, atlas_cost: np.ndarray | None = None,
                   atlas_time: np.ndarray | None = None, want_time: np.ndarray | None = None,
-                  atlas_open: np.ndarray | None = None, want_open: np.ndarray | None = None,
-                  hold_share: np.ndarray | None = None) -> np.ndarray:
+                  atlas_open: np.ndarray | None = None, want_open: np.ndarray | None = None) -> np.ndarray:
     """Viterbi over the k best atlas candidates per output frame (unit selection).
 
     atlas_desc (A,D) and want (T,D) are weighted descriptors (opening, width, teeth…); atlas_cost (A,) is a per-entry
@@ -178,7 +177,7 @@ def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.
     back = np.zeros((T, k), np.int64)
     for t in range(1, T):
         step = atlas_seq[cand[t]][None, :] - atlas_seq[cand[t - 1]][:, None]
-        tot = acc[:, None] + transition_cost(step, jump_cost, HOLD_SHARE if hold_share is None else float(hold_share[t]))
+        tot = acc[:, None] + transition_cost(step, jump_cost)
         back[t] = np.argmin(tot, axis=0)
         acc = tot[back[t], np.arange(k)] + cost[t]
     path = np.zeros(T, np.int64)
