@@ -15,6 +15,9 @@ work/<clip>/original.mp4 and dubbed.mp4; face tracks cached), per clip:
   mouth, reads here too (selfie_expressive's 0.57 stays with the head pose matched);
   `pose_only_pose_matched`: the same with both sides matched in opening and head pose (bench.realism's "pose"
   sampling), which should leave it near 0.5;
+- `by_departure`: the dub's frames by how far its re-tracked opening departs from the original's at the same frame
+  (quartiles), with their mean out-of-fold p of "dubbed": the frames whose drawn mouth is far from the filmed one
+  (a pause's rest over a talking frame, a wide vowel over a still one) read surest on the hard clips (2026-12-07);
 - `by_voice`: the dub's frames by whether its own sound is voiced there (speech.vad on the dub's audio track, a
   pause's edges counted as speech): their count and mean out-of-fold probability of "dubbed" (all features), in the
   silences and in the speech. A held rest
@@ -159,6 +162,30 @@ def voiced_at(video: Path, times: np.ndarray) -> np.ndarray | None:
     return ~pauses[frame]
 
 
+def by_departure(real_times: np.ndarray, real_open: np.ndarray, fake_times: np.ndarray, fake_open: np.ndarray,
+                 p_sum: np.ndarray, p_count: np.ndarray, bins: int = BINS) -> list[dict] | None:
+    """The dub's frames by how far the drawn mouth departs from the filmed frame's own: the re-tracked opening of
+    the dub less that of the original at the same time, per quantile bin of that departure (the same frame of the
+    footage on both sides: `length=video` dubs), with each bin's frames and mean out-of-fold p of "dubbed" (summed
+    over the seeds' samples; frames never sampled, or without an original frame at their time, left out). None
+    when no frame pairs up. The frame's skin is moved with a jaw the drawn opening puts elsewhere than filmed."""
+    step = float(np.median(np.diff(real_times))) if len(real_times) > 1 else 1.0
+    at = np.clip(np.searchsorted(real_times, fake_times), 0, max(len(real_times) - 1, 0))
+    if not len(real_times):
+        return None
+    before = np.clip(at - 1, 0, None)
+    at = np.where(np.abs(real_times[before] - fake_times) < np.abs(real_times[at] - fake_times), before, at)
+    ok = (np.abs(real_times[at] - fake_times) < 0.5 * step) & (p_count > 0)
+    if not ok.any():
+        return None
+    d = (fake_open - real_open[at])[ok]
+    p = p_sum[ok] / p_count[ok]
+    edges = np.quantile(d, np.linspace(0, 1, bins + 1))
+    b = np.clip(np.searchsorted(edges, d, side="right") - 1, 0, bins - 1)
+    return [{"departure": [round(float(edges[k]), 4), round(float(edges[k + 1]), 4)], "frames": int((b == k).sum()),
+             "p": round(float(p[b == k].mean()), 3) if (b == k).any() else None} for k in range(bins)]
+
+
 def by_voice(voiced: np.ndarray, p_sum: np.ndarray, p_count: np.ndarray) -> dict:
     """Count and mean out-of-fold p of "dubbed" of the dub's frames in silences and in speech (`voiced` per frame;
     p summed over the seeds' samples, frames never sampled left out)."""
@@ -202,6 +229,7 @@ def clip_map(original: Path, dubbed: Path, max_seconds: float | None, seeds: int
     return {"hog_accuracy": round(float(np.mean(accs)), 3), "pose_only": pose_only(*poses, seeds),
             "by_voice": None if voiced is None else by_voice(voiced, p_sum, p_count),
             "pose_only_pose_matched": pose_only(*poses, seeds, sampling="pose"),
+            "by_departure": by_departure(real.times, real.opening, fake.times, fake.opening, p_sum, p_count),
             "weight_share": rnd(share),
             "dub_minus_real": rnd(np.mean(diffs, 0)),
             "dub_minus_real_by_band": {k: rnd(np.mean(v, 0)) for k, v in bands.items()},
@@ -228,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {band}: " + " | ".join(" ".join(f"{v:+4.2f}" for v in row) for row in cells))
         print("  by opening: " + ", ".join(f"{b['opening'][0]:.3f}–{b['opening'][1]:.3f}: {b['accuracy']:.3f}"
                                            for b in m["by_opening"]))
+        if m["by_departure"] is not None:
+            print("  dub frames by drawn less filmed opening, mean p of dubbed: " + ", ".join(
+                f"{b['departure'][0]:+.3f}–{b['departure'][1]:+.3f}: {b['p']}" for b in m["by_departure"]))
         if m["by_voice"] is not None:
             print("  dub frames, mean p of dubbed: " + ", ".join(
                 f"{k} {v['p'] if v['p'] is not None else 'n/a'} ({v['frames']} frames)" for k, v in m["by_voice"].items()))

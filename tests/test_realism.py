@@ -508,6 +508,23 @@ def test_realism_map_by_voice_splits_the_dubs_frames_at_its_silences():
     assert realism_map.by_voice(np.zeros(3, bool), np.ones(3), np.ones(3))["speech"] == {"frames": 0, "p": None}
 
 
+def test_realism_map_by_departure_bins_the_dubs_frames_by_the_drawn_less_the_filmed_opening():
+    from bench import realism_map
+
+    real_t = np.arange(8) / 25
+    real_open = np.full(8, 0.10)
+    fake_t = real_t[[0, 1, 2, 3, 4, 5, 6, 7]] + 0.001  # the same frames, read a little apart in time
+    fake_open = np.array([0.02, 0.05, 0.08, 0.10, 0.11, 0.14, 0.18, 0.30])  # departures −0.08 … +0.20
+    p_sum = np.array([0.9, 0.8, 0.5, 0.4, 0.5, 0.6, 1.4, 0.0])
+    p_count = np.array([1, 1, 1, 1, 1, 1, 2, 0])  # the last frame never sampled: left out
+    out = realism_map.by_departure(real_t, real_open, fake_t, fake_open, p_sum, p_count, bins=2)
+    assert [b["frames"] for b in out] == [3, 4]  # split at the median departure, 0 (it opens the upper bin)
+    assert out[0]["p"] == round((0.9 + 0.8 + 0.5) / 3, 3) and out[1]["p"] == round((0.4 + 0.5 + 0.6 + 0.7) / 4, 3)
+    assert out[0]["departure"][0] == -0.08 and out[1]["departure"][1] == 0.08
+    # a dub frame with no original frame at its time is not paired
+    assert realism_map.by_departure(real_t, real_open, fake_t + 1.0, fake_open, p_sum, p_count) is None
+
+
 # ------------------------------------------------------------------------------------------ bench.interior_stats
 
 def _mouth_frame(teeth: bool):
