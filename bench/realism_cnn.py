@@ -15,8 +15,11 @@ cached):
   the net finds its evidence) and `<clip>_surest.png`, blind pairs of the crops the net was surest of (the dub
   frames it gave the highest out-of-fold odds of a dub, the real frames the lowest, in opening order), key beside it.
 
+The net is cleaned of the codec as bench.realism's is (the control's encode differences, CODEC_RANK directions per
+fold, out of its features; the occlusion map's models too); `--codec-rank 0` scores it raw, as before stop 39.
+
     PYTHONPATH=$PWD nice -n 10 .venv/bin/python -m bench.realism_cnn --out /tmp/realism_run --clips a,b
-        [--seeds 4] [--sheets DIR] [--json F]
+        [--seeds 4] [--sheets DIR] [--json F] [--codec-rank N]
 """
 
 from __future__ import annotations

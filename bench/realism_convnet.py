@@ -12,6 +12,12 @@ The chroma is left out: the same filters on a* and b* (and the cells' mean Lab) 
 the same frames apart (0.70 on two of four clips; docs/RESULTS.md, "A second detector"): x264's chroma differs from
 one encode to the next, and the dub is an encode of its own.
 
+Cleaned of the codec: the control's two encodes of the same frames (bench.realism's re-encode and its twin) differ
+only by x264's noise, and the raw net told them apart (0.56-0.68 on five of 24 clips; docs/RESULTS.md, "The second
+detector cleaned of the codec"). Given the twin, every fold takes the CODEC_RANK directions along which the training
+blocks' frame-by-frame encode differences spread most out of the features before the logistic reads them (on the
+dub and on the control alike; a held-out block's differences are never used).
+
 Training folds are augmented with the same crops shifted by SHIFT px each way, both sides alike (a tell that moved by
 two pixels must still read; none is invented); test crops are read unshifted. Pure numpy + OpenCV; tested on
 generated data (tests/test_realism_convnet.py: a planted grain HOG misses, and chance on one distribution).
