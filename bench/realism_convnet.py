@@ -42,7 +42,7 @@ FILTER_SEED = 17
 SHIFT = 2  # px at SIZE; training crops also read shifted by this much left, right, up and down
 SHIFTS = ((0, 0), (SHIFT, 0), (-SHIFT, 0), (0, SHIFT), (0, -SHIFT))
 L2 = 30.0  # the logistic's shrinkage: 480 features against ~250 training frames (x5 readings)
-CODEC_RANK = 16  # directions of the control's encode differences taken out of the features (AugmentedLogistic)
+CODEC_RANK = 32  # directions of the control's encode differences taken out of the features (AugmentedLogistic)
 
 
 def _gabor_pairs() -> list[tuple[np.ndarray, np.ndarray]]:
