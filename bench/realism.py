@@ -41,8 +41,8 @@ detector over N draws and fold splits (the dubs in --out are kept: a second run 
         [--json F] [--live] [--cnn]
 
 --cnn also scores the second detector (bench/realism_convnet.py: a fixed-filter conv net on the same crops, draws
-and folds, the control's encode differences taken out of its features) on the dub and the control: `accuracy_cnn`, `control_cnn` (bench.realism_cnn does the same on an existing
---out folder, with where the net looks).
+and folds, the control's encode differences taken out of its features) on the dub and the control: `accuracy_cnn`,
+`control_cnn` (bench.realism_cnn does the same on an existing --out folder, with where the net looks).
 
 --live dubs with a live session instead (`lipdub.apps.live.run` as fast as the machine goes, the clip's own mouths
 prepared beforehand, `lipdub live`'s default).
