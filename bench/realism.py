@@ -41,8 +41,8 @@ detector over N draws and fold splits (the dubs in --out are kept: a second run 
         [--json F] [--live] [--cnn]
 
 --cnn also scores the second detector (bench/realism_convnet.py: a fixed-filter conv net on the same crops, draws
-and folds) on the dub and the control: `accuracy_cnn`, `control_cnn` (bench.realism_cnn does the same on an existing
---out folder, with where the net looks).
+and folds, the control's encode differences taken out of its features) on the dub and the control: `accuracy_cnn`,
+`control_cnn` (bench.realism_cnn does the same on an existing --out folder, with where the net looks).
 
 --live dubs with a live session instead (`lipdub.apps.live.run` as fast as the machine goes, the clip's own mouths
 prepared beforehand, `lipdub live`'s default).
@@ -370,8 +370,10 @@ def run_clip(clip: Clip, speech: Clip, out: Path, max_seconds: float | None, see
 
 def cnn_scores(real: Side, fake: Side, twin: Side, seeds: int) -> dict:
     """The second detector's accuracy on the dub and on the control (`accuracy_cnn`, `control_cnn`; their details,
-    per filter group, in `cnn_detail` and `cnn_control_detail`)."""
-    main, control = cnnet.compare(real, fake, SEED, seeds), cnnet.compare(real, twin, SEED, seeds)
+    per filter group, in `cnn_detail` and `cnn_control_detail`), the control's encode differences taken out of its
+    features in both."""
+    main = cnnet.compare(real, fake, SEED, seeds, twin=twin)
+    control = cnnet.compare(real, twin, SEED, seeds, twin=twin)
     return {"accuracy_cnn": main.pop("accuracy"), "control_cnn": control.pop("accuracy"), "cnn_detail": main,
             "cnn_control_detail": control}
 

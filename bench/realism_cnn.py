@@ -15,8 +15,11 @@ cached):
   the net finds its evidence) and `<clip>_surest.png`, blind pairs of the crops the net was surest of (the dub
   frames it gave the highest out-of-fold odds of a dub, the real frames the lowest, in opening order), key beside it.
 
+The net is cleaned of the codec as bench.realism's is (the control's encode differences, CODEC_RANK directions per
+fold, out of its features; the occlusion map's models too); `--codec-rank 0` scores it raw, as before stop 39.
+
     PYTHONPATH=$PWD nice -n 10 .venv/bin/python -m bench.realism_cnn --out /tmp/realism_run --clips a,b
-        [--seeds 4] [--sheets DIR] [--json F]
+        [--seeds 4] [--sheets DIR] [--json F] [--codec-rank N]
 """
 
 from __future__ import annotations
@@ -80,7 +83,8 @@ def dub_minus_real(real: np.ndarray, fake: np.ndarray) -> dict[str, list]:
             for g, cols in cnnet.FEATURE_GROUPS.items()}
 
 
-def clip_cnn(work: Path, max_seconds: float | None, seeds: int, sheets: Path | None) -> dict:
+def clip_cnn(work: Path, max_seconds: float | None, seeds: int, sheets: Path | None,
+             rank: int = cnnet.CODEC_RANK) -> dict:
     real = read_side(work / "original.mp4", max_seconds)
     fake = read_side(work / "dubbed.mp4", max_seconds)
     twin = read_side(work / "original_again.mp4", max_seconds, skip=CONTROL_LEAD)
@@ -88,7 +92,7 @@ def clip_cnn(work: Path, max_seconds: float | None, seeds: int, sheets: Path | N
     for key, other in (("", fake), ("control_", twin)):
         for sampling, tag in (("opening", ""), ("pose", "_pose")):
             logistic = compare(real, other, seed=SEED, seeds=seeds, sampling=sampling)
-            net = cnnet.compare(real, other, SEED, seeds, sampling=sampling, groups=not tag)
+            net = cnnet.compare(real, other, SEED, seeds, sampling=sampling, groups=not tag, twin=twin, rank=rank)
             row[f"{key}logistic{tag}"], row[f"{key}cnn{tag}"] = logistic.get("accuracy"), net.get("accuracy")
             row[f"{key}samples{tag}"] = net.get("samples")
             if not tag:
@@ -100,7 +104,8 @@ def clip_cnn(work: Path, max_seconds: float | None, seeds: int, sheets: Path | N
         y = np.r_[np.zeros(len(ia)), np.ones(len(ib))]
         blocks = np.floor(np.r_[real.times[ia], fake.times[ib]]).astype(int)
         crops_r, crops_f = [real.crops[i] for i in ia], [fake.crops[i] for i in ib]
-        heat, p = cnnet.occlusion_map(crops_r + crops_f, y, blocks, seed=SEED)
+        codec = cnnet.encode_differences(real, twin) if rank else None
+        heat, p = cnnet.occlusion_map(crops_r + crops_f, y, blocks, seed=SEED, codec=codec)
         row["occlusion"] = np.round(heat, 3).tolist()
         row["occlusion_accuracy"] = round(det.balanced_accuracy(y, p > 0.5), 3)
         map_png(crops_r, crops_f, heat, sheets / f"{work.name}_map.png")
@@ -112,11 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = work_folder_parser(__doc__)
     ap.add_argument("--sheets", type=Path, default=None, help="where the PNGs go (default OUT/cnn)")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--codec-rank", type=int, default=cnnet.CODEC_RANK,
+                    help="directions of the control's encode differences taken out of the net's features (0: none)")
     args = ap.parse_args(argv)
     sheets = args.sheets or args.out / "cnn"
     rows = {}
     for name in args.clips.split(","):
-        rows[name] = r = clip_cnn(args.out / "work" / name, args.max_seconds, args.seeds, sheets)
+        rows[name] = r = clip_cnn(args.out / "work" / name, args.max_seconds, args.seeds, sheets, args.codec_rank)
         fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
         print(f"{name}: logistic {fmt(r['logistic'])} CNN {fmt(r['cnn'])}; control: logistic "
               f"{fmt(r['control_logistic'])} CNN {fmt(r['control_cnn'])} ({r['samples']} frames/side); pose-matched: "

@@ -12,6 +12,12 @@ The chroma is left out: the same filters on a* and b* (and the cells' mean Lab) 
 the same frames apart (0.70 on two of four clips; docs/RESULTS.md, "A second detector"): x264's chroma differs from
 one encode to the next, and the dub is an encode of its own.
 
+Cleaned of the codec: the control's two encodes of the same frames (bench.realism's re-encode and its twin) differ
+only by x264's noise, and the raw net told them apart (0.56-0.68 on five of 24 clips; docs/RESULTS.md, "The second
+detector cleaned of the codec"). Given the twin, every fold takes the CODEC_RANK directions along which the training
+blocks' frame-by-frame encode differences spread most out of the features before the logistic reads them (on the
+dub and on the control alike; a held-out block's differences are never used).
+
 Training folds are augmented with the same crops shifted by SHIFT px each way, both sides alike (a tell that moved by
 two pixels must still read; none is invented); test crops are read unshifted. Pure numpy + OpenCV; tested on
 generated data (tests/test_realism_convnet.py: a planted grain HOG misses, and chance on one distribution).
@@ -36,6 +42,7 @@ FILTER_SEED = 17
 SHIFT = 2  # px at SIZE; training crops also read shifted by this much left, right, up and down
 SHIFTS = ((0, 0), (SHIFT, 0), (-SHIFT, 0), (0, SHIFT), (0, -SHIFT))
 L2 = 30.0  # the logistic's shrinkage: 480 features against ~250 training frames (x5 readings)
+CODEC_RANK = 32  # directions of the control's encode differences taken out of the features (AugmentedLogistic)
 
 
 def _gabor_pairs() -> list[tuple[np.ndarray, np.ndarray]]:
@@ -157,26 +164,59 @@ def crop_features(crops: list[np.ndarray], shifts=SHIFTS) -> np.ndarray:
 class AugmentedLogistic:
     """det.Logistic on the net's features, fitted on every shifted reading of the training crops (both classes
     alike), predicting from the unshifted reading. Rows hold len(shifts) readings of `width` columns each
-    (crop_features' layout); `columns` picks a group within each reading."""
+    (crop_features' layout); `columns` picks a group within each reading.
 
-    def __init__(self, width: int = N_FEATURES, columns: slice | None = None, l2: float = L2):
+    `differences` (rows in the same layout: the control's second encode minus the first, frame by frame, from the
+    training blocks only; encode_differences): the `rank` directions along which they spread most (uncentred, so
+    their mean difference too; in the training features' sd units) are projected out of every reading before the
+    logistic reads it, so nothing that only the codec moves between two encodes of the same frames can tell the
+    sides apart."""
+
+    def __init__(self, width: int = N_FEATURES, columns: slice | None = None, l2: float = L2,
+                 differences: np.ndarray | None = None, rank: int = CODEC_RANK):
         self.width, self.columns, self.l2 = width, columns if columns is not None else slice(None), l2
+        self.differences, self.rank = differences, rank
 
     def _readings(self, X: np.ndarray) -> np.ndarray:
         return X.reshape(len(X), -1, self.width)[..., self.columns]
 
+    def _clean(self, R: np.ndarray) -> np.ndarray:
+        """Single readings R (n, columns) standardised and with the codec's directions taken out."""
+        Z = (R - self.mu) / self.sd
+        return Z - (Z @ self.codec.T) @ self.codec
+
     def fit(self, X: np.ndarray, y: np.ndarray) -> "AugmentedLogistic":
         R = self._readings(X)
-        self.model = det.Logistic(l2=self.l2).fit(R.reshape(-1, R.shape[-1]), np.repeat(y, R.shape[1]))
+        R = R.reshape(-1, R.shape[-1])
+        self.mu, self.sd = R.mean(0), R.std(0) + 1e-9
+        self.codec = np.zeros((0, R.shape[1]))
+        if self.differences is not None and self.rank > 0 and len(self.differences):
+            D = self._readings(self.differences)
+            D = D.reshape(-1, D.shape[-1]) / self.sd
+            self.codec = np.linalg.svd(D, full_matrices=False)[2][:self.rank]
+        self.model = det.Logistic(l2=self.l2).fit(self._clean(R), np.repeat(y, X.shape[1] // self.width))
         return self
 
     def proba(self, X: np.ndarray) -> np.ndarray:
-        return self.model.proba(self._readings(X)[:, 0])
+        return self.model.proba(self._clean(self._readings(X)[:, 0]))
 
     def logit(self, F: np.ndarray) -> np.ndarray:
         """The fitted model's log-odds of class 1 for unshifted single readings F (n, width)."""
         m = self.model
-        return np.hstack([(F[:, self.columns] - m.mu) / m.sd, np.ones((len(F), 1))]) @ m.w
+        return np.hstack([(self._clean(F[:, self.columns]) - m.mu) / m.sd, np.ones((len(F), 1))]) @ m.w
+
+
+def encode_differences(real: "SideLike", twin: "SideLike") -> tuple[np.ndarray, np.ndarray]:
+    """(times, D): for every frame both sides hold (the same time within a quarter frame; the control's two encodes
+    of the same frames), the twin's cnn_features minus the real side's, every reading: what only the codec moves."""
+    if not len(real.times) or not len(twin.times):
+        return np.zeros(0), np.zeros((0, real.cnn_features().shape[1]))
+    step = float(np.median(np.diff(real.times))) if len(real.times) > 1 else 0.04
+    j, last = np.searchsorted(twin.times, real.times), len(twin.times) - 1
+    lo, hi = np.clip(j - 1, 0, last), np.clip(j, 0, last)
+    j = np.where(np.abs(twin.times[lo] - real.times) <= np.abs(twin.times[hi] - real.times), lo, hi)
+    ok = np.abs(twin.times[j] - real.times) < 0.25 * step
+    return real.times[ok], twin.cnn_features()[j[ok]] - real.cnn_features()[ok]
 
 
 # ------------------------------------------------------------------------------------------------------ scoring
@@ -191,28 +231,37 @@ class SideLike(Protocol):
 
 
 def compare(real: SideLike, fake: SideLike, seed: int, seeds: int = 1, sampling: str = "opening",
-            min_samples: int = 20, groups: bool = True) -> dict:
+            min_samples: int = 20, groups: bool = True, twin: SideLike | None = None, rank: int = CODEC_RANK) -> dict:
     """bench.realism.compare with this detector: balanced accuracy telling `fake` (class 1) from `real`, both sides
     drawn by det.sample(`sampling`) with the same seeds as the logistic's, cross-validated over the same 1-second
     block folds (det.cross_validate: a block's frames never train the model that scores them); mean over `seeds`
-    draws; `by_features`: the same on one filter group at a time."""
+    draws; `by_features`: the same on one filter group at a time. `twin`: the control's second encode of `real`'s
+    frames (for the control itself, `fake`): its `rank` directions of encode differences, from the training folds'
+    blocks only, are taken out of the features (AugmentedLogistic); None or rank 0: the features as they are."""
     draw = lambda s: det.sample(sampling, real.opening, fake.opening, real.pose, fake.pose, seed=s)  # noqa: E731
     ia, ib = draw(seed)
     if len(ia) < min_samples:
         return {"accuracy": None, "note": f"only {len(ia)} {sampling}-matched frames per side"}
     Fa, Fb = real.cnn_features(), fake.cnn_features()
+    times, D = encode_differences(real, twin) if twin is not None and rank > 0 else (np.zeros(0), None)
+    within = np.floor(times).astype(int)
+
+    def net(columns: slice | None = None):
+        return lambda held: AugmentedLogistic(columns=columns, rank=rank,
+                                              differences=None if D is None else D[~np.isin(within, held)])
+
     accs, by = [], {g: [] for g in FEATURE_GROUPS}
     try:
         for s in range(seed, seed + max(1, seeds)):
             ja, jb = (ia, ib) if s == seed else draw(s)
             X, y, blocks = det.stacked(Fa, Fb, real.times, fake.times, ja, jb)
-            accs.append(det.cross_validate(X, y, blocks, seed=s, make=AugmentedLogistic)[0])
+            accs.append(det.cross_validate(X, y, blocks, seed=s, make=net(), per_fold=True)[0])
             for g, cols in (FEATURE_GROUPS.items() if groups else ()):
-                by[g].append(det.cross_validate(X, y, blocks, seed=s,
-                                                make=lambda c=cols: AugmentedLogistic(columns=c))[0])
+                by[g].append(det.cross_validate(X, y, blocks, seed=s, make=net(cols), per_fold=True)[0])
     except ValueError as exc:
         return {"accuracy": None, "note": str(exc)}
-    out = {"accuracy": round(float(np.mean(accs)), 3), "samples": int(len(ia))}
+    out = {"accuracy": round(float(np.mean(accs)), 3), "samples": int(len(ia)),
+           "codec_pairs": int(len(times)), "codec_rank": rank if D is not None else 0}
     if len(accs) > 1:
         out["accuracy_sd"] = round(float(np.std(accs)), 3)
     if groups:
@@ -226,11 +275,12 @@ OCCLUDE = 16  # px at SIZE: the side of the square greyed out
 OCCLUDE_STEP = 8
 
 
-def occlusion_map(crops: list[np.ndarray], y: np.ndarray, blocks: np.ndarray, seed: int,
-                  k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+def occlusion_map(crops: list[np.ndarray], y: np.ndarray, blocks: np.ndarray, seed: int, k: int = 5,
+                  codec: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Where the out-of-fold detector finds its evidence: per fold, the model fitted on the other folds; each test
     crop's OCCLUDE px squares (OCCLUDE_STEP apart) in turn replaced by the training crops' mean there; the map is the
     mean drop of the log-odds of the crop's true class (positive: that square told the model the right answer).
+    `codec`: encode_differences' (times, D), taken out of the features as compare takes them (training blocks only).
     Returns (map (n, n) over the crop, out-of-fold probability of class 1 per crop)."""
     labs = np.stack([lab_planes(c) for c in crops])
     F = crop_features(crops)
@@ -243,7 +293,9 @@ def occlusion_map(crops: list[np.ndarray], y: np.ndarray, blocks: np.ndarray, se
         test, train = folds == f, folds != f
         if len(np.unique(y[train])) < 2:
             continue
-        model = AugmentedLogistic().fit(F[train], y[train])
+        held = np.unique(blocks[test])
+        D = None if codec is None else codec[1][~np.isin(np.floor(codec[0]).astype(int), held)]
+        model = AugmentedLogistic(differences=D).fit(F[train], y[train])
         base = model.logit(F[test, :N_FEATURES])
         p[test] = 1 / (1 + np.exp(-np.clip(base, -30, 30)))
         mean = labs[train].mean(0)

@@ -216,9 +216,11 @@ def stacked(features_a: np.ndarray, features_b: np.ndarray, times_a: np.ndarray,
 
 
 def cross_validate(X: np.ndarray, y: np.ndarray, blocks: np.ndarray, k: int = 5, seed: int = 0,
-                   make=Logistic) -> tuple[float, np.ndarray]:
+                   make=Logistic, per_fold: bool = False) -> tuple[float, np.ndarray]:
     """Balanced accuracy of out-of-fold predictions over min(k, number of blocks) folds of whole blocks (a block's
-    real and dubbed samples always share a fold); returns (accuracy, out-of-fold probability of class 1)."""
+    real and dubbed samples always share a fold); returns (accuracy, out-of-fold probability of class 1).
+    `per_fold`: `make` is called with the fold's held-out blocks, for a model that also learns from data beside X
+    (the control's encode differences) and must leave those blocks out of it too."""
     k = min(k, len(np.unique(blocks)))
     if k < 2:
         raise ValueError("cross-validation needs at least two blocks")
@@ -230,7 +232,8 @@ def cross_validate(X: np.ndarray, y: np.ndarray, blocks: np.ndarray, k: int = 5,
         if len(np.unique(y[train])) < 2:
             p[test] = 0.5
             continue
-        p[test] = make().fit(X[train], y[train]).proba(X[test])
+        model = make(np.unique(blocks[test])) if per_fold else make()
+        p[test] = model.fit(X[train], y[train]).proba(X[test])
     return balanced_accuracy(y, p > 0.5), p
 
 

@@ -57,6 +57,24 @@ def test_cross_validation_tells_separable_classes_and_not_identical_ones():
     assert 0.35 < acc_same < 0.65
 
 
+def test_cross_validation_per_fold_tells_each_model_the_blocks_it_scores():
+    X, y, blocks = _two_classes(2.0)
+    held, scored = [], []
+
+    class Spy(det.Logistic):
+        def __init__(self, test_blocks):
+            super().__init__()
+            held.append(set(test_blocks.tolist()))
+
+        def proba(self, Xt):
+            scored.append({int(b) for b in blocks[np.isin(X[:, 0], Xt[:, 0])]})
+            return super().proba(Xt)
+
+    acc, _ = det.cross_validate(X, y, blocks, make=Spy, per_fold=True)
+    assert acc > 0.9 and held == scored  # each model was told exactly the blocks it then scored
+    assert set().union(*held) == set(blocks.tolist()) and sum(len(h) for h in held) == len(set(blocks.tolist()))
+
+
 def test_stacked_puts_the_drawn_rows_of_both_sides_in_order_with_their_seconds():
     fa, fb = np.arange(10.0)[:, None], 100 + np.arange(6.0)[:, None]
     ta, tb = np.arange(10) * 0.4, np.arange(6) * 0.7

@@ -83,10 +83,77 @@ def test_augmented_logistic_trains_on_every_reading_and_predicts_from_the_unshif
     unshifted = rng.normal(size=(n, w)) + 3 * y[:, None] * np.eye(w)[0]
     moved = unshifted + rng.normal(0, 0.3, (n, w)) + 5.0  # a second reading of the same class, moved
     model = cnnet.AugmentedLogistic(width=w).fit(np.hstack([unshifted, moved]), y)
-    assert np.allclose(model.model.mu, np.vstack([unshifted, moved]).mean(0))  # fitted on both readings
+    assert np.allclose(model.mu, np.vstack([unshifted, moved]).mean(0))  # fitted on both readings
     p = model.proba(np.hstack([unshifted, moved]))
     assert det.balanced_accuracy(y, p > 0.5) > 0.9
     assert np.allclose(p, model.proba(np.hstack([unshifted, rng.normal(size=(n, w))])))  # the second is not read
+
+
+def _jpeg(crop: np.ndarray, quality: int = 50) -> np.ndarray:
+    return cv2.imdecode(cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_UNCHANGED)
+
+
+def test_the_controls_encode_differences_are_taken_out_and_a_real_tell_is_kept():
+    """The control's second encode as a codec's quantisation of the same frames (JPEG: fine detail rounded away the
+    same way on every frame): the raw net tells the two encodes apart; with the encode differences of the training
+    folds' frames projected out it reads chance, and still tells a coarser grain (the dub) from the real side."""
+    def side(crops):
+        return realism.Side(np.arange(len(crops)) / 25.0, np.linspace(0, 0.3, len(crops)), crops,
+                            [i > 0 for i in range(len(crops))])
+    frames = _crops(80, 0.7, 6)
+    real, twin, dub = side(frames), side([_jpeg(c) for c in frames]), side(_crops(80, 1.4, 7))
+    times, D = cnnet.encode_differences(real, twin)
+    assert len(times) == 80 and np.allclose(D, twin.cnn_features() - real.cnn_features())
+    raw = cnnet.compare(real, twin, 0, groups=False, twin=twin, rank=0)
+    clean = cnnet.compare(real, twin, 0, groups=False, twin=twin)
+    assert raw["accuracy"] > 0.9 and raw["codec_rank"] == 0
+    assert clean["accuracy"] < 0.65 and clean["codec_rank"] == cnnet.CODEC_RANK and clean["codec_pairs"] == 80
+    assert cnnet.compare(real, dub, 0, groups=False, twin=twin)["accuracy"] > 0.8
+
+
+def test_encode_differences_pair_frames_by_time_and_leave_out_the_unpaired():
+    crops = _crops(6, 1.0, 0)
+    real = realism.Side(np.arange(6) / 25.0, np.zeros(6), crops, [True] * 6)
+    twin = realism.Side(np.array([0, 2, 3, 5]) / 25.0 + 0.001, np.zeros(4), [crops[i] for i in (0, 2, 3, 5)],
+                        [True] * 4)  # frames 1 and 4 without a face in the second encode
+    times, D = cnnet.encode_differences(real, twin)
+    assert np.allclose(times, np.array([0, 2, 3, 5]) / 25.0) and np.abs(D).max() < 1e-9
+
+
+class _Features:
+    """A side whose net features are given (cnnet.SideLike)."""
+
+    def __init__(self, times: np.ndarray, features: np.ndarray):
+        self.times, self.opening, self.crops, self.pose, self._f = times, np.linspace(0, 0.3, len(times)), [], None, \
+            features
+
+    def cnn_features(self) -> np.ndarray:
+        return self._f
+
+
+def test_the_codec_directions_are_fitted_on_the_training_blocks_only(monkeypatch):
+    """An encode difference from a held-out block must not reach the model that scores it: only the frames of one
+    second (block 9) differ between the two encodes, along one column; every fold that trains on block 9 takes that
+    column out, the one fold that scores it does not know of it."""
+    rng = np.random.default_rng(0)
+    n = 100
+    times = np.arange(n) / 10.0  # 10 one-second blocks
+    real = rng.normal(size=(n, cnnet.N_FEATURES))
+    D = rng.normal(0, 0.01, real.shape)
+    D[times >= 9, 3] += 5.0
+    seen = []
+
+    class Spy(cnnet.AugmentedLogistic):
+        def fit(self, X, y):
+            super().fit(X, y)
+            seen.append(float(np.abs(self.codec[:, 3]).max()))
+            return self
+
+    monkeypatch.setattr(cnnet, "AugmentedLogistic", Spy)
+    out = cnnet.compare(_Features(times, real), _Features(times, rng.normal(size=real.shape)), 0, groups=False,
+                        twin=_Features(times, real + D), rank=1)
+    assert out["codec_pairs"] == n and len(seen) == 5  # 5 folds of two blocks
+    assert sum(v > 0.99 for v in seen) == 4 and sum(v < 0.5 for v in seen) == 1
 
 
 def test_occlusion_map_points_at_the_planted_grain():
