@@ -8,15 +8,17 @@ about 1.15x the footage's, so the level acts:
     shot 40–48 s (video)                   → the shot dubbed
     speech of each 8 s window in WINDOWS   → what the anchor really did then is the truth
 
-Each window's speech dubs the shot with the profile, with the level held at 1 (`level 1`: SHOT_LEVEL_MAX = 1), as
-the code does (`shot level`), and without the profile (`no profile`). Per dub: r at the best lag of the re-tracked
+Each window's speech dubs the shot with the profile, with the level held at 1 (`level1`: SHOT_LEVEL_MAX = 1), as
+the code does (`shot`), and without the profile (`none`); `level1_placebo` and `shot_placebo` are those two again
+with a change of no meaning to selection (PROXIMITY_SECONDS 1.0 -> 1.05, stop 37's placebo): how far r moves when
+only the path through the atlas moves, against which a difference between variants is read. Per dub: r at the best lag of the re-tracked
 dub's mouth opening against the anchor's filmed mouth in that window, lag, amplitude, and from the plan (no
 re-tracking) the r of the wanted openings and of the openings of the atlas entries drawn. Drive it with a motion
 model that never saw the anchor (--heldout, as bench.profile_eval: `python -m training.train_motion --dry-run
 --groups cnn` writes it); the shipped model learned from this clip.
 
     PYTHONPATH=$PWD nice -n 10 .venv/bin/python -m bench.profile_level --heldout [--work DIR] [--json F]
-                                                                       [--variants level1,shot,none]
+                                                       [--variants level1,shot,none,level1_placebo,shot_placebo]
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from lipdub.core.metrics import MAX_LAG, amplitude_ratio, pearson_at_best_lag, r
 from lipdub import profile as profiles
 from lipdub.pipeline import DubOptions, dub
 from lipdub.profile import articulation
+from lipdub.render import selection
 from training import evaluate
 from training.manifest import HELD_OUT_DIR
 
@@ -43,7 +46,8 @@ CLIP = "video/cnn_anchor_71s.mp4"
 FOOTAGE = (0.0, 30.0)  # the profile's footage
 SHOT = (40.0, 48.0)  # realism_profile's cnn_anchor shot: its mouths open wider than the footage's
 WINDOWS = ((30.0, 38.0), (50.0, 58.0), (60.0, 68.0))  # speech, outside both
-VARIANTS = ("level1", "shot", "none")
+VARIANTS = ("level1", "shot", "none", "level1_placebo", "shot_placebo")
+PLACEBO_PROXIMITY_SECONDS = 1.05  # selection.PROXIMITY_SECONDS in a placebo dub (1.0 in the code)
 
 
 @contextlib.contextmanager
@@ -55,6 +59,27 @@ def level_held_at_one():
         yield
     finally:
         articulation.SHOT_LEVEL_MAX = saved
+
+
+@contextlib.contextmanager
+def placebo():
+    """Selection with a change of no meaning while inside (PLACEBO_PROXIMITY_SECONDS)."""
+    saved = selection.PROXIMITY_SECONDS
+    selection.PROXIMITY_SECONDS = PLACEBO_PROXIMITY_SECONDS
+    try:
+        yield
+    finally:
+        selection.PROXIMITY_SECONDS = saved
+
+
+def variant_context(variant: str) -> contextlib.ExitStack:
+    """The code as a variant dubs: the level held at 1 (level1*), selection's placebo (*_placebo)."""
+    stack = contextlib.ExitStack()
+    if variant.startswith("level1"):
+        stack.enter_context(level_held_at_one())
+    if variant.endswith("_placebo"):
+        stack.enter_context(placebo())
+    return stack
 
 
 @contextlib.contextmanager
@@ -128,7 +153,7 @@ def run(data: Path, work: Path, variants: tuple[str, ...]) -> list[dict]:
             plans: list = []
             levels: list = []
             t = time.perf_counter()
-            with level_held_at_one() if variant == "level1" else contextlib.nullcontext(), recorded(plans, levels):
+            with variant_context(variant), recorded(plans, levels):
                 report = dub(parts["shot"], parts[(a, b)], out, opts)
             row = {"variant": variant, "window": f"{a:g}-{b:g}", "wall": round(time.perf_counter() - t, 1)}
             track = evaluate._track_path(out, None, None, cache=False)

@@ -38,3 +38,20 @@ def test_summary_is_the_mean_over_windows_per_variant():
     got = profile_level.summary(rows)
     assert got["level1"] == {"r": 0.75, "amp": 1.0, "windows": 2}
     assert got["none"] == {"r": 0.6, "amp": 1.2, "level": 1.0, "windows": 1}
+
+
+def test_variants_set_the_level_and_the_placebo_and_restore_both():
+    from lipdub.render import selection
+
+    footage = np.linspace(0.01, 0.06, 100)
+    seconds = selection.PROXIMITY_SECONDS
+    with profile_level.variant_context("level1_placebo"):
+        assert profiles.shot_level(footage, 1.3 * footage) == 1.0
+        assert selection.PROXIMITY_SECONDS == profile_level.PLACEBO_PROXIMITY_SECONDS != seconds
+    with profile_level.variant_context("shot_placebo"):
+        assert profiles.shot_level(footage, 1.3 * footage) == pytest.approx(1.3)
+        assert selection.PROXIMITY_SECONDS == profile_level.PLACEBO_PROXIMITY_SECONDS
+    with profile_level.variant_context("shot"):
+        assert selection.PROXIMITY_SECONDS == seconds
+    assert selection.PROXIMITY_SECONDS == seconds
+    assert profiles.shot_level(footage, 1.3 * footage) == pytest.approx(1.3)
