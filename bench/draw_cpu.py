@@ -60,8 +60,8 @@ def main() -> int:
         track = load_track(video, info, opts, None)
         renderer = own_renderer(video, info, track, opts, None)
         samples = media.load_audio(audio, SR)[0]
-        schedule, mouth, teeth = offline._plan_motion(speech.analyse(samples, SR), track, info, len(samples) / SR,
-                                                      opts, None)
+        schedule, mouth, teeth, _ = offline._plan_motion(speech.analyse(samples, SR), track, info,
+                                                         len(samples) / SR, opts, None)
         plan = renderer.plan(schedule, mouth, teeth)
         with media.FrameReader(video, info, planar=True) as reader:
             frames = [reader.get(j) for j in range(info.n_frames)]

@@ -73,7 +73,7 @@ def test_a_dub_loads_the_chosen_file_and_its_mouth_differs(monkeypatch):
     mouths = {}
     for choice in motion.MODEL_CHOICES:
         opts = DubOptions(motion_model=choice)
-        _, mouths[choice], _ = offline._plan_motion(s, [0] * 75, info, 3.0, opts, None)  # 75 tracked frames
+        _, mouths[choice], _, _ = offline._plan_motion(s, [0] * 75, info, 3.0, opts, None)  # 75 tracked frames
     assert loaded == [motion.MODEL_PATH, motion.PERMISSIVE_MODEL_PATH]
     research, permissive = mouths["research"].opening, mouths["permissive"].opening
     assert research.max() > 0.2 and permissive.max() > 0.2  # both speak

@@ -241,7 +241,7 @@ def _atlas_of_openings(gaps: np.ndarray):
     return SimpleNamespace(norm=norm)
 
 
-def test_a_profile_dub_speaks_at_the_shot_s_level_where_the_shot_opens_wider():
+def test_a_profile_dub_draws_at_the_shot_s_level_where_the_shot_opens_wider_chosen_at_the_footage_s():
     from types import SimpleNamespace
 
     from test_motion_model import speech
@@ -253,11 +253,36 @@ def test_a_profile_dub_speaks_at_the_shot_s_level_where_the_shot_opens_wider():
     gaps = np.random.default_rng(1).uniform(0.0, 0.06, 200)  # the footage's mouths
     actor = SimpleNamespace(articulation=profiles.Articulation(), atlas=_atlas_of_openings(gaps))
     assert np.allclose(render.descriptors(actor.atlas.norm)[:, 0], gaps)  # premise: the stand-in's openings
-    _, learned, _ = offline._plan_motion(s, [0] * 75, info, 3.0, opts, actor)
-    _, same, _ = offline._plan_motion(s, [0] * 75, info, 3.0, opts, actor, shot_open=gaps)
-    _, wider, _ = offline._plan_motion(s, [0] * 75, info, 3.0, opts, actor, shot_open=1.25 * gaps)
+    _, learned, _, none = offline._plan_motion(s, [0] * 75, info, 3.0, opts, actor)
+    _, same, _, equal = offline._plan_motion(s, [0] * 75, info, 3.0, opts, actor, shot_open=gaps)
+    _, chosen_by, _, wider = offline._plan_motion(s, [0] * 75, info, 3.0, opts, actor, shot_open=1.25 * gaps)
+    assert none is None and equal is None  # nothing drawn other than chosen
     speaking = (learned.opening > 0) & ~learned.closed
     assert speaking.sum() > 20
     assert np.array_equal(same.opening, learned.opening)
+    assert np.array_equal(chosen_by.opening, learned.opening)  # entries chosen at the footage's level
     assert np.allclose(wider.opening[speaking], np.clip(1.25 * learned.opening[speaking], 0, 1.2), atol=1e-5)
     assert np.array_equal(wider.opening[~speaking], learned.opening[~speaking])
+
+
+def test_a_plan_draws_its_drawn_mouth_from_the_entries_chosen_for_its_mouth():
+    from dataclasses import replace
+
+    from test_render import _renderer_over
+
+    from lipdub import motion
+
+    renderer, _ = _renderer_over("video/hdtf_katiehill_8s.mp4", 50)
+    n = 50
+    schedule = np.arange(n)
+    speech = 0.05 + 0.12 * np.sin(np.arange(n) / 3.0) ** 2  # openings among the clip's own (0.03-0.23 canonical)
+    mouth = motion.MouthTrack(np.arange(n) / 25.0, (speech / renderer.model.open_max).astype(np.float32),
+                              np.zeros(n, np.float32), np.zeros(n, bool))
+    wider = replace(mouth, opening=np.clip(mouth.opening * 1.3, 0, 1.2).astype(np.float32))
+    open_m, width_m, sel_m = renderer.plan(schedule, mouth)
+    open_w, width_w, sel_w = renderer.plan(schedule, wider)
+    open_d, width_d, sel_d = renderer.plan(schedule, mouth, drawn=wider)
+    assert not np.array_equal(sel_m, sel_w)  # premise: the wider mouth alone chooses other entries
+    assert np.array_equal(sel_d, sel_m)
+    assert np.array_equal(open_d, open_w) and np.array_equal(width_d, width_w)
+    assert not np.array_equal(open_d, open_m)

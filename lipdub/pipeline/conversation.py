@@ -246,7 +246,7 @@ def dub_conversation(video, audio: list, output, opts: DubOptions, progress: Pro
             faces.append(None)
             continue
         face_opts = dataclasses.replace(opts, **v.face_options)
-        schedule, mouth, teeth = offline._plan_motion(analysis, track, info, duration, face_opts, None, schedule)
+        schedule, mouth, teeth, _ = offline._plan_motion(analysis, track, info, duration, face_opts, None, schedule)
         own = own_renderer(video, info, track, face_opts, progress)
         renderer, _, plan = offline._plan_rendering(video, None, info, track, analysis, schedule, mouth, teeth,
                                                     face_opts, None, own, v.samples)

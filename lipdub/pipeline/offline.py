@@ -63,12 +63,12 @@ def _dub(video, audio, output, options: DubOptions | None, progress: Progress | 
         if opts.length == "fit":
             fit = fit_plan(video, info, track,
                            samples16 if samples16 is not None else media.load_audio(audio, SR)[0], duration)
-        schedule, mouth, teeth = _plan_motion(speech_track, track, info, duration, opts, actor,
-                                              fit.schedule if fit is not None else None,
-                                              None if own is None else own.atlas_open)
+        schedule, mouth, teeth, drawn = _plan_motion(speech_track, track, info, duration, opts, actor,
+                                                     fit.schedule if fit is not None else None,
+                                                     None if own is None else own.atlas_open)
         t = time.perf_counter()
         renderer, styler, plan = _plan_rendering(video, audio, info, track, speech_track, schedule, mouth, teeth,
-                                                 opts, actor, own, samples16, pauses)
+                                                 opts, actor, own, samples16, pauses, drawn)
         timings["plan"] = time.perf_counter() - t
         log_memory("plan")
         t = time.perf_counter()
@@ -78,8 +78,8 @@ def _dub(video, audio, output, options: DubOptions | None, progress: Progress | 
     timings["render"] = time.perf_counter() - t
     log_memory("render")
     timings["total"] = time.perf_counter() - t0
-    report = _report(output, info, opts, actor, schedule, mouth, speech_track, renderer, styler, faces_rendered,
-                     digest, timings)
+    report = _report(output, info, opts, actor, schedule, mouth if drawn is None else drawn, speech_track, renderer,
+                     styler, faces_rendered, digest, timings)
     report.retiming = plan_report(fit)
     return report
 
@@ -197,32 +197,47 @@ def _analyse_speech_beside_tracking(video: Path, audio: Path, info, opts: DubOpt
 
 def _plan_motion(speech_track, track, info, duration: float, opts: DubOptions, actor, schedule=None,
                  shot_open: np.ndarray | None = None):
-    """Which source frame each output frame shows (unless `schedule` says: --length fit), and the mouth (opening,
+    """Which source frame each output frame shows (unless `schedule` says: --length fit), the mouth (opening,
     width, closures; teeth with a profile) the speech asks for at each output frame: the actor's articulation with a
-    profile (raised to the shot's own level where its atlas's openings `shot_open` are wider than the footage's:
-    profiles.shot_level), the emotion's bias on top."""
+    profile, the emotion's bias on top; and the mouth drawn where it is another (else None): with a profile whose
+    footage opens less than the shot's own mouths (its atlas's openings `shot_open`), the speech drawn at the shot's
+    level (profiles.shot_level), its atlas entries chosen for the speech at the footage's (level 1): chosen at the
+    shot's level, the raised openings fell on other entries, whose path followed the speech less well (held out on
+    the CNN anchor, bench.profile_level: r 0.763 at level 1, 0.746 chosen at the shot's, 0.761 so; docs/RESULTS.md)."""
     if schedule is None:
         schedule = _output_schedule(track, info, duration, opts)
     out_times = np.arange(len(schedule)) / info.fps
     mouth = motion.mouth_track(speech_track, out_times, 1.0 if actor is not None else opts.strength,
                                params=motion.MotionParams(model=motion.load_model(opts.motion_model)))
-    teeth = None
+    teeth = drawn = None
     if actor is not None:  # this actor's articulation, then the requested strength on top
         level = 1.0 if shot_open is None else profiles.shot_level(render.descriptors(actor.atlas.norm)[:, 0],
                                                                     shot_open)
-        if level > 1.0:
-            log.info("the shot's mouths open %.2fx the profile footage's: its speech raised as much", level)
-        mouth = actor.articulation.apply(mouth, speech_track, level)
-        mouth = dataclasses.replace(mouth, opening=np.clip(mouth.opening * opts.strength, 0, 1.2).astype(np.float32),
-                                    width=np.clip(mouth.width * opts.strength, -1, 1).astype(np.float32),
-                                    rest=None if mouth.rest is None else mouth.rest * min(opts.strength, 1.0))
+        generic = mouth
+        mouth = _at_strength(actor.articulation.apply(generic, speech_track), opts.strength)
         teeth = actor.articulation.teeth(mouth, speech_track)
+        if level > 1.0:
+            log.info("the shot's mouths open %.2fx the profile footage's: its speech drawn as much more open", level)
+            drawn = _emotion_bias(_at_strength(actor.articulation.apply(generic, speech_track, level), opts.strength),
+                                  opts)
+    return schedule, _emotion_bias(mouth, opts), teeth, drawn
+
+
+def _at_strength(mouth: motion.MouthTrack, strength: float) -> motion.MouthTrack:
+    """A profile's mouth with the requested strength on top."""
+    return dataclasses.replace(mouth, opening=np.clip(mouth.opening * strength, 0, 1.2).astype(np.float32),
+                               width=np.clip(mouth.width * strength, -1, 1).astype(np.float32),
+                               rest=None if mouth.rest is None else mouth.rest * min(strength, 1.0))
+
+
+def _emotion_bias(mouth: motion.MouthTrack, opts: DubOptions) -> motion.MouthTrack:
+    """The mouth with the emotion's bias on its speech openings."""
     scale_o, floor_o = expression.mouth_bias(opts.emotion, opts.emotion_strength)
-    if (scale_o, floor_o) != (1.0, 0.0):
-        speaking = (mouth.opening > 0) & ~mouth.closed
-        opened = np.where(speaking, np.maximum(mouth.opening * scale_o, floor_o), mouth.opening)
-        mouth = dataclasses.replace(mouth, opening=np.clip(opened, 0, 1.2).astype(np.float32))
-    return schedule, mouth, teeth
+    if (scale_o, floor_o) == (1.0, 0.0):
+        return mouth
+    speaking = (mouth.opening > 0) & ~mouth.closed
+    opened = np.where(speaking, np.maximum(mouth.opening * scale_o, floor_o), mouth.opening)
+    return dataclasses.replace(mouth, opening=np.clip(opened, 0, 1.2).astype(np.float32))
 
 
 def _output_schedule(track, info, duration: float, opts: DubOptions) -> np.ndarray:
@@ -288,10 +303,11 @@ def filmed_pauses(video: Path, info, track) -> np.ndarray | None:
 
 
 def _plan_rendering(video: Path, audio: Path, info, track, speech_track, schedule, mouth, teeth, opts: DubOptions,
-                    actor, own, samples16, pauses: np.ndarray | None = None):
+                    actor, own, samples16, pauses: np.ndarray | None = None, drawn=None):
     """The renderer (the profile's mouths or the clip's own), the styler for --region face/head or an emotion, and
     the plan of mouths; all None when the video shows no face. `pauses` (filmed_pauses) tell how the filmed speaker
-    rests, which the new speech's silences show."""
+    rests, which the new speech's silences show; `drawn` (_plan_motion): the mouth drawn where it is not `mouth`,
+    which chooses the atlas entries."""
     renderer = styler = plan = None
     if track.valid.any():
         if actor is not None:
@@ -307,9 +323,9 @@ def _plan_rendering(video: Path, audio: Path, info, track, speech_track, schedul
             styler = FaceStyler(renderer, track, schedule, speech_track, samples16, opts.region, opts.emotion,
                                 opts.emotion_strength, info.is_image, info.fps)
             renderer = styler.renderer
-            plan = renderer.plan(np.arange(len(schedule)), mouth, teeth, source=schedule)
+            plan = renderer.plan(np.arange(len(schedule)), mouth, teeth, source=schedule, drawn=drawn)
         else:
-            plan = renderer.plan(schedule, mouth, teeth)
+            plan = renderer.plan(schedule, mouth, teeth, drawn=drawn)
     else:
         log.warning("no face found in %s: writing the video unchanged with the new audio", video)
     return renderer, styler, plan

@@ -167,12 +167,12 @@ class Renderer:
         return opening, a + b * opening + resid[np.minimum(source, len(resid) - 1)] + spread
 
     def plan(self, schedule: np.ndarray, mouth: motion.MouthTrack, teeth: np.ndarray | None = None,
-             teeth_weight: float = 0.25, source: np.ndarray | None = None):
+             teeth_weight: float = 0.25, source: np.ndarray | None = None, drawn: motion.MouthTrack | None = None):
         """Wanted canonical opening/width per output frame and the atlas entry to draw each from. `teeth`
         (per output frame, atlas teeth units) makes selection match teeth visibility too. `schedule`: this
-        renderer's track frame per output frame; `source` (default `schedule`): the filmed frame it shows."""
-        m = self.model
-        source = schedule if source is None else source
+        renderer's track frame per output frame; `source` (default `schedule`): the filmed frame it shows.
+        `drawn`: the mouth drawn where it is not `mouth`, which chooses the entries (pipeline.offline._plan_motion)."""
+        m, source = self.model, schedule if source is None else source
         open_c, width_c = self.wanted(mouth, source)
         scale = descriptor_scale(m)
         # the filmed frame's expression: entries whose corners sit as far over the speaker's lift at their opening
@@ -191,7 +191,7 @@ class Renderer:
                             pose_features(self.pose, np.minimum(schedule, len(self.track) - 1)),
                             jump_cost=JUMP_COST, pose_weight=POSE_WEIGHT, atlas_cost=self.blur_cost(),
                             atlas_open=self.atlas_open, want_open=open_c, **self._times(source))
-        return open_c, width_c, sel
+        return (open_c, width_c, sel) if drawn is None else (*self.wanted(drawn, source), sel)
 
     def _times(self, source: np.ndarray) -> dict:
         """select_frames' proximity arguments for output frames showing filmed frames `source`."""
