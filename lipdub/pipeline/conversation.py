@@ -269,9 +269,7 @@ def dub_conversation(video, audio: list, output, opts: DubOptions, progress: Pro
 
     audio_out, audio_sr, gain = (sound if isinstance(sound, tuple) else (sound, SR, None))
     shown = fit.shown if fit is not None else schedule  # --length fit: held frames blended with the next
-    with media.VideoWriter(output, info.width, info.height, info.fps, audio=audio_out, audio_sr=audio_sr,
-                           crf=opts.crf, preset=opts.preset, repeatable=bool(opts.repeatable),
-                           matrix=info.matrix) as writer, \
+    with offline.dub_writer(output, info, opts, audio_out, audio_sr) as writer, \
             BackgroundWriter(writer, digest=opts.frames_sha256) as sink, \
             frame_reader(video, info, shown, planar=True) as reader:
         rendered = render_frames(range(len(schedule)), shown, reader, render_one, sink, progress,

@@ -335,8 +335,14 @@ def _writer(output: Path, audio: Path, info, opts: DubOptions):
     """The dub's writer (a null context for --resume and --pieces, which write pieces of their own)."""
     if opts.resume or opts.pieces:
         return contextlib.nullcontext()
-    return media.VideoWriter(output, info.width, info.height, info.fps, audio=audio, crf=opts.crf, preset=opts.preset,
-                             repeatable=bool(opts.repeatable), matrix=info.matrix)
+    return dub_writer(output, info, opts, audio)
+
+
+def dub_writer(output: Path, info, opts: DubOptions, audio, audio_sr: int = SR) -> media.VideoWriter:
+    """A whole dub's writer: the video's size, rate and colour matrix, the options' encode, the new sound (a file,
+    or samples at `audio_sr`)."""
+    return media.VideoWriter(output, info.width, info.height, info.fps, audio=audio, audio_sr=audio_sr, crf=opts.crf,
+                             preset=opts.preset, repeatable=bool(opts.repeatable), matrix=info.matrix)
 
 
 def _render_and_encode(video: Path, audio: Path, output: Path, info, opts: DubOptions, schedule, renderer, styler,
