@@ -42,11 +42,11 @@ def live_frames_sha256(video: Path, audio: Path, seconds: float = 6.0, frames: i
     return h.hexdigest()
 
 
-def measure(data: Path) -> dict[str, str]:
+def measure(data: Path, out: Path) -> dict[str, str]:
+    """The digests of the recorded dubs, written into the folder `out`."""
     import lipdub
     from lipdub import profile
 
-    out = Path(tempfile.mkdtemp(prefix="lipdub-sha-"))
     hashes: dict[str, str] = {}
 
     def dub(name: str, video: str, audio: str, **options) -> None:
@@ -69,8 +69,9 @@ def main() -> int:
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     parser.add_argument("--write", action="store_true", help="record the current hashes as the expected ones")
     args = parser.parse_args()
-    os.environ.setdefault("LIPDUB_CACHE", tempfile.mkdtemp(prefix="lipdub-sha-cache-"))
-    hashes = measure(Path(args.data))
+    with tempfile.TemporaryDirectory(prefix="lipdub-sha-") as work:
+        os.environ.setdefault("LIPDUB_CACHE", str(Path(work) / "cache"))  # first dubs: nothing cached beforehand
+        hashes = measure(Path(args.data), Path(work))
     if args.write:
         EXPECTED.write_text(json.dumps(hashes, indent=1) + "\n")
         return 0

@@ -70,8 +70,17 @@ def write_cut(src: Path, out: Path, stop: int, start: int = 0, crf: float = 12) 
 # Tests never read or fill the user's face-track cache: one fresh cache per test run (CI starts empty too), shared by
 # the run's xdist workers (they inherit the controller's environment; entries are content-keyed and written atomically)
 import os as _os
+import shutil as _shutil
 import tempfile as _tempfile
 
-if not (_os.environ.get("PYTEST_XDIST_WORKER") and _os.environ.get("LIPDUB_TEST_RUN_CACHE")):
+_RUN_CACHE_MADE_HERE = not (_os.environ.get("PYTEST_XDIST_WORKER") and _os.environ.get("LIPDUB_TEST_RUN_CACHE"))
+if _RUN_CACHE_MADE_HERE:
     _os.environ["LIPDUB_TEST_RUN_CACHE"] = _tempfile.mkdtemp(prefix="lipdub-test-cache-")
 _os.environ["LIPDUB_CACHE"] = _os.environ["LIPDUB_TEST_RUN_CACHE"]
+
+
+def pytest_unconfigure(config) -> None:
+    """The run's cache goes with the run (~0.1 GB each): removed by the process that made it, which under xdist ends
+    after its workers."""
+    if _RUN_CACHE_MADE_HERE:
+        _shutil.rmtree(_os.environ["LIPDUB_TEST_RUN_CACHE"], ignore_errors=True)
