@@ -165,3 +165,71 @@ def test_a_warp_drawn_where_it_is_used_is_the_whole_warp_there():
             assert np.array_equal(whole[1], part[1])  # the coverage is the whole roi's
             alone = warper.warp(img, src, dst, roi, detail, step, used=used)  # (no second image)
             assert np.array_equal(alone[0][used], whole[0][used]) and np.array_equal(alone[1], whole[1])
+
+
+def test_bands_hold_each_row_span_of_the_used_pixels():
+    """_bands (one pass over each band's rows) gives the boxes of each band's rows' first and last used pixels."""
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        h, w = int(rng.integers(1, 120)), int(rng.integers(1, 120))
+        used = np.zeros((h, w), np.uint8)
+        if rng.random() < 0.8:  # convex as a face's hull, or scattered pixels
+            cv2.fillConvexPoly(used, cv2.convexHull(rng.uniform([0, 0], [w, h], (5, 2)).astype(np.int32)), 1)
+        else:
+            used = (rng.random((h, w)) < 0.05).astype(np.uint8)
+        used = used > 0
+        cuts = tuple(int(c) for c in rng.integers(0, h + 1, int(rng.integers(0, 3))))
+        bands = mesh._bands(used, cuts)
+        rows = np.flatnonzero(used.any(1))
+        if not len(rows):
+            assert bands == []
+            continue
+        covered = np.zeros_like(used)
+        for r0, r1, c0, c1 in bands:
+            assert 0 < r1 - r0 <= 16 and not any(r0 < c < r1 for c in cuts)
+            on = [np.flatnonzero(row) for row in used[r0:r1] if row.any()]
+            assert on and c0 == min(o[0] for o in on) and c1 == max(o[-1] for o in on) + 1
+            covered[r0:r1, c0:c1] = True
+        assert not (used & ~covered).any() and bands[0][0] == rows[0] and bands[-1][1] == rows[-1] + 1
+
+
+def test_remap_around_draws_its_bands_into_the_array_given():
+    rng = np.random.default_rng(12)
+    img = rng.integers(0, 256, (200, 220, 3), np.uint8)
+    w, h = 180, 150
+    dst, ids, coefs = _geometry(rng, w, h)
+    mx, my = mesh._affine_maps(dst, ids, coefs, 0, 0, w, h, 2)[:2]
+    bands = [(0, 16, 10, 90), (16, 30, 0, 180), (30, 46, 40, 60), (100, 150, 5, 175)]
+    hole = (50, 16, 120, 30)
+    want = mesh._remap_around(img, mx, my, hole, bands)
+    canvas = np.full((h + 10, w + 20, 3), 7, np.uint8)
+    view = canvas[4:4 + h, 9:9 + w]
+    assert mesh._remap_around(img, mx, my, hole, bands, view) is view
+    drawn = want.any(2)
+    assert np.array_equal(view[drawn], want[drawn])
+    assert (view[~drawn] == 7).all() and (canvas[:4] == 7).all() and (canvas[:, :9] == 7).all()
+
+
+def test_a_used_warps_second_image_is_drawn_in_its_window_alone():
+    """As the renderer asks: the frame's skin moved inside the put box alone, used reaching past it (the lips'
+    window grown): the whole warp's values in the window's used pixels, 0 outside the window."""
+    rng = np.random.default_rng(13)
+    img, own = (rng.integers(1, 256, (260, 300, 3), np.uint8) for _ in range(2))
+    for _ in range(10):
+        w, h = int(rng.integers(80, 280)), int(rng.integers(80, 240))
+        pts = np.concatenate([rng.uniform([0, 0], [w, h], (30, 2)), [[0, 0], [w, 0], [0, h], [w, h]]])
+        warper = mesh.TriangleMesh(pts)
+        roi = (0, 0, w, h)
+        src, held = (pts + rng.uniform(-6, 6, pts.shape) for _ in range(2))
+        window = (w // 4, h // 4, 3 * w // 4, 3 * h // 4)
+        detail = (w // 3, h // 3, w // 2, h // 2)
+        used = np.zeros((h, w), bool)
+        used[h // 5:4 * h // 5, w // 5:4 * w // 5] = True
+        also = (own, held, window)
+        whole = warper.warp(img, src, pts, roi, detail, 2, also=also)
+        part = warper.warp(img, src, pts, roi, detail, 2, also=also, used=used)
+        inside = np.zeros((h, w), bool)
+        inside[window[1]:window[3], window[0]:window[2]] = True
+        assert np.array_equal(part[0][used], whole[0][used])
+        assert np.array_equal(part[2][used & inside], whole[2][used & inside])
+        assert not part[2][~inside].any() and whole[2][used & ~inside].any()

@@ -32,7 +32,8 @@ class TriangleMesh:
         dst_pts as well inside the window (elsewhere the first image's), sampled cubic (a frame's own skin: linear
         sampling at a half-pixel shift keeps half its grain). With `used` (bool, the roi's shape: the pixels the
         caller reads), both images are drawn only in bands of rows around those pixels (and the lips' window), the
-        same values there; elsewhere they are 0."""
+        same values there; elsewhere they are 0 (the second image outside its window too: nothing reads it there).
+        Each band is drawn straight into the output (OpenCV writes into the view), none copied."""
         x0, y0, x1, y1 = roi
         h, w = y1 - y0, x1 - x0
         tri = self.triangles
@@ -68,9 +69,9 @@ class TriangleMesh:
                 mx0, my0, mx1, my1 = box
                 map_x, map_y = _affine_maps(d[ok], np.flatnonzero(ok), coefs, 0, 0, w, h, step, raster, box)[:2]
                 hole = None if lips is None else (lips[0] - mx0, lips[1] - my0, lips[2] - mx0, lips[3] - my0)
-                out[my0:my1, mx0:mx1] = _remap_around(src_img, map_x, map_y, hole,
-                                                      [(r0 - my0, r1 - my0, c0 - mx0, c1 - mx0)
-                                                       for r0, r1, c0, c1 in bands])
+                _remap_around(src_img, map_x, map_y, hole,
+                              [(r0 - my0, r1 - my0, c0 - mx0, c1 - mx0) for r0, r1, c0, c1 in bands],
+                              out[my0:my1, mx0:mx1])
         if lips is not None:
             # the lips: exact full-resolution map and cubic sampling (lip lines and teeth stay crisp)
             if step > 1:
@@ -79,7 +80,7 @@ class TriangleMesh:
             else:
                 r, c = slice(dy0 - my0, dy1 - my0), slice(dx0 - mx0, dx1 - mx0)
                 fx, fy = map_x[r, c], map_y[r, c]
-            out[dy0:dy1, dx0:dx1] = cv2.remap(src_img, fx, fy, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+            cv2.remap(src_img, fx, fy, cv2.INTER_CUBIC, out[dy0:dy1, dx0:dx1], borderMode=cv2.BORDER_REPLICATE)
         second = None
         if also is not None:  # the same triangles: their raster is reused, only the affines differ
             affine2 = np.zeros((len(tri), 3, 2))
@@ -87,16 +88,17 @@ class TriangleMesh:
             wx0, wy0, wx1, wy1 = (int(v) for v in also[2])
             mx, my = _affine_maps(d[ok], np.flatnonzero(ok), affine2.reshape(len(tri), 6).astype(np.float32),
                                   0, 0, w, h, step, raster, (wx0, wy0, wx1, wy1))[:2]
-            second = out.copy()
             if bands is None:
-                second[wy0:wy1, wx0:wx1] = cv2.remap(also[0], mx, my, cv2.INTER_CUBIC,
-                                                     borderMode=cv2.BORDER_REPLICATE)
+                second = out.copy()
+                cv2.remap(also[0], mx, my, cv2.INTER_CUBIC, second[wy0:wy1, wx0:wx1], borderMode=cv2.BORDER_REPLICATE)
+            else:  # (outside the window nothing reads it: 0 there, not a copy of the first image)
+                second = np.zeros_like(out)
             for r0, r1, c0, c1 in bands or ():  # (each pixel from its own map entries: the same values)
                 r0, r1, c0, c1 = max(r0, wy0), min(r1, wy1), max(c0, wx0), min(c1, wx1)
                 if r1 > r0 and c1 > c0:
-                    second[r0:r1, c0:c1] = cv2.remap(also[0], mx[r0 - wy0:r1 - wy0, c0 - wx0:c1 - wx0],
-                                                     my[r0 - wy0:r1 - wy0, c0 - wx0:c1 - wx0], cv2.INTER_CUBIC,
-                                                     borderMode=cv2.BORDER_REPLICATE)
+                    r, c = slice(r0 - wy0, r1 - wy0), slice(c0 - wx0, c1 - wx0)
+                    cv2.remap(also[0], mx[r, c], my[r, c], cv2.INTER_CUBIC, second[r0:r1, c0:c1],
+                              borderMode=cv2.BORDER_REPLICATE)
         if second is not None:
             return out, covered.view(np.uint8) * np.uint8(255), second
         return out, covered.view(np.uint8) * np.uint8(255)
@@ -197,10 +199,11 @@ def _box_of(boxes: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int]
 
 
 def _remap_around(img: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, hole: tuple | None,
-                  bands: list | None = None) -> np.ndarray:
+                  bands: list | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """cv2.remap (linear) of the whole maps but the window `hole` (x0, y0, x1, y1), left unset for the caller to
     fill: each pixel depends on its own map entries alone, so the bands give the same pixels. With `bands` (row0,
-    row1, col0, col1 boxes, none across the hole's top or bottom row) only those, less the hole; the rest is 0."""
+    row1, col0, col1 boxes, none across the hole's top or bottom row) only those, less the hole; the rest is 0, or,
+    into `out` (the maps' shape: drawn in place, no band copied), as `out` had it."""
     if hole is None and bands is None:
         return cv2.remap(img, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     h, w = map_x.shape
@@ -209,7 +212,7 @@ def _remap_around(img: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, hole: t
         out = np.empty((h, w) + img.shape[2:], img.dtype)
         boxes = [(0, hy0, 0, w), (hy1, h, 0, w), (hy0, hy1, 0, hx0), (hy0, hy1, hx1, w)]
     else:
-        out = np.zeros((h, w) + img.shape[2:], img.dtype)
+        out = np.zeros((h, w) + img.shape[2:], img.dtype) if out is None else out
         boxes = bands
         if hole is not None:
             hx0, hy0, hx1, hy1 = hole
@@ -221,26 +224,23 @@ def _remap_around(img: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, hole: t
                     boxes.append((r0, r1, c0, c1))
     for r0, r1, c0, c1 in boxes:
         if r1 > r0 and c1 > c0:
-            out[r0:r1, c0:c1] = cv2.remap(img, map_x[r0:r1, c0:c1], map_y[r0:r1, c0:c1], cv2.INTER_LINEAR,
-                                          borderMode=cv2.BORDER_REPLICATE)
+            cv2.remap(img, map_x[r0:r1, c0:c1], map_y[r0:r1, c0:c1], cv2.INTER_LINEAR, out[r0:r1, c0:c1],
+                      borderMode=cv2.BORDER_REPLICATE)
     return out
 
 
 def _bands(used: np.ndarray, cuts: tuple = (), rows: int = 16) -> list[tuple[int, int, int, int]]:
     """(row0, row1, col0, col1) boxes of at most `rows` rows, none across a row in `cuts`, that together hold every
     True pixel of `used`: a face's convex mask fills ~80 % of its bands, ~60 % of its box."""
-    any_row = used.any(1)
-    on = np.flatnonzero(any_row)
+    on = np.flatnonzero(used.any(1))
     if not len(on):
         return []
-    first = used.argmax(1)
-    last = used.shape[1] - used[:, ::-1].argmax(1)
     edges = sorted(set(range(int(on[0]), int(on[-1]) + 1, rows)) | {int(c) for c in cuts if on[0] < c <= on[-1]})
     out = []
     for r0, r1 in zip(edges, edges[1:] + [int(on[-1]) + 1]):
-        some = any_row[r0:r1]
-        if some.any():
-            out.append((r0, r1, int(first[r0:r1][some].min()), int(last[r0:r1][some].max())))
+        cols = np.flatnonzero(used[r0:r1].any(0))  # (one pass over the band: half the time of each row's ends)
+        if len(cols):
+            out.append((r0, r1, int(cols[0]), int(cols[-1]) + 1))
     return out
 
 

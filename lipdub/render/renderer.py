@@ -434,7 +434,7 @@ class Renderer:
             # carry another frame's grain and stubble (or a still one), the detector's clearest tell
             held = self._frame_controls(j) if held is None else held
             bx, by, bw, bh = cv2.boundingRect(put.view(np.uint8))
-            if bw:  # only where the mouth is put in
+            if bw:  # only where the mouth is put in (the warp leaves the rest of its skin image 0: never read)
                 from_frame = pixels, held - np.asarray(origin, np.float64), (bx, by, bx + bw, by + bh)
         used = put.copy()
         grow = 8 + int(margin)
