@@ -164,16 +164,10 @@ SPLIT_RANGE = (0.2, 0.9)  # where between its inner lips (0 upper .. 1 lower) a 
 
 def split_rows(rgb: np.ndarray, top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
     """Per column of `rgb` (a mouth drawn at its filmed opening), the row to split its interior at when a jaw moves
-    it: split_share of the way from its inner lips `top` to `bottom` (rows per column) all along the mouth. The
-    midway row cut the upper teeth of a mouth whose teeth filled more than half its gap, and their lower edge rode
-    down with the lower lip: a grey bar over the lower lip."""
-    return (top + split_share(rgb, top, bottom) * (bottom - top)).astype(np.float32)
-
-
-def split_share(rgb: np.ndarray, top: np.ndarray, bottom: np.ndarray) -> float:
-    """Where between its inner lips (0 `top` .. 1 `bottom`, rows per column) the interior of `rgb` splits: the median
-    over the columns of where their darkest row lies (where the upper teeth end and the mouth behind them shows),
-    within SPLIT_RANGE; midway where no column is 4 px open."""
+    it: one share of the way from its inner lips `top` to `bottom` (rows per column) all along the mouth, the median
+    over the columns of where their darkest row lies (where the upper teeth end and the mouth behind them shows).
+    The midway row cut the upper teeth of a mouth whose teeth filled more than half its gap, and their lower edge
+    rode down with the lower lip: a grey bar over the lower lip. Midway where no column is 4 px open."""
     gap = bottom - top
     ok, r0, r1 = split_window(top, bottom, rgb.shape[0])
     if ok.any():
@@ -182,9 +176,10 @@ def split_share(rgb: np.ndarray, top: np.ndarray, bottom: np.ndarray) -> float:
         inside = (rows >= top + SPLIT_RANGE[0] * gap) & (rows <= top + SPLIT_RANGE[1] * gap)
         ok &= inside.any(0)
     if not ok.any():
-        return 0.5
+        return (top + 0.5 * gap).astype(np.float32)
     dark = np.where(inside, grey, np.inf)[:, ok].argmin(0) + r0
-    return float(np.clip(np.median((dark - top[ok]) / gap[ok]), *SPLIT_RANGE))
+    share = float(np.clip(np.median((dark - top[ok]) / gap[ok]), *SPLIT_RANGE))
+    return (top + share * gap).astype(np.float32)
 
 
 def split_window(top: np.ndarray, bottom: np.ndarray, height: int) -> tuple[np.ndarray, int, int]:

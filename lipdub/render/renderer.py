@@ -21,8 +21,8 @@ from lipdub.errors import InputError
 from lipdub.render import compose, speaker
 from lipdub.render.atlas import Atlas, fill_atlas_in_halves, pose_features
 from lipdub.render.interior import (CLOSED_LINE_OPENING, GAP_GAIN_MIN, GapMatch, darken_gap, gap_lightness,
-                                    inner_lip_mask, pull_inner_lips, soften_lip_line, split_rows, split_share,
-                                    split_window, synthetic_cavity)
+                                    inner_lip_mask, pull_inner_lips, soften_lip_line, split_rows, split_window,
+                                    synthetic_cavity)
 from lipdub.render.mouth import (CONTROL, INNER_LOWER_POS, INNER_UPPER_POS, JAW_POS, LIPS_POS,
                                  OUTER_LIPS_POS, OUTER_RING, UPPER_EDGE_POS, MouthModel, build_mouth_model, corner_lift,
                                  descriptors, target_shape)
@@ -249,15 +249,40 @@ class Renderer:
         x1, y1 in roi pixels: where the caller blends it in); each pixel there as the whole roi's would have it."""
         n_ctrl = len(CONTROL)
         bx0, by0, bx1, by1 = box
-        if float(self.atlas_open[s]) < 0.02:  # no interior filmed (a closed-mouth photo)
+        s_open = float(self.atlas_open[s])
+        if s_open < 0.02:  # no interior filmed (a closed-mouth photo)
             return synthetic_cavity(patch, dst[:n_ctrl], roi, float(self.pose.scale[j]), teeth=True)[by0:by1, bx0:bx1]
+        # s drawn at its own opening in a's shape, so its inner lips sit where a's would
+        dst_u = self._target(j, a, s_open, width, None)
         # per column: where s's interior splits (render.interior.split_rows: where its upper teeth end), and how far
         # the upper and the lower lip move from there to the wanted mouth (the lower most at the centre, nothing at
         # the corners, so the gap opens as a lens)
-        dst_u, top, bottom, drop, slide, lift = self._filmed_lips(j, dst, roi, width, s, a, patch.shape[1])
+        x0, y0 = roi[:2]
+        h, w = patch.shape[:2]
+        cols = np.arange(w, dtype=np.float32) + x0
+        up_u, lo_u = dst_u[INNER_UPPER_POS], dst_u[INNER_LOWER_POS]
+        up_d, lo_d = dst[INNER_UPPER_POS], dst[INNER_LOWER_POS]
+        order = np.argsort(lo_u[:, 0])
+        top = np.interp(cols, lo_u[order, 0], up_u[order, 1]) - y0
+        bottom = np.interp(cols, lo_u[order, 0], lo_u[order, 1]) - y0
+        drop = np.interp(cols, lo_u[order, 0], lo_d[order, 1] - lo_u[order, 1], left=0.0, right=0.0)
+        slide = np.interp(cols, lo_u[order, 0], lo_d[order, 0] - lo_u[order, 0], left=0.0, right=0.0)  # a tilted jaw
+        order = np.argsort(up_u[:, 0])
+        lift = np.interp(cols, up_u[order, 0], up_d[order, 1] - up_u[order, 1])
+        # s is warped only where it is read: split_rows' window, and the box's pixels moved by the jaw (a linear
+        # sample's 2x2 neighbours; reads past the roi take its edge, which the grown box then reaches)
+        used = np.zeros((h, w), bool)
+        ok, r0, r1 = split_window(top, bottom, h)
+        if ok.any():
+            on = np.flatnonzero(ok)
+            used[r0:r1, on[0]:on[-1] + 1] = True
         c = slice(bx0, bx1)
-        teeth = self._filmed_interior(s, dst_u, roi, detail, top, bottom, box, np.abs(slide[c]).max(),
-                                      max(np.abs(drop[c]).max(), np.abs(lift[c]).max()), patch.shape[:2])
+        dx = int(np.ceil(np.abs(slide[c]).max())) + 2
+        dy = int(np.ceil(max(np.abs(drop[c]).max(), np.abs(lift[c]).max()))) + 2
+        used[max(by0 - dy, 0):by1 + dy, max(bx0 - dx, 0):bx1 + dx] = True
+        image, _ = self.atlas.stored(s)
+        teeth = self.warper.warp(image, self.atlas.stored_points(s, self.atlas.src_controls[s]), dst_u, roi,
+                                 detail, used=used)[0]
         meet = split_rows(teeth, top, bottom)
         # the upper half shows s's rows above its meeting line, the lower half those below: a cavity between them
         # where the mouth opens past s; where it closes past s the two overlap, and there the brighter is in front
@@ -287,63 +312,6 @@ class Renderer:
         mask_u, mask_l = mask_u.astype(np.float32), mask_l.astype(np.float32)
         out = cv2.blendLinear(teeth_low, cavity, mask_l, 1.0 - mask_l)
         return cv2.blendLinear(teeth_up, out, mask_u, 1.0 - mask_u)
-
-    def covered_interior(self, j: int, dst: np.ndarray, roi, detail, width: float, a: int,
-                         box: tuple[int, int, int, int], shape: tuple[int, int]) -> np.ndarray:
-        """What shows between the lips of atlas entry a drawn at control points `dst`, less open than a was filmed:
-        a's interior at its filmed size with the lips closing over it, each column moved so the row where a's upper
-        teeth end (split_share) keeps its share of the way between the lips. (The warp squashes the interior into
-        the smaller gap: both rows of teeth shortened into a lit strip filling it, where filmed mouths at that
-        opening show the teeth's edges and the dark between them.) Only inside `box` (x0, y0, x1, y1, roi pixels)
-        of a roi of `shape`."""
-        bx0, by0, bx1, by1 = box
-        dst_u, top, bottom, drop, _, lift = self._filmed_lips(j, dst, roi, width, a, a, shape[1])
-        c = slice(bx0, bx1)
-        # each column moves as the lips do at its split row: the upper lip's move plus the split's share of the lower
-        # lip's more; the share is read from a's rows between its own lips, so the window is warped for any share
-        reach = np.maximum(np.abs(lift[c]), np.abs(drop[c])).max()
-        teeth = self._filmed_interior(a, dst_u, roi, detail, top, bottom, box, 0.0, reach, shape)
-        shift = lift + split_share(teeth, top, bottom) * (drop - lift)
-        rows = np.arange(by0, by1, dtype=np.float32)[:, None]
-        map_x = np.broadcast_to(np.arange(bx0, bx1, dtype=np.float32)[None, :], (by1 - by0, bx1 - bx0))
-        map_y = np.broadcast_to((rows - shift[None, c]).astype(np.float32), map_x.shape)
-        return cv2.remap(teeth, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-    def _filmed_lips(self, j: int, dst: np.ndarray, roi, width: float, s: int, a: int, w: int):
-        """Entry s drawn at its own opening in a's shape (frame-j control points dst_u, so its inner lips sit where
-        a's would) and, per roi column (`w` of them), its inner lips' rows (top, bottom; roi pixels) and how far the
-        wanted mouth `dst`'s lower lip (drop, and sideways: slide) and upper lip (lift) lie from them."""
-        dst_u = self._target(j, a, float(self.atlas_open[s]), width, None)
-        x0, y0 = roi[:2]
-        cols = np.arange(w, dtype=np.float32) + x0
-        up_u, lo_u = dst_u[INNER_UPPER_POS], dst_u[INNER_LOWER_POS]
-        up_d, lo_d = dst[INNER_UPPER_POS], dst[INNER_LOWER_POS]
-        order = np.argsort(lo_u[:, 0])
-        top = np.interp(cols, lo_u[order, 0], up_u[order, 1]) - y0
-        bottom = np.interp(cols, lo_u[order, 0], lo_u[order, 1]) - y0
-        drop = np.interp(cols, lo_u[order, 0], lo_d[order, 1] - lo_u[order, 1], left=0.0, right=0.0)
-        slide = np.interp(cols, lo_u[order, 0], lo_d[order, 0] - lo_u[order, 0], left=0.0, right=0.0)  # a tilted jaw
-        order = np.argsort(up_u[:, 0])
-        lift = np.interp(cols, up_u[order, 0], up_d[order, 1] - up_u[order, 1])
-        return dst_u, top, bottom, drop, slide, lift
-
-    def _filmed_interior(self, s: int, dst_u: np.ndarray, roi, detail, top: np.ndarray, bottom: np.ndarray,
-                         box: tuple[int, int, int, int], dx: float, dy: float, shape: tuple[int, int]) -> np.ndarray:
-        """Entry s warped onto `dst_u` (_filmed_lips), only where it is read: split_rows' window between its inner
-        lips `top` and `bottom`, and `box` grown by the most its pixels move, `dx` and `dy` (a linear sample's 2x2
-        neighbours; reads past the roi take its edge, which the grown box then reaches)."""
-        h, w = shape
-        bx0, by0, bx1, by1 = box
-        used = np.zeros((h, w), bool)
-        ok, r0, r1 = split_window(top, bottom, h)
-        if ok.any():
-            on = np.flatnonzero(ok)
-            used[r0:r1, on[0]:on[-1] + 1] = True
-        dx, dy = int(np.ceil(dx)) + 2, int(np.ceil(dy)) + 2
-        used[max(by0 - dy, 0):by1 + dy, max(bx0 - dx, 0):bx1 + dx] = True
-        image, _ = self.atlas.stored(s)
-        return self.warper.warp(image, self.atlas.stored_points(s, self.atlas.src_controls[s]), dst_u, roi, detail,
-                                used=used)[0]
 
     def _target(self, j: int, a: int, opening: float, width: float, offsets: np.ndarray | None) -> np.ndarray:
         """Frame-j positions of the control points for atlas entry a drawn at this opening and width."""
@@ -476,15 +444,6 @@ class Renderer:
         warped, cover, *moved = self.warper.warp(image, atlas.stored_points(a, src), dst, roi, detail,
                                                  also=from_frame, used=used)
         touch, part = CLOSED_LINE_OPENING
-        if touch <= opening < src_open:
-            # drawn less open than filmed: the lips close over the filmed interior, its teeth keep their size
-            m = inner_lip_mask(dst[:n_ctrl], roi)
-            bx, by, bw, bh = cv2.boundingRect((m > 0).view(np.uint8))
-            if bw:
-                r, c = slice(by, by + bh), slice(bx, bx + bw)
-                inside = self.covered_interior(j, dst, roi, detail, width, a, (bx, by, bx + bw, by + bh),
-                                               warped.shape[:2])
-                warped[r, c] = cv2.blendLinear(inside, warped[r, c], m[r, c], 1.0 - m[r, c])
         if squeeze > 0 and opening < part:
             # a shut or barely parted mouth drawn from an open one: its lip line needs redrawing
             soften_lip_line(warped, dst[:n_ctrl], roi, float(scale),
