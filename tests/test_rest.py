@@ -69,7 +69,7 @@ def test_a_speaker_who_rests_open_keeps_a_still_open_rest_in_the_new_silences(to
     into = np.flatnonzero((t > 2.7) & (t < 3.2))
     assert opening[into].min() > 0.5 * rest
     # selection draws the speaker's own parted mouths there, not a mouth squeezed shut
-    _, _, sel = r.plan(np.arange(len(m)) % len(track), m)
+    _, _, sel, _ = r.plan(np.arange(len(m)) % len(track), m)
     drawn = r.atlas_open[sel[silent]]
     assert np.all(np.abs(drawn - rest) < 0.02)
 
