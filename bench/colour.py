@@ -166,7 +166,7 @@ def own_mouths(renderer, schedule, mouth, teeth=None, **kw):
     frame): the redrawn region then shows what was there, so any difference is the drawing's bias."""
     seq = np.asarray(renderer.atlas.seq)
     sel = np.array([int(np.argmin(np.abs(seq - j))) for j in schedule])
-    return renderer.atlas_desc[sel, 0], renderer.atlas_desc[sel, 1], sel, np.zeros(len(sel))
+    return renderer.atlas_desc[sel, 0], renderer.atlas_desc[sel, 1], sel
 
 
 def self_dub(kind: str, folder: Path, n: int, reuse: bool = False, own: bool = False) -> dict:

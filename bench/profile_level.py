@@ -84,7 +84,7 @@ def variant_context(variant: str) -> contextlib.ExitStack:
 
 @contextlib.contextmanager
 def recorded(plans: list, levels: list):
-    """Every Renderer.plan's result (open_c, width_c, sel, own mouth's share) with the renderer's atlas openings appended to `plans`,
+    """Every Renderer.plan's result (open_c, width_c, sel) with the renderer's atlas openings appended to `plans`,
     every profiles.shot_level's to `levels`."""
     plan, shot_level = render.Renderer.plan, profiles.shot_level
 
@@ -163,7 +163,7 @@ def run(data: Path, work: Path, variants: tuple[str, ...]) -> list[dict]:
             if levels:
                 row["level"] = round(levels[-1], 3)
             if plans:
-                (open_c, _, sel, _), atlas_open = plans[-1]
+                (open_c, _, sel), atlas_open = plans[-1]
                 row["wanted_r"] = round(curve_sync(open_c, report.fps, truth), 4)
                 row["drawn_r"] = round(curve_sync(atlas_open[sel], report.fps, truth), 4)
             rows.append(row)

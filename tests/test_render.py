@@ -366,8 +366,7 @@ def test_frames_drawn_ahead_are_the_frames_drawn_in_turn(open_mouths, planar):
     renderer, rgb = open_mouths
     frames = [media.PlanarFrame(rgb_to_i420(f, BT709), f.shape[1], f.shape[0]) for f in rgb] if planar else rgb
     n = len(frames)
-    plan = (np.linspace(0.0, 0.3, n), np.full(n, float(renderer.model.rest_width)), (np.arange(n) * 7) % n,
-            np.zeros(n))
+    plan = (np.linspace(0.0, 0.3, n), np.full(n, float(renderer.model.rest_width)), (np.arange(n) * 7) % n)
     schedule = np.r_[np.arange(n), np.arange(n)[::-1]]  # a loop back: colour smoothing restarts on the jump
     plan = tuple(np.r_[p, p[::-1]] for p in plan)
 
@@ -384,35 +383,6 @@ def test_frames_drawn_ahead_are_the_frames_drawn_in_turn(open_mouths, planar):
     assert AHEAD >= 1 and got_faces == faces == len(schedule)
     assert len(got) == len(want) and all(np.array_equal(a, b) for a, b in zip(got, want))
     assert not np.array_equal(want[0], (frames[0].i420 if planar else frames[0]))  # a mouth was drawn
-
-
-@pytest.mark.parametrize("planar", [False, True])
-def test_a_frame_shown_as_filmed_is_left_as_decoded_and_a_share_of_it_blends_between(open_mouths, planar):
-    # the plan's fourth part: the share of the filmed frame's own mouth (a silence over a filmed rest): 1 leaves the
-    # frame exactly as decoded, between 0 and 1 it lies between the frame and the mouth drawn in full
-    from lipdub import media
-    from lipdub.media.colour import BT709, rgb_to_i420
-
-    renderer, rgb = open_mouths
-    j = 5
-    plan = lambda share: (np.full(1, 0.02), np.full(1, float(renderer.model.rest_width)), np.array([30]),  # noqa: E731
-                          np.full(1, share))
-
-    def drawn(share):
-        renderer.colour.reset()
-        frame = media.PlanarFrame(rgb_to_i420(rgb[j], BT709), rgb[j].shape[1], rgb[j].shape[0]) if planar \
-            else rgb[j].copy()
-        out, on = (renderer.frame_planar if planar else renderer.frame)(0, j, frame, plan(share))
-        assert on
-        return (out.i420 if planar else out).astype(np.float64)
-
-    as_filmed, full, half = drawn(1.0), drawn(0.0), drawn(0.5)
-    original = rgb_to_i420(rgb[j], BT709) if planar else rgb[j]
-    assert np.array_equal(as_filmed, original)
-    changed = np.abs(full - as_filmed) > 8
-    assert changed.sum() > 50  # a mouth was drawn over the frame's own
-    between = np.abs(half - 0.5 * (full + as_filmed))[changed]
-    assert np.median(between) < 3 and np.all(np.minimum(full, as_filmed)[changed] - 1 <= half[changed])
 
 
 def test_last_reads_mark_each_frames_last_read():

@@ -162,7 +162,7 @@ def test_selection_keeps_the_filmed_corner_lift(topology):
     n = len(track)
     entry_lift = render.corner_lift(r.norm)
     assert entry_lift[n // 2:].mean() - entry_lift[: n // 2].mean() == pytest.approx(0.04, abs=0.01)
-    _, _, sel, _ = r.plan(np.arange(n), _speech(n))
+    _, _, sel = r.plan(np.arange(n), _speech(n))
     lifted = entry_lift[sel] > entry_lift[: n // 2].mean() + 0.02
     assert lifted[n // 2 + 15:].all() and not lifted[: n // 2 - 15].any()
 
@@ -210,7 +210,7 @@ def test_open_mouths_are_drawn_from_mouths_with_their_openings_corners(topology)
     r.filmed = None  # no proximity
     want = motion.MouthTrack(np.arange(n) / 30.0, np.full(n, 0.10 / r.model.open_max, np.float32),
                              np.zeros(n, np.float32), np.zeros(n, bool))
-    open_c, _, sel, _ = r.plan(np.arange(n), want)
+    open_c, _, sel = r.plan(np.arange(n), want)
     assert np.allclose(open_c, 0.10, atol=0.005) and np.all(sel % 2 == 1)  # open mouths drawn
     assert np.mean(sel == 31) < 0.2
 

@@ -69,7 +69,7 @@ def test_a_speaker_who_rests_open_keeps_a_still_open_rest_in_the_new_silences(to
     into = np.flatnonzero((t > 2.7) & (t < 3.2))
     assert opening[into].min() > 0.5 * rest
     # selection draws the speaker's own parted mouths there, not a mouth squeezed shut
-    _, _, sel, _ = r.plan(np.arange(len(m)) % len(track), m)
+    _, _, sel = r.plan(np.arange(len(m)) % len(track), m)
     drawn = r.atlas_open[sel[silent]]
     assert np.all(np.abs(drawn - rest) < 0.02)
 
@@ -87,49 +87,6 @@ def test_a_speaker_who_rests_shut_in_filmed_pauses_stays_shut(topology):
     opening, _ = r.wanted(m, np.arange(len(m)) % len(track))
     t = m.times + motion.MotionParams().advance
     assert np.all(opening[(t > 1.9) & (t < 2.6)] == 0.0)
-
-
-def test_a_silence_shows_the_filmed_mouth_where_the_frame_was_filmed_at_rest():
-    from lipdub.render import speaker
-    fps, n = 25.0, 100
-    times = np.arange(n) / fps
-    share = np.zeros(n)
-    share[20:80] = 1.0  # a silence of the new speech
-    filmed = np.full(n, 0.15)  # the filmed speaker talks ...
-    filmed[30:50] = 0.062  # ... rests near his rest (0.06) for 0.8 s
-    filmed[60:62] = 0.06  # ... and passes it for two frames
-    filmed[70] = np.nan  # no face
-    source = np.arange(n)
-    own = speaker.own_mouth_share(share, times, filmed, source, 0.06)
-    assert np.all(own[34:46] == 1.0) and np.all(own[:30] == 0) and np.all(own[50:] == 0)  # a run too short: drawn
-    assert 0 < own[30] < own[31] < own[32] == 1.0 and 1.0 == own[47] > own[48] > own[49] > 0  # cross-faded
-    # the same filmed rest outside the silence is drawn (the speech there is not the speaker's rest)
-    assert not speaker.own_mouth_share(np.zeros(n), times, filmed, source, 0.06).any()
-    # the output frames show the filmed frames of the schedule (here backwards: the filmed rest at frames 50-69)
-    back = speaker.own_mouth_share(share, times, filmed, source[::-1], 0.06)
-    assert back[52:68].min() == 1.0 and not back[:50].any() and not back[70:].any()
-    # a shut rest: filmed lips that touch go through, a parted mouth does not
-    shut = np.where(np.arange(n) < 50, 0.015, 0.03)
-    shut_own = speaker.own_mouth_share(share, times, shut, source, 0.0)
-    assert shut_own[25:45].min() == 1.0 and not shut_own[50:].any()
-    # nothing without the filmed openings (a retargeted renderer) or without silences marked
-    assert not speaker.own_mouth_share(share, times, None, source, 0.06).any()
-    assert not speaker.own_mouth_share(None, times, filmed, source, 0.06).any()
-
-
-def test_a_plan_shows_the_filmed_rest_only_in_the_new_silences(topology):
-    gaps = _never_shut()
-    gaps[40:70] = _renderer(_filmed(topology, gaps), topology).rest_opening()  # filmed at rest through the silence
-    track = _filmed(topology, gaps)
-    r = _renderer(track, topology)
-    rest = r.rest_opening()
-    m = _track()
-    schedule = np.arange(len(m)) % len(track)
-    *_, own = r.plan(schedule, m)
-    filmed = r._filmed_open[schedule]
-    on = own > 0
-    assert on.any() and np.all(m.rest[on] >= 0.99) and np.all(np.abs(filmed[on] - rest) < 0.013)
-    assert not np.any(own[m.rest < 0.99])
 
 
 def test_filmed_pauses_tell_the_rest_and_a_photo_rests_shut(topology):

@@ -191,8 +191,7 @@ class Renderer:
                             pose_features(self.pose, np.minimum(schedule, len(self.track) - 1)),
                             jump_cost=JUMP_COST, pose_weight=POSE_WEIGHT, atlas_cost=self.blur_cost(),
                             atlas_open=self.atlas_open, want_open=open_c, **self._times(source))
-        through = speaker.own_mouth_share(mouth.rest, mouth.times, self._filmed_open, source, self.rest_opening())
-        return (open_c, width_c, sel, through) if drawn is None else (*self.wanted(drawn, source), sel, through)
+        return (open_c, width_c, sel) if drawn is None else (*self.wanted(drawn, source), sel)
 
     def _times(self, source: np.ndarray) -> dict:
         """select_frames' proximity arguments for output frames showing filmed frames `source`."""
@@ -219,9 +218,7 @@ class Renderer:
               ) -> tuple[np.ndarray, bool]:
         """Output frame k drawn over source frame j; frames without the speaker pass through untouched. `offsets`
         (478,3 canonical) move the wanted face (an emotion's mouth corners)."""
-        if offsets is None:  # as the planar frames are drawn (where the plan shows the frame's own mouth too)
-            return self.finish(j, frame, self.draw(k, j, frame, plan))
-        open_c, width_c, sel, _ = plan
+        open_c, width_c, sel = plan
         if not self._enter(j):
             return frame, False
         return self.render_frame(frame, j, int(sel[k]), float(open_c[k]), float(width_c[k]), offsets), True
@@ -332,28 +329,23 @@ class Renderer:
         """The mouth of output frame k over source frame j (an RGB array or a PlanarFrame), not yet put in: changes
         no state of the renderer, so a second thread may draw the next frames while finish() completes this one
         (only one drawing thread: the atlas's crop cache is not shared). None where the frame has no speaker."""
-        open_c, width_c, sel, through = plan
+        open_c, width_c, sel = plan
         if j >= len(self.track) or not self.track.valid[j]:
             return None
-        if through[k] >= 1.0:  # the frame's own mouth, as filmed
-            return Drawn((0, 0, 0, 0), None, None, None, None)
         a, opening, width = int(sel[k]), float(open_c[k]), float(width_c[k])
         dst = self._target(j, a, opening, width, None)
         if isinstance(frame, np.ndarray):
-            box, canvas, own = (0, 0, frame.shape[1], frame.shape[0]), None, None
-        else:  # everything drawing reads or writes lies in this roi (see render_frame), and the frame's own skin is
-            # read from where it was filmed
-            own = self._frame_controls(j)
-            box = frame.box(compose.region_of_interest(np.concatenate([dst, own]), frame.width, frame.height,
-                                                       margin=2), pad=2)
-            if box[2] <= box[0] or box[3] <= box[1]:
-                return Drawn(box, None, None, None, None)
-            canvas = frame.rgb(box)
-        roi, patch, alpha, skin = self._draw(frame.shape, j, a, opening, width, dst,
-                                             frame if canvas is None else canvas, box[:2], own)
-        if through[k] > 0:  # cross-fading into the frame's own mouth
-            alpha = alpha * np.float32(1.0 - through[k])
-        return Drawn(box, canvas, roi, patch, alpha, skin)
+            return Drawn((0, 0, frame.shape[1], frame.shape[0]), None,
+                         *self._draw(frame.shape, j, a, opening, width, dst, frame))
+        # everything drawing reads or writes lies in this roi (see render_frame), and the frame's own skin is read
+        # from where it was filmed
+        own = self._frame_controls(j)
+        box = frame.box(compose.region_of_interest(np.concatenate([dst, own]), frame.width, frame.height, margin=2),
+                        pad=2)
+        if box[2] <= box[0] or box[3] <= box[1]:
+            return Drawn(box, None, None, None, None)
+        canvas = frame.rgb(box)
+        return Drawn(box, canvas, *self._draw(frame.shape, j, a, opening, width, dst, canvas, box[:2], own))
 
     def finish(self, j: int, frame, drawn: Drawn | None) -> tuple:
         """Put a drawn mouth into its frame, in frame order (colour matching is smoothed from frame to frame):

@@ -101,34 +101,3 @@ def rest_opening(opening: np.ndarray | None, times: np.ndarray, pauses: np.ndarr
             rest = float(np.percentile(opening[paused], REST_PAUSE_PERCENTILE))
             rest = rest if rest >= CLOSED_LINE_OPENING[0] else 0.0
     return rest
-
-
-# the new speech's silences show the filmed frame's own mouth where it was filmed this near the speaker's rest
-# (canonical; filmed rests move ~0.004 a frame; a shut rest: lips that touch) for at least THROUGH_SECONDS,
-# cross-faded over THROUGH_RAMP frames
-THROUGH_TOLERANCE, THROUGH_SECONDS, THROUGH_RAMP = 0.012, 0.12, 2
-
-
-def own_mouth_share(rest_share: np.ndarray | None, times: np.ndarray, filmed_open: np.ndarray | None,
-                    source: np.ndarray, rest: float) -> np.ndarray:
-    """Per output frame (at `times`), how much of the filmed frame's own mouth shows instead of the drawn one (0..1):
-    1 inside the new speech's silences (`rest_share` 1, MouthTrack.rest) over runs of frames filmed within
-    THROUGH_TOLERANCE of the speaker's `rest` (or with touching lips, for a shut rest) lasting THROUGH_SECONDS, falling to 0 over THROUGH_RAMP frames at each
-    run's ends; `filmed_open`: the canonical opening per track frame (nan without a face), `source`: the track frame
-    each output frame shows. A rest drawn over a filmed rest showed one held image where the footage has its own
-    (the new speech's silences are the detector's surest frames: docs/RESULTS.md, stop 39). All 0 without the
-    filmed openings (a retargeted renderer: the styler warps its frames whole) or a rest share."""
-    share = np.zeros(len(source))
-    if rest_share is None or filmed_open is None or len(times) < 2:
-        return share
-    filmed = filmed_open[np.minimum(source, len(filmed_open) - 1)]
-    near = max(rest + THROUGH_TOLERANCE, CLOSED_LINE_OPENING[0])  # a shut rest: filmed lips that touch
-    with np.errstate(invalid="ignore"):  # (nan: no face, never through)
-        on = (np.asarray(rest_share) >= 0.99) & (filmed >= rest - THROUGH_TOLERANCE) & (filmed <= near)
-    fps = 1.0 / float(np.median(np.diff(times)))
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], on.astype(np.int8), [0]])))
-    for start, stop in zip(edges[::2], edges[1::2]):
-        if stop - start >= THROUGH_SECONDS * fps:
-            k = np.arange(stop - start)
-            share[start:stop] = np.minimum(1.0, np.minimum(k + 1, stop - start - k) / (THROUGH_RAMP + 1))
-    return share
