@@ -7,8 +7,8 @@ training.tokens' pca32) through a tanh layer of 32 units (the MLP's hidden layer
 units every STRIDE hops; each hop's opening is a linear read of its own units (the MLP's path) plus of the GRU's
 states drawn linearly between the strided steps. Its targets are the fold's cross-fitted lags' (-xlag, shared with
 training.tokens' variants in one process). Fitted with torch on the CPU (one thread; torch is not a dependency of
-lipdub: install it beside it to run these variants), on random windows of WINDOW hops cut from the clips; the fitted
-nets run in numpy (GruOpeningNets), over a whole clip. Suffixes:
+lipdub: install it beside it to run these variants), on random windows of WINDOW hops cut from the clips, the rate
+brought down linearly to 0 over the passes; the fitted nets run in numpy (GruOpeningNets), over a whole clip. Suffixes:
 - -avg: the mean of its opening and the shipped MLP's (pca32-xlag, fitted on the same fold), before the motion's clip
   to [0, 1.2];
 - -gN: N GRU units per direction (default 16); -sN: the GRU every N hops (default STRIDE); -eN: N passes over the
@@ -25,15 +25,15 @@ from lipdub.motion.features import component_columns, posterior_columns
 from lipdub.speech.tokens import fit_axes, log_smoothed
 from training.train_motion import TAPS, aligned_rows
 
-GRU_VARIANTS = ("gru16-xlag", "gru16-xlag-avg", "gru16-xlag-s2", "gru16-xlag-avg-s2", "gru8-xlag", "gru8-xlag-avg",
-                "gru16-xlag-e60", "gru16-xlag-avg-e60", "gru16-xlag-e240", "gru16-xlag-avg-e240")
+GRU_VARIANTS = ("gru16-xlag", "gru16-xlag-avg", "gru8-xlag", "gru8-xlag-avg", "gru16-xlag-s4", "gru16-xlag-avg-s4",
+                "gru16-xlag-e120", "gru16-xlag-avg-e120")
 COMPONENTS = 32
 HIDDEN = 32  # per-hop tanh units: the shipped MLP's hidden layer
-STRIDE = 4  # hops between the GRU's steps (40 ms, about a video frame): a quarter of the sequential steps
+STRIDE = 8  # hops between the GRU's steps (80 ms): an eighth of the sequential steps (4 screened on one fold: the same)
 WINDOW = 800  # hops per training window (8 s); a clip shorter than that is one padded window
 MARGIN = 25  # hops: targets this close to a window's cut (not the clip's own end) are not scored in training
 BATCH = 32  # windows per Adam step
-PASSES = 120  # passes over the training windows (each clip cut into ceil(hops / WINDOW) windows per pass)
+PASSES = 60  # passes over the training windows (each clip cut into ceil(hops / WINDOW) windows per pass)
 L2, LR = 1e-2, 3e-3  # as the MLP's fit
 _FITTED: dict = {}  # (recipe, training names, nets) -> fitted nets: -avg reuses the plain net's fits
 
@@ -103,63 +103,71 @@ def windows(lengths: list, rng: np.random.Generator, window: int, stride: int) -
 
 
 def fit_gru(feats: list, centres: list, targets: list, members: int = 2, units: int = 16, stride: int = STRIDE,
-            passes: int = PASSES, window: int = WINDOW) -> GruOpeningNets:
+            passes: int = PASSES, window: int = WINDOW, lr: float = LR, after_pass=None) -> GruOpeningNets:
     """`members` nets from seeds 0.., each trained with Adam on the squared error at the target hops of random
-    windows. Per clip: `feats` (hops, F) of every hop, `centres` the hops of its targets, `targets` their openings."""
+    windows. Per clip: `feats` (hops, F) of every hop, `centres` the hops of its targets, `targets` their openings.
+    `after_pass(k, net)`: called after each pass k (from 1) with the net so far (a learning curve)."""
     import torch  # only to fit: the fitted nets run in numpy
 
     torch.set_num_threads(1)
-    x_all = np.concatenate(feats)
-    mean, std = x_all.mean(0), x_all.std(0) + 1e-6
-    xs = [torch.from_numpy(((f - mean) / std).astype(np.float32)) for f in feats]
+    every = np.concatenate(feats)
+    mean, std = every.mean(0), every.std(0) + 1e-6
     ys, cs = [np.asarray(t, np.float32) for t in targets], [np.asarray(c) for c in centres]
     y_mean = float(np.concatenate(ys).mean())
     lengths = [len(f) for f in feats]
+    first = np.cumsum([0] + lengths)  # each clip's first row in `table`; its last row: zeros (padding)
+    table = torch.from_numpy(np.concatenate([(every - mean) / std, np.zeros((1, every.shape[1]))]).astype(np.float32))
+    del every
     nets = []
     for seed in range(members):
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
-        lin = torch.nn.Linear(x_all.shape[1], HIDDEN)
+        lin = torch.nn.Linear(table.shape[1], HIDDEN)
         gru = torch.nn.GRU(HIDDEN, units, batch_first=True, bidirectional=True)
         head = torch.nn.Linear(HIDDEN + 2 * units, 1)
         with torch.no_grad():
             head.bias.fill_(y_mean)
         weights = [lin.weight, head.weight] + [p for k, p in gru.named_parameters() if k.startswith("weight")]
         biases = [lin.bias, head.bias] + [p for k, p in gru.named_parameters() if k.startswith("bias")]
-        opt = torch.optim.Adam([{"params": weights, "weight_decay": L2}, {"params": biases}], lr=LR)
-        for _ in range(passes):
+        opt = torch.optim.Adam([{"params": weights, "weight_decay": L2}, {"params": biases}], lr=lr)
+        for k in range(1, passes + 1):
+            for group in opt.param_groups:  # the rate brought down linearly to 0: the last passes settle the net
+                group["lr"] = lr * (1 - (k - 1) / passes)
             cut = windows(lengths, rng, window, stride)
             order = rng.permutation(len(cut))
             for b in range(0, len(cut), BATCH):
                 batch = [cut[i] for i in order[b:b + BATCH]]
-                span = max(stop - start for _, start, stop in batch)
-                x = torch.zeros(len(batch), span, x_all.shape[1])
-                rows, cols, want, steps = [], [], [], []
+                steps = [-(-(stop - start) // stride) for _, start, stop in batch]
+                at_steps = np.full((len(batch), max(steps)), first[-1])  # the padding row
+                rows, hops, want, last = [], [], [], []
                 for i, (c, start, stop) in enumerate(batch):
-                    x[i, :stop - start] = xs[c][start:stop]
+                    at_steps[i, :steps[i]] = first[c] + np.arange(start, stop, stride)
                     keep = (cs[c] >= start) & (cs[c] < stop)
                     keep &= (cs[c] >= start + MARGIN) | (start == 0)
                     keep &= (cs[c] < stop - MARGIN) | (stop == lengths[c])
-                    rows += [i] * int(keep.sum())
-                    cols += list(cs[c][keep] - start)
-                    want += list(ys[c][keep])
-                    steps.append(-(-(stop - start) // stride))
-                hidden = torch.tanh(lin(x))
-                packed = torch.nn.utils.rnn.pack_padded_sequence(hidden[:, ::stride], steps, batch_first=True,
-                                                                 enforce_sorted=False)
+                    rows.append(np.full(int(keep.sum()), i))
+                    hops.append(cs[c][keep] - start)
+                    want.append(ys[c][keep])
+                    last.append(np.full(int(keep.sum()), steps[i] - 1))
+                rows, hops, last = np.concatenate(rows), np.concatenate(hops), np.concatenate(last)
+                starts = np.array([start + first[c] for c, start, _ in batch])
+                packed = torch.nn.utils.rnn.pack_padded_sequence(torch.tanh(lin(table[torch.from_numpy(at_steps)])),
+                                                                 steps, batch_first=True, enforce_sorted=False)
                 states, _ = gru(packed)
                 states, _ = torch.nn.utils.rnn.pad_packed_sequence(states, batch_first=True)
-                rows_t, cols_np = torch.tensor(rows), np.asarray(cols)
-                last = np.asarray(steps)[rows] - 1  # each window's last step: states are held after it
-                i0 = np.minimum(cols_np // stride, last)
+                i0 = np.minimum(hops // stride, last)  # each window's states are held after its last step
                 i1 = np.minimum(i0 + 1, last)
-                frac = torch.tensor((cols_np / stride - i0) * (i1 > i0), dtype=torch.float32)[:, None]
-                at = states[rows_t, torch.tensor(i0)] * (1 - frac) + states[rows_t, torch.tensor(i1)] * frac
-                pred = head(torch.cat([hidden[rows_t, torch.tensor(cols_np)], at], 1))[:, 0]
-                loss = ((pred - torch.tensor(want)) ** 2).mean()
+                frac = torch.tensor((hops / stride - i0) * (i1 > i0), dtype=torch.float32)[:, None]
+                rows_t = torch.from_numpy(rows)
+                drawn = states[rows_t, torch.from_numpy(i0)] * (1 - frac) + states[rows_t, torch.from_numpy(i1)] * frac
+                own = torch.tanh(lin(table[torch.from_numpy(starts[rows] + hops)]))  # the MLP's path: the hop's row
+                pred = head(torch.cat([own, drawn], 1))[:, 0]
+                loss = ((pred - torch.from_numpy(np.concatenate(want))) ** 2).mean()
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
+            if after_pass is not None:
+                after_pass(k, GruOpeningNets([net_arrays(lin, gru, head, mean, std)], stride))
         nets.append(net_arrays(lin, gru, head, mean, std))
     return GruOpeningNets(nets, stride)
 
