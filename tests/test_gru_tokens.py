@@ -91,3 +91,16 @@ def test_the_numpy_nets_equal_torch_on_a_random_net():
         states, _ = gru(hidden)
         ref = head(torch.cat([hidden, states], 2))[0, :, 0].numpy()
     assert np.allclose(nets.predict_hops(x), ref, atol=1e-5)
+
+
+def test_nets_started_from_an_mlp_draw_its_opening_before_they_learn():
+    pytest.importorskip("torch")
+    from training.fit import fit_mlp
+    rng = np.random.default_rng(3)
+    feats = [rng.normal(size=(n, 6)) for n in (90, 130)]
+    centres = [np.arange(0, len(f), 4) for f in feats]
+    targets = [rng.random(len(c)) for c in centres]
+    mlp = fit_mlp(np.concatenate([f[c] for f, c in zip(feats, centres)]), np.concatenate(targets), members=2,
+                  hidden=gru_tokens.HIDDEN, epochs=2)
+    nets = gru_tokens.fit_gru(feats, centres, targets, members=2, units=3, passes=1, window=64, lr=0.0, init=mlp)
+    assert np.allclose(nets.predict_hops(feats[1]), mlp.predict(feats[1]), atol=1e-4)

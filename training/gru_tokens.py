@@ -11,7 +11,9 @@ lipdub: install it beside it to run these variants), on random windows of WINDOW
 brought down linearly to 0 over the passes; the fitted nets run in numpy (GruOpeningNets), over a whole clip. Suffixes:
 - -avg: the mean of its opening and the shipped MLP's (pca32-xlag, fitted on the same fold), before the motion's clip
   to [0, 1.2];
-- -gN: N GRU units per direction (default 16); -sN: the GRU every N hops (default STRIDE); -eN: N passes over the
+- -warm: each net starts from the fold's shipped MLP (its per-hop layer and output; the GRU's part of the output at
+  0) at WARM_RATE of the rate;
+- gruN: N GRU units per direction; -sN: the GRU every N hops (default STRIDE); -eN: N passes over the
   training windows instead of PASSES.
 """
 
@@ -26,7 +28,8 @@ from lipdub.speech.tokens import fit_axes, log_smoothed
 from training.train_motion import TAPS, aligned_rows
 
 GRU_VARIANTS = ("gru16-xlag", "gru16-xlag-avg", "gru8-xlag", "gru8-xlag-avg", "gru16-xlag-s4", "gru16-xlag-avg-s4",
-                "gru16-xlag-e120", "gru16-xlag-avg-e120")
+                "gru16-xlag-e120", "gru16-xlag-avg-e120", "gru16-xlag-warm", "gru16-xlag-warm-avg",
+                "gru16-xlag-warm-e20", "gru16-xlag-warm-avg-e20")
 COMPONENTS = 32
 HIDDEN = 32  # per-hop tanh units: the shipped MLP's hidden layer
 STRIDE = 8  # hops between the GRU's steps (80 ms): an eighth of the sequential steps (4 screened on one fold: the same)
@@ -35,6 +38,7 @@ MARGIN = 25  # hops: targets this close to a window's cut (not the clip's own en
 BATCH = 32  # windows per Adam step
 PASSES = 60  # passes over the training windows (each clip cut into ceil(hops / WINDOW) windows per pass)
 L2, LR = 1e-2, 3e-3  # as the MLP's fit
+WARM_RATE = 1 / 3  # -warm: the nets start from the fold's MLP, at a third of the rate
 _FITTED: dict = {}  # (recipe, training names, nets) -> fitted nets: -avg reuses the plain net's fits
 
 
@@ -103,9 +107,12 @@ def windows(lengths: list, rng: np.random.Generator, window: int, stride: int) -
 
 
 def fit_gru(feats: list, centres: list, targets: list, members: int = 2, units: int = 16, stride: int = STRIDE,
-            passes: int = PASSES, window: int = WINDOW, lr: float = LR, after_pass=None) -> GruOpeningNets:
+            passes: int = PASSES, window: int = WINDOW, lr: float = LR, init=None, after_pass=None
+            ) -> GruOpeningNets:
     """`members` nets from seeds 0.., each trained with Adam on the squared error at the target hops of random
     windows. Per clip: `feats` (hops, F) of every hop, `centres` the hops of its targets, `targets` their openings.
+    `init`: an MLP OpeningModel on the same columns (its nets in turn) that each net starts from: its per-hop layer
+    and output are the MLP's, the GRU's part of the output 0, so the untrained net draws the MLP's opening.
     `after_pass(k, net)`: called after each pass k (from 1) with the net so far (a learning curve)."""
     import torch  # only to fit: the fitted nets run in numpy
 
@@ -127,6 +134,14 @@ def fit_gru(feats: list, centres: list, targets: list, members: int = 2, units: 
         head = torch.nn.Linear(HIDDEN + 2 * units, 1)
         with torch.no_grad():
             head.bias.fill_(y_mean)
+            if init is not None:  # the MLP's standardisation folded into the first layer: the same hidden units
+                a = {k: v[seed % len(v)] for k, v in init.arrays.items() if k in ("mean", "std", "w1", "b1", "w2",
+                                                                                    "b2")}
+                lin.weight.copy_(torch.from_numpy((a["w1"] * (std / a["std"])[:, None]).T.astype(np.float32)))
+                lin.bias.copy_(torch.from_numpy(((mean - a["mean"]) / a["std"] @ a["w1"] + a["b1"]).astype(np.float32)))
+                head.weight.zero_()
+                head.weight[0, :HIDDEN] = torch.from_numpy(a["w2"].astype(np.float32))
+                head.bias.fill_(float(a["b2"]))
         weights = [lin.weight, head.weight] + [p for k, p in gru.named_parameters() if k.startswith("weight")]
         biases = [lin.bias, head.bias] + [p for k, p in gru.named_parameters() if k.startswith("bias")]
         opt = torch.optim.Adam([{"params": weights, "weight_decay": L2}, {"params": biases}], lr=lr)
@@ -227,6 +242,7 @@ def gru_variant_fitter(variant: str, samples: dict, tokens: dict, epochs: int):
     units = int(re.fullmatch(r"gru(\d+)", head)[1])
     option = {s[0]: int(s[1:]) for s in suffix if re.fullmatch(r"[se]\d+", s)}
     stride, passes = option.get("s", STRIDE), option.get("e", PASSES)
+    warm = "warm" in suffix
     n_plain = len(motion.offline_feature_names())
     hops = {k: np.arange(len(s[2].voiced)) for k, s in samples.items()}
 
@@ -246,14 +262,15 @@ def gru_variant_fitter(variant: str, samples: dict, tokens: dict, epochs: int):
             timed = {n: aligned_rows(*samples[n][:3], lags[n], every_hop=True, posterior_taps=TAPS) for n in names}
             feats = [np.concatenate([samples[n][5][:, :n_plain], extra(n)], 1) for n in names]
             nets = fit_gru(feats, [timed[n][2] for n in names], [timed[n][1] for n in names], members=members,
-                           units=units, stride=stride, passes=passes)
+                           units=units, stride=stride, passes=passes, lr=LR * (WARM_RATE if warm else 1),
+                           init=shipped_mlp(names, members).inner if warm else None)
             _FITTED[key] = (nets, extra)
         nets, extra = _FITTED[key]
-        mlp = None
-        if "avg" in suffix:
-            mlp_key = ("mlp", tuple(names), members, epochs)
-            if mlp_key not in _FITTED:
-                _FITTED[mlp_key] = variant_fitter("pca32-xlag", samples, tokens, epochs)(names, members)
-            mlp = _FITTED[mlp_key]
-        return GruColumns(nets, extra, mlp)
+        return GruColumns(nets, extra, shipped_mlp(names, members) if "avg" in suffix else None)
+
+    def shipped_mlp(names, members):
+        key = ("mlp", tuple(names), members, epochs)
+        if key not in _FITTED:
+            _FITTED[key] = variant_fitter("pca32-xlag", samples, tokens, epochs)(names, members)
+        return _FITTED[key]
     return fit
