@@ -104,3 +104,17 @@ def test_nets_started_from_an_mlp_draw_its_opening_before_they_learn():
                   hidden=gru_tokens.HIDDEN, epochs=2)
     nets = gru_tokens.fit_gru(feats, centres, targets, members=2, units=3, passes=1, window=64, lr=0.0, init=mlp)
     assert np.allclose(nets.predict_hops(feats[1]), mlp.predict(feats[1]), atol=1e-4)
+
+
+def test_without_context_each_hop_is_drawn_from_its_own_row_alone():
+    pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    feats = [rng.normal(size=(n, 5)) for n in (70, 120)]
+    centres = [np.arange(0, len(f), 4) for f in feats]
+    targets = [rng.random(len(c)) for c in centres]
+    nets = gru_tokens.fit_gru(feats, centres, targets, members=1, units=3, passes=2, window=64, context=False)
+    x = feats[1]
+    whole = nets.predict_hops(x)
+    assert np.allclose(whole[::-1], nets.predict_hops(x[::-1]))  # no order: the rows alone
+    with_context = gru_tokens.fit_gru(feats, centres, targets, members=1, units=3, passes=2, window=64)
+    assert not np.allclose(with_context.predict_hops(x)[::-1], with_context.predict_hops(x[::-1]))

@@ -13,6 +13,7 @@ brought down linearly to 0 over the passes; the fitted nets run in numpy (GruOpe
   to [0, 1.2];
 - -warm: each net starts from the fold's shipped MLP (its per-hop layer and output; the GRU's part of the output at
   0) at WARM_RATE of the rate;
+- -ctl: the GRU's part of the output held at 0 (with -warm: the MLP trained on further as the GRU was, the control);
 - gruN: N GRU units per direction; -sN: the GRU every N hops (default STRIDE); -eN: N passes over the
   training windows instead of PASSES.
 """
@@ -29,7 +30,7 @@ from training.train_motion import TAPS, aligned_rows
 
 GRU_VARIANTS = ("gru16-xlag", "gru16-xlag-avg", "gru8-xlag", "gru8-xlag-avg", "gru16-xlag-s4", "gru16-xlag-avg-s4",
                 "gru16-xlag-e120", "gru16-xlag-avg-e120", "gru16-xlag-warm", "gru16-xlag-warm-avg",
-                "gru16-xlag-warm-e20", "gru16-xlag-warm-avg-e20")
+                "gru16-xlag-warm-e20", "gru16-xlag-warm-avg-e20", "gru16-xlag-warm-e20-ctl")
 COMPONENTS = 32
 HIDDEN = 32  # per-hop tanh units: the shipped MLP's hidden layer
 STRIDE = 8  # hops between the GRU's steps (80 ms): an eighth of the sequential steps (4 screened on one fold: the same)
@@ -107,12 +108,14 @@ def windows(lengths: list, rng: np.random.Generator, window: int, stride: int) -
 
 
 def fit_gru(feats: list, centres: list, targets: list, members: int = 2, units: int = 16, stride: int = STRIDE,
-            passes: int = PASSES, window: int = WINDOW, lr: float = LR, init=None, after_pass=None
+            passes: int = PASSES, window: int = WINDOW, lr: float = LR, init=None, context: bool = True,
+            after_pass=None
             ) -> GruOpeningNets:
     """`members` nets from seeds 0.., each trained with Adam on the squared error at the target hops of random
     windows. Per clip: `feats` (hops, F) of every hop, `centres` the hops of its targets, `targets` their openings.
     `init`: an MLP OpeningModel on the same columns (its nets in turn) that each net starts from: its per-hop layer
     and output are the MLP's, the GRU's part of the output 0, so the untrained net draws the MLP's opening.
+    `context` False: the GRU's part of the output held at 0 (a control: what the same training does without it).
     `after_pass(k, net)`: called after each pass k (from 1) with the net so far (a learning curve)."""
     import torch  # only to fit: the fitted nets run in numpy
 
@@ -176,7 +179,7 @@ def fit_gru(feats: list, centres: list, targets: list, members: int = 2, units: 
                 rows_t = torch.from_numpy(rows)
                 drawn = states[rows_t, torch.from_numpy(i0)] * (1 - frac) + states[rows_t, torch.from_numpy(i1)] * frac
                 own = torch.tanh(lin(table[torch.from_numpy(starts[rows] + hops)]))  # the MLP's path: the hop's row
-                pred = head(torch.cat([own, drawn], 1))[:, 0]
+                pred = head(torch.cat([own, drawn if context else torch.zeros_like(drawn)], 1))[:, 0]
                 loss = ((pred - torch.from_numpy(np.concatenate(want))) ** 2).mean()
                 opt.zero_grad()
                 loss.backward()
@@ -184,6 +187,8 @@ def fit_gru(feats: list, centres: list, targets: list, members: int = 2, units: 
             if after_pass is not None:
                 after_pass(k, GruOpeningNets([net_arrays(lin, gru, head, mean, std)], stride))
         nets.append(net_arrays(lin, gru, head, mean, std))
+        if not context:
+            nets[-1]["wg"] = np.zeros_like(nets[-1]["wg"])
     return GruOpeningNets(nets, stride)
 
 
@@ -263,7 +268,7 @@ def gru_variant_fitter(variant: str, samples: dict, tokens: dict, epochs: int):
             feats = [np.concatenate([samples[n][5][:, :n_plain], extra(n)], 1) for n in names]
             nets = fit_gru(feats, [timed[n][2] for n in names], [timed[n][1] for n in names], members=members,
                            units=units, stride=stride, passes=passes, lr=LR * (WARM_RATE if warm else 1),
-                           init=shipped_mlp(names, members).inner if warm else None)
+                           init=shipped_mlp(names, members).inner if warm else None, context="ctl" not in suffix)
             _FITTED[key] = (nets, extra)
         nets, extra = _FITTED[key]
         return GruColumns(nets, extra, shipped_mlp(names, members) if "avg" in suffix else None)
