@@ -105,6 +105,7 @@ def net_fitter(suffix):
     them names a mix (MIX_OF_SUFFIX), else the shipped squared-error fit."""
     mixes = [MIX_OF_SUFFIX[s] for s in suffix if s in MIX_OF_SUFFIX]
     if not mixes:
-        return lambda x, y, lengths, members, epochs: fit_mlp(x, y, members=members, epochs=epochs)
+        return lambda x, y, lengths, members, epochs: fit_mlp(x, y, members=members, epochs=epochs,
+                                                              decay="decay" in suffix)
     return lambda x, y, lengths, members, epochs: fit_mlp_per_clip(x, y, lengths, mixes[0], members=members,
                                                                    epochs=epochs)

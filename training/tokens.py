@@ -93,6 +93,9 @@ VARIANTS += TEMPORAL_VARIANTS  # the temporal net on the shipped recipe's inputs
 # stop 35); -zt-corr50: with the per-clip standardised targets too
 LOSS_VARIANTS = ("pca32-xlag-corr", "pca32-xlag-corr50", "pca32-xlag-corr80", "pca32-xlag-zt-corr50")
 VARIANTS += LOSS_VARIANTS
+# the shipped recipe with the MLP's rate brought down linearly to 0 over its passes (stop 40: the GRU started from the
+# MLP gained as much with its GRU held at 0, training.gru_tokens' -ctl)
+VARIANTS += ("pca32-xlag-decay",)
 VARIANTS += GRU_VARIANTS  # a bidirectional GRU on the shipped recipe's inputs (training.gru_tokens, stop 40)
 WIDE_TAPS = {"w7": (-0.12, -0.06, 0.0, 0.04, 0.08, 0.14, 0.20),
              "w9": (-0.12, -0.08, -0.04, 0.0, 0.04, 0.08, 0.12, 0.16, 0.20)}
