@@ -16,6 +16,8 @@ brought down linearly to 0 over the passes; the fitted nets run in numpy (GruOpe
 - -ctl: the GRU's part of the output held at 0 (with -warm: the MLP trained on further as the GRU was, the control);
 - gruN: N GRU units per direction; -sN: the GRU every N hops (default STRIDE); -eN: N passes over the
   training windows instead of PASSES.
+Screened (docs/RESULTS.md, Motion alone, stop 40): from scratch it loses (0.683 -> 0.666); -warm gains +0.006 / +0.005
+on two splits, and so does its -ctl: the GRU's context adds nothing. None kept.
 """
 
 from __future__ import annotations
@@ -28,9 +30,8 @@ from lipdub.motion.features import component_columns, posterior_columns
 from lipdub.speech.tokens import fit_axes, log_smoothed
 from training.train_motion import TAPS, aligned_rows
 
-GRU_VARIANTS = ("gru16-xlag", "gru16-xlag-avg", "gru8-xlag", "gru8-xlag-avg", "gru16-xlag-s4", "gru16-xlag-avg-s4",
-                "gru16-xlag-e120", "gru16-xlag-avg-e120", "gru16-xlag-warm", "gru16-xlag-warm-avg",
-                "gru16-xlag-warm-e20", "gru16-xlag-warm-avg-e20", "gru16-xlag-warm-e20-ctl")
+GRU_VARIANTS = ("gru16-xlag", "gru16-xlag-avg", "gru16-xlag-warm-e20", "gru16-xlag-warm-avg-e20",
+                "gru16-xlag-warm-e20-ctl")  # the ones screened (more combine from the suffixes below)
 COMPONENTS = 32
 HIDDEN = 32  # per-hop tanh units: the shipped MLP's hidden layer
 STRIDE = 8  # hops between the GRU's steps (80 ms): an eighth of the sequential steps (4 screened on one fold: the same)
