@@ -180,3 +180,14 @@ def test_a_saved_models_curve_is_loaded_with_it(tmp_path):
     motion.OpeningModel(arrays).save(tmp_path / "m.npz")
     loaded = motion.load_opening_model(tmp_path / "m.npz")
     assert loaded.shaped(np.array([0.5]))[0] == pytest.approx(0.2)
+
+
+def test_a_decayed_rate_starts_at_the_rate_and_changes_only_the_later_passes():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(300, 4)), rng.random(300)
+    one = [fit.fit_mlp(x, y, members=1, epochs=1, decay=d).arrays["w1"] for d in (False, True)]
+    assert np.array_equal(*one)  # the first pass runs at the full rate
+    two = [fit.fit_mlp(x, y, members=1, epochs=2, decay=d).arrays["w1"] for d in (False, True)]
+    assert not np.allclose(*two)
+    decayed = clip_loss.net_fitter(["xlag", "decay"])(x, y, [300], 1, 2)  # the screen's -decay suffix reaches the fit
+    assert np.array_equal(decayed.arrays["w1"], two[1])

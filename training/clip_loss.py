@@ -102,9 +102,10 @@ def fit_mlp_per_clip(x: np.ndarray, y: np.ndarray, lengths, mix: float, members:
 
 def net_fitter(suffix):
     """fit(x, y, lengths, members, epochs) -> OpeningModel for a variant's suffixes: per_piece_loss when one of
-    them names a mix (MIX_OF_SUFFIX), else the shipped squared-error fit."""
+    them names a mix (MIX_OF_SUFFIX), else the shipped squared-error fit (with "decay": its rate brought down to 0)."""
     mixes = [MIX_OF_SUFFIX[s] for s in suffix if s in MIX_OF_SUFFIX]
     if not mixes:
-        return lambda x, y, lengths, members, epochs: fit_mlp(x, y, members=members, epochs=epochs)
+        return lambda x, y, lengths, members, epochs: fit_mlp(x, y, members=members, epochs=epochs,
+                                                              decay="decay" in suffix)
     return lambda x, y, lengths, members, epochs: fit_mlp_per_clip(x, y, lengths, mixes[0], members=members,
                                                                    epochs=epochs)

@@ -32,7 +32,7 @@ def initial_net(rng: np.random.Generator, inputs: int, hidden: int, output_mean)
 
 
 def fit_nets(x: np.ndarray, y: np.ndarray, batches, gradients, members: int, hidden: int, epochs: int, lr: float,
-             finish=None) -> OpeningModel:
+             finish=None, decay: bool = False) -> OpeningModel:
     """The loop every opening MLP fit shares: `members` nets from seeds 0.., each trained with Adam over
     `batches(rng)` (one epoch's batches) on `gradients(params, xn, batch)`; `finish(params, xn)` may adjust a
     trained net. x is standardised per column first; the nets are averaged by OpeningModel."""
@@ -43,17 +43,18 @@ def fit_nets(x: np.ndarray, y: np.ndarray, batches, gradients, members: int, hid
         rng = np.random.default_rng(seed)
         params, m1, m2 = initial_net(rng, x.shape[1], hidden, y.mean())
         t = 0
-        for _ in range(epochs):
+        for epoch in range(epochs):
+            rate = lr * (1 - epoch / epochs) if decay else lr  # `decay`: brought down linearly to 0 over the passes
             for batch in batches(rng):
                 t += 1
-                adam_step(params, gradients(params, xn, batch), m1, m2, t, lr)
+                adam_step(params, gradients(params, xn, batch), m1, m2, t, rate)
         for key, value in zip(out, (mean, std, *(finish(params, xn) if finish else params))):
             out[key].append(value)
     return OpeningModel({k: np.stack(v) for k, v in out.items()})
 
 
 def fit_mlp(x: np.ndarray, y: np.ndarray, members: int = 5, hidden: int = 32, l2: float = 1e-2, epochs: int = 30,
-            lr: float = 3e-3) -> OpeningModel:
+            lr: float = 3e-3, decay: bool = False) -> OpeningModel:
     """Average of `members` one-hidden-layer tanh nets, each from its own seed (averaging tames their variance),
     trained on the squared error over shuffled batches of 256 rows."""
     def batches(rng):
@@ -68,7 +69,7 @@ def fit_mlp(x: np.ndarray, y: np.ndarray, members: int = 5, hidden: int = 32, l2
         err = h @ w2 + b2 - yb
         dh = np.outer(err, w2) * (1 - h ** 2)
         return [xb.T @ dh / len(batch) + l2 * w1, dh.mean(0), h.T @ err / len(batch) + l2 * w2, np.array(err.mean())]
-    return fit_nets(x, y, batches, gradients, members, hidden, epochs, lr)
+    return fit_nets(x, y, batches, gradients, members, hidden, epochs, lr, decay=decay)
 
 
 def fit_softmax(x: np.ndarray, labels: np.ndarray, classes: int, hidden: int = 48, l2: float = 1e-3,

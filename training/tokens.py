@@ -49,6 +49,7 @@ from lipdub.speech.tokens import fit_axes, log_smoothed
 from training.clips import clip_tokens
 from training.clip_loss import net_fitter
 from training.manifest import data_root, filmed_clips, require_data
+from training.gru_tokens import GRU_VARIANTS, gru_variant_fitter
 from training.posteriors import CONFIRM_GAIN, WithColumns, print_gain, print_variant
 from training.temporal_tokens import TEMPORAL_VARIANTS, temporal_variant_fitter
 from training.train_motion import LAG_MEMBERS, OPENING_EPOCHS, TAPS, aligned_rows, cross_fitted_lags, \
@@ -92,6 +93,10 @@ VARIANTS += TEMPORAL_VARIANTS  # the temporal net on the shipped recipe's inputs
 # stop 35); -zt-corr50: with the per-clip standardised targets too
 LOSS_VARIANTS = ("pca32-xlag-corr", "pca32-xlag-corr50", "pca32-xlag-corr80", "pca32-xlag-zt-corr50")
 VARIANTS += LOSS_VARIANTS
+# the shipped recipe with the MLP's rate brought down linearly to 0 over its passes (stop 40: the GRU started from the
+# MLP gained as much with its GRU held at 0, training.gru_tokens' -ctl)
+VARIANTS += ("pca32-xlag-decay",)
+VARIANTS += GRU_VARIANTS  # a bidirectional GRU on the shipped recipe's inputs (training.gru_tokens, stop 40)
 WIDE_TAPS = {"w7": (-0.12, -0.06, 0.0, 0.04, 0.08, 0.14, 0.20),
              "w9": (-0.12, -0.08, -0.04, 0.0, 0.04, 0.08, 0.12, 0.16, 0.20)}
 LOCAL_MEANS = ((-0.20, -0.06), (0.14, 0.28))  # s: spans just outside the taps, each averaged over its hops
@@ -249,8 +254,9 @@ def screen(samples: dict, tokens: dict, variants, folds: int, members: int, epoc
         if key in store:
             res = {k: tuple(v) for k, v in store[key].items()}
         else:
-            fit = (temporal_variant_fitter if variant in TEMPORAL_VARIANTS else variant_fitter)(
-                variant, samples, tokens, epochs)
+            fitter = (temporal_variant_fitter if variant in TEMPORAL_VARIANTS
+                      else gru_variant_fitter if variant in GRU_VARIANTS else variant_fitter)
+            fit = fitter(variant, samples, tokens, epochs)
             models = heldout_models(samples, fit, members, list(samples), folds=folds, out=None, split=split)
             res = {k: score_clip(s, models[group_of[k]].on(k)) for k, s in samples.items()}
             if kept is not None:
