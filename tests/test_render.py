@@ -101,50 +101,6 @@ def test_blend_leaves_pixels_outside_the_mask_identical():
     assert frame is not out
 
 
-def _grain(seed: int, shape=(96, 96)) -> np.ndarray:
-    """Skin-like fine grain (sd ~10 levels, ~2 px) on grey, RGB uint8."""
-    import cv2
-
-    noise = np.random.default_rng(seed).normal(0, 25, shape).astype(np.float32)
-    grey = np.clip(128 + cv2.GaussianBlur(noise, (0, 0), 0.8), 0, 255).astype(np.uint8)
-    return np.repeat(grey[..., None], 3, axis=2)
-
-
-def _fine_sd(rgb: np.ndarray, where: np.ndarray) -> float:
-    import cv2
-
-    grey = rgb[..., 0].astype(np.float32)
-    return float((grey - cv2.GaussianBlur(grey, (0, 0), 2.0))[where].std())
-
-
-def test_the_feather_keeps_the_grain_of_skins_that_do_not_line_up():
-    # the frame's skin moved by the mesh over the same skin as filmed: in the feather the two grains no longer line
-    # up, and a linear blend averaged them (half and half keeps 1/sqrt(2)): the chin read smoother than filmed
-    frame, patch = _grain(1), _grain(2)
-    roi = (0, 0, 96, 96)
-    alpha = np.full((96, 96), 0.5, np.float32)
-    alpha[:, :8] = 0.0
-    band = np.zeros((96, 96), bool)
-    band[12:84, 16:80] = True
-    filmed = _fine_sd(frame, band)
-    linear = _fine_sd(compose.blend(frame, patch, alpha, roi), band)
-    kept = _fine_sd(compose.blend(frame, patch, alpha, roi, grain_px=1.5), band)
-    assert linear < 0.8 * filmed, (linear, filmed)
-    assert 0.9 * filmed < kept < 1.1 * filmed, (kept, filmed)
-    out = compose.blend(frame, patch, alpha, roi, grain_px=1.5)
-    assert np.array_equal(out[:, :8], frame[:, :8])  # where alpha is 0: the frame as it was
-
-
-def test_the_feather_does_not_sharpen_grain_that_lines_up():
-    # the same skin on both sides (nothing moved): the blend is the frame, no grain added
-    frame = _grain(3)
-    alpha = compose.feathered_mask(np.array([[10, 10], [86, 10], [86, 86], [10, 86]], float), (0, 0, 96, 96), 30)
-    shaded = np.clip(frame.astype(int) + 20, 0, 255).astype(np.uint8)  # the patch a little lighter: the same grain
-    linear = compose.blend(frame, shaded, alpha, (0, 0, 96, 96)).astype(int)
-    kept = compose.blend(frame, shaded, alpha, (0, 0, 96, 96), grain_px=1.5).astype(int)
-    assert np.abs(kept - linear).max() <= 1
-
-
 def test_colour_matcher_removes_a_constant_shift():
     base = np.full((40, 40, 3), 120, np.uint8)
     patch = np.full((40, 40, 3), 150, np.uint8)
@@ -574,33 +530,6 @@ def test_the_skin_around_a_drawn_mouth_is_the_frames_own(open_mouths, monkeypatc
     lips = skin[1] > 0.99
     assert lips.sum() > 200
     assert np.abs(own[y0:y1, x0:x1][lips].astype(int) - atlas_skin[y0:y1, x0:x1][lips]).max() <= 1
-
-
-def test_the_feather_keeps_the_frames_grain_around_a_drawn_mouth(open_mouths, monkeypatch):
-    # the frame's own skin, moved with the new mouth, is blended over the frame as filmed in the mask's feather (the
-    # chin, the cheeks): a linear blend of the two grains, a few px apart, smoothed the skin there
-    import cv2
-
-    renderer, frames = open_mouths
-    j, a = 5, 35
-    opening, width = (float(v) for v in render.descriptors(renderer.norm[j]))
-    dst = renderer._target(j, a, opening + 0.1, width, None)  # the jaw dropped further than filmed: skin moved
-    roi, _, alpha, skin = renderer._draw(frames[j].shape, j, a, opening + 0.1, width, dst, frames[j])
-    x0, y0, x1, y1 = roi
-    band = (alpha > 0.3) & (alpha < 0.7) & (skin[1] < 0.01)
-    assert band.sum() > 300
-
-    def fine(out):
-        grey = cv2.cvtColor(out[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY).astype(np.float32)
-        return float(np.abs(grey - cv2.GaussianBlur(grey, (0, 0), 1.5))[band].mean())
-
-    renderer.colour.reset()
-    kept = fine(renderer.render_frame(frames[j].copy(), j, a, opening + 0.1, width))
-    monkeypatch.setattr(compose, "GRAIN_SCALE", 0.0)
-    renderer.colour.reset()
-    linear = fine(renderer.render_frame(frames[j].copy(), j, a, opening + 0.1, width))
-    assert kept > 1.1 * linear, (kept, linear, fine(frames[j]))
-    assert kept < 1.1 * fine(frames[j]), (kept, fine(frames[j]))
 
 
 def test_the_lips_rim_stays_thin_when_the_wanted_opening_leaves_the_frames_own(open_mouths):

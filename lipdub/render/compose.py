@@ -89,55 +89,12 @@ class ColourMatcher:
 
 
 def blend(frame: np.ndarray, patch: np.ndarray, alpha: np.ndarray, roi: tuple[int, int, int, int],
-          inplace: bool = False, grain_px: float = 0.0) -> np.ndarray:
+          inplace: bool = False) -> np.ndarray:
     """frame with patch alpha-blended into roi: a new array, or `frame` itself changed when `inplace`. Where alpha is
-    0 the result is exactly the frame. With `grain_px` > 0 the feather keeps the skin's fine grain (keep_grain)."""
+    0 the result is exactly the frame."""
     x0, y0, x1, y1 = roi
     out = frame if inplace else frame.copy()
-    under = frame[y0:y1, x0:x1]
-    mixed = cv2.blendLinear(patch, under, alpha, 1.0 - alpha)
-    out[y0:y1, x0:x1] = keep_grain(mixed, patch, under, alpha, grain_px) if grain_px > 0 else mixed
-    return out
-
-
-GRAIN_SCALE = 0.015  # canonical units (~eye distances): the finest band, which the feather's blend keeps at full strength
-GRAIN_GAIN_MAX = float(np.sqrt(2.0))  # two uncorrelated grains mixed half and half keep 1/sqrt(2) of their amplitude
-
-
-def keep_grain(mixed: np.ndarray, patch: np.ndarray, under: np.ndarray, alpha: np.ndarray, sigma: float
-               ) -> np.ndarray:
-    """`mixed` (the linear blend of `patch` over `under` with `alpha`) with its fine grain (lightness finer than a
-    Gaussian of `sigma` px) at the strength both sides have, instead of weaker.
-
-    A linear blend of two grains that do not line up (the frame's skin moved by the mesh over the same skin as
-    filmed, a few px apart) averages them: half and half keeps 1/sqrt(2) of their amplitude, so the feather's band
-    (the chin, the cheeks) read smoother than filmed skin (docs/RESULTS.md, "The feather keeps the skin's grain").
-    The mix's fine band is scaled by sqrt(what the two grains' variances interpolate to / what the mix's is), from
-    local statistics (their correlation counted): 1 where they line up (the same pixels, nothing moved), up to
-    sqrt(2) where they are unrelated. The coarse shading is blended as before; only lightness is scaled (the same
-    offset on R, G and B). Where alpha is 0 or 1 nothing changes."""
-    band = (alpha > 0) & (alpha < 1)
-    c0, r0, bw, bh = cv2.boundingRect(band.view(np.uint8))
-    if not bw:
-        return mixed
-    r, c = slice(r0, r0 + bh), slice(c0, c0 + bw)
-    a = alpha[r, c]
-    # (the luma of the box: cv2's grey weights; every blur reflects at the box's edge)
-    fine = [cv2.cvtColor(np.ascontiguousarray(v[r, c]), cv2.COLOR_RGB2GRAY).astype(np.float32) for v in (patch, under)]
-    for v in fine:
-        v -= cv2.GaussianBlur(v, (0, 0), sigma)
-    fa, fb = fine
-    wide = 2.0 * sigma  # the neighbourhood the grains' strength and likeness are measured over
-    saa, sbb, sab = (cv2.GaussianBlur(v, (0, 0), wide) for v in (fa * fa, fb * fb, fa * fb))
-    b = 1.0 - a
-    target = a * saa + b * sbb
-    actual = a * a * saa + b * b * sbb + 2.0 * a * b * sab
-    gain = np.sqrt(target / np.maximum(actual, 1e-3))
-    np.clip(gain, 1.0, GRAIN_GAIN_MAX, out=gain)
-    extra = (gain - 1.0) * (a * fa + b * fb)
-    extra[~band[r, c]] = 0.0
-    out = mixed.copy()
-    out[r, c] = np.clip(mixed[r, c].astype(np.float32) + extra[..., None], 0, 255).round().astype(np.uint8)
+    out[y0:y1, x0:x1] = cv2.blendLinear(patch, frame[y0:y1, x0:x1], alpha, 1.0 - alpha)
     return out
 
 

@@ -355,22 +355,20 @@ class Renderer:
         if drawn.roi is None:
             return frame, True
         if drawn.canvas is None:
-            return self._put(frame, drawn.roi, drawn.patch, drawn.alpha, skin=drawn.skin, j=j), True
+            return self._put(frame, drawn.roi, drawn.patch, drawn.alpha, skin=drawn.skin), True
         (x0, y0, _, _), (rx0, ry0, rx1, ry1) = drawn.box, drawn.roi
         roi = rx0 - x0, ry0 - y0, rx1 - x0, ry1 - y0  # in the box
-        self._put(drawn.canvas, roi, drawn.patch, drawn.alpha, inplace=True, skin=drawn.skin, j=j)
+        self._put(drawn.canvas, roi, drawn.patch, drawn.alpha, inplace=True, skin=drawn.skin)
         frame.put_blend(drawn.box, drawn.canvas, drawn.roi, drawn.alpha)
         return frame, True
 
     def _put(self, frame: np.ndarray, roi, patch: np.ndarray, alpha: np.ndarray, inplace: bool = False,
-             skin: tuple[np.ndarray, np.ndarray] | None = None, j: int | None = None) -> np.ndarray:
+             skin: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         """The drawn patch colour-matched to the frame (measured before the frame's own skin goes in, which would
-        hide the drawn texture's drift), given the frame's skin and blended into its roi (over source frame j: its
-        feather keeps the skin's grain at that face's scale)."""
+        hide the drawn texture's drift), given the frame's skin and blended into its roi."""
         x0, y0, x1, y1 = roi
         patch = compose.with_frame_skin(self.colour(patch, frame[y0:y1, x0:x1], alpha), skin)
-        grain = 0.0 if j is None else compose.GRAIN_SCALE * float(self.pose.scale[j])
-        return compose.blend(frame, patch, alpha, roi, inplace=inplace, grain_px=grain)
+        return compose.blend(frame, patch, alpha, roi, inplace=inplace)
 
     def _frame_controls(self, j: int) -> np.ndarray:
         """Frame j's own control points (frame px): its filmed lower face and the skull-fixed rings."""
@@ -387,7 +385,7 @@ class Renderer:
         if dst is None:
             dst = self._target(j, a, opening, width, offsets)
         roi, patch, alpha, skin = self._draw(frame.shape, j, a, opening, width, dst, frame)
-        out = self._put(frame, roi, patch, alpha, inplace=inplace, skin=skin, j=j)
+        out = self._put(frame, roi, patch, alpha, inplace=inplace, skin=skin)
         if planar is not None:
             box = planar.box(roi)
             planar.put_blend(box, out[box[1]:box[3], box[0]:box[2]], roi, alpha)
