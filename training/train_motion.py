@@ -11,7 +11,7 @@ motion.OFFLINE_POSTERIOR_TAPS; --no-components: without the components, --no-pos
 is the opening as a fraction of that speaker's wide-open mouth (97th percentile), moved by the clip's own lag
 (clip_lag: the viseme rules'; for the all-data model the lag a learned model measures without the clip's speaker,
 cross_fitted_lags; --no-align: as filmed). The components' axes (lipdub/assets/token_axes.npz and its card) are
-fitted first, on every filmed clip's audio (token_axes), and written as the model is. The model is an average of 5 small tanh MLPs (numpy, Adam, 120 passes, seeded).
+fitted first, on every filmed clip's audio (token_axes), and written as the model is. The model is an average of 5 small tanh MLPs (numpy, Adam, 120 passes at a rate brought down to 0, seeded).
 Honest accuracy is reported by leave-one-speaker-out: every clip is scored by models that never saw that speaker,
 after the full motion post-processing, next to a ridge regression and the rule-based motion, all measured in the same
 run; --lags adds the held-out lag against MotionParams.advance. The held-out models are written to
