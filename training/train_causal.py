@@ -204,6 +204,9 @@ COMPONENT_TAPS = motion.STREAMED_TAPS
 # training.train_causal --dry-run --folds 2 --looks 0.1 --epochs N): 0.439 at 30, 0.445 at 120 (better on 40 of 69);
 # not kept: rendered in-sample (bench.live --skip-speed) live fell 0.643 -> 0.632, the live gap -0.036 -> -0.047
 OPENING_EPOCHS = 30
+# each net's rate brought down linearly to 0 over those passes, as the offline model's (train_motion.OPENING_DECAY):
+# with both, rendered in-sample (bench.live --skip-speed) live 0.649 -> 0.673, gap -0.038 -> -0.037 (RESULTS, stop 40)
+OPENING_DECAY = True
 TEACHER_EVERY = 2  # hops: the teacher's targets are read every 20 ms (neighbours are near-duplicates)
 # The audio-only clips (no filmed mouth) also teach the live opening MLP: the offline model's mouth every
 # TEACHER_EVERY hops, from a model that never heard them (shipped: the shipped offline model; held out: one fitted
@@ -267,7 +270,7 @@ def fit_causal(clips: list[CausalClip], looks=motion.CAUSAL_LOOKAHEADS, folds: i
                 rows_x.append(full[at])
                 rows_y.append(targets[id(c)][at])
         x, y = np.concatenate(rows_x), np.concatenate(rows_y)
-        opening[look] = fit_mlp(x, y, members, hidden, epochs=epochs or OPENING_EPOCHS)
+        opening[look] = fit_mlp(x, y, members, hidden, epochs=epochs or OPENING_EPOCHS, decay=OPENING_DECAY)
         if LIVE_OPENING_CURVE:  # the offline model's kind of curve, fitted on these rows (the engine applies it)
             opening[look].arrays.update(opening_curve(np.clip(opening[look].predict(x), *motion.OPENING_LIMITS), y))
     if runs is None:
