@@ -63,7 +63,7 @@ def test_a_clips_perturbed_rows_join_its_training_rows_only(monkeypatch):
     samples = {"a": (None, None, speech, x, y, None, None, 0), "b": (None, None, speech, x * 2, y, None, None, 0)}
     seen = []
 
-    def fake_fit(xs, ys, members, epochs):
+    def fake_fit(xs, ys, members, epochs, **options):  # options: the recipe's own (its falling rate)
         seen.append((len(xs), float(xs.sum())))
     monkeypatch.setattr(train_motion, "fit_mlp", fake_fit)
     fit = train_motion.fitter_from(samples, extra={"a": [(np.ones((10, plain)) * 10, y)]})
