@@ -105,15 +105,6 @@ def speed(seconds: float, keep: Path | None, work_dir: Path | None = None, prepa
         print(f"  output stamps: {len(stamps)} frames, dropped {dropped}, repeated {repeated}, in order {in_order}")
 
 
-def _score(out: Path, clip: Path, c0: float, c1: float | None) -> tuple[float, int, float]:
-    truth = evaluate._track_path(clip, c0, c1, cache=True)
-    t_truth, y_truth = np.asarray(truth.times, np.float64), evaluate._opening(truth)
-    dub = evaluate._track_path(out, None, None, cache=False)
-    on = evaluate.resample(np.asarray(dub.times, np.float64), evaluate._opening(dub), t_truth)
-    r, lag, _ = evaluate.pearson_at_best_lag(on, y_truth, evaluate.MAX_LAG)
-    return r, lag, evaluate.amplitude_ratio(on, y_truth)
-
-
 def accuracy(cases: list[str], keep: Path | None, prepare: bool = True, motion_model: str = "research") -> None:
     import lipdub
 
@@ -133,8 +124,8 @@ def accuracy(cases: list[str], keep: Path | None, prepare: bool = True, motion_m
             lipdub.dub(src, audio, off, progress=None, cache=True, motion_model=motion_model)
             # same frames and motion as at real-time pace
             live.run(str(src), str(audio), on, realtime=False, prepare=prepare, motion_model=motion_model)
-            a = _score(off, DATA / case.audio_clip, c0, c1)
-            b = _score(on, DATA / case.audio_clip, c0, c1)
+            truth = evaluate.mouth_curve(DATA / case.audio_clip, c0, c1)
+            a, b = evaluate.dub_sync(off, truth), evaluate.dub_sync(on, truth)
         rows.append((a, b))
         print(f"{name:16s} {a[0]:9.3f} {a[1]:+4d} {a[2]:5.2f} {b[0]:7.3f} {b[1]:+4d} {b[2]:5.2f} {b[0] - a[0]:+8.3f}")
     a = np.array([[r[0][0], r[0][2]] for r in rows])

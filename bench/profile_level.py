@@ -34,7 +34,7 @@ import numpy as np
 
 from lipdub import render
 from lipdub.core.files import write_json
-from lipdub.core.metrics import MAX_LAG, amplitude_ratio, pearson_at_best_lag, resample
+from lipdub.core.metrics import MAX_LAG, pearson_at_best_lag, resample
 from lipdub import profile as profiles
 from lipdub.pipeline import DubOptions, dub
 from lipdub.profile import articulation
@@ -156,10 +156,8 @@ def run(data: Path, work: Path, variants: tuple[str, ...]) -> list[dict]:
             with variant_context(variant), recorded(plans, levels):
                 report = dub(parts["shot"], parts[(a, b)], out, opts)
             row = {"variant": variant, "window": f"{a:g}-{b:g}", "wall": round(time.perf_counter() - t, 1)}
-            track = evaluate._track_path(out, None, None, cache=False)
-            y = resample(np.asarray(track.times, np.float64), evaluate._opening(track), truth[0])
-            r, lag, _ = pearson_at_best_lag(y, truth[1], MAX_LAG)
-            row.update(r=round(float(r), 4), lag=int(lag), amp=round(float(amplitude_ratio(y, truth[1])), 3))
+            r, lag, amp = evaluate.dub_sync(out, truth)
+            row.update(r=round(r, 4), lag=lag, amp=round(amp, 3))
             if levels:
                 row["level"] = round(levels[-1], 3)
             if plans:

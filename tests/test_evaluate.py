@@ -175,6 +175,24 @@ def test_mouth_boxes_grow_lip_box():
 
 # ----------------------------------------------------------------------------------------------- resampling
 
+def test_a_dubs_sync_is_its_retracked_mouth_on_the_truths_times(monkeypatch, tmp_path):
+    # the dub re-tracked (never from the cache) at twice the truth's frame rate, 2 truth frames late and twice as wide
+    t_truth = np.arange(200) / 25.0
+    y_truth = mouth_like()
+    t_dub = np.arange(400) / 50.0
+    y_dub = 2 * np.interp(t_dub - 2 / 25.0, t_truth, y_truth)
+    asked = []
+
+    def tracked(path, start=None, end=None, cache=True, per_frame=False):
+        asked.append((path, cache))
+        return t_dub, y_dub
+    monkeypatch.setattr(ev, "mouth_curve", tracked)
+    r, lag, amp = ev.dub_sync(tmp_path / "dub.mp4", (t_truth, y_truth))
+    assert asked == [(tmp_path / "dub.mp4", False)]
+    assert lag == 2 and r > 0.99
+    assert amp == pytest.approx(2.0, rel=0.02)
+
+
 def test_resample_between_frame_rates():
     t30 = np.arange(90) / 30.0
     t25 = np.arange(75) / 25.0

@@ -127,6 +127,16 @@ def mouth_curve(path, start: float | None = None, end: float | None = None, cach
     return np.asarray(track.times, np.float64), _opening(track)
 
 
+def dub_sync(out: Path, truth: tuple[np.ndarray, np.ndarray]) -> tuple[float, int, float]:
+    """(r at the best lag within MAX_LAG, that lag, amplitude ratio) of the dub `out`'s mouth opening, tracked again,
+    against the filmed mouth `truth` (mouth_curve's times and opening)."""
+    t_dub, y_dub = mouth_curve(out, cache=False)
+    t_truth, y_truth = truth
+    on = resample(t_dub, y_dub, t_truth)
+    r, lag, _ = pearson_at_best_lag(on, y_truth, MAX_LAG)
+    return float(r), int(lag), float(amplitude_ratio(on, y_truth))
+
+
 # --------------------------------------------------------------------------------------------------- media prep
 
 def _stream_starts(path: Path) -> tuple[float, float]:
