@@ -23,7 +23,9 @@ Each variant is scored held out next to post5 (the shipped inputs) with the same
 (training.train_motion.heldout_models), through the full motion post-processing; the best, when it gains at least
 CONFIRM_GAIN, is scored again next to it over more folds and nets (--confirm). The figures: docs/RESULTS.md (Motion
 alone, "The recogniser's whole output"). pca32-xlag shipped: speech.tokens (the components, their axes an asset),
-training.train_motion (the recipe, cross_fitted_lags). SHIPPED_RECIPE_VARIANTS vary it (inputs normalised per
+training.train_motion (the recipe, cross_fitted_lags); since stop 40 the shipped nets' rate falls to 0 over their
+passes (train_motion.OPENING_DECAY), which here is pca32-xlag-decay (its lags still timed by nets without it): the
+variants below were screened against pca32-xlag, the recipe before. SHIPPED_RECIPE_VARIANTS vary it (inputs normalised per
 utterance, wider component context, per-clip standardised targets, more nets; none kept: docs/RESULTS.md, Motion
 alone, stop 34); --split N scores them on another random split of the speaker groups.
 """
@@ -93,8 +95,8 @@ VARIANTS += TEMPORAL_VARIANTS  # the temporal net on the shipped recipe's inputs
 # stop 35); -zt-corr50: with the per-clip standardised targets too
 LOSS_VARIANTS = ("pca32-xlag-corr", "pca32-xlag-corr50", "pca32-xlag-corr80", "pca32-xlag-zt-corr50")
 VARIANTS += LOSS_VARIANTS
-# the shipped recipe with the MLP's rate brought down linearly to 0 over its passes (stop 40: the GRU started from the
-# MLP gained as much with its GRU held at 0, training.gru_tokens' -ctl)
+# the recipe with the MLP's rate brought down linearly to 0 over its passes (stop 40: the GRU started from the MLP
+# gained as much with its GRU held at 0, training.gru_tokens' -ctl); shipped since (train_motion.OPENING_DECAY)
 VARIANTS += ("pca32-xlag-decay",)
 VARIANTS += GRU_VARIANTS  # a bidirectional GRU on the shipped recipe's inputs (training.gru_tokens, stop 40)
 WIDE_TAPS = {"w7": (-0.12, -0.06, 0.0, 0.04, 0.08, 0.14, 0.20),
