@@ -204,6 +204,17 @@ assert (type(drawing_utils.plt) is types.ModuleType) == {pyplot_first}
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+def test_a_landmarker_left_open_at_exit_ends_quietly():
+    """A landmarker nobody closed (a dub stopped by SIGTERM while one was being made) is closed at exit, before
+    MediaPipe's modules are torn down: no "Exception ignored ... Traceback" under lipdub's "interrupted" line."""
+    import subprocess
+    import sys
+
+    code = "from lipdub.face.detect import Landmarker\nleft_open = Landmarker()\n"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+
+
 def test_the_live_tracker_reads_the_face_as_the_offline_tracker_does(katie):
     """Live sessions draw mouths measured by the offline tracker (a prepared atlas, a profile), so the live tracker's
     landmarks must agree with it: the head's scale, the lips' place, and the mouth's opening without a frame's lag

@@ -3,11 +3,13 @@ in the whole frame, and the box arithmetic (face_box, iou, roi) the survey and t
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import os
 import sys
 import threading
 import types
+import weakref
 
 import numpy as np
 
@@ -17,6 +19,16 @@ os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging to std
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 _STDERR_LOCK = threading.Lock()
+# Landmarkers not closed yet. One left to the garbage collector at interpreter exit (a dub stopped by a signal in
+# the middle of creating one) is closed by MediaPipe's __del__ after its modules are torn down, which prints a
+# traceback under "interrupted"; closing them at exit, before the teardown, ends quietly.
+_OPEN: "weakref.WeakSet[Landmarker]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_landmarkers() -> None:
+    for det in list(_OPEN):
+        det.close()
 
 
 class native_stderr_silenced:
@@ -77,6 +89,8 @@ class Landmarker:
             base_options=BaseOptions(model_asset_path=str(face_landmarker_path())),
             running_mode=vision.RunningMode.IMAGE, num_faces=num_faces,
             min_face_detection_confidence=0.5, min_face_presence_confidence=0.5)
+        self._landmarker = None
+        _OPEN.add(self)
         with native_stderr_silenced():  # MediaPipe's C++ start-up chatter is not for the user
             self._landmarker = vision.FaceLandmarker.create_from_options(options)
             self._landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.zeros((64, 64, 3), np.uint8)))
@@ -104,9 +118,10 @@ class Landmarker:
         return faces
 
     def close(self) -> None:
-        if self._landmarker is not None:
-            self._landmarker.close()
-            self._landmarker = None
+        _OPEN.discard(self)
+        landmarker, self._landmarker = self._landmarker, None
+        if landmarker is not None:
+            landmarker.close()
 
     def __enter__(self):
         return self
