@@ -136,7 +136,8 @@ def main() -> int:
             wall = time.perf_counter() - tl.t0
             groups, rows = tl.rows(args.bucket)
             quiet, ready = tl.idle_host(tl.t0, tl.t0 + wall)
-            print(f"\n{'first dub' if run == 0 else f'prepared dub {run}'}: {wall:.2f} s wall, {report.frames} frames ({report.frames / wall:.1f}/s); "
+            which = "first dub" if run == 0 else f"prepared dub {run}"
+            print(f"\n{which}: {wall:.2f} s wall, {report.frames} frames ({report.frames / wall:.1f}/s); "
                   f"on an idle 2-core host ~{quiet:.2f} s ({report.frames / quiet:.1f}/s; threads ready "
                   f"{ready:.2f} on average; load {os.getloadavg()[0]:.1f})")
             print("steps: " + "; ".join(f"{n} {a - tl.t0:.2f}-{b - tl.t0:.2f} s" for n, a, b in
