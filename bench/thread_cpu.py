@@ -11,7 +11,9 @@ the summary gives the threads counted beside the process's total. Threads are gr
 by their Python name (lipdub-draw, lipdub-speech, ...) or, for native threads, by the name the library gives them
 (FFmpeg's decoder threads "av:h264:df0", MediaPipe's "mediapipe/N"). Native threads without a name of their own
 carry the process's ("python"): in a dub these are x264's threads (and OpenCV's worker pool), shown as
-"x264 + unnamed native". The sampler's own CPU (`own`: ~0.02 s per second of wall time; 0.27 s
+"x264 + unnamed native". Each reading also counts the threads ready to run (state R: on a CPU or waiting for one),
+from which `idle_host` estimates the span's wall time on an otherwise idle host (bench.speed prints it: the wall times
+of a shared host say little). The sampler's own CPU (`own`: ~0.02 s per second of wall time; 0.27 s
 of an 11 s prepared 720p dub with open(), 0.18-0.24 s with os.read) is measured and left out of `total`, so that
 `total` is the work's alone.
 """
@@ -127,15 +129,19 @@ class ThreadCPU:
         within 0.01 s of 0.6 s each."""
         t0 = self.samples[0][0] if t0 is None and self.samples else t0
         t1 = self.samples[-1][0] if t1 is None and self.samples else t1
-        cpu: dict[int, float] = defaultdict(float)
+        cpu: dict[int, dict[int, float]] = defaultdict(lambda: defaultdict(float))  # bucket -> thread -> CPU s
         ready: dict[int, list[int]] = defaultdict(list)
         for ((ta, before), ra), (tb, after) in zip(zip(self.samples, self.ready), self.samples[1:]):
             mid = (ta + tb) / 2
             if t0 <= mid < t1:
                 b = int((mid - t0) / bucket)
-                cpu[b] += sum(sec - before[tid][0] if tid in before else sec for tid, (sec, _) in after.items())
+                for tid, (sec, _) in after.items():
+                    cpu[b][tid] += sec - before[tid][0] if tid in before else sec
                 ready[b].append(ra)
-        wall = sum(c / min(cores, max(1.0, sum(ready[b]) / len(ready[b]))) for b, c in cpu.items())
+        # (no thread runs on two cores: the sampler, a Python thread, reads nothing while native code holds the GIL,
+        # so a reading before such a stretch may count threads that then waited for the GIL as ready)
+        wall = sum(max(max(c.values()), sum(c.values()) / min(cores, max(1.0, sum(ready[b]) / len(ready[b]))))
+                   for b, c in cpu.items())
         counts = [r for rs in ready.values() for r in rs]
         return wall, sum(counts) / len(counts) if counts else 0.0
 

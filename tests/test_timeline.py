@@ -66,3 +66,12 @@ def test_the_sampler_counts_the_threads_ready_and_two_busy_threads_take_their_cp
     assert len(cpu.ready) == len(cpu.samples) > 3
     assert 1.5 < ready <= 2.5  # both workers ready (on a CPU or waiting for one) at nearly every reading
     assert 0.2 < idle < 0.45  # 0.6 s of CPU on two cores, whatever this host's load made of the wall time
+
+
+def test_the_idle_host_estimate_never_runs_one_thread_on_two_cores():
+    # a reading taken as a thread started to hold the GIL counted three threads ready; the next came 1 s later, the
+    # GIL holder's CPU alone in between: its 1 s, not half of it
+    tl = _timeline([(0.0, {1: (0.0, "MainThread"), 2: (0.0, "lipdub-speech")}),
+                    (1.0, {1: (0.0, "MainThread"), 2: (1.0, "lipdub-speech")})])
+    tl.ready = [3, 1]
+    assert tl.idle_host(0.0, 1.0, bucket=1.0)[0] == pytest.approx(1.0)
