@@ -360,3 +360,54 @@ def test_alignment_dictionary_of_the_tokens_alone(monkeypatch, name, transcript)
     whole = analyse(x, 16000, transcript=transcript)
     assert small.method == whole.method == ("forced-alignment" if transcript else "hama+align")
     assert [(p.label, p.start, p.end) for p in small.phones] == [(p.label, p.start, p.end) for p in whole.phones]
+
+
+@pytest.mark.parametrize("name, transcript", [("audio/en_jfk_11s.wav", JFK), ("audio/es_spanish1_5s.wav", None)])
+def test_alignment_decodes_without_the_gil_to_the_same_phones(monkeypatch, name, transcript):
+    """The alignment's decodes let go of the GIL (ps_process_raw through ctypes): another thread runs Python while
+    pocketsphinx decodes (with Decoder.process_raw it got almost none of that time), and the phones and times are
+    those of the Cython call, with a transcript and with hama's recognised phones."""
+    import threading
+    import time
+
+    from lipdub.speech import align
+
+    x = load(name)
+    assert align._raw_without_gil() is not None  # the pinned pocketsphinx: its Decoder as _decode reads it
+    analyse(x, 16000, transcript=transcript)  # models loaded, dictionary read
+
+    def python_beside_alignment():
+        """The track, and the CPU a pure-Python thread got during the alignment's decodes over their own CPU."""
+        done = threading.Event()
+
+        def spin():
+            while not done.is_set():
+                pass
+
+        spinner = threading.Thread(target=spin)
+        spinner.start()
+        clock = time.pthread_getcpuclockid(spinner.ident)
+        beside, aligned = [], []
+        real = align._decode
+
+        def timed(d, pcm):
+            t, other = time.thread_time(), time.clock_gettime(clock)
+            real(d, pcm)
+            aligned.append(time.thread_time() - t)
+            beside.append(time.clock_gettime(clock) - other)
+
+        monkeypatch.setattr(align, "_decode", timed)
+        try:
+            track = analyse(x, 16000, transcript=transcript)
+        finally:
+            done.set()
+            spinner.join()
+            monkeypatch.setattr(align, "_decode", real)
+        return track, sum(beside) / sum(aligned)
+
+    free, share_free = python_beside_alignment()
+    monkeypatch.setattr(align, "_raw_without_gil", lambda: None)  # the Cython call, holding the GIL
+    held, share_held = python_beside_alignment()
+    assert [(p.label, p.start, p.end) for p in free.phones] == [(p.label, p.start, p.end) for p in held.phones]
+    assert free.method == held.method == ("forced-alignment" if transcript else "hama+align")
+    assert share_free > 0.5 > share_held + 0.3, (share_free, share_held)
