@@ -4,8 +4,8 @@ Forced alignment runs `set_align_text` → decode (word level) → `set_alignmen
 `bestpath=False` and wide beams (narrow beams end in "impossible duration"). Every alignment or decoding gets a
 fresh decoder: a reused one answers differently depending on what it decoded before, and the same audio must give
 the same phones in any process (batch workers run many jobs each). Decoding is guarded by a lock, and lets go of the
-GIL (`_raw_without_gil`). Frame times are
-10 ms; phone starts come ~9 ms early (corrected by the caller through `PHONE_BIAS`).
+GIL (`_raw_without_gil`). Frame times are 10 ms; phone starts come ~9 ms early (corrected by the caller through
+`PHONE_BIAS`).
 """
 
 from __future__ import annotations
