@@ -3,14 +3,12 @@
 Forced alignment runs `set_align_text` → decode (word level) → `set_alignment` → decode again (phone level), with
 `bestpath=False` and wide beams (narrow beams end in "impossible duration"). Every alignment or decoding gets a
 fresh decoder: a reused one answers differently depending on what it decoded before, and the same audio must give
-the same phones in any process (batch workers run many jobs each). Decoding is guarded by a lock, and lets go of the
-GIL (`_raw_without_gil`). Frame times are 10 ms; phone starts come ~9 ms early (corrected by the caller through
-`PHONE_BIAS`).
+the same phones in any process (batch workers run many jobs each). Decoding is guarded by a lock. Frame times are
+10 ms; phone starts come ~9 ms early (corrected by the caller through `PHONE_BIAS`).
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import threading
@@ -117,39 +115,8 @@ def dictionary_token(word: str | None, phones: list[str] | None) -> str | None:
 
 def _decode(d, pcm: bytes) -> None:
     d.start_utt()
-    process = _raw_without_gil()
-    if process is None or len(pcm) < 2:
-        d.process_raw(pcm, full_utt=True)
-    else:  # the same call the Cython method makes, on the Decoder's own ps_decoder_t*
-        ps = ctypes.c_void_p.from_address(id(d) + object.__basicsize__).value
-        if process(ps, pcm, len(pcm) // 2, 0, 1) < 0:
-            raise RuntimeError(f"Failed to process {len(pcm) // 2} samples of audio data")
+    d.process_raw(pcm, full_utt=True)
     d.end_utt()
-
-
-@lru_cache(maxsize=1)
-def _raw_without_gil():
-    """pocketsphinx's ps_process_raw called through ctypes, which lets go of the GIL while it decodes; None where the
-    Decoder's layout is not the one read in _decode. Decoder.process_raw (Cython) holds the GIL throughout: a dub's
-    alignment (two decodes, ~0.27 s of CPU for 8 s of speech) stopped every other thread's Python, a first dub's
-    tracking among them (bench.speed's idle-host estimate of a first 720p dub ~0.3 s shorter without it). The
-    Decoder of pocketsphinx 5.1.1 (the pinned version) holds its `ps_decoder_t *_ps` first, after the object's
-    header, and a `Config` after it (its basic size two pointers more than object's); another version keeps the
-    Cython call."""
-    from importlib import metadata
-
-    try:
-        from pocketsphinx import _pocketsphinx
-        version = metadata.version("pocketsphinx")
-    except (ImportError, metadata.PackageNotFoundError):
-        return None
-    if version != "5.1.1" or _pocketsphinx.Decoder.__basicsize__ != object.__basicsize__ + 2 * ctypes.sizeof(
-            ctypes.c_void_p):
-        return None
-    process = ctypes.CDLL(_pocketsphinx.__file__).ps_process_raw  # (the module exports pocketsphinx's C API)
-    process.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int]
-    process.restype = ctypes.c_int
-    return process
 
 
 def _word_pass(d, pcm: bytes, tokens: list[str]) -> bool:
