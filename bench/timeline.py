@@ -1,9 +1,10 @@
-"""A timeline of one prepared dub: how many cores each of its thread groups keeps busy, moment by moment.
+"""A timeline of a prepared dub (with --cold, the first dub's too): how many cores each of its thread groups keeps
+busy, moment by moment.
 
     python -m bench.timeline [--size 1280x720 | source] [--runs 2] [--bucket 0.25] [--rows] [--cold]
 
 The clip and audio are bench.speed's (scaled with --size as there). One cold dub prepares the video (track and atlas
-cached), then each run is a prepared dub, its threads sampled as bench.thread_cpu samples them (/proc/self/task every
+cached; timed as the others with --cold), then each run is a prepared dub, its threads sampled as bench.thread_cpu samples them (/proc/self/task every
 20 ms). Printed: the dub's steps (functions of lipdub.pipeline.offline, wrapped to mark where they start and end),
 each with its wall time and the CPU each thread group spent in it (a step whose CPU is one group's alone kept one core
 busy, whatever the host's load); with --rows also the timeline in rows of `--bucket` seconds, each group's CPU in that
@@ -29,8 +30,7 @@ from bench.speed import DATA
 from bench.thread_cpu import ThreadCPU, group_of
 
 STEPS = ("_analyse_speech_beside_tracking", "load_track", "own_renderer", "_plan_motion", "_plan_rendering",
-         "filmed_pauses", "Ahead.run",
-         "_render_and_encode")
+         "filmed_pauses", "Ahead.run", "_render_and_encode")
 SHORT = {"x264 + unnamed native": "x264", "decoder (FFmpeg threads)": "decode", "main thread": "main",
          "lipdub-draw": "draw", "lipdub-speech": "speech", "lipdub-encoder": "encoder", "lipdub-aligner": "aligner"}
 
