@@ -1,14 +1,18 @@
-"""A timeline of one prepared dub: how many cores each of its thread groups keeps busy, moment by moment.
+"""A timeline of a prepared dub (with --cold, the first dub's too): how many cores each of its thread groups keeps
+busy, moment by moment.
 
-    python -m bench.timeline [--size 1280x720 | source] [--runs 2] [--bucket 0.25] [--rows]
+    python -m bench.timeline [--size 1280x720 | source] [--runs 2] [--bucket 0.25] [--rows] [--cold]
 
 The clip and audio are bench.speed's (scaled with --size as there). One cold dub prepares the video (track and atlas
-cached), then each run is a prepared dub, its threads sampled as bench.thread_cpu samples them (/proc/self/task every
+cached; timed as the others with --cold), then each run is a prepared dub, its threads sampled as bench.thread_cpu samples them (/proc/self/task every
 20 ms). Printed: the dub's steps (functions of lipdub.pipeline.offline, wrapped to mark where they start and end),
 each with its wall time and the CPU each thread group spent in it (a step whose CPU is one group's alone kept one core
 busy, whatever the host's load); with --rows also the timeline in rows of `--bucket` seconds, each group's CPU in that
 span as a share of one core. On an idle host a row whose shares add to well under 2.0 is a moment a core idled; on a
-loaded one the host may have given the core to another job (the columns are this process's alone).
+loaded one the host may have given the core to another job (the columns are this process's alone). So each reading
+also counts the dub's threads ready to run (state R: on a CPU or waiting for one), and each step and the whole dub get
+an estimate of their wall time on an idle 2-core host (Timeline.idle_host): fewer than 2 threads ready is a core the
+dub itself leaves idle, whatever the load.
 """
 
 from __future__ import annotations
@@ -25,22 +29,14 @@ from pathlib import Path
 from bench.speed import DATA
 from bench.thread_cpu import ThreadCPU, group_of
 
-STEPS = ("_analyse_speech_beside_tracking", "_plan_motion", "_plan_rendering", "filmed_pauses", "Ahead.run",
-         "_render_and_encode")
+STEPS = ("_analyse_speech_beside_tracking", "load_track", "own_renderer", "_plan_motion", "_plan_rendering",
+         "filmed_pauses", "Ahead.run", "_render_and_encode")
 SHORT = {"x264 + unnamed native": "x264", "decoder (FFmpeg threads)": "decode", "main thread": "main",
          "lipdub-draw": "draw", "lipdub-speech": "speech", "lipdub-encoder": "encoder", "lipdub-aligner": "aligner"}
 
 
 class Timeline(ThreadCPU):
-    """bench.thread_cpu's sampler that also keeps every reading: (wall time, {thread id: (CPU s, name)})."""
-
-    def __init__(self, interval: float = 0.02):
-        super().__init__(interval)
-        self.samples: list[tuple[float, dict[int, tuple[float, str]]]] = []
-
-    def _read(self, names: dict[int, str]) -> None:
-        super()._read(names)
-        self.samples.append((time.perf_counter(), dict(self._last)))
+    """bench.thread_cpu's sampler, its readings read back by span (spent) and by bucket of wall time (rows)."""
 
     def __enter__(self):
         self.t0 = time.perf_counter()
@@ -114,6 +110,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--bucket", type=float, default=0.25)
     ap.add_argument("--rows", action="store_true", help="print the timeline's rows, not only the steps'")
+    ap.add_argument("--cold", action="store_true", help="the first dub (tracking, atlas) too, as run 0")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="lipdub-timeline-") as tmp:
         tmp = Path(tmp)
@@ -126,8 +123,9 @@ def main() -> int:
             width, height = (int(v) for v in args.size.lower().split("x"))
             video = tmp / f"clip_{width}x{height}.mp4"
             make_unit(Path(args.video), video, width, height)
-        lipdub.dub(video, args.audio, tmp / "cold.mp4")
-        for run in range(args.runs):
+        if not args.cold:
+            lipdub.dub(video, args.audio, tmp / "cold.mp4")
+        for run in range(0 if args.cold else 1, args.runs + 1):
             marks: list = []
             unwrap = wrap_steps(marks)
             try:
@@ -137,20 +135,27 @@ def main() -> int:
                 unwrap()
             wall = time.perf_counter() - tl.t0
             groups, rows = tl.rows(args.bucket)
-            print(f"\nprepared dub {run + 1}: {wall:.2f} s wall, {report.frames} frames ({report.frames / wall:.1f}/s)")
+            quiet, ready = tl.idle_host(tl.t0, tl.t0 + wall)
+            which = "first dub" if run == 0 else f"prepared dub {run}"
+            print(f"\n{which}: {wall:.2f} s wall, {report.frames} frames ({report.frames / wall:.1f}/s); "
+                  f"on an idle 2-core host ~{quiet:.2f} s ({report.frames / quiet:.1f}/s; threads ready "
+                  f"{ready:.2f} on average; load {os.getloadavg()[0]:.1f})")
             print("steps: " + "; ".join(f"{n} {a - tl.t0:.2f}-{b - tl.t0:.2f} s" for n, a, b in
                                         sorted(marks, key=lambda m: m[1])))
             for n, a, b in sorted(marks, key=lambda m: m[1]):
                 cpu = tl.spent(a, b)
-                print(f"  {n:32s} wall {b - a:5.2f} s, CPU {sum(cpu.values()):5.2f} s: " +
+                quiet, ready = tl.idle_host(a, b)
+                print(f"  {n:32s} wall {b - a:5.2f} s, idle host ~{quiet:5.2f} s (ready {ready:4.2f}), "
+                      f"CPU {sum(cpu.values()):5.2f} s: " +
                       ", ".join(f"{g} {v:.2f}" for g, v in sorted(cpu.items(), key=lambda x: -x[1]) if v >= 0.01))
             if not args.rows:
                 continue
-            print(f"{'t (s)':>6} " + " ".join(f"{g[:8]:>8}" for g in groups) + "   cores  steps running")
+            print(f"{'t (s)':>6} " + " ".join(f"{g[:8]:>8}" for g in groups) + "   cores  ready  steps running")
             for t, row in rows:
                 running = [n for n, a, b in marks if a - tl.t0 < t + args.bucket and b - tl.t0 > t]
+                ready = tl.idle_host(tl.t0 + t, tl.t0 + t + args.bucket, args.bucket)[1]
                 print(f"{t:6.2f} " + " ".join(f"{row.get(g, 0):8.2f}" for g in groups) +
-                      f"   {sum(row.values()):5.2f}  {', '.join(running)}")
+                      f"   {sum(row.values()):5.2f}  {ready:5.2f}  {', '.join(running)}")
     return 0
 
 
