@@ -270,36 +270,6 @@ def test_small_openings_are_drawn_from_mouths_near_their_opening():
     assert pick(atlas_open=entries[:, 0], want_open=want[:, 0]) == 1
 
 
-def _longest_run(path):
-    runs = np.diff(np.flatnonzero(np.r_[True, path[1:] != path[:-1], True]))
-    return int(runs.max())
-
-
-def test_a_speaking_mouth_is_not_held_past_hold_run():
-    # one entry fits the wanted mouth exactly, two others nearly (none a filmed neighbour of another): in a silence
-    # selection holds the exact one throughout, as before; in speech it lets go once it has drawn it HOLD_RUN frames
-    entries = np.array([[0.0, 0.0], [0.1, 0.0], [0.0, 0.1]])
-    want = np.zeros((12, 2))
-    args = (entries, np.zeros((3, 2)), np.array([0, 10, 20]), want, np.zeros((12, 2)))
-    kw = {"jump_cost": selection.JUMP_COST, "k": 3}
-    before = render.select_frames(*args, **kw)
-    assert np.all(before == 0)
-    assert np.array_equal(render.select_frames(*args, speech=np.zeros(12, bool), **kw), before)
-    held = render.select_frames(*args, speech=np.ones(12, bool), **kw)
-    assert _longest_run(held) == selection.HOLD_RUN and np.mean(held == 0) > 0.5
-    # a silence's held rest counts: speech after it draws another mouth at once
-    half = render.select_frames(*args, speech=np.arange(12) >= 6, **kw)
-    assert np.all(half[:6] == 0) and half[6] != 0
-
-
-def test_hold_share_rises_to_a_jump_only_in_speech_after_hold_run():
-    held = np.array([1, selection.HOLD_RUN - 1, selection.HOLD_RUN, 3 * selection.HOLD_RUN])
-    assert np.allclose(selection.hold_share(held, True), [selection.HOLD_SHARE] * 2 + [1.0] * 2)
-    assert np.allclose(selection.hold_share(held, False), selection.HOLD_SHARE)
-    assert np.array_equal(selection.in_speech(np.array([0.0, 0.3, 0.7, 1.0])), [True, True, False, False])
-    assert selection.in_speech(None) is None
-
-
 # ------------------------------------------------------------------------------------------------ live selection
 # LiveAppearance.choose takes the same match term greedily, small openings matched closely (proximity and the filmed
 # expression were tried live and not kept: docs/RESULTS.md, Live mode with a profile).
@@ -391,26 +361,3 @@ def test_a_mouth_opened_past_its_source_keeps_its_upper_teeth_whole(topology):
     assert bottom.sum() > 100 and (grey[bottom] > 150).mean() < 0.05
     upper = (rows > (up_d + 2)[None, :]) & (rows < (up_d + 0.6 * gap * ppu)[None, :])
     assert (grey[upper] > 150).mean() > 0.8  # the teeth themselves are still there, under the upper lip
-
-
-def test_live_selection_lets_go_of_a_long_hold_in_speech(topology):
-    # two filmed neighbours; the wanted mouth nearer the first, by less than a jump but more than a hold costs:
-    # live holds the first through a silence, and in speech moves on to the next filmed frame after HOLD_RUN frames
-    track = _two_mouths(topology, (0.06, 0.06), narrow=0.04)
-    r = _renderer(track, topology)
-    model = render.MouthModel(topology, 0.2, float(render.descriptors(r.norm)[0, 1]))
-    app = LiveAppearance(r.atlas, model, grow=False)
-    app.render(np.full((400, 400, 3), 128, np.uint8), track.landmarks[0], 0.0, 0.0)  # indexes the atlas
-    x0, x1 = app._desc[0], app._desc[1]
-    gap = 0.02  # entry 1's match cost over entry 0's
-    want = x0 + (1 - gap / float(((x1 - x0) ** 2).sum())) / 2 * (x1 - x0)
-    cost = [float(selection.squared_distance(app._desc[[i]], app._pose_feat[[i]], want, app._pose_feat[0],
-                                             selection.POSE_WEIGHT)[0]) + float(app._blur[i]) for i in (0, 1)]
-    assert selection.HOLD_SHARE * selection.JUMP_COST < cost[1] - cost[0] < selection.JUMP_COST  # the premise
-
-    def run(speech):
-        app.prev, app.held = None, 0
-        return [app.choose(want, app._pose_feat[0], speech=speech) for _ in range(2 * selection.HOLD_RUN)]
-
-    assert run(False) == [0] * (2 * selection.HOLD_RUN)
-    assert run(True) == [0] * selection.HOLD_RUN + [1] * selection.HOLD_RUN

@@ -16,8 +16,8 @@ from lipdub.render import compose
 from lipdub.render.atlas import Atlas
 from lipdub.render.mouth import MouthModel
 from lipdub.render.renderer import Renderer
-from lipdub.render.selection import (JUMP_COST, POSE_WEIGHT, descriptor_scale, hold_share, in_speech, match_cost,
-                                     search_space, small_open_axis, squared_distance, squeeze_cost, transition_cost)
+from lipdub.render.selection import (JUMP_COST, POSE_WEIGHT, descriptor_scale, match_cost, search_space,
+                                     small_open_axis, squared_distance, squeeze_cost, transition_cost)
 from lipdub.render.speaker import resting
 from lipdub.render.warp import FaceWarper, close_eyes_for_blink
 
@@ -57,7 +57,6 @@ class LiveAppearance:
         self._indexed = 0
         self._tree = None
         self.prev: int | None = None
-        self.held = 0  # frames `prev` has been drawn running (selection.hold_share)
         self._lock = threading.Lock()
         self.still = False  # a photo source: one entry is all there is
 
@@ -132,9 +131,9 @@ class LiveAppearance:
         r.use_rest(self._rest())
 
     def choose(self, want: np.ndarray, pose_feat: np.ndarray, k: int = 16, jump_cost: float = JUMP_COST,
-               want_open: float | None = None, speech: bool = True) -> int:
+               want_open: float | None = None) -> int:
         """The atlas entry for this frame (see the class doc; the costs are render.selection's); `want_open` (the
-        canonical opening wanted) adds squeeze_cost; in `speech` a long hold costs more (hold_share)."""
+        canonical opening wanted) adds squeeze_cost."""
         n = len(self._desc)
         if n == 1:
             return 0
@@ -149,10 +148,8 @@ class LiveAppearance:
         if want_open is not None:
             cost = cost + squeeze_cost(self._open[cand], want_open)
         if self.prev is not None and self.prev < n:
-            cost = cost + transition_cost(self._seq[cand] - self._seq[self.prev], jump_cost,
-                                          hold_share(self.held, speech))
+            cost = cost + transition_cost(self._seq[cand] - self._seq[self.prev], jump_cost)
         a = int(cand[int(np.argmin(cost))])
-        self.held = self.held + 1 if a == self.prev else 1
         self.prev = a
         return a
 
@@ -172,7 +169,7 @@ class LiveAppearance:
                                                      np.zeros(1, bool), np.float32([rest])))
         want = small_open_axis(np.array([[open_c[0], width_c[0]]]))[0] * self._desc_scale
         opening_c = float(open_c[0])
-        a = self.choose(want, rot[:2, 2], want_open=opening_c, speech=bool(in_speech(rest)))
+        a = self.choose(want, rot[:2, 2], want_open=opening_c)
         # no lock: the renderer reads its own snapshot of the atlas arrays, and the tracker thread only appends
         # (list appends and reads are atomic in CPython), so atlas growth never waits for a render
         return r.render_frame(rgb, 0, a, opening_c, float(width_c[0]), planar=planar), True

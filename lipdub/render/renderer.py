@@ -26,7 +26,7 @@ from lipdub.render.interior import (CLOSED_LINE_OPENING, GAP_GAIN_MIN, GapMatch,
 from lipdub.render.mouth import (CONTROL, INNER_LOWER_POS, INNER_UPPER_POS, JAW_POS, LIPS_POS,
                                  OUTER_LIPS_POS, OUTER_RING, UPPER_EDGE_POS, MouthModel, build_mouth_model, corner_lift,
                                  descriptors, target_shape)
-from lipdub.render.selection import (JUMP_COST, POSE_WEIGHT, blur_cost, descriptor_scale, in_speech, select_frames,
+from lipdub.render.selection import (JUMP_COST, POSE_WEIGHT, blur_cost, descriptor_scale, select_frames,
                                      small_open_axis)
 
 
@@ -190,8 +190,7 @@ class Renderer:
         sel = select_frames(desc, self.atlas.pose_feat.astype(np.float64), self.atlas.seq, want,
                             pose_features(self.pose, np.minimum(schedule, len(self.track) - 1)),
                             jump_cost=JUMP_COST, pose_weight=POSE_WEIGHT, atlas_cost=self.blur_cost(),
-                            atlas_open=self.atlas_open, want_open=open_c, **self._times(source),
-                            speech=in_speech(mouth.rest))
+                            atlas_open=self.atlas_open, want_open=open_c, **self._times(source))
         return (open_c, width_c, sel) if drawn is None else (*self.wanted(drawn, source), sel)
 
     def _times(self, source: np.ndarray) -> dict:

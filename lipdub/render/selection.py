@@ -8,8 +8,7 @@ terms, defined once here:
   head-pose difference, plus a per-entry penalty (blur_cost); the opening axis is stretched below a parted mouth
   (small_open_axis), offline and live; a mouth filmed much more open than wanted costs more (squeeze_cost);
 - transition: continuing to the next real frame (sequence number +1 or +2) is free, holding a frame costs
-  HOLD_SHARE × the jump cost, any other jump the jump cost; in speech, holding an entry already drawn HOLD_RUN frames
-  running costs a whole jump (hold_share);
+  HOLD_SHARE × the jump cost, any other jump the jump cost;
 - proximity (the clip's own atlas, offline): a mouth filmed far in time from the frame it is drawn over costs up to
   PROXIMITY_WEIGHT more (proximity_cost), so each frame prefers mouths filmed around it: they carry that moment's
   expression (a smile), light and stubble, and one mouth is no longer drawn all over the clip. Live sessions on a
@@ -30,8 +29,6 @@ from lipdub.render.mouth import MouthModel
 JUMP_COST = 0.05
 POSE_WEIGHT = 2.0
 HOLD_SHARE = 0.15  # holding a frame costs this share of a jump
-HOLD_RUN = 5  # in speech, frames one entry is drawn running before holding it longer costs a whole jump
-SILENCE_REST = 0.5  # MouthTrack.rest (1 in the new speech's silences, 0 in speech) from which a frame is silence
 PROXIMITY_WEIGHT = 0.1  # the most a mouth filmed far from the frame it is drawn over costs
 PROXIMITY_SECONDS = 1.0  # ... reached this far apart (quadratic up to there)
 SMALL_OPEN_STRETCH = 2.0  # selection tells openings under a parted mouth's apart this much more
@@ -120,27 +117,12 @@ def proximity_cost(entry_time: np.ndarray, want_time: np.ndarray) -> np.ndarray:
     return PROXIMITY_WEIGHT * np.minimum(1.0, ((entry_time - want_time) / PROXIMITY_SECONDS) ** 2)
 
 
-def hold_share(held: np.ndarray | int, speech: np.ndarray | bool) -> np.ndarray:
-    """The share of a jump that holding an entry costs, given the frames it has been drawn running (`held`) and
-    whether the frame is speech: HOLD_SHARE, and a whole jump in speech once it has been drawn HOLD_RUN frames.
-    A speaking mouth held longer shows one image, exactly, through changing sounds: the detector's surer frames
-    (docs/RESULTS.md, stop 41); the new speech's silences keep their held rest (filmed runs there read surer)."""
-    return np.where(np.asarray(speech) & (np.asarray(held) >= HOLD_RUN), 1.0, HOLD_SHARE)
-
-
-def in_speech(rest: np.ndarray | float | None) -> np.ndarray | bool | None:
-    """Whether each frame is the new speech's speech, not its silence, by its share of the rest (MouthTrack.rest,
-    None: unknown)."""
-    return None if rest is None else np.asarray(rest) < SILENCE_REST
-
-
-def transition_cost(step: np.ndarray, jump_cost: float, share: np.ndarray | float = HOLD_SHARE) -> np.ndarray:
+def transition_cost(step: np.ndarray, jump_cost: float) -> np.ndarray:
     """Cost of moving between entries whose sequence numbers differ by `step`: continuing a real run is free,
-    holding a frame costs `share` (hold_share, broadcast) of a jump, any other jump `jump_cost`."""
+    holding a frame costs a little, any other jump `jump_cost`."""
     trans = np.full(step.shape, jump_cost)
     trans[(step >= 1) & (step <= 2)] = 0.0
-    hold = step == 0
-    trans[hold] = (np.broadcast_to(share, step.shape) * jump_cost)[hold]
+    trans[step == 0] = HOLD_SHARE * jump_cost
     return trans
 
 
@@ -148,18 +130,15 @@ def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.
                   want: np.ndarray, want_pose: np.ndarray, k: int = 24, jump_cost: float = 0.6,
                   pose_weight: float = 1.0, atlas_cost: np.ndarray | None = None,
                   atlas_time: np.ndarray | None = None, want_time: np.ndarray | None = None,
-                  atlas_open: np.ndarray | None = None, want_open: np.ndarray | None = None,
-                  speech: np.ndarray | None = None) -> np.ndarray:
+                  atlas_open: np.ndarray | None = None, want_open: np.ndarray | None = None) -> np.ndarray:
     """Viterbi over the k best atlas candidates per output frame (unit selection).
 
     atlas_desc (A,D) and want (T,D) are weighted descriptors (opening, width, teeth…); atlas_cost (A,) is a per-entry
     penalty (blur); continuing to the next real frame (next sequence number) costs nothing, holding a frame costs a
     little, any other jump costs `jump_cost`. With atlas_time (A,) and want_time (T,) (when each entry and each
     output frame's source frame were filmed: the clip's own atlas), proximity_cost is added; with atlas_open (A,) and
-    want_open (T,) (canonical openings, filmed and wanted), squeeze_cost; with speech (T,) (bool: the new speech's
-    frames outside its silences), a hold's price grows once an entry has been drawn HOLD_RUN frames (hold_share,
-    counted along each candidate's best path). Candidates come from k-d trees, so the cost grows with log(A), not A:
-    minutes of profile footage stay cheap."""
+    want_open (T,) (canonical openings, filmed and wanted), squeeze_cost. Candidates come from
+    k-d trees, so the cost grows with log(A), not A: minutes of profile footage stay cheap."""
     T, A = len(want), len(atlas_desc)
     if A == 1:
         return np.zeros(T, np.int64)
@@ -196,14 +175,11 @@ def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.
         cost[t0:t0 + 8192] = np.take_along_axis(full, order, 1)
     acc = cost[0].copy()
     back = np.zeros((T, k), np.int64)
-    held = np.ones(k, np.int64)  # frames the best path into each candidate has drawn its entry running
     for t in range(1, T):
         step = atlas_seq[cand[t]][None, :] - atlas_seq[cand[t - 1]][:, None]
-        share = HOLD_SHARE if speech is None else hold_share(held[:, None], bool(speech[t]))
-        tot = acc[:, None] + transition_cost(step, jump_cost, share)
+        tot = acc[:, None] + transition_cost(step, jump_cost)
         back[t] = np.argmin(tot, axis=0)
         acc = tot[back[t], np.arange(k)] + cost[t]
-        held = np.where(cand[t] == cand[t - 1, back[t]], held[back[t]] + 1, 1)
     path = np.zeros(T, np.int64)
     j = int(np.argmin(acc))
     for t in range(T - 1, -1, -1):
