@@ -270,38 +270,6 @@ def test_small_openings_are_drawn_from_mouths_near_their_opening():
     assert pick(atlas_open=entries[:, 0], want_open=want[:, 0]) == 1
 
 
-def test_opening_cost_charges_mouths_drawn_so_open_their_interior_is_split():
-    from lipdub.render.interior import SPLIT_OPENING, SPLIT_SPAN, SPLIT_START, split_share
-
-    want = 0.2
-    filmed = np.array([want, want * (1 - SPLIT_START), want * (1 - SPLIT_START - SPLIT_SPAN / 2),
-                       want * (1 - SPLIT_START - SPLIT_SPAN), 0.0])
-    share = split_share(filmed, want)
-    assert share == pytest.approx([0, 0, 0.5, 1, 1])  # as Renderer._draw blends the split interior in
-    assert np.all(selection.opening_cost(filmed, want) == pytest.approx(selection.SPLIT_WEIGHT * share))
-    # a parted mouth is never split (a shut one opened by the warp is drawn as before), and squeezing keeps its cost
-    assert selection.opening_cost(0.0, SPLIT_OPENING) == 0
-    assert selection.opening_cost(0.08, 0.03) == selection.squeeze_cost(0.08, 0.03) > 0
-
-
-def test_wide_openings_are_not_drawn_from_mouths_whose_interior_would_be_split():
-    # an open mouth is wanted at the rest width; the atlas holds one filmed less open at that width and one filmed at
-    # the wanted opening, narrower: by descriptors the first wins, stretched with a cavity drawn between its teeth
-    # (the surest frames of vx09 and stNg_talk2); told the openings, the one filmed about as open
-    from lipdub.render.selection import small_open_axis
-
-    entries = np.array([[0.14, 0.50], [0.20, 0.44]])
-    want = np.array([[0.20, 0.50]])
-    scale = np.array([1 / 0.2, 3 / 0.5])
-
-    def pick(**openings):
-        return int(render.select_frames(small_open_axis(entries) * scale, np.zeros((2, 2)), np.array([0, 5]),
-                                        small_open_axis(want) * scale, np.zeros((1, 2)), **openings)[0])
-
-    assert pick() == 0
-    assert pick(atlas_open=entries[:, 0], want_open=want[:, 0]) == 1
-
-
 # ------------------------------------------------------------------------------------------------ live selection
 # LiveAppearance.choose takes the same match term greedily, small openings matched closely (proximity and the filmed
 # expression were tried live and not kept: docs/RESULTS.md, Live mode with a profile).
@@ -354,28 +322,6 @@ def test_live_selection_charges_squeezed_mouths(topology):
                           **opening)
 
     assert desc[0, 0] > 2 * desc[1, 0] and choose() == 0
-    assert choose(want_open=float(wanted[0, 0])) == 1
-
-
-def test_live_selection_charges_mouths_whose_interior_would_be_split(topology):
-    # the offline test above, greedily: an open mouth wanted at the rest width, one entry filmed less open at that
-    # width, one filmed as open and narrower
-    from lipdub.render.selection import small_open_axis
-
-    track = _two_mouths(topology, (0.14, 0.2), narrow=0.08)
-    r = _renderer(track, topology)
-    desc = render.descriptors(r.norm)
-    wanted = np.array([[float(desc[1, 0]), float(desc[0, 1])]])
-    model = render.MouthModel(topology, 0.2, float(desc[0, 1]))
-    app = LiveAppearance(r.atlas, model, grow=False)
-    app.render(np.full((400, 400, 3), 128, np.uint8), track.landmarks[0], 0.0, 0.0)  # indexes the atlas
-
-    def choose(**opening):
-        app.prev = None
-        return app.choose(small_open_axis(wanted)[0] * selection.descriptor_scale(model), app._pose_feat[0],
-                          **opening)
-
-    assert choose() == 0
     assert choose(want_open=float(wanted[0, 0])) == 1
 
 

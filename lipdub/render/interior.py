@@ -33,18 +33,6 @@ def rounded(poly: np.ndarray, iterations: int = 2, closed: bool = True) -> np.nd
 
 LIP_LINE_DEPTH = (0.25, 0.5)  # a closed lip line is this much darker than the lips: middle, corners
 CLOSED_LINE_OPENING = (0.02, 0.04)  # canonical gaps: squeezed lips below the first touch, above the second part
-# a mouth drawn more open than filmed shows an interior split along the jaw (Renderer._draw) once it is drawn over
-# SPLIT_OPENING (canonical) and lacks more than SPLIT_START of the drawn opening, in full SPLIT_SPAN further on
-SPLIT_OPENING, SPLIT_START, SPLIT_SPAN = 0.05, 0.2, 0.15
-
-
-def split_share(entry_open, want_open):
-    """How much of the interior of a mouth filmed at `entry_open` and drawn at `want_open` (canonical, broadcast) is
-    split along the jaw with a drawn cavity between its teeth (0..1): what Renderer._draw blends in."""
-    want = np.asarray(want_open, np.float64)
-    lack = want - np.asarray(entry_open, np.float64)
-    share = np.clip((lack / np.maximum(want, 1e-9) - SPLIT_START) / SPLIT_SPAN, 0.0, 1.0)
-    return np.where(want > SPLIT_OPENING, share, 0.0)
 
 
 def soften_lip_line(patch: np.ndarray, control: np.ndarray, roi: tuple[int, int, int, int], px_per_unit: float,

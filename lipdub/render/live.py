@@ -16,8 +16,8 @@ from lipdub.render import compose
 from lipdub.render.atlas import Atlas
 from lipdub.render.mouth import MouthModel
 from lipdub.render.renderer import Renderer
-from lipdub.render.selection import (JUMP_COST, POSE_WEIGHT, descriptor_scale, match_cost, opening_cost,
-                                     search_space, small_open_axis, squared_distance, transition_cost)
+from lipdub.render.selection import (JUMP_COST, POSE_WEIGHT, descriptor_scale, match_cost, search_space,
+                                     small_open_axis, squared_distance, squeeze_cost, transition_cost)
 from lipdub.render.speaker import resting
 from lipdub.render.warp import FaceWarper, close_eyes_for_blink
 
@@ -44,7 +44,7 @@ class LiveAppearance:
     Offline dubs choose atlas entries by Viterbi over the whole clip; live frames cannot wait for the future, so each
     frame takes the cheapest of the k nearest entries given the one before (continuing a real run of frames costs
     nothing, holding costs a little, jumping costs more): the same costs (render.selection), decided greedily, small
-    openings matched closely as offline (small_open_axis, opening_cost). Offline's proximity and filmed-expression
+    openings matched closely as offline (small_open_axis, squeeze_cost). Offline's proximity and filmed-expression
     terms were tried live on a video file's prepared atlas and not kept (docs/RESULTS.md, Live mode with a profile)."""
 
     def __init__(self, atlas: Atlas | None = None, model: MouthModel | None = None,
@@ -133,7 +133,7 @@ class LiveAppearance:
     def choose(self, want: np.ndarray, pose_feat: np.ndarray, k: int = 16, jump_cost: float = JUMP_COST,
                want_open: float | None = None) -> int:
         """The atlas entry for this frame (see the class doc; the costs are render.selection's); `want_open` (the
-        canonical opening wanted) adds opening_cost."""
+        canonical opening wanted) adds squeeze_cost."""
         n = len(self._desc)
         if n == 1:
             return 0
@@ -146,7 +146,7 @@ class LiveAppearance:
         cost = match_cost(squared_distance(self._desc[cand], self._pose_feat[cand], want, pose_feat, POSE_WEIGHT),
                           self._blur[cand])
         if want_open is not None:
-            cost = cost + opening_cost(self._open[cand], want_open)
+            cost = cost + squeeze_cost(self._open[cand], want_open)
         if self.prev is not None and self.prev < n:
             cost = cost + transition_cost(self._seq[cand] - self._seq[self.prev], jump_cost)
         a = int(cand[int(np.argmin(cost))])

@@ -20,9 +20,9 @@ from lipdub.core.landmarks import JAW, OUTER_LOWER, OUTER_UPPER, UPPER_EDGE
 from lipdub.errors import InputError
 from lipdub.render import compose, speaker
 from lipdub.render.atlas import Atlas, fill_atlas_in_halves, pose_features
-from lipdub.render.interior import (CLOSED_LINE_OPENING, GAP_GAIN_MIN, SPLIT_OPENING, SPLIT_START, GapMatch,
-                                    darken_gap, gap_lightness, inner_lip_mask, pull_inner_lips, soften_lip_line,
-                                    split_rows, split_share, split_window, synthetic_cavity)
+from lipdub.render.interior import (CLOSED_LINE_OPENING, GAP_GAIN_MIN, GapMatch, darken_gap, gap_lightness,
+                                    inner_lip_mask, pull_inner_lips, soften_lip_line, split_rows, split_window,
+                                    synthetic_cavity)
 from lipdub.render.mouth import (CONTROL, INNER_LOWER_POS, INNER_UPPER_POS, JAW_POS, LIPS_POS,
                                  OUTER_LIPS_POS, OUTER_RING, UPPER_EDGE_POS, MouthModel, build_mouth_model, corner_lift,
                                  descriptors, target_shape)
@@ -453,13 +453,13 @@ class Renderer:
         # the chosen mouth is the interior donor itself (a photo's only mouth): its teeth split along the jaw as soon
         # as the mouth opens past it, in full (half-blended with the stretched mouth they showed a grey bar)
         only = a == self.donor and lack > 0
-        if opening > SPLIT_OPENING and (lack > SPLIT_START * opening or only):
+        if opening > 0.05 and (lack > 0.2 * opening or only):
             # the chosen mouth is less open than asked: stretched, its teeth smear, so the opening shows a real
             # interior split along the jaw: the chosen mouth's own while it is at least half as open (the same
             # teeth as the stretched mouth, so the ramp shows no second set), else the clip's most open mouth's
             # (a half blend of two different interiors drew a grey row of teeth); from 0.4 to 0.5 of the opening
             # the two cross-fade: both sets of teeth sit under the upper lip at their filmed size and nearly coincide
-            weight = 1.0 if only else float(split_share(src_open, opening))
+            weight = 1.0 if only else float(np.clip((lack / opening - 0.2) / 0.15, 0.0, 1.0))
             k = 1.0 if only else float(np.clip((src_open / opening - 0.4) / 0.1, 0.0, 1.0))
             m = (inner_lip_mask(dst[:n_ctrl], roi) * weight).astype(np.float32)
             bx, by, bw, bh = cv2.boundingRect((m > 0).view(np.uint8))

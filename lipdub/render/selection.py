@@ -6,8 +6,7 @@ terms, defined once here:
 
 - match: squared distance between scaled mouth descriptors (opening, width, …) plus `pose_weight` × the squared
   head-pose difference, plus a per-entry penalty (blur_cost); the opening axis is stretched below a parted mouth
-  (small_open_axis), offline and live; a mouth filmed much more open than wanted costs more (squeeze_cost), and so
-  does one filmed so much less open that its interior is split along the jaw (opening_cost);
+  (small_open_axis), offline and live; a mouth filmed much more open than wanted costs more (squeeze_cost);
 - transition: continuing to the next real frame (sequence number +1 or +2) is free, holding a frame costs
   HOLD_SHARE × the jump cost, any other jump the jump cost;
 - proximity (the clip's own atlas, offline): a mouth filmed far in time from the frame it is drawn over costs up to
@@ -23,7 +22,7 @@ import numpy as np
 from scipy.ndimage import median_filter
 from scipy.spatial import cKDTree
 
-from lipdub.render.interior import CLOSED_LINE_OPENING, split_share
+from lipdub.render.interior import CLOSED_LINE_OPENING
 from lipdub.render.mouth import MouthModel
 
 # the costs rendering chooses with, offline and live
@@ -38,7 +37,6 @@ SQUEEZE_WEIGHT = 3.0  # cost of a mouth squeezed to e^-1 of its filmed opening b
 SQUEEZE_TOLERANCE = 0.2  # log of filmed / wanted opening squeezed for free
 SQUEEZE_FLOOR = 0.02  # canonical gap added to both openings: a shut mouth's ratio stays finite
 SQUEEZE_FADE = (CLOSED_LINE_OPENING[1], 0.09)  # wanted openings (canonical) over which squeeze_cost fades out
-SPLIT_WEIGHT = 0.3  # cost of a mouth drawn so much more open than filmed that its interior is split in full
 
 
 def descriptor_scale(model: MouthModel) -> np.ndarray:
@@ -68,15 +66,6 @@ def squeeze_cost(entry_open: np.ndarray, want_open: np.ndarray) -> np.ndarray:
     ratio = np.log((np.asarray(entry_open, np.float64) + SQUEEZE_FLOOR) / (want + SQUEEZE_FLOOR))
     lo, hi = SQUEEZE_FADE
     return SQUEEZE_WEIGHT * np.clip((hi - want) / (hi - lo), 0.0, 1.0) * np.maximum(ratio - SQUEEZE_TOLERANCE, 0.0) ** 2
-
-
-def opening_cost(entry_open: np.ndarray, want_open: np.ndarray) -> np.ndarray:
-    """Cost of drawing a mouth filmed at `entry_open` at `want_open` (canonical, broadcast): squeeze_cost, plus
-    SPLIT_WEIGHT times the share of its interior split along the jaw (interior.split_share), where it is drawn so
-    much more open than filmed that a cavity is drawn between its teeth. Those frames read surest of any way a mouth
-    is drawn (vx09 and stNg_talk2, 2026-12-07): a near-shut mouth opened shows a black slot where the speaker shows
-    teeth, an open one stretched shows its teeth over a cavity he never shows at that opening."""
-    return squeeze_cost(entry_open, want_open) + SPLIT_WEIGHT * split_share(entry_open, want_open)
 
 
 def typical_sharpness(sharpness: np.ndarray, opening: np.ndarray | None = None) -> np.ndarray:
@@ -148,7 +137,7 @@ def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.
     penalty (blur); continuing to the next real frame (next sequence number) costs nothing, holding a frame costs a
     little, any other jump costs `jump_cost`. With atlas_time (A,) and want_time (T,) (when each entry and each
     output frame's source frame were filmed: the clip's own atlas), proximity_cost is added; with atlas_open (A,) and
-    want_open (T,) (canonical openings, filmed and wanted), opening_cost. Candidates come from
+    want_open (T,) (canonical openings, filmed and wanted), squeeze_cost. Candidates come from
     k-d trees, so the cost grows with log(A), not A: minutes of profile footage stay cheap."""
     T, A = len(want), len(atlas_desc)
     if A == 1:
@@ -180,7 +169,7 @@ def select_frames(atlas_desc: np.ndarray, atlas_pose: np.ndarray, atlas_seq: np.
             full = match_cost(d2, extra[idx]) + proximity_cost(atlas_time[idx], wt)
             full[:, 1:][idx[:, 1:] == idx[:, :-1]] = np.inf  # found by both searches: counted once
         if atlas_open is not None and want_open is not None:
-            full = full + opening_cost(atlas_open[idx], np.asarray(want_open, np.float64)[t0:t0 + 8192, None])
+            full = full + squeeze_cost(atlas_open[idx], np.asarray(want_open, np.float64)[t0:t0 + 8192, None])
         order = np.argsort(full, axis=1)[:, :k]
         cand[t0:t0 + 8192] = np.take_along_axis(idx, order, 1)
         cost[t0:t0 + 8192] = np.take_along_axis(full, order, 1)
