@@ -104,8 +104,8 @@ def fit_mlp_per_clip(x: np.ndarray, y: np.ndarray, lengths, mix: float, members:
 
 def rate_schedule(suffix) -> dict:
     """fit_mlp's rate settings named by a variant's suffixes: "decay" the shipped linear fall to 0, "cos" a cosine
-    fall instead, "floorN" a fall to N % of the rate instead of 0 (with a fall only), "lrN" a start rate of N · 1e-3 (the recipe's:
-    3e-3), "eN" N passes instead of the screen's (--epochs)."""
+    fall instead, "floorN" a fall to N % of the rate instead of 0 (with a fall only), "lrN" a start rate of N · 1e-3
+    (the recipe's: 3e-3), "eN" N passes instead of the screen's (--epochs)."""
     out: dict = {}
     for s in suffix:
         if s in ("decay", "cos"):
