@@ -155,3 +155,16 @@ def test_an_automatic_face_choice_is_cached_per_motion_model(tmp_path):
     video = tmp_path / "v.mp4"
     video.write_bytes(b"x")
     assert cached.cache_file("tracks", video, speaker="auto", **key) != cached.cache_file("tracks", video, speaker="auto")
+
+
+def test_each_live_recipe_says_whether_its_rate_falls():
+    """The live opening MLP's falling rate is chosen per --sources: on for the research live model (rendered in-sample
+    live 0.649 -> 0.673), off for the permissive one (held out over its GRID speakers 0.588 -> 0.575 at 0.10 s with
+    it; docs/RESULTS.md, Live (causal) motion, stop 41). `make train-causal` rebuilt the permissive file with it off:
+    the arrays of the file before the fall shipped."""
+    import inspect
+
+    from training import manifest, train_causal
+    assert set(train_causal.OPENING_DECAY) == set(manifest.SOURCES)
+    assert train_causal.OPENING_DECAY["video"] and not train_causal.OPENING_DECAY["permissive"]
+    assert "decay" in inspect.signature(train_causal.fit_causal).parameters

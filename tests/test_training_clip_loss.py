@@ -191,3 +191,38 @@ def test_a_decayed_rate_starts_at_the_rate_and_changes_only_the_later_passes():
     assert not np.allclose(*two)
     decayed = clip_loss.net_fitter(["xlag", "decay"])(x, y, [300], 1, 2)  # the screen's -decay suffix reaches the fit
     assert np.array_equal(decayed.arrays["w1"], two[1])
+
+
+def test_the_rate_falls_from_its_start_to_its_floor_along_a_line_or_a_cosine():
+    lr = 3e-3
+    assert [fit.pass_rate(lr, k, 4) for k in range(4)] == [lr] * 4  # no fall
+    assert [fit.pass_rate(lr, k, 4, True) for k in range(4)] == [lr * (1 - k / 4) for k in range(4)]  # as shipped
+    assert fit.pass_rate(lr, 2, 4, "linear") == pytest.approx(lr / 2)
+    assert fit.pass_rate(lr, 2, 4, "linear", floor=0.1) == pytest.approx(lr * (0.1 + 0.9 / 2))
+    cosine = [fit.pass_rate(lr, k, 8, "cosine") for k in range(8)]
+    assert cosine[0] == lr and cosine[4] == pytest.approx(lr / 2)
+    assert cosine[1] > fit.pass_rate(lr, 1, 8, True) and cosine[7] < fit.pass_rate(lr, 7, 8, True)
+    assert fit.pass_rate(lr, 7, 8, "cosine", floor=0.25) > 0.25 * lr
+    with pytest.raises(ValueError):
+        fit.pass_rate(lr, 1, 8, "step")
+
+
+def test_a_variants_suffixes_name_its_rate_and_passes():
+    assert clip_loss.rate_schedule(["xlag"]) == {}
+    assert clip_loss.rate_schedule(["xlag", "decay"]) == {"decay": True}
+    assert clip_loss.rate_schedule(["xlag", "decay", "cos"]) == {"decay": "cosine"}
+    assert clip_loss.rate_schedule(["xlag", "decay", "floor10", "lr6", "e240", "x2"]) == {
+        "decay": True, "floor": 0.1, "lr": 6e-3, "epochs": 240}
+    for variant in tokens.DECAY_VARIANTS:  # each varies the shipped fall
+        suffix = variant.split("-")[1:]
+        assert variant in tokens.VARIANTS and "decay" in suffix
+        assert clip_loss.rate_schedule(suffix) != {"decay": True} or suffix[-1] in tokens.NETS_TIMES
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(300, 4)), rng.random(300)
+    # the suffixes reach the fit: -e3 is three passes whatever the screen's count, -floor50 a slower fall than -decay
+    three = clip_loss.net_fitter(["xlag", "decay", "e3"])(x, y, [300], 1, 2)
+    assert np.array_equal(three.arrays["w1"], fit.fit_mlp(x, y, members=1, epochs=3, decay=True).arrays["w1"])
+    floor = clip_loss.net_fitter(["xlag", "decay", "floor50"])(x, y, [300], 1, 2)
+    assert np.array_equal(floor.arrays["w1"], fit.fit_mlp(x, y, members=1, epochs=2, decay=True, floor=0.5)
+                          .arrays["w1"])
+    assert not np.allclose(floor.arrays["w1"], fit.fit_mlp(x, y, members=1, epochs=2, decay=True).arrays["w1"])

@@ -15,6 +15,8 @@ least-squares line over the training rows. Variants of training.tokens (`-corr`,
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from lipdub.motion import OpeningModel
@@ -100,12 +102,29 @@ def fit_mlp_per_clip(x: np.ndarray, y: np.ndarray, lengths, mix: float, members:
                     finish=least_squares_scale)
 
 
+def rate_schedule(suffix) -> dict:
+    """fit_mlp's rate settings named by a variant's suffixes: "decay" the shipped linear fall to 0, "cos" a cosine
+    fall instead, "floorN" a fall to N % of the rate instead of 0 (with a fall only), "lrN" a start rate of N · 1e-3
+    (the recipe's: 3e-3), "eN" N passes instead of the screen's (--epochs)."""
+    out: dict = {}
+    for s in suffix:
+        if s in ("decay", "cos"):
+            out["decay"] = "cosine" if s == "cos" else out.get("decay", True)
+        elif re.fullmatch(r"floor\d+", s):
+            out["floor"] = int(s[5:]) / 100
+        elif re.fullmatch(r"lr\d+", s):
+            out["lr"] = int(s[2:]) * 1e-3
+        elif re.fullmatch(r"e\d+", s):
+            out["epochs"] = int(s[1:])
+    return out
+
+
 def net_fitter(suffix):
     """fit(x, y, lengths, members, epochs) -> OpeningModel for a variant's suffixes: per_piece_loss when one of
-    them names a mix (MIX_OF_SUFFIX), else the shipped squared-error fit (with "decay": its rate brought down to 0)."""
+    them names a mix (MIX_OF_SUFFIX), else the shipped squared-error fit with the rate of rate_schedule(suffix)."""
     mixes = [MIX_OF_SUFFIX[s] for s in suffix if s in MIX_OF_SUFFIX]
     if not mixes:
-        return lambda x, y, lengths, members, epochs: fit_mlp(x, y, members=members, epochs=epochs,
-                                                              decay="decay" in suffix)
+        rate = rate_schedule(suffix)
+        return lambda x, y, lengths, members, epochs: fit_mlp(x, y, members=members, **{"epochs": epochs, **rate})
     return lambda x, y, lengths, members, epochs: fit_mlp_per_clip(x, y, lengths, mixes[0], members=members,
                                                                    epochs=epochs)

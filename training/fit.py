@@ -31,11 +31,28 @@ def initial_net(rng: np.random.Generator, inputs: int, hidden: int, output_mean)
     return params, [np.zeros_like(p) for p in params], [np.zeros_like(p) for p in params]
 
 
+DECAYS = ("linear", "cosine")  # how a falling rate comes down over the passes (pass_rate)
+
+
+def pass_rate(lr: float, epoch: int, epochs: int, decay: bool | str = False, floor: float = 0.0) -> float:
+    """The Adam rate of pass `epoch` (from 0) of `epochs`: `lr` throughout, or with `decay` brought down from `lr`
+    towards `floor` · lr over the passes, along a line (True or "linear": the shipped recipe, train_motion.
+    OPENING_DECAY) or half a cosine ("cosine": longer near the start and the end)."""
+    if not decay:
+        return lr
+    if decay is not True and decay not in DECAYS:
+        raise ValueError(f"decay: True, False or one of {', '.join(DECAYS)}, not {decay!r}")
+    done = epoch / epochs
+    left = 0.5 * (1 + np.cos(np.pi * done)) if decay == "cosine" else 1 - done
+    return lr * (floor + (1 - floor) * left)
+
+
 def fit_nets(x: np.ndarray, y: np.ndarray, batches, gradients, members: int, hidden: int, epochs: int, lr: float,
-             finish=None, decay: bool = False) -> OpeningModel:
+             finish=None, decay: bool | str = False, floor: float = 0.0) -> OpeningModel:
     """The loop every opening MLP fit shares: `members` nets from seeds 0.., each trained with Adam over
     `batches(rng)` (one epoch's batches) on `gradients(params, xn, batch)`; `finish(params, xn)` may adjust a
-    trained net. x is standardised per column first; the nets are averaged by OpeningModel."""
+    trained net. x is standardised per column first; the nets are averaged by OpeningModel. `decay`, `floor`: the
+    rate's fall over the passes (pass_rate)."""
     mean, std = x.mean(0), x.std(0) + 1e-6
     xn = (x - mean) / std
     out = {k: [] for k in ("mean", "std", "w1", "b1", "w2", "b2")}
@@ -44,7 +61,7 @@ def fit_nets(x: np.ndarray, y: np.ndarray, batches, gradients, members: int, hid
         params, m1, m2 = initial_net(rng, x.shape[1], hidden, y.mean())
         t = 0
         for epoch in range(epochs):
-            rate = lr * (1 - epoch / epochs) if decay else lr  # `decay`: brought down linearly to 0 over the passes
+            rate = pass_rate(lr, epoch, epochs, decay, floor)
             for batch in batches(rng):
                 t += 1
                 adam_step(params, gradients(params, xn, batch), m1, m2, t, rate)
@@ -54,9 +71,9 @@ def fit_nets(x: np.ndarray, y: np.ndarray, batches, gradients, members: int, hid
 
 
 def fit_mlp(x: np.ndarray, y: np.ndarray, members: int = 5, hidden: int = 32, l2: float = 1e-2, epochs: int = 30,
-            lr: float = 3e-3, decay: bool = False) -> OpeningModel:
+            lr: float = 3e-3, decay: bool | str = False, floor: float = 0.0) -> OpeningModel:
     """Average of `members` one-hidden-layer tanh nets, each from its own seed (averaging tames their variance),
-    trained on the squared error over shuffled batches of 256 rows."""
+    trained on the squared error over shuffled batches of 256 rows; `decay`, `floor`: the rate's fall (pass_rate)."""
     def batches(rng):
         order = rng.permutation(len(x))
         for start in range(0, len(x), 256):
@@ -69,7 +86,7 @@ def fit_mlp(x: np.ndarray, y: np.ndarray, members: int = 5, hidden: int = 32, l2
         err = h @ w2 + b2 - yb
         dh = np.outer(err, w2) * (1 - h ** 2)
         return [xb.T @ dh / len(batch) + l2 * w1, dh.mean(0), h.T @ err / len(batch) + l2 * w2, np.array(err.mean())]
-    return fit_nets(x, y, batches, gradients, members, hidden, epochs, lr, decay=decay)
+    return fit_nets(x, y, batches, gradients, members, hidden, epochs, lr, decay=decay, floor=floor)
 
 
 def fit_softmax(x: np.ndarray, labels: np.ndarray, classes: int, hidden: int = 48, l2: float = 1e-3,

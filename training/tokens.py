@@ -98,6 +98,11 @@ VARIANTS += LOSS_VARIANTS
 # the recipe with the MLP's rate brought down linearly to 0 over its passes (stop 40: the GRU started from the MLP
 # gained as much with its GRU held at 0, training.gru_tokens' -ctl); shipped since (train_motion.OPENING_DECAY)
 VARIANTS += ("pca32-xlag-decay",)
+# the falling rate varied (issue 22, stop 41; training.clip_loss.rate_schedule): a fall to 10 % of the rate instead of
+# 0, 180 and 240 passes, a start rate of 6e-3, a cosine fall, and twice the nets
+DECAY_VARIANTS = ("pca32-xlag-decay-floor10", "pca32-xlag-decay-e180", "pca32-xlag-decay-e240",
+                  "pca32-xlag-decay-lr6", "pca32-xlag-decay-cos", "pca32-xlag-decay-x2")
+VARIANTS += DECAY_VARIANTS
 VARIANTS += GRU_VARIANTS  # a bidirectional GRU on the shipped recipe's inputs (training.gru_tokens, stop 40)
 WIDE_TAPS = {"w7": (-0.12, -0.06, 0.0, 0.04, 0.08, 0.14, 0.20),
              "w9": (-0.12, -0.08, -0.04, 0.0, 0.04, 0.08, 0.12, 0.16, 0.20)}
