@@ -30,7 +30,6 @@ from lipdub import profile as profiles
 from lipdub.core.cache import cache_dir
 from lipdub.core.constants import SR
 from lipdub.errors import InputError, LipdubError, ParameterError
-from lipdub.face.smooth import AheadSmoother
 from lipdub.face.stream import StreamTracker
 from lipdub.pipeline.caches import OWN_ATLAS_BYTES, load_cached_atlas, save_cached_atlas
 from lipdub.pipeline.offline import filmed_pauses
@@ -137,10 +136,7 @@ class LiveDubber:
         self._error: BaseException | None = None
         self._stopping = False  # shutdown(): the workers leave at their next step
         self._tracker_done = False
-        self._tracker = StreamTracker()  # loaded here: model start-up is not part of the first frame's delay
-        # a frame's landmarks are smoothed over the frames that arrive while its mouth waits for its look-ahead of
-        # sound (the next one waits on tracking too): zero-phase as offline, no later than without (smooth_ahead)
-        self._smoother = AheadSmoother(smooth_ahead(self.latency, self.fps))
+        self._tracker = StreamTracker(self.fps)  # loaded here: model start-up is not part of the first frame's delay
         self._tracker_thread = threading.Thread(target=self._track_loop, name="lipdub-live-track", daemon=True)
         self._render_thread = threading.Thread(target=self._render_loop, name="lipdub-live-render", daemon=True)
         self._tracker_thread.start()
@@ -296,24 +292,17 @@ class LiveDubber:
         try:
             while True:
                 item = self._track_q.get()
-                if self._stopping:
+                if item is None or self._stopping:
                     break
+                k, rgb, planar = item
                 c0 = time.thread_time()
-                if item is None:
-                    ready = self._smoother.flush()
-                else:
-                    k, rgb, planar = item
-                    ready = self._smoother.push(k, tracker.track(k, rgb), (rgb, planar))
-                for j, lms, (rgb, planar) in ready:
-                    if lms is not None:
-                        self.appearance.offer(j, rgb, lms)
+                lms = tracker.track(k, rgb)
+                if lms is not None:
+                    self.appearance.offer(k, rgb, lms)
                 self.stats.track_cpu += time.thread_time() - c0
                 with self._cond:
-                    for j, lms, (rgb, planar) in ready:
-                        self._tracked[j] = (rgb, lms, planar)
+                    self._tracked[k] = (rgb, lms, planar)
                     self._cond.notify_all()
-                if item is None:
-                    break
         except BaseException as exc:  # handed to the caller's thread by get()/push_*()
             self._fail(exc)
         finally:
@@ -405,13 +394,6 @@ class LiveDubber:
                 k += 1
         except BaseException as exc:
             self._fail(exc)
-
-
-def smooth_ahead(latency: float, fps: float) -> int:
-    """How many frames after a frame its landmarks may wait for (AheadSmoother) without delaying it: its mouth waits
-    for `latency` seconds of sound after it, in which frames arrive every 1/fps; the last of them still has to be
-    tracked (~15 ms), so one frame less."""
-    return max(0, int(np.floor(latency * fps + 1e-9)) - 1)
 
 
 # ------------------------------------------------------------------------------------------------------ sources
