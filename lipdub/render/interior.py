@@ -198,6 +198,7 @@ def inner_polygon(points: np.ndarray) -> np.ndarray:
 GAP_SAMPLE = 64  # atlas entries (spread over their openings) the gap's lightness is measured on
 GAP_GAIN_MIN = 0.6  # a squeezed mouth's gap is darkened at most this far
 GAP_REMEASURE = 1.25  # a growing atlas's gap lightness is measured again once it holds this many times more entries
+UPPER_CAP_PERCENTILE = 75.0  # a stretched mouth's upper gap is drawn no lighter than this share of the speaker's
 GAP_MEASURE_VERSION = 1  # of gap_lightness's values: bump when they change (caches of another are measured again)
 
 
@@ -240,25 +241,27 @@ class GapLight:
     A narrow gap is a shadow; the wider the mouth, the more light reaches the teeth (stNg: the filmed gap's grey 116
     at openings 0.04-0.09, 132 at 0.09-0.12, 142 at 0.12-0.16, lips 141 throughout)."""
 
-    def __init__(self, openings: np.ndarray, ratios: np.ndarray):
+    def __init__(self, openings: np.ndarray, ratios: np.ndarray, percentile: float = 50.0):
         ok = np.isfinite(ratios)
         order = np.argsort(openings[ok], kind="stable")
         self.opening = np.asarray(openings[ok][order], np.float64)
         r = np.asarray(ratios[ok][order], np.float64)
         half = max(1, len(r) // 10)
-        self.ratio = np.array([np.median(r[max(0, i - half):i + half + 1]) for i in range(len(r))])
+        self.ratio = np.array([np.percentile(r[max(0, i - half):i + half + 1], percentile) for i in range(len(r))])
 
     @classmethod
-    def of_atlas(cls, atlas, entries: np.ndarray, openings: np.ndarray, measure=None) -> "GapLight":
+    def of_atlas(cls, atlas, entries: np.ndarray, openings: np.ndarray, measure=None,
+                 percentile: float = 50.0) -> "GapLight":
         """Measured on up to GAP_SAMPLE of `entries` (atlas indices), spread evenly over their `openings` (all
-        entries' canonical openings); `measure(a)`: an entry's stored_gap_lightness (a memo of it)."""
+        entries' canonical openings); `measure(a)`: an entry's stored_gap_lightness (a memo of it); the running
+        `percentile` (the median by default)."""
         entries = np.asarray(entries, np.int64)
         entries = entries[np.argsort(openings[entries], kind="stable")]
         pick = entries[np.unique(np.linspace(0, len(entries) - 1, min(len(entries), GAP_SAMPLE)).round().astype(int))
                        ] if len(entries) else entries
         measure = measure or (lambda a: stored_gap_lightness(atlas, a))
         ratios = np.array([measure(int(a)) for a in pick])
-        return cls(openings[pick], ratios)
+        return cls(openings[pick], ratios, percentile)
 
     @property
     def ok(self) -> bool:
@@ -320,14 +323,15 @@ class GapMatch:
 
 
     def upper_cap(self, opening: float, openings: np.ndarray) -> float:
-        """How light the upper half of a gap (gap_lightness(upper=True)) the shot's own speaker shows at `opening`:
+        """How light the upper half of a gap (gap_lightness(upper=True)) the shot's own speaker shows at `opening` (the
+        UPPER_CAP_PERCENTILE of its own mouths there: a toothy mouth within the speaker's range is left as drawn):
         a mouth drawn more open than it was filmed is drawn no lighter there (nan where not measured). A raised upper
         lip's lit teeth, stretched or split open, showed where the speaker's own wider mouths hide them (vx09)."""
         n = len(openings)
         if self._upper is None or n > GAP_REMEASURE * self._upper[1]:
             n_foreign = int(getattr(self.atlas, "n_foreign", 0))
             curve = GapLight.of_atlas(self.atlas, np.arange(n_foreign, n), openings,
-                                      lambda a: stored_gap_lightness(self.atlas, a, upper=True))
+                                      lambda a: stored_gap_lightness(self.atlas, a, upper=True), UPPER_CAP_PERCENTILE)
             self._upper = curve, n
         curve = self._upper[0]
         return curve(opening) if curve.ok else float("nan")
