@@ -198,42 +198,29 @@ def inner_polygon(points: np.ndarray) -> np.ndarray:
 GAP_SAMPLE = 64  # atlas entries (spread over their openings) the gap's lightness is measured on
 GAP_GAIN_MIN = 0.6  # a squeezed mouth's gap is darkened at most this far
 GAP_REMEASURE = 1.25  # a growing atlas's gap lightness is measured again once it holds this many times more entries
-UPPER_CAP_PERCENTILE = 75.0  # a stretched mouth's upper gap is drawn no lighter than this share of the speaker's
 GAP_MEASURE_VERSION = 1  # of gap_lightness's values: bump when they change (caches of another are measured again)
 
 
-def gap_lightness(crop: np.ndarray, ctrl: np.ndarray, upper: bool = False) -> float:
+def gap_lightness(crop: np.ndarray, ctrl: np.ndarray) -> float:
     """How light what shows between the lips is: the mean grey inside the inner lip contour over the lips' mean grey
     (a share, so another light or colour match leaves it); nan where under 3 pixels are open. `ctrl`: the crop's
-    control points (crop pixels). `upper`: only the gap's upper half (above its midline: the upper teeth's place)."""
+    control points (crop pixels)."""
     grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
     inner = np.zeros(grey.shape, np.uint8)
     outer = np.zeros(grey.shape, np.uint8)
     cv2.fillPoly(inner, [np.round(ctrl[INNER_RING, :2] * 16).astype(np.int32)], 1, shift=4)
     cv2.fillPoly(outer, [np.round(ctrl[OUTER_RING, :2] * 16).astype(np.int32)], 1, shift=4)
     inside, lips = inner > 0, (outer > 0) & (inner == 0)
-    if upper:
-        inside &= upper_half(ctrl, grey.shape) > 0.5
     if inside.sum() < 3 or lips.sum() < 10:
         return float("nan")
     return float(grey[inside].mean()) / max(float(grey[lips].mean()), 1.0)
 
 
-def upper_half(ctrl: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """float32 weight, 1 above the midline between the inner lips (per column; control points `ctrl` in the same
-    pixels as `shape`), 0 below it, ramped over two pixels."""
-    up, lo = ctrl[INNER_UPPER_POS, :2], ctrl[INNER_LOWER_POS, :2]
-    xs = np.arange(shape[1], dtype=np.float32)
-    mid = 0.5 * (np.interp(xs, *up[np.argsort(up[:, 0])].T) + np.interp(xs, *lo[np.argsort(lo[:, 0])].T))
-    rows = np.arange(shape[0], dtype=np.float32)[:, None]
-    return np.clip((mid[None, :] - rows) / 2.0 + 0.5, 0, 1).astype(np.float32)
-
-
-def stored_gap_lightness(atlas, a: int, upper: bool = False) -> float:
+def stored_gap_lightness(atlas, a: int) -> float:
     """gap_lightness of atlas entry a, measured on its stored image (Atlas.stored: a share, so the same where that
     is the region as filmed)."""
     image, _ = atlas.stored(a)
-    return gap_lightness(image, atlas.stored_points(a, atlas.src_controls[a]), upper)
+    return gap_lightness(image, atlas.stored_points(a, atlas.src_controls[a]))
 
 
 class GapLight:
@@ -241,27 +228,25 @@ class GapLight:
     A narrow gap is a shadow; the wider the mouth, the more light reaches the teeth (stNg: the filmed gap's grey 116
     at openings 0.04-0.09, 132 at 0.09-0.12, 142 at 0.12-0.16, lips 141 throughout)."""
 
-    def __init__(self, openings: np.ndarray, ratios: np.ndarray, percentile: float = 50.0):
+    def __init__(self, openings: np.ndarray, ratios: np.ndarray):
         ok = np.isfinite(ratios)
         order = np.argsort(openings[ok], kind="stable")
         self.opening = np.asarray(openings[ok][order], np.float64)
         r = np.asarray(ratios[ok][order], np.float64)
         half = max(1, len(r) // 10)
-        self.ratio = np.array([np.percentile(r[max(0, i - half):i + half + 1], percentile) for i in range(len(r))])
+        self.ratio = np.array([np.median(r[max(0, i - half):i + half + 1]) for i in range(len(r))])
 
     @classmethod
-    def of_atlas(cls, atlas, entries: np.ndarray, openings: np.ndarray, measure=None,
-                 percentile: float = 50.0) -> "GapLight":
+    def of_atlas(cls, atlas, entries: np.ndarray, openings: np.ndarray, measure=None) -> "GapLight":
         """Measured on up to GAP_SAMPLE of `entries` (atlas indices), spread evenly over their `openings` (all
-        entries' canonical openings); `measure(a)`: an entry's stored_gap_lightness (a memo of it); the running
-        `percentile` (the median by default)."""
+        entries' canonical openings); `measure(a)`: an entry's stored_gap_lightness (a memo of it)."""
         entries = np.asarray(entries, np.int64)
         entries = entries[np.argsort(openings[entries], kind="stable")]
         pick = entries[np.unique(np.linspace(0, len(entries) - 1, min(len(entries), GAP_SAMPLE)).round().astype(int))
                        ] if len(entries) else entries
         measure = measure or (lambda a: stored_gap_lightness(atlas, a))
         ratios = np.array([measure(int(a)) for a in pick])
-        return cls(openings[pick], ratios, percentile)
+        return cls(openings[pick], ratios)
 
     @property
     def ok(self) -> bool:
@@ -282,7 +267,6 @@ class GapMatch:
         self.atlas = atlas
         self._curves: tuple[GapLight, GapLight, int, int] | None = None  # own, source, n_foreign, entries measured
         self._entry: dict[int, float] = {}  # stored_gap_lightness per entry measured (curves' samples, entries drawn)
-        self._upper: tuple[GapLight, int] | None = None  # the shot's own upper-half curve, entries measured
 
     def _measured(self, a: int) -> float:
         entry = self._entry.get(a)
@@ -322,27 +306,7 @@ class GapMatch:
         return own(opening) * (entry / source(float(openings[a])) if np.isfinite(entry) else 1.0)
 
 
-    def upper_cap(self, opening: float, openings: np.ndarray) -> float:
-        """How light the upper half of a gap (gap_lightness(upper=True)) the shot's own speaker shows at `opening` (the
-        UPPER_CAP_PERCENTILE of its own mouths there: a toothy mouth within the speaker's range is left as drawn):
-        a mouth drawn more open than it was filmed is drawn no lighter there (nan where not measured). A raised upper
-        lip's lit teeth, stretched or split open, showed where the speaker's own wider mouths hide them (vx09)."""
-        n = len(openings)
-        if self._upper is None or n > GAP_REMEASURE * self._upper[1]:
-            n_foreign = int(getattr(self.atlas, "n_foreign", 0))
-            curve = GapLight.of_atlas(self.atlas, np.arange(n_foreign, n), openings,
-                                      lambda a: stored_gap_lightness(self.atlas, a, upper=True), UPPER_CAP_PERCENTILE)
-            self._upper = curve, n
-        curve = self._upper[0]
-        return curve(opening) if curve.ok else float("nan")
-
-
-def darken_gap(patch: np.ndarray, control: np.ndarray, roi: tuple[int, int, int, int], gain: float,
-               upper: bool = False) -> np.ndarray:
-    """`patch` with what shows between its lips (control points `control`, frame pixels) darkened by `gain`; only
-    its upper half (upper_half) when `upper`."""
-    m = inner_lip_mask(control, roi)
-    if upper:
-        m *= upper_half(control - np.asarray(roi[:2], np.float64), m.shape)
-    m = (m * (1.0 - gain)).astype(np.float32)
+def darken_gap(patch: np.ndarray, control: np.ndarray, roi: tuple[int, int, int, int], gain: float) -> np.ndarray:
+    """`patch` with what shows between its lips (control points `control`, frame pixels) darkened by `gain`."""
+    m = (inner_lip_mask(control, roi) * (1.0 - gain)).astype(np.float32)
     return cv2.blendLinear(np.zeros_like(patch), patch, m, 1.0 - m)

@@ -36,7 +36,6 @@ EXPRESSION_WEIGHT = 8.0  # descriptor scale of corner lift (canonical units): a 
 WIDTH_SHARE, WIDTH_GAIN_MAX = 0.12, 3.0
 SPEECH_WIDTH_SD = 0.15  # the typical spread of MouthTrack.width over speech (0.13-0.16 on five dubs)
 FRAME_SKIN = True  # the skin around the drawn lips from the frame itself (Renderer._draw)
-UPPER_CAP, UPPER_CAP_STRETCH = True, 1.2  # a stretched mouth's upper gap no lighter than filmed at its opening
 
 
 class Drawn(NamedTuple):
@@ -477,16 +476,6 @@ class Renderer:
             gain = min(self.gap.target(a, opening, self.atlas_open) / drawn, 1.0) if drawn > 0 else 1.0
             if gain < 1.0:  # (nan compares false: unmeasured gaps stay as drawn)
                 warped = darken_gap(warped, dst[:n_ctrl], roi, max(gain, GAP_GAIN_MIN))
-        elif UPPER_CAP and opening > src_open > 0.02:
-            # drawn more open than filmed: the gap's upper half no lighter than the speaker's own there (the
-            # entry's lit upper teeth, stretched or split open, where his own wider mouths hide them), in full
-            # from UPPER_CAP_STRETCH times the filmed opening on
-            drawn = gap_lightness(warped, dst[:n_ctrl] - np.asarray(roi[:2], np.float64), upper=True)
-            gain = min(self.gap.upper_cap(opening, self.atlas_open) / drawn, 1.0) if drawn > 0 else 1.0
-            share = min((opening / src_open - 1.0) / (UPPER_CAP_STRETCH - 1.0), 1.0)
-            if gain < 1.0:
-                warped = darken_gap(warped, dst[:n_ctrl], roi, 1.0 - share * (1.0 - max(gain, GAP_GAIN_MIN)),
-                                    upper=True)
         alpha *= cover.astype(np.float32) / 255.0
         skin = None
         if moved:
