@@ -229,43 +229,6 @@ def test_articulation_level_raises_speech_and_keeps_closures_and_silences():
     assert np.array_equal(raised[~speaking], opening[~speaking])
 
 
-
-def test_articulation_learned_more_closed_never_shuts_what_the_generic_model_opens():
-    from lipdub import motion
-
-    rng = np.random.default_rng(2)
-    opening = rng.uniform(0.0, 0.3, 200).astype(np.float32)
-    opening[::10] = 0.0  # silences
-    closed = np.zeros(200, bool)
-    closed[5::20] = True  # bilabials
-    mouth = motion.MouthTrack(np.arange(200) / 25.0, opening, np.zeros(200, np.float32), closed)
-    speaking = (opening > 0) & ~closed
-    # vx11's footage (tinted glasses) spoke far more closed: its affine map shuts every frame the generic opens
-    # less than 0.25, clipped at 0
-    art = profiles.Articulation(gain=1.14, offset=-0.283)
-    raw = np.clip(art.offset + art.gain * opening, 0, 1.2)
-    shut = speaking & (raw == 0)
-    assert shut.sum() > 0.7 * speaking.sum()  # premise: most speech drawn shut without the floor
-    out = art.apply(mouth, None).opening
-    assert (out[speaking] > 0).all()  # no speaking frame shut
-    # an affine map keeps the generic's order, so each shut frame gets the generic's own opening back
-    assert np.allclose(out[shut], opening[shut])
-    assert np.allclose(out[speaking & ~shut], raw[speaking & ~shut])  # the actor's openings kept where open
-    assert np.array_equal(out[~speaking], opening[~speaking])  # closures and silences as they were
-    assert np.allclose(art.apply(mouth, None, level=1.5).opening[shut], opening[shut])  # the level cannot shut them
-
-
-def test_no_more_closed_raises_only_the_shut_frames_by_the_generic_s_rank():
-    from lipdub.profile.articulation import no_more_closed
-
-    actor = np.array([0.0, 0.0, 0.05, 0.30, 0.10])
-    generic = np.array([0.20, 0.10, 0.15, 0.25, 0.05])
-    # ranks: the two shut frames first, the one the generic opens less first (0.10 < 0.20): they get the generic's
-    # two smallest openings (0.05, 0.10); the open ones are the actor's
-    assert np.allclose(no_more_closed(actor, generic), [0.10, 0.05, 0.05, 0.30, 0.10])
-    wide = np.array([0.3, 0.4, 0.5])  # nothing shut: unchanged
-    assert np.array_equal(no_more_closed(wide, np.array([0.1, 0.2, 0.3])), wide)
-
 def _atlas_of_openings(gaps: np.ndarray):
     """A stand-in profile atlas whose canonical landmarks have these inner-lip gaps."""
     from types import SimpleNamespace

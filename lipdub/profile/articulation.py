@@ -47,7 +47,6 @@ class Articulation:
             x = frame_features(speech_track, mouth.times)
             adj = adj + x @ self.ridge[1:] + self.ridge[0]
         o = np.where(speaking, np.clip(level * adj, 0.0, 1.2), o)
-        o[speaking] = no_more_closed(o[speaking], mouth.opening[speaking])
         w = mouth.width.astype(np.float64)
         if self.phone_width:
             labels = phone_labels(speech_track, mouth.times)
@@ -97,20 +96,6 @@ def shot_level(footage_open: np.ndarray, shot_open: np.ndarray) -> float:
         return 1.0
     level_f, level_s = np.percentile(f, SHOT_LEVEL_QUANTILE), np.percentile(s, SHOT_LEVEL_QUANTILE)
     return float(np.clip(level_s / level_f, 1.0, SHOT_LEVEL_MAX)) if level_f > 0 else 1.0
-
-
-def no_more_closed(actor: np.ndarray, generic: np.ndarray) -> np.ndarray:
-    """The actor's speech openings with each one the actor shuts (0) raised to the generic model's opening of the same
-    rank (the shut ones ranked among themselves by the generic's opening): a profile dub never shuts a frame the
-    generic model speaks open. A footage that spoke more closed than the shot learns a negative offset that shuts
-    frames the generic model opens wide (vx11's tinted-glasses footage, offset -0.28: 30 of 178 speaking frames drawn
-    shut where the generic opened 0.12-0.27, read as dubbed with p 0.72; docs/RESULTS.md), and the shot's level (a
-    factor) cannot open them again. Raising all the actor's openings to the generic's rank (not only the shut ones)
-    gave the same realism but lost 0.033 of held-out sync."""
-    a, g = np.asarray(actor, np.float64), np.asarray(generic, np.float64)
-    floor = np.empty_like(a)
-    floor[np.lexsort((g, a))] = np.sort(g)
-    return np.where(a > 0, a, floor)
 
 
 def frame_features(speech_track, times: np.ndarray) -> np.ndarray:
