@@ -140,7 +140,9 @@ def test_selection_prefers_the_shots_own_mouth(shot_and_profile):
     assert np.abs(mixed.pose_feat[twin.n:] - own.pose_feat).max() < 1e-5
     model = render.build_mouth_model(own.canonical, own.norm, np.ones(own.n, bool))
     renderer = render.Renderer(mixed, track, model=model)
-    assert np.allclose(renderer.blur_cost() - selection.blur_cost(mixed.sharpness, renderer.atlas_open), cost)
+    each = [selection.blur_cost(mixed.sharpness[k], renderer.atlas_open[k])
+            for k in (slice(twin.n), slice(twin.n, None))]
+    assert np.allclose(renderer.blur_cost() - np.concatenate(each), cost)  # each source against its own
     # the profile's mouths wanted as they were filmed: each is in both halves of the atlas, the shot's own a little
     # off (a worse fit by less than FOREIGN_COST), so only the profile's extra cost makes the shot's own win
     desc = renderer.atlas_desc * selection.descriptor_scale(model)
@@ -268,3 +270,25 @@ def test_a_live_mix_keeps_the_shots_mouth_width(shot_and_profile):
     shot = render.build_mouth_model(can, mixed.norm[mixed.n_foreign:], np.ones(own.n, bool))
     assert model.open_max == 0.3 and model.rest_width == shot.rest_width
     assert abs(model.rest_width / profile_model.rest_width - 1) > 0.03  # the check can fail: the profile's is wider
+
+
+def test_a_mixed_atlas_charges_the_shot_s_own_mouths_blur_as_its_own_atlas_does():
+    from types import SimpleNamespace
+
+    from lipdub.render.renderer import Renderer
+    from lipdub.render.selection import blur_cost
+
+    rng = np.random.default_rng(3)
+    # the profile: many shut mouths, sharper after the median scaling; the shot: few, softer shut ones
+    open_p, sharp_p = np.r_[np.full(300, 0.003), rng.uniform(0.02, 0.1, 100)], np.r_[np.full(300, 160.0),
+                                                                                  rng.uniform(60, 140, 100)]
+    open_o, sharp_o = np.r_[np.full(20, 0.003), rng.uniform(0.02, 0.1, 80)], np.r_[rng.uniform(100, 160, 20),
+                                                                                 rng.uniform(60, 140, 80)]
+    own_alone = blur_cost(sharp_o, open_o)
+    pooled = blur_cost(np.r_[sharp_p, sharp_o], np.r_[open_p, open_o])[400:]
+    assert np.abs(pooled - own_alone).max() > 0.02  # premise: pooled, the shot's shut mouths count as blurred
+    atlas = SimpleNamespace(sharpness=np.r_[sharp_p, sharp_o], n_foreign=400,
+                            entry_cost=np.r_[np.full(400, 0.05), np.zeros(100)])
+    cost = Renderer.blur_cost(SimpleNamespace(atlas=atlas, atlas_open=np.r_[open_p, open_o]))
+    assert np.allclose(cost[400:], own_alone)
+    assert np.allclose(cost[:400], blur_cost(sharp_p, open_p) + 0.05)

@@ -203,7 +203,7 @@ class Renderer:
     def blur_cost(self) -> np.ndarray:
         """Per-entry selection penalty: atlas frames blurrier than the atlas's typical frame (motion blur ghosts the
         lips); on a mixed atlas (render.foreign) the profile's mouths cost more than the shot's own."""
-        cost = blur_cost(self.atlas.sharpness, self.atlas_open)
+        cost = blur_cost(self.atlas.sharpness, self.atlas_open, int(getattr(self.atlas, "n_foreign", 0)))
         extra = getattr(self.atlas, "entry_cost", None)
         return cost if extra is None else cost + extra
 

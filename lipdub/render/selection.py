@@ -85,10 +85,16 @@ def typical_sharpness(sharpness: np.ndarray, opening: np.ndarray | None = None) 
     return out
 
 
-def blur_cost(sharpness: np.ndarray, opening: np.ndarray | None = None) -> np.ndarray:
+def blur_cost(sharpness: np.ndarray, opening: np.ndarray | None = None, split: int = 0) -> np.ndarray:
     """Penalty for atlas frames blurrier than the atlas's typical frame at their opening (typical_sharpness):
-    motion blur ghosts the lips."""
+    motion blur ghosts the lips. `split` > 0: a mixed atlas (render.foreign) whose first `split` entries are a
+    profile's, each source measured against its own typical mouth. Pooled, a profile's many sharper shut mouths made
+    the shot's own shut mouths count as blurred, and its sharpest was drawn at most closures (cnn_anchor: one entry on
+    14 of 22, read as dubbed with p 0.70; docs/RESULTS.md, stop 42)."""
     sharp = np.asarray(sharpness, np.float64)
+    if split > 0:
+        opening = [None, None] if opening is None else [opening[:split], opening[split:]]
+        return np.concatenate([blur_cost(sharp[:split], opening[0]), blur_cost(sharp[split:], opening[1])])
     typical = typical_sharpness(sharp, opening)
     ok = typical > 0
     return np.where(ok, 0.3 * np.clip(1 - sharp / np.where(ok, typical, 1.0), 0, 1) ** 2, 0.0)
