@@ -22,6 +22,13 @@ from lipdub.media.frames import PlanarFrame
 from lipdub.media.probe import LARGE_FRAME, VIDEO_OUT_SUFFIXES
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+# The default preset (lipdub.options), tuned: x264 is ~40 % of a prepared dub's CPU. Without the B-frames' 8x8
+# partitions (P-frames keep theirs) and with the diamond motion search, x264 spends ~25 % less CPU on a dub's 720p
+# frames for the same file size and ~0.1 dB less luma PSNR, and bench.realism did not move over 10 clips; without the
+# P-frames' 8x8 partitions too it did, on every clip (docs/RESULTS.md, Speed, issue 23, stops 32 and 42). Any other
+# preset is x264's own, so a user who asks for one gets what x264 documents.
+TUNED_PRESET = "veryfast"
+TUNED_PRESET_PARAMS = ("partitions=p8x8,i8x8,i4x4", "me=dia")
 
 
 def _as_rate(fps) -> Fraction:
@@ -84,7 +91,7 @@ class VideoWriter:
             cc.color_trc = BT709 if self.matrix == BT709 else SMPTE170M  # (the same curve)
             cc.color_range = MPEG_RANGE
             v.options = {"crf": f"{float(crf):g}", "preset": str(preset)}
-            params = []
+            params = list(TUNED_PRESET_PARAMS) if preset == TUNED_PRESET else []
             if repeatable or segment:  # with x264's macroblock-tree rate control the same frames do not always
                 # encode to the same stream (measured, with one encoder thread too); without it they do, ~1.5x larger
                 params.append("mbtree=0")
