@@ -22,11 +22,11 @@ from lipdub.media.frames import PlanarFrame
 from lipdub.media.probe import LARGE_FRAME, VIDEO_OUT_SUFFIXES
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
-# The default preset (lipdub.options), tuned: x264 is ~40 % of a prepared dub's CPU. Without the B-frames' 8x8
-# partitions (P-frames keep theirs) and with the diamond motion search, x264 spends ~25 % less CPU on a dub's 720p
-# frames for the same file size and ~0.1 dB less luma PSNR, and bench.realism did not move over 10 clips; without the
-# P-frames' 8x8 partitions too it did, on every clip (docs/RESULTS.md, Speed, issue 23, stops 32 and 42). Any other
-# preset is x264's own, so a user who asks for one gets what x264 documents.
+# The default preset (lipdub.options) lightened, as x264 is ~40 % of a prepared dub's CPU: no 8x8 partitions in
+# B-frames (P-frames keep theirs) and the diamond motion search cut x264's CPU by 17-26 % on dubs' and filmed frames
+# of 512² to 720p (9 % at 1080x1920) for files ~2-3 % larger at the same luma PSNR, and bench.realism did not rise
+# (0.549 -> 0.541 over 18 clips, as many up as down); leaving out the P-frames' 8x8 partitions too rose it on all
+# four clips stop 32 tried (docs/RESULTS.md, Speed, issue 23, stops 32 and 42). Any other preset is x264's own.
 TUNED_PRESET = "veryfast"
 TUNED_PRESET_PARAMS = ("partitions=p8x8,i8x8,i4x4", "me=dia")
 
