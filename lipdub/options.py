@@ -246,7 +246,9 @@ DUB_OPTIONS: tuple[Option, ...] = (
            bounds=(0, MAX_SIZE_RANGE[1]), check_value=_check_max_size, metavar="N"),
     Option("crf", float, 16.0, "H.264 quality, lower is better (default 16)",
            bounds=(0, 51), message="--crf must be between 0 (lossless) and 51, got {value}"),
-    Option("preset", str, "veryfast", "x264 preset (default veryfast)",
+    Option("preset", str, "veryfast",
+           "x264 preset (default veryfast, lightened: no 8x8 partitions in B-frames, diamond motion search; the "
+           "others as x264 defines them)",
            choices=media.X264_PRESETS, message="unknown --preset {value!r}; use one of: {choices}"),
     Option("repeatable", bool, False,
            "bit-repeatable encoding: the same inputs always give the same file (about 1.5x larger)"),

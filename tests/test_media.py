@@ -1,6 +1,7 @@
 """lipdub.media: probing, decoding, random access, audio loading, schedules, atomic writing, output checks."""
 
 import os
+import re
 
 import av
 import numpy as np
@@ -759,6 +760,27 @@ def test_writer_writes_in_the_matrix_it_is_given(tmp_path):
             wr.write(pf)
     with FrameReader(tmp_path / "copy.mp4", planar=True) as r:
         assert all(np.array_equal(r.get(i).i420, pf.i420) for i, pf in enumerate(kept))
+
+
+def x264_settings(path) -> dict[str, str]:
+    """The settings x264 wrote into the stream (its SEI: "options: cabac=1 ref=1 ... analyse=0x3:0x113 me=hex ...")."""
+    m = re.search(rb"options: ([ -~]+)", path.read_bytes())
+    return dict(kv.split("=", 1) for kv in m.group(1).decode().split() if "=" in kv)
+
+
+@pytest.mark.parametrize("preset, tuned", [(None, True), ("veryfast", True), ("fast", False), ("superfast", False)])
+def test_only_the_default_preset_is_tuned(tmp_path, preset, tuned):
+    """veryfast (the default) leaves out the B-frames' 8x8 partitions and searches motion by diamond (issue 23); a
+    preset asked for by another name is x264's own; the other settings the writer adds still apply."""
+    out = tmp_path / "tuned.mp4"
+    with VideoWriter(out, 64, 48, 25, **({"preset": preset} if preset else {}), segment=True) as wr:
+        for k in range(3):
+            wr.write(in_gamut(k, 48, 64))
+    got = x264_settings(out)
+    own = {"veryfast": ("0x113", "hex"), "fast": ("0x113", "hex"), "superfast": ("0x3", "dia")}[preset or "veryfast"]
+    # analyse's P/B part: 0x1 i4x4, 0x2 i8x8, 0x10 p8x8, 0x100 b8x8
+    assert (got["analyse"].split(":")[1], got["me"]) == (("0x13", "dia") if tuned else own)
+    assert got["bframes"] == "0" and got["mbtree"] == "0"  # segment's own settings beside the tuning
 
 
 def test_blend_makes_an_in_between_frame():

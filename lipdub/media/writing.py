@@ -22,6 +22,13 @@ from lipdub.media.frames import PlanarFrame
 from lipdub.media.probe import LARGE_FRAME, VIDEO_OUT_SUFFIXES
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+# The default preset (lipdub.options) lightened, as x264 is ~40 % of a prepared dub's CPU: no 8x8 partitions in
+# B-frames (P-frames keep theirs) and the diamond motion search cut x264's CPU by 17-26 % on dubs' and filmed frames
+# of 512² to 720p (9 % at 1080x1920) for files ~2-3 % larger at the same luma PSNR, and bench.realism did not rise
+# (0.549 -> 0.541 over 18 clips, as many up as down); leaving out the P-frames' 8x8 partitions too rose it on all
+# four clips stop 32 tried (docs/RESULTS.md, Speed, issue 23, stops 32 and 42). Any other preset is x264's own.
+TUNED_PRESET = "veryfast"
+TUNED_PRESET_PARAMS = ("partitions=p8x8,i8x8,i4x4", "me=dia")
 
 
 def _as_rate(fps) -> Fraction:
@@ -84,7 +91,7 @@ class VideoWriter:
             cc.color_trc = BT709 if self.matrix == BT709 else SMPTE170M  # (the same curve)
             cc.color_range = MPEG_RANGE
             v.options = {"crf": f"{float(crf):g}", "preset": str(preset)}
-            params = []
+            params = list(TUNED_PRESET_PARAMS) if preset == TUNED_PRESET else []
             if repeatable or segment:  # with x264's macroblock-tree rate control the same frames do not always
                 # encode to the same stream (measured, with one encoder thread too); without it they do, ~1.5x larger
                 params.append("mbtree=0")
