@@ -134,7 +134,7 @@ class LiveAppearance:
         self._indexed = n
         r.use_rest(self._rest())
         # the speaker's width against the opening (speaker.opening_fit, as offline's filmed_expression) over the
-        # shot's own mouths: a profile's footage widens otherwise; without any of the shot's, the rest width
+        # shot's own mouths where a profile's are mixed in (its footage widens otherwise)
         own = r.atlas_desc[getattr(self.atlas, "n_foreign", 0):]
         self._width_fit = opening_fit(own[:, 0], own[:, 1], 1.0) if len(own) else None
 
@@ -144,7 +144,7 @@ class LiveAppearance:
         (Renderer.wanted), this speaker's own width at that opening (the atlas's fit) plus the live frame's
         expression (its filmed width over the fit, a trailing running median over EXPRESSION_SECONDS: causal where
         offline's is centred); offline's speech spread (width_gain) is left out, as it needs the whole speech's
-        mean. `width` (the rest width plus the speech term) is kept without a fit (a profile's atlas alone)."""
+        mean. `width` (the rest width plus the speech term) is kept until the atlas is first indexed."""
         if self._width_fit is None:
             return width
         s, rot, t = pose
