@@ -323,3 +323,35 @@ def test_the_cpu_breakdown_gives_each_live_thread_its_own_group():
     assert [group_of(n) for n in names] == names
     assert {group_of(n) for n in ("lipdub-draw_0", "lipdub-draw_1")} == {"lipdub-draw"}
     assert group_of("lipdub-encoder") == "lipdub-encoder" and group_of("av:h264:df1") == "decoder (FFmpeg threads)"
+
+
+def test_live_width_is_the_speakers_own_at_the_opening_plus_the_frames_trailing_expression():
+    from lipdub.render.live import LiveAppearance
+    from lipdub.render.mouth import INNER_PAIRS, descriptors
+
+    def frame(opening, width, pose):
+        """Image landmarks whose canonical mouth (render.mouth.descriptors) opens `opening` and is `width` wide."""
+        c = np.zeros((478, 3))
+        c[61, 0], c[291, 0] = -width / 2, width / 2
+        for up, lo in INNER_PAIRS[3:6]:
+            c[up, 1], c[lo, 1] = -opening / 2, opening / 2
+        assert np.allclose(descriptors(c), [opening, width])
+        s, rot, t = pose
+        return (s * c @ rot.T + t).astype(np.float32)
+
+    a, b = 0.5, 0.4  # the speaker's width = a + b × opening over the atlas's entries
+    theta = 0.2
+    rot = np.array([[np.cos(theta), -np.sin(theta), 0], [np.sin(theta), np.cos(theta), 0], [0, 0, 1]])
+    pose = (3.0, rot, np.array([200.0, 120.0, 5.0]))
+    app = LiveAppearance(fps=5)  # a 5-frame trailing median
+    assert app.wanted_width(frame(0.05, 0.9, pose), pose, 0.1, 0.77) == 0.77  # no fit yet: the width it was given
+    app._width_fit = np.array([a, b])
+    # the filmed speaker 0.03 wider than their fit (a smile): the wanted width at opening 0.1 keeps it
+    for filmed_open in (0.0, 0.05, 0.1):
+        got = app.wanted_width(frame(filmed_open, a + b * filmed_open + 0.03, pose), pose, 0.1, 0.77)
+        assert got == pytest.approx(a + b * 0.1 + 0.03, abs=1e-4)
+    # the expression is a trailing median: one frame narrower does not move it, a held one does within the window
+    assert app.wanted_width(frame(0.0, a - 0.05, pose), pose, 0.2, 0.77) == pytest.approx(a + b * 0.2 + 0.03, abs=1e-4)
+    for _ in range(4):
+        got = app.wanted_width(frame(0.0, a - 0.05, pose), pose, 0.2, 0.77)
+    assert got == pytest.approx(a + b * 0.2 - 0.05, abs=1e-4)

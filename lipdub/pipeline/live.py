@@ -108,13 +108,15 @@ class LiveDubber:
             # the source's own mouths mixed with the profile's, the own preferred, as an offline profile dub does
             mixed = live_mixed_atlas(profile.atlas, atlas, getattr(atlas, "entry_rotation", None))
             mixed.rest_opening = getattr(atlas, "rest_opening", None)  # the shot's speaker rests as filmed
-            self.appearance = LiveAppearance(mixed, live_mouth_model(profile.model, mixed), region, grow=False)
+            self.appearance = LiveAppearance(mixed, live_mouth_model(profile.model, mixed), region, grow=False,
+                                             fps=self.fps)
         elif profile is not None:
-            self.appearance = LiveAppearance(profile.atlas, profile.model, region, grow=False, colour_gain=True)
+            self.appearance = LiveAppearance(profile.atlas, profile.model, region, grow=False, colour_gain=True,
+                                             fps=self.fps)
         elif atlas is not None and atlas.n:  # the source's mouths, prepared before the session (prepare_atlas)
-            self.appearance = LiveAppearance(atlas, None, region, grow=False)
+            self.appearance = LiveAppearance(atlas, None, region, grow=False, fps=self.fps)
         else:
-            self.appearance = LiveAppearance(region=region)
+            self.appearance = LiveAppearance(region=region, fps=self.fps)
         self.appearance.still = still
         self.stats = LiveStats()
         self._blinks: Blinks | None = None

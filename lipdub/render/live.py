@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -14,11 +15,11 @@ from lipdub.media.frames import PlanarFrame
 from lipdub.motion import expression
 from lipdub.render import compose
 from lipdub.render.atlas import Atlas
-from lipdub.render.mouth import MouthModel
+from lipdub.render.mouth import MouthModel, descriptors
 from lipdub.render.renderer import Renderer
 from lipdub.render.selection import (JUMP_COST, POSE_WEIGHT, descriptor_scale, match_cost, search_space,
                                      small_open_axis, squared_distance, squeeze_cost, transition_cost)
-from lipdub.render.speaker import resting
+from lipdub.render.speaker import EXPRESSION_SECONDS, opening_fit, resting
 from lipdub.render.warp import FaceWarper, close_eyes_for_blink
 
 
@@ -48,7 +49,7 @@ class LiveAppearance:
     terms were tried live on a video file's prepared atlas and not kept (docs/RESULTS.md, Live mode with a profile)."""
 
     def __init__(self, atlas: Atlas | None = None, model: MouthModel | None = None,
-                 region: str = "lower", grow: bool = True, colour_gain: bool = False):
+                 region: str = "lower", grow: bool = True, colour_gain: bool = False, fps: float = 25.0):
         self.atlas, self.model, self.region = atlas, model, region
         self.grow = grow and atlas is None  # a profile's atlas is complete; the stream's grows
         self.colour = compose.ColourMatcher(gain=colour_gain)
@@ -59,6 +60,9 @@ class LiveAppearance:
         self.prev: int | None = None
         self._lock = threading.Lock()
         self.still = False  # a photo source: one entry is all there is
+        # the live frame's own expression: its filmed width over the speaker's fit, the last EXPRESSION_SECONDS
+        self._width_offsets: deque[float] = deque(maxlen=max(1, int(round(EXPRESSION_SECONDS * fps))))
+        self._width_fit: np.ndarray | None = None
 
     # --- the stream's own atlas ------------------------------------------------------------------------------
     def offer(self, index: int, rgb: np.ndarray, lms: np.ndarray) -> None:
@@ -129,6 +133,25 @@ class LiveAppearance:
         self._tree = cKDTree(search_space(self._desc, self._pose_feat, POSE_WEIGHT))
         self._indexed = n
         r.use_rest(self._rest())
+        # the speaker's width against the opening (speaker.opening_fit, as offline's filmed_expression) over the
+        # shot's own mouths where a profile's are mixed in (its footage widens otherwise)
+        own = r.atlas_desc[getattr(self.atlas, "n_foreign", 0):]
+        self._width_fit = opening_fit(own[:, 0], own[:, 1], 1.0) if len(own) else None
+
+    def wanted_width(self, lms: np.ndarray, pose: tuple[float, np.ndarray, np.ndarray], opening: float,
+                     width: float) -> float:
+        """Canonical width for a live frame at canonical `opening`: as offline's source-aware width
+        (Renderer.wanted), this speaker's own width at that opening (the atlas's fit) plus the live frame's
+        expression (its filmed width over the fit, a trailing running median over EXPRESSION_SECONDS: causal where
+        offline's is centred); offline's speech spread (width_gain) is left out, as it needs the whole speech's
+        mean. `width` (the rest width plus the speech term) is kept until the atlas is first indexed."""
+        if self._width_fit is None:
+            return width
+        s, rot, t = pose
+        filmed = descriptors((lms.astype(np.float64) - t) @ rot / s)  # the frame's mouth in canonical units
+        a, b = self._width_fit
+        self._width_offsets.append(float(filmed[1] - a - b * filmed[0]))
+        return float(a + b * opening + np.median(self._width_offsets))
 
     def choose(self, want: np.ndarray, pose_feat: np.ndarray, k: int = 16, jump_cost: float = JUMP_COST,
                want_open: float | None = None) -> int:
@@ -167,12 +190,13 @@ class LiveAppearance:
         r.pose.scale[0], r.pose.rotation[0], r.pose.translation[0] = s, rot, t
         open_c, width_c = r.wanted(motion.MouthTrack(np.zeros(1), np.float32([opening]), np.float32([width]),
                                                      np.zeros(1, bool), np.float32([rest])))
-        want = small_open_axis(np.array([[open_c[0], width_c[0]]]))[0] * self._desc_scale
         opening_c = float(open_c[0])
+        width_c = self.wanted_width(lms, (s, rot, t), opening_c, float(width_c[0]))
+        want = small_open_axis(np.array([[opening_c, width_c]]))[0] * self._desc_scale
         a = self.choose(want, rot[:2, 2], want_open=opening_c)
         # no lock: the renderer reads its own snapshot of the atlas arrays, and the tracker thread only appends
         # (list appends and reads are atomic in CPython), so atlas growth never waits for a render
-        return r.render_frame(rgb, 0, a, opening_c, float(width_c[0]), planar=planar), True
+        return r.render_frame(rgb, 0, a, opening_c, width_c, planar=planar), True
 
 
 class Blinks:
